@@ -1,1 +1,81 @@
-fn main(){}
+//! The `ringside` binary: parse the command line, start logging, run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ringside::config::{Args, Command, Config, LogFormat, EXIT_BAD_CONFIG};
+
+mod demo;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(&args) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("ringside: bad configuration: {err}");
+            return ExitCode::from(EXIT_BAD_CONFIG as u8);
+        }
+    };
+    if args.check {
+        print!("{config}");
+        return ExitCode::SUCCESS;
+    }
+    init_logging(config.log_format);
+
+    let result = match args.command {
+        Some(Command::Demo) => demo::run(config),
+        None => run(config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("ringside: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    if config.routes.is_empty() {
+        anyhow::bail!(
+            "no routes: give --route LISTEN=UPSTREAM, a [[route]] in --config, or try `ringside demo`"
+        );
+    }
+    let proxy = start(config)?;
+    proxy.run()?;
+    tracing::info!("drained, exiting");
+    Ok(())
+}
+
+/// Raises limits, binds every listener and announces the bound addresses on
+/// stdout (one `listening ...` line each), so that scripts and tests can use
+/// port 0 and learn the real port without polling.
+pub(crate) fn start(config: Config) -> anyhow::Result<ringside::runtime::Proxy> {
+    match ringside::runtime::raise_nofile_limit() {
+        Ok(limit) => tracing::info!(limit, "open files limit"),
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open files limit"),
+    }
+    let shards = config.shards;
+    let routes = config.routes.clone();
+    let proxy = ringside::runtime::Proxy::bind(config)?;
+    println!("listening admin {}", proxy.admin_addr());
+    for (route, addr) in routes.iter().zip(proxy.route_addrs()) {
+        let upstreams: Vec<String> = route.upstreams.iter().map(|u| u.to_string()).collect();
+        println!("listening route {addr} -> {}", upstreams.join(","));
+    }
+    tracing::info!(shards, admin = %proxy.admin_addr(), "ringside started");
+    Ok(proxy)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,158 @@
+//! The side-by-side runner: for each scenario, one origin, then rounds in
+//! which every target gets its turn (A B C, A B C, ...) so that drift of the
+//! machine (thermal, page cache, a noisy neighbour) hits all targets alike.
+//! Each turn starts the proxy afresh, measures, and stops it.
+
+use crate::cli::CompareArgs;
+use crate::origins::Origin;
+use crate::proc_stats;
+use crate::report::{self, Comparison, Outcome, Round};
+use crate::scenarios::{self, LoadParams, ScenarioKind};
+use crate::targets::{self, TargetKind, TargetOptions};
+use anyhow::Context;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// fds the load test keeps for itself beyond the client and origin sockets.
+const FD_HEADROOM: usize = 256;
+
+pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
+    let fd_limit = proc_stats::raise_fd_limit() as usize;
+    let scenarios: Vec<ScenarioKind> = match args.scenario {
+        Some(scenario) if !args.all => vec![scenario],
+        _ => scenarios::ALL.to_vec(),
+    };
+    if args.all {
+        std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
+    }
+    for scenario in scenarios {
+        let comparison = run_scenario(scenario, args, fd_limit)?;
+        print!("{}", report::table(&comparison));
+        let (json_path, svg_path) = if args.all {
+            (Some(args.out_dir.join(format!("{}.json", scenario.name()))), Some(args.out_dir.join(format!("{}.svg", scenario.name()))))
+        } else {
+            (args.json.clone(), args.svg.clone())
+        };
+        if let Some(path) = json_path {
+            write(&path, &serde_json::to_string_pretty(&report::json(&comparison))?)?;
+        }
+        if let Some(path) = svg_path {
+            write(&path, &report::svg(&comparison))?;
+        }
+    }
+    Ok(())
+}
+
+fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn target_options(args: &CompareArgs, max_connections: usize) -> TargetOptions {
+    let default_ringside = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/ringside"));
+    TargetOptions {
+        shards: args.shards.max(1),
+        ringside_bin: args.ringside.clone().unwrap_or(default_ringside),
+        haproxy_bin: args.haproxy_bin.clone().unwrap_or_else(|| targets::find_on_path("haproxy")),
+        nginx_bin: args.nginx_bin.clone().unwrap_or_else(|| targets::find_on_path("nginx")),
+        max_connections,
+    }
+}
+
+fn run_scenario(scenario: ScenarioKind, args: &CompareArgs, fd_limit: usize) -> anyhow::Result<Comparison> {
+    let mut notes = Vec::new();
+    // The client and the origin share this process, and a proxy holds two
+    // fds per connection under the same limit: K must fit twice.
+    let idle_conns_limit = fd_limit.saturating_sub(FD_HEADROOM) / 2;
+    let idle_conns = args.idle_conns.min(idle_conns_limit);
+    if scenario == ScenarioKind::IdleConns && idle_conns < args.idle_conns {
+        notes.push(format!(
+            "idle-conns lowered from {} to {idle_conns}: the fd limit is {fd_limit} and each side needs 2 fds per connection",
+            args.idle_conns
+        ));
+    }
+    let params = LoadParams {
+        duration: args.duration,
+        streams: args.streams,
+        connections: args.connections,
+        rate: args.rate,
+        size: args.size,
+        h2_streams: args.h2_streams,
+        idle_conns,
+    };
+    let options = target_options(args, idle_conns.max(1024) + 64);
+    let origin_size = if scenario.origin() == crate::origins::OriginKind::Echo { args.size } else { args.body_size };
+    let origin = Origin::start(scenario.origin(), "127.0.0.1:0".parse()?, origin_size)?;
+    let mode = scenario.proxy_mode();
+
+    let mut outcomes: Vec<(TargetKind, Outcome)> = Vec::new();
+    for &target in &args.targets {
+        if outcomes.iter().any(|(seen, _)| *seen == target) {
+            continue;
+        }
+        let outcome = if scenario.needs_proxy() && target == TargetKind::Direct {
+            Outcome::Skipped("no proxy process to measure".into())
+        } else if let Some(reason) = targets::unavailable(target, &options, mode) {
+            Outcome::Skipped(reason)
+        } else {
+            Outcome::Measured(Vec::new())
+        };
+        outcomes.push((target, outcome));
+    }
+
+    let progress = Progress::new();
+    for round in 1..=args.rounds.max(1) {
+        for (target, outcome) in outcomes.iter_mut() {
+            let Outcome::Measured(rounds) = outcome else { continue };
+            progress.show(&format!("[{}] round {round}/{} {} ...", scenario.name(), args.rounds, target.name()));
+            match run_once(scenario, *target, &options, &params, &origin) {
+                Ok(result) => rounds.push(result),
+                Err(error) => {
+                    *outcome = Outcome::Skipped(format!("failed in round {round}: {error:#}"));
+                }
+            }
+        }
+    }
+    progress.done();
+    Ok(Comparison { scenario, outcomes, rounds: args.rounds, duration: args.duration, shards: options.shards, params, notes })
+}
+
+fn run_once(
+    scenario: ScenarioKind,
+    target: TargetKind,
+    options: &TargetOptions,
+    params: &LoadParams,
+    origin: &Origin,
+) -> anyhow::Result<Round> {
+    let running = targets::start(target, options, origin.addr(), scenario.proxy_mode())?;
+    let pids = running.pids();
+    let cpu_before = running.cpu_seconds();
+    let measured = scenarios::run(scenario, params, running.addr, origin, &pids);
+    let cpu_seconds = running.process.as_ref().map(|_| running.cpu_seconds() - cpu_before);
+    running.stop();
+    Ok(Round { measurement: measured?, cpu_seconds })
+}
+
+/// One progress line on stderr, rewritten in place on a terminal.
+struct Progress {
+    terminal: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self { terminal: std::io::stderr().is_terminal() }
+    }
+
+    fn show(&self, line: &str) {
+        if self.terminal {
+            eprint!("\r\x1b[K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn done(&self) {
+        if self.terminal {
+            eprint!("\r\x1b[K");
+        }
+    }
+}

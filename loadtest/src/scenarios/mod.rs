@@ -1,0 +1,160 @@
+//! Scenarios: load clients, each bounded by a duration, each producing one
+//! headline figure (plus latency percentiles where they apply) and the amount
+//! of work done, so a proxy's CPU time can be put per GB or per 1,000 requests.
+
+mod conn_rate;
+mod h2;
+mod http1;
+mod idle_conns;
+mod latency;
+mod tcp_rr;
+mod tcp_throughput;
+
+use crate::origins::{Origin, OriginKind};
+use crate::targets::ProxyMode;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use latency::Percentiles;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScenarioKind {
+    /// N streams pushing bytes to a sink (Gbit/s).
+    TcpThroughput,
+    /// Fixed-size request/response at a fixed offered rate, open loop (p99 µs).
+    TcpRr,
+    /// Connect, one round trip, close (connections/s).
+    ConnRate,
+    /// Keep-alive HTTP/1.1 requests over C connections (req/s).
+    Http1,
+    /// Multiplexed h2c streams over one connection (req/s).
+    H2,
+    /// K idle proxied connections: the proxy's resident memory per connection.
+    IdleConns,
+}
+
+pub const ALL: [ScenarioKind; 6] = [
+    ScenarioKind::TcpThroughput,
+    ScenarioKind::TcpRr,
+    ScenarioKind::ConnRate,
+    ScenarioKind::Http1,
+    ScenarioKind::H2,
+    ScenarioKind::IdleConns,
+];
+
+impl ScenarioKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScenarioKind::TcpThroughput => "tcp-throughput",
+            ScenarioKind::TcpRr => "tcp-rr",
+            ScenarioKind::ConnRate => "conn-rate",
+            ScenarioKind::Http1 => "http1",
+            ScenarioKind::H2 => "h2",
+            ScenarioKind::IdleConns => "idle-conns",
+        }
+    }
+
+    pub fn origin(self) -> OriginKind {
+        match self {
+            ScenarioKind::TcpThroughput => OriginKind::Sink,
+            ScenarioKind::TcpRr | ScenarioKind::ConnRate | ScenarioKind::IdleConns => OriginKind::Echo,
+            ScenarioKind::Http1 => OriginKind::Http1,
+            ScenarioKind::H2 => OriginKind::H2,
+        }
+    }
+
+    pub fn proxy_mode(self) -> ProxyMode {
+        match self {
+            ScenarioKind::Http1 => ProxyMode::Http1,
+            ScenarioKind::H2 => ProxyMode::H2,
+            _ => ProxyMode::Tcp,
+        }
+    }
+
+    /// The unit of the headline figure.
+    pub fn unit(self) -> &'static str {
+        match self {
+            ScenarioKind::TcpThroughput => "Gbit/s",
+            ScenarioKind::TcpRr => "p99 latency (us)",
+            ScenarioKind::ConnRate => "connections/s",
+            ScenarioKind::Http1 | ScenarioKind::H2 => "requests/s",
+            ScenarioKind::IdleConns => "proxy RSS per connection (KiB)",
+        }
+    }
+
+    pub fn lower_is_better(self) -> bool {
+        matches!(self, ScenarioKind::TcpRr | ScenarioKind::IdleConns)
+    }
+
+    /// What the proxy's CPU seconds are divided by; `None` where CPU is not the point.
+    pub fn cpu_unit(self) -> Option<&'static str> {
+        match self {
+            ScenarioKind::TcpThroughput => Some("CPU s/GB"),
+            ScenarioKind::TcpRr | ScenarioKind::Http1 | ScenarioKind::H2 => Some("CPU s/1k req"),
+            ScenarioKind::ConnRate => Some("CPU s/1k conn"),
+            ScenarioKind::IdleConns => None,
+        }
+    }
+
+    /// The proxy's memory is the figure, so there is nothing to measure without one.
+    pub fn needs_proxy(self) -> bool {
+        self == ScenarioKind::IdleConns
+    }
+}
+
+/// Knobs of the load clients; each scenario reads the ones it needs.
+#[derive(Clone, Debug)]
+pub struct LoadParams {
+    pub duration: Duration,
+    /// tcp-throughput: concurrent streams.
+    pub streams: usize,
+    /// tcp-rr, conn-rate, http1: client connections (one thread each); h2: concurrent streams.
+    pub connections: usize,
+    /// tcp-rr: offered request rate over all connections, per second.
+    pub rate: u64,
+    /// tcp-rr: request and response bytes; http1/h2: response body bytes.
+    pub size: usize,
+    /// h2: concurrent streams over the one connection.
+    pub h2_streams: usize,
+    /// idle-conns: connections to hold open.
+    pub idle_conns: usize,
+}
+
+/// What one run of a scenario against one target measured.
+#[derive(Clone, Debug, Default)]
+pub struct Measurement {
+    /// The headline figure, in [`ScenarioKind::unit`].
+    pub figure: f64,
+    /// Work done, in the denominator of [`ScenarioKind::cpu_unit`] (GB or thousands).
+    pub work_units: f64,
+    pub latency: Option<Percentiles>,
+    /// Other numbers worth printing (name, value).
+    pub extra: Vec<(&'static str, f64)>,
+}
+
+/// Runs `kind` against `target_addr`; `origin` is the origin behind it and
+/// `proxy_pids` the proxy's processes (empty for `direct`).
+pub fn run(
+    kind: ScenarioKind,
+    params: &LoadParams,
+    target_addr: SocketAddr,
+    origin: &Origin,
+    proxy_pids: &[u32],
+) -> anyhow::Result<Measurement> {
+    match kind {
+        ScenarioKind::TcpThroughput => tcp_throughput::run(params, target_addr, origin),
+        ScenarioKind::TcpRr => tcp_rr::run(params, target_addr),
+        ScenarioKind::ConnRate => conn_rate::run(params, target_addr),
+        ScenarioKind::Http1 => http1::run(params, target_addr),
+        ScenarioKind::H2 => h2::run(params, target_addr),
+        ScenarioKind::IdleConns => idle_conns::run(params, target_addr, proxy_pids),
+    }
+}
+
+/// Joins the client threads, keeping the first error.
+fn join_all<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>>) -> anyhow::Result<Vec<T>> {
+    handles
+        .into_iter()
+        .map(|handle| handle.join().map_err(|_| anyhow::anyhow!("client thread panicked"))?)
+        .collect()
+}

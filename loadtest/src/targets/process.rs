@@ -1,0 +1,137 @@
+//! A proxy child process: started with its stderr in its work dir, waited
+//! for with deadlines (never a fixed sleep), stopped with SIGTERM.
+
+use crate::proc_stats;
+use crate::workdir::WorkDir;
+use anyhow::{bail, Context};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a proxy gets to start listening, or to exit after SIGTERM.
+const DEADLINE: Duration = Duration::from_secs(5);
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+pub struct ProxyProcess {
+    child: Child,
+    /// Worker processes (nginx) whose CPU counts as the proxy's.
+    workers: Vec<u32>,
+    /// Holds the config, logs and pid file; removed after the child is gone.
+    workdir: WorkDir,
+    name: &'static str,
+}
+
+impl ProxyProcess {
+    pub(crate) fn spawn(name: &'static str, mut command: Command, workdir: WorkDir) -> anyhow::Result<Self> {
+        let log = std::fs::File::create(workdir.path().join("stderr.log"))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self { child, workers: Vec::new(), workdir, name })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids = vec![self.child.id()];
+        pids.extend(&self.workers);
+        pids
+    }
+
+    /// Fails with the proxy's own log if it has exited.
+    pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            let log = std::fs::read_to_string(self.workdir.path().join("stderr.log")).unwrap_or_default();
+            bail!("{} exited ({status}) before it was ready: {}", self.name, log.trim());
+        }
+        Ok(())
+    }
+
+    /// Polls until `addr` accepts a TCP connection.
+    pub(crate) fn wait_accepting(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            self.check_alive()?;
+            if TcpStream::connect_timeout(&addr, POLL_INTERVAL * 20).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not accept on {addr} within {DEADLINE:?}", self.name);
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Polls `GET /ready` on an admin address until it answers 200.
+    pub(crate) fn wait_ready_endpoint(&mut self, admin: SocketAddr) -> anyhow::Result<()> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            self.check_alive()?;
+            if http_status(admin, "/ready").ok() == Some(200) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{} /ready on {admin} did not answer 200 within {DEADLINE:?}", self.name);
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Polls until the process has `count` children (nginx's workers) and remembers them.
+    pub(crate) fn wait_workers(&mut self, count: usize) -> anyhow::Result<()> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            self.check_alive()?;
+            let workers = proc_stats::children(self.child.id());
+            if workers.len() >= count {
+                self.workers = workers;
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{} started {} of {count} workers within {DEADLINE:?}", self.name, workers.len());
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited by the deadline.
+    pub fn stop(mut self) {
+        // SAFETY: kill with a pid we own and a valid signal number.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + DEADLINE;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+        eprintln!("{} ignored SIGTERM for {DEADLINE:?}; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The status code of `GET path` on `addr` (HTTP/1.0, one shot).
+fn http_status(addr: SocketAddr, path: &str) -> anyhow::Result<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut head = [0u8; 64];
+    let mut read = 0;
+    while read < 12 {
+        let n = stream.read(&mut head[read..])?;
+        if n == 0 {
+            break;
+        }
+        read += n;
+    }
+    let line = std::str::from_utf8(&head[..read])?;
+    let code = line.split_whitespace().nth(1).context("no status code")?;
+    Ok(code.parse()?)
+}

@@ -1,0 +1,64 @@
+//! The command line. Every flag but `--config` and `--check` can also come
+//! from a `RINGSIDE_*` environment variable; clap gives the flag precedence.
+//! Values stay strings here so that validation in `Config::merge` can name
+//! the key in its error, whichever layer the value came from.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Default, Parser)]
+#[command(name = "ringside", version, about = "A thread-per-core io_uring sidecar proxy")]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// TOML configuration file; flags and RINGSIDE_* variables override it.
+    #[arg(long, env = "RINGSIDE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// A listener and its upstreams: LISTEN=UPSTREAM[,UPSTREAM...]
+    /// (repeatable; replaces the file's routes).
+    #[arg(long, env = "RINGSIDE_ROUTE", value_delimiter = ';', global = true)]
+    pub route: Vec<String>,
+
+    /// Address of the admin server (/metrics, /ready, /live, /shards).
+    #[arg(long, env = "RINGSIDE_ADMIN_ADDR", global = true)]
+    pub admin_addr: Option<String>,
+
+    /// Number of proxy shards [default: one per online core].
+    #[arg(long, env = "RINGSIDE_SHARDS", global = true)]
+    pub shards: Option<usize>,
+
+    /// Log format: text or json.
+    #[arg(long, env = "RINGSIDE_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+
+    /// Listen backlog of every route listener [default: 4096].
+    #[arg(long, env = "RINGSIDE_BACKLOG", global = true)]
+    pub backlog: Option<u32>,
+
+    /// Upstream connect timeout, e.g. 1s or 500ms [default: 1s].
+    #[arg(long, env = "RINGSIDE_CONNECT_TIMEOUT", global = true)]
+    pub connect_timeout: Option<String>,
+
+    /// Time open connections may take to finish after SIGTERM [default: 30s].
+    #[arg(long, env = "RINGSIDE_SHUTDOWN_GRACE", global = true)]
+    pub shutdown_grace: Option<String>,
+
+    /// How opaque bytes move: splice (zero-copy) or copy [default: splice].
+    #[arg(long, env = "RINGSIDE_FORWARD_MODE", global = true)]
+    pub forward_mode: Option<String>,
+
+    /// Validate the configuration, print the effective one and exit
+    /// (0 when valid, 64 when not).
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a small origin on loopback, put ringside in front of it, push
+    /// some traffic through and show what the metrics say; then keep running.
+    Demo,
+}

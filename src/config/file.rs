@@ -1,0 +1,94 @@
+//! The TOML file layer. Every table denies unknown fields, so a typo is an
+//! error that names the key instead of a setting silently ignored.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{build_route, read_text, ConfigError, Route};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileConfig {
+    #[serde(default)]
+    pub admin: AdminTable,
+    #[serde(default)]
+    pub runtime: RuntimeTable,
+    #[serde(default)]
+    pub log: LogTable,
+    #[serde(default)]
+    pub proxy: ProxyTable,
+    #[serde(default)]
+    pub route: Vec<RouteTable>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminTable {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RuntimeTable {
+    pub shards: Option<usize>,
+    pub backlog: Option<u32>,
+    pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LogTable {
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProxyTable {
+    pub connect_timeout: Option<String>,
+    pub forward_mode: Option<String>,
+    pub pipe_size_bytes: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RouteTable {
+    pub listen: String,
+    pub upstreams: Vec<String>,
+    pub direction: Option<String>,
+}
+
+impl FileConfig {
+    pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = read_text(path)?;
+        Self::parse(&text).map_err(|message| ConfigError::File {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; the error is one line with the line number.
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str(text).map_err(|err| {
+            let line = err
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            let message = err.message().trim().replace('\n', " ");
+            match line {
+                Some(line) => format!("line {line}: {message}"),
+                None => message,
+            }
+        })
+    }
+}
+
+impl RouteTable {
+    pub fn validate(&self, index: usize) -> Result<Route, ConfigError> {
+        build_route(
+            &format!("route[{index}]"),
+            &self.listen,
+            &self.upstreams,
+            self.direction.as_deref(),
+        )
+    }
+}

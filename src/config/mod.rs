@@ -1,0 +1,330 @@
+//! Configuration: one `Config` value that the rest of ringside receives.
+//!
+//! Sources are layered defaults < TOML file < `RINGSIDE_*` environment < CLI
+//! flags. Parsing is strict (`deny_unknown_fields`) and validation is a second
+//! pass over plain strings, so every error can name the key it is about in one
+//! line. The CLI and environment layers come from clap (`cli.rs`), the file
+//! layer from serde (`file.rs`); this module merges and validates them.
+
+mod cli;
+mod file;
+
+pub use cli::{Args, Command};
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// Exit code for a configuration that cannot be used (EX_USAGE-like: 64).
+pub const EXIT_BAD_CONFIG: i32 = 64;
+
+/// The default admin address, as in Linkerd.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:4191";
+
+/// Everything ringside needs to run, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where `/metrics`, `/ready`, `/live` and `/shards` are served.
+    pub admin_addr: SocketAddr,
+    /// Number of proxy shards, one pinned executor each.
+    pub shards: usize,
+    /// Text for people, JSON for log pipelines.
+    pub log_format: LogFormat,
+    /// The listeners and where their connections go.
+    pub routes: Vec<Route>,
+    /// Listen backlog of every route listener.
+    pub backlog: u32,
+    /// How long an upstream connect may take before another endpoint is tried.
+    pub connect_timeout: Duration,
+    /// How long open connections may run after SIGTERM before they are cut.
+    pub shutdown_grace: Duration,
+    /// How opaque bytes are moved: splice through the kernel, or a copy loop.
+    pub forward_mode: ForwardMode,
+    /// Requested capacity of each splice pipe; the kernel may grant less.
+    pub pipe_size_bytes: usize,
+}
+
+/// One listener and the endpoints its connections are balanced over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub listen: SocketAddr,
+    pub upstreams: Vec<SocketAddr>,
+    /// The `direction` label of this route's metrics, as Linkerd names it.
+    pub direction: Direction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardMode {
+    Splice,
+    Copy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// A configuration that cannot be used, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl fmt::Display) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Merges the file named by `--config` (if any) under the CLI and
+    /// environment values in `args`, then validates the result.
+    pub fn load(args: &Args) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => file::FileConfig::read(path)?,
+            None => file::FileConfig::default(),
+        };
+        Self::merge(args, file)
+    }
+
+    fn merge(args: &Args, file: file::FileConfig) -> Result<Config, ConfigError> {
+        let admin_addr = match &args.admin_addr {
+            Some(addr) => parse_addr("--admin-addr", addr)?,
+            None => match file.admin.listen {
+                Some(addr) => parse_addr("admin.listen", &addr)?,
+                None => parse_addr("admin.listen", DEFAULT_ADMIN_ADDR)?,
+            },
+        };
+
+        let shards = match args.shards.or(file.runtime.shards) {
+            Some(0) => return Err(ConfigError::invalid("runtime.shards", "must be at least 1")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+
+        let log_format = match args.log_format.as_deref().or(file.log.format.as_deref()) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "log.format",
+                    format!("expected \"text\" or \"json\", got {other:?}"),
+                ))
+            }
+        };
+
+        let routes = if args.route.is_empty() {
+            file.route
+                .iter()
+                .enumerate()
+                .map(|(i, route)| route.validate(i))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            args.route
+                .iter()
+                .map(|spec| parse_route_flag(spec))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        for (i, route) in routes.iter().enumerate() {
+            if routes[..i].iter().any(|other| other.listen == route.listen) {
+                return Err(ConfigError::invalid(
+                    format!("route[{i}].listen"),
+                    format!("{} is used by another route", route.listen),
+                ));
+            }
+        }
+
+        let backlog = args.backlog.or(file.runtime.backlog).unwrap_or(4096);
+        if backlog == 0 {
+            return Err(ConfigError::invalid("runtime.backlog", "must be at least 1"));
+        }
+
+        let connect_timeout = duration_key(
+            "proxy.connect_timeout",
+            args.connect_timeout.as_deref().or(file.proxy.connect_timeout.as_deref()),
+            Duration::from_secs(1),
+        )?;
+        if connect_timeout.is_zero() {
+            return Err(ConfigError::invalid("proxy.connect_timeout", "must be above 0"));
+        }
+        let shutdown_grace = duration_key(
+            "runtime.shutdown_grace",
+            args.shutdown_grace.as_deref().or(file.runtime.shutdown_grace.as_deref()),
+            Duration::from_secs(30),
+        )?;
+
+        let forward_mode = match args.forward_mode.as_deref().or(file.proxy.forward_mode.as_deref()) {
+            None | Some("splice") => ForwardMode::Splice,
+            Some("copy") => ForwardMode::Copy,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "proxy.forward_mode",
+                    format!("expected \"splice\" or \"copy\", got {other:?}"),
+                ))
+            }
+        };
+
+        let pipe_size_bytes = file.proxy.pipe_size_bytes.unwrap_or(1 << 20);
+        if !(4096..=(64 << 20)).contains(&pipe_size_bytes) {
+            return Err(ConfigError::invalid(
+                "proxy.pipe_size_bytes",
+                "must be between 4096 and 67108864",
+            ));
+        }
+
+        Ok(Config {
+            admin_addr,
+            shards,
+            log_format,
+            routes,
+            backlog,
+            connect_timeout,
+            shutdown_grace,
+            forward_mode,
+            pipe_size_bytes,
+        })
+    }
+
+    /// The same configuration with other routes (`ringside demo` builds its
+    /// own route to the origin it starts).
+    pub fn with_routes(mut self, routes: Vec<Route>) -> Config {
+        self.routes = routes;
+        self
+    }
+}
+
+impl fmt::Display for Config {
+    /// The effective configuration, in the TOML shape a user would write.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "[admin]\nlisten = \"{}\"\n", self.admin_addr)?;
+        writeln!(f, "[log]\nformat = \"{}\"\n", match self.log_format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })?;
+        writeln!(
+            f,
+            "[runtime]\nshards = {}\nbacklog = {}\nshutdown_grace = \"{}\"\n",
+            self.shards,
+            self.backlog,
+            humantime::format_duration(self.shutdown_grace)
+        )?;
+        writeln!(
+            f,
+            "[proxy]\nconnect_timeout = \"{}\"\nforward_mode = \"{}\"\npipe_size_bytes = {}",
+            humantime::format_duration(self.connect_timeout),
+            match self.forward_mode {
+                ForwardMode::Splice => "splice",
+                ForwardMode::Copy => "copy",
+            },
+            self.pipe_size_bytes
+        )?;
+        for route in &self.routes {
+            let upstreams: Vec<String> =
+                route.upstreams.iter().map(|u| format!("\"{u}\"")).collect();
+            write!(
+                f,
+                "\n[[route]]\nlisten = \"{}\"\nupstreams = [{}]\ndirection = \"{}\"\n",
+                route.listen,
+                upstreams.join(", "),
+                route.direction.as_str()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.trim().parse().map_err(|_| {
+        ConfigError::invalid(key, format!("{value:?} is not an IP:port socket address"))
+    })
+}
+
+fn duration_key(key: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(text) => humantime::parse_duration(text.trim()).map_err(|err| {
+            ConfigError::invalid(key, format!("{text:?} is not a duration like \"10s\": {err}"))
+        }),
+    }
+}
+
+fn parse_direction(key: &str, value: Option<&str>) -> Result<Direction, ConfigError> {
+    match value {
+        None | Some("outbound") => Ok(Direction::Outbound),
+        Some("inbound") => Ok(Direction::Inbound),
+        Some(other) => Err(ConfigError::invalid(
+            key,
+            format!("expected \"inbound\" or \"outbound\", got {other:?}"),
+        )),
+    }
+}
+
+/// `LISTEN=UPSTREAM[,UPSTREAM...]`, the `--route` flag.
+fn parse_route_flag(spec: &str) -> Result<Route, ConfigError> {
+    let key = "--route";
+    let (listen, upstreams) = spec.split_once('=').ok_or_else(|| {
+        ConfigError::invalid(key, format!("{spec:?} is not LISTEN=UPSTREAM[,UPSTREAM...]"))
+    })?;
+    let upstreams: Vec<&str> = upstreams.split(',').filter(|u| !u.trim().is_empty()).collect();
+    build_route(key, listen, &upstreams, None)
+}
+
+fn build_route(
+    key: &str,
+    listen: &str,
+    upstreams: &[impl AsRef<str>],
+    direction: Option<&str>,
+) -> Result<Route, ConfigError> {
+    let listen = parse_addr(&format!("{key}.listen"), listen)?;
+    if upstreams.is_empty() {
+        return Err(ConfigError::invalid(
+            format!("{key}.upstreams"),
+            "needs at least one upstream address",
+        ));
+    }
+    let upstreams = upstreams
+        .iter()
+        .enumerate()
+        .map(|(i, u)| parse_addr(&format!("{key}.upstreams[{i}]"), u.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let direction = parse_direction(&format!("{key}.direction"), direction)?;
+    Ok(Route {
+        listen,
+        upstreams,
+        direction,
+    })
+}
+
+/// Reads a whole file into a string, naming it in the error.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|err| ConfigError::File {
+        path: path.display().to_string(),
+        message: err.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,11 @@
+//! ringside: a thread-per-core io_uring sidecar proxy.
+//!
+//! The library is what the `ringside` binary, the integration tests and the
+//! benches share: configuration, the runtime that starts shards and the
+//! admin server, and the pieces of a connection's path.
+
+pub mod admin;
+pub mod config;
+pub mod metrics;
+pub mod runtime;
+pub mod tcp;

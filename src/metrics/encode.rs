@@ -1,0 +1,193 @@
+//! Prometheus text exposition (format 0.0.4) of a merged snapshot, with
+//! Linkerd's metric names and labels so existing dashboards keep working.
+
+use std::fmt::Write;
+
+use hdrhistogram::Histogram;
+
+use super::process::ProcessStats;
+use super::snapshot::{Snapshot, TcpSnapshot};
+use super::TcpLabels;
+
+/// Bucket bounds of `tcp_connection_duration_ms`: decades, as Linkerd uses
+/// for connection lifetimes (from a millisecond to about eleven days).
+const CONNECTION_DURATION_BOUNDS_MS: &[u64] = &[
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// Writes the whole `/metrics` page.
+pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
+    let tcp = &snapshot.tcp;
+    family(out, "tcp_open_total", "counter", "Connections opened.");
+    for (labels, m) in tcp {
+        sample(out, "tcp_open_total", &tcp_labels(labels), m.open_total);
+    }
+    family(out, "tcp_close_total", "counter", "Connections closed, by outcome.");
+    for (labels, m) in tcp {
+        let base = tcp_labels(labels);
+        let success = format!("{base},classification=\"success\"");
+        let failure = format!("{base},classification=\"failure\"");
+        sample(out, "tcp_close_total", &success, m.close_success_total);
+        sample(out, "tcp_close_total", &failure, m.close_failure_total);
+    }
+    family(out, "tcp_open_connections", "gauge", "Connections open now.");
+    for (labels, m) in tcp {
+        sample(out, "tcp_open_connections", &tcp_labels(labels), m.open_connections());
+    }
+    family(out, "tcp_read_bytes_total", "counter", "Bytes read from the peer.");
+    for (labels, m) in tcp {
+        sample(out, "tcp_read_bytes_total", &tcp_labels(labels), m.read_bytes_total);
+    }
+    family(out, "tcp_write_bytes_total", "counter", "Bytes written to the peer.");
+    for (labels, m) in tcp {
+        sample(out, "tcp_write_bytes_total", &tcp_labels(labels), m.write_bytes_total);
+    }
+    family(
+        out,
+        "tcp_connection_duration_ms",
+        "histogram",
+        "Lifetime of closed connections, in milliseconds.",
+    );
+    for (labels, m) in tcp {
+        histogram(
+            out,
+            "tcp_connection_duration_ms",
+            &tcp_labels(labels),
+            &m.duration_ms,
+            CONNECTION_DURATION_BOUNDS_MS,
+        );
+    }
+
+    family(
+        out,
+        "ringside_upstream_connect_failures_total",
+        "counter",
+        "Upstream connects that failed, by endpoint and reason.",
+    );
+    for ((endpoint, reason), count) in &snapshot.connect_failures {
+        let labels = format!("target_addr=\"{}\",reason=\"{reason}\"", escape(endpoint));
+        sample(out, "ringside_upstream_connect_failures_total", &labels, *count);
+    }
+    family(out, "ringside_accept_errors_total", "counter", "Failed accept(2) calls.");
+    sample(out, "ringside_accept_errors_total", "", snapshot.accept_errors_total);
+    family(out, "ringside_pipes", "gauge", "Splice pipes, lent out or pooled.");
+    sample(out, "ringside_pipes", "state=\"in_use\"", snapshot.pipes_in_use);
+    sample(out, "ringside_pipes", "state=\"idle\"", snapshot.pipes_idle);
+    family(out, "ringside_shards", "gauge", "Proxy shards that answered this scrape.");
+    sample(out, "ringside_shards", "", snapshot.shards.len() as u64);
+    family(out, "ringside_build_info", "gauge", "Build of this binary.");
+    let build = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    sample(out, "ringside_build_info", &build, 1);
+
+    process.encode(out);
+}
+
+/// The client-side totals of one target, as the demo prints them.
+pub fn tcp_total(snapshot: &Snapshot, pick: impl Fn(&TcpLabels) -> bool) -> TcpSnapshot {
+    let mut total = TcpSnapshot::default();
+    for (_, tcp) in snapshot.tcp.iter().filter(|(labels, _)| pick(labels)) {
+        total.open_total += tcp.open_total;
+        total.close_success_total += tcp.close_success_total;
+        total.close_failure_total += tcp.close_failure_total;
+        total.read_bytes_total += tcp.read_bytes_total;
+        total.write_bytes_total += tcp.write_bytes_total;
+    }
+    total
+}
+
+pub(super) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+pub(super) fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {value}");
+    } else {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
+/// Cumulative buckets from an HdrHistogram; values are whole milliseconds,
+/// so `count_between(0, bound)` is exact at every bound.
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram<u64>, bounds: &[u64]) {
+    for bound in bounds {
+        let count = if h.is_empty() { 0 } else { h.count_between(0, *bound) };
+        sample(out, &format!("{name}_bucket"), &format!("{labels},le=\"{bound}\""), count);
+    }
+    sample(out, &format!("{name}_bucket"), &format!("{labels},le=\"+Inf\""), h.len());
+    let sum: u64 = h.iter_recorded().map(|v| v.value_iterated_to() * v.count_at_value()).sum();
+    sample(out, &format!("{name}_sum"), labels, sum);
+    sample(out, &format!("{name}_count"), labels, h.len());
+}
+
+fn tcp_labels(labels: &TcpLabels) -> String {
+    format!(
+        "direction=\"{}\",peer=\"{}\",target_addr=\"{}\"",
+        labels.direction.as_str(),
+        labels.peer.as_str(),
+        escape(&labels.target_addr)
+    )
+}
+
+/// Label values escape backslash, quote and newline.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Direction;
+    use crate::metrics::{Peer, ShardMetrics};
+    use std::time::Duration;
+
+    #[test]
+    fn encodes_counters_and_cumulative_buckets() {
+        let metrics = ShardMetrics::new(0);
+        let tcp = metrics.tcp(TcpLabels {
+            direction: Direction::Inbound,
+            peer: Peer::Src,
+            target_addr: "127.0.0.1:4143".into(),
+        });
+        tcp.opened();
+        tcp.opened();
+        tcp.read(42);
+        tcp.closed(true, Duration::from_millis(7));
+        tcp.closed(false, Duration::from_millis(250));
+        let mut out = String::new();
+        encode(&metrics.snapshot(0, 0), &ProcessStats::default(), &mut out);
+
+        let labels = r#"direction="inbound",peer="src",target_addr="127.0.0.1:4143""#;
+        for line in [
+            format!("tcp_open_total{{{labels}}} 2"),
+            format!("tcp_read_bytes_total{{{labels}}} 42"),
+            format!("tcp_close_total{{{labels},classification=\"failure\"}} 1"),
+            format!("tcp_open_connections{{{labels}}} 0"),
+            format!("tcp_connection_duration_ms_bucket{{{labels},le=\"1\"}} 0"),
+            format!("tcp_connection_duration_ms_bucket{{{labels},le=\"10\"}} 1"),
+            format!("tcp_connection_duration_ms_bucket{{{labels},le=\"1000\"}} 2"),
+            format!("tcp_connection_duration_ms_bucket{{{labels},le=\"+Inf\"}} 2"),
+            format!("tcp_connection_duration_ms_count{{{labels}}} 2"),
+            "ringside_build_info{version=\"0.1.0\"} 1".to_string(),
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+        }
+    }
+
+    #[test]
+    fn escapes_label_values() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

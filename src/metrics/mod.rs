@@ -1,0 +1,13 @@
+//! Metrics: recorded per shard without sharing (`recorder`), copied out as
+//! plain values (`snapshot`), merged and written as Prometheus text by the
+//! admin shard (`encode`, `process`).
+
+mod encode;
+mod process;
+mod recorder;
+mod snapshot;
+
+pub use encode::{encode, tcp_total};
+pub use process::ProcessStats;
+pub use recorder::{Peer, ShardMetrics, TcpCounters, TcpLabels};
+pub use snapshot::{ShardSummary, Snapshot, TcpSnapshot};

@@ -1,0 +1,190 @@
+//! What one shard records: plain `Cell` counters and HdrHistograms, owned by
+//! the shard and touched only by its thread. Nothing here is atomic or
+//! locked; the admin shard asks for a `Snapshot` instead of reading these.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::snapshot::{Snapshot, TcpSnapshot};
+use crate::config::Direction;
+
+/// Which end of the proxy a TCP connection is, in Linkerd's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Peer {
+    /// A connection the proxy accepted from a client.
+    Src,
+    /// A connection the proxy opened to an upstream endpoint.
+    Dst,
+}
+
+impl Peer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Peer::Src => "src",
+            Peer::Dst => "dst",
+        }
+    }
+}
+
+/// The labels of the tcp_* series. `target_addr` is the route's listen
+/// address for `peer="src"` (what the client dialed) and the endpoint for
+/// `peer="dst"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TcpLabels {
+    pub direction: Direction,
+    pub peer: Peer,
+    pub target_addr: String,
+}
+
+/// The counters of one label set; a connection holds an `Rc` to its own so
+/// that counting a byte is one `Cell` add, no lookup.
+#[derive(Debug)]
+pub struct TcpCounters {
+    open_total: Cell<u64>,
+    close_success_total: Cell<u64>,
+    close_failure_total: Cell<u64>,
+    read_bytes_total: Cell<u64>,
+    write_bytes_total: Cell<u64>,
+    duration_ms: RefCell<Histogram<u64>>,
+}
+
+impl TcpCounters {
+    fn new() -> TcpCounters {
+        TcpCounters {
+            open_total: Cell::new(0),
+            close_success_total: Cell::new(0),
+            close_failure_total: Cell::new(0),
+            read_bytes_total: Cell::new(0),
+            write_bytes_total: Cell::new(0),
+            duration_ms: RefCell::new(new_histogram()),
+        }
+    }
+
+    pub fn opened(&self) {
+        add(&self.open_total, 1);
+    }
+
+    pub fn closed(&self, success: bool, duration: Duration) {
+        let counter = if success {
+            &self.close_success_total
+        } else {
+            &self.close_failure_total
+        };
+        add(counter, 1);
+        self.duration_ms
+            .borrow_mut()
+            .saturating_record(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
+    }
+
+    pub fn read(&self, bytes: usize) {
+        add(&self.read_bytes_total, bytes as u64);
+    }
+
+    pub fn wrote(&self, bytes: usize) {
+        add(&self.write_bytes_total, bytes as u64);
+    }
+
+    fn snapshot(&self) -> TcpSnapshot {
+        TcpSnapshot {
+            open_total: self.open_total.get(),
+            close_success_total: self.close_success_total.get(),
+            close_failure_total: self.close_failure_total.get(),
+            read_bytes_total: self.read_bytes_total.get(),
+            write_bytes_total: self.write_bytes_total.get(),
+            duration_ms: self.duration_ms.borrow().clone(),
+        }
+    }
+}
+
+/// Every metric of one shard.
+#[derive(Debug)]
+pub struct ShardMetrics {
+    shard: usize,
+    tcp: RefCell<BTreeMap<TcpLabels, Rc<TcpCounters>>>,
+    accepted_total: Cell<u64>,
+    accept_errors_total: Cell<u64>,
+    /// Upstream connects that failed, by endpoint and reason.
+    connect_failures: RefCell<BTreeMap<(String, &'static str), u64>>,
+}
+
+impl ShardMetrics {
+    pub fn new(shard: usize) -> ShardMetrics {
+        ShardMetrics {
+            shard,
+            tcp: RefCell::default(),
+            accepted_total: Cell::new(0),
+            accept_errors_total: Cell::new(0),
+            connect_failures: RefCell::default(),
+        }
+    }
+
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+
+    /// The counters for one label set, created on first use.
+    pub fn tcp(&self, labels: TcpLabels) -> Rc<TcpCounters> {
+        self.tcp
+            .borrow_mut()
+            .entry(labels)
+            .or_insert_with(|| Rc::new(TcpCounters::new()))
+            .clone()
+    }
+
+    pub fn accepted(&self) {
+        add(&self.accepted_total, 1);
+    }
+
+    pub fn accept_failed(&self) {
+        add(&self.accept_errors_total, 1);
+    }
+
+    pub fn connect_failed(&self, endpoint: String, reason: &'static str) {
+        *self
+            .connect_failures
+            .borrow_mut()
+            .entry((endpoint, reason))
+            .or_insert(0) += 1;
+    }
+
+    /// A copy of everything, for the admin shard to merge. `pipes_in_use`
+    /// and `pipes_idle` come from the shard's pipe pool.
+    pub fn snapshot(&self, pipes_in_use: usize, pipes_idle: usize) -> Snapshot {
+        Snapshot {
+            shards: vec![super::snapshot::ShardSummary {
+                shard: self.shard,
+                accepted_total: self.accepted_total.get(),
+                open_connections: 0,
+                read_bytes_total: 0,
+                write_bytes_total: 0,
+            }],
+            accept_errors_total: self.accept_errors_total.get(),
+            pipes_in_use: pipes_in_use as u64,
+            pipes_idle: pipes_idle as u64,
+            connect_failures: self.connect_failures.borrow().clone(),
+            tcp: self
+                .tcp
+                .borrow()
+                .iter()
+                .map(|(labels, counters)| (labels.clone(), counters.snapshot()))
+                .collect(),
+        }
+        .with_shard_totals()
+    }
+}
+
+/// A histogram for milliseconds that grows as needed; 3 significant digits
+/// keeps every Linkerd bucket bound exact.
+pub fn new_histogram() -> Histogram<u64> {
+    let mut histogram = Histogram::new(3).expect("3 significant figures is a valid precision");
+    histogram.auto(true);
+    histogram
+}
+
+fn add(counter: &Cell<u64>, n: u64) {
+    counter.set(counter.get().wrapping_add(n));
+}

@@ -1,0 +1,150 @@
+//! A shard's metrics as plain values: what crosses from a shard to the admin
+//! shard on a scrape, and what the admin shard merges across shards.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use super::recorder::{new_histogram, Peer, TcpLabels};
+
+/// Everything a scrape shows, for one shard or merged over all of them.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// One entry per shard that contributed (for `/shards`).
+    pub shards: Vec<ShardSummary>,
+    pub accept_errors_total: u64,
+    pub pipes_in_use: u64,
+    pub pipes_idle: u64,
+    pub connect_failures: BTreeMap<(String, &'static str), u64>,
+    pub tcp: BTreeMap<TcpLabels, TcpSnapshot>,
+}
+
+/// The per-shard figures of `/shards`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardSummary {
+    pub shard: usize,
+    pub accepted_total: u64,
+    pub open_connections: u64,
+    /// Bytes read from clients.
+    pub read_bytes_total: u64,
+    /// Bytes written to clients.
+    pub write_bytes_total: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TcpSnapshot {
+    pub open_total: u64,
+    pub close_success_total: u64,
+    pub close_failure_total: u64,
+    pub read_bytes_total: u64,
+    pub write_bytes_total: u64,
+    pub duration_ms: Histogram<u64>,
+}
+
+impl Default for TcpSnapshot {
+    fn default() -> Self {
+        TcpSnapshot {
+            open_total: 0,
+            close_success_total: 0,
+            close_failure_total: 0,
+            read_bytes_total: 0,
+            write_bytes_total: 0,
+            duration_ms: new_histogram(),
+        }
+    }
+}
+
+impl TcpSnapshot {
+    /// Connections opened and not yet closed.
+    pub fn open_connections(&self) -> u64 {
+        self.open_total
+            .saturating_sub(self.close_success_total + self.close_failure_total)
+    }
+
+    fn merge(&mut self, other: &TcpSnapshot) {
+        self.open_total += other.open_total;
+        self.close_success_total += other.close_success_total;
+        self.close_failure_total += other.close_failure_total;
+        self.read_bytes_total += other.read_bytes_total;
+        self.write_bytes_total += other.write_bytes_total;
+        // Both sides auto-resize, so adding cannot fail on range.
+        let _ = self.duration_ms.add(&other.duration_ms);
+    }
+}
+
+impl Snapshot {
+    /// Adds another shard's snapshot into this one.
+    pub fn merge(&mut self, other: &Snapshot) {
+        self.shards.extend(other.shards.iter().cloned());
+        self.shards.sort_by_key(|summary| summary.shard);
+        self.accept_errors_total += other.accept_errors_total;
+        self.pipes_in_use += other.pipes_in_use;
+        self.pipes_idle += other.pipes_idle;
+        for (key, count) in &other.connect_failures {
+            *self.connect_failures.entry(key.clone()).or_insert(0) += count;
+        }
+        for (labels, tcp) in &other.tcp {
+            self.tcp.entry(labels.clone()).or_default().merge(tcp);
+        }
+    }
+
+    /// Fills the single shard summary of a shard's own snapshot from its
+    /// client-side (`peer="src"`) counters.
+    pub(super) fn with_shard_totals(mut self) -> Snapshot {
+        let clients = self.tcp.iter().filter(|(labels, _)| labels.peer == Peer::Src);
+        let (mut open, mut read, mut written) = (0, 0, 0);
+        for (_, tcp) in clients {
+            open += tcp.open_connections();
+            read += tcp.read_bytes_total;
+            written += tcp.write_bytes_total;
+        }
+        if let Some(summary) = self.shards.first_mut() {
+            summary.open_connections = open;
+            summary.read_bytes_total = read;
+            summary.write_bytes_total = written;
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Direction;
+    use crate::metrics::ShardMetrics;
+    use std::time::Duration;
+
+    fn labels(peer: Peer) -> TcpLabels {
+        TcpLabels {
+            direction: Direction::Outbound,
+            peer,
+            target_addr: "127.0.0.1:80".into(),
+        }
+    }
+
+    #[test]
+    fn merge_adds_counters_and_histograms_of_every_shard() {
+        let mut merged = Snapshot::default();
+        for shard in 0..3 {
+            let metrics = ShardMetrics::new(shard);
+            let tcp = metrics.tcp(labels(Peer::Src));
+            tcp.opened();
+            tcp.read(100);
+            tcp.wrote(10);
+            if shard > 0 {
+                tcp.closed(shard == 1, Duration::from_millis(5));
+            }
+            metrics.accepted();
+            merged.merge(&metrics.snapshot(0, 1));
+        }
+        let tcp = &merged.tcp[&labels(Peer::Src)];
+        assert_eq!(tcp.open_total, 3);
+        assert_eq!((tcp.close_success_total, tcp.close_failure_total), (1, 1));
+        assert_eq!(tcp.open_connections(), 1);
+        assert_eq!((tcp.read_bytes_total, tcp.write_bytes_total), (300, 30));
+        assert_eq!(tcp.duration_ms.len(), 2);
+        assert_eq!(merged.pipes_idle, 3);
+        let open: Vec<u64> = merged.shards.iter().map(|s| s.open_connections).collect();
+        assert_eq!(open, vec![1, 0, 0]);
+    }
+}

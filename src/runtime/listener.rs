@@ -1,0 +1,124 @@
+//! Listening sockets, built with socket2 before any shard starts so that a
+//! taken port is a clear error at start-up, not a surprise later.
+//!
+//! Each shard gets its own SO_REUSEPORT socket per route and the kernel
+//! spreads connections over them. SO_REUSEPORT would also let us share a
+//! port with some other process by accident, so the port is probed first
+//! with a socket that does not set it.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot listen on {addr}: the address is already in use by another process")]
+    InUse { addr: SocketAddr },
+    #[error("cannot listen on {addr}: {source}")]
+    Io { addr: SocketAddr, source: io::Error },
+}
+
+/// Binds `count` SO_REUSEPORT listeners on `addr`, one per shard. With port
+/// 0 the kernel picks the port for the first and the rest join it.
+pub fn bind_shard_listeners(
+    addr: SocketAddr,
+    count: usize,
+    backlog: u32,
+) -> Result<Vec<Socket>, ListenError> {
+    if addr.port() != 0 {
+        probe(addr)?;
+    }
+    let mut sockets = Vec::with_capacity(count);
+    let mut bound = addr;
+    for _ in 0..count {
+        let socket = reuseport_listener(bound, backlog).map_err(|source| ListenError::Io {
+            addr: bound,
+            source,
+        })?;
+        if bound.port() == 0 {
+            bound = local_addr(&socket).map_err(|source| ListenError::Io { addr, source })?;
+        }
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// A plain listener (the admin server's): no SO_REUSEPORT, so a taken port
+/// fails here.
+pub fn bind_exclusive(addr: SocketAddr, backlog: u32) -> Result<Socket, ListenError> {
+    let socket = new_socket(addr)
+        .and_then(|socket| {
+            socket.set_reuse_address(true)?;
+            socket.bind(&SockAddr::from(addr))?;
+            socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+            socket.set_nonblocking(true)?;
+            Ok(socket)
+        })
+        .map_err(|source| classify(addr, source))?;
+    Ok(socket)
+}
+
+pub fn local_addr(socket: &Socket) -> io::Result<SocketAddr> {
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))
+}
+
+/// Fails if some other socket already listens on `addr`.
+fn probe(addr: SocketAddr) -> Result<(), ListenError> {
+    let socket = new_socket(addr).map_err(|source| ListenError::Io { addr, source })?;
+    // SO_REUSEADDR only skips TIME_WAIT leftovers; a live listener still
+    // makes bind fail, which is what we want to know.
+    let _ = socket.set_reuse_address(true);
+    socket
+        .bind(&SockAddr::from(addr))
+        .map_err(|source| classify(addr, source))
+}
+
+fn reuseport_listener(addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
+    let socket = new_socket(addr)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&SockAddr::from(addr))?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    // glommio's accept tries a non-blocking accept(2) first.
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_cloexec(true)?;
+    Ok(socket)
+}
+
+fn classify(addr: SocketAddr, source: io::Error) -> ListenError {
+    if source.kind() == io::ErrorKind::AddrInUse {
+        ListenError::InUse { addr }
+    } else {
+        ListenError::Io { addr, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_listeners_share_one_port() {
+        let sockets = bind_shard_listeners("127.0.0.1:0".parse().unwrap(), 3, 16).unwrap();
+        let ports: Vec<u16> = sockets.iter().map(|s| local_addr(s).unwrap().port()).collect();
+        assert!(ports[0] != 0 && ports.iter().all(|p| *p == ports[0]), "{ports:?}");
+    }
+
+    #[test]
+    fn a_port_taken_by_another_listener_is_a_clear_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = bind_shard_listeners(addr, 2, 16).unwrap_err();
+        assert!(matches!(err, ListenError::InUse { .. }), "{err}");
+        assert!(err.to_string().contains("already in use"));
+    }
+}

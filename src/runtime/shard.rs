@@ -1,0 +1,178 @@
+//! A proxy shard: one pinned glommio executor that owns a listener per
+//! route, accepts on them, and carries every connection it accepted from
+//! start to end. It answers the admin shard's snapshot and drain requests.
+
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
+use glommio::net::TcpListener;
+use glommio::sync::Gate;
+use glommio::timer::sleep;
+use tracing::Instrument;
+
+use super::shutdown::Shutdown;
+use super::{ShardRequest, Shared};
+use crate::config::Config;
+use crate::metrics::{Peer, ShardMetrics, Snapshot, TcpLabels};
+use crate::tcp::{Balancer, PipePool, RouteState, ShardContext, TcpForward};
+
+/// What the start-up thread hands to one shard.
+pub struct ShardInit {
+    pub id: usize,
+    pub config: Config,
+    /// One bound, listening socket per route, in route order.
+    pub listeners: Vec<socket2::Socket>,
+    pub requests: SharedReceiver<ShardRequest>,
+    pub replies: SharedSender<Box<Snapshot>>,
+    pub shared: Shared,
+}
+
+/// Runs the shard until it has drained; returns when its last connection
+/// ended or the grace period ran out.
+pub async fn run(init: ShardInit) {
+    let ShardInit {
+        id,
+        config,
+        listeners,
+        requests,
+        replies,
+        shared,
+    } = init;
+    let context = Rc::new(ShardContext {
+        metrics: ShardMetrics::new(id),
+        pipes: PipePool::new(config.pipe_size_bytes),
+        forward_mode: config.forward_mode,
+        connect_timeout: config.connect_timeout,
+    });
+    let shutdown = Rc::new(Shutdown::new());
+    let connections = Rc::new(Gate::new());
+
+    for (route, socket) in config.routes.iter().zip(listeners) {
+        // SAFETY: the fd comes from a socket2 socket we own, bound and
+        // listening; ownership moves into the glommio listener.
+        let listener = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
+        let state = Rc::new(RouteState {
+            src_counters: context.metrics.tcp(TcpLabels {
+                direction: route.direction,
+                peer: Peer::Src,
+                target_addr: route.listen.to_string(),
+            }),
+            balancer: Balancer::new(&route.upstreams, seed(id, route.listen)),
+            route: route.clone(),
+        });
+        let accept = accept_loop(
+            listener,
+            state,
+            context.clone(),
+            shutdown.clone(),
+            connections.clone(),
+        );
+        glommio::spawn_local(accept).detach();
+    }
+
+    let control = serve_requests(requests, replies, context.clone(), shutdown.clone());
+    glommio::spawn_local(control).detach();
+    shared.shards_started.fetch_add(1, Ordering::SeqCst);
+    tracing::debug!(shard = id, "shard started");
+
+    shutdown.wait().await;
+    let open = context.metrics.snapshot(0, 0).shards[0].open_connections;
+    tracing::info!(shard = id, open, "draining");
+    let drained = async {
+        let _ = connections.close().await;
+        true
+    };
+    let grace_over = async {
+        sleep(config.shutdown_grace).await;
+        false
+    };
+    if future::or(drained, grace_over).await {
+        tracing::info!(shard = id, "drained");
+    } else {
+        tracing::warn!(shard = id, "grace period over: closing open connections");
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    route: Rc<RouteState>,
+    context: Rc<ShardContext>,
+    shutdown: Rc<Shutdown>,
+    connections: Rc<Gate>,
+) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            shutdown.wait().await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(stream)) => stream,
+            Some(Err(err)) => {
+                // EMFILE and friends: back off instead of spinning, and let
+                // connections finish to free fds.
+                context.metrics.accept_failed();
+                tracing::warn!(listen = %route.route.listen, error = %err, "accept failed");
+                sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(5);
+        context.metrics.accepted();
+        let client = stream
+            .peer_addr()
+            .map_or_else(|_| "?".to_string(), |addr| addr.to_string());
+        let span = tracing::info_span!(
+            "conn",
+            shard = context.metrics.shard(),
+            client = %client,
+            target = %route.route.listen,
+        );
+        let forward = TcpForward::new(context.clone(), route.clone());
+        match connections.spawn(forward.run(stream).instrument(span)) {
+            Ok(task) => task.detach(),
+            Err(_) => break, // draining: the gate no longer takes tasks
+        };
+    }
+    tracing::debug!(listen = %route.route.listen, "listener closed");
+}
+
+/// Answers the admin shard until it goes away.
+async fn serve_requests(
+    requests: SharedReceiver<ShardRequest>,
+    replies: SharedSender<Box<Snapshot>>,
+    context: Rc<ShardContext>,
+    shutdown: Rc<Shutdown>,
+) {
+    let requests = requests.connect().await;
+    let replies = replies.connect().await;
+    while let Some(request) = requests.recv().await {
+        match request {
+            ShardRequest::Snapshot => {
+                let pipes = &context.pipes;
+                let snapshot = context.metrics.snapshot(pipes.in_use(), pipes.idle());
+                if replies.send(Box::new(snapshot)).await.is_err() {
+                    break;
+                }
+            }
+            ShardRequest::Drain => shutdown.trigger(),
+        }
+    }
+}
+
+/// Distinct per shard and route, so shards do not make the same choices in
+/// lockstep.
+fn seed(shard: usize, listen: SocketAddr) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ ((shard as u64) << 32) ^ u64::from(listen.port())
+}

@@ -1,0 +1,181 @@
+//! Connection balancing over a route's endpoints: power of two choices,
+//! scored by open connections times an EWMA of connect latency, with
+//! exponential backoff for endpoints that keep failing.
+//!
+//! Each shard has its own balancer per route. Shards do not share what they
+//! learn: that costs a little accuracy and saves every cross-core write.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The connect latency assumed before anything is measured.
+const INITIAL_CONNECT_LATENCY: Duration = Duration::from_millis(1);
+/// Weight of a new sample in the connect latency average.
+const EWMA_WEIGHT: f64 = 0.3;
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// Connections this shard has open to the endpoint now.
+    open: Cell<u32>,
+    /// Connect latency average, in microseconds.
+    connect_latency_us: Cell<f64>,
+    /// Failed connects in a row; 0 when the last one succeeded.
+    failures: Cell<u32>,
+    /// Not chosen before this instant while others are available.
+    backoff_until: Cell<Option<Instant>>,
+}
+
+impl Endpoint {
+    fn new(addr: SocketAddr) -> Endpoint {
+        Endpoint {
+            addr,
+            open: Cell::new(0),
+            connect_latency_us: Cell::new(INITIAL_CONNECT_LATENCY.as_micros() as f64),
+            failures: Cell::new(0),
+            backoff_until: Cell::new(None),
+        }
+    }
+
+    fn cost(&self) -> f64 {
+        self.connect_latency_us.get() * f64::from(self.open.get() + 1)
+    }
+
+    fn available(&self, now: Instant) -> bool {
+        self.backoff_until.get().is_none_or(|until| until <= now)
+    }
+}
+
+#[derive(Debug)]
+pub struct Balancer {
+    endpoints: Vec<Endpoint>,
+    /// xorshift state: cheap, shard-local randomness for the two choices.
+    rng: Cell<u64>,
+}
+
+impl Balancer {
+    pub fn new(addrs: &[SocketAddr], seed: u64) -> Balancer {
+        Balancer {
+            endpoints: addrs.iter().copied().map(Endpoint::new).collect(),
+            rng: Cell::new(seed | 1),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// Picks an endpoint, skipping those in `tried`. Endpoints in backoff
+    /// are chosen only when nothing else is left.
+    pub fn pick(&self, tried: &[usize]) -> Option<usize> {
+        let now = Instant::now();
+        let untried = || (0..self.endpoints.len()).filter(|i| !tried.contains(i));
+        let mut candidates: Vec<usize> =
+            untried().filter(|&i| self.endpoints[i].available(now)).collect();
+        if candidates.is_empty() {
+            // Everything is backing off: try the one that recovers first
+            // rather than fail the client outright.
+            return untried().min_by_key(|&i| self.endpoints[i].backoff_until.get());
+        }
+        if candidates.len() == 1 {
+            return candidates.pop();
+        }
+        let a = self.random_below(candidates.len());
+        let mut b = self.random_below(candidates.len() - 1);
+        if b >= a {
+            b += 1;
+        }
+        let (a, b) = (candidates[a], candidates[b]);
+        Some(if self.endpoints[a].cost() <= self.endpoints[b].cost() { a } else { b })
+    }
+
+    pub fn endpoint(&self, index: usize) -> &Endpoint {
+        &self.endpoints[index]
+    }
+
+    pub fn connected(&self, index: usize, latency: Duration) {
+        let endpoint = &self.endpoints[index];
+        let sample = latency.as_micros() as f64;
+        let average = endpoint.connect_latency_us.get();
+        endpoint
+            .connect_latency_us
+            .set(average + EWMA_WEIGHT * (sample - average));
+        endpoint.failures.set(0);
+        endpoint.backoff_until.set(None);
+        endpoint.open.set(endpoint.open.get() + 1);
+    }
+
+    pub fn disconnected(&self, index: usize) {
+        let endpoint = &self.endpoints[index];
+        endpoint.open.set(endpoint.open.get().saturating_sub(1));
+    }
+
+    /// Records a failed connect; the backoff doubles with each failure in a
+    /// row, from 100 ms up to 10 s.
+    pub fn failed(&self, index: usize) {
+        let endpoint = &self.endpoints[index];
+        let failures = endpoint.failures.get().saturating_add(1);
+        endpoint.failures.set(failures);
+        let backoff = MIN_BACKOFF
+            .saturating_mul(1 << (failures - 1).min(16))
+            .min(MAX_BACKOFF);
+        endpoint.backoff_until.set(Some(Instant::now() + backoff));
+    }
+
+    fn random_below(&self, n: usize) -> usize {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        (x % n as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(n: u16) -> Vec<SocketAddr> {
+        (0..n).map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i))).collect()
+    }
+
+    #[test]
+    fn spreads_connections_over_equal_endpoints() {
+        let balancer = Balancer::new(&addrs(2), 7);
+        let mut counts = [0; 2];
+        for _ in 0..100 {
+            let i = balancer.pick(&[]).unwrap();
+            balancer.connected(i, Duration::from_millis(1));
+            counts[i] += 1;
+        }
+        assert!(counts.iter().all(|&c| c >= 40), "{counts:?}");
+    }
+
+    #[test]
+    fn prefers_the_faster_endpoint() {
+        let balancer = Balancer::new(&addrs(2), 7);
+        for _ in 0..10 {
+            balancer.connected(0, Duration::from_millis(1));
+            balancer.disconnected(0);
+            balancer.connected(1, Duration::from_millis(50));
+            balancer.disconnected(1);
+        }
+        let fast = (0..100).filter(|_| balancer.pick(&[]) == Some(0)).count();
+        assert_eq!(fast, 100);
+    }
+
+    #[test]
+    fn failing_endpoint_backs_off_and_tried_ones_are_skipped() {
+        let balancer = Balancer::new(&addrs(3), 11);
+        balancer.failed(1);
+        for _ in 0..50 {
+            assert_ne!(balancer.pick(&[]), Some(1));
+        }
+        assert_eq!(balancer.pick(&[0, 2]), Some(1), "last resort while backing off");
+        assert_eq!(balancer.pick(&[0, 1, 2]), None);
+    }
+}

@@ -1,0 +1,26 @@
+//! Opaque TCP forwarding: connection balancing (`balancer`), the splice and
+//! copy pumps (`pump`, `pipe`), and the life of one connection (`forward`).
+
+mod balancer;
+mod forward;
+mod pipe;
+mod pump;
+mod socket;
+
+use std::time::Duration;
+
+pub use balancer::Balancer;
+pub use forward::{ForwardError, RouteState, TcpForward};
+pub use pipe::PipePool;
+
+use crate::config::ForwardMode;
+use crate::metrics::ShardMetrics;
+
+/// What every connection of one shard shares. Owned by the shard's thread
+/// and reached through an `Rc`: nothing in it is `Send`.
+pub struct ShardContext {
+    pub metrics: ShardMetrics,
+    pub pipes: PipePool,
+    pub forward_mode: ForwardMode,
+    pub connect_timeout: Duration,
+}

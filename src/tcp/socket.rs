@@ -1,0 +1,84 @@
+//! One side of a proxied connection: the glommio stream behind a `RefCell`.
+//!
+//! Both pump directions use each socket (one reads it, the other writes
+//! it). glommio's read and write are poll-based, so each borrow lasts one
+//! poll and the two directions never hold the socket at the same time. This
+//! is the only place the opaque path touches glommio's stream API.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+use socket2::SockRef;
+
+pub struct Socket {
+    stream: RefCell<TcpStream>,
+    /// Cached so splice(2) calls do not borrow the stream.
+    fd: RawFd,
+}
+
+impl Socket {
+    /// Wraps a connected stream for forwarding: no Nagle delay (the proxy
+    /// must not add latency to small writes) and O_NONBLOCK, so that
+    /// splice(2) returns `WouldBlock` rather than blocking the shard.
+    pub fn new(stream: TcpStream) -> io::Result<Socket> {
+        stream.set_nodelay(true)?;
+        let fd = stream.as_raw_fd();
+        with_sock_ref(&stream, |s| s.set_nonblocking(true))?;
+        Ok(Socket {
+            stream: RefCell::new(stream),
+            fd,
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Reads what is there, parking the task until at least a byte (or EOF).
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, buf)).await
+    }
+
+    /// Writes all of `bytes`, parking the task while the socket is full.
+    pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let n =
+                poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, bytes)).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    /// Sends FIN: the peer sees end-of-stream while the other direction
+    /// keeps flowing.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        match with_sock_ref(&self.stream.borrow(), |s| s.shutdown(std::net::Shutdown::Write)) {
+            // The peer is already gone; nothing is left to tell it.
+            Err(err) if err.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Makes the coming close send RST instead of FIN, so that a reset on
+    /// one side of the proxy is seen as a reset on the other.
+    pub fn reset_on_close(&self) {
+        let _ = with_sock_ref(&self.stream.borrow(), |s| s.set_linger(Some(std::time::Duration::ZERO)));
+    }
+}
+
+/// socket2's view of a glommio stream, for the socket options glommio does
+/// not expose.
+fn with_sock_ref<R>(stream: &TcpStream, f: impl FnOnce(SockRef<'_>) -> R) -> R {
+    // SAFETY: the fd belongs to `stream`, which is borrowed for the whole
+    // call; glommio closes it only when the stream is dropped.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    f(SockRef::from(&fd))
+}
