@@ -13,8 +13,11 @@ use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-/// fds the load test keeps for itself beyond the client and origin sockets.
-const FD_HEADROOM: usize = 256;
+/// fds kept back from idle-conns for listeners, pipes, logs and probes, in
+/// this process and in the proxy alike.
+const FD_HEADROOM: usize = 1000;
+/// Connections a proxy is sized for outside idle-conns.
+const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
     let fd_limit = proc_stats::raise_fd_limit() as usize;
@@ -47,7 +50,7 @@ fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-fn target_options(args: &CompareArgs, max_connections: usize) -> TargetOptions {
+fn target_options(args: &CompareArgs, max_connections: usize, fd_limit: usize) -> TargetOptions {
     let default_ringside = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/ringside"));
     TargetOptions {
         shards: args.shards.max(1),
@@ -55,6 +58,7 @@ fn target_options(args: &CompareArgs, max_connections: usize) -> TargetOptions {
         haproxy_bin: args.haproxy_bin.clone().unwrap_or_else(|| targets::find_on_path("haproxy")),
         nginx_bin: args.nginx_bin.clone().unwrap_or_else(|| targets::find_on_path("nginx")),
         max_connections,
+        fd_limit,
     }
 }
 
@@ -79,7 +83,8 @@ fn run_scenario(scenario: ScenarioKind, args: &CompareArgs, fd_limit: usize) -> 
         h2_streams: args.h2_streams,
         idle_conns,
     };
-    let options = target_options(args, idle_conns.max(1024) + 64);
+    let max_connections = if scenario == ScenarioKind::IdleConns { idle_conns + 64 } else { DEFAULT_MAX_CONNECTIONS };
+    let options = target_options(args, max_connections, fd_limit);
     let origin_size = if scenario.origin() == crate::origins::OriginKind::Echo { args.size } else { args.body_size };
     let origin = Origin::start(scenario.origin(), "127.0.0.1:0".parse()?, origin_size)?;
     let mode = scenario.proxy_mode();

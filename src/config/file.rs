@@ -72,7 +72,7 @@ impl FileConfig {
         toml::from_str(text).map_err(|err| {
             let line = err
                 .span()
-                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
             let message = err.message().trim().replace('\n', " ");
             match line {
                 Some(line) => format!("line {line}: {message}"),

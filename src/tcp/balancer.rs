@@ -11,8 +11,16 @@ use std::time::{Duration, Instant};
 
 /// The connect latency assumed before anything is measured.
 const INITIAL_CONNECT_LATENCY: Duration = Duration::from_millis(1);
+/// Connect latencies below this count as equal: on one host or one rack
+/// the differences are noise, and ties are broken at random, so equal
+/// endpoints share the load evenly even when connections come one by one.
+const LATENCY_FLOOR_US: f64 = 1000.0;
 /// Weight of a new sample in the connect latency average.
 const EWMA_WEIGHT: f64 = 0.3;
+/// How fast an old latency is forgotten while no new sample arrives: one
+/// slow connect must not keep an endpoint unchosen (and so unmeasured)
+/// forever.
+const LATENCY_DECAY: Duration = Duration::from_secs(1);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -23,6 +31,8 @@ pub struct Endpoint {
     open: Cell<u32>,
     /// Connect latency average, in microseconds.
     connect_latency_us: Cell<f64>,
+    /// When the last latency sample came in.
+    sampled_at: Cell<Instant>,
     /// Failed connects in a row; 0 when the last one succeeded.
     failures: Cell<u32>,
     /// Not chosen before this instant while others are available.
@@ -35,13 +45,17 @@ impl Endpoint {
             addr,
             open: Cell::new(0),
             connect_latency_us: Cell::new(INITIAL_CONNECT_LATENCY.as_micros() as f64),
+            sampled_at: Cell::new(Instant::now()),
             failures: Cell::new(0),
             backoff_until: Cell::new(None),
         }
     }
 
-    fn cost(&self) -> f64 {
-        self.connect_latency_us.get() * f64::from(self.open.get() + 1)
+    fn cost(&self, now: Instant) -> f64 {
+        let age = now.saturating_duration_since(self.sampled_at.get());
+        let kept = (-age.as_secs_f64() / LATENCY_DECAY.as_secs_f64()).exp();
+        let excess = (self.connect_latency_us.get() - LATENCY_FLOOR_US).max(0.0);
+        (LATENCY_FLOOR_US + excess * kept) * f64::from(self.open.get() + 1)
     }
 
     fn available(&self, now: Instant) -> bool {
@@ -89,7 +103,8 @@ impl Balancer {
             b += 1;
         }
         let (a, b) = (candidates[a], candidates[b]);
-        Some(if self.endpoints[a].cost() <= self.endpoints[b].cost() { a } else { b })
+        let (cost_a, cost_b) = (self.endpoints[a].cost(now), self.endpoints[b].cost(now));
+        Some(if cost_a <= cost_b { a } else { b })
     }
 
     pub fn endpoint(&self, index: usize) -> &Endpoint {
@@ -103,6 +118,7 @@ impl Balancer {
         endpoint
             .connect_latency_us
             .set(average + EWMA_WEIGHT * (sample - average));
+        endpoint.sampled_at.set(Instant::now());
         endpoint.failures.set(0);
         endpoint.backoff_until.set(None);
         endpoint.open.set(endpoint.open.get() + 1);
@@ -153,6 +169,20 @@ mod tests {
             counts[i] += 1;
         }
         assert!(counts.iter().all(|&c| c >= 40), "{counts:?}");
+    }
+
+    #[test]
+    fn sequential_connections_to_fast_endpoints_are_shared() {
+        let balancer = Balancer::new(&addrs(2), 7);
+        let mut counts = [0; 2];
+        for n in 0..100u64 {
+            let i = balancer.pick(&[]).unwrap();
+            // Loopback-fast and noisy: 50 to 250 microseconds.
+            balancer.connected(i, Duration::from_micros(50 + n * 37 % 200));
+            balancer.disconnected(i);
+            counts[i] += 1;
+        }
+        assert!(counts.iter().all(|&c| c >= 30), "{counts:?}");
     }
 
     #[test]

@@ -13,6 +13,10 @@ use std::process::Command;
 fn config(options: &TargetOptions, listen: SocketAddr, origin: SocketAddr, mode: ProxyMode) -> String {
     let threads = options.shards;
     let maxconn = options.max_connections;
+    // HAProxy reserves 2 fds per connection and 2 per splice pipe (maxpipes
+    // defaults to maxconn/4) and refuses to start beyond the fd limit.
+    let spare_fds = options.fd_limit.saturating_sub(2 * maxconn + 256);
+    let maxpipes = (maxconn / 4).min(spare_fds / 2).max(16);
     let section = match mode {
         ProxyMode::Tcp => format!(
             "listen bench\n    mode tcp\n    option splice-request\n    option splice-response\n    \
@@ -28,7 +32,7 @@ fn config(options: &TargetOptions, listen: SocketAddr, origin: SocketAddr, mode:
         ),
     };
     format!(
-        "global\n    nbthread {threads}\n    maxconn {maxconn}\n\n\
+        "global\n    nbthread {threads}\n    maxconn {maxconn}\n    maxpipes {maxpipes}\n\n\
          defaults\n    timeout connect 5s\n    timeout client 10m\n    timeout server 10m\n    \
          timeout http-keep-alive 10m\n    maxconn {maxconn}\n\n{section}"
     )

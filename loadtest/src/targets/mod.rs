@@ -55,6 +55,8 @@ pub struct TargetOptions {
     pub nginx_bin: PathBuf,
     /// Connections each proxy must be able to hold (idle-conns needs thousands).
     pub max_connections: usize,
+    /// The fd limit proxies inherit from this process; their configs must fit in it.
+    pub fd_limit: usize,
 }
 
 /// A target ready to take traffic for one round.
@@ -95,6 +97,7 @@ pub fn unavailable(kind: TargetKind, options: &TargetOptions, mode: ProxyMode) -
     }
     match (kind, mode) {
         (TargetKind::Nginx, ProxyMode::H2) => nginx::h2_unsupported_reason(),
+        (TargetKind::Nginx, ProxyMode::Tcp) => nginx::tcp_unsupported_reason(binary),
         _ => None,
     }
 }

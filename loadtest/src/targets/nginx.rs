@@ -12,16 +12,53 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
+/// Where Debian puts the dynamic stream module (package libnginx-mod-stream).
+const STREAM_MODULE_DIRS: [&str; 2] = ["/usr/lib/nginx/modules", "/usr/share/nginx/modules"];
+
 /// nginx 1.22 speaks h2c and gRPC upstream; nothing is known to be missing.
 pub(super) fn h2_unsupported_reason() -> Option<String> {
     None
 }
 
-fn config(workdir: &Path, options: &TargetOptions, listen: SocketAddr, origin: SocketAddr, mode: ProxyMode) -> String {
+/// Whether nginx was built with the stream module as a dynamic module, and
+/// if so where its `.so` is; `Err` when it is dynamic but not installed.
+fn stream_module(nginx: &Path) -> Result<Option<std::path::PathBuf>, String> {
+    let output = Command::new(nginx).arg("-V").output().map_err(|e| format!("running {} -V: {e}", nginx.display()))?;
+    let build = String::from_utf8_lossy(&output.stderr);
+    if !build.contains("--with-stream=dynamic") {
+        return Ok(None);
+    }
+    STREAM_MODULE_DIRS
+        .iter()
+        .map(|dir| Path::new(dir).join("ngx_stream_module.so"))
+        .find(|path| path.exists())
+        .map(Some)
+        .ok_or_else(|| "nginx's stream module is not installed (Debian: apt-get install libnginx-mod-stream)".to_string())
+}
+
+/// Why nginx cannot proxy opaque TCP here, if it cannot.
+pub(super) fn tcp_unsupported_reason(nginx: &Path) -> Option<String> {
+    stream_module(nginx).err()
+}
+
+fn config(
+    workdir: &Path,
+    options: &TargetOptions,
+    listen: SocketAddr,
+    origin: SocketAddr,
+    mode: ProxyMode,
+) -> anyhow::Result<String> {
     let dir = workdir.display();
     let workers = options.shards;
     let worker_connections = options.max_connections * 2 + 64;
-    let fd_limit = crate::proc_stats::raise_fd_limit();
+    let fd_limit = options.fd_limit;
+    let load_module = match mode {
+        ProxyMode::Tcp => match stream_module(&options.nginx_bin).map_err(anyhow::Error::msg)? {
+            Some(path) => format!("load_module {};\n", path.display()),
+            None => String::new(),
+        },
+        _ => String::new(),
+    };
     let body = match mode {
         ProxyMode::Tcp => format!(
             "stream {{\n    server {{\n        listen {listen} reuseport;\n        proxy_pass {origin};\n        \
@@ -44,11 +81,11 @@ fn config(workdir: &Path, options: &TargetOptions, listen: SocketAddr, origin: S
             )
         }
     };
-    format!(
-        "daemon off;\nmaster_process on;\nworker_processes {workers};\nworker_rlimit_nofile {fd_limit};\n\
+    Ok(format!(
+        "{load_module}daemon off;\nmaster_process on;\nworker_processes {workers};\nworker_rlimit_nofile {fd_limit};\n\
          pid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\n\
          events {{\n    worker_connections {worker_connections};\n    multi_accept on;\n}}\n{body}"
-    )
+    ))
 }
 
 pub(super) fn start(
@@ -59,7 +96,7 @@ pub(super) fn start(
     let listen = free_port()?;
     let workdir = WorkDir::new("nginx")?;
     let config_path = workdir.path().join("nginx.conf");
-    std::fs::write(&config_path, config(workdir.path(), options, listen, origin, mode))?;
+    std::fs::write(&config_path, config(workdir.path(), options, listen, origin, mode)?)?;
     let mut command = Command::new(&options.nginx_bin);
     command
         .arg("-p")

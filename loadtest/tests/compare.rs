@@ -1,0 +1,107 @@
+//! `loadtest compare` runs every scenario briefly and writes JSON of the
+//! documented shape; missing peers are reported as skipped, not faked.
+//! The ringside cases skip, with a note, when the binary is not built.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn ringside_bin() -> PathBuf {
+    std::env::var_os("RINGSIDE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/ringside")))
+}
+
+fn json_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("loadtest-test-{}-{name}.json", std::process::id()))
+}
+
+/// Runs `compare` for 300 ms and one round and returns the parsed JSON.
+fn compare(scenario: &str, targets: &str, extra: &[&str]) -> Value {
+    let path = json_path(&format!("{scenario}-{}", targets.replace(',', "-")));
+    let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["compare", "--scenario", scenario, "--targets", targets, "--duration", "300ms", "--rounds", "1"])
+        .args(["--idle-conns", "200", "--json"])
+        .arg(&path)
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "compare failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains(&format!("== {scenario}:")), "a table is printed: {stdout}");
+    let json = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+fn assert_measured(json: &Value, target: &str) {
+    let entry = &json["targets"][target];
+    assert!(entry.get("skipped").is_none(), "{target} was skipped: {entry}");
+    for key in ["median", "min", "max"] {
+        let value = entry[key].as_f64().unwrap_or_else(|| panic!("{target}.{key} is a number: {entry}"));
+        assert!(value > 0.0, "{target}.{key} is positive: {entry}");
+    }
+    assert!(entry["min"].as_f64() <= entry["median"].as_f64() && entry["median"].as_f64() <= entry["max"].as_f64());
+    assert!(entry.get("cpu_per_unit").is_some(), "cpu_per_unit is present (null for direct)");
+}
+
+fn assert_shape(json: &Value, scenario: &str) {
+    assert_eq!(json["scenario"], scenario);
+    assert!(json["unit"].as_str().is_some_and(|unit| !unit.is_empty()));
+    assert!(json["targets"].is_object());
+}
+
+#[test]
+fn every_scenario_runs_against_direct() {
+    for scenario in ["tcp-throughput", "tcp-rr", "conn-rate", "http1", "h2"] {
+        let json = compare(scenario, "direct", &[]);
+        assert_shape(&json, scenario);
+        assert_measured(&json, "direct");
+        assert!(json["targets"]["direct"]["cpu_per_unit"].is_null(), "direct has no proxy CPU");
+    }
+    let latency = compare("tcp-rr", "direct", &[]);
+    for percentile in ["p50", "p99", "p99.9", "max"] {
+        assert!(latency["targets"]["direct"]["latency_us"][percentile].as_f64().is_some());
+    }
+}
+
+#[test]
+fn idle_conns_without_a_proxy_is_skipped_with_a_reason() {
+    let json = compare("idle-conns", "direct", &[]);
+    assert_shape(&json, "idle-conns");
+    assert!(json["targets"]["direct"]["skipped"].as_str().is_some());
+}
+
+#[test]
+fn missing_peers_are_reported_as_skipped() {
+    let json = compare(
+        "tcp-throughput",
+        "direct,ringside,haproxy,nginx",
+        &["--ringside", "/nonexistent/ringside", "--haproxy-bin", "/nonexistent/haproxy", "--nginx-bin", "/nonexistent/nginx"],
+    );
+    assert_measured(&json, "direct");
+    for peer in ["ringside", "haproxy", "nginx"] {
+        let reason = json["targets"][peer]["skipped"].as_str().unwrap_or_else(|| panic!("{peer} skipped: {json}"));
+        assert!(reason.contains("/nonexistent"), "the reason names the path: {reason}");
+    }
+    assert_eq!(json["ringside_vs"], serde_json::json!({}));
+}
+
+#[test]
+fn scenarios_run_through_ringside_when_it_is_built() {
+    let ringside = ringside_bin();
+    if !ringside.exists() {
+        println!("note: skipping, no ringside binary at {} (build it with cargo build --release)", ringside.display());
+        return;
+    }
+    let ringside = ringside.to_str().unwrap();
+    for scenario in ["tcp-throughput", "tcp-rr", "conn-rate", "http1", "h2", "idle-conns"] {
+        let json = compare(scenario, "direct,ringside", &["--ringside", ringside]);
+        assert_shape(&json, scenario);
+        assert_measured(&json, "ringside");
+        if scenario != "idle-conns" {
+            assert!(json["targets"]["ringside"]["cpu_per_unit"].as_f64().is_some());
+            assert!(json["targets"]["ringside"]["vs_direct"].as_f64().is_some());
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The process around the proxy: admin endpoints, SIGTERM drain, and the
+//! configuration errors a user sees.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+#[test]
+fn live_ready_and_shards_answer() {
+    let origin = Origin::echo();
+    let proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={}", origin.addr), "--shards", "2"]);
+    proxy.wait_ready();
+    assert_eq!(proxy.get("/live"), (200, "live\n".to_string()));
+    let (status, body) = proxy.get("/shards");
+    assert_eq!(status, 200);
+    assert_eq!(body.matches("\"shard\":").count(), 2, "{body}");
+    assert_eq!(proxy.get("/nope").0, 404);
+    let metrics = proxy.metrics();
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "ringside_build_info",
+    ] {
+        assert!(metrics.0.lines().any(|l| l.starts_with(name)), "no {name}");
+    }
+    assert_eq!(metrics.sum("ringside_shards", &[]), 2.0);
+}
+
+#[test]
+fn sigterm_lets_an_open_connection_finish_then_exits_zero() {
+    let origin = Origin::echo();
+    let mut proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={}", origin.addr)]);
+    proxy.wait_ready();
+    let mut client = TcpStream::connect(proxy.route()).unwrap();
+    client.write_all(b"before").unwrap();
+    let mut buf = [0u8; 6];
+    client.read_exact(&mut buf).unwrap();
+
+    proxy.signal("TERM");
+    eventually("/ready turns 503", || proxy.get("/ready").0 == 503);
+    assert!(proxy.wait_exit(Duration::from_millis(200)).is_none(), "exited while a connection was open");
+
+    client.write_all(b"after").unwrap();
+    let mut buf = [0u8; 5];
+    client.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"after");
+    drop(client);
+    let status = proxy.wait_exit(Duration::from_secs(10)).expect("exits after drain");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn grace_period_cuts_connections_that_do_not_finish() {
+    let origin = Origin::echo();
+    let mut proxy = Ringside::start(&[
+        "--route",
+        &format!("127.0.0.1:0={}", origin.addr),
+        "--shutdown-grace",
+        "200ms",
+    ]);
+    let mut client = TcpStream::connect(proxy.route()).unwrap();
+    client.write_all(b"x").unwrap();
+    client.read_exact(&mut [0u8; 1]).unwrap();
+    proxy.signal("TERM");
+    let status = proxy.wait_exit(Duration::from_secs(10)).expect("exits after the grace period");
+    assert_eq!(status.code(), Some(0));
+}
+
+fn check(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut command = Command::new(BIN);
+    command.arg("--check").args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn write_config(text: &str) -> tempfile_path::TempPath {
+    tempfile_path::TempPath::with(text)
+}
+
+/// A file removed on drop, without a crate for it.
+mod tempfile_path {
+    pub struct TempPath(pub std::path::PathBuf);
+    impl TempPath {
+        pub fn with(text: &str) -> TempPath {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "ringside-test-{}-{}.toml",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            ));
+            std::fs::write(&path, text).unwrap();
+            TempPath(path)
+        }
+        pub fn as_str(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+#[test]
+fn check_prints_the_effective_config_with_layers_applied() {
+    let file = write_config(
+        "[admin]\nlisten = \"127.0.0.1:9999\"\n[runtime]\nshards = 3\n\
+         [[route]]\nlisten = \"127.0.0.1:4140\"\nupstreams = [\"127.0.0.1:8080\", \"127.0.0.1:8081\"]\n",
+    );
+    let (code, stdout, _) = check(
+        &["--config", file.as_str(), "--shards", "2"],
+        &[("RINGSIDE_ADMIN_ADDR", "127.0.0.1:7777"), ("RINGSIDE_SHARDS", "5")],
+    );
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("listen = \"127.0.0.1:7777\""), "env beats file:\n{stdout}");
+    assert!(stdout.contains("shards = 2"), "flag beats env:\n{stdout}");
+    assert!(stdout.contains("upstreams = [\"127.0.0.1:8080\", \"127.0.0.1:8081\"]"));
+}
+
+#[test]
+fn each_bad_key_gives_a_one_line_error_and_exit_64() {
+    let cases: &[(&str, &str)] = &[
+        ("[admin]\nlisten = \"nope\"\n", "admin.listen"),
+        ("[admin]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
+        ("[runtime]\nshards = 0\n", "runtime.shards"),
+        ("[runtime]\nshutdown_grace = \"soon\"\n", "runtime.shutdown_grace"),
+        ("[proxy]\nconnect_timeout = \"0s\"\n", "proxy.connect_timeout"),
+        ("[proxy]\nforward_mode = \"teleport\"\n", "proxy.forward_mode"),
+        ("[log]\nformat = \"xml\"\n", "log.format"),
+        ("[[route]]\nlisten = \"127.0.0.1:1\"\nupstreams = []\n", "route[0].upstreams"),
+        ("[[route]]\nlisten = \"127.0.0.1:1\"\nupstreams = [\"x\"]\n", "route[0].upstreams[0]"),
+        ("[[route]]\nlisten = \"127.0.0.1:1\"\nupstreams = [\"127.0.0.1:2\"]\ndirection = \"up\"\n", "route[0].direction"),
+        ("[surprise]\n", "surprise"),
+    ];
+    for (text, key) in cases {
+        let file = write_config(text);
+        let (code, _, stderr) = check(&["--config", file.as_str()], &[]);
+        assert_eq!(code, Some(64), "{text:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{text:?}: not one line: {stderr}");
+        assert!(stderr.contains(key), "{text:?}: {stderr:?} does not name {key}");
+    }
+    let (code, _, stderr) = check(&["--route", "127.0.0.1:1"], &[]);
+    assert_eq!(code, Some(64));
+    assert!(stderr.contains("--route"), "{stderr}");
+    let (code, _, stderr) = check(&["--config", "/nonexistent/ringside.toml"], &[]);
+    assert_eq!(code, Some(64));
+    assert!(stderr.contains("/nonexistent/ringside.toml"), "{stderr}");
+}
+
+#[test]
+fn a_taken_port_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let output = Command::new(BIN)
+        .args(["--admin-addr", "127.0.0.1:0", "--route", &format!("{addr}=127.0.0.1:9")])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already in use"), "{stderr}");
+}
