@@ -13,7 +13,12 @@ use support::*;
 #[test]
 fn live_ready_and_shards_answer() {
     let origin = Origin::echo();
-    let proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={}", origin.addr), "--shards", "2"]);
+    let proxy = Ringside::start(&[
+        "--route",
+        &format!("127.0.0.1:0={}", origin.addr),
+        "--shards",
+        "2",
+    ]);
     proxy.wait_ready();
     assert_eq!(proxy.get("/live"), (200, "live\n".to_string()));
     let (status, body) = proxy.get("/shards");
@@ -44,14 +49,19 @@ fn sigterm_lets_an_open_connection_finish_then_exits_zero() {
 
     proxy.signal("TERM");
     eventually("/ready turns 503", || proxy.get("/ready").0 == 503);
-    assert!(proxy.wait_exit(Duration::from_millis(200)).is_none(), "exited while a connection was open");
+    assert!(
+        proxy.wait_exit(Duration::from_millis(200)).is_none(),
+        "exited while a connection was open"
+    );
 
     client.write_all(b"after").unwrap();
     let mut buf = [0u8; 5];
     client.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"after");
     drop(client);
-    let status = proxy.wait_exit(Duration::from_secs(10)).expect("exits after drain");
+    let status = proxy
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after drain");
     assert_eq!(status.code(), Some(0));
 }
 
@@ -68,7 +78,9 @@ fn grace_period_cuts_connections_that_do_not_finish() {
     client.write_all(b"x").unwrap();
     client.read_exact(&mut [0u8; 1]).unwrap();
     proxy.signal("TERM");
-    let status = proxy.wait_exit(Duration::from_secs(10)).expect("exits after the grace period");
+    let status = proxy
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after the grace period");
     assert_eq!(status.code(), Some(0));
 }
 
@@ -124,10 +136,16 @@ fn check_prints_the_effective_config_with_layers_applied() {
     );
     let (code, stdout, _) = check(
         &["--config", file.as_str(), "--shards", "2"],
-        &[("RINGSIDE_ADMIN_ADDR", "127.0.0.1:7777"), ("RINGSIDE_SHARDS", "5")],
+        &[
+            ("RINGSIDE_ADMIN_ADDR", "127.0.0.1:7777"),
+            ("RINGSIDE_SHARDS", "5"),
+        ],
     );
     assert_eq!(code, Some(0));
-    assert!(stdout.contains("listen = \"127.0.0.1:7777\""), "env beats file:\n{stdout}");
+    assert!(
+        stdout.contains("listen = \"127.0.0.1:7777\""),
+        "env beats file:\n{stdout}"
+    );
     assert!(stdout.contains("shards = 2"), "flag beats env:\n{stdout}");
     assert!(stdout.contains("upstreams = [\"127.0.0.1:8080\", \"127.0.0.1:8081\"]"));
 }
@@ -151,8 +169,15 @@ fn each_bad_key_gives_a_one_line_error_and_exit_64() {
         let file = write_config(text);
         let (code, _, stderr) = check(&["--config", file.as_str()], &[]);
         assert_eq!(code, Some(64), "{text:?}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{text:?}: not one line: {stderr}");
-        assert!(stderr.contains(key), "{text:?}: {stderr:?} does not name {key}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{text:?}: not one line: {stderr}"
+        );
+        assert!(
+            stderr.contains(key),
+            "{text:?}: {stderr:?} does not name {key}"
+        );
     }
     let (code, _, stderr) = check(&["--route", "127.0.0.1:1"], &[]);
     assert_eq!(code, Some(64));
@@ -167,7 +192,12 @@ fn a_taken_port_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let output = Command::new(BIN)
-        .args(["--admin-addr", "127.0.0.1:0", "--route", &format!("{addr}=127.0.0.1:9")])
+        .args([
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--route",
+            &format!("{addr}=127.0.0.1:9"),
+        ])
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -34,7 +34,10 @@ fn forward_mode_test(mode: &str) {
         })
         .collect();
     for sender in senders {
-        assert!(sender.join().unwrap(), "echoed bytes differ from the sent ones");
+        assert!(
+            sender.join().unwrap(),
+            "echoed bytes differ from the sent ones"
+        );
     }
 
     let metrics = proxy.wait_idle();
@@ -102,8 +105,13 @@ fn upstream_half_close_reaches_the_client_and_it_can_still_send() {
     assert_eq!(banner, "banner, then FIN");
     client.write_all(b"still talking").unwrap();
     client.shutdown(Shutdown::Write).unwrap();
-    eventually("origin got the late bytes", || received.lock().unwrap().is_some());
-    assert_eq!(received.lock().unwrap().as_deref(), Some(&b"still talking"[..]));
+    eventually("origin got the late bytes", || {
+        received.lock().unwrap().is_some()
+    });
+    assert_eq!(
+        received.lock().unwrap().as_deref(),
+        Some(&b"still talking"[..])
+    );
     let metrics = proxy.wait_idle();
     let success = [("peer", "src"), ("classification", "success")];
     assert_eq!(metrics.sum("tcp_close_total", &success), 1.0);
@@ -134,7 +142,10 @@ fn upstream_reset_mid_stream_becomes_a_client_reset() {
     let proxy = Ringside::start(&["--route", &route_to(&[&origin])]);
     let mut client = TcpStream::connect(proxy.route()).unwrap();
     client.write_all(&[7u8; 1024]).unwrap();
-    assert!(ends_in_reset(&mut client), "client should see the upstream's reset");
+    assert!(
+        ends_in_reset(&mut client),
+        "client should see the upstream's reset"
+    );
     let metrics = proxy.wait_idle();
     let failure = [("peer", "dst"), ("classification", "failure")];
     assert_eq!(metrics.sum("tcp_close_total", &failure), 1.0);
@@ -160,7 +171,10 @@ fn client_reset_mid_stream_becomes_an_upstream_reset() {
     eventually("origin connected", || origin.accepted() == 1);
     reset(client);
     eventually("origin saw the end", || OUTCOME.lock().unwrap().is_some());
-    assert_eq!(*OUTCOME.lock().unwrap(), Some(std::io::ErrorKind::ConnectionReset));
+    assert_eq!(
+        *OUTCOME.lock().unwrap(),
+        Some(std::io::ErrorKind::ConnectionReset)
+    );
 }
 
 #[test]
@@ -181,7 +195,12 @@ fn connections_spread_over_two_upstreams_and_avoid_a_dead_one() {
     for client in clients {
         client.join().unwrap();
     }
-    assert!(a.accepted() >= 5 && b.accepted() >= 5, "{} / {}", a.accepted(), b.accepted());
+    assert!(
+        a.accepted() >= 5 && b.accepted() >= 5,
+        "{} / {}",
+        a.accepted(),
+        b.accepted()
+    );
 
     let alive = Origin::echo();
     let down = closed_port();
@@ -189,7 +208,11 @@ fn connections_spread_over_two_upstreams_and_avoid_a_dead_one() {
     let proxy = Ringside::start(&["--route", &route, "--shards", "2"]);
     for i in 0..40u64 {
         let data = Arc::new(random_bytes(1000, i + 1));
-        assert_eq!(echo_through(proxy.route(), data.clone()), *data, "connection {i}");
+        assert_eq!(
+            echo_through(proxy.route(), data.clone()),
+            *data,
+            "connection {i}"
+        );
     }
     assert_eq!(alive.accepted(), 40);
 }

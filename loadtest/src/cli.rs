@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "loadtest", version, about = "Load tests for ringside, side by side with no proxy, HAProxy and nginx")]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Load tests for ringside, side by side with no proxy, HAProxy and nginx"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -39,7 +43,11 @@ pub struct CompareArgs {
     /// Run every scenario; writes NAME.json and NAME.svg into --out-dir.
     #[arg(long)]
     pub all: bool,
-    #[arg(long, value_delimiter = ',', default_value = "direct,ringside,haproxy,nginx")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "direct,ringside,haproxy,nginx"
+    )]
     pub targets: Vec<TargetKind>,
     /// How long each scenario runs against each target, per round.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]

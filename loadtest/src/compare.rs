@@ -26,18 +26,25 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         _ => scenarios::ALL.to_vec(),
     };
     if args.all {
-        std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
+        std::fs::create_dir_all(&args.out_dir)
+            .with_context(|| format!("creating {}", args.out_dir.display()))?;
     }
     for scenario in scenarios {
         let comparison = run_scenario(scenario, args, fd_limit)?;
         print!("{}", report::table(&comparison));
         let (json_path, svg_path) = if args.all {
-            (Some(args.out_dir.join(format!("{}.json", scenario.name()))), Some(args.out_dir.join(format!("{}.svg", scenario.name()))))
+            (
+                Some(args.out_dir.join(format!("{}.json", scenario.name()))),
+                Some(args.out_dir.join(format!("{}.svg", scenario.name()))),
+            )
         } else {
             (args.json.clone(), args.svg.clone())
         };
         if let Some(path) = json_path {
-            write(&path, &serde_json::to_string_pretty(&report::json(&comparison))?)?;
+            write(
+                &path,
+                &serde_json::to_string_pretty(&report::json(&comparison))?,
+            )?;
         }
         if let Some(path) = svg_path {
             write(&path, &report::svg(&comparison))?;
@@ -51,18 +58,31 @@ fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
 }
 
 fn target_options(args: &CompareArgs, max_connections: usize, fd_limit: usize) -> TargetOptions {
-    let default_ringside = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/ringside"));
+    let default_ringside = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/release/ringside"
+    ));
     TargetOptions {
         shards: args.shards.max(1),
         ringside_bin: args.ringside.clone().unwrap_or(default_ringside),
-        haproxy_bin: args.haproxy_bin.clone().unwrap_or_else(|| targets::find_on_path("haproxy")),
-        nginx_bin: args.nginx_bin.clone().unwrap_or_else(|| targets::find_on_path("nginx")),
+        haproxy_bin: args
+            .haproxy_bin
+            .clone()
+            .unwrap_or_else(|| targets::find_on_path("haproxy")),
+        nginx_bin: args
+            .nginx_bin
+            .clone()
+            .unwrap_or_else(|| targets::find_on_path("nginx")),
         max_connections,
         fd_limit,
     }
 }
 
-fn run_scenario(scenario: ScenarioKind, args: &CompareArgs, fd_limit: usize) -> anyhow::Result<Comparison> {
+fn run_scenario(
+    scenario: ScenarioKind,
+    args: &CompareArgs,
+    fd_limit: usize,
+) -> anyhow::Result<Comparison> {
     let mut notes = Vec::new();
     // The client and the origin share this process, and a proxy holds two
     // fds per connection under the same limit: K must fit twice.
@@ -83,9 +103,17 @@ fn run_scenario(scenario: ScenarioKind, args: &CompareArgs, fd_limit: usize) -> 
         h2_streams: args.h2_streams,
         idle_conns,
     };
-    let max_connections = if scenario == ScenarioKind::IdleConns { idle_conns + 64 } else { DEFAULT_MAX_CONNECTIONS };
+    let max_connections = if scenario == ScenarioKind::IdleConns {
+        idle_conns + 64
+    } else {
+        DEFAULT_MAX_CONNECTIONS
+    };
     let options = target_options(args, max_connections, fd_limit);
-    let origin_size = if scenario.origin() == crate::origins::OriginKind::Echo { args.size } else { args.body_size };
+    let origin_size = if scenario.origin() == crate::origins::OriginKind::Echo {
+        args.size
+    } else {
+        args.body_size
+    };
     let origin = Origin::start(scenario.origin(), "127.0.0.1:0".parse()?, origin_size)?;
     let mode = scenario.proxy_mode();
 
@@ -107,8 +135,15 @@ fn run_scenario(scenario: ScenarioKind, args: &CompareArgs, fd_limit: usize) -> 
     let progress = Progress::new();
     for round in 1..=args.rounds.max(1) {
         for (target, outcome) in outcomes.iter_mut() {
-            let Outcome::Measured(rounds) = outcome else { continue };
-            progress.show(&format!("[{}] round {round}/{} {} ...", scenario.name(), args.rounds, target.name()));
+            let Outcome::Measured(rounds) = outcome else {
+                continue;
+            };
+            progress.show(&format!(
+                "[{}] round {round}/{} {} ...",
+                scenario.name(),
+                args.rounds,
+                target.name()
+            ));
             match run_once(scenario, *target, &options, &params, &origin) {
                 Ok(result) => rounds.push(result),
                 Err(error) => {
@@ -118,7 +153,15 @@ fn run_scenario(scenario: ScenarioKind, args: &CompareArgs, fd_limit: usize) -> 
         }
     }
     progress.done();
-    Ok(Comparison { scenario, outcomes, rounds: args.rounds, duration: args.duration, shards: options.shards, params, notes })
+    Ok(Comparison {
+        scenario,
+        outcomes,
+        rounds: args.rounds,
+        duration: args.duration,
+        shards: options.shards,
+        params,
+        notes,
+    })
 }
 
 fn run_once(
@@ -132,9 +175,15 @@ fn run_once(
     let pids = running.pids();
     let cpu_before = running.cpu_seconds();
     let measured = scenarios::run(scenario, params, running.addr, origin, &pids);
-    let cpu_seconds = running.process.as_ref().map(|_| running.cpu_seconds() - cpu_before);
+    let cpu_seconds = running
+        .process
+        .as_ref()
+        .map(|_| running.cpu_seconds() - cpu_before);
     running.stop();
-    Ok(Round { measurement: measured?, cpu_seconds })
+    Ok(Round {
+        measurement: measured?,
+        cpu_seconds,
+    })
 }
 
 /// One progress line on stderr, rewritten in place on a terminal.
@@ -144,7 +193,9 @@ struct Progress {
 
 impl Progress {
     fn new() -> Self {
-        Self { terminal: std::io::stderr().is_terminal() }
+        Self {
+            terminal: std::io::stderr().is_terminal(),
+        }
     }
 
     fn show(&self, line: &str) {

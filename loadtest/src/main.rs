@@ -7,7 +7,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Origin { kind, listen, size } => {
-            let origin = Origin::start(kind, listen, size).with_context(|| format!("binding {listen}"))?;
+            let origin =
+                Origin::start(kind, listen, size).with_context(|| format!("binding {listen}"))?;
             println!("{kind:?} origin listening on {}", origin.addr());
             loop {
                 std::thread::park();

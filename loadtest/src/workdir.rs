@@ -13,10 +13,8 @@ pub(crate) struct WorkDir {
 impl WorkDir {
     pub(crate) fn new(label: &str) -> std::io::Result<Self> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "loadtest-{label}-{}-{id}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("loadtest-{label}-{}-{id}", std::process::id()));
         std::fs::create_dir_all(&path)?;
         Ok(Self { path })
     }

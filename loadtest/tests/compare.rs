@@ -9,7 +9,12 @@ use std::process::Command;
 fn ringside_bin() -> PathBuf {
     std::env::var_os("RINGSIDE_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/ringside")))
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/release/ringside"
+            ))
+        })
 }
 
 fn json_path(name: &str) -> PathBuf {
@@ -20,15 +25,32 @@ fn json_path(name: &str) -> PathBuf {
 fn compare(scenario: &str, targets: &str, extra: &[&str]) -> Value {
     let path = json_path(&format!("{scenario}-{}", targets.replace(',', "-")));
     let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args(["compare", "--scenario", scenario, "--targets", targets, "--duration", "300ms", "--rounds", "1"])
+        .args([
+            "compare",
+            "--scenario",
+            scenario,
+            "--targets",
+            targets,
+            "--duration",
+            "300ms",
+            "--rounds",
+            "1",
+        ])
         .args(["--idle-conns", "200", "--json"])
         .arg(&path)
         .args(extra)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "compare failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains(&format!("== {scenario}:")), "a table is printed: {stdout}");
+    assert!(
+        output.status.success(),
+        "compare failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("== {scenario}:")),
+        "a table is printed: {stdout}"
+    );
     let json = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     serde_json::from_str(&json).unwrap()
@@ -36,13 +58,24 @@ fn compare(scenario: &str, targets: &str, extra: &[&str]) -> Value {
 
 fn assert_measured(json: &Value, target: &str) {
     let entry = &json["targets"][target];
-    assert!(entry.get("skipped").is_none(), "{target} was skipped: {entry}");
+    assert!(
+        entry.get("skipped").is_none(),
+        "{target} was skipped: {entry}"
+    );
     for key in ["median", "min", "max"] {
-        let value = entry[key].as_f64().unwrap_or_else(|| panic!("{target}.{key} is a number: {entry}"));
+        let value = entry[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{target}.{key} is a number: {entry}"));
         assert!(value > 0.0, "{target}.{key} is positive: {entry}");
     }
-    assert!(entry["min"].as_f64() <= entry["median"].as_f64() && entry["median"].as_f64() <= entry["max"].as_f64());
-    assert!(entry.get("cpu_per_unit").is_some(), "cpu_per_unit is present (null for direct)");
+    assert!(
+        entry["min"].as_f64() <= entry["median"].as_f64()
+            && entry["median"].as_f64() <= entry["max"].as_f64()
+    );
+    assert!(
+        entry.get("cpu_per_unit").is_some(),
+        "cpu_per_unit is present (null for direct)"
+    );
 }
 
 fn assert_shape(json: &Value, scenario: &str) {
@@ -57,11 +90,16 @@ fn every_scenario_runs_against_direct() {
         let json = compare(scenario, "direct", &[]);
         assert_shape(&json, scenario);
         assert_measured(&json, "direct");
-        assert!(json["targets"]["direct"]["cpu_per_unit"].is_null(), "direct has no proxy CPU");
+        assert!(
+            json["targets"]["direct"]["cpu_per_unit"].is_null(),
+            "direct has no proxy CPU"
+        );
     }
     let latency = compare("tcp-rr", "direct", &[]);
     for percentile in ["p50", "p99", "p99.9", "max"] {
-        assert!(latency["targets"]["direct"]["latency_us"][percentile].as_f64().is_some());
+        assert!(latency["targets"]["direct"]["latency_us"][percentile]
+            .as_f64()
+            .is_some());
     }
 }
 
@@ -77,12 +115,24 @@ fn missing_peers_are_reported_as_skipped() {
     let json = compare(
         "tcp-throughput",
         "direct,ringside,haproxy,nginx",
-        &["--ringside", "/nonexistent/ringside", "--haproxy-bin", "/nonexistent/haproxy", "--nginx-bin", "/nonexistent/nginx"],
+        &[
+            "--ringside",
+            "/nonexistent/ringside",
+            "--haproxy-bin",
+            "/nonexistent/haproxy",
+            "--nginx-bin",
+            "/nonexistent/nginx",
+        ],
     );
     assert_measured(&json, "direct");
     for peer in ["ringside", "haproxy", "nginx"] {
-        let reason = json["targets"][peer]["skipped"].as_str().unwrap_or_else(|| panic!("{peer} skipped: {json}"));
-        assert!(reason.contains("/nonexistent"), "the reason names the path: {reason}");
+        let reason = json["targets"][peer]["skipped"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{peer} skipped: {json}"));
+        assert!(
+            reason.contains("/nonexistent"),
+            "the reason names the path: {reason}"
+        );
     }
     assert_eq!(json["ringside_vs"], serde_json::json!({}));
 }
@@ -91,16 +141,28 @@ fn missing_peers_are_reported_as_skipped() {
 fn scenarios_run_through_ringside_when_it_is_built() {
     let ringside = ringside_bin();
     if !ringside.exists() {
-        println!("note: skipping, no ringside binary at {} (build it with cargo build --release)", ringside.display());
+        println!(
+            "note: skipping, no ringside binary at {} (build it with cargo build --release)",
+            ringside.display()
+        );
         return;
     }
     let ringside = ringside.to_str().unwrap();
-    for scenario in ["tcp-throughput", "tcp-rr", "conn-rate", "http1", "h2", "idle-conns"] {
+    for scenario in [
+        "tcp-throughput",
+        "tcp-rr",
+        "conn-rate",
+        "http1",
+        "h2",
+        "idle-conns",
+    ] {
         let json = compare(scenario, "direct,ringside", &["--ringside", ringside]);
         assert_shape(&json, scenario);
         assert_measured(&json, "ringside");
         if scenario != "idle-conns" {
-            assert!(json["targets"]["ringside"]["cpu_per_unit"].as_f64().is_some());
+            assert!(json["targets"]["ringside"]["cpu_per_unit"]
+                .as_f64()
+                .is_some());
             assert!(json["targets"]["ringside"]["vs_direct"].as_f64().is_some());
         }
     }

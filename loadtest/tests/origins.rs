@@ -89,7 +89,10 @@ fn http1_answers_pipelined_keep_alive_requests_with_the_fixed_size() {
 fn h2_answers_concurrent_streams_with_the_fixed_size() {
     let origin = start(OriginKind::H2, 70_000);
     let addr = origin.addr();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (client, connection) = h2::client::handshake(socket).await.unwrap();
@@ -97,7 +100,9 @@ fn h2_answers_concurrent_streams_with_the_fixed_size() {
         let mut pending = Vec::new();
         for _ in 0..4 {
             let mut client = client.clone().ready().await.unwrap();
-            let request = http::Request::get(format!("http://{addr}/")).body(()).unwrap();
+            let request = http::Request::get(format!("http://{addr}/"))
+                .body(())
+                .unwrap();
             pending.push(client.send_request(request, true).unwrap().0);
         }
         for response in pending {
@@ -110,7 +115,10 @@ fn h2_answers_concurrent_streams_with_the_fixed_size() {
                 received += chunk.len();
                 body.flow_control().release_capacity(chunk.len()).unwrap();
             }
-            assert_eq!(received, 70_000, "a body larger than the initial window arrives whole");
+            assert_eq!(
+                received, 70_000,
+                "a body larger than the initial window arrives whole"
+            );
         }
     });
 }
@@ -123,7 +131,9 @@ fn standalone_origin_reports_its_port_and_serves() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let addr = line.trim().rsplit(' ').next().unwrap().to_string();
     let mut stream = TcpStream::connect(&addr).unwrap();
     stream.write_all(b"ping").unwrap();

@@ -85,8 +85,13 @@ mod tests {
         let request = Request::parse(b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!((request.method.as_str(), request.path.as_str()), ("GET", "/metrics"));
-        assert!(Request::parse(b"GET /metrics HTTP/1.1\r\nHo").unwrap().is_none());
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("GET", "/metrics")
+        );
+        assert!(Request::parse(b"GET /metrics HTTP/1.1\r\nHo")
+            .unwrap()
+            .is_none());
         assert!(Request::parse(b"\x16\x03\x01 garbage\r\n\r\n").is_err());
     }
 

@@ -119,7 +119,9 @@ async fn serve(mut stream: TcpStream, admin: Rc<Admin>) {
 
 /// Reads one request head; `None` for anything that is not a parsable
 /// request within the size limit.
-async fn read_request(stream: &mut TcpStream) -> Result<Option<Request>, glommio::GlommioError<()>> {
+async fn read_request(
+    stream: &mut TcpStream,
+) -> Result<Option<Request>, glommio::GlommioError<()>> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -184,10 +186,8 @@ impl Admin {
             if !asked {
                 continue;
             }
-            if let Ok(Some(snapshot)) = timeout(REQUEST_TIMEOUT, async {
-                Ok(shard.replies.recv().await)
-            })
-            .await
+            if let Ok(Some(snapshot)) =
+                timeout(REQUEST_TIMEOUT, async { Ok(shard.replies.recv().await) }).await
             {
                 merged.merge(&snapshot);
             }

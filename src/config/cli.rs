@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Default, Parser)]
-#[command(name = "ringside", version, about = "A thread-per-core io_uring sidecar proxy")]
+#[command(
+    name = "ringside",
+    version,
+    about = "A thread-per-core io_uring sidecar proxy"
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -159,24 +159,38 @@ impl Config {
 
         let backlog = args.backlog.or(file.runtime.backlog).unwrap_or(4096);
         if backlog == 0 {
-            return Err(ConfigError::invalid("runtime.backlog", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "runtime.backlog",
+                "must be at least 1",
+            ));
         }
 
         let connect_timeout = duration_key(
             "proxy.connect_timeout",
-            args.connect_timeout.as_deref().or(file.proxy.connect_timeout.as_deref()),
+            args.connect_timeout
+                .as_deref()
+                .or(file.proxy.connect_timeout.as_deref()),
             Duration::from_secs(1),
         )?;
         if connect_timeout.is_zero() {
-            return Err(ConfigError::invalid("proxy.connect_timeout", "must be above 0"));
+            return Err(ConfigError::invalid(
+                "proxy.connect_timeout",
+                "must be above 0",
+            ));
         }
         let shutdown_grace = duration_key(
             "runtime.shutdown_grace",
-            args.shutdown_grace.as_deref().or(file.runtime.shutdown_grace.as_deref()),
+            args.shutdown_grace
+                .as_deref()
+                .or(file.runtime.shutdown_grace.as_deref()),
             Duration::from_secs(30),
         )?;
 
-        let forward_mode = match args.forward_mode.as_deref().or(file.proxy.forward_mode.as_deref()) {
+        let forward_mode = match args
+            .forward_mode
+            .as_deref()
+            .or(file.proxy.forward_mode.as_deref())
+        {
             None | Some("splice") => ForwardMode::Splice,
             Some("copy") => ForwardMode::Copy,
             Some(other) => {
@@ -220,10 +234,14 @@ impl fmt::Display for Config {
     /// The effective configuration, in the TOML shape a user would write.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "[admin]\nlisten = \"{}\"\n", self.admin_addr)?;
-        writeln!(f, "[log]\nformat = \"{}\"\n", match self.log_format {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        })?;
+        writeln!(
+            f,
+            "[log]\nformat = \"{}\"\n",
+            match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+        )?;
         writeln!(
             f,
             "[runtime]\nshards = {}\nbacklog = {}\nshutdown_grace = \"{}\"\n",
@@ -262,11 +280,18 @@ fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
-fn duration_key(key: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+fn duration_key(
+    key: &str,
+    value: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     match value {
         None => Ok(default),
         Some(text) => humantime::parse_duration(text.trim()).map_err(|err| {
-            ConfigError::invalid(key, format!("{text:?} is not a duration like \"10s\": {err}"))
+            ConfigError::invalid(
+                key,
+                format!("{text:?} is not a duration like \"10s\": {err}"),
+            )
         }),
     }
 }
@@ -286,9 +311,15 @@ fn parse_direction(key: &str, value: Option<&str>) -> Result<Direction, ConfigEr
 fn parse_route_flag(spec: &str) -> Result<Route, ConfigError> {
     let key = "--route";
     let (listen, upstreams) = spec.split_once('=').ok_or_else(|| {
-        ConfigError::invalid(key, format!("{spec:?} is not LISTEN=UPSTREAM[,UPSTREAM...]"))
+        ConfigError::invalid(
+            key,
+            format!("{spec:?} is not LISTEN=UPSTREAM[,UPSTREAM...]"),
+        )
     })?;
-    let upstreams: Vec<&str> = upstreams.split(',').filter(|u| !u.trim().is_empty()).collect();
+    let upstreams: Vec<&str> = upstreams
+        .split(',')
+        .filter(|u| !u.trim().is_empty())
+        .collect();
     build_route(key, listen, &upstreams, None)
 }
 

@@ -23,7 +23,16 @@ fn defaults_are_linkerds() {
 #[test]
 fn flags_override_the_file() {
     let toml = "[runtime]\nshards = 3\nbacklog = 10\n[[route]]\nlisten = \"127.0.0.1:1\"\nupstreams = [\"127.0.0.1:2\"]\n";
-    let config = merged(&["--shards", "2", "--route", "127.0.0.1:5=127.0.0.1:6,127.0.0.1:7"], toml).unwrap();
+    let config = merged(
+        &[
+            "--shards",
+            "2",
+            "--route",
+            "127.0.0.1:5=127.0.0.1:6,127.0.0.1:7",
+        ],
+        toml,
+    )
+    .unwrap();
     assert_eq!(config.shards, 2);
     assert_eq!(config.backlog, 10);
     assert_eq!(config.routes.len(), 1);
@@ -33,7 +42,12 @@ fn flags_override_the_file() {
 
 #[test]
 fn route_flag_errors_name_the_flag() {
-    for spec in ["127.0.0.1:1", "127.0.0.1:1=", "nope=127.0.0.1:2", "127.0.0.1:1=nope"] {
+    for spec in [
+        "127.0.0.1:1",
+        "127.0.0.1:1=",
+        "nope=127.0.0.1:2",
+        "127.0.0.1:1=nope",
+    ] {
         let err = merged(&["--route", spec], "").unwrap_err().to_string();
         assert!(err.starts_with("--route"), "{spec}: {err}");
     }
@@ -42,7 +56,12 @@ fn route_flag_errors_name_the_flag() {
 #[test]
 fn duplicate_listen_addresses_are_rejected() {
     let err = merged(
-        &["--route", "127.0.0.1:1=127.0.0.1:2", "--route", "127.0.0.1:1=127.0.0.1:3"],
+        &[
+            "--route",
+            "127.0.0.1:1=127.0.0.1:2",
+            "--route",
+            "127.0.0.1:1=127.0.0.1:3",
+        ],
         "",
     )
     .unwrap_err();
@@ -58,6 +77,10 @@ fn unknown_file_keys_are_errors_with_a_line() {
 #[test]
 fn printed_config_parses_back_to_the_same_config() {
     let config = merged(&["--route", "127.0.0.1:5=127.0.0.1:6", "--shards", "2"], "").unwrap();
-    let reparsed = Config::merge(&args(&[]), file::FileConfig::parse(&config.to_string()).unwrap()).unwrap();
+    let reparsed = Config::merge(
+        &args(&[]),
+        file::FileConfig::parse(&config.to_string()).unwrap(),
+    )
+    .unwrap();
     assert_eq!(reparsed, config);
 }

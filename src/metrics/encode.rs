@@ -31,7 +31,12 @@ pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
     for (labels, m) in tcp {
         sample(out, "tcp_open_total", &tcp_labels(labels), m.open_total);
     }
-    family(out, "tcp_close_total", "counter", "Connections closed, by outcome.");
+    family(
+        out,
+        "tcp_close_total",
+        "counter",
+        "Connections closed, by outcome.",
+    );
     for (labels, m) in tcp {
         let base = tcp_labels(labels);
         let success = format!("{base},classification=\"success\"");
@@ -39,17 +44,47 @@ pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
         sample(out, "tcp_close_total", &success, m.close_success_total);
         sample(out, "tcp_close_total", &failure, m.close_failure_total);
     }
-    family(out, "tcp_open_connections", "gauge", "Connections open now.");
+    family(
+        out,
+        "tcp_open_connections",
+        "gauge",
+        "Connections open now.",
+    );
     for (labels, m) in tcp {
-        sample(out, "tcp_open_connections", &tcp_labels(labels), m.open_connections());
+        sample(
+            out,
+            "tcp_open_connections",
+            &tcp_labels(labels),
+            m.open_connections(),
+        );
     }
-    family(out, "tcp_read_bytes_total", "counter", "Bytes read from the peer.");
+    family(
+        out,
+        "tcp_read_bytes_total",
+        "counter",
+        "Bytes read from the peer.",
+    );
     for (labels, m) in tcp {
-        sample(out, "tcp_read_bytes_total", &tcp_labels(labels), m.read_bytes_total);
+        sample(
+            out,
+            "tcp_read_bytes_total",
+            &tcp_labels(labels),
+            m.read_bytes_total,
+        );
     }
-    family(out, "tcp_write_bytes_total", "counter", "Bytes written to the peer.");
+    family(
+        out,
+        "tcp_write_bytes_total",
+        "counter",
+        "Bytes written to the peer.",
+    );
     for (labels, m) in tcp {
-        sample(out, "tcp_write_bytes_total", &tcp_labels(labels), m.write_bytes_total);
+        sample(
+            out,
+            "tcp_write_bytes_total",
+            &tcp_labels(labels),
+            m.write_bytes_total,
+        );
     }
     family(
         out,
@@ -75,14 +110,44 @@ pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
     );
     for ((endpoint, reason), count) in &snapshot.connect_failures {
         let labels = format!("target_addr=\"{}\",reason=\"{reason}\"", escape(endpoint));
-        sample(out, "ringside_upstream_connect_failures_total", &labels, *count);
+        sample(
+            out,
+            "ringside_upstream_connect_failures_total",
+            &labels,
+            *count,
+        );
     }
-    family(out, "ringside_accept_errors_total", "counter", "Failed accept(2) calls.");
-    sample(out, "ringside_accept_errors_total", "", snapshot.accept_errors_total);
-    family(out, "ringside_pipes", "gauge", "Splice pipes, lent out or pooled.");
-    sample(out, "ringside_pipes", "state=\"in_use\"", snapshot.pipes_in_use);
+    family(
+        out,
+        "ringside_accept_errors_total",
+        "counter",
+        "Failed accept(2) calls.",
+    );
+    sample(
+        out,
+        "ringside_accept_errors_total",
+        "",
+        snapshot.accept_errors_total,
+    );
+    family(
+        out,
+        "ringside_pipes",
+        "gauge",
+        "Splice pipes, lent out or pooled.",
+    );
+    sample(
+        out,
+        "ringside_pipes",
+        "state=\"in_use\"",
+        snapshot.pipes_in_use,
+    );
     sample(out, "ringside_pipes", "state=\"idle\"", snapshot.pipes_idle);
-    family(out, "ringside_shards", "gauge", "Proxy shards that answered this scrape.");
+    family(
+        out,
+        "ringside_shards",
+        "gauge",
+        "Proxy shards that answered this scrape.",
+    );
     sample(out, "ringside_shards", "", snapshot.shards.len() as u64);
     family(out, "ringside_build_info", "gauge", "Build of this binary.");
     let build = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
@@ -120,11 +185,28 @@ pub(super) fn sample(out: &mut String, name: &str, labels: &str, value: impl std
 /// so `count_between(0, bound)` is exact at every bound.
 fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram<u64>, bounds: &[u64]) {
     for bound in bounds {
-        let count = if h.is_empty() { 0 } else { h.count_between(0, *bound) };
-        sample(out, &format!("{name}_bucket"), &format!("{labels},le=\"{bound}\""), count);
+        let count = if h.is_empty() {
+            0
+        } else {
+            h.count_between(0, *bound)
+        };
+        sample(
+            out,
+            &format!("{name}_bucket"),
+            &format!("{labels},le=\"{bound}\""),
+            count,
+        );
     }
-    sample(out, &format!("{name}_bucket"), &format!("{labels},le=\"+Inf\""), h.len());
-    let sum: u64 = h.iter_recorded().map(|v| v.value_iterated_to() * v.count_at_value()).sum();
+    sample(
+        out,
+        &format!("{name}_bucket"),
+        &format!("{labels},le=\"+Inf\""),
+        h.len(),
+    );
+    let sum: u64 = h
+        .iter_recorded()
+        .map(|v| v.value_iterated_to() * v.count_at_value())
+        .sum();
     sample(out, &format!("{name}_sum"), labels, sum);
     sample(out, &format!("{name}_count"), labels, h.len());
 }

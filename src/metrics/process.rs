@@ -21,13 +21,21 @@ impl ProcessStats {
             .rsplit_once(')')
             .map(|(_, rest)| rest.split_whitespace().collect())
             .unwrap_or_default();
-        let field = |n: usize| fields.get(n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let field = |n: usize| {
+            fields
+                .get(n)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         // Field numbers as in proc(5), less the two before the command end.
         let (utime, stime, start_ticks, rss_pages) = (field(11), field(12), field(19), field(21));
         let boot_time = std::fs::read_to_string("/proc/stat")
             .unwrap_or_default()
             .lines()
-            .find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<u64>().ok()))
+            .find_map(|l| {
+                l.strip_prefix("btime ")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
             .unwrap_or(0);
         let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count() as u64);
         let max_fds = std::fs::read_to_string("/proc/self/limits")
@@ -47,11 +55,36 @@ impl ProcessStats {
 
     pub(super) fn encode(&self, out: &mut String) {
         let gauges: [(&str, &str, &str, String); 5] = [
-            ("process_cpu_seconds_total", "counter", "User and system CPU time.", self.cpu_seconds.to_string()),
-            ("process_resident_memory_bytes", "gauge", "Resident memory.", self.resident_memory_bytes.to_string()),
-            ("process_open_fds", "gauge", "Open file descriptors.", self.open_fds.to_string()),
-            ("process_max_fds", "gauge", "Limit of open file descriptors.", self.max_fds.to_string()),
-            ("process_start_time_seconds", "gauge", "Start time, seconds since the epoch.", self.start_time_seconds.to_string()),
+            (
+                "process_cpu_seconds_total",
+                "counter",
+                "User and system CPU time.",
+                self.cpu_seconds.to_string(),
+            ),
+            (
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory.",
+                self.resident_memory_bytes.to_string(),
+            ),
+            (
+                "process_open_fds",
+                "gauge",
+                "Open file descriptors.",
+                self.open_fds.to_string(),
+            ),
+            (
+                "process_max_fds",
+                "gauge",
+                "Limit of open file descriptors.",
+                self.max_fds.to_string(),
+            ),
+            (
+                "process_start_time_seconds",
+                "gauge",
+                "Start time, seconds since the epoch.",
+                self.start_time_seconds.to_string(),
+            ),
         ];
         for (name, kind, help, value) in gauges {
             family(out, name, kind, help);

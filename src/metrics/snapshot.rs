@@ -91,7 +91,10 @@ impl Snapshot {
     /// Fills the single shard summary of a shard's own snapshot from its
     /// client-side (`peer="src"`) counters.
     pub(super) fn with_shard_totals(mut self) -> Snapshot {
-        let clients = self.tcp.iter().filter(|(labels, _)| labels.peer == Peer::Src);
+        let clients = self
+            .tcp
+            .iter()
+            .filter(|(labels, _)| labels.peer == Peer::Src);
         let (mut open, mut read, mut written) = (0, 0, 0);
         for (_, tcp) in clients {
             open += tcp.open_connections();

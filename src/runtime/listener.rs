@@ -109,8 +109,14 @@ mod tests {
     #[test]
     fn shard_listeners_share_one_port() {
         let sockets = bind_shard_listeners("127.0.0.1:0".parse().unwrap(), 3, 16).unwrap();
-        let ports: Vec<u16> = sockets.iter().map(|s| local_addr(s).unwrap().port()).collect();
-        assert!(ports[0] != 0 && ports.iter().all(|p| *p == ports[0]), "{ports:?}");
+        let ports: Vec<u16> = sockets
+            .iter()
+            .map(|s| local_addr(s).unwrap().port())
+            .collect();
+        assert!(
+            ports[0] != 0 && ports.iter().all(|p| *p == ports[0]),
+            "{ports:?}"
+        );
     }
 
     #[test]

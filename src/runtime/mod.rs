@@ -135,7 +135,9 @@ impl Proxy {
                 replies: reply_tx,
                 shared: shared.clone(),
             };
-            init_tx.send(init).expect("the channel holds one init per shard");
+            init_tx
+                .send(init)
+                .expect("the channel holds one init per shard");
         }
 
         let admin = AdminInit {
@@ -156,7 +158,11 @@ impl Proxy {
         let placement = if shards <= cores {
             PoolPlacement::MaxSpread(shards, None)
         } else {
-            tracing::warn!(shards, cores, "more shards than cores: shards are not pinned");
+            tracing::warn!(
+                shards,
+                cores,
+                "more shards than cores: shards are not pinned"
+            );
             PoolPlacement::Unbound(shards)
         };
         let handles = LocalExecutorPoolBuilder::new(placement)

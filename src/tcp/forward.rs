@@ -162,7 +162,9 @@ impl TcpForward {
         let mut tried = Vec::with_capacity(attempts);
         let mut last_error = None;
         while tried.len() < attempts {
-            let Some(index) = balancer.pick(&tried) else { break };
+            let Some(index) = balancer.pick(&tried) else {
+                break;
+            };
             tried.push(index);
             let addr = balancer.endpoint(index).addr;
             let started = Instant::now();

@@ -180,7 +180,9 @@ mod tests {
         let mut pipe = Pipe::open(1 << 16).unwrap();
 
         assert_eq!(
-            splice(b.as_raw_fd(), pipe.write_fd(), 4096).unwrap_err().kind(),
+            splice(b.as_raw_fd(), pipe.write_fd(), 4096)
+                .unwrap_err()
+                .kind(),
             io::ErrorKind::WouldBlock
         );
         a.write_all(b"hello, pipe").unwrap();

@@ -8,6 +8,7 @@
 //!   until the socket is readable), put it into the pipe, go on splicing;
 //! - `dst` would block: move a little of the pipe through user space with
 //!   glommio's write, which parks until the socket is writable.
+//!
 //! Both slow paths copy a few bytes only when a socket is idle or full; the
 //! bulk of a transfer never enters user space.
 
@@ -136,7 +137,10 @@ impl Direction<'_> {
                 return self.finish();
             }
             self.read(n);
-            self.dst.write_all(&buf[..n]).await.map_err(PumpError::Write)?;
+            self.dst
+                .write_all(&buf[..n])
+                .await
+                .map_err(PumpError::Write)?;
             self.wrote(n);
         }
     }

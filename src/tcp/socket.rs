@@ -47,8 +47,8 @@ impl Socket {
     /// Writes all of `bytes`, parking the task while the socket is full.
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
-            let n =
-                poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, bytes)).await?;
+            let n = poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, bytes))
+                .await?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -60,7 +60,9 @@ impl Socket {
     /// Sends FIN: the peer sees end-of-stream while the other direction
     /// keeps flowing.
     pub fn shutdown_write(&self) -> io::Result<()> {
-        match with_sock_ref(&self.stream.borrow(), |s| s.shutdown(std::net::Shutdown::Write)) {
+        match with_sock_ref(&self.stream.borrow(), |s| {
+            s.shutdown(std::net::Shutdown::Write)
+        }) {
             // The peer is already gone; nothing is left to tell it.
             Err(err) if err.kind() == io::ErrorKind::NotConnected => Ok(()),
             other => other,
@@ -70,7 +72,9 @@ impl Socket {
     /// Makes the coming close send RST instead of FIN, so that a reset on
     /// one side of the proxy is seen as a reset on the other.
     pub fn reset_on_close(&self) {
-        let _ = with_sock_ref(&self.stream.borrow(), |s| s.set_linger(Some(std::time::Duration::ZERO)));
+        let _ = with_sock_ref(&self.stream.borrow(), |s| {
+            s.set_linger(Some(std::time::Duration::ZERO))
+        });
     }
 }
 

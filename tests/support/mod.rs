@@ -148,9 +148,11 @@ impl Metrics {
                 if metric != name {
                     return None;
                 }
-                let all = labels
-                    .iter()
-                    .all(|(k, v)| label_text.split(',').any(|pair| pair == format!("{k}=\"{v}\"")));
+                let all = labels.iter().all(|(k, v)| {
+                    label_text
+                        .split(',')
+                        .any(|pair| pair == format!("{k}=\"{v}\""))
+                });
                 all.then(|| value.parse::<f64>().ok()).flatten()
             })
             .sum()
@@ -169,7 +171,11 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 /// One HTTP/1.1 GET with `Connection: close`; returns status and body.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response
@@ -177,7 +183,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (status, body)
 }
 
@@ -229,7 +238,10 @@ impl Origin {
 
 /// An address nothing listens on (bound, then closed at once).
 pub fn closed_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
@@ -263,7 +275,9 @@ pub fn echo_through(addr: SocketAddr, data: Arc<Vec<u8>>) -> Vec<u8> {
 /// True if reading `stream` ends in a reset (or an abrupt EOF) rather than
 /// data.
 pub fn ends_in_reset(stream: &mut TcpStream) -> bool {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = [0u8; 4096];
     loop {
         match stream.read(&mut buf) {

@@ -46,7 +46,8 @@ pub(crate) fn spawn(
     let mut listener = TcpListener::from_std(std_listener);
     let addr = listener.local_addr()?;
     let poll = Poll::new()?;
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
     let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
     let thread = std::thread::Builder::new()
         .name(format!("origin-{}", addr.port()))
@@ -70,7 +71,13 @@ fn run(
             if error.kind() == ErrorKind::Interrupted {
                 continue;
             }
-            eprintln!("origin {}: poll failed: {error}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
+            eprintln!(
+                "origin {}: poll failed: {error}",
+                listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            );
             return;
         }
         for event in events.iter() {
@@ -84,12 +91,22 @@ fn run(
                             let token = next_token;
                             next_token += 1;
                             let interest = Interest::READABLE | Interest::WRITABLE;
-                            if poll.registry().register(&mut stream, Token(token), interest).is_err() {
+                            if poll
+                                .registry()
+                                .register(&mut stream, Token(token), interest)
+                                .is_err()
+                            {
                                 continue;
                             }
                             let protocol = factory();
                             let output = protocol.greeting().to_vec();
-                            let connection = Connection { stream, protocol, input: Vec::new(), output, written: 0 };
+                            let connection = Connection {
+                                stream,
+                                protocol,
+                                input: Vec::new(),
+                                output,
+                                written: 0,
+                            };
                             connections.insert(token, connection);
                             // The greeting (if any) goes out when the writable edge arrives.
                         }
@@ -99,7 +116,9 @@ fn run(
                     }
                 },
                 Token(token) => {
-                    let Some(connection) = connections.get_mut(&token) else { continue };
+                    let Some(connection) = connections.get_mut(&token) else {
+                        continue;
+                    };
                     if drive(connection, &mut scratch, counters).is_err() {
                         connections.remove(&token);
                     }
@@ -113,7 +132,11 @@ fn run(
 struct Closed;
 
 /// Writes what is pending, then reads and answers until the socket would block.
-fn drive(connection: &mut Connection, scratch: &mut [u8], counters: &OriginCounters) -> Result<(), Closed> {
+fn drive(
+    connection: &mut Connection,
+    scratch: &mut [u8],
+    counters: &OriginCounters,
+) -> Result<(), Closed> {
     loop {
         flush(connection)?;
         if connection.output.len() - connection.written >= MAX_PENDING_OUTPUT {
@@ -130,10 +153,19 @@ fn drive(connection: &mut Connection, scratch: &mut [u8], counters: &OriginCount
             Err(error) if error.kind() == ErrorKind::Interrupted => continue,
             Err(_) => return Err(Closed),
         };
-        counters.bytes_received.fetch_add(read as u64, Ordering::Relaxed);
-        let Connection { protocol, input, output, .. } = connection;
+        counters
+            .bytes_received
+            .fetch_add(read as u64, Ordering::Relaxed);
+        let Connection {
+            protocol,
+            input,
+            output,
+            ..
+        } = connection;
         if input.is_empty() {
-            let consumed = protocol.on_data(&scratch[..read], output).map_err(|()| Closed)?;
+            let consumed = protocol
+                .on_data(&scratch[..read], output)
+                .map_err(|()| Closed)?;
             input.extend_from_slice(&scratch[consumed..read]);
         } else {
             input.extend_from_slice(&scratch[..read]);
@@ -145,7 +177,10 @@ fn drive(connection: &mut Connection, scratch: &mut [u8], counters: &OriginCount
 
 fn flush(connection: &mut Connection) -> Result<(), Closed> {
     while connection.written < connection.output.len() {
-        match connection.stream.write(&connection.output[connection.written..]) {
+        match connection
+            .stream
+            .write(&connection.output[connection.written..])
+        {
             Ok(0) => return Err(Closed),
             Ok(written) => connection.written += written,
             Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(()),

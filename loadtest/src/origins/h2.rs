@@ -16,7 +16,9 @@ pub(crate) fn spawn(
     let std_listener = std::net::TcpListener::bind(listen)?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
     let body = Bytes::from(vec![b'x'; response_size]);
     let thread = std::thread::Builder::new()
         .name(format!("origin-h2-{}", addr.port()))
@@ -27,7 +29,9 @@ pub(crate) fn spawn(
                     Err(error) => return eprintln!("h2 origin: {error}"),
                 };
                 loop {
-                    let Ok((socket, _)) = listener.accept().await else { continue };
+                    let Ok((socket, _)) = listener.accept().await else {
+                        continue;
+                    };
                     // Origin::drop connects once to wake this loop up.
                     if stopping.load(Ordering::SeqCst) {
                         return;
@@ -42,7 +46,9 @@ pub(crate) fn spawn(
 }
 
 async fn serve(socket: tokio::net::TcpStream, body: Bytes) {
-    let Ok(mut connection) = h2::server::handshake(socket).await else { return };
+    let Ok(mut connection) = h2::server::handshake(socket).await else {
+        return;
+    };
     while let Some(Ok((_request, mut respond))) = connection.accept().await {
         let response = http::Response::builder()
             .status(200)
@@ -50,7 +56,9 @@ async fn serve(socket: tokio::net::TcpStream, body: Bytes) {
             .header("content-length", body.len())
             .body(())
             .expect("static response head");
-        let Ok(mut stream) = respond.send_response(response, body.is_empty()) else { continue };
+        let Ok(mut stream) = respond.send_response(response, body.is_empty()) else {
+            continue;
+        };
         if !body.is_empty() {
             let _ = stream.send_data(body.clone(), true);
         }

@@ -59,7 +59,11 @@ enum Waker {
 
 impl Origin {
     /// Binds `listen` and starts serving `kind` with responses of `response_size` bytes.
-    pub fn start(kind: OriginKind, listen: SocketAddr, response_size: usize) -> std::io::Result<Self> {
+    pub fn start(
+        kind: OriginKind,
+        listen: SocketAddr,
+        response_size: usize,
+    ) -> std::io::Result<Self> {
         let counters = Arc::new(OriginCounters::default());
         let stopping = Arc::new(AtomicBool::new(false));
         let (addr, waker, thread) = if kind == OriginKind::H2 {
@@ -71,7 +75,13 @@ impl Origin {
                 event_loop::spawn(listen, factory, counters.clone(), stopping.clone())?;
             (addr, Waker::Mio(waker), thread)
         };
-        Ok(Self { addr, counters, stopping, waker, thread: Some(thread) })
+        Ok(Self {
+            addr,
+            counters,
+            stopping,
+            waker,
+            thread: Some(thread),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -25,7 +25,11 @@ pub(crate) fn factory(kind: OriginKind, response_size: usize) -> Factory {
         OriginKind::Banner => Box::new(|| Box::new(Echo { greeting: BANNER })),
         OriginKind::Http1 => {
             let response: std::sync::Arc<[u8]> = http1_response(response_size).into();
-            Box::new(move || Box::new(Http1 { response: response.clone() }))
+            Box::new(move || {
+                Box::new(Http1 {
+                    response: response.clone(),
+                })
+            })
         }
         OriginKind::H2 => unreachable!("the h2 origin runs on tokio, not the event loop"),
     }
@@ -85,7 +89,11 @@ impl Protocol for Http1 {
                 .headers
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .map(|h| std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse().ok()))
+                .map(|h| {
+                    std::str::from_utf8(h.value)
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok())
+                })
                 .unwrap_or(Some(0))
                 .ok_or(())?;
             let total: usize = head_len + body_len;

@@ -75,16 +75,36 @@ impl Summary {
             .collect();
         let latency = rounds[0].measurement.latency.map(|_| {
             let each = |pick: fn(&Percentiles) -> f64| {
-                median(rounds.iter().filter_map(|r| r.measurement.latency.as_ref().map(pick)).collect())
+                median(
+                    rounds
+                        .iter()
+                        .filter_map(|r| r.measurement.latency.as_ref().map(pick))
+                        .collect(),
+                )
             };
-            Percentiles { p50: each(|p| p.p50), p99: each(|p| p.p99), p999: each(|p| p.p999), max: each(|p| p.max) }
+            Percentiles {
+                p50: each(|p| p.p50),
+                p99: each(|p| p.p99),
+                p999: each(|p| p.p999),
+                max: each(|p| p.max),
+            }
         });
         let extra = rounds[0]
             .measurement
             .extra
             .iter()
             .enumerate()
-            .map(|(index, (name, _))| (*name, median(rounds.iter().map(|r| r.measurement.extra[index].1).collect())))
+            .map(|(index, (name, _))| {
+                (
+                    *name,
+                    median(
+                        rounds
+                            .iter()
+                            .map(|r| r.measurement.extra[index].1)
+                            .collect(),
+                    ),
+                )
+            })
             .collect();
         Some(Self {
             median: median(figures.clone()),
@@ -105,7 +125,9 @@ impl Comparison {
             .map(|(target, outcome)| {
                 let summary = match outcome {
                     Outcome::Skipped(reason) => Err(reason.clone()),
-                    Outcome::Measured(rounds) => Summary::of(rounds).ok_or_else(|| "no rounds ran".to_string()),
+                    Outcome::Measured(rounds) => {
+                        Summary::of(rounds).ok_or_else(|| "no rounds ran".to_string())
+                    }
                 };
                 (*target, summary)
             })
@@ -113,7 +135,12 @@ impl Comparison {
     }
 
     fn median_of(&self, wanted: TargetKind) -> Option<f64> {
-        self.summaries().into_iter().find(|(target, _)| *target == wanted)?.1.ok().map(|s| s.median)
+        self.summaries()
+            .into_iter()
+            .find(|(target, _)| *target == wanted)?
+            .1
+            .ok()
+            .map(|s| s.median)
     }
 
     /// Each target's median over direct's.
@@ -123,7 +150,9 @@ impl Comparison {
 
     /// ringside's median over each measured peer's.
     pub fn ringside_vs_peers(&self) -> Vec<(TargetKind, f64)> {
-        let Some(ringside) = self.median_of(TargetKind::Ringside) else { return Vec::new() };
+        let Some(ringside) = self.median_of(TargetKind::Ringside) else {
+            return Vec::new();
+        };
         [TargetKind::Haproxy, TargetKind::Nginx]
             .into_iter()
             .filter_map(|peer| Some((peer, ringside / self.median_of(peer)?)))
@@ -135,7 +164,10 @@ impl Comparison {
         let p = &self.params;
         let client = match self.scenario {
             ScenarioKind::TcpThroughput => format!("{} streams", p.streams),
-            ScenarioKind::TcpRr => format!("{} connections, {} req/s offered, {} B messages", p.connections, p.rate, p.size),
+            ScenarioKind::TcpRr => format!(
+                "{} connections, {} req/s offered, {} B messages",
+                p.connections, p.rate, p.size
+            ),
             ScenarioKind::ConnRate => format!("{} client threads", p.connections),
             ScenarioKind::Http1 => format!("{} keep-alive connections", p.connections),
             ScenarioKind::H2 => format!("{} streams on 1 connection", p.h2_streams),
@@ -174,7 +206,8 @@ pub fn json(comparison: &Comparison) -> Value {
                     "vs_direct": comparison.vs_direct(target).map(finite).unwrap_or(Value::Null),
                 });
                 if let Some(p) = summary.latency {
-                    entry["latency_us"] = json!({ "p50": p.p50, "p99": p.p99, "p99.9": p.p999, "max": p.max });
+                    entry["latency_us"] =
+                        json!({ "p50": p.p50, "p99": p.p99, "p99.9": p.p999, "max": p.max });
                 }
                 for (name, value) in &summary.extra {
                     entry[*name] = finite(*value);
@@ -184,8 +217,11 @@ pub fn json(comparison: &Comparison) -> Value {
         };
         targets.insert(target.name().to_string(), entry);
     }
-    let ringside_vs: Map<String, Value> =
-        comparison.ringside_vs_peers().into_iter().map(|(peer, ratio)| (peer.name().to_string(), finite(ratio))).collect();
+    let ringside_vs: Map<String, Value> = comparison
+        .ringside_vs_peers()
+        .into_iter()
+        .map(|(peer, ratio)| (peer.name().to_string(), finite(ratio)))
+        .collect();
     json!({
         "scenario": comparison.scenario.name(),
         "unit": comparison.scenario.unit(),

@@ -25,15 +25,33 @@ pub(crate) fn number(value: f64) -> String {
 pub fn table(comparison: &Comparison) -> String {
     let scenario = comparison.scenario;
     let mut out = String::new();
-    let better = if scenario.lower_is_better() { "lower is better" } else { "higher is better" };
-    let _ = writeln!(out, "\n== {}: {} ({better})", scenario.name(), scenario.unit());
+    let better = if scenario.lower_is_better() {
+        "lower is better"
+    } else {
+        "higher is better"
+    };
+    let _ = writeln!(
+        out,
+        "\n== {}: {} ({better})",
+        scenario.name(),
+        scenario.unit()
+    );
     let _ = writeln!(out, "   {}", comparison.setup_line());
     let cpu_header = scenario.cpu_unit().unwrap_or("");
-    let mut header = format!("{:<10} {:>10} {:>10} {:>10} {:>10} {:>14}", "target", "median", "min", "max", "vs direct", cpu_header);
+    let mut header = format!(
+        "{:<10} {:>10} {:>10} {:>10} {:>10} {:>14}",
+        "target", "median", "min", "max", "vs direct", cpu_header
+    );
     let summaries = comparison.summaries();
-    let has_latency = summaries.iter().any(|(_, s)| s.as_ref().is_ok_and(|s| s.latency.is_some()));
+    let has_latency = summaries
+        .iter()
+        .any(|(_, s)| s.as_ref().is_ok_and(|s| s.latency.is_some()));
     if has_latency {
-        let _ = write!(header, " {:>9} {:>9} {:>9} {:>9}", "p50 us", "p99 us", "p99.9 us", "max us");
+        let _ = write!(
+            header,
+            " {:>9} {:>9} {:>9} {:>9}",
+            "p50 us", "p99 us", "p99.9 us", "max us"
+        );
     }
     let _ = writeln!(out, "{}", header.trim_end());
     for (target, summary) in &summaries {
@@ -42,7 +60,10 @@ pub fn table(comparison: &Comparison) -> String {
                 let _ = writeln!(out, "{:<10} skipped: {reason}", target.name());
             }
             Ok(summary) => {
-                let vs_direct = comparison.vs_direct(*target).map(|r| format!("{}x", number(r))).unwrap_or("-".into());
+                let vs_direct = comparison
+                    .vs_direct(*target)
+                    .map(|r| format!("{}x", number(r)))
+                    .unwrap_or("-".into());
                 let cpu = summary.cpu_per_unit.map(number).unwrap_or("-".into());
                 let mut row = format!(
                     "{:<10} {:>10} {:>10} {:>10} {:>10} {:>14}",
@@ -51,12 +72,27 @@ pub fn table(comparison: &Comparison) -> String {
                     number(summary.min),
                     number(summary.max),
                     vs_direct,
-                    if scenario.cpu_unit().is_some() { cpu } else { String::new() }
+                    if scenario.cpu_unit().is_some() {
+                        cpu
+                    } else {
+                        String::new()
+                    }
                 );
                 if let Some(p) = summary.latency {
-                    let _ = write!(row, " {:>9} {:>9} {:>9} {:>9}", number(p.p50), number(p.p99), number(p.p999), number(p.max));
+                    let _ = write!(
+                        row,
+                        " {:>9} {:>9} {:>9} {:>9}",
+                        number(p.p50),
+                        number(p.p99),
+                        number(p.p999),
+                        number(p.max)
+                    );
                 }
-                let extras: Vec<String> = summary.extra.iter().map(|(name, value)| format!("{name}={}", number(*value))).collect();
+                let extras: Vec<String> = summary
+                    .extra
+                    .iter()
+                    .map(|(name, value)| format!("{name}={}", number(*value)))
+                    .collect();
                 let _ = writeln!(out, "{}   {}", row.trim_end(), extras.join(" "));
             }
         }
@@ -67,7 +103,11 @@ pub fn table(comparison: &Comparison) -> String {
         .map(|(peer, ratio)| format!("ringside/{} = {}x", peer.name(), number(ratio)))
         .collect();
     if !ratios.is_empty() {
-        let _ = writeln!(out, "   {} (median over median; {better})", ratios.join(", "));
+        let _ = writeln!(
+            out,
+            "   {} (median over median; {better})",
+            ratios.join(", ")
+        );
     }
     for note in &comparison.notes {
         let _ = writeln!(out, "   note: {note}");

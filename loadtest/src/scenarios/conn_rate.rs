@@ -8,8 +8,8 @@
 //! default) does the rest.
 
 use super::{join_all, LoadParams, Measurement};
-use std::io::{Read, Write};
 use socket2::{Domain, Socket, Type};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -23,8 +23,9 @@ pub(super) fn run(params: &LoadParams, target: SocketAddr) -> anyhow::Result<Mea
     let start = Instant::now();
     let deadline = start + params.duration;
     let counts = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            (0..threads).map(|index| scope.spawn(move || client(target, deadline, index, threads))).collect();
+        let handles: Vec<_> = (0..threads)
+            .map(|index| scope.spawn(move || client(target, deadline, index, threads)))
+            .collect();
         join_all(handles)
     })?;
     let elapsed = start.elapsed().as_secs_f64();
@@ -37,7 +38,12 @@ pub(super) fn run(params: &LoadParams, target: SocketAddr) -> anyhow::Result<Mea
     })
 }
 
-fn client(target: SocketAddr, deadline: Instant, index: usize, threads: usize) -> anyhow::Result<u64> {
+fn client(
+    target: SocketAddr,
+    deadline: Instant,
+    index: usize,
+    threads: usize,
+) -> anyhow::Result<u64> {
     let mut count = 0;
     let mut reply = [0u8; MESSAGE.len()];
     let mut source = index;

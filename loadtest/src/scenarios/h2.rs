@@ -9,16 +9,22 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 pub(super) fn run(params: &LoadParams, target: SocketAddr) -> anyhow::Result<Measurement> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
     let streams = params.h2_streams.max(1);
     let start = Instant::now();
     let deadline = start + params.duration;
     let results = runtime.block_on(async move {
         let socket = tokio::net::TcpStream::connect(target).await?;
         socket.set_nodelay(true)?;
-        let (client, connection) = h2::client::handshake(socket).await.context("h2 handshake")?;
+        let (client, connection) = h2::client::handshake(socket)
+            .await
+            .context("h2 handshake")?;
         let driver = tokio::spawn(connection);
-        let loops: Vec<_> = (0..streams).map(|_| tokio::spawn(request_loop(client.clone(), target, deadline))).collect();
+        let loops: Vec<_> = (0..streams)
+            .map(|_| tokio::spawn(request_loop(client.clone(), target, deadline)))
+            .collect();
         let mut results = Vec::new();
         for handle in loops {
             results.push(handle.await??);

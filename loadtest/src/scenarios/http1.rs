@@ -15,7 +15,9 @@ pub(super) fn run(params: &LoadParams, target: SocketAddr) -> anyhow::Result<Mea
     let start = Instant::now();
     let deadline = start + params.duration;
     let results = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..connections).map(|_| scope.spawn(move || client(target, deadline))).collect();
+        let handles: Vec<_> = (0..connections)
+            .map(|_| scope.spawn(move || client(target, deadline)))
+            .collect();
         join_all(handles)
     })?;
     let elapsed = start.elapsed().as_secs_f64();
@@ -29,7 +31,10 @@ pub(super) fn run(params: &LoadParams, target: SocketAddr) -> anyhow::Result<Mea
     })
 }
 
-fn client(target: SocketAddr, deadline: Instant) -> anyhow::Result<(hdrhistogram::Histogram<u64>, u64)> {
+fn client(
+    target: SocketAddr,
+    deadline: Instant,
+) -> anyhow::Result<(hdrhistogram::Histogram<u64>, u64)> {
     let mut stream = TcpStream::connect(target)?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -64,7 +69,9 @@ impl ResponseReader {
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut response = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(head_len) = response.parse(&self.buffer[..self.filled])? {
+            if let httparse::Status::Complete(head_len) =
+                response.parse(&self.buffer[..self.filled])?
+            {
                 let body_len: usize = response
                     .headers
                     .iter()

@@ -10,19 +10,39 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-pub(super) fn run(params: &LoadParams, target: SocketAddr, proxy_pids: &[u32]) -> anyhow::Result<Measurement> {
-    anyhow::ensure!(!proxy_pids.is_empty(), "idle-conns measures a proxy process");
-    let rss_total = || proxy_pids.iter().filter_map(|&pid| proc_stats::rss_kib(pid)).sum::<u64>();
-    let fds_total = || proxy_pids.iter().filter_map(|&pid| proc_stats::open_fds(pid)).sum::<u64>();
+pub(super) fn run(
+    params: &LoadParams,
+    target: SocketAddr,
+    proxy_pids: &[u32],
+) -> anyhow::Result<Measurement> {
+    anyhow::ensure!(
+        !proxy_pids.is_empty(),
+        "idle-conns measures a proxy process"
+    );
+    let rss_total = || {
+        proxy_pids
+            .iter()
+            .filter_map(|&pid| proc_stats::rss_kib(pid))
+            .sum::<u64>()
+    };
+    let fds_total = || {
+        proxy_pids
+            .iter()
+            .filter_map(|&pid| proc_stats::open_fds(pid))
+            .sum::<u64>()
+    };
     let rss_before = rss_total();
     let fds_before = fds_total();
     let mut connections = Vec::with_capacity(params.idle_conns);
     let mut byte = [0u8; 1];
     for index in 0..params.idle_conns {
-        let mut stream = TcpStream::connect(target).with_context(|| format!("connection {index}"))?;
+        let mut stream =
+            TcpStream::connect(target).with_context(|| format!("connection {index}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         stream.write_all(b"!")?;
-        stream.read_exact(&mut byte).with_context(|| format!("round trip on connection {index}"))?;
+        stream
+            .read_exact(&mut byte)
+            .with_context(|| format!("round trip on connection {index}"))?;
         connections.push(stream);
     }
     let rss_after = rss_total();

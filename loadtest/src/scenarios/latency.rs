@@ -26,7 +26,9 @@ pub(crate) fn record(histogram: &mut Histogram<u64>, latency: Duration) {
 pub(crate) fn merge(histograms: impl IntoIterator<Item = Histogram<u64>>) -> Histogram<u64> {
     let mut merged = new_histogram();
     for histogram in histograms {
-        merged.add(&histogram).expect("histograms with the same bounds");
+        merged
+            .add(&histogram)
+            .expect("histograms with the same bounds");
     }
     merged
 }

@@ -57,7 +57,9 @@ impl ScenarioKind {
     pub fn origin(self) -> OriginKind {
         match self {
             ScenarioKind::TcpThroughput => OriginKind::Sink,
-            ScenarioKind::TcpRr | ScenarioKind::ConnRate | ScenarioKind::IdleConns => OriginKind::Echo,
+            ScenarioKind::TcpRr | ScenarioKind::ConnRate | ScenarioKind::IdleConns => {
+                OriginKind::Echo
+            }
             ScenarioKind::Http1 => OriginKind::Http1,
             ScenarioKind::H2 => OriginKind::H2,
         }
@@ -152,9 +154,15 @@ pub fn run(
 }
 
 /// Joins the client threads, keeping the first error.
-fn join_all<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>>) -> anyhow::Result<Vec<T>> {
+fn join_all<T>(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>>,
+) -> anyhow::Result<Vec<T>> {
     handles
         .into_iter()
-        .map(|handle| handle.join().map_err(|_| anyhow::anyhow!("client thread panicked"))?)
+        .map(|handle| {
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("client thread panicked"))?
+        })
         .collect()
 }

@@ -35,7 +35,10 @@ pub(super) fn run(params: &LoadParams, target: SocketAddr) -> anyhow::Result<Mea
         figure: percentiles.p99,
         work_units: requests as f64 / 1000.0,
         latency: Some(percentiles),
-        extra: vec![("offered_rps", params.rate as f64), ("achieved_rps", achieved)],
+        extra: vec![
+            ("offered_rps", params.rate as f64),
+            ("achieved_rps", achieved),
+        ],
     })
 }
 

@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 
 const CHUNK_BYTES: usize = 128 * 1024;
 
-pub(super) fn run(params: &LoadParams, target: SocketAddr, origin: &Origin) -> anyhow::Result<Measurement> {
+pub(super) fn run(
+    params: &LoadParams,
+    target: SocketAddr,
+    origin: &Origin,
+) -> anyhow::Result<Measurement> {
     let streams = params.streams.max(1);
     let stop = AtomicBool::new(false);
     let connected = Barrier::new(streams + 1);

@@ -5,5 +5,8 @@ use super::RunningTarget;
 use std::net::SocketAddr;
 
 pub(super) fn start(origin: SocketAddr) -> RunningTarget {
-    RunningTarget { addr: origin, process: None }
+    RunningTarget {
+        addr: origin,
+        process: None,
+    }
 }

@@ -10,7 +10,12 @@ use crate::workdir::WorkDir;
 use std::net::SocketAddr;
 use std::process::Command;
 
-fn config(options: &TargetOptions, listen: SocketAddr, origin: SocketAddr, mode: ProxyMode) -> String {
+fn config(
+    options: &TargetOptions,
+    listen: SocketAddr,
+    origin: SocketAddr,
+    mode: ProxyMode,
+) -> String {
     let threads = options.shards;
     let maxconn = options.max_connections;
     // HAProxy reserves 2 fds per connection and 2 per splice pipe (maxpipes
@@ -54,5 +59,8 @@ pub(super) fn start(
         process.stop();
         return Err(error);
     }
-    Ok(RunningTarget { addr: listen, process: Some(process) })
+    Ok(RunningTarget {
+        addr: listen,
+        process: Some(process),
+    })
 }

@@ -70,7 +70,10 @@ pub struct RunningTarget {
 impl RunningTarget {
     /// Every process whose CPU and memory count as the proxy's.
     pub fn pids(&self) -> Vec<u32> {
-        self.process.as_ref().map(ProxyProcess::pids).unwrap_or_default()
+        self.process
+            .as_ref()
+            .map(ProxyProcess::pids)
+            .unwrap_or_default()
     }
 
     pub fn cpu_seconds(&self) -> f64 {
@@ -120,7 +123,9 @@ pub fn start(
 
 fn is_executable(path: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(path)
+        .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// A loopback port nobody listens on right now, for a proxy to bind.

@@ -23,7 +23,10 @@ pub(super) fn h2_unsupported_reason() -> Option<String> {
 /// Whether nginx was built with the stream module as a dynamic module, and
 /// if so where its `.so` is; `Err` when it is dynamic but not installed.
 fn stream_module(nginx: &Path) -> Result<Option<std::path::PathBuf>, String> {
-    let output = Command::new(nginx).arg("-V").output().map_err(|e| format!("running {} -V: {e}", nginx.display()))?;
+    let output = Command::new(nginx)
+        .arg("-V")
+        .output()
+        .map_err(|e| format!("running {} -V: {e}", nginx.display()))?;
     let build = String::from_utf8_lossy(&output.stderr);
     if !build.contains("--with-stream=dynamic") {
         return Ok(None);
@@ -33,7 +36,10 @@ fn stream_module(nginx: &Path) -> Result<Option<std::path::PathBuf>, String> {
         .map(|dir| Path::new(dir).join("ngx_stream_module.so"))
         .find(|path| path.exists())
         .map(Some)
-        .ok_or_else(|| "nginx's stream module is not installed (Debian: apt-get install libnginx-mod-stream)".to_string())
+        .ok_or_else(|| {
+            "nginx's stream module is not installed (Debian: apt-get install libnginx-mod-stream)"
+                .to_string()
+        })
 }
 
 /// Why nginx cannot proxy opaque TCP here, if it cannot.
@@ -96,7 +102,10 @@ pub(super) fn start(
     let listen = free_port()?;
     let workdir = WorkDir::new("nginx")?;
     let config_path = workdir.path().join("nginx.conf");
-    std::fs::write(&config_path, config(workdir.path(), options, listen, origin, mode)?)?;
+    std::fs::write(
+        &config_path,
+        config(workdir.path(), options, listen, origin, mode)?,
+    )?;
     let mut command = Command::new(&options.nginx_bin);
     command
         .arg("-p")
@@ -106,10 +115,15 @@ pub(super) fn start(
         .arg("-e")
         .arg(workdir.path().join("error.log"));
     let mut process = ProxyProcess::spawn("nginx", command, workdir)?;
-    let ready = process.wait_accepting(listen).and_then(|()| process.wait_workers(options.shards));
+    let ready = process
+        .wait_accepting(listen)
+        .and_then(|()| process.wait_workers(options.shards));
     if let Err(error) = ready {
         process.stop();
         return Err(error);
     }
-    Ok(RunningTarget { addr: listen, process: Some(process) })
+    Ok(RunningTarget {
+        addr: listen,
+        process: Some(process),
+    })
 }

@@ -23,7 +23,11 @@ pub struct ProxyProcess {
 }
 
 impl ProxyProcess {
-    pub(crate) fn spawn(name: &'static str, mut command: Command, workdir: WorkDir) -> anyhow::Result<Self> {
+    pub(crate) fn spawn(
+        name: &'static str,
+        mut command: Command,
+        workdir: WorkDir,
+    ) -> anyhow::Result<Self> {
         let log = std::fs::File::create(workdir.path().join("stderr.log"))?;
         let child = command
             .stdin(Stdio::null())
@@ -31,7 +35,12 @@ impl ProxyProcess {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {name}"))?;
-        Ok(Self { child, workers: Vec::new(), workdir, name })
+        Ok(Self {
+            child,
+            workers: Vec::new(),
+            workdir,
+            name,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -47,8 +56,13 @@ impl ProxyProcess {
     /// Fails with the proxy's own log if it has exited.
     pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            let log = std::fs::read_to_string(self.workdir.path().join("stderr.log")).unwrap_or_default();
-            bail!("{} exited ({status}) before it was ready: {}", self.name, log.trim());
+            let log =
+                std::fs::read_to_string(self.workdir.path().join("stderr.log")).unwrap_or_default();
+            bail!(
+                "{} exited ({status}) before it was ready: {}",
+                self.name,
+                log.trim()
+            );
         }
         Ok(())
     }
@@ -77,7 +91,10 @@ impl ProxyProcess {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("{} /ready on {admin} did not answer 200 within {DEADLINE:?}", self.name);
+                bail!(
+                    "{} /ready on {admin} did not answer 200 within {DEADLINE:?}",
+                    self.name
+                );
             }
             std::thread::sleep(POLL_INTERVAL);
         }
@@ -94,7 +111,11 @@ impl ProxyProcess {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("{} started {} of {count} workers within {DEADLINE:?}", self.name, workers.len());
+                bail!(
+                    "{} started {} of {count} workers within {DEADLINE:?}",
+                    self.name,
+                    workers.len()
+                );
             }
             std::thread::sleep(POLL_INTERVAL);
         }

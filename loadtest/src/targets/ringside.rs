@@ -29,5 +29,8 @@ pub(super) fn start(options: &TargetOptions, origin: SocketAddr) -> anyhow::Resu
         process.stop();
         return Err(error);
     }
-    Ok(RunningTarget { addr: listen, process: Some(process) })
+    Ok(RunningTarget {
+        addr: listen,
+        process: Some(process),
+    })
 }
