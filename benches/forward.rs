@@ -11,7 +11,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ringside::config::{Args, Config, Direction, Route};
+use ringside::config::{Args, Config, Direction, Protocol, Route};
 use ringside::runtime::Proxy;
 
 const TRANSFER_BYTES: usize = 64 << 20;
@@ -51,6 +51,7 @@ fn start_ringside(upstream: SocketAddr, forward_mode: &str) -> SocketAddr {
         listen: "127.0.0.1:0".parse().unwrap(),
         upstreams: vec![upstream],
         direction: Direction::Outbound,
+        protocol: Protocol::Opaque,
     }]);
     let proxy = Proxy::bind(config).unwrap();
     let addr = proxy.route_addrs()[0];

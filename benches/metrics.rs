@@ -15,6 +15,7 @@ fn labels(target: usize, peer: Peer) -> TcpLabels {
         direction: Direction::Outbound,
         peer,
         target_addr: format!("10.0.0.{target}:8080"),
+        tls_sni: None,
     }
 }
 

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ringside::config::{Config, Direction, Route};
+use ringside::config::{Config, Direction, Protocol, Route};
 
 const DEMO_LISTEN: &str = "127.0.0.1:4140";
 const CONNECTIONS: usize = 8;
@@ -23,6 +23,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             listen: DEMO_LISTEN.parse().expect("a valid address"),
             upstreams: vec![origin],
             direction: Direction::Outbound,
+            protocol: Protocol::Detect,
         }])
     } else {
         config

@@ -43,8 +43,9 @@ fn sigterm_lets_an_open_connection_finish_then_exits_zero() {
     let mut proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={}", origin.addr)]);
     proxy.wait_ready();
     let mut client = TcpStream::connect(proxy.route()).unwrap();
-    client.write_all(b"before").unwrap();
-    let mut buf = [0u8; 6];
+    // A newline makes the bytes "not HTTP" at once: no detect timeout.
+    client.write_all(b"before\n").unwrap();
+    let mut buf = [0u8; 7];
     client.read_exact(&mut buf).unwrap();
 
     proxy.signal("TERM");
@@ -54,10 +55,10 @@ fn sigterm_lets_an_open_connection_finish_then_exits_zero() {
         "exited while a connection was open"
     );
 
-    client.write_all(b"after").unwrap();
-    let mut buf = [0u8; 5];
+    client.write_all(b"after\n").unwrap();
+    let mut buf = [0u8; 6];
     client.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"after");
+    assert_eq!(&buf, b"after\n");
     drop(client);
     let status = proxy
         .wait_exit(Duration::from_secs(10))
@@ -75,8 +76,8 @@ fn grace_period_cuts_connections_that_do_not_finish() {
         "200ms",
     ]);
     let mut client = TcpStream::connect(proxy.route()).unwrap();
-    client.write_all(b"x").unwrap();
-    client.read_exact(&mut [0u8; 1]).unwrap();
+    client.write_all(b"x\n").unwrap();
+    client.read_exact(&mut [0u8; 2]).unwrap();
     proxy.signal("TERM");
     let status = proxy
         .wait_exit(Duration::from_secs(10))

@@ -54,6 +54,16 @@ pub struct Args {
     #[arg(long, env = "RINGSIDE_FORWARD_MODE", global = true)]
     pub forward_mode: Option<String>,
 
+    /// Time to wait for a client's first bytes before forwarding the
+    /// connection as opaque TCP [default: 10s].
+    #[arg(long, env = "RINGSIDE_DETECT_TIMEOUT", global = true)]
+    pub detect_timeout: Option<String>,
+
+    /// Comma-separated upstream ports whose routes skip detection; an empty
+    /// value means none [default: 25,587,3306,4444,5432,6379,9300,11211].
+    #[arg(long, env = "RINGSIDE_OPAQUE_PORTS", global = true)]
+    pub opaque_ports: Option<String>,
+
     /// Validate the configuration, print the effective one and exit
     /// (0 when valid, 64 when not).
     #[arg(long)]

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{build_route, read_text, ConfigError, Route};
+use super::route::{build_route, RouteSpec};
+use super::{read_text, ConfigError};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,7 +20,18 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub proxy: ProxyTable,
     #[serde(default)]
+    pub detect: DetectTable,
+    #[serde(default)]
     pub route: Vec<RouteTable>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DetectTable {
+    pub timeout: Option<String>,
+    pub opaque_ports: Option<Vec<u16>>,
+    pub peek_bytes: Option<usize>,
+    pub server_first_memory: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +68,7 @@ pub(super) struct RouteTable {
     pub listen: String,
     pub upstreams: Vec<String>,
     pub direction: Option<String>,
+    pub protocol: Option<String>,
 }
 
 impl FileConfig {
@@ -83,12 +96,13 @@ impl FileConfig {
 }
 
 impl RouteTable {
-    pub fn validate(&self, index: usize) -> Result<Route, ConfigError> {
+    pub fn validate(&self, index: usize) -> Result<RouteSpec, ConfigError> {
         build_route(
             &format!("route[{index}]"),
             &self.listen,
             &self.upstreams,
             self.direction.as_deref(),
+            self.protocol.as_deref(),
         )
     }
 }

@@ -8,8 +8,12 @@
 
 mod cli;
 mod file;
+mod route;
 
 pub use cli::{Args, Command};
+pub use route::{Direction, Protocol, Route};
+
+use route::parse_route_flag;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -43,16 +47,29 @@ pub struct Config {
     pub forward_mode: ForwardMode,
     /// Requested capacity of each splice pipe; the kernel may grant less.
     pub pipe_size_bytes: usize,
+    /// How protocols are detected on `Protocol::Detect` routes.
+    pub detect: DetectConfig,
 }
 
-/// One listener and the endpoints its connections are balanced over.
+/// Protocol detection settings, shared by every route.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub listen: SocketAddr,
-    pub upstreams: Vec<SocketAddr>,
-    /// The `direction` label of this route's metrics, as Linkerd names it.
-    pub direction: Direction,
+pub struct DetectConfig {
+    /// How long to wait for the client's first bytes before failing open to
+    /// opaque TCP.
+    pub timeout: Duration,
+    /// Upstream ports whose routes are opaque unless they say otherwise.
+    pub opaque_ports: Vec<u16>,
+    /// The most bytes peeked for a verdict; a full buffer without one is
+    /// treated as unknown.
+    pub peek_bytes: usize,
+    /// How long an upstream that spoke first is remembered, so that later
+    /// connections to it skip detection; zero disables the memory.
+    pub server_first_memory: Duration,
 }
+
+/// Linkerd's default opaque ports: SMTP, MySQL, Galera, PostgreSQL, Redis,
+/// Elasticsearch and memcached, which speak first or are never HTTP.
+pub const DEFAULT_OPAQUE_PORTS: [u16; 8] = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -64,21 +81,6 @@ pub enum LogFormat {
 pub enum ForwardMode {
     Splice,
     Copy,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Direction {
-    Inbound,
-    Outbound,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-    }
 }
 
 /// A configuration that cannot be used, naming the key at fault.
@@ -113,8 +115,8 @@ impl Config {
     fn merge(args: &Args, file: file::FileConfig) -> Result<Config, ConfigError> {
         let admin_addr = match &args.admin_addr {
             Some(addr) => parse_addr("--admin-addr", addr)?,
-            None => match file.admin.listen {
-                Some(addr) => parse_addr("admin.listen", &addr)?,
+            None => match &file.admin.listen {
+                Some(addr) => parse_addr("admin.listen", addr)?,
                 None => parse_addr("admin.listen", DEFAULT_ADMIN_ADDR)?,
             },
         };
@@ -136,6 +138,7 @@ impl Config {
             }
         };
 
+        let detect = detect_config(args, &file)?;
         let routes = if args.route.is_empty() {
             file.route
                 .iter()
@@ -148,6 +151,10 @@ impl Config {
                 .map(|spec| parse_route_flag(spec))
                 .collect::<Result<Vec<_>, _>>()?
         };
+        let routes: Vec<Route> = routes
+            .into_iter()
+            .map(|spec| spec.resolve(&detect.opaque_ports))
+            .collect();
         for (i, route) in routes.iter().enumerate() {
             if routes[..i].iter().any(|other| other.listen == route.listen) {
                 return Err(ConfigError::invalid(
@@ -219,6 +226,7 @@ impl Config {
             shutdown_grace,
             forward_mode,
             pipe_size_bytes,
+            detect,
         })
     }
 
@@ -259,19 +267,93 @@ impl fmt::Display for Config {
             },
             self.pipe_size_bytes
         )?;
+        let ports: Vec<String> = self
+            .detect
+            .opaque_ports
+            .iter()
+            .map(u16::to_string)
+            .collect();
+        writeln!(
+            f,
+            "\n[detect]\ntimeout = \"{}\"\nopaque_ports = [{}]\npeek_bytes = {}\nserver_first_memory = \"{}\"",
+            humantime::format_duration(self.detect.timeout),
+            ports.join(", "),
+            self.detect.peek_bytes,
+            humantime::format_duration(self.detect.server_first_memory)
+        )?;
         for route in &self.routes {
             let upstreams: Vec<String> =
                 route.upstreams.iter().map(|u| format!("\"{u}\"")).collect();
             write!(
                 f,
-                "\n[[route]]\nlisten = \"{}\"\nupstreams = [{}]\ndirection = \"{}\"\n",
+                "\n[[route]]\nlisten = \"{}\"\nupstreams = [{}]\ndirection = \"{}\"\nprotocol = \"{}\"\n",
                 route.listen,
                 upstreams.join(", "),
-                route.direction.as_str()
+                route.direction.as_str(),
+                route.protocol.as_str()
             )?;
         }
         Ok(())
     }
+}
+
+fn detect_config(args: &Args, file: &file::FileConfig) -> Result<DetectConfig, ConfigError> {
+    let timeout = duration_key(
+        "detect.timeout",
+        args.detect_timeout
+            .as_deref()
+            .or(file.detect.timeout.as_deref()),
+        Duration::from_secs(10),
+    )?;
+    if timeout.is_zero() {
+        return Err(ConfigError::invalid("detect.timeout", "must be above 0"));
+    }
+    let opaque_ports = match (&args.opaque_ports, &file.detect.opaque_ports) {
+        (Some(list), _) => parse_port_list("--opaque-ports", list)?,
+        (None, Some(ports)) => {
+            if let Some(i) = ports.iter().position(|p| *p == 0) {
+                return Err(ConfigError::invalid(
+                    format!("detect.opaque_ports[{i}]"),
+                    "0 is not a port",
+                ));
+            }
+            ports.clone()
+        }
+        (None, None) => DEFAULT_OPAQUE_PORTS.to_vec(),
+    };
+    let peek_bytes = file.detect.peek_bytes.unwrap_or(1024);
+    if !(64..=16 * 1024).contains(&peek_bytes) {
+        return Err(ConfigError::invalid(
+            "detect.peek_bytes",
+            "must be between 64 and 16384",
+        ));
+    }
+    let server_first_memory = duration_key(
+        "detect.server_first_memory",
+        file.detect.server_first_memory.as_deref(),
+        Duration::from_secs(600),
+    )?;
+    Ok(DetectConfig {
+        timeout,
+        opaque_ports,
+        peek_bytes,
+        server_first_memory,
+    })
+}
+
+/// `25,587,3306`; an empty list means no opaque ports.
+fn parse_port_list(key: &str, list: &str) -> Result<Vec<u16>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(port),
+            _ => Err(ConfigError::invalid(
+                key,
+                format!("{p:?} is not a port number"),
+            )),
+        })
+        .collect()
 }
 
 fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
@@ -294,59 +376,6 @@ fn duration_key(
             )
         }),
     }
-}
-
-fn parse_direction(key: &str, value: Option<&str>) -> Result<Direction, ConfigError> {
-    match value {
-        None | Some("outbound") => Ok(Direction::Outbound),
-        Some("inbound") => Ok(Direction::Inbound),
-        Some(other) => Err(ConfigError::invalid(
-            key,
-            format!("expected \"inbound\" or \"outbound\", got {other:?}"),
-        )),
-    }
-}
-
-/// `LISTEN=UPSTREAM[,UPSTREAM...]`, the `--route` flag.
-fn parse_route_flag(spec: &str) -> Result<Route, ConfigError> {
-    let key = "--route";
-    let (listen, upstreams) = spec.split_once('=').ok_or_else(|| {
-        ConfigError::invalid(
-            key,
-            format!("{spec:?} is not LISTEN=UPSTREAM[,UPSTREAM...]"),
-        )
-    })?;
-    let upstreams: Vec<&str> = upstreams
-        .split(',')
-        .filter(|u| !u.trim().is_empty())
-        .collect();
-    build_route(key, listen, &upstreams, None)
-}
-
-fn build_route(
-    key: &str,
-    listen: &str,
-    upstreams: &[impl AsRef<str>],
-    direction: Option<&str>,
-) -> Result<Route, ConfigError> {
-    let listen = parse_addr(&format!("{key}.listen"), listen)?;
-    if upstreams.is_empty() {
-        return Err(ConfigError::invalid(
-            format!("{key}.upstreams"),
-            "needs at least one upstream address",
-        ));
-    }
-    let upstreams = upstreams
-        .iter()
-        .enumerate()
-        .map(|(i, u)| parse_addr(&format!("{key}.upstreams[{i}]"), u.as_ref()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let direction = parse_direction(&format!("{key}.direction"), direction)?;
-    Ok(Route {
-        listen,
-        upstreams,
-        direction,
-    })
 }
 
 /// Reads a whole file into a string, naming it in the error.

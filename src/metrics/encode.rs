@@ -24,6 +24,13 @@ const CONNECTION_DURATION_BOUNDS_MS: &[u64] = &[
     1_000_000_000,
 ];
 
+/// Bucket bounds of `protocol_detect_duration_seconds`, in microseconds
+/// (the unit recorded): from 100 us to the 10 s default timeout and beyond.
+const DETECT_DURATION_BOUNDS_US: &[u64] = &[
+    100, 500, 1_000, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000, 5_000_000, 10_000_000,
+    30_000_000,
+];
+
 /// Writes the whole `/metrics` page.
 pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
     let tcp = &snapshot.tcp;
@@ -99,7 +106,39 @@ pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
             &tcp_labels(labels),
             &m.duration_ms,
             CONNECTION_DURATION_BOUNDS_MS,
+            1.0,
         );
+    }
+
+    family(
+        out,
+        "protocol_detect_total",
+        "counter",
+        "Connections by the outcome of protocol detection.",
+    );
+    for (labels, count) in &snapshot.detect_total {
+        let labels = format!(
+            "direction=\"{}\",target_addr=\"{}\",result=\"{}\"",
+            labels.direction.as_str(),
+            escape(&labels.target_addr),
+            labels.result
+        );
+        sample(out, "protocol_detect_total", &labels, *count);
+    }
+    family(
+        out,
+        "protocol_detect_duration_seconds",
+        "histogram",
+        "Time from accept to a detection verdict.",
+    );
+    for ((direction, target), h) in &snapshot.detect_duration_us {
+        let labels = format!(
+            "direction=\"{}\",target_addr=\"{}\"",
+            direction.as_str(),
+            escape(target)
+        );
+        let name = "protocol_detect_duration_seconds";
+        histogram(out, name, &labels, h, DETECT_DURATION_BOUNDS_US, 1e6);
     }
 
     family(
@@ -181,43 +220,52 @@ pub(super) fn sample(out: &mut String, name: &str, labels: &str, value: impl std
     }
 }
 
-/// Cumulative buckets from an HdrHistogram; values are whole milliseconds,
-/// so `count_between(0, bound)` is exact at every bound.
-fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram<u64>, bounds: &[u64]) {
+/// Cumulative buckets from an HdrHistogram of whole units; `bounds` are in
+/// the recorded unit and `per_exposed_unit` converts them (and the sum) to
+/// the exposed one: 1 for ms exposed as ms, 1e6 for us exposed as seconds.
+fn histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    h: &Histogram<u64>,
+    bounds: &[u64],
+    per_exposed_unit: f64,
+) {
+    let bucket = format!("{name}_bucket");
     for bound in bounds {
         let count = if h.is_empty() {
             0
         } else {
             h.count_between(0, *bound)
         };
-        sample(
-            out,
-            &format!("{name}_bucket"),
-            &format!("{labels},le=\"{bound}\""),
-            count,
-        );
+        let le = *bound as f64 / per_exposed_unit;
+        sample(out, &bucket, &format!("{labels},le=\"{le}\""), count);
     }
-    sample(
-        out,
-        &format!("{name}_bucket"),
-        &format!("{labels},le=\"+Inf\""),
-        h.len(),
-    );
+    sample(out, &bucket, &format!("{labels},le=\"+Inf\""), h.len());
     let sum: u64 = h
         .iter_recorded()
         .map(|v| v.value_iterated_to() * v.count_at_value())
         .sum();
-    sample(out, &format!("{name}_sum"), labels, sum);
+    sample(
+        out,
+        &format!("{name}_sum"),
+        labels,
+        sum as f64 / per_exposed_unit,
+    );
     sample(out, &format!("{name}_count"), labels, h.len());
 }
 
 fn tcp_labels(labels: &TcpLabels) -> String {
-    format!(
+    let mut text = format!(
         "direction=\"{}\",peer=\"{}\",target_addr=\"{}\"",
         labels.direction.as_str(),
         labels.peer.as_str(),
         escape(&labels.target_addr)
-    )
+    );
+    if let Some(sni) = &labels.tls_sni {
+        text.push_str(&format!(",tls=\"opaque\",sni=\"{}\"", escape(sni)));
+    }
+    text
 }
 
 /// Label values escape backslash, quote and newline.
@@ -242,6 +290,7 @@ mod tests {
             direction: Direction::Inbound,
             peer: Peer::Src,
             target_addr: "127.0.0.1:4143".into(),
+            tls_sni: None,
         });
         tcp.opened();
         tcp.opened();

@@ -9,5 +9,5 @@ mod snapshot;
 
 pub use encode::{encode, tcp_total};
 pub use process::ProcessStats;
-pub use recorder::{Peer, ShardMetrics, TcpCounters, TcpLabels};
+pub use recorder::{DetectLabels, Peer, ShardMetrics, TcpCounters, TcpLabels};
 pub use snapshot::{ShardSummary, Snapshot, TcpSnapshot};

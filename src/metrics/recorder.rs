@@ -38,6 +38,20 @@ pub struct TcpLabels {
     pub direction: Direction,
     pub peer: Peer,
     pub target_addr: String,
+    /// `Some(sni)` for TLS passed through opaquely (labels `tls="opaque"`
+    /// and `sni`, empty when the ClientHello named no server), as Linkerd
+    /// labels such connections.
+    pub tls_sni: Option<String>,
+}
+
+/// The labels of `protocol_detect_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DetectLabels {
+    pub direction: Direction,
+    pub target_addr: String,
+    /// `http/1`, `http/2`, `tls`, `unknown`, `opaque_port`, `timeout`,
+    /// `server_first`, `learned_server_first` or `error`.
+    pub result: &'static str,
 }
 
 /// The counters of one label set; a connection holds an `Rc` to its own so
@@ -109,6 +123,9 @@ pub struct ShardMetrics {
     accept_errors_total: Cell<u64>,
     /// Upstream connects that failed, by endpoint and reason.
     connect_failures: RefCell<BTreeMap<(String, &'static str), u64>>,
+    detect_total: RefCell<BTreeMap<DetectLabels, u64>>,
+    /// Time to a detection verdict, in microseconds, by direction and target.
+    detect_duration_us: RefCell<BTreeMap<(Direction, String), Histogram<u64>>>,
 }
 
 impl ShardMetrics {
@@ -119,6 +136,8 @@ impl ShardMetrics {
             accepted_total: Cell::new(0),
             accept_errors_total: Cell::new(0),
             connect_failures: RefCell::default(),
+            detect_total: RefCell::default(),
+            detect_duration_us: RefCell::default(),
         }
     }
 
@@ -151,6 +170,20 @@ impl ShardMetrics {
             .or_insert(0) += 1;
     }
 
+    /// Counts one detection outcome; `duration` is `None` when no detection
+    /// ran (opaque ports, learned server-first upstreams).
+    pub fn detected(&self, labels: DetectLabels, duration: Option<Duration>) {
+        if let Some(duration) = duration {
+            let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+            self.detect_duration_us
+                .borrow_mut()
+                .entry((labels.direction, labels.target_addr.clone()))
+                .or_insert_with(new_histogram)
+                .saturating_record(micros);
+        }
+        *self.detect_total.borrow_mut().entry(labels).or_insert(0) += 1;
+    }
+
     /// A copy of everything, for the admin shard to merge. `pipes_in_use`
     /// and `pipes_idle` come from the shard's pipe pool.
     pub fn snapshot(&self, pipes_in_use: usize, pipes_idle: usize) -> Snapshot {
@@ -166,6 +199,8 @@ impl ShardMetrics {
             pipes_in_use: pipes_in_use as u64,
             pipes_idle: pipes_idle as u64,
             connect_failures: self.connect_failures.borrow().clone(),
+            detect_total: self.detect_total.borrow().clone(),
+            detect_duration_us: self.detect_duration_us.borrow().clone(),
             tcp: self
                 .tcp
                 .borrow()
@@ -177,8 +212,8 @@ impl ShardMetrics {
     }
 }
 
-/// A histogram for milliseconds that grows as needed; 3 significant digits
-/// keeps every Linkerd bucket bound exact.
+/// A histogram of whole units (ms, us) that grows as needed; 3 significant
+/// digits keeps every Linkerd bucket bound exact.
 pub fn new_histogram() -> Histogram<u64> {
     let mut histogram = Histogram::new(3).expect("3 significant figures is a valid precision");
     histogram.auto(true);

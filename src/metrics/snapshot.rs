@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use super::recorder::{new_histogram, Peer, TcpLabels};
+use super::recorder::{new_histogram, DetectLabels, Peer, TcpLabels};
+use crate::config::Direction;
 
 /// Everything a scrape shows, for one shard or merged over all of them.
 #[derive(Debug, Clone, Default)]
@@ -17,6 +18,8 @@ pub struct Snapshot {
     pub pipes_idle: u64,
     pub connect_failures: BTreeMap<(String, &'static str), u64>,
     pub tcp: BTreeMap<TcpLabels, TcpSnapshot>,
+    pub detect_total: BTreeMap<DetectLabels, u64>,
+    pub detect_duration_us: BTreeMap<(Direction, String), Histogram<u64>>,
 }
 
 /// The per-shard figures of `/shards`.
@@ -86,6 +89,16 @@ impl Snapshot {
         for (labels, tcp) in &other.tcp {
             self.tcp.entry(labels.clone()).or_default().merge(tcp);
         }
+        for (labels, count) in &other.detect_total {
+            *self.detect_total.entry(labels.clone()).or_insert(0) += count;
+        }
+        for (key, histogram) in &other.detect_duration_us {
+            let merged = self
+                .detect_duration_us
+                .entry(key.clone())
+                .or_insert_with(new_histogram);
+            let _ = merged.add(histogram);
+        }
     }
 
     /// Fills the single shard summary of a shard's own snapshot from its
@@ -122,6 +135,7 @@ mod tests {
             direction: Direction::Outbound,
             peer,
             target_addr: "127.0.0.1:80".into(),
+            tls_sni: None,
         }
     }
 

@@ -18,6 +18,7 @@ use tracing::Instrument;
 use super::shutdown::Shutdown;
 use super::{ShardRequest, Shared};
 use crate::config::Config;
+use crate::detect::ServerFirstMemory;
 use crate::metrics::{Peer, ShardMetrics, Snapshot, TcpLabels};
 use crate::tcp::{Balancer, PipePool, RouteState, ShardContext, TcpForward};
 
@@ -48,6 +49,8 @@ pub async fn run(init: ShardInit) {
         pipes: PipePool::new(config.pipe_size_bytes),
         forward_mode: config.forward_mode,
         connect_timeout: config.connect_timeout,
+        server_first: ServerFirstMemory::new(config.detect.server_first_memory),
+        detect: config.detect.clone(),
     });
     let shutdown = Rc::new(Shutdown::new());
     let connections = Rc::new(Gate::new());
@@ -61,6 +64,7 @@ pub async fn run(init: ShardInit) {
                 direction: route.direction,
                 peer: Peer::Src,
                 target_addr: route.listen.to_string(),
+                tls_sni: None,
             }),
             balancer: Balancer::new(&route.upstreams, seed(id, route.listen)),
             route: route.clone(),

@@ -18,8 +18,9 @@ use super::balancer::Balancer;
 use super::pump::{Direction, PumpError};
 use super::socket::Socket;
 use super::ShardContext;
-use crate::config::{ForwardMode, Route};
-use crate::metrics::{Peer, TcpCounters, TcpLabels};
+use crate::config::{ForwardMode, Protocol, Route};
+use crate::detect::{sniff, SniffError, Verdict};
+use crate::metrics::{DetectLabels, Peer, TcpCounters, TcpLabels};
 
 /// How many endpoints one connection tries before it gives up.
 const MAX_CONNECT_ATTEMPTS: usize = 3;
@@ -58,6 +59,28 @@ impl ForwardError {
     }
 }
 
+/// What the connection carries, as far as the opaque path cares.
+struct Detected {
+    /// `Some` for TLS passthrough, holding the SNI (empty when none).
+    tls_sni: Option<String>,
+    /// Client bytes detection consumed, to send upstream first.
+    prefix: Vec<u8>,
+}
+
+impl Detected {
+    fn opaque() -> Detected {
+        Detected {
+            tls_sni: None,
+            prefix: Vec::new(),
+        }
+    }
+}
+
+fn opened(counters: Rc<TcpCounters>) -> Rc<TcpCounters> {
+    counters.opened();
+    counters
+}
+
 /// One route as a shard sees it: its config, its balancer and the
 /// client-side counters every connection on it shares.
 pub struct RouteState {
@@ -79,9 +102,7 @@ impl TcpForward {
     /// Carries `client` until both sides are done; counts and logs its end.
     pub async fn run(self, client: TcpStream) {
         let started = Instant::now();
-        let src_counters = self.route.src_counters.clone();
-        src_counters.opened();
-        let result = self.forward(client).await;
+        let (src_counters, result) = self.forward(client).await;
         if let Err(err) = &result {
             tracing::warn!(side = err.side(), error = %err, "connection failed");
         } else {
@@ -90,28 +111,79 @@ impl TcpForward {
         src_counters.closed(result.is_ok(), started.elapsed());
     }
 
-    async fn forward(&self, client: TcpStream) -> Result<(), ForwardError> {
-        let client = Socket::new(client).map_err(ForwardError::Proxy)?;
+    /// Returns the client-side counters the connection was counted under
+    /// (they depend on what detection found) with its outcome.
+    async fn forward(&self, client: TcpStream) -> (Rc<TcpCounters>, Result<(), ForwardError>) {
+        let plain = self.route.src_counters.clone();
+        let client = match Socket::new(client) {
+            Ok(client) => client,
+            Err(err) => return (opened(plain), Err(ForwardError::Proxy(err))),
+        };
         let (index, upstream) = match self.connect().await {
             Ok(connected) => connected,
             Err(err) => {
                 // The client must not mistake a refused upstream for an
                 // empty answer: it sees a reset.
                 client.reset_on_close();
-                return Err(err);
+                return (opened(plain), Err(err));
             }
         };
+        let outcome = self.carry(&client, &upstream, index).await;
+        self.route.balancer.disconnected(index);
+        outcome
+    }
+
+    /// Detects the protocol, then forwards both ways until both end.
+    async fn carry(
+        &self,
+        client: &Socket,
+        upstream: &Socket,
+        index: usize,
+    ) -> (Rc<TcpCounters>, Result<(), ForwardError>) {
         let endpoint = self.route.balancer.endpoint(index).addr;
         tracing::debug!(%endpoint, "upstream connected");
+        let detected = match self.classify(client, upstream, endpoint).await {
+            Ok(detected) => detected,
+            Err(err) => {
+                upstream.reset_on_close();
+                let plain = self.route.src_counters.clone();
+                return (opened(plain), Err(ForwardError::ClientRead(err.0)));
+            }
+        };
+        let src_counters = match &detected.tls_sni {
+            None => self.route.src_counters.clone(),
+            Some(_) => self.shard.metrics.tcp(TcpLabels {
+                tls_sni: detected.tls_sni.clone(),
+                ..self.src_labels()
+            }),
+        };
         let dst_counters = self.shard.metrics.tcp(TcpLabels {
             direction: self.route.route.direction,
             peer: Peer::Dst,
             target_addr: endpoint.to_string(),
+            tls_sni: detected.tls_sni,
         });
+        src_counters.opened();
         dst_counters.opened();
         let started = Instant::now();
 
-        let result = self.pump(&client, &upstream, &dst_counters).await;
+        let mut result = Ok(());
+        if !detected.prefix.is_empty() {
+            // Bytes detection read out of the client go first.
+            src_counters.read(detected.prefix.len());
+            result = upstream
+                .write_all(&detected.prefix)
+                .await
+                .map_err(ForwardError::UpstreamWrite);
+            if result.is_ok() {
+                dst_counters.wrote(detected.prefix.len());
+            }
+        }
+        if result.is_ok() {
+            result = self
+                .pump(client, upstream, &src_counters, &dst_counters)
+                .await;
+        }
         if let Err(err) = &result {
             // Pass the failure on: the side that did not fail sees a reset.
             match err.side() {
@@ -123,18 +195,82 @@ impl TcpForward {
                 }
             }
         }
-        self.route.balancer.disconnected(index);
         dst_counters.closed(result.is_ok(), started.elapsed());
-        result
+        (src_counters, result)
+    }
+
+    /// The route's protocol policy, then detection where it applies; counts
+    /// the outcome in `protocol_detect_total`.
+    async fn classify(
+        &self,
+        client: &Socket,
+        upstream: &Socket,
+        endpoint: SocketAddr,
+    ) -> Result<Detected, SniffError> {
+        let count = |result: &'static str, duration: Option<Duration>| {
+            let labels = DetectLabels {
+                direction: self.route.route.direction,
+                target_addr: self.route.route.listen.to_string(),
+                result,
+            };
+            self.shard.metrics.detected(labels, duration);
+        };
+        match self.route.route.protocol {
+            Protocol::Opaque => {
+                count("opaque_port", None);
+                return Ok(Detected::opaque());
+            }
+            // Configured, not detected. Until HTTP proxying lands these
+            // are carried as opaque bytes.
+            Protocol::Http1 | Protocol::Http2 => return Ok(Detected::opaque()),
+            Protocol::Detect => {}
+        }
+        if self.shard.server_first.remembers(endpoint) {
+            count("learned_server_first", None);
+            return Ok(Detected::opaque());
+        }
+        let sniffed = match sniff(client, upstream, &self.shard.detect).await {
+            Ok(sniffed) => sniffed,
+            Err(err) => {
+                count("error", None);
+                return Err(err);
+            }
+        };
+        count(sniffed.verdict.label(), Some(sniffed.elapsed));
+        match &sniffed.verdict {
+            Verdict::ServerFirst => self.shard.server_first.remember(endpoint),
+            Verdict::Timeout => tracing::info!(
+                timeout = ?self.shard.detect.timeout,
+                "no protocol detected in time: forwarding as opaque TCP"
+            ),
+            verdict => tracing::debug!(protocol = verdict.label(), "protocol detected"),
+        }
+        let tls_sni = match sniffed.verdict {
+            Verdict::Tls { sni } => Some(sni.unwrap_or_default()),
+            _ => None,
+        };
+        Ok(Detected {
+            tls_sni,
+            prefix: sniffed.prefix,
+        })
+    }
+
+    fn src_labels(&self) -> TcpLabels {
+        TcpLabels {
+            direction: self.route.route.direction,
+            peer: Peer::Src,
+            target_addr: self.route.route.listen.to_string(),
+            tls_sni: None,
+        }
     }
 
     async fn pump(
         &self,
         client: &Socket,
         upstream: &Socket,
+        src_counters: &TcpCounters,
         dst_counters: &TcpCounters,
     ) -> Result<(), ForwardError> {
-        let src_counters = &*self.route.src_counters;
         let to_upstream = Direction {
             src: client,
             dst: upstream,

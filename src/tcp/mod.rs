@@ -12,8 +12,10 @@ use std::time::Duration;
 pub use balancer::Balancer;
 pub use forward::{ForwardError, RouteState, TcpForward};
 pub use pipe::PipePool;
+pub use socket::Socket;
 
-use crate::config::ForwardMode;
+use crate::config::{DetectConfig, ForwardMode};
+use crate::detect::ServerFirstMemory;
 use crate::metrics::ShardMetrics;
 
 /// What every connection of one shard shares. Owned by the shard's thread
@@ -23,4 +25,6 @@ pub struct ShardContext {
     pub pipes: PipePool,
     pub forward_mode: ForwardMode,
     pub connect_timeout: Duration,
+    pub detect: DetectConfig,
+    pub server_first: ServerFirstMemory,
 }

@@ -44,6 +44,16 @@ impl Socket {
         poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, buf)).await
     }
 
+    /// Copies what is buffered without consuming it, parking until there is
+    /// at least a byte (or EOF). Only for detection, before the pumps run:
+    /// it holds the stream for the whole wait, which is safe only because
+    /// nothing else uses this socket until detection has finished.
+    #[allow(clippy::await_holding_refcell_ref)]
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let stream = self.stream.borrow();
+        stream.peek(buf).await.map_err(io::Error::from)
+    }
+
     /// Writes all of `bytes`, parking the task while the socket is full.
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {

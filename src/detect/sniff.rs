@@ -1,0 +1,171 @@
+//! `Detect`: the async stage that peeks at a new connection's first bytes
+//! and decides its protocol, racing three things:
+//! - the client's bytes (peeked, not consumed, so the opaque path still
+//!   splices the very first byte);
+//! - the upstream's bytes: a server that speaks first (MySQL, SMTP, NATS)
+//!   makes the connection opaque at once instead of after the timeout;
+//! - the detect timeout, after which the connection fails open to opaque.
+//!
+//! A peek returns at once while any byte is buffered, so when the bytes so
+//! far are an unfinished prefix ("GE", half a ClientHello) the stage switches
+//! to reading them out, which parks until more arrive instead of spinning.
+//! Those bytes (at most `peek_bytes`) are returned as `prefix`, for the
+//! caller to send upstream ahead of everything else.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use glommio::timer::sleep;
+
+use super::{detect, detect_final, Detection};
+use crate::config::DetectConfig;
+use crate::tcp::Socket;
+
+/// What detection decided, as the `result` label of
+/// `protocol_detect_total` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Http1,
+    Http2,
+    /// TLS passthrough, with the SNI when the ClientHello carried one.
+    Tls {
+        sni: Option<String>,
+    },
+    /// Bytes that are none of the above (or a client that closed at once).
+    Unknown,
+    /// The client sent no verdict's worth of bytes in time: failed open.
+    Timeout,
+    /// The upstream spoke before the client did.
+    ServerFirst,
+}
+
+impl Verdict {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Http1 => "http/1",
+            Verdict::Http2 => "http/2",
+            Verdict::Tls { .. } => "tls",
+            Verdict::Unknown => "unknown",
+            Verdict::Timeout => "timeout",
+            Verdict::ServerFirst => "server_first",
+        }
+    }
+
+    fn from_detection(detection: Detection) -> Option<Verdict> {
+        match detection {
+            Detection::Http1 => Some(Verdict::Http1),
+            Detection::Http2 => Some(Verdict::Http2),
+            Detection::Tls(hello) => Some(Verdict::Tls {
+                sni: hello.server_name().map(str::to_string),
+            }),
+            Detection::Unknown => Some(Verdict::Unknown),
+            Detection::NeedMore => None,
+        }
+    }
+}
+
+pub struct Sniffed {
+    pub verdict: Verdict,
+    /// Client bytes already read out of the socket: they must reach the
+    /// upstream before anything else.
+    pub prefix: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+/// Why detection could not finish; the client's connection is then failed.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the client during detection failed: {0}")]
+pub struct SniffError(pub io::Error);
+
+enum Event {
+    Client(io::Result<usize>),
+    Server,
+    Timeout,
+}
+
+/// Decides the protocol of `client`'s connection, watching `upstream` for
+/// a server that speaks first.
+pub async fn sniff(
+    client: &Socket,
+    upstream: &Socket,
+    config: &DetectConfig,
+) -> Result<Sniffed, SniffError> {
+    let started = Instant::now();
+    let deadline = started + config.timeout;
+    let done = |verdict, prefix| {
+        Ok(Sniffed {
+            verdict,
+            prefix,
+            elapsed: started.elapsed(),
+        })
+    };
+
+    // Fast path: the first peek usually holds the whole verdict.
+    let mut peeked = vec![0u8; config.peek_bytes];
+    let seen = match next_event(client.peek(&mut peeked), upstream, deadline).await {
+        Event::Client(Err(err)) => return Err(SniffError(err)),
+        Event::Client(Ok(0)) => return done(Verdict::Unknown, Vec::new()),
+        Event::Client(Ok(n)) => n,
+        Event::Server => return done(Verdict::ServerFirst, Vec::new()),
+        Event::Timeout => return done(Verdict::Timeout, Vec::new()),
+    };
+    if let Some(verdict) = verdict_for(&peeked[..seen], config.peek_bytes) {
+        return done(verdict, Vec::new());
+    }
+
+    // Fragmented input: read what is there and wait for more.
+    let mut prefix = Vec::with_capacity(config.peek_bytes);
+    let mut chunk = vec![0u8; config.peek_bytes];
+    loop {
+        let room = config.peek_bytes - prefix.len();
+        let n = match next_event(client.read(&mut chunk[..room]), upstream, deadline).await {
+            Event::Client(Err(err)) => return Err(SniffError(err)),
+            Event::Client(Ok(n)) => n,
+            Event::Server => return done(Verdict::ServerFirst, prefix),
+            Event::Timeout => return done(Verdict::Timeout, prefix),
+        };
+        if n == 0 {
+            // The client finished early; whatever it sent goes on as is.
+            let verdict =
+                Verdict::from_detection(detect_final(&prefix)).unwrap_or(Verdict::Unknown);
+            return done(verdict, prefix);
+        }
+        prefix.extend_from_slice(&chunk[..n]);
+        if let Some(verdict) = verdict_for(&prefix, config.peek_bytes) {
+            return done(verdict, prefix);
+        }
+    }
+}
+
+/// A final verdict for `bytes`, or `None` to wait for more; a full buffer
+/// is always final.
+fn verdict_for(bytes: &[u8], capacity: usize) -> Option<Verdict> {
+    if bytes.len() >= capacity {
+        Verdict::from_detection(detect_final(bytes))
+    } else {
+        Verdict::from_detection(detect(bytes))
+    }
+}
+
+/// Waits for the client's next bytes, the upstream's first byte, or the
+/// deadline, whichever comes first.
+async fn next_event(
+    client: impl std::future::Future<Output = io::Result<usize>>,
+    upstream: &Socket,
+    deadline: Instant,
+) -> Event {
+    let client = async { Event::Client(client.await) };
+    let server = async {
+        let mut byte = [0u8; 1];
+        // Bytes, EOF or an error from the upstream all mean it acted first;
+        // the opaque path passes on whichever it was.
+        let _ = upstream.peek(&mut byte).await;
+        Event::Server
+    };
+    let timeout = async {
+        sleep(deadline.saturating_duration_since(Instant::now())).await;
+        Event::Timeout
+    };
+    future::or(client, future::or(server, timeout)).await
+}

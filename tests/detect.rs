@@ -1,0 +1,268 @@
+//! Protocol detection on real connections: what each kind of client is
+//! detected as, that detection never changes a byte, and that servers that
+//! speak first are not kept waiting.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const GET: &[u8] = b"GET /hello HTTP/1.1\r\nHost: example.test\r\nUser-Agent: test\r\n\r\n";
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+fn detect_proxy(origin: &Origin, extra: &[&str]) -> Ringside {
+    let route = format!("127.0.0.1:0={}", origin.addr);
+    let mut args = vec!["--route", &route, "--shards", "1"];
+    args.extend_from_slice(extra);
+    Ringside::start(&args)
+}
+
+fn results(proxy: &Ringside, result: &str) -> f64 {
+    proxy
+        .wait_idle()
+        .sum("protocol_detect_total", &[("result", result)])
+}
+
+/// Sends `bytes` (one byte per write when `trickle`), half-closes, and
+/// returns the echo.
+fn echo_bytes(proxy: &Ringside, bytes: &[u8], trickle: bool) -> Vec<u8> {
+    let mut stream = TcpStream::connect(proxy.route()).unwrap();
+    stream.set_nodelay(true).unwrap();
+    if trickle {
+        for byte in bytes {
+            stream.write_all(&[*byte]).unwrap();
+        }
+    } else {
+        stream.write_all(bytes).unwrap();
+    }
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut echoed = Vec::new();
+    stream.read_to_end(&mut echoed).unwrap();
+    echoed
+}
+
+#[test]
+fn http1_and_http2_are_detected_whole_or_one_byte_at_a_time() {
+    let origin = Origin::echo();
+    let proxy = detect_proxy(&origin, &[]);
+    for trickle in [false, true] {
+        assert_eq!(echo_bytes(&proxy, GET, trickle), GET);
+        let mut h2 = H2_PREFACE.to_vec();
+        h2.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // an empty SETTINGS frame
+        assert_eq!(echo_bytes(&proxy, &h2, trickle), h2);
+    }
+    assert_eq!(results(&proxy, "http/1"), 2.0);
+    assert_eq!(results(&proxy, "http/2"), 2.0);
+    let metrics = proxy.metrics();
+    assert_eq!(
+        metrics.sum("protocol_detect_duration_seconds_count", &[]),
+        4.0
+    );
+}
+
+#[test]
+fn garbage_empty_and_abandoned_connections_are_forwarded_as_unknown() {
+    let origin = Origin::echo();
+    let proxy = detect_proxy(&origin, &[]);
+    let garbage = random_bytes(3000, 42);
+    assert_eq!(echo_bytes(&proxy, &garbage, false), garbage);
+    assert_eq!(echo_bytes(&proxy, &[b'G'; 1024], false), vec![b'G'; 1024]);
+    assert_eq!(
+        echo_bytes(&proxy, b"SSH-2.0-OpenSSH_9.2\r\n", false),
+        b"SSH-2.0-OpenSSH_9.2\r\n"
+    );
+    // Connects and closes without a byte.
+    assert_eq!(echo_bytes(&proxy, b"", false), b"");
+    // Starts a request and gives up: the bytes still reach the origin.
+    assert_eq!(echo_bytes(&proxy, b"GE", true), b"GE");
+    assert_eq!(results(&proxy, "unknown"), 5.0);
+    let metrics = proxy.metrics();
+    let failures = [("peer", "src"), ("classification", "failure")];
+    assert_eq!(metrics.sum("tcp_close_total", &failures), 0.0);
+}
+
+#[test]
+fn a_server_that_speaks_first_is_not_kept_waiting_and_is_remembered() {
+    let origin = Origin::start(|mut stream| {
+        stream
+            .write_all(b"220 smtp.example.test ESMTP ready\r\n")
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    // The default 10 s detect timeout is in force.
+    let proxy = detect_proxy(&origin, &[]);
+    for _ in 0..2 {
+        let started = Instant::now();
+        let mut client = TcpStream::connect(proxy.route()).unwrap();
+        let mut banner = [0u8; 35];
+        client.read_exact(&mut banner).unwrap();
+        let waited = started.elapsed();
+        assert_eq!(&banner, b"220 smtp.example.test ESMTP ready\r\n");
+        assert!(waited < Duration::from_secs(1), "banner took {waited:?}");
+        client.write_all(b"EHLO me\r\n").unwrap();
+        let mut echo = [0u8; 9];
+        client.read_exact(&mut echo).unwrap();
+        assert_eq!(&echo, b"EHLO me\r\n");
+    }
+    assert_eq!(results(&proxy, "server_first"), 1.0);
+    assert_eq!(results(&proxy, "learned_server_first"), 1.0);
+}
+
+#[test]
+fn a_silent_client_fails_open_after_the_timeout_with_its_bytes_intact() {
+    let origin = Origin::echo();
+    let proxy = detect_proxy(&origin, &["--detect-timeout", "200ms"]);
+    let mut client = TcpStream::connect(proxy.route()).unwrap();
+    eventually("detection timed out", || {
+        proxy
+            .metrics()
+            .sum("protocol_detect_total", &[("result", "timeout")])
+            == 1.0
+    });
+    let data = random_bytes(100_000, 9);
+    let echoed = {
+        let stream = client.try_clone().unwrap();
+        let data = Arc::new(data.clone());
+        let sender = std::thread::spawn(move || {
+            let mut stream = stream;
+            stream.write_all(&data).unwrap();
+            stream.shutdown(Shutdown::Write).unwrap();
+        });
+        let mut echoed = Vec::new();
+        client.read_to_end(&mut echoed).unwrap();
+        sender.join().unwrap();
+        echoed
+    };
+    assert_eq!(echoed, data);
+}
+
+#[test]
+fn opaque_ports_skip_detection() {
+    let origin = Origin::echo();
+    let port = origin.addr.port().to_string();
+    let proxy = detect_proxy(&origin, &["--opaque-ports", &port]);
+    assert_eq!(echo_bytes(&proxy, GET, false), GET);
+    assert_eq!(results(&proxy, "opaque_port"), 1.0);
+    assert_eq!(results(&proxy, "http/1"), 0.0);
+    assert_eq!(
+        proxy
+            .metrics()
+            .sum("protocol_detect_duration_seconds_count", &[]),
+        0.0
+    );
+}
+
+/// A TLS origin (`openssl s_server -rev`, which answers each line reversed)
+/// behind ringside, and `openssl s_client` with SNI in front.
+#[test]
+fn tls_passes_through_end_to_end_and_its_sni_shows_in_metrics() {
+    let dir = std::env::temp_dir().join(format!("ringside-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=example.test",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(made.success());
+
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            "127.0.0.1:0",
+            "-rev",
+            "-naccept",
+            "1",
+            "-cert",
+        ])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server_out = BufReader::new(server.stdout.take().unwrap());
+    let origin_addr = loop {
+        let mut line = String::new();
+        assert!(
+            server_out.read_line(&mut line).unwrap() > 0,
+            "s_server exited"
+        );
+        if let Some(addr) = line.strip_prefix("ACCEPT ") {
+            break addr.trim().to_string();
+        }
+    };
+    let proxy = Ringside::start(&[
+        "--route",
+        &format!("127.0.0.1:0={origin_addr}"),
+        "--shards",
+        "1",
+    ]);
+
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-connect", &proxy.route().to_string()])
+        .args(["-servername", "example.test", "-quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    client
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"hello ringside\n")
+        .unwrap();
+    let mut reply = String::new();
+    BufReader::new(client.stdout.take().unwrap())
+        .read_line(&mut reply)
+        .unwrap();
+    assert_eq!(
+        reply.trim(),
+        "edisgnir olleh",
+        "the handshake and a round trip went through"
+    );
+    let _ = client.kill();
+    let _ = client.wait();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let metrics = proxy.wait_idle();
+    assert_eq!(
+        metrics.sum("protocol_detect_total", &[("result", "tls")]),
+        1.0
+    );
+    let sni = [("peer", "src"), ("tls", "opaque"), ("sni", "example.test")];
+    assert_eq!(metrics.sum("tcp_open_total", &sni), 1.0);
+}
