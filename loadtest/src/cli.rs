@@ -32,7 +32,7 @@ pub enum Command {
         size: usize,
     },
     /// Run scenarios against targets, rounds interleaved, and print a table.
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -97,30 +97,38 @@ fn h2_answers_concurrent_streams_with_the_fixed_size() {
         let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (client, connection) = h2::client::handshake(socket).await.unwrap();
         tokio::spawn(connection);
-        let mut pending = Vec::new();
+        let mut readers = Vec::new();
         for _ in 0..4 {
             let mut client = client.clone().ready().await.unwrap();
             let request = http::Request::get(format!("http://{addr}/"))
                 .body(())
                 .unwrap();
-            pending.push(client.send_request(request, true).unwrap().0);
+            let (response, _) = client.send_request(request, true).unwrap();
+            // Bodies are read concurrently: the connection window is shared, so
+            // reading one stream at a time could stall on the others' unread data.
+            readers.push(tokio::spawn(read_body(response)));
         }
-        for response in pending {
-            let response = response.await.unwrap();
-            assert_eq!(response.status(), 200);
-            let mut body = response.into_body();
-            let mut received = 0;
-            while let Some(chunk) = body.data().await {
-                let chunk = chunk.unwrap();
-                received += chunk.len();
-                body.flow_control().release_capacity(chunk.len()).unwrap();
-            }
+        for reader in readers {
+            let received = reader.await.unwrap();
             assert_eq!(
                 received, 70_000,
                 "a body larger than the initial window arrives whole"
             );
         }
     });
+}
+
+async fn read_body(response: h2::client::ResponseFuture) -> usize {
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut received = 0;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        received += chunk.len();
+        body.flow_control().release_capacity(chunk.len()).unwrap();
+    }
+    received
 }
 
 #[test]

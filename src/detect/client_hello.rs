@@ -10,13 +10,14 @@
 /// What the detector learned from a ClientHello.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientHelloInfo {
-    /// The first `host_name` of the server_name extension, when it is
-    /// non-empty ASCII (RFC 6066 allows nothing else; anything else is
-    /// dropped rather than trusted).
-    server_name: Option<String>,
-    /// The ALPN `protocol_name_list` exactly as sent, already validated, so
-    /// the offered protocols cost one allocation however many there are.
-    alpn_wire: Vec<u8>,
+    /// The SNI host name followed by the ALPN `protocol_name_list` as sent
+    /// (already validated): one allocation instead of two, because this runs
+    /// on every TLS connection.
+    owned_bytes: Vec<u8>,
+    /// How many leading bytes of `owned_bytes` are the host name. `None`
+    /// without SNI; we keep only a non-empty ASCII first `host_name`, which is
+    /// all RFC 6066 allows, rather than trust anything else.
+    server_name_len: Option<usize>,
     /// False when the hello was cut off (spans several records, or the peek
     /// buffer was full): absent fields may then simply not have been seen.
     complete: bool,
@@ -25,13 +26,15 @@ pub struct ClientHelloInfo {
 impl ClientHelloInfo {
     /// The SNI host name, if the client sent one and we saw it.
     pub fn server_name(&self) -> Option<&str> {
-        self.server_name.as_deref()
+        let name = self.owned_bytes.get(..self.server_name_len?)?;
+        std::str::from_utf8(name).ok()
     }
 
     /// The ALPN protocols the client offers, in its order of preference.
     pub fn alpn_protocols(&self) -> AlpnProtocols<'_> {
+        let alpn_start = self.server_name_len.unwrap_or(0);
         AlpnProtocols {
-            remaining: &self.alpn_wire,
+            remaining: self.owned_bytes.get(alpn_start..).unwrap_or_default(),
         }
     }
 
@@ -39,6 +42,27 @@ impl ClientHelloInfo {
     /// ALPN may be in the part that was not seen.
     pub fn is_complete(&self) -> bool {
         self.complete
+    }
+}
+
+/// The fields we keep, still borrowed from the peeked bytes while parsing.
+#[derive(Default)]
+struct HelloFields<'a> {
+    server_name: Option<&'a [u8]>,
+    alpn_wire: &'a [u8],
+}
+
+impl HelloFields<'_> {
+    fn into_info(self, complete: bool) -> ClientHelloInfo {
+        let server_name = self.server_name.unwrap_or_default();
+        let mut owned_bytes = Vec::with_capacity(server_name.len() + self.alpn_wire.len());
+        owned_bytes.extend_from_slice(server_name);
+        owned_bytes.extend_from_slice(self.alpn_wire);
+        ClientHelloInfo {
+            owned_bytes,
+            server_name_len: self.server_name.map(<[u8]>::len),
+            complete,
+        }
     }
 }
 
@@ -76,18 +100,17 @@ pub(crate) fn parse_client_hello_body(
     available: &[u8],
     declared_len: usize,
 ) -> (ClientHelloInfo, Option<Stop>) {
-    let mut info = ClientHelloInfo::default();
+    let mut fields = HelloFields::default();
     let mut cursor = Cursor {
         available,
         position: 0,
         end: declared_len,
     };
-    let stop = parse_fields(&mut cursor, &mut info).err();
-    info.complete = stop.is_none();
-    (info, stop)
+    let stop = parse_fields(&mut cursor, &mut fields).err();
+    (fields.into_info(stop.is_none()), stop)
 }
 
-fn parse_fields(cursor: &mut Cursor<'_>, info: &mut ClientHelloInfo) -> Result<(), Stop> {
+fn parse_fields<'a>(cursor: &mut Cursor<'a>, fields: &mut HelloFields<'a>) -> Result<(), Stop> {
     let legacy_version = cursor.take(2)?;
     if legacy_version[0] != 0x03 {
         return Err(Stop::Malformed);
@@ -120,11 +143,11 @@ fn parse_fields(cursor: &mut Cursor<'_>, info: &mut ClientHelloInfo) -> Result<(
         let extension_len = cursor.take_u16()?;
         let body = cursor.take(usize::from(extension_len))?;
         match extension_type {
-            SERVER_NAME if info.server_name.is_none() => {
-                info.server_name = parse_server_name(body)?;
+            SERVER_NAME if fields.server_name.is_none() => {
+                fields.server_name = parse_server_name(body)?;
             }
-            ALPN if info.alpn_wire.is_empty() => {
-                info.alpn_wire = parse_alpn(body)?.to_vec();
+            ALPN if fields.alpn_wire.is_empty() => {
+                fields.alpn_wire = parse_alpn(body)?;
             }
             _ => {}
         }
@@ -137,7 +160,7 @@ const ALPN: u16 = 16;
 const HOST_NAME: u8 = 0;
 
 /// The first host name of a `ServerNameList` (RFC 6066 section 3).
-fn parse_server_name(body: &[u8]) -> Result<Option<String>, Stop> {
+fn parse_server_name(body: &[u8]) -> Result<Option<&[u8]>, Stop> {
     let mut cursor = Cursor::whole(body);
     if usize::from(cursor.take_u16()?) != cursor.remaining_declared() {
         return Err(Stop::Malformed);
@@ -148,8 +171,7 @@ fn parse_server_name(body: &[u8]) -> Result<Option<String>, Stop> {
         let name_len = cursor.take_u16()?;
         let name = cursor.take(usize::from(name_len))?;
         if name_type == HOST_NAME && host_name.is_none() && !name.is_empty() && name.is_ascii() {
-            // ASCII is valid UTF-8, so this never fails.
-            host_name = std::str::from_utf8(name).ok().map(str::to_owned);
+            host_name = Some(name);
         }
     }
     Ok(host_name)

@@ -1,11 +1,11 @@
 //! A real TLS 1.3 ClientHello, captured from
 //! `openssl s_client -connect 127.0.0.1:PORT -servername example.test -alpn h2,http/1.1`
-//! (OpenSSL 3.0.19) by a listener that wrote the first record to a file.
+//! (OpenSSL 3.0.19) by `tools/capture_client_hello.py` in the scratch crate,
+//! a listener that writes the first record it receives to a file.
 //! Test data only; the bench includes this file by path.
 
 /// The whole first record: 5-byte record header, then the ClientHello.
 /// SNI `example.test`, ALPN `h2` and `http/1.1`.
-#[allow(dead_code)]
 pub(crate) const OPENSSL_CLIENT_HELLO: [u8; 336] = [
     0x16, 0x03, 0x01, 0x01, 0x4b, 0x01, 0x00, 0x01, 0x47, 0x03, 0x03, 0x89, 0x57, 0x68, 0xd8, 0x1f,
     0x78, 0xf7, 0x1a, 0x64, 0xe8, 0x63, 0x10, 0x3f, 0xcf, 0x3a, 0xc0, 0xda, 0x82, 0xc5, 0xec, 0x6b,

@@ -101,9 +101,15 @@ pub async fn sniff(
         })
     };
 
-    // Fast path: the first peek usually holds the whole verdict.
+    // Fast path: the client's bytes are usually there by the time the
+    // upstream is connected, and the first peek holds the whole verdict.
     let mut peeked = vec![0u8; config.peek_bytes];
-    let seen = match next_event(client.peek(&mut peeked), upstream, deadline).await {
+    let ready = client.try_peek(&mut peeked).map_err(SniffError)?;
+    let seen = match ready {
+        Some(n) => Event::Client(Ok(n)),
+        None => next_event(client.peek(&mut peeked), upstream, deadline).await,
+    };
+    let seen = match seen {
         Event::Client(Err(err)) => return Err(SniffError(err)),
         Event::Client(Ok(0)) => return done(Verdict::Unknown, Vec::new()),
         Event::Client(Ok(n)) => n,

@@ -54,6 +54,23 @@ impl Socket {
         stream.peek(buf).await.map_err(io::Error::from)
     }
 
+    /// Peeks without waiting: `Ok(None)` when nothing is buffered yet. Lets
+    /// detection decide without an io_uring round trip when the client's
+    /// bytes are already there, which they usually are.
+    pub fn try_peek(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes and the fd
+        // is open while `self` lives.
+        let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        match io::Error::last_os_error() {
+            err if err.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            err => Err(err),
+        }
+    }
+
     /// Writes all of `bytes`, parking the task while the socket is full.
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
