@@ -231,21 +231,28 @@ fn histogram(
     bounds: &[u64],
     per_exposed_unit: f64,
 ) {
+    // One pass over the recorded values fills every bucket; asking the
+    // histogram per bound would scan it once per bound.
+    let mut counts = vec![0u64; bounds.len()];
+    let mut sum = 0u64;
+    for value in h.iter_recorded() {
+        let (v, n) = (value.value_iterated_to(), value.count_at_value());
+        sum = sum.saturating_add(v.saturating_mul(n));
+        if let Some(first) = bounds
+            .iter()
+            .position(|bound| h.equivalent(v, *bound) || v <= *bound)
+        {
+            counts[first] += n;
+        }
+    }
     let bucket = format!("{name}_bucket");
-    for bound in bounds {
-        let count = if h.is_empty() {
-            0
-        } else {
-            h.count_between(0, *bound)
-        };
+    let mut cumulative = 0;
+    for (bound, count) in bounds.iter().zip(counts) {
+        cumulative += count;
         let le = *bound as f64 / per_exposed_unit;
-        sample(out, &bucket, &format!("{labels},le=\"{le}\""), count);
+        sample(out, &bucket, &format!("{labels},le=\"{le}\""), cumulative);
     }
     sample(out, &bucket, &format!("{labels},le=\"+Inf\""), h.len());
-    let sum: u64 = h
-        .iter_recorded()
-        .map(|v| v.value_iterated_to() * v.count_at_value())
-        .sum();
     sample(
         out,
         &format!("{name}_sum"),

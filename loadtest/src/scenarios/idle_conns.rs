@@ -1,5 +1,5 @@
 //! idle-conns: opens K connections through the proxy to an echo origin,
-//! proves each one reaches the origin with a one-byte round trip (so the
+//! proves each one reaches the origin with a short round trip (so the
 //! proxy holds both legs), then reads the proxy's resident memory and open
 //! fds from /proc. The figure is the growth of RSS per connection.
 
@@ -9,6 +9,10 @@ use anyhow::Context;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+
+/// Starts with NUL, so no protocol detector can take it for the start of an
+/// HTTP method or a TLS record and wait for more bytes.
+const PROBE: &[u8] = b"\0idle\n";
 
 pub(super) fn run(
     params: &LoadParams,
@@ -34,14 +38,14 @@ pub(super) fn run(
     let rss_before = rss_total();
     let fds_before = fds_total();
     let mut connections = Vec::with_capacity(params.idle_conns);
-    let mut byte = [0u8; 1];
+    let mut reply = [0u8; PROBE.len()];
     for index in 0..params.idle_conns {
         let mut stream =
             TcpStream::connect(target).with_context(|| format!("connection {index}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        stream.write_all(b"!")?;
+        stream.write_all(PROBE)?;
         stream
-            .read_exact(&mut byte)
+            .read_exact(&mut reply)
             .with_context(|| format!("round trip on connection {index}"))?;
         connections.push(stream);
     }

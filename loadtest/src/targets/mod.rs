@@ -114,7 +114,7 @@ pub fn start(
 ) -> anyhow::Result<RunningTarget> {
     let started = match kind {
         TargetKind::Direct => return Ok(direct::start(origin)),
-        TargetKind::Ringside => ringside::start(options, origin)?,
+        TargetKind::Ringside => ringside::start(options, origin, mode)?,
         TargetKind::Haproxy => haproxy::start(options, origin, mode)?,
         TargetKind::Nginx => nginx::start(options, origin, mode)?,
     };

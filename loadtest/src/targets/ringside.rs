@@ -1,21 +1,35 @@
-//! ringside itself, started from the built binary with one generated route
-//! to the origin. Every route is opaque TCP for now, so HTTP scenarios go
-//! through it as bytes; once `--config` with `protocol = ...` lands, the
-//! HTTP modes should generate a config file instead.
+//! ringside itself, started from the built binary with a generated config:
+//! one route to the origin, opaque for TCP scenarios (as an operator would
+//! declare a database or broker port) and detected for HTTP ones, which
+//! ringside then carries as bytes until its HTTP proxying lands.
 
 use super::process::ProxyProcess;
-use super::{free_port, RunningTarget, TargetOptions};
+use super::{free_port, ProxyMode, RunningTarget, TargetOptions};
 use crate::workdir::WorkDir;
 use std::net::SocketAddr;
 use std::process::Command;
 
-pub(super) fn start(options: &TargetOptions, origin: SocketAddr) -> anyhow::Result<RunningTarget> {
+pub(super) fn start(
+    options: &TargetOptions,
+    origin: SocketAddr,
+    mode: ProxyMode,
+) -> anyhow::Result<RunningTarget> {
     let listen = free_port()?;
     let admin = free_port()?;
+    let protocol = match mode {
+        ProxyMode::Tcp => "opaque",
+        ProxyMode::Http1 | ProxyMode::H2 => "detect",
+    };
+    let workdir = WorkDir::new("ringside")?;
+    let config = workdir.path().join("ringside.toml");
+    std::fs::write(
+        &config,
+        format!("[[route]]\nlisten = \"{listen}\"\nupstreams = [\"{origin}\"]\nprotocol = \"{protocol}\"\n"),
+    )?;
     let mut command = Command::new(&options.ringside_bin);
     command
-        .arg("--route")
-        .arg(format!("{listen}={origin}"))
+        .arg("--config")
+        .arg(&config)
         .arg("--admin-addr")
         .arg(admin.to_string())
         .arg("--shards")
@@ -24,7 +38,7 @@ pub(super) fn start(options: &TargetOptions, origin: SocketAddr) -> anyhow::Resu
         // Per-connection logs at info would measure the terminal, not the proxy.
         command.env("RUST_LOG", "warn");
     }
-    let mut process = ProxyProcess::spawn("ringside", command, WorkDir::new("ringside")?)?;
+    let mut process = ProxyProcess::spawn("ringside", command, workdir)?;
     if let Err(error) = process.wait_ready_endpoint(admin) {
         process.stop();
         return Err(error);
