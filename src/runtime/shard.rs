@@ -20,7 +20,7 @@ use super::{ShardRequest, Shared};
 use crate::config::Config;
 use crate::detect::ServerFirstMemory;
 use crate::metrics::{Peer, ShardMetrics, Snapshot, TcpLabels};
-use crate::tcp::{Balancer, PipePool, RouteState, ShardContext, TcpForward};
+use crate::tcp::{Balancer, PumpResources, RouteState, ShardContext, TcpForward};
 
 /// What the start-up thread hands to one shard.
 pub struct ShardInit {
@@ -46,7 +46,7 @@ pub async fn run(init: ShardInit) {
     } = init;
     let context = Rc::new(ShardContext {
         metrics: ShardMetrics::new(id),
-        pipes: PipePool::new(config.pipe_size_bytes),
+        pumps: PumpResources::new(config.pipe_size_bytes),
         forward_mode: config.forward_mode,
         connect_timeout: config.connect_timeout,
         server_first: ServerFirstMemory::new(config.detect.server_first_memory),
@@ -161,7 +161,7 @@ async fn serve_requests(
     while let Some(request) = requests.recv().await {
         match request {
             ShardRequest::Snapshot => {
-                let pipes = &context.pipes;
+                let pipes = &context.pumps.pipes;
                 let snapshot = context.metrics.snapshot(pipes.in_use(), pipes.idle());
                 if replies.send(Box::new(snapshot)).await.is_err() {
                     break;

@@ -18,7 +18,7 @@ use super::balancer::Balancer;
 use super::pump::{Direction, PumpError};
 use super::socket::Socket;
 use super::ShardContext;
-use crate::config::{ForwardMode, Protocol, Route};
+use crate::config::{Protocol, Route};
 use crate::detect::{sniff, SniffError, Verdict};
 use crate::metrics::{DetectLabels, Peer, TcpCounters, TcpLabels};
 
@@ -283,11 +283,8 @@ impl TcpForward {
             src_counters: dst_counters,
             dst_counters: src_counters,
         };
-        let pipes = &self.shard.pipes;
-        match self.shard.forward_mode {
-            ForwardMode::Splice => both(to_upstream.splice(pipes), to_client.splice(pipes)).await,
-            ForwardMode::Copy => both(to_upstream.copy(), to_client.copy()).await,
-        }
+        let (mode, pumps) = (self.shard.forward_mode, &self.shard.pumps);
+        both(to_upstream.run(mode, pumps), to_client.run(mode, pumps)).await
     }
 
     /// Connects to an endpoint chosen by the balancer, trying others when

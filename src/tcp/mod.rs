@@ -12,6 +12,7 @@ use std::time::Duration;
 pub use balancer::Balancer;
 pub use forward::{ForwardError, RouteState, TcpForward};
 pub use pipe::PipePool;
+pub use pump::PumpResources;
 pub use socket::Socket;
 
 use crate::config::{DetectConfig, ForwardMode};
@@ -22,7 +23,8 @@ use crate::metrics::ShardMetrics;
 /// and reached through an `Rc`: nothing in it is `Send`.
 pub struct ShardContext {
     pub metrics: ShardMetrics,
-    pub pipes: PipePool,
+    /// Pipes and scratch space of the opaque pumps.
+    pub pumps: PumpResources,
     pub forward_mode: ForwardMode,
     pub connect_timeout: Duration,
     pub detect: DetectConfig,

@@ -1,28 +1,39 @@
 //! One direction of an opaque connection: bytes from `src` to `dst` until
 //! `src` ends, then a FIN to `dst`.
 //!
-//! The splice pump moves bytes socket → pipe → socket inside the kernel.
+//! The pump adapts to the traffic. Small messages (requests, responses,
+//! interactive bytes) are cheapest copied: what the socket holds is taken
+//! with one non-blocking recv into the shard's scratch buffer and sent on
+//! with one non-blocking send. When a read fills the scratch buffer, a bulk
+//! transfer is under way and the pump switches to splice(2), which moves the
+//! bytes socket → pipe → socket inside the kernel until the source runs dry.
+//!
 //! glommio has no splice op and no readiness API, so waiting uses its
 //! ordinary reads and writes:
-//! - `src` would block: read one byte through glommio (it parks the task
-//!   until the socket is readable), put it into the pipe, go on splicing;
-//! - `dst` would block: move a little of the pipe through user space with
+//! - `src` idle: read through glommio into a small buffer (it parks the task
+//!   until the socket is readable); a short read is the whole message, a
+//!   full one leads the next burst;
+//! - `dst` full: whatever could not be sent waits in a pipe, drained with
+//!   splice, and when that would block too, a little of it moves through
 //!   glommio's write, which parks until the socket is writable.
 //!
-//! Both slow paths copy a few bytes only when a socket is idle or full; the
-//! bulk of a transfer never enters user space.
+//! An idle direction holds no pipe, only its small wake-up read.
 
 use std::io;
 
 use super::pipe::{splice, Pipe, PipePool};
-use super::socket::Socket;
+use super::socket::{Received, Socket};
+use crate::config::ForwardMode;
 use crate::metrics::TcpCounters;
 
 /// Most bytes one splice(2) call asks for; the pipe's capacity bounds it too.
 const SPLICE_CHUNK: usize = 1 << 20;
-/// User-space buffer of the copy pump and of the splice pump's slow path.
-const COPY_BUFFER: usize = 64 * 1024;
+/// Bytes moved through user space per write while `dst` is full.
 const SLOW_PATH_BUFFER: usize = 16 * 1024;
+/// What the read that waits for `src` may take at once. Most requests and
+/// responses of RPC traffic fit, so one read moves them; it is also what an
+/// idle direction costs in memory, so it stays small.
+const WAKE_READ_BYTES: usize = 512;
 
 /// Where a pump failed, so the connection can blame the right side.
 #[derive(Debug)]
@@ -33,6 +44,22 @@ pub enum PumpError {
     Pipe(io::Error),
 }
 
+/// What a shard's pumps share: pooled pipes and one scratch buffer, which
+/// is only ever borrowed between two awaits.
+pub struct PumpResources {
+    pub pipes: PipePool,
+    pub scratch: std::cell::RefCell<Box<[u8]>>,
+}
+
+impl PumpResources {
+    pub fn new(pipe_size_bytes: usize) -> PumpResources {
+        PumpResources {
+            pipes: PipePool::new(pipe_size_bytes),
+            scratch: std::cell::RefCell::new(vec![0u8; 64 * 1024].into_boxed_slice()),
+        }
+    }
+}
+
 /// The ends of one direction and the counters each end reports to.
 pub struct Direction<'a> {
     pub src: &'a Socket,
@@ -41,61 +68,130 @@ pub struct Direction<'a> {
     pub dst_counters: &'a TcpCounters,
 }
 
+/// What one burst through the scratch buffer found.
+enum Burst {
+    /// `src` has no more bytes right now.
+    Dry,
+    /// The scratch buffer filled: more is probably waiting.
+    Full,
+    /// `src` sent FIN.
+    Eof,
+}
+
 impl Direction<'_> {
-    fn read(&self, n: usize) {
-        self.src_counters.read(n);
-    }
-
-    fn wrote(&self, n: usize) {
-        self.dst_counters.wrote(n);
-    }
-
-    fn finish(&self) -> Result<(), PumpError> {
-        self.dst.shutdown_write().map_err(PumpError::Write)
-    }
-
-    /// Forwards with splice(2), borrowing a pipe from `pool` only while
-    /// bytes are in flight.
-    pub async fn splice(self, pool: &PipePool) -> Result<(), PumpError> {
+    /// Forwards until `src` ends. `ForwardMode::Copy` never splices from
+    /// the source socket.
+    pub async fn run(self, mode: ForwardMode, shard: &PumpResources) -> Result<(), PumpError> {
         let mut lent: Option<Pipe> = None;
-        let result = self.splice_with(pool, &mut lent).await;
+        let result = self.run_with(mode, shard, &mut lent).await;
         if let Some(pipe) = lent {
-            pool.give_back(pipe);
+            shard.pipes.give_back(pipe);
         }
         result
     }
 
-    async fn splice_with(&self, pool: &PipePool, lent: &mut Option<Pipe>) -> Result<(), PumpError> {
+    async fn run_with(
+        &self,
+        mode: ForwardMode,
+        shard: &PumpResources,
+        lent: &mut Option<Pipe>,
+    ) -> Result<(), PumpError> {
         let mut slow_path = Vec::new();
+        loop {
+            // Idle: hand the pipe back before parking.
+            if let Some(pipe) = lent.take() {
+                shard.pipes.give_back(pipe);
+            }
+            let mut wake = [0u8; WAKE_READ_BYTES];
+            let n = self.src.read(&mut wake).await.map_err(PumpError::Read)?;
+            if n == 0 {
+                return self.finish();
+            }
+            let mut lead = Some(&wake[..n]);
+            loop {
+                let burst = self.burst(lead.take(), shard, lent)?;
+                if let Some(pipe) = lent.as_mut() {
+                    self.drain(pipe, &mut slow_path).await?;
+                }
+                match burst {
+                    Burst::Eof => return self.finish(),
+                    Burst::Dry => break,
+                    Burst::Full if mode == ForwardMode::Splice => {
+                        if self.splice_until_dry(shard, lent, &mut slow_path).await? {
+                            return self.finish();
+                        }
+                        break;
+                    }
+                    Burst::Full => {}
+                }
+            }
+        }
+    }
+
+    /// Sends `lead` (what the wake-up read got) or, after it, what `src`
+    /// holds now, taken into the scratch buffer; as much goes to `dst` as it
+    /// takes at once and the rest into a pipe for `drain`.
+    fn burst(
+        &self,
+        lead: Option<&[u8]>,
+        shard: &PumpResources,
+        lent: &mut Option<Pipe>,
+    ) -> Result<Burst, PumpError> {
+        let mut scratch = shard.scratch.borrow_mut();
+        let (bytes, burst) = match lead {
+            // A short wake-up read emptied the socket: the whole message.
+            Some(lead) if lead.len() < WAKE_READ_BYTES => (lead, Burst::Dry),
+            _ => {
+                let start = lead.map_or(0, |lead| {
+                    scratch[..lead.len()].copy_from_slice(lead);
+                    lead.len()
+                });
+                let received = self
+                    .src
+                    .try_recv(&mut scratch[start..])
+                    .map_err(PumpError::Read)?;
+                let (len, burst) = match received {
+                    Received::Bytes(n) if start + n == scratch.len() => (start + n, Burst::Full),
+                    Received::Bytes(n) => (start + n, Burst::Dry),
+                    Received::WouldBlock => (start, Burst::Dry),
+                    Received::Eof => (start, Burst::Eof),
+                };
+                (&scratch[..len], burst)
+            }
+        };
+        self.src_counters.read(bytes.len());
+        let sent = self.dst.try_send(bytes).map_err(PumpError::Write)?;
+        self.dst_counters.wrote(sent);
+        if sent < bytes.len() {
+            let pipe = match lent {
+                Some(pipe) => pipe,
+                None => lent.insert(shard.pipes.take().map_err(PumpError::Pipe)?),
+            };
+            pipe.write_from(&bytes[sent..]).map_err(PumpError::Pipe)?;
+        }
+        Ok(burst)
+    }
+
+    /// Splices until `src` would block; `true` when it ended (FIN).
+    async fn splice_until_dry(
+        &self,
+        shard: &PumpResources,
+        lent: &mut Option<Pipe>,
+        slow_path: &mut Vec<u8>,
+    ) -> Result<bool, PumpError> {
         loop {
             let pipe = match lent {
                 Some(pipe) => pipe,
-                None => lent.insert(pool.take().map_err(PumpError::Pipe)?),
+                None => lent.insert(shard.pipes.take().map_err(PumpError::Pipe)?),
             };
             match splice(self.src.fd(), pipe.write_fd(), SPLICE_CHUNK) {
-                Ok(0) => {
-                    self.drain(pipe, &mut slow_path).await?;
-                    return self.finish();
-                }
+                Ok(0) => return Ok(true),
                 Ok(n) => {
                     pipe.buffered += n;
-                    self.read(n);
-                    self.drain(pipe, &mut slow_path).await?;
+                    self.src_counters.read(n);
+                    self.drain(pipe, slow_path).await?;
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.drain(pipe, &mut slow_path).await?;
-                    // Idle: hand the pipe back before parking.
-                    if let Some(pipe) = lent.take() {
-                        pool.give_back(pipe);
-                    }
-                    let mut first = [0u8; 1];
-                    if self.src.read(&mut first).await.map_err(PumpError::Read)? == 0 {
-                        return self.finish();
-                    }
-                    self.read(1);
-                    let pipe = lent.insert(pool.take().map_err(PumpError::Pipe)?);
-                    pipe.write_from(&first).map_err(PumpError::Pipe)?;
-                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(PumpError::Read(err)),
             }
@@ -108,7 +204,7 @@ impl Direction<'_> {
             match splice(pipe.read_fd(), self.dst.fd(), pipe.buffered) {
                 Ok(n) => {
                     pipe.buffered -= n;
-                    self.wrote(n);
+                    self.dst_counters.wrote(n);
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     // `dst` is full: let glommio park us until it is not.
@@ -118,7 +214,7 @@ impl Direction<'_> {
                         .write_all(&slow_path[..n])
                         .await
                         .map_err(PumpError::Write)?;
-                    self.wrote(n);
+                    self.dst_counters.wrote(n);
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(PumpError::Write(err)),
@@ -127,21 +223,7 @@ impl Direction<'_> {
         Ok(())
     }
 
-    /// Forwards through a user-space buffer: the fallback for when splice is
-    /// not wanted (and the shape TLS streams will need).
-    pub async fn copy(self) -> Result<(), PumpError> {
-        let mut buf = vec![0u8; COPY_BUFFER];
-        loop {
-            let n = self.src.read(&mut buf).await.map_err(PumpError::Read)?;
-            if n == 0 {
-                return self.finish();
-            }
-            self.read(n);
-            self.dst
-                .write_all(&buf[..n])
-                .await
-                .map_err(PumpError::Write)?;
-            self.wrote(n);
-        }
+    fn finish(&self) -> Result<(), PumpError> {
+        self.dst.shutdown_write().map_err(PumpError::Write)
     }
 }

@@ -15,6 +15,13 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use socket2::SockRef;
 
+/// The outcome of a recv that must not wait.
+pub enum Received {
+    Bytes(usize),
+    WouldBlock,
+    Eof,
+}
+
 pub struct Socket {
     stream: RefCell<TcpStream>,
     /// Cached so splice(2) calls do not borrow the stream.
@@ -67,6 +74,48 @@ impl Socket {
         }
         match io::Error::last_os_error() {
             err if err.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            err => Err(err),
+        }
+    }
+
+    /// Takes what is buffered without waiting.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes and the fd
+        // is open while `self` lives.
+        let n = unsafe {
+            libc::recv(
+                self.fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            0 if !buf.is_empty() => Ok(Received::Eof),
+            n if n >= 0 => Ok(Received::Bytes(n as usize)),
+            _ => match io::Error::last_os_error() {
+                err if err.kind() == io::ErrorKind::WouldBlock => Ok(Received::WouldBlock),
+                err if err.kind() == io::ErrorKind::Interrupted => Ok(Received::WouldBlock),
+                err => Err(err),
+            },
+        }
+    }
+
+    /// Sends what the socket takes now; 0 when it is full.
+    pub fn try_send(&self, bytes: &[u8]) -> io::Result<usize> {
+        if bytes.is_empty() {
+            return Ok(0);
+        }
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        // SAFETY: `bytes` is valid for `bytes.len()` readable bytes and the
+        // fd is open while `self` lives.
+        let n = unsafe { libc::send(self.fd, bytes.as_ptr().cast(), bytes.len(), flags) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        match io::Error::last_os_error() {
+            err if err.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            err if err.kind() == io::ErrorKind::Interrupted => Ok(0),
             err => Err(err),
         }
     }
