@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod config;
 pub mod detect;
+pub mod http;
 pub mod metrics;
 pub mod runtime;
 pub mod tcp;

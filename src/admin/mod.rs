@@ -20,7 +20,7 @@ use glommio::sync::Semaphore;
 use glommio::timer::timeout;
 
 use crate::metrics::{encode, ProcessStats, Snapshot};
-use crate::runtime::{ShardRequest, Shared, Signals};
+use crate::runtime::{AsyncSignals, ShardRequest, Shared, Signals};
 use http::{Request, Response};
 
 /// A request that takes longer than this to arrive is dropped.
@@ -38,6 +38,7 @@ pub struct AdminInit {
     pub addr: SocketAddr,
     pub shards: Vec<ShardLink>,
     pub shared: Shared,
+    pub signals: Signals,
 }
 
 struct ConnectedLink {
@@ -67,13 +68,8 @@ pub async fn run(init: AdminInit) {
         scrape: Semaphore::new(1),
     });
 
-    match Signals::register() {
-        Ok(signals) => glommio::spawn_local(drain_on_signal(signals, admin.clone())).detach(),
-        Err(err) => {
-            tracing::error!(error = %err, "cannot handle SIGTERM/SIGINT");
-            return;
-        }
-    };
+    let signals = init.signals.into_async();
+    glommio::spawn_local(drain_on_signal(signals, admin.clone())).detach();
 
     // SAFETY: the fd comes from a socket2 socket we own, bound and
     // listening; ownership moves into the glommio listener.
@@ -92,7 +88,7 @@ pub async fn run(init: AdminInit) {
     }
 }
 
-async fn drain_on_signal(mut signals: Signals, admin: Rc<Admin>) {
+async fn drain_on_signal(mut signals: AsyncSignals, admin: Rc<Admin>) {
     if let Err(err) = signals.recv().await {
         tracing::error!(error = %err, "signal pipe failed");
         return;

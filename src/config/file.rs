@@ -60,6 +60,7 @@ pub(super) struct ProxyTable {
     pub connect_timeout: Option<String>,
     pub forward_mode: Option<String>,
     pub pipe_size_bytes: Option<usize>,
+    pub pool_idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -47,6 +47,8 @@ pub struct Config {
     pub forward_mode: ForwardMode,
     /// Requested capacity of each splice pipe; the kernel may grant less.
     pub pipe_size_bytes: usize,
+    /// How long an idle pooled HTTP/1 upstream connection is kept.
+    pub pool_idle_timeout: Duration,
     /// How protocols are detected on `Protocol::Detect` routes.
     pub detect: DetectConfig,
 }
@@ -208,6 +210,11 @@ impl Config {
             }
         };
 
+        let pool_idle_timeout = duration_key(
+            "proxy.pool_idle_timeout",
+            file.proxy.pool_idle_timeout.as_deref(),
+            Duration::from_secs(3),
+        )?;
         let pipe_size_bytes = file.proxy.pipe_size_bytes.unwrap_or(1 << 20);
         if !(4096..=(64 << 20)).contains(&pipe_size_bytes) {
             return Err(ConfigError::invalid(
@@ -226,6 +233,7 @@ impl Config {
             shutdown_grace,
             forward_mode,
             pipe_size_bytes,
+            pool_idle_timeout,
             detect,
         })
     }
@@ -259,13 +267,14 @@ impl fmt::Display for Config {
         )?;
         writeln!(
             f,
-            "[proxy]\nconnect_timeout = \"{}\"\nforward_mode = \"{}\"\npipe_size_bytes = {}",
+            "[proxy]\nconnect_timeout = \"{}\"\nforward_mode = \"{}\"\npipe_size_bytes = {}\npool_idle_timeout = \"{}\"",
             humantime::format_duration(self.connect_timeout),
             match self.forward_mode {
                 ForwardMode::Splice => "splice",
                 ForwardMode::Copy => "copy",
             },
-            self.pipe_size_bytes
+            self.pipe_size_bytes,
+            humantime::format_duration(self.pool_idle_timeout)
         )?;
         let ports: Vec<String> = self
             .detect

@@ -84,11 +84,11 @@ enum Event {
     Timeout,
 }
 
-/// Decides the protocol of `client`'s connection, watching `upstream` for
-/// a server that speaks first.
+/// Decides the protocol of `client`'s connection, watching `upstream` (when
+/// there is one) for a server that speaks first.
 pub async fn sniff(
     client: &Socket,
-    upstream: &Socket,
+    upstream: Option<&Socket>,
     config: &DetectConfig,
 ) -> Result<Sniffed, SniffError> {
     let started = Instant::now();
@@ -158,11 +158,14 @@ fn verdict_for(bytes: &[u8], capacity: usize) -> Option<Verdict> {
 /// deadline, whichever comes first.
 async fn next_event(
     client: impl std::future::Future<Output = io::Result<usize>>,
-    upstream: &Socket,
+    upstream: Option<&Socket>,
     deadline: Instant,
 ) -> Event {
     let client = async { Event::Client(client.await) };
     let server = async {
+        let Some(upstream) = upstream else {
+            return future::pending().await;
+        };
         let mut byte = [0u8; 1];
         // Bytes, EOF or an error from the upstream all mean it acted first;
         // the opaque path passes on whichever it was.

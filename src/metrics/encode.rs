@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 
 use super::process::ProcessStats;
 use super::snapshot::{Snapshot, TcpSnapshot};
-use super::TcpLabels;
+use super::{RequestLabels, TcpLabels};
 
 /// Bucket bounds of `tcp_connection_duration_ms`: decades, as Linkerd uses
 /// for connection lifetimes (from a millisecond to about eleven days).
@@ -29,6 +29,12 @@ const CONNECTION_DURATION_BOUNDS_MS: &[u64] = &[
 const DETECT_DURATION_BOUNDS_US: &[u64] = &[
     100, 500, 1_000, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000, 5_000_000, 10_000_000,
     30_000_000,
+];
+
+/// Linkerd's bucket bounds of `response_latency_ms`.
+const RESPONSE_LATENCY_BOUNDS_MS: &[u64] = &[
+    1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1_000, 2_000, 3_000, 4_000, 5_000,
+    10_000, 20_000, 30_000, 40_000, 50_000,
 ];
 
 /// Writes the whole `/metrics` page.
@@ -109,6 +115,8 @@ pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
             1.0,
         );
     }
+
+    encode_http(snapshot, out);
 
     family(
         out,
@@ -193,6 +201,60 @@ pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
     sample(out, "ringside_build_info", &build, 1);
 
     process.encode(out);
+}
+
+fn encode_http(snapshot: &Snapshot, out: &mut String) {
+    family(out, "request_total", "counter", "HTTP requests received.");
+    for (labels, count) in &snapshot.requests {
+        sample(out, "request_total", &request_labels(labels), count);
+    }
+    let response_labels = |labels: &RequestLabels, status: u16| {
+        let classification = if status >= 500 { "failure" } else { "success" };
+        format!(
+            "{},status_code=\"{status}\",classification=\"{classification}\"",
+            request_labels(labels)
+        )
+    };
+    family(
+        out,
+        "response_total",
+        "counter",
+        "HTTP responses sent, by status.",
+    );
+    for ((labels, status), stats) in &snapshot.responses {
+        sample(
+            out,
+            "response_total",
+            &response_labels(labels, *status),
+            stats.total,
+        );
+    }
+    family(
+        out,
+        "response_latency_ms",
+        "histogram",
+        "From a request's head received to its response sent, in milliseconds.",
+    );
+    for ((labels, status), stats) in &snapshot.responses {
+        let labels = response_labels(labels, *status);
+        histogram(
+            out,
+            "response_latency_ms",
+            &labels,
+            &stats.latency_ms,
+            RESPONSE_LATENCY_BOUNDS_MS,
+            1.0,
+        );
+    }
+}
+
+fn request_labels(labels: &RequestLabels) -> String {
+    format!(
+        "direction=\"{}\",authority=\"{}\",target_addr=\"{}\"",
+        labels.direction.as_str(),
+        escape(&labels.authority),
+        escape(&labels.target_addr)
+    )
 }
 
 /// The client-side totals of one target, as the demo prints them.

@@ -54,6 +54,29 @@ pub struct DetectLabels {
     pub result: &'static str,
 }
 
+/// The labels of `request_total`, and with a status those of the response
+/// series, as Linkerd names them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestLabels {
+    pub direction: Direction,
+    /// The Host header (or CONNECT target); capped per shard, see
+    /// `MAX_AUTHORITIES`.
+    pub authority: String,
+    pub target_addr: String,
+}
+
+/// Distinct authorities a shard labels; clients choose Host headers, so
+/// beyond this they share the label `_other` instead of growing memory.
+const MAX_AUTHORITIES: usize = 256;
+
+/// One response series: its count and latency histogram (milliseconds,
+/// request head received to response body sent).
+#[derive(Debug, Clone)]
+pub struct ResponseStats {
+    pub total: u64,
+    pub latency_ms: Histogram<u64>,
+}
+
 /// The counters of one label set; a connection holds an `Rc` to its own so
 /// that counting a byte is one `Cell` add, no lookup.
 #[derive(Debug)]
@@ -124,6 +147,9 @@ pub struct ShardMetrics {
     /// Upstream connects that failed, by endpoint and reason.
     connect_failures: RefCell<BTreeMap<(String, &'static str), u64>>,
     detect_total: RefCell<BTreeMap<DetectLabels, u64>>,
+    requests: RefCell<BTreeMap<RequestLabels, u64>>,
+    responses: RefCell<BTreeMap<(RequestLabels, u16), ResponseStats>>,
+    authorities: RefCell<std::collections::HashSet<String>>,
     /// Time to a detection verdict, in microseconds, by direction and target.
     detect_duration_us: RefCell<BTreeMap<(Direction, String), Histogram<u64>>>,
 }
@@ -138,6 +164,9 @@ impl ShardMetrics {
             connect_failures: RefCell::default(),
             detect_total: RefCell::default(),
             detect_duration_us: RefCell::default(),
+            requests: RefCell::default(),
+            responses: RefCell::default(),
+            authorities: RefCell::default(),
         }
     }
 
@@ -184,6 +213,38 @@ impl ShardMetrics {
         *self.detect_total.borrow_mut().entry(labels).or_insert(0) += 1;
     }
 
+    /// Counts a request; returns its labels (authority capped) for the
+    /// response to be counted under.
+    pub fn request(&self, mut labels: RequestLabels) -> RequestLabels {
+        let mut authorities = self.authorities.borrow_mut();
+        if !authorities.contains(&labels.authority) {
+            if authorities.len() < MAX_AUTHORITIES {
+                authorities.insert(labels.authority.clone());
+            } else {
+                labels.authority = "_other".to_string();
+            }
+        }
+        *self
+            .requests
+            .borrow_mut()
+            .entry(labels.clone())
+            .or_insert(0) += 1;
+        labels
+    }
+
+    pub fn responded(&self, labels: &RequestLabels, status: u16, latency: Duration) {
+        let mut responses = self.responses.borrow_mut();
+        let stats = responses
+            .entry((labels.clone(), status))
+            .or_insert_with(|| ResponseStats {
+                total: 0,
+                latency_ms: new_histogram(),
+            });
+        stats.total += 1;
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        stats.latency_ms.saturating_record(ms);
+    }
+
     /// A copy of everything, for the admin shard to merge. `pipes_in_use`
     /// and `pipes_idle` come from the shard's pipe pool.
     pub fn snapshot(&self, pipes_in_use: usize, pipes_idle: usize) -> Snapshot {
@@ -200,6 +261,8 @@ impl ShardMetrics {
             pipes_idle: pipes_idle as u64,
             connect_failures: self.connect_failures.borrow().clone(),
             detect_total: self.detect_total.borrow().clone(),
+            requests: self.requests.borrow().clone(),
+            responses: self.responses.borrow().clone(),
             detect_duration_us: self.detect_duration_us.borrow().clone(),
             tcp: self
                 .tcp

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use super::recorder::{new_histogram, DetectLabels, Peer, TcpLabels};
+use super::recorder::{new_histogram, DetectLabels, Peer, RequestLabels, ResponseStats, TcpLabels};
 use crate::config::Direction;
 
 /// Everything a scrape shows, for one shard or merged over all of them.
@@ -19,6 +19,9 @@ pub struct Snapshot {
     pub connect_failures: BTreeMap<(String, &'static str), u64>,
     pub tcp: BTreeMap<TcpLabels, TcpSnapshot>,
     pub detect_total: BTreeMap<DetectLabels, u64>,
+    pub requests: BTreeMap<RequestLabels, u64>,
+    /// By request labels and status code.
+    pub responses: BTreeMap<(RequestLabels, u16), ResponseStats>,
     pub detect_duration_us: BTreeMap<(Direction, String), Histogram<u64>>,
 }
 
@@ -88,6 +91,20 @@ impl Snapshot {
         }
         for (labels, tcp) in &other.tcp {
             self.tcp.entry(labels.clone()).or_default().merge(tcp);
+        }
+        for (labels, count) in &other.requests {
+            *self.requests.entry(labels.clone()).or_insert(0) += count;
+        }
+        for (key, stats) in &other.responses {
+            match self.responses.get_mut(key) {
+                Some(merged) => {
+                    merged.total += stats.total;
+                    let _ = merged.latency_ms.add(&stats.latency_ms);
+                }
+                None => {
+                    self.responses.insert(key.clone(), stats.clone());
+                }
+            }
         }
         for (labels, count) in &other.detect_total {
             *self.detect_total.entry(labels.clone()).or_insert(0) += count;

@@ -16,7 +16,7 @@ use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder, Placement, PoolPla
 
 pub use limits::raise_nofile_limit;
 pub use listener::ListenError;
-pub use shutdown::{Shutdown, Signals};
+pub use shutdown::{AsyncSignals, Shutdown, Signals};
 
 use crate::admin::{AdminInit, ShardLink};
 use crate::config::Config;
@@ -59,6 +59,7 @@ pub struct Proxy {
     admin_listener: socket2::Socket,
     admin_addr: SocketAddr,
     route_addrs: Vec<SocketAddr>,
+    signals: Signals,
 }
 
 impl Proxy {
@@ -66,6 +67,10 @@ impl Proxy {
     /// may connect as soon as this returns: the kernel queues them until
     /// the shards start accepting.
     pub fn bind(config: Config) -> Result<Proxy, RunError> {
+        let signals = Signals::register().map_err(|source| RunError::Start {
+            what: "signal handlers",
+            source,
+        })?;
         let admin_listener = listener::bind_exclusive(config.admin_addr, 128)?;
         let admin_addr = local(&admin_listener, config.admin_addr)?;
         let mut route_listeners = Vec::with_capacity(config.routes.len());
@@ -82,6 +87,7 @@ impl Proxy {
             admin_listener,
             admin_addr,
             route_addrs,
+            signals,
         })
     }
 
@@ -102,6 +108,7 @@ impl Proxy {
             admin_listener,
             admin_addr,
             route_addrs,
+            signals,
         } = self;
         // Shards see the bound addresses, so labels show real ports.
         for (route, addr) in config.routes.iter_mut().zip(&route_addrs) {
@@ -145,6 +152,7 @@ impl Proxy {
             addr: admin_addr,
             shards: links,
             shared: shared.clone(),
+            signals,
         };
         LocalExecutorBuilder::new(Placement::Unbound)
             .name("ringside-admin")

@@ -19,6 +19,7 @@ use super::shutdown::Shutdown;
 use super::{ShardRequest, Shared};
 use crate::config::Config;
 use crate::detect::ServerFirstMemory;
+use crate::http::HttpRoute;
 use crate::metrics::{Peer, ShardMetrics, Snapshot, TcpLabels};
 use crate::tcp::{Balancer, PumpResources, RouteState, ShardContext, TcpForward};
 
@@ -55,6 +56,7 @@ pub async fn run(init: ShardInit) {
     let shutdown = Rc::new(Shutdown::new());
     let connections = Rc::new(Gate::new());
 
+    let mut routes = Vec::with_capacity(config.routes.len());
     for (route, socket) in config.routes.iter().zip(listeners) {
         // SAFETY: the fd comes from a socket2 socket we own, bound and
         // listening; ownership moves into the glommio listener.
@@ -67,8 +69,14 @@ pub async fn run(init: ShardInit) {
                 tls_sni: None,
             }),
             balancer: Balancer::new(&route.upstreams, seed(id, route.listen)),
+            http: HttpRoute::new(
+                &route.upstreams,
+                seed(id, route.listen).rotate_left(17),
+                config.pool_idle_timeout,
+            ),
             route: route.clone(),
         });
+        routes.push(state.clone());
         let accept = accept_loop(
             listener,
             state,
@@ -79,6 +87,7 @@ pub async fn run(init: ShardInit) {
         glommio::spawn_local(accept).detach();
     }
 
+    glommio::spawn_local(sweep_pools(routes, shutdown.clone())).detach();
     let control = serve_requests(requests, replies, context.clone(), shutdown.clone());
     glommio::spawn_local(control).detach();
     shared.shards_started.fetch_add(1, Ordering::SeqCst);
@@ -147,6 +156,28 @@ async fn accept_loop(
         };
     }
     tracing::debug!(listen = %route.route.listen, "listener closed");
+}
+
+/// Closes pooled HTTP connections that sat idle past the timeout, so an
+/// idle pool gives its fds back even when no request comes to find them.
+async fn sweep_pools(routes: Vec<Rc<RouteState>>, shutdown: Rc<Shutdown>) {
+    let period = Duration::from_secs(1);
+    loop {
+        let tick = async {
+            sleep(period).await;
+            true
+        };
+        let stop = async {
+            shutdown.wait().await;
+            false
+        };
+        if !future::or(tick, stop).await {
+            return;
+        }
+        for route in &routes {
+            route.http.pool.sweep();
+        }
+    }
 }
 
 /// Answers the admin shard until it goes away.

@@ -42,23 +42,21 @@ impl Default for Shutdown {
     }
 }
 
-/// SIGTERM and SIGINT, delivered as bytes on a socket that the admin shard
-/// reads with glommio. The first signal starts a drain; a second one ends
-/// the process at once with status 1.
+/// SIGTERM and SIGINT, delivered as bytes on a socket pair. The handlers
+/// are installed at start-up, before any socket is announced, so a signal
+/// can never find the default action (death) in place; the admin shard
+/// reads the socket with glommio. The first signal starts a drain; a second
+/// one ends the process at once with status 1.
 pub struct Signals {
-    reader: UnixStream,
+    reader: std::os::unix::net::UnixStream,
     /// Kept open: the signal handler writes into it.
-    _writer: std::os::unix::net::UnixStream,
+    writer: std::os::unix::net::UnixStream,
 }
 
 impl Signals {
-    /// Must run on a glommio executor (the admin shard's).
     pub fn register() -> io::Result<Signals> {
         let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
         writer.set_nonblocking(true)?;
-        // SAFETY: `reader` is a connected socket we own; its fd moves into
-        // the glommio stream, which closes it.
-        let reader = unsafe { UnixStream::from_raw_fd(reader.into_raw_fd()) };
         let second_signal = Arc::new(AtomicBool::new(false));
         for signal in [SIGTERM, SIGINT] {
             // Order matters: the shutdown check runs before the flag is set,
@@ -67,12 +65,27 @@ impl Signals {
             signal_hook::flag::register(signal, second_signal.clone())?;
             signal_hook::low_level::pipe::register_raw(signal, writer.as_raw_fd())?;
         }
-        Ok(Signals {
-            reader,
-            _writer: writer,
-        })
+        Ok(Signals { reader, writer })
     }
 
+    /// Must run on a glommio executor (the admin shard's).
+    pub fn into_async(self) -> AsyncSignals {
+        // SAFETY: `reader` is a connected socket we own; its fd moves into
+        // the glommio stream, which closes it.
+        let reader = unsafe { UnixStream::from_raw_fd(self.reader.into_raw_fd()) };
+        AsyncSignals {
+            reader,
+            _writer: self.writer,
+        }
+    }
+}
+
+pub struct AsyncSignals {
+    reader: UnixStream,
+    _writer: std::os::unix::net::UnixStream,
+}
+
+impl AsyncSignals {
     /// Resolves when a signal arrives.
     pub async fn recv(&mut self) -> io::Result<()> {
         use futures_lite::AsyncReadExt;

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 /// The connect latency assumed before anything is measured.
 const INITIAL_CONNECT_LATENCY: Duration = Duration::from_millis(1);
-/// Connect latencies below this count as equal: on one host or one rack
+/// Connect latencies below 5 ms count as equal: on one host or one rack
 /// the differences are noise, and ties are broken at random, so equal
 /// endpoints share the load evenly even when connections come one by one.
-const LATENCY_FLOOR_US: f64 = 1000.0;
+const LATENCY_FLOOR_US: f64 = 5000.0;
 /// Weight of a new sample in the connect latency average.
 const EWMA_WEIGHT: f64 = 0.3;
 /// How fast an old latency is forgotten while no new sample arrives: one

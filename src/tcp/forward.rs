@@ -20,6 +20,7 @@ use super::socket::Socket;
 use super::ShardContext;
 use crate::config::{Protocol, Route};
 use crate::detect::{sniff, SniffError, Verdict};
+use crate::http::{self, H1Proxy, HttpIo, HttpRoute};
 use crate::metrics::{DetectLabels, Peer, TcpCounters, TcpLabels};
 
 /// How many endpoints one connection tries before it gives up.
@@ -61,6 +62,8 @@ impl ForwardError {
 
 /// What the connection carries, as far as the opaque path cares.
 struct Detected {
+    /// Proxied as HTTP/1 rather than as opaque bytes.
+    http1: bool,
     /// `Some` for TLS passthrough, holding the SNI (empty when none).
     tls_sni: Option<String>,
     /// Client bytes detection consumed, to send upstream first.
@@ -70,6 +73,7 @@ struct Detected {
 impl Detected {
     fn opaque() -> Detected {
         Detected {
+            http1: false,
             tls_sni: None,
             prefix: Vec::new(),
         }
@@ -85,7 +89,10 @@ fn opened(counters: Rc<TcpCounters>) -> Rc<TcpCounters> {
 /// client-side counters every connection on it shares.
 pub struct RouteState {
     pub route: Route,
+    /// Balances connections (opaque TCP).
     pub balancer: Balancer,
+    /// Balances requests and pools connections (HTTP).
+    pub http: HttpRoute,
     pub src_counters: Rc<TcpCounters>,
 }
 
@@ -121,28 +128,50 @@ impl TcpForward {
         };
         let (index, upstream) = match self.connect().await {
             Ok(connected) => connected,
-            Err(err) => {
-                // The client must not mistake a refused upstream for an
-                // empty answer: it sees a reset.
-                client.reset_on_close();
-                return (opened(plain), Err(err));
-            }
+            Err(err) => return self.unreachable(client, err).await,
         };
-        let outcome = self.carry(&client, &upstream, index).await;
+        let outcome = self.carry(client, upstream, index).await;
         self.route.balancer.disconnected(index);
         outcome
     }
 
-    /// Detects the protocol, then forwards both ways until both end.
+    /// No endpoint could be connected. An HTTP/1 client still gets an
+    /// answer it can read (a 502 or 503 saying why, from the HTTP path,
+    /// which tries the endpoints again); anything else sees a reset rather
+    /// than mistake the refusal for an empty answer.
+    async fn unreachable(
+        &self,
+        client: Socket,
+        err: ForwardError,
+    ) -> (Rc<TcpCounters>, Result<(), ForwardError>) {
+        let http1 = match self.route.route.protocol {
+            Protocol::Http1 => Some(Vec::new()),
+            Protocol::Detect => match sniff(&client, None, &self.shard.detect).await {
+                Ok(sniffed) if sniffed.verdict == Verdict::Http1 => Some(sniffed.prefix),
+                _ => None,
+            },
+            Protocol::Opaque | Protocol::Http2 => None,
+        };
+        match http1 {
+            Some(prefix) => self.serve_http1(client, None, prefix).await,
+            None => {
+                client.reset_on_close();
+                (opened(self.route.src_counters.clone()), Err(err))
+            }
+        }
+    }
+
+    /// Detects the protocol, then proxies HTTP/1 request by request or
+    /// forwards opaque bytes both ways until both end.
     async fn carry(
         &self,
-        client: &Socket,
-        upstream: &Socket,
+        client: Socket,
+        upstream: Socket,
         index: usize,
     ) -> (Rc<TcpCounters>, Result<(), ForwardError>) {
         let endpoint = self.route.balancer.endpoint(index).addr;
         tracing::debug!(%endpoint, "upstream connected");
-        let detected = match self.classify(client, upstream, endpoint).await {
+        let detected = match self.classify(&client, &upstream, endpoint).await {
             Ok(detected) => detected,
             Err(err) => {
                 upstream.reset_on_close();
@@ -150,6 +179,17 @@ impl TcpForward {
                 return (opened(plain), Err(ForwardError::ClientRead(err.0)));
             }
         };
+        if detected.http1 {
+            let dst_counters = self.shard.metrics.tcp(TcpLabels {
+                direction: self.route.route.direction,
+                peer: Peer::Dst,
+                target_addr: endpoint.to_string(),
+                tls_sni: None,
+            });
+            let first = http::upstream(upstream, dst_counters, index);
+            return self.serve_http1(client, Some(first), detected.prefix).await;
+        }
+        let (client, upstream) = (&client, &upstream);
         let src_counters = match &detected.tls_sni {
             None => self.route.src_counters.clone(),
             Some(_) => self.shard.metrics.tcp(TcpLabels {
@@ -180,9 +220,7 @@ impl TcpForward {
             }
         }
         if result.is_ok() {
-            result = self
-                .pump(client, upstream, &src_counters, &dst_counters)
-                .await;
+            result = tunnel(&self.shard, client, upstream, &src_counters, &dst_counters).await;
         }
         if let Err(err) = &result {
             // Pass the failure on: the side that did not fail sees a reset.
@@ -220,16 +258,22 @@ impl TcpForward {
                 count("opaque_port", None);
                 return Ok(Detected::opaque());
             }
-            // Configured, not detected. Until HTTP proxying lands these
-            // are carried as opaque bytes.
-            Protocol::Http1 | Protocol::Http2 => return Ok(Detected::opaque()),
+            // Configured, not detected. HTTP/2 is carried as opaque bytes
+            // until HTTP/2 proxying lands.
+            Protocol::Http1 => {
+                return Ok(Detected {
+                    http1: true,
+                    ..Detected::opaque()
+                })
+            }
+            Protocol::Http2 => return Ok(Detected::opaque()),
             Protocol::Detect => {}
         }
         if self.shard.server_first.remembers(endpoint) {
             count("learned_server_first", None);
             return Ok(Detected::opaque());
         }
-        let sniffed = match sniff(client, upstream, &self.shard.detect).await {
+        let sniffed = match sniff(client, Some(upstream), &self.shard.detect).await {
             Ok(sniffed) => sniffed,
             Err(err) => {
                 count("error", None);
@@ -245,11 +289,13 @@ impl TcpForward {
             ),
             verdict => tracing::debug!(protocol = verdict.label(), "protocol detected"),
         }
+        let http1 = sniffed.verdict == Verdict::Http1;
         let tls_sni = match sniffed.verdict {
             Verdict::Tls { sni } => Some(sni.unwrap_or_default()),
             _ => None,
         };
         Ok(Detected {
+            http1,
             tls_sni,
             prefix: sniffed.prefix,
         })
@@ -264,27 +310,29 @@ impl TcpForward {
         }
     }
 
-    async fn pump(
+    /// HTTP/1: the connection is served request by request; `first`, the
+    /// upstream connected during detection, serves the first request.
+    async fn serve_http1(
         &self,
-        client: &Socket,
-        upstream: &Socket,
-        src_counters: &TcpCounters,
-        dst_counters: &TcpCounters,
-    ) -> Result<(), ForwardError> {
-        let to_upstream = Direction {
-            src: client,
-            dst: upstream,
-            src_counters,
-            dst_counters,
+        client: Socket,
+        first: Option<http::Upstream>,
+        prefix: Vec<u8>,
+    ) -> (Rc<TcpCounters>, Result<(), ForwardError>) {
+        let src_counters = opened(self.route.src_counters.clone());
+        src_counters.read(prefix.len());
+        let mut client = HttpIo::new(client, src_counters.clone(), prefix);
+        let proxy = H1Proxy {
+            shard: &self.shard,
+            route: &self.route,
         };
-        let to_client = Direction {
-            src: upstream,
-            dst: client,
-            src_counters: dst_counters,
-            dst_counters: src_counters,
-        };
-        let (mode, pumps) = (self.shard.forward_mode, &self.shard.pumps);
-        both(to_upstream.run(mode, pumps), to_client.run(mode, pumps)).await
+        let result = proxy.serve(&mut client, first).await;
+        if let Err(err) = &result {
+            if err.side() == "upstream" {
+                // A cut response must not look complete to the client.
+                client.socket.reset_on_close();
+            }
+        }
+        (src_counters, result)
     }
 
     /// Connects to an endpoint chosen by the balancer, trying others when
@@ -328,6 +376,31 @@ impl TcpForward {
     }
 }
 
+/// Forwards opaque bytes both ways between `client` and `upstream` until
+/// both directions end (half-close aware), or one fails.
+pub async fn tunnel(
+    shard: &ShardContext,
+    client: &Socket,
+    upstream: &Socket,
+    client_counters: &TcpCounters,
+    upstream_counters: &TcpCounters,
+) -> Result<(), ForwardError> {
+    let to_upstream = Direction {
+        src: client,
+        dst: upstream,
+        src_counters: client_counters,
+        dst_counters: upstream_counters,
+    };
+    let to_client = Direction {
+        src: upstream,
+        dst: client,
+        src_counters: upstream_counters,
+        dst_counters: client_counters,
+    };
+    let (mode, pumps) = (shard.forward_mode, &shard.pumps);
+    both(to_upstream.run(mode, pumps), to_client.run(mode, pumps)).await
+}
+
 /// Runs both directions until both end, or until the first fails (the
 /// other is then dropped), naming the side of the failure.
 async fn both(
@@ -351,7 +424,7 @@ async fn both(
     future::try_zip(up, down).await.map(|_| ())
 }
 
-async fn connect_endpoint(addr: SocketAddr, timeout: Duration) -> std::io::Result<Socket> {
+pub async fn connect_endpoint(addr: SocketAddr, timeout: Duration) -> std::io::Result<Socket> {
     let stream = TcpStream::connect_timeout(addr, timeout)
         .await
         .map_err(std::io::Error::from)?;

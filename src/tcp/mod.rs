@@ -10,7 +10,7 @@ mod socket;
 use std::time::Duration;
 
 pub use balancer::Balancer;
-pub use forward::{ForwardError, RouteState, TcpForward};
+pub use forward::{connect_endpoint, tunnel, ForwardError, RouteState, TcpForward};
 pub use pipe::PipePool;
 pub use pump::PumpResources;
 pub use socket::Socket;

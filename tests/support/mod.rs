@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
@@ -110,12 +112,13 @@ impl Ringside {
         eventually("ringside ready", || self.get("/ready").0 == 200);
     }
 
-    /// Waits until no proxied connection is open, so counters are final.
+    /// Waits until no client connection is open, so counters are final
+    /// (pooled upstream HTTP connections may stay open by design).
     pub fn wait_idle(&self) -> Metrics {
         let mut last = None;
         eventually("all connections closed", || {
             let metrics = self.metrics();
-            let idle = metrics.sum("tcp_open_connections", &[]) == 0.0;
+            let idle = metrics.sum("tcp_open_connections", &[("peer", "src")]) == 0.0;
             last = Some(metrics);
             idle
         });
@@ -299,3 +302,119 @@ pub fn reset(stream: TcpStream) {
 
 /// A slot a handler thread can report into.
 pub type Report<T> = Arc<Mutex<Option<T>>>;
+
+/// A parsed HTTP/1 response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response from `stream` (content-length, chunked, or to EOF;
+/// no body for HEAD and 1xx/204/304). `None` if the connection ended
+/// before a whole response.
+pub fn read_response(
+    stream: &mut std::io::BufReader<TcpStream>,
+    head_request: bool,
+) -> Option<Response> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if stream.read_until(b'\n', &mut line).ok()? == 0 {
+            return None;
+        }
+        let end = line == b"\r\n";
+        head.extend_from_slice(&line);
+        if end {
+            break;
+        }
+    }
+    let mut slots = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Response::new(&mut slots);
+    parsed.parse(&head).ok()?;
+    let status = parsed.code?;
+    let headers: Vec<(String, String)> = parsed
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    let mut response = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Some(response);
+    }
+    if response.header("transfer-encoding").is_some() {
+        loop {
+            let mut line = String::new();
+            stream.read_line(&mut line).ok()?;
+            let size = usize::from_str_radix(line.trim(), 16).ok()?;
+            let mut chunk = vec![0u8; size + 2];
+            stream.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                return Some(response);
+            }
+            response.body.extend_from_slice(&chunk[..size]);
+        }
+    }
+    match response.header("content-length") {
+        Some(len) => {
+            let mut body = vec![0u8; len.trim().parse().ok()?];
+            stream.read_exact(&mut body).ok()?;
+            response.body = body;
+        }
+        None => {
+            stream.read_to_end(&mut response.body).ok()?;
+        }
+    }
+    Some(response)
+}
+
+/// One keep-alive HTTP/1.1 client connection.
+pub struct HttpClient {
+    pub reader: std::io::BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl HttpClient {
+    pub fn connect(addr: SocketAddr) -> HttpClient {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        HttpClient {
+            writer: stream.try_clone().unwrap(),
+            reader: std::io::BufReader::new(stream),
+        }
+    }
+
+    pub fn send(&mut self, raw: &[u8]) {
+        self.writer.write_all(raw).unwrap();
+    }
+
+    pub fn get(&mut self, path: &str) -> Option<Response> {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: test.local\r\n\r\n").as_bytes());
+        read_response(&mut self.reader, false)
+    }
+
+    pub fn read(&mut self, head_request: bool) -> Option<Response> {
+        read_response(&mut self.reader, head_request)
+    }
+}

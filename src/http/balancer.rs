@@ -1,0 +1,210 @@
+//! Request balancing: power of two choices by peak EWMA of response latency,
+//! weighted by requests in flight, as Linkerd balances (RTT prior 30 ms,
+//! decay 10 s). A slow endpoint's estimate jumps up at once (the peak) and
+//! only decays back over seconds, so it quickly gets a small share; an
+//! endpoint whose connects fail is ejected with backoff.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const RTT_PRIOR: Duration = Duration::from_millis(30);
+const DECAY: Duration = Duration::from_secs(10);
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+struct Endpoint {
+    addr: SocketAddr,
+    /// Requests sent and not yet answered.
+    pending: Cell<u32>,
+    /// Latency estimate in nanoseconds, as of `stamp`.
+    rtt_ns: Cell<f64>,
+    stamp: Cell<Instant>,
+    failures: Cell<u32>,
+    ejected_until: Cell<Option<Instant>>,
+}
+
+impl Endpoint {
+    /// The estimate decayed toward zero for the time since the last sample,
+    /// so an endpoint not chosen for a while gets another chance.
+    fn rtt_now(&self, now: Instant) -> f64 {
+        let elapsed = now
+            .saturating_duration_since(self.stamp.get())
+            .as_secs_f64();
+        self.rtt_ns.get() * (-elapsed / DECAY.as_secs_f64()).exp()
+    }
+
+    fn cost(&self, now: Instant) -> f64 {
+        self.rtt_now(now) * f64::from(self.pending.get() + 1)
+    }
+
+    fn available(&self, now: Instant) -> bool {
+        self.ejected_until.get().is_none_or(|until| until <= now)
+    }
+}
+
+#[derive(Debug)]
+pub struct RequestBalancer {
+    endpoints: Vec<Endpoint>,
+    rng: Cell<u64>,
+}
+
+impl RequestBalancer {
+    pub fn new(addrs: &[SocketAddr], seed: u64) -> RequestBalancer {
+        let now = Instant::now();
+        RequestBalancer {
+            endpoints: addrs
+                .iter()
+                .map(|&addr| Endpoint {
+                    addr,
+                    pending: Cell::new(0),
+                    rtt_ns: Cell::new(RTT_PRIOR.as_nanos() as f64),
+                    stamp: Cell::new(now),
+                    failures: Cell::new(0),
+                    ejected_until: Cell::new(None),
+                })
+                .collect(),
+            rng: Cell::new(seed | 1),
+        }
+    }
+
+    pub fn addr(&self, index: usize) -> SocketAddr {
+        self.endpoints[index].addr
+    }
+
+    /// Picks an available endpoint not in `tried`; `None` when every
+    /// endpoint is ejected or tried (the caller answers 503).
+    pub fn pick(&self, tried: &[usize]) -> Option<usize> {
+        let now = Instant::now();
+        let candidates: Vec<usize> = (0..self.endpoints.len())
+            .filter(|i| !tried.contains(i) && self.endpoints[*i].available(now))
+            .collect();
+        match candidates.len() {
+            0 => None,
+            1 => Some(candidates[0]),
+            n => {
+                let a = self.random_below(n);
+                let mut b = self.random_below(n - 1);
+                if b >= a {
+                    b += 1;
+                }
+                let (a, b) = (candidates[a], candidates[b]);
+                let (cost_a, cost_b) = (self.endpoints[a].cost(now), self.endpoints[b].cost(now));
+                Some(if cost_a <= cost_b { a } else { b })
+            }
+        }
+    }
+
+    pub fn started(&self, index: usize) {
+        let endpoint = &self.endpoints[index];
+        endpoint.pending.set(endpoint.pending.get() + 1);
+    }
+
+    /// Ends a request started with `started`; `latency` is `Some` when a
+    /// response came back, and feeds the estimate.
+    pub fn finished(&self, index: usize, latency: Option<Duration>) {
+        let endpoint = &self.endpoints[index];
+        endpoint
+            .pending
+            .set(endpoint.pending.get().saturating_sub(1));
+        let Some(latency) = latency else { return };
+        let now = Instant::now();
+        let sample = latency.as_nanos() as f64;
+        let previous = endpoint.rtt_ns.get();
+        let next = if sample > previous {
+            sample // the peak: slowness shows at once
+        } else {
+            let elapsed = now
+                .saturating_duration_since(endpoint.stamp.get())
+                .as_secs_f64();
+            let keep = (-elapsed / DECAY.as_secs_f64()).exp();
+            previous * keep + sample * (1.0 - keep)
+        };
+        endpoint.rtt_ns.set(next);
+        endpoint.stamp.set(now);
+    }
+
+    pub fn connect_failed(&self, index: usize) {
+        let endpoint = &self.endpoints[index];
+        let failures = endpoint.failures.get().saturating_add(1);
+        endpoint.failures.set(failures);
+        let backoff = MIN_BACKOFF
+            .saturating_mul(1 << (failures - 1).min(16))
+            .min(MAX_BACKOFF);
+        endpoint.ejected_until.set(Some(Instant::now() + backoff));
+    }
+
+    pub fn connected(&self, index: usize) {
+        let endpoint = &self.endpoints[index];
+        endpoint.failures.set(0);
+        endpoint.ejected_until.set(None);
+    }
+
+    fn random_below(&self, n: usize) -> usize {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        (x % n as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn balancer(n: u16) -> RequestBalancer {
+        let addrs: Vec<SocketAddr> = (0..n)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 80 + i)))
+            .collect();
+        RequestBalancer::new(&addrs, 3)
+    }
+
+    #[test]
+    fn a_slow_endpoint_quickly_gets_a_small_share() {
+        let b = balancer(2);
+        let mut served = [0u32; 2];
+        for _ in 0..1000 {
+            let i = b.pick(&[]).unwrap();
+            served[i] += 1;
+            b.started(i);
+            let latency = if i == 0 {
+                Duration::from_micros(300)
+            } else {
+                Duration::from_millis(30)
+            };
+            b.finished(i, Some(latency));
+        }
+        assert!(served[0] > 950, "{served:?}");
+    }
+
+    #[test]
+    fn requests_in_flight_spread_load_over_equal_endpoints() {
+        let b = balancer(2);
+        for i in 0..2 {
+            b.started(i);
+            b.finished(i, Some(Duration::from_millis(1)));
+        }
+        let mut served = [0u32; 2];
+        for _ in 0..100 {
+            let i = b.pick(&[]).unwrap();
+            b.started(i); // never finished: in flight
+            served[i] += 1;
+        }
+        assert!(served.iter().all(|&s| s >= 40), "{served:?}");
+    }
+
+    #[test]
+    fn failing_endpoints_are_ejected_until_none_is_left() {
+        let b = balancer(2);
+        b.connect_failed(0);
+        assert!((0..50).all(|_| b.pick(&[]) == Some(1)));
+        b.connect_failed(1);
+        assert_eq!(b.pick(&[]), None);
+        b.connected(1);
+        assert_eq!(b.pick(&[]), Some(1));
+        assert_eq!(b.pick(&[1]), None);
+    }
+}

@@ -1,0 +1,457 @@
+//! HTTP/1 message heads: parsed with httparse into an owned form, checked
+//! against the proxy's limits, and written back out without the hop-by-hop
+//! headers (RFC 9110 §7.6.1) that belong to one connection only.
+//!
+//! Bodies are passed through with their framing unchanged (a chunked body
+//! stays chunked), so `Transfer-Encoding` and `Content-Length` are kept;
+//! `Framing` says where a body ends.
+
+use std::fmt::Write as _;
+
+/// Most header lines a request or response head may carry.
+pub const MAX_HEADERS: usize = 100;
+/// Most bytes a head may take, request line and headers included.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Why a head cannot be proxied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    #[error("malformed head: {0}")]
+    Malformed(String),
+    #[error("head larger than {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} headers")]
+    TooLarge,
+    #[error("conflicting or invalid body framing: {0}")]
+    Framing(&'static str),
+}
+
+/// Where a message body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the sender closes (responses only).
+    UntilClose,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    pub headers: Vec<Header>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub reason: String,
+    pub minor_version: u8,
+    pub headers: Vec<Header>,
+}
+
+/// What a head parser returns: `Ok(None)` while the head is incomplete,
+/// otherwise the head and its length in bytes.
+pub type Parsed<T> = Result<Option<(T, usize)>, HeadError>;
+
+pub fn parse_request(bytes: &[u8]) -> Parsed<RequestHead> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut slots);
+    match request.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => Ok(Some((
+            RequestHead {
+                method: request.method.unwrap_or_default().to_string(),
+                target: request.path.unwrap_or_default().to_string(),
+                minor_version: request.version.unwrap_or(1),
+                headers: own(request.headers),
+            },
+            len,
+        ))),
+        Ok(httparse::Status::Partial) if bytes.len() >= MAX_HEAD_BYTES => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
+        Err(err) => Err(HeadError::Malformed(err.to_string())),
+    }
+}
+
+pub fn parse_response(bytes: &[u8]) -> Parsed<ResponseHead> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    match response.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => Ok(Some((
+            ResponseHead {
+                status: response.code.unwrap_or_default(),
+                reason: response.reason.unwrap_or_default().to_string(),
+                minor_version: response.version.unwrap_or(1),
+                headers: own(response.headers),
+            },
+            len,
+        ))),
+        Ok(httparse::Status::Partial) if bytes.len() >= MAX_HEAD_BYTES => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
+        Err(err) => Err(HeadError::Malformed(err.to_string())),
+    }
+}
+
+fn own(headers: &[httparse::Header<'_>]) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|h| Header {
+            name: h.name.to_string(),
+            value: h.value.to_vec(),
+        })
+        .collect()
+}
+
+/// Header lookups shared by requests and responses.
+pub trait Headers {
+    fn headers(&self) -> &[Header];
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers()
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_slice())
+    }
+
+    /// True if any `name` header lists `token` (comma-separated, any case).
+    fn has_token(&self, name: &str, token: &str) -> bool {
+        self.headers()
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .flat_map(|h| h.value.split(|b| *b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    }
+
+    /// Body framing from `Transfer-Encoding` and `Content-Length`
+    /// (RFC 9112 §6.3); both at once, or a bad length, is refused because
+    /// such messages are how requests get smuggled.
+    fn declared_framing(&self) -> Result<Option<Framing>, HeadError> {
+        let chunked = match self.header("transfer-encoding") {
+            None => false,
+            Some(value) if value.trim_ascii().eq_ignore_ascii_case(b"chunked") => true,
+            Some(_) => return Err(HeadError::Framing("unsupported transfer-encoding")),
+        };
+        let lengths: Vec<&[u8]> = self
+            .headers()
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .map(|h| h.value.as_slice())
+            .collect();
+        match (chunked, lengths.as_slice()) {
+            (true, []) => Ok(Some(Framing::Chunked)),
+            (true, _) => Err(HeadError::Framing(
+                "both transfer-encoding and content-length",
+            )),
+            (false, []) => Ok(None),
+            (false, [first, rest @ ..]) => {
+                if rest.iter().any(|other| other != first) {
+                    return Err(HeadError::Framing("conflicting content-length"));
+                }
+                let text = std::str::from_utf8(first)
+                    .map_err(|_| HeadError::Framing("bad content-length"))?;
+                let length = text
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| HeadError::Framing("bad content-length"))?;
+                Ok(Some(Framing::Length(length)))
+            }
+        }
+    }
+}
+
+impl Headers for RequestHead {
+    fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+}
+
+impl Headers for ResponseHead {
+    fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+}
+
+impl RequestHead {
+    pub fn framing(&self) -> Result<Framing, HeadError> {
+        Ok(self.declared_framing()?.unwrap_or(Framing::None))
+    }
+
+    /// Whether the client keeps the connection open after this exchange.
+    pub fn keep_alive(&self) -> bool {
+        if self.minor_version == 0 {
+            self.has_token("connection", "keep-alive")
+        } else {
+            !self.has_token("connection", "close")
+        }
+    }
+
+    /// An `Upgrade` (WebSocket and the like) or `CONNECT`: after a 101 or a
+    /// 2xx, the connection becomes a tunnel.
+    pub fn wants_tunnel(&self) -> bool {
+        self.method.eq_ignore_ascii_case("CONNECT")
+            || (self.has_token("connection", "upgrade") && self.header("upgrade").is_some())
+    }
+
+    pub fn expects_continue(&self) -> bool {
+        self.header("expect")
+            .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"))
+    }
+
+    /// The `authority` label: the Host header, or the CONNECT target.
+    pub fn authority(&self) -> String {
+        if self.method.eq_ignore_ascii_case("CONNECT") {
+            return self.target.clone();
+        }
+        self.header("host")
+            .map(|h| String::from_utf8_lossy(h.trim_ascii()).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Safe to send twice: nothing changes on the server if the first copy
+    /// was processed before the connection failed.
+    pub fn idempotent(&self) -> bool {
+        matches!(
+            self.method.as_str(),
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        )
+    }
+
+    /// The head as sent upstream: HTTP/1.1, hop-by-hop headers removed
+    /// (but `Upgrade` kept for a tunnel request).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let tunnel = self.wants_tunnel();
+        let _ = write!(Line(out), "{} {} HTTP/1.1\r\n", self.method, self.target);
+        encode_headers(&self.headers, tunnel, out);
+        if tunnel && !self.method.eq_ignore_ascii_case("CONNECT") {
+            out.extend_from_slice(b"connection: upgrade\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl ResponseHead {
+    /// The body framing of this response to a `method` request.
+    pub fn framing(&self, method: &str) -> Result<Framing, HeadError> {
+        let no_body = method.eq_ignore_ascii_case("HEAD")
+            || (100..200).contains(&self.status)
+            || self.status == 204
+            || self.status == 304
+            || (method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&self.status));
+        if no_body {
+            return Ok(Framing::None);
+        }
+        Ok(self.declared_framing()?.unwrap_or(Framing::UntilClose))
+    }
+
+    /// Whether the upstream keeps the connection open afterwards.
+    pub fn keep_alive(&self) -> bool {
+        if self.minor_version == 0 {
+            self.has_token("connection", "keep-alive")
+        } else {
+            !self.has_token("connection", "close")
+        }
+    }
+
+    /// The head as sent to the client, hop-by-hop headers removed; with
+    /// `close`, it tells the client the connection ends after this response.
+    pub fn encode(&self, tunnel: bool, close: bool, out: &mut Vec<u8>) {
+        let _ = write!(Line(out), "HTTP/1.1 {} {}\r\n", self.status, self.reason);
+        encode_headers(&self.headers, tunnel, out);
+        if tunnel && self.status == 101 {
+            out.extend_from_slice(b"connection: upgrade\r\n");
+        } else if close {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "upgrade",
+];
+
+fn encode_headers(headers: &[Header], tunnel: bool, out: &mut Vec<u8>) {
+    // Headers named in Connection are hop-by-hop too.
+    let named: Vec<&[u8]> = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| h.value.split(|b| *b == b','))
+        .map(|t| t.trim_ascii())
+        .collect();
+    for header in headers {
+        let name = header.name.as_str();
+        let hop = HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+            || named
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()));
+        let keep_upgrade = tunnel && name.eq_ignore_ascii_case("upgrade");
+        if hop && !keep_upgrade {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(&header.value);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `fmt::Write` into a byte vector, for the start lines.
+struct Line<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Line<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// A response made by the proxy itself (400, 431, 502, 503), always with
+/// `connection: close` when `close` and a `ringside-proxy-error` header
+/// saying why.
+pub fn proxy_response(status: u16, reason: &str, why: &str, close: bool) -> Vec<u8> {
+    let body = format!("{why}\n");
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nringside-proxy-error: {}\r\n",
+        body.len(),
+        why.replace(['\r', '\n'], " ")
+    );
+    if close {
+        out.push_str("connection: close\r\n");
+    }
+    out.push_str("\r\n");
+    out.push_str(&body);
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(text: &str) -> RequestHead {
+        parse_request(text.as_bytes()).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn parses_incrementally_and_enforces_limits() {
+        let text = "GET /a HTTP/1.1\r\nHost: example.test\r\n\r\nleftover";
+        for cut in 0..text.len() - "leftover".len() {
+            assert_eq!(
+                parse_request(&text.as_bytes()[..cut]).unwrap(),
+                None,
+                "cut {cut}"
+            );
+        }
+        let (head, len) = parse_request(text.as_bytes()).unwrap().unwrap();
+        assert_eq!(&text[len..], "leftover");
+        assert_eq!((head.method.as_str(), head.target.as_str()), ("GET", "/a"));
+        assert_eq!(head.authority(), "example.test");
+
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: y\r\n")).collect();
+        let text = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert_eq!(parse_request(text.as_bytes()), Err(HeadError::TooLarge));
+        let huge = format!("GET / HTTP/1.1\r\nx: {}", "a".repeat(MAX_HEAD_BYTES));
+        assert_eq!(parse_request(huge.as_bytes()), Err(HeadError::TooLarge));
+        assert!(matches!(
+            parse_request(b"GET / HTTP/1.1\r\nbad header\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112_and_refuses_smuggling() {
+        assert_eq!(
+            request("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n").framing(),
+            Ok(Framing::Length(5))
+        );
+        assert_eq!(
+            request("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").framing(),
+            Ok(Framing::Chunked)
+        );
+        assert_eq!(
+            request("GET / HTTP/1.1\r\n\r\n").framing(),
+            Ok(Framing::None)
+        );
+        for bad in [
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        ] {
+            assert!(request(bad).framing().is_err(), "{bad:?}");
+        }
+        let response = |text: &str| parse_response(text.as_bytes()).unwrap().unwrap().0;
+        let ok = response("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n");
+        assert_eq!(ok.framing("HEAD"), Ok(Framing::None));
+        assert_eq!(ok.framing("GET"), Ok(Framing::Length(9)));
+        assert_eq!(
+            response("HTTP/1.1 204 No Content\r\n\r\n").framing("GET"),
+            Ok(Framing::None)
+        );
+        assert_eq!(
+            response("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n").framing("GET"),
+            Ok(Framing::None)
+        );
+        assert_eq!(
+            response("HTTP/1.0 200 OK\r\n\r\n").framing("GET"),
+            Ok(Framing::UntilClose)
+        );
+    }
+
+    #[test]
+    fn encoding_drops_hop_by_hop_headers() {
+        let head = request(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, x-secret\r\nKeep-Alive: 5\r\nX-Secret: 1\r\nTE: trailers\r\nX-Kept: yes\r\n\r\n",
+        );
+        let mut out = Vec::new();
+        head.encode(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Kept: yes\r\n\r\n"
+        );
+
+        let upgrade = request(
+            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        );
+        assert!(upgrade.wants_tunnel());
+        let mut out = Vec::new();
+        upgrade.encode(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("Upgrade: websocket\r\n") && text.contains("connection: upgrade\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn keep_alive_defaults_differ_by_version() {
+        assert!(request("GET / HTTP/1.1\r\n\r\n").keep_alive());
+        assert!(!request("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive());
+        assert!(!request("GET / HTTP/1.0\r\n\r\n").keep_alive());
+        assert!(request("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
+    }
+
+    #[test]
+    fn proxy_responses_carry_the_reason() {
+        let text =
+            String::from_utf8(proxy_response(502, "Bad Gateway", "connect failed", true)).unwrap();
+        assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
+        assert!(text.contains("ringside-proxy-error: connect failed\r\n"));
+        assert!(text.contains("connection: close\r\n") && text.ends_with("connect failed\n"));
+    }
+}

@@ -1,0 +1,112 @@
+//! Upstream HTTP/1 connections of one shard and route, pooled per endpoint
+//! so keep-alive requests skip the connect. A pooled connection is checked
+//! before reuse (a peek that finds EOF or stray bytes means the upstream
+//! closed or misbehaved) and closed after the idle timeout.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::io::HttpIo;
+use crate::tcp::Socket;
+
+/// Most idle connections kept per endpoint; more are closed when returned.
+const MAX_IDLE_PER_ENDPOINT: usize = 256;
+
+/// One connection to an upstream endpoint. Its `tcp_*` counters record its
+/// close when it is dropped.
+pub struct Upstream {
+    pub io: HttpIo,
+    pub endpoint: usize,
+    opened: Instant,
+    /// True once it has served a request: a failure before any response
+    /// byte may then be a keep-alive the upstream closed, worth a retry.
+    pub reused: bool,
+    failed: bool,
+}
+
+impl Upstream {
+    pub fn new(io: HttpIo, endpoint: usize) -> Upstream {
+        io.counters.opened();
+        Upstream {
+            io,
+            endpoint,
+            opened: Instant::now(),
+            reused: false,
+            failed: false,
+        }
+    }
+
+    pub fn mark_failed(&mut self) {
+        self.failed = true;
+    }
+
+    /// Still usable: nothing buffered, nothing waiting, not closed.
+    fn is_clean(&self) -> bool {
+        let mut probe = [0u8; 1];
+        self.io.unread().is_empty() && matches!(self.io.socket.try_peek(&mut probe), Ok(None))
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.io.counters.closed(!self.failed, self.opened.elapsed());
+    }
+}
+
+pub struct Pool {
+    /// Per endpoint: idle connections and when each was returned.
+    idle: RefCell<Vec<Vec<(Upstream, Instant)>>>,
+    idle_timeout: Duration,
+}
+
+impl Pool {
+    pub fn new(endpoints: usize, idle_timeout: Duration) -> Pool {
+        Pool {
+            idle: RefCell::new((0..endpoints).map(|_| Vec::new()).collect()),
+            idle_timeout,
+        }
+    }
+
+    /// The most recently used live connection to `endpoint`, if any.
+    pub fn checkout(&self, endpoint: usize) -> Option<Upstream> {
+        let mut idle = self.idle.borrow_mut();
+        let now = Instant::now();
+        while let Some((upstream, since)) = idle[endpoint].pop() {
+            if now.saturating_duration_since(since) < self.idle_timeout && upstream.is_clean() {
+                return Some(upstream);
+            }
+        }
+        None
+    }
+
+    pub fn checkin(&self, mut upstream: Upstream) {
+        upstream.reused = true;
+        let mut idle = self.idle.borrow_mut();
+        let slot = &mut idle[upstream.endpoint];
+        if slot.len() < MAX_IDLE_PER_ENDPOINT && !self.idle_timeout.is_zero() {
+            slot.push((upstream, Instant::now()));
+        }
+    }
+
+    /// Closes connections idle for longer than the timeout.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        for slot in self.idle.borrow_mut().iter_mut() {
+            slot.retain(|(_, since)| now.saturating_duration_since(*since) < self.idle_timeout);
+        }
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+}
+
+/// Wraps a freshly connected socket for HTTP use.
+pub fn upstream(
+    socket: Socket,
+    counters: Rc<crate::metrics::TcpCounters>,
+    endpoint: usize,
+) -> Upstream {
+    Upstream::new(HttpIo::new(socket, counters, Vec::new()), endpoint)
+}
