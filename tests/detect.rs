@@ -64,12 +64,30 @@ fn http1_and_http2_are_detected_whole_or_one_byte_at_a_time() {
     }
     assert_eq!(results(&web_proxy, "http/1"), 2.0);
 
-    let origin = Origin::echo();
-    let proxy = detect_proxy(&origin, &[]);
+    let h2_origin = support::h2::H2Origin::start();
+    let proxy = Ringside::start(&[
+        "--route",
+        &format!("127.0.0.1:0={}", h2_origin.addr),
+        "--shards",
+        "1",
+    ]);
     for trickle in [false, true] {
-        let mut h2 = H2_PREFACE.to_vec();
-        h2.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // an empty SETTINGS frame
-        assert_eq!(echo_bytes(&proxy, &h2, trickle), h2);
+        let mut client = TcpStream::connect(proxy.route()).unwrap();
+        client.set_nodelay(true).unwrap();
+        let mut preface = H2_PREFACE.to_vec();
+        preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // an empty SETTINGS frame
+        let chunks: Vec<&[u8]> = if trickle {
+            preface.chunks(1).collect()
+        } else {
+            vec![&preface]
+        };
+        for chunk in chunks {
+            client.write_all(chunk).unwrap();
+        }
+        // ringside answers as an HTTP/2 server: its SETTINGS frame.
+        let mut frame_header = [0u8; 9];
+        client.read_exact(&mut frame_header).unwrap();
+        assert_eq!(frame_header[3], 4, "a SETTINGS frame");
     }
     assert_eq!(results(&proxy, "http/2"), 2.0);
     let metrics = proxy.metrics();

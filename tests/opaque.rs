@@ -120,7 +120,14 @@ fn upstream_half_close_reaches_the_client_and_it_can_still_send() {
 #[test]
 fn refused_upstream_resets_the_client_and_is_counted() {
     let down = closed_port();
-    let proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={down}")]);
+    let port = down.port().to_string();
+    // Opaque by port: an HTTP client would get a 502 instead (tests/http1.rs).
+    let proxy = Ringside::start(&[
+        "--route",
+        &format!("127.0.0.1:0={down}"),
+        "--opaque-ports",
+        &port,
+    ]);
     let mut client = TcpStream::connect(proxy.route()).unwrap();
     client.write_all(b"anyone there?").unwrap();
     assert!(ends_in_reset(&mut client), "client should see a reset");

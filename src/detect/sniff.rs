@@ -101,20 +101,25 @@ pub async fn sniff(
         })
     };
 
+    let mut upstream = upstream;
     // Fast path: the client's bytes are usually there by the time the
     // upstream is connected, and the first peek holds the whole verdict.
     let mut peeked = vec![0u8; config.peek_bytes];
-    let ready = client.try_peek(&mut peeked).map_err(SniffError)?;
-    let seen = match ready {
-        Some(n) => Event::Client(Ok(n)),
-        None => next_event(client.peek(&mut peeked), upstream, deadline).await,
-    };
-    let seen = match seen {
-        Event::Client(Err(err)) => return Err(SniffError(err)),
-        Event::Client(Ok(0)) => return done(Verdict::Unknown, Vec::new()),
-        Event::Client(Ok(n)) => n,
-        Event::Server => return done(Verdict::ServerFirst, Vec::new()),
-        Event::Timeout => return done(Verdict::Timeout, Vec::new()),
+    let seen = loop {
+        let event = match client.try_peek(&mut peeked).map_err(SniffError)? {
+            Some(n) => Event::Client(Ok(n)),
+            None => next_event(client.peek(&mut peeked), upstream, deadline).await,
+        };
+        match event {
+            Event::Client(Err(err)) => return Err(SniffError(err)),
+            Event::Client(Ok(0)) => return done(Verdict::Unknown, Vec::new()),
+            Event::Client(Ok(n)) => break n,
+            Event::Server if speaks_first(&mut upstream) => {
+                return done(Verdict::ServerFirst, Vec::new())
+            }
+            Event::Server => {}
+            Event::Timeout => return done(Verdict::Timeout, Vec::new()),
+        }
     };
     if let Some(verdict) = verdict_for(&peeked[..seen], config.peek_bytes) {
         return done(verdict, Vec::new());
@@ -128,7 +133,10 @@ pub async fn sniff(
         let n = match next_event(client.read(&mut chunk[..room]), upstream, deadline).await {
             Event::Client(Err(err)) => return Err(SniffError(err)),
             Event::Client(Ok(n)) => n,
-            Event::Server => return done(Verdict::ServerFirst, prefix),
+            Event::Server if speaks_first(&mut upstream) => {
+                return done(Verdict::ServerFirst, prefix)
+            }
+            Event::Server => continue,
             Event::Timeout => return done(Verdict::Timeout, prefix),
         };
         if n == 0 {
@@ -141,6 +149,26 @@ pub async fn sniff(
         if let Some(verdict) = verdict_for(&prefix, config.peek_bytes) {
             return done(verdict, prefix);
         }
+    }
+}
+
+/// Whether the upstream that just sent bytes is a server-first protocol.
+/// An HTTP/2 server sends its SETTINGS as soon as it accepts: that is not
+/// one, so it is not watched any further (`upstream` becomes `None`).
+fn speaks_first(upstream: &mut Option<&Socket>) -> bool {
+    match upstream.take() {
+        Some(socket) => !sends_http2_settings(socket),
+        None => true,
+    }
+}
+
+/// True when what the upstream sent first is an HTTP/2 SETTINGS frame on
+/// stream 0 (the server half of the connection preface).
+fn sends_http2_settings(upstream: &Socket) -> bool {
+    let mut header = [0u8; 9];
+    match upstream.try_peek(&mut header) {
+        Ok(Some(9)) => header[3] == 0x4 && header[5..9] == [0, 0, 0, 0] && header[4] & !0x1 == 0,
+        _ => false,
     }
 }
 

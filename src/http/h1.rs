@@ -19,7 +19,7 @@ use super::head::{
 };
 use super::io::{BodyError, HttpIo, ReadHeadError};
 use super::pool::{upstream, Upstream};
-use crate::metrics::{Peer, RequestLabels, TcpLabels};
+use crate::metrics::{Peer, RequestLabels, ResponseClass, TcpLabels};
 use crate::tcp::{connect_endpoint, tunnel, ForwardError, RouteState, ShardContext};
 
 /// How one request ended, for the response metrics.
@@ -117,7 +117,7 @@ impl H1Proxy<'_> {
                         .await;
                     self.shard
                         .metrics
-                        .responded(&labels, status, started.elapsed());
+                        .responded(&labels, class(status), started.elapsed());
                     tracing::info!(status, error = %why, "request failed");
                     written.map_err(ForwardError::ClientWrite)?;
                     if close {
@@ -129,7 +129,7 @@ impl H1Proxy<'_> {
             };
             self.shard
                 .metrics
-                .responded(&labels, status, started.elapsed());
+                .responded(&labels, class(status), started.elapsed());
             if !keep {
                 return Ok(());
             }
@@ -427,6 +427,13 @@ impl H1Proxy<'_> {
             Some(why) => (502, why),
             None => (503, "no endpoint available".to_string()),
         })
+    }
+}
+
+fn class(status_code: u16) -> ResponseClass {
+    ResponseClass {
+        status_code,
+        grpc_status: None,
     }
 }
 

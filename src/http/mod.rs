@@ -1,12 +1,15 @@
 //! HTTP proxying. HTTP/1.1 is proxied request by request (`h1`): heads are
 //! parsed (`head`), bodies pass through with their framing (`chunked`,
 //! `io`), requests are balanced by peak EWMA (`balancer`) over pooled
-//! upstream connections (`pool`). HTTP/2 is not proxied yet: detected
-//! HTTP/2 connections are carried as opaque TCP.
+//! upstream connections (`pool`). HTTP/2 (`h2`, over the `h2` crate with
+//! the tokio I/O adapter in `h2_io`) multiplexes client streams over one
+//! upstream connection per endpoint, balanced the same way.
 
 mod balancer;
 mod chunked;
 mod h1;
+mod h2;
+mod h2_io;
 mod head;
 mod io;
 mod pool;
@@ -15,13 +18,17 @@ use std::time::Duration;
 
 pub use balancer::RequestBalancer;
 pub use h1::H1Proxy;
+pub use h2::H2Proxy;
 pub use io::HttpIo;
 pub use pool::{upstream, Pool, Upstream};
 
 /// A route's HTTP state on one shard.
 pub struct HttpRoute {
     pub balancer: RequestBalancer,
+    /// HTTP/1 connections, several per endpoint.
     pub pool: Pool,
+    /// HTTP/2: one multiplexed connection per endpoint.
+    pub h2_senders: std::cell::RefCell<Vec<Option<::h2::client::SendRequest<bytes::Bytes>>>>,
 }
 
 impl HttpRoute {
@@ -29,6 +36,7 @@ impl HttpRoute {
         HttpRoute {
             balancer: RequestBalancer::new(upstreams, seed),
             pool: Pool::new(upstreams.len(), idle_timeout),
+            h2_senders: std::cell::RefCell::new(vec![None; upstreams.len()]),
         }
     }
 }

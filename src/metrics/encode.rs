@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 
 use super::process::ProcessStats;
 use super::snapshot::{Snapshot, TcpSnapshot};
-use super::{RequestLabels, TcpLabels};
+use super::{RequestLabels, ResponseClass, TcpLabels};
 
 /// Bucket bounds of `tcp_connection_duration_ms`: decades, as Linkerd uses
 /// for connection lifetimes (from a millisecond to about eleven days).
@@ -208,24 +208,17 @@ fn encode_http(snapshot: &Snapshot, out: &mut String) {
     for (labels, count) in &snapshot.requests {
         sample(out, "request_total", &request_labels(labels), count);
     }
-    let response_labels = |labels: &RequestLabels, status: u16| {
-        let classification = if status >= 500 { "failure" } else { "success" };
-        format!(
-            "{},status_code=\"{status}\",classification=\"{classification}\"",
-            request_labels(labels)
-        )
-    };
     family(
         out,
         "response_total",
         "counter",
         "HTTP responses sent, by status.",
     );
-    for ((labels, status), stats) in &snapshot.responses {
+    for ((labels, class), stats) in &snapshot.responses {
         sample(
             out,
             "response_total",
-            &response_labels(labels, *status),
+            &response_labels(labels, class),
             stats.total,
         );
     }
@@ -235,17 +228,35 @@ fn encode_http(snapshot: &Snapshot, out: &mut String) {
         "histogram",
         "From a request's head received to its response sent, in milliseconds.",
     );
-    for ((labels, status), stats) in &snapshot.responses {
-        let labels = response_labels(labels, *status);
+    for ((labels, class), stats) in &snapshot.responses {
+        let labels = response_labels(labels, class);
+        let bounds = RESPONSE_LATENCY_BOUNDS_MS;
         histogram(
             out,
             "response_latency_ms",
             &labels,
             &stats.latency_ms,
-            RESPONSE_LATENCY_BOUNDS_MS,
+            bounds,
             1.0,
         );
     }
+}
+
+fn response_labels(labels: &RequestLabels, class: &ResponseClass) -> String {
+    let classification = if class.is_failure() {
+        "failure"
+    } else {
+        "success"
+    };
+    let mut text = format!(
+        "{},status_code=\"{}\",classification=\"{classification}\"",
+        request_labels(labels),
+        class.status_code
+    );
+    if let Some(code) = class.grpc_status {
+        text.push_str(&format!(",grpc_status=\"{code}\""));
+    }
+    text
 }
 
 fn request_labels(labels: &RequestLabels) -> String {

@@ -10,6 +10,7 @@ mod snapshot;
 pub use encode::{encode, tcp_total};
 pub use process::ProcessStats;
 pub use recorder::{
-    DetectLabels, Peer, RequestLabels, ResponseStats, ShardMetrics, TcpCounters, TcpLabels,
+    DetectLabels, Peer, RequestLabels, ResponseClass, ResponseStats, ShardMetrics, TcpCounters,
+    TcpLabels,
 };
 pub use snapshot::{ShardSummary, Snapshot, TcpSnapshot};

@@ -69,6 +69,21 @@ pub struct RequestLabels {
 /// beyond this they share the label `_other` instead of growing memory.
 const MAX_AUTHORITIES: usize = 256;
 
+/// What a response series is keyed by beyond its request's labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResponseClass {
+    pub status_code: u16,
+    /// The gRPC status from the trailers (or a trailers-only head).
+    pub grpc_status: Option<u16>,
+}
+
+impl ResponseClass {
+    /// Linkerd's classification: 5xx, or a non-zero gRPC status, fails.
+    pub fn is_failure(&self) -> bool {
+        self.status_code >= 500 || self.grpc_status.is_some_and(|code| code != 0)
+    }
+}
+
 /// One response series: its count and latency histogram (milliseconds,
 /// request head received to response body sent).
 #[derive(Debug, Clone)]
@@ -148,7 +163,7 @@ pub struct ShardMetrics {
     connect_failures: RefCell<BTreeMap<(String, &'static str), u64>>,
     detect_total: RefCell<BTreeMap<DetectLabels, u64>>,
     requests: RefCell<BTreeMap<RequestLabels, u64>>,
-    responses: RefCell<BTreeMap<(RequestLabels, u16), ResponseStats>>,
+    responses: RefCell<BTreeMap<(RequestLabels, ResponseClass), ResponseStats>>,
     authorities: RefCell<std::collections::HashSet<String>>,
     /// Time to a detection verdict, in microseconds, by direction and target.
     detect_duration_us: RefCell<BTreeMap<(Direction, String), Histogram<u64>>>,
@@ -232,10 +247,10 @@ impl ShardMetrics {
         labels
     }
 
-    pub fn responded(&self, labels: &RequestLabels, status: u16, latency: Duration) {
+    pub fn responded(&self, labels: &RequestLabels, class: ResponseClass, latency: Duration) {
         let mut responses = self.responses.borrow_mut();
         let stats = responses
-            .entry((labels.clone(), status))
+            .entry((labels.clone(), class))
             .or_insert_with(|| ResponseStats {
                 total: 0,
                 latency_ms: new_histogram(),

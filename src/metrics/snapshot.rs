@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use super::recorder::{new_histogram, DetectLabels, Peer, RequestLabels, ResponseStats, TcpLabels};
+use super::recorder::{
+    new_histogram, DetectLabels, Peer, RequestLabels, ResponseClass, ResponseStats, TcpLabels,
+};
 use crate::config::Direction;
 
 /// Everything a scrape shows, for one shard or merged over all of them.
@@ -21,7 +23,7 @@ pub struct Snapshot {
     pub detect_total: BTreeMap<DetectLabels, u64>,
     pub requests: BTreeMap<RequestLabels, u64>,
     /// By request labels and status code.
-    pub responses: BTreeMap<(RequestLabels, u16), ResponseStats>,
+    pub responses: BTreeMap<(RequestLabels, ResponseClass), ResponseStats>,
     pub detect_duration_us: BTreeMap<(Direction, String), Histogram<u64>>,
 }
 

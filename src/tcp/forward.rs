@@ -20,7 +20,7 @@ use super::socket::Socket;
 use super::ShardContext;
 use crate::config::{Protocol, Route};
 use crate::detect::{sniff, SniffError, Verdict};
-use crate::http::{self, H1Proxy, HttpIo, HttpRoute};
+use crate::http::{self, H1Proxy, H2Proxy, HttpIo, HttpRoute};
 use crate::metrics::{DetectLabels, Peer, TcpCounters, TcpLabels};
 
 /// How many endpoints one connection tries before it gives up.
@@ -64,6 +64,8 @@ impl ForwardError {
 struct Detected {
     /// Proxied as HTTP/1 rather than as opaque bytes.
     http1: bool,
+    /// Proxied as HTTP/2 rather than as opaque bytes.
+    http2: bool,
     /// `Some` for TLS passthrough, holding the SNI (empty when none).
     tls_sni: Option<String>,
     /// Client bytes detection consumed, to send upstream first.
@@ -74,6 +76,7 @@ impl Detected {
     fn opaque() -> Detected {
         Detected {
             http1: false,
+            http2: false,
             tls_sni: None,
             prefix: Vec::new(),
         }
@@ -144,17 +147,19 @@ impl TcpForward {
         client: Socket,
         err: ForwardError,
     ) -> (Rc<TcpCounters>, Result<(), ForwardError>) {
-        let http1 = match self.route.route.protocol {
-            Protocol::Http1 => Some(Vec::new()),
+        let verdict = match self.route.route.protocol {
+            Protocol::Http1 => Some((Verdict::Http1, Vec::new())),
+            Protocol::Http2 => Some((Verdict::Http2, Vec::new())),
             Protocol::Detect => match sniff(&client, None, &self.shard.detect).await {
-                Ok(sniffed) if sniffed.verdict == Verdict::Http1 => Some(sniffed.prefix),
-                _ => None,
+                Ok(sniffed) => Some((sniffed.verdict, sniffed.prefix)),
+                Err(_) => None,
             },
-            Protocol::Opaque | Protocol::Http2 => None,
+            Protocol::Opaque => None,
         };
-        match http1 {
-            Some(prefix) => self.serve_http1(client, None, prefix).await,
-            None => {
+        match verdict {
+            Some((Verdict::Http1, prefix)) => self.serve_http1(client, None, prefix).await,
+            Some((Verdict::Http2, prefix)) => self.serve_http2(client, None, prefix).await,
+            _ => {
                 client.reset_on_close();
                 (opened(self.route.src_counters.clone()), Err(err))
             }
@@ -188,6 +193,11 @@ impl TcpForward {
             });
             let first = http::upstream(upstream, dst_counters, index);
             return self.serve_http1(client, Some(first), detected.prefix).await;
+        }
+        if detected.http2 {
+            return self
+                .serve_http2(client, Some((index, upstream)), detected.prefix)
+                .await;
         }
         let (client, upstream) = (&client, &upstream);
         let src_counters = match &detected.tls_sni {
@@ -290,12 +300,14 @@ impl TcpForward {
             verdict => tracing::debug!(protocol = verdict.label(), "protocol detected"),
         }
         let http1 = sniffed.verdict == Verdict::Http1;
+        let http2 = sniffed.verdict == Verdict::Http2;
         let tls_sni = match sniffed.verdict {
             Verdict::Tls { sni } => Some(sni.unwrap_or_default()),
             _ => None,
         };
         Ok(Detected {
             http1,
+            http2,
             tls_sni,
             prefix: sniffed.prefix,
         })
@@ -308,6 +320,26 @@ impl TcpForward {
             target_addr: self.route.route.listen.to_string(),
             tls_sni: None,
         }
+    }
+
+    /// HTTP/2: streams are proxied over pooled upstream connections; `first`,
+    /// the upstream connected during detection, becomes one of them.
+    async fn serve_http2(
+        &self,
+        client: Socket,
+        first: Option<(usize, Socket)>,
+        prefix: Vec<u8>,
+    ) -> (Rc<TcpCounters>, Result<(), ForwardError>) {
+        let src_counters = opened(self.route.src_counters.clone());
+        src_counters.read(prefix.len());
+        let proxy = H2Proxy {
+            shard: self.shard.clone(),
+            route: self.route.clone(),
+        };
+        let result = proxy
+            .serve(client, prefix, src_counters.clone(), first)
+            .await;
+        (src_counters, result)
     }
 
     /// HTTP/1: the connection is served request by request; `first`, the

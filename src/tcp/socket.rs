@@ -42,6 +42,12 @@ impl Socket {
         })
     }
 
+    /// The glommio stream itself, for protocols that drive it through
+    /// their own I/O traits (h2).
+    pub fn into_stream(self) -> TcpStream {
+        self.stream.into_inner()
+    }
+
     pub fn fd(&self) -> RawFd {
         self.fd
     }

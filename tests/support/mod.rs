@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod h2;
 pub mod http;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};

@@ -1,0 +1,315 @@
+//! `H2Proxy`: HTTP/2 (gRPC included) from one client connection. Each
+//! client stream becomes a stream on a multiplexed upstream connection (one
+//! per endpoint and shard), chosen per request by the peak-EWMA balancer.
+//! Bodies stream both ways with flow control (capacity is released only as
+//! data is forwarded), trailers pass through (gRPC needs them), and a reset
+//! on one side resets the other.
+
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use h2::{client, server, Reason, RecvStream, SendStream};
+use http::{HeaderMap, Request, Response};
+
+use super::h2_io::H2Io;
+use crate::metrics::{Peer, RequestLabels, ResponseClass, TcpCounters, TcpLabels};
+use crate::tcp::{connect_endpoint, ForwardError, RouteState, ShardContext, Socket};
+
+/// How a stream failed before its response head went out.
+enum StreamFailure {
+    /// Answer with this status and a `ringside-proxy-error` header.
+    Answer(u16, String),
+    /// Reset the client's stream with this reason.
+    Reset(Reason),
+}
+
+#[derive(Clone)]
+pub struct H2Proxy {
+    pub shard: Rc<ShardContext>,
+    pub route: Rc<RouteState>,
+}
+
+impl H2Proxy {
+    /// Serves the client's streams until its connection ends. `first` is
+    /// an upstream connected during detection, to become the first pooled
+    /// HTTP/2 connection of its endpoint.
+    pub async fn serve(
+        self,
+        client: Socket,
+        prefix: Vec<u8>,
+        counters: Rc<TcpCounters>,
+        first: Option<(usize, Socket)>,
+    ) -> Result<(), ForwardError> {
+        if let Some((index, socket)) = first {
+            // A failed handshake only means the first request connects anew.
+            let _ = self.adopt(index, socket).await;
+        }
+        let io = H2Io::new(client.into_stream(), prefix, counters);
+        let mut connection = server::handshake(io)
+            .await
+            .map_err(|err| ForwardError::ClientRead(h2_io_error(err)))?;
+        while let Some(accepted) = connection.accept().await {
+            let (request, respond) = match accepted {
+                Ok(stream) => stream,
+                // Clients often end an HTTP/2 connection by closing the
+                // socket with bytes unread: a reset, but no failure.
+                Err(err) if is_abrupt_close(&err) => return Ok(()),
+                Err(err) => return Err(ForwardError::ClientRead(h2_io_error(err))),
+            };
+            let proxy = self.clone();
+            glommio::spawn_local(proxy.stream(request, respond)).detach();
+        }
+        Ok(())
+    }
+
+    async fn stream(self, request: Request<RecvStream>, mut respond: server::SendResponse<Bytes>) {
+        let started = Instant::now();
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .or_else(|| {
+                let host = request.headers().get(http::header::HOST)?;
+                host.to_str().ok().map(str::to_string)
+            })
+            .unwrap_or_default();
+        let labels = self.shard.metrics.request(RequestLabels {
+            direction: self.route.route.direction,
+            authority,
+            target_addr: self.route.route.listen.to_string(),
+        });
+        let class = match self.forward(request, &mut respond).await {
+            Ok(class) => class,
+            Err(StreamFailure::Answer(status, why)) => {
+                tracing::info!(status, error = %why, "request failed");
+                let response = Response::builder()
+                    .status(status)
+                    .header("ringside-proxy-error", why.replace(['\r', '\n'], " "))
+                    .body(())
+                    .expect("a valid status and header");
+                let _ = respond.send_response(response, true);
+                ResponseClass {
+                    status_code: status,
+                    grpc_status: None,
+                }
+            }
+            Err(StreamFailure::Reset(reason)) => {
+                respond.send_reset(reason);
+                return;
+            }
+        };
+        self.shard
+            .metrics
+            .responded(&labels, class, started.elapsed());
+    }
+
+    async fn forward(
+        &self,
+        request: Request<RecvStream>,
+        respond: &mut server::SendResponse<Bytes>,
+    ) -> Result<ResponseClass, StreamFailure> {
+        let balancer = &self.route.http.balancer;
+        let (index, mut sender) = self.sender().await?;
+        let (parts, body) = request.into_parts();
+        let end_of_request = body.is_end_stream();
+        balancer.started(index);
+        let sent = Instant::now();
+        let (response, upload) =
+            match sender.send_request(Request::from_parts(parts, ()), end_of_request) {
+                Ok(started) => started,
+                Err(err) => {
+                    balancer.finished(index, None);
+                    return Err(StreamFailure::Answer(
+                        502,
+                        format!("sending upstream failed: {err}"),
+                    ));
+                }
+            };
+        if !end_of_request {
+            // The request body flows while the response is awaited.
+            glommio::spawn_local(async move {
+                let _ = pass_body(body, upload).await;
+            })
+            .detach();
+        }
+        let response = match response.await {
+            Ok(response) => response,
+            Err(err) => {
+                balancer.finished(index, None);
+                return Err(match err.reason() {
+                    Some(reason) if err.is_remote() => StreamFailure::Reset(reason),
+                    _ => StreamFailure::Answer(502, format!("upstream failed: {err}")),
+                });
+            }
+        };
+        balancer.finished(index, Some(sent.elapsed()));
+        let (parts, body) = response.into_parts();
+        let mut class = ResponseClass {
+            status_code: parts.status.as_u16(),
+            grpc_status: grpc_status(&parts.headers),
+        };
+        let end_of_response = body.is_end_stream();
+        let download = respond
+            .send_response(Response::from_parts(parts, ()), end_of_response)
+            .map_err(|_| StreamFailure::Reset(Reason::CANCEL))?;
+        if !end_of_response {
+            if let Ok(Some(trailers)) = pass_body(body, download).await {
+                class.grpc_status = grpc_status(&trailers).or(class.grpc_status);
+            }
+        }
+        Ok(class)
+    }
+
+    /// A ready sender on an upstream HTTP/2 connection: the endpoint's
+    /// pooled one, or a new connection (another endpoint if it fails).
+    async fn sender(&self) -> Result<(usize, client::SendRequest<Bytes>), StreamFailure> {
+        let balancer = &self.route.http.balancer;
+        let mut tried = Vec::new();
+        let mut last_error = None;
+        while let Some(index) = balancer.pick(&tried) {
+            let pooled = self.route.http.h2_senders.borrow()[index].clone();
+            if let Some(sender) = pooled {
+                match sender.ready().await {
+                    Ok(sender) => return Ok((index, sender)),
+                    Err(_) => self.route.http.h2_senders.borrow_mut()[index] = None,
+                }
+            }
+            let addr = balancer.addr(index);
+            let connected = match connect_endpoint(addr, self.shard.connect_timeout).await {
+                Ok(socket) => self.adopt(index, socket).await,
+                Err(err) => {
+                    balancer.connect_failed(index);
+                    let reason = if err.kind() == std::io::ErrorKind::TimedOut {
+                        "timeout"
+                    } else {
+                        "refused"
+                    };
+                    self.shard.metrics.connect_failed(addr.to_string(), reason);
+                    Err(format!("connect to {addr} failed: {err}"))
+                }
+            };
+            match connected {
+                Ok(sender) => match sender.ready().await {
+                    Ok(sender) => return Ok((index, sender)),
+                    Err(err) => last_error = Some(format!("{addr}: {err}")),
+                },
+                Err(why) => last_error = Some(why),
+            }
+            tried.push(index);
+        }
+        Err(match last_error {
+            Some(why) => StreamFailure::Answer(502, why),
+            None => StreamFailure::Answer(503, "no endpoint available".to_string()),
+        })
+    }
+
+    /// Makes `socket` the pooled HTTP/2 connection of endpoint `index`.
+    async fn adopt(
+        &self,
+        index: usize,
+        socket: Socket,
+    ) -> Result<client::SendRequest<Bytes>, String> {
+        let addr = self.route.http.balancer.addr(index);
+        let counters = self.shard.metrics.tcp(TcpLabels {
+            direction: self.route.route.direction,
+            peer: Peer::Dst,
+            target_addr: addr.to_string(),
+            tls_sni: None,
+        });
+        let io = H2Io::new(socket.into_stream(), Vec::new(), counters.clone());
+        let (sender, connection) = client::handshake(io)
+            .await
+            .map_err(|err| format!("HTTP/2 handshake with {addr} failed: {err}"))?;
+        self.route.http.balancer.connected(index);
+        counters.opened();
+        let opened = Instant::now();
+        glommio::spawn_local(async move {
+            let result = connection.await;
+            if let Err(err) = &result {
+                tracing::debug!(endpoint = %addr, error = %err, "upstream HTTP/2 connection ended");
+            }
+            counters.closed(result.is_ok(), opened.elapsed());
+        })
+        .detach();
+        self.route.http.h2_senders.borrow_mut()[index] = Some(sender.clone());
+        Ok(sender)
+    }
+}
+
+/// Moves a body from one stream to another: data as the receiver grants
+/// capacity, releasing the sender's window only once forwarded; then the
+/// trailers (returned) or the end of the stream. A reset on either side is
+/// passed to the other.
+async fn pass_body(
+    mut from: RecvStream,
+    mut to: SendStream<Bytes>,
+) -> Result<Option<HeaderMap>, h2::Error> {
+    while let Some(data) = poll_fn(|cx| from.poll_data(cx)).await {
+        let mut data = match data {
+            Ok(data) => data,
+            Err(err) => {
+                to.send_reset(err.reason().unwrap_or(Reason::CANCEL));
+                return Err(err);
+            }
+        };
+        let len = data.len();
+        // The last data frame carries END_STREAM itself: no empty frame.
+        let last = from.is_end_stream();
+        while !data.is_empty() {
+            to.reserve_capacity(data.len());
+            let granted = match poll_fn(|cx| to.poll_capacity(cx)).await {
+                Some(Ok(granted)) => granted,
+                Some(Err(err)) => return Err(err),
+                None => return Ok(None),
+            };
+            let chunk = data.split_to(granted.min(data.len()));
+            to.send_data(chunk, last && data.is_empty())?;
+        }
+        let _ = from.flow_control().release_capacity(len);
+        if last {
+            return Ok(None);
+        }
+    }
+    let trailers = match poll_fn(|cx| from.poll_trailers(cx)).await {
+        Ok(trailers) => trailers,
+        Err(err) => {
+            to.send_reset(err.reason().unwrap_or(Reason::CANCEL));
+            return Err(err);
+        }
+    };
+    match &trailers {
+        Some(trailers) => to.send_trailers(trailers.clone())?,
+        None => to.send_data(Bytes::new(), true)?,
+    }
+    Ok(trailers)
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<u16> {
+    headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn is_abrupt_close(err: &h2::Error) -> bool {
+    err.get_io().is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        )
+    })
+}
+
+fn h2_io_error(err: h2::Error) -> std::io::Error {
+    if err.is_io() {
+        err.into_io()
+            .unwrap_or_else(|| std::io::Error::other("h2 I/O error"))
+    } else {
+        std::io::Error::other(err.to_string())
+    }
+}

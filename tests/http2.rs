@@ -1,0 +1,151 @@
+//! HTTP/2 through ringside: curl with prior knowledge, 1,000 concurrent
+//! streams on one connection, gRPC-shaped calls whose trailers must come
+//! through, and the metrics those produce.
+
+mod support;
+
+use std::process::Command;
+
+use ::http::Request;
+use support::h2::{call, connect, runtime, H2Origin};
+use support::*;
+
+fn proxy_for(origin: &H2Origin) -> Ringside {
+    Ringside::start(&[
+        "--route",
+        &format!("127.0.0.1:0={}", origin.addr),
+        "--shards",
+        "1",
+    ])
+}
+
+#[test]
+fn curl_with_prior_knowledge_gets_its_answer() {
+    let origin = H2Origin::start();
+    let proxy = proxy_for(&origin);
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "30",
+            "--http2-prior-knowledge",
+            "--data-binary",
+            "hello h2",
+        ])
+        .arg(format!("http://{}/echo", proxy.route()))
+        .output()
+        .expect("curl is installed");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "hello h2");
+    let metrics = proxy.wait_idle();
+    assert_eq!(
+        metrics.sum("protocol_detect_total", &[("result", "http/2")]),
+        1.0
+    );
+    assert_eq!(
+        metrics.sum("response_total", &[("status_code", "200")]),
+        1.0
+    );
+}
+
+const N_STREAMS: u32 = 1000;
+
+#[test]
+fn a_thousand_concurrent_streams_on_one_connection() {
+    let origin = H2Origin::start();
+    let proxy = proxy_for(&origin);
+    let addr = proxy.route();
+    let bodies = runtime().block_on(async move {
+        let sender = connect(addr).await;
+        let calls: Vec<_> = (0..N_STREAMS)
+            .map(|i| {
+                let mut sender = sender.clone();
+                tokio::task::spawn_local(async move {
+                    let request = Request::post(format!("http://test.local/{i}"))
+                        .body(())
+                        .unwrap();
+                    call(&mut sender, request, format!("stream {i}").into_bytes()).await
+                })
+            })
+            .collect();
+        let mut bodies = Vec::new();
+        for (i, handle) in calls.into_iter().enumerate() {
+            let answer = handle
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("stream {i}: {e}"));
+            assert_eq!(answer.status, 200);
+            bodies.push(String::from_utf8(answer.body).unwrap());
+        }
+        bodies
+    });
+    for (i, body) in bodies.iter().enumerate() {
+        assert_eq!(body, &format!("stream {i}"));
+    }
+    let metrics = proxy.wait_idle();
+    assert_eq!(
+        metrics.sum("request_total", &[("authority", "test.local")]),
+        N_STREAMS as f64
+    );
+    assert_eq!(metrics.sum("tcp_open_total", &[("peer", "src")]), 1.0);
+}
+
+#[test]
+fn grpc_unary_and_server_streaming_calls_keep_their_trailers() {
+    let origin = H2Origin::start();
+    let proxy = proxy_for(&origin);
+    let addr = proxy.route();
+    runtime().block_on(async move {
+        let mut sender = connect(addr).await;
+        let grpc = |messages: &str, status: &str| {
+            Request::post("http://grpc.local/pkg.Service/Method")
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .header("x-messages", messages)
+                .header("x-grpc-status", status)
+                .body(())
+                .unwrap()
+        };
+        let unary = call(&mut sender, grpc("1", "0"), b"\0\0\0\0\x05hello".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(unary.body, b"\0\0\0\0\x05hello");
+        assert_eq!(unary.trailers.unwrap()["grpc-status"], "0");
+
+        let streaming = call(&mut sender, grpc("50", "0"), b"\0\0\0\0\x01x".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(streaming.body.len(), 50 * 6);
+        assert_eq!(streaming.trailers.unwrap()["grpc-status"], "0");
+
+        let failed = call(&mut sender, grpc("1", "14"), b"\0\0\0\0\x01x".to_vec())
+            .await
+            .unwrap();
+        let trailers = failed.trailers.unwrap();
+        assert_eq!(
+            (failed.status, trailers["grpc-status"].to_str().unwrap()),
+            (200, "14")
+        );
+    });
+    let metrics = proxy.wait_idle();
+    let ok = [
+        ("authority", "grpc.local"),
+        ("grpc_status", "0"),
+        ("classification", "success"),
+    ];
+    assert_eq!(metrics.sum("response_total", &ok), 2.0);
+    let unavailable = [("grpc_status", "14"), ("classification", "failure")];
+    assert_eq!(metrics.sum("response_total", &unavailable), 1.0);
+}
+
+#[test]
+fn an_unreachable_upstream_is_a_502_with_its_reason() {
+    let down = closed_port();
+    let proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={down}"), "--shards", "1"]);
+    let addr = proxy.route();
+    let answer = runtime().block_on(async move {
+        let mut sender = connect(addr).await;
+        let request = Request::get("http://test.local/").body(()).unwrap();
+        call(&mut sender, request, Vec::new()).await.unwrap()
+    });
+    assert_eq!(answer.status, 502);
+}
