@@ -204,6 +204,53 @@ fn an_upgrade_becomes_a_tunnel_with_bytes_both_ways() {
 }
 
 #[test]
+fn a_websocket_session_passes_through_both_ways() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut socket = tungstenite::accept(stream).unwrap();
+        // Echo text and binary messages until the client closes.
+        loop {
+            match socket.read() {
+                Ok(message) if message.is_text() || message.is_binary() => {
+                    socket.send(message).unwrap()
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={origin}"), "--shards", "1"]);
+    let stream = std::net::TcpStream::connect(proxy.route()).unwrap();
+    let url = format!("ws://{}/chat", proxy.route());
+    let (mut socket, response) = tungstenite::client(url.as_str(), stream).unwrap();
+    assert_eq!(response.status(), 101);
+    for i in 0..100 {
+        let text = format!("message {i}");
+        socket
+            .send(tungstenite::Message::text(text.clone()))
+            .unwrap();
+        assert_eq!(socket.read().unwrap().into_text().unwrap().as_str(), text);
+    }
+    let blob = random_bytes(1 << 20, 8);
+    socket
+        .send(tungstenite::Message::binary(blob.clone()))
+        .unwrap();
+    assert_eq!(socket.read().unwrap().into_data().as_ref(), blob.as_slice());
+    socket.close(None).unwrap();
+    while socket.read().is_ok() {}
+    drop(socket);
+    server.join().unwrap();
+    let metrics = proxy.wait_idle();
+    assert_eq!(
+        metrics.sum("response_total", &[("status_code", "101")]),
+        1.0
+    );
+    assert!(metrics.sum("tcp_read_bytes_total", &[("peer", "src")]) > (1 << 20) as f64);
+}
+
+#[test]
 fn errors_come_back_fast_with_their_status_and_reason() {
     // Nothing listens behind this route: 502 first, then 503 while the
     // endpoint is ejected.

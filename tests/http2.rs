@@ -149,3 +149,28 @@ fn an_unreachable_upstream_is_a_502_with_its_reason() {
     });
     assert_eq!(answer.status, 502);
 }
+
+#[test]
+fn sigterm_sends_goaway_and_the_drain_does_not_wait_for_idle_clients() {
+    let origin = H2Origin::start();
+    let mut proxy = proxy_for(&origin);
+    let addr = proxy.route();
+    let rt = runtime();
+    rt.block_on(async {
+        let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) = ::h2::client::handshake(socket).await.unwrap();
+        let connection = tokio::task::spawn_local(connection);
+        let request = Request::get("http://test.local/").body(()).unwrap();
+        assert_eq!(
+            call(&mut sender, request, Vec::new()).await.unwrap().status,
+            200
+        );
+        proxy.signal("TERM");
+        // GOAWAY, then the end of the connection, well inside the grace period.
+        connection.await.unwrap().unwrap();
+    });
+    let status = proxy
+        .wait_exit(std::time::Duration::from_secs(10))
+        .expect("exits after the drain");
+    assert_eq!(status.code(), Some(0));
+}

@@ -67,6 +67,24 @@ fn sigterm_lets_an_open_connection_finish_then_exits_zero() {
 }
 
 #[test]
+fn sigterm_closes_idle_keep_alive_http_connections_at_once() {
+    let origin = support::http::HttpOrigin::start("a", Duration::ZERO);
+    let mut proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={}", origin.addr)]);
+    let mut client = HttpClient::connect(proxy.route());
+    assert_eq!(client.get("/").unwrap().status, 200);
+    proxy.signal("TERM");
+    // Far below the 30 s grace period: the idle connection is not waited for.
+    let status = proxy
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits without waiting out the grace period");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        client.read(false).is_none(),
+        "the idle connection was closed"
+    );
+}
+
+#[test]
 fn grace_period_cuts_connections_that_do_not_finish() {
     let origin = Origin::echo();
     let mut proxy = Ringside::start(&[

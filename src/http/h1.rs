@@ -61,7 +61,21 @@ impl H1Proxy<'_> {
         mut first: Option<Upstream>,
     ) -> Result<(), ForwardError> {
         loop {
-            let head = match client.read_head(parse_request).await {
+            let idle = client.unread().is_empty();
+            let next = async { Some(client.read_head(parse_request).await) };
+            let drained = async {
+                // A draining shard closes idle keep-alive connections at
+                // once instead of waiting out the grace period for them.
+                self.shard.draining.wait().await;
+                None
+            };
+            let next = if idle {
+                futures_lite::future::or(next, drained).await
+            } else {
+                next.await
+            };
+            let Some(next) = next else { return Ok(()) };
+            let head = match next {
                 Ok(Some(head)) => head,
                 Ok(None) => return Ok(()),
                 Err(ReadHeadError::Io(err)) => return Err(ForwardError::ClientRead(err)),
@@ -325,7 +339,11 @@ impl H1Proxy<'_> {
             .map_err(|err| answer(502, &format!("bad response from upstream: {err}")))?;
         // A client whose body was never asked for may still send it: the
         // connection cannot carry another request after this one.
-        let keep = head.keep_alive() && body_sent && framing != Framing::UntilClose && !tunnel;
+        let keep = head.keep_alive()
+            && body_sent
+            && framing != Framing::UntilClose
+            && !tunnel
+            && !self.shard.draining.is_triggered();
         let mut out = Vec::with_capacity(1024);
         response.encode(tunnel, !keep && !tunnel, &mut out);
         client.write_all(&out).await.map_err(client_write)?;

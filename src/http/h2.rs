@@ -50,7 +50,26 @@ impl H2Proxy {
         let mut connection = server::handshake(io)
             .await
             .map_err(|err| ForwardError::ClientRead(h2_io_error(err)))?;
-        while let Some(accepted) = connection.accept().await {
+        let mut goaway_sent = false;
+        loop {
+            let accept = async { Some(connection.accept().await) };
+            let drained = async {
+                self.shard.draining.wait().await;
+                None
+            };
+            let accepted = if goaway_sent {
+                accept.await
+            } else {
+                futures_lite::future::or(accept, drained).await
+            };
+            let Some(accepted) = accepted else {
+                // Draining: GOAWAY tells the client to open no new streams;
+                // the ones in flight finish, then the connection ends.
+                connection.graceful_shutdown();
+                goaway_sent = true;
+                continue;
+            };
+            let Some(accepted) = accepted else { break };
             let (request, respond) = match accepted {
                 Ok(stream) => stream,
                 // Clients often end an HTTP/2 connection by closing the
@@ -269,6 +288,10 @@ async fn pass_body(
         }
         let _ = from.flow_control().release_capacity(len);
         if last {
+            if len == 0 {
+                // An empty final frame: end the stream with one too.
+                to.send_data(Bytes::new(), true)?;
+            }
             return Ok(None);
         }
     }

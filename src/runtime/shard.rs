@@ -45,7 +45,9 @@ pub async fn run(init: ShardInit) {
         replies,
         shared,
     } = init;
+    let shutdown = Rc::new(Shutdown::new());
     let context = Rc::new(ShardContext {
+        draining: shutdown.clone(),
         metrics: ShardMetrics::new(id),
         pumps: PumpResources::new(config.pipe_size_bytes),
         forward_mode: config.forward_mode,
@@ -53,7 +55,6 @@ pub async fn run(init: ShardInit) {
         server_first: ServerFirstMemory::new(config.detect.server_first_memory),
         detect: config.detect.clone(),
     });
-    let shutdown = Rc::new(Shutdown::new());
     let connections = Rc::new(Gate::new());
 
     let mut routes = Vec::with_capacity(config.routes.len());

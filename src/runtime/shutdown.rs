@@ -14,17 +14,24 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 pub struct Shutdown {
     /// Never has permits: waiters park on it until `trigger` closes it.
     closed: Semaphore,
+    triggered: std::cell::Cell<bool>,
 }
 
 impl Shutdown {
     pub fn new() -> Shutdown {
         Shutdown {
             closed: Semaphore::new(0),
+            triggered: std::cell::Cell::new(false),
         }
     }
 
     pub fn trigger(&self) {
+        self.triggered.set(true);
         self.closed.close();
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.triggered.get()
     }
 
     /// Resolves once `trigger` has been called.

@@ -7,6 +7,7 @@ mod pipe;
 mod pump;
 mod socket;
 
+use std::rc::Rc;
 use std::time::Duration;
 
 pub use balancer::Balancer;
@@ -18,6 +19,7 @@ pub use socket::Socket;
 use crate::config::{DetectConfig, ForwardMode};
 use crate::detect::ServerFirstMemory;
 use crate::metrics::ShardMetrics;
+use crate::runtime::Shutdown;
 
 /// What every connection of one shard shares. Owned by the shard's thread
 /// and reached through an `Rc`: nothing in it is `Send`.
@@ -29,4 +31,7 @@ pub struct ShardContext {
     pub connect_timeout: Duration,
     pub detect: DetectConfig,
     pub server_first: ServerFirstMemory,
+    /// Fires when the shard starts draining: HTTP connections then finish
+    /// their current request and close (HTTP/2 with a GOAWAY).
+    pub draining: Rc<Shutdown>,
 }
