@@ -8,10 +8,10 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::tcp::{failure_backoff, TwoChoices};
+
 const RTT_PRIOR: Duration = Duration::from_millis(30);
 const DECAY: Duration = Duration::from_secs(10);
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 struct Endpoint {
@@ -47,7 +47,7 @@ impl Endpoint {
 #[derive(Debug)]
 pub struct RequestBalancer {
     endpoints: Vec<Endpoint>,
-    rng: Cell<u64>,
+    choices: TwoChoices,
 }
 
 impl RequestBalancer {
@@ -65,7 +65,7 @@ impl RequestBalancer {
                     ejected_until: Cell::new(None),
                 })
                 .collect(),
-            rng: Cell::new(seed | 1),
+            choices: TwoChoices::new(seed),
         }
     }
 
@@ -84,11 +84,7 @@ impl RequestBalancer {
             0 => None,
             1 => Some(candidates[0]),
             n => {
-                let a = self.random_below(n);
-                let mut b = self.random_below(n - 1);
-                if b >= a {
-                    b += 1;
-                }
+                let (a, b) = self.choices.pair(n);
                 let (a, b) = (candidates[a], candidates[b]);
                 let (cost_a, cost_b) = (self.endpoints[a].cost(now), self.endpoints[b].cost(now));
                 Some(if cost_a <= cost_b { a } else { b })
@@ -129,25 +125,15 @@ impl RequestBalancer {
         let endpoint = &self.endpoints[index];
         let failures = endpoint.failures.get().saturating_add(1);
         endpoint.failures.set(failures);
-        let backoff = MIN_BACKOFF
-            .saturating_mul(1 << (failures - 1).min(16))
-            .min(MAX_BACKOFF);
-        endpoint.ejected_until.set(Some(Instant::now() + backoff));
+        endpoint
+            .ejected_until
+            .set(Some(Instant::now() + failure_backoff(failures)));
     }
 
     pub fn connected(&self, index: usize) {
         let endpoint = &self.endpoints[index];
         endpoint.failures.set(0);
         endpoint.ejected_until.set(None);
-    }
-
-    fn random_below(&self, n: usize) -> usize {
-        let mut x = self.rng.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.set(x);
-        (x % n as u64) as usize
     }
 }
 

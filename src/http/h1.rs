@@ -256,10 +256,7 @@ impl H1Proxy<'_> {
         // or for the client to send it anyway.
         let mut body_sent = framing == Framing::None;
         if !body_sent && !head.expects_continue() {
-            client
-                .forward_body(&upstream.io, framing)
-                .await
-                .map_err(request_body_failure)?;
+            send_body(client, upstream, framing).await?;
             body_sent = true;
         }
 
@@ -276,10 +273,7 @@ impl H1Proxy<'_> {
             };
             let Some(next) = next else {
                 // The client sent its body without waiting for a 100.
-                client
-                    .forward_body(&upstream.io, framing)
-                    .await
-                    .map_err(request_body_failure)?;
+                send_body(client, upstream, framing).await?;
                 body_sent = true;
                 continue;
             };
@@ -303,10 +297,7 @@ impl H1Proxy<'_> {
                 response.encode(false, false, &mut interim);
                 client.write_all(&interim).await.map_err(client_write)?;
                 if response.status == 100 && !body_sent {
-                    client
-                        .forward_body(&upstream.io, framing)
-                        .await
-                        .map_err(request_body_failure)?;
+                    send_body(client, upstream, framing).await?;
                     body_sent = true;
                 }
                 continue;
@@ -346,6 +337,7 @@ impl H1Proxy<'_> {
             && !self.shard.draining.is_triggered();
         let mut out = Vec::with_capacity(1024);
         response.encode(tunnel, !keep && !tunnel, &mut out);
+        let rest = upstream.io.take_buffered_body(framing, &mut out);
         client.write_all(&out).await.map_err(client_write)?;
 
         if tunnel {
@@ -356,7 +348,7 @@ impl H1Proxy<'_> {
         }
         upstream
             .io
-            .forward_body(client, framing)
+            .forward_body(client, rest)
             .await
             .map_err(|err| {
                 Failure::Fatal(match err {
@@ -430,12 +422,7 @@ impl H1Proxy<'_> {
                 }
                 Err(err) => {
                     balancer.connect_failed(index);
-                    let reason = if err.kind() == io::ErrorKind::TimedOut {
-                        "timeout"
-                    } else {
-                        "refused"
-                    };
-                    self.shard.metrics.connect_failed(addr.to_string(), reason);
+                    self.shard.metrics.connect_failed(addr, &err);
                     tried.push(index);
                     last_error = Some(format!("connect to {addr} failed: {err}"));
                 }
@@ -466,13 +453,21 @@ fn answer(status: u16, why: &str) -> Failure {
     }
 }
 
-fn request_body_failure(err: BodyError) -> Failure {
-    Failure::Fatal(match err {
-        BodyError::Read(e) => ForwardError::ClientRead(e),
-        BodyError::Write(e) => ForwardError::UpstreamWrite(e),
-        other => ForwardError::ClientRead(io::Error::new(
-            io::ErrorKind::InvalidData,
-            other.to_string(),
-        )),
+/// Passes the request body from the client to the upstream.
+async fn send_body(
+    client: &mut HttpIo,
+    upstream: &Upstream,
+    framing: Framing,
+) -> Result<(), Failure> {
+    let result = client.forward_body(&upstream.io, framing).await;
+    result.map_err(|err| {
+        Failure::Fatal(match err {
+            BodyError::Read(e) => ForwardError::ClientRead(e),
+            BodyError::Write(e) => ForwardError::UpstreamWrite(e),
+            other => ForwardError::ClientRead(io::Error::new(
+                io::ErrorKind::InvalidData,
+                other.to_string(),
+            )),
+        })
     })
 }

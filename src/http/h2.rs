@@ -200,12 +200,7 @@ impl H2Proxy {
                 Ok(socket) => self.adopt(index, socket).await,
                 Err(err) => {
                     balancer.connect_failed(index);
-                    let reason = if err.kind() == std::io::ErrorKind::TimedOut {
-                        "timeout"
-                    } else {
-                        "refused"
-                    };
-                    self.shard.metrics.connect_failed(addr.to_string(), reason);
+                    self.shard.metrics.connect_failed(addr, &err);
                     Err(format!("connect to {addr} failed: {err}"))
                 }
             };

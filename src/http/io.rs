@@ -24,6 +24,9 @@ pub struct HttpIo {
     /// Bytes read and not yet used are `buf[pos..]`.
     buf: Vec<u8>,
     pos: usize,
+    /// What the wait for a new message reads into; on the heap because an
+    /// array in the future would be copied into the task several times.
+    idle: Box<[u8]>,
 }
 
 /// A head could not be read.
@@ -58,6 +61,7 @@ impl HttpIo {
             counters,
             buf: already_read,
             pos: 0,
+            idle: vec![0u8; IDLE_READ_BYTES].into_boxed_slice(),
         }
     }
 
@@ -86,9 +90,8 @@ impl HttpIo {
         let n = if self.buf.is_empty() {
             // Between messages: wait without holding a heap buffer.
             self.buf = Vec::new();
-            let mut idle = [0u8; IDLE_READ_BYTES];
-            let n = self.socket.read(&mut idle).await?;
-            self.buf.extend_from_slice(&idle[..n]);
+            let n = self.socket.read(&mut self.idle).await?;
+            self.buf.extend_from_slice(&self.idle[..n]);
             n
         } else {
             if self.pos > 0 {
@@ -144,6 +147,22 @@ impl HttpIo {
         self.socket.write_all(bytes).await?;
         self.counters.wrote(bytes.len());
         Ok(())
+    }
+
+    /// Moves the part of a content-length body already buffered onto `out`
+    /// (a head about to be written), so that a small message goes out in
+    /// one write; returns the framing of what is left.
+    pub fn take_buffered_body(&mut self, framing: Framing, out: &mut Vec<u8>) -> Framing {
+        let Framing::Length(length) = framing else {
+            return framing;
+        };
+        let take = self
+            .unread()
+            .len()
+            .min(usize::try_from(length).unwrap_or(usize::MAX));
+        out.extend_from_slice(&self.unread()[..take]);
+        self.consume(take);
+        Framing::Length(length - take as u64)
     }
 
     /// Passes one body from `self` to `to`, framing unchanged.

@@ -206,7 +206,15 @@ impl ShardMetrics {
         add(&self.accept_errors_total, 1);
     }
 
-    pub fn connect_failed(&self, endpoint: String, reason: &'static str) {
+    /// Counts a failed upstream connect, with `timeout` or `refused` as its
+    /// reason.
+    pub fn connect_failed(&self, endpoint: std::net::SocketAddr, err: &std::io::Error) {
+        let reason = if err.kind() == std::io::ErrorKind::TimedOut {
+            "timeout"
+        } else {
+            "refused"
+        };
+        let endpoint = endpoint.to_string();
         *self
             .connect_failures
             .borrow_mut()

@@ -24,6 +24,47 @@ const LATENCY_DECAY: Duration = Duration::from_secs(1);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// How long an endpoint sits out after `failures` failed connects in a
+/// row: doubling from 100 ms up to 10 s. Shared by both balancers.
+pub(crate) fn failure_backoff(failures: u32) -> Duration {
+    MIN_BACKOFF
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
+}
+
+/// The random half of "power of two choices": cheap shard-local xorshift.
+#[derive(Debug)]
+pub(crate) struct TwoChoices {
+    state: Cell<u64>,
+}
+
+impl TwoChoices {
+    pub(crate) fn new(seed: u64) -> TwoChoices {
+        TwoChoices {
+            state: Cell::new(seed | 1),
+        }
+    }
+
+    /// Two distinct indexes below `n` (which must be at least 2).
+    pub(crate) fn pair(&self, n: usize) -> (usize, usize) {
+        let a = self.below(n);
+        let mut b = self.below(n - 1);
+        if b >= a {
+            b += 1;
+        }
+        (a, b)
+    }
+
+    fn below(&self, n: usize) -> usize {
+        let mut x = self.state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.state.set(x);
+        (x % n as u64) as usize
+    }
+}
+
 #[derive(Debug)]
 pub struct Endpoint {
     pub addr: SocketAddr,
@@ -66,15 +107,14 @@ impl Endpoint {
 #[derive(Debug)]
 pub struct Balancer {
     endpoints: Vec<Endpoint>,
-    /// xorshift state: cheap, shard-local randomness for the two choices.
-    rng: Cell<u64>,
+    choices: TwoChoices,
 }
 
 impl Balancer {
     pub fn new(addrs: &[SocketAddr], seed: u64) -> Balancer {
         Balancer {
             endpoints: addrs.iter().copied().map(Endpoint::new).collect(),
-            rng: Cell::new(seed | 1),
+            choices: TwoChoices::new(seed),
         }
     }
 
@@ -100,11 +140,7 @@ impl Balancer {
         if candidates.len() == 1 {
             return candidates.pop();
         }
-        let a = self.random_below(candidates.len());
-        let mut b = self.random_below(candidates.len() - 1);
-        if b >= a {
-            b += 1;
-        }
+        let (a, b) = self.choices.pair(candidates.len());
         let (a, b) = (candidates[a], candidates[b]);
         let (cost_a, cost_b) = (self.endpoints[a].cost(now), self.endpoints[b].cost(now));
         Some(if cost_a <= cost_b { a } else { b })
@@ -138,19 +174,9 @@ impl Balancer {
         let endpoint = &self.endpoints[index];
         let failures = endpoint.failures.get().saturating_add(1);
         endpoint.failures.set(failures);
-        let backoff = MIN_BACKOFF
-            .saturating_mul(1 << (failures - 1).min(16))
-            .min(MAX_BACKOFF);
-        endpoint.backoff_until.set(Some(Instant::now() + backoff));
-    }
-
-    fn random_below(&self, n: usize) -> usize {
-        let mut x = self.rng.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.set(x);
-        (x % n as u64) as usize
+        endpoint
+            .backoff_until
+            .set(Some(Instant::now() + failure_backoff(failures)));
     }
 }
 

@@ -129,9 +129,11 @@ impl TcpForward {
             Ok(client) => client,
             Err(err) => return (opened(plain), Err(ForwardError::Proxy(err))),
         };
-        let (index, upstream) = match self.connect().await {
+        let (index, upstream) = match Box::pin(self.connect()).await {
             Ok(connected) => connected,
-            Err(err) => return self.unreachable(client, err).await,
+            // Boxed, like the HTTP paths below: an opaque connection's task
+            // must not carry the (much larger) state of paths it never takes.
+            Err(err) => return Box::pin(self.unreachable(client, err)).await,
         };
         let outcome = self.carry(client, upstream, index).await;
         self.route.balancer.disconnected(index);
@@ -157,8 +159,12 @@ impl TcpForward {
             Protocol::Opaque => None,
         };
         match verdict {
-            Some((Verdict::Http1, prefix)) => self.serve_http1(client, None, prefix).await,
-            Some((Verdict::Http2, prefix)) => self.serve_http2(client, None, prefix).await,
+            Some((Verdict::Http1, prefix)) => {
+                Box::pin(self.serve_http1(client, None, prefix)).await
+            }
+            Some((Verdict::Http2, prefix)) => {
+                Box::pin(self.serve_http2(client, None, prefix)).await
+            }
             _ => {
                 client.reset_on_close();
                 (opened(self.route.src_counters.clone()), Err(err))
@@ -176,7 +182,7 @@ impl TcpForward {
     ) -> (Rc<TcpCounters>, Result<(), ForwardError>) {
         let endpoint = self.route.balancer.endpoint(index).addr;
         tracing::debug!(%endpoint, "upstream connected");
-        let detected = match self.classify(&client, &upstream, endpoint).await {
+        let detected = match Box::pin(self.classify(&client, &upstream, endpoint)).await {
             Ok(detected) => detected,
             Err(err) => {
                 upstream.reset_on_close();
@@ -192,12 +198,11 @@ impl TcpForward {
                 tls_sni: None,
             });
             let first = http::upstream(upstream, dst_counters, index);
-            return self.serve_http1(client, Some(first), detected.prefix).await;
+            return Box::pin(self.serve_http1(client, Some(first), detected.prefix)).await;
         }
         if detected.http2 {
-            return self
-                .serve_http2(client, Some((index, upstream)), detected.prefix)
-                .await;
+            let first = Some((index, upstream));
+            return Box::pin(self.serve_http2(client, first, detected.prefix)).await;
         }
         let (client, upstream) = (&client, &upstream);
         let src_counters = match &detected.tls_sni {
@@ -389,12 +394,7 @@ impl TcpForward {
                 Err(err) => {
                     tracing::debug!(endpoint = %addr, error = %err, "upstream connect failed");
                     balancer.failed(index);
-                    let reason = if err.kind() == std::io::ErrorKind::TimedOut {
-                        "timeout"
-                    } else {
-                        "refused"
-                    };
-                    self.shard.metrics.connect_failed(addr.to_string(), reason);
+                    self.shard.metrics.connect_failed(addr, &err);
                     last_error = Some((addr, err));
                 }
             }

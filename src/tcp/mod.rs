@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 pub use balancer::Balancer;
+pub(crate) use balancer::{failure_backoff, TwoChoices};
 pub use forward::{connect_endpoint, tunnel, ForwardError, RouteState, TcpForward};
 pub use pipe::PipePool;
 pub use pump::PumpResources;

@@ -1,7 +1,7 @@
 //! ringside itself, started from the built binary with a generated config:
-//! one route to the origin, opaque for TCP scenarios (as an operator would
-//! declare a database or broker port) and detected for HTTP ones, which
-//! ringside then carries as bytes until its HTTP proxying lands.
+//! one route to the origin, declared with the scenario's protocol (opaque
+//! for TCP scenarios, as an operator would declare a database or broker
+//! port; http1 or http2 for the HTTP ones), as HAProxy and nginx are.
 
 use super::process::ProxyProcess;
 use super::{free_port, ProxyMode, RunningTarget, TargetOptions};
@@ -18,7 +18,8 @@ pub(super) fn start(
     let admin = free_port()?;
     let protocol = match mode {
         ProxyMode::Tcp => "opaque",
-        ProxyMode::Http1 | ProxyMode::H2 => "detect",
+        ProxyMode::Http1 => "http1",
+        ProxyMode::H2 => "http2",
     };
     let workdir = WorkDir::new("ringside")?;
     let config = workdir.path().join("ringside.toml");
