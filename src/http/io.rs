@@ -1,8 +1,8 @@
 //! A socket with a read buffer, for parsing heads and passing bodies on.
 //!
-//! While waiting for a new message the connection holds no heap buffer: the
-//! wait reads into a small stack array, so an idle keep-alive connection
-//! costs little more than its socket.
+//! While waiting for a new message the connection holds no heap buffer: it
+//! waits with a one-byte peek, so an idle keep-alive connection costs little
+//! more than its socket.
 
 use std::io;
 use std::rc::Rc;
@@ -10,12 +10,10 @@ use std::rc::Rc;
 use super::chunked::{ChunkedError, ChunkedScanner};
 use super::head::{Framing, HeadError, Parsed, MAX_HEAD_BYTES};
 use crate::metrics::TcpCounters;
-use crate::tcp::Socket;
+use crate::tcp::{Received, Socket};
 
 /// Bytes asked for per read while a message is in flight.
 const READ_BYTES: usize = 64 * 1024;
-/// The read that waits for a new message.
-const IDLE_READ_BYTES: usize = 512;
 
 pub struct HttpIo {
     pub socket: Socket,
@@ -24,9 +22,6 @@ pub struct HttpIo {
     /// Bytes read and not yet used are `buf[pos..]`.
     buf: Vec<u8>,
     pos: usize,
-    /// What the wait for a new message reads into; on the heap because an
-    /// array in the future would be copied into the task several times.
-    idle: Box<[u8]>,
 }
 
 /// A head could not be read.
@@ -61,7 +56,6 @@ impl HttpIo {
             counters,
             buf: already_read,
             pos: 0,
-            idle: vec![0u8; IDLE_READ_BYTES].into_boxed_slice(),
         }
     }
 
@@ -85,28 +79,42 @@ impl HttpIo {
         rest
     }
 
-    /// Reads more bytes into the buffer; 0 means EOF.
+    /// Reads more bytes into the buffer; 0 means EOF. It parks with
+    /// io_uring's own wait for data (a one-byte peek: no buffer held while
+    /// idle, no failed recv(2) before the wait), then takes everything that
+    /// is there with one non-blocking recv.
     async fn fill(&mut self) -> io::Result<usize> {
-        let n = if self.buf.is_empty() {
-            // Between messages: wait without holding a heap buffer.
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        if self.buf.is_empty() {
+            // Between messages: give the capacity back while waiting.
             self.buf = Vec::new();
-            let n = self.socket.read(&mut self.idle).await?;
-            self.buf.extend_from_slice(&self.idle[..n]);
-            n
-        } else {
-            if self.pos > 0 {
-                self.buf.drain(..self.pos);
-                self.pos = 0;
+        }
+        loop {
+            if self.socket.peek(&mut [0u8; 1]).await? == 0 {
+                return Ok(0);
             }
             let len = self.buf.len();
             self.buf.resize(len + READ_BYTES, 0);
-            let result = self.socket.read(&mut self.buf[len..]).await;
-            let n = *result.as_ref().unwrap_or(&0);
+            let received = self.socket.try_recv(&mut self.buf[len..]);
+            let n = match received {
+                Ok(Received::Bytes(n)) => n,
+                Ok(Received::Eof) => 0,
+                Ok(Received::WouldBlock) => {
+                    self.buf.truncate(len);
+                    continue;
+                }
+                Err(err) => {
+                    self.buf.truncate(len);
+                    return Err(err);
+                }
+            };
             self.buf.truncate(len + n);
-            result?
-        };
-        self.counters.read(n);
-        Ok(n)
+            self.counters.read(n);
+            return Ok(n);
+        }
     }
 
     /// Reads one head. `Ok(None)`: the peer closed cleanly before a byte of

@@ -15,7 +15,7 @@ pub(crate) use balancer::{failure_backoff, TwoChoices};
 pub use forward::{connect_endpoint, tunnel, ForwardError, RouteState, TcpForward};
 pub use pipe::PipePool;
 pub use pump::PumpResources;
-pub use socket::Socket;
+pub use socket::{Received, Socket};
 
 use crate::config::{DetectConfig, ForwardMode};
 use crate::detect::ServerFirstMemory;
