@@ -6,7 +6,7 @@
 mod support;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use support::http::{body_byte, fnv, HttpOrigin, FNV_START};
@@ -366,5 +366,4 @@ fn response_metrics_match_the_statuses_sent() {
         metrics.sum("response_latency_ms_bucket", &[("le", "+Inf")]),
         6.0
     );
-    let _ = Stdio::null();
 }

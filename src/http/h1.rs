@@ -132,7 +132,7 @@ impl H1Proxy<'_> {
                     self.shard
                         .metrics
                         .responded(&labels, class(status), started.elapsed());
-                    tracing::info!(status, error = %why, "request failed");
+                    tracing::debug!(status, error = %why, "request failed");
                     written.map_err(ForwardError::ClientWrite)?;
                     if close {
                         return Ok(());
@@ -151,6 +151,8 @@ impl H1Proxy<'_> {
     }
 
     /// Answers a request that cannot be proxied, then ends the connection.
+    /// It is counted as a request with an empty authority (its head could
+    /// not be trusted for one) and a response with its status.
     async fn refuse(
         &self,
         client: &HttpIo,
@@ -158,7 +160,15 @@ impl H1Proxy<'_> {
         reason: &str,
         why: &str,
     ) -> Result<(), ForwardError> {
-        tracing::info!(status, error = why, "request refused");
+        tracing::debug!(status, error = why, "request refused");
+        let labels = self.shard.metrics.request(RequestLabels {
+            direction: self.route.route.direction,
+            authority: String::new(),
+            target_addr: self.route.route.listen.to_string(),
+        });
+        self.shard
+            .metrics
+            .responded(&labels, class(status), std::time::Duration::ZERO);
         client
             .write_all(&proxy_response(status, reason, why, true))
             .await

@@ -102,7 +102,7 @@ impl H2Proxy {
         let class = match self.forward(request, &mut respond).await {
             Ok(class) => class,
             Err(StreamFailure::Answer(status, why)) => {
-                tracing::info!(status, error = %why, "request failed");
+                tracing::debug!(status, error = %why, "request failed");
                 let response = Response::builder()
                     .status(status)
                     .header("ringside-proxy-error", why.replace(['\r', '\n'], " "))
