@@ -13,7 +13,8 @@ Host: users.internal.example\r\nUser-Agent: curl/8.5.0\r\nAccept: application/js
 Accept-Encoding: gzip\r\nConnection: keep-alive\r\nX-Request-Id: 6f1c2a9e-0d4b-4c1e-9a77-3d2f5b8c1e00\r\n\
 Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.signature\r\n\r\n";
 
-const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 57\r\n\
+const RESPONSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 57\r\n\
 Cache-Control: no-store\r\nDate: Thu, 26 Nov 2026 18:00:00 GMT\r\nServer: origin\r\n\r\n";
 
 fn heads(c: &mut Criterion) {

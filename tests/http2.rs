@@ -138,6 +138,44 @@ fn grpc_unary_and_server_streaming_calls_keep_their_trailers() {
 }
 
 #[test]
+fn a_stream_reset_on_either_side_resets_the_other() {
+    let origin = H2Origin::start();
+    let proxy = proxy_for(&origin);
+    let addr = proxy.route();
+    let origin = &origin;
+    runtime().block_on(async move {
+        let mut sender = connect(addr).await;
+        // The origin resets: the client's stream is reset too.
+        let request = Request::get("http://test.local/reset").body(()).unwrap();
+        let err = call(&mut sender, request, Vec::new()).await.unwrap_err();
+        assert!(err.is_reset(), "{err}");
+
+        // The client resets mid-upload: the origin's stream is reset too.
+        let mut ready = sender.clone().ready().await.unwrap();
+        let request = Request::post("http://test.local/upload").body(()).unwrap();
+        let (_response, mut upload) = ready.send_request(request, false).unwrap();
+        upload
+            .send_data(bytes::Bytes::from_static(b"partial"), false)
+            .unwrap();
+        // Reset only once the first bytes reached the origin (bounded).
+        for _ in 0..1000 {
+            if origin
+                .bodies_started
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 1
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        upload.send_reset(::h2::Reason::CANCEL);
+    });
+    eventually("the origin saw the reset", || {
+        origin.resets_seen.load(std::sync::atomic::Ordering::SeqCst) == 1
+    });
+}
+
+#[test]
 fn an_unreachable_upstream_is_a_502_with_its_reason() {
     let down = closed_port();
     let proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={down}"), "--shards", "1"]);

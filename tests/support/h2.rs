@@ -14,6 +14,10 @@ use http::{HeaderMap, Request, Response};
 
 pub struct H2Origin {
     pub addr: SocketAddr,
+    /// Request streams that ended in a reset instead of their end.
+    pub resets_seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Request streams whose first body bytes arrived.
+    pub bodies_started: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl H2Origin {
@@ -21,16 +25,23 @@ impl H2Origin {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
+        let resets_seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let bodies_started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counters = (resets_seen.clone(), bodies_started.clone());
         thread::spawn(move || {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 loop {
                     let (socket, _) = listener.accept().await.unwrap();
-                    tokio::task::spawn_local(serve(socket));
+                    tokio::task::spawn_local(serve(socket, counters.clone()));
                 }
             })
         });
-        H2Origin { addr }
+        H2Origin {
+            addr,
+            resets_seen,
+            bodies_started,
+        }
     }
 }
 
@@ -52,14 +63,16 @@ impl LocalRuntime {
     }
 }
 
-async fn serve(socket: tokio::net::TcpStream) {
+type Counter = std::sync::Arc<std::sync::atomic::AtomicUsize>;
+
+async fn serve(socket: tokio::net::TcpStream, counters: (Counter, Counter)) {
     let Ok(mut connection) = h2::server::handshake(socket).await else {
         return;
     };
     while let Some(accepted) = connection.accept().await {
         match accepted {
             Ok((request, respond)) => {
-                tokio::task::spawn_local(answer(request, respond));
+                tokio::task::spawn_local(answer(request, respond, counters.clone()));
             }
             Err(err) => {
                 eprintln!("h2 origin: connection failed: {err}");
@@ -69,7 +82,15 @@ async fn serve(socket: tokio::net::TcpStream) {
     }
 }
 
-async fn answer(request: Request<h2::RecvStream>, mut respond: h2::server::SendResponse<Bytes>) {
+async fn answer(
+    request: Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    (resets, bodies_started): (Counter, Counter),
+) {
+    if request.uri().path() == "/reset" {
+        respond.send_reset(h2::Reason::INTERNAL_ERROR);
+        return;
+    }
     let grpc = request
         .headers()
         .get("content-type")
@@ -90,11 +111,16 @@ async fn answer(request: Request<h2::RecvStream>, mut respond: h2::server::SendR
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(err) => {
-                eprintln!("h2 origin: request body failed: {err}");
+                if err.is_reset() {
+                    resets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 return;
             }
         };
         let _ = body.flow_control().release_capacity(chunk.len());
+        if received.is_empty() {
+            bodies_started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         received.extend_from_slice(&chunk);
     }
     let response = Response::builder().status(200).body(()).unwrap();
