@@ -3,18 +3,19 @@
 //! start to end. It answers the admin shard's snapshot and drain requests.
 
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_lite::future;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Gate;
 use glommio::timer::sleep;
 use tracing::Instrument;
 
+use super::listener;
 use super::shutdown::Shutdown;
 use super::{ShardRequest, Shared};
 use crate::config::Config;
@@ -61,7 +62,8 @@ pub async fn run(init: ShardInit) {
     for (route, socket) in config.routes.iter().zip(listeners) {
         // SAFETY: the fd comes from a socket2 socket we own, bound and
         // listening; ownership moves into the glommio listener.
-        let listener = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
+        let listener_fd = socket.into_raw_fd();
+        let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
         let state = Rc::new(RouteState {
             src_counters: context.metrics.tcp(TcpLabels {
                 direction: route.direction,
@@ -79,7 +81,7 @@ pub async fn run(init: ShardInit) {
         });
         routes.push(state.clone());
         let accept = accept_loop(
-            listener,
+            (listener, listener_fd),
             state,
             context.clone(),
             shutdown.clone(),
@@ -112,34 +114,16 @@ pub async fn run(init: ShardInit) {
     }
 }
 
+/// `listener` comes with its fd, which glommio does not expose; it stays
+/// valid while the listener lives, which is as long as this loop.
 async fn accept_loop(
-    listener: TcpListener,
+    (listener, listener_fd): (TcpListener, RawFd),
     route: Rc<RouteState>,
     context: Rc<ShardContext>,
     shutdown: Rc<Shutdown>,
     connections: Rc<Gate>,
 ) {
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            shutdown.wait().await;
-            None
-        })
-        .await;
-        let stream = match accepted {
-            None => break,
-            Some(Ok(stream)) => stream,
-            Some(Err(err)) => {
-                // EMFILE and friends: back off instead of spinning, and let
-                // connections finish to free fds.
-                context.metrics.accept_failed();
-                tracing::warn!(listen = %route.route.listen, error = %err, "accept failed");
-                sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(5);
+    let start = |stream: TcpStream| {
         context.metrics.accepted();
         let client = stream
             .peer_addr()
@@ -151,10 +135,55 @@ async fn accept_loop(
             target = %route.route.listen,
         );
         let forward = TcpForward::new(context.clone(), route.clone());
-        match connections.spawn(forward.run(stream).instrument(span)) {
-            Ok(task) => task.detach(),
-            Err(_) => break, // draining: the gate no longer takes tasks
+        // Err: draining, the gate no longer takes tasks.
+        connections
+            .spawn(forward.run(stream).instrument(span))
+            .map(|task| {
+                task.detach();
+            })
+            .is_ok()
+    };
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            shutdown.wait().await;
+            None
+        })
+        .await;
+        let failure = match accepted {
+            None => break,
+            Some(Ok(stream)) => {
+                if !start(stream) {
+                    break;
+                }
+                // Whatever else waits in the backlog is taken right away,
+                // with one accept4(2) each instead of another io_uring
+                // round trip (and glommio's fcntl dance) per connection.
+                loop {
+                    match listener::accept_now(listener_fd) {
+                        Ok(Some(stream)) => {
+                            if !start(stream) {
+                                return;
+                            }
+                        }
+                        Ok(None) => break None,
+                        Err(err) => break Some(err),
+                    }
+                }
+            }
+            Some(Err(err)) => Some(std::io::Error::from(err)),
         };
+        match failure {
+            None => backoff = Duration::from_millis(5),
+            Some(err) => {
+                // EMFILE and friends: back off instead of spinning, and let
+                // connections finish to free fds.
+                context.metrics.accept_failed();
+                tracing::warn!(listen = %route.route.listen, error = %err, "accept failed");
+                sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
     }
     tracing::debug!(listen = %route.route.listen, "listener closed");
 }

@@ -35,7 +35,7 @@ impl Socket {
     pub fn new(stream: TcpStream) -> io::Result<Socket> {
         stream.set_nodelay(true)?;
         let fd = stream.as_raw_fd();
-        with_sock_ref(&stream, |s| s.set_nonblocking(true))?;
+        set_nonblocking(fd)?;
         Ok(Socket {
             stream: RefCell::new(stream),
             fd,
@@ -158,6 +158,18 @@ impl Socket {
             s.set_linger(Some(std::time::Duration::ZERO))
         });
     }
+}
+
+/// O_NONBLOCK with one ioctl(2), where fcntl needs a get and a set: it runs
+/// for both sockets of every connection.
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: FIONBIO reads one int through the pointer, which `on` is;
+    // `fd` is open for the duration of the call.
+    if unsafe { libc::ioctl(fd, libc::FIONBIO, &on) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// socket2's view of a glommio stream, for the socket options glommio does
