@@ -111,7 +111,7 @@ impl H1Proxy<'_> {
             let labels = RequestLabels {
                 direction: self.route.route.direction,
                 authority: head.authority(),
-                target_addr: self.route.route.listen.to_string(),
+                target_addr: self.route.listen_label.clone(),
             };
             let labels = self.shard.metrics.request(labels);
             let started = Instant::now();
@@ -164,7 +164,7 @@ impl H1Proxy<'_> {
         let labels = self.shard.metrics.request(RequestLabels {
             direction: self.route.route.direction,
             authority: String::new(),
-            target_addr: self.route.route.listen.to_string(),
+            target_addr: self.route.listen_label.clone(),
         });
         self.shard
             .metrics

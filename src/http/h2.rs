@@ -97,7 +97,7 @@ impl H2Proxy {
         let labels = self.shard.metrics.request(RequestLabels {
             direction: self.route.route.direction,
             authority,
-            target_addr: self.route.route.listen.to_string(),
+            target_addr: self.route.listen_label.clone(),
         });
         let class = match self.forward(request, &mut respond).await {
             Ok(class) => class,

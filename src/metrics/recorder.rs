@@ -163,7 +163,8 @@ pub struct ShardMetrics {
     connect_failures: RefCell<BTreeMap<(String, &'static str), u64>>,
     detect_total: RefCell<BTreeMap<DetectLabels, u64>>,
     requests: RefCell<BTreeMap<RequestLabels, u64>>,
-    responses: RefCell<BTreeMap<(RequestLabels, ResponseClass), ResponseStats>>,
+    /// Nested so that counting a response needs no key clone.
+    responses: RefCell<BTreeMap<RequestLabels, BTreeMap<ResponseClass, ResponseStats>>>,
     authorities: RefCell<std::collections::HashSet<String>>,
     /// Time to a detection verdict, in microseconds, by direction and target.
     detect_duration_us: RefCell<BTreeMap<(Direction, String), Histogram<u64>>>,
@@ -247,22 +248,26 @@ impl ShardMetrics {
                 labels.authority = "_other".to_string();
             }
         }
-        *self
-            .requests
-            .borrow_mut()
-            .entry(labels.clone())
-            .or_insert(0) += 1;
+        let mut requests = self.requests.borrow_mut();
+        match requests.get_mut(&labels) {
+            Some(count) => *count += 1,
+            None => {
+                requests.insert(labels.clone(), 1);
+            }
+        }
         labels
     }
 
     pub fn responded(&self, labels: &RequestLabels, class: ResponseClass, latency: Duration) {
         let mut responses = self.responses.borrow_mut();
-        let stats = responses
-            .entry((labels.clone(), class))
-            .or_insert_with(|| ResponseStats {
-                total: 0,
-                latency_ms: new_histogram(),
-            });
+        let by_class = match responses.get_mut(labels) {
+            Some(by_class) => by_class,
+            None => responses.entry(labels.clone()).or_default(),
+        };
+        let stats = by_class.entry(class).or_insert_with(|| ResponseStats {
+            total: 0,
+            latency_ms: new_histogram(),
+        });
         stats.total += 1;
         let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
         stats.latency_ms.saturating_record(ms);
@@ -285,7 +290,16 @@ impl ShardMetrics {
             connect_failures: self.connect_failures.borrow().clone(),
             detect_total: self.detect_total.borrow().clone(),
             requests: self.requests.borrow().clone(),
-            responses: self.responses.borrow().clone(),
+            responses: self
+                .responses
+                .borrow()
+                .iter()
+                .flat_map(|(labels, by_class)| {
+                    by_class
+                        .iter()
+                        .map(|(class, stats)| ((labels.clone(), *class), stats.clone()))
+                })
+                .collect(),
             detect_duration_us: self.detect_duration_us.borrow().clone(),
             tcp: self
                 .tcp

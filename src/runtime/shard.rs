@@ -77,6 +77,7 @@ pub async fn run(init: ShardInit) {
                 seed(id, route.listen).rotate_left(17),
                 config.pool_idle_timeout,
             ),
+            listen_label: route.listen.to_string(),
             route: route.clone(),
         });
         routes.push(state.clone());

@@ -92,6 +92,8 @@ fn opened(counters: Rc<TcpCounters>) -> Rc<TcpCounters> {
 /// client-side counters every connection on it shares.
 pub struct RouteState {
     pub route: Route,
+    /// `route.listen` as the `target_addr` label, formatted once.
+    pub listen_label: String,
     /// Balances connections (opaque TCP).
     pub balancer: Balancer,
     /// Balances requests and pools connections (HTTP).
@@ -263,7 +265,7 @@ impl TcpForward {
         let count = |result: &'static str, duration: Option<Duration>| {
             let labels = DetectLabels {
                 direction: self.route.route.direction,
-                target_addr: self.route.route.listen.to_string(),
+                target_addr: self.route.listen_label.clone(),
                 result,
             };
             self.shard.metrics.detected(labels, duration);
@@ -322,7 +324,7 @@ impl TcpForward {
         TcpLabels {
             direction: self.route.route.direction,
             peer: Peer::Src,
-            target_addr: self.route.route.listen.to_string(),
+            target_addr: self.route.listen_label.clone(),
             tls_sni: None,
         }
     }
