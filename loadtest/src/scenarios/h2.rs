@@ -2,7 +2,7 @@
 //! connection (prior knowledge), closed loop, on a current-thread tokio
 //! runtime: the request rate and its latency.
 
-use super::latency::{self, Percentiles};
+use super::latency;
 use super::{LoadParams, Measurement};
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
@@ -33,14 +33,11 @@ pub(super) fn run(params: &LoadParams, target: SocketAddr) -> anyhow::Result<Mea
         anyhow::Ok(results)
     })?;
     let elapsed = start.elapsed().as_secs_f64();
-    let requests: u64 = results.iter().map(|(_, count)| count).sum();
-    let histogram = latency::merge(results.into_iter().map(|(histogram, _)| histogram));
-    Ok(Measurement {
-        figure: requests as f64 / elapsed,
-        work_units: requests as f64 / 1000.0,
-        latency: Some(Percentiles::of(&histogram)),
-        extra: vec![("streams", streams as f64)],
-    })
+    Ok(Measurement::requests(
+        results,
+        elapsed,
+        ("streams", streams as f64),
+    ))
 }
 
 async fn request_loop(

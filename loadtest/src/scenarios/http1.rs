@@ -3,7 +3,7 @@
 //! the figure is the request rate the path sustains and the latency is that
 //! of a saturated path (no coordinated-omission correction applies).
 
-use super::latency::{self, Percentiles};
+use super::latency;
 use super::{join_all, LoadParams, Measurement};
 use anyhow::{bail, Context};
 use std::io::{Read, Write};
@@ -21,14 +21,11 @@ pub(super) fn run(params: &LoadParams, target: SocketAddr) -> anyhow::Result<Mea
         join_all(handles)
     })?;
     let elapsed = start.elapsed().as_secs_f64();
-    let requests: u64 = results.iter().map(|(_, count)| count).sum();
-    let histogram = latency::merge(results.into_iter().map(|(histogram, _)| histogram));
-    Ok(Measurement {
-        figure: requests as f64 / elapsed,
-        work_units: requests as f64 / 1000.0,
-        latency: Some(Percentiles::of(&histogram)),
-        extra: vec![("connections", connections as f64)],
-    })
+    Ok(Measurement::requests(
+        results,
+        elapsed,
+        ("connections", connections as f64),
+    ))
 }
 
 fn client(

@@ -134,6 +134,25 @@ pub struct Measurement {
     pub extra: Vec<(&'static str, f64)>,
 }
 
+impl Measurement {
+    /// Requests per second and latency percentiles from each client's
+    /// latency histogram and request count.
+    pub(crate) fn requests(
+        results: Vec<(hdrhistogram::Histogram<u64>, u64)>,
+        elapsed_seconds: f64,
+        extra: (&'static str, f64),
+    ) -> Measurement {
+        let requests: u64 = results.iter().map(|(_, count)| count).sum();
+        let histogram = latency::merge(results.into_iter().map(|(histogram, _)| histogram));
+        Measurement {
+            figure: requests as f64 / elapsed_seconds,
+            work_units: requests as f64 / 1000.0,
+            latency: Some(latency::Percentiles::of(&histogram)),
+            extra: vec![extra],
+        }
+    }
+}
+
 /// Runs `kind` against `target_addr`; `origin` is the origin behind it and
 /// `proxy_pids` the proxy's processes (empty for `direct`).
 pub fn run(

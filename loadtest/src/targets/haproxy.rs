@@ -54,13 +54,6 @@ pub(super) fn start(
     std::fs::write(&config_path, config(options, listen, origin, mode))?;
     let mut command = Command::new(&options.haproxy_bin);
     command.arg("-db").arg("-f").arg(&config_path);
-    let mut process = ProxyProcess::spawn("haproxy", command, workdir)?;
-    if let Err(error) = process.wait_accepting(listen) {
-        process.stop();
-        return Err(error);
-    }
-    Ok(RunningTarget {
-        addr: listen,
-        process: Some(process),
-    })
+    let process = ProxyProcess::spawn("haproxy", command, workdir)?;
+    RunningTarget::ready(process, listen, |p| p.wait_accepting(listen))
 }

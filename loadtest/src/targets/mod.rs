@@ -68,6 +68,22 @@ pub struct RunningTarget {
 }
 
 impl RunningTarget {
+    /// A started proxy once `wait` says it is ready; stopped if it never is.
+    pub(crate) fn ready(
+        mut process: ProxyProcess,
+        addr: SocketAddr,
+        wait: impl FnOnce(&mut ProxyProcess) -> anyhow::Result<()>,
+    ) -> anyhow::Result<RunningTarget> {
+        if let Err(error) = wait(&mut process) {
+            process.stop();
+            return Err(error);
+        }
+        Ok(RunningTarget {
+            addr,
+            process: Some(process),
+        })
+    }
+
     /// Every process whose CPU and memory count as the proxy's.
     pub fn pids(&self) -> Vec<u32> {
         self.process

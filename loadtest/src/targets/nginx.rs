@@ -114,16 +114,9 @@ pub(super) fn start(
         .arg(&config_path)
         .arg("-e")
         .arg(workdir.path().join("error.log"));
-    let mut process = ProxyProcess::spawn("nginx", command, workdir)?;
-    let ready = process
-        .wait_accepting(listen)
-        .and_then(|()| process.wait_workers(options.shards));
-    if let Err(error) = ready {
-        process.stop();
-        return Err(error);
-    }
-    Ok(RunningTarget {
-        addr: listen,
-        process: Some(process),
+    let process = ProxyProcess::spawn("nginx", command, workdir)?;
+    RunningTarget::ready(process, listen, |p| {
+        p.wait_accepting(listen)?;
+        p.wait_workers(options.shards)
     })
 }

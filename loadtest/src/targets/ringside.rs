@@ -39,13 +39,6 @@ pub(super) fn start(
         // Per-connection logs at info would measure the terminal, not the proxy.
         command.env("RUST_LOG", "warn");
     }
-    let mut process = ProxyProcess::spawn("ringside", command, workdir)?;
-    if let Err(error) = process.wait_ready_endpoint(admin) {
-        process.stop();
-        return Err(error);
-    }
-    Ok(RunningTarget {
-        addr: listen,
-        process: Some(process),
-    })
+    let process = ProxyProcess::spawn("ringside", command, workdir)?;
+    RunningTarget::ready(process, listen, |p| p.wait_ready_endpoint(admin))
 }
