@@ -80,6 +80,7 @@ fn push_traffic(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
     println!("demo: what {admin}/metrics says now:");
     for line in metrics.lines().filter(|l| {
         (l.starts_with("tcp_open_total")
+            || l.starts_with("protocol_detect_total")
             || l.starts_with("tcp_read_bytes_total")
             || l.starts_with("tcp_write_bytes_total")
             || l.starts_with("tcp_close_total"))
