@@ -1,7 +1,9 @@
-//! `TcpForward`: one accepted connection carried opaquely to an upstream
-//! endpoint, from connect to close.
+//! `TcpForward`: the life of one accepted connection. It connects to an
+//! endpoint the connection balancer picks, applies the route's protocol
+//! policy (detection where it applies), then either hands the connection to
+//! the HTTP/1 or HTTP/2 proxy or carries it as opaque bytes.
 //!
-//! The connection ends when both directions have ended (half-close is
+//! An opaque connection ends when both directions have ended (half-close is
 //! honoured: each direction ends with its own FIN) or when either side
 //! fails; a reset or error on one side is passed on as a reset on the other.
 //! Its metrics and its one log line come from the same `ForwardError`.
