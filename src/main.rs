@@ -49,8 +49,8 @@ fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Raises limits, binds every listener and announces the bound addresses on
-/// stdout (one `listening ...` line each), so that scripts and tests can use
-/// port 0 and learn the real port without polling.
+/// stdout (one `listening ...` line each, the admin line last), so that
+/// scripts and tests can use port 0 and learn the real port without polling.
 pub(crate) fn start(config: Config) -> anyhow::Result<ringside::runtime::Proxy> {
     match ringside::runtime::raise_nofile_limit() {
         Ok(limit) => tracing::info!(limit, "open files limit"),
@@ -59,11 +59,12 @@ pub(crate) fn start(config: Config) -> anyhow::Result<ringside::runtime::Proxy> 
     let shards = config.shards;
     let routes = config.routes.clone();
     let proxy = ringside::runtime::Proxy::bind(config)?;
-    println!("listening admin {}", proxy.admin_addr());
     for (route, addr) in routes.iter().zip(proxy.route_addrs()) {
         let upstreams: Vec<String> = route.upstreams.iter().map(|u| u.to_string()).collect();
         println!("listening route {addr} -> {}", upstreams.join(","));
     }
+    // Last, so a reader knows every route line has come.
+    println!("listening admin {}", proxy.admin_addr());
     tracing::info!(shards, admin = %proxy.admin_addr(), "ringside started");
     Ok(proxy)
 }

@@ -212,3 +212,35 @@ fn sigterm_sends_goaway_and_the_drain_does_not_wait_for_idle_clients() {
         .expect("exits after the drain");
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn a_route_declared_http2_is_proxied_without_detection() {
+    let origin = H2Origin::start();
+    let config =
+        std::env::temp_dir().join(format!("ringside-h2-route-{}.toml", std::process::id()));
+    let route = format!(
+        "[[route]]\nlisten = \"127.0.0.1:0\"\nupstreams = [\"{}\"]\nprotocol = \"http2\"\n",
+        origin.addr
+    );
+    std::fs::write(&config, route).unwrap();
+    let proxy = Ringside::start(&["--config", config.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&config);
+    let addr = proxy.route();
+    let answer = runtime().block_on(async move {
+        let mut sender = connect(addr).await;
+        let request = Request::post("http://declared.local/").body(()).unwrap();
+        call(&mut sender, request, b"declared".to_vec())
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        (answer.status, answer.body.as_slice()),
+        (200, &b"declared"[..])
+    );
+    let metrics = proxy.wait_idle();
+    assert_eq!(
+        metrics.sum("request_total", &[("authority", "declared.local")]),
+        1.0
+    );
+    assert_eq!(metrics.sum("protocol_detect_total", &[]), 0.0);
+}

@@ -22,6 +22,13 @@ impl WorkDir {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Writes a generated config file into the directory; returns its path.
+    pub(crate) fn write(&self, name: &str, contents: &str) -> std::io::Result<PathBuf> {
+        let path = self.path.join(name);
+        std::fs::write(&path, contents)?;
+        Ok(path)
+    }
 }
 
 impl Drop for WorkDir {

@@ -54,14 +54,7 @@ impl Response {
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
-        let reason = match self.status {
-            200 => "OK",
-            400 => "Bad Request",
-            404 => "Not Found",
-            405 => "Method Not Allowed",
-            503 => "Service Unavailable",
-            _ => "",
-        };
+        let reason = crate::http::reason_phrase(self.status);
         let mut out = format!(
             "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             self.status,

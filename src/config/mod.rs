@@ -330,7 +330,10 @@ fn detect_config(args: &Args, file: &file::FileConfig) -> Result<DetectConfig, C
         }
         (None, None) => DEFAULT_OPAQUE_PORTS.to_vec(),
     };
-    let peek_bytes = file.detect.peek_bytes.unwrap_or(1024);
+    let peek_bytes = file
+        .detect
+        .peek_bytes
+        .unwrap_or(crate::detect::PEEK_CAPACITY_BYTES);
     if !(64..=16 * 1024).contains(&peek_bytes) {
         return Err(ConfigError::invalid(
             "detect.peek_bytes",

@@ -19,8 +19,8 @@ use super::head::{
 };
 use super::io::{BodyError, HttpIo, ReadHeadError};
 use super::pool::{upstream, Upstream};
-use crate::metrics::{Peer, RequestLabels, ResponseClass, TcpLabels};
-use crate::tcp::{connect_endpoint, tunnel, ForwardError, RouteState, ShardContext};
+use crate::metrics::{RequestLabels, ResponseClass};
+use crate::tcp::{tunnel, ForwardError, RouteState, ShardContext};
 
 /// How one request ended, for the response metrics.
 enum Outcome {
@@ -85,28 +85,15 @@ impl H1Proxy<'_> {
                     ))
                 }
                 Err(ReadHeadError::Head(HeadError::TooLarge)) => {
-                    return self
-                        .refuse(
-                            client,
-                            431,
-                            "Request Header Fields Too Large",
-                            "request head too large",
-                        )
-                        .await;
+                    return self.refuse(client, 431, "request head too large").await;
                 }
                 Err(ReadHeadError::Head(err)) => {
-                    return self
-                        .refuse(client, 400, "Bad Request", &err.to_string())
-                        .await;
+                    return self.refuse(client, 400, &err.to_string()).await;
                 }
             };
             let framing = match head.framing() {
                 Ok(framing) => framing,
-                Err(err) => {
-                    return self
-                        .refuse(client, 400, "Bad Request", &err.to_string())
-                        .await
-                }
+                Err(err) => return self.refuse(client, 400, &err.to_string()).await,
             };
             let labels = RequestLabels {
                 direction: self.route.route.direction,
@@ -120,15 +107,8 @@ impl H1Proxy<'_> {
                 Ok(Outcome::Responded { status, keep }) => (status, keep),
                 Ok(Outcome::Tunneled { status }) => (status, false),
                 Ok(Outcome::ProxyError { status, why, close }) => {
-                    let reason = if status == 503 {
-                        "Service Unavailable"
-                    } else {
-                        "Bad Gateway"
-                    };
                     let close = close || !head.keep_alive();
-                    let written = client
-                        .write_all(&proxy_response(status, reason, &why, close))
-                        .await;
+                    let written = client.write_all(&proxy_response(status, &why, close)).await;
                     self.shard
                         .metrics
                         .responded(&labels, class(status), started.elapsed());
@@ -153,13 +133,7 @@ impl H1Proxy<'_> {
     /// Answers a request that cannot be proxied, then ends the connection.
     /// It is counted as a request with an empty authority (its head could
     /// not be trusted for one) and a response with its status.
-    async fn refuse(
-        &self,
-        client: &HttpIo,
-        status: u16,
-        reason: &str,
-        why: &str,
-    ) -> Result<(), ForwardError> {
+    async fn refuse(&self, client: &HttpIo, status: u16, why: &str) -> Result<(), ForwardError> {
         tracing::debug!(status, error = why, "request refused");
         let labels = self.shard.metrics.request(RequestLabels {
             direction: self.route.route.direction,
@@ -170,7 +144,7 @@ impl H1Proxy<'_> {
             .metrics
             .responded(&labels, class(status), std::time::Duration::ZERO);
         client
-            .write_all(&proxy_response(status, reason, why, true))
+            .write_all(&proxy_response(status, why, true))
             .await
             .map_err(ForwardError::ClientWrite)
     }
@@ -418,23 +392,14 @@ impl H1Proxy<'_> {
             if let Some(upstream) = self.route.http.pool.checkout(index) {
                 return Ok(upstream);
             }
-            let addr = balancer.addr(index);
-            match connect_endpoint(addr, self.shard.connect_timeout).await {
+            match super::connect(self.shard, self.route, index).await {
                 Ok(socket) => {
-                    balancer.connected(index);
-                    let counters = self.shard.metrics.tcp(TcpLabels {
-                        direction: self.route.route.direction,
-                        peer: Peer::Dst,
-                        target_addr: addr.to_string(),
-                        tls_sni: None,
-                    });
+                    let counters = self.route.dst_counters[index].clone();
                     return Ok(upstream(socket, counters, index));
                 }
-                Err(err) => {
-                    balancer.connect_failed(index);
-                    self.shard.metrics.connect_failed(addr, &err);
+                Err(why) => {
                     tried.push(index);
-                    last_error = Some(format!("connect to {addr} failed: {err}"));
+                    last_error = Some(why);
                 }
             }
         }

@@ -14,8 +14,8 @@ use h2::{client, server, Reason, RecvStream, SendStream};
 use http::{HeaderMap, Request, Response};
 
 use super::h2_io::H2Io;
-use crate::metrics::{Peer, RequestLabels, ResponseClass, TcpCounters, TcpLabels};
-use crate::tcp::{connect_endpoint, ForwardError, RouteState, ShardContext, Socket};
+use crate::metrics::{RequestLabels, ResponseClass, TcpCounters};
+use crate::tcp::{ForwardError, RouteState, ShardContext, Socket};
 
 /// How a stream failed before its response head went out.
 enum StreamFailure {
@@ -195,19 +195,14 @@ impl H2Proxy {
                     Err(_) => self.route.http.h2_senders.borrow_mut()[index] = None,
                 }
             }
-            let addr = balancer.addr(index);
-            let connected = match connect_endpoint(addr, self.shard.connect_timeout).await {
+            let connected = match super::connect(&self.shard, &self.route, index).await {
                 Ok(socket) => self.adopt(index, socket).await,
-                Err(err) => {
-                    balancer.connect_failed(index);
-                    self.shard.metrics.connect_failed(addr, &err);
-                    Err(format!("connect to {addr} failed: {err}"))
-                }
+                Err(why) => Err(why),
             };
             match connected {
                 Ok(sender) => match sender.ready().await {
                     Ok(sender) => return Ok((index, sender)),
-                    Err(err) => last_error = Some(format!("{addr}: {err}")),
+                    Err(err) => last_error = Some(format!("{}: {err}", balancer.addr(index))),
                 },
                 Err(why) => last_error = Some(why),
             }
@@ -226,17 +221,11 @@ impl H2Proxy {
         socket: Socket,
     ) -> Result<client::SendRequest<Bytes>, String> {
         let addr = self.route.http.balancer.addr(index);
-        let counters = self.shard.metrics.tcp(TcpLabels {
-            direction: self.route.route.direction,
-            peer: Peer::Dst,
-            target_addr: addr.to_string(),
-            tls_sni: None,
-        });
+        let counters = self.route.dst_counters[index].clone();
         let io = H2Io::new(socket.into_stream(), Vec::new(), counters.clone());
         let (sender, connection) = client::handshake(io)
             .await
             .map_err(|err| format!("HTTP/2 handshake with {addr} failed: {err}"))?;
-        self.route.http.balancer.connected(index);
         counters.opened();
         let opened = Instant::now();
         glommio::spawn_local(async move {

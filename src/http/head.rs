@@ -321,10 +321,26 @@ impl std::fmt::Write for Line<'_> {
     }
 }
 
+/// The reason phrase of the statuses ringside writes itself (the admin
+/// server's and the proxy's own answers).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
 /// A response made by the proxy itself (400, 431, 502, 503), always with
 /// `connection: close` when `close` and a `ringside-proxy-error` header
 /// saying why.
-pub fn proxy_response(status: u16, reason: &str, why: &str, close: bool) -> Vec<u8> {
+pub fn proxy_response(status: u16, why: &str, close: bool) -> Vec<u8> {
+    let reason = reason_phrase(status);
     let body = format!("{why}\n");
     let mut out = format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nringside-proxy-error: {}\r\n",
@@ -448,8 +464,7 @@ mod tests {
 
     #[test]
     fn proxy_responses_carry_the_reason() {
-        let text =
-            String::from_utf8(proxy_response(502, "Bad Gateway", "connect failed", true)).unwrap();
+        let text = String::from_utf8(proxy_response(502, "connect failed", true)).unwrap();
         assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
         assert!(text.contains("ringside-proxy-error: connect failed\r\n"));
         assert!(text.contains("connection: close\r\n") && text.ends_with("connect failed\n"));

@@ -16,13 +16,35 @@ mod pool;
 
 use std::time::Duration;
 
+use crate::tcp::{connect_endpoint, RouteState, ShardContext, Socket};
+
 pub use balancer::RequestBalancer;
 pub use h1::H1Proxy;
 pub use h2::H2Proxy;
+pub(crate) use head::reason_phrase;
 /// For the benches: the hot path of every HTTP/1 request.
 pub use head::{parse_request, parse_response};
 pub use io::HttpIo;
 pub use pool::{upstream, Pool, Upstream};
+
+/// Connects to endpoint `index` for an HTTP request: the balancer and the
+/// connect-failure metrics hear how it went. The error says why, for the
+/// `ringside-proxy-error` header.
+async fn connect(shard: &ShardContext, route: &RouteState, index: usize) -> Result<Socket, String> {
+    let balancer = &route.http.balancer;
+    let addr = balancer.addr(index);
+    match connect_endpoint(addr, shard.connect_timeout).await {
+        Ok(socket) => {
+            balancer.connected(index);
+            Ok(socket)
+        }
+        Err(err) => {
+            balancer.connect_failed(index);
+            shard.metrics.connect_failed(addr, &err);
+            Err(format!("connect to {addr} failed: {err}"))
+        }
+    }
+}
 
 /// A route's HTTP state on one shard.
 pub struct HttpRoute {

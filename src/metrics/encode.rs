@@ -6,7 +6,7 @@ use std::fmt::Write;
 use hdrhistogram::Histogram;
 
 use super::process::ProcessStats;
-use super::snapshot::{Snapshot, TcpSnapshot};
+use super::snapshot::Snapshot;
 use super::{RequestLabels, ResponseClass, TcpLabels};
 
 /// Bucket bounds of `tcp_connection_duration_ms`: decades, as Linkerd uses
@@ -266,19 +266,6 @@ fn request_labels(labels: &RequestLabels) -> String {
         escape(&labels.authority),
         escape(&labels.target_addr)
     )
-}
-
-/// The client-side totals of one target, as the demo prints them.
-pub fn tcp_total(snapshot: &Snapshot, pick: impl Fn(&TcpLabels) -> bool) -> TcpSnapshot {
-    let mut total = TcpSnapshot::default();
-    for (_, tcp) in snapshot.tcp.iter().filter(|(labels, _)| pick(labels)) {
-        total.open_total += tcp.open_total;
-        total.close_success_total += tcp.close_success_total;
-        total.close_failure_total += tcp.close_failure_total;
-        total.read_bytes_total += tcp.read_bytes_total;
-        total.write_bytes_total += tcp.write_bytes_total;
-    }
-    total
 }
 
 pub(super) fn family(out: &mut String, name: &str, kind: &str, help: &str) {

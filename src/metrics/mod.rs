@@ -7,7 +7,7 @@ mod process;
 mod recorder;
 mod snapshot;
 
-pub use encode::{encode, tcp_total};
+pub use encode::encode;
 pub use process::ProcessStats;
 pub use recorder::{
     DetectLabels, Peer, RequestLabels, ResponseClass, ResponseStats, ShardMetrics, TcpCounters,

@@ -226,15 +226,25 @@ impl ShardMetrics {
     /// Counts one detection outcome; `duration` is `None` when no detection
     /// ran (opaque ports, learned server-first upstreams).
     pub fn detected(&self, labels: DetectLabels, duration: Option<Duration>) {
-        if let Some(duration) = duration {
-            let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
-            self.detect_duration_us
-                .borrow_mut()
-                .entry((labels.direction, labels.target_addr.clone()))
-                .or_insert_with(new_histogram)
-                .saturating_record(micros);
+        let mut totals = self.detect_total.borrow_mut();
+        match totals.get_mut(&labels) {
+            Some(count) => *count += 1,
+            None => {
+                totals.insert(labels.clone(), 1);
+            }
         }
-        *self.detect_total.borrow_mut().entry(labels).or_insert(0) += 1;
+        let Some(duration) = duration else { return };
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        let key = (labels.direction, labels.target_addr);
+        let mut histograms = self.detect_duration_us.borrow_mut();
+        match histograms.get_mut(&key) {
+            Some(histogram) => histogram.saturating_record(micros),
+            None => {
+                let mut histogram = new_histogram();
+                histogram.saturating_record(micros);
+                histograms.insert(key, histogram);
+            }
+        }
     }
 
     /// Counts a request; returns its labels (authority capped) for the

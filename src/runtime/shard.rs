@@ -20,9 +20,8 @@ use super::shutdown::Shutdown;
 use super::{ShardRequest, Shared};
 use crate::config::Config;
 use crate::detect::ServerFirstMemory;
-use crate::http::HttpRoute;
-use crate::metrics::{Peer, ShardMetrics, Snapshot, TcpLabels};
-use crate::tcp::{Balancer, PumpResources, RouteState, ShardContext, TcpForward};
+use crate::metrics::{ShardMetrics, Snapshot};
+use crate::tcp::{PumpResources, RouteState, ShardContext, TcpForward};
 
 /// What the start-up thread hands to one shard.
 pub struct ShardInit {
@@ -64,22 +63,12 @@ pub async fn run(init: ShardInit) {
         // listening; ownership moves into the glommio listener.
         let listener_fd = socket.into_raw_fd();
         let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
-        let state = Rc::new(RouteState {
-            src_counters: context.metrics.tcp(TcpLabels {
-                direction: route.direction,
-                peer: Peer::Src,
-                target_addr: route.listen.to_string(),
-                tls_sni: None,
-            }),
-            balancer: Balancer::new(&route.upstreams, seed(id, route.listen)),
-            http: HttpRoute::new(
-                &route.upstreams,
-                seed(id, route.listen).rotate_left(17),
-                config.pool_idle_timeout,
-            ),
-            listen_label: route.listen.to_string(),
-            route: route.clone(),
-        });
+        let state = Rc::new(RouteState::new(
+            route.clone(),
+            &context.metrics,
+            seed(id, route.listen),
+            config.pool_idle_timeout,
+        ));
         routes.push(state.clone());
         let accept = accept_loop(
             (listener, listener_fd),

@@ -34,12 +34,10 @@ impl Shutdown {
         self.triggered.get()
     }
 
-    /// Resolves once `trigger` has been called.
+    /// Resolves once `trigger` has been called. The semaphore never gets a
+    /// permit, so `acquire` only returns when `trigger` closes it.
     pub async fn wait(&self) {
-        while self.closed.acquire(1).await.is_ok() {
-            // Nobody signals permits; an Ok would only mean a bug elsewhere.
-            self.closed.signal(1);
-        }
+        let _ = self.closed.acquire(1).await;
     }
 }
 

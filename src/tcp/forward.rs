@@ -23,7 +23,7 @@ use super::ShardContext;
 use crate::config::{Protocol, Route};
 use crate::detect::{sniff, SniffError, Verdict};
 use crate::http::{self, H1Proxy, H2Proxy, HttpIo, HttpRoute};
-use crate::metrics::{DetectLabels, Peer, TcpCounters, TcpLabels};
+use crate::metrics::{DetectLabels, Peer, ShardMetrics, TcpCounters, TcpLabels};
 
 /// How many endpoints one connection tries before it gives up.
 const MAX_CONNECT_ATTEMPTS: usize = 3;
@@ -62,24 +62,28 @@ impl ForwardError {
     }
 }
 
-/// What the connection carries, as far as the opaque path cares.
+/// How a connection is carried, as the protocol policy and detection decide.
+#[derive(Debug, PartialEq, Eq)]
+enum Carry {
+    /// Bytes both ways; `tls_sni` is `Some` (the SNI, empty when none) for
+    /// TLS passed through.
+    Opaque {
+        tls_sni: Option<String>,
+    },
+    Http1,
+    Http2,
+}
+
 struct Detected {
-    /// Proxied as HTTP/1 rather than as opaque bytes.
-    http1: bool,
-    /// Proxied as HTTP/2 rather than as opaque bytes.
-    http2: bool,
-    /// `Some` for TLS passthrough, holding the SNI (empty when none).
-    tls_sni: Option<String>,
+    carry: Carry,
     /// Client bytes detection consumed, to send upstream first.
     prefix: Vec<u8>,
 }
 
 impl Detected {
-    fn opaque() -> Detected {
+    fn configured(carry: Carry) -> Detected {
         Detected {
-            http1: false,
-            http2: false,
-            tls_sni: None,
+            carry,
             prefix: Vec::new(),
         }
     }
@@ -90,8 +94,9 @@ fn opened(counters: Rc<TcpCounters>) -> Rc<TcpCounters> {
     counters
 }
 
-/// One route as a shard sees it: its config, its balancer and the
-/// client-side counters every connection on it shares.
+/// One route as a shard sees it: its config, its balancers and pools, and
+/// the counters its connections share, looked up once here rather than per
+/// connection.
 pub struct RouteState {
     pub route: Route,
     /// `route.listen` as the `target_addr` label, formatted once.
@@ -100,7 +105,60 @@ pub struct RouteState {
     pub balancer: Balancer,
     /// Balances requests and pools connections (HTTP).
     pub http: HttpRoute,
+    /// Client-side counters (`peer="src"`) of plain connections.
     pub src_counters: Rc<TcpCounters>,
+    /// Upstream-side counters (`peer="dst"`), by endpoint index.
+    pub dst_counters: Vec<Rc<TcpCounters>>,
+}
+
+impl RouteState {
+    pub fn new(
+        route: Route,
+        metrics: &ShardMetrics,
+        seed: u64,
+        pool_idle_timeout: Duration,
+    ) -> RouteState {
+        let listen_label = route.listen.to_string();
+        let labels = |peer, target_addr: String| TcpLabels {
+            direction: route.direction,
+            peer,
+            target_addr,
+            tls_sni: None,
+        };
+        RouteState {
+            src_counters: metrics.tcp(labels(Peer::Src, listen_label.clone())),
+            dst_counters: route
+                .upstreams
+                .iter()
+                .map(|upstream| metrics.tcp(labels(Peer::Dst, upstream.to_string())))
+                .collect(),
+            balancer: Balancer::new(&route.upstreams, seed),
+            http: HttpRoute::new(&route.upstreams, seed.rotate_left(17), pool_idle_timeout),
+            listen_label,
+            route,
+        }
+    }
+
+    /// The counters of a TLS passthrough connection: its SNI is a label,
+    /// so they are looked up per connection.
+    fn tls_counters(
+        &self,
+        metrics: &ShardMetrics,
+        peer: Peer,
+        index: usize,
+        sni: &str,
+    ) -> Rc<TcpCounters> {
+        let target_addr = match peer {
+            Peer::Src => self.listen_label.clone(),
+            Peer::Dst => self.route.upstreams[index].to_string(),
+        };
+        metrics.tcp(TcpLabels {
+            direction: self.route.direction,
+            peer,
+            target_addr,
+            tls_sni: Some(sni.to_string()),
+        })
+    }
 }
 
 pub struct TcpForward {
@@ -147,28 +205,24 @@ impl TcpForward {
     /// No endpoint could be connected. An HTTP/1 client still gets an
     /// answer it can read (a 502 or 503 saying why, from the HTTP path,
     /// which tries the endpoints again); anything else sees a reset rather
-    /// than mistake the refusal for an empty answer.
+    /// No endpoint could be connected. An HTTP client still gets an answer
+    /// it can read (a 502 or 503 saying why, from the HTTP path, which tries
+    /// the endpoints again); anything else sees a reset rather than mistake
+    /// the refusal for an empty answer.
     async fn unreachable(
         &self,
         client: Socket,
         err: ForwardError,
     ) -> (Rc<TcpCounters>, Result<(), ForwardError>) {
-        let verdict = match self.route.route.protocol {
-            Protocol::Http1 => Some((Verdict::Http1, Vec::new())),
-            Protocol::Http2 => Some((Verdict::Http2, Vec::new())),
-            Protocol::Detect => match sniff(&client, None, &self.shard.detect).await {
-                Ok(sniffed) => Some((sniffed.verdict, sniffed.prefix)),
-                Err(_) => None,
-            },
-            Protocol::Opaque => None,
-        };
-        match verdict {
-            Some((Verdict::Http1, prefix)) => {
-                Box::pin(self.serve_http1(client, None, prefix)).await
-            }
-            Some((Verdict::Http2, prefix)) => {
-                Box::pin(self.serve_http2(client, None, prefix)).await
-            }
+        match self.classify(&client, None).await {
+            Ok(Detected {
+                carry: Carry::Http1,
+                prefix,
+            }) => Box::pin(self.serve_http1(client, None, prefix)).await,
+            Ok(Detected {
+                carry: Carry::Http2,
+                prefix,
+            }) => Box::pin(self.serve_http2(client, None, prefix)).await,
             _ => {
                 client.reset_on_close();
                 (opened(self.route.src_counters.clone()), Err(err))
@@ -186,7 +240,7 @@ impl TcpForward {
     ) -> (Rc<TcpCounters>, Result<(), ForwardError>) {
         let endpoint = self.route.balancer.endpoint(index).addr;
         tracing::debug!(%endpoint, "upstream connected");
-        let detected = match Box::pin(self.classify(&client, &upstream, endpoint)).await {
+        let detected = match Box::pin(self.classify(&client, Some((&upstream, endpoint)))).await {
             Ok(detected) => detected,
             Err(err) => {
                 upstream.reset_on_close();
@@ -194,34 +248,29 @@ impl TcpForward {
                 return (opened(plain), Err(ForwardError::ClientRead(err.0)));
             }
         };
-        if detected.http1 {
-            let dst_counters = self.shard.metrics.tcp(TcpLabels {
-                direction: self.route.route.direction,
-                peer: Peer::Dst,
-                target_addr: endpoint.to_string(),
-                tls_sni: None,
-            });
-            let first = http::upstream(upstream, dst_counters, index);
-            return Box::pin(self.serve_http1(client, Some(first), detected.prefix)).await;
-        }
-        if detected.http2 {
-            let first = Some((index, upstream));
-            return Box::pin(self.serve_http2(client, first, detected.prefix)).await;
-        }
-        let (client, upstream) = (&client, &upstream);
-        let src_counters = match &detected.tls_sni {
-            None => self.route.src_counters.clone(),
-            Some(_) => self.shard.metrics.tcp(TcpLabels {
-                tls_sni: detected.tls_sni.clone(),
-                ..self.src_labels()
-            }),
+        let tls_sni = match detected.carry {
+            Carry::Http1 => {
+                let first = http::upstream(upstream, self.route.dst_counters[index].clone(), index);
+                return Box::pin(self.serve_http1(client, Some(first), detected.prefix)).await;
+            }
+            Carry::Http2 => {
+                let first = Some((index, upstream));
+                return Box::pin(self.serve_http2(client, first, detected.prefix)).await;
+            }
+            Carry::Opaque { tls_sni } => tls_sni,
         };
-        let dst_counters = self.shard.metrics.tcp(TcpLabels {
-            direction: self.route.route.direction,
-            peer: Peer::Dst,
-            target_addr: endpoint.to_string(),
-            tls_sni: detected.tls_sni,
-        });
+        let (client, upstream) = (&client, &upstream);
+        let metrics = &self.shard.metrics;
+        let (src_counters, dst_counters) = match &tls_sni {
+            None => (
+                self.route.src_counters.clone(),
+                self.route.dst_counters[index].clone(),
+            ),
+            Some(sni) => (
+                self.route.tls_counters(metrics, Peer::Src, index, sni),
+                self.route.tls_counters(metrics, Peer::Dst, index, sni),
+            ),
+        };
         src_counters.opened();
         dst_counters.opened();
         let started = Instant::now();
@@ -257,12 +306,13 @@ impl TcpForward {
     }
 
     /// The route's protocol policy, then detection where it applies; counts
-    /// the outcome in `protocol_detect_total`.
+    /// the outcome in `protocol_detect_total`. `upstream` is the connected
+    /// endpoint, watched for a server that speaks first (none when no
+    /// endpoint could be reached).
     async fn classify(
         &self,
         client: &Socket,
-        upstream: &Socket,
-        endpoint: SocketAddr,
+        upstream: Option<(&Socket, SocketAddr)>,
     ) -> Result<Detected, SniffError> {
         let count = |result: &'static str, duration: Option<Duration>| {
             let labels = DetectLabels {
@@ -275,24 +325,20 @@ impl TcpForward {
         match self.route.route.protocol {
             Protocol::Opaque => {
                 count("opaque_port", None);
-                return Ok(Detected::opaque());
+                return Ok(Detected::configured(Carry::Opaque { tls_sni: None }));
             }
-            // Configured, not detected. HTTP/2 is carried as opaque bytes
-            // until HTTP/2 proxying lands.
-            Protocol::Http1 => {
-                return Ok(Detected {
-                    http1: true,
-                    ..Detected::opaque()
-                })
-            }
-            Protocol::Http2 => return Ok(Detected::opaque()),
+            // Configured, not detected.
+            Protocol::Http1 => return Ok(Detected::configured(Carry::Http1)),
+            Protocol::Http2 => return Ok(Detected::configured(Carry::Http2)),
             Protocol::Detect => {}
         }
-        if self.shard.server_first.remembers(endpoint) {
+        let endpoint = upstream.map(|(_, endpoint)| endpoint);
+        if endpoint.is_some_and(|endpoint| self.shard.server_first.remembers(endpoint)) {
             count("learned_server_first", None);
-            return Ok(Detected::opaque());
+            return Ok(Detected::configured(Carry::Opaque { tls_sni: None }));
         }
-        let sniffed = match sniff(client, Some(upstream), &self.shard.detect).await {
+        let upstream = upstream.map(|(socket, _)| socket);
+        let sniffed = match sniff(client, upstream, &self.shard.detect).await {
             Ok(sniffed) => sniffed,
             Err(err) => {
                 count("error", None);
@@ -300,35 +346,26 @@ impl TcpForward {
             }
         };
         count(sniffed.verdict.label(), Some(sniffed.elapsed));
-        match &sniffed.verdict {
-            Verdict::ServerFirst => self.shard.server_first.remember(endpoint),
-            Verdict::Timeout => tracing::info!(
+        match (&sniffed.verdict, endpoint) {
+            (Verdict::ServerFirst, Some(endpoint)) => self.shard.server_first.remember(endpoint),
+            (Verdict::Timeout, _) => tracing::info!(
                 timeout = ?self.shard.detect.timeout,
                 "no protocol detected in time: forwarding as opaque TCP"
             ),
-            verdict => tracing::debug!(protocol = verdict.label(), "protocol detected"),
+            (verdict, _) => tracing::debug!(protocol = verdict.label(), "protocol detected"),
         }
-        let http1 = sniffed.verdict == Verdict::Http1;
-        let http2 = sniffed.verdict == Verdict::Http2;
-        let tls_sni = match sniffed.verdict {
-            Verdict::Tls { sni } => Some(sni.unwrap_or_default()),
-            _ => None,
+        let carry = match sniffed.verdict {
+            Verdict::Http1 => Carry::Http1,
+            Verdict::Http2 => Carry::Http2,
+            Verdict::Tls { sni } => Carry::Opaque {
+                tls_sni: Some(sni.unwrap_or_default()),
+            },
+            _ => Carry::Opaque { tls_sni: None },
         };
         Ok(Detected {
-            http1,
-            http2,
-            tls_sni,
+            carry,
             prefix: sniffed.prefix,
         })
-    }
-
-    fn src_labels(&self) -> TcpLabels {
-        TcpLabels {
-            direction: self.route.route.direction,
-            peer: Peer::Src,
-            target_addr: self.route.listen_label.clone(),
-            tls_sni: None,
-        }
     }
 
     /// HTTP/2: streams are proxied over pooled upstream connections; `first`,

@@ -50,8 +50,7 @@ pub(super) fn start(
 ) -> anyhow::Result<RunningTarget> {
     let listen = free_port()?;
     let workdir = WorkDir::new("haproxy")?;
-    let config_path = workdir.path().join("haproxy.cfg");
-    std::fs::write(&config_path, config(options, listen, origin, mode))?;
+    let config_path = workdir.write("haproxy.cfg", &config(options, listen, origin, mode))?;
     let mut command = Command::new(&options.haproxy_bin);
     command.arg("-db").arg("-f").arg(&config_path);
     let process = ProxyProcess::spawn("haproxy", command, workdir)?;

@@ -101,10 +101,9 @@ pub(super) fn start(
 ) -> anyhow::Result<RunningTarget> {
     let listen = free_port()?;
     let workdir = WorkDir::new("nginx")?;
-    let config_path = workdir.path().join("nginx.conf");
-    std::fs::write(
-        &config_path,
-        config(workdir.path(), options, listen, origin, mode)?,
+    let config_path = workdir.write(
+        "nginx.conf",
+        &config(workdir.path(), options, listen, origin, mode)?,
     )?;
     let mut command = Command::new(&options.nginx_bin);
     command

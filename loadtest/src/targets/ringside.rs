@@ -22,11 +22,10 @@ pub(super) fn start(
         ProxyMode::H2 => "http2",
     };
     let workdir = WorkDir::new("ringside")?;
-    let config = workdir.path().join("ringside.toml");
-    std::fs::write(
-        &config,
-        format!("[[route]]\nlisten = \"{listen}\"\nupstreams = [\"{origin}\"]\nprotocol = \"{protocol}\"\n"),
-    )?;
+    let route = format!(
+        "[[route]]\nlisten = \"{listen}\"\nupstreams = [\"{origin}\"]\nprotocol = \"{protocol}\"\n"
+    );
+    let config = workdir.write("ringside.toml", &route)?;
     let mut command = Command::new(&options.ringside_bin);
     command
         .arg("--config")
