@@ -306,11 +306,11 @@ impl H1Proxy<'_> {
         body_sent: bool,
     ) -> Result<(Outcome, bool), Failure> {
         let status = response.status;
-        let connect = head.method.eq_ignore_ascii_case("CONNECT");
+        let connect = head.method().eq_ignore_ascii_case("CONNECT");
         let tunnel =
             head.wants_tunnel() && (status == 101 || (connect && (200..300).contains(&status)));
         let framing = response
-            .framing(&head.method)
+            .framing(head.method())
             .map_err(|err| answer(502, &format!("bad response from upstream: {err}")))?;
         // A client whose body was never asked for may still send it: the
         // connection cannot carry another request after this one.

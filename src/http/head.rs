@@ -6,7 +6,8 @@
 //! stays chunked), so `Transfer-Encoding` and `Content-Length` are kept;
 //! `Framing` says where a body ends.
 
-use std::fmt::Write as _;
+use std::mem::MaybeUninit;
+use std::ops::Range;
 
 /// Most header lines a request or response head may carry.
 pub const MAX_HEADERS: usize = 100;
@@ -34,27 +35,40 @@ pub enum Framing {
     UntilClose,
 }
 
+/// Where one header line's name and value lie in its head's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    pub name: String,
-    pub value: Vec<u8>,
+struct HeaderSpan {
+    name: Range<u32>,
+    value: Range<u32>,
+}
+
+/// A head's bytes as received, with the spans of its header lines. Parsing
+/// copies the head once and keeps offsets into the copy: two allocations
+/// per head, however many headers it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fields {
+    raw: Vec<u8>,
+    headers: Vec<HeaderSpan>,
+    /// The head can be forwarded byte for byte: HTTP/1.1, CRLF line ends
+    /// only, and no hop-by-hop header to drop.
+    verbatim: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
-    pub method: String,
-    pub target: String,
+    fields: Fields,
+    method: Range<u32>,
+    target: Range<u32>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor_version: u8,
-    pub headers: Vec<Header>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
+    fields: Fields,
+    reason: Range<u32>,
     pub status: u16,
-    pub reason: String,
     pub minor_version: u8,
-    pub headers: Vec<Header>,
 }
 
 /// What a head parser returns: `Ok(None)` while the head is incomplete,
@@ -62,18 +76,22 @@ pub struct ResponseHead {
 pub type Parsed<T> = Result<Option<(T, usize)>, HeadError>;
 
 pub fn parse_request(bytes: &[u8]) -> Parsed<RequestHead> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut slots);
-    match request.parse(bytes) {
-        Ok(httparse::Status::Complete(len)) => Ok(Some((
-            RequestHead {
-                method: request.method.unwrap_or_default().to_string(),
-                target: request.path.unwrap_or_default().to_string(),
-                minor_version: request.version.unwrap_or(1),
-                headers: own(request.headers),
-            },
-            len,
-        ))),
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(bytes, &mut slots) {
+        Ok(httparse::Status::Complete(len)) => {
+            let minor_version = request.version.unwrap_or(1);
+            let head = &bytes[..len];
+            Ok(Some((
+                RequestHead {
+                    method: span(head, request.method.unwrap_or_default().as_bytes()),
+                    target: span(head, request.path.unwrap_or_default().as_bytes()),
+                    fields: Fields::new(head, request.headers, minor_version),
+                    minor_version,
+                },
+                len,
+            )))
+        }
         Ok(httparse::Status::Partial) if bytes.len() >= MAX_HEAD_BYTES => Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) => Ok(None),
         Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
@@ -82,18 +100,27 @@ pub fn parse_request(bytes: &[u8]) -> Parsed<RequestHead> {
 }
 
 pub fn parse_response(bytes: &[u8]) -> Parsed<ResponseHead> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut slots);
-    match response.parse(bytes) {
-        Ok(httparse::Status::Complete(len)) => Ok(Some((
-            ResponseHead {
-                status: response.code.unwrap_or_default(),
-                reason: response.reason.unwrap_or_default().to_string(),
-                minor_version: response.version.unwrap_or(1),
-                headers: own(response.headers),
-            },
-            len,
-        ))),
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        bytes,
+        &mut slots,
+    );
+    match parsed {
+        Ok(httparse::Status::Complete(len)) => {
+            let minor_version = response.version.unwrap_or(1);
+            let head = &bytes[..len];
+            Ok(Some((
+                ResponseHead {
+                    reason: span(head, response.reason.unwrap_or_default().as_bytes()),
+                    fields: Fields::new(head, response.headers, minor_version),
+                    status: response.code.unwrap_or_default(),
+                    minor_version,
+                },
+                len,
+            )))
+        }
         Ok(httparse::Status::Partial) if bytes.len() >= MAX_HEAD_BYTES => Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) => Ok(None),
         Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
@@ -101,33 +128,81 @@ pub fn parse_response(bytes: &[u8]) -> Parsed<ResponseHead> {
     }
 }
 
-fn own(headers: &[httparse::Header<'_>]) -> Vec<Header> {
-    headers
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_string(),
-            value: h.value.to_vec(),
-        })
-        .collect()
+/// The span of `part`, a slice httparse returned, within `head`. An empty
+/// part (a missing reason phrase) may point anywhere: it gets an empty span.
+fn span(head: &[u8], part: &[u8]) -> Range<u32> {
+    let start = (part.as_ptr() as usize).wrapping_sub(head.as_ptr() as usize);
+    if part.is_empty() || start > head.len() {
+        return 0..0;
+    }
+    // Heads are at most MAX_HEAD_BYTES long, so offsets fit in u32.
+    start as u32..(start + part.len()) as u32
+}
+
+fn text<'a>(raw: &'a [u8], span: &Range<u32>) -> &'a str {
+    // Spans cover tokens httparse has checked to be visible ASCII (method,
+    // request target, header name) or the reason phrase, which may carry
+    // obs-text: that one falls back to empty rather than mangled.
+    std::str::from_utf8(&raw[span.start as usize..span.end as usize]).unwrap_or_default()
+}
+
+impl Fields {
+    fn new(head: &[u8], parsed: &[httparse::Header<'_>], minor_version: u8) -> Fields {
+        let headers: Vec<HeaderSpan> = parsed
+            .iter()
+            .map(|h| HeaderSpan {
+                name: span(head, h.name.as_bytes()),
+                value: span(head, h.value),
+            })
+            .collect();
+        let mut fields = Fields {
+            raw: head.to_vec(),
+            headers,
+            verbatim: false,
+        };
+        fields.verbatim = minor_version == 1
+            && crlf_only(head)
+            && !fields.iter().any(|(name, _)| is_hop_by_hop(name));
+        fields
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers
+            .iter()
+            .map(|h| (self.bytes(&h.name), self.bytes(&h.value)))
+    }
+
+    fn bytes(&self, span: &Range<u32>) -> &[u8] {
+        &self.raw[span.start as usize..span.end as usize]
+    }
+}
+
+/// Every line ends in CRLF: httparse also takes a bare LF, which an
+/// upstream might read differently, so such a head is always rewritten.
+fn crlf_only(head: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', head).all(|at| at > 0 && head[at - 1] == b'\r')
 }
 
 /// Header lookups shared by requests and responses.
-pub trait Headers {
-    fn headers(&self) -> &[Header];
+trait Headers {
+    fn fields(&self) -> &Fields;
+
+    /// Every header line as (name, value), in order.
+    fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields().iter()
+    }
 
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers()
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_slice())
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| value)
     }
 
     /// True if any `name` header lists `token` (comma-separated, any case).
     fn has_token(&self, name: &str, token: &str) -> bool {
         self.headers()
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .flat_map(|h| h.value.split(|b| *b == b','))
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .flat_map(|(_, value)| value.split(|b| *b == b','))
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     }
 
@@ -140,20 +215,18 @@ pub trait Headers {
             Some(value) if value.trim_ascii().eq_ignore_ascii_case(b"chunked") => true,
             Some(_) => return Err(HeadError::Framing("unsupported transfer-encoding")),
         };
-        let lengths: Vec<&[u8]> = self
+        let mut lengths = self
             .headers()
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
-            .map(|h| h.value.as_slice())
-            .collect();
-        match (chunked, lengths.as_slice()) {
-            (true, []) => Ok(Some(Framing::Chunked)),
-            (true, _) => Err(HeadError::Framing(
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
+            .map(|(_, value)| value);
+        match (chunked, lengths.next()) {
+            (true, None) => Ok(Some(Framing::Chunked)),
+            (true, Some(_)) => Err(HeadError::Framing(
                 "both transfer-encoding and content-length",
             )),
-            (false, []) => Ok(None),
-            (false, [first, rest @ ..]) => {
-                if rest.iter().any(|other| other != first) {
+            (false, None) => Ok(None),
+            (false, Some(first)) => {
+                if lengths.any(|other| other != first) {
                     return Err(HeadError::Framing("conflicting content-length"));
                 }
                 let text = std::str::from_utf8(first)
@@ -169,18 +242,30 @@ pub trait Headers {
 }
 
 impl Headers for RequestHead {
-    fn headers(&self) -> &[Header] {
-        &self.headers
+    fn fields(&self) -> &Fields {
+        &self.fields
     }
 }
 
 impl Headers for ResponseHead {
-    fn headers(&self) -> &[Header] {
-        &self.headers
+    fn fields(&self) -> &Fields {
+        &self.fields
     }
 }
 
 impl RequestHead {
+    pub fn method(&self) -> &str {
+        text(&self.fields.raw, &self.method)
+    }
+
+    pub fn target(&self) -> &str {
+        text(&self.fields.raw, &self.target)
+    }
+
+    fn is_connect(&self) -> bool {
+        self.method().eq_ignore_ascii_case("CONNECT")
+    }
+
     pub fn framing(&self) -> Result<Framing, HeadError> {
         Ok(self.declared_framing()?.unwrap_or(Framing::None))
     }
@@ -197,7 +282,7 @@ impl RequestHead {
     /// An `Upgrade` (WebSocket and the like) or `CONNECT`: after a 101 or a
     /// 2xx, the connection becomes a tunnel.
     pub fn wants_tunnel(&self) -> bool {
-        self.method.eq_ignore_ascii_case("CONNECT")
+        self.is_connect()
             || (self.has_token("connection", "upgrade") && self.header("upgrade").is_some())
     }
 
@@ -208,8 +293,8 @@ impl RequestHead {
 
     /// The `authority` label: the Host header, or the CONNECT target.
     pub fn authority(&self) -> String {
-        if self.method.eq_ignore_ascii_case("CONNECT") {
-            return self.target.clone();
+        if self.is_connect() {
+            return self.target().to_string();
         }
         self.header("host")
             .map(|h| String::from_utf8_lossy(h.trim_ascii()).into_owned())
@@ -220,7 +305,7 @@ impl RequestHead {
     /// was processed before the connection failed.
     pub fn idempotent(&self) -> bool {
         matches!(
-            self.method.as_str(),
+            self.method(),
             "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
         )
     }
@@ -228,10 +313,17 @@ impl RequestHead {
     /// The head as sent upstream: HTTP/1.1, hop-by-hop headers removed
     /// (but `Upgrade` kept for a tunnel request).
     pub fn encode(&self, out: &mut Vec<u8>) {
+        if self.fields.verbatim {
+            out.extend_from_slice(&self.fields.raw);
+            return;
+        }
         let tunnel = self.wants_tunnel();
-        let _ = write!(Line(out), "{} {} HTTP/1.1\r\n", self.method, self.target);
-        encode_headers(&self.headers, tunnel, out);
-        if tunnel && !self.method.eq_ignore_ascii_case("CONNECT") {
+        out.extend_from_slice(self.fields.bytes(&self.method));
+        out.push(b' ');
+        out.extend_from_slice(self.fields.bytes(&self.target));
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        encode_headers(&self.fields, tunnel, out);
+        if tunnel && !self.is_connect() {
             out.extend_from_slice(b"connection: upgrade\r\n");
         }
         out.extend_from_slice(b"\r\n");
@@ -264,8 +356,18 @@ impl ResponseHead {
     /// The head as sent to the client, hop-by-hop headers removed; with
     /// `close`, it tells the client the connection ends after this response.
     pub fn encode(&self, tunnel: bool, close: bool, out: &mut Vec<u8>) {
-        let _ = write!(Line(out), "HTTP/1.1 {} {}\r\n", self.status, self.reason);
-        encode_headers(&self.headers, tunnel, out);
+        if self.fields.verbatim && !tunnel && !close {
+            out.extend_from_slice(&self.fields.raw);
+            return;
+        }
+        // httparse reads a status as exactly three digits.
+        let digits = [100, 10, 1].map(|place| b'0' + (self.status / place % 10) as u8);
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(&digits);
+        out.push(b' ');
+        out.extend_from_slice(self.fields.bytes(&self.reason));
+        out.extend_from_slice(b"\r\n");
+        encode_headers(&self.fields, tunnel, out);
         if tunnel && self.status == 101 {
             out.extend_from_slice(b"connection: upgrade\r\n");
         } else if close {
@@ -275,49 +377,42 @@ impl ResponseHead {
     }
 }
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "upgrade",
-];
+/// Headers that describe one connection, not the message (RFC 9110
+/// §7.6.1): `connection`, `keep-alive`, `proxy-connection`,
+/// `proxy-authenticate`, `proxy-authorization`, `te` and `upgrade`. Every
+/// header of every head is checked, so the length picks the one candidate.
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    let candidate = match name.len() {
+        2 => "te",
+        7 => "upgrade",
+        10 if name[0].eq_ignore_ascii_case(&b'c') => "connection",
+        10 => "keep-alive",
+        16 => "proxy-connection",
+        18 => "proxy-authenticate",
+        19 => "proxy-authorization",
+        _ => return false,
+    };
+    name.eq_ignore_ascii_case(candidate.as_bytes())
+}
 
-fn encode_headers(headers: &[Header], tunnel: bool, out: &mut Vec<u8>) {
+fn encode_headers(fields: &Fields, tunnel: bool, out: &mut Vec<u8>) {
     // Headers named in Connection are hop-by-hop too.
-    let named: Vec<&[u8]> = headers
+    let named: Vec<&[u8]> = fields
         .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| h.value.split(|b| *b == b','))
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, value)| value.split(|b| *b == b','))
         .map(|t| t.trim_ascii())
         .collect();
-    for header in headers {
-        let name = header.name.as_str();
-        let hop = HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-            || named
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()));
-        let keep_upgrade = tunnel && name.eq_ignore_ascii_case("upgrade");
+    for (name, value) in fields.iter() {
+        let hop = is_hop_by_hop(name) || named.iter().any(|n| n.eq_ignore_ascii_case(name));
+        let keep_upgrade = tunnel && name.eq_ignore_ascii_case(b"upgrade");
         if hop && !keep_upgrade {
             continue;
         }
-        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(&header.value);
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
-    }
-}
-
-/// `fmt::Write` into a byte vector, for the start lines.
-struct Line<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Line<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
     }
 }
 
@@ -375,7 +470,7 @@ mod tests {
         }
         let (head, len) = parse_request(text.as_bytes()).unwrap().unwrap();
         assert_eq!(&text[len..], "leftover");
-        assert_eq!((head.method.as_str(), head.target.as_str()), ("GET", "/a"));
+        assert_eq!((head.method(), head.target()), ("GET", "/a"));
         assert_eq!(head.authority(), "example.test");
 
         let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: y\r\n")).collect();
@@ -451,6 +546,36 @@ mod tests {
         assert!(
             text.contains("Upgrade: websocket\r\n") && text.contains("connection: upgrade\r\n"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn clean_heads_pass_byte_for_byte_and_others_are_rewritten() {
+        let clean = "GET /x HTTP/1.1\r\nHost: a\r\nX-Odd:  spaced \r\n\r\n";
+        let mut out = Vec::new();
+        request(clean).encode(&mut out);
+        assert_eq!(out, clean.as_bytes());
+
+        // httparse takes bare LF line ends; the upstream gets CRLF.
+        let mut out = Vec::new();
+        request("GET /x HTTP/1.1\nHost: a\n\n").encode(&mut out);
+        assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+
+        // HTTP/1.0 is sent on as HTTP/1.1.
+        let mut out = Vec::new();
+        request("GET /x HTTP/1.0\r\nHost: a\r\n\r\n").encode(&mut out);
+        assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+
+        let response = "HTTP/1.1 404 Gone Away\r\nContent-Length: 0\r\n\r\n";
+        let (head, _) = parse_response(response.as_bytes()).unwrap().unwrap();
+        let mut out = Vec::new();
+        head.encode(false, false, &mut out);
+        assert_eq!(out, response.as_bytes());
+        let mut out = Vec::new();
+        head.encode(false, true, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 404 Gone Away\r\nContent-Length: 0\r\nconnection: close\r\n\r\n"
         );
     }
 

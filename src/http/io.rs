@@ -26,6 +26,9 @@ pub struct HttpIo {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// A new message is usually waiting by the time it is read (a client's
+    /// next request, under load): try a recv before arming a poll for it.
+    eager: bool,
 }
 
 /// A head could not be read.
@@ -62,7 +65,14 @@ impl HttpIo {
             buf: already_read,
             start: 0,
             end,
+            eager: false,
         }
+    }
+
+    /// Reads of a new message try a non-blocking recv first (see `eager`).
+    pub fn eager(mut self) -> HttpIo {
+        self.eager = true;
+        self
     }
 
     pub fn unread(&self) -> &[u8] {
@@ -101,28 +111,28 @@ impl HttpIo {
 
     /// Reads more bytes into the buffer; 0 means EOF. Waiting
     /// `between_messages`, it gives a grown buffer back first, so an idle
-    /// keep-alive connection holds at most 4 KiB. It parks with io_uring's
-    /// own wait for data (a one-byte peek: no failed recv(2) before the
-    /// wait), then takes everything that is there with one non-blocking recv.
+    /// keep-alive connection holds at most 4 KiB. The read is glommio's:
+    /// a non-blocking recv that, when it leaves the buffer unfilled, arms an
+    /// io_uring poll for the next one, so a read costs one recv(2) whether
+    /// the data is already there or still to come. An `eager` reader tries
+    /// its own recv first, which saves that poll when the bytes are there.
     async fn fill(&mut self, between_messages: bool) -> io::Result<usize> {
         if between_messages && self.end == 0 && self.buf.len() > FIRST_BUFFER_BYTES {
             // A large buffer is given back while waiting for a new message.
             self.buf = Vec::new();
         }
-        loop {
-            if self.socket.peek(&mut [0u8; 1]).await? == 0 {
-                return Ok(0);
-            }
-            self.make_room();
-            let n = match self.socket.try_recv(&mut self.buf[self.end..])? {
+        self.make_room();
+        let n = match self.eager && between_messages {
+            true => match self.socket.try_recv(&mut self.buf[self.end..])? {
                 Received::Bytes(n) => n,
                 Received::Eof => 0,
-                Received::WouldBlock => continue,
-            };
-            self.end += n;
-            self.counters.read(n);
-            return Ok(n);
-        }
+                Received::WouldBlock => self.socket.read(&mut self.buf[self.end..]).await?,
+            },
+            false => self.socket.read(&mut self.buf[self.end..]).await?,
+        };
+        self.end += n;
+        self.counters.read(n);
+        Ok(n)
     }
 
     /// Reads one head. `Ok(None)`: the peer closed cleanly before a byte of

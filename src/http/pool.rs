@@ -1,7 +1,7 @@
 //! Upstream HTTP/1 connections of one shard and route, pooled per endpoint
-//! so keep-alive requests skip the connect. A pooled connection is checked
-//! before reuse (a peek that finds EOF or stray bytes means the upstream
-//! closed or misbehaved) and closed after the idle timeout.
+//! so keep-alive requests skip the connect. A pooled connection idle for a
+//! while is checked before reuse (a peek that finds EOF or stray bytes means
+//! the upstream closed or misbehaved) and closed after the idle timeout.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -12,6 +12,13 @@ use crate::tcp::Socket;
 
 /// Most idle connections kept per endpoint; more are closed when returned.
 const MAX_IDLE_PER_ENDPOINT: usize = 256;
+
+/// A connection back in the pool for less than this is reused without the
+/// peek (a recv(2) per request under load): a server closes keep-alives
+/// after seconds of idleness, not within a millisecond of answering. The
+/// race that remains is the one any check has: a close can arrive between
+/// the check and the request, and is retried as a stale connection.
+const PROBE_AFTER_IDLE: Duration = Duration::from_millis(1);
 
 /// One connection to an upstream endpoint. Its `tcp_*` counters record its
 /// close when it is dropped.
@@ -73,7 +80,11 @@ impl Pool {
         let mut idle = self.idle.borrow_mut();
         let now = Instant::now();
         while let Some((upstream, since)) = idle[endpoint].pop() {
-            if now.saturating_duration_since(since) < self.idle_timeout && upstream.is_clean() {
+            let idle = now.saturating_duration_since(since);
+            if idle >= self.idle_timeout {
+                continue;
+            }
+            if (idle < PROBE_AFTER_IDLE && upstream.io.unread().is_empty()) || upstream.is_clean() {
                 return Some(upstream);
             }
         }

@@ -174,9 +174,19 @@ impl TcpForward {
     /// Carries `client` until both sides are done; counts and logs its end.
     pub async fn run(self, client: TcpStream) {
         let started = Instant::now();
+        // Taken now: a reset socket no longer has a peer address.
+        let peer = client.peer_addr().ok();
         let (src_counters, result) = self.forward(client).await;
         if let Err(err) = &result {
-            tracing::warn!(side = err.side(), error = %err, "connection failed");
+            let client = peer.map_or_else(|| "?".to_string(), |addr| addr.to_string());
+            tracing::warn!(
+                shard = self.shard.metrics.shard(),
+                %client,
+                target = %self.route.route.listen,
+                side = err.side(),
+                error = %err,
+                "connection failed"
+            );
         } else {
             tracing::debug!("connection closed");
         }
@@ -398,7 +408,7 @@ impl TcpForward {
     ) -> (Rc<TcpCounters>, Result<(), ForwardError>) {
         let src_counters = opened(self.route.src_counters.clone());
         src_counters.read(prefix.len());
-        let mut client = HttpIo::new(client, src_counters.clone(), prefix);
+        let mut client = HttpIo::new(client, src_counters.clone(), prefix).eager();
         let proxy = H1Proxy {
             shard: &self.shard,
             route: &self.route,
