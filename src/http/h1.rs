@@ -160,8 +160,11 @@ impl H1Proxy<'_> {
     ) -> Result<Outcome, ForwardError> {
         let balancer = &self.route.http.balancer;
         let mut tried = Vec::new();
+        // Only a request that could be sent again survives a pooled
+        // connection found closed after the request went out.
+        let retryable = head.retryable();
         for attempt in 0..2 {
-            let mut upstream = match self.upstream(&mut tried, first).await {
+            let mut upstream = match self.upstream(&mut tried, first, retryable).await {
                 Ok(upstream) => upstream,
                 Err((status, why)) => {
                     return Ok(Outcome::ProxyError {
@@ -264,7 +267,7 @@ impl H1Proxy<'_> {
             let response = match next {
                 Ok(Some(response)) => response,
                 Ok(None) | Err(ReadHeadError::Io(_))
-                    if upstream.reused && framing == Framing::None && head.idempotent() =>
+                    if upstream.reused && head.retryable() =>
                 {
                     return Err(Failure::Retry);
                 }
@@ -382,6 +385,7 @@ impl H1Proxy<'_> {
         &self,
         tried: &mut Vec<usize>,
         first: &mut Option<Upstream>,
+        retryable: bool,
     ) -> Result<Upstream, (u16, String)> {
         if let Some(upstream) = first.take() {
             return Ok(upstream);
@@ -389,7 +393,7 @@ impl H1Proxy<'_> {
         let balancer = &self.route.http.balancer;
         let mut last_error = None;
         while let Some(index) = balancer.pick(tried) {
-            if let Some(upstream) = self.route.http.pool.checkout(index) {
+            if let Some(upstream) = self.route.http.pool.checkout(index, retryable) {
                 return Ok(upstream);
             }
             match super::connect(self.shard, self.route, index).await {

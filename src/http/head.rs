@@ -301,13 +301,16 @@ impl RequestHead {
             .unwrap_or_default()
     }
 
-    /// Safe to send twice: nothing changes on the server if the first copy
-    /// was processed before the connection failed.
-    pub fn idempotent(&self) -> bool {
-        matches!(
+    /// Safe to send again on another connection: an idempotent method
+    /// (nothing changes on the server if the first copy was processed before
+    /// the connection failed) and no body (nothing was consumed from the
+    /// client that could not be sent again).
+    pub fn retryable(&self) -> bool {
+        let idempotent = matches!(
             self.method(),
             "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
-        )
+        );
+        idempotent && self.framing() == Ok(Framing::None)
     }
 
     /// The head as sent upstream: HTTP/1.1, hop-by-hop headers removed

@@ -14,10 +14,10 @@ use crate::tcp::Socket;
 const MAX_IDLE_PER_ENDPOINT: usize = 256;
 
 /// A connection back in the pool for less than this is reused without the
-/// peek (a recv(2) per request under load): a server closes keep-alives
-/// after seconds of idleness, not within a millisecond of answering. The
-/// race that remains is the one any check has: a close can arrive between
-/// the check and the request, and is retried as a stale connection.
+/// peek (a recv(2) per request under load) by a request that can be retried
+/// if the connection turns out closed: a server closes keep-alives after
+/// seconds of idleness, not within a millisecond of answering. Other
+/// requests (a POST, a body) always get the peek.
 const PROBE_AFTER_IDLE: Duration = Duration::from_millis(1);
 
 /// One connection to an upstream endpoint. Its `tcp_*` counters record its
@@ -75,8 +75,9 @@ impl Pool {
         }
     }
 
-    /// The most recently used live connection to `endpoint`, if any.
-    pub fn checkout(&self, endpoint: usize) -> Option<Upstream> {
+    /// The most recently used live connection to `endpoint`, if any;
+    /// `retryable`: the request may skip the check on a fresh return.
+    pub fn checkout(&self, endpoint: usize, retryable: bool) -> Option<Upstream> {
         let mut idle = self.idle.borrow_mut();
         let now = Instant::now();
         while let Some((upstream, since)) = idle[endpoint].pop() {
@@ -84,7 +85,8 @@ impl Pool {
             if idle >= self.idle_timeout {
                 continue;
             }
-            if (idle < PROBE_AFTER_IDLE && upstream.io.unread().is_empty()) || upstream.is_clean() {
+            let fresh = retryable && idle < PROBE_AFTER_IDLE && upstream.io.unread().is_empty();
+            if fresh || upstream.is_clean() {
                 return Some(upstream);
             }
         }

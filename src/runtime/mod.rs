@@ -173,11 +173,8 @@ impl Proxy {
             );
             PoolPlacement::Unbound(shards)
         };
-        let mut pool = LocalExecutorPoolBuilder::new(placement).name("ringside-shard");
-        if let Ok(us) = std::env::var("RINGSIDE_SPIN_US") {
-            pool = pool.spin_before_park(std::time::Duration::from_micros(us.parse().unwrap()));
-        }
-        let handles = pool
+        let handles = LocalExecutorPoolBuilder::new(placement)
+            .name("ringside-shard")
             .on_all_shards(move || {
                 let init = init_rx.recv().expect("one init per shard");
                 shard::run(init)
