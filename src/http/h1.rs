@@ -266,9 +266,7 @@ impl H1Proxy<'_> {
             };
             let response = match next {
                 Ok(Some(response)) => response,
-                Ok(None) | Err(ReadHeadError::Io(_))
-                    if upstream.reused && head.retryable() =>
-                {
+                Ok(None) | Err(ReadHeadError::Io(_)) if upstream.reused && head.retryable() => {
                     return Err(Failure::Retry);
                 }
                 Ok(None) => {

@@ -26,9 +26,24 @@ pub struct HttpIo {
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    /// A new message is usually waiting by the time it is read (a client's
-    /// next request, under load): try a recv before arming a poll for it.
-    eager: bool,
+    /// When the next message is expected, which decides how it is read.
+    arrival: Arrival,
+}
+
+/// When a new message is expected to be readable, for the first read of its
+/// head. Every poll armed for a read is an io_uring submission, a
+/// completion and often a cross-core wake-up; a recv that finds the bytes
+/// already there saves all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// No idea: arm the poll (glommio's read).
+    Unknown,
+    /// Probably there already (a client's next request, under load): try a
+    /// recv first.
+    Waiting,
+    /// Soon (an upstream's response to a request just sent): let the
+    /// shard's other tasks run once, then try a recv.
+    Soon,
 }
 
 /// A head could not be read.
@@ -65,13 +80,13 @@ impl HttpIo {
             buf: already_read,
             start: 0,
             end,
-            eager: false,
+            arrival: Arrival::Unknown,
         }
     }
 
-    /// Reads of a new message try a non-blocking recv first (see `eager`).
-    pub fn eager(mut self) -> HttpIo {
-        self.eager = true;
+    /// How the first read of each new message is made (see `Arrival`).
+    pub fn expecting(mut self, arrival: Arrival) -> HttpIo {
+        self.arrival = arrival;
         self
     }
 
@@ -114,21 +129,29 @@ impl HttpIo {
     /// keep-alive connection holds at most 4 KiB. The read is glommio's:
     /// a non-blocking recv that, when it leaves the buffer unfilled, arms an
     /// io_uring poll for the next one, so a read costs one recv(2) whether
-    /// the data is already there or still to come. An `eager` reader tries
-    /// its own recv first, which saves that poll when the bytes are there.
+    /// the data is already there or still to come. The first read of a new
+    /// message may try its own recv first (see `Arrival`).
     async fn fill(&mut self, between_messages: bool) -> io::Result<usize> {
         if between_messages && self.end == 0 && self.buf.len() > FIRST_BUFFER_BYTES {
             // A large buffer is given back while waiting for a new message.
             self.buf = Vec::new();
         }
         self.make_room();
-        let n = match self.eager && between_messages {
-            true => match self.socket.try_recv(&mut self.buf[self.end..])? {
-                Received::Bytes(n) => n,
-                Received::Eof => 0,
-                Received::WouldBlock => self.socket.read(&mut self.buf[self.end..]).await?,
-            },
-            false => self.socket.read(&mut self.buf[self.end..]).await?,
+        let arrival = match between_messages {
+            true => self.arrival,
+            false => Arrival::Unknown,
+        };
+        if arrival == Arrival::Soon {
+            futures_lite::future::yield_now().await;
+        }
+        let received = match arrival {
+            Arrival::Unknown => Received::WouldBlock,
+            Arrival::Waiting | Arrival::Soon => self.socket.try_recv(&mut self.buf[self.end..])?,
+        };
+        let n = match received {
+            Received::Bytes(n) => n,
+            Received::Eof => 0,
+            Received::WouldBlock => self.socket.read(&mut self.buf[self.end..]).await?,
         };
         self.end += n;
         self.counters.read(n);

@@ -24,7 +24,7 @@ pub use h2::H2Proxy;
 pub(crate) use head::reason_phrase;
 /// For the benches: the hot path of every HTTP/1 request.
 pub use head::{parse_request, parse_response};
-pub use io::HttpIo;
+pub use io::{Arrival, HttpIo};
 pub use pool::{upstream, Pool, Upstream};
 
 /// Connects to endpoint `index` for an HTTP request: the balancer and the

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::io::HttpIo;
+use super::io::{Arrival, HttpIo};
 use crate::tcp::Socket;
 
 /// Most idle connections kept per endpoint; more are closed when returned.
@@ -121,5 +121,6 @@ pub fn upstream(
     counters: Rc<crate::metrics::TcpCounters>,
     endpoint: usize,
 ) -> Upstream {
-    Upstream::new(HttpIo::new(socket, counters, Vec::new()), endpoint)
+    let io = HttpIo::new(socket, counters, Vec::new()).expecting(Arrival::Soon);
+    Upstream::new(io, endpoint)
 }

@@ -22,7 +22,7 @@ use super::socket::Socket;
 use super::ShardContext;
 use crate::config::{Protocol, Route};
 use crate::detect::{sniff, SniffError, Verdict};
-use crate::http::{self, H1Proxy, H2Proxy, HttpIo, HttpRoute};
+use crate::http::{self, Arrival, H1Proxy, H2Proxy, HttpIo, HttpRoute};
 use crate::metrics::{DetectLabels, Peer, ShardMetrics, TcpCounters, TcpLabels};
 
 /// How many endpoints one connection tries before it gives up.
@@ -408,7 +408,8 @@ impl TcpForward {
     ) -> (Rc<TcpCounters>, Result<(), ForwardError>) {
         let src_counters = opened(self.route.src_counters.clone());
         src_counters.read(prefix.len());
-        let mut client = HttpIo::new(client, src_counters.clone(), prefix).eager();
+        let mut client =
+            HttpIo::new(client, src_counters.clone(), prefix).expecting(Arrival::Waiting);
         let proxy = H1Proxy {
             shard: &self.shard,
             route: &self.route,
