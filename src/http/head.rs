@@ -160,7 +160,11 @@ impl Fields {
             headers,
             verbatim: false,
         };
+        // httparse skips empty lines before the start line; they are not
+        // passed on.
+        let starts_clean = !matches!(head.first(), Some(b'\r' | b'\n'));
         fields.verbatim = minor_version == 1
+            && starts_clean
             && crlf_only(head)
             && !fields.iter().any(|(name, _)| is_hop_by_hop(name));
         fields
@@ -562,6 +566,11 @@ mod tests {
         // httparse takes bare LF line ends; the upstream gets CRLF.
         let mut out = Vec::new();
         request("GET /x HTTP/1.1\nHost: a\n\n").encode(&mut out);
+        assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+
+        // Empty lines before the request line are not passed on.
+        let mut out = Vec::new();
+        request("\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n").encode(&mut out);
         assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
 
         // HTTP/1.0 is sent on as HTTP/1.1.

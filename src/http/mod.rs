@@ -11,6 +11,7 @@ mod h1;
 mod h2;
 mod h2_io;
 mod head;
+pub mod invariants;
 mod io;
 mod pool;
 

@@ -1,0 +1,149 @@
+//! The properties every HTTP/1 head must satisfy on its way through the
+//! proxy, as one function that panics on a violation. The cargo-fuzz target
+//! `http_head` calls it on fuzzer input and the proptests on generated heads.
+//!
+//! Public only so that the fuzz crate can reach it; not part of the API.
+
+use super::head::{parse_request, parse_response, HeadError, Parsed, MAX_HEADERS};
+
+/// Panics if a head that parses is written out in a form that does not
+/// parse back to the same message:
+/// 1. parsing never panics (reaching the end proves it);
+/// 2. what is sent on parses as one complete head, of exactly its length;
+/// 3. with the same method, target, status and body framing;
+/// 4. with CRLF line ends only;
+/// 5. and writing that out again changes nothing (the rewrite is stable).
+pub fn check_head_invariants(input: &[u8]) {
+    if let Ok(Some((request, _))) = parse_request(input) {
+        let mut out = Vec::new();
+        request.encode(&mut out);
+        let Some((again, len)) = reparse(parse_request(&out), &out) else {
+            return;
+        };
+        assert_eq!(len, out.len(), "one head, nothing after it");
+        assert_eq!(again.method(), request.method());
+        assert_eq!(again.target(), request.target());
+        assert_eq!(again.framing(), request.framing());
+        assert_eq!(again.wants_tunnel(), request.wants_tunnel());
+        let mut twice = Vec::new();
+        again.encode(&mut twice);
+        assert_eq!(twice, out, "the rewrite is stable");
+    }
+    if let Ok(Some((response, _))) = parse_response(input) {
+        for (tunnel, close) in [(false, false), (false, true), (true, false)] {
+            let mut out = Vec::new();
+            response.encode(tunnel, close, &mut out);
+            let Some((again, len)) = reparse(parse_response(&out), &out) else {
+                continue;
+            };
+            assert_eq!(len, out.len(), "one head, nothing after it");
+            assert_eq!(again.status, response.status);
+            assert_eq!(again.framing("GET"), response.framing("GET"));
+            if close {
+                assert!(!again.keep_alive(), "a closing response says so");
+            }
+        }
+    }
+}
+
+/// The head that was sent on, parsed again; `None` only when the proxy's
+/// own line (`connection: close` or `upgrade`) took a head that had the
+/// most headers ringside accepts over that limit (the peer's limit is its
+/// own: this is not an error).
+fn reparse<T>(parsed: Parsed<T>, out: &[u8]) -> Option<(T, usize)> {
+    let text = String::from_utf8_lossy(out);
+    let lines = memchr::memchr_iter(b'\n', out).count();
+    assert!(
+        memchr::memchr_iter(b'\n', out).all(|at| at > 0 && out[at - 1] == b'\r'),
+        "bare LF in {text:?}"
+    );
+    match parsed {
+        Ok(Some(head)) => Some(head),
+        // The start line and the empty line are not headers.
+        Err(HeadError::TooLarge) if lines - 2 == MAX_HEADERS + 1 => None,
+        other => panic!("{text:?} does not parse back: {:?}", other.err()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_head_invariants;
+    use proptest::prelude::*;
+
+    #[test]
+    fn known_heads_hold() {
+        for head in [
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            "\r\nGET /x HTTP/1.0\nHost: a\nConnection: keep-alive, x-a\nX-A: 1\n\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n",
+            "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n",
+            "HTTP/1.0 101 Switching\nUpgrade: x\nConnection: upgrade\n\n",
+            "HTTP/1.1 204 \r\n\r\n",
+        ] {
+            check_head_invariants(head.as_bytes());
+        }
+    }
+
+    /// Head-shaped input: a start line, then header lines made of a few
+    /// names that matter to the proxy, with CRLF or bare LF line ends.
+    fn head() -> impl Strategy<Value = Vec<u8>> {
+        let start = prop::sample::select(vec![
+            "GET / HTTP/1.1",
+            "POST /p?q=1 HTTP/1.0",
+            "CONNECT h:1 HTTP/1.1",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.0 304 Not Modified",
+            "HTTP/1.1 101 Switching Protocols",
+        ]);
+        let name = prop::sample::select(vec![
+            "Host",
+            "Connection",
+            "connection",
+            "Keep-Alive",
+            "Upgrade",
+            "TE",
+            "Transfer-Encoding",
+            "Content-Length",
+            "X-Named",
+            "Proxy-Connection",
+        ]);
+        let value = prop::sample::select(vec![
+            "close",
+            "keep-alive, X-Named",
+            "upgrade",
+            "chunked",
+            "5",
+            "a b",
+            "",
+        ]);
+        let eol = prop::sample::select(vec!["\r\n", "\n"]);
+        (
+            start,
+            eol.clone(),
+            prop::collection::vec((name, value, eol.clone()), 0..8),
+            eol,
+        )
+            .prop_map(|(start, first_eol, lines, last_eol)| {
+                let mut text = format!("{start}{first_eol}");
+                for (name, value, eol) in lines {
+                    text.push_str(&format!("{name}: {value}{eol}"));
+                }
+                text.push_str(last_eol);
+                text.into_bytes()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn generated_heads_hold(input in head()) {
+            check_head_invariants(&input);
+        }
+
+        #[test]
+        fn arbitrary_bytes_hold(input in prop::collection::vec(any::<u8>(), 0..256)) {
+            check_head_invariants(&input);
+        }
+    }
+}
