@@ -78,7 +78,12 @@ pub type Parsed<T> = Result<Option<(T, usize)>, HeadError>;
 pub fn parse_request(bytes: &[u8]) -> Parsed<RequestHead> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut []);
-    match request.parse_with_uninit_headers(bytes, &mut slots) {
+    let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut request,
+        bytes,
+        &mut slots,
+    );
+    match parsed {
         Ok(httparse::Status::Complete(len)) => {
             let minor_version = request.version.unwrap_or(1);
             let head = &bytes[..len];
@@ -139,10 +144,9 @@ fn span(head: &[u8], part: &[u8]) -> Range<u32> {
     start as u32..(start + part.len()) as u32
 }
 
+/// A method or request target: httparse hands both out as `str` (it checks
+/// them to be UTF-8), so the fallback to empty is never taken.
 fn text<'a>(raw: &'a [u8], span: &Range<u32>) -> &'a str {
-    // Spans cover tokens httparse has checked to be visible ASCII (method,
-    // request target, header name) or the reason phrase, which may carry
-    // obs-text: that one falls back to empty rather than mangled.
     std::str::from_utf8(&raw[span.start as usize..span.end as usize]).unwrap_or_default()
 }
 

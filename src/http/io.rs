@@ -137,9 +137,10 @@ impl HttpIo {
             self.buf = Vec::new();
         }
         self.make_room();
-        let arrival = match between_messages {
-            true => self.arrival,
-            false => Arrival::Unknown,
+        let arrival = if between_messages {
+            self.arrival
+        } else {
+            Arrival::Unknown
         };
         if arrival == Arrival::Soon {
             futures_lite::future::yield_now().await;

@@ -115,11 +115,17 @@ async fn accept_loop(
 ) {
     let start = |stream: TcpStream| {
         context.metrics.accepted();
-        // A debug span: a disabled one costs nothing per poll, where an
-        // enabled one costs the subscriber a call on every poll of the
-        // connection (1-2% of the CPU of an HTTP/1 request). The failure
-        // line names the connection on its own.
-        let span = tracing::debug_span!("conn");
+        // A debug span: a disabled one costs nothing per poll (its fields
+        // are not even evaluated), where an enabled one costs the
+        // subscriber a call on every poll of the connection (1-2% of the
+        // CPU of an HTTP/1 request). The failure line names the connection
+        // on its own.
+        let span = tracing::debug_span!(
+            "conn",
+            shard = context.metrics.shard(),
+            client = ?stream.peer_addr().ok(),
+            target = %route.route.listen,
+        );
         let forward = TcpForward::new(context.clone(), route.clone());
         // Err: draining, the gate no longer takes tasks.
         connections
