@@ -153,14 +153,23 @@ fn a_server_that_speaks_first_is_not_kept_waiting_and_is_remembered() {
 #[test]
 fn a_silent_client_fails_open_after_the_timeout_with_its_bytes_intact() {
     let origin = Origin::echo();
-    let proxy = detect_proxy(&origin, &["--detect-timeout", "200ms"]);
+    let proxy = detect_proxy(&origin, &["--detect-timeout", "1s"]);
     let mut client = TcpStream::connect(proxy.route()).unwrap();
+    // While it waits, the connection is visible as detecting (its tcp_*
+    // series depend on the verdict).
+    eventually("the connection shows as detecting", || {
+        proxy.metrics().sum("ringside_detecting_connections", &[]) == 1.0
+    });
     eventually("detection timed out", || {
         proxy
             .metrics()
             .sum("protocol_detect_total", &[("result", "timeout")])
             == 1.0
     });
+    assert_eq!(
+        proxy.metrics().sum("ringside_detecting_connections", &[]),
+        0.0
+    );
     let data = random_bytes(100_000, 9);
     let echoed = {
         let stream = client.try_clone().unwrap();

@@ -178,6 +178,18 @@ pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
     );
     family(
         out,
+        "ringside_detecting_connections",
+        "gauge",
+        "Connections waiting for a protocol verdict (counted in tcp_open_connections once it is in).",
+    );
+    sample(
+        out,
+        "ringside_detecting_connections",
+        "",
+        snapshot.detecting_connections,
+    );
+    family(
+        out,
         "ringside_pipes",
         "gauge",
         "Splice pipes, lent out or pooled.",

@@ -10,7 +10,7 @@ mod snapshot;
 pub use encode::encode;
 pub use process::ProcessStats;
 pub use recorder::{
-    DetectLabels, Peer, RequestLabels, ResponseClass, ResponseStats, ShardMetrics, TcpCounters,
-    TcpLabels,
+    DetectLabels, Detecting, Peer, RequestLabels, ResponseClass, ResponseStats, ShardMetrics,
+    TcpCounters, TcpLabels,
 };
 pub use snapshot::{ShardSummary, Snapshot, TcpSnapshot};

@@ -152,6 +152,15 @@ impl TcpCounters {
     }
 }
 
+/// A connection being detected; see `ShardMetrics::detecting`.
+pub struct Detecting(Rc<Cell<u64>>);
+
+impl Drop for Detecting {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
 /// Every metric of one shard.
 #[derive(Debug)]
 pub struct ShardMetrics {
@@ -159,6 +168,9 @@ pub struct ShardMetrics {
     tcp: RefCell<BTreeMap<TcpLabels, Rc<TcpCounters>>>,
     accepted_total: Cell<u64>,
     accept_errors_total: Cell<u64>,
+    /// Connections waiting for a detection verdict: not yet in any `tcp_*`
+    /// series, whose labels depend on the verdict.
+    detecting: Rc<Cell<u64>>,
     /// Upstream connects that failed, by endpoint and reason.
     connect_failures: RefCell<BTreeMap<(String, &'static str), u64>>,
     detect_total: RefCell<BTreeMap<DetectLabels, u64>>,
@@ -177,6 +189,7 @@ impl ShardMetrics {
             tcp: RefCell::default(),
             accepted_total: Cell::new(0),
             accept_errors_total: Cell::new(0),
+            detecting: Rc::default(),
             connect_failures: RefCell::default(),
             detect_total: RefCell::default(),
             detect_duration_us: RefCell::default(),
@@ -205,6 +218,13 @@ impl ShardMetrics {
 
     pub fn accept_failed(&self) {
         add(&self.accept_errors_total, 1);
+    }
+
+    /// Counts a connection as detecting until the guard is dropped, however
+    /// detection ends.
+    pub fn detecting(&self) -> Detecting {
+        add(&self.detecting, 1);
+        Detecting(self.detecting.clone())
     }
 
     /// Counts a failed upstream connect, with `timeout` or `refused` as its
@@ -295,6 +315,7 @@ impl ShardMetrics {
                 write_bytes_total: 0,
             }],
             accept_errors_total: self.accept_errors_total.get(),
+            detecting_connections: self.detecting.get(),
             pipes_in_use: pipes_in_use as u64,
             pipes_idle: pipes_idle as u64,
             connect_failures: self.connect_failures.borrow().clone(),

@@ -16,6 +16,7 @@ pub struct Snapshot {
     /// One entry per shard that contributed (for `/shards`).
     pub shards: Vec<ShardSummary>,
     pub accept_errors_total: u64,
+    pub detecting_connections: u64,
     pub pipes_in_use: u64,
     pub pipes_idle: u64,
     pub connect_failures: BTreeMap<(String, &'static str), u64>,
@@ -86,6 +87,7 @@ impl Snapshot {
         self.shards.extend(other.shards.iter().cloned());
         self.shards.sort_by_key(|summary| summary.shard);
         self.accept_errors_total += other.accept_errors_total;
+        self.detecting_connections += other.detecting_connections;
         self.pipes_in_use += other.pipes_in_use;
         self.pipes_idle += other.pipes_idle;
         for (key, count) in &other.connect_failures {

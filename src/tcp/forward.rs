@@ -348,7 +348,10 @@ impl TcpForward {
             return Ok(Detected::configured(Carry::Opaque { tls_sni: None }));
         }
         let upstream = upstream.map(|(socket, _)| socket);
-        let sniffed = match sniff(client, upstream, &self.shard.detect).await {
+        let detecting = self.shard.metrics.detecting();
+        let sniffed = sniff(client, upstream, &self.shard.detect).await;
+        drop(detecting);
+        let sniffed = match sniffed {
             Ok(sniffed) => sniffed,
             Err(err) => {
                 count("error", None);
