@@ -26,22 +26,19 @@ fn heads(c: &mut Criterion) {
     c.bench_function("parse_request_head", |b| {
         b.iter(|| parse_request(black_box(REQUEST)).unwrap().unwrap())
     });
-    let (request, _) = parse_request(REQUEST).unwrap().unwrap();
-    c.bench_function("encode_request_head", |b| {
-        b.iter(|| {
-            let mut out = Vec::with_capacity(1024);
-            request.encode(&mut out);
-            out
-        })
-    });
-    let (clean, _) = parse_request(CLEAN_REQUEST).unwrap().unwrap();
-    c.bench_function("encode_clean_request_head", |b| {
-        b.iter(|| {
-            let mut out = Vec::with_capacity(1024);
-            clean.encode(&mut out);
-            out
-        })
-    });
+    for (name, text) in [
+        ("encode_request_head", REQUEST),
+        ("encode_clean_request_head", CLEAN_REQUEST),
+    ] {
+        let (head, _) = parse_request(text).unwrap().unwrap();
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(1024);
+                head.encode(&mut out);
+                out
+            })
+        });
+    }
     c.bench_function("parse_response_head", |b| {
         b.iter(|| parse_response(black_box(RESPONSE)).unwrap().unwrap())
     });

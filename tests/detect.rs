@@ -49,12 +49,7 @@ fn echo_bytes(proxy: &Ringside, bytes: &[u8], trickle: bool) -> Vec<u8> {
 #[test]
 fn http1_and_http2_are_detected_whole_or_one_byte_at_a_time() {
     let web = support::http::HttpOrigin::start("web", Duration::ZERO);
-    let web_proxy = Ringside::start(&[
-        "--route",
-        &format!("127.0.0.1:0={}", web.addr),
-        "--shards",
-        "1",
-    ]);
+    let web_proxy = Ringside::routing_to(web.addr);
     for trickle in [false, true] {
         let answer = String::from_utf8(echo_bytes(&web_proxy, GET, trickle)).unwrap();
         assert!(
@@ -65,12 +60,7 @@ fn http1_and_http2_are_detected_whole_or_one_byte_at_a_time() {
     assert_eq!(results(&web_proxy, "http/1"), 2.0);
 
     let h2_origin = support::h2::H2Origin::start();
-    let proxy = Ringside::start(&[
-        "--route",
-        &format!("127.0.0.1:0={}", h2_origin.addr),
-        "--shards",
-        "1",
-    ]);
+    let proxy = Ringside::routing_to(h2_origin.addr);
     for trickle in [false, true] {
         let mut client = TcpStream::connect(proxy.route()).unwrap();
         client.set_nodelay(true).unwrap();
@@ -264,12 +254,7 @@ fn tls_passes_through_end_to_end_and_its_sni_shows_in_metrics() {
             break addr.trim().to_string();
         }
     };
-    let proxy = Ringside::start(&[
-        "--route",
-        &format!("127.0.0.1:0={origin_addr}"),
-        "--shards",
-        "1",
-    ]);
+    let proxy = Ringside::routing_to(origin_addr);
 
     let mut client = Command::new("openssl")
         .args(["s_client", "-connect", &proxy.route().to_string()])

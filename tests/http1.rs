@@ -14,8 +14,7 @@ use support::*;
 
 fn proxy_for(origins: &[&HttpOrigin]) -> Ringside {
     let upstreams: Vec<String> = origins.iter().map(|o| o.addr.to_string()).collect();
-    let route = format!("127.0.0.1:0={}", upstreams.join(","));
-    Ringside::start(&["--route", &route, "--shards", "1"])
+    Ringside::routing_to(upstreams.join(","))
 }
 
 fn curl(args: &[&str]) -> (String, String) {
@@ -221,7 +220,7 @@ fn a_websocket_session_passes_through_both_ways() {
             }
         }
     });
-    let proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={origin}"), "--shards", "1"]);
+    let proxy = Ringside::routing_to(origin);
     let stream = std::net::TcpStream::connect(proxy.route()).unwrap();
     let url = format!("ws://{}/chat", proxy.route());
     let (mut socket, response) = tungstenite::client(url.as_str(), stream).unwrap();
@@ -255,7 +254,7 @@ fn errors_come_back_fast_with_their_status_and_reason() {
     // Nothing listens behind this route: 502 first, then 503 while the
     // endpoint is ejected.
     let down = closed_port();
-    let proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={down}"), "--shards", "1"]);
+    let proxy = Ringside::routing_to(down);
     let mut statuses = Vec::new();
     for _ in 0..20 {
         let mut client = HttpClient::connect(proxy.route());
@@ -316,8 +315,7 @@ fn the_fast_origin_serves_most_requests_and_a_dead_one_costs_nothing() {
 
     let alive = HttpOrigin::start("alive", Duration::ZERO);
     let down = closed_port();
-    let route = format!("127.0.0.1:0={},{down}", alive.addr);
-    let proxy = Ringside::start(&["--route", &route, "--shards", "1"]);
+    let proxy = Ringside::routing_to(format!("{},{down}", alive.addr));
     for i in 0..50 {
         let mut client = HttpClient::connect(proxy.route());
         assert_eq!(client.get("/").unwrap().status, 200, "request {i}");

@@ -11,12 +11,7 @@ use support::h2::{call, connect, runtime, H2Origin};
 use support::*;
 
 fn proxy_for(origin: &H2Origin) -> Ringside {
-    Ringside::start(&[
-        "--route",
-        &format!("127.0.0.1:0={}", origin.addr),
-        "--shards",
-        "1",
-    ])
+    Ringside::routing_to(origin.addr)
 }
 
 #[test]
@@ -222,7 +217,7 @@ fn a_stream_reset_on_either_side_resets_the_other() {
 #[test]
 fn an_unreachable_upstream_is_a_502_with_its_reason() {
     let down = closed_port();
-    let proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={down}"), "--shards", "1"]);
+    let proxy = Ringside::routing_to(down);
     let addr = proxy.route();
     let answer = runtime().block_on(async move {
         let mut sender = connect(addr).await;

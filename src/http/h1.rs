@@ -14,9 +14,8 @@
 use std::io;
 use std::time::Instant;
 
-use super::head::{
-    parse_request, parse_response, proxy_response, Framing, HeadError, RequestHead, ResponseHead,
-};
+use super::answer::proxy_response;
+use super::head::{parse_request, parse_response, Framing, HeadError, RequestHead, ResponseHead};
 use super::io::{BodyError, HttpIo, ReadHeadError};
 use super::pool::{upstream, Upstream};
 use crate::metrics::{RequestLabels, ResponseClass};
@@ -162,7 +161,7 @@ impl H1Proxy<'_> {
         let mut tried = Vec::new();
         // Only a request that could be sent again survives a pooled
         // connection found closed after the request went out.
-        let retryable = head.retryable();
+        let retryable = head.retryable(framing);
         for attempt in 0..2 {
             let mut upstream = match self.upstream(&mut tried, first, retryable).await {
                 Ok(upstream) => upstream,
@@ -266,7 +265,9 @@ impl H1Proxy<'_> {
             };
             let response = match next {
                 Ok(Some(response)) => response,
-                Ok(None) | Err(ReadHeadError::Io(_)) if upstream.reused && head.retryable() => {
+                Ok(None) | Err(ReadHeadError::Io(_))
+                    if upstream.reused && head.retryable(framing) =>
+                {
                     return Err(Failure::Retry);
                 }
                 Ok(None) => {

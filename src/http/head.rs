@@ -83,25 +83,15 @@ pub fn parse_request(bytes: &[u8]) -> Parsed<RequestHead> {
         bytes,
         &mut slots,
     );
-    match parsed {
-        Ok(httparse::Status::Complete(len)) => {
-            let minor_version = request.version.unwrap_or(1);
-            let head = &bytes[..len];
-            Ok(Some((
-                RequestHead {
-                    method: span(head, request.method.unwrap_or_default().as_bytes()),
-                    target: span(head, request.path.unwrap_or_default().as_bytes()),
-                    fields: Fields::new(head, request.headers, minor_version),
-                    minor_version,
-                },
-                len,
-            )))
+    complete(parsed, bytes, |head| {
+        let minor_version = request.version.unwrap_or(1);
+        RequestHead {
+            method: span(head, request.method.unwrap_or_default().as_bytes()),
+            target: span(head, request.path.unwrap_or_default().as_bytes()),
+            fields: Fields::new(head, request.headers, minor_version),
+            minor_version,
         }
-        Ok(httparse::Status::Partial) if bytes.len() >= MAX_HEAD_BYTES => Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
-        Err(err) => Err(HeadError::Malformed(err.to_string())),
-    }
+    })
 }
 
 pub fn parse_response(bytes: &[u8]) -> Parsed<ResponseHead> {
@@ -112,20 +102,26 @@ pub fn parse_response(bytes: &[u8]) -> Parsed<ResponseHead> {
         bytes,
         &mut slots,
     );
-    match parsed {
-        Ok(httparse::Status::Complete(len)) => {
-            let minor_version = response.version.unwrap_or(1);
-            let head = &bytes[..len];
-            Ok(Some((
-                ResponseHead {
-                    reason: span(head, response.reason.unwrap_or_default().as_bytes()),
-                    fields: Fields::new(head, response.headers, minor_version),
-                    status: response.code.unwrap_or_default(),
-                    minor_version,
-                },
-                len,
-            )))
+    complete(parsed, bytes, |head| {
+        let minor_version = response.version.unwrap_or(1);
+        ResponseHead {
+            reason: span(head, response.reason.unwrap_or_default().as_bytes()),
+            fields: Fields::new(head, response.headers, minor_version),
+            status: response.code.unwrap_or_default(),
+            minor_version,
         }
+    })
+}
+
+/// What httparse said, in the proxy's terms: a complete head is built from
+/// its bytes; a partial one is an error only past the size limit.
+fn complete<T>(
+    parsed: httparse::Result<usize>,
+    bytes: &[u8],
+    build: impl FnOnce(&[u8]) -> T,
+) -> Parsed<T> {
+    match parsed {
+        Ok(httparse::Status::Complete(len)) => Ok(Some((build(&bytes[..len]), len))),
         Ok(httparse::Status::Partial) if bytes.len() >= MAX_HEAD_BYTES => Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) => Ok(None),
         Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
@@ -312,13 +308,13 @@ impl RequestHead {
     /// Safe to send again on another connection: an idempotent method
     /// (nothing changes on the server if the first copy was processed before
     /// the connection failed) and no body (nothing was consumed from the
-    /// client that could not be sent again).
-    pub fn retryable(&self) -> bool {
+    /// client that could not be sent again). `framing` is this head's.
+    pub fn retryable(&self, framing: Framing) -> bool {
         let idempotent = matches!(
             self.method(),
             "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
         );
-        idempotent && self.framing() == Ok(Framing::None)
+        idempotent && framing == Framing::None
     }
 
     /// The head as sent upstream: HTTP/1.1, hop-by-hop headers removed
@@ -425,40 +421,6 @@ fn encode_headers(fields: &Fields, tunnel: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
-}
-
-/// The reason phrase of the statuses ringside writes itself (the admin
-/// server's and the proxy's own answers).
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "",
-    }
-}
-
-/// A response made by the proxy itself (400, 431, 502, 503), always with
-/// `connection: close` when `close` and a `ringside-proxy-error` header
-/// saying why.
-pub fn proxy_response(status: u16, why: &str, close: bool) -> Vec<u8> {
-    let reason = reason_phrase(status);
-    let body = format!("{why}\n");
-    let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nringside-proxy-error: {}\r\n",
-        body.len(),
-        why.replace(['\r', '\n'], " ")
-    );
-    if close {
-        out.push_str("connection: close\r\n");
-    }
-    out.push_str("\r\n");
-    out.push_str(&body);
-    out.into_bytes()
 }
 
 #[cfg(test)]
@@ -601,13 +563,5 @@ mod tests {
         assert!(!request("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive());
         assert!(!request("GET / HTTP/1.0\r\n\r\n").keep_alive());
         assert!(request("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
-    }
-
-    #[test]
-    fn proxy_responses_carry_the_reason() {
-        let text = String::from_utf8(proxy_response(502, "connect failed", true)).unwrap();
-        assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
-        assert!(text.contains("ringside-proxy-error: connect failed\r\n"));
-        assert!(text.contains("connection: close\r\n") && text.ends_with("connect failed\n"));
     }
 }

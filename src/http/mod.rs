@@ -5,6 +5,7 @@
 //! the tokio I/O adapter in `h2_io`) multiplexes client streams over one
 //! upstream connection per endpoint, balanced the same way.
 
+mod answer;
 mod balancer;
 mod chunked;
 mod h1;
@@ -19,10 +20,10 @@ use std::time::Duration;
 
 use crate::tcp::{connect_endpoint, RouteState, ShardContext, Socket};
 
+pub(crate) use answer::reason_phrase;
 pub use balancer::RequestBalancer;
 pub use h1::H1Proxy;
 pub use h2::H2Proxy;
-pub(crate) use head::reason_phrase;
 /// For the benches: the hot path of every HTTP/1 request.
 pub use head::{parse_request, parse_response};
 pub use io::{Arrival, HttpIo};

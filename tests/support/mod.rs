@@ -34,6 +34,13 @@ impl Ringside {
         Self::start_with(args, &[])
     }
 
+    /// One shard with one route to `upstreams` (comma-separated), as most
+    /// tests want it.
+    pub fn routing_to(upstreams: impl std::fmt::Display) -> Ringside {
+        let route = format!("127.0.0.1:0={upstreams}");
+        Self::start(&["--route", &route, "--shards", "1"])
+    }
+
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Ringside {
         let mut command = Command::new(BIN);
         command
