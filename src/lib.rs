@@ -3,11 +3,16 @@
 //! The library is what the `ringside` binary, the integration tests and the
 //! benches share: configuration, the runtime that starts shards and the
 //! admin server, and the pieces of a connection's path.
+//!
+//! Imports run one way: runtime → proxy → {detect, tcp, http} →
+//! {balance, io, metrics}, and admin → metrics; `config` is ground.
 
 pub mod admin;
 pub mod config;
 pub mod detect;
 pub mod http;
+pub mod io;
 pub mod metrics;
+pub mod proxy;
 pub mod runtime;
 pub mod tcp;

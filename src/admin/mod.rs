@@ -1,123 +1,71 @@
-//! The admin shard: its own thread and glommio executor, off the proxy
-//! cores' queues. It serves `/metrics`, `/ready`, `/live` and `/shards`,
-//! asks every shard for a snapshot on each scrape and merges them, and turns
-//! SIGTERM/SIGINT into a drain of every shard.
+//! The admin server: its own thread and executor, off the proxy cores'
+//! queues. It serves `/metrics`, `/ready`, `/live` and `/shards` from
+//! snapshots it asks the shards for (through [`Shards`], which the runtime
+//! implements) and merges; it knows nothing else of the proxy.
 
-mod http;
+mod wire;
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::channels::shared_channel::{
-    ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
-};
-use glommio::net::{TcpListener, TcpStream};
-use glommio::sync::Semaphore;
-use glommio::timer::timeout;
-
+use crate::io::{sleep, spawn, timeout, Listener, Socket};
 use crate::metrics::{encode, ProcessStats, Snapshot};
-use crate::runtime::{AsyncSignals, ShardRequest, Shared, Signals};
-use http::{Request, Response};
+use wire::{Request, Response};
 
 /// A request that takes longer than this to arrive is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
 
-/// The admin side of one shard's channels.
-pub struct ShardLink {
-    pub requests: SharedSender<ShardRequest>,
-    pub replies: SharedReceiver<Box<Snapshot>>,
+/// What the admin server asks of the proxy shards.
+pub trait Shards {
+    /// Every shard's metrics, merged.
+    fn snapshot(&self) -> impl Future<Output = Snapshot>;
+    fn readiness(&self) -> Readiness;
 }
 
-pub struct AdminInit {
-    pub listener: socket2::Socket,
-    pub addr: SocketAddr,
-    pub shards: Vec<ShardLink>,
-    pub shared: Shared,
-    pub signals: Signals,
+/// What `/ready` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Not every shard is accepting yet.
+    Starting,
+    Ready,
+    /// A drain has begun: no new traffic, please.
+    Draining,
 }
 
-struct ConnectedLink {
-    requests: ConnectedSender<ShardRequest>,
-    replies: ConnectedReceiver<Box<Snapshot>>,
-}
-
-struct Admin {
-    shards: Vec<ConnectedLink>,
-    shared: Shared,
-    /// One scrape at a time: replies on a shard's channel must not
-    /// interleave between two scrapes.
-    scrape: Semaphore,
-}
-
-pub async fn run(init: AdminInit) {
-    let mut shards = Vec::with_capacity(init.shards.len());
-    for link in init.shards {
-        shards.push(ConnectedLink {
-            requests: link.requests.connect().await,
-            replies: link.replies.connect().await,
-        });
-    }
-    let admin = Rc::new(Admin {
-        shards,
-        shared: init.shared,
-        scrape: Semaphore::new(1),
-    });
-
-    let signals = init.signals.into_async();
-    glommio::spawn_local(drain_on_signal(signals, admin.clone())).detach();
-
-    // SAFETY: the fd comes from a socket2 socket we own, bound and
-    // listening; ownership moves into the glommio listener.
-    let listener = unsafe { TcpListener::from_raw_fd(init.listener.into_raw_fd()) };
-    tracing::info!(addr = %init.addr, "admin server listening");
+/// Serves admin requests on `listener` (bound to `addr`) forever. Must run
+/// on the admin shard's executor.
+pub async fn run<S: Shards + 'static>(listener: socket2::Socket, addr: SocketAddr, shards: Rc<S>) {
+    let listener = Listener::new(listener);
+    tracing::info!(%addr, "admin server listening");
     loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                glommio::spawn_local(serve(stream, admin.clone())).detach();
-            }
+        match listener.accept().await.and_then(Socket::new) {
+            Ok(stream) => spawn(serve(stream, shards.clone())),
             Err(err) => {
                 tracing::warn!(error = %err, "admin accept failed");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
+                sleep(Duration::from_millis(50)).await;
             }
         }
     }
 }
 
-async fn drain_on_signal(mut signals: AsyncSignals, admin: Rc<Admin>) {
-    if let Err(err) = signals.recv().await {
-        tracing::error!(error = %err, "signal pipe failed");
+async fn serve(stream: Socket, shards: Rc<impl Shards>) {
+    let Some(request) = timeout(REQUEST_TIMEOUT, read_request(&stream)).await else {
         return;
-    }
-    tracing::info!("signal received: draining (a second signal exits at once)");
-    admin.shared.draining.store(true, Ordering::SeqCst);
-    for shard in &admin.shards {
-        let _ = shard.requests.send(ShardRequest::Drain).await;
-    }
-}
-
-async fn serve(mut stream: TcpStream, admin: Rc<Admin>) {
-    let request = match timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
-        Ok(request) => request,
-        Err(_) => return,
     };
     let response = match request {
-        Some(request) => admin.respond(&request).await,
-        None => Response::text(400, "bad request\n"),
+        Ok(Some(request)) => respond(&*shards, &request).await,
+        Ok(None) => Response::text(400, "bad request\n"),
+        Err(_) => return,
     };
     let _ = stream.write_all(&response.into_bytes()).await;
-    let _ = stream.close().await;
 }
 
 /// Reads one request head; `None` for anything that is not a parsable
 /// request within the size limit.
-async fn read_request(
-    stream: &mut TcpStream,
-) -> Result<Option<Request>, glommio::GlommioError<()>> {
+async fn read_request(stream: &Socket) -> std::io::Result<Option<Request>> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -134,61 +82,34 @@ async fn read_request(
     }
 }
 
-impl Admin {
-    async fn respond(&self, request: &Request) -> Response {
-        if request.method != "GET" && request.method != "HEAD" {
-            return Response::text(405, "only GET and HEAD\n");
-        }
-        let response = match request.path.as_str() {
-            "/live" => Response::text(200, "live\n"),
-            "/ready" => self.ready(),
-            "/metrics" => {
-                let snapshot = self.collect().await;
-                let mut body = String::with_capacity(16 * 1024);
-                encode(&snapshot, &ProcessStats::read(), &mut body);
-                Response::new(200, "text/plain; version=0.0.4", body)
-            }
-            "/shards" => Response::new(200, "application/json", shards_json(&self.collect().await)),
-            _ => Response::text(404, "not found: try /metrics, /ready, /live or /shards\n"),
-        };
-        if request.method == "HEAD" {
-            response.without_body()
-        } else {
-            response
-        }
+async fn respond(shards: &impl Shards, request: &Request) -> Response {
+    if request.method != "GET" && request.method != "HEAD" {
+        return Response::text(405, "only GET and HEAD\n");
     }
-
-    fn ready(&self) -> Response {
-        let started = self.shared.shards_started.load(Ordering::SeqCst);
-        if self.shared.draining.load(Ordering::SeqCst) {
-            Response::text(503, "draining\n")
-        } else if started < self.shards.len() {
-            Response::text(503, "starting\n")
-        } else {
-            Response::text(200, "ready\n")
+    let response = match request.path.as_str() {
+        "/live" => Response::text(200, "live\n"),
+        "/ready" => match shards.readiness() {
+            Readiness::Ready => Response::text(200, "ready\n"),
+            Readiness::Starting => Response::text(503, "starting\n"),
+            Readiness::Draining => Response::text(503, "draining\n"),
+        },
+        "/metrics" => {
+            let snapshot = shards.snapshot().await;
+            let mut body = String::with_capacity(16 * 1024);
+            encode(&snapshot, &ProcessStats::read(), &mut body);
+            Response::new(200, "text/plain; version=0.0.4", body)
         }
-    }
-
-    /// Asks every shard for its snapshot and merges them. A shard that has
-    /// already finished draining simply does not contribute.
-    async fn collect(&self) -> Snapshot {
-        let _turn = self.scrape.acquire_permit(1).await;
-        let mut merged = Snapshot::default();
-        let mut asked = Vec::with_capacity(self.shards.len());
-        for shard in &self.shards {
-            asked.push(shard.requests.send(ShardRequest::Snapshot).await.is_ok());
-        }
-        for (shard, asked) in self.shards.iter().zip(asked) {
-            if !asked {
-                continue;
-            }
-            if let Ok(Some(snapshot)) =
-                timeout(REQUEST_TIMEOUT, async { Ok(shard.replies.recv().await) }).await
-            {
-                merged.merge(&snapshot);
-            }
-        }
-        merged
+        "/shards" => Response::new(
+            200,
+            "application/json",
+            shards_json(&shards.snapshot().await),
+        ),
+        _ => Response::text(404, "not found: try /metrics, /ready, /live or /shards\n"),
+    };
+    if request.method == "HEAD" {
+        response.without_body()
+    } else {
+        response
     }
 }
 

@@ -16,11 +16,10 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use glommio::timer::sleep;
 
 use super::{detect, detect_final, Detection};
 use crate::config::DetectConfig;
-use crate::tcp::Socket;
+use crate::io::{sleep, Socket};
 
 /// What detection decided, as the `result` label of
 /// `protocol_detect_total` names it.

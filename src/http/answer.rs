@@ -1,32 +1,80 @@
-//! The answers ringside makes itself, not passed on from an upstream: the
-//! proxy's own errors (400, 431, 502, 503), and the reason phrases the
-//! admin server uses too.
+//! The answers ringside makes itself, not passed on from an upstream: why
+//! a request could not be proxied (`ProxyError`), the status that says so,
+//! and the HTTP/1 response that carries it with a `ringside-proxy-error`
+//! header.
 
-/// The reason phrase of the statuses ringside writes itself (the admin
-/// server's and the proxy's own answers).
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "",
+use std::net::SocketAddr;
+
+use super::head::HeadError;
+use super::io::ReadHeadError;
+
+/// Why ringside answered a request itself. The status comes from the
+/// variant; the text goes into the `ringside-proxy-error` header.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The request head could not be parsed or framed.
+    #[error(transparent)]
+    BadRequest(HeadError),
+    #[error("request head too large")]
+    HeadTooLarge,
+    #[error("connect to {addr} failed: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// Every endpoint is ejected after failures.
+    #[error("no endpoint available")]
+    NoEndpoint,
+    #[error("writing the request upstream failed: {0}")]
+    SendRequest(std::io::Error),
+    #[error("upstream closed the connection before responding")]
+    ClosedBeforeResponse,
+    #[error("bad response from upstream: {0}")]
+    BadResponse(ReadHeadError),
+    #[error("HTTP/2 handshake with {addr} failed: {source}")]
+    H2Handshake { addr: SocketAddr, source: h2::Error },
+    #[error("{addr}: {source}")]
+    H2NotReady { addr: SocketAddr, source: h2::Error },
+    #[error("sending upstream failed: {0}")]
+    H2Send(h2::Error),
+    #[error("upstream failed: {0}")]
+    H2Upstream(h2::Error),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ProxyError::BadRequest(_) => 400,
+            ProxyError::HeadTooLarge => 431,
+            ProxyError::NoEndpoint => 503,
+            _ => 502,
+        }
+    }
+
+    /// The `ringside-proxy-error` header's value: the reason on one line.
+    pub fn header_value(&self) -> String {
+        self.to_string().replace(['\r', '\n'], " ")
     }
 }
 
-/// A response made by the proxy itself (400, 431, 502, 503), always with
-/// `connection: close` when `close` and a `ringside-proxy-error` header
-/// saying why.
-pub fn proxy_response(status: u16, why: &str, close: bool) -> Vec<u8> {
+/// The reason phrase of a status ringside writes itself.
+pub fn reason_phrase(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|status| status.canonical_reason())
+        .unwrap_or("")
+}
+
+/// A response made by the proxy itself, with `connection: close` when
+/// `close` and a `ringside-proxy-error` header saying why.
+pub fn proxy_response(error: &ProxyError, close: bool) -> Vec<u8> {
+    let status = error.status();
     let reason = reason_phrase(status);
-    let body = format!("{why}\n");
+    let body = format!("{error}\n");
     let mut out = format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nringside-proxy-error: {}\r\n",
         body.len(),
-        why.replace(['\r', '\n'], " ")
+        error.header_value()
     );
     if close {
         out.push_str("connection: close\r\n");
@@ -42,9 +90,28 @@ mod tests {
 
     #[test]
     fn proxy_responses_carry_the_reason() {
-        let text = String::from_utf8(proxy_response(502, "connect failed", true)).unwrap();
+        let error = ProxyError::Connect {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        };
+        let text = String::from_utf8(proxy_response(&error, true)).unwrap();
         assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
-        assert!(text.contains("ringside-proxy-error: connect failed\r\n"));
-        assert!(text.contains("connection: close\r\n") && text.ends_with("connect failed\n"));
+        let why = error.to_string();
+        assert!(why.starts_with("connect to 127.0.0.1:9 failed: "));
+        assert!(
+            text.contains(&format!("ringside-proxy-error: {why}\r\n")),
+            "{text}"
+        );
+        assert!(text.contains("connection: close\r\n") && text.ends_with(&format!("{why}\n")));
+    }
+
+    #[test]
+    fn statuses_come_from_the_error() {
+        assert_eq!(ProxyError::HeadTooLarge.status(), 431);
+        assert_eq!(ProxyError::NoEndpoint.status(), 503);
+        assert_eq!(ProxyError::ClosedBeforeResponse.status(), 502);
+        let malformed = ProxyError::BadRequest(HeadError::Malformed("token".into()));
+        assert_eq!(malformed.status(), 400);
+        assert_eq!(reason_phrase(431), "Request Header Fields Too Large");
     }
 }

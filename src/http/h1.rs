@@ -2,8 +2,8 @@
 //! sent to an endpoint the request balancer picks, over pooled upstream
 //! connections. Bodies stream through with their framing unchanged;
 //! pipelined requests are answered in order because each is read only after
-//! the previous response went out. `Upgrade` and `CONNECT` turn the
-//! connection into an opaque tunnel after a 101 or a 2xx.
+//! the previous response went out. After a 101 to an `Upgrade` or a 2xx to
+//! a `CONNECT`, the connection is handed back as a tunnel ([`Served`]).
 //!
 //! Errors the client can act on become responses with a
 //! `ringside-proxy-error` header: 400 and 431 for requests we cannot parse,
@@ -14,26 +14,46 @@
 use std::io;
 use std::time::Instant;
 
-use super::answer::proxy_response;
+use super::answer::{proxy_response, ProxyError};
 use super::head::{parse_request, parse_response, Framing, HeadError, RequestHead, ResponseHead};
 use super::io::{BodyError, HttpIo, ReadHeadError};
 use super::pool::{upstream, Upstream};
-use crate::metrics::{RequestLabels, ResponseClass};
-use crate::tcp::{tunnel, ForwardError, RouteState, ShardContext};
+use super::{HttpRoute, HttpShard};
+use crate::io::ConnError;
+use crate::metrics::ResponseClass;
+
+/// How a client connection left the HTTP/1 proxy.
+pub enum Served {
+    /// Done: the client closed or was answered with a close.
+    Closed,
+    /// A 101 or a 2xx to `CONNECT` went out: from here on the client and
+    /// `upstream` exchange opaque bytes, which the caller carries. Bytes
+    /// either side sent early are still buffered in its `HttpIo`.
+    Tunnel(Box<Upstream>),
+}
 
 /// How one request ended, for the response metrics.
 enum Outcome {
     /// A response went out; `keep` says whether the client connection
     /// stays open for another request.
     Responded { status: u16, keep: bool },
-    /// The connection became a tunnel and has ended.
-    Tunneled { status: u16 },
+    /// The connection becomes a tunnel to `upstream`.
+    Tunneled { status: u16, upstream: Upstream },
     /// Nothing was sent yet: answer with a proxy error.
-    ProxyError {
+    ProxyError { error: ProxyError, close: bool },
+}
+
+/// How a final response went out.
+enum Responded {
+    /// With its body; `keep` for the client connection, `reusable` for the
+    /// upstream one.
+    Done {
         status: u16,
-        why: String,
-        close: bool,
+        keep: bool,
+        reusable: bool,
     },
+    /// A 101 or a 2xx to `CONNECT`: a tunnel follows.
+    Tunnel { status: u16 },
 }
 
 /// A failure inside one exchange.
@@ -41,14 +61,14 @@ enum Failure {
     /// Safe to send again on another connection.
     Retry,
     /// The exchange cannot go on; the connection ends with this error.
-    Fatal(ForwardError),
+    Fatal(ConnError),
     /// Answer the client with a proxy error instead.
-    Answer { status: u16, why: String },
+    Answer(ProxyError),
 }
 
 pub struct H1Proxy<'a> {
-    pub shard: &'a ShardContext,
-    pub route: &'a RouteState,
+    pub shard: &'a HttpShard,
+    pub route: &'a HttpRoute,
 }
 
 impl H1Proxy<'_> {
@@ -58,7 +78,7 @@ impl H1Proxy<'_> {
         &self,
         client: &mut HttpIo,
         mut first: Option<Upstream>,
-    ) -> Result<(), ForwardError> {
+    ) -> Result<Served, ConnError> {
         loop {
             let idle = client.unread().is_empty();
             let next = async { Some(client.read_head(parse_request).await) };
@@ -73,48 +93,52 @@ impl H1Proxy<'_> {
             } else {
                 next.await
             };
-            let Some(next) = next else { return Ok(()) };
+            let Some(next) = next else {
+                return Ok(Served::Closed);
+            };
             let head = match next {
                 Ok(Some(head)) => head,
-                Ok(None) => return Ok(()),
-                Err(ReadHeadError::Io(err)) => return Err(ForwardError::ClientRead(err)),
+                Ok(None) => return Ok(Served::Closed),
+                Err(ReadHeadError::Io(err)) => return Err(ConnError::ClientRead(err)),
                 Err(ReadHeadError::Truncated) => {
-                    return Err(ForwardError::ClientRead(
-                        io::ErrorKind::UnexpectedEof.into(),
-                    ))
+                    return Err(ConnError::ClientRead(io::ErrorKind::UnexpectedEof.into()))
                 }
                 Err(ReadHeadError::Head(HeadError::TooLarge)) => {
-                    return self.refuse(client, 431, "request head too large").await;
+                    return self.refuse(client, ProxyError::HeadTooLarge).await;
                 }
                 Err(ReadHeadError::Head(err)) => {
-                    return self.refuse(client, 400, &err.to_string()).await;
+                    return self.refuse(client, ProxyError::BadRequest(err)).await;
                 }
             };
             let framing = match head.framing() {
                 Ok(framing) => framing,
-                Err(err) => return self.refuse(client, 400, &err.to_string()).await,
+                Err(err) => return self.refuse(client, ProxyError::BadRequest(err)).await,
             };
-            let labels = RequestLabels {
-                direction: self.route.route.direction,
-                authority: head.authority(),
-                target_addr: self.route.listen_label.clone(),
-            };
+            let labels = self.route.metrics.request(head.authority());
             let labels = self.shard.metrics.request(labels);
             let started = Instant::now();
             let outcome = self.exchange(client, &head, framing, &mut first).await;
             let (status, keep) = match outcome {
                 Ok(Outcome::Responded { status, keep }) => (status, keep),
-                Ok(Outcome::Tunneled { status }) => (status, false),
-                Ok(Outcome::ProxyError { status, why, close }) => {
-                    let close = close || !head.keep_alive();
-                    let written = client.write_all(&proxy_response(status, &why, close)).await;
+                Ok(Outcome::Tunneled { status, upstream }) => {
+                    // Counted when the tunnel starts: its latency is the
+                    // response head's, not the tunnel's lifetime.
                     self.shard
                         .metrics
                         .responded(&labels, class(status), started.elapsed());
-                    tracing::debug!(status, error = %why, "request failed");
-                    written.map_err(ForwardError::ClientWrite)?;
+                    return Ok(Served::Tunnel(Box::new(upstream)));
+                }
+                Ok(Outcome::ProxyError { error, close }) => {
+                    let close = close || !head.keep_alive();
+                    let written = client.write_all(&proxy_response(&error, close)).await;
+                    let status = error.status();
+                    self.shard
+                        .metrics
+                        .responded(&labels, class(status), started.elapsed());
+                    tracing::debug!(status, %error, "request failed");
+                    written.map_err(ConnError::ClientWrite)?;
                     if close {
-                        return Ok(());
+                        return Ok(Served::Closed);
                     }
                     continue;
                 }
@@ -124,7 +148,7 @@ impl H1Proxy<'_> {
                 .metrics
                 .responded(&labels, class(status), started.elapsed());
             if !keep {
-                return Ok(());
+                return Ok(Served::Closed);
             }
         }
     }
@@ -132,20 +156,21 @@ impl H1Proxy<'_> {
     /// Answers a request that cannot be proxied, then ends the connection.
     /// It is counted as a request with an empty authority (its head could
     /// not be trusted for one) and a response with its status.
-    async fn refuse(&self, client: &HttpIo, status: u16, why: &str) -> Result<(), ForwardError> {
-        tracing::debug!(status, error = why, "request refused");
-        let labels = self.shard.metrics.request(RequestLabels {
-            direction: self.route.route.direction,
-            authority: String::new(),
-            target_addr: self.route.listen_label.clone(),
-        });
+    async fn refuse(&self, client: &HttpIo, error: ProxyError) -> Result<Served, ConnError> {
+        let status = error.status();
+        tracing::debug!(status, %error, "request refused");
+        let labels = self
+            .shard
+            .metrics
+            .request(self.route.metrics.request(String::new()));
         self.shard
             .metrics
             .responded(&labels, class(status), std::time::Duration::ZERO);
         client
-            .write_all(&proxy_response(status, why, true))
+            .write_all(&proxy_response(&error, true))
             .await
-            .map_err(ForwardError::ClientWrite)
+            .map_err(ConnError::ClientWrite)?;
+        Ok(Served::Closed)
     }
 
     /// Sends one request and passes its response back, retrying once on
@@ -156,8 +181,8 @@ impl H1Proxy<'_> {
         head: &RequestHead,
         framing: Framing,
         first: &mut Option<Upstream>,
-    ) -> Result<Outcome, ForwardError> {
-        let balancer = &self.route.http.balancer;
+    ) -> Result<Outcome, ConnError> {
+        let balancer = &self.route.balancer;
         let mut tried = Vec::new();
         // Only a request that could be sent again survives a pooled
         // connection found closed after the request went out.
@@ -165,10 +190,9 @@ impl H1Proxy<'_> {
         for attempt in 0..2 {
             let mut upstream = match self.upstream(&mut tried, first, retryable).await {
                 Ok(upstream) => upstream,
-                Err((status, why)) => {
+                Err(error) => {
                     return Ok(Outcome::ProxyError {
-                        status,
-                        why,
+                        error,
                         close: framing != Framing::None,
                     })
                 }
@@ -178,11 +202,18 @@ impl H1Proxy<'_> {
             let sent = Instant::now();
             let result = self.send(client, &mut upstream, head, framing, sent).await;
             match result {
-                Ok((outcome, reusable)) => {
+                Ok(Responded::Done {
+                    status,
+                    keep,
+                    reusable,
+                }) => {
                     if reusable {
-                        self.route.http.pool.checkin(upstream);
+                        self.route.pool.checkin(upstream);
                     }
-                    return Ok(outcome);
+                    return Ok(Outcome::Responded { status, keep });
+                }
+                Ok(Responded::Tunnel { status }) => {
+                    return Ok(Outcome::Tunneled { status, upstream });
                 }
                 Err(Failure::Retry) if attempt == 0 => {
                     tracing::debug!(endpoint = %balancer.addr(index), "stale upstream connection: retrying");
@@ -193,21 +224,15 @@ impl H1Proxy<'_> {
                 Err(Failure::Retry) => {
                     balancer.finished(index, None);
                     upstream.mark_failed();
-                    let why = "upstream closed the connection before responding".to_string();
                     return Ok(Outcome::ProxyError {
-                        status: 502,
-                        why,
+                        error: ProxyError::ClosedBeforeResponse,
                         close: false,
                     });
                 }
-                Err(Failure::Answer { status, why }) => {
+                Err(Failure::Answer(error)) => {
                     balancer.finished(index, None);
                     upstream.mark_failed();
-                    return Ok(Outcome::ProxyError {
-                        status,
-                        why,
-                        close: true,
-                    });
+                    return Ok(Outcome::ProxyError { error, close: true });
                 }
                 Err(Failure::Fatal(err)) => {
                     balancer.finished(index, None);
@@ -219,8 +244,7 @@ impl H1Proxy<'_> {
         unreachable!("the second attempt always returns")
     }
 
-    /// Writes the request and passes the response back. On success, says
-    /// whether the upstream connection can serve another request.
+    /// Writes the request and passes the response back.
     async fn send(
         &self,
         client: &mut HttpIo,
@@ -228,14 +252,14 @@ impl H1Proxy<'_> {
         head: &RequestHead,
         framing: Framing,
         sent: Instant,
-    ) -> Result<(Outcome, bool), Failure> {
+    ) -> Result<Responded, Failure> {
         let mut out = Vec::with_capacity(1024);
         head.encode(&mut out);
         if let Err(err) = upstream.io.write_all(&out).await {
             return Err(if upstream.reused {
                 Failure::Retry
             } else {
-                answer(502, &format!("writing the request upstream failed: {err}"))
+                Failure::Answer(ProxyError::SendRequest(err))
             });
         }
         // With `Expect: 100-continue` the body waits for the upstream's 100,
@@ -270,13 +294,8 @@ impl H1Proxy<'_> {
                 {
                     return Err(Failure::Retry);
                 }
-                Ok(None) => {
-                    return Err(answer(
-                        502,
-                        "upstream closed the connection before responding",
-                    ))
-                }
-                Err(err) => return Err(answer(502, &format!("bad response from upstream: {err}"))),
+                Ok(None) => return Err(Failure::Answer(ProxyError::ClosedBeforeResponse)),
+                Err(err) => return Err(Failure::Answer(ProxyError::BadResponse(err))),
             };
             if (100..200).contains(&response.status) && response.status != 101 {
                 let mut interim = Vec::new();
@@ -289,7 +308,6 @@ impl H1Proxy<'_> {
                 continue;
             }
             self.route
-                .http
                 .balancer
                 .finished(upstream.endpoint, Some(sent.elapsed()));
             return self
@@ -306,14 +324,14 @@ impl H1Proxy<'_> {
         head: &RequestHead,
         response: ResponseHead,
         body_sent: bool,
-    ) -> Result<(Outcome, bool), Failure> {
+    ) -> Result<Responded, Failure> {
         let status = response.status;
         let connect = head.method().eq_ignore_ascii_case("CONNECT");
         let tunnel =
             head.wants_tunnel() && (status == 101 || (connect && (200..300).contains(&status)));
         let framing = response
             .framing(head.method())
-            .map_err(|err| answer(502, &format!("bad response from upstream: {err}")))?;
+            .map_err(|err| Failure::Answer(ProxyError::BadResponse(ReadHeadError::Head(err))))?;
         // A client whose body was never asked for may still send it: the
         // connection cannot carry another request after this one.
         let keep = head.keep_alive()
@@ -327,10 +345,7 @@ impl H1Proxy<'_> {
         client.write_all(&out).await.map_err(client_write)?;
 
         if tunnel {
-            self.tunnel(client, upstream)
-                .await
-                .map_err(Failure::Fatal)?;
-            return Ok((Outcome::Tunneled { status }, false));
+            return Ok(Responded::Tunnel { status });
         }
         upstream
             .io
@@ -338,78 +353,48 @@ impl H1Proxy<'_> {
             .await
             .map_err(|err| {
                 Failure::Fatal(match err {
-                    BodyError::Write(e) => ForwardError::ClientWrite(e),
-                    BodyError::Read(e) => ForwardError::UpstreamRead(e),
-                    other => ForwardError::UpstreamRead(io::Error::other(other.to_string())),
+                    BodyError::Write(e) => ConnError::ClientWrite(e),
+                    BodyError::Read(e) => ConnError::UpstreamRead(e),
+                    other => ConnError::UpstreamRead(io::Error::other(other.to_string())),
                 })
             })?;
         let reusable = body_sent && response.keep_alive() && framing != Framing::UntilClose;
-        Ok((Outcome::Responded { status, keep }, reusable))
-    }
-
-    /// Forwards what each side already sent, then splices both ways.
-    async fn tunnel(
-        &self,
-        client: &mut HttpIo,
-        upstream: &mut Upstream,
-    ) -> Result<(), ForwardError> {
-        let early = client.take_unread();
-        if !early.is_empty() {
-            upstream
-                .io
-                .write_all(&early)
-                .await
-                .map_err(ForwardError::UpstreamWrite)?;
-        }
-        let early = upstream.io.take_unread();
-        if !early.is_empty() {
-            client
-                .write_all(&early)
-                .await
-                .map_err(ForwardError::ClientWrite)?;
-        }
-        tunnel(
-            self.shard,
-            &client.socket,
-            &upstream.io.socket,
-            &client.counters,
-            &upstream.io.counters,
-        )
-        .await
+        Ok(Responded::Done {
+            status,
+            keep,
+            reusable,
+        })
     }
 
     /// The first upstream if still unused, a pooled connection, or a new
-    /// one; `Err((status, why))` when no endpoint can be had.
+    /// one; why not when no endpoint can be had.
     async fn upstream(
         &self,
         tried: &mut Vec<usize>,
         first: &mut Option<Upstream>,
         retryable: bool,
-    ) -> Result<Upstream, (u16, String)> {
+    ) -> Result<Upstream, ProxyError> {
         if let Some(upstream) = first.take() {
             return Ok(upstream);
         }
-        let balancer = &self.route.http.balancer;
+        let balancer = &self.route.balancer;
         let mut last_error = None;
         while let Some(index) = balancer.pick(tried) {
-            if let Some(upstream) = self.route.http.pool.checkout(index, retryable) {
+            if let Some(upstream) = self.route.pool.checkout(index, retryable) {
                 return Ok(upstream);
             }
             match super::connect(self.shard, self.route, index).await {
                 Ok(socket) => {
-                    let counters = self.route.dst_counters[index].clone();
+                    let counters = self.route.metrics.dst[index].clone();
                     return Ok(upstream(socket, counters, index));
                 }
-                Err(why) => {
+                Err(error) => {
                     tried.push(index);
-                    last_error = Some(why);
+                    last_error = Some(error);
                 }
             }
         }
-        Err(match last_error {
-            Some(why) => (502, why),
-            None => (503, "no endpoint available".to_string()),
-        })
+        Err(last_error.unwrap_or(ProxyError::NoEndpoint))
     }
 }
 
@@ -421,14 +406,7 @@ fn class(status_code: u16) -> ResponseClass {
 }
 
 fn client_write(err: io::Error) -> Failure {
-    Failure::Fatal(ForwardError::ClientWrite(err))
-}
-
-fn answer(status: u16, why: &str) -> Failure {
-    Failure::Answer {
-        status,
-        why: why.to_string(),
-    }
+    Failure::Fatal(ConnError::ClientWrite(err))
 }
 
 /// Passes the request body from the client to the upstream.
@@ -440,9 +418,9 @@ async fn send_body(
     let result = client.forward_body(&upstream.io, framing).await;
     result.map_err(|err| {
         Failure::Fatal(match err {
-            BodyError::Read(e) => ForwardError::ClientRead(e),
-            BodyError::Write(e) => ForwardError::UpstreamWrite(e),
-            other => ForwardError::ClientRead(io::Error::new(
+            BodyError::Read(e) => ConnError::ClientRead(e),
+            BodyError::Write(e) => ConnError::UpstreamWrite(e),
+            other => ConnError::ClientRead(io::Error::new(
                 io::ErrorKind::InvalidData,
                 other.to_string(),
             )),

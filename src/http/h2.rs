@@ -13,9 +13,10 @@ use bytes::Bytes;
 use h2::{client, server, Reason, RecvStream, SendStream};
 use http::{HeaderMap, Request, Response};
 
-use super::h2_io::H2Io;
-use crate::metrics::{RequestLabels, ResponseClass, TcpCounters};
-use crate::tcp::{ForwardError, RouteState, ShardContext, Socket};
+use super::answer::ProxyError;
+use super::{HttpRoute, HttpShard};
+use crate::io::{spawn, ConnError, H2Io, Socket};
+use crate::metrics::{ResponseClass, TcpCounters};
 
 /// Flow-control windows ringside grants its peers, on both sides. The
 /// protocol's 64 KiB default makes a proxied stream stop and wait once per
@@ -31,16 +32,16 @@ const MAX_SEND_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// How a stream failed before its response head went out.
 enum StreamFailure {
-    /// Answer with this status and a `ringside-proxy-error` header.
-    Answer(u16, String),
+    /// Answer with the error's status and a `ringside-proxy-error` header.
+    Answer(ProxyError),
     /// Reset the client's stream with this reason.
     Reset(Reason),
 }
 
 #[derive(Clone)]
 pub struct H2Proxy {
-    pub shard: Rc<ShardContext>,
-    pub route: Rc<RouteState>,
+    pub shard: HttpShard,
+    pub route: Rc<HttpRoute>,
 }
 
 impl H2Proxy {
@@ -53,19 +54,19 @@ impl H2Proxy {
         prefix: Vec<u8>,
         counters: Rc<TcpCounters>,
         first: Option<(usize, Socket)>,
-    ) -> Result<(), ForwardError> {
+    ) -> Result<(), ConnError> {
         if let Some((index, socket)) = first {
             // A failed handshake only means the first request connects anew.
             let _ = self.adopt(index, socket).await;
         }
-        let io = H2Io::new(client.into_stream(), prefix, counters);
+        let io = H2Io::new(client, prefix, counters);
         let mut connection = server::Builder::new()
             .initial_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .max_send_buffer_size(MAX_SEND_BUFFER_BYTES)
             .handshake(io)
             .await
-            .map_err(|err| ForwardError::ClientRead(h2_io_error(err)))?;
+            .map_err(|err| ConnError::ClientRead(h2_io_error(err)))?;
         let mut goaway_sent = false;
         loop {
             let accept = async { Some(connection.accept().await) };
@@ -91,10 +92,10 @@ impl H2Proxy {
                 // Clients often end an HTTP/2 connection by closing the
                 // socket with bytes unread: a reset, but no failure.
                 Err(err) if is_abrupt_close(&err) => return Ok(()),
-                Err(err) => return Err(ForwardError::ClientRead(h2_io_error(err))),
+                Err(err) => return Err(ConnError::ClientRead(h2_io_error(err))),
             };
             let proxy = self.clone();
-            glommio::spawn_local(proxy.stream(request, respond)).detach();
+            spawn(proxy.stream(request, respond));
         }
         Ok(())
     }
@@ -110,18 +111,18 @@ impl H2Proxy {
                 host.to_str().ok().map(str::to_string)
             })
             .unwrap_or_default();
-        let labels = self.shard.metrics.request(RequestLabels {
-            direction: self.route.route.direction,
-            authority,
-            target_addr: self.route.listen_label.clone(),
-        });
+        let labels = self
+            .shard
+            .metrics
+            .request(self.route.metrics.request(authority));
         let class = match self.forward(request, &mut respond).await {
             Ok(class) => class,
-            Err(StreamFailure::Answer(status, why)) => {
-                tracing::debug!(status, error = %why, "request failed");
+            Err(StreamFailure::Answer(error)) => {
+                let status = error.status();
+                tracing::debug!(status, %error, "request failed");
                 let response = Response::builder()
                     .status(status)
-                    .header("ringside-proxy-error", why.replace(['\r', '\n'], " "))
+                    .header("ringside-proxy-error", error.header_value())
                     .body(())
                     .expect("a valid status and header");
                 let _ = respond.send_response(response, true);
@@ -145,7 +146,7 @@ impl H2Proxy {
         request: Request<RecvStream>,
         respond: &mut server::SendResponse<Bytes>,
     ) -> Result<ResponseClass, StreamFailure> {
-        let balancer = &self.route.http.balancer;
+        let balancer = &self.route.balancer;
         let (index, mut sender) = self.sender().await?;
         let (parts, body) = request.into_parts();
         let end_of_request = body.is_end_stream();
@@ -156,18 +157,14 @@ impl H2Proxy {
                 Ok(started) => started,
                 Err(err) => {
                     balancer.finished(index, None);
-                    return Err(StreamFailure::Answer(
-                        502,
-                        format!("sending upstream failed: {err}"),
-                    ));
+                    return Err(StreamFailure::Answer(ProxyError::H2Send(err)));
                 }
             };
         if !end_of_request {
             // The request body flows while the response is awaited.
-            glommio::spawn_local(async move {
+            spawn(async move {
                 let _ = pass_body(body, upload).await;
-            })
-            .detach();
+            });
         }
         let response = match response.await {
             Ok(response) => response,
@@ -175,7 +172,7 @@ impl H2Proxy {
                 balancer.finished(index, None);
                 return Err(match err.reason() {
                     Some(reason) if err.is_remote() => StreamFailure::Reset(reason),
-                    _ => StreamFailure::Answer(502, format!("upstream failed: {err}")),
+                    _ => StreamFailure::Answer(ProxyError::H2Upstream(err)),
                 });
             }
         };
@@ -200,34 +197,36 @@ impl H2Proxy {
     /// A ready sender on an upstream HTTP/2 connection: the endpoint's
     /// pooled one, or a new connection (another endpoint if it fails).
     async fn sender(&self) -> Result<(usize, client::SendRequest<Bytes>), StreamFailure> {
-        let balancer = &self.route.http.balancer;
+        let balancer = &self.route.balancer;
         let mut tried = Vec::new();
         let mut last_error = None;
         while let Some(index) = balancer.pick(&tried) {
-            let pooled = self.route.http.h2_senders.borrow()[index].clone();
+            let pooled = self.route.h2_senders.borrow()[index].clone();
             if let Some(sender) = pooled {
                 match sender.ready().await {
                     Ok(sender) => return Ok((index, sender)),
-                    Err(_) => self.route.http.h2_senders.borrow_mut()[index] = None,
+                    Err(_) => self.route.h2_senders.borrow_mut()[index] = None,
                 }
             }
             let connected = match super::connect(&self.shard, &self.route, index).await {
                 Ok(socket) => self.adopt(index, socket).await,
-                Err(why) => Err(why),
+                Err(error) => Err(error),
             };
             match connected {
                 Ok(sender) => match sender.ready().await {
                     Ok(sender) => return Ok((index, sender)),
-                    Err(err) => last_error = Some(format!("{}: {err}", balancer.addr(index))),
+                    Err(source) => {
+                        let addr = balancer.addr(index);
+                        last_error = Some(ProxyError::H2NotReady { addr, source });
+                    }
                 },
-                Err(why) => last_error = Some(why),
+                Err(error) => last_error = Some(error),
             }
             tried.push(index);
         }
-        Err(match last_error {
-            Some(why) => StreamFailure::Answer(502, why),
-            None => StreamFailure::Answer(503, "no endpoint available".to_string()),
-        })
+        Err(StreamFailure::Answer(
+            last_error.unwrap_or(ProxyError::NoEndpoint),
+        ))
     }
 
     /// Makes `socket` the pooled HTTP/2 connection of endpoint `index`.
@@ -235,28 +234,27 @@ impl H2Proxy {
         &self,
         index: usize,
         socket: Socket,
-    ) -> Result<client::SendRequest<Bytes>, String> {
-        let addr = self.route.http.balancer.addr(index);
-        let counters = self.route.dst_counters[index].clone();
-        let io = H2Io::new(socket.into_stream(), Vec::new(), counters.clone());
+    ) -> Result<client::SendRequest<Bytes>, ProxyError> {
+        let addr = self.route.balancer.addr(index);
+        let counters = self.route.metrics.dst[index].clone();
+        let io = H2Io::new(socket, Vec::new(), counters.clone());
         let (sender, connection) = client::Builder::new()
             .initial_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .max_send_buffer_size(MAX_SEND_BUFFER_BYTES)
             .handshake(io)
             .await
-            .map_err(|err| format!("HTTP/2 handshake with {addr} failed: {err}"))?;
+            .map_err(|source| ProxyError::H2Handshake { addr, source })?;
         counters.opened();
         let opened = Instant::now();
-        glommio::spawn_local(async move {
+        spawn(async move {
             let result = connection.await;
             if let Err(err) = &result {
                 tracing::debug!(endpoint = %addr, error = %err, "upstream HTTP/2 connection ended");
             }
             counters.closed(result.is_ok(), opened.elapsed());
-        })
-        .detach();
-        self.route.http.h2_senders.borrow_mut()[index] = Some(sender.clone());
+        });
+        self.route.h2_senders.borrow_mut()[index] = Some(sender.clone());
         Ok(sender)
     }
 }

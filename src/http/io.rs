@@ -9,8 +9,8 @@ use std::rc::Rc;
 
 use super::chunked::{ChunkedError, ChunkedScanner};
 use super::head::{Framing, HeadError, Parsed, MAX_HEAD_BYTES};
+use crate::io::{Received, Socket};
 use crate::metrics::TcpCounters;
-use crate::tcp::{Received, Socket};
 
 /// The buffer a message starts with: enough for most heads and small
 /// bodies. It doubles while reads fill it, up to `MAX_BUFFER_BYTES`.

@@ -1,68 +1,92 @@
 //! HTTP proxying. HTTP/1.1 is proxied request by request (`h1`): heads are
 //! parsed (`head`), bodies pass through with their framing (`chunked`,
-//! `io`), requests are balanced by peak EWMA (`balancer`) over pooled
-//! upstream connections (`pool`). HTTP/2 (`h2`, over the `h2` crate with
-//! the tokio I/O adapter in `h2_io`) multiplexes client streams over one
-//! upstream connection per endpoint, balanced the same way.
+//! `io`), requests are balanced by peak EWMA over pooled upstream
+//! connections (`pool`). HTTP/2 (`h2`, over the `h2` crate) multiplexes
+//! client streams over one upstream connection per endpoint, balanced the
+//! same way. The proxy's own answers and their errors are in `answer`.
+//!
+//! The connection stage (`proxy/`) hands a connection in once its protocol
+//! is known, with what it needs of the shard (`HttpShard`) and of the route
+//! (`HttpRoute`). An HTTP/1 connection that becomes a tunnel (`Upgrade`,
+//! `CONNECT`) is handed back to it ([`Served::Tunnel`]).
 
 mod answer;
 mod balancer;
 mod chunked;
 mod h1;
 mod h2;
-mod h2_io;
 mod head;
 pub mod invariants;
 mod io;
 mod pool;
 
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
-use crate::tcp::{connect_endpoint, RouteState, ShardContext, Socket};
-
-pub(crate) use answer::reason_phrase;
+pub use answer::ProxyError;
 pub use balancer::RequestBalancer;
-pub use h1::H1Proxy;
+pub use h1::{H1Proxy, Served};
 pub use h2::H2Proxy;
 /// For the benches: the hot path of every HTTP/1 request.
 pub use head::{parse_request, parse_response};
 pub use io::{Arrival, HttpIo};
 pub use pool::{upstream, Pool, Upstream};
 
-/// Connects to endpoint `index` for an HTTP request: the balancer and the
-/// connect-failure metrics hear how it went. The error says why, for the
-/// `ringside-proxy-error` header.
-async fn connect(shard: &ShardContext, route: &RouteState, index: usize) -> Result<Socket, String> {
-    let balancer = &route.http.balancer;
-    let addr = balancer.addr(index);
-    match connect_endpoint(addr, shard.connect_timeout).await {
-        Ok(socket) => {
-            balancer.connected(index);
-            Ok(socket)
-        }
-        Err(err) => {
-            balancer.connect_failed(index);
-            shard.metrics.connect_failed(addr, &err);
-            Err(format!("connect to {addr} failed: {err}"))
-        }
-    }
+use crate::io::{Shutdown, Socket};
+use crate::metrics::{RouteMetrics, ShardMetrics};
+
+/// What HTTP proxying needs of the shard it runs on.
+#[derive(Clone)]
+pub struct HttpShard {
+    pub metrics: Rc<ShardMetrics>,
+    /// Fires when the shard starts draining: connections then finish their
+    /// current request and close (HTTP/2 with a GOAWAY).
+    pub draining: Rc<Shutdown>,
+    pub connect_timeout: Duration,
 }
 
 /// A route's HTTP state on one shard.
 pub struct HttpRoute {
+    pub metrics: Rc<RouteMetrics>,
     pub balancer: RequestBalancer,
     /// HTTP/1 connections, several per endpoint.
     pub pool: Pool,
     /// HTTP/2: one multiplexed connection per endpoint.
-    pub h2_senders: std::cell::RefCell<Vec<Option<::h2::client::SendRequest<bytes::Bytes>>>>,
+    pub h2_senders: RefCell<Vec<Option<::h2::client::SendRequest<bytes::Bytes>>>>,
 }
 
 impl HttpRoute {
-    pub fn new(upstreams: &[std::net::SocketAddr], seed: u64, idle_timeout: Duration) -> HttpRoute {
+    pub fn new(
+        metrics: Rc<RouteMetrics>,
+        upstreams: &[SocketAddr],
+        seed: u64,
+        idle_timeout: Duration,
+    ) -> HttpRoute {
         HttpRoute {
+            metrics,
             balancer: RequestBalancer::new(upstreams, seed),
             pool: Pool::new(upstreams.len(), idle_timeout),
-            h2_senders: std::cell::RefCell::new(vec![None; upstreams.len()]),
+            h2_senders: RefCell::new(vec![None; upstreams.len()]),
+        }
+    }
+}
+
+/// Connects to endpoint `index` for an HTTP request: the balancer and the
+/// connect-failure metrics hear how it went.
+async fn connect(shard: &HttpShard, route: &HttpRoute, index: usize) -> Result<Socket, ProxyError> {
+    let balancer = &route.balancer;
+    let addr = balancer.addr(index);
+    match crate::io::connect(addr, shard.connect_timeout).await {
+        Ok(socket) => {
+            balancer.connected(index);
+            Ok(socket)
+        }
+        Err(source) => {
+            balancer.connect_failed(index);
+            shard.metrics.connect_failed(addr, &source);
+            Err(ProxyError::Connect { addr, source })
         }
     }
 }

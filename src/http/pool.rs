@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::io::{Arrival, HttpIo};
-use crate::tcp::Socket;
+use crate::io::Socket;
 
 /// Most idle connections kept per endpoint; more are closed when returned.
 const MAX_IDLE_PER_ENDPOINT: usize = 256;

@@ -5,6 +5,7 @@
 mod encode;
 mod process;
 mod recorder;
+mod route;
 mod snapshot;
 
 pub use encode::encode;
@@ -13,4 +14,5 @@ pub use recorder::{
     DetectLabels, Detecting, Peer, RequestLabels, ResponseClass, ResponseStats, ShardMetrics,
     TcpCounters, TcpLabels,
 };
+pub use route::RouteMetrics;
 pub use snapshot::{ShardSummary, Snapshot, TcpSnapshot};

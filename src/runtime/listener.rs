@@ -8,7 +8,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, RawFd};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -58,28 +57,6 @@ pub fn bind_exclusive(addr: SocketAddr, backlog: u32) -> Result<Socket, ListenEr
         })
         .map_err(|source| classify(addr, source))?;
     Ok(socket)
-}
-
-/// Accepts a connection already waiting in the backlog, without waiting:
-/// `Ok(None)` when there is none. The socket comes non-blocking, as the
-/// proxy wants it.
-pub fn accept_now(listener: RawFd) -> io::Result<Option<glommio::net::TcpStream>> {
-    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: null address pointers are allowed (we do not want the peer's
-    // address here); `listener` is a listening socket owned by the caller.
-    let fd = unsafe { libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), flags) };
-    if fd < 0 {
-        let err = io::Error::last_os_error();
-        return match err.kind() {
-            io::ErrorKind::WouldBlock => Ok(None),
-            // The peer gave up before we accepted: try the next one.
-            io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted => accept_now(listener),
-            _ => Err(err),
-        };
-    }
-    // SAFETY: accept4 returned a new fd that nobody else owns; the glommio
-    // stream takes ownership and closes it.
-    Ok(Some(unsafe { glommio::net::TcpStream::from_raw_fd(fd) }))
 }
 
 pub fn local_addr(socket: &Socket) -> io::Result<SocketAddr> {

@@ -1,42 +1,26 @@
-//! The runtime: binds every listener, starts one pinned glommio executor per
-//! shard plus the admin shard on its own thread, and waits for them to
-//! drain. The glommio executor setup lives here and nowhere else.
+//! The runtime: binds every listener (`listener`), starts one pinned
+//! glommio executor per shard (`shard`) plus the admin shard on its own
+//! thread, links them (`control`), turns SIGTERM/SIGINT into a drain
+//! (`signals`), and waits for the shards to drain. The glommio executor
+//! setup lives here and nowhere else.
 
+mod control;
 mod limits;
 mod listener;
 mod shard;
-mod shutdown;
+mod signals;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::Arc;
+use std::rc::Rc;
 
-use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder, Placement, PoolPlacement};
 
 pub use limits::raise_nofile_limit;
 pub use listener::ListenError;
-pub use shutdown::{AsyncSignals, Shutdown, Signals};
+pub use signals::Signals;
 
-use crate::admin::{AdminInit, ShardLink};
 use crate::config::Config;
-
-/// What the admin shard asks of a proxy shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShardRequest {
-    /// Reply with a copy of your metrics.
-    Snapshot,
-    /// Stop accepting and let open connections finish.
-    Drain,
-}
-
-/// The little state shards and the admin shard share: written once per
-/// shard at start and once at drain, never on the data path.
-#[derive(Debug, Clone, Default)]
-pub struct Shared {
-    pub shards_started: Arc<AtomicUsize>,
-    pub draining: Arc<AtomicBool>,
-}
+use control::{Control, Shared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -128,18 +112,13 @@ impl Proxy {
         let mut links = Vec::with_capacity(shards);
         let (init_tx, init_rx) = crossbeam_channel::bounded(shards);
         for (id, listeners) in per_shard_listeners.into_iter().enumerate() {
-            let (request_tx, request_rx) = shared_channel::new_bounded(8);
-            let (reply_tx, reply_rx) = shared_channel::new_bounded(8);
-            links.push(ShardLink {
-                requests: request_tx,
-                replies: reply_rx,
-            });
+            let (link, control) = control::link();
+            links.push(link);
             let init = shard::ShardInit {
                 id,
                 config: config.clone(),
                 listeners,
-                requests: request_rx,
-                replies: reply_tx,
+                control,
                 shared: shared.clone(),
             };
             init_tx
@@ -147,16 +126,14 @@ impl Proxy {
                 .expect("the channel holds one init per shard");
         }
 
-        let admin = AdminInit {
-            listener: admin_listener,
-            addr: admin_addr,
-            shards: links,
-            shared: shared.clone(),
-            signals,
-        };
         LocalExecutorBuilder::new(Placement::Unbound)
             .name("ringside-admin")
-            .spawn(move || crate::admin::run(admin))
+            .spawn(move || async move {
+                let control = Rc::new(Control::connect(links, shared).await);
+                let signals = signals.into_async();
+                crate::io::spawn(control::drain_on_signal(signals, control.clone()));
+                crate::admin::run(admin_listener, admin_addr, control).await;
+            })
             .map_err(|err| RunError::Start {
                 what: "admin shard",
                 source: std::io::Error::other(err.to_string()),

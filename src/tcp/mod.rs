@@ -1,38 +1,15 @@
-//! Opaque TCP forwarding: connection balancing (`balancer`), the splice and
-//! copy pumps (`pump`, `pipe`), and the life of one connection (`forward`).
+//! Opaque TCP forwarding: the splice and copy pumps (`pump`, `pipe`) and
+//! the two-way `tunnel` with its half-close rules. It knows no HTTP and
+//! no routes: the connection stage (`proxy/`) decides what is opaque and
+//! hands over two connected sockets.
 
 mod balancer;
-mod forward;
 mod pipe;
 mod pump;
-mod socket;
-
-use std::rc::Rc;
-use std::time::Duration;
+mod tunnel;
 
 pub use balancer::Balancer;
 pub(crate) use balancer::{failure_backoff, TwoChoices};
-pub use forward::{connect_endpoint, tunnel, ForwardError, RouteState, TcpForward};
 pub use pipe::PipePool;
 pub use pump::PumpResources;
-pub use socket::{Received, Socket};
-
-use crate::config::{DetectConfig, ForwardMode};
-use crate::detect::ServerFirstMemory;
-use crate::metrics::ShardMetrics;
-use crate::runtime::Shutdown;
-
-/// What every connection of one shard shares. Owned by the shard's thread
-/// and reached through an `Rc`: nothing in it is `Send`.
-pub struct ShardContext {
-    pub metrics: ShardMetrics,
-    /// Pipes and scratch space of the opaque pumps.
-    pub pumps: PumpResources,
-    pub forward_mode: ForwardMode,
-    pub connect_timeout: Duration,
-    pub detect: DetectConfig,
-    pub server_first: ServerFirstMemory,
-    /// Fires when the shard starts draining: HTTP connections then finish
-    /// their current request and close (HTTP/2 with a GOAWAY).
-    pub draining: Rc<Shutdown>,
-}
+pub use tunnel::{tunnel, End};

@@ -22,8 +22,8 @@
 use std::io;
 
 use super::pipe::{splice, Pipe, PipePool};
-use super::socket::{Received, Socket};
 use crate::config::ForwardMode;
+use crate::io::{Received, Socket};
 use crate::metrics::TcpCounters;
 
 /// Most bytes one splice(2) call asks for; the pipe's capacity bounds it too.
@@ -47,13 +47,16 @@ pub enum PumpError {
 /// What a shard's pumps share: pooled pipes and one scratch buffer, which
 /// is only ever borrowed between two awaits.
 pub struct PumpResources {
+    /// Splice bulk transfers, or copy everything.
+    pub mode: ForwardMode,
     pub pipes: PipePool,
     pub scratch: std::cell::RefCell<Box<[u8]>>,
 }
 
 impl PumpResources {
-    pub fn new(pipe_size_bytes: usize) -> PumpResources {
+    pub fn new(mode: ForwardMode, pipe_size_bytes: usize) -> PumpResources {
         PumpResources {
+            mode,
             pipes: PipePool::new(pipe_size_bytes),
             scratch: std::cell::RefCell::new(vec![0u8; 64 * 1024].into_boxed_slice()),
         }

@@ -1,15 +1,17 @@
-//! One side of a proxied connection: the glommio stream behind a `RefCell`.
+//! `Socket`: one side of a proxied connection, the glommio stream behind a
+//! `RefCell`, and `connect` with a timeout.
 //!
 //! Both pump directions use each socket (one reads it, the other writes
 //! it). glommio's read and write are poll-based, so each borrow lasts one
-//! poll and the two directions never hold the socket at the same time. This
-//! is the only place the opaque path touches glommio's stream API.
+//! poll and the two directions never hold the socket at the same time.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
@@ -42,9 +44,9 @@ impl Socket {
         })
     }
 
-    /// The glommio stream itself, for protocols that drive it through
-    /// their own I/O traits (h2).
-    pub fn into_stream(self) -> TcpStream {
+    /// The stream itself, for the h2 adapter, which drives it through
+    /// tokio's I/O traits.
+    pub(super) fn into_stream(self) -> TcpStream {
         self.stream.into_inner()
     }
 
@@ -158,6 +160,14 @@ impl Socket {
             s.set_linger(Some(std::time::Duration::ZERO))
         });
     }
+}
+
+/// Connects to `addr`, failing with `TimedOut` after `timeout`.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Socket> {
+    let stream = TcpStream::connect_timeout(addr, timeout)
+        .await
+        .map_err(io::Error::from)?;
+    Socket::new(stream)
 }
 
 /// O_NONBLOCK with one ioctl(2), where fcntl needs a get and a set: it runs

@@ -1,5 +1,6 @@
-//! Shutdown: a shard-local signal every accept loop listens to, and the
-//! process-wide SIGTERM/SIGINT handling that starts a drain.
+//! SIGTERM and SIGINT, turned into a drain of every shard. The handlers
+//! only write a byte into a socket pair; the admin shard's executor reads
+//! it and sends each shard a drain request.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
@@ -7,45 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use glommio::net::UnixStream;
-use glommio::sync::Semaphore;
 use signal_hook::consts::{SIGINT, SIGTERM};
-
-/// Fires once; everything waiting on it wakes. Shard-local.
-pub struct Shutdown {
-    /// Never has permits: waiters park on it until `trigger` closes it.
-    closed: Semaphore,
-    triggered: std::cell::Cell<bool>,
-}
-
-impl Shutdown {
-    pub fn new() -> Shutdown {
-        Shutdown {
-            closed: Semaphore::new(0),
-            triggered: std::cell::Cell::new(false),
-        }
-    }
-
-    pub fn trigger(&self) {
-        self.triggered.set(true);
-        self.closed.close();
-    }
-
-    pub fn is_triggered(&self) -> bool {
-        self.triggered.get()
-    }
-
-    /// Resolves once `trigger` has been called. The semaphore never gets a
-    /// permit, so `acquire` only returns when `trigger` closes it.
-    pub async fn wait(&self) {
-        let _ = self.closed.acquire(1).await;
-    }
-}
-
-impl Default for Shutdown {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// SIGTERM and SIGINT, delivered as bytes on a socket pair. The handlers
 /// are installed at start-up, before any socket is announced, so a signal

@@ -16,6 +16,7 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use tokio::io::ReadBuf;
 
+use super::Socket;
 use crate::metrics::TcpCounters;
 
 /// Most bytes gathered before a write goes to the socket without waiting
@@ -35,9 +36,9 @@ pub struct H2Io {
 }
 
 impl H2Io {
-    pub fn new(stream: TcpStream, prefix: Vec<u8>, counters: Rc<TcpCounters>) -> H2Io {
+    pub fn new(socket: Socket, prefix: Vec<u8>, counters: Rc<TcpCounters>) -> H2Io {
         H2Io {
-            stream,
+            stream: socket.into_stream(),
             prefix,
             served: 0,
             counters,

@@ -54,7 +54,10 @@ impl Response {
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
-        let reason = crate::http::reason_phrase(self.status);
+        let reason = http::StatusCode::from_u16(self.status)
+            .ok()
+            .and_then(|status| status.canonical_reason())
+            .unwrap_or("");
         let mut out = format!(
             "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             self.status,

@@ -1,0 +1,65 @@
+//! `ConnError`: why a proxied connection ended badly, and on which side.
+//! The `Side` is what the log line names and what decides which peer is
+//! told of the failure with a reset.
+
+use std::io;
+use std::net::SocketAddr;
+
+/// Which side of the proxy failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The connection ringside accepted.
+    Client,
+    /// The connection ringside opened (or failed to open).
+    Upstream,
+    /// ringside itself (a pipe, a socket option).
+    Proxy,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+            Side::Proxy => "proxy",
+        }
+    }
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("client read failed: {0}")]
+    ClientRead(io::Error),
+    #[error("client write failed: {0}")]
+    ClientWrite(io::Error),
+    #[error("upstream read failed: {0}")]
+    UpstreamRead(io::Error),
+    #[error("upstream write failed: {0}")]
+    UpstreamWrite(io::Error),
+    #[error("no upstream endpoint reachable after {attempts} attempts, last {last}: {cause}")]
+    Connect {
+        attempts: usize,
+        last: SocketAddr,
+        cause: io::Error,
+    },
+    #[error("proxy error: {0}")]
+    Proxy(io::Error),
+}
+
+impl ConnError {
+    pub fn side(&self) -> Side {
+        match self {
+            ConnError::ClientRead(_) | ConnError::ClientWrite(_) => Side::Client,
+            ConnError::UpstreamRead(_)
+            | ConnError::UpstreamWrite(_)
+            | ConnError::Connect { .. } => Side::Upstream,
+            ConnError::Proxy(_) => Side::Proxy,
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The I/O layer every stage of a connection stands on, and with
+//! `runtime/` the only place that names glommio: the socket type and
+//! connect with a timeout (`socket`), listeners (`listener`), spawning,
+//! sleeping and timeouts (`task`), the shard's shutdown signal
+//! (`shutdown`), the tokio-I/O adapter h2 needs (`h2_io`), and the error a
+//! connection ends with (`error`). Keeping glommio behind these few types
+//! keeps the runtime replaceable.
+
+mod error;
+mod h2_io;
+mod listener;
+mod shutdown;
+mod socket;
+mod task;
+
+pub use error::{ConnError, Side};
+/// The accepted stream, before it becomes a [`Socket`].
+pub use glommio::net::TcpStream;
+pub use h2_io::H2Io;
+pub use listener::Listener;
+pub use shutdown::Shutdown;
+pub use socket::{connect, Received, Socket};
+pub use task::{sleep, spawn, timeout, Tasks};

@@ -1,0 +1,195 @@
+//! Dispatch: a classified connection is carried as opaque bytes through
+//! `tcp`, or served by the HTTP/1 or HTTP/2 proxy. An HTTP/1 connection
+//! that upgrades comes back from `http` as a tunnel and is carried here
+//! like any opaque connection.
+//!
+//! A failure on one side is passed on to the other as a reset, so that a
+//! reset on one side of the proxy is seen as a reset on the other.
+
+use std::time::Instant;
+
+use super::classify::{Carry, Classified};
+use super::conn::{opened, Conn, Ended};
+use crate::http::{self, Arrival, H1Proxy, H2Proxy, HttpIo, Served, Upstream};
+use crate::io::{ConnError, Side, Socket};
+use crate::metrics::Peer;
+use crate::tcp::{tunnel, End};
+
+impl Conn {
+    pub(super) async fn dispatch(
+        &self,
+        client: Socket,
+        upstream: Socket,
+        index: usize,
+        classified: Classified,
+    ) -> Ended {
+        let Classified { carry, prefix } = classified;
+        match carry {
+            Carry::Http1 => {
+                let counters = self.route.metrics.dst[index].clone();
+                let first = http::upstream(upstream, counters, index);
+                Box::pin(self.serve_http1(client, Some(first), prefix)).await
+            }
+            Carry::Http2 => {
+                let first = Some((index, upstream));
+                Box::pin(self.serve_http2(client, first, prefix)).await
+            }
+            Carry::Opaque { tls_sni } => {
+                self.opaque(client, upstream, index, tls_sni, prefix).await
+            }
+        }
+    }
+
+    /// Bytes both ways until both directions end; `prefix` (what detection
+    /// read out of the client) goes upstream first.
+    async fn opaque(
+        &self,
+        client: Socket,
+        upstream: Socket,
+        index: usize,
+        tls_sni: Option<String>,
+        prefix: Vec<u8>,
+    ) -> Ended {
+        let route = &self.route.metrics;
+        let (src_counters, dst_counters) = match &tls_sni {
+            None => (route.src.clone(), route.dst[index].clone()),
+            Some(sni) => {
+                let metrics = self.shard.metrics();
+                let src = route.tls(metrics, Peer::Src, index, sni);
+                (src, route.tls(metrics, Peer::Dst, index, sni))
+            }
+        };
+        src_counters.opened();
+        dst_counters.opened();
+        let started = Instant::now();
+
+        let mut result = Ok(());
+        if !prefix.is_empty() {
+            src_counters.read(prefix.len());
+            result = upstream
+                .write_all(&prefix)
+                .await
+                .map_err(ConnError::UpstreamWrite);
+            if result.is_ok() {
+                dst_counters.wrote(prefix.len());
+            }
+        }
+        if result.is_ok() {
+            let client_end = End {
+                socket: &client,
+                counters: &src_counters,
+            };
+            let upstream_end = End {
+                socket: &upstream,
+                counters: &dst_counters,
+            };
+            result = tunnel(&self.shard.pumps, client_end, upstream_end).await;
+        }
+        if let Err(err) = &result {
+            pass_on(err, &client, &upstream);
+        }
+        dst_counters.closed(result.is_ok(), started.elapsed());
+        (src_counters, result)
+    }
+
+    /// HTTP/1: the connection is served request by request; `first`, the
+    /// upstream connected during detection, serves the first request.
+    pub(super) async fn serve_http1(
+        &self,
+        client: Socket,
+        first: Option<Upstream>,
+        prefix: Vec<u8>,
+    ) -> Ended {
+        let src_counters = opened(self.route.metrics.src.clone());
+        src_counters.read(prefix.len());
+        let mut client =
+            HttpIo::new(client, src_counters.clone(), prefix).expecting(Arrival::Waiting);
+        let proxy = H1Proxy {
+            shard: &self.shard.http,
+            route: &self.route.http,
+        };
+        let result = match proxy.serve(&mut client, first).await {
+            Ok(Served::Closed) => Ok(()),
+            Ok(Served::Tunnel(upstream)) => Box::pin(self.upgraded(&mut client, upstream)).await,
+            Err(err) => {
+                if err.side() == Side::Upstream {
+                    // A cut response must not look complete to the client.
+                    client.socket.reset_on_close();
+                }
+                Err(err)
+            }
+        };
+        (src_counters, result)
+    }
+
+    /// An upgraded HTTP/1 connection: what each side sent early goes
+    /// first, then bytes both ways as for any opaque connection.
+    async fn upgraded(
+        &self,
+        client: &mut HttpIo,
+        mut upstream: Box<Upstream>,
+    ) -> Result<(), ConnError> {
+        let result = async {
+            let early = client.take_unread();
+            if !early.is_empty() {
+                let written = upstream.io.write_all(&early).await;
+                written.map_err(ConnError::UpstreamWrite)?;
+            }
+            let early = upstream.io.take_unread();
+            if !early.is_empty() {
+                client
+                    .write_all(&early)
+                    .await
+                    .map_err(ConnError::ClientWrite)?;
+            }
+            let client_end = End {
+                socket: &client.socket,
+                counters: &client.counters,
+            };
+            let upstream_end = End {
+                socket: &upstream.io.socket,
+                counters: &upstream.io.counters,
+            };
+            tunnel(&self.shard.pumps, client_end, upstream_end).await
+        }
+        .await;
+        if let Err(err) = &result {
+            pass_on(err, &client.socket, &upstream.io.socket);
+            upstream.mark_failed();
+        }
+        result
+    }
+
+    /// HTTP/2: streams are proxied over pooled upstream connections; `first`,
+    /// the upstream connected during detection, becomes one of them.
+    pub(super) async fn serve_http2(
+        &self,
+        client: Socket,
+        first: Option<(usize, Socket)>,
+        prefix: Vec<u8>,
+    ) -> Ended {
+        let src_counters = opened(self.route.metrics.src.clone());
+        src_counters.read(prefix.len());
+        let proxy = H2Proxy {
+            shard: self.shard.http.clone(),
+            route: self.route.http.clone(),
+        };
+        let result = proxy
+            .serve(client, prefix, src_counters.clone(), first)
+            .await;
+        (src_counters, result)
+    }
+}
+
+/// The side that did not fail sees a reset; a failure of ringside's own
+/// resets both.
+fn pass_on(err: &ConnError, client: &Socket, upstream: &Socket) {
+    match err.side() {
+        Side::Client => upstream.reset_on_close(),
+        Side::Upstream => client.reset_on_close(),
+        Side::Proxy => {
+            client.reset_on_close();
+            upstream.reset_on_close();
+        }
+    }
+}

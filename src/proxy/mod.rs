@@ -1,0 +1,64 @@
+//! The connection stage: everything between an accepted socket and the
+//! handler of its protocol.
+//!
+//! - `accept`: a shard's accept loop, one task and one span per connection;
+//! - `route`: what a shard keeps per route (balancers, pools, counters);
+//! - `conn`: the life of one connection, from the balanced connect to its
+//!   one log line;
+//! - `classify`: the route's port policy, then detection with fail-open,
+//!   the server-first race and its memory, giving one `Carry` decision;
+//! - `dispatch`: carrying the connection as that decision says: opaque
+//!   bytes (`tcp`), HTTP/1 (`http::H1Proxy`, whose upgrades come back here
+//!   as tunnels) or HTTP/2 (`http::H2Proxy`).
+//!
+//! Later stages (TLS termination, original destinations) enter here,
+//! between accept and dispatch.
+
+mod accept;
+mod classify;
+mod conn;
+mod dispatch;
+mod route;
+
+use std::rc::Rc;
+
+pub use accept::accept_loop;
+pub use route::RouteState;
+
+use crate::config::Config;
+use crate::detect::ServerFirstMemory;
+use crate::http::HttpShard;
+use crate::io::Shutdown;
+use crate::metrics::ShardMetrics;
+use crate::tcp::PumpResources;
+
+/// What every connection of one shard shares. Owned by the shard's thread
+/// and reached through an `Rc`: nothing in it is `Send`.
+pub struct ShardContext {
+    /// The metrics, the drain signal and the connect timeout, as HTTP
+    /// proxying needs them.
+    pub http: HttpShard,
+    /// Pipes and scratch space of the opaque pumps.
+    pub pumps: PumpResources,
+    pub detect: crate::config::DetectConfig,
+    pub server_first: ServerFirstMemory,
+}
+
+impl ShardContext {
+    pub fn new(shard: usize, config: &Config, draining: Rc<Shutdown>) -> ShardContext {
+        ShardContext {
+            http: HttpShard {
+                metrics: Rc::new(ShardMetrics::new(shard)),
+                draining,
+                connect_timeout: config.connect_timeout,
+            },
+            pumps: PumpResources::new(config.forward_mode, config.pipe_size_bytes),
+            server_first: ServerFirstMemory::new(config.detect.server_first_memory),
+            detect: config.detect.clone(),
+        }
+    }
+
+    pub fn metrics(&self) -> &ShardMetrics {
+        &self.http.metrics
+    }
+}

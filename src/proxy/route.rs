@@ -1,0 +1,48 @@
+//! `RouteState`: one route as a shard sees it: its config, its balancers
+//! and pools, and the counters its connections share, looked up once here
+//! rather than per connection.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::config::Route;
+use crate::http::HttpRoute;
+use crate::metrics::{RouteMetrics, ShardMetrics};
+use crate::tcp::Balancer;
+
+pub struct RouteState {
+    pub route: Route,
+    pub metrics: Rc<RouteMetrics>,
+    /// Balances connections (opaque TCP).
+    pub balancer: Balancer,
+    /// Balances requests and pools connections (HTTP).
+    pub http: Rc<HttpRoute>,
+}
+
+impl RouteState {
+    pub fn new(
+        route: Route,
+        metrics: &ShardMetrics,
+        seed: u64,
+        pool_idle_timeout: Duration,
+    ) -> RouteState {
+        let metrics = Rc::new(RouteMetrics::new(
+            metrics,
+            route.direction,
+            route.listen,
+            &route.upstreams,
+        ));
+        let http_seed = seed.rotate_left(17);
+        RouteState {
+            balancer: Balancer::new(&route.upstreams, seed),
+            http: Rc::new(HttpRoute::new(
+                metrics.clone(),
+                &route.upstreams,
+                http_seed,
+                pool_idle_timeout,
+            )),
+            metrics,
+            route,
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! `tunnel`: an opaque connection's bytes both ways between two sockets,
+//! until both directions have ended (half-close is honoured: each
+//! direction ends with its own FIN) or one fails, named by its side.
+
+use std::future::Future;
+
+use futures_lite::future;
+
+use super::pump::{Direction, PumpError, PumpResources};
+use crate::io::{ConnError, Socket};
+use crate::metrics::TcpCounters;
+
+/// One end of a tunnel: its socket and the counters its bytes go to.
+pub struct End<'a> {
+    pub socket: &'a Socket,
+    pub counters: &'a TcpCounters,
+}
+
+/// Forwards opaque bytes both ways between `client` and `upstream` until
+/// both directions end, or one fails.
+pub async fn tunnel(
+    pumps: &PumpResources,
+    client: End<'_>,
+    upstream: End<'_>,
+) -> Result<(), ConnError> {
+    let to_upstream = Direction {
+        src: client.socket,
+        dst: upstream.socket,
+        src_counters: client.counters,
+        dst_counters: upstream.counters,
+    };
+    let to_client = Direction {
+        src: upstream.socket,
+        dst: client.socket,
+        src_counters: upstream.counters,
+        dst_counters: client.counters,
+    };
+    let mode = pumps.mode;
+    both(to_upstream.run(mode, pumps), to_client.run(mode, pumps)).await
+}
+
+/// Runs both directions until both end, or until the first fails (the
+/// other is then dropped), naming the side of the failure.
+async fn both(
+    to_upstream: impl Future<Output = Result<(), PumpError>>,
+    to_client: impl Future<Output = Result<(), PumpError>>,
+) -> Result<(), ConnError> {
+    let up = async {
+        to_upstream.await.map_err(|err| match err {
+            PumpError::Read(e) => ConnError::ClientRead(e),
+            PumpError::Write(e) => ConnError::UpstreamWrite(e),
+            PumpError::Pipe(e) => ConnError::Proxy(e),
+        })
+    };
+    let down = async {
+        to_client.await.map_err(|err| match err {
+            PumpError::Read(e) => ConnError::UpstreamRead(e),
+            PumpError::Write(e) => ConnError::ClientWrite(e),
+            PumpError::Pipe(e) => ConnError::Proxy(e),
+        })
+    };
+    future::try_zip(up, down).await.map(|_| ())
+}
