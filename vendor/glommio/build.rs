@@ -10,14 +10,19 @@ fn main() {
     let liburing = match env::var("GLOMMIO_LIBURING_DIR") {
         Ok(path) => PathBuf::from(path).canonicalize().unwrap(),
         Err(_) => {
-            Command::new("git")
-                .arg("submodule")
-                .arg("update")
-                .arg("--init")
-                .status()
-                .unwrap();
-
-            project.join("liburing")
+            let bundled = project.join("liburing");
+            // The published crate bundles liburing's sources: only a git
+            // checkout without its submodule needs fetching. Running git
+            // otherwise would touch whatever repository the crate sits in.
+            if !bundled.join("src").join("setup.c").is_file() {
+                Command::new("git")
+                    .arg("submodule")
+                    .arg("update")
+                    .arg("--init")
+                    .status()
+                    .unwrap();
+            }
+            bundled
         }
     };
 
