@@ -5,6 +5,7 @@
 //! admin server, and the pieces of a connection's path.
 
 pub mod admin;
+pub mod balance;
 pub mod config;
 pub mod detect;
 pub mod http;

@@ -1,12 +1,11 @@
 //! HTTP proxying. HTTP/1.1 is proxied request by request (`h1`): heads are
 //! parsed (`head`), bodies pass through with their framing (`chunked`,
-//! `io`), requests are balanced by peak EWMA (`balancer`) over pooled
+//! `io`), requests are balanced by peak EWMA (`crate::balance`) over pooled
 //! upstream connections (`pool`). HTTP/2 (`h2`, over the `h2` crate with
 //! the tokio I/O adapter in `h2_io`) multiplexes client streams over one
 //! upstream connection per endpoint, balanced the same way.
 
 mod answer;
-mod balancer;
 mod chunked;
 mod h1;
 mod h2;
@@ -18,10 +17,10 @@ mod pool;
 
 use std::time::Duration;
 
+use crate::balance::RequestBalancer;
 use crate::tcp::{connect_endpoint, RouteState, ShardContext, Socket};
 
 pub(crate) use answer::reason_phrase;
-pub use balancer::RequestBalancer;
 pub use h1::H1Proxy;
 pub use h2::H2Proxy;
 /// For the benches: the hot path of every HTTP/1 request.

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use glommio::net::TcpStream;
 
-use super::balancer::Balancer;
 use super::pump::{Direction, PumpError};
 use super::socket::Socket;
 use super::ShardContext;
+use crate::balance::ConnectionBalancer;
 use crate::config::{Protocol, Route};
 use crate::detect::{sniff, SniffError, Verdict};
 use crate::http::{self, Arrival, H1Proxy, H2Proxy, HttpIo, HttpRoute};
@@ -102,7 +102,7 @@ pub struct RouteState {
     /// `route.listen` as the `target_addr` label, formatted once.
     pub listen_label: String,
     /// Balances connections (opaque TCP).
-    pub balancer: Balancer,
+    pub balancer: ConnectionBalancer,
     /// Balances requests and pools connections (HTTP).
     pub http: HttpRoute,
     /// Client-side counters (`peer="src"`) of plain connections.
@@ -132,7 +132,7 @@ impl RouteState {
                 .iter()
                 .map(|upstream| metrics.tcp(labels(Peer::Dst, upstream.to_string())))
                 .collect(),
-            balancer: Balancer::new(&route.upstreams, seed),
+            balancer: ConnectionBalancer::new(&route.upstreams, seed),
             http: HttpRoute::new(&route.upstreams, seed.rotate_left(17), pool_idle_timeout),
             listen_label,
             route,

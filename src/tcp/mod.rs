@@ -1,7 +1,6 @@
-//! Opaque TCP forwarding: connection balancing (`balancer`), the splice and
-//! copy pumps (`pump`, `pipe`), and the life of one connection (`forward`).
+//! Opaque TCP forwarding: the splice and copy pumps (`pump`, `pipe`), and
+//! the life of one connection (`forward`), balanced by `crate::balance`.
 
-mod balancer;
 mod forward;
 mod pipe;
 mod pump;
@@ -10,8 +9,6 @@ mod socket;
 use std::rc::Rc;
 use std::time::Duration;
 
-pub use balancer::Balancer;
-pub(crate) use balancer::{failure_backoff, TwoChoices};
 pub use forward::{connect_endpoint, tunnel, ForwardError, RouteState, TcpForward};
 pub use pipe::PipePool;
 pub use pump::PumpResources;
