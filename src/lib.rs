@@ -8,6 +8,7 @@
 //! {balance, io, metrics}, and admin → metrics; `config` is ground.
 
 pub mod admin;
+pub mod balance;
 pub mod config;
 pub mod detect;
 pub mod http;

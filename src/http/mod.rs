@@ -1,9 +1,9 @@
 //! HTTP proxying. HTTP/1.1 is proxied request by request (`h1`): heads are
 //! parsed (`head`), bodies pass through with their framing (`chunked`,
-//! `io`), requests are balanced by peak EWMA over pooled upstream
-//! connections (`pool`). HTTP/2 (`h2`, over the `h2` crate) multiplexes
-//! client streams over one upstream connection per endpoint, balanced the
-//! same way. The proxy's own answers and their errors are in `answer`.
+//! `io`), requests are balanced by peak EWMA (`crate::balance`) over pooled
+//! upstream connections (`pool`). HTTP/2 (`h2`, over the `h2` crate)
+//! multiplexes client streams over one upstream connection per endpoint,
+//! balanced the same way. The proxy's own answers and their errors are in `answer`.
 //!
 //! The connection stage (`proxy/`) hands a connection in once its protocol
 //! is known, with what it needs of the shard (`HttpShard`) and of the route
@@ -11,7 +11,6 @@
 //! `CONNECT`) is handed back to it ([`Served::Tunnel`]).
 
 mod answer;
-mod balancer;
 mod chunked;
 mod h1;
 mod h2;
@@ -26,7 +25,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 pub use answer::ProxyError;
-pub use balancer::RequestBalancer;
 pub use h1::{H1Proxy, Served};
 pub use h2::H2Proxy;
 /// For the benches: the hot path of every HTTP/1 request.
@@ -34,6 +32,7 @@ pub use head::{parse_request, parse_response};
 pub use io::{Arrival, HttpIo};
 pub use pool::{upstream, Pool, Upstream};
 
+use crate::balance::RequestBalancer;
 use crate::io::{Shutdown, Socket};
 use crate::metrics::{RouteMetrics, ShardMetrics};
 

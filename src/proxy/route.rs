@@ -5,16 +5,16 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::balance::ConnectionBalancer;
 use crate::config::Route;
 use crate::http::HttpRoute;
 use crate::metrics::{RouteMetrics, ShardMetrics};
-use crate::tcp::Balancer;
 
 pub struct RouteState {
     pub route: Route,
     pub metrics: Rc<RouteMetrics>,
     /// Balances connections (opaque TCP).
-    pub balancer: Balancer,
+    pub balancer: ConnectionBalancer,
     /// Balances requests and pools connections (HTTP).
     pub http: Rc<HttpRoute>,
 }
@@ -34,7 +34,7 @@ impl RouteState {
         ));
         let http_seed = seed.rotate_left(17);
         RouteState {
-            balancer: Balancer::new(&route.upstreams, seed),
+            balancer: ConnectionBalancer::new(&route.upstreams, seed),
             http: Rc::new(HttpRoute::new(
                 metrics.clone(),
                 &route.upstreams,

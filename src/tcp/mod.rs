@@ -3,13 +3,10 @@
 //! no routes: the connection stage (`proxy/`) decides what is opaque and
 //! hands over two connected sockets.
 
-mod balancer;
 mod pipe;
 mod pump;
 mod tunnel;
 
-pub use balancer::Balancer;
-pub(crate) use balancer::{failure_backoff, TwoChoices};
 pub use pipe::PipePool;
 pub use pump::PumpResources;
 pub use tunnel::{tunnel, End};

@@ -1,71 +1,67 @@
-//! Request balancing: power of two choices by peak EWMA of response latency,
-//! weighted by requests in flight, as Linkerd balances (RTT prior 30 ms,
-//! decay 10 s). A slow endpoint's estimate jumps up at once (the peak) and
-//! only decays back over seconds, so it quickly gets a small share; an
-//! endpoint whose connects fail is ejected with backoff.
+//! Request balancing for HTTP: power of two choices by peak EWMA of response
+//! latency, weighted by requests in flight, as Linkerd balances (RTT prior
+//! 30 ms, decay 10 s). A slow endpoint's estimate jumps up at once (the
+//! peak) and only decays back over seconds, so it quickly gets a small
+//! share; an endpoint whose connects fail is ejected with backoff.
+//!
+//! When every endpoint is ejected or tried, nothing is picked and the caller
+//! answers 503: a request, unlike a connection, can be refused cleanly.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::tcp::{failure_backoff, TwoChoices};
+use super::two_choices::{Load, TwoChoices};
 
 const RTT_PRIOR: Duration = Duration::from_millis(30);
 const DECAY: Duration = Duration::from_secs(10);
 
+/// What the request balancer knows of an endpoint's load.
 #[derive(Debug)]
-struct Endpoint {
-    addr: SocketAddr,
+struct RequestLoad {
     /// Requests sent and not yet answered.
     pending: Cell<u32>,
     /// Latency estimate in nanoseconds, as of `stamp`.
     rtt_ns: Cell<f64>,
     stamp: Cell<Instant>,
-    failures: Cell<u32>,
-    ejected_until: Cell<Option<Instant>>,
 }
 
-impl Endpoint {
+impl RequestLoad {
+    /// How much of the estimate is kept `elapsed` seconds after `stamp`.
+    fn kept(elapsed: f64) -> f64 {
+        (-elapsed / DECAY.as_secs_f64()).exp()
+    }
+
     /// The estimate decayed toward zero for the time since the last sample,
     /// so an endpoint not chosen for a while gets another chance.
     fn rtt_now(&self, now: Instant) -> f64 {
         let elapsed = now
             .saturating_duration_since(self.stamp.get())
             .as_secs_f64();
-        self.rtt_ns.get() * (-elapsed / DECAY.as_secs_f64()).exp()
+        self.rtt_ns.get() * RequestLoad::kept(elapsed)
     }
+}
 
+impl Load for RequestLoad {
     fn cost(&self, now: Instant) -> f64 {
         self.rtt_now(now) * f64::from(self.pending.get() + 1)
-    }
-
-    fn available(&self, now: Instant) -> bool {
-        self.ejected_until.get().is_none_or(|until| until <= now)
     }
 }
 
 #[derive(Debug)]
 pub struct RequestBalancer {
-    endpoints: Vec<Endpoint>,
-    choices: TwoChoices,
+    endpoints: TwoChoices<RequestLoad>,
 }
 
 impl RequestBalancer {
     pub fn new(addrs: &[SocketAddr], seed: u64) -> RequestBalancer {
         let now = Instant::now();
         RequestBalancer {
-            endpoints: addrs
-                .iter()
-                .map(|&addr| Endpoint {
-                    addr,
-                    pending: Cell::new(0),
-                    rtt_ns: Cell::new(RTT_PRIOR.as_nanos() as f64),
-                    stamp: Cell::new(now),
-                    failures: Cell::new(0),
-                    ejected_until: Cell::new(None),
-                })
-                .collect(),
-            choices: TwoChoices::new(seed),
+            endpoints: TwoChoices::new(addrs, seed, || RequestLoad {
+                pending: Cell::new(0),
+                rtt_ns: Cell::new(RTT_PRIOR.as_nanos() as f64),
+                stamp: Cell::new(now),
+            }),
         }
     }
 
@@ -76,64 +72,45 @@ impl RequestBalancer {
     /// Picks an available endpoint not in `tried`; `None` when every
     /// endpoint is ejected or tried (the caller answers 503).
     pub fn pick(&self, tried: &[usize]) -> Option<usize> {
-        let now = Instant::now();
-        let candidates: Vec<usize> = (0..self.endpoints.len())
-            .filter(|i| !tried.contains(i) && self.endpoints[*i].available(now))
-            .collect();
-        match candidates.len() {
-            0 => None,
-            1 => Some(candidates[0]),
-            n => {
-                let (a, b) = self.choices.pair(n);
-                let (a, b) = (candidates[a], candidates[b]);
-                let (cost_a, cost_b) = (self.endpoints[a].cost(now), self.endpoints[b].cost(now));
-                Some(if cost_a <= cost_b { a } else { b })
-            }
-        }
+        self.endpoints.pick(tried)
     }
 
     pub fn started(&self, index: usize) {
-        let endpoint = &self.endpoints[index];
-        endpoint.pending.set(endpoint.pending.get() + 1);
+        let load = &self.endpoints[index].load;
+        load.pending.set(load.pending.get() + 1);
     }
 
     /// Ends a request started with `started`; `latency` is `Some` when a
     /// response came back, and feeds the estimate.
     pub fn finished(&self, index: usize, latency: Option<Duration>) {
-        let endpoint = &self.endpoints[index];
-        endpoint
-            .pending
-            .set(endpoint.pending.get().saturating_sub(1));
+        let load = &self.endpoints[index].load;
+        load.pending.set(load.pending.get().saturating_sub(1));
         let Some(latency) = latency else { return };
         let now = Instant::now();
         let sample = latency.as_nanos() as f64;
-        let previous = endpoint.rtt_ns.get();
+        let previous = load.rtt_ns.get();
         let next = if sample > previous {
             sample // the peak: slowness shows at once
         } else {
             let elapsed = now
-                .saturating_duration_since(endpoint.stamp.get())
+                .saturating_duration_since(load.stamp.get())
                 .as_secs_f64();
-            let keep = (-elapsed / DECAY.as_secs_f64()).exp();
+            let keep = RequestLoad::kept(elapsed);
             previous * keep + sample * (1.0 - keep)
         };
-        endpoint.rtt_ns.set(next);
-        endpoint.stamp.set(now);
+        load.rtt_ns.set(next);
+        load.stamp.set(now);
     }
 
+    /// Ejects the endpoint for a while; the backoff doubles with each
+    /// failure in a row, from 100 ms up to 10 s.
     pub fn connect_failed(&self, index: usize) {
-        let endpoint = &self.endpoints[index];
-        let failures = endpoint.failures.get().saturating_add(1);
-        endpoint.failures.set(failures);
-        endpoint
-            .ejected_until
-            .set(Some(Instant::now() + failure_backoff(failures)));
+        self.endpoints[index].health.failed();
     }
 
+    /// Ends an ejection early: the endpoint answers again.
     pub fn connected(&self, index: usize) {
-        let endpoint = &self.endpoints[index];
-        endpoint.failures.set(0);
-        endpoint.ejected_until.set(None);
+        self.endpoints[index].health.succeeded();
     }
 }
 
