@@ -7,20 +7,12 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::*;
 
 const GET: &[u8] = b"GET /hello HTTP/1.1\r\nHost: example.test\r\nUser-Agent: test\r\n\r\n";
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-fn detect_proxy(origin: &Origin, extra: &[&str]) -> Ringside {
-    let route = format!("127.0.0.1:0={}", origin.addr);
-    let mut args = vec!["--route", &route, "--shards", "1"];
-    args.extend_from_slice(extra);
-    Ringside::start(&args)
-}
 
 fn results(proxy: &Ringside, result: &str) -> f64 {
     proxy
@@ -48,8 +40,8 @@ fn echo_bytes(proxy: &Ringside, bytes: &[u8], trickle: bool) -> Vec<u8> {
 
 #[test]
 fn http1_and_http2_are_detected_whole_or_one_byte_at_a_time() {
-    let web = support::http::HttpOrigin::start("web", Duration::ZERO);
-    let web_proxy = Ringside::routing_to(web.addr);
+    let web = HttpOrigin::start("web", Duration::ZERO);
+    let web_proxy = Ringside::routing_to([web.addr]);
     for trickle in [false, true] {
         let answer = String::from_utf8(echo_bytes(&web_proxy, GET, trickle)).unwrap();
         assert!(
@@ -59,8 +51,8 @@ fn http1_and_http2_are_detected_whole_or_one_byte_at_a_time() {
     }
     assert_eq!(results(&web_proxy, "http/1"), 2.0);
 
-    let h2_origin = support::h2::H2Origin::start();
-    let proxy = Ringside::routing_to(h2_origin.addr);
+    let h2_origin = H2Origin::start();
+    let proxy = Ringside::routing_to([h2_origin.addr]);
     for trickle in [false, true] {
         let mut client = TcpStream::connect(proxy.route()).unwrap();
         client.set_nodelay(true).unwrap();
@@ -90,7 +82,7 @@ fn http1_and_http2_are_detected_whole_or_one_byte_at_a_time() {
 #[test]
 fn garbage_empty_and_abandoned_connections_are_forwarded_as_unknown() {
     let origin = Origin::echo();
-    let proxy = detect_proxy(&origin, &[]);
+    let proxy = Ringside::routing_to([origin.addr]);
     let garbage = random_bytes(3000, 42);
     assert_eq!(echo_bytes(&proxy, &garbage, false), garbage);
     assert_eq!(echo_bytes(&proxy, &[b'G'; 1024], false), vec![b'G'; 1024]);
@@ -122,7 +114,7 @@ fn a_server_that_speaks_first_is_not_kept_waiting_and_is_remembered() {
         }
     });
     // The default 10 s detect timeout is in force.
-    let proxy = detect_proxy(&origin, &[]);
+    let proxy = Ringside::routing_to([origin.addr]);
     for _ in 0..2 {
         let started = Instant::now();
         let mut client = TcpStream::connect(proxy.route()).unwrap();
@@ -143,8 +135,11 @@ fn a_server_that_speaks_first_is_not_kept_waiting_and_is_remembered() {
 #[test]
 fn a_silent_client_fails_open_after_the_timeout_with_its_bytes_intact() {
     let origin = Origin::echo();
-    let proxy = detect_proxy(&origin, &["--detect-timeout", "1s"]);
-    let mut client = TcpStream::connect(proxy.route()).unwrap();
+    let proxy = Ringside::route_to([origin.addr])
+        .shards(1)
+        .arg("--detect-timeout", "1s")
+        .start();
+    let client = TcpStream::connect(proxy.route()).unwrap();
     // While it waits, the connection is visible as detecting (its tcp_*
     // series depend on the verdict).
     eventually("the connection shows as detecting", || {
@@ -161,28 +156,17 @@ fn a_silent_client_fails_open_after_the_timeout_with_its_bytes_intact() {
         0.0
     );
     let data = random_bytes(100_000, 9);
-    let echoed = {
-        let stream = client.try_clone().unwrap();
-        let data = Arc::new(data.clone());
-        let sender = std::thread::spawn(move || {
-            let mut stream = stream;
-            stream.write_all(&data).unwrap();
-            stream.shutdown(Shutdown::Write).unwrap();
-        });
-        let mut echoed = Vec::new();
-        client.read_to_end(&mut echoed).unwrap();
-        sender.join().unwrap();
-        echoed
-    };
-    assert_eq!(echoed, data);
+    assert_eq!(echo_over(&client, &data), data);
 }
 
 #[test]
 fn opaque_ports_skip_detection() {
     // An echo origin: as opaque TCP the request comes back as it went.
     let origin = Origin::echo();
-    let port = origin.addr.port().to_string();
-    let proxy = detect_proxy(&origin, &["--opaque-ports", &port]);
+    let proxy = Ringside::route_to([origin.addr])
+        .shards(1)
+        .arg("--opaque-ports", origin.addr.port())
+        .start();
     assert_eq!(echo_bytes(&proxy, GET, false), GET);
     assert_eq!(results(&proxy, "opaque_port"), 1.0);
     assert_eq!(results(&proxy, "http/1"), 0.0);
@@ -195,36 +179,14 @@ fn opaque_ports_skip_detection() {
 }
 
 /// A TLS origin (`openssl s_server -rev`, which answers each line reversed)
-/// behind ringside, and `openssl s_client` with SNI in front.
+/// behind ringside, and `openssl s_client` with SNI in front. The origin's
+/// certificate is minted in memory; only the two PEM files touch the disk.
 #[test]
 fn tls_passes_through_end_to_end_and_its_sni_shows_in_metrics() {
-    let dir = std::env::temp_dir().join(format!("ringside-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args([
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=example.test",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is installed (.ci/run installs it)");
-    assert!(made.success());
+    let minted = rcgen::generate_simple_self_signed(["example.test".to_string()])
+        .expect("a self-signed certificate");
+    let cert = TempPath::holding(minted.cert.pem());
+    let key = TempPath::holding(minted.signing_key.serialize_pem());
 
     let mut server = Command::new("openssl")
         .args([
@@ -235,14 +197,14 @@ fn tls_passes_through_end_to_end_and_its_sni_shows_in_metrics() {
             "-naccept",
             "1",
             "-cert",
+            cert.as_str(),
+            "-key",
+            key.as_str(),
         ])
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .expect("openssl is installed (.ci/run installs it)");
     let mut server_out = BufReader::new(server.stdout.take().unwrap());
     let origin_addr = loop {
         let mut line = String::new();
@@ -251,10 +213,10 @@ fn tls_passes_through_end_to_end_and_its_sni_shows_in_metrics() {
             "s_server exited"
         );
         if let Some(addr) = line.strip_prefix("ACCEPT ") {
-            break addr.trim().to_string();
+            break addr.trim().parse().unwrap();
         }
     };
-    let proxy = Ringside::routing_to(origin_addr);
+    let proxy = Ringside::routing_to([origin_addr]);
 
     let mut client = Command::new("openssl")
         .args(["s_client", "-connect", &proxy.route().to_string()])
@@ -283,7 +245,6 @@ fn tls_passes_through_end_to_end_and_its_sni_shows_in_metrics() {
     let _ = client.wait();
     let _ = server.kill();
     let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 
     let metrics = proxy.wait_idle();
     assert_eq!(

@@ -6,50 +6,23 @@
 mod support;
 
 use std::io::Write;
-use std::process::Command;
 use std::time::Duration;
 
-use support::http::{body_byte, fnv, HttpOrigin, FNV_START};
 use support::*;
-
-fn proxy_for(origins: &[&HttpOrigin]) -> Ringside {
-    let upstreams: Vec<String> = origins.iter().map(|o| o.addr.to_string()).collect();
-    Ringside::routing_to(upstreams.join(","))
-}
-
-fn curl(args: &[&str]) -> (String, String) {
-    let output = Command::new("curl")
-        .args(["-s", "--max-time", "60"])
-        .args(args)
-        .output()
-        .expect("curl is installed (.ci/run installs it)");
-    assert!(
-        output.status.success(),
-        "curl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn temp_file(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("ringside-http1-{}-{name}", std::process::id()))
-}
 
 #[test]
 fn curl_keeps_one_connection_alive_and_requests_are_counted() {
     let origin = HttpOrigin::start("a", Duration::ZERO);
-    let proxy = proxy_for(&[&origin]);
+    let proxy = Ringside::routing_to([origin.addr]);
     let base = format!("http://{}", proxy.route());
-    let (body, verbose) = curl(&[
+    let output = curl(&[
         "-v",
         &format!("{base}/one"),
         &format!("{base}/two"),
         &format!("{base}/three"),
     ]);
-    assert_eq!(body, "hello from ahello from ahello from a");
+    assert_eq!(output.text(), "hello from ahello from ahello from a");
+    let verbose = &output.stderr;
     assert_eq!(
         verbose.matches("Re-using existing connection").count(),
         2,
@@ -78,17 +51,10 @@ fn curl_keeps_one_connection_alive_and_requests_are_counted() {
 fn chunked_100_mib_download_and_upload_are_byte_exact() {
     const SIZE: u64 = 100 << 20;
     let origin = HttpOrigin::start("a", Duration::ZERO);
-    let proxy = proxy_for(&[&origin]);
+    let proxy = Ringside::routing_to([origin.addr]);
     let base = format!("http://{}", proxy.route());
 
-    let download = temp_file("download");
-    curl(&[
-        "-o",
-        download.to_str().unwrap(),
-        &format!("{base}/chunked/{SIZE}"),
-    ]);
-    let got = std::fs::read(&download).unwrap();
-    let _ = std::fs::remove_file(&download);
+    let got = curl(&[&format!("{base}/chunked/{SIZE}")]).body;
     assert_eq!(got.len() as u64, SIZE);
     assert!(
         got.iter()
@@ -97,27 +63,22 @@ fn chunked_100_mib_download_and_upload_are_byte_exact() {
         "download differs"
     );
 
-    let upload = temp_file("upload");
     let data = random_bytes(SIZE as usize, 77);
-    std::fs::write(&upload, &data).unwrap();
-    let (answer, _) = curl(&[
+    let upload = TempPath::holding(&data);
+    let answer = curl(&[
         "-T",
-        upload.to_str().unwrap(),
+        upload.as_str(),
         "-H",
         "Transfer-Encoding: chunked",
         &format!("{base}/upload"),
     ]);
-    let _ = std::fs::remove_file(&upload);
-    assert_eq!(
-        answer,
-        format!("len={SIZE} fnv={:x}", fnv(&data, FNV_START))
-    );
+    assert_eq!(answer.text(), upload_answer(&data));
 }
 
 #[test]
 fn head_bodiless_statuses_and_pipelined_requests_keep_the_connection_in_step() {
     let origin = HttpOrigin::start("a", Duration::ZERO);
-    let proxy = proxy_for(&[&origin]);
+    let proxy = Ringside::routing_to([origin.addr]);
     let mut client = HttpClient::connect(proxy.route());
     // Four requests in one write: answered in order, each framed right.
     client.send(
@@ -150,32 +111,28 @@ fn head_bodiless_statuses_and_pipelined_requests_keep_the_connection_in_step() {
 #[test]
 fn expect_100_continue_is_passed_through() {
     let origin = HttpOrigin::start("a", Duration::ZERO);
-    let proxy = proxy_for(&[&origin]);
-    let upload = temp_file("continue");
+    let proxy = Ringside::routing_to([origin.addr]);
     let data = random_bytes(300_000, 5);
-    std::fs::write(&upload, &data).unwrap();
-    let (answer, verbose) = curl(&[
+    let upload = TempPath::holding(&data);
+    let answer = curl(&[
         "-v",
         "-H",
         "Expect: 100-continue",
         "--expect100-timeout",
         "30",
         "--data-binary",
-        &format!("@{}", upload.to_str().unwrap()),
+        &format!("@{}", upload.as_str()),
         &format!("http://{}/upload", proxy.route()),
     ]);
-    let _ = std::fs::remove_file(&upload);
+    let verbose = &answer.stderr;
     assert!(verbose.contains("< HTTP/1.1 100 Continue"), "{verbose}");
-    assert_eq!(
-        answer,
-        format!("len=300000 fnv={:x}", fnv(&data, FNV_START))
-    );
+    assert_eq!(answer.text(), upload_answer(&data));
 }
 
 #[test]
 fn an_upgrade_becomes_a_tunnel_with_bytes_both_ways() {
     let origin = HttpOrigin::start("a", Duration::ZERO);
-    let proxy = proxy_for(&[&origin]);
+    let proxy = Ringside::routing_to([origin.addr]);
     let mut client = HttpClient::connect(proxy.route());
     client.send(b"GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly bytes;");
     let switched = client.read(false).unwrap();
@@ -220,7 +177,7 @@ fn a_websocket_session_passes_through_both_ways() {
             }
         }
     });
-    let proxy = Ringside::routing_to(origin);
+    let proxy = Ringside::routing_to([origin]);
     let stream = std::net::TcpStream::connect(proxy.route()).unwrap();
     let url = format!("ws://{}/chat", proxy.route());
     let (mut socket, response) = tungstenite::client(url.as_str(), stream).unwrap();
@@ -254,7 +211,7 @@ fn errors_come_back_fast_with_their_status_and_reason() {
     // Nothing listens behind this route: 502 first, then 503 while the
     // endpoint is ejected.
     let down = closed_port();
-    let proxy = Ringside::routing_to(down);
+    let proxy = Ringside::routing_to([down]);
     let mut statuses = Vec::new();
     for _ in 0..20 {
         let mut client = HttpClient::connect(proxy.route());
@@ -273,7 +230,7 @@ fn errors_come_back_fast_with_their_status_and_reason() {
     assert!(statuses.contains(&503), "{statuses:?}");
 
     let origin = HttpOrigin::start("a", Duration::ZERO);
-    let proxy = proxy_for(&[&origin]);
+    let proxy = Ringside::routing_to([origin.addr]);
     let mut client = HttpClient::connect(proxy.route());
     client.send(b"GET / HTTP/1.1\r\nHost: a\r\nbad header line\r\n\r\n");
     let bad = client.read(false).unwrap();
@@ -301,7 +258,7 @@ fn errors_come_back_fast_with_their_status_and_reason() {
 fn the_fast_origin_serves_most_requests_and_a_dead_one_costs_nothing() {
     let fast = HttpOrigin::start("fast", Duration::ZERO);
     let slow = HttpOrigin::start("slow", Duration::from_millis(30));
-    let proxy = proxy_for(&[&fast, &slow]);
+    let proxy = Ringside::routing_to([fast.addr, slow.addr]);
     let mut client = HttpClient::connect(proxy.route());
     for _ in 0..20 {
         assert_eq!(client.get("/").unwrap().status, 200); // warm-up
@@ -315,7 +272,7 @@ fn the_fast_origin_serves_most_requests_and_a_dead_one_costs_nothing() {
 
     let alive = HttpOrigin::start("alive", Duration::ZERO);
     let down = closed_port();
-    let proxy = Ringside::routing_to(format!("{},{down}", alive.addr));
+    let proxy = Ringside::routing_to([alive.addr, down]);
     for i in 0..50 {
         let mut client = HttpClient::connect(proxy.route());
         assert_eq!(client.get("/").unwrap().status, 200, "request {i}");
@@ -326,7 +283,7 @@ fn the_fast_origin_serves_most_requests_and_a_dead_one_costs_nothing() {
 #[test]
 fn response_metrics_match_the_statuses_sent() {
     let origin = HttpOrigin::start("a", Duration::ZERO);
-    let proxy = proxy_for(&[&origin]);
+    let proxy = Ringside::routing_to([origin.addr]);
     let mut client = HttpClient::connect(proxy.route());
     for (status, times) in [("200", 3), ("404", 2), ("503", 1)] {
         for _ in 0..times {

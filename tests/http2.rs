@@ -4,33 +4,21 @@
 
 mod support;
 
-use std::process::Command;
-
 use ::http::Request;
-use support::h2::{call, connect, runtime, H2Origin};
+use support::clients::h2::{call, connect, eventually_async, runtime};
 use support::*;
-
-fn proxy_for(origin: &H2Origin) -> Ringside {
-    Ringside::routing_to(origin.addr)
-}
 
 #[test]
 fn curl_with_prior_knowledge_gets_its_answer() {
     let origin = H2Origin::start();
-    let proxy = proxy_for(&origin);
-    let output = Command::new("curl")
-        .args([
-            "-s",
-            "--max-time",
-            "30",
-            "--http2-prior-knowledge",
-            "--data-binary",
-            "hello h2",
-        ])
-        .arg(format!("http://{}/echo", proxy.route()))
-        .output()
-        .expect("curl is installed");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "hello h2");
+    let proxy = Ringside::routing_to([origin.addr]);
+    let output = curl(&[
+        "--http2-prior-knowledge",
+        "--data-binary",
+        "hello h2",
+        &format!("http://{}/echo", proxy.route()),
+    ]);
+    assert_eq!(output.text(), "hello h2");
     let metrics = proxy.wait_idle();
     assert_eq!(
         metrics.sum("protocol_detect_total", &[("result", "http/2")]),
@@ -51,27 +39,18 @@ fn a_16_mib_body_goes_up_and_comes_back_byte_exact_and_without_stalls() {
     // window then ended in a delayed ACK, and this took 11 s (0.1 s direct).
     const SIZE: usize = 16 << 20;
     let origin = H2Origin::start();
-    let proxy = proxy_for(&origin);
-    let dir = std::env::temp_dir();
-    let upload = dir.join(format!("ringside-h2-up-{}", std::process::id()));
-    let download = dir.join(format!("ringside-h2-down-{}", std::process::id()));
+    let proxy = Ringside::routing_to([origin.addr]);
     let data = random_bytes(SIZE, 16);
-    std::fs::write(&upload, &data).unwrap();
+    let upload = TempPath::holding(&data);
     let started = std::time::Instant::now();
-    let status = Command::new("curl")
-        .args(["-s", "--max-time", "60", "--http2-prior-knowledge"])
-        .arg("--data-binary")
-        .arg(format!("@{}", upload.display()))
-        .arg("-o")
-        .arg(&download)
-        .arg(format!("http://{}/echo", proxy.route()))
-        .status()
-        .expect("curl is installed");
+    let got = curl(&[
+        "--http2-prior-knowledge",
+        "--data-binary",
+        &format!("@{}", upload.as_str()),
+        &format!("http://{}/echo", proxy.route()),
+    ])
+    .body;
     let took = started.elapsed();
-    let got = std::fs::read(&download).unwrap_or_default();
-    let _ = std::fs::remove_file(&upload);
-    let _ = std::fs::remove_file(&download);
-    assert!(status.success(), "curl: {status}");
     assert_eq!(got.len(), SIZE);
     assert!(got == data, "the echoed body differs");
     // Not a speed claim: a bound ten times what this takes on a loaded
@@ -91,7 +70,7 @@ const N_STREAMS: u32 = 1000;
 #[test]
 fn a_thousand_concurrent_streams_on_one_connection() {
     let origin = H2Origin::start();
-    let proxy = proxy_for(&origin);
+    let proxy = Ringside::routing_to([origin.addr]);
     let addr = proxy.route();
     let bodies = runtime().block_on(async move {
         let sender = connect(addr).await;
@@ -131,7 +110,7 @@ fn a_thousand_concurrent_streams_on_one_connection() {
 #[test]
 fn grpc_unary_and_server_streaming_calls_keep_their_trailers() {
     let origin = H2Origin::start();
-    let proxy = proxy_for(&origin);
+    let proxy = Ringside::routing_to([origin.addr]);
     let addr = proxy.route();
     runtime().block_on(async move {
         let mut sender = connect(addr).await;
@@ -179,7 +158,7 @@ fn grpc_unary_and_server_streaming_calls_keep_their_trailers() {
 #[test]
 fn a_stream_reset_on_either_side_resets_the_other() {
     let origin = H2Origin::start();
-    let proxy = proxy_for(&origin);
+    let proxy = Ringside::routing_to([origin.addr]);
     let addr = proxy.route();
     let origin = &origin;
     runtime().block_on(async move {
@@ -196,28 +175,20 @@ fn a_stream_reset_on_either_side_resets_the_other() {
         upload
             .send_data(bytes::Bytes::from_static(b"partial"), false)
             .unwrap();
-        // Reset only once the first bytes reached the origin (bounded).
-        for _ in 0..1000 {
-            if origin
-                .bodies_started
-                .load(std::sync::atomic::Ordering::SeqCst)
-                == 1
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        // Reset only once the first bytes reached the origin.
+        eventually_async("the upload's first bytes at the origin", || {
+            origin.bodies_started() == 1
+        })
+        .await;
         upload.send_reset(::h2::Reason::CANCEL);
     });
-    eventually("the origin saw the reset", || {
-        origin.resets_seen.load(std::sync::atomic::Ordering::SeqCst) == 1
-    });
+    eventually("the origin saw the reset", || origin.resets_seen() == 1);
 }
 
 #[test]
 fn an_unreachable_upstream_is_a_502_with_its_reason() {
     let down = closed_port();
-    let proxy = Ringside::routing_to(down);
+    let proxy = Ringside::routing_to([down]);
     let addr = proxy.route();
     let answer = runtime().block_on(async move {
         let mut sender = connect(addr).await;
@@ -225,12 +196,17 @@ fn an_unreachable_upstream_is_a_502_with_its_reason() {
         call(&mut sender, request, Vec::new()).await.unwrap()
     });
     assert_eq!(answer.status, 502);
+    let reason = answer.headers.get("ringside-proxy-error");
+    assert!(
+        reason.is_some_and(|why| !why.is_empty()),
+        "no reason: {answer:?}"
+    );
 }
 
 #[test]
 fn sigterm_sends_goaway_and_the_drain_does_not_wait_for_idle_clients() {
     let origin = H2Origin::start();
-    let mut proxy = proxy_for(&origin);
+    let mut proxy = Ringside::routing_to([origin.addr]);
     let addr = proxy.route();
     let rt = runtime();
     rt.block_on(async {
@@ -255,15 +231,11 @@ fn sigterm_sends_goaway_and_the_drain_does_not_wait_for_idle_clients() {
 #[test]
 fn a_route_declared_http2_is_proxied_without_detection() {
     let origin = H2Origin::start();
-    let config =
-        std::env::temp_dir().join(format!("ringside-h2-route-{}.toml", std::process::id()));
-    let route = format!(
+    let config = TempPath::holding(format!(
         "[[route]]\nlisten = \"127.0.0.1:0\"\nupstreams = [\"{}\"]\nprotocol = \"http2\"\n",
         origin.addr
-    );
-    std::fs::write(&config, route).unwrap();
-    let proxy = Ringside::start(&["--config", config.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&config);
+    ));
+    let proxy = Ringside::start(&["--config", config.as_str()]);
     let addr = proxy.route();
     let answer = runtime().block_on(async move {
         let mut sender = connect(addr).await;

@@ -13,12 +13,7 @@ use support::*;
 #[test]
 fn live_ready_and_shards_answer() {
     let origin = Origin::echo();
-    let proxy = Ringside::start(&[
-        "--route",
-        &format!("127.0.0.1:0={}", origin.addr),
-        "--shards",
-        "2",
-    ]);
+    let proxy = Ringside::route_to([origin.addr]).shards(2).start();
     proxy.wait_ready();
     assert_eq!(proxy.get("/live"), (200, "live\n".to_string()));
     let (status, body) = proxy.get("/shards");
@@ -40,7 +35,7 @@ fn live_ready_and_shards_answer() {
 #[test]
 fn sigterm_lets_an_open_connection_finish_then_exits_zero() {
     let origin = Origin::echo();
-    let mut proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={}", origin.addr)]);
+    let mut proxy = Ringside::route_to([origin.addr]).start();
     proxy.wait_ready();
     let mut client = TcpStream::connect(proxy.route()).unwrap();
     // A newline makes the bytes "not HTTP" at once: no detect timeout.
@@ -68,8 +63,8 @@ fn sigterm_lets_an_open_connection_finish_then_exits_zero() {
 
 #[test]
 fn sigterm_closes_idle_keep_alive_http_connections_at_once() {
-    let origin = support::http::HttpOrigin::start("a", Duration::ZERO);
-    let mut proxy = Ringside::start(&["--route", &format!("127.0.0.1:0={}", origin.addr)]);
+    let origin = HttpOrigin::start("a", Duration::ZERO);
+    let mut proxy = Ringside::route_to([origin.addr]).start();
     let mut client = HttpClient::connect(proxy.route());
     assert_eq!(client.get("/").unwrap().status, 200);
     proxy.signal("TERM");
@@ -87,12 +82,9 @@ fn sigterm_closes_idle_keep_alive_http_connections_at_once() {
 #[test]
 fn grace_period_cuts_connections_that_do_not_finish() {
     let origin = Origin::echo();
-    let mut proxy = Ringside::start(&[
-        "--route",
-        &format!("127.0.0.1:0={}", origin.addr),
-        "--shutdown-grace",
-        "200ms",
-    ]);
+    let mut proxy = Ringside::route_to([origin.addr])
+        .arg("--shutdown-grace", "200ms")
+        .start();
     let mut client = TcpStream::connect(proxy.route()).unwrap();
     client.write_all(b"x\n").unwrap();
     client.read_exact(&mut [0u8; 2]).unwrap();
@@ -117,39 +109,9 @@ fn check(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     )
 }
 
-fn write_config(text: &str) -> tempfile_path::TempPath {
-    tempfile_path::TempPath::with(text)
-}
-
-/// A file removed on drop, without a crate for it.
-mod tempfile_path {
-    pub struct TempPath(pub std::path::PathBuf);
-    impl TempPath {
-        pub fn with(text: &str) -> TempPath {
-            use std::sync::atomic::{AtomicUsize, Ordering};
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "ringside-test-{}-{}.toml",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::SeqCst)
-            ));
-            std::fs::write(&path, text).unwrap();
-            TempPath(path)
-        }
-        pub fn as_str(&self) -> &str {
-            self.0.to_str().unwrap()
-        }
-    }
-    impl Drop for TempPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
 #[test]
 fn check_prints_the_effective_config_with_layers_applied() {
-    let file = write_config(
+    let file = TempPath::holding(
         "[admin]\nlisten = \"127.0.0.1:9999\"\n[runtime]\nshards = 3\n\
          [[route]]\nlisten = \"127.0.0.1:4140\"\nupstreams = [\"127.0.0.1:8080\", \"127.0.0.1:8081\"]\n",
     );
@@ -185,7 +147,7 @@ fn each_bad_key_gives_a_one_line_error_and_exit_64() {
         ("[surprise]\n", "surprise"),
     ];
     for (text, key) in cases {
-        let file = write_config(text);
+        let file = TempPath::holding(text);
         let (code, _, stderr) = check(&["--config", file.as_str()], &[]);
         assert_eq!(code, Some(64), "{text:?}: {stderr}");
         assert_eq!(

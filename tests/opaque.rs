@@ -5,32 +5,22 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Arc, Mutex};
 use std::thread;
 
 use support::*;
 
-fn route_to(origins: &[&Origin]) -> String {
-    let upstreams: Vec<String> = origins.iter().map(|o| o.addr.to_string()).collect();
-    format!("127.0.0.1:0={}", upstreams.join(","))
-}
-
 fn forward_mode_test(mode: &str) {
     let origin = Origin::echo();
-    let proxy = Ringside::start(&[
-        "--route",
-        &route_to(&[&origin]),
-        "--shards",
-        "2",
-        "--forward-mode",
-        mode,
-    ]);
+    let proxy = Ringside::route_to([origin.addr])
+        .shards(2)
+        .arg("--forward-mode", mode)
+        .start();
     // 64 MiB in all, over four connections at once.
     let senders: Vec<_> = (0..4)
         .map(|i| {
-            let data = Arc::new(random_bytes(16 << 20, 1 + i));
+            let data = random_bytes(16 << 20, 1 + i);
             let addr = proxy.route();
-            thread::spawn(move || echo_through(addr, data.clone()) == *data)
+            thread::spawn(move || echo_through(addr, &data) == data)
         })
         .collect();
     for sender in senders {
@@ -76,7 +66,7 @@ fn client_half_close_reaches_the_upstream_and_its_answer_comes_back() {
         let answer = format!("got {} bytes after your FIN", request.len());
         stream.write_all(answer.as_bytes()).unwrap();
     });
-    let proxy = Ringside::start(&["--route", &route_to(&[&origin])]);
+    let proxy = Ringside::route_to([origin.addr]).start();
     let mut client = TcpStream::connect(proxy.route()).unwrap();
     client.write_all(b"hello, half-closed world").unwrap();
     client.shutdown(Shutdown::Write).unwrap();
@@ -87,18 +77,16 @@ fn client_half_close_reaches_the_upstream_and_its_answer_comes_back() {
 
 #[test]
 fn upstream_half_close_reaches_the_client_and_it_can_still_send() {
-    let received: Report<Vec<u8>> = Arc::new(Mutex::new(None));
-    static SLOT: Mutex<Option<Report<Vec<u8>>>> = Mutex::new(None);
-    *SLOT.lock().unwrap() = Some(received.clone());
-    let origin = Origin::start(|mut stream| {
+    let received: Report<Vec<u8>> = Report::default();
+    let slot = received.clone();
+    let origin = Origin::start(move |mut stream| {
         stream.write_all(b"banner, then FIN").unwrap();
         stream.shutdown(Shutdown::Write).unwrap();
         let mut rest = Vec::new();
         stream.read_to_end(&mut rest).unwrap();
-        let slot = SLOT.lock().unwrap().clone().unwrap();
         *slot.lock().unwrap() = Some(rest);
     });
-    let proxy = Ringside::start(&["--route", &route_to(&[&origin])]);
+    let proxy = Ringside::route_to([origin.addr]).start();
     let mut client = TcpStream::connect(proxy.route()).unwrap();
     let mut banner = String::new();
     client.read_to_string(&mut banner).unwrap();
@@ -120,14 +108,10 @@ fn upstream_half_close_reaches_the_client_and_it_can_still_send() {
 #[test]
 fn refused_upstream_resets_the_client_and_is_counted() {
     let down = closed_port();
-    let port = down.port().to_string();
     // Opaque by port: an HTTP client would get a 502 instead (tests/http1.rs).
-    let proxy = Ringside::start(&[
-        "--route",
-        &format!("127.0.0.1:0={down}"),
-        "--opaque-ports",
-        &port,
-    ]);
+    let proxy = Ringside::route_to([down])
+        .arg("--opaque-ports", down.port())
+        .start();
     let mut client = TcpStream::connect(proxy.route()).unwrap();
     client.write_all(b"anyone there?").unwrap();
     assert!(ends_in_reset(&mut client), "client should see a reset");
@@ -146,7 +130,7 @@ fn upstream_reset_mid_stream_becomes_a_client_reset() {
         stream.write_all(b"partial answer").unwrap();
         reset(stream);
     });
-    let proxy = Ringside::start(&["--route", &route_to(&[&origin])]);
+    let proxy = Ringside::route_to([origin.addr]).start();
     let mut client = TcpStream::connect(proxy.route()).unwrap();
     client.write_all(&[7u8; 1024]).unwrap();
     assert!(
@@ -160,8 +144,9 @@ fn upstream_reset_mid_stream_becomes_a_client_reset() {
 
 #[test]
 fn client_reset_mid_stream_becomes_an_upstream_reset() {
-    static OUTCOME: Mutex<Option<std::io::ErrorKind>> = Mutex::new(None);
-    let origin = Origin::start(|mut stream| {
+    let outcome: Report<std::io::ErrorKind> = Report::default();
+    let slot = outcome.clone();
+    let origin = Origin::start(move |mut stream| {
         let mut buf = [0u8; 4096];
         let outcome = loop {
             match stream.read(&mut buf) {
@@ -170,16 +155,16 @@ fn client_reset_mid_stream_becomes_an_upstream_reset() {
                 Err(err) => break err.kind(),
             }
         };
-        *OUTCOME.lock().unwrap() = Some(outcome);
+        *slot.lock().unwrap() = Some(outcome);
     });
-    let proxy = Ringside::start(&["--route", &route_to(&[&origin])]);
+    let proxy = Ringside::route_to([origin.addr]).start();
     let mut client = TcpStream::connect(proxy.route()).unwrap();
     client.write_all(&[1u8; 10_000]).unwrap();
     eventually("origin connected", || origin.accepted() == 1);
     reset(client);
-    eventually("origin saw the end", || OUTCOME.lock().unwrap().is_some());
+    eventually("origin saw the end", || outcome.lock().unwrap().is_some());
     assert_eq!(
-        *OUTCOME.lock().unwrap(),
+        *outcome.lock().unwrap(),
         Some(std::io::ErrorKind::ConnectionReset)
     );
 }
@@ -187,14 +172,14 @@ fn client_reset_mid_stream_becomes_an_upstream_reset() {
 #[test]
 fn connections_spread_over_two_upstreams_and_avoid_a_dead_one() {
     let (a, b) = (Origin::echo(), Origin::echo());
-    let proxy = Ringside::start(&["--route", &route_to(&[&a, &b]), "--shards", "1"]);
+    let proxy = Ringside::routing_to([a.addr, b.addr]);
     let clients: Vec<_> = (0..4u64)
         .map(|t| {
             let addr = proxy.route();
             thread::spawn(move || {
                 for i in 0..10 {
-                    let data = Arc::new(random_bytes(1000, t * 10 + i + 1));
-                    assert_eq!(echo_through(addr, data.clone()), *data);
+                    let data = random_bytes(1000, t * 10 + i + 1);
+                    assert_eq!(echo_through(addr, &data), data);
                 }
             })
         })
@@ -211,15 +196,10 @@ fn connections_spread_over_two_upstreams_and_avoid_a_dead_one() {
 
     let alive = Origin::echo();
     let down = closed_port();
-    let route = format!("127.0.0.1:0={},{down}", alive.addr);
-    let proxy = Ringside::start(&["--route", &route, "--shards", "2"]);
+    let proxy = Ringside::route_to([alive.addr, down]).shards(2).start();
     for i in 0..40u64 {
-        let data = Arc::new(random_bytes(1000, i + 1));
-        assert_eq!(
-            echo_through(proxy.route(), data.clone()),
-            *data,
-            "connection {i}"
-        );
+        let data = random_bytes(1000, i + 1);
+        assert_eq!(echo_through(proxy.route(), &data), data, "connection {i}");
     }
     assert_eq!(alive.accepted(), 40);
 }
@@ -227,15 +207,15 @@ fn connections_spread_over_two_upstreams_and_avoid_a_dead_one() {
 #[test]
 fn no_fd_or_pipe_growth_after_1000_connections() {
     let origin = Origin::echo();
-    let proxy = Ringside::start(&["--route", &route_to(&[&origin]), "--shards", "2"]);
-    let data = Arc::new(b"ping".to_vec());
+    let proxy = Ringside::route_to([origin.addr]).shards(2).start();
+    let data = b"ping";
     // Warm up: pools and lazily built state settle first.
     for _ in 0..50 {
-        echo_through(proxy.route(), data.clone());
+        echo_through(proxy.route(), data);
     }
     let before = proxy.wait_idle().sum("process_open_fds", &[]);
     for _ in 0..1000 {
-        assert_eq!(echo_through(proxy.route(), data.clone()), *data);
+        assert_eq!(echo_through(proxy.route(), data), data);
     }
     let after = proxy.wait_idle();
     assert_eq!(after.sum("tcp_open_total", &[("peer", "src")]), 1050.0);

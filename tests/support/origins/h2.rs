@@ -1,23 +1,26 @@
-//! An h2c origin and client for the tests, on a current-thread tokio
-//! runtime of their own. The origin echoes each request body; a request
-//! with `content-type: application/grpc` gets a gRPC-shaped answer: the
-//! body back in `x-messages` data frames, then trailers with the
-//! `grpc-status` the request asked for in `x-grpc-status` (default 0).
-
-#![allow(dead_code)]
+//! An h2c origin for the tests, on a current-thread tokio runtime of its
+//! own. It echoes each request body; a request with `content-type:
+//! application/grpc` gets a gRPC-shaped answer: the body back in
+//! `x-messages` data frames, then trailers with the `grpc-status` the
+//! request asked for in `x-grpc-status` (default 0). `GET /reset` is
+//! answered with a stream reset.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 
+use crate::support::clients::h2::runtime;
+
 pub struct H2Origin {
     pub addr: SocketAddr,
     /// Request streams that ended in a reset instead of their end.
-    pub resets_seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    resets_seen: Counter,
     /// Request streams whose first body bytes arrived.
-    pub bodies_started: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    bodies_started: Counter,
 }
 
 impl H2Origin {
@@ -25,8 +28,8 @@ impl H2Origin {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        let resets_seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let bodies_started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let resets_seen = Counter::default();
+        let bodies_started = Counter::default();
         let counters = (resets_seen.clone(), bodies_started.clone());
         thread::spawn(move || {
             runtime().block_on(async move {
@@ -43,27 +46,17 @@ impl H2Origin {
             bodies_started,
         }
     }
-}
 
-/// A current-thread runtime whose `block_on` can spawn local tasks.
-pub fn runtime() -> LocalRuntime {
-    LocalRuntime(
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap(),
-    )
-}
+    pub fn resets_seen(&self) -> usize {
+        self.resets_seen.load(Ordering::SeqCst)
+    }
 
-pub struct LocalRuntime(tokio::runtime::Runtime);
-
-impl LocalRuntime {
-    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        tokio::task::LocalSet::new().block_on(&self.0, future)
+    pub fn bodies_started(&self) -> usize {
+        self.bodies_started.load(Ordering::SeqCst)
     }
 }
 
-type Counter = std::sync::Arc<std::sync::atomic::AtomicUsize>;
+type Counter = Arc<AtomicUsize>;
 
 async fn serve(socket: tokio::net::TcpStream, counters: (Counter, Counter)) {
     let Ok(mut connection) = h2::server::handshake(socket).await else {
@@ -112,14 +105,14 @@ async fn answer(
             Ok(chunk) => chunk,
             Err(err) => {
                 if err.is_reset() {
-                    resets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    resets.fetch_add(1, Ordering::SeqCst);
                 }
                 return;
             }
         };
         let _ = body.flow_control().release_capacity(chunk.len());
         if received.is_empty() {
-            bodies_started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            bodies_started.fetch_add(1, Ordering::SeqCst);
         }
         received.extend_from_slice(&chunk);
     }
@@ -137,50 +130,4 @@ async fn answer(
     } else {
         let _ = send.send_data(Bytes::from(received), true);
     }
-}
-
-/// What a client got back for one request.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Vec<u8>,
-    pub trailers: Option<HeaderMap>,
-}
-
-/// Sends `request` with `body` on `sender` and collects the answer.
-pub async fn call(
-    sender: &mut h2::client::SendRequest<Bytes>,
-    request: Request<()>,
-    body: Vec<u8>,
-) -> Result<Answer, h2::Error> {
-    let mut ready = sender.clone().ready().await?;
-    let (response, mut upload) = ready.send_request(request, body.is_empty())?;
-    if !body.is_empty() {
-        upload.send_data(Bytes::from(body), true)?;
-    }
-    let response = response.await?;
-    let status = response.status().as_u16();
-    let mut stream = response.into_body();
-    let mut received = Vec::new();
-    while let Some(chunk) = stream.data().await {
-        let chunk = chunk?;
-        let _ = stream.flow_control().release_capacity(chunk.len());
-        received.extend_from_slice(&chunk);
-    }
-    let trailers = stream.trailers().await?;
-    Ok(Answer {
-        status,
-        body: received,
-        trailers,
-    })
-}
-
-/// An h2c client connection to `addr`, driven on the current runtime.
-pub async fn connect(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
-    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (sender, connection) = h2::client::handshake(socket).await.unwrap();
-    tokio::task::spawn_local(async move {
-        let _ = connection.await;
-    });
-    sender
 }

@@ -1,13 +1,12 @@
 //! A real HTTP/1.1 origin for the tests, one thread per connection, with
 //! routes that exercise each part of the proxy:
 //! `GET /size/N` (N bytes, content-length), `GET /chunked/N` (chunked),
-//! `GET /status/NNN`, `GET /close/N` (close-delimited body), `POST
-//! /upload` (answers `len=<n> fnv=<hash>` of the body, content-length or
-//! chunked, honouring `Expect: 100-continue`), `HEAD` of any of them, and
-//! `Upgrade: echo` (101, then echoes bytes). Every response carries
-//! `x-origin: <name>`, and `delay` slows every response down.
-
-#![allow(dead_code)]
+//! `GET /status/NNN`, `GET /close/N` (close-delimited body), `GET
+//! /truncate/N` (promises N bytes, sends half), `POST /upload` (answers
+//! `upload_answer` of the body, content-length or chunked, honouring
+//! `Expect: 100-continue`), `HEAD` of any of them, and `Upgrade: echo`
+//! (101, then echoes bytes). Every response carries `x-origin: <name>`,
+//! and `delay` slows every response down.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -41,8 +40,18 @@ impl HttpOrigin {
     }
 }
 
+/// What `POST /upload` answers for `body`: its length and hash, so a test
+/// checks a large upload arrived byte-exact without the origin keeping it.
+pub fn upload_answer(body: &[u8]) -> String {
+    summarize_upload(body.len() as u64, fnv(body, FNV_START))
+}
+
+fn summarize_upload(len: u64, hash: u64) -> String {
+    format!("len={len} fnv={hash:x}")
+}
+
 /// FNV-1a, to check bodies without keeping them.
-pub fn fnv(bytes: &[u8], mut hash: u64) -> u64 {
+fn fnv(bytes: &[u8], mut hash: u64) -> u64 {
     for byte in bytes {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x100_0000_01b3);
@@ -50,7 +59,7 @@ pub fn fnv(bytes: &[u8], mut hash: u64) -> u64 {
     hash
 }
 
-pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// The body `/size/N` and `/chunked/N` send: byte i is `i % 251`.
 pub fn body_byte(i: u64) -> u8 {
@@ -116,17 +125,8 @@ fn serve(stream: TcpStream, name: &str, delay: Duration, counter: &AtomicUsize) 
             let _ = writer.write_all(
                 b"HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\n",
             );
-            let mut buf = [0u8; 4096];
-            loop {
-                match reader.read(&mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if writer.write_all(&buf[..n]).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
+            let _ = std::io::copy(&mut reader, &mut writer);
+            return;
         }
         let result = if path == "/upload" {
             if expect.as_deref() == Some("100-continue") {
@@ -143,7 +143,7 @@ fn serve(stream: TcpStream, name: &str, delay: Duration, counter: &AtomicUsize) 
             respond(
                 &mut writer,
                 "200 OK",
-                format!("len={len} fnv={hash:x}").as_bytes(),
+                summarize_upload(len, hash).as_bytes(),
                 "",
             )
         } else if let Some(n) = path.strip_prefix("/size/") {

@@ -1,0 +1,222 @@
+//! Real clients in front of ringside: raw TCP (echo, half-close, resets),
+//! HTTP/1.1 (a one-shot GET, a keep-alive client that reads each framing,
+//! and curl), and HTTP/2 (`h2`). They assert on bytes, so they read
+//! responses themselves instead of trusting a library to smooth them over.
+
+pub mod h2;
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+/// Sends `data` and reads the echo concurrently; returns what came back.
+pub fn echo_through(addr: SocketAddr, data: &[u8]) -> Vec<u8> {
+    echo_over(&TcpStream::connect(addr).unwrap(), data)
+}
+
+/// `echo_through` on a connection already open: sends `data`, half-closes,
+/// and reads to the end at the same time, so neither side's buffers fill.
+pub fn echo_over(stream: &TcpStream, data: &[u8]) -> Vec<u8> {
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut writer = stream;
+            writer.write_all(data).unwrap();
+            writer.shutdown(Shutdown::Write).unwrap();
+        });
+        let mut received = Vec::new();
+        let mut reader = stream;
+        reader.read_to_end(&mut received).unwrap();
+        received
+    })
+}
+
+/// True if reading `stream` ends in a reset (or an abrupt EOF) rather than
+/// data.
+pub fn ends_in_reset(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(_) => continue,
+            Err(err) if err.kind() == ErrorKind::ConnectionReset => return true,
+            Err(err) => panic!("unexpected error: {err}"),
+        }
+    }
+}
+
+/// Closes with RST instead of FIN.
+pub fn reset(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+}
+
+/// One HTTP/1.1 GET with `Connection: close`; returns status and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// A parsed HTTP/1 response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response from `stream` (content-length, chunked, or to EOF;
+/// no body for HEAD and 1xx/204/304). `None` if the connection ended
+/// before a whole response.
+pub fn read_response(stream: &mut BufReader<TcpStream>, head_request: bool) -> Option<Response> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if stream.read_until(b'\n', &mut line).ok()? == 0 {
+            return None;
+        }
+        let end = line == b"\r\n";
+        head.extend_from_slice(&line);
+        if end {
+            break;
+        }
+    }
+    let mut slots = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Response::new(&mut slots);
+    parsed.parse(&head).ok()?;
+    let status = parsed.code?;
+    let headers: Vec<(String, String)> = parsed
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    let mut response = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Some(response);
+    }
+    if response.header("transfer-encoding").is_some() {
+        loop {
+            let mut line = String::new();
+            stream.read_line(&mut line).ok()?;
+            let size = usize::from_str_radix(line.trim(), 16).ok()?;
+            let mut chunk = vec![0u8; size + 2];
+            stream.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                return Some(response);
+            }
+            response.body.extend_from_slice(&chunk[..size]);
+        }
+    }
+    match response.header("content-length") {
+        Some(len) => {
+            let mut body = vec![0u8; len.trim().parse().ok()?];
+            stream.read_exact(&mut body).ok()?;
+            response.body = body;
+        }
+        None => {
+            stream.read_to_end(&mut response.body).ok()?;
+        }
+    }
+    Some(response)
+}
+
+/// One keep-alive HTTP/1.1 client connection.
+pub struct HttpClient {
+    pub reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl HttpClient {
+    pub fn connect(addr: SocketAddr) -> HttpClient {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        HttpClient {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+        }
+    }
+
+    pub fn send(&mut self, raw: &[u8]) {
+        self.writer.write_all(raw).unwrap();
+    }
+
+    pub fn get(&mut self, path: &str) -> Option<Response> {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: test.local\r\n\r\n").as_bytes());
+        read_response(&mut self.reader, false)
+    }
+
+    pub fn read(&mut self, head_request: bool) -> Option<Response> {
+        read_response(&mut self.reader, head_request)
+    }
+}
+
+/// What curl printed: the body on stdout, and the exchange on stderr when
+/// asked for with `-v`.
+pub struct CurlOutput {
+    pub body: Vec<u8>,
+    pub stderr: String,
+}
+
+impl CurlOutput {
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("a text body")
+    }
+}
+
+/// Runs curl (silent, bounded to 60 s) with `args`; panics with its stderr
+/// if it fails.
+pub fn curl(args: &[&str]) -> CurlOutput {
+    let output = Command::new("curl")
+        .args(["-s", "--max-time", "60"])
+        .args(args)
+        .output()
+        .expect("curl is installed (.ci/run installs it)");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "curl {args:?}: {stderr}");
+    CurlOutput {
+        body: output.stdout,
+        stderr,
+    }
+}

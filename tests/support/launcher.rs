@@ -1,0 +1,185 @@
+//! The built `ringside` binary as a child process, and the text of its
+//! `/metrics` as a user would scrape it. A test names its upstreams and the
+//! flags it cares about; the launcher adds port-0 listeners and waits for
+//! the `listening` lines, so no test picks a port or sleeps.
+
+use std::fmt::Display;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{eventually, http_get, WAIT_STEP};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ringside");
+
+/// A running ringside, killed when dropped.
+pub struct Ringside {
+    child: Child,
+    pub admin: SocketAddr,
+    pub routes: Vec<SocketAddr>,
+    /// Held so the child never sees EPIPE on stdout.
+    _stdout: BufReader<ChildStdout>,
+}
+
+/// The command line of a ringside with one route, before it starts: from
+/// `Ringside::route_to`, for the tests that want more than `routing_to`.
+pub struct Launch {
+    args: Vec<String>,
+}
+
+impl Launch {
+    /// Adds `flag value`.
+    pub fn arg(mut self, flag: &str, value: impl Display) -> Launch {
+        self.args.push(flag.to_string());
+        self.args.push(value.to_string());
+        self
+    }
+
+    pub fn shards(self, shards: usize) -> Launch {
+        self.arg("--shards", shards)
+    }
+
+    pub fn start(self) -> Ringside {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Ringside::start(&args)
+    }
+}
+
+impl Ringside {
+    /// One route from a port-0 listener to `upstreams`, with the default
+    /// shard count (one per core) unless `Launch::shards` says otherwise.
+    pub fn route_to(upstreams: impl IntoIterator<Item = SocketAddr>) -> Launch {
+        let upstreams: Vec<String> = upstreams.into_iter().map(|a| a.to_string()).collect();
+        Launch { args: Vec::new() }.arg("--route", format!("127.0.0.1:0={}", upstreams.join(",")))
+    }
+
+    /// One shard with one route to `upstreams`, as most tests want it.
+    pub fn routing_to(upstreams: impl IntoIterator<Item = SocketAddr>) -> Ringside {
+        Self::route_to(upstreams).shards(1).start()
+    }
+
+    /// Starts ringside with `args` plus a port-0 admin address, and waits
+    /// for its `listening` lines.
+    pub fn start(args: &[&str]) -> Ringside {
+        let mut child = Command::new(BIN)
+            .args(["--admin-addr", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("ringside starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let (mut admin, mut routes) = (None, Vec::new());
+        let mut line = String::new();
+        // Route lines come first; the admin line is the last one.
+        while admin.is_none() {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                panic!("ringside exited before listening: {:?}", child.wait());
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["listening", "admin", addr] => admin = Some(addr.parse().unwrap()),
+                ["listening", "route", addr, ..] => routes.push(addr.parse().unwrap()),
+                _ => {}
+            }
+        }
+        Ringside {
+            child,
+            admin: admin.unwrap(),
+            routes,
+            _stdout: stdout,
+        }
+    }
+
+    pub fn route(&self) -> SocketAddr {
+        self.routes[0]
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            thread::sleep(WAIT_STEP);
+        }
+        None
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.admin, path)
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200);
+        Metrics(body)
+    }
+
+    /// Polls /ready until 200 (bounded).
+    pub fn wait_ready(&self) {
+        eventually("ringside ready", || self.get("/ready").0 == 200);
+    }
+
+    /// Waits until no client connection is open, so counters are final
+    /// (pooled upstream HTTP connections may stay open by design).
+    pub fn wait_idle(&self) -> Metrics {
+        let mut last = None;
+        eventually("all connections closed", || {
+            let metrics = self.metrics();
+            let idle = metrics.sum("tcp_open_connections", &[("peer", "src")]) == 0.0;
+            last = Some(metrics);
+            idle
+        });
+        last.unwrap()
+    }
+}
+
+impl Drop for Ringside {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The text of one scrape.
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// Sum of every sample of `name` whose labels include all of `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.0
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (metric, label_text) = match series.split_once('{') {
+                    Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
+                    None => (series, ""),
+                };
+                if metric != name {
+                    return None;
+                }
+                let all = labels.iter().all(|(k, v)| {
+                    label_text
+                        .split(',')
+                        .any(|pair| pair == format!("{k}=\"{v}\""))
+                });
+                all.then(|| value.parse::<f64>().ok()).flatten()
+            })
+            .sum()
+    }
+}

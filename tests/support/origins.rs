@@ -1,0 +1,64 @@
+//! Real servers on 127.0.0.1:0 for ringside to forward to: a raw TCP
+//! `Origin` that runs whatever the test hands it, an HTTP/1.1 origin
+//! (`http`) and an h2c origin (`h2`). Each counts what it saw, so a test
+//! can tell where its traffic went.
+
+pub mod h2;
+pub mod http;
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// A slot a handler thread can report into.
+pub type Report<T> = Arc<Mutex<Option<T>>>;
+
+/// A TCP origin that runs `handler` on a thread per connection, and counts
+/// the connections it accepted.
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub accepted: Arc<AtomicUsize>,
+}
+
+impl Origin {
+    /// `handler` may capture what it reports into (a `Report`, a counter),
+    /// so each test keeps its own state instead of a `static`.
+    pub fn start(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let handler = Arc::new(handler);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let handler = handler.clone();
+                thread::spawn(move || handler(stream));
+            }
+        });
+        Origin { addr, accepted }
+    }
+
+    /// Echoes every byte back; answers the client's FIN with its own.
+    pub fn echo() -> Origin {
+        Origin::start(|stream| {
+            let _ = io::copy(&mut &stream, &mut &stream);
+            let _ = stream.shutdown(Shutdown::Write);
+        })
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// An address nothing listens on (bound, then closed at once).
+pub fn closed_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
