@@ -359,7 +359,7 @@ fn escape(value: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::Direction;
-    use crate::metrics::{Peer, ShardMetrics};
+    use crate::metrics::{DetectLabels, Peer, ShardMetrics};
     use std::time::Duration;
 
     #[test]
@@ -393,6 +393,121 @@ mod tests {
             "ringside_build_info{version=\"0.1.0\"} 1".to_string(),
         ] {
             assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+        }
+    }
+
+    /// One series in every family, with the labels that only some series
+    /// carry (TLS SNI, gRPC status) and a value that needs escaping.
+    fn one_of_everything() -> Snapshot {
+        let metrics = ShardMetrics::new(0);
+        let tcp = metrics.tcp(TcpLabels {
+            direction: Direction::Outbound,
+            peer: Peer::Dst,
+            target_addr: "10.0.0.1:443".into(),
+            tls_sni: Some("a\"b".into()),
+        });
+        tcp.opened();
+        tcp.wrote(5);
+        tcp.closed(true, Duration::from_millis(3));
+        metrics.accept_failed();
+        let _detecting = metrics.detecting();
+        let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        metrics.connect_failed("10.0.0.2:80".parse().unwrap(), &timed_out);
+        let detected = DetectLabels {
+            direction: Direction::Inbound,
+            target_addr: "127.0.0.1:4143".into(),
+            result: "http/1",
+        };
+        metrics.detected(detected, Some(Duration::from_micros(700)));
+        let request = metrics.request(RequestLabels {
+            direction: Direction::Inbound,
+            authority: "example.com".into(),
+            target_addr: "127.0.0.1:8080".into(),
+        });
+        let unavailable = ResponseClass {
+            status_code: 200,
+            grpc_status: Some(14),
+        };
+        metrics.responded(&request, unavailable, Duration::from_millis(12));
+        metrics.snapshot(1, 2)
+    }
+
+    #[test]
+    fn every_family_in_order_with_its_labels_in_order() {
+        let mut out = String::new();
+        encode(&one_of_everything(), &ProcessStats::default(), &mut out);
+
+        let types: Vec<&str> = out
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "tcp_open_total counter",
+                "tcp_close_total counter",
+                "tcp_open_connections gauge",
+                "tcp_read_bytes_total counter",
+                "tcp_write_bytes_total counter",
+                "tcp_connection_duration_ms histogram",
+                "request_total counter",
+                "response_total counter",
+                "response_latency_ms histogram",
+                "protocol_detect_total counter",
+                "protocol_detect_duration_seconds histogram",
+                "ringside_upstream_connect_failures_total counter",
+                "ringside_accept_errors_total counter",
+                "ringside_detecting_connections gauge",
+                "ringside_pipes gauge",
+                "ringside_shards gauge",
+                "ringside_build_info gauge",
+                "process_cpu_seconds_total counter",
+                "process_resident_memory_bytes gauge",
+                "process_open_fds gauge",
+                "process_max_fds gauge",
+                "process_start_time_seconds gauge",
+            ]
+        );
+
+        let tcp =
+            r#"direction="outbound",peer="dst",target_addr="10.0.0.1:443",tls="opaque",sni="a\"b""#;
+        let http = r#"direction="inbound",authority="example.com",target_addr="127.0.0.1:8080""#;
+        let response =
+            format!(r#"{http},status_code="200",classification="failure",grpc_status="14""#);
+        let detect = r#"direction="inbound",target_addr="127.0.0.1:4143""#;
+        let expected = [
+            "# HELP tcp_open_total Connections opened.".to_string(),
+            format!("tcp_close_total{{{tcp},classification=\"success\"}} 1"),
+            format!("tcp_close_total{{{tcp},classification=\"failure\"}} 0"),
+            format!("tcp_write_bytes_total{{{tcp}}} 5"),
+            format!("tcp_connection_duration_ms_sum{{{tcp}}} 3"),
+            format!("request_total{{{http}}} 1"),
+            format!("response_total{{{response}}} 1"),
+            format!("response_latency_ms_bucket{{{response},le=\"10\"}} 0"),
+            format!("response_latency_ms_bucket{{{response},le=\"20\"}} 1"),
+            format!("response_latency_ms_sum{{{response}}} 12"),
+            format!("protocol_detect_total{{{detect},result=\"http/1\"}} 1"),
+            format!("protocol_detect_duration_seconds_bucket{{{detect},le=\"0.0005\"}} 0"),
+            format!("protocol_detect_duration_seconds_bucket{{{detect},le=\"0.001\"}} 1"),
+            format!("protocol_detect_duration_seconds_bucket{{{detect},le=\"+Inf\"}} 1"),
+            format!("protocol_detect_duration_seconds_sum{{{detect}}} 0.0007"),
+            format!("protocol_detect_duration_seconds_count{{{detect}}} 1"),
+            r#"ringside_upstream_connect_failures_total{target_addr="10.0.0.2:80",reason="timeout"} 1"#
+                .to_string(),
+            "ringside_accept_errors_total 1".to_string(),
+            "ringside_detecting_connections 1".to_string(),
+            "ringside_pipes{state=\"in_use\"} 1".to_string(),
+            "ringside_pipes{state=\"idle\"} 2".to_string(),
+            "ringside_shards 1".to_string(),
+            "process_open_fds 0".to_string(),
+        ];
+        let mut lines = out.lines();
+        for line in &expected {
+            // In this order: each line is looked for after the one before.
+            assert!(
+                lines.any(|l| l == line),
+                "missing or out of order {line:?} in\n{out}"
+            );
         }
     }
 
