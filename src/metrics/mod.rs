@@ -6,6 +6,7 @@ mod encode;
 mod process;
 mod recorder;
 mod snapshot;
+mod text;
 
 pub use encode::encode;
 pub use process::ProcessStats;
