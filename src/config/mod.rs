@@ -4,16 +4,18 @@
 //! flags. Parsing is strict (`deny_unknown_fields`) and validation is a second
 //! pass over plain strings, so every error can name the key it is about in one
 //! line. The CLI and environment layers come from clap (`cli.rs`), the file
-//! layer from serde (`file.rs`); this module merges and validates them.
+//! layer from serde (`file.rs`); `merge.rs` merges and validates them.
+//!
+//! This folder is ground: it imports nothing else of ringside's, and the
+//! defaults the rest relies on live here.
 
 mod cli;
 mod file;
+mod merge;
 mod route;
 
 pub use cli::{Args, Command};
 pub use route::{Direction, Protocol, Route};
-
-use route::parse_route_flag;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -69,6 +71,15 @@ pub struct DetectConfig {
     pub server_first_memory: Duration,
 }
 
+/// How many bytes are peeked for a detection verdict (`detect.peek_bytes`)
+/// before detection gives up and takes the final verdict on what it has.
+/// Large enough for any HTTP request line worth proxying as HTTP and for the
+/// ClientHello of most clients (OpenSSL and rustls send 200-600 bytes);
+/// browsers with post-quantum key shares send ~1.8 KiB, and for those the SNI
+/// is reported only if its extension fits (see the detector's
+/// `ClientHelloInfo::is_complete`).
+pub const DEFAULT_PEEK_BYTES: usize = 1024;
+
 /// Linkerd's default opaque ports: SMTP, MySQL, Galera, PostgreSQL, Redis,
 /// Elasticsearch and memcached, which speak first or are never HTTP.
 pub const DEFAULT_OPAQUE_PORTS: [u16; 8] = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
@@ -112,130 +123,6 @@ impl Config {
             None => file::FileConfig::default(),
         };
         Self::merge(args, file)
-    }
-
-    fn merge(args: &Args, file: file::FileConfig) -> Result<Config, ConfigError> {
-        let admin_addr = match &args.admin_addr {
-            Some(addr) => parse_addr("--admin-addr", addr)?,
-            None => match &file.admin.listen {
-                Some(addr) => parse_addr("admin.listen", addr)?,
-                None => parse_addr("admin.listen", DEFAULT_ADMIN_ADDR)?,
-            },
-        };
-
-        let shards = match args.shards.or(file.runtime.shards) {
-            Some(0) => return Err(ConfigError::invalid("runtime.shards", "must be at least 1")),
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, usize::from),
-        };
-
-        let log_format = match args.log_format.as_deref().or(file.log.format.as_deref()) {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::invalid(
-                    "log.format",
-                    format!("expected \"text\" or \"json\", got {other:?}"),
-                ))
-            }
-        };
-
-        let detect = detect_config(args, &file)?;
-        let routes = if args.route.is_empty() {
-            file.route
-                .iter()
-                .enumerate()
-                .map(|(i, route)| route.validate(i))
-                .collect::<Result<Vec<_>, _>>()?
-        } else {
-            args.route
-                .iter()
-                .map(|spec| parse_route_flag(spec))
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        let routes: Vec<Route> = routes
-            .into_iter()
-            .map(|spec| spec.resolve(&detect.opaque_ports))
-            .collect();
-        for (i, route) in routes.iter().enumerate() {
-            if routes[..i].iter().any(|other| other.listen == route.listen) {
-                return Err(ConfigError::invalid(
-                    format!("route[{i}].listen"),
-                    format!("{} is used by another route", route.listen),
-                ));
-            }
-        }
-
-        let backlog = args.backlog.or(file.runtime.backlog).unwrap_or(4096);
-        if backlog == 0 {
-            return Err(ConfigError::invalid(
-                "runtime.backlog",
-                "must be at least 1",
-            ));
-        }
-
-        let connect_timeout = duration_key(
-            "proxy.connect_timeout",
-            args.connect_timeout
-                .as_deref()
-                .or(file.proxy.connect_timeout.as_deref()),
-            Duration::from_secs(1),
-        )?;
-        if connect_timeout.is_zero() {
-            return Err(ConfigError::invalid(
-                "proxy.connect_timeout",
-                "must be above 0",
-            ));
-        }
-        let shutdown_grace = duration_key(
-            "runtime.shutdown_grace",
-            args.shutdown_grace
-                .as_deref()
-                .or(file.runtime.shutdown_grace.as_deref()),
-            Duration::from_secs(30),
-        )?;
-
-        let forward_mode = match args
-            .forward_mode
-            .as_deref()
-            .or(file.proxy.forward_mode.as_deref())
-        {
-            None | Some("splice") => ForwardMode::Splice,
-            Some("copy") => ForwardMode::Copy,
-            Some(other) => {
-                return Err(ConfigError::invalid(
-                    "proxy.forward_mode",
-                    format!("expected \"splice\" or \"copy\", got {other:?}"),
-                ))
-            }
-        };
-
-        let pool_idle_timeout = duration_key(
-            "proxy.pool_idle_timeout",
-            file.proxy.pool_idle_timeout.as_deref(),
-            Duration::from_secs(3),
-        )?;
-        let pipe_size_bytes = file.proxy.pipe_size_bytes.unwrap_or(1 << 20);
-        if !(4096..=(64 << 20)).contains(&pipe_size_bytes) {
-            return Err(ConfigError::invalid(
-                "proxy.pipe_size_bytes",
-                "must be between 4096 and 67108864",
-            ));
-        }
-
-        Ok(Config {
-            admin_addr,
-            shards,
-            log_format,
-            routes,
-            backlog,
-            connect_timeout,
-            shutdown_grace,
-            forward_mode,
-            pipe_size_bytes,
-            pool_idle_timeout,
-            detect,
-        })
     }
 
     /// The same configuration with other routes (`ringside demo` builds its
@@ -306,88 +193,10 @@ impl fmt::Display for Config {
     }
 }
 
-fn detect_config(args: &Args, file: &file::FileConfig) -> Result<DetectConfig, ConfigError> {
-    let timeout = duration_key(
-        "detect.timeout",
-        args.detect_timeout
-            .as_deref()
-            .or(file.detect.timeout.as_deref()),
-        Duration::from_secs(10),
-    )?;
-    if timeout.is_zero() {
-        return Err(ConfigError::invalid("detect.timeout", "must be above 0"));
-    }
-    let opaque_ports = match (&args.opaque_ports, &file.detect.opaque_ports) {
-        (Some(list), _) => parse_port_list("--opaque-ports", list)?,
-        (None, Some(ports)) => {
-            if let Some(i) = ports.iter().position(|p| *p == 0) {
-                return Err(ConfigError::invalid(
-                    format!("detect.opaque_ports[{i}]"),
-                    "0 is not a port",
-                ));
-            }
-            ports.clone()
-        }
-        (None, None) => DEFAULT_OPAQUE_PORTS.to_vec(),
-    };
-    let peek_bytes = file
-        .detect
-        .peek_bytes
-        .unwrap_or(crate::detect::PEEK_CAPACITY_BYTES);
-    if !(64..=16 * 1024).contains(&peek_bytes) {
-        return Err(ConfigError::invalid(
-            "detect.peek_bytes",
-            "must be between 64 and 16384",
-        ));
-    }
-    let server_first_memory = duration_key(
-        "detect.server_first_memory",
-        file.detect.server_first_memory.as_deref(),
-        Duration::from_secs(600),
-    )?;
-    Ok(DetectConfig {
-        timeout,
-        opaque_ports,
-        peek_bytes,
-        server_first_memory,
-    })
-}
-
-/// `25,587,3306`; an empty list means no opaque ports.
-fn parse_port_list(key: &str, list: &str) -> Result<Vec<u16>, ConfigError> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.parse::<u16>() {
-            Ok(port) if port > 0 => Ok(port),
-            _ => Err(ConfigError::invalid(
-                key,
-                format!("{p:?} is not a port number"),
-            )),
-        })
-        .collect()
-}
-
 fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     value.trim().parse().map_err(|_| {
         ConfigError::invalid(key, format!("{value:?} is not an IP:port socket address"))
     })
-}
-
-fn duration_key(
-    key: &str,
-    value: Option<&str>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(text) => humantime::parse_duration(text.trim()).map_err(|err| {
-            ConfigError::invalid(
-                key,
-                format!("{text:?} is not a duration like \"10s\": {err}"),
-            )
-        }),
-    }
 }
 
 /// Reads a whole file into a string, naming it in the error.

@@ -84,3 +84,134 @@ fn printed_config_parses_back_to_the_same_config() {
     .unwrap();
     assert_eq!(reparsed, config);
 }
+
+#[test]
+fn bad_values_are_one_line_errors_naming_the_key() {
+    // Each value is a flag (`--key=value`) or a TOML file. A bad duration's
+    // message goes on with humantime's own reason, so only its start is
+    // checked (the expected text ends with ": ").
+    let duration = "is not a duration like \"10s\": ";
+    for (given, expected) in [
+        (
+            "--admin-addr=nope",
+            "--admin-addr: \"nope\" is not an IP:port socket address",
+        ),
+        (
+            "[admin]\nlisten = \"nope\"",
+            "admin.listen: \"nope\" is not an IP:port socket address",
+        ),
+        ("--shards=0", "runtime.shards: must be at least 1"),
+        (
+            "[runtime]\nshards = 0",
+            "runtime.shards: must be at least 1",
+        ),
+        (
+            "--log-format=xml",
+            "log.format: expected \"text\" or \"json\", got \"xml\"",
+        ),
+        (
+            "[detect]\ntimeout = \"0s\"",
+            "detect.timeout: must be above 0",
+        ),
+        (
+            "--detect-timeout=soon",
+            &format!("detect.timeout: \"soon\" {duration}"),
+        ),
+        (
+            "--opaque-ports=25,x",
+            "--opaque-ports: \"x\" is not a port number",
+        ),
+        (
+            "[detect]\nopaque_ports = [25, 0]",
+            "detect.opaque_ports[1]: 0 is not a port",
+        ),
+        (
+            "[detect]\npeek_bytes = 63",
+            "detect.peek_bytes: must be between 64 and 16384",
+        ),
+        (
+            "[detect]\nserver_first_memory = \"x\"",
+            &format!("detect.server_first_memory: \"x\" {duration}"),
+        ),
+        ("--backlog=0", "runtime.backlog: must be at least 1"),
+        (
+            "--connect-timeout=0ms",
+            "proxy.connect_timeout: must be above 0",
+        ),
+        (
+            "[runtime]\nshutdown_grace = \"x\"",
+            &format!("runtime.shutdown_grace: \"x\" {duration}"),
+        ),
+        (
+            "--forward-mode=zerocopy",
+            "proxy.forward_mode: expected \"splice\" or \"copy\", got \"zerocopy\"",
+        ),
+        (
+            "[proxy]\npool_idle_timeout = \"x\"",
+            &format!("proxy.pool_idle_timeout: \"x\" {duration}"),
+        ),
+        (
+            "[proxy]\npipe_size_bytes = 4095",
+            "proxy.pipe_size_bytes: must be between 4096 and 67108864",
+        ),
+    ] {
+        let err = if given.starts_with("--") {
+            merged(&[given], "")
+        } else {
+            merged(&[], given)
+        };
+        let err = err.unwrap_err().to_string();
+        let matches = match expected.strip_suffix(": ") {
+            Some(start) => err.starts_with(start),
+            None => err == expected,
+        };
+        assert!(matches && !err.contains('\n'), "{given:?}: {err}");
+    }
+}
+
+/// Checks the values that both precedence tests give every key with a flag,
+/// one through flags, the other through the file.
+fn assert_flag_keys_as_given(config: &Config) {
+    assert_eq!(config.admin_addr.to_string(), "127.0.0.1:9");
+    assert_eq!((config.shards, config.backlog), (3, 7));
+    assert_eq!(config.shutdown_grace, Duration::from_secs(2));
+    assert_eq!(config.log_format, LogFormat::Json);
+    assert_eq!(config.connect_timeout, Duration::from_millis(250));
+    assert_eq!(config.forward_mode, ForwardMode::Copy);
+    assert_eq!(config.detect.timeout, Duration::from_secs(5));
+    assert_eq!(config.detect.opaque_ports, [80]);
+}
+
+#[test]
+fn flags_win_over_the_file_which_is_then_not_checked() {
+    let toml = "[admin]\nlisten = \"bad\"\n[runtime]\nshards = 0\nbacklog = 0\nshutdown_grace = \"bad\"\n\
+                [log]\nformat = \"bad\"\n[proxy]\nconnect_timeout = \"bad\"\nforward_mode = \"bad\"\n\
+                [detect]\ntimeout = \"bad\"\nopaque_ports = [0]\n";
+    let flags = [
+        "--admin-addr=127.0.0.1:9",
+        "--shards=3",
+        "--backlog=7",
+        "--shutdown-grace=2s",
+        "--log-format=json",
+        "--connect-timeout=250ms",
+        "--forward-mode=copy",
+        "--detect-timeout=5s",
+        "--opaque-ports=80",
+    ];
+    assert_flag_keys_as_given(&merged(&flags, toml).unwrap());
+}
+
+#[test]
+fn file_values_win_over_defaults() {
+    let toml = "[admin]\nlisten = \"127.0.0.1:9\"\n[runtime]\nshards = 3\nbacklog = 7\nshutdown_grace = \"2s\"\n\
+                [log]\nformat = \"json\"\n[proxy]\nconnect_timeout = \"250ms\"\nforward_mode = \"copy\"\n\
+                pipe_size_bytes = 65536\npool_idle_timeout = \"1s\"\n\
+                [detect]\ntimeout = \"5s\"\nopaque_ports = [80]\npeek_bytes = 512\nserver_first_memory = \"0s\"\n";
+    let config = merged(&[], toml).unwrap();
+    assert_flag_keys_as_given(&config);
+    // The keys that only the file sets.
+    assert_eq!(config.pipe_size_bytes, 65536);
+    assert_eq!(config.pool_idle_timeout, Duration::from_secs(1));
+    assert_eq!(config.detect.peek_bytes, 512);
+    assert_eq!(config.detect.server_first_memory, Duration::ZERO);
+}

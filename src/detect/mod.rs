@@ -17,9 +17,11 @@
 //!   final verdict, the whole input gives the same protocol. So bytes arriving
 //!   one at a time are detected exactly like bytes arriving at once.
 //!
-//! When to stop waiting is the caller's choice (a buffer cap, by default
-//! [`PEEK_CAPACITY_BYTES`], or a timeout). At that point it calls
-//! [`detect_final`], which never answers [`Detection::NeedMore`].
+//! When to stop waiting is the caller's choice (a buffer cap, the
+//! `detect.peek_bytes` setting, by default
+//! [`DEFAULT_PEEK_BYTES`](crate::config::DEFAULT_PEEK_BYTES), or a timeout).
+//! At that point it calls [`detect_final`], which never answers
+//! [`Detection::NeedMore`].
 
 mod client_hello;
 mod http1;
@@ -34,14 +36,6 @@ mod tls;
 
 pub use client_hello::{AlpnProtocols, ClientHelloInfo};
 pub use tls::{parse_client_hello, ClientHelloError};
-
-/// How many bytes the caller peeks before giving up and calling
-/// [`detect_final`]. Large enough for any HTTP request line worth proxying as
-/// HTTP and for the ClientHello of most clients (OpenSSL and rustls send
-/// 200-600 bytes); browsers with post-quantum key shares send ~1.8 KiB, and
-/// for those the SNI is reported only if its extension fits (see
-/// [`ClientHelloInfo::is_complete`]).
-pub const PEEK_CAPACITY_BYTES: usize = 1024;
 
 /// The verdict on the bytes a client has sent so far.
 ///

@@ -7,6 +7,7 @@ mod process;
 mod recorder;
 mod route;
 mod snapshot;
+mod text;
 
 pub use encode::encode;
 pub use process::ProcessStats;

@@ -1,6 +1,6 @@
 //! process_* metrics, read from /proc on each scrape (cold path).
 
-use super::encode::{family, sample};
+use super::text::Family;
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ProcessStats {
@@ -54,42 +54,19 @@ impl ProcessStats {
     }
 
     pub(super) fn encode(&self, out: &mut String) {
-        let gauges: [(&str, &str, &str, String); 5] = [
-            (
-                "process_cpu_seconds_total",
-                "counter",
-                "User and system CPU time.",
-                self.cpu_seconds.to_string(),
-            ),
-            (
-                "process_resident_memory_bytes",
-                "gauge",
-                "Resident memory.",
-                self.resident_memory_bytes.to_string(),
-            ),
-            (
-                "process_open_fds",
-                "gauge",
-                "Open file descriptors.",
-                self.open_fds.to_string(),
-            ),
-            (
-                "process_max_fds",
-                "gauge",
-                "Limit of open file descriptors.",
-                self.max_fds.to_string(),
-            ),
-            (
-                "process_start_time_seconds",
-                "gauge",
-                "Start time, seconds since the epoch.",
-                self.start_time_seconds.to_string(),
-            ),
-        ];
-        for (name, kind, help, value) in gauges {
-            family(out, name, kind, help);
-            sample(out, name, "", value);
-        }
+        Family::counter("process_cpu_seconds_total", "User and system CPU time.")
+            .write(out, [("", self.cpu_seconds)]);
+        Family::gauge("process_resident_memory_bytes", "Resident memory.")
+            .write(out, [("", self.resident_memory_bytes)]);
+        Family::gauge("process_open_fds", "Open file descriptors.")
+            .write(out, [("", self.open_fds)]);
+        Family::gauge("process_max_fds", "Limit of open file descriptors.")
+            .write(out, [("", self.max_fds)]);
+        Family::gauge(
+            "process_start_time_seconds",
+            "Start time, seconds since the epoch.",
+        )
+        .write(out, [("", self.start_time_seconds)]);
     }
 }
 

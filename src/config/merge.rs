@@ -1,0 +1,279 @@
+//! Merging the layers into one `Config`. Each key takes the first value it
+//! finds in: the flag (clap has already put a `RINGSIDE_*` variable there
+//! when the flag is absent), the TOML file, the default; it is then
+//! validated under the key's name, whichever layer it came from. A layer that
+//! gives a value hides the layers below it, so a bad file value under a good
+//! flag is never looked at.
+//!
+//! `merge` reads as the list of keys, one small function or helper call each,
+//! in a fixed order: with several mistakes, the first one reported is always
+//! the same.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use super::file::{
+    AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
+};
+use super::route::parse_route_flag;
+use super::{parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Route};
+use super::{DEFAULT_ADMIN_ADDR, DEFAULT_OPAQUE_PORTS, DEFAULT_PEEK_BYTES};
+
+impl Config {
+    /// The CLI and environment values in `args` over the file's, over the
+    /// defaults, validated.
+    pub(super) fn merge(args: &Args, file: FileConfig) -> Result<Config, ConfigError> {
+        let admin_addr = admin_addr(args, &file.admin)?;
+        let shards = shards(args, &file.runtime)?;
+        let log_format = log_format(args, &file.log)?;
+        let detect = detect(args, &file.detect)?;
+        let routes = routes(args, &file.route, &detect.opaque_ports)?;
+        let backlog = backlog(args, &file.runtime)?;
+        let connect_timeout = connect_timeout(args, &file.proxy)?;
+        let shutdown_grace = shutdown_grace(args, &file.runtime)?;
+        let forward_mode = forward_mode(args, &file.proxy)?;
+        let pool_idle_timeout = pool_idle_timeout(&file.proxy)?;
+        let pipe_size_bytes = pipe_size_bytes(&file.proxy)?;
+        Ok(Config {
+            admin_addr,
+            shards,
+            log_format,
+            routes,
+            backlog,
+            connect_timeout,
+            shutdown_grace,
+            forward_mode,
+            pipe_size_bytes,
+            pool_idle_timeout,
+            detect,
+        })
+    }
+}
+
+// [admin] and [log]
+
+fn admin_addr(args: &Args, admin: &AdminTable) -> Result<SocketAddr, ConfigError> {
+    match &args.admin_addr {
+        Some(addr) => parse_addr("--admin-addr", addr),
+        None => {
+            let addr = admin.listen.as_deref().unwrap_or(DEFAULT_ADMIN_ADDR);
+            parse_addr("admin.listen", addr)
+        }
+    }
+}
+
+fn log_format(args: &Args, log: &LogTable) -> Result<LogFormat, ConfigError> {
+    let value = layered(&args.log_format, &log.format);
+    let choices = [("text", LogFormat::Text), ("json", LogFormat::Json)];
+    one_of("log.format", value, choices)
+}
+
+// [runtime]
+
+fn shards(args: &Args, runtime: &RuntimeTable) -> Result<usize, ConfigError> {
+    match args.shards.or(runtime.shards) {
+        Some(shards) => within(
+            "runtime.shards",
+            shards,
+            1..=usize::MAX,
+            "must be at least 1",
+        ),
+        None => Ok(std::thread::available_parallelism().map_or(1, usize::from)),
+    }
+}
+
+fn backlog(args: &Args, runtime: &RuntimeTable) -> Result<u32, ConfigError> {
+    let backlog = args.backlog.or(runtime.backlog).unwrap_or(4096);
+    within(
+        "runtime.backlog",
+        backlog,
+        1..=u32::MAX,
+        "must be at least 1",
+    )
+}
+
+fn shutdown_grace(args: &Args, runtime: &RuntimeTable) -> Result<Duration, ConfigError> {
+    let value = layered(&args.shutdown_grace, &runtime.shutdown_grace);
+    duration_key("runtime.shutdown_grace", value, Duration::from_secs(30))
+}
+
+// [proxy]
+
+fn connect_timeout(args: &Args, proxy: &ProxyTable) -> Result<Duration, ConfigError> {
+    let value = layered(&args.connect_timeout, &proxy.connect_timeout);
+    positive_duration("proxy.connect_timeout", value, Duration::from_secs(1))
+}
+
+fn forward_mode(args: &Args, proxy: &ProxyTable) -> Result<ForwardMode, ConfigError> {
+    let value = layered(&args.forward_mode, &proxy.forward_mode);
+    let choices = [("splice", ForwardMode::Splice), ("copy", ForwardMode::Copy)];
+    one_of("proxy.forward_mode", value, choices)
+}
+
+fn pool_idle_timeout(proxy: &ProxyTable) -> Result<Duration, ConfigError> {
+    let value = proxy.pool_idle_timeout.as_deref();
+    duration_key("proxy.pool_idle_timeout", value, Duration::from_secs(3))
+}
+
+fn pipe_size_bytes(proxy: &ProxyTable) -> Result<usize, ConfigError> {
+    let size = proxy.pipe_size_bytes.unwrap_or(1 << 20);
+    let rule = "must be between 4096 and 67108864";
+    within("proxy.pipe_size_bytes", size, 4096..=(64 << 20), rule)
+}
+
+// [detect]
+
+fn detect(args: &Args, table: &DetectTable) -> Result<DetectConfig, ConfigError> {
+    let timeout = layered(&args.detect_timeout, &table.timeout);
+    let timeout = positive_duration("detect.timeout", timeout, Duration::from_secs(10))?;
+    let opaque_ports = opaque_ports(args, table)?;
+    let peek_bytes = table.peek_bytes.unwrap_or(DEFAULT_PEEK_BYTES);
+    let rule = "must be between 64 and 16384";
+    let peek_bytes = within("detect.peek_bytes", peek_bytes, 64..=16 * 1024, rule)?;
+    let memory = table.server_first_memory.as_deref();
+    let server_first_memory = duration_key(
+        "detect.server_first_memory",
+        memory,
+        Duration::from_secs(600),
+    )?;
+    Ok(DetectConfig {
+        timeout,
+        opaque_ports,
+        peek_bytes,
+        server_first_memory,
+    })
+}
+
+fn opaque_ports(args: &Args, table: &DetectTable) -> Result<Vec<u16>, ConfigError> {
+    match (&args.opaque_ports, &table.opaque_ports) {
+        (Some(list), _) => parse_port_list("--opaque-ports", list),
+        (None, Some(ports)) => match ports.iter().position(|p| *p == 0) {
+            Some(i) => Err(ConfigError::invalid(
+                format!("detect.opaque_ports[{i}]"),
+                "0 is not a port",
+            )),
+            None => Ok(ports.clone()),
+        },
+        (None, None) => Ok(DEFAULT_OPAQUE_PORTS.to_vec()),
+    }
+}
+
+/// `25,587,3306`; an empty list means no opaque ports.
+fn parse_port_list(key: &str, list: &str) -> Result<Vec<u16>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(port),
+            _ => Err(ConfigError::invalid(
+                key,
+                format!("{p:?} is not a port number"),
+            )),
+        })
+        .collect()
+}
+
+// [[route]]
+
+/// `--route` flags replace the file's routes as a whole. The opaque ports
+/// decide the protocol of routes that name none; no two routes may listen on
+/// the same address.
+fn routes(
+    args: &Args,
+    file_routes: &[RouteTable],
+    opaque_ports: &[u16],
+) -> Result<Vec<Route>, ConfigError> {
+    let specs = if args.route.is_empty() {
+        file_routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| route.validate(i))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        args.route
+            .iter()
+            .map(|spec| parse_route_flag(spec))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let routes: Vec<Route> = specs
+        .into_iter()
+        .map(|spec| spec.resolve(opaque_ports))
+        .collect();
+    for (i, route) in routes.iter().enumerate() {
+        if routes[..i].iter().any(|other| other.listen == route.listen) {
+            return Err(ConfigError::invalid(
+                format!("route[{i}].listen"),
+                format!("{} is used by another route", route.listen),
+            ));
+        }
+    }
+    Ok(routes)
+}
+
+// How a value is taken from the layers and checked.
+
+/// The flag's value (or its `RINGSIDE_*` variable's), else the file's.
+fn layered<'a>(flag: &'a Option<String>, file: &'a Option<String>) -> Option<&'a str> {
+    flag.as_deref().or(file.as_deref())
+}
+
+/// One of two named values; none given means the first.
+fn one_of<T: Copy>(
+    key: &str,
+    value: Option<&str>,
+    [(first_name, first), (second_name, second)]: [(&str, T); 2],
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(first),
+        Some(name) if name == first_name => Ok(first),
+        Some(name) if name == second_name => Ok(second),
+        Some(other) => Err(ConfigError::invalid(
+            key,
+            format!("expected {first_name:?} or {second_name:?}, got {other:?}"),
+        )),
+    }
+}
+
+/// `value` when `allowed` holds it; `rule` says what is allowed.
+fn within<T: PartialOrd>(
+    key: &str,
+    value: T,
+    allowed: RangeInclusive<T>,
+    rule: &str,
+) -> Result<T, ConfigError> {
+    if allowed.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::invalid(key, rule))
+    }
+}
+
+fn duration_key(
+    key: &str,
+    value: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(text) => humantime::parse_duration(text.trim()).map_err(|err| {
+            ConfigError::invalid(
+                key,
+                format!("{text:?} is not a duration like \"10s\": {err}"),
+            )
+        }),
+    }
+}
+
+/// A timeout: zero would fail every wait at once.
+fn positive_duration(
+    key: &str,
+    value: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let duration = duration_key(key, value, default)?;
+    if duration.is_zero() {
+        return Err(ConfigError::invalid(key, "must be above 0"));
+    }
+    Ok(duration)
+}
