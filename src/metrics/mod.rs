@@ -1,6 +1,7 @@
-//! Metrics: recorded per shard without sharing (`recorder`), copied out as
-//! plain values (`snapshot`), merged and written as Prometheus text by the
-//! admin shard (`encode`, `process`).
+//! Metrics: recorded per shard without sharing (`recorder`, with the
+//! counters a route's connections share in `route`), copied out as plain
+//! values (`snapshot`), merged and written as Prometheus text by the admin
+//! shard (`encode`, `process`, over the text format in `text`).
 
 mod encode;
 mod process;
