@@ -2,7 +2,7 @@
 //! foreground; `loadtest compare` runs scenarios against targets.
 
 use crate::origins::OriginKind;
-use crate::scenarios::ScenarioKind;
+use crate::scenarios::{self, ScenarioKind};
 use crate::targets::TargetKind;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -37,9 +37,15 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
-    /// The scenario to run.
-    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
-    pub scenario: Option<ScenarioKind>,
+    /// The scenarios to run, comma-separated; with more than one, each
+    /// writes NAME.json and NAME.svg into --out-dir.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub scenario: Vec<ScenarioKind>,
     /// Run every scenario; writes NAME.json and NAME.svg into --out-dir.
     #[arg(long)]
     pub all: bool,
@@ -54,13 +60,13 @@ pub struct CompareArgs {
     pub duration: Duration,
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
-    /// Write the result as JSON (single scenario).
+    /// Write the result as JSON (one scenario).
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Write the chart as SVG (single scenario).
+    /// Write the chart as SVG (one scenario).
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Where --all writes its JSON and SVG files.
+    /// Where several scenarios, or --all, write their JSON and SVG files.
     #[arg(long, default_value = "loadtest-results")]
     pub out_dir: PathBuf,
     /// ringside's shards; HAProxy threads and nginx workers are sized to match.
@@ -96,4 +102,51 @@ pub struct CompareArgs {
     /// idle-conns: connections to hold open (lowered to fit the fd limit, with a note).
     #[arg(long, default_value_t = 10_000)]
     pub idle_conns: usize,
+}
+
+/// One scenario to run and the files its result goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioRun {
+    pub scenario: ScenarioKind,
+    pub json: Option<PathBuf>,
+    pub svg: Option<PathBuf>,
+}
+
+impl CompareArgs {
+    /// The scenarios in the order given, each once. One writes where
+    /// `--json` and `--svg` say; several write NAME.json and NAME.svg into
+    /// `--out-dir`, since one path cannot hold them all.
+    pub fn runs(&self) -> anyhow::Result<Vec<ScenarioRun>> {
+        let mut chosen: Vec<ScenarioKind> = Vec::new();
+        let asked = if self.all {
+            &scenarios::ALL[..]
+        } else {
+            &self.scenario[..]
+        };
+        for &scenario in asked {
+            if !chosen.contains(&scenario) {
+                chosen.push(scenario);
+            }
+        }
+        if let [scenario] = chosen[..] {
+            return Ok(vec![ScenarioRun {
+                scenario,
+                json: self.json.clone(),
+                svg: self.svg.clone(),
+            }]);
+        }
+        anyhow::ensure!(
+            self.json.is_none() && self.svg.is_none(),
+            "--json and --svg name one scenario's files; {} scenarios write NAME.json and NAME.svg into --out-dir",
+            chosen.len()
+        );
+        Ok(chosen
+            .into_iter()
+            .map(|scenario| ScenarioRun {
+                scenario,
+                json: Some(self.out_dir.join(format!("{}.json", scenario.name()))),
+                svg: Some(self.out_dir.join(format!("{}.svg", scenario.name()))),
+            })
+            .collect())
+    }
 }

@@ -11,7 +11,7 @@ use crate::scenarios::{self, LoadParams, ScenarioKind};
 use crate::targets::{self, TargetKind, TargetOptions};
 use anyhow::Context;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// fds kept back from idle-conns for listeners, pipes, logs and probes, in
 /// this process and in the proxy alike.
@@ -20,40 +20,29 @@ const FD_HEADROOM: usize = 1000;
 const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
+    let runs = args.runs()?;
     let fd_limit = proc_stats::raise_fd_limit() as usize;
-    let scenarios: Vec<ScenarioKind> = match args.scenario {
-        Some(scenario) if !args.all => vec![scenario],
-        _ => scenarios::ALL.to_vec(),
-    };
-    if args.all {
+    if runs.len() > 1 {
         std::fs::create_dir_all(&args.out_dir)
             .with_context(|| format!("creating {}", args.out_dir.display()))?;
     }
-    for scenario in scenarios {
-        let comparison = run_scenario(scenario, args, fd_limit)?;
+    for run in runs {
+        let comparison = run_scenario(run.scenario, args, fd_limit)?;
         print!("{}", report::table(&comparison));
-        let (json_path, svg_path) = if args.all {
-            (
-                Some(args.out_dir.join(format!("{}.json", scenario.name()))),
-                Some(args.out_dir.join(format!("{}.svg", scenario.name()))),
-            )
-        } else {
-            (args.json.clone(), args.svg.clone())
-        };
-        if let Some(path) = json_path {
+        if let Some(path) = run.json {
             write(
                 &path,
                 &serde_json::to_string_pretty(&report::json(&comparison))?,
             )?;
         }
-        if let Some(path) = svg_path {
+        if let Some(path) = run.svg {
             write(&path, &report::svg(&comparison))?;
         }
     }
     Ok(())
 }
 
-fn write(path: &PathBuf, text: &str) -> anyhow::Result<()> {
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -132,16 +121,16 @@ fn run_scenario(
         outcomes.push((target, outcome));
     }
 
+    let round_count = args.rounds.max(1);
     let progress = Progress::new();
-    for round in 1..=args.rounds.max(1) {
+    for round in 1..=round_count {
         for (target, outcome) in outcomes.iter_mut() {
             let Outcome::Measured(rounds) = outcome else {
                 continue;
             };
             progress.show(&format!(
-                "[{}] round {round}/{} {} ...",
+                "[{}] round {round}/{round_count} {} ...",
                 scenario.name(),
-                args.rounds,
                 target.name()
             ));
             match run_once(scenario, *target, &options, &params, &origin) {
@@ -156,7 +145,7 @@ fn run_scenario(
     Ok(Comparison {
         scenario,
         outcomes,
-        rounds: args.rounds,
+        rounds: round_count,
         duration: args.duration,
         shards: options.shards,
         params,

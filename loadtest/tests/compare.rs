@@ -1,5 +1,6 @@
 //! `loadtest compare` runs every scenario briefly and writes JSON of the
-//! documented shape; missing peers are reported as skipped, not faked.
+//! documented shape (and, for a list of scenarios, JSON and SVG for each);
+//! missing peers are reported as skipped, not faked.
 //! The ringside cases skip, with a note, when the binary is not built.
 
 use serde_json::Value;
@@ -17,36 +18,42 @@ fn ringside_bin() -> PathBuf {
         })
 }
 
-fn json_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("loadtest-test-{}-{name}.json", std::process::id()))
+/// A path of this test process's own under the temp dir.
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("loadtest-test-{}-{name}", std::process::id()))
 }
 
-/// Runs `compare` for 300 ms and one round and returns the parsed JSON.
-fn compare(scenario: &str, targets: &str, extra: &[&str]) -> Value {
-    let path = json_path(&format!("{scenario}-{}", targets.replace(',', "-")));
+/// Runs `loadtest compare ARGS` for 300 ms and one round; returns what it printed.
+fn run_compare(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args([
-            "compare",
-            "--scenario",
-            scenario,
-            "--targets",
-            targets,
-            "--duration",
-            "300ms",
-            "--rounds",
-            "1",
-        ])
-        .args(["--idle-conns", "200", "--json"])
-        .arg(&path)
-        .args(extra)
+        .args(["compare", "--duration", "300ms", "--rounds", "1"])
+        .args(["--idle-conns", "200"])
+        .args(args)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "compare failed: {stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    stdout
+}
+
+/// Runs one scenario against `targets` and returns the parsed JSON.
+fn compare(scenario: &str, targets: &str, extra: &[&str]) -> Value {
+    let path = temp_path(&format!("{scenario}-{}.json", targets.replace(',', "-")));
+    let path_text = path.to_str().unwrap();
+    let mut args = vec![
+        "--scenario",
+        scenario,
+        "--targets",
+        targets,
+        "--json",
+        path_text,
+    ];
+    args.extend_from_slice(extra);
+    let stdout = run_compare(&args);
     assert!(
         stdout.contains(&format!("== {scenario}:")),
         "a table is printed: {stdout}"
@@ -101,6 +108,34 @@ fn every_scenario_runs_against_direct() {
             .as_f64()
             .is_some());
     }
+}
+
+#[test]
+fn a_scenario_list_writes_json_and_svg_for_each_into_the_out_dir() {
+    let out_dir = temp_path("list");
+    let stdout = run_compare(&[
+        "--scenario",
+        "http1,tcp-rr",
+        "--targets",
+        "direct",
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+    ]);
+    for scenario in ["http1", "tcp-rr"] {
+        assert!(stdout.contains(&format!("== {scenario}:")), "{stdout}");
+        let json: Value = serde_json::from_str(
+            &std::fs::read_to_string(out_dir.join(format!("{scenario}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_shape(&json, scenario);
+        assert_measured(&json, "direct");
+        let svg = std::fs::read_to_string(out_dir.join(format!("{scenario}.svg"))).unwrap();
+        assert!(
+            svg.contains(r#"class="median" data-target="direct""#),
+            "the chart has direct's bar: {svg}"
+        );
+    }
+    std::fs::remove_dir_all(&out_dir).unwrap();
 }
 
 #[test]

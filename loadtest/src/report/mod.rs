@@ -46,6 +46,9 @@ pub struct Summary {
     pub median: f64,
     pub min: f64,
     pub max: f64,
+    /// The headline figure of each round, in round order: the spread the
+    /// median hides, and what the chart's min–max mark spans.
+    pub per_round: Vec<f64>,
     pub cpu_per_unit: Option<f64>,
     /// Median of each percentile over the rounds.
     pub latency: Option<Percentiles>,
@@ -110,6 +113,7 @@ impl Summary {
             median: median(figures.clone()),
             min: figures.iter().copied().fold(f64::INFINITY, f64::min),
             max: figures.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            per_round: figures,
             cpu_per_unit: (!cpu.is_empty()).then(|| median(cpu)),
             latency,
             extra,
@@ -190,8 +194,9 @@ fn finite(value: f64) -> Value {
     }
 }
 
-/// `{"scenario", "unit", "targets": {"<name>": {"median", "min", "max", "cpu_per_unit", ...}}}`;
-/// a skipped target is `{"skipped": "reason"}`.
+/// `{"scenario", "unit", "targets": {"<name>": {"median", "min", "max", "per_round", "cpu_per_unit", ...}}}`;
+/// a skipped target is `{"skipped": "reason"}`. Keys are only ever added, so
+/// that results from earlier runs stay comparable.
 pub fn json(comparison: &Comparison) -> Value {
     let mut targets = Map::new();
     for (target, summary) in comparison.summaries() {
@@ -202,6 +207,7 @@ pub fn json(comparison: &Comparison) -> Value {
                     "median": finite(summary.median),
                     "min": finite(summary.min),
                     "max": finite(summary.max),
+                    "per_round": summary.per_round.iter().copied().map(finite).collect::<Vec<_>>(),
                     "cpu_per_unit": summary.cpu_per_unit.map(finite).unwrap_or(Value::Null),
                     "vs_direct": comparison.vs_direct(target).map(finite).unwrap_or(Value::Null),
                 });

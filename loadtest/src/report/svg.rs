@@ -1,39 +1,70 @@
-//! A small bar chart per scenario, written as SVG text by hand: one bar per
-//! target at its median with a whisker from min to max, or for latency
-//! scenarios a group of bars per target (p50, p99, p99.9 medians).
-//! Skipped targets are listed under the chart with their reason.
+//! One bar chart per scenario, written as SVG text by hand: a bar per
+//! measured target at the median of the scenario's headline figure (the
+//! number the table and the JSON report, in [`ScenarioKind::unit`]) and a
+//! mark from its lowest to its highest round, so the chart shows how far the
+//! rounds disagreed as well as where they met. One quantity per axis: the
+//! latency percentiles of the request scenarios stay in the table and the
+//! JSON, where they cannot be read against a req/s axis.
+//!
+//! Bars and marks carry `class` and `data-*` attributes with the exact
+//! values, so a test or a script reads the chart back without measuring
+//! pixels. Skipped targets are listed under the chart with their reason.
+//!
+//! [`ScenarioKind::unit`]: crate::scenarios::ScenarioKind::unit
 
 use super::table::number;
-use super::{Comparison, Summary};
+use super::Comparison;
+use crate::targets::TargetKind;
 use std::fmt::Write;
 
 const WIDTH: f64 = 760.0;
 const PLOT_TOP: f64 = 60.0;
 const PLOT_HEIGHT: f64 = 240.0;
-const PLOT_LEFT: f64 = 70.0;
+const PLOT_BOTTOM: f64 = PLOT_TOP + PLOT_HEIGHT;
+/// Room for the tick labels and, turned upright, the unit.
+const PLOT_LEFT: f64 = 84.0;
 const PLOT_RIGHT: f64 = 20.0;
-const COLORS: [&str; 4] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759"];
+/// Half the width of the caps on a min–max mark.
+const CAP_HALF_WIDTH: f64 = 6.0;
+
+/// The same color for a target in every chart, so ringside is found at a glance.
+fn color(target: TargetKind) -> &'static str {
+    match target {
+        TargetKind::Direct => "#9c9c9c",
+        TargetKind::Ringside => "#f28e2b",
+        TargetKind::Haproxy => "#4e79a7",
+        TargetKind::Nginx => "#59a14f",
+    }
+}
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
-/// One bar: its height value, optional whisker, and legend index (color).
-struct Bar {
-    value: f64,
-    whisker: Option<(f64, f64)>,
-    series: usize,
+/// The axis' top and tick step: a step of 1, 2, 2.5 or 5 times a power of
+/// ten, at most six of them up to `highest`, so tick labels are round numbers.
+fn axis(highest: f64) -> (f64, f64) {
+    if !highest.is_finite() || highest <= 0.0 {
+        return (1.0, 0.25);
+    }
+    let rough_step = highest / 6.0;
+    let power = 10f64.powf(rough_step.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|multiple| multiple * power)
+        .find(|step| *step >= rough_step)
+        .unwrap_or(10.0 * power);
+    ((highest / step).ceil() * step, step)
 }
 
 pub fn svg(comparison: &Comparison) -> String {
     let scenario = comparison.scenario;
+    let unit = scenario.unit();
+    let rounds = comparison.rounds.max(1);
     let summaries = comparison.summaries();
-    let measured: Vec<(&str, &Summary)> = summaries
-        .iter()
-        .filter_map(|(t, s)| s.as_ref().ok().map(|s| (t.name(), s)))
-        .collect();
     let skipped: Vec<String> = summaries
         .iter()
         .filter_map(|(t, s)| {
@@ -42,46 +73,21 @@ pub fn svg(comparison: &Comparison) -> String {
                 .map(|r| format!("{}: skipped ({r})", t.name()))
         })
         .collect();
-    let latency = measured.iter().any(|(_, s)| s.latency.is_some());
-    let series: Vec<&str> = if latency {
-        vec!["p50", "p99", "p99.9"]
-    } else {
-        vec!["median (min-max)"]
-    };
-    let groups: Vec<(&str, Vec<Bar>)> = measured
+    let measured: Vec<_> = summaries
         .iter()
-        .map(|(name, summary)| {
-            let bars = match summary.latency {
-                Some(p) => [p.p50, p.p99, p.p999]
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| Bar {
-                        value: v,
-                        whisker: None,
-                        series: i,
-                    })
-                    .collect(),
-                None => vec![Bar {
-                    value: summary.median,
-                    whisker: Some((summary.min, summary.max)),
-                    series: 0,
-                }],
-            };
-            (*name, bars)
-        })
+        .filter_map(|(t, s)| s.as_ref().ok().map(|s| (*t, s)))
         .collect();
-    let top = groups
+    let highest = measured
         .iter()
-        .flat_map(|(_, bars)| {
-            bars.iter()
-                .map(|b| b.whisker.map_or(b.value, |(_, max)| max.max(b.value)))
-        })
+        .flat_map(|(_, s)| [s.median, s.max])
         .filter(|v| v.is_finite())
-        .fold(0.0_f64, f64::max)
-        .max(f64::MIN_POSITIVE)
-        * 1.1;
-    let height = PLOT_TOP + PLOT_HEIGHT + 60.0 + 16.0 * skipped.len() as f64;
-    let y = |value: f64| PLOT_TOP + PLOT_HEIGHT - (value / top).clamp(0.0, 1.0) * PLOT_HEIGHT;
+        .fold(0.0_f64, f64::max);
+    let (top, step) = axis(highest);
+    let y = |value: f64| {
+        let fraction = (value / top).clamp(0.0, 1.0);
+        PLOT_BOTTOM - if fraction.is_nan() { 0.0 } else { fraction } * PLOT_HEIGHT
+    };
+    let height = PLOT_BOTTOM + 60.0 + 16.0 * skipped.len() as f64;
 
     let mut out = String::new();
     let _ = writeln!(
@@ -89,114 +95,121 @@ pub fn svg(comparison: &Comparison) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let title = format!(
-        "{}: {}{}",
-        scenario.name(),
-        scenario.unit(),
-        if scenario.lower_is_better() {
-            " (lower is better)"
-        } else {
-            ""
-        }
-    );
+    let better = scenario.better();
     let _ = writeln!(
         out,
-        r#"<text x="{PLOT_LEFT}" y="22" font-size="16" font-weight="bold">{}</text>"#,
-        escape(&title)
+        r#"<text class="title" x="{PLOT_LEFT}" y="22" font-size="16" font-weight="bold">{}</text>"#,
+        escape(&format!(
+            "{}: {unit}, median of {rounds} rounds ({better})",
+            scenario.name()
+        ))
     );
     let _ = writeln!(
         out,
         r##"<text x="{PLOT_LEFT}" y="40" font-size="10" fill="#555">{}</text>"##,
         escape(&comparison.setup_line())
     );
-    // Axis with five gridlines.
-    for step in 0..=4 {
-        let value = top / 1.1 * step as f64 / 4.0;
-        let line_y = y(value);
+    let axis_middle = PLOT_TOP + PLOT_HEIGHT / 2.0;
+    let _ = writeln!(
+        out,
+        r#"<text class="axis-label" x="16" y="{axis_middle}" transform="rotate(-90 16 {axis_middle})" text-anchor="middle">{}</text>"#,
+        escape(unit)
+    );
+    for step_index in 0..=(top / step).round() as usize {
+        let tick = step * step_index as f64;
+        let tick_y = y(tick);
         let _ = writeln!(
             out,
-            r##"<line x1="{PLOT_LEFT}" y1="{line_y:.1}" x2="{:.1}" y2="{line_y:.1}" stroke="#ddd"/>"##,
+            r##"<line x1="{PLOT_LEFT}" y1="{tick_y:.1}" x2="{:.1}" y2="{tick_y:.1}" stroke="#ddd"/>"##,
             WIDTH - PLOT_RIGHT
         );
         let _ = writeln!(
             out,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
             PLOT_LEFT - 6.0,
-            line_y + 4.0,
-            number(value)
+            tick_y + 4.0,
+            number(tick)
         );
     }
-    let group_width = (WIDTH - PLOT_LEFT - PLOT_RIGHT) / groups.len().max(1) as f64;
-    for (index, (name, bars)) in groups.iter().enumerate() {
-        let group_left = PLOT_LEFT + group_width * index as f64;
-        let bar_width = (group_width * 0.7 / bars.len() as f64).min(80.0);
-        let bars_left = group_left + (group_width - bar_width * bars.len() as f64) / 2.0;
-        for (slot, bar) in bars.iter().enumerate() {
-            let x = bars_left + bar_width * slot as f64;
-            let bar_top = y(bar.value);
-            let color = COLORS[if latency { bar.series } else { index } % COLORS.len()];
+
+    let slot_width = (WIDTH - PLOT_LEFT - PLOT_RIGHT) / measured.len().max(1) as f64;
+    let bar_width = (slot_width * 0.6).min(90.0);
+    for (index, (target, summary)) in measured.iter().enumerate() {
+        let name = target.name();
+        let center = PLOT_LEFT + slot_width * (index as f64 + 0.5);
+        let bar_top = y(summary.median);
+        let _ = writeln!(
+            out,
+            r#"<rect class="median" data-target="{name}" data-median="{}" x="{:.1}" y="{bar_top:.1}" width="{bar_width:.1}" height="{:.1}" fill="{}"><title>{name}: median {} {}</title></rect>"#,
+            summary.median,
+            center - bar_width / 2.0,
+            PLOT_BOTTOM - bar_top,
+            color(*target),
+            number(summary.median),
+            escape(unit)
+        );
+        let (low, high) = (y(summary.min), y(summary.max));
+        let _ = writeln!(
+            out,
+            r#"<line class="range" data-target="{name}" data-min="{}" data-max="{}" x1="{center:.1}" y1="{low:.1}" x2="{center:.1}" y2="{high:.1}" stroke="black"><title>{name}: min {} max {} over {} rounds</title></line>"#,
+            summary.min,
+            summary.max,
+            number(summary.min),
+            number(summary.max),
+            summary.per_round.len()
+        );
+        for cap in [low, high] {
             let _ = writeln!(
                 out,
-                r#"<rect x="{x:.1}" y="{bar_top:.1}" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
-                bar_width - 2.0,
-                PLOT_TOP + PLOT_HEIGHT - bar_top
-            );
-            let center = x + (bar_width - 2.0) / 2.0;
-            if let Some((min, max)) = bar.whisker {
-                let (low, high) = (y(min), y(max));
-                let _ = writeln!(
-                    out,
-                    r#"<line x1="{center:.1}" y1="{low:.1}" x2="{center:.1}" y2="{high:.1}" stroke="black"/>"#
-                );
-                for end in [low, high] {
-                    let _ = writeln!(
-                        out,
-                        r#"<line x1="{:.1}" y1="{end:.1}" x2="{:.1}" y2="{end:.1}" stroke="black"/>"#,
-                        center - 6.0,
-                        center + 6.0
-                    );
-                }
-            }
-            let label_y = bar.whisker.map_or(bar_top, |(_, max)| y(max).min(bar_top)) - 4.0;
-            let _ = writeln!(
-                out,
-                r#"<text x="{center:.1}" y="{label_y:.1}" text-anchor="middle" font-size="10">{}</text>"#,
-                number(bar.value)
+                r#"<line class="range-cap" x1="{:.1}" y1="{cap:.1}" x2="{:.1}" y2="{cap:.1}" stroke="black"/>"#,
+                center - CAP_HALF_WIDTH,
+                center + CAP_HALF_WIDTH
             );
         }
         let _ = writeln!(
             out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            group_left + group_width / 2.0,
-            PLOT_TOP + PLOT_HEIGHT + 18.0,
-            escape(name)
+            r#"<text class="value" x="{center:.1}" y="{:.1}" text-anchor="middle" font-size="10">{}</text>"#,
+            high.min(bar_top) - 4.0,
+            number(summary.median)
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{center:.1}" y="{:.1}" text-anchor="middle">{name}</text>"#,
+            PLOT_BOTTOM + 18.0
         );
     }
-    if latency {
-        for (index, label) in series.iter().enumerate() {
-            let x = PLOT_LEFT + 90.0 * index as f64;
-            let legend_y = PLOT_TOP + PLOT_HEIGHT + 34.0;
-            let _ = writeln!(
-                out,
-                r#"<rect x="{x:.1}" y="{:.1}" width="10" height="10" fill="{}"/>"#,
-                legend_y - 9.0,
-                COLORS[index]
-            );
-            let _ = writeln!(
-                out,
-                r#"<text x="{:.1}" y="{legend_y:.1}">{label} (us)</text>"#,
-                x + 14.0
-            );
-        }
-    }
+    let _ = writeln!(
+        out,
+        r##"<text x="{PLOT_LEFT}" y="{:.1}" font-size="10" fill="#555">bar: median of {rounds} rounds; line: min–max over the rounds</text>"##,
+        PLOT_BOTTOM + 36.0
+    );
     for (index, line) in skipped.iter().enumerate() {
         let _ = writeln!(
             out,
             r##"<text x="{PLOT_LEFT}" y="{:.1}" font-size="10" fill="#a00">{}</text>"##,
-            PLOT_TOP + PLOT_HEIGHT + 52.0 + 16.0 * index as f64,
+            PLOT_BOTTOM + 52.0 + 16.0 * index as f64,
             escape(line)
         );
     }
     out.push_str("</svg>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::axis;
+
+    #[test]
+    fn axis_steps_are_round_and_reach_the_highest_value() {
+        for (highest, expected) in [
+            (12_345.0, (12_500.0, 2_500.0)),
+            (1.0, (1.0, 0.2)),
+            (0.73, (0.8, 0.2)),
+            (0.0, (1.0, 0.25)),
+        ] {
+            let (top, step) = axis(highest);
+            assert!((top - expected.0).abs() < 1e-9 && (step - expected.1).abs() < 1e-9);
+            assert!(top >= highest);
+        }
+    }
 }

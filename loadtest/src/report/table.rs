@@ -25,11 +25,7 @@ pub(crate) fn number(value: f64) -> String {
 pub fn table(comparison: &Comparison) -> String {
     let scenario = comparison.scenario;
     let mut out = String::new();
-    let better = if scenario.lower_is_better() {
-        "lower is better"
-    } else {
-        "higher is better"
-    };
+    let better = scenario.better();
     let _ = writeln!(
         out,
         "\n== {}: {} ({better})",

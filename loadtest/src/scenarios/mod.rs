@@ -88,6 +88,15 @@ impl ScenarioKind {
         matches!(self, ScenarioKind::TcpRr | ScenarioKind::IdleConns)
     }
 
+    /// [`Self::lower_is_better`] in words, for titles.
+    pub fn better(self) -> &'static str {
+        if self.lower_is_better() {
+            "lower is better"
+        } else {
+            "higher is better"
+        }
+    }
+
     /// What the proxy's CPU seconds are divided by; `None` where CPU is not the point.
     pub fn cpu_unit(self) -> Option<&'static str> {
         match self {
