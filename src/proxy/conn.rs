@@ -69,24 +69,9 @@ impl Conn {
             // not carry the (much larger) state of paths it never takes.
             Err(err) => return Box::pin(self.unreachable(client, err)).await,
         };
-        let ended = self.classified(client, upstream, index).await;
+        let ended = self.dispatch(client, upstream, index).await;
         self.route.balancer.disconnected(index);
         ended
-    }
-
-    /// Classifies a connection whose upstream is connected, then carries it.
-    async fn classified(&self, client: Socket, upstream: Socket, index: usize) -> Ended {
-        let endpoint = self.route.balancer.endpoint(index).addr;
-        tracing::debug!(%endpoint, "upstream connected");
-        let watched = Some((&upstream, endpoint));
-        match Box::pin(classify(&self.shard, &self.route, &client, watched)).await {
-            Ok(classified) => self.dispatch(client, upstream, index, classified).await,
-            Err(err) => {
-                upstream.reset_on_close();
-                let counters = opened(self.route.metrics.src.clone());
-                (counters, Err(ConnError::ClientRead(err.0)))
-            }
-        }
     }
 
     /// No endpoint could be connected. An HTTP client still gets an answer

@@ -6,24 +6,35 @@
 //! A failure on one side is passed on to the other as a reset, so that a
 //! reset on one side of the proxy is seen as a reset on the other.
 
+use std::rc::Rc;
 use std::time::Instant;
 
-use super::classify::{Carry, Classified};
+use super::classify::{classify, Carry, Classified};
 use super::conn::{opened, Conn, Ended};
 use crate::http::{self, Arrival, H1Proxy, H2Proxy, HttpIo, Served, Upstream};
 use crate::io::{ConnError, Side, Socket};
-use crate::metrics::Peer;
+use crate::metrics::{Peer, TcpCounters};
 use crate::tcp::{tunnel, End};
 
 impl Conn {
-    pub(super) async fn dispatch(
-        &self,
-        client: Socket,
-        upstream: Socket,
-        index: usize,
-        classified: Classified,
-    ) -> Ended {
-        let Classified { carry, prefix } = classified;
+    /// Classifies a connection whose upstream is connected, then carries
+    /// it. Both happen in this one function, which owns the sockets: each
+    /// async level that takes them by value keeps its own room for them in
+    /// the connection's task (measured: 440 bytes more per idle connection
+    /// with classify one level up; the task is 3,192 bytes).
+    pub(super) async fn dispatch(&self, client: Socket, upstream: Socket, index: usize) -> Ended {
+        let endpoint = self.route.balancer.endpoint(index).addr;
+        tracing::debug!(%endpoint, "upstream connected");
+        let watched = Some((&upstream, endpoint));
+        let classified = Box::pin(classify(&self.shard, &self.route, &client, watched)).await;
+        let Classified { carry, prefix } = match classified {
+            Ok(classified) => classified,
+            Err(err) => {
+                upstream.reset_on_close();
+                let counters = opened(self.route.metrics.src.clone());
+                return (counters, Err(ConnError::ClientRead(err.0)));
+            }
+        };
         match carry {
             Carry::Http1 => {
                 let counters = self.route.metrics.dst[index].clone();
@@ -35,7 +46,8 @@ impl Conn {
                 Box::pin(self.serve_http2(client, first, prefix)).await
             }
             Carry::Opaque { tls_sni } => {
-                self.opaque(client, upstream, index, tls_sni, prefix).await
+                let counters = self.opaque_counters(index, tls_sni.as_deref());
+                self.opaque(&client, &upstream, counters, prefix).await
             }
         }
     }
@@ -44,21 +56,11 @@ impl Conn {
     /// read out of the client) goes upstream first.
     async fn opaque(
         &self,
-        client: Socket,
-        upstream: Socket,
-        index: usize,
-        tls_sni: Option<String>,
+        client: &Socket,
+        upstream: &Socket,
+        (src_counters, dst_counters): (Rc<TcpCounters>, Rc<TcpCounters>),
         prefix: Vec<u8>,
     ) -> Ended {
-        let route = &self.route.metrics;
-        let (src_counters, dst_counters) = match &tls_sni {
-            None => (route.src.clone(), route.dst[index].clone()),
-            Some(sni) => {
-                let metrics = self.shard.metrics();
-                let src = route.tls(metrics, Peer::Src, index, sni);
-                (src, route.tls(metrics, Peer::Dst, index, sni))
-            }
-        };
         src_counters.opened();
         dst_counters.opened();
         let started = Instant::now();
@@ -76,20 +78,38 @@ impl Conn {
         }
         if result.is_ok() {
             let client_end = End {
-                socket: &client,
+                socket: client,
                 counters: &src_counters,
             };
             let upstream_end = End {
-                socket: &upstream,
+                socket: upstream,
                 counters: &dst_counters,
             };
             result = tunnel(&self.shard.pumps, client_end, upstream_end).await;
         }
         if let Err(err) = &result {
-            pass_on(err, &client, &upstream);
+            pass_on(err, client, upstream);
         }
         dst_counters.closed(result.is_ok(), started.elapsed());
         (src_counters, result)
+    }
+
+    /// The client- and upstream-side counters of an opaque connection to
+    /// endpoint `index`; TLS passed through is counted under its SNI.
+    fn opaque_counters(
+        &self,
+        index: usize,
+        tls_sni: Option<&str>,
+    ) -> (Rc<TcpCounters>, Rc<TcpCounters>) {
+        let route = &self.route.metrics;
+        match tls_sni {
+            None => (route.src.clone(), route.dst[index].clone()),
+            Some(sni) => {
+                let metrics = self.shard.metrics();
+                let src = route.tls(metrics, Peer::Src, index, sni);
+                (src, route.tls(metrics, Peer::Dst, index, sni))
+            }
+        }
     }
 
     /// HTTP/1: the connection is served request by request; `first`, the
