@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Two ringside binaries side by side on HTTP/1 and opaque TCP, runs
+# interleaved (A, B, A, B, ...) so that the machine's noise falls on both:
+# wrk -t1 -c2 and -c50 on a route declared http1, and wrk -c2 through an
+# opaque route to the same origin. Prints each run's req/s and the proxy's
+# CPU seconds per 1,000 requests, then the medians and B/A.
+# Needs wrk (apt-get install wrk) and the loadtest origin (cargo build
+# --release -p loadtest).
+# Usage: loadtest/scripts/ab.sh A_BIN B_BIN [ROUNDS] [SECONDS]
+set -euo pipefail
+A_BIN=$1
+B_BIN=$2
+ROUNDS=${3:-5}
+SECONDS_PER_RUN=${4:-3}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d)
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+TICKS=$(getconf CLK_TCK)
+
+"$ROOT/target/release/loadtest" origin http1 >"$WORK/origin.out" 2>/dev/null &
+PIDS+=($!)
+for _ in $(seq 200); do grep -qE '[0-9]+$' "$WORK/origin.out" 2>/dev/null && break; sleep 0.05; done
+ORIGIN=$(grep -oE '[0-9]+$' "$WORK/origin.out" | head -1)
+
+# Starts one ringside; sets PID_<name> and the ports of its two routes.
+start() {
+    local name=$1 bin=$2
+    cat >"$WORK/$name.toml" <<CFG
+[admin]
+listen = "127.0.0.1:0"
+[runtime]
+shards = 1
+[[route]]
+listen = "127.0.0.1:0"
+upstreams = ["127.0.0.1:$ORIGIN"]
+protocol = "http1"
+[[route]]
+listen = "127.0.0.2:0"
+upstreams = ["127.0.0.1:$ORIGIN"]
+protocol = "opaque"
+CFG
+    "$bin" --config "$WORK/$name.toml" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    PIDS+=($!)
+    eval "PID_$name=$!"
+    for _ in $(seq 200); do grep -q "listening admin" "$WORK/$name.out" 2>/dev/null && break; sleep 0.05; done
+    grep -q "listening admin" "$WORK/$name.out" || { cat "$WORK/$name.err" >&2; exit 1; }
+    mapfile -t ports < <(grep -oE 'listening route 127.0.0.[12]:[0-9]+' "$WORK/$name.out" | grep -oE '[0-9]+$')
+    eval "HTTP_$name=${ports[0]} OPAQUE_$name=${ports[1]}"
+}
+start A "$A_BIN"
+start B "$B_BIN"
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# One wrk run against a proxy; appends "req/s cpu_s_per_1k" to $WORK/<load>.<name>.
+run() {
+    local load=$1 name=$2 connections=$3 port=$4 host=${5:-127.0.0.1}
+    local pid before after requests
+    pid=$(eval echo "\$PID_$name")
+    before=$(cpu_ticks "$pid")
+    wrk -t1 -c"$connections" -d"${SECONDS_PER_RUN}s" "http://$host:$port/" >"$WORK/wrk.txt"
+    after=$(cpu_ticks "$pid")
+    requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
+    awk -v r="$requests" -v s="$SECONDS_PER_RUN" -v t=$((after - before)) -v hz="$TICKS" \
+        'BEGIN { printf "%.0f %.4f\n", r / s, (t / hz) / (r / 1000) }' >>"$WORK/$load.$name"
+}
+
+for round in $(seq "$ROUNDS"); do
+    for name in A B; do
+        run http1-c2 "$name" 2 "$(eval echo "\$HTTP_$name")"
+        run http1-c50 "$name" 50 "$(eval echo "\$HTTP_$name")"
+        run opaque-c2 "$name" 2 "$(eval echo "\$OPAQUE_$name")" 127.0.0.2
+    done
+    echo "round $round/$ROUNDS done" >&2
+done
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+printf "%-10s %-3s %10s %10s   %s\n" load bin "req/s" "CPU s/1k" "runs (req/s CPU)"
+for load in http1-c2 http1-c50 opaque-c2; do
+    for name in A B; do
+        rps=$(awk '{print $1}' "$WORK/$load.$name" | median)
+        cpu=$(awk '{print $2}' "$WORK/$load.$name" | median)
+        eval "RPS_$name=$rps CPU_$name=$cpu"
+        printf "%-10s %-3s %10s %10s   %s\n" "$load" "$name" "$rps" "$cpu" "$(tr '\n' ' ' <"$WORK/$load.$name")"
+    done
+    awk -v ra="$RPS_A" -v rb="$RPS_B" -v ca="$CPU_A" -v cb="$CPU_B" -v l="$load" \
+        'BEGIN { printf "%-10s B/A: req/s %.3fx, CPU per request %.3fx\n", l, rb / ra, cb / ca }'
+done

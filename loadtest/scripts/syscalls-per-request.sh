@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# What one request costs ringside in system calls at low concurrency, the
+# figure the runtime patches in vendor/glommio/PATCHES.md are measured by.
+# One shard proxies HTTP/1 (a route declared http1) and opaque TCP to
+# loadtest origins; `wrk -t1 -cC` drives SECONDS of keep-alive requests
+# while strace counts every system call of ringside's threads. Prints the
+# calls per request (io_uring_enter, membarrier, recvfrom, sendto, ...) and
+# per opaque connection (conn-rate style: connect, one round trip, close).
+# Needs wrk and strace (apt-get install wrk strace) and a release build.
+# Usage: loadtest/scripts/syscalls-per-request.sh [CONNECTIONS] [SECONDS] [RINGSIDE_BIN]
+set -euo pipefail
+CONNECTIONS=${1:-1}
+SECONDS_PER_RUN=${2:-3}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+RINGSIDE=${3:-$ROOT/target/release/ringside}
+WORK=$(mktemp -d)
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+# A process in the background whose stdout names its port; prints the port.
+port_of() {
+    local out=$1
+    for _ in $(seq 200); do
+        grep -qE '[0-9]+$' "$out" 2>/dev/null && break
+        sleep 0.05
+    done
+    grep -oE '[0-9]+$' "$out" | head -1
+}
+"$ROOT/target/release/loadtest" origin http1 >"$WORK/http1.out" 2>/dev/null &
+PIDS+=($!)
+"$ROOT/target/release/loadtest" origin echo >"$WORK/echo.out" 2>/dev/null &
+PIDS+=($!)
+H1=$(port_of "$WORK/http1.out")
+ECHO=$(port_of "$WORK/echo.out")
+
+cat >"$WORK/ringside.toml" <<CFG
+[admin]
+listen = "127.0.0.1:0"
+[runtime]
+shards = 1
+[[route]]
+listen = "127.0.0.1:0"
+upstreams = ["127.0.0.1:$H1"]
+protocol = "http1"
+[[route]]
+listen = "127.0.0.2:0"
+upstreams = ["127.0.0.1:$ECHO"]
+protocol = "opaque"
+CFG
+"$RINGSIDE" --config "$WORK/ringside.toml" >"$WORK/ringside.out" 2>"$WORK/ringside.err" &
+RINGSIDE_PID=$!
+PIDS+=($RINGSIDE_PID)
+for _ in $(seq 200); do
+    grep -q "listening admin" "$WORK/ringside.out" 2>/dev/null && break
+    sleep 0.05
+done
+mapfile -t ROUTES < <(grep -oE 'listening route 127.0.0.[12]:[0-9]+' "$WORK/ringside.out" | grep -oE '[0-9]+$')
+
+# Counts ringside's system calls while "$@" runs; prints strace's table.
+count_while() {
+    strace -f -c -p "$RINGSIDE_PID" -o "$WORK/strace.txt" &
+    local tracer=$!
+    sleep 0.5
+    "$@"
+    kill -INT "$tracer"
+    wait "$tracer" 2>/dev/null || true
+}
+
+# Prints each system call's count divided by $1 (requests or connections).
+per() {
+    awk -v n="$1" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
+        printf "  %-18s %8.2f\n", $NF, $4 / n
+    }' "$WORK/strace.txt" | sort -k2 -nr | head -12
+}
+
+count_while wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" "http://127.0.0.1:${ROUTES[0]}/" >"$WORK/wrk.txt"
+REQUESTS=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
+echo "http1, wrk -c$CONNECTIONS: $REQUESTS requests (traced, so slower than untraced)"
+echo "system calls per request:"
+per "$REQUESTS"
+
+CONNS=2000
+count_while python3 - "${ROUTES[1]}" "$CONNS" <<'PY'
+import socket, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+for _ in range(count):
+    s = socket.create_connection(("127.0.0.2", port))
+    s.sendall(b"\0ping")
+    got = b""
+    while len(got) < 5:
+        got += s.recv(5 - len(got))
+    s.close()
+PY
+echo "opaque connections (connect, one round trip, close): $CONNS"
+echo "system calls per connection:"
+per "$CONNS"
