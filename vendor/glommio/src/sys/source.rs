@@ -224,6 +224,12 @@ impl Source {
         })
     }
 
+    /// Whether the request is still with the reactor: queued for
+    /// submission or submitted and not yet completed.
+    pub(crate) fn is_in_flight(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
         let ret = inner

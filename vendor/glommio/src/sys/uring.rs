@@ -1823,13 +1823,19 @@ impl Reactor {
         drop(self.latency_preemption_timeout_src.take());
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // up sleeping. One that is still armed stays: it fires after `ring_depth`
+        // completions counted from when it was armed rather than from now, which only
+        // preempts a little earlier, and re-arming it on every call cost a cancel and
+        // two SQEs (TIMEOUT and the linked eventfd WRITE) per wake-up.
+        let armed = self.throughput_preemption_timeout_src.take();
+        self.throughput_preemption_timeout_src
+            .set(match armed {
+                Some(timer) if timer.is_in_flight() => Some(timer),
+                _ => Some(main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                )),
+            });
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
