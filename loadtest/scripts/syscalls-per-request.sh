@@ -3,10 +3,12 @@
 # figure the runtime patches in vendor/glommio/PATCHES.md are measured by.
 # One shard proxies HTTP/1 (a route declared http1) and opaque TCP to
 # loadtest origins; `wrk -t1 -cC` drives SECONDS of keep-alive requests
-# while strace counts every system call of ringside's threads. Prints the
+# while perf counts ringside's system calls (tracepoints: unlike strace,
+# they do not slow the proxy down, which would change how often it parks).
+# Prints the
 # calls per request (io_uring_enter, membarrier, recvfrom, sendto, ...) and
 # per opaque connection (conn-rate style: connect, one round trip, close).
-# Needs wrk and strace (apt-get install wrk strace) and a release build.
+# Needs wrk and perf (apt-get install wrk linux-perf) and a release build.
 # Usage: loadtest/scripts/syscalls-per-request.sh [CONNECTIONS] [SECONDS] [RINGSIDE_BIN]
 set -euo pipefail
 CONNECTIONS=${1:-1}
@@ -56,26 +58,31 @@ for _ in $(seq 200); do
 done
 mapfile -t ROUTES < <(grep -oE 'listening route 127.0.0.[12]:[0-9]+' "$WORK/ringside.out" | grep -oE '[0-9]+$')
 
-# Counts ringside's system calls while "$@" runs; prints strace's table.
+SYSCALLS=(io_uring_enter membarrier recvfrom sendto splice accept4 setsockopt
+    ioctl fcntl close shutdown getpeername futex read write)
+EVENTS=$(printf 'syscalls:sys_enter_%s,' "${SYSCALLS[@]}")
+
+# Counts ringside's system calls while "$@" runs.
 count_while() {
-    strace -f -c -p "$RINGSIDE_PID" -o "$WORK/strace.txt" &
-    local tracer=$!
+    perf stat -x, -e "${EVENTS%,}" -p "$RINGSIDE_PID" -o "$WORK/perf.txt" &
+    local counter=$!
     sleep 0.5
     "$@"
-    kill -INT "$tracer"
-    wait "$tracer" 2>/dev/null || true
+    kill -INT "$counter"
+    wait "$counter" 2>/dev/null || true
 }
 
 # Prints each system call's count divided by $1 (requests or connections).
 per() {
-    awk -v n="$1" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
-        printf "  %-18s %8.2f\n", $NF, $4 / n
-    }' "$WORK/strace.txt" | sort -k2 -nr | head -12
+    awk -F, -v n="$1" '$3 ~ /sys_enter_/ && $1 > 0 {
+        name = $3; sub(/.*sys_enter_/, "", name)
+        printf "  %-18s %8.2f\n", name, $1 / n
+    }' "$WORK/perf.txt" | sort -k2 -nr
 }
 
 count_while wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" "http://127.0.0.1:${ROUTES[0]}/" >"$WORK/wrk.txt"
 REQUESTS=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
-echo "http1, wrk -c$CONNECTIONS: $REQUESTS requests (traced, so slower than untraced)"
+echo "http1, wrk -c$CONNECTIONS: $REQUESTS requests in ${SECONDS_PER_RUN}s"
 echo "system calls per request:"
 per "$REQUESTS"
 
