@@ -1311,6 +1311,10 @@ impl LocalExecutor {
         self.queues.borrow().preempt_timer_duration
     }
 
+    fn has_runnable_task_queues(&self) -> bool {
+        !self.queues.borrow().active_executors.is_empty()
+    }
+
     fn spin_before_park(&self) -> Option<Duration> {
         self.queues.borrow().spin_before_park
     }
@@ -1475,8 +1479,16 @@ impl LocalExecutor {
                 // requests that are latency sensitive we want them out of the
                 // ring ASAP (before we run the task queues). We will also use
                 // the opportunity to install the timer.
+                // Zero when no task queue is runnable: the reactor then arms no
+                // preemption timer (see `Reactor::wait`).
                 this.parker
-                    .poll_io(|| Some(this.preempt_timer_duration()))
+                    .poll_io(|| {
+                        Some(if this.has_runnable_task_queues() {
+                            this.preempt_timer_duration()
+                        } else {
+                            Duration::ZERO
+                        })
+                    })
                     .expect("Failed to poll io! This is actually pretty bad!");
 
                 // run user code
@@ -1486,7 +1498,11 @@ impl LocalExecutor {
                 let cur_time = Instant::now();
                 this.queues.borrow_mut().stats.total_runtime += cur_time - pre_time;
                 pre_time = cur_time;
-                if !run {
+                // Nothing ran but a task queue is runnable: a latency-ring completion
+                // that wakes no task (a preemption or user timer firing) set
+                // `need_preempt` before the first task could run. Go round again
+                // rather than park with work pending.
+                if !run && !this.has_runnable_task_queues() {
                     if let Poll::Ready(t) = future.as_mut().poll(cx) {
                         // It may be that we just became ready now that the task queue
                         // is exhausted. But if we sleep (park) we'll never know so we

@@ -1221,7 +1221,9 @@ pub(crate) struct Reactor {
     latency_ring: RefCell<SleepableRing>,
     poll_ring: RefCell<PollRing>,
 
-    latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// The timeout armed on the latency ring, the preemption timer or the next
+    /// user timer, and when it fires.
+    latency_preemption_timeout_src: Cell<Option<(Source, Instant)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1814,14 +1816,6 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
-
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping. One that is still armed stays: it fires after `ring_depth`
         // completions counted from when it was armed rather than from now, which only
@@ -1837,6 +1831,18 @@ impl Reactor {
                 )),
             });
 
+        // About to sleep: make sure we wake up for the next user timer. A timer
+        // already armed for that time or earlier stays armed (see
+        // `arm_latency_timer`), even the preemption timer, which then wakes us
+        // up once a little early. Armed here, before the rings are flushed,
+        // so that any cancellation goes with that flush.
+        let parking = preempt_timer().is_none();
+        if parking {
+            if let Some(dur) = user_timer {
+                self.arm_latency_timer(&mut lat_ring, Instant::now() + dur);
+            }
+        }
+
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
@@ -1847,20 +1853,13 @@ impl Reactor {
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let should_sleep = preempt_timer().is_none()
+        let should_sleep = parking
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
             && lat_ring.can_sleep();
 
         if should_sleep {
-            // We are about to go to sleep. It's ok to sleep, but if there
-            // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
-            }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
             // last time until now it could be that something happened in a remote executor
@@ -1885,10 +1884,13 @@ impl Reactor {
             }
         }
 
-        if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+        // A zero preemption timer means no task is runnable: none is armed, and
+        // one still armed is left to fire once rather than cancelled.
+        if let Some(preempt) = preempt_timer().filter(|preempt| !preempt.is_zero()) {
+            if self.arm_latency_timer(&mut lat_ring, Instant::now() + preempt) {
+                flush_cancellations!(into &mut woke; lat_ring);
+                flush_rings!(lat_ring, main_ring)?;
+            }
         }
 
         // A Note about `need_preempt`:
@@ -1899,6 +1901,29 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// Makes sure a timeout fires on the latency ring no later than
+    /// `deadline`, and says whether a new one was queued for submission. One
+    /// already armed for that time or earlier stays armed: it only makes us
+    /// preempt or wake up a little early, where cancelling and re-arming it
+    /// on every call cost a cancel, a TIMEOUT and an `io_uring_enter` per
+    /// wake-up. A later one is cancelled and replaced.
+    fn arm_latency_timer(&self, lat_ring: &mut SleepableRing, deadline: Instant) -> bool {
+        match self.latency_preemption_timeout_src.take() {
+            Some((timer, at)) if at <= deadline && timer.is_in_flight() => {
+                self.latency_preemption_timeout_src.set(Some((timer, at)));
+                false
+            }
+            replaced => {
+                drop(replaced);
+                let timeout = deadline.saturating_duration_since(Instant::now());
+                let timer = lat_ring.prepare_latency_preemption_timer(timeout);
+                self.latency_preemption_timeout_src
+                    .set(Some((timer, deadline)));
+                true
+            }
+        }
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {

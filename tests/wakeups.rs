@@ -1,0 +1,187 @@
+//! Cross-thread wake-ups are never lost. A shard that parks must wake when
+//! another thread hands it work: the admin shard's snapshot requests over
+//! glommio's shared channels, or a waker called from a plain thread. The
+//! patched glommio (vendor/glommio/PATCHES.md) changes the sleep/notify
+//! handshake, where a lost wake-up would hang a shard for good, so these
+//! tests hammer it: every exchange waits for the other side, which makes
+//! each side park between messages, for a bounded time, and a watchdog
+//! fails the test the moment progress stops.
+//!
+//! CI runs the short form (2 s each); `RINGSIDE_WAKEUP_SECONDS=60 cargo
+//! test --release --test wakeups` is the long one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use glommio::channels::shared_channel;
+use glommio::{LocalExecutorBuilder, Placement};
+
+/// A wake-up that takes longer than this is taken as lost: a healthy one
+/// takes microseconds, a loaded CI machine a few milliseconds.
+const STALL: Duration = Duration::from_secs(10);
+
+fn run_for() -> Duration {
+    let seconds = std::env::var("RINGSIDE_WAKEUP_SECONDS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(2);
+    Duration::from_secs(seconds)
+}
+
+/// Watches `progress` until `done`; panics when it stands still for
+/// `STALL`. Returns the final count.
+fn watch(what: &str, progress: &AtomicU64, done: &AtomicBool) -> u64 {
+    let mut last = (0, Instant::now());
+    while !done.load(Ordering::SeqCst) {
+        thread::sleep(Duration::from_millis(20));
+        let now = progress.load(Ordering::SeqCst);
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        assert!(
+            last.1.elapsed() < STALL,
+            "{what}: no progress for {STALL:?} after {now} exchanges: a wake-up was lost"
+        );
+    }
+    progress.load(Ordering::SeqCst)
+}
+
+#[test]
+fn shared_channel_ping_pong_between_two_executors_never_stalls() {
+    let (ping_tx, ping_rx) = shared_channel::new_bounded::<u64>(1);
+    let (pong_tx, pong_rx) = shared_channel::new_bounded::<u64>(1);
+    let progress = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let run_for = run_for();
+
+    let pinger = LocalExecutorBuilder::new(Placement::Unbound)
+        .name("ping")
+        .spawn({
+            let (progress, done) = (progress.clone(), done.clone());
+            move || async move {
+                let pings = ping_tx.connect().await;
+                let pongs = pong_rx.connect().await;
+                let deadline = Instant::now() + run_for;
+                let mut sent = 0;
+                while Instant::now() < deadline {
+                    pings.send(sent).await.expect("the ponger is there");
+                    let back = pongs.recv().await.expect("the ponger answers");
+                    assert_eq!(back, sent);
+                    sent += 1;
+                    progress.store(sent, Ordering::SeqCst);
+                }
+                done.store(true, Ordering::SeqCst);
+            }
+        })
+        .expect("an executor thread");
+    let ponger = LocalExecutorBuilder::new(Placement::Unbound)
+        .name("pong")
+        .spawn(move || async move {
+            let pings = ping_rx.connect().await;
+            let pongs = pong_tx.connect().await;
+            while let Some(ping) = pings.recv().await {
+                if pongs.send(ping).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("an executor thread");
+
+    let exchanges = watch("shared channels", &progress, &done);
+    pinger.join().expect("the pinger ends");
+    ponger.join().expect("the ponger ends");
+    assert!(exchanges > 100, "only {exchanges} exchanges in {run_for:?}");
+}
+
+/// A value handed from a plain thread to a task, waking it.
+#[derive(Default)]
+struct Handoff {
+    slot: Mutex<(Option<u64>, Option<Waker>)>,
+}
+
+impl Handoff {
+    fn give(&self, value: u64) {
+        let waker = {
+            let mut slot = self.slot.lock().unwrap();
+            slot.0 = Some(value);
+            slot.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn take(&self) -> impl Future<Output = u64> + '_ {
+        struct Take<'a>(&'a Handoff);
+        impl Future for Take<'_> {
+            type Output = u64;
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+                let mut slot = self.0.slot.lock().unwrap();
+                match slot.0.take() {
+                    Some(value) => Poll::Ready(value),
+                    None => {
+                        slot.1 = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                }
+            }
+        }
+        Take(self)
+    }
+}
+
+#[test]
+fn a_waker_called_from_a_plain_thread_always_wakes_a_parked_executor() {
+    let handoff = Arc::new(Handoff::default());
+    let answered = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let run_for = run_for();
+
+    let executor = LocalExecutorBuilder::new(Placement::Unbound)
+        .name("woken")
+        .spawn({
+            let (handoff, answered, done) = (handoff.clone(), answered.clone(), done.clone());
+            move || async move {
+                while !done.load(Ordering::SeqCst) {
+                    let value = handoff.take().await;
+                    answered.store(value, Ordering::SeqCst);
+                }
+            }
+        })
+        .expect("an executor thread");
+
+    let waker_thread = thread::spawn({
+        let (handoff, answered, done) = (handoff.clone(), answered.clone(), done.clone());
+        move || {
+            let deadline = Instant::now() + run_for;
+            let mut value = 0;
+            while Instant::now() < deadline {
+                value += 1;
+                handoff.give(value);
+                // Wait for the answer, so that the executor parks again
+                // before the next wake-up.
+                while answered.load(Ordering::SeqCst) != value {
+                    thread::yield_now();
+                    if done.load(Ordering::SeqCst) {
+                        return;
+                    }
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+            // The executor may be waiting for one more value.
+            handoff.give(value + 1);
+        }
+    });
+
+    let exchanges = watch("foreign wakers", &answered, &done);
+    done.store(true, Ordering::SeqCst);
+    handoff.give(u64::MAX);
+    waker_thread.join().expect("the waking thread ends");
+    executor.join().expect("the executor ends");
+    assert!(exchanges > 100, "only {exchanges} wake-ups in {run_for:?}");
+}
