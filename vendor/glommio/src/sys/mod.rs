@@ -14,7 +14,10 @@ use std::{
     net::{Shutdown, TcpStream},
     os::unix::io::{AsRawFd, FromRawFd, RawFd},
     rc::Rc,
-    sync::{atomic::Ordering, Arc, RwLock},
+    sync::{
+        atomic::{self, Ordering},
+        Arc, RwLock,
+    },
     task::Waker,
     time::Duration,
 };
@@ -306,6 +309,10 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // Pairs with the fence in `prepare_to_sleep`: either this sees the
+        // flag the sleeper set, or the sleeper's last look at its channels
+        // sees what was queued before this call.
+        atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
@@ -343,7 +350,13 @@ impl SleepNotifier {
         // This will allow this `eventfd` to be notified. This should not happen
         // for the placeholder (disconnected) case.
         assert_ne!(self.id, usize::MAX);
-        self.should_notify.store(true, Ordering::Relaxed);
+        self.should_notify.store(true, Ordering::SeqCst);
+        // The other half of a Dekker handshake with `notify`: the flag must
+        // be visible before the caller looks at its channels one last time.
+        // A fence on each side replaces the process-wide `membarrier(2)` this
+        // side used to issue (a system call and an IPI to every CPU running
+        // one of our threads) on every sleep.
+        atomic::fence(Ordering::SeqCst);
     }
 
     pub(super) fn wake_up(&self) {
