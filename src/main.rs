@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ringside::config::{Args, Command, Config, LogFormat, EXIT_BAD_CONFIG};
+use ringside::runtime::Placement;
 
 mod demo;
 
@@ -11,14 +12,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let config = match Config::load(&args) {
         Ok(config) => config,
-        Err(err) => {
-            eprintln!("ringside: bad configuration: {err}");
-            return ExitCode::from(EXIT_BAD_CONFIG as u8);
-        }
+        Err(err) => return bad_configuration(err),
     };
     if args.check {
-        print!("{config}");
-        return ExitCode::SUCCESS;
+        return check(&config);
     }
     init_logging(config.log_format);
 
@@ -34,6 +31,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--check`: the effective configuration, then what its shard count and
+/// pinning come to on this host, which may refuse `pin = "cores"`.
+fn check(config: &Config) -> ExitCode {
+    match Placement::here(config) {
+        Ok(placement) => {
+            print!("{config}{placement}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => bad_configuration(err),
+    }
+}
+
+fn bad_configuration(err: impl std::fmt::Display) -> ExitCode {
+    eprintln!("ringside: bad configuration: {err}");
+    ExitCode::from(EXIT_BAD_CONFIG as u8)
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
@@ -56,7 +70,6 @@ pub(crate) fn start(config: Config) -> anyhow::Result<ringside::runtime::Proxy> 
         Ok(limit) => tracing::info!(limit, "open files limit"),
         Err(err) => tracing::warn!(error = %err, "cannot raise the open files limit"),
     }
-    let shards = config.shards;
     let routes = config.routes.clone();
     let proxy = ringside::runtime::Proxy::bind(config)?;
     for (route, addr) in routes.iter().zip(proxy.route_addrs()) {
@@ -65,7 +78,7 @@ pub(crate) fn start(config: Config) -> anyhow::Result<ringside::runtime::Proxy> 
     }
     // Last, so a reader knows every route line has come.
     println!("listening admin {}", proxy.admin_addr());
-    tracing::info!(shards, admin = %proxy.admin_addr(), "ringside started");
+    tracing::info!(shards = proxy.shards(), admin = %proxy.admin_addr(), "ringside started");
     Ok(proxy)
 }
 

@@ -120,6 +120,7 @@ fn check_prints_the_effective_config_with_layers_applied() {
         &[
             ("RINGSIDE_ADMIN_ADDR", "127.0.0.1:7777"),
             ("RINGSIDE_SHARDS", "5"),
+            ("RINGSIDE_PIN", "off"),
         ],
     );
     assert_eq!(code, Some(0));
@@ -128,6 +129,14 @@ fn check_prints_the_effective_config_with_layers_applied() {
         "env beats file:\n{stdout}"
     );
     assert!(stdout.contains("shards = 2"), "flag beats env:\n{stdout}");
+    assert!(
+        stdout.contains("pin = \"off\""),
+        "env beats default:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("# on this host: shards = 2 (runtime.shards; cpuset "),
+        "what the host makes of it:\n{stdout}"
+    );
     assert!(stdout.contains("upstreams = [\"127.0.0.1:8080\", \"127.0.0.1:8081\"]"));
 }
 
@@ -137,6 +146,9 @@ fn each_bad_key_gives_a_one_line_error_and_exit_64() {
         ("[admin]\nlisten = \"nope\"\n", "admin.listen"),
         ("[admin]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
         ("[runtime]\nshards = 0\n", "runtime.shards"),
+        ("[runtime]\npin = \"always\"\n", "runtime.pin"),
+        // More shards than this host has CPUs, each to be pinned to its own.
+        ("[runtime]\nshards = 100000\npin = \"cores\"\n", "runtime.pin"),
         ("[runtime]\nshutdown_grace = \"soon\"\n", "runtime.shutdown_grace"),
         ("[proxy]\nconnect_timeout = \"0s\"\n", "proxy.connect_timeout"),
         ("[proxy]\nforward_mode = \"teleport\"\n", "proxy.forward_mode"),

@@ -30,9 +30,15 @@ pub struct Args {
     #[arg(long, env = "RINGSIDE_ADMIN_ADDR", global = true)]
     pub admin_addr: Option<String>,
 
-    /// Number of proxy shards [default: one per online core].
+    /// Number of proxy shards [default: one per allowed CPU, within the
+    /// cgroup CPU quota].
     #[arg(long, env = "RINGSIDE_SHARDS", global = true)]
     pub shards: Option<usize>,
+
+    /// Shard pinning: auto, cores (one shard per allowed CPU) or off
+    /// [default: auto: pin only on dedicated cores].
+    #[arg(long, env = "RINGSIDE_PIN", global = true)]
+    pub pin: Option<String>,
 
     /// Log format: text or json.
     #[arg(long, env = "RINGSIDE_LOG_FORMAT", global = true)]

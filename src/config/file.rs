@@ -44,6 +44,7 @@ pub(super) struct AdminTable {
 #[serde(deny_unknown_fields)]
 pub(super) struct RuntimeTable {
     pub shards: Option<usize>,
+    pub pin: Option<String>,
     pub backlog: Option<u32>,
     pub shutdown_grace: Option<String>,
 }

@@ -17,7 +17,9 @@ use super::file::{
     AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
 };
 use super::route::parse_route_flag;
-use super::{parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Route};
+use super::{
+    parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Pin, Route,
+};
 use super::{DEFAULT_ADMIN_ADDR, DEFAULT_OPAQUE_PORTS, DEFAULT_PEEK_BYTES};
 
 impl Config {
@@ -26,6 +28,7 @@ impl Config {
     pub(super) fn merge(args: &Args, file: FileConfig) -> Result<Config, ConfigError> {
         let admin_addr = admin_addr(args, &file.admin)?;
         let shards = shards(args, &file.runtime)?;
+        let pin = pin(args, &file.runtime)?;
         let log_format = log_format(args, &file.log)?;
         let detect = detect(args, &file.detect)?;
         let routes = routes(args, &file.route, &detect.opaque_ports)?;
@@ -38,6 +41,7 @@ impl Config {
         Ok(Config {
             admin_addr,
             shards,
+            pin,
             log_format,
             routes,
             backlog,
@@ -71,16 +75,25 @@ fn log_format(args: &Args, log: &LogTable) -> Result<LogFormat, ConfigError> {
 
 // [runtime]
 
-fn shards(args: &Args, runtime: &RuntimeTable) -> Result<usize, ConfigError> {
-    match args.shards.or(runtime.shards) {
-        Some(shards) => within(
-            "runtime.shards",
-            shards,
-            1..=usize::MAX,
-            "must be at least 1",
-        ),
-        None => Ok(std::thread::available_parallelism().map_or(1, usize::from)),
-    }
+/// Unset stays unset: the runtime derives the count from the host.
+fn shards(args: &Args, runtime: &RuntimeTable) -> Result<Option<usize>, ConfigError> {
+    args.shards
+        .or(runtime.shards)
+        .map(|shards| {
+            within(
+                "runtime.shards",
+                shards,
+                1..=usize::MAX,
+                "must be at least 1",
+            )
+        })
+        .transpose()
+}
+
+fn pin(args: &Args, runtime: &RuntimeTable) -> Result<Pin, ConfigError> {
+    let value = layered(&args.pin, &runtime.pin);
+    let choices = [Pin::Auto, Pin::Cores, Pin::Off].map(|pin| (pin.as_str(), pin));
+    one_of("runtime.pin", value, choices)
 }
 
 fn backlog(args: &Args, runtime: &RuntimeTable) -> Result<u32, ConfigError> {
@@ -218,21 +231,30 @@ fn layered<'a>(flag: &'a Option<String>, file: &'a Option<String>) -> Option<&'a
     flag.as_deref().or(file.as_deref())
 }
 
-/// One of two named values; none given means the first.
-fn one_of<T: Copy>(
+/// One of a few named values; none given means the first.
+fn one_of<T: Copy, const N: usize>(
     key: &str,
     value: Option<&str>,
-    [(first_name, first), (second_name, second)]: [(&str, T); 2],
+    choices: [(&str, T); N],
 ) -> Result<T, ConfigError> {
-    match value {
-        None => Ok(first),
-        Some(name) if name == first_name => Ok(first),
-        Some(name) if name == second_name => Ok(second),
-        Some(other) => Err(ConfigError::invalid(
-            key,
-            format!("expected {first_name:?} or {second_name:?}, got {other:?}"),
-        )),
+    let Some(given) = value else {
+        return Ok(choices[0].1);
+    };
+    if let Some((_, choice)) = choices.iter().find(|(name, _)| *name == given) {
+        return Ok(*choice);
     }
+    let names: Vec<String> = choices
+        .iter()
+        .map(|(name, _)| format!("{name:?}"))
+        .collect();
+    let expected = match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
+    };
+    Err(ConfigError::invalid(
+        key,
+        format!("expected {expected}, got {given:?}"),
+    ))
 }
 
 /// `value` when `allowed` holds it; `rule` says what is allowed.

@@ -17,7 +17,8 @@ fn defaults_are_linkerds() {
     assert_eq!(config.connect_timeout, Duration::from_secs(1));
     assert_eq!(config.shutdown_grace, Duration::from_secs(30));
     assert_eq!(config.forward_mode, ForwardMode::Splice);
-    assert!(config.shards >= 1);
+    // The runtime derives the shard count and resolves `auto`.
+    assert_eq!((config.shards, config.pin), (None, Pin::Auto));
 }
 
 #[test]
@@ -33,7 +34,7 @@ fn flags_override_the_file() {
         toml,
     )
     .unwrap();
-    assert_eq!(config.shards, 2);
+    assert_eq!(config.shards, Some(2));
     assert_eq!(config.backlog, 10);
     assert_eq!(config.routes.len(), 1);
     assert_eq!(config.routes[0].upstreams.len(), 2);
@@ -76,13 +77,14 @@ fn unknown_file_keys_are_errors_with_a_line() {
 
 #[test]
 fn printed_config_parses_back_to_the_same_config() {
-    let config = merged(&["--route", "127.0.0.1:5=127.0.0.1:6", "--shards", "2"], "").unwrap();
-    let reparsed = Config::merge(
-        &args(&[]),
-        file::FileConfig::parse(&config.to_string()).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(reparsed, config);
+    let route = ["--route", "127.0.0.1:5=127.0.0.1:6"];
+    for extra in [&["--shards", "2", "--pin", "cores"][..], &[]] {
+        let config = merged(&[&route[..], extra].concat(), "").unwrap();
+        let printed = config.to_string();
+        let reparsed =
+            Config::merge(&args(&[]), file::FileConfig::parse(&printed).unwrap()).unwrap();
+        assert_eq!(reparsed, config, "{printed}");
+    }
 }
 
 #[test]
@@ -104,6 +106,14 @@ fn bad_values_are_one_line_errors_naming_the_key() {
         (
             "[runtime]\nshards = 0",
             "runtime.shards: must be at least 1",
+        ),
+        (
+            "--pin=always",
+            "runtime.pin: expected \"auto\", \"cores\" or \"off\", got \"always\"",
+        ),
+        (
+            "[runtime]\npin = \"on\"",
+            "runtime.pin: expected \"auto\", \"cores\" or \"off\", got \"on\"",
         ),
         (
             "--log-format=xml",
@@ -173,7 +183,8 @@ fn bad_values_are_one_line_errors_naming_the_key() {
 /// one through flags, the other through the file.
 fn assert_flag_keys_as_given(config: &Config) {
     assert_eq!(config.admin_addr.to_string(), "127.0.0.1:9");
-    assert_eq!((config.shards, config.backlog), (3, 7));
+    assert_eq!((config.shards, config.backlog), (Some(3), 7));
+    assert_eq!(config.pin, Pin::Off);
     assert_eq!(config.shutdown_grace, Duration::from_secs(2));
     assert_eq!(config.log_format, LogFormat::Json);
     assert_eq!(config.connect_timeout, Duration::from_millis(250));
@@ -184,12 +195,13 @@ fn assert_flag_keys_as_given(config: &Config) {
 
 #[test]
 fn flags_win_over_the_file_which_is_then_not_checked() {
-    let toml = "[admin]\nlisten = \"bad\"\n[runtime]\nshards = 0\nbacklog = 0\nshutdown_grace = \"bad\"\n\
+    let toml = "[admin]\nlisten = \"bad\"\n[runtime]\nshards = 0\npin = \"bad\"\nbacklog = 0\nshutdown_grace = \"bad\"\n\
                 [log]\nformat = \"bad\"\n[proxy]\nconnect_timeout = \"bad\"\nforward_mode = \"bad\"\n\
                 [detect]\ntimeout = \"bad\"\nopaque_ports = [0]\n";
     let flags = [
         "--admin-addr=127.0.0.1:9",
         "--shards=3",
+        "--pin=off",
         "--backlog=7",
         "--shutdown-grace=2s",
         "--log-format=json",
@@ -203,7 +215,7 @@ fn flags_win_over_the_file_which_is_then_not_checked() {
 
 #[test]
 fn file_values_win_over_defaults() {
-    let toml = "[admin]\nlisten = \"127.0.0.1:9\"\n[runtime]\nshards = 3\nbacklog = 7\nshutdown_grace = \"2s\"\n\
+    let toml = "[admin]\nlisten = \"127.0.0.1:9\"\n[runtime]\nshards = 3\npin = \"off\"\nbacklog = 7\nshutdown_grace = \"2s\"\n\
                 [log]\nformat = \"json\"\n[proxy]\nconnect_timeout = \"250ms\"\nforward_mode = \"copy\"\n\
                 pipe_size_bytes = 65536\npool_idle_timeout = \"1s\"\n\
                 [detect]\ntimeout = \"5s\"\nopaque_ports = [80]\npeek_bytes = 512\nserver_first_memory = \"0s\"\n";

@@ -1,22 +1,25 @@
-//! The runtime: binds every listener (`listener`), starts one pinned
-//! glommio executor per shard (`shard`) plus the admin shard on its own
-//! thread, links them (`control`), turns SIGTERM/SIGINT into a drain
-//! (`signals`), and waits for the shards to drain. The glommio executor
-//! setup lives here and nowhere else.
+//! The runtime: decides how many shards run and where (`placement`), binds
+//! every listener (`listener`), starts one glommio executor per shard
+//! (`shard`) plus the admin shard on its own thread, links them
+//! (`control`), turns SIGTERM/SIGINT into a drain (`signals`), and waits for
+//! the shards to drain. The glommio executor setup lives here and nowhere
+//! else.
 
 mod control;
 mod limits;
 mod listener;
+mod placement;
 mod shard;
 mod signals;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder, Placement, PoolPlacement};
+use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder};
 
 pub use limits::raise_nofile_limit;
 pub use listener::ListenError;
+pub use placement::{Placement, PlacementError};
 pub use signals::Signals;
 
 use crate::config::Config;
@@ -26,6 +29,8 @@ use control::{Control, Shared};
 pub enum RunError {
     #[error(transparent)]
     Listen(#[from] ListenError),
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
     #[error("cannot start the {what}: {source}")]
     Start {
         what: &'static str,
@@ -38,6 +43,7 @@ pub enum RunError {
 /// A proxy whose listeners are bound but whose shards have not started.
 pub struct Proxy {
     config: Config,
+    placement: Placement,
     /// Per route, one socket per shard.
     route_listeners: Vec<Vec<socket2::Socket>>,
     admin_listener: socket2::Socket,
@@ -47,10 +53,12 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Binds the admin listener and every shard's route listeners. Clients
-    /// may connect as soon as this returns: the kernel queues them until
-    /// the shards start accepting.
+    /// Decides the placement (and logs it), binds the admin listener and
+    /// every shard's route listeners. Clients may connect as soon as this
+    /// returns: the kernel queues them until the shards start accepting.
     pub fn bind(config: Config) -> Result<Proxy, RunError> {
+        let placement = Placement::here(&config)?;
+        placement.log();
         let signals = Signals::register().map_err(|source| RunError::Start {
             what: "signal handlers",
             source,
@@ -61,18 +69,23 @@ impl Proxy {
         let mut route_addrs = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
             let sockets =
-                listener::bind_shard_listeners(route.listen, config.shards, config.backlog)?;
+                listener::bind_shard_listeners(route.listen, placement.shards, config.backlog)?;
             route_addrs.push(local(&sockets[0], route.listen)?);
             route_listeners.push(sockets);
         }
         Ok(Proxy {
             config,
+            placement,
             route_listeners,
             admin_listener,
             admin_addr,
             route_addrs,
             signals,
         })
+    }
+
+    pub fn shards(&self) -> usize {
+        self.placement.shards
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
@@ -88,6 +101,7 @@ impl Proxy {
     pub fn run(self) -> Result<(), RunError> {
         let Proxy {
             mut config,
+            placement,
             route_listeners,
             admin_listener,
             admin_addr,
@@ -99,7 +113,7 @@ impl Proxy {
             route.listen = *addr;
         }
         let shared = Shared::default();
-        let shards = config.shards;
+        let shards = placement.shards;
 
         let mut per_shard_listeners: Vec<Vec<socket2::Socket>> =
             (0..shards).map(|_| Vec::new()).collect();
@@ -126,7 +140,7 @@ impl Proxy {
                 .expect("the channel holds one init per shard");
         }
 
-        LocalExecutorBuilder::new(Placement::Unbound)
+        LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .name("ringside-admin")
             .spawn(move || async move {
                 let control = Rc::new(Control::connect(links, shared).await);
@@ -139,27 +153,17 @@ impl Proxy {
                 source: std::io::Error::other(err.to_string()),
             })?;
 
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let placement = if shards <= cores {
-            PoolPlacement::MaxSpread(shards, None)
-        } else {
-            tracing::warn!(
-                shards,
-                cores,
-                "more shards than cores: shards are not pinned"
-            );
-            PoolPlacement::Unbound(shards)
+        let start_error = |err: glommio::GlommioError<()>| RunError::Start {
+            what: "proxy shards",
+            source: std::io::Error::other(err.to_string()),
         };
-        let handles = LocalExecutorPoolBuilder::new(placement)
+        let handles = LocalExecutorPoolBuilder::new(placement.pool().map_err(start_error)?)
             .name("ringside-shard")
             .on_all_shards(move || {
                 let init = init_rx.recv().expect("one init per shard");
                 shard::run(init)
             })
-            .map_err(|err| RunError::Start {
-                what: "proxy shards",
-                source: std::io::Error::other(err.to_string()),
-            })?;
+            .map_err(start_error)?;
         for (shard, result) in handles.join_all().into_iter().enumerate() {
             result.map_err(|err| RunError::Shard {
                 shard,

@@ -49,7 +49,8 @@ impl Launch {
 
 impl Ringside {
     /// One route from a port-0 listener to `upstreams`, with the default
-    /// shard count (one per core) unless `Launch::shards` says otherwise.
+    /// shard count (one per allowed CPU within the CPU quota) unless
+    /// `Launch::shards` says otherwise.
     pub fn route_to(upstreams: impl IntoIterator<Item = SocketAddr>) -> Launch {
         let upstreams: Vec<String> = upstreams.into_iter().map(|a| a.to_string()).collect();
         Launch { args: Vec::new() }.arg("--route", format!("127.0.0.1:0={}", upstreams.join(",")))
