@@ -1,10 +1,14 @@
 //! Where the shards run. A sidecar shares its cores with the application
 //! it serves, so the defaults follow what the process is allowed: one shard
 //! per allowed CPU, fewer under a cgroup CPU quota (rounded up: 1.5 CPUs
-//! give 2 shards), pinned only where the cores are the proxy's own. A
-//! pinned shard on a shared core got only 0.62-0.98 of that core
-//! (measured): the scheduler cannot move it off a core the application is
-//! busy on, while an unpinned one runs wherever a CPU is free.
+//! give 2 shards), pinned only where the cores are the proxy's own: a
+//! cpuset narrower than the machine, a shard on each of its CPUs, no quota
+//! below them. A pinned shard on a shared core got only 0.62-0.98 of that
+//! core, and two pinned shards on this 2-CPU machine, sharing it with the
+//! load client and the origin, did 0.51-0.91x the requests of unpinned ones
+//! at 2 connections (`loadtest/scripts/ab.sh`, BENCHMARKS.md): the
+//! scheduler cannot move a pinned shard off a core the application is busy
+//! on, while an unpinned one runs wherever a CPU is free.
 //!
 //! `Host::probe` looks at the OS; `Placement::decide` is pure over what it
 //! found, so every rule is tested on sample hosts.
@@ -24,6 +28,9 @@ pub use cpus::CpuList;
 struct Host {
     /// The CPUs the process may run on; `None` when no source told.
     allowed: Option<CpuList>,
+    /// The CPUs of the machine: an allowed set narrower than this was set
+    /// aside for the process on purpose.
+    online: Option<CpuList>,
     /// The standard library's count of CPUs, used when `allowed` is unknown.
     fallback_cpus: usize,
     quota: Quota,
@@ -33,6 +40,7 @@ impl Host {
     fn probe() -> Host {
         Host {
             allowed: cpus::allowed(),
+            online: cpus::online(),
             fallback_cpus: std::thread::available_parallelism().map_or(1, usize::from),
             quota: cgroup::process_quota(),
         }
@@ -173,9 +181,11 @@ fn cores(shards: usize, host: &Host) -> Result<CpuList, PlacementError> {
     Ok(allowed)
 }
 
-/// `auto`: pinned on dedicated cores only, that is a shard on every allowed
-/// CPU and no quota below them. Anywhere else the cores are shared with
-/// the application, and unpinned shards do better there.
+/// `auto`: pinned on dedicated cores only, that is a cpuset narrower than
+/// the machine (set aside on purpose, as a CPU manager does for whole-CPU
+/// pods), a shard on each of its CPUs and no quota below them. Anywhere
+/// else the cores are shared with the application, and unpinned shards do
+/// better there.
 fn auto(shards: usize, host: &Host) -> (Option<CpuList>, String) {
     let Some(allowed) = &host.allowed else {
         return (None, "auto: allowed CPUs unknown".into());
@@ -192,6 +202,16 @@ fn auto(shards: usize, host: &Host) -> (Option<CpuList>, String) {
         return (
             None,
             format!("auto: shared cores, {shards} on {cpus} allowed"),
+        );
+    }
+    let whole_machine = host
+        .online
+        .as_ref()
+        .is_none_or(|online| online.len() <= allowed.len());
+    if whole_machine {
+        return (
+            None,
+            "auto: shared cores, every CPU of the machine allowed".into(),
         );
     }
     let why = "auto: dedicated cores, a shard per allowed CPU and no CPU quota";

@@ -2,10 +2,12 @@
 
 use super::*;
 
-/// A host allowed `cpuset` ("" for unknown) under `cpu_max` (None: no file).
+/// A 64-CPU host allowed `cpuset` ("" for unknown) under `cpu_max` (None:
+/// no file).
 fn host(cpuset: &str, cpu_max: Option<&str>) -> Host {
     Host {
         allowed: CpuList::parse(cpuset),
+        online: CpuList::parse("0-63"),
         fallback_cpus: 4,
         quota: cpu_max.map_or(Quota::Absent, cgroup::parse_cpu_max),
     }
@@ -57,6 +59,22 @@ fn dedicated_cores_are_pinned_one_shard_each() {
         placement.from,
         "cpuset 2,5 (2 CPUs), no cgroup v2 cpu.max -> 2"
     );
+}
+
+#[test]
+fn a_process_allowed_the_whole_machine_shares_it_and_stays_unpinned() {
+    for online in ["0-3", ""] {
+        let whole = Host {
+            online: CpuList::parse(online),
+            ..host("0-3", None)
+        };
+        let placement = decide(None, Pin::Auto, &whole);
+        assert_eq!(outcome(&placement), (4, String::new()), "online {online:?}");
+        assert_eq!(
+            placement.why,
+            "auto: shared cores, every CPU of the machine allowed"
+        );
+    }
 }
 
 #[test]
