@@ -11,6 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -56,7 +57,14 @@ impl Socket {
 
     /// Reads what is there, parking the task until at least a byte (or EOF).
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, buf)).await
+        poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+
+    /// One poll of [`Socket::read`]: `buf` is written only when this
+    /// returns `Ready`, so a caller may lend a buffer it shares with other
+    /// tasks for the length of one poll.
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, buf)
     }
 
     /// Copies what is buffered without consuming it, parking until there is

@@ -10,16 +10,20 @@
 //!
 //! glommio has no splice op and no readiness API, so waiting uses its
 //! ordinary reads and writes:
-//! - `src` idle: read through glommio into a small buffer (it parks the task
-//!   until the socket is readable); a short read is the whole message, a
-//!   full one leads the next burst;
+//! - `src` idle: read through glommio (it parks the task until the socket
+//!   is readable) straight into the shard's scratch buffer, lent for one
+//!   poll only: the poll that reads is also the one that sends the bytes
+//!   on, so no other task can see them;
 //! - `dst` full: whatever could not be sent waits in a pipe, drained with
 //!   splice, and when that would block too, a little of it moves through
 //!   glommio's write, which parks until the socket is writable.
 //!
-//! An idle direction holds no pipe, only its small wake-up read.
+//! An idle direction holds no pipe and no buffer: only glommio's readiness
+//! poll on `src`.
 
+use std::future::poll_fn;
 use std::io;
+use std::task::Poll;
 
 use super::pipe::{splice, Pipe, PipePool};
 use crate::config::ForwardMode;
@@ -30,10 +34,6 @@ use crate::metrics::TcpCounters;
 const SPLICE_CHUNK: usize = 1 << 20;
 /// Bytes moved through user space per write while `dst` is full.
 const SLOW_PATH_BUFFER: usize = 16 * 1024;
-/// What the read that waits for `src` may take at once. Most requests and
-/// responses of RPC traffic fit, so one read moves them; it is also what an
-/// idle direction costs in memory, so it stays small.
-const WAKE_READ_BYTES: usize = 512;
 
 /// Where a pump failed, so the connection can blame the right side.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ pub enum PumpError {
 }
 
 /// What a shard's pumps share: pooled pipes and one scratch buffer, which
-/// is only ever borrowed between two awaits.
+/// is only ever borrowed within one poll.
 pub struct PumpResources {
     /// Splice bulk transfers, or copy everything.
     pub mode: ForwardMode,
@@ -84,9 +84,9 @@ enum Burst {
 impl Direction<'_> {
     /// Forwards until `src` ends. `ForwardMode::Copy` never splices from
     /// the source socket.
-    pub async fn run(self, mode: ForwardMode, shard: &PumpResources) -> Result<(), PumpError> {
+    pub async fn run(&self, shard: &PumpResources) -> Result<(), PumpError> {
         let mut lent: Option<Pipe> = None;
-        let result = self.run_with(mode, shard, &mut lent).await;
+        let result = self.run_with(shard, &mut lent).await;
         if let Some(pipe) = lent {
             shard.pipes.give_back(pipe);
         }
@@ -95,23 +95,30 @@ impl Direction<'_> {
 
     async fn run_with(
         &self,
-        mode: ForwardMode,
         shard: &PumpResources,
         lent: &mut Option<Pipe>,
     ) -> Result<(), PumpError> {
-        // On the heap: inline, async nesting would copy it into the task
-        // several times over (measured: 6 KiB per connection instead of 1).
-        let mut wake = vec![0u8; WAKE_READ_BYTES];
         loop {
             // Idle: hand the pipe back before parking.
             if let Some(pipe) = lent.take() {
                 shard.pipes.give_back(pipe);
             }
-            let n = self.src.read(&mut wake).await.map_err(PumpError::Read)?;
-            if n == 0 {
-                return self.finish();
-            }
-            let burst = self.burst(Some(&wake[..n]), shard, lent)?;
+            // The wake-up read goes into the shared scratch buffer, and
+            // what it got is sent on in the same poll. A buffer of the
+            // connection's own would be what an idle direction costs (it
+            // was 512 bytes, an eighth of an idle connection).
+            let burst = poll_fn(|cx| {
+                let mut scratch = shard.scratch.borrow_mut();
+                match self.src.poll_read(cx, &mut scratch) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(err)) => Poll::Ready(Err(PumpError::Read(err))),
+                    Poll::Ready(Ok(0)) => Poll::Ready(Ok(Burst::Eof)),
+                    Poll::Ready(Ok(n)) => {
+                        Poll::Ready(self.burst(Some(n), &mut scratch, shard, lent))
+                    }
+                }
+            })
+            .await?;
             // The common case, a message sent on whole, needs nothing more.
             let ended = match burst {
                 Burst::Dry if lent.is_none() => false,
@@ -119,7 +126,7 @@ impl Direction<'_> {
                 // Backpressure or a bulk transfer: that state lives in its
                 // own boxed future, so what an idle direction keeps stays
                 // small (it is all that 10,000 idle connections cost).
-                burst => Box::pin(self.keep_moving(burst, mode, shard, lent)).await?,
+                burst => Box::pin(self.keep_moving(burst, shard, lent)).await?,
             };
             if ended {
                 return self.finish();
@@ -133,7 +140,6 @@ impl Direction<'_> {
     async fn keep_moving(
         &self,
         mut burst: Burst,
-        mode: ForwardMode,
         shard: &PumpResources,
         lent: &mut Option<Pipe>,
     ) -> Result<bool, PumpError> {
@@ -145,45 +151,41 @@ impl Direction<'_> {
             match burst {
                 Burst::Eof => return Ok(true),
                 Burst::Dry => return Ok(false),
-                Burst::Full if mode == ForwardMode::Splice => {
+                Burst::Full if shard.mode == ForwardMode::Splice => {
                     return self.splice_until_dry(shard, lent, &mut slow_path).await;
                 }
-                Burst::Full => burst = self.burst(None, shard, lent)?,
+                Burst::Full => {
+                    let mut scratch = shard.scratch.borrow_mut();
+                    burst = self.burst(None, &mut scratch, shard, lent)?;
+                }
             }
         }
     }
 
-    /// Sends `lead` (what the wake-up read got) or, after it, what `src`
-    /// holds now, taken into the scratch buffer; as much goes to `dst` as it
-    /// takes at once and the rest into a pipe for `drain`.
+    /// Sends the `woken` bytes the wake-up read put at the start of
+    /// `scratch` or, without them, what `src` holds now, taken into
+    /// `scratch`; as much goes to `dst` as it takes at once and the rest
+    /// into a pipe for `drain`.
     fn burst(
         &self,
-        lead: Option<&[u8]>,
+        woken: Option<usize>,
+        scratch: &mut [u8],
         shard: &PumpResources,
         lent: &mut Option<Pipe>,
     ) -> Result<Burst, PumpError> {
-        let mut scratch = shard.scratch.borrow_mut();
-        let (bytes, burst) = match lead {
-            // A short wake-up read emptied the socket: the whole message.
-            Some(lead) if lead.len() < WAKE_READ_BYTES => (lead, Burst::Dry),
-            _ => {
-                let start = lead.map_or(0, |lead| {
-                    scratch[..lead.len()].copy_from_slice(lead);
-                    lead.len()
-                });
-                let received = self
-                    .src
-                    .try_recv(&mut scratch[start..])
-                    .map_err(PumpError::Read)?;
-                let (len, burst) = match received {
-                    Received::Bytes(n) if start + n == scratch.len() => (start + n, Burst::Full),
-                    Received::Bytes(n) => (start + n, Burst::Dry),
-                    Received::WouldBlock => (start, Burst::Dry),
-                    Received::Eof => (start, Burst::Eof),
-                };
-                (&scratch[..len], burst)
-            }
+        let (len, burst) = match woken {
+            // A short read emptied the socket: the whole message. A full
+            // one means more is probably waiting.
+            Some(n) if n < scratch.len() => (n, Burst::Dry),
+            Some(n) => (n, Burst::Full),
+            None => match self.src.try_recv(scratch).map_err(PumpError::Read)? {
+                Received::Bytes(n) if n == scratch.len() => (n, Burst::Full),
+                Received::Bytes(n) => (n, Burst::Dry),
+                Received::WouldBlock => (0, Burst::Dry),
+                Received::Eof => (0, Burst::Eof),
+            },
         };
+        let bytes = &scratch[..len];
         self.src_counters.read(bytes.len());
         let sent = self.dst.try_send(bytes).map_err(PumpError::Write)?;
         self.dst_counters.wrote(sent);

@@ -2,8 +2,6 @@
 //! until both directions have ended (half-close is honoured: each
 //! direction ends with its own FIN) or one fails, named by its side.
 
-use std::future::Future;
-
 use futures_lite::future;
 
 use super::pump::{Direction, PumpError, PumpResources};
@@ -17,7 +15,14 @@ pub struct End<'a> {
 }
 
 /// Forwards opaque bytes both ways between `client` and `upstream` until
-/// both directions end, or one fails.
+/// both end, or until the first fails (the other is then dropped), naming
+/// the side of the failure.
+///
+/// Both directions are built here, in the function that awaits them: each
+/// async level that takes a direction's future by value keeps room of its
+/// own for it (measured: the connection's task was 2,856 bytes with the
+/// two futures handed to a helper, which kept each three times; 2,096
+/// with them built here).
 pub async fn tunnel(
     pumps: &PumpResources,
     client: End<'_>,
@@ -35,25 +40,15 @@ pub async fn tunnel(
         src_counters: upstream.counters,
         dst_counters: client.counters,
     };
-    let mode = pumps.mode;
-    both(to_upstream.run(mode, pumps), to_client.run(mode, pumps)).await
-}
-
-/// Runs both directions until both end, or until the first fails (the
-/// other is then dropped), naming the side of the failure.
-async fn both(
-    to_upstream: impl Future<Output = Result<(), PumpError>>,
-    to_client: impl Future<Output = Result<(), PumpError>>,
-) -> Result<(), ConnError> {
     let up = async {
-        to_upstream.await.map_err(|err| match err {
+        to_upstream.run(pumps).await.map_err(|err| match err {
             PumpError::Read(e) => ConnError::ClientRead(e),
             PumpError::Write(e) => ConnError::UpstreamWrite(e),
             PumpError::Pipe(e) => ConnError::Proxy(e),
         })
     };
     let down = async {
-        to_client.await.map_err(|err| match err {
+        to_client.run(pumps).await.map_err(|err| match err {
             PumpError::Read(e) => ConnError::UpstreamRead(e),
             PumpError::Write(e) => ConnError::ClientWrite(e),
             PumpError::Pipe(e) => ConnError::Proxy(e),
