@@ -18,38 +18,10 @@ PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 TICKS=$(getconf CLK_TCK)
 
-"$ROOT/target/release/loadtest" origin http1 >"$WORK/origin.out" 2>/dev/null &
-PIDS+=($!)
-for _ in $(seq 200); do grep -qE '[0-9]+$' "$WORK/origin.out" 2>/dev/null && break; sleep 0.05; done
-ORIGIN=$(grep -oE '[0-9]+$' "$WORK/origin.out" | head -1)
-
-# Starts one ringside; sets PID_<name> and the ports of its two routes.
-start() {
-    local name=$1 bin=$2
-    cat >"$WORK/$name.toml" <<CFG
-[admin]
-listen = "127.0.0.1:0"
-[runtime]
-shards = 1
-[[route]]
-listen = "127.0.0.1:0"
-upstreams = ["127.0.0.1:$ORIGIN"]
-protocol = "http1"
-[[route]]
-listen = "127.0.0.2:0"
-upstreams = ["127.0.0.1:$ORIGIN"]
-protocol = "opaque"
-CFG
-    "$bin" --config "$WORK/$name.toml" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    PIDS+=($!)
-    eval "PID_$name=$!"
-    for _ in $(seq 200); do grep -q "listening admin" "$WORK/$name.out" 2>/dev/null && break; sleep 0.05; done
-    grep -q "listening admin" "$WORK/$name.out" || { cat "$WORK/$name.err" >&2; exit 1; }
-    mapfile -t ports < <(grep -oE 'listening route 127.0.0.[12]:[0-9]+' "$WORK/$name.out" | grep -oE '[0-9]+$')
-    eval "HTTP_$name=${ports[0]} OPAQUE_$name=${ports[1]}"
-}
-start A "$A_BIN"
-start B "$B_BIN"
+. "$ROOT/loadtest/scripts/common.sh"
+start_origin http1 ORIGIN
+start_ringside A "$A_BIN" "$ORIGIN" "$ORIGIN"
+start_ringside B "$B_BIN" "$ORIGIN" "$ORIGIN"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 

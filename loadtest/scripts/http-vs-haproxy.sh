@@ -16,18 +16,9 @@ WORK=$(mktemp -d)
 PIDS=()
 trap 'kill "${PIDS[@]}" "$(cat "$WORK"/*.pid 2>/dev/null)" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-# An origin in the background; prints the port it got.
-origin() {
-    "$ROOT/target/release/loadtest" origin "$1" >"$WORK/$1.out" 2>/dev/null &
-    PIDS+=($!)
-    for _ in $(seq 200); do
-        grep -q . "$WORK/$1.out" 2>/dev/null && break
-        sleep 0.05
-    done
-    grep -oE '[0-9]+$' "$WORK/$1.out" | head -1
-}
-H1_ORIGIN=$(origin http1)
-H2_ORIGIN=$(origin h2)
+. "$ROOT/loadtest/scripts/common.sh"
+start_origin http1 H1_ORIGIN
+start_origin h2 H2_ORIGIN
 
 cat >"$WORK/haproxy.cfg" <<CFG
 global

@@ -19,44 +19,12 @@ WORK=$(mktemp -d)
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-# A process in the background whose stdout names its port; prints the port.
-port_of() {
-    local out=$1
-    for _ in $(seq 200); do
-        grep -qE '[0-9]+$' "$out" 2>/dev/null && break
-        sleep 0.05
-    done
-    grep -oE '[0-9]+$' "$out" | head -1
-}
-"$ROOT/target/release/loadtest" origin http1 >"$WORK/http1.out" 2>/dev/null &
-PIDS+=($!)
-"$ROOT/target/release/loadtest" origin echo >"$WORK/echo.out" 2>/dev/null &
-PIDS+=($!)
-H1=$(port_of "$WORK/http1.out")
-ECHO=$(port_of "$WORK/echo.out")
-
-cat >"$WORK/ringside.toml" <<CFG
-[admin]
-listen = "127.0.0.1:0"
-[runtime]
-shards = 1
-[[route]]
-listen = "127.0.0.1:0"
-upstreams = ["127.0.0.1:$H1"]
-protocol = "http1"
-[[route]]
-listen = "127.0.0.2:0"
-upstreams = ["127.0.0.1:$ECHO"]
-protocol = "opaque"
-CFG
-"$RINGSIDE" --config "$WORK/ringside.toml" >"$WORK/ringside.out" 2>"$WORK/ringside.err" &
-RINGSIDE_PID=$!
-PIDS+=($RINGSIDE_PID)
-for _ in $(seq 200); do
-    grep -q "listening admin" "$WORK/ringside.out" 2>/dev/null && break
-    sleep 0.05
-done
-mapfile -t ROUTES < <(grep -oE 'listening route 127.0.0.[12]:[0-9]+' "$WORK/ringside.out" | grep -oE '[0-9]+$')
+. "$ROOT/loadtest/scripts/common.sh"
+start_origin http1 H1
+start_origin echo ECHO
+start_ringside R "$RINGSIDE" "$H1" "$ECHO"
+RINGSIDE_PID=$PID_R
+ROUTES=("$HTTP_R" "$OPAQUE_R")
 
 SYSCALLS=(io_uring_enter membarrier recvfrom sendto splice accept4 setsockopt
     ioctl fcntl close shutdown getpeername futex read write)
