@@ -19,11 +19,23 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use glommio::channels::shared_channel;
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 /// A wake-up that takes longer than this is taken as lost: a healthy one
 /// takes microseconds, a loaded CI machine a few milliseconds.
 const STALL: Duration = Duration::from_secs(10);
+
+/// An executor thread named `name` running `task` until it returns.
+fn executor<F, T>(name: &str, task: F) -> ExecutorJoinHandle<()>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: std::future::Future<Output = ()> + 'static,
+{
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .name(name)
+        .spawn(task)
+        .expect("an executor thread")
+}
 
 fn run_for() -> Duration {
     let seconds = std::env::var("RINGSIDE_WAKEUP_SECONDS")
@@ -59,38 +71,32 @@ fn shared_channel_ping_pong_between_two_executors_never_stalls() {
     let done = Arc::new(AtomicBool::new(false));
     let run_for = run_for();
 
-    let pinger = LocalExecutorBuilder::new(Placement::Unbound)
-        .name("ping")
-        .spawn({
-            let (progress, done) = (progress.clone(), done.clone());
-            move || async move {
-                let pings = ping_tx.connect().await;
-                let pongs = pong_rx.connect().await;
-                let deadline = Instant::now() + run_for;
-                let mut sent = 0;
-                while Instant::now() < deadline {
-                    pings.send(sent).await.expect("the ponger is there");
-                    let back = pongs.recv().await.expect("the ponger answers");
-                    assert_eq!(back, sent);
-                    sent += 1;
-                    progress.store(sent, Ordering::SeqCst);
-                }
-                done.store(true, Ordering::SeqCst);
+    let pinger = executor("ping", {
+        let (progress, done) = (progress.clone(), done.clone());
+        move || async move {
+            let pings = ping_tx.connect().await;
+            let pongs = pong_rx.connect().await;
+            let deadline = Instant::now() + run_for;
+            let mut sent = 0;
+            while Instant::now() < deadline {
+                pings.send(sent).await.expect("the ponger is there");
+                let back = pongs.recv().await.expect("the ponger answers");
+                assert_eq!(back, sent);
+                sent += 1;
+                progress.store(sent, Ordering::SeqCst);
             }
-        })
-        .expect("an executor thread");
-    let ponger = LocalExecutorBuilder::new(Placement::Unbound)
-        .name("pong")
-        .spawn(move || async move {
-            let pings = ping_rx.connect().await;
-            let pongs = pong_tx.connect().await;
-            while let Some(ping) = pings.recv().await {
-                if pongs.send(ping).await.is_err() {
-                    break;
-                }
+            done.store(true, Ordering::SeqCst);
+        }
+    });
+    let ponger = executor("pong", move || async move {
+        let pings = ping_rx.connect().await;
+        let pongs = pong_tx.connect().await;
+        while let Some(ping) = pings.recv().await {
+            if pongs.send(ping).await.is_err() {
+                break;
             }
-        })
-        .expect("an executor thread");
+        }
+    });
 
     let exchanges = watch("shared channels", &progress, &done);
     pinger.join().expect("the pinger ends");
@@ -142,18 +148,15 @@ fn a_waker_called_from_a_plain_thread_always_wakes_a_parked_executor() {
     let done = Arc::new(AtomicBool::new(false));
     let run_for = run_for();
 
-    let executor = LocalExecutorBuilder::new(Placement::Unbound)
-        .name("woken")
-        .spawn({
-            let (handoff, answered, done) = (handoff.clone(), answered.clone(), done.clone());
-            move || async move {
-                while !done.load(Ordering::SeqCst) {
-                    let value = handoff.take().await;
-                    answered.store(value, Ordering::SeqCst);
-                }
+    let executor = executor("woken", {
+        let (handoff, answered, done) = (handoff.clone(), answered.clone(), done.clone());
+        move || async move {
+            while !done.load(Ordering::SeqCst) {
+                let value = handoff.take().await;
+                answered.store(value, Ordering::SeqCst);
             }
-        })
-        .expect("an executor thread");
+        }
+    });
 
     let waker_thread = thread::spawn({
         let (handoff, answered, done) = (handoff.clone(), answered.clone(), done.clone());

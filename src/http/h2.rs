@@ -40,7 +40,7 @@ enum StreamFailure {
 
 #[derive(Clone)]
 pub struct H2Proxy {
-    pub shard: HttpShard,
+    pub shard: Rc<HttpShard>,
     pub route: Rc<HttpRoute>,
 }
 

@@ -36,10 +36,10 @@ use crate::balance::RequestBalancer;
 use crate::io::{Shutdown, Socket};
 use crate::metrics::{RouteMetrics, ShardMetrics};
 
-/// What HTTP proxying needs of the shard it runs on.
-#[derive(Clone)]
+/// What HTTP proxying needs of the shard it runs on. Shared behind one
+/// `Rc`: every HTTP/2 stream's task holds it.
 pub struct HttpShard {
-    pub metrics: Rc<ShardMetrics>,
+    pub metrics: ShardMetrics,
     /// Fires when the shard starts draining: connections then finish their
     /// current request and close (HTTP/2 with a GOAWAY).
     pub draining: Rc<Shutdown>,

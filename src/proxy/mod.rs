@@ -37,7 +37,7 @@ use crate::tcp::PumpResources;
 pub struct ShardContext {
     /// The metrics, the drain signal and the connect timeout, as HTTP
     /// proxying needs them.
-    pub http: HttpShard,
+    pub http: Rc<HttpShard>,
     /// Pipes and scratch space of the opaque pumps.
     pub pumps: PumpResources,
     pub detect: crate::config::DetectConfig,
@@ -47,11 +47,11 @@ pub struct ShardContext {
 impl ShardContext {
     pub fn new(shard: usize, config: &Config, draining: Rc<Shutdown>) -> ShardContext {
         ShardContext {
-            http: HttpShard {
-                metrics: Rc::new(ShardMetrics::new(shard)),
+            http: Rc::new(HttpShard {
+                metrics: ShardMetrics::new(shard),
                 draining,
                 connect_timeout: config.connect_timeout,
-            },
+            }),
             pumps: PumpResources::new(config.forward_mode, config.pipe_size_bytes),
             server_first: ServerFirstMemory::new(config.detect.server_first_memory),
             detect: config.detect.clone(),
