@@ -81,11 +81,6 @@ impl fmt::Display for CpuList {
 }
 
 /// The CPUs this process may run on; `None` when neither source answers.
-/// The CPUs online in the machine, from /sys/devices/system/cpu/online.
-pub(crate) fn online() -> Option<CpuList> {
-    CpuList::parse(&std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?)
-}
-
 pub(crate) fn allowed() -> Option<CpuList> {
     affinity_mask()
         .ok()

@@ -28,9 +28,9 @@ pub use cpus::CpuList;
 struct Host {
     /// The CPUs the process may run on; `None` when no source told.
     allowed: Option<CpuList>,
-    /// The CPUs of the machine: an allowed set narrower than this was set
-    /// aside for the process on purpose.
-    online: Option<CpuList>,
+    /// How many CPUs the machine has online: an allowed set narrower than
+    /// this was set aside for the process on purpose.
+    online: Option<usize>,
     /// The standard library's count of CPUs, used when `allowed` is unknown.
     fallback_cpus: usize,
     quota: Quota,
@@ -40,7 +40,7 @@ impl Host {
     fn probe() -> Host {
         Host {
             allowed: cpus::allowed(),
-            online: cpus::online(),
+            online: CpuSet::online().ok().map(|cpus| cpus.len()),
             fallback_cpus: std::thread::available_parallelism().map_or(1, usize::from),
             quota: cgroup::process_quota(),
         }
@@ -204,10 +204,7 @@ fn auto(shards: usize, host: &Host) -> (Option<CpuList>, String) {
             format!("auto: shared cores, {shards} on {cpus} allowed"),
         );
     }
-    let whole_machine = host
-        .online
-        .as_ref()
-        .is_none_or(|online| online.len() <= allowed.len());
+    let whole_machine = host.online.is_none_or(|online| online <= allowed.len());
     if whole_machine {
         return (
             None,

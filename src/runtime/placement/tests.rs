@@ -7,7 +7,7 @@ use super::*;
 fn host(cpuset: &str, cpu_max: Option<&str>) -> Host {
     Host {
         allowed: CpuList::parse(cpuset),
-        online: CpuList::parse("0-63"),
+        online: Some(64),
         fallback_cpus: 4,
         quota: cpu_max.map_or(Quota::Absent, cgroup::parse_cpu_max),
     }
@@ -63,9 +63,9 @@ fn dedicated_cores_are_pinned_one_shard_each() {
 
 #[test]
 fn a_process_allowed_the_whole_machine_shares_it_and_stays_unpinned() {
-    for online in ["0-3", ""] {
+    for online in [Some(4), None] {
         let whole = Host {
-            online: CpuList::parse(online),
+            online,
             ..host("0-3", None)
         };
         let placement = decide(None, Pin::Auto, &whole);
