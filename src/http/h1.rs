@@ -114,7 +114,7 @@ impl H1Proxy<'_> {
                 Ok(framing) => framing,
                 Err(err) => return self.refuse(client, ProxyError::BadRequest(err)).await,
             };
-            let labels = self.route.metrics.request(head.authority());
+            let labels = self.route.metrics.request_labels(head.authority());
             let labels = self.shard.metrics.request(labels);
             let started = Instant::now();
             let outcome = self.exchange(client, &head, framing, &mut first).await;
@@ -162,7 +162,7 @@ impl H1Proxy<'_> {
         let labels = self
             .shard
             .metrics
-            .request(self.route.metrics.request(String::new()));
+            .request(self.route.metrics.request_labels(String::new()));
         self.shard
             .metrics
             .responded(&labels, class(status), std::time::Duration::ZERO);

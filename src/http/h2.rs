@@ -114,7 +114,7 @@ impl H2Proxy {
         let labels = self
             .shard
             .metrics
-            .request(self.route.metrics.request(authority));
+            .request(self.route.metrics.request_labels(authority));
         let class = match self.forward(request, &mut respond).await {
             Ok(class) => class,
             Err(StreamFailure::Answer(error)) => {

@@ -68,7 +68,7 @@ impl RouteMetrics {
         })
     }
 
-    pub fn request(&self, authority: String) -> RequestLabels {
+    pub fn request_labels(&self, authority: String) -> RequestLabels {
         RequestLabels {
             direction: self.direction,
             authority,
@@ -76,7 +76,7 @@ impl RouteMetrics {
         }
     }
 
-    pub fn detect(&self, result: &'static str) -> DetectLabels {
+    pub fn detect_labels(&self, result: &'static str) -> DetectLabels {
         DetectLabels {
             direction: self.direction,
             target_addr: self.target_addr.clone(),

@@ -51,7 +51,7 @@ pub async fn classify(
     let count = |result: &'static str, duration: Option<Duration>| {
         shard
             .metrics()
-            .detected(route.metrics.detect(result), duration);
+            .detected(route.metrics.detect_labels(result), duration);
     };
     match route.route.protocol {
         Protocol::Opaque => {
