@@ -33,7 +33,8 @@ pub use io::{Arrival, HttpIo};
 pub use pool::{upstream, Pool, Upstream};
 
 use crate::balance::RequestBalancer;
-use crate::io::{Shutdown, Socket};
+use crate::config::Timeouts;
+use crate::io::{Deadlines, Shutdown, Socket};
 use crate::metrics::{RouteMetrics, ShardMetrics};
 
 /// What HTTP proxying needs of the shard it runs on. Shared behind one
@@ -44,6 +45,11 @@ pub struct HttpShard {
     /// current request and close (HTTP/2 with a GOAWAY).
     pub draining: Rc<Shutdown>,
     pub connect_timeout: Duration,
+    /// The shard's coarse clock: every connection timeout arms a slot in
+    /// it instead of a timer of its own.
+    pub deadlines: Deadlines,
+    /// The proxy's timeouts; a route's response timeout is its own.
+    pub timeouts: Timeouts,
 }
 
 /// A route's HTTP state on one shard.
@@ -77,7 +83,7 @@ impl HttpRoute {
 async fn connect(shard: &HttpShard, route: &HttpRoute, index: usize) -> Result<Socket, ProxyError> {
     let balancer = &route.balancer;
     let addr = balancer.addr(index);
-    match crate::io::connect(addr, shard.connect_timeout).await {
+    match crate::io::connect(addr, shard.connect_timeout, &shard.deadlines).await {
         Ok(socket) => {
             balancer.connected(index);
             Ok(socket)

@@ -99,6 +99,7 @@ impl Conn {
     /// one refuses or times out.
     async fn connect(&self) -> Result<(usize, Socket), ConnError> {
         let balancer = &self.route.balancer;
+        let http = &self.shard.http;
         let attempts = MAX_CONNECT_ATTEMPTS.min(balancer.len());
         let mut tried = Vec::with_capacity(attempts);
         let mut last_error = None;
@@ -109,7 +110,7 @@ impl Conn {
             tried.push(index);
             let addr = balancer.endpoint(index).addr;
             let started = Instant::now();
-            match io::connect(addr, self.shard.http.connect_timeout).await {
+            match io::connect(addr, http.connect_timeout, &http.deadlines).await {
                 Ok(stream) => {
                     balancer.connected(index, started.elapsed());
                     return Ok((index, stream));

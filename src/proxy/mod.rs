@@ -28,7 +28,7 @@ pub use route::RouteState;
 use crate::config::Config;
 use crate::detect::ServerFirstMemory;
 use crate::http::HttpShard;
-use crate::io::Shutdown;
+use crate::io::{Deadlines, Shutdown};
 use crate::metrics::ShardMetrics;
 use crate::tcp::PumpResources;
 
@@ -51,6 +51,8 @@ impl ShardContext {
                 metrics: ShardMetrics::new(shard),
                 draining,
                 connect_timeout: config.connect_timeout,
+                deadlines: Deadlines::new(),
+                timeouts: config.timeouts,
             }),
             pumps: PumpResources::new(config.forward_mode, config.pipe_size_bytes),
             server_first: ServerFirstMemory::new(config.detect.server_first_memory),
