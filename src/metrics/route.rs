@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use super::recorder::{DetectLabels, Peer, RequestLabels, ShardMetrics, TcpCounters, TcpLabels};
+use super::recorder::{
+    DetectLabels, Expiry, ExpiryLabels, Peer, RequestLabels, ShardMetrics, TcpCounters, TcpLabels,
+};
 use crate::config::Direction;
 
 pub struct RouteMetrics {
@@ -74,6 +76,10 @@ impl RouteMetrics {
             authority,
             target_addr: self.target_addr.clone(),
         }
+    }
+
+    pub fn expiry_labels(&self, expiry: Expiry) -> ExpiryLabels {
+        (self.direction, self.target_addr.clone(), expiry)
     }
 
     pub fn detect_labels(&self, result: &'static str) -> DetectLabels {
