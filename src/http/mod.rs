@@ -35,7 +35,7 @@ pub use pool::{upstream, Pool, Upstream};
 use crate::balance::RequestBalancer;
 use crate::config::Timeouts;
 use crate::io::{Deadlines, Shutdown, Socket};
-use crate::metrics::{RouteMetrics, ShardMetrics};
+use crate::metrics::{Expiry, RouteMetrics, ShardMetrics};
 
 /// What HTTP proxying needs of the shard it runs on. Shared behind one
 /// `Rc`: every HTTP/2 stream's task holds it.
@@ -50,6 +50,12 @@ pub struct HttpShard {
     pub deadlines: Deadlines,
     /// The proxy's timeouts; a route's response timeout is its own.
     pub timeouts: Timeouts,
+    /// How long an upstream connected ahead of a client's first head is
+    /// kept for it while the head is not complete: the detect quiet pause,
+    /// since a live client sends a head without pausing that long. Then
+    /// the connection goes to the pool, where any request may use it and
+    /// the pool's idle timeout closes it.
+    pub speculative_hold: Duration,
 }
 
 /// A route's HTTP state on one shard.
@@ -58,6 +64,8 @@ pub struct HttpRoute {
     pub balancer: RequestBalancer,
     /// HTTP/1 connections, several per endpoint.
     pub pool: Pool,
+    /// From a request sent to its response head; then 504.
+    pub response_timeout: Option<Duration>,
     /// HTTP/2: one multiplexed connection per endpoint.
     pub h2_senders: RefCell<Vec<Option<::h2::client::SendRequest<bytes::Bytes>>>>,
 }
@@ -68,8 +76,10 @@ impl HttpRoute {
         upstreams: &[SocketAddr],
         seed: u64,
         idle_timeout: Duration,
+        response_timeout: Option<Duration>,
     ) -> HttpRoute {
         HttpRoute {
+            response_timeout,
             metrics,
             balancer: RequestBalancer::new(upstreams, seed),
             pool: Pool::new(upstreams.len(), idle_timeout),
@@ -94,4 +104,10 @@ async fn connect(shard: &HttpShard, route: &HttpRoute, index: usize) -> Result<S
             Err(ProxyError::Connect { addr, source })
         }
     }
+}
+
+/// Counts a timeout that fired on `route` and says so, once, at debug.
+fn expired(shard: &HttpShard, route: &HttpRoute, expiry: Expiry, after: Duration) {
+    tracing::debug!(timeout = expiry.as_str(), ?after, "timed out");
+    shard.metrics.expired(route.metrics.expiry_labels(expiry));
 }

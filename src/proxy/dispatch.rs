@@ -14,7 +14,7 @@ use super::classify::{classify, Carry, Classified};
 use super::conn::{opened, Conn, Ended};
 use crate::http::{self, Arrival, H1Proxy, H2Proxy, HttpIo, Served, Upstream};
 use crate::io::{ConnError, Side, Socket};
-use crate::metrics::{Peer, TcpCounters};
+use crate::metrics::{Peer, Speculating, TcpCounters};
 use crate::tcp::{tunnel, End};
 
 impl Conn {
@@ -32,6 +32,7 @@ impl Conn {
         client: Socket,
         upstream: Socket,
         index: usize,
+        speculating: Speculating,
     ) -> impl Future<Output = Ended> + '_ {
         async move {
             let endpoint = self.route.balancer.endpoint(index).addr;
@@ -49,17 +50,42 @@ impl Conn {
             match carry {
                 Carry::Http1 => {
                     let counters = self.route.metrics.dst[index].clone();
-                    let first = http::upstream(upstream, counters, index);
+                    let mut first = http::upstream(upstream, counters, index);
+                    first.speculative = Some(speculating);
                     Box::pin(self.serve_http1(client, Some(first), prefix)).await
                 }
                 Carry::Http2 => {
+                    drop(speculating);
                     let first = Some((index, upstream));
                     Box::pin(self.serve_http2(client, first, prefix)).await
                 }
                 Carry::Opaque { tls_sni } => {
+                    drop(speculating);
                     let counters = self.opaque_counters(index, tls_sni.as_deref());
                     self.opaque(&client, &upstream, counters, prefix).await
                 }
+            }
+        }
+    }
+
+    /// An opaque connection classified before it connected: connects, then
+    /// carries it; a client nothing could be connected for sees a reset.
+    pub(super) async fn connect_opaque(
+        &self,
+        client: Socket,
+        tls_sni: Option<String>,
+        prefix: Vec<u8>,
+    ) -> Ended {
+        match self.connect().await {
+            Ok((index, upstream)) => {
+                let counters = self.opaque_counters(index, tls_sni.as_deref());
+                let ended = self.opaque(&client, &upstream, counters, prefix).await;
+                self.route.balancer.disconnected(index);
+                ended
+            }
+            Err(err) => {
+                client.reset_on_close();
+                (opened(self.route.metrics.src.clone()), Err(err))
             }
         }
     }
