@@ -218,7 +218,9 @@ impl H1Proxy<'_> {
     }
 
     fn expired(&self, expiry: Expiry, after: Duration) {
-        super::expired(self.shard, self.route, expiry, after);
+        self.route
+            .metrics
+            .expired(&self.shard.metrics, expiry, after);
     }
 
     /// Answers a request that cannot be proxied, then ends the connection.

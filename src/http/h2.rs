@@ -173,7 +173,10 @@ impl H2Proxy {
                 Some(response) => response,
                 None => {
                     balancer.finished(index, None);
-                    super::expired(&self.shard, &self.route, Expiry::Response, timeout);
+                    let metrics = &self.shard.metrics;
+                    self.route
+                        .metrics
+                        .expired(metrics, Expiry::Response, timeout);
                     return Err(StreamFailure::Answer(ProxyError::ResponseTimeout(timeout)));
                 }
             },

@@ -35,7 +35,7 @@ pub use pool::{upstream, Pool, Upstream};
 use crate::balance::RequestBalancer;
 use crate::config::Timeouts;
 use crate::io::{Deadlines, Shutdown, Socket};
-use crate::metrics::{Expiry, RouteMetrics, ShardMetrics};
+use crate::metrics::{RouteMetrics, ShardMetrics};
 
 /// What HTTP proxying needs of the shard it runs on. Shared behind one
 /// `Rc`: every HTTP/2 stream's task holds it.
@@ -104,10 +104,4 @@ async fn connect(shard: &HttpShard, route: &HttpRoute, index: usize) -> Result<S
             Err(ProxyError::Connect { addr, source })
         }
     }
-}
-
-/// Counts a timeout that fired on `route` and says so, once, at debug.
-fn expired(shard: &HttpShard, route: &HttpRoute, expiry: Expiry, after: Duration) {
-    tracing::debug!(timeout = expiry.as_str(), ?after, "timed out");
-    shard.metrics.expired(route.metrics.expiry_labels(expiry));
 }

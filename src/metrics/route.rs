@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::recorder::{
     DetectLabels, Expiry, ExpiryLabels, Peer, RequestLabels, ShardMetrics, TcpCounters, TcpLabels,
@@ -78,8 +79,12 @@ impl RouteMetrics {
         }
     }
 
-    pub fn expiry_labels(&self, expiry: Expiry) -> ExpiryLabels {
-        (self.direction, self.target_addr.clone(), expiry)
+    /// Counts a timeout that fired on this route, and says so once at
+    /// debug (inside the connection's span, which names the connection).
+    pub fn expired(&self, metrics: &ShardMetrics, expiry: Expiry, after: Duration) {
+        tracing::debug!(timeout = expiry.as_str(), ?after, "timed out");
+        let labels: ExpiryLabels = (self.direction, self.target_addr.clone(), expiry);
+        metrics.expired(labels);
     }
 
     pub fn detect_labels(&self, result: &'static str) -> DetectLabels {

@@ -14,8 +14,8 @@ use super::classify::{classify, Carry, Classified};
 use super::conn::{opened, Conn, Ended};
 use crate::http::{self, Arrival, H1Proxy, H2Proxy, HttpIo, Served, Upstream};
 use crate::io::{ConnError, Side, Socket};
-use crate::metrics::{Peer, Speculating, TcpCounters};
-use crate::tcp::{tunnel, End};
+use crate::metrics::{Expiry, Peer, Speculating, TcpCounters};
+use crate::tcp::{tunnel, Closed, End, IdleTimeout};
 
 impl Conn {
     /// Classifies a connection whose upstream is connected, then carries
@@ -123,13 +123,35 @@ impl Conn {
                 socket: upstream,
                 counters: &dst_counters,
             };
-            result = tunnel(&self.shard.pumps, client_end, upstream_end).await;
+            let carried = tunnel(&self.shard.pumps, client_end, upstream_end, self.idle()).await;
+            result = carried.map(|closed| self.closed(closed));
         }
         if let Err(err) = &result {
             pass_on(err, client, upstream);
         }
         dst_counters.closed(result.is_ok(), started.elapsed());
         (src_counters, result)
+    }
+
+    /// The opaque idle timeout, when one is set.
+    fn idle(&self) -> Option<IdleTimeout<'_>> {
+        let http = &self.shard.http;
+        http.timeouts.opaque_idle.map(|after| IdleTimeout {
+            after,
+            deadlines: &http.deadlines,
+        })
+    }
+
+    /// Counts a tunnel closed for idleness (both sides are closed as the
+    /// sockets drop, with a FIN each: a quiet close, not a failure).
+    fn closed(&self, closed: Closed) {
+        if closed == Closed::Idle {
+            let after = self.shard.http.timeouts.opaque_idle.unwrap_or_default();
+            let metrics = self.shard.metrics();
+            self.route
+                .metrics
+                .expired(metrics, Expiry::OpaqueIdle, after);
+        }
     }
 
     /// The client- and upstream-side counters of an opaque connection to
@@ -208,7 +230,8 @@ impl Conn {
                 socket: &upstream.io.socket,
                 counters: &upstream.io.counters,
             };
-            tunnel(&self.shard.pumps, client_end, upstream_end).await
+            let carried = tunnel(&self.shard.pumps, client_end, upstream_end, self.idle()).await;
+            carried.map(|closed| self.closed(closed))
         }
         .await;
         if let Err(err) = &result {
