@@ -96,61 +96,78 @@ impl H1Proxy<'_> {
             let Some(next) = next else {
                 return Ok(Served::Closed);
             };
-            let head = match next {
-                Ok(Some(head)) => head,
+            let refusal = match next {
+                Ok(Some(head)) => {
+                    // Boxed: a future is as large as its largest state, and
+                    // without the box every idle keep-alive connection would
+                    // carry room for a whole exchange (1.7 KiB) while it
+                    // waits for its next request.
+                    match Box::pin(self.request(client, head, &mut first)).await? {
+                        Some(served) => return Ok(served),
+                        None => continue,
+                    }
+                }
                 Ok(None) => return Ok(Served::Closed),
                 Err(ReadHeadError::Io(err)) => return Err(ConnError::ClientRead(err)),
                 Err(ReadHeadError::Truncated) => {
                     return Err(ConnError::ClientRead(io::ErrorKind::UnexpectedEof.into()))
                 }
-                Err(ReadHeadError::Head(HeadError::TooLarge)) => {
-                    return self.refuse(client, ProxyError::HeadTooLarge).await;
-                }
-                Err(ReadHeadError::Head(err)) => {
-                    return self.refuse(client, ProxyError::BadRequest(err)).await;
-                }
+                Err(ReadHeadError::Head(HeadError::TooLarge)) => ProxyError::HeadTooLarge,
+                Err(ReadHeadError::Head(err)) => ProxyError::BadRequest(err),
             };
-            let framing = match head.framing() {
-                Ok(framing) => framing,
-                Err(err) => return self.refuse(client, ProxyError::BadRequest(err)).await,
-            };
-            let labels = self.route.metrics.request_labels(head.authority());
-            let labels = self.shard.metrics.request(labels);
-            let started = Instant::now();
-            let outcome = self.exchange(client, &head, framing, &mut first).await;
-            let (status, keep) = match outcome {
-                Ok(Outcome::Responded { status, keep }) => (status, keep),
-                Ok(Outcome::Tunneled { status, upstream }) => {
-                    // Counted when the tunnel starts: its latency is the
-                    // response head's, not the tunnel's lifetime.
-                    self.shard
-                        .metrics
-                        .responded(&labels, class(status), started.elapsed());
-                    return Ok(Served::Tunnel(Box::new(upstream)));
-                }
-                Ok(Outcome::ProxyError { error, close }) => {
-                    let close = close || !head.keep_alive();
-                    let written = client.write_all(&proxy_response(&error, close)).await;
-                    let status = error.status();
-                    self.shard
-                        .metrics
-                        .responded(&labels, class(status), started.elapsed());
-                    tracing::debug!(status, %error, "request failed");
-                    written.map_err(ConnError::ClientWrite)?;
-                    if close {
-                        return Ok(Served::Closed);
-                    }
-                    continue;
-                }
-                Err(err) => return Err(err),
-            };
-            self.shard
-                .metrics
-                .responded(&labels, class(status), started.elapsed());
-            if !keep {
-                return Ok(Served::Closed);
-            }
+            // Boxed for the same reason: a rare state should not size them all.
+            return Box::pin(self.refuse(client, refusal)).await;
         }
+    }
+
+    /// Proxies one request whose head is read; `None` when the client
+    /// connection stays open for another.
+    async fn request(
+        &self,
+        client: &mut HttpIo,
+        head: RequestHead,
+        first: &mut Option<Upstream>,
+    ) -> Result<Option<Served>, ConnError> {
+        let framing = match head.framing() {
+            Ok(framing) => framing,
+            Err(err) => {
+                return self
+                    .refuse(client, ProxyError::BadRequest(err))
+                    .await
+                    .map(Some)
+            }
+        };
+        let labels = self.route.metrics.request_labels(head.authority());
+        let labels = self.shard.metrics.request(labels);
+        let started = Instant::now();
+        let outcome = self.exchange(client, &head, framing, first).await;
+        let (status, keep) = match outcome {
+            Ok(Outcome::Responded { status, keep }) => (status, keep),
+            Ok(Outcome::Tunneled { status, upstream }) => {
+                // Counted when the tunnel starts: its latency is the
+                // response head's, not the tunnel's lifetime.
+                self.shard
+                    .metrics
+                    .responded(&labels, class(status), started.elapsed());
+                return Ok(Some(Served::Tunnel(Box::new(upstream))));
+            }
+            Ok(Outcome::ProxyError { error, close }) => {
+                let close = close || !head.keep_alive();
+                let written = client.write_all(&proxy_response(&error, close)).await;
+                let status = error.status();
+                self.shard
+                    .metrics
+                    .responded(&labels, class(status), started.elapsed());
+                tracing::debug!(status, %error, "request failed");
+                written.map_err(ConnError::ClientWrite)?;
+                return Ok(close.then_some(Served::Closed));
+            }
+            Err(err) => return Err(err),
+        };
+        self.shard
+            .metrics
+            .responded(&labels, class(status), started.elapsed());
+        Ok((!keep).then_some(Served::Closed))
     }
 
     /// Answers a request that cannot be proxied, then ends the connection.

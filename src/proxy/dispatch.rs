@@ -58,7 +58,7 @@ impl Conn {
                 }
                 Carry::Opaque { tls_sni } => {
                     let counters = self.opaque_counters(index, tls_sni.as_deref());
-                    self.opaque(&client, &upstream, counters, prefix).await
+                    Box::pin(self.opaque(&client, &upstream, counters, prefix)).await
                 }
             }
         }
