@@ -58,3 +58,16 @@ impl Listener {
         }
     }
 }
+
+/// The label an accept error is counted under: the errnos that mean the
+/// process or the kernel ran out of something, by name; anything else is
+/// `other`.
+pub fn accept_error_reason(err: &io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(libc::EMFILE) => "emfile",
+        Some(libc::ENFILE) => "enfile",
+        Some(libc::ENOBUFS) => "enobufs",
+        Some(libc::ENOMEM) => "enomem",
+        _ => "other",
+    }
+}
