@@ -62,6 +62,7 @@ impl ShardContext {
                 metrics: ShardMetrics::new(shard),
                 draining,
                 connect_timeout: config.connect_timeout,
+                http2: config.http2,
             }),
             pumps: PumpResources::new(config.forward_mode, config.pipe_size_bytes),
             server_first: ServerFirstMemory::new(config.detect.server_first_memory),
