@@ -19,6 +19,7 @@ use super::answer::ProxyError;
 use super::h2_streams::{ClientStreams, InFlight};
 use super::{HttpRoute, HttpShard};
 use crate::balance::RequestBalancer;
+use crate::config::Http2Config;
 use crate::io::{spawn, ConnError, H2Io, Socket};
 use crate::metrics::{ResponseClass, TcpCounters};
 
@@ -49,6 +50,8 @@ enum Next {
     Stream(Request<RecvStream>, server::SendResponse<Bytes>),
     Ended,
     Failed(h2::Error),
+    /// The client reset more streams early than `max_premature_resets`.
+    TooManyEarlyResets,
 }
 
 /// The key named when a client is cut off for resetting streams early.
@@ -79,6 +82,7 @@ impl H2Proxy {
             let _ = self.adopt(index, socket).await;
         }
         let io = H2Io::new(client, prefix, counters);
+        let linger = io.linger();
         let limits = self.shard.http2;
         let mut connection = server::Builder::new()
             .initial_window_size(STREAM_WINDOW_BYTES)
@@ -92,18 +96,10 @@ impl H2Proxy {
             .await
             .map_err(|err| ConnError::ClientRead(h2_io_error(err)))?;
         let streams = Rc::new(ClientStreams::default());
-        let max_in_flight = limits.max_concurrent_streams as usize;
         let mut goaway_sent = false;
         loop {
-            if streams.too_many_early_resets(limits.max_premature_resets) {
-                self.shard.metrics.http2_calmed("premature_resets");
-                connection.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
-                // The GOAWAY goes out as the connection is driven to its end.
-                let _ = poll_fn(|cx| connection.poll_closed(cx)).await;
-                return Err(ConnError::ClientLimit(PREMATURE_RESETS_KEY));
-            }
             let accept = async {
-                let next = poll_fn(|cx| poll_next(&mut connection, &streams, max_in_flight, cx));
+                let next = poll_fn(|cx| poll_next(&mut connection, &streams, &limits, cx));
                 Some(next.await)
             };
             let drained = async {
@@ -125,10 +121,20 @@ impl H2Proxy {
             let (request, respond) = match accepted {
                 Next::Stream(request, respond) => (request, respond),
                 Next::Ended => break,
+                Next::TooManyEarlyResets => {
+                    linger.set();
+                    self.shard.metrics.http2_calmed("premature_resets");
+                    connection.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+                    // The GOAWAY goes out as the connection is driven to
+                    // its end.
+                    let _ = poll_fn(|cx| connection.poll_closed(cx)).await;
+                    return Err(ConnError::ClientLimit(PREMATURE_RESETS_KEY));
+                }
                 // Clients often end an HTTP/2 connection by closing the
                 // socket with bytes unread: a reset, but no failure.
                 Next::Failed(err) if is_abrupt_close(&err) => return Ok(()),
                 Next::Failed(err) if is_calm_goaway(&err) => {
+                    linger.set();
                     self.shard.metrics.http2_calmed("stream_resets");
                     return Err(ConnError::ClientLimit(RESET_LIMITS_KEY));
                 }
@@ -314,16 +320,21 @@ impl H2Proxy {
     }
 }
 
-/// The serve loop's next step. While `max_in_flight` requests are in flight
-/// it takes no new stream but still drives the connection (the streams in
-/// flight need its I/O); new streams wait in h2's queue meanwhile.
+/// The serve loop's next step. While `max_concurrent_streams` requests are
+/// in flight it takes no new stream but still drives the connection (the
+/// streams in flight need its I/O); new streams wait in h2's queue
+/// meanwhile.
 fn poll_next(
     connection: &mut server::Connection<H2Io, Bytes>,
     streams: &ClientStreams,
-    max_in_flight: usize,
+    limits: &Http2Config,
     cx: &mut Context<'_>,
 ) -> Poll<Next> {
-    if streams.full(max_in_flight, cx) {
+    if streams.too_many_early_resets(limits.max_premature_resets) {
+        return Poll::Ready(Next::TooManyEarlyResets);
+    }
+    streams.wake_on_change(cx);
+    if streams.full(limits.max_concurrent_streams as usize) {
         return connection.poll_closed(cx).map(|closed| match closed {
             Ok(()) => Next::Ended,
             Err(err) => Next::Failed(err),

@@ -24,8 +24,9 @@ pub struct ClientStreams {
     /// Streams the client reset after they were forwarded and before
     /// their response head.
     premature_resets: Cell<u64>,
-    /// The serve loop, when it waits for a request in flight to end.
-    waiting: Cell<Option<Waker>>,
+    /// The serve loop, woken when a request in flight ends (a place is
+    /// free) or is reset early (the limit may be crossed).
+    serve_loop: Cell<Option<Waker>>,
 }
 
 /// One stream in flight; dropped when its task ends, however it ends.
@@ -35,9 +36,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         let streams = &self.0;
         streams.in_flight.set(streams.in_flight.get() - 1);
-        if let Some(waker) = streams.waiting.take() {
-            waker.wake();
-        }
+        streams.wake_serve_loop();
     }
 }
 
@@ -47,6 +46,7 @@ impl InFlight {
     pub fn reset_early(&self) {
         let resets = &self.0.premature_resets;
         resets.set(resets.get() + 1);
+        self.0.wake_serve_loop();
     }
 }
 
@@ -57,14 +57,21 @@ impl ClientStreams {
         InFlight(self.clone())
     }
 
-    /// Whether `max` requests are in flight; if so, `cx` is woken when one
-    /// ends.
-    pub fn full(&self, max: usize, cx: &mut Context<'_>) -> bool {
-        if self.in_flight.get() < max {
-            return false;
+    /// Has the serve loop's task woken when a request in flight ends or is
+    /// reset early.
+    pub fn wake_on_change(&self, cx: &mut Context<'_>) {
+        self.serve_loop.set(Some(cx.waker().clone()));
+    }
+
+    fn wake_serve_loop(&self) {
+        if let Some(waker) = self.serve_loop.take() {
+            waker.wake();
         }
-        self.waiting.set(Some(cx.waker().clone()));
-        true
+    }
+
+    /// Whether `max` requests are in flight.
+    pub fn full(&self, max: usize) -> bool {
+        self.in_flight.get() >= max
     }
 
     /// More than `max` early resets that are also at least half of all the

@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use clients::{
-    curl, echo_over, echo_through, ends_in_reset, http_get, read_response, reset, HttpClient,
+    curl, echo_and_keep_open, echo_over, echo_through, ends_in_reset, http_get, read_response, reset, HttpClient,
     Response,
 };
 pub use launcher::{Launch, Metrics, Ringside, BIN};
