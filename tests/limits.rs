@@ -34,14 +34,20 @@ fn connections_over_the_limit_are_reset_and_counted_while_open_ones_carry_on() {
     assert!(ends_in_reset(&mut third), "a third connection is reset");
     let metrics = proxy.metrics();
     let refused = [("reason", "max_connections")];
-    assert_eq!(metrics.sum("ringside_connections_refused_total", &refused), 1.0);
+    assert_eq!(
+        metrics.sum("ringside_connections_refused_total", &refused),
+        1.0
+    );
     assert_eq!(metrics.sum("tcp_open_connections", &[("peer", "src")]), 2.0);
 
     // The open ones were not touched, and a place that frees up is taken.
     assert_eq!(echo_and_keep_open(&first, b"still one"), b"still one");
     assert_eq!(echo_over(&second, b"last of two"), b"last of two");
     eventually("the second connection's place to free up", || {
-        proxy.metrics().sum("tcp_open_connections", &[("peer", "src")]) == 1.0
+        proxy
+            .metrics()
+            .sum("tcp_open_connections", &[("peer", "src")])
+            == 1.0
     });
     assert_eq!(echo_through(proxy.route(), b"new"), b"new");
     assert_eq!(
@@ -114,7 +120,10 @@ fn a_rapid_reset_client_is_cut_off_with_enhance_your_calm_and_little_reaches_the
     // resets it tolerates (100), with room to spare, and not thousands. In
     // practice h2's pending-accept limit (20 resets) cuts it off first.
     let forwarded = origin.requests();
-    assert!(forwarded <= 400, "{forwarded} of {opened} requests forwarded");
+    assert!(
+        forwarded <= 400,
+        "{forwarded} of {opened} requests forwarded"
+    );
     let metrics = proxy.wait_idle();
     assert_eq!(
         metrics.sum("ringside_http2_enhance_your_calm_total", &[]),
@@ -137,7 +146,10 @@ fn streams_reset_after_they_were_forwarded_are_cancelled_upstream_and_limited() 
         // A call that completes first: it counts among the connection's
         // streams, and the early resets are still more than half of them.
         let ok = Request::post("http://test.local/echo").body(()).unwrap();
-        assert_eq!(call(&mut sender, ok, b"ok".to_vec()).await.unwrap().status, 200);
+        assert_eq!(
+            call(&mut sender, ok, b"ok".to_vec()).await.unwrap().status,
+            200
+        );
         for i in 1..=LIMIT + 1 {
             let mut ready = sender.clone().ready().await.unwrap();
             let request = Request::get("http://test.local/stall").body(()).unwrap();

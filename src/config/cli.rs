@@ -88,12 +88,20 @@ pub struct Args {
 
     /// HTTP/2 streams a client may reset before ringside takes them up,
     /// then GOAWAY ENHANCE_YOUR_CALM [default: 20].
-    #[arg(long, env = "RINGSIDE_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS", global = true)]
+    #[arg(
+        long,
+        env = "RINGSIDE_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS",
+        global = true
+    )]
     pub http2_max_pending_accept_reset_streams: Option<usize>,
 
     /// HTTP/2 streams ringside may have to reset for a client's errors,
     /// then GOAWAY ENHANCE_YOUR_CALM [default: 1024].
-    #[arg(long, env = "RINGSIDE_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS", global = true)]
+    #[arg(
+        long,
+        env = "RINGSIDE_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS",
+        global = true
+    )]
     pub http2_max_local_error_reset_streams: Option<usize>,
 
     /// HTTP/2 streams a client may reset after they were forwarded and

@@ -78,7 +78,14 @@ pub(super) fn max_connections(
 ) -> Result<Option<usize>, ConfigError> {
     args.max_connections
         .or(file)
-        .map(|max| within("proxy.max_connections", max, 1..=usize::MAX, "must be at least 1"))
+        .map(|max| {
+            within(
+                "proxy.max_connections",
+                max,
+                1..=usize::MAX,
+                "must be at least 1",
+            )
+        })
         .transpose()
 }
 
@@ -88,7 +95,8 @@ pub(super) fn http2(args: &Args, table: &Http2Table) -> Result<Http2Config, Conf
     Ok(Http2Config {
         max_concurrent_streams: layered_count(
             "http2.max_concurrent_streams",
-            args.http2_max_concurrent_streams.or(table.max_concurrent_streams),
+            args.http2_max_concurrent_streams
+                .or(table.max_concurrent_streams),
             default.max_concurrent_streams,
             1..=u32::MAX,
             positive,
@@ -96,7 +104,8 @@ pub(super) fn http2(args: &Args, table: &Http2Table) -> Result<Http2Config, Conf
         // Below 1 KiB not even a browser's request head fits.
         max_header_list_size: layered_count(
             "http2.max_header_list_size",
-            args.http2_max_header_list_size.or(table.max_header_list_size),
+            args.http2_max_header_list_size
+                .or(table.max_header_list_size),
             default.max_header_list_size,
             1024..=16 << 20,
             "must be between 1024 and 16777216",
@@ -119,7 +128,8 @@ pub(super) fn http2(args: &Args, table: &Http2Table) -> Result<Http2Config, Conf
         )?,
         max_premature_resets: layered_count(
             "http2.max_premature_resets",
-            args.http2_max_premature_resets.or(table.max_premature_resets),
+            args.http2_max_premature_resets
+                .or(table.max_premature_resets),
             default.max_premature_resets,
             1..=u64::MAX,
             positive,

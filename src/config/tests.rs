@@ -253,7 +253,11 @@ fn limits_come_from_flags_over_the_file_over_defaults() {
     let toml = "[proxy]\nmax_connections = 10\n[http2]\nmax_concurrent_streams = 5\n\
                 max_header_list_size = 2048\nmax_pending_accept_reset_streams = 3\n\
                 max_local_error_reset_streams = 4\nmax_premature_resets = 6\n";
-    let config = merged(&["--max-connections=7", "--http2-max-premature-resets=9"], toml).unwrap();
+    let config = merged(
+        &["--max-connections=7", "--http2-max-premature-resets=9"],
+        toml,
+    )
+    .unwrap();
     assert_eq!(config.max_connections, Some(7));
     let expected = Http2Config {
         max_concurrent_streams: 5,

@@ -39,7 +39,12 @@ pub async fn run(init: ShardInit) {
         shared,
     } = init;
     let shutdown = Rc::new(Shutdown::new());
-    let shard = Rc::new(ShardContext::new(id, &config, max_connections, shutdown.clone()));
+    let shard = Rc::new(ShardContext::new(
+        id,
+        &config,
+        max_connections,
+        shutdown.clone(),
+    ));
     let connections = Rc::new(Tasks::new());
 
     let mut routes = Vec::with_capacity(config.routes.len());

@@ -112,7 +112,10 @@ async fn answer(
             return;
         }
         "/stall" => {
-            if std::future::poll_fn(|cx| respond.poll_reset(cx)).await.is_ok() {
+            if std::future::poll_fn(|cx| respond.poll_reset(cx))
+                .await
+                .is_ok()
+            {
                 resets.fetch_add(1, Ordering::SeqCst);
             }
             return;
