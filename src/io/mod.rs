@@ -17,7 +17,7 @@ pub use error::{ConnError, Side};
 /// The accepted stream, before it becomes a [`Socket`].
 pub use glommio::net::TcpStream;
 pub use h2_io::{H2Io, Linger};
-pub use listener::{accept_error_reason, Listener};
+pub use listener::{accept_error_reason, AcceptFailures, Listener};
 pub use shutdown::Shutdown;
 pub use socket::{connect, refuse, Received, Socket};
 pub use task::{sleep, spawn, timeout, Tasks};

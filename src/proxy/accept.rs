@@ -9,9 +9,8 @@ use futures_lite::future;
 use tracing::Instrument;
 
 use super::conn::Conn;
-use super::limit::AcceptFailures;
 use super::{RouteState, ShardContext};
-use crate::io::{accept_error_reason, refuse, sleep, Listener, Tasks, TcpStream};
+use crate::io::{accept_error_reason, refuse, sleep, AcceptFailures, Listener, Tasks, TcpStream};
 
 /// Accepts until the shard drains (or its gate closes), pausing when
 /// accepting fails (EMFILE and friends) instead of spinning.

@@ -3,7 +3,7 @@
 //!
 //! - `accept`: a shard's accept loop, one task and one span per connection;
 //! - `limit`: the shard's share of the connection limit (over it, a
-//!   connection is reset at once), and the pauses after failed accepts;
+//!   connection is reset at once);
 //! - `route`: what a shard keeps per route (balancers, pools, counters);
 //! - `conn`: the life of one connection, from the balanced connect to its
 //!   one log line;
