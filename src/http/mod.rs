@@ -47,7 +47,7 @@ pub struct HttpShard {
     /// current request and close (HTTP/2 with a GOAWAY).
     pub draining: Rc<Shutdown>,
     pub connect_timeout: Duration,
-    /// What one client HTTP/2 connection may hold or cost.
+    /// The `[http2]` limits every client HTTP/2 connection is served within.
     pub http2: Http2Config,
 }
 

@@ -71,15 +71,10 @@ impl H2Io {
         Linger(self.linger.clone())
     }
 
-    fn stream(&mut self) -> Pin<&mut TcpStream> {
-        Pin::new(self.stream.as_mut().expect("taken only on drop"))
-    }
-
     /// Sends what was gathered; Ready once all of it is in the socket.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.gathered.is_empty() {
-            let stream = Pin::new(self.stream.as_mut().expect("taken only on drop"));
-            let n = match stream.poll_write(cx, &self.gathered) {
+            let n = match live(&mut self.stream).poll_write(cx, &self.gathered) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
@@ -110,8 +105,7 @@ impl tokio::io::AsyncRead for H2Io {
             return Poll::Ready(Ok(()));
         }
         let unfilled = buf.initialize_unfilled();
-        let stream = Pin::new(this.stream.as_mut().expect("taken only on drop"));
-        match stream.poll_read(cx, unfilled) {
+        match live(&mut this.stream).poll_read(cx, unfilled) {
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
                 this.counters.read(n);
@@ -159,8 +153,13 @@ impl tokio::io::AsyncWrite for H2Io {
         let this = &mut *self;
         this.yielded = true;
         std::task::ready!(this.poll_send(cx))?;
-        this.stream().poll_close(cx)
+        live(&mut this.stream).poll_close(cx)
     }
+}
+
+/// The stream of an `H2Io` that h2 still drives.
+fn live(stream: &mut Option<TcpStream>) -> Pin<&mut TcpStream> {
+    Pin::new(stream.as_mut().expect("taken only on drop"))
 }
 
 /// Makes an `H2Io` linger when dropped; see the module's header.
