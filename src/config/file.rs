@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::limits::Http2Table;
 use super::route::{build_route, RouteSpec};
 use super::{read_text, ConfigError};
 
@@ -21,6 +22,8 @@ pub(super) struct FileConfig {
     pub proxy: ProxyTable,
     #[serde(default)]
     pub detect: DetectTable,
+    #[serde(default)]
+    pub http2: Http2Table,
     #[serde(default)]
     pub route: Vec<RouteTable>,
 }
@@ -62,6 +65,7 @@ pub(super) struct ProxyTable {
     pub forward_mode: Option<String>,
     pub pipe_size_bytes: Option<usize>,
     pub pool_idle_timeout: Option<String>,
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

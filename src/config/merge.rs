@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::file::{
     AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
 };
+use super::limits;
 use super::route::parse_route_flag;
 use super::{
     parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Pin, Route,
@@ -38,6 +39,8 @@ impl Config {
         let forward_mode = forward_mode(args, &file.proxy)?;
         let pool_idle_timeout = pool_idle_timeout(&file.proxy)?;
         let pipe_size_bytes = pipe_size_bytes(&file.proxy)?;
+        let max_connections = limits::max_connections(args, file.proxy.max_connections)?;
+        let http2 = limits::http2(args, &file.http2)?;
         Ok(Config {
             admin_addr,
             shards,
@@ -51,6 +54,8 @@ impl Config {
             pipe_size_bytes,
             pool_idle_timeout,
             detect,
+            max_connections,
+            http2,
         })
     }
 }
@@ -258,7 +263,7 @@ fn one_of<T: Copy, const N: usize>(
 }
 
 /// `value` when `allowed` holds it; `rule` says what is allowed.
-fn within<T: PartialOrd>(
+pub(super) fn within<T: PartialOrd>(
     key: &str,
     value: T,
     allowed: RangeInclusive<T>,

@@ -2,6 +2,8 @@
 //! handler of its protocol.
 //!
 //! - `accept`: a shard's accept loop, one task and one span per connection;
+//! - `limit`: the shard's share of the connection limit (over it, a
+//!   connection is reset at once);
 //! - `route`: what a shard keeps per route (balancers, pools, counters);
 //! - `conn`: the life of one connection, from the balanced connect to its
 //!   one log line;
@@ -18,6 +20,7 @@ mod accept;
 mod classify;
 mod conn;
 mod dispatch;
+mod limit;
 mod route;
 
 use std::rc::Rc;
@@ -42,19 +45,29 @@ pub struct ShardContext {
     pub pumps: PumpResources,
     pub detect: crate::config::DetectConfig,
     pub server_first: ServerFirstMemory,
+    /// This shard's share of the process-wide connection limit.
+    pub connections: limit::ConnectionSlots,
 }
 
 impl ShardContext {
-    pub fn new(shard: usize, config: &Config, draining: Rc<Shutdown>) -> ShardContext {
+    /// `max_connections`: this shard's share of the process-wide limit.
+    pub fn new(
+        shard: usize,
+        config: &Config,
+        max_connections: usize,
+        draining: Rc<Shutdown>,
+    ) -> ShardContext {
         ShardContext {
             http: Rc::new(HttpShard {
                 metrics: ShardMetrics::new(shard),
                 draining,
                 connect_timeout: config.connect_timeout,
+                http2: config.http2,
             }),
             pumps: PumpResources::new(config.forward_mode, config.pipe_size_bytes),
             server_first: ServerFirstMemory::new(config.detect.server_first_memory),
             detect: config.detect.clone(),
+            connections: limit::ConnectionSlots::new(max_connections),
         }
     }
 
