@@ -70,7 +70,13 @@ const N_STREAMS: u32 = 1000;
 #[test]
 fn a_thousand_concurrent_streams_on_one_connection() {
     let origin = H2Origin::start();
-    let proxy = Ringside::routing_to([origin.addr]);
+    // The h2 client opens all its streams before it has read ringside's
+    // SETTINGS, so under the default limit of 100 the rest would be
+    // refused (REFUSED_STREAM), as any HTTP/2 server with a limit does.
+    let proxy = Ringside::route_to([origin.addr])
+        .shards(1)
+        .arg("--http2-max-concurrent-streams", N_STREAMS)
+        .start();
     let addr = proxy.route();
     let bodies = runtime().block_on(async move {
         let sender = connect(addr).await;

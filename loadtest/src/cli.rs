@@ -99,7 +99,7 @@ pub struct CompareArgs {
     /// h2: concurrent streams over the one connection.
     #[arg(long, default_value_t = 32)]
     pub h2_streams: usize,
-    /// idle-conns: connections to hold open (lowered to fit the fd limit, with a note).
+    /// idle-conns, idle-http1: connections to hold open (lowered to fit the fd limit, with a note).
     #[arg(long, default_value_t = 10_000)]
     pub idle_conns: usize,
 }

@@ -77,7 +77,7 @@ fn run_scenario(
     // fds per connection under the same limit: K must fit twice.
     let idle_conns_limit = fd_limit.saturating_sub(FD_HEADROOM) / 2;
     let idle_conns = args.idle_conns.min(idle_conns_limit);
-    if scenario == ScenarioKind::IdleConns && idle_conns < args.idle_conns {
+    if scenario.holds_idle_connections() && idle_conns < args.idle_conns {
         notes.push(format!(
             "idle-conns lowered from {} to {idle_conns}: the fd limit is {fd_limit} and each side needs 2 fds per connection",
             args.idle_conns
@@ -92,7 +92,7 @@ fn run_scenario(
         h2_streams: args.h2_streams,
         idle_conns,
     };
-    let max_connections = if scenario == ScenarioKind::IdleConns {
+    let max_connections = if scenario.holds_idle_connections() {
         idle_conns + 64
     } else {
         DEFAULT_MAX_CONNECTIONS

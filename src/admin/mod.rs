@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::io::{sleep, spawn, timeout, Listener, Socket};
+use crate::io::{sleep, spawn, timeout, AcceptFailures, Listener, Socket};
 use crate::metrics::{encode, ProcessStats, Snapshot};
 use wire::{Request, Response};
 
@@ -40,13 +40,14 @@ pub enum Readiness {
 pub async fn run<S: Shards + 'static>(listener: socket2::Socket, addr: SocketAddr, shards: Rc<S>) {
     let listener = Listener::new(listener);
     tracing::info!(%addr, "admin server listening");
+    let mut failures = AcceptFailures::new();
     loop {
         match listener.accept().await.and_then(Socket::new) {
-            Ok(stream) => spawn(serve(stream, shards.clone())),
-            Err(err) => {
-                tracing::warn!(error = %err, "admin accept failed");
-                sleep(Duration::from_millis(50)).await;
+            Ok(stream) => {
+                failures.succeeded(addr);
+                spawn(serve(stream, shards.clone()));
             }
+            Err(err) => sleep(failures.failed(addr, &err)).await,
         }
     }
 }

@@ -99,6 +99,45 @@ pub struct Args {
     /// long is forwarded as opaque TCP [default: 300ms].
     #[arg(long, env = "RINGSIDE_DETECT_QUIET_PAUSE", global = true)]
     pub detect_quiet_pause: Option<String>,
+    /// Most client connections open at once, split evenly across shards;
+    /// more are accepted and reset at once [default: (open-files limit -
+    /// 128) / 3].
+    #[arg(long, env = "RINGSIDE_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+
+    /// HTTP/2 streams a client may open at once, and requests in flight
+    /// upstream per client connection [default: 100].
+    #[arg(long, env = "RINGSIDE_HTTP2_MAX_CONCURRENT_STREAMS", global = true)]
+    pub http2_max_concurrent_streams: Option<u32>,
+
+    /// Largest HTTP/2 header block a client may send, in bytes
+    /// [default: 65536].
+    #[arg(long, env = "RINGSIDE_HTTP2_MAX_HEADER_LIST_SIZE", global = true)]
+    pub http2_max_header_list_size: Option<u32>,
+
+    /// HTTP/2 streams a client may reset before ringside takes them up,
+    /// then GOAWAY ENHANCE_YOUR_CALM [default: 20].
+    #[arg(
+        long,
+        env = "RINGSIDE_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS",
+        global = true
+    )]
+    pub http2_max_pending_accept_reset_streams: Option<usize>,
+
+    /// HTTP/2 streams ringside may have to reset for a client's errors,
+    /// then GOAWAY ENHANCE_YOUR_CALM [default: 1024].
+    #[arg(
+        long,
+        env = "RINGSIDE_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS",
+        global = true
+    )]
+    pub http2_max_local_error_reset_streams: Option<usize>,
+
+    /// HTTP/2 streams a client may reset after they were forwarded and
+    /// before their response (when also half of its streams), then GOAWAY
+    /// ENHANCE_YOUR_CALM [default: 100].
+    #[arg(long, env = "RINGSIDE_HTTP2_MAX_PREMATURE_RESETS", global = true)]
+    pub http2_max_premature_resets: Option<u64>,
 
     /// Validate the configuration, print the effective one and exit
     /// (0 when valid, 64 when not).

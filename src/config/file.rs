@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::limits::Http2Table;
 use super::merge::optional_duration;
 use super::route::{build_route, RouteSpec};
 use super::{read_text, ConfigError};
@@ -22,6 +23,8 @@ pub(super) struct FileConfig {
     pub proxy: ProxyTable,
     #[serde(default)]
     pub detect: DetectTable,
+    #[serde(default)]
+    pub http2: Http2Table,
     #[serde(default)]
     pub route: Vec<RouteTable>,
 }
@@ -69,6 +72,7 @@ pub(super) struct ProxyTable {
     pub response_timeout: Option<String>,
     pub opaque_idle_timeout: Option<String>,
     pub max_speculative_connections: Option<usize>,
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::file::{
     AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
 };
+use super::limits;
 use super::route::{parse_route_flag, RouteSpec};
 use super::{
     parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Pin, Timeouts,
@@ -44,6 +45,8 @@ impl Config {
             .map(|spec| spec.resolve(&detect.opaque_ports, timeouts.response))
             .collect();
         let max_speculative_connections = max_speculative_connections(args, &file.proxy)?;
+        let max_connections = limits::max_connections(args, file.proxy.max_connections)?;
+        let http2 = limits::http2(args, &file.http2)?;
         Ok(Config {
             admin_addr,
             shards,
@@ -59,6 +62,8 @@ impl Config {
             detect,
             timeouts,
             max_speculative_connections,
+            max_connections,
+            http2,
         })
     }
 }
@@ -300,7 +305,7 @@ fn one_of<T: Copy, const N: usize>(
 }
 
 /// `value` when `allowed` holds it; `rule` says what is allowed.
-fn within<T: PartialOrd>(
+pub(super) fn within<T: PartialOrd>(
     key: &str,
     value: T,
     allowed: RangeInclusive<T>,

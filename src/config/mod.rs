@@ -11,10 +11,12 @@
 
 mod cli;
 mod file;
+mod limits;
 mod merge;
 mod route;
 
 pub use cli::{Args, Command};
+pub use limits::Http2Config;
 pub use route::{Direction, Protocol, Route};
 
 use route::format_optional;
@@ -59,6 +61,12 @@ pub struct Config {
     pub pool_idle_timeout: Duration,
     /// How protocols are detected on `Protocol::Detect` routes.
     pub detect: DetectConfig,
+    /// Most client connections open at once, process-wide, when set
+    /// (`proxy.max_connections`). Unset, the runtime derives it from the
+    /// open-files limit, which it raises first.
+    pub max_connections: Option<usize>,
+    /// What one client HTTP/2 connection may hold or cost.
+    pub http2: Http2Config,
     /// How long a client or an upstream may keep a connection waiting.
     pub timeouts: Timeouts,
     /// Most upstream connections one shard holds open for connections
@@ -238,6 +246,10 @@ impl fmt::Display for Config {
             format_optional(self.timeouts.opaque_idle),
             self.max_speculative_connections
         )?;
+        match self.max_connections {
+            Some(max) => writeln!(f, "max_connections = {max}")?,
+            None => writeln!(f, "# max_connections unset: from the open-files limit")?,
+        }
         let ports: Vec<String> = self
             .detect
             .opaque_ports
@@ -252,6 +264,16 @@ impl fmt::Display for Config {
             self.detect.peek_bytes,
             humantime::format_duration(self.detect.server_first_memory),
             humantime::format_duration(self.detect.quiet_pause)
+        )?;
+        let h2 = &self.http2;
+        writeln!(
+            f,
+            "\n[http2]\nmax_concurrent_streams = {}\nmax_header_list_size = {}\nmax_pending_accept_reset_streams = {}\nmax_local_error_reset_streams = {}\nmax_premature_resets = {}",
+            h2.max_concurrent_streams,
+            h2.max_header_list_size,
+            h2.max_pending_accept_reset_streams,
+            h2.max_local_error_reset_streams,
+            h2.max_premature_resets
         )?;
         for route in &self.routes {
             let upstreams: Vec<String> =

@@ -190,6 +190,22 @@ fn bad_values_are_one_line_errors_naming_the_key() {
             "[proxy]\npipe_size_bytes = 4095",
             "proxy.pipe_size_bytes: must be between 4096 and 67108864",
         ),
+        (
+            "--max-connections=0",
+            "proxy.max_connections: must be at least 1",
+        ),
+        (
+            "[http2]\nmax_concurrent_streams = 0",
+            "http2.max_concurrent_streams: must be at least 1",
+        ),
+        (
+            "--http2-max-header-list-size=100",
+            "http2.max_header_list_size: must be between 1024 and 16777216",
+        ),
+        (
+            "[http2]\nmax_premature_resets = 0",
+            "http2.max_premature_resets: must be at least 1",
+        ),
     ] {
         let err = if given.starts_with("--") {
             merged(&[given], "")
@@ -252,6 +268,34 @@ fn file_values_win_over_defaults() {
     assert_eq!(config.pool_idle_timeout, Duration::from_secs(1));
     assert_eq!(config.detect.peek_bytes, 512);
     assert_eq!(config.detect.server_first_memory, Duration::ZERO);
+}
+
+#[test]
+fn limits_come_from_flags_over_the_file_over_defaults() {
+    let defaults = merged(&[], "").unwrap();
+    assert_eq!(defaults.max_connections, None);
+    assert_eq!(defaults.http2, Http2Config::default());
+    assert_eq!(defaults.http2.max_concurrent_streams, 100);
+    let toml = "[proxy]\nmax_connections = 10\n[http2]\nmax_concurrent_streams = 5\n\
+                max_header_list_size = 2048\nmax_pending_accept_reset_streams = 3\n\
+                max_local_error_reset_streams = 4\nmax_premature_resets = 6\n";
+    let config = merged(
+        &["--max-connections=7", "--http2-max-premature-resets=9"],
+        toml,
+    )
+    .unwrap();
+    assert_eq!(config.max_connections, Some(7));
+    let expected = Http2Config {
+        max_concurrent_streams: 5,
+        max_header_list_size: 2048,
+        max_pending_accept_reset_streams: 3,
+        max_local_error_reset_streams: 4,
+        max_premature_resets: 9,
+    };
+    assert_eq!(config.http2, expected);
+    let printed = config.to_string();
+    let reparsed = Config::merge(&args(&[]), file::FileConfig::parse(&printed).unwrap()).unwrap();
+    assert_eq!(reparsed, config, "{printed}");
 }
 
 #[test]

@@ -128,74 +128,94 @@ impl H1Proxy<'_> {
                 },
             );
             let next = match first.as_mut() {
+                // Boxed: only a connection's first head races the hold,
+                // and the others should not carry room for it.
                 Some(upstream) if upstream.speculative.is_some() => {
-                    future::or(next, self.hold(&mut first)).await
+                    Box::pin(future::or(next, self.hold(&mut first))).await
                 }
                 _ => next.await,
             };
             let Some(next) = next else {
                 self.expired(Expiry::HeadRead, timeouts.head_read);
-                let error = ProxyError::HeadReadTimeout(timeouts.head_read);
-                return self.refuse(client, error).await;
+                let refusal = ProxyError::HeadReadTimeout(timeouts.head_read);
+                return Box::pin(self.refuse(client, refusal)).await;
             };
             deadline.disarm();
-            let head = match next {
-                Ok(Some(head)) => head,
+            let refusal = match next {
+                Ok(Some(head)) => {
+                    // Boxed: a future is as large as its largest state, and
+                    // without the box every idle keep-alive connection would
+                    // carry room for a whole exchange (1.7 KiB) while it
+                    // waits for its next request.
+                    let request = self.request(client, head, &mut first, &deadline);
+                    match Box::pin(request).await? {
+                        Some(served) => return Ok(served),
+                        None => continue,
+                    }
+                }
                 Ok(None) => return Ok(Served::Closed),
                 Err(ReadHeadError::Io(err)) => return Err(ConnError::ClientRead(err)),
                 Err(ReadHeadError::Truncated) => {
                     return Err(ConnError::ClientRead(io::ErrorKind::UnexpectedEof.into()))
                 }
-                Err(ReadHeadError::Head(HeadError::TooLarge)) => {
-                    return self.refuse(client, ProxyError::HeadTooLarge).await;
-                }
-                Err(ReadHeadError::Head(err)) => {
-                    return self.refuse(client, ProxyError::BadRequest(err)).await;
-                }
+                Err(ReadHeadError::Head(HeadError::TooLarge)) => ProxyError::HeadTooLarge,
+                Err(ReadHeadError::Head(err)) => ProxyError::BadRequest(err),
             };
-            let framing = match head.framing() {
-                Ok(framing) => framing,
-                Err(err) => return self.refuse(client, ProxyError::BadRequest(err)).await,
-            };
-            let labels = self.route.metrics.request_labels(head.authority());
-            let labels = self.shard.metrics.request(labels);
-            let started = Instant::now();
-            let outcome = self
-                .exchange(client, &head, framing, &mut first, &deadline)
-                .await;
-            let (status, keep) = match outcome {
-                Ok(Outcome::Responded { status, keep }) => (status, keep),
-                Ok(Outcome::Tunneled { status, upstream }) => {
-                    // Counted when the tunnel starts: its latency is the
-                    // response head's, not the tunnel's lifetime.
-                    self.shard
-                        .metrics
-                        .responded(&labels, class(status), started.elapsed());
-                    return Ok(Served::Tunnel(Box::new(upstream)));
-                }
-                Ok(Outcome::ProxyError { error, close }) => {
-                    let close = close || !head.keep_alive();
-                    let written = client.write_all(&proxy_response(&error, close)).await;
-                    let status = error.status();
-                    self.shard
-                        .metrics
-                        .responded(&labels, class(status), started.elapsed());
-                    tracing::debug!(status, %error, "request failed");
-                    written.map_err(ConnError::ClientWrite)?;
-                    if close {
-                        return Ok(Served::Closed);
-                    }
-                    continue;
-                }
-                Err(err) => return Err(err),
-            };
-            self.shard
-                .metrics
-                .responded(&labels, class(status), started.elapsed());
-            if !keep {
-                return Ok(Served::Closed);
-            }
+            // Boxed for the same reason: a rare state should not size them all.
+            return Box::pin(self.refuse(client, refusal)).await;
         }
+    }
+
+    /// Proxies one request whose head is read; `None` when the client
+    /// connection stays open for another. `deadline` is free for the
+    /// response timeout.
+    async fn request(
+        &self,
+        client: &mut HttpIo,
+        head: RequestHead,
+        first: &mut Option<Upstream>,
+        deadline: &Deadline,
+    ) -> Result<Option<Served>, ConnError> {
+        let framing = match head.framing() {
+            Ok(framing) => framing,
+            Err(err) => {
+                return self
+                    .refuse(client, ProxyError::BadRequest(err))
+                    .await
+                    .map(Some)
+            }
+        };
+        let labels = self.route.metrics.request_labels(head.authority());
+        let labels = self.shard.metrics.request(labels);
+        let started = Instant::now();
+        let outcome = self.exchange(client, &head, framing, first, deadline).await;
+        let (status, keep) = match outcome {
+            Ok(Outcome::Responded { status, keep }) => (status, keep),
+            Ok(Outcome::Tunneled { status, upstream }) => {
+                // Counted when the tunnel starts: its latency is the
+                // response head's, not the tunnel's lifetime.
+                self.shard
+                    .metrics
+                    .responded(&labels, class(status), started.elapsed());
+                return Ok(Some(Served::Tunnel(Box::new(upstream))));
+            }
+            Ok(Outcome::ProxyError { error, close }) => {
+                let close = close || !head.keep_alive();
+                let written = client.write_all(&proxy_response(&error, close)).await;
+                let status = error.status();
+                self.shard
+                    .metrics
+                    .responded(&labels, class(status), started.elapsed());
+                tracing::debug!(status, %error, "request failed");
+                written.map_err(ConnError::ClientWrite)?;
+                return Ok(close.then_some(Served::Closed));
+            }
+            Err(err) => return Err(err),
+        };
+        self.shard
+            .metrics
+            .responded(&labels, class(status), started.elapsed());
+        Ok((!keep).then_some(Served::Closed))
     }
 
     /// Waits out the speculative hold of `first`, the upstream connected
@@ -205,11 +225,8 @@ impl H1Proxy<'_> {
     /// resolves; it is raced against the head.
     async fn hold<T>(&self, first: &mut Option<Upstream>) -> T {
         let hold = self.shard.speculative_hold;
-        let _ = self
-            .shard
-            .deadlines
-            .timeout(hold, future::pending::<()>())
-            .await;
+        let deadlines = &self.shard.deadlines;
+        let _ = deadlines.timeout(hold, future::pending::<()>()).await;
         if let Some(upstream) = first.take() {
             self.expired(Expiry::SpeculativeHold, hold);
             self.route.pool.checkin(upstream);
@@ -218,9 +235,8 @@ impl H1Proxy<'_> {
     }
 
     fn expired(&self, expiry: Expiry, after: Duration) {
-        self.route
-            .metrics
-            .expired(&self.shard.metrics, expiry, after);
+        let metrics = &self.shard.metrics;
+        self.route.metrics.expired(metrics, expiry, after);
     }
 
     /// Answers a request that cannot be proxied, then ends the connection.

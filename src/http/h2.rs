@@ -3,18 +3,23 @@
 //! per endpoint and shard), chosen per request by the peak-EWMA balancer.
 //! Bodies stream both ways with flow control (capacity is released only as
 //! data is forwarded), trailers pass through (gRPC needs them), and a reset
-//! on one side resets the other.
+//! on one side resets the other. The `[http2]` limits bound what one client
+//! connection may open, send and reset (`h2_streams`).
 
 use std::future::poll_fn;
 use std::rc::Rc;
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use h2::{client, server, Reason, RecvStream, SendStream};
 use http::{HeaderMap, Request, Response};
 
 use super::answer::ProxyError;
+use super::h2_streams::{ClientStreams, InFlight};
 use super::{HttpRoute, HttpShard};
+use crate::balance::RequestBalancer;
+use crate::config::Http2Config;
 use crate::io::{spawn, ConnError, H2Io, Socket};
 use crate::metrics::{Expiry, ResponseClass, TcpCounters};
 
@@ -36,7 +41,27 @@ enum StreamFailure {
     Answer(ProxyError),
     /// Reset the client's stream with this reason.
     Reset(Reason),
+    /// The client reset the stream before its response head.
+    ClientReset,
 }
+
+/// What the serve loop gets next from the client's connection. Unpacked
+/// as soon as it is returned: boxing the large variant would cost an
+/// allocation per stream for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Stream(Request<RecvStream>, server::SendResponse<Bytes>),
+    Ended,
+    Failed(h2::Error),
+    /// The client reset more streams early than `max_premature_resets`.
+    TooManyEarlyResets,
+}
+
+/// The key named when a client is cut off for resetting streams early.
+const PREMATURE_RESETS_KEY: &str = "http2.max_premature_resets";
+/// The key named when h2's own reset limits cut a client off.
+const RESET_LIMITS_KEY: &str =
+    "http2.max_pending_accept_reset_streams or http2.max_local_error_reset_streams";
 
 #[derive(Clone)]
 pub struct H2Proxy {
@@ -60,16 +85,26 @@ impl H2Proxy {
             let _ = self.adopt(index, socket).await;
         }
         let io = H2Io::new(client, prefix, counters);
+        let linger = io.linger();
+        let limits = self.shard.http2;
         let mut connection = server::Builder::new()
             .initial_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .max_send_buffer_size(MAX_SEND_BUFFER_BYTES)
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .max_header_list_size(limits.max_header_list_size)
+            .max_pending_accept_reset_streams(limits.max_pending_accept_reset_streams)
+            .max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
             .handshake(io)
             .await
             .map_err(|err| ConnError::ClientRead(h2_io_error(err)))?;
+        let streams = Rc::new(ClientStreams::default());
         let mut goaway_sent = false;
         loop {
-            let accept = async { Some(connection.accept().await) };
+            let accept = async {
+                let next = poll_fn(|cx| poll_next(&mut connection, &streams, &limits, cx));
+                Some(next.await)
+            };
             let drained = async {
                 self.shard.draining.wait().await;
                 None
@@ -86,21 +121,40 @@ impl H2Proxy {
                 goaway_sent = true;
                 continue;
             };
-            let Some(accepted) = accepted else { break };
             let (request, respond) = match accepted {
-                Ok(stream) => stream,
+                Next::Stream(request, respond) => (request, respond),
+                Next::Ended => break,
+                Next::TooManyEarlyResets => {
+                    linger.set();
+                    self.shard.metrics.http2_calmed("premature_resets");
+                    connection.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+                    // The GOAWAY goes out as the connection is driven to
+                    // its end.
+                    let _ = poll_fn(|cx| connection.poll_closed(cx)).await;
+                    return Err(ConnError::ClientLimit(PREMATURE_RESETS_KEY));
+                }
                 // Clients often end an HTTP/2 connection by closing the
                 // socket with bytes unread: a reset, but no failure.
-                Err(err) if is_abrupt_close(&err) => return Ok(()),
-                Err(err) => return Err(ConnError::ClientRead(h2_io_error(err))),
+                Next::Failed(err) if is_abrupt_close(&err) => return Ok(()),
+                Next::Failed(err) if is_calm_goaway(&err) => {
+                    linger.set();
+                    self.shard.metrics.http2_calmed("stream_resets");
+                    return Err(ConnError::ClientLimit(RESET_LIMITS_KEY));
+                }
+                Next::Failed(err) => return Err(ConnError::ClientRead(h2_io_error(err))),
             };
             let proxy = self.clone();
-            spawn(proxy.stream(request, respond));
+            spawn(proxy.stream(request, respond, streams.start()));
         }
         Ok(())
     }
 
-    async fn stream(self, request: Request<RecvStream>, mut respond: server::SendResponse<Bytes>) {
+    async fn stream(
+        self,
+        request: Request<RecvStream>,
+        mut respond: server::SendResponse<Bytes>,
+        in_flight: InFlight,
+    ) {
         let started = Instant::now();
         let authority = request
             .uri()
@@ -135,6 +189,10 @@ impl H2Proxy {
                 respond.send_reset(reason);
                 return;
             }
+            Err(StreamFailure::ClientReset) => {
+                in_flight.reset_early();
+                return;
+            }
         };
         self.shard
             .metrics
@@ -146,52 +204,15 @@ impl H2Proxy {
         request: Request<RecvStream>,
         respond: &mut server::SendResponse<Bytes>,
     ) -> Result<ResponseClass, StreamFailure> {
-        let balancer = &self.route.balancer;
-        let (index, mut sender) = self.sender().await?;
-        let (parts, body) = request.into_parts();
-        let end_of_request = body.is_end_stream();
-        balancer.started(index);
-        let sent = Instant::now();
-        let (response, upload) =
-            match sender.send_request(Request::from_parts(parts, ()), end_of_request) {
-                Ok(started) => started,
-                Err(err) => {
-                    balancer.finished(index, None);
-                    return Err(StreamFailure::Answer(ProxyError::H2Send(err)));
-                }
-            };
-        if !end_of_request {
-            // The request body flows while the response is awaited.
-            spawn(async move {
-                let _ = pass_body(body, upload).await;
-            });
-        }
-        // The route's response timeout, on the shard's coarse clock.
-        let response = match self.route.response_timeout {
-            None => response.await,
-            Some(timeout) => match self.shard.deadlines.timeout(timeout, response).await {
-                Some(response) => response,
-                None => {
-                    balancer.finished(index, None);
-                    let metrics = &self.shard.metrics;
-                    self.route
-                        .metrics
-                        .expired(metrics, Expiry::Response, timeout);
-                    return Err(StreamFailure::Answer(ProxyError::ResponseTimeout(timeout)));
-                }
-            },
+        // A client that resets its stream before the response head gets
+        // the upstream request cancelled with it (dropping its handles
+        // resets the upstream stream), instead of holding a request in
+        // flight that nobody waits for.
+        let client_reset = async {
+            let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
+            Err(StreamFailure::ClientReset)
         };
-        let response = match response {
-            Ok(response) => response,
-            Err(err) => {
-                balancer.finished(index, None);
-                return Err(match err.reason() {
-                    Some(reason) if err.is_remote() => StreamFailure::Reset(reason),
-                    _ => StreamFailure::Answer(ProxyError::H2Upstream(err)),
-                });
-            }
-        };
-        balancer.finished(index, Some(sent.elapsed()));
+        let response = futures_lite::future::or(self.response_head(request), client_reset).await?;
         let (parts, body) = response.into_parts();
         let mut class = ResponseClass {
             status_code: parts.status.as_u16(),
@@ -207,6 +228,47 @@ impl H2Proxy {
             }
         }
         Ok(class)
+    }
+
+    /// Sends the request upstream (its body flowing on a task of its own)
+    /// and waits for the response head.
+    async fn response_head(
+        &self,
+        request: Request<RecvStream>,
+    ) -> Result<Response<RecvStream>, StreamFailure> {
+        let (index, mut sender) = self.sender().await?;
+        let (parts, body) = request.into_parts();
+        let end_of_request = body.is_end_stream();
+        let mut pending = Pending::new(&self.route.balancer, index);
+        let sent = Instant::now();
+        let (response, upload) = sender
+            .send_request(Request::from_parts(parts, ()), end_of_request)
+            .map_err(|err| StreamFailure::Answer(ProxyError::H2Send(err)))?;
+        if !end_of_request {
+            // The request body flows while the response is awaited.
+            spawn(async move {
+                let _ = pass_body(body, upload).await;
+            });
+        }
+        // The route's response timeout, on the shard's coarse clock.
+        let response = match self.route.response_timeout {
+            None => response.await,
+            Some(timeout) => match self.shard.deadlines.timeout(timeout, response).await {
+                Some(response) => response,
+                None => {
+                    let metrics = &self.shard.metrics;
+                    let expiry = Expiry::Response;
+                    self.route.metrics.expired(metrics, expiry, timeout);
+                    return Err(StreamFailure::Answer(ProxyError::ResponseTimeout(timeout)));
+                }
+            },
+        };
+        let response = response.map_err(|err| match err.reason() {
+            Some(reason) if err.is_remote() => StreamFailure::Reset(reason),
+            _ => StreamFailure::Answer(ProxyError::H2Upstream(err)),
+        })?;
+        pending.latency = Some(sent.elapsed());
+        Ok(response)
     }
 
     /// A ready sender on an upstream HTTP/2 connection: the endpoint's
@@ -271,6 +333,59 @@ impl H2Proxy {
         });
         self.route.h2_senders.borrow_mut()[index] = Some(sender.clone());
         Ok(sender)
+    }
+}
+
+/// The serve loop's next step. While `max_concurrent_streams` requests are
+/// in flight it takes no new stream but still drives the connection (the
+/// streams in flight need its I/O); new streams wait in h2's queue
+/// meanwhile.
+fn poll_next(
+    connection: &mut server::Connection<H2Io, Bytes>,
+    streams: &ClientStreams,
+    limits: &Http2Config,
+    cx: &mut Context<'_>,
+) -> Poll<Next> {
+    if streams.too_many_early_resets(limits.max_premature_resets) {
+        return Poll::Ready(Next::TooManyEarlyResets);
+    }
+    streams.wake_on_change(cx);
+    if streams.full(limits.max_concurrent_streams as usize) {
+        return connection.poll_closed(cx).map(|closed| match closed {
+            Ok(()) => Next::Ended,
+            Err(err) => Next::Failed(err),
+        });
+    }
+    connection.poll_accept(cx).map(|accepted| match accepted {
+        Some(Ok((request, respond))) => Next::Stream(request, respond),
+        Some(Err(err)) => Next::Failed(err),
+        None => Next::Ended,
+    })
+}
+
+/// A request pending on an upstream endpoint, for its balancer: counted as
+/// finished when dropped, with its latency once its response head came,
+/// however the wait ended (a client reset drops it half way).
+struct Pending<'a> {
+    balancer: &'a RequestBalancer,
+    index: usize,
+    latency: Option<Duration>,
+}
+
+impl<'a> Pending<'a> {
+    fn new(balancer: &'a RequestBalancer, index: usize) -> Pending<'a> {
+        balancer.started(index);
+        Pending {
+            balancer,
+            index,
+            latency: None,
+        }
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.balancer.finished(self.index, self.latency);
     }
 }
 
@@ -343,6 +458,12 @@ fn is_abrupt_close(err: &h2::Error) -> bool {
             std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
         )
     })
+}
+
+/// h2 cut the client off for its resets (pending-accept or local-error
+/// limits) with GOAWAY ENHANCE_YOUR_CALM.
+fn is_calm_goaway(err: &h2::Error) -> bool {
+    err.is_go_away() && err.is_library() && err.reason() == Some(Reason::ENHANCE_YOUR_CALM)
 }
 
 fn h2_io_error(err: h2::Error) -> std::io::Error {

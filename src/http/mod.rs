@@ -3,7 +3,8 @@
 //! `io`), requests are balanced by peak EWMA (`crate::balance`) over pooled
 //! upstream connections (`pool`). HTTP/2 (`h2`, over the `h2` crate)
 //! multiplexes client streams over one upstream connection per endpoint,
-//! balanced the same way. The proxy's own answers and their errors are in `answer`.
+//! balanced the same way, within the limits one client connection gets
+//! (`h2_streams`). The proxy's own answers and their errors are in `answer`.
 //!
 //! The connection stage (`proxy/`) hands a connection in once its protocol
 //! is known, with what it needs of the shard (`HttpShard`) and of the route
@@ -14,6 +15,7 @@ mod answer;
 mod chunked;
 mod h1;
 mod h2;
+mod h2_streams;
 mod head;
 pub mod invariants;
 mod io;
@@ -33,7 +35,7 @@ pub use io::{Arrival, HttpIo};
 pub use pool::{upstream, Pool, Upstream};
 
 use crate::balance::RequestBalancer;
-use crate::config::Timeouts;
+use crate::config::{Http2Config, Timeouts};
 use crate::io::{Deadlines, Shutdown, Socket};
 use crate::metrics::{RouteMetrics, ShardMetrics};
 
@@ -56,6 +58,8 @@ pub struct HttpShard {
     /// the connection goes to the pool, where any request may use it and
     /// the pool's idle timeout closes it.
     pub speculative_hold: Duration,
+    /// The `[http2]` limits every client HTTP/2 connection is served within.
+    pub http2: Http2Config,
 }
 
 /// A route's HTTP state on one shard.

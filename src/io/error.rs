@@ -50,12 +50,17 @@ pub enum ConnError {
     },
     #[error("proxy error: {0}")]
     Proxy(io::Error),
+    /// The client went past a limit and was cut off; names the limit's key.
+    #[error("client went past {0}: connection closed")]
+    ClientLimit(&'static str),
 }
 
 impl ConnError {
     pub fn side(&self) -> Side {
         match self {
-            ConnError::ClientRead(_) | ConnError::ClientWrite(_) => Side::Client,
+            ConnError::ClientRead(_) | ConnError::ClientWrite(_) | ConnError::ClientLimit(_) => {
+                Side::Client
+            }
             ConnError::UpstreamRead(_)
             | ConnError::UpstreamWrite(_)
             | ConnError::Connect { .. } => Side::Upstream,

@@ -6,25 +6,43 @@
 //! send(2) per frame batch of one stream (two per proxied request, measured).
 //! Here a flush first yields to the shard's other tasks once, so the frames
 //! of every stream that became ready meanwhile leave in one send.
+//!
+//! A connection cut off with a GOAWAY can linger: dropped, it reads and
+//! discards what the client still sends for a moment before closing. A
+//! socket closed with unread bytes sends a reset, and a client that is
+//! still writing (a rapid-reset attacker, or any busy client) would lose
+//! the GOAWAY that says why before it reads it.
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use tokio::io::ReadBuf;
 
-use super::Socket;
+use super::{spawn, timeout, Socket};
 use crate::metrics::TcpCounters;
 
 /// Most bytes gathered before a write goes to the socket without waiting
 /// for a flush.
 const MAX_GATHERED_BYTES: usize = 64 * 1024;
 
+/// How long, and for how many bytes, a lingering connection keeps reading
+/// before it closes: a client gets a round trip or two to read the GOAWAY,
+/// but cannot hold the connection open by writing.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_MAX_BYTES: usize = 1 << 20;
+
 pub struct H2Io {
-    stream: TcpStream,
+    /// Always `Some` until dropped, when a lingering close takes it.
+    stream: Option<TcpStream>,
+    /// Set (through `Linger`) when the connection ends with a GOAWAY that
+    /// the client should get to read.
+    linger: Rc<Cell<bool>>,
     /// Bytes read before h2 took over (detection's), served first.
     prefix: Vec<u8>,
     served: usize,
@@ -38,7 +56,8 @@ pub struct H2Io {
 impl H2Io {
     pub fn new(socket: Socket, prefix: Vec<u8>, counters: Rc<TcpCounters>) -> H2Io {
         H2Io {
-            stream: socket.into_stream(),
+            stream: Some(socket.into_stream()),
+            linger: Rc::default(),
             prefix,
             served: 0,
             counters,
@@ -47,10 +66,15 @@ impl H2Io {
         }
     }
 
+    /// A handle that makes this connection linger when it is dropped.
+    pub fn linger(&self) -> Linger {
+        Linger(self.linger.clone())
+    }
+
     /// Sends what was gathered; Ready once all of it is in the socket.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.gathered.is_empty() {
-            let n = match Pin::new(&mut self.stream).poll_write(cx, &self.gathered) {
+            let n = match live(&mut self.stream).poll_write(cx, &self.gathered) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
@@ -81,7 +105,7 @@ impl tokio::io::AsyncRead for H2Io {
             return Poll::Ready(Ok(()));
         }
         let unfilled = buf.initialize_unfilled();
-        match Pin::new(&mut this.stream).poll_read(cx, unfilled) {
+        match live(&mut this.stream).poll_read(cx, unfilled) {
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
                 this.counters.read(n);
@@ -129,6 +153,41 @@ impl tokio::io::AsyncWrite for H2Io {
         let this = &mut *self;
         this.yielded = true;
         std::task::ready!(this.poll_send(cx))?;
-        Pin::new(&mut this.stream).poll_close(cx)
+        live(&mut this.stream).poll_close(cx)
+    }
+}
+
+/// The stream of an `H2Io` that h2 still drives.
+fn live(stream: &mut Option<TcpStream>) -> Pin<&mut TcpStream> {
+    Pin::new(stream.as_mut().expect("taken only on drop"))
+}
+
+/// Makes an `H2Io` linger when dropped; see the module's header.
+pub struct Linger(Rc<Cell<bool>>);
+
+impl Linger {
+    pub fn set(&self) {
+        self.0.set(true);
+    }
+}
+
+impl Drop for H2Io {
+    fn drop(&mut self) {
+        let Some(mut stream) = self.stream.take().filter(|_| self.linger.get()) else {
+            return;
+        };
+        spawn(async move {
+            let drain = async {
+                let mut buf = vec![0; 16 * 1024];
+                let mut drained = 0;
+                while drained < LINGER_MAX_BYTES {
+                    match futures_lite::AsyncReadExt::read(&mut stream, &mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => drained += n,
+                    }
+                }
+            };
+            let _ = timeout(LINGER, drain).await;
+        });
     }
 }

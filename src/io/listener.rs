@@ -2,9 +2,12 @@
 //! runtime and accepted from here. After each io_uring accept, whatever
 //! else waits in the backlog is taken with one accept4(2) each
 //! (`accept_now`) instead of another io_uring round trip per connection.
+//! When accepting fails, `AcceptFailures` says how long to pause.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::time::Duration;
 
 use glommio::net::{TcpListener, TcpStream};
 
@@ -56,5 +59,90 @@ impl Listener {
                 _ => return Err(err),
             }
         }
+    }
+}
+
+/// The label an accept error is counted under: the errnos that mean the
+/// process or the kernel ran out of something, by name; anything else is
+/// `other`.
+pub fn accept_error_reason(err: &io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(libc::EMFILE) => "emfile",
+        Some(libc::ENFILE) => "enfile",
+        Some(libc::ENOBUFS) => "enobufs",
+        Some(libc::ENOMEM) => "enomem",
+        _ => "other",
+    }
+}
+
+/// The first pause after a failed accept. EMFILE and its like persist until
+/// connections end, and the connection that failed stays in the backlog,
+/// so an accept retried at once fails at once: a busy loop.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+/// The longest pause: how late, at most, a listener notices fds are free
+/// again.
+const MAX_PAUSE: Duration = Duration::from_millis(500);
+
+/// A run of failed accepts on one listener: logged when it starts and when
+/// it ends, however many failures it holds, with a pause after each that
+/// doubles up to `MAX_PAUSE`.
+pub struct AcceptFailures {
+    /// Failures since the last accept that worked.
+    failures: u64,
+    pause: Duration,
+}
+
+impl Default for AcceptFailures {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AcceptFailures {
+    pub fn new() -> AcceptFailures {
+        AcceptFailures {
+            failures: 0,
+            pause: FIRST_PAUSE,
+        }
+    }
+
+    /// Notes a failure; returns how long to pause before trying again.
+    pub fn failed(&mut self, listen: SocketAddr, error: &std::io::Error) -> Duration {
+        if self.failures == 0 {
+            tracing::warn!(%listen, %error, "accept failed: pausing accepts until it works again");
+        }
+        self.failures += 1;
+        let pause = self.pause;
+        self.pause = (pause * 2).min(MAX_PAUSE);
+        pause
+    }
+
+    /// Notes an accept that worked, ending a run of failures.
+    pub fn succeeded(&mut self, listen: SocketAddr) {
+        if self.failures > 0 {
+            tracing::info!(%listen, failures = self.failures, "accepting again");
+            *self = AcceptFailures::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listen() -> SocketAddr {
+        "127.0.0.1:4140".parse().unwrap()
+    }
+
+    #[test]
+    fn pauses_grow_to_the_cap_and_start_over_after_a_success() {
+        let mut failures = AcceptFailures::new();
+        let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
+        let pauses: Vec<u64> = (0..6)
+            .map(|_| failures.failed(listen(), &emfile).as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [50, 100, 200, 400, 500, 500]);
+        failures.succeeded(listen());
+        assert_eq!(failures.failed(listen(), &emfile), FIRST_PAUSE);
     }
 }

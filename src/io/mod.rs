@@ -19,8 +19,8 @@ pub use deadline::{Deadline, Deadlines};
 pub use error::{ConnError, Side};
 /// The accepted stream, before it becomes a [`Socket`].
 pub use glommio::net::TcpStream;
-pub use h2_io::H2Io;
-pub use listener::Listener;
+pub use h2_io::{H2Io, Linger};
+pub use listener::{accept_error_reason, AcceptFailures, Listener};
 pub use shutdown::Shutdown;
-pub use socket::{connect, Received, Socket};
+pub use socket::{connect, refuse, Received, Socket};
 pub use task::{sleep, spawn, timeout, Tasks};

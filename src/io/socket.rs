@@ -172,6 +172,13 @@ impl Socket {
     }
 }
 
+/// Closes a just-accepted stream with a reset: the client sees
+/// ECONNRESET at once, instead of an empty answer it could mistake for
+/// one, and no TIME_WAIT is left on ringside's side.
+pub fn refuse(stream: TcpStream) {
+    let _ = with_sock_ref(&stream, |s| s.set_linger(Some(Duration::ZERO)));
+}
+
 /// Connects to `addr`, failing with `TimedOut` after `timeout`. The
 /// timeout is one of the shard's coarse `deadlines`, not glommio's
 /// `connect_timeout`, which links an io_uring LINK_TIMEOUT to every

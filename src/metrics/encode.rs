@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::process::ProcessStats;
+use super::recorder::Reasons;
 use super::snapshot::{Snapshot, TcpSnapshot};
 use super::text::{escape, Family, HistogramFamily};
 use super::{RequestLabels, ResponseClass, TcpLabels};
@@ -175,8 +176,18 @@ const SPECULATIVE_SKIPPED_TOTAL: Family = Family::counter(
     "ringside_speculative_skipped_total",
     "Connections that detected before connecting upstream, the shard being at its speculative limit.",
 );
-const ACCEPT_ERRORS_TOTAL: Family =
-    Family::counter("ringside_accept_errors_total", "Failed accept(2) calls.");
+const ACCEPT_ERRORS_TOTAL: Family = Family::counter(
+    "ringside_accept_errors_total",
+    "Failed accept(2) calls, by errno.",
+);
+const CONNECTIONS_REFUSED_TOTAL: Family = Family::counter(
+    "ringside_connections_refused_total",
+    "Connections accepted and reset at once, by the limit that refused them.",
+);
+const HTTP2_ENHANCE_YOUR_CALM_TOTAL: Family = Family::counter(
+    "ringside_http2_enhance_your_calm_total",
+    "HTTP/2 client connections closed with GOAWAY ENHANCE_YOUR_CALM, by cause.",
+);
 const DETECTING_CONNECTIONS: Family = Family::gauge(
     "ringside_detecting_connections",
     "Connections waiting for a protocol verdict (counted in tcp_open_connections once it is in).",
@@ -184,6 +195,13 @@ const DETECTING_CONNECTIONS: Family = Family::gauge(
 const PIPES: Family = Family::gauge("ringside_pipes", "Splice pipes, lent out or pooled.");
 const SHARDS: Family = Family::gauge("ringside_shards", "Proxy shards that answered this scrape.");
 const BUILD_INFO: Family = Family::gauge("ringside_build_info", "Build of this binary.");
+
+/// One sample per reason, labelled `key="reason"`.
+fn by_reason<'a>(key: &'a str, reasons: &'a Reasons) -> impl Iterator<Item = (String, u64)> + 'a {
+    reasons
+        .iter()
+        .map(move |(reason, count)| (format!("{key}=\"{reason}\""), *count))
+}
 
 /// ringside's own families, which Linkerd has no name for.
 fn encode_ringside(snapshot: &Snapshot, out: &mut String) {
@@ -214,7 +232,9 @@ fn encode_ringside(snapshot: &Snapshot, out: &mut String) {
     );
     SPECULATIVE_CONNECTIONS.write(out, [("", snapshot.speculative_connections)]);
     SPECULATIVE_SKIPPED_TOTAL.write(out, [("", snapshot.speculative_skipped_total)]);
-    ACCEPT_ERRORS_TOTAL.write(out, [("", snapshot.accept_errors_total)]);
+    ACCEPT_ERRORS_TOTAL.write(out, by_reason("reason", &snapshot.accept_errors));
+    CONNECTIONS_REFUSED_TOTAL.write(out, by_reason("reason", &snapshot.connections_refused));
+    HTTP2_ENHANCE_YOUR_CALM_TOTAL.write(out, by_reason("cause", &snapshot.http2_calmed));
     DETECTING_CONNECTIONS.write(out, [("", snapshot.detecting_connections)]);
     PIPES.write(
         out,
@@ -321,7 +341,9 @@ mod tests {
         tcp.opened();
         tcp.wrote(5);
         tcp.closed(true, Duration::from_millis(3));
-        metrics.accept_failed();
+        metrics.accept_failed("emfile");
+        metrics.refused("max_connections");
+        metrics.http2_calmed("premature_resets");
         let _detecting = metrics.detecting();
         let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
         metrics.connect_failed("10.0.0.2:80".parse().unwrap(), &timed_out);
@@ -380,6 +402,8 @@ mod tests {
                 "ringside_speculative_connections gauge",
                 "ringside_speculative_skipped_total counter",
                 "ringside_accept_errors_total counter",
+                "ringside_connections_refused_total counter",
+                "ringside_http2_enhance_your_calm_total counter",
                 "ringside_detecting_connections gauge",
                 "ringside_pipes gauge",
                 "ringside_shards gauge",
@@ -421,7 +445,9 @@ mod tests {
                 .to_string(),
             "ringside_speculative_connections 1".to_string(),
             "ringside_speculative_skipped_total 1".to_string(),
-            "ringside_accept_errors_total 1".to_string(),
+            r#"ringside_accept_errors_total{reason="emfile"} 1"#.to_string(),
+            r#"ringside_connections_refused_total{reason="max_connections"} 1"#.to_string(),
+            r#"ringside_http2_enhance_your_calm_total{cause="premature_resets"} 1"#.to_string(),
             "ringside_detecting_connections 1".to_string(),
             "ringside_pipes{state=\"in_use\"} 1".to_string(),
             "ringside_pipes{state=\"idle\"} 2".to_string(),

@@ -209,7 +209,14 @@ pub struct ShardMetrics {
     shard: usize,
     tcp: RefCell<BTreeMap<TcpLabels, Rc<TcpCounters>>>,
     accepted_total: Cell<u64>,
-    accept_errors_total: Cell<u64>,
+    /// Failed accepts, by errno (`emfile`, `enfile`, ...).
+    accept_errors: RefCell<Reasons>,
+    /// Connections accepted and reset at once, by the limit that refused
+    /// them.
+    connections_refused: RefCell<Reasons>,
+    /// HTTP/2 client connections closed with GOAWAY ENHANCE_YOUR_CALM, by
+    /// the limit the client ran into.
+    http2_calmed: RefCell<Reasons>,
     /// Connections waiting for a detection verdict: not yet in any `tcp_*`
     /// series, whose labels depend on the verdict.
     detecting: Rc<Cell<u64>>,
@@ -238,7 +245,9 @@ impl ShardMetrics {
             shard,
             tcp: RefCell::default(),
             accepted_total: Cell::new(0),
-            accept_errors_total: Cell::new(0),
+            accept_errors: RefCell::default(),
+            connections_refused: RefCell::default(),
+            http2_calmed: RefCell::default(),
             detecting: Rc::default(),
             connect_failures: RefCell::default(),
             detect_total: RefCell::default(),
@@ -290,8 +299,20 @@ impl ShardMetrics {
         add(&self.accepted_total, 1);
     }
 
-    pub fn accept_failed(&self) {
-        add(&self.accept_errors_total, 1);
+    /// `reason`: the errno's name, lower case (`emfile`), or `other`.
+    pub fn accept_failed(&self, reason: &'static str) {
+        count(&self.accept_errors, reason);
+    }
+
+    /// `reason`: the limit, as its config key names it (`max_connections`).
+    pub fn refused(&self, reason: &'static str) {
+        count(&self.connections_refused, reason);
+    }
+
+    /// `cause`: `premature_resets` (ringside's rapid-reset rule) or
+    /// `stream_resets` (h2's own reset limits).
+    pub fn http2_calmed(&self, cause: &'static str) {
+        count(&self.http2_calmed, cause);
     }
 
     /// Counts a connection as detecting until the guard is dropped, however
@@ -388,7 +409,9 @@ impl ShardMetrics {
                 read_bytes_total: 0,
                 write_bytes_total: 0,
             }],
-            accept_errors_total: self.accept_errors_total.get(),
+            accept_errors: self.accept_errors.borrow().clone(),
+            connections_refused: self.connections_refused.borrow().clone(),
+            http2_calmed: self.http2_calmed.borrow().clone(),
             detecting_connections: self.detecting.get(),
             pipes_in_use: pipes_in_use as u64,
             pipes_idle: pipes_idle as u64,
@@ -426,6 +449,13 @@ pub fn new_histogram() -> Histogram<u64> {
     let mut histogram = Histogram::new(3).expect("3 significant figures is a valid precision");
     histogram.auto(true);
     histogram
+}
+
+/// Counts by a reason label whose values are fixed in the code.
+pub type Reasons = BTreeMap<&'static str, u64>;
+
+fn count(reasons: &RefCell<Reasons>, reason: &'static str) {
+    *reasons.borrow_mut().entry(reason).or_insert(0) += 1;
 }
 
 fn add(counter: &Cell<u64>, n: u64) {

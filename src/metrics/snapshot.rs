@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use super::recorder::{
-    new_histogram, DetectLabels, ExpiryLabels, Peer, RequestLabels, ResponseClass, ResponseStats,
-    TcpLabels,
+    new_histogram, DetectLabels, ExpiryLabels, Peer, Reasons, RequestLabels, ResponseClass,
+    ResponseStats, TcpLabels,
 };
 use crate::config::Direction;
 
@@ -16,7 +16,9 @@ use crate::config::Direction;
 pub struct Snapshot {
     /// One entry per shard that contributed (for `/shards`).
     pub shards: Vec<ShardSummary>,
-    pub accept_errors_total: u64,
+    pub accept_errors: Reasons,
+    pub connections_refused: Reasons,
+    pub http2_calmed: Reasons,
     pub detecting_connections: u64,
     pub pipes_in_use: u64,
     pub pipes_idle: u64,
@@ -90,7 +92,15 @@ impl Snapshot {
     pub fn merge(&mut self, other: &Snapshot) {
         self.shards.extend(other.shards.iter().cloned());
         self.shards.sort_by_key(|summary| summary.shard);
-        self.accept_errors_total += other.accept_errors_total;
+        for (mine, theirs) in [
+            (&mut self.accept_errors, &other.accept_errors),
+            (&mut self.connections_refused, &other.connections_refused),
+            (&mut self.http2_calmed, &other.http2_calmed),
+        ] {
+            for (reason, count) in theirs {
+                *mine.entry(reason).or_insert(0) += count;
+            }
+        }
         self.detecting_connections += other.detecting_connections;
         self.pipes_in_use += other.pipes_in_use;
         self.pipes_idle += other.pipes_idle;

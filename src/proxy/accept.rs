@@ -1,18 +1,18 @@
 //! The accept loop of one route on one shard: each connection becomes a
 //! task of its own, behind the shard's gate so that a drain can wait for
-//! it, inside one span that names it.
+//! it, inside one span that names it. Over the shard's share of the
+//! connection limit a connection is reset at once (why: `limit.rs`).
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use futures_lite::future;
 use tracing::Instrument;
 
 use super::conn::Conn;
 use super::{RouteState, ShardContext};
-use crate::io::{sleep, Listener, Tasks, TcpStream};
+use crate::io::{accept_error_reason, refuse, sleep, AcceptFailures, Listener, Tasks, TcpStream};
 
-/// Accepts until the shard drains (or its gate closes), backing off when
+/// Accepts until the shard drains (or its gate closes), pausing when
 /// accepting fails (EMFILE and friends) instead of spinning.
 pub async fn accept_loop(
     listener: Listener,
@@ -20,8 +20,15 @@ pub async fn accept_loop(
     shard: Rc<ShardContext>,
     connections: Rc<Tasks>,
 ) {
+    let listen = route.route.listen;
     let start = |stream: TcpStream| {
         shard.metrics().accepted();
+        let Some(slot) = shard.connections.take(listen) else {
+            shard.metrics().refused("max_connections");
+            tracing::debug!(client = ?stream.peer_addr().ok(), %listen, "refused: connection limit");
+            refuse(stream);
+            return true;
+        };
         // A debug span: a disabled one costs nothing per poll (its fields
         // are not even evaluated), where an enabled one costs the
         // subscriber a call on every poll of the connection (1-2% of the
@@ -31,14 +38,14 @@ pub async fn accept_loop(
             "conn",
             shard = shard.metrics().shard(),
             client = ?stream.peer_addr().ok(),
-            target = %route.route.listen,
+            target = %listen,
         );
-        let conn = Conn::new(shard.clone(), route.clone());
+        let conn = Conn::new(shard.clone(), route.clone(), slot);
         // false: draining, the gate no longer takes tasks.
         connections.spawn(conn.run(stream).instrument(span))
     };
     let draining = &shard.http.draining;
-    let mut backoff = Duration::from_millis(5);
+    let mut failures = AcceptFailures::new();
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             draining.wait().await;
@@ -48,6 +55,7 @@ pub async fn accept_loop(
         let failure = match accepted {
             None => break,
             Some(Ok(stream)) => {
+                failures.succeeded(listen);
                 if !start(stream) {
                     break;
                 }
@@ -66,18 +74,16 @@ pub async fn accept_loop(
                     }
                 }
             }
+            // The peer gave up before it was accepted: nothing ran out.
+            Some(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionAborted => None,
             Some(Err(err)) => Some(err),
         };
-        match failure {
-            None => backoff = Duration::from_millis(5),
-            Some(err) => {
-                // Let connections finish to free fds.
-                shard.metrics().accept_failed();
-                tracing::warn!(listen = %route.route.listen, error = %err, "accept failed");
-                sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
+        if let Some(err) = failure {
+            // Connections that end give their fds back; until then every
+            // retry would fail at once.
+            shard.metrics().accept_failed(accept_error_reason(&err));
+            sleep(failures.failed(listen, &err)).await;
         }
     }
-    tracing::debug!(listen = %route.route.listen, "listener closed");
+    tracing::debug!(%listen, "listener closed");
 }

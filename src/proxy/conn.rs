@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::classify::{classify, Carry, Classified};
+use super::limit::Slot;
 use super::{RouteState, ShardContext};
 use crate::config::Protocol;
 use crate::io::{self, ConnError, Socket, TcpStream};
@@ -27,11 +28,18 @@ pub(super) fn opened(counters: Rc<TcpCounters>) -> Rc<TcpCounters> {
 pub struct Conn {
     pub(super) shard: Rc<ShardContext>,
     pub(super) route: Rc<RouteState>,
+    /// The connection's place under the shard's connection limit, given
+    /// back when the connection (this task) ends.
+    _slot: Slot,
 }
 
 impl Conn {
-    pub fn new(shard: Rc<ShardContext>, route: Rc<RouteState>) -> Conn {
-        Conn { shard, route }
+    pub fn new(shard: Rc<ShardContext>, route: Rc<RouteState>, slot: Slot) -> Conn {
+        Conn {
+            shard,
+            route,
+            _slot: slot,
+        }
     }
 
     /// Carries `client` until both sides are done; counts and logs its end.

@@ -62,7 +62,7 @@ impl Conn {
                 Carry::Opaque { tls_sni } => {
                     drop(speculating);
                     let counters = self.opaque_counters(index, tls_sni.as_deref());
-                    self.opaque(&client, &upstream, counters, prefix).await
+                    Box::pin(self.opaque(&client, &upstream, counters, prefix)).await
                 }
             }
         }

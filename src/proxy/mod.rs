@@ -2,6 +2,8 @@
 //! handler of its protocol.
 //!
 //! - `accept`: a shard's accept loop, one task and one span per connection;
+//! - `limit`: the shard's share of the connection limit (over it, a
+//!   connection is reset at once);
 //! - `route`: what a shard keeps per route (balancers, pools, counters);
 //! - `conn`: the life of one connection, from the balanced connect to its
 //!   one log line;
@@ -18,6 +20,7 @@ mod accept;
 mod classify;
 mod conn;
 mod dispatch;
+mod limit;
 mod route;
 
 use std::rc::Rc;
@@ -45,10 +48,18 @@ pub struct ShardContext {
     /// Most upstream connections held ahead of a verdict or a first head
     /// (`proxy.max_speculative_connections`).
     pub max_speculative: usize,
+    /// This shard's share of the process-wide connection limit.
+    pub connections: limit::ConnectionSlots,
 }
 
 impl ShardContext {
-    pub fn new(shard: usize, config: &Config, draining: Rc<Shutdown>) -> ShardContext {
+    /// `max_connections`: this shard's share of the process-wide limit.
+    pub fn new(
+        shard: usize,
+        config: &Config,
+        max_connections: usize,
+        draining: Rc<Shutdown>,
+    ) -> ShardContext {
         ShardContext {
             http: Rc::new(HttpShard {
                 metrics: ShardMetrics::new(shard),
@@ -57,11 +68,13 @@ impl ShardContext {
                 deadlines: Deadlines::new(),
                 timeouts: config.timeouts,
                 speculative_hold: config.detect.quiet_pause,
+                http2: config.http2,
             }),
             pumps: PumpResources::new(config.forward_mode, config.pipe_size_bytes),
             server_first: ServerFirstMemory::new(config.detect.server_first_memory),
             detect: config.detect.clone(),
             max_speculative: config.max_speculative_connections,
+            connections: limit::ConnectionSlots::new(max_connections),
         }
     }
 

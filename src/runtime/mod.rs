@@ -114,6 +114,20 @@ impl Proxy {
         }
         let shared = Shared::default();
         let shards = placement.shards;
+        let max_connections = limits::connection_limit(config.max_connections, shards);
+        tracing::info!(
+            max_connections,
+            per_shard = max_connections / shards,
+            configured = config.max_connections.is_some(),
+            "connection limit"
+        );
+        if max_connections < shards {
+            tracing::warn!(
+                max_connections,
+                shards,
+                "proxy.max_connections is below the shard count: some shards take no connections"
+            );
+        }
 
         let mut per_shard_listeners: Vec<Vec<socket2::Socket>> =
             (0..shards).map(|_| Vec::new()).collect();
@@ -131,6 +145,7 @@ impl Proxy {
             let init = shard::ShardInit {
                 id,
                 config: config.clone(),
+                max_connections: limits::shard_share(max_connections, shards, id),
                 listeners,
                 control,
                 shared: shared.clone(),

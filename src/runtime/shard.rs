@@ -19,6 +19,8 @@ use crate::proxy::{accept_loop, RouteState, ShardContext};
 pub struct ShardInit {
     pub id: usize,
     pub config: Config,
+    /// This shard's part of the process-wide connection limit.
+    pub max_connections: usize,
     /// One bound, listening socket per route, in route order.
     pub listeners: Vec<socket2::Socket>,
     pub control: ShardControl,
@@ -31,12 +33,18 @@ pub async fn run(init: ShardInit) {
     let ShardInit {
         id,
         config,
+        max_connections,
         listeners,
         control,
         shared,
     } = init;
     let shutdown = Rc::new(Shutdown::new());
-    let shard = Rc::new(ShardContext::new(id, &config, shutdown.clone()));
+    let shard = Rc::new(ShardContext::new(
+        id,
+        &config,
+        max_connections,
+        shutdown.clone(),
+    ));
     let connections = Rc::new(Tasks::new());
 
     let mut routes = Vec::with_capacity(config.routes.len());

@@ -32,6 +32,18 @@ pub fn echo_over(stream: &TcpStream, data: &[u8]) -> Vec<u8> {
     })
 }
 
+/// Sends `data` on a connection that stays open and reads as many bytes
+/// back (from an echo origin); panics if they do not come within
+/// `WAIT_LIMIT`.
+pub fn echo_and_keep_open(stream: &TcpStream, data: &[u8]) -> Vec<u8> {
+    stream.set_read_timeout(Some(super::WAIT_LIMIT)).unwrap();
+    let (mut writer, mut reader) = (stream, stream);
+    writer.write_all(data).unwrap();
+    let mut received = vec![0; data.len()];
+    reader.read_exact(&mut received).unwrap();
+    received
+}
+
 /// True if reading `stream` ends in a reset (or an abrupt EOF) rather than
 /// data.
 pub fn ends_in_reset(stream: &mut TcpStream) -> bool {

@@ -100,6 +100,42 @@ impl Ringside {
         self.routes[0]
     }
 
+    /// File descriptors the process holds now (`/proc/PID/fd`).
+    pub fn open_fds(&self) -> usize {
+        let dir = format!("/proc/{}/fd", self.child.id());
+        std::fs::read_dir(dir).expect("ringside runs").count()
+    }
+
+    /// Sets the process's open-files limit (soft and hard) to `limit`,
+    /// which may be below what it holds: then every new fd fails with
+    /// EMFILE until enough are closed.
+    pub fn limit_open_files(&self, limit: usize) {
+        let limit = libc::rlimit {
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: limit as libc::rlim_t,
+        };
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: prlimit reads one rlimit struct, which `limit` is, and
+        // writes nothing (null old-limit pointer).
+        let done = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) };
+        assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+
+    /// User plus system CPU time the process has used, from
+    /// `/proc/PID/stat`.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("ringside runs");
+        // The command name (field 2) may hold spaces; fields 14 and 15
+        // (utime, stime) count from the ')' that ends it.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf only reads a system constant.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis(ticks * 1000 / per_second)
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([&format!("-{signal}"), &self.child.id().to_string()])

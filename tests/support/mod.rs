@@ -19,8 +19,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use clients::{
-    curl, echo_over, echo_through, ends_in_reset, http_get, read_response, reset, HttpClient,
-    Response,
+    curl, echo_and_keep_open, echo_over, echo_through, ends_in_reset, http_get, read_response,
+    reset, HttpClient, Response,
 };
 pub use launcher::{Launch, Metrics, Ringside, BIN};
 pub use origins::h2::H2Origin;

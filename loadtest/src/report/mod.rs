@@ -176,6 +176,12 @@ impl Comparison {
             ScenarioKind::Http1 => format!("{} keep-alive connections", p.connections),
             ScenarioKind::H2 => format!("{} streams on 1 connection", p.h2_streams),
             ScenarioKind::IdleConns => format!("{} idle connections", p.idle_conns),
+            ScenarioKind::IdleHttp1 => {
+                format!(
+                    "{} idle keep-alive connections, one request each",
+                    p.idle_conns
+                )
+            }
         };
         format!(
             "{} rounds x {}, targets interleaved; proxies sized to {} (ringside --shards, haproxy nbthread, nginx worker_processes); client: {client}",

@@ -31,15 +31,19 @@ pub enum ScenarioKind {
     H2,
     /// K idle proxied connections: the proxy's resident memory per connection.
     IdleConns,
+    /// K idle HTTP/1 keep-alive connections, after one request each: the
+    /// proxy's resident memory per connection, its upstream pool included.
+    IdleHttp1,
 }
 
-pub const ALL: [ScenarioKind; 6] = [
+pub const ALL: [ScenarioKind; 7] = [
     ScenarioKind::TcpThroughput,
     ScenarioKind::TcpRr,
     ScenarioKind::ConnRate,
     ScenarioKind::Http1,
     ScenarioKind::H2,
     ScenarioKind::IdleConns,
+    ScenarioKind::IdleHttp1,
 ];
 
 impl ScenarioKind {
@@ -51,6 +55,7 @@ impl ScenarioKind {
             ScenarioKind::Http1 => "http1",
             ScenarioKind::H2 => "h2",
             ScenarioKind::IdleConns => "idle-conns",
+            ScenarioKind::IdleHttp1 => "idle-http1",
         }
     }
 
@@ -60,14 +65,14 @@ impl ScenarioKind {
             ScenarioKind::TcpRr | ScenarioKind::ConnRate | ScenarioKind::IdleConns => {
                 OriginKind::Echo
             }
-            ScenarioKind::Http1 => OriginKind::Http1,
+            ScenarioKind::Http1 | ScenarioKind::IdleHttp1 => OriginKind::Http1,
             ScenarioKind::H2 => OriginKind::H2,
         }
     }
 
     pub fn proxy_mode(self) -> ProxyMode {
         match self {
-            ScenarioKind::Http1 => ProxyMode::Http1,
+            ScenarioKind::Http1 | ScenarioKind::IdleHttp1 => ProxyMode::Http1,
             ScenarioKind::H2 => ProxyMode::H2,
             _ => ProxyMode::Tcp,
         }
@@ -80,12 +85,15 @@ impl ScenarioKind {
             ScenarioKind::TcpRr => "p99 latency (us)",
             ScenarioKind::ConnRate => "connections/s",
             ScenarioKind::Http1 | ScenarioKind::H2 => "requests/s",
-            ScenarioKind::IdleConns => "proxy RSS per connection (KiB)",
+            ScenarioKind::IdleConns | ScenarioKind::IdleHttp1 => "proxy RSS per connection (KiB)",
         }
     }
 
     pub fn lower_is_better(self) -> bool {
-        matches!(self, ScenarioKind::TcpRr | ScenarioKind::IdleConns)
+        matches!(
+            self,
+            ScenarioKind::TcpRr | ScenarioKind::IdleConns | ScenarioKind::IdleHttp1
+        )
     }
 
     /// [`Self::lower_is_better`] in words, for titles.
@@ -103,13 +111,18 @@ impl ScenarioKind {
             ScenarioKind::TcpThroughput => Some("CPU s/GB"),
             ScenarioKind::TcpRr | ScenarioKind::Http1 | ScenarioKind::H2 => Some("CPU s/1k req"),
             ScenarioKind::ConnRate => Some("CPU s/1k conn"),
-            ScenarioKind::IdleConns => None,
+            ScenarioKind::IdleConns | ScenarioKind::IdleHttp1 => None,
         }
     }
 
     /// The proxy's memory is the figure, so there is nothing to measure without one.
     pub fn needs_proxy(self) -> bool {
-        self == ScenarioKind::IdleConns
+        self.holds_idle_connections()
+    }
+
+    /// The scenarios that hold thousands of connections open at once.
+    pub fn holds_idle_connections(self) -> bool {
+        matches!(self, ScenarioKind::IdleConns | ScenarioKind::IdleHttp1)
     }
 }
 
@@ -127,7 +140,7 @@ pub struct LoadParams {
     pub size: usize,
     /// h2: concurrent streams over the one connection.
     pub h2_streams: usize,
-    /// idle-conns: connections to hold open.
+    /// idle-conns, idle-http1: connections to hold open.
     pub idle_conns: usize,
 }
 
@@ -177,7 +190,12 @@ pub fn run(
         ScenarioKind::ConnRate => conn_rate::run(params, target_addr),
         ScenarioKind::Http1 => http1::run(params, target_addr),
         ScenarioKind::H2 => h2::run(params, target_addr),
-        ScenarioKind::IdleConns => idle_conns::run(params, target_addr, proxy_pids),
+        ScenarioKind::IdleConns => {
+            idle_conns::run(params, target_addr, proxy_pids, idle_conns::Probe::Echo)
+        }
+        ScenarioKind::IdleHttp1 => {
+            idle_conns::run(params, target_addr, proxy_pids, idle_conns::Probe::Http1)
+        }
     }
 }
 

@@ -33,7 +33,11 @@ pub(super) fn start(
         .arg("--admin-addr")
         .arg(admin.to_string())
         .arg("--shards")
-        .arg(options.shards.to_string());
+        .arg(options.shards.to_string())
+        // Sized as HAProxy's maxconn is: ringside's default, derived from
+        // the fd limit, may be lower than what idle-conns holds.
+        .arg("--max-connections")
+        .arg(options.max_connections.to_string());
     if std::env::var_os("RUST_LOG").is_none() {
         // Per-connection logs at info would measure the terminal, not the proxy.
         command.env("RUST_LOG", "warn");

@@ -69,12 +69,20 @@ pub async fn call(
 
 /// An h2c client connection to `addr`, driven on the current runtime.
 pub async fn connect(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
+    connect_watched(addr).await.0
+}
+
+/// `connect`, and how the connection ended (a GOAWAY with an error code
+/// ends it with that error).
+pub async fn connect_watched(
+    addr: SocketAddr,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+) {
     let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (sender, connection) = h2::client::handshake(socket).await.unwrap();
-    tokio::task::spawn_local(async move {
-        let _ = connection.await;
-    });
-    sender
+    (sender, tokio::task::spawn_local(connection))
 }
 
 /// `eventually` for code inside the runtime: rechecks every `WAIT_STEP`

@@ -3,7 +3,8 @@
 //! application/grpc` gets a gRPC-shaped answer: the body back in
 //! `x-messages` data frames, then trailers with the `grpc-status` the
 //! request asked for in `x-grpc-status` (default 0). `GET /reset` is
-//! answered with a stream reset.
+//! answered with a stream reset; `GET /stall` is never answered: the
+//! origin waits for the stream's reset (and counts it).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +18,8 @@ use crate::support::clients::h2::runtime;
 
 pub struct H2Origin {
     pub addr: SocketAddr,
+    /// Request streams that reached the origin.
+    requests: Counter,
     /// Request streams that ended in a reset instead of their end.
     resets_seen: Counter,
     /// Request streams whose first body bytes arrived.
@@ -28,9 +31,14 @@ impl H2Origin {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
+        let requests = Counter::default();
         let resets_seen = Counter::default();
         let bodies_started = Counter::default();
-        let counters = (resets_seen.clone(), bodies_started.clone());
+        let counters = Counters {
+            requests: requests.clone(),
+            resets: resets_seen.clone(),
+            bodies_started: bodies_started.clone(),
+        };
         thread::spawn(move || {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
@@ -42,9 +50,14 @@ impl H2Origin {
         });
         H2Origin {
             addr,
+            requests,
             resets_seen,
             bodies_started,
         }
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
     }
 
     pub fn resets_seen(&self) -> usize {
@@ -58,7 +71,14 @@ impl H2Origin {
 
 type Counter = Arc<AtomicUsize>;
 
-async fn serve(socket: tokio::net::TcpStream, counters: (Counter, Counter)) {
+#[derive(Clone)]
+struct Counters {
+    requests: Counter,
+    resets: Counter,
+    bodies_started: Counter,
+}
+
+async fn serve(socket: tokio::net::TcpStream, counters: Counters) {
     let Ok(mut connection) = h2::server::handshake(socket).await else {
         return;
     };
@@ -78,11 +98,29 @@ async fn serve(socket: tokio::net::TcpStream, counters: (Counter, Counter)) {
 async fn answer(
     request: Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
-    (resets, bodies_started): (Counter, Counter),
+    counters: Counters,
 ) {
-    if request.uri().path() == "/reset" {
-        respond.send_reset(h2::Reason::INTERNAL_ERROR);
-        return;
+    let Counters {
+        requests,
+        resets,
+        bodies_started,
+    } = counters;
+    requests.fetch_add(1, Ordering::SeqCst);
+    match request.uri().path() {
+        "/reset" => {
+            respond.send_reset(h2::Reason::INTERNAL_ERROR);
+            return;
+        }
+        "/stall" => {
+            if std::future::poll_fn(|cx| respond.poll_reset(cx))
+                .await
+                .is_ok()
+            {
+                resets.fetch_add(1, Ordering::SeqCst);
+            }
+            return;
+        }
+        _ => {}
     }
     let grpc = request
         .headers()
