@@ -50,6 +50,12 @@ impl Upstream {
         }
     }
 
+    /// The same connection, opened ahead of its client's first head.
+    pub fn held(mut self, speculating: Speculating) -> Upstream {
+        self.speculative = Some(speculating);
+        self
+    }
+
     pub fn mark_failed(&mut self) {
         self.failed = true;
     }

@@ -50,8 +50,9 @@ impl Conn {
             match carry {
                 Carry::Http1 => {
                     let counters = self.route.metrics.dst[index].clone();
-                    let mut first = http::upstream(upstream, counters, index);
-                    first.speculative = Some(speculating);
+                    // Not a `mut` local set afterwards: that one the task
+                    // kept room for (232 bytes) while serving.
+                    let first = http::upstream(upstream, counters, index).held(speculating);
                     Box::pin(self.serve_http1(client, Some(first), prefix)).await
                 }
                 Carry::Http2 => {
