@@ -83,7 +83,7 @@ pub fn parse_request(bytes: &[u8]) -> Parsed<RequestHead> {
         bytes,
         &mut slots,
     );
-    complete(parsed, bytes, |head| {
+    let parsed = complete(parsed, bytes, |head| {
         let minor_version = request.version.unwrap_or(1);
         RequestHead {
             method: span(head, request.method.unwrap_or_default().as_bytes()),
@@ -91,7 +91,20 @@ pub fn parse_request(bytes: &[u8]) -> Parsed<RequestHead> {
             fields: Fields::new(head, request.headers, minor_version),
             minor_version,
         }
-    })
+    })?;
+    // httparse takes any visible character in a target. A fragment is
+    // never sent (RFC 9112 §3.2), and HAProxy refuses one since
+    // CVE-2023-45539, where a path rule and the server read such a path
+    // differently.
+    if parsed
+        .as_ref()
+        .is_some_and(|(head, _)| head.target().contains('#'))
+    {
+        return Err(HeadError::Malformed(
+            "fragment in the request target".into(),
+        ));
+    }
+    Ok(parsed)
 }
 
 pub fn parse_response(bytes: &[u8]) -> Parsed<ResponseHead> {
@@ -163,9 +176,14 @@ impl Fields {
         // httparse skips empty lines before the start line; they are not
         // passed on.
         let starts_clean = !matches!(head.first(), Some(b'\r' | b'\n'));
+        let lengths = fields
+            .iter()
+            .filter(|(name, _)| is_content_length(name))
+            .count();
         fields.verbatim = minor_version == 1
             && starts_clean
             && crlf_only(head)
+            && lengths <= 1
             && !fields.iter().any(|(name, _)| is_hop_by_hop(name));
         fields
     }
@@ -210,18 +228,35 @@ trait Headers {
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     }
 
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    fn minor_version(&self) -> u8;
+
     /// Body framing from `Transfer-Encoding` and `Content-Length`
-    /// (RFC 9112 §6.3); both at once, or a bad length, is refused because
-    /// such messages are how requests get smuggled.
+    /// (RFC 9112 §6.3). Anything an upstream could read another way is
+    /// refused, because that is how requests get smuggled: both headers at
+    /// once; a coding list other than exactly `chunked`, across every
+    /// `Transfer-Encoding` line (`chunked, identity`, or `chunked` on two
+    /// lines, which a reader that takes only the first or the last line
+    /// sees differently); `Transfer-Encoding` in HTTP/1.0 (§6.1: faulty
+    /// framing); lengths that differ, or one that is not all digits
+    /// (`+5` parses as 5 in Rust, not everywhere). Identical lengths are
+    /// one length, and are sent on as one (`encode_headers`).
     fn declared_framing(&self) -> Result<Option<Framing>, HeadError> {
-        let chunked = match self.header("transfer-encoding") {
-            None => false,
-            Some(value) if value.trim_ascii().eq_ignore_ascii_case(b"chunked") => true,
-            Some(_) => return Err(HeadError::Framing("unsupported transfer-encoding")),
+        let mut codings = self
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding"))
+            .flat_map(|(_, value)| value.split(|b| *b == b','));
+        let chunked = match (codings.next(), codings.next()) {
+            (None, _) => false,
+            (Some(only), None) if only.trim_ascii().eq_ignore_ascii_case(b"chunked") => true,
+            _ => return Err(HeadError::Framing("unsupported transfer-encoding")),
         };
+        if chunked && self.minor_version() == 0 {
+            return Err(HeadError::Framing("transfer-encoding in HTTP/1.0"));
+        }
         let mut lengths = self
             .headers()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
+            .filter(|(n, _)| is_content_length(n))
             .map(|(_, value)| value);
         match (chunked, lengths.next()) {
             (true, None) => Ok(Some(Framing::Chunked)),
@@ -233,27 +268,49 @@ trait Headers {
                 if lengths.any(|other| other != first) {
                     return Err(HeadError::Framing("conflicting content-length"));
                 }
-                let text = std::str::from_utf8(first)
-                    .map_err(|_| HeadError::Framing("bad content-length"))?;
-                let length = text
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| HeadError::Framing("bad content-length"))?;
-                Ok(Some(Framing::Length(length)))
+                Ok(Some(Framing::Length(content_length(first)?)))
             }
         }
     }
+}
+
+/// A `Content-Length` value: digits only (RFC 9110 §8.6), within 64 bits.
+/// httparse has already trimmed the whitespace around it.
+fn content_length(value: &[u8]) -> Result<u64, HeadError> {
+    let bad = HeadError::Framing("bad content-length");
+    if value.is_empty() {
+        return Err(bad);
+    }
+    value.iter().try_fold(0u64, |length, byte| match byte {
+        b'0'..=b'9' => length
+            .checked_mul(10)
+            .and_then(|l| l.checked_add(u64::from(byte - b'0')))
+            .ok_or(bad.clone()),
+        _ => Err(bad.clone()),
+    })
+}
+
+fn is_content_length(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length")
 }
 
 impl Headers for RequestHead {
     fn fields(&self) -> &Fields {
         &self.fields
     }
+
+    fn minor_version(&self) -> u8 {
+        self.minor_version
+    }
 }
 
 impl Headers for ResponseHead {
     fn fields(&self) -> &Fields {
         &self.fields
+    }
+
+    fn minor_version(&self) -> u8 {
+        self.minor_version
     }
 }
 
@@ -410,11 +467,19 @@ fn encode_headers(fields: &Fields, tunnel: bool, out: &mut Vec<u8>) {
         .flat_map(|(_, value)| value.split(|b| *b == b','))
         .map(|t| t.trim_ascii())
         .collect();
+    // Framing has checked that repeated lengths are identical: one goes on.
+    let mut length_sent = false;
     for (name, value) in fields.iter() {
         let hop = is_hop_by_hop(name) || named.iter().any(|n| n.eq_ignore_ascii_case(name));
         let keep_upgrade = tunnel && name.eq_ignore_ascii_case(b"upgrade");
         if hop && !keep_upgrade {
             continue;
+        }
+        if is_content_length(name) {
+            if length_sent {
+                continue;
+            }
+            length_sent = true;
         }
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
