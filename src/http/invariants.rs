@@ -107,7 +107,7 @@ pub fn check_chunked_invariants(input: &[u8]) {
 }
 
 /// About how many split points of a chunked body are checked.
-const MAX_SPLITS: usize = 64;
+const MAX_SPLITS: usize = 16;
 
 /// The scanner's verdict over `input` fed in pieces of `piece` bytes:
 /// where the body ends, `None` if it has not ended, or the error.
