@@ -5,7 +5,7 @@
 //!
 //! Public only so that the fuzz crate can reach it; not part of the API.
 
-use super::chunked::ChunkedScanner;
+use super::chunked::{ChunkedError, ChunkedScanner};
 use super::head::{parse_request, parse_response, HeadError, Parsed, MAX_HEADERS};
 
 /// Panics if a head that parses is written out in a form that does not
@@ -111,10 +111,7 @@ const MAX_SPLITS: usize = 16;
 
 /// The scanner's verdict over `input` fed in pieces of `piece` bytes:
 /// where the body ends, `None` if it has not ended, or the error.
-fn scan_in_pieces(
-    input: &[u8],
-    piece: usize,
-) -> Result<Option<usize>, super::chunked::ChunkedError> {
+fn scan_in_pieces(input: &[u8], piece: usize) -> Result<Option<usize>, ChunkedError> {
     let mut scanner = ChunkedScanner::default();
     let mut taken = 0;
     for chunk in input.chunks(piece) {

@@ -50,7 +50,7 @@ struct Fields {
     raw: Vec<u8>,
     headers: Vec<HeaderSpan>,
     /// The head can be forwarded byte for byte: HTTP/1.1, CRLF line ends
-    /// only, and no hop-by-hop header to drop.
+    /// only, no hop-by-hop header to drop and no repeated Content-Length.
     verbatim: bool,
 }
 
