@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 
+use super::chunked::ChunkedError;
 use super::head::HeadError;
 use super::io::ReadHeadError;
 
@@ -15,6 +16,10 @@ pub enum ProxyError {
     /// The request head could not be parsed or framed.
     #[error(transparent)]
     BadRequest(HeadError),
+    /// The request's chunked body is malformed: nothing from the bad byte
+    /// on went upstream.
+    #[error("bad request body: {0}")]
+    BadBody(ChunkedError),
     #[error("request head too large")]
     HeadTooLarge,
     #[error("connect to {addr} failed: {source}")]
@@ -44,7 +49,7 @@ pub enum ProxyError {
 impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
-            ProxyError::BadRequest(_) => 400,
+            ProxyError::BadRequest(_) | ProxyError::BadBody(_) => 400,
             ProxyError::HeadTooLarge => 431,
             ProxyError::NoEndpoint => 503,
             _ => 502,
