@@ -237,11 +237,7 @@ fn sigterm_sends_goaway_and_the_drain_does_not_wait_for_idle_clients() {
 #[test]
 fn a_route_declared_http2_is_proxied_without_detection() {
     let origin = H2Origin::start();
-    let config = TempPath::holding(format!(
-        "[[route]]\nlisten = \"127.0.0.1:0\"\nupstreams = [\"{}\"]\nprotocol = \"http2\"\n",
-        origin.addr
-    ));
-    let proxy = Ringside::start(&["--config", config.as_str()]);
+    let proxy = Ringside::declared("http2", origin.addr);
     let addr = proxy.route();
     let answer = runtime().block_on(async move {
         let mut sender = connect(addr).await;

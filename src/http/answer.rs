@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::chunked::ChunkedError;
 use super::head::HeadError;
 use super::io::ReadHeadError;
 
@@ -16,6 +17,10 @@ pub enum ProxyError {
     /// The request head could not be parsed or framed.
     #[error(transparent)]
     BadRequest(HeadError),
+    /// The request's chunked body is malformed: nothing from the bad byte
+    /// on went upstream.
+    #[error("bad request body: {0}")]
+    BadBody(ChunkedError),
     #[error("request head too large")]
     HeadTooLarge,
     /// The client did not finish its request head in time.
@@ -51,7 +56,7 @@ pub enum ProxyError {
 impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
-            ProxyError::BadRequest(_) => 400,
+            ProxyError::BadRequest(_) | ProxyError::BadBody(_) => 400,
             ProxyError::HeadTooLarge => 431,
             ProxyError::HeadReadTimeout(_) => 408,
             ProxyError::ResponseTimeout(_) => 504,

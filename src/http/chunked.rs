@@ -2,19 +2,41 @@
 //!
 //! The proxy forwards chunked bodies as they are (no re-encoding), so all it
 //! needs is to know which byte is the last one: the scanner follows chunk
-//! sizes, extensions and trailers across any split of the input.
+//! sizes, extensions and trailers across any split of the input. Because
+//! the bytes go on unchanged, the scanner is strict (RFC 9112 §7.1): it
+//! refuses whatever another reader could frame differently (a size with a
+//! sign or past 63 bits, a bare LF, a control character in an extension or
+//! a trailer, an over-long line) and so could read as the start of another
+//! message. Nothing from the byte that fails on is passed on.
 
 /// Why a chunked body cannot be forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed chunked body")]
 pub struct ChunkedError;
 
+/// Most hex digits in a chunk size: 16 hold 64 bits, and Go's net/http
+/// refuses more, so no reader that stops at 16 sees a different number.
+const MAX_SIZE_DIGITS: u8 = 16;
+/// Largest chunk size: what a signed 64-bit number holds, so a reader that
+/// keeps the size in one (many do) does not see `ffffffffffffffff` as -1.
+const MAX_CHUNK_SIZE: u64 = i64::MAX as u64;
+/// Longest chunk-size line, extensions included. Real extensions are a few
+/// bytes, when there are any; Node.js caps them at 16 KiB a message since
+/// CVE-2024-22019. 1 KiB keeps an over-long line inside the first 4 KiB
+/// read of a body sent with its head, so that it is refused before the
+/// head goes upstream (`HttpIo::check_buffered_chunks`).
+const MAX_SIZE_LINE_BYTES: u16 = 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Hex digits of a chunk size; `seen` says whether any came yet.
+    /// Hex digits of a chunk size; `digits` says how many came yet.
     Size {
         size: u64,
-        seen: bool,
+        digits: u8,
+    },
+    /// Whitespace after the size (RFC 9112's BWS), before `;` or the CR.
+    SizeSpace {
+        size: u64,
     },
     /// A chunk extension, skipped up to the line end.
     Extension {
@@ -42,17 +64,23 @@ enum State {
 #[derive(Debug, Clone)]
 pub struct ChunkedScanner {
     state: State,
+    /// Bytes of the current chunk-size line so far.
+    line_bytes: u16,
 }
 
 impl Default for ChunkedScanner {
     fn default() -> Self {
         ChunkedScanner {
-            state: State::Size {
-                size: 0,
-                seen: false,
-            },
+            state: State::Size { size: 0, digits: 0 },
+            line_bytes: 0,
         }
     }
+}
+
+/// A byte a field value may hold (RFC 9110 §5.5: visible characters,
+/// space, tab and obs-text): what extensions and trailer lines are made of.
+fn is_field_byte(byte: u8) -> bool {
+    matches!(byte, b'\t' | b' '..=b'~' | 0x80..=0xff)
 }
 
 impl ChunkedScanner {
@@ -68,23 +96,39 @@ impl ChunkedScanner {
             let byte = bytes[i];
             self.state = match self.state {
                 State::Done => return Ok(i),
-                State::Size { size, seen } => match byte {
+                State::Size { size, digits } => match byte {
                     b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                        if digits == MAX_SIZE_DIGITS {
+                            return Err(ChunkedError);
+                        }
+                        // Under 16 digits the size is below 2^60: the
+                        // shift cannot overflow.
                         let digit = (byte as char).to_digit(16).unwrap_or(0) as u64;
-                        let size = size
-                            .checked_mul(16)
-                            .and_then(|s| s.checked_add(digit))
-                            .ok_or(ChunkedError)?;
-                        State::Size { size, seen: true }
+                        let size = (size << 4) | digit;
+                        if size > MAX_CHUNK_SIZE {
+                            return Err(ChunkedError);
+                        }
+                        State::Size {
+                            size,
+                            digits: digits + 1,
+                        }
                     }
-                    b';' | b' ' | b'\t' if seen => State::Extension { size },
-                    b'\r' if seen => State::SizeLf { size },
+                    _ if digits == 0 => return Err(ChunkedError),
+                    b' ' | b'\t' => State::SizeSpace { size },
+                    b';' => State::Extension { size },
+                    b'\r' => State::SizeLf { size },
+                    _ => return Err(ChunkedError),
+                },
+                State::SizeSpace { size } => match byte {
+                    b' ' | b'\t' => State::SizeSpace { size },
+                    b';' => State::Extension { size },
+                    b'\r' => State::SizeLf { size },
                     _ => return Err(ChunkedError),
                 },
                 State::Extension { size } => match byte {
                     b'\r' => State::SizeLf { size },
-                    b'\n' => return Err(ChunkedError),
-                    _ => State::Extension { size },
+                    _ if is_field_byte(byte) => State::Extension { size },
+                    _ => return Err(ChunkedError),
                 },
                 State::SizeLf { size } => match (byte, size) {
                     (b'\n', 0) => State::TrailerStart,
@@ -104,22 +148,35 @@ impl ChunkedScanner {
                     continue;
                 }
                 State::DataCr if byte == b'\r' => State::DataLf,
-                State::DataLf if byte == b'\n' => State::Size {
-                    size: 0,
-                    seen: false,
-                },
+                State::DataLf if byte == b'\n' => {
+                    self.line_bytes = 0;
+                    State::Size { size: 0, digits: 0 }
+                }
                 State::TrailerStart => match byte {
                     b'\r' => State::FinalLf,
-                    _ => State::Trailer,
+                    // A line that starts with whitespace continues the
+                    // last one (obs-fold), which RFC 9112 §5.2 refuses.
+                    b' ' | b'\t' => return Err(ChunkedError),
+                    _ if is_field_byte(byte) => State::Trailer,
+                    _ => return Err(ChunkedError),
                 },
                 State::Trailer => match byte {
                     b'\r' => State::TrailerLf,
-                    _ => State::Trailer,
+                    _ if is_field_byte(byte) => State::Trailer,
+                    _ => return Err(ChunkedError),
                 },
                 State::TrailerLf if byte == b'\n' => State::TrailerStart,
                 State::FinalLf if byte == b'\n' => State::Done,
                 _ => return Err(ChunkedError),
             };
+            if let State::Size { .. } | State::SizeSpace { .. } | State::Extension { .. } =
+                self.state
+            {
+                if self.line_bytes == MAX_SIZE_LINE_BYTES {
+                    return Err(ChunkedError);
+                }
+                self.line_bytes += 1;
+            }
             i += 1;
         }
         Ok(i)
@@ -158,18 +215,54 @@ mod tests {
 
     #[test]
     fn rejects_malformed_bodies() {
+        let long_extension = [&b"5;"[..], &[b'x'; MAX_SIZE_LINE_BYTES as usize]].concat();
         for bad in [
             &b"x\r\n"[..],
             b"5\r\nhelloXX",
             b"\r\n",
             b"5\nhello",
+            b"+5\r\n",
+            b"-5\r\n",
+            b"0x5\r\n",
+            b"5 x\r\n",
+            b"5;a\x00\r\n",
+            b"5;a\n",
+            b"5\r\nhello\n",
             b"FFFFFFFFFFFFFFFFF\r\n",
+            b"8000000000000000\r\n",
+            b"00000000000000005\r\n",
+            b"0\r\n\n",
+            b"0\r\nx: 1\n",
+            b"0\r\nx: \x7f\r\n",
+            b"0\r\nx: 1\r\n folded\r\n",
+            &long_extension,
         ] {
             assert_eq!(
                 ChunkedScanner::default().scan(bad),
                 Err(ChunkedError),
-                "{bad:?}"
+                "{:?}",
+                String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    #[test]
+    fn takes_what_the_grammar_allows() {
+        let longest_extension = [
+            &b"5;"[..],
+            &[b'x'; MAX_SIZE_LINE_BYTES as usize - 2],
+            b"\r\nhello\r\n0\r\n\r\n",
+        ]
+        .concat();
+        for good in [
+            &b"7fffffffffffffff\r\n"[..],
+            b"000000000000005\r\nhello\r\n0\r\n\r\n",
+            b"5 \t;a=b;c=\"d e\"\r\nhello\r\n0\r\n\r\n",
+            b"5;\x80\r\nhello\r\n0;x\r\nx: \xff\r\ny:\r\n\r\n",
+            &longest_extension,
+        ] {
+            let mut scanner = ChunkedScanner::default();
+            assert_eq!(scanner.scan(good), Ok(good.len()), "{good:?}");
         }
     }
 }

@@ -185,6 +185,14 @@ impl H1Proxy<'_> {
                     .map(Some)
             }
         };
+        if framing == Framing::Chunked {
+            if let Err(err) = client.check_buffered_chunks() {
+                return self
+                    .refuse(client, ProxyError::BadBody(err))
+                    .await
+                    .map(Some);
+            }
+        }
         let labels = self.route.metrics.request_labels(head.authority());
         let labels = self.shard.metrics.request(labels);
         let started = Instant::now();
@@ -516,21 +524,22 @@ fn client_write(err: io::Error) -> Failure {
     Failure::Fatal(ConnError::ClientWrite(err))
 }
 
-/// Passes the request body from the client to the upstream.
+/// Passes the request body from the client to the upstream. A malformed
+/// chunked body is answered with a 400 (no final response went out yet),
+/// and the upstream connection, left inside an unfinished request, closes.
 async fn send_body(
     client: &mut HttpIo,
     upstream: &Upstream,
     framing: Framing,
 ) -> Result<(), Failure> {
     let result = client.forward_body(&upstream.io, framing).await;
-    result.map_err(|err| {
-        Failure::Fatal(match err {
-            BodyError::Read(e) => ConnError::ClientRead(e),
-            BodyError::Write(e) => ConnError::UpstreamWrite(e),
-            other => ConnError::ClientRead(io::Error::new(
-                io::ErrorKind::InvalidData,
-                other.to_string(),
-            )),
-        })
+    result.map_err(|err| match err {
+        BodyError::Chunked(err) => Failure::Answer(ProxyError::BadBody(err)),
+        BodyError::Read(e) => Failure::Fatal(ConnError::ClientRead(e)),
+        BodyError::Write(e) => Failure::Fatal(ConnError::UpstreamWrite(e)),
+        BodyError::Truncated => Failure::Fatal(ConnError::ClientRead(io::Error::new(
+            io::ErrorKind::InvalidData,
+            BodyError::Truncated.to_string(),
+        ))),
     })
 }

@@ -296,6 +296,13 @@ impl HttpIo {
         Framing::Length(length - take as u64)
     }
 
+    /// Checks the part of a chunked body that is already buffered, which
+    /// is all of it when it came with its head, as an attack does: a body
+    /// that is bad there is refused before anything goes upstream.
+    pub fn check_buffered_chunks(&self) -> Result<(), ChunkedError> {
+        ChunkedScanner::default().scan(self.unread()).map(drop)
+    }
+
     /// Passes one body from `self` to `to`, framing unchanged.
     pub async fn forward_body(&mut self, to: &HttpIo, framing: Framing) -> Result<(), BodyError> {
         let mut remaining = match framing {

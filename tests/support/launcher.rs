@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{eventually, http_get, WAIT_STEP};
+use super::{eventually, http_get, TempPath, WAIT_STEP};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringside");
 
@@ -59,6 +59,17 @@ impl Ringside {
     /// One shard with one route to `upstreams`, as most tests want it.
     pub fn routing_to(upstreams: impl IntoIterator<Item = SocketAddr>) -> Ringside {
         Self::route_to(upstreams).shards(1).start()
+    }
+
+    /// One shard with one route to `upstream` declared as `protocol`
+    /// (`http1`, `http2`, `opaque`): no detection, which a route declares
+    /// only in the config file.
+    pub fn declared(protocol: &str, upstream: SocketAddr) -> Ringside {
+        let config = TempPath::holding(format!(
+            "[runtime]\nshards = 1\n\n[[route]]\nlisten = \"127.0.0.1:0\"\nupstreams = [\"{upstream}\"]\nprotocol = \"{protocol}\"\n"
+        ));
+        // The file is read before the listening lines: it may go after.
+        Ringside::start(&["--config", config.as_str()])
     }
 
     /// Starts ringside with `args` plus a port-0 admin address, and waits

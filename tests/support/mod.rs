@@ -25,6 +25,7 @@ pub use clients::{
 pub use launcher::{Launch, Metrics, Ringside, BIN};
 pub use origins::h2::H2Origin;
 pub use origins::http::{body_byte, upload_answer, HttpOrigin};
+pub use origins::recording::RecordingOrigin;
 pub use origins::{closed_port, Origin, Report, Unanswered};
 pub use temp::TempPath;
 

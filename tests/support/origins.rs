@@ -1,10 +1,12 @@
 //! Real servers on 127.0.0.1:0 for ringside to forward to: a raw TCP
 //! `Origin` that runs whatever the test hands it, an HTTP/1.1 origin
-//! (`http`) and an h2c origin (`h2`). Each counts what it saw, so a test
-//! can tell where its traffic went.
+//! (`http`), an h2c origin (`h2`) and one that records every byte it is
+//! sent (`recording`). Each counts what it saw, so a test can tell where
+//! its traffic went.
 
 pub mod h2;
 pub mod http;
+pub mod recording;
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -50,7 +50,7 @@ struct Fields {
     raw: Vec<u8>,
     headers: Vec<HeaderSpan>,
     /// The head can be forwarded byte for byte: HTTP/1.1, CRLF line ends
-    /// only, and no hop-by-hop header to drop.
+    /// only, no hop-by-hop header to drop and no repeated Content-Length.
     verbatim: bool,
 }
 
@@ -83,7 +83,7 @@ pub fn parse_request(bytes: &[u8]) -> Parsed<RequestHead> {
         bytes,
         &mut slots,
     );
-    complete(parsed, bytes, |head| {
+    let parsed = complete(parsed, bytes, |head| {
         let minor_version = request.version.unwrap_or(1);
         RequestHead {
             method: span(head, request.method.unwrap_or_default().as_bytes()),
@@ -91,7 +91,20 @@ pub fn parse_request(bytes: &[u8]) -> Parsed<RequestHead> {
             fields: Fields::new(head, request.headers, minor_version),
             minor_version,
         }
-    })
+    })?;
+    // httparse takes any visible character in a target. A fragment is
+    // never sent (RFC 9112 §3.2), and HAProxy refuses one since
+    // CVE-2023-45539, where a path rule and the server read such a path
+    // differently.
+    if parsed
+        .as_ref()
+        .is_some_and(|(head, _)| head.target().contains('#'))
+    {
+        return Err(HeadError::Malformed(
+            "fragment in the request target".into(),
+        ));
+    }
+    Ok(parsed)
 }
 
 pub fn parse_response(bytes: &[u8]) -> Parsed<ResponseHead> {
@@ -163,9 +176,14 @@ impl Fields {
         // httparse skips empty lines before the start line; they are not
         // passed on.
         let starts_clean = !matches!(head.first(), Some(b'\r' | b'\n'));
+        let lengths = fields
+            .iter()
+            .filter(|(name, _)| is_content_length(name))
+            .count();
         fields.verbatim = minor_version == 1
             && starts_clean
             && crlf_only(head)
+            && lengths <= 1
             && !fields.iter().any(|(name, _)| is_hop_by_hop(name));
         fields
     }
@@ -210,18 +228,35 @@ trait Headers {
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     }
 
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    fn minor_version(&self) -> u8;
+
     /// Body framing from `Transfer-Encoding` and `Content-Length`
-    /// (RFC 9112 §6.3); both at once, or a bad length, is refused because
-    /// such messages are how requests get smuggled.
+    /// (RFC 9112 §6.3). Anything an upstream could read another way is
+    /// refused, because that is how requests get smuggled: both headers at
+    /// once; a coding list other than exactly `chunked`, across every
+    /// `Transfer-Encoding` line (`chunked, identity`, or `chunked` on two
+    /// lines, which a reader that takes only the first or the last line
+    /// sees differently); `Transfer-Encoding` in HTTP/1.0 (§6.1: faulty
+    /// framing); lengths that differ, or one that is not all digits
+    /// (`+5` parses as 5 in Rust, not everywhere). Identical lengths are
+    /// one length, and are sent on as one (`encode_headers`).
     fn declared_framing(&self) -> Result<Option<Framing>, HeadError> {
-        let chunked = match self.header("transfer-encoding") {
-            None => false,
-            Some(value) if value.trim_ascii().eq_ignore_ascii_case(b"chunked") => true,
-            Some(_) => return Err(HeadError::Framing("unsupported transfer-encoding")),
+        let mut codings = self
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding"))
+            .flat_map(|(_, value)| value.split(|b| *b == b','));
+        let chunked = match (codings.next(), codings.next()) {
+            (None, _) => false,
+            (Some(only), None) if only.trim_ascii().eq_ignore_ascii_case(b"chunked") => true,
+            _ => return Err(HeadError::Framing("unsupported transfer-encoding")),
         };
+        if chunked && self.minor_version() == 0 {
+            return Err(HeadError::Framing("transfer-encoding in HTTP/1.0"));
+        }
         let mut lengths = self
             .headers()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
+            .filter(|(n, _)| is_content_length(n))
             .map(|(_, value)| value);
         match (chunked, lengths.next()) {
             (true, None) => Ok(Some(Framing::Chunked)),
@@ -233,27 +268,49 @@ trait Headers {
                 if lengths.any(|other| other != first) {
                     return Err(HeadError::Framing("conflicting content-length"));
                 }
-                let text = std::str::from_utf8(first)
-                    .map_err(|_| HeadError::Framing("bad content-length"))?;
-                let length = text
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| HeadError::Framing("bad content-length"))?;
-                Ok(Some(Framing::Length(length)))
+                Ok(Some(Framing::Length(content_length(first)?)))
             }
         }
     }
+}
+
+/// A `Content-Length` value: digits only (RFC 9110 §8.6), within 64 bits.
+/// httparse has already trimmed the whitespace around it.
+fn content_length(value: &[u8]) -> Result<u64, HeadError> {
+    let bad = HeadError::Framing("bad content-length");
+    if value.is_empty() {
+        return Err(bad);
+    }
+    value.iter().try_fold(0u64, |length, byte| match byte {
+        b'0'..=b'9' => length
+            .checked_mul(10)
+            .and_then(|l| l.checked_add(u64::from(byte - b'0')))
+            .ok_or(bad.clone()),
+        _ => Err(bad.clone()),
+    })
+}
+
+fn is_content_length(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length")
 }
 
 impl Headers for RequestHead {
     fn fields(&self) -> &Fields {
         &self.fields
     }
+
+    fn minor_version(&self) -> u8 {
+        self.minor_version
+    }
 }
 
 impl Headers for ResponseHead {
     fn fields(&self) -> &Fields {
         &self.fields
+    }
+
+    fn minor_version(&self) -> u8 {
+        self.minor_version
     }
 }
 
@@ -410,11 +467,19 @@ fn encode_headers(fields: &Fields, tunnel: bool, out: &mut Vec<u8>) {
         .flat_map(|(_, value)| value.split(|b| *b == b','))
         .map(|t| t.trim_ascii())
         .collect();
+    // Framing has checked that repeated lengths are identical: one goes on.
+    let mut length_sent = false;
     for (name, value) in fields.iter() {
         let hop = is_hop_by_hop(name) || named.iter().any(|n| n.eq_ignore_ascii_case(name));
         let keep_upgrade = tunnel && name.eq_ignore_ascii_case(b"upgrade");
         if hop && !keep_upgrade {
             continue;
+        }
+        if is_content_length(name) {
+            if length_sent {
+                continue;
+            }
+            length_sent = true;
         }
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
@@ -424,144 +489,4 @@ fn encode_headers(fields: &Fields, tunnel: bool, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(text: &str) -> RequestHead {
-        parse_request(text.as_bytes()).unwrap().unwrap().0
-    }
-
-    #[test]
-    fn parses_incrementally_and_enforces_limits() {
-        let text = "GET /a HTTP/1.1\r\nHost: example.test\r\n\r\nleftover";
-        for cut in 0..text.len() - "leftover".len() {
-            assert_eq!(
-                parse_request(&text.as_bytes()[..cut]).unwrap(),
-                None,
-                "cut {cut}"
-            );
-        }
-        let (head, len) = parse_request(text.as_bytes()).unwrap().unwrap();
-        assert_eq!(&text[len..], "leftover");
-        assert_eq!((head.method(), head.target()), ("GET", "/a"));
-        assert_eq!(head.authority(), "example.test");
-
-        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: y\r\n")).collect();
-        let text = format!("GET / HTTP/1.1\r\n{many}\r\n");
-        assert_eq!(parse_request(text.as_bytes()), Err(HeadError::TooLarge));
-        let huge = format!("GET / HTTP/1.1\r\nx: {}", "a".repeat(MAX_HEAD_BYTES));
-        assert_eq!(parse_request(huge.as_bytes()), Err(HeadError::TooLarge));
-        assert!(matches!(
-            parse_request(b"GET / HTTP/1.1\r\nbad header\r\n\r\n"),
-            Err(HeadError::Malformed(_))
-        ));
-    }
-
-    #[test]
-    fn framing_follows_rfc_9112_and_refuses_smuggling() {
-        assert_eq!(
-            request("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n").framing(),
-            Ok(Framing::Length(5))
-        );
-        assert_eq!(
-            request("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").framing(),
-            Ok(Framing::Chunked)
-        );
-        assert_eq!(
-            request("GET / HTTP/1.1\r\n\r\n").framing(),
-            Ok(Framing::None)
-        );
-        for bad in [
-            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-        ] {
-            assert!(request(bad).framing().is_err(), "{bad:?}");
-        }
-        let response = |text: &str| parse_response(text.as_bytes()).unwrap().unwrap().0;
-        let ok = response("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n");
-        assert_eq!(ok.framing("HEAD"), Ok(Framing::None));
-        assert_eq!(ok.framing("GET"), Ok(Framing::Length(9)));
-        assert_eq!(
-            response("HTTP/1.1 204 No Content\r\n\r\n").framing("GET"),
-            Ok(Framing::None)
-        );
-        assert_eq!(
-            response("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n").framing("GET"),
-            Ok(Framing::None)
-        );
-        assert_eq!(
-            response("HTTP/1.0 200 OK\r\n\r\n").framing("GET"),
-            Ok(Framing::UntilClose)
-        );
-    }
-
-    #[test]
-    fn encoding_drops_hop_by_hop_headers() {
-        let head = request(
-            "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, x-secret\r\nKeep-Alive: 5\r\nX-Secret: 1\r\nTE: trailers\r\nX-Kept: yes\r\n\r\n",
-        );
-        let mut out = Vec::new();
-        head.encode(&mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "GET / HTTP/1.1\r\nHost: a\r\nX-Kept: yes\r\n\r\n"
-        );
-
-        let upgrade = request(
-            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-        );
-        assert!(upgrade.wants_tunnel());
-        let mut out = Vec::new();
-        upgrade.encode(&mut out);
-        let text = String::from_utf8(out).unwrap();
-        assert!(
-            text.contains("Upgrade: websocket\r\n") && text.contains("connection: upgrade\r\n"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn clean_heads_pass_byte_for_byte_and_others_are_rewritten() {
-        let clean = "GET /x HTTP/1.1\r\nHost: a\r\nX-Odd:  spaced \r\n\r\n";
-        let mut out = Vec::new();
-        request(clean).encode(&mut out);
-        assert_eq!(out, clean.as_bytes());
-
-        // httparse takes bare LF line ends; the upstream gets CRLF.
-        let mut out = Vec::new();
-        request("GET /x HTTP/1.1\nHost: a\n\n").encode(&mut out);
-        assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
-
-        // Empty lines before the request line are not passed on.
-        let mut out = Vec::new();
-        request("\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n").encode(&mut out);
-        assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
-
-        // HTTP/1.0 is sent on as HTTP/1.1.
-        let mut out = Vec::new();
-        request("GET /x HTTP/1.0\r\nHost: a\r\n\r\n").encode(&mut out);
-        assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
-
-        let response = "HTTP/1.1 404 Gone Away\r\nContent-Length: 0\r\n\r\n";
-        let (head, _) = parse_response(response.as_bytes()).unwrap().unwrap();
-        let mut out = Vec::new();
-        head.encode(false, false, &mut out);
-        assert_eq!(out, response.as_bytes());
-        let mut out = Vec::new();
-        head.encode(false, true, &mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "HTTP/1.1 404 Gone Away\r\nContent-Length: 0\r\nconnection: close\r\n\r\n"
-        );
-    }
-
-    #[test]
-    fn keep_alive_defaults_differ_by_version() {
-        assert!(request("GET / HTTP/1.1\r\n\r\n").keep_alive());
-        assert!(!request("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive());
-        assert!(!request("GET / HTTP/1.0\r\n\r\n").keep_alive());
-        assert!(request("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
-    }
-}
+mod tests;
