@@ -1,0 +1,119 @@
+//! What ringside holds, read as a user would: open fds and RSS from /proc,
+//! pipes in use and open connections from the `/metrics` text it serves.
+
+use crate::proc_stats;
+use anyhow::Context;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How much RSS may grow over the soak, in KiB. What stays after a soak is
+/// allocator caches and per-shard pools, which are bounded and reached in
+/// the first seconds; unbounded growth (a leak per connection, ~1 KiB or
+/// more each, thousands of connections a minute) passes it within a minute.
+pub const RSS_GROWTH_BOUND_KIB: u64 = 32 * 1024;
+
+/// How often a settling wait looks again.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Unchanged this long means settled: three pool idle timeouts of the soak's
+/// ringside (500 ms), so pooled connections have had their chance to close.
+const SETTLED_FOR: Duration = Duration::from_millis(1500);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    pub fds: u64,
+    pub pipes_in_use: u64,
+    /// `tcp_open_connections`, summed over every series.
+    pub open_connections: u64,
+    pub rss_kib: u64,
+}
+
+impl Usage {
+    /// The counts that must come back exactly (RSS has a bound instead).
+    fn counts(&self) -> (u64, u64, u64) {
+        (self.fds, self.pipes_in_use, self.open_connections)
+    }
+
+    pub fn returned_to(&self, start: &Usage) -> bool {
+        self.counts() == start.counts()
+    }
+
+    pub fn rss_within_bound(&self, start: &Usage) -> bool {
+        self.rss_kib <= start.rss_kib + RSS_GROWTH_BOUND_KIB
+    }
+}
+
+pub fn measure(pid: u32, admin: SocketAddr) -> anyhow::Result<Usage> {
+    // fds first: the scrape's own connection is closed by ringside before
+    // the scrape returns, so it is never counted.
+    let fds = proc_stats::open_fds(pid).context("reading /proc/PID/fd")?;
+    let metrics = scrape(admin)?;
+    Ok(Usage {
+        fds,
+        pipes_in_use: sum(&metrics, "ringside_pipes{state=\"in_use\"}"),
+        open_connections: sum(&metrics, "tcp_open_connections"),
+        rss_kib: proc_stats::rss_kib(pid).context("reading /proc/PID/status")?,
+    })
+}
+
+/// Waits (bounded) until the counts stop moving; the baseline.
+pub fn settle(pid: u32, admin: SocketAddr, timeout: Duration) -> anyhow::Result<Usage> {
+    let deadline = Instant::now() + timeout;
+    let mut last = measure(pid, admin)?;
+    let mut since = Instant::now();
+    while since.elapsed() < SETTLED_FOR {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "ringside did not settle within {timeout:?}: last {last:?}"
+        );
+        std::thread::sleep(POLL_INTERVAL);
+        let now = measure(pid, admin)?;
+        if now.counts() != last.counts() {
+            since = Instant::now();
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
+/// Waits (bounded) until the counts are back at `start`; returns the last
+/// reading either way, for the caller to judge and print.
+pub fn wait_for_return(
+    pid: u32,
+    admin: SocketAddr,
+    start: &Usage,
+    timeout: Duration,
+) -> anyhow::Result<Usage> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = measure(pid, admin)?;
+        if now.returned_to(start) || Instant::now() >= deadline {
+            return Ok(now);
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+fn scrape(admin: SocketAddr) -> anyhow::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&admin, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {admin}\r\n\r\n")?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .context("reading /metrics")?;
+    Ok(text)
+}
+
+/// Sums every sample whose series starts with `prefix` (a name, or a name
+/// with its first labels).
+fn sum(metrics: &str, prefix: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| {
+            line.strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with([' ', '{', ',']) || prefix.ends_with('}'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
