@@ -33,6 +33,7 @@ pub struct Plan {
 
 /// Why a transfer stopped short, kept apart from a corrupt one.
 enum Stop {
+    Status(u16, String),
     Failed(String),
     Corrupt(String),
 }
@@ -57,6 +58,7 @@ pub fn run(plan: &Plan) -> Outcome {
     });
     match result {
         Ok(()) => Outcome::Exact,
+        Err(Stop::Status(code, reason)) => Outcome::Status(code, reason),
         Err(Stop::Failed(cause)) => Outcome::Failed(cause),
         Err(Stop::Corrupt(detail)) => Outcome::Corrupt(detail),
     }
@@ -75,8 +77,8 @@ fn connect(plan: &Plan) -> Result<TcpStream, Stop> {
 fn check(what: &str, got: Digest, expected: Digest) -> Result<(), Stop> {
     match Outcome::compare(what, got, expected) {
         Outcome::Exact => Ok(()),
-        Outcome::Failed(cause) => Err(Stop::Failed(cause)),
         Outcome::Corrupt(detail) => Err(Stop::Corrupt(detail)),
+        Outcome::Failed(cause) | Outcome::Status(_, cause) => Err(Stop::Failed(cause)),
     }
 }
 
@@ -166,7 +168,7 @@ fn response_head(reader: &mut BufReader<TcpStream>) -> Result<http1::Head, Stop>
         .ok_or_else(|| Stop::Failed("closed before a response".into()))?;
     if head.code != 200 {
         let reason = head.header("ringside-proxy-error").unwrap_or("no reason");
-        return Err(Stop::Failed(format!("status {} ({reason})", head.code)));
+        return Err(Stop::Status(head.code, reason.to_owned()));
     }
     Ok(head)
 }

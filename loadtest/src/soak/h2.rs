@@ -140,8 +140,8 @@ pub struct ClientPlan {
     pub io_timeout: Duration,
 }
 
-/// Runs connections of streams until `deadline`; each stream is a transfer
-/// timed from `clock`.
+/// Runs connections of streams, one at least and more until `deadline`;
+/// each stream is a transfer timed from `clock`.
 pub fn run_client(plan: ClientPlan, clock: Instant, deadline: Instant) -> Vec<Transfer> {
     let Ok(runtime) = runtime() else {
         return Vec::new();
@@ -149,7 +149,9 @@ pub fn run_client(plan: ClientPlan, clock: Instant, deadline: Instant) -> Vec<Tr
     runtime.block_on(async move {
         let mut rng = Rng::new(plan.seed);
         let mut transfers = Vec::new();
-        while Instant::now() < deadline {
+        // At least one connection (the warm-up's), then more until the deadline.
+        let mut first = true;
+        while std::mem::take(&mut first) || Instant::now() < deadline {
             let started = clock.elapsed();
             let client = match connect(plan.target).await {
                 Ok(client) => client,
@@ -260,7 +262,12 @@ async fn exchange(
         Err(error) => return failed("h2 response", &error),
     };
     if response.status() != 200 {
-        return Outcome::Failed(format!("status {}", response.status()));
+        let reason = response
+            .headers()
+            .get("ringside-proxy-error")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("no reason");
+        return Outcome::Status(response.status().as_u16(), reason.to_owned());
     }
     let mut received = StreamHash::default();
     let mut body = response.into_body();

@@ -84,7 +84,10 @@ pub enum Outcome {
     Exact,
     /// Completed (framing said so) but the bytes differ: always a loss.
     Corrupt(String),
-    /// Did not complete: an error, a proxy's error status, a short stream.
+    /// Did not complete: the proxy answered this status instead (with its
+    /// `ringside-proxy-error` reason, if any).
+    Status(u16, String),
+    /// Did not complete: an error, a reset, a timeout, a short stream.
     Failed(String),
 }
 
@@ -149,6 +152,10 @@ pub struct Ledger {
     pub transfers: Vec<Transfer>,
     pub restarts: Vec<Window>,
     pub drain: Option<DrainWindow>,
+    /// The stall route has a `response_timeout`: a stalled transfer must
+    /// end in ringside's 504, and any other failure there is a loss. Without
+    /// one, the client's own timeout ends it and any failure is accounted.
+    pub stall_answers_504: bool,
 }
 
 /// Per kind: how many completed, failed for a fault, were lost.
@@ -181,10 +188,16 @@ impl Ledger {
         let cause = match &transfer.outcome {
             Outcome::Exact => return Verdict::Completed,
             Outcome::Corrupt(detail) => return Verdict::Lost(format!("corrupt: {detail}")),
-            Outcome::Failed(cause) => cause,
+            Outcome::Status(code, reason) => format!("status {code} ({reason})"),
+            Outcome::Failed(cause) => cause.clone(),
         };
         match transfer.exposed_to {
             Some(Fault::OriginRestart) if !self.overlaps_restart(transfer) => {}
+            Some(Fault::OriginStall)
+                if self.stall_answers_504 && !matches!(transfer.outcome, Outcome::Status(504, _)) =>
+            {
+                return Verdict::Lost(format!("stalled origin, but no 504: {cause}"));
+            }
             Some(fault) => return Verdict::Accounted(fault),
             None => {}
         }

@@ -40,8 +40,8 @@ use origins::{Behaviour, ThreadOrigin};
 use payload::Rng;
 use resources::{Usage, RSS_GROWTH_BOUND_KIB};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long ringside gets to finish connections after SIGTERM.
@@ -49,9 +49,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Longest a transfer on a healthy route may block on one read or write:
 /// past it, it failed (and, with no fault to explain it, is a loss).
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// The stall route's client gives up after this long, until ringside has a
-/// response timeout of its own to fire first.
+/// The stall route's `response_timeout`, when this ringside has the key.
+const STALL_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The stall route's client gives up after this long: well after ringside's
+/// 504 should have come, or, on a ringside without response timeouts, as
+/// the only end a stalled request has.
 const STALL_CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+const STALL_CLIENT_TIMEOUT_AFTER_504: Duration = Duration::from_secs(5);
 /// Bound on every wait for ringside to settle or come back to its baseline;
 /// the slowest part is its pooled HTTP/1 upstream connections idling out.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,6 +76,20 @@ struct Routes {
     reset: SocketAddr,
     stall: SocketAddr,
     h2: SocketAddr,
+}
+
+impl Routes {
+    /// In the order of the config, for the report.
+    fn all(&self) -> [SocketAddr; 6] {
+        [
+            self.opaque,
+            self.restart,
+            self.http1,
+            self.reset,
+            self.stall,
+            self.h2,
+        ]
+    }
 }
 
 /// Runs the soak and prints its report; `Ok(false)` on any loss or leak.
@@ -99,7 +117,9 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<bool> {
         ("h2", "http2", vec![h2_origin.addr()]),
     ];
     let binary = ringside_binary(args)?;
-    let (mut ringside, routes, admin) = start_ringside(&binary, args.shards, &upstreams)?;
+    let response_timeout = has_response_timeout(&binary).then_some(STALL_RESPONSE_TIMEOUT);
+    let (mut ringside, routes, admin) =
+        start_ringside(&binary, args.shards, &upstreams, response_timeout)?;
     let pid = ringside.pid();
     println!(
         "soak: {} of load, {} connections at a time (+{} HTTP/2), seed {seed}, ringside pid {pid} ({}), {} shard(s)",
@@ -109,18 +129,40 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<bool> {
         binary.display(),
         args.shards,
     );
+    for ((name, protocol, addrs), listen) in upstreams.iter().zip(routes.all()) {
+        println!("route {name:<8} {protocol:<7} {listen} -> {addrs:?}");
+    }
+    match response_timeout {
+        Some(timeout) => println!(
+            "origin-stall: the route's response_timeout is {timeout:?}; every stalled request must end in ringside's 504"
+        ),
+        None => println!(
+            "origin-stall: this ringside has no response_timeout; the client gives up after {STALL_CLIENT_TIMEOUT:?} and the origin releases its stalled connections before the leak check"
+        ),
+    }
 
     warm_up(&routes, clock)?;
     let start = resources::settle(pid, admin, SETTLE_TIMEOUT)?;
 
     let restarter = restart::Restarter::start(restarted, clock, seed)?;
     let mut ledger = Ledger {
-        transfers: load(args, &routes, seed, clock),
+        transfers: load(args, &routes, seed, clock, response_timeout.is_some()),
+        stall_answers_504: response_timeout.is_some(),
         ..Ledger::default()
     };
+    if response_timeout.is_none() {
+        // Without a response timeout nothing in ringside ends a request its
+        // upstream never answers (issue #13): only the origin can.
+        stalling.release();
+    }
     let (restarts, _restarted) = restarter.finish()?;
     ledger.restarts = restarts;
     let end = resources::wait_for_return(pid, admin, &start, SETTLE_TIMEOUT)?;
+    let still_open = if end.returned_to(&start) {
+        Vec::new()
+    } else {
+        resources::open_connection_series(admin)?
+    };
 
     let (drained, drain, exit) = drain(&mut ringside, &routes, admin, &start, clock)?;
     ledger.transfers.extend(drained);
@@ -134,6 +176,12 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<bool> {
         stalling.accepted()
     );
     let returned = end.returned_to(&start);
+    if !still_open.is_empty() {
+        println!("connections still open after the load:");
+        for series in &still_open {
+            println!("  {series}");
+        }
+    }
     let rss_ok = end.rss_within_bound(&start);
     println!("resources at start and after the load (must return):");
     println!("  open fds              {:>8} -> {}", start.fds, end.fds);
@@ -192,10 +240,31 @@ fn ringside_binary(args: &SoakArgs) -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
+/// Whether `binary` knows `[[route]] response_timeout`: `--check` on a
+/// config that uses it. The key is newer than this soak's first version.
+fn has_response_timeout(binary: &Path) -> bool {
+    let Ok(workdir) = WorkDir::new("soak-probe") else {
+        return false;
+    };
+    let config = "[[route]]\nlisten = \"127.0.0.1:0\"\nupstreams = [\"127.0.0.1:9\"]\nresponse_timeout = \"1s\"\n";
+    let Ok(path) = workdir.write("probe.toml", config) else {
+        return false;
+    };
+    Command::new(binary)
+        .arg("--config")
+        .arg(path)
+        .arg("--check")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
 fn start_ringside(
-    binary: &PathBuf,
+    binary: &Path,
     shards: usize,
     upstreams: &[(&str, &str, Vec<SocketAddr>)],
+    stall_response_timeout: Option<Duration>,
 ) -> anyhow::Result<(ProxyProcess, Routes, SocketAddr)> {
     let admin = free_port()?;
     // Pooled HTTP/1 upstream connections idle out quickly, so that the
@@ -205,13 +274,19 @@ fn start_ringside(
         SHUTDOWN_GRACE.as_secs()
     );
     let mut listens = Vec::new();
-    for (_name, protocol, addrs) in upstreams {
+    for (name, protocol, addrs) in upstreams {
         let listen = free_port()?;
         let list: Vec<String> = addrs.iter().map(|addr| format!("\"{addr}\"")).collect();
         config.push_str(&format!(
             "\n[[route]]\nlisten = \"{listen}\"\nupstreams = [{}]\nprotocol = \"{protocol}\"\n",
             list.join(", ")
         ));
+        if let (&"stall", Some(timeout)) = (name, stall_response_timeout) {
+            config.push_str(&format!(
+                "response_timeout = \"{}ms\"\n",
+                timeout.as_millis()
+            ));
+        }
         listens.push(listen);
     }
     let workdir = WorkDir::new("soak")?;
@@ -259,8 +334,9 @@ fn warm_up(routes: &Routes, clock: Instant) -> anyhow::Result<()> {
             routes.http1
         };
         let plan = plan(kind, target, seed as u64, 100_000);
-        if let Outcome::Failed(cause) | Outcome::Corrupt(cause) = clients::run(&plan) {
-            bail!("warm-up {} through ringside failed: {cause}", kind.name());
+        let outcome = clients::run(&plan);
+        if outcome != Outcome::Exact {
+            bail!("warm-up {} through ringside failed: {outcome:?}", kind.name());
         }
     }
     let h2 = h2::ClientPlan {
@@ -273,8 +349,8 @@ fn warm_up(routes: &Routes, clock: Instant) -> anyhow::Result<()> {
         io_timeout: IO_TIMEOUT,
     };
     for transfer in h2::run_client(h2, clock, Instant::now()) {
-        if let Outcome::Failed(cause) | Outcome::Corrupt(cause) = transfer.outcome {
-            bail!("warm-up h2-stream through ringside failed: {cause}");
+        if transfer.outcome != Outcome::Exact {
+            bail!("warm-up h2-stream through ringside failed: {:?}", transfer.outcome);
         }
     }
     Ok(())
@@ -294,14 +370,27 @@ fn plan(kind: Kind, target: SocketAddr, seed: u64, size: usize) -> Plan {
 
 /// `args.connections` workers of byte-stream transfers and
 /// `args.h2_connections` HTTP/2 clients, until the duration is over.
-fn load(args: &SoakArgs, routes: &Routes, seed: u64, clock: Instant) -> Vec<Transfer> {
+fn load(
+    args: &SoakArgs,
+    routes: &Routes,
+    seed: u64,
+    clock: Instant,
+    stall_answers_504: bool,
+) -> Vec<Transfer> {
     let deadline = Instant::now() + args.duration;
     let max_size = args.max_size;
+    let stall_timeout = if stall_answers_504 {
+        STALL_CLIENT_TIMEOUT_AFTER_504
+    } else {
+        STALL_CLIENT_TIMEOUT
+    };
     let workers: Vec<_> = (0..args.connections)
         .map(|index| {
             let routes = *routes;
             let seed = seed ^ (index as u64 + 1).rotate_left(32);
-            std::thread::spawn(move || worker(&routes, seed, max_size, clock, deadline))
+            std::thread::spawn(move || {
+                worker(&routes, seed, max_size, stall_timeout, clock, deadline)
+            })
         })
         .collect();
     let h2_clients: Vec<_> = (0..args.h2_connections)
@@ -333,6 +422,7 @@ fn worker(
     routes: &Routes,
     seed: u64,
     max_size: usize,
+    stall_timeout: Duration,
     clock: Instant,
     deadline: Instant,
 ) -> Vec<Transfer> {
@@ -367,7 +457,7 @@ fn worker(
             exposed_to = Some(Fault::ClientReset);
         }
         if fault == Some(Fault::OriginStall) {
-            plan.io_timeout = STALL_CLIENT_TIMEOUT;
+            plan.io_timeout = stall_timeout;
         }
         transfers.push(timed(&plan, exposed_to, clock));
     }

@@ -20,7 +20,8 @@ pub enum Behaviour {
     Http1,
     /// Reads the first bytes, then closes with SO_LINGER 0 (a reset).
     Reset,
-    /// Reads and discards everything, never answers, closes when the peer does.
+    /// Reads and discards everything, never answers, closes when the peer
+    /// does or when released.
     Stall,
 }
 
@@ -29,6 +30,8 @@ pub struct ThreadOrigin {
     addr: SocketAddr,
     /// Connections accepted: for reset and stall, the faults injected.
     accepted: Arc<AtomicU64>,
+    /// Set by [`ThreadOrigin::release`]: stalled connections close.
+    released: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -38,9 +41,11 @@ impl ThreadOrigin {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let accepted = Arc::new(AtomicU64::new(0));
+        let released = Arc::new(AtomicBool::new(false));
         let stopping = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (accepted, stopping) = (accepted.clone(), stopping.clone());
+            let (accepted, released, stopping) =
+                (accepted.clone(), released.clone(), stopping.clone());
             std::thread::Builder::new()
                 .name(format!("soak-origin-{}", addr.port()))
                 .spawn(move || {
@@ -51,15 +56,17 @@ impl ThreadOrigin {
                         }
                         let Ok(stream) = stream else { continue };
                         accepted.fetch_add(1, Ordering::Relaxed);
+                        let released = released.clone();
                         let _ = std::thread::Builder::new()
                             .name("soak-origin-conn".into())
-                            .spawn(move || serve(behaviour, stream));
+                            .spawn(move || serve(behaviour, stream, &released));
                     }
                 })?
         };
         Ok(Self {
             addr,
             accepted,
+            released,
             stopping,
             thread: Some(thread),
         })
@@ -71,6 +78,12 @@ impl ThreadOrigin {
 
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// A stalling origin closes every connection it holds (within
+    /// [`RELEASE_POLL`]) and every one it accepts from now on.
+    pub fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
     }
 }
 
@@ -84,7 +97,10 @@ impl Drop for ThreadOrigin {
     }
 }
 
-fn serve(behaviour: Behaviour, stream: TcpStream) {
+/// How often a stalled connection looks whether it has been released.
+pub const RELEASE_POLL: Duration = Duration::from_millis(250);
+
+fn serve(behaviour: Behaviour, stream: TcpStream, released: &AtomicBool) {
     let _ = stream.set_nodelay(true);
     match behaviour {
         Behaviour::Http1 => {
@@ -98,8 +114,20 @@ fn serve(behaviour: Behaviour, stream: TcpStream) {
             reset(&stream);
         }
         Behaviour::Stall => {
+            let _ = stream.set_read_timeout(Some(RELEASE_POLL));
             let mut sink = [0u8; 16 * 1024];
-            while matches!((&stream).read(&mut sink), Ok(n) if n > 0) {}
+            while !released.load(Ordering::SeqCst) {
+                match (&stream).read(&mut sink) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(error)
+                        if matches!(
+                            error.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => return,
+                }
+            }
         }
     }
 }

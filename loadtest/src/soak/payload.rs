@@ -47,9 +47,10 @@ impl Rng {
             word.copy_from_slice(&self.next_u64().to_le_bytes());
         }
         let tail = words.into_remainder();
-        let last = self.next_u64().to_le_bytes();
-        let len = tail.len();
-        tail.copy_from_slice(&last[..len]);
+        if !tail.is_empty() {
+            let len = tail.len();
+            tail.copy_from_slice(&self.next_u64().to_le_bytes()[..len]);
+        }
     }
 }
 
@@ -195,6 +196,17 @@ mod tests {
         }
         assert_eq!(whole.finish(), pieces.finish());
         assert_eq!(whole.finish(), Payload::digest(7, 1000));
+        let mut small = Payload::new(7, 1000);
+        let mut by_pieces = StreamHash::default();
+        let mut buffer = [0u8; 24];
+        loop {
+            let piece = small.next(&mut buffer);
+            if piece.is_empty() {
+                break;
+            }
+            by_pieces.update(piece);
+        }
+        assert_eq!(by_pieces.finish(), whole.finish());
         bytes[500] ^= 1;
         let mut changed = StreamHash::default();
         changed.update(&bytes);

@@ -94,6 +94,15 @@ pub fn wait_for_return(
     }
 }
 
+/// The `tcp_open_connections` series that are not zero, as scraped.
+pub fn open_connection_series(admin: SocketAddr) -> anyhow::Result<Vec<String>> {
+    Ok(scrape(admin)?
+        .lines()
+        .filter(|line| line.starts_with("tcp_open_connections{") && !line.ends_with(" 0"))
+        .map(str::to_owned)
+        .collect())
+}
+
 fn scrape(admin: SocketAddr) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect_timeout(&admin, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
