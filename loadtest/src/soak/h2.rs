@@ -231,7 +231,8 @@ async fn exchange(
     size: usize,
     reset_after: Option<usize>,
 ) -> Outcome {
-    let failed = |what: &str, error: &dyn std::fmt::Display| Outcome::Failed(format!("{what}: {error}"));
+    let failed =
+        |what: &str, error: &dyn std::fmt::Display| Outcome::Failed(format!("{what}: {error}"));
     // Rounded up for the payload's whole words, then cut to size.
     let mut body = vec![0u8; size.next_multiple_of(8)];
     Payload::new(seed, size).next(&mut body);

@@ -89,7 +89,12 @@ pub fn read_head(reader: &mut impl BufRead, request: bool) -> io::Result<Option<
     head.headers = parsed
         .1
         .iter()
-        .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
         .collect();
     Ok(Some(head))
 }

@@ -98,7 +98,10 @@ impl Outcome {
         if got == expected {
             Outcome::Exact
         } else if got.len < expected.len {
-            Outcome::Failed(format!("{what} cut at {} of {} bytes", got.len, expected.len))
+            Outcome::Failed(format!(
+                "{what} cut at {} of {} bytes",
+                got.len, expected.len
+            ))
         } else {
             Outcome::Corrupt(format!("{what} {got}, expected {expected}"))
         }
@@ -194,7 +197,8 @@ impl Ledger {
         match transfer.exposed_to {
             Some(Fault::OriginRestart) if !self.overlaps_restart(transfer) => {}
             Some(Fault::OriginStall)
-                if self.stall_answers_504 && !matches!(transfer.outcome, Outcome::Status(504, _)) =>
+                if self.stall_answers_504
+                    && !matches!(transfer.outcome, Outcome::Status(504, _)) =>
             {
                 return Verdict::Lost(format!("stalled origin, but no 504: {cause}"));
             }

@@ -19,7 +19,7 @@
 //! baseline, run the load, wait for ringside to return to the baseline, then
 //! drain: SIGTERM with slow transfers in flight, which must finish.
 
-mod clients;
+pub mod clients;
 mod h2;
 mod http1;
 pub mod ledger;
@@ -336,7 +336,10 @@ fn warm_up(routes: &Routes, clock: Instant) -> anyhow::Result<()> {
         let plan = plan(kind, target, seed as u64, 100_000);
         let outcome = clients::run(&plan);
         if outcome != Outcome::Exact {
-            bail!("warm-up {} through ringside failed: {outcome:?}", kind.name());
+            bail!(
+                "warm-up {} through ringside failed: {outcome:?}",
+                kind.name()
+            );
         }
     }
     let h2 = h2::ClientPlan {
@@ -350,7 +353,10 @@ fn warm_up(routes: &Routes, clock: Instant) -> anyhow::Result<()> {
     };
     for transfer in h2::run_client(h2, clock, Instant::now()) {
         if transfer.outcome != Outcome::Exact {
-            bail!("warm-up h2-stream through ringside failed: {:?}", transfer.outcome);
+            bail!(
+                "warm-up h2-stream through ringside failed: {:?}",
+                transfer.outcome
+            );
         }
     }
     Ok(())
