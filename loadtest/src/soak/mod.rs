@@ -38,7 +38,7 @@ use clients::Plan;
 use ledger::{DrainWindow, Fault, Kind, Ledger, Outcome, Transfer};
 use origins::{Behaviour, ThreadOrigin};
 use payload::Rng;
-use resources::{Usage, RSS_GROWTH_BOUND_KIB};
+use resources::Usage;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -183,20 +183,7 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<bool> {
         }
     }
     let rss_ok = end.rss_within_bound(&start);
-    println!("resources at start and after the load (must return):");
-    println!("  open fds              {:>8} -> {}", start.fds, end.fds);
-    println!(
-        "  pipes in use          {:>8} -> {}",
-        start.pipes_in_use, end.pipes_in_use
-    );
-    println!(
-        "  tcp_open_connections  {:>8} -> {}",
-        start.open_connections, end.open_connections
-    );
-    println!(
-        "  RSS KiB               {:>8} -> {} (bound: +{RSS_GROWTH_BOUND_KIB})",
-        start.rss_kib, end.rss_kib
-    );
+    print!("{}", resources::render(&start, &end));
     let exit_ok = matches!(exit, Some(status) if status.success());
     println!(
         "drain: ringside {}",

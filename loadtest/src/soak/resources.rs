@@ -56,6 +56,36 @@ pub fn measure(pid: u32, admin: SocketAddr) -> anyhow::Result<Usage> {
     })
 }
 
+/// The readings before and after the load, one line each.
+pub fn render(start: &Usage, end: &Usage) -> String {
+    let rows = [
+        ("open fds", start.fds, end.fds, String::new()),
+        (
+            "pipes in use",
+            start.pipes_in_use,
+            end.pipes_in_use,
+            String::new(),
+        ),
+        (
+            "tcp_open_connections",
+            start.open_connections,
+            end.open_connections,
+            String::new(),
+        ),
+        (
+            "RSS KiB",
+            start.rss_kib,
+            end.rss_kib,
+            format!(" (bound: +{RSS_GROWTH_BOUND_KIB})"),
+        ),
+    ];
+    let mut text = String::from("resources at start and after the load (must return):\n");
+    for (name, before, after, note) in rows {
+        text.push_str(&format!("  {name:<22}{before:>8} -> {after}{note}\n"));
+    }
+    text
+}
+
 /// Waits (bounded) until the counts stop moving; the baseline.
 pub fn settle(pid: u32, admin: SocketAddr, timeout: Duration) -> anyhow::Result<Usage> {
     let deadline = Instant::now() + timeout;

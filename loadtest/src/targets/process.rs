@@ -148,12 +148,21 @@ impl ProxyProcess {
     /// SIGTERM, then SIGKILL if it has not exited by the deadline.
     pub fn stop(mut self) {
         self.terminate();
-        if self.wait_exit(DEADLINE).is_some() {
-            return;
+        if self.wait_exit(DEADLINE).is_none() {
+            // Drop kills it.
+            eprintln!("{} ignored SIGTERM for {DEADLINE:?}; killing it", self.name);
         }
-        eprintln!("{} ignored SIGTERM for {DEADLINE:?}; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    }
+}
+
+/// A proxy left running by an early return (an error mid-run) is killed,
+/// not orphaned.
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
