@@ -19,11 +19,13 @@ const BYTES_PER_CONNECTION: usize = 4 << 20;
 pub fn run(config: Config) -> anyhow::Result<()> {
     let origin = start_echo_origin()?;
     let config = if config.routes.is_empty() {
+        let response_timeout = config.timeouts.response;
         config.with_routes(vec![Route {
             listen: DEMO_LISTEN.parse().expect("a valid address"),
             upstreams: vec![origin],
             direction: Direction::Outbound,
             protocol: Protocol::Detect,
+            response_timeout,
         }])
     } else {
         config

@@ -18,6 +18,8 @@ start_origin() {
 
 # start_ringside NAME BIN HTTP1_UPSTREAM_PORT OPAQUE_UPSTREAM_PORT: sets
 # PID_<NAME>, HTTP_<NAME> and OPAQUE_<NAME> (the two routes' ports).
+# OPAQUE_PROTOCOL=detect makes the second route detect instead of being
+# declared opaque (what a connection's detection costs).
 start_ringside() {
     local name=$1 bin=$2 http1=$3 opaque=$4
     cat >"$WORK/$name.toml" <<CFG
@@ -32,7 +34,7 @@ protocol = "http1"
 [[route]]
 listen = "127.0.0.2:0"
 upstreams = ["127.0.0.1:$opaque"]
-protocol = "opaque"
+protocol = "${OPAQUE_PROTOCOL:-opaque}"
 CFG
     "$bin" --config "$WORK/$name.toml" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS+=($!)

@@ -28,7 +28,9 @@ ROUTES=("$HTTP_R" "$OPAQUE_R")
 
 SYSCALLS=(io_uring_enter membarrier recvfrom sendto splice accept4 setsockopt
     ioctl fcntl close shutdown getpeername futex read write)
-EVENTS=$(printf 'syscalls:sys_enter_%s,' "${SYSCALLS[@]}")
+# Plus io_uring submissions: an io_uring_enter may carry several, and a
+# timer or a poll costs a submission even when it costs no extra enter.
+EVENTS=$(printf 'syscalls:sys_enter_%s,' "${SYSCALLS[@]}")io_uring:io_uring_submit_req,
 
 # Counts ringside's system calls while "$@" runs.
 count_while() {
@@ -42,8 +44,8 @@ count_while() {
 
 # Prints each system call's count divided by $1 (requests or connections).
 per() {
-    awk -F, -v n="$1" '$3 ~ /sys_enter_/ && $1 > 0 {
-        name = $3; sub(/.*sys_enter_/, "", name)
+    awk -F, -v n="$1" '$3 ~ /sys_enter_|io_uring_submit_req/ && $1 > 0 {
+        name = $3; sub(/.*sys_enter_/, "", name); sub(/.*io_uring_submit_req/, "(uring submissions)", name)
         printf "  %-18s %8.2f\n", name, $1 / n
     }' "$WORK/perf.txt" | sort -k2 -nr
 }

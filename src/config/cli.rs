@@ -70,6 +70,36 @@ pub struct Args {
     #[arg(long, env = "RINGSIDE_OPAQUE_PORTS", global = true)]
     pub opaque_ports: Option<String>,
 
+    /// Time a client may take to send an HTTP/1 request head, from its
+    /// first byte, before a 408 [default: 10s].
+    #[arg(long, env = "RINGSIDE_HEAD_READ_TIMEOUT", global = true)]
+    pub head_read_timeout: Option<String>,
+
+    /// Time an HTTP/1 client connection may sit idle between requests
+    /// before it is closed [default: 60s].
+    #[arg(long, env = "RINGSIDE_CLIENT_IDLE_TIMEOUT", global = true)]
+    pub client_idle_timeout: Option<String>,
+
+    /// Time from a request sent upstream to its response head before a
+    /// 504; "off" waits [default: off; routes may set their own].
+    #[arg(long, env = "RINGSIDE_RESPONSE_TIMEOUT", global = true)]
+    pub response_timeout: Option<String>,
+
+    /// Time an opaque connection may pass no byte either way before both
+    /// sides are closed; "off" never [default: off].
+    #[arg(long, env = "RINGSIDE_OPAQUE_IDLE_TIMEOUT", global = true)]
+    pub opaque_idle_timeout: Option<String>,
+
+    /// Most upstream connections a shard opens ahead of a detection
+    /// verdict or a first request head [default: 256].
+    #[arg(long, env = "RINGSIDE_MAX_SPECULATIVE_CONNECTIONS", global = true)]
+    pub max_speculative_connections: Option<usize>,
+
+    /// A client that sent an undecided prefix and then nothing for this
+    /// long is forwarded as opaque TCP [default: 300ms].
+    #[arg(long, env = "RINGSIDE_DETECT_QUIET_PAUSE", global = true)]
+    pub detect_quiet_pause: Option<String>,
+
     /// Validate the configuration, print the effective one and exit
     /// (0 when valid, 64 when not).
     #[arg(long)]

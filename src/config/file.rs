@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::merge::optional_duration;
 use super::route::{build_route, RouteSpec};
 use super::{read_text, ConfigError};
 
@@ -32,6 +33,7 @@ pub(super) struct DetectTable {
     pub opaque_ports: Option<Vec<u16>>,
     pub peek_bytes: Option<usize>,
     pub server_first_memory: Option<String>,
+    pub quiet_pause: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +64,11 @@ pub(super) struct ProxyTable {
     pub forward_mode: Option<String>,
     pub pipe_size_bytes: Option<usize>,
     pub pool_idle_timeout: Option<String>,
+    pub head_read_timeout: Option<String>,
+    pub client_idle_timeout: Option<String>,
+    pub response_timeout: Option<String>,
+    pub opaque_idle_timeout: Option<String>,
+    pub max_speculative_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +78,8 @@ pub(super) struct RouteTable {
     pub upstreams: Vec<String>,
     pub direction: Option<String>,
     pub protocol: Option<String>,
+    /// Overrides `proxy.response_timeout` for this route (`"off"` too).
+    pub response_timeout: Option<String>,
 }
 
 impl FileConfig {
@@ -99,12 +108,18 @@ impl FileConfig {
 
 impl RouteTable {
     pub fn validate(&self, index: usize) -> Result<RouteSpec, ConfigError> {
-        build_route(
-            &format!("route[{index}]"),
+        let key = format!("route[{index}]");
+        let mut spec = build_route(
+            &key,
             &self.listen,
             &self.upstreams,
             self.direction.as_deref(),
             self.protocol.as_deref(),
-        )
+        )?;
+        if let Some(timeout) = &self.response_timeout {
+            let key = format!("{key}.response_timeout");
+            spec.response_timeout = Some(optional_duration(&key, Some(timeout), None)?);
+        }
+        Ok(spec)
     }
 }

@@ -16,9 +16,9 @@ use std::time::Duration;
 use super::file::{
     AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
 };
-use super::route::parse_route_flag;
+use super::route::{parse_route_flag, RouteSpec};
 use super::{
-    parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Pin, Route,
+    parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Pin, Timeouts,
 };
 use super::{DEFAULT_ADMIN_ADDR, DEFAULT_OPAQUE_PORTS, DEFAULT_PEEK_BYTES};
 
@@ -31,13 +31,19 @@ impl Config {
         let pin = pin(args, &file.runtime)?;
         let log_format = log_format(args, &file.log)?;
         let detect = detect(args, &file.detect)?;
-        let routes = routes(args, &file.route, &detect.opaque_ports)?;
+        let routes = routes(args, &file.route)?;
         let backlog = backlog(args, &file.runtime)?;
         let connect_timeout = connect_timeout(args, &file.proxy)?;
         let shutdown_grace = shutdown_grace(args, &file.runtime)?;
         let forward_mode = forward_mode(args, &file.proxy)?;
         let pool_idle_timeout = pool_idle_timeout(&file.proxy)?;
         let pipe_size_bytes = pipe_size_bytes(&file.proxy)?;
+        let timeouts = timeouts(args, &file.proxy)?;
+        let routes = routes
+            .into_iter()
+            .map(|spec| spec.resolve(&detect.opaque_ports, timeouts.response))
+            .collect();
+        let max_speculative_connections = max_speculative_connections(args, &file.proxy)?;
         Ok(Config {
             admin_addr,
             shards,
@@ -51,6 +57,8 @@ impl Config {
             pipe_size_bytes,
             pool_idle_timeout,
             detect,
+            timeouts,
+            max_speculative_connections,
         })
     }
 }
@@ -129,6 +137,40 @@ fn pool_idle_timeout(proxy: &ProxyTable) -> Result<Duration, ConfigError> {
     duration_key("proxy.pool_idle_timeout", value, Duration::from_secs(3))
 }
 
+fn timeouts(args: &Args, proxy: &ProxyTable) -> Result<Timeouts, ConfigError> {
+    let head_read = layered(&args.head_read_timeout, &proxy.head_read_timeout);
+    let client_idle = layered(&args.client_idle_timeout, &proxy.client_idle_timeout);
+    let response = layered(&args.response_timeout, &proxy.response_timeout);
+    let opaque_idle = layered(&args.opaque_idle_timeout, &proxy.opaque_idle_timeout);
+    Ok(Timeouts {
+        head_read: positive_duration(
+            "proxy.head_read_timeout",
+            head_read,
+            Duration::from_secs(10),
+        )?,
+        client_idle: positive_duration(
+            "proxy.client_idle_timeout",
+            client_idle,
+            Duration::from_secs(60),
+        )?,
+        response: optional_duration("proxy.response_timeout", response, None)?,
+        opaque_idle: optional_duration("proxy.opaque_idle_timeout", opaque_idle, None)?,
+    })
+}
+
+/// 256 per shard: as many as the pool keeps idle per endpoint
+/// (`http::pool`), so speculation never holds more of an application's
+/// connections than pooling may; past it a new connection detects first
+/// and connects after, which costs only a server-first protocol its early
+/// switch.
+fn max_speculative_connections(args: &Args, proxy: &ProxyTable) -> Result<usize, ConfigError> {
+    let max = args
+        .max_speculative_connections
+        .or(proxy.max_speculative_connections)
+        .unwrap_or(256);
+    Ok(max)
+}
+
 fn pipe_size_bytes(proxy: &ProxyTable) -> Result<usize, ConfigError> {
     let size = proxy.pipe_size_bytes.unwrap_or(1 << 20);
     let rule = "must be between 4096 and 67108864";
@@ -144,6 +186,12 @@ fn detect(args: &Args, table: &DetectTable) -> Result<DetectConfig, ConfigError>
     let peek_bytes = table.peek_bytes.unwrap_or(DEFAULT_PEEK_BYTES);
     let rule = "must be between 64 and 16384";
     let peek_bytes = within("detect.peek_bytes", peek_bytes, 64..=16 * 1024, rule)?;
+    let quiet_pause = layered(&args.detect_quiet_pause, &table.quiet_pause);
+    let quiet_pause = positive_duration(
+        "detect.quiet_pause",
+        quiet_pause,
+        Duration::from_millis(300),
+    )?;
     let memory = table.server_first_memory.as_deref();
     let server_first_memory = duration_key(
         "detect.server_first_memory",
@@ -155,6 +203,7 @@ fn detect(args: &Args, table: &DetectTable) -> Result<DetectConfig, ConfigError>
         opaque_ports,
         peek_bytes,
         server_first_memory,
+        quiet_pause,
     })
 }
 
@@ -189,14 +238,10 @@ fn parse_port_list(key: &str, list: &str) -> Result<Vec<u16>, ConfigError> {
 
 // [[route]]
 
-/// `--route` flags replace the file's routes as a whole. The opaque ports
-/// decide the protocol of routes that name none; no two routes may listen on
-/// the same address.
-fn routes(
-    args: &Args,
-    file_routes: &[RouteTable],
-    opaque_ports: &[u16],
-) -> Result<Vec<Route>, ConfigError> {
+/// `--route` flags replace the file's routes as a whole; no two routes may
+/// listen on the same address. The opaque ports and the response timeout
+/// are resolved once they are known.
+fn routes(args: &Args, file_routes: &[RouteTable]) -> Result<Vec<RouteSpec>, ConfigError> {
     let specs = if args.route.is_empty() {
         file_routes
             .iter()
@@ -209,19 +254,16 @@ fn routes(
             .map(|spec| parse_route_flag(spec))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let routes: Vec<Route> = specs
-        .into_iter()
-        .map(|spec| spec.resolve(opaque_ports))
-        .collect();
-    for (i, route) in routes.iter().enumerate() {
-        if routes[..i].iter().any(|other| other.listen == route.listen) {
+    for (i, spec) in specs.iter().enumerate() {
+        let listen = spec.route.listen;
+        if specs[..i].iter().any(|other| other.route.listen == listen) {
             return Err(ConfigError::invalid(
                 format!("route[{i}].listen"),
-                format!("{} is used by another route", route.listen),
+                format!("{listen} is used by another route"),
             ));
         }
     }
-    Ok(routes)
+    Ok(specs)
 }
 
 // How a value is taken from the layers and checked.
@@ -284,6 +326,22 @@ fn duration_key(
                 format!("{text:?} is not a duration like \"10s\": {err}"),
             )
         }),
+    }
+}
+
+/// A timeout that may be off: `"off"` (or zero) waits forever.
+pub(super) fn optional_duration(
+    key: &str,
+    value: Option<&str>,
+    default: Option<Duration>,
+) -> Result<Option<Duration>, ConfigError> {
+    match value.map(str::trim) {
+        None => Ok(default),
+        Some("off") => Ok(None),
+        Some(text) => {
+            let duration = duration_key(key, Some(text), Duration::ZERO)?;
+            Ok(Some(duration).filter(|duration| !duration.is_zero()))
+        }
     }
 }
 

@@ -17,6 +17,8 @@ mod route;
 pub use cli::{Args, Command};
 pub use route::{Direction, Protocol, Route};
 
+use route::format_optional;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -57,6 +59,29 @@ pub struct Config {
     pub pool_idle_timeout: Duration,
     /// How protocols are detected on `Protocol::Detect` routes.
     pub detect: DetectConfig,
+    /// How long a client or an upstream may keep a connection waiting.
+    pub timeouts: Timeouts,
+    /// Most upstream connections one shard holds open for connections
+    /// still detecting or still sending their first request head (see
+    /// `proxy.max_speculative_connections` in the README).
+    pub max_speculative_connections: usize,
+}
+
+/// How long each wait of a connection may last; `None` waits forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From the first byte of an HTTP/1 request head to its end; then 408.
+    pub head_read: Duration,
+    /// Between requests on a client's HTTP/1 keep-alive connection; then
+    /// the connection is closed without an answer.
+    pub client_idle: Duration,
+    /// From a request sent upstream to its response head; then 504. Routes
+    /// may override it (`Route::response_timeout` holds the result).
+    pub response: Option<Duration>,
+    /// No byte either way on an opaque connection for this long closes
+    /// both sides. Off by default: long-lived idle database connections
+    /// are normal.
+    pub opaque_idle: Option<Duration>,
 }
 
 /// Protocol detection settings, shared by every route.
@@ -73,6 +98,10 @@ pub struct DetectConfig {
     /// How long an upstream that spoke first is remembered, so that later
     /// connections to it skip detection; zero disables the memory.
     pub server_first_memory: Duration,
+    /// A client that sent an undecided prefix ("GET", half a ClientHello)
+    /// and then nothing for this long is carried as opaque TCP: it is
+    /// waiting for an answer, not still typing.
+    pub quiet_pause: Duration,
 }
 
 /// How many bytes are peeked for a detection verdict (`detect.peek_bytes`)
@@ -200,6 +229,15 @@ impl fmt::Display for Config {
             self.pipe_size_bytes,
             humantime::format_duration(self.pool_idle_timeout)
         )?;
+        writeln!(
+            f,
+            "head_read_timeout = \"{}\"\nclient_idle_timeout = \"{}\"\nresponse_timeout = \"{}\"\nopaque_idle_timeout = \"{}\"\nmax_speculative_connections = {}",
+            humantime::format_duration(self.timeouts.head_read),
+            humantime::format_duration(self.timeouts.client_idle),
+            format_optional(self.timeouts.response),
+            format_optional(self.timeouts.opaque_idle),
+            self.max_speculative_connections
+        )?;
         let ports: Vec<String> = self
             .detect
             .opaque_ports
@@ -208,11 +246,12 @@ impl fmt::Display for Config {
             .collect();
         writeln!(
             f,
-            "\n[detect]\ntimeout = \"{}\"\nopaque_ports = [{}]\npeek_bytes = {}\nserver_first_memory = \"{}\"",
+            "\n[detect]\ntimeout = \"{}\"\nopaque_ports = [{}]\npeek_bytes = {}\nserver_first_memory = \"{}\"\nquiet_pause = \"{}\"",
             humantime::format_duration(self.detect.timeout),
             ports.join(", "),
             self.detect.peek_bytes,
-            humantime::format_duration(self.detect.server_first_memory)
+            humantime::format_duration(self.detect.server_first_memory),
+            humantime::format_duration(self.detect.quiet_pause)
         )?;
         for route in &self.routes {
             let upstreams: Vec<String> =
@@ -225,6 +264,10 @@ impl fmt::Display for Config {
                 route.direction.as_str(),
                 route.protocol.as_str()
             )?;
+            if route.response_timeout != self.timeouts.response {
+                let timeout = format_optional(route.response_timeout);
+                writeln!(f, "response_timeout = \"{timeout}\"")?;
+            }
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! its connections.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::{parse_addr, ConfigError};
 
@@ -14,6 +15,9 @@ pub struct Route {
     pub direction: Direction,
     /// What to do with a new connection's first bytes.
     pub protocol: Protocol,
+    /// From a request sent upstream to its response head: the route's own
+    /// `response_timeout`, else `proxy.response_timeout`; `None` waits.
+    pub response_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,12 +64,17 @@ impl Protocol {
 pub(super) struct RouteSpec {
     pub route: Route,
     pub protocol_given: bool,
+    /// The route's own `response_timeout`, when it names one (`Some(None)`:
+    /// `"off"`, whatever `proxy.response_timeout` says).
+    pub response_timeout: Option<Option<Duration>>,
 }
 
 impl RouteSpec {
     /// A route without an explicit protocol is opaque when one of its
-    /// upstream ports is in `opaque_ports`, and detected otherwise.
-    pub fn resolve(mut self, opaque_ports: &[u16]) -> Route {
+    /// upstream ports is in `opaque_ports`, and detected otherwise; one
+    /// without a response timeout takes `response_timeout`.
+    pub fn resolve(mut self, opaque_ports: &[u16], response_timeout: Option<Duration>) -> Route {
+        self.route.response_timeout = self.response_timeout.unwrap_or(response_timeout);
         if !self.protocol_given {
             let opaque = self
                 .route
@@ -145,7 +154,17 @@ pub(super) fn build_route(
             upstreams,
             direction,
             protocol: parsed_protocol,
+            response_timeout: None,
         },
         protocol_given: protocol.is_some(),
+        response_timeout: None,
     })
+}
+
+/// A timeout that may be off, as the file writes it.
+pub(super) fn format_optional(timeout: Option<Duration>) -> String {
+    match timeout {
+        Some(timeout) => humantime::format_duration(timeout).to_string(),
+        None => "off".to_string(),
+    }
 }

@@ -17,6 +17,12 @@ fn defaults_are_linkerds() {
     assert_eq!(config.connect_timeout, Duration::from_secs(1));
     assert_eq!(config.shutdown_grace, Duration::from_secs(30));
     assert_eq!(config.forward_mode, ForwardMode::Splice);
+    assert_eq!(config.timeouts.head_read, Duration::from_secs(10));
+    assert_eq!(config.timeouts.client_idle, Duration::from_secs(60));
+    assert_eq!(config.timeouts.response, None);
+    assert_eq!(config.timeouts.opaque_idle, None);
+    assert_eq!(config.detect.quiet_pause, Duration::from_millis(300));
+    assert_eq!(config.max_speculative_connections, 256);
     // The runtime derives the shard count and resolves `auto`.
     assert_eq!((config.shards, config.pin), (None, Pin::Auto));
 }
@@ -161,6 +167,26 @@ fn bad_values_are_one_line_errors_naming_the_key() {
             &format!("proxy.pool_idle_timeout: \"x\" {duration}"),
         ),
         (
+            "--head-read-timeout=0s",
+            "proxy.head_read_timeout: must be above 0",
+        ),
+        (
+            "[proxy]\nclient_idle_timeout = \"x\"",
+            &format!("proxy.client_idle_timeout: \"x\" {duration}"),
+        ),
+        (
+            "--response-timeout=never",
+            &format!("proxy.response_timeout: \"never\" {duration}"),
+        ),
+        (
+            "[[route]]\nlisten = \"127.0.0.1:1\"\nupstreams = [\"127.0.0.1:2\"]\nresponse_timeout = \"x\"",
+            &format!("route[0].response_timeout: \"x\" {duration}"),
+        ),
+        (
+            "--detect-quiet-pause=0s",
+            "detect.quiet_pause: must be above 0",
+        ),
+        (
             "[proxy]\npipe_size_bytes = 4095",
             "proxy.pipe_size_bytes: must be between 4096 and 67108864",
         ),
@@ -226,4 +252,50 @@ fn file_values_win_over_defaults() {
     assert_eq!(config.pool_idle_timeout, Duration::from_secs(1));
     assert_eq!(config.detect.peek_bytes, 512);
     assert_eq!(config.detect.server_first_memory, Duration::ZERO);
+}
+
+#[test]
+fn route_response_timeouts_override_the_proxy_one() {
+    let toml = "[proxy]\nresponse_timeout = \"2s\"\nopaque_idle_timeout = \"off\"\n\
+                [[route]]\nlisten = \"127.0.0.1:1\"\nupstreams = [\"127.0.0.1:2\"]\n\
+                [[route]]\nlisten = \"127.0.0.1:3\"\nupstreams = [\"127.0.0.1:2\"]\nresponse_timeout = \"500ms\"\n\
+                [[route]]\nlisten = \"127.0.0.1:4\"\nupstreams = [\"127.0.0.1:2\"]\nresponse_timeout = \"off\"\n";
+    let config = merged(&[], toml).unwrap();
+    let timeouts: Vec<_> = config.routes.iter().map(|r| r.response_timeout).collect();
+    let expected = [
+        Some(Duration::from_secs(2)),
+        Some(Duration::from_millis(500)),
+        None,
+    ];
+    assert_eq!(timeouts, expected);
+    assert_eq!(config.timeouts.opaque_idle, None);
+    // The printed config keeps each route's own value.
+    let printed = config.to_string();
+    let reparsed = Config::merge(&args(&[]), file::FileConfig::parse(&printed).unwrap()).unwrap();
+    assert_eq!(reparsed, config, "{printed}");
+}
+
+#[test]
+fn timeout_flags_set_their_keys() {
+    let config = merged(
+        &[
+            "--head-read-timeout=1s",
+            "--client-idle-timeout=2s",
+            "--response-timeout=3s",
+            "--opaque-idle-timeout=4s",
+            "--detect-quiet-pause=50ms",
+            "--max-speculative-connections=0",
+        ],
+        "",
+    )
+    .unwrap();
+    let expected = Timeouts {
+        head_read: Duration::from_secs(1),
+        client_idle: Duration::from_secs(2),
+        response: Some(Duration::from_secs(3)),
+        opaque_idle: Some(Duration::from_secs(4)),
+    };
+    assert_eq!(config.timeouts, expected);
+    assert_eq!(config.detect.quiet_pause, Duration::from_millis(50));
+    assert_eq!(config.max_speculative_connections, 0);
 }

@@ -4,7 +4,18 @@
 //!   splices the very first byte);
 //! - the upstream's bytes: a server that speaks first (MySQL, SMTP, NATS)
 //!   makes the connection opaque at once instead of after the timeout;
-//! - the detect timeout, after which the connection fails open to opaque.
+//! - the detect timeout, after which the connection fails open to opaque;
+//! - the quiet pause: a client that sent an undecided prefix ("GET",
+//!   "ping", half a ClientHello) and then nothing for that long is
+//!   waiting for an answer, so it is carried as opaque at once rather than
+//!   after the detect timeout. A live client sending a head byte by byte
+//!   keeps each gap under the pause and is still detected. The pause is
+//!   above Linux's 200 ms minimum retransmission timeout, so one lost
+//!   segment alone does not trip it; when it does, opaque still forwards
+//!   every byte and only HTTP metrics are lost.
+//!
+//! Both waits are slots of the shard's coarse `Deadlines`: no timer is
+//! armed per connection, and none at all when the first peek decides.
 //!
 //! A peek returns at once while any byte is buffered, so when the bytes so
 //! far are an unfinished prefix ("GE", half a ClientHello) the stage switches
@@ -19,7 +30,7 @@ use futures_lite::future;
 
 use super::{detect, detect_final, Detection};
 use crate::config::DetectConfig;
-use crate::io::{sleep, Socket};
+use crate::io::{Deadline, Deadlines, Socket};
 
 /// What detection decided, as the `result` label of
 /// `protocol_detect_total` names it.
@@ -35,6 +46,8 @@ pub enum Verdict {
     Unknown,
     /// The client sent no verdict's worth of bytes in time: failed open.
     Timeout,
+    /// The client sent an undecided prefix, then went quiet for the pause.
+    Quiet,
     /// The upstream spoke before the client did.
     ServerFirst,
 }
@@ -47,6 +60,7 @@ impl Verdict {
             Verdict::Tls { .. } => "tls",
             Verdict::Unknown => "unknown",
             Verdict::Timeout => "timeout",
+            Verdict::Quiet => "quiet",
             Verdict::ServerFirst => "server_first",
         }
     }
@@ -89,9 +103,12 @@ pub async fn sniff(
     client: &Socket,
     upstream: Option<&Socket>,
     config: &DetectConfig,
+    deadlines: &Deadlines,
 ) -> Result<Sniffed, SniffError> {
     let started = Instant::now();
-    let deadline = started + config.timeout;
+    let timeout_at = started + config.timeout;
+    // Taken only once there is something to wait for.
+    let mut deadline: Option<Deadline> = None;
     let done = |verdict, prefix| {
         Ok(Sniffed {
             verdict,
@@ -107,7 +124,14 @@ pub async fn sniff(
     let seen = loop {
         let event = match client.try_peek(&mut peeked).map_err(SniffError)? {
             Some(n) => Event::Client(Ok(n)),
-            None => next_event(client.peek(&mut peeked), upstream, deadline).await,
+            None => {
+                next_event(
+                    client.peek(&mut peeked),
+                    upstream,
+                    armed(&mut deadline, deadlines, timeout_at),
+                )
+                .await
+            }
         };
         match event {
             Event::Client(Err(err)) => return Err(SniffError(err)),
@@ -127,17 +151,23 @@ pub async fn sniff(
     // Fragmented input: read what is there and wait for more.
     let mut prefix = Vec::with_capacity(config.peek_bytes);
     let mut chunk = vec![0u8; config.peek_bytes];
+    // The undecided bytes just arrived: the quiet pause starts now.
+    let mut quiet_at = Instant::now() + config.quiet_pause;
     loop {
         let room = config.peek_bytes - prefix.len();
-        let n = match next_event(client.read(&mut chunk[..room]), upstream, deadline).await {
+        let due = quiet_at.min(timeout_at);
+        let read = client.read(&mut chunk[..room]);
+        let n = match next_event(read, upstream, armed(&mut deadline, deadlines, due)).await {
             Event::Client(Err(err)) => return Err(SniffError(err)),
             Event::Client(Ok(n)) => n,
             Event::Server if speaks_first(&mut upstream) => {
                 return done(Verdict::ServerFirst, prefix)
             }
             Event::Server => continue,
+            Event::Timeout if due == quiet_at => return done(Verdict::Quiet, prefix),
             Event::Timeout => return done(Verdict::Timeout, prefix),
         };
+        quiet_at = Instant::now() + config.quiet_pause;
         if n == 0 {
             // The client finished early; whatever it sent goes on as is.
             let verdict =
@@ -149,6 +179,18 @@ pub async fn sniff(
             return done(verdict, prefix);
         }
     }
+}
+
+/// The connection's deadline, taken from `deadlines` on first use, armed
+/// for `due`.
+fn armed<'a>(
+    deadline: &'a mut Option<Deadline>,
+    deadlines: &Deadlines,
+    due: Instant,
+) -> &'a Deadline {
+    let deadline = deadline.get_or_insert_with(|| deadlines.deadline());
+    deadline.arm_at(due);
+    deadline
 }
 
 /// Whether the upstream that just sent bytes is a server-first protocol.
@@ -182,11 +224,11 @@ fn verdict_for(bytes: &[u8], capacity: usize) -> Option<Verdict> {
 }
 
 /// Waits for the client's next bytes, the upstream's first byte, or the
-/// deadline, whichever comes first.
+/// armed deadline, whichever comes first.
 async fn next_event(
     client: impl std::future::Future<Output = io::Result<usize>>,
     upstream: Option<&Socket>,
-    deadline: Instant,
+    deadline: &Deadline,
 ) -> Event {
     let client = async { Event::Client(client.await) };
     let server = async {
@@ -200,7 +242,7 @@ async fn next_event(
         Event::Server
     };
     let timeout = async {
-        sleep(deadline.saturating_duration_since(Instant::now())).await;
+        deadline.wait().await;
         Event::Timeout
     };
     future::or(client, future::or(server, timeout)).await

@@ -4,6 +4,7 @@
 //! header.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::head::HeadError;
 use super::io::ReadHeadError;
@@ -17,6 +18,12 @@ pub enum ProxyError {
     BadRequest(HeadError),
     #[error("request head too large")]
     HeadTooLarge,
+    /// The client did not finish its request head in time.
+    #[error("request head not complete within {0:?}")]
+    HeadReadTimeout(Duration),
+    /// The upstream did not start its response in time.
+    #[error("no response head from upstream within {0:?}")]
+    ResponseTimeout(Duration),
     #[error("connect to {addr} failed: {source}")]
     Connect {
         addr: SocketAddr,
@@ -46,6 +53,8 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) => 400,
             ProxyError::HeadTooLarge => 431,
+            ProxyError::HeadReadTimeout(_) => 408,
+            ProxyError::ResponseTimeout(_) => 504,
             ProxyError::NoEndpoint => 503,
             _ => 502,
         }
@@ -109,6 +118,8 @@ mod tests {
     fn statuses_come_from_the_error() {
         assert_eq!(ProxyError::HeadTooLarge.status(), 431);
         assert_eq!(ProxyError::NoEndpoint.status(), 503);
+        assert_eq!(ProxyError::HeadReadTimeout(Duration::ZERO).status(), 408);
+        assert_eq!(ProxyError::ResponseTimeout(Duration::ZERO).status(), 504);
         assert_eq!(ProxyError::ClosedBeforeResponse.status(), 502);
         let malformed = ProxyError::BadRequest(HeadError::Malformed("token".into()));
         assert_eq!(malformed.status(), 400);

@@ -12,15 +12,17 @@
 //! body is never passed off as complete.
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
 
 use super::answer::{proxy_response, ProxyError};
 use super::head::{parse_request, parse_response, Framing, HeadError, RequestHead, ResponseHead};
 use super::io::{BodyError, HttpIo, ReadHeadError};
 use super::pool::{upstream, Upstream};
 use super::{HttpRoute, HttpShard};
-use crate::io::ConnError;
-use crate::metrics::ResponseClass;
+use crate::io::{ConnError, Deadline};
+use crate::metrics::{Expiry, ResponseClass};
 
 /// How a client connection left the HTTP/1 proxy.
 pub enum Served {
@@ -56,6 +58,15 @@ enum Responded {
     Tunnel { status: u16 },
 }
 
+/// What a request waiting for its response heard first.
+enum Waited {
+    Response(Result<Option<ResponseHead>, ReadHeadError>),
+    /// Client bytes: a body sent without waiting for a 100.
+    Body,
+    /// The response timeout.
+    Expired,
+}
+
 /// A failure inside one exchange.
 enum Failure {
     /// Safe to send again on another connection.
@@ -74,28 +85,60 @@ pub struct H1Proxy<'a> {
 impl H1Proxy<'_> {
     /// Serves requests until the client closes, asks to close, or fails.
     /// `first` is an already connected upstream to use first.
+    ///
+    /// Each request waits twice on the client, each with a timeout on the
+    /// connection's one deadline: for the first byte of its head (idle
+    /// keep-alive: closed quietly after `client_idle`), then for the rest of
+    /// the head (`head_read`: answered with a 408).
     pub async fn serve(
         &self,
         client: &mut HttpIo,
         mut first: Option<Upstream>,
     ) -> Result<Served, ConnError> {
+        let deadline = self.shard.deadlines.deadline();
+        let timeouts = &self.shard.timeouts;
         loop {
-            let idle = client.unread().is_empty();
-            let next = async { Some(client.read_head(parse_request).await) };
-            let drained = async {
-                // A draining shard closes idle keep-alive connections at
-                // once instead of waiting out the grace period for them.
-                self.shard.draining.wait().await;
-                None
-            };
-            let next = if idle {
-                futures_lite::future::or(next, drained).await
-            } else {
-                next.await
+            if client.unread().is_empty() {
+                deadline.arm(timeouts.client_idle);
+                let next = async { Some(client.wait_for_message().await) };
+                let idle_over = async {
+                    // A draining shard closes idle keep-alive connections
+                    // at once instead of waiting out the grace period.
+                    future::or(self.shard.draining.wait(), deadline.wait()).await;
+                    None
+                };
+                match future::or(next, idle_over).await {
+                    Some(Ok(0)) => return Ok(Served::Closed),
+                    Some(Ok(_)) => {}
+                    Some(Err(err)) => return Err(ConnError::ClientRead(err)),
+                    None => {
+                        if deadline.expired() {
+                            self.expired(Expiry::ClientIdle, timeouts.client_idle);
+                        }
+                        return Ok(Served::Closed);
+                    }
+                }
+            }
+            deadline.arm(timeouts.head_read);
+            let next = future::or(
+                async { Some(client.read_head(parse_request).await) },
+                async {
+                    deadline.wait().await;
+                    None
+                },
+            );
+            let next = match first.as_mut() {
+                Some(upstream) if upstream.speculative.is_some() => {
+                    future::or(next, self.hold(&mut first)).await
+                }
+                _ => next.await,
             };
             let Some(next) = next else {
-                return Ok(Served::Closed);
+                self.expired(Expiry::HeadRead, timeouts.head_read);
+                let error = ProxyError::HeadReadTimeout(timeouts.head_read);
+                return self.refuse(client, error).await;
             };
+            deadline.disarm();
             let head = match next {
                 Ok(Some(head)) => head,
                 Ok(None) => return Ok(Served::Closed),
@@ -117,7 +160,9 @@ impl H1Proxy<'_> {
             let labels = self.route.metrics.request_labels(head.authority());
             let labels = self.shard.metrics.request(labels);
             let started = Instant::now();
-            let outcome = self.exchange(client, &head, framing, &mut first).await;
+            let outcome = self
+                .exchange(client, &head, framing, &mut first, &deadline)
+                .await;
             let (status, keep) = match outcome {
                 Ok(Outcome::Responded { status, keep }) => (status, keep),
                 Ok(Outcome::Tunneled { status, upstream }) => {
@@ -153,6 +198,31 @@ impl H1Proxy<'_> {
         }
     }
 
+    /// Waits out the speculative hold of `first`, the upstream connected
+    /// ahead of a first head that is still coming, then gives it to the
+    /// pool: a stalled client must not keep an application connection of
+    /// its own (the pool shares it and closes it once idle). Never
+    /// resolves; it is raced against the head.
+    async fn hold<T>(&self, first: &mut Option<Upstream>) -> T {
+        let hold = self.shard.speculative_hold;
+        let _ = self
+            .shard
+            .deadlines
+            .timeout(hold, future::pending::<()>())
+            .await;
+        if let Some(upstream) = first.take() {
+            self.expired(Expiry::SpeculativeHold, hold);
+            self.route.pool.checkin(upstream);
+        }
+        future::pending().await
+    }
+
+    fn expired(&self, expiry: Expiry, after: Duration) {
+        self.route
+            .metrics
+            .expired(&self.shard.metrics, expiry, after);
+    }
+
     /// Answers a request that cannot be proxied, then ends the connection.
     /// It is counted as a request with an empty authority (its head could
     /// not be trusted for one) and a response with its status.
@@ -181,6 +251,7 @@ impl H1Proxy<'_> {
         head: &RequestHead,
         framing: Framing,
         first: &mut Option<Upstream>,
+        deadline: &Deadline,
     ) -> Result<Outcome, ConnError> {
         let balancer = &self.route.balancer;
         let mut tried = Vec::new();
@@ -197,10 +268,13 @@ impl H1Proxy<'_> {
                     })
                 }
             };
+            // It carries a request now: no longer speculative.
+            upstream.speculative = None;
             let index = upstream.endpoint;
             balancer.started(index);
-            let sent = Instant::now();
-            let result = self.send(client, &mut upstream, head, framing, sent).await;
+            let result = self
+                .send(client, &mut upstream, head, framing, deadline)
+                .await;
             match result {
                 Ok(Responded::Done {
                     status,
@@ -244,15 +318,18 @@ impl H1Proxy<'_> {
         unreachable!("the second attempt always returns")
     }
 
-    /// Writes the request and passes the response back.
+    /// Writes the request and passes the response back. Once the request
+    /// is sent, the route's response timeout runs on `deadline` until the
+    /// final response head is in.
     async fn send(
         &self,
         client: &mut HttpIo,
         upstream: &mut Upstream,
         head: &RequestHead,
         framing: Framing,
-        sent: Instant,
+        deadline: &Deadline,
     ) -> Result<Responded, Failure> {
+        let sent = Instant::now();
         let mut out = Vec::with_capacity(1024);
         head.encode(&mut out);
         if let Err(err) = upstream.io.write_all(&out).await {
@@ -270,22 +347,35 @@ impl H1Proxy<'_> {
             body_sent = true;
         }
 
+        if let Some(timeout) = self.route.response_timeout {
+            deadline.arm(timeout);
+        }
         loop {
-            let next = if body_sent {
-                Some(upstream.io.read_head(parse_response).await)
-            } else {
-                let response = async { Some(upstream.io.read_head(parse_response).await) };
-                let body = async {
-                    let _ = client.wait_for_data().await;
-                    None
-                };
-                futures_lite::future::or(response, body).await
+            let response = async { Waited::Response(upstream.io.read_head(parse_response).await) };
+            let body = async {
+                if body_sent {
+                    return future::pending().await;
+                }
+                let _ = client.wait_for_data().await;
+                Waited::Body
             };
-            let Some(next) = next else {
-                // The client sent its body without waiting for a 100.
-                send_body(client, upstream, framing).await?;
-                body_sent = true;
-                continue;
+            let expired = async {
+                deadline.wait().await;
+                Waited::Expired
+            };
+            let next = match future::or(response, future::or(body, expired)).await {
+                Waited::Response(next) => next,
+                Waited::Body => {
+                    // The client sent its body without waiting for a 100.
+                    send_body(client, upstream, framing).await?;
+                    body_sent = true;
+                    continue;
+                }
+                Waited::Expired => {
+                    let timeout = self.route.response_timeout.unwrap_or_default();
+                    self.expired(Expiry::Response, timeout);
+                    return Err(Failure::Answer(ProxyError::ResponseTimeout(timeout)));
+                }
             };
             let response = match next {
                 Ok(Some(response)) => response,
@@ -307,6 +397,7 @@ impl H1Proxy<'_> {
                 }
                 continue;
             }
+            deadline.disarm();
             self.route
                 .balancer
                 .finished(upstream.endpoint, Some(sent.elapsed()));

@@ -16,7 +16,7 @@ use http::{HeaderMap, Request, Response};
 use super::answer::ProxyError;
 use super::{HttpRoute, HttpShard};
 use crate::io::{spawn, ConnError, H2Io, Socket};
-use crate::metrics::{ResponseClass, TcpCounters};
+use crate::metrics::{Expiry, ResponseClass, TcpCounters};
 
 /// Flow-control windows ringside grants its peers, on both sides. The
 /// protocol's 64 KiB default makes a proxied stream stop and wait once per
@@ -166,7 +166,22 @@ impl H2Proxy {
                 let _ = pass_body(body, upload).await;
             });
         }
-        let response = match response.await {
+        // The route's response timeout, on the shard's coarse clock.
+        let response = match self.route.response_timeout {
+            None => response.await,
+            Some(timeout) => match self.shard.deadlines.timeout(timeout, response).await {
+                Some(response) => response,
+                None => {
+                    balancer.finished(index, None);
+                    let metrics = &self.shard.metrics;
+                    self.route
+                        .metrics
+                        .expired(metrics, Expiry::Response, timeout);
+                    return Err(StreamFailure::Answer(ProxyError::ResponseTimeout(timeout)));
+                }
+            },
+        };
+        let response = match response {
             Ok(response) => response,
             Err(err) => {
                 balancer.finished(index, None);

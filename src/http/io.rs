@@ -185,6 +185,15 @@ impl HttpIo {
         }
     }
 
+    /// Waits for the first bytes of a new message (0 at EOF), reading the
+    /// way a new message is read (see `Arrival`).
+    pub async fn wait_for_message(&mut self) -> io::Result<usize> {
+        if !self.unread().is_empty() {
+            return Ok(self.unread().len());
+        }
+        self.fill(true).await
+    }
+
     /// Resolves once some unread bytes are buffered (or at EOF).
     pub async fn wait_for_data(&mut self) -> io::Result<usize> {
         if !self.unread().is_empty() {

@@ -33,7 +33,8 @@ pub use io::{Arrival, HttpIo};
 pub use pool::{upstream, Pool, Upstream};
 
 use crate::balance::RequestBalancer;
-use crate::io::{Shutdown, Socket};
+use crate::config::Timeouts;
+use crate::io::{Deadlines, Shutdown, Socket};
 use crate::metrics::{RouteMetrics, ShardMetrics};
 
 /// What HTTP proxying needs of the shard it runs on. Shared behind one
@@ -44,6 +45,17 @@ pub struct HttpShard {
     /// current request and close (HTTP/2 with a GOAWAY).
     pub draining: Rc<Shutdown>,
     pub connect_timeout: Duration,
+    /// The shard's coarse clock: every connection timeout arms a slot in
+    /// it instead of a timer of its own.
+    pub deadlines: Deadlines,
+    /// The proxy's timeouts; a route's response timeout is its own.
+    pub timeouts: Timeouts,
+    /// How long an upstream connected ahead of a client's first head is
+    /// kept for it while the head is not complete: the detect quiet pause,
+    /// since a live client sends a head without pausing that long. Then
+    /// the connection goes to the pool, where any request may use it and
+    /// the pool's idle timeout closes it.
+    pub speculative_hold: Duration,
 }
 
 /// A route's HTTP state on one shard.
@@ -52,6 +64,8 @@ pub struct HttpRoute {
     pub balancer: RequestBalancer,
     /// HTTP/1 connections, several per endpoint.
     pub pool: Pool,
+    /// From a request sent to its response head; then 504.
+    pub response_timeout: Option<Duration>,
     /// HTTP/2: one multiplexed connection per endpoint.
     pub h2_senders: RefCell<Vec<Option<::h2::client::SendRequest<bytes::Bytes>>>>,
 }
@@ -62,8 +76,10 @@ impl HttpRoute {
         upstreams: &[SocketAddr],
         seed: u64,
         idle_timeout: Duration,
+        response_timeout: Option<Duration>,
     ) -> HttpRoute {
         HttpRoute {
+            response_timeout,
             metrics,
             balancer: RequestBalancer::new(upstreams, seed),
             pool: Pool::new(upstreams.len(), idle_timeout),
@@ -77,7 +93,7 @@ impl HttpRoute {
 async fn connect(shard: &HttpShard, route: &HttpRoute, index: usize) -> Result<Socket, ProxyError> {
     let balancer = &route.balancer;
     let addr = balancer.addr(index);
-    match crate::io::connect(addr, shard.connect_timeout).await {
+    match crate::io::connect(addr, shard.connect_timeout, &shard.deadlines).await {
         Ok(socket) => {
             balancer.connected(index);
             Ok(socket)

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::io::{Arrival, HttpIo};
 use crate::io::Socket;
+use crate::metrics::Speculating;
 
 /// Most idle connections kept per endpoint; more are closed when returned.
 const MAX_IDLE_PER_ENDPOINT: usize = 256;
@@ -30,6 +31,10 @@ pub struct Upstream {
     /// byte may then be a keep-alive the upstream closed, worth a retry.
     pub reused: bool,
     failed: bool,
+    /// Some while the connection was opened ahead of a client's first
+    /// head and has carried no request: it counts against the shard's
+    /// speculative limit until it does, or goes back to the pool.
+    pub speculative: Option<Speculating>,
 }
 
 impl Upstream {
@@ -41,6 +46,7 @@ impl Upstream {
             opened: Instant::now(),
             reused: false,
             failed: false,
+            speculative: None,
         }
     }
 
@@ -95,6 +101,7 @@ impl Pool {
 
     pub fn checkin(&self, mut upstream: Upstream) {
         upstream.reused = true;
+        upstream.speculative = None;
         let mut idle = self.idle.borrow_mut();
         let slot = &mut idle[upstream.endpoint];
         if slot.len() < MAX_IDLE_PER_ENDPOINT && !self.idle_timeout.is_zero() {

@@ -1,11 +1,13 @@
 //! The I/O layer every stage of a connection stands on, and with
 //! `runtime/` the only place that names glommio: the socket type and
 //! connect with a timeout (`socket`), listeners (`listener`), spawning,
-//! sleeping and timeouts (`task`), the shard's shutdown signal
+//! sleeping and timeouts (`task`), the shard's coarse deadlines that
+//! connection timeouts use (`deadline`), the shard's shutdown signal
 //! (`shutdown`), the tokio-I/O adapter h2 needs (`h2_io`), and the error a
 //! connection ends with (`error`). Keeping glommio behind these few types
 //! keeps the runtime replaceable.
 
+mod deadline;
 mod error;
 mod h2_io;
 mod listener;
@@ -13,6 +15,7 @@ mod shutdown;
 mod socket;
 mod task;
 
+pub use deadline::{Deadline, Deadlines};
 pub use error::{ConnError, Side};
 /// The accepted stream, before it becomes a [`Socket`].
 pub use glommio::net::TcpStream;

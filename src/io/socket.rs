@@ -18,6 +18,8 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use socket2::SockRef;
 
+use super::Deadlines;
+
 /// The outcome of a recv that must not wait.
 pub enum Received {
     Bytes(usize),
@@ -170,12 +172,20 @@ impl Socket {
     }
 }
 
-/// Connects to `addr`, failing with `TimedOut` after `timeout`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Socket> {
-    let stream = TcpStream::connect_timeout(addr, timeout)
-        .await
-        .map_err(io::Error::from)?;
-    Socket::new(stream)
+/// Connects to `addr`, failing with `TimedOut` after `timeout`. The
+/// timeout is one of the shard's coarse `deadlines`, not glommio's
+/// `connect_timeout`, which links an io_uring LINK_TIMEOUT to every
+/// connect (a submission and a completion more per connection).
+pub async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    deadlines: &Deadlines,
+) -> io::Result<Socket> {
+    let connecting = async { TcpStream::connect(addr).await.map_err(io::Error::from) };
+    match deadlines.timeout(timeout, connecting).await {
+        Some(stream) => Socket::new(stream?),
+        None => Err(io::ErrorKind::TimedOut.into()),
+    }
 }
 
 /// O_NONBLOCK with one ioctl(2), where fcntl needs a get and a set: it runs

@@ -163,6 +163,18 @@ const UPSTREAM_CONNECT_FAILURES_TOTAL: Family = Family::counter(
     "ringside_upstream_connect_failures_total",
     "Upstream connects that failed, by endpoint and reason.",
 );
+const TIMEOUTS_TOTAL: Family = Family::counter(
+    "ringside_timeouts_total",
+    "Timeouts that fired, by route and the wait that ran out.",
+);
+const SPECULATIVE_CONNECTIONS: Family = Family::gauge(
+    "ringside_speculative_connections",
+    "Upstream connections held open ahead of a detection verdict or a first request head.",
+);
+const SPECULATIVE_SKIPPED_TOTAL: Family = Family::counter(
+    "ringside_speculative_skipped_total",
+    "Connections that detected before connecting upstream, the shard being at its speculative limit.",
+);
 const ACCEPT_ERRORS_TOTAL: Family =
     Family::counter("ringside_accept_errors_total", "Failed accept(2) calls.");
 const DETECTING_CONNECTIONS: Family = Family::gauge(
@@ -185,6 +197,23 @@ fn encode_ringside(snapshot: &Snapshot, out: &mut String) {
                 (labels, count)
             }),
     );
+    TIMEOUTS_TOTAL.write(
+        out,
+        snapshot
+            .expiries
+            .iter()
+            .map(|((direction, target, expiry), count)| {
+                let labels = format!(
+                    "direction=\"{}\",target_addr=\"{}\",timeout=\"{}\"",
+                    direction.as_str(),
+                    escape(target),
+                    expiry.as_str()
+                );
+                (labels, count)
+            }),
+    );
+    SPECULATIVE_CONNECTIONS.write(out, [("", snapshot.speculative_connections)]);
+    SPECULATIVE_SKIPPED_TOTAL.write(out, [("", snapshot.speculative_skipped_total)]);
     ACCEPT_ERRORS_TOTAL.write(out, [("", snapshot.accept_errors_total)]);
     DETECTING_CONNECTIONS.write(out, [("", snapshot.detecting_connections)]);
     PIPES.write(
@@ -242,7 +271,7 @@ fn response_labels(labels: &RequestLabels, class: &ResponseClass) -> String {
 mod tests {
     use super::*;
     use crate::config::Direction;
-    use crate::metrics::{DetectLabels, Peer, ShardMetrics};
+    use crate::metrics::{DetectLabels, Expiry, Peer, ShardMetrics};
     use std::time::Duration;
 
     #[test]
@@ -302,6 +331,14 @@ mod tests {
             result: "http/1",
         };
         metrics.detected(detected, Some(Duration::from_micros(700)));
+        let head_read = (
+            Direction::Inbound,
+            "127.0.0.1:4143".into(),
+            Expiry::HeadRead,
+        );
+        metrics.expired(head_read);
+        let _speculating = metrics.speculating();
+        metrics.speculation_skipped();
         let request = metrics.request(RequestLabels {
             direction: Direction::Inbound,
             authority: "example.com".into(),
@@ -339,6 +376,9 @@ mod tests {
                 "protocol_detect_total counter",
                 "protocol_detect_duration_seconds histogram",
                 "ringside_upstream_connect_failures_total counter",
+                "ringside_timeouts_total counter",
+                "ringside_speculative_connections gauge",
+                "ringside_speculative_skipped_total counter",
                 "ringside_accept_errors_total counter",
                 "ringside_detecting_connections gauge",
                 "ringside_pipes gauge",
@@ -377,6 +417,10 @@ mod tests {
             format!("protocol_detect_duration_seconds_count{{{detect}}} 1"),
             r#"ringside_upstream_connect_failures_total{target_addr="10.0.0.2:80",reason="timeout"} 1"#
                 .to_string(),
+            r#"ringside_timeouts_total{direction="inbound",target_addr="127.0.0.1:4143",timeout="head_read"} 1"#
+                .to_string(),
+            "ringside_speculative_connections 1".to_string(),
+            "ringside_speculative_skipped_total 1".to_string(),
             "ringside_accept_errors_total 1".to_string(),
             "ringside_detecting_connections 1".to_string(),
             "ringside_pipes{state=\"in_use\"} 1".to_string(),

@@ -13,8 +13,8 @@ mod text;
 pub use encode::encode;
 pub use process::ProcessStats;
 pub use recorder::{
-    DetectLabels, Detecting, Peer, RequestLabels, ResponseClass, ResponseStats, ShardMetrics,
-    TcpCounters, TcpLabels,
+    DetectLabels, Detecting, Expiry, ExpiryLabels, Peer, RequestLabels, ResponseClass,
+    ResponseStats, ShardMetrics, Speculating, TcpCounters, TcpLabels,
 };
 pub use route::RouteMetrics;
 pub use snapshot::{ShardSummary, Snapshot, TcpSnapshot};

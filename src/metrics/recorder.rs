@@ -50,9 +50,41 @@ pub struct DetectLabels {
     pub direction: Direction,
     pub target_addr: String,
     /// `http/1`, `http/2`, `tls`, `unknown`, `opaque_port`, `timeout`,
-    /// `server_first`, `learned_server_first` or `error`.
+    /// `quiet`, `server_first`, `learned_server_first` or `error`.
     pub result: &'static str,
 }
+
+/// Which wait of a connection ran out: the `timeout` label of
+/// `ringside_timeouts_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Expiry {
+    /// An HTTP/1 request head took too long (408).
+    HeadRead,
+    /// An HTTP/1 client sat idle between requests (closed quietly).
+    ClientIdle,
+    /// An upstream took too long to start its response (504).
+    Response,
+    /// An opaque connection passed no byte either way (both closed).
+    OpaqueIdle,
+    /// A client took too long to send its first head: the upstream
+    /// connection opened for it ahead of time went back to the pool.
+    SpeculativeHold,
+}
+
+impl Expiry {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expiry::HeadRead => "head_read",
+            Expiry::ClientIdle => "client_idle",
+            Expiry::Response => "response",
+            Expiry::OpaqueIdle => "opaque_idle",
+            Expiry::SpeculativeHold => "speculative_hold",
+        }
+    }
+}
+
+/// The labels of `ringside_timeouts_total`: the route and what ran out.
+pub type ExpiryLabels = (Direction, String, Expiry);
 
 /// The labels of `request_total`, and with a status those of the response
 /// series, as Linkerd names them.
@@ -161,6 +193,16 @@ impl Drop for Detecting {
     }
 }
 
+/// Holds one count in `ringside_speculative_connections` while it lives.
+#[derive(Debug)]
+pub struct Speculating(Rc<Cell<u64>>);
+
+impl Drop for Speculating {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
 /// Every metric of one shard.
 #[derive(Debug)]
 pub struct ShardMetrics {
@@ -180,6 +222,14 @@ pub struct ShardMetrics {
     authorities: RefCell<std::collections::HashSet<String>>,
     /// Time to a detection verdict, in microseconds, by direction and target.
     detect_duration_us: RefCell<BTreeMap<(Direction, String), Histogram<u64>>>,
+    /// Timeouts that fired, by route and kind.
+    expiries: RefCell<BTreeMap<ExpiryLabels, u64>>,
+    /// Upstream connections held open for a connection still detecting or
+    /// still sending its first head (the shard's limit applies to these).
+    speculative: Rc<Cell<u64>>,
+    /// Connections that detected before connecting because the shard held
+    /// its limit of speculative connections.
+    speculative_skipped_total: Cell<u64>,
 }
 
 impl ShardMetrics {
@@ -196,7 +246,31 @@ impl ShardMetrics {
             requests: RefCell::default(),
             responses: RefCell::default(),
             authorities: RefCell::default(),
+            expiries: RefCell::default(),
+            speculative: Rc::default(),
+            speculative_skipped_total: Cell::new(0),
         }
+    }
+
+    /// Counts a timeout that fired.
+    pub fn expired(&self, labels: ExpiryLabels) {
+        *self.expiries.borrow_mut().entry(labels).or_insert(0) += 1;
+    }
+
+    /// Speculative upstream connections held now.
+    pub fn speculative(&self) -> u64 {
+        self.speculative.get()
+    }
+
+    /// Counts a speculative upstream connection as held until the guard
+    /// is dropped.
+    pub fn speculating(&self) -> Speculating {
+        add(&self.speculative, 1);
+        Speculating(self.speculative.clone())
+    }
+
+    pub fn speculation_skipped(&self) {
+        add(&self.speculative_skipped_total, 1);
     }
 
     pub fn shard(&self) -> usize {
@@ -332,6 +406,9 @@ impl ShardMetrics {
                 })
                 .collect(),
             detect_duration_us: self.detect_duration_us.borrow().clone(),
+            expiries: self.expiries.borrow().clone(),
+            speculative_connections: self.speculative.get(),
+            speculative_skipped_total: self.speculative_skipped_total.get(),
             tcp: self
                 .tcp
                 .borrow()

@@ -4,8 +4,11 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
-use super::recorder::{DetectLabels, Peer, RequestLabels, ShardMetrics, TcpCounters, TcpLabels};
+use super::recorder::{
+    DetectLabels, Expiry, ExpiryLabels, Peer, RequestLabels, ShardMetrics, TcpCounters, TcpLabels,
+};
 use crate::config::Direction;
 
 pub struct RouteMetrics {
@@ -74,6 +77,14 @@ impl RouteMetrics {
             authority,
             target_addr: self.target_addr.clone(),
         }
+    }
+
+    /// Counts a timeout that fired on this route, and says so once at
+    /// debug (inside the connection's span, which names the connection).
+    pub fn expired(&self, metrics: &ShardMetrics, expiry: Expiry, after: Duration) {
+        tracing::debug!(timeout = expiry.as_str(), ?after, "timed out");
+        let labels: ExpiryLabels = (self.direction, self.target_addr.clone(), expiry);
+        metrics.expired(labels);
     }
 
     pub fn detect_labels(&self, result: &'static str) -> DetectLabels {

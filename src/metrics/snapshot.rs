@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use super::recorder::{
-    new_histogram, DetectLabels, Peer, RequestLabels, ResponseClass, ResponseStats, TcpLabels,
+    new_histogram, DetectLabels, ExpiryLabels, Peer, RequestLabels, ResponseClass, ResponseStats,
+    TcpLabels,
 };
 use crate::config::Direction;
 
@@ -26,6 +27,9 @@ pub struct Snapshot {
     /// By request labels and status code.
     pub responses: BTreeMap<(RequestLabels, ResponseClass), ResponseStats>,
     pub detect_duration_us: BTreeMap<(Direction, String), Histogram<u64>>,
+    pub expiries: BTreeMap<ExpiryLabels, u64>,
+    pub speculative_connections: u64,
+    pub speculative_skipped_total: u64,
 }
 
 /// The per-shard figures of `/shards`.
@@ -110,6 +114,11 @@ impl Snapshot {
                 }
             }
         }
+        for (labels, count) in &other.expiries {
+            *self.expiries.entry(labels.clone()).or_insert(0) += count;
+        }
+        self.speculative_connections += other.speculative_connections;
+        self.speculative_skipped_total += other.speculative_skipped_total;
         for (labels, count) in &other.detect_total {
             *self.detect_total.entry(labels.clone()).or_insert(0) += count;
         }

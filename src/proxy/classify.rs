@@ -70,7 +70,7 @@ pub async fn classify(
     }
     let upstream = upstream.map(|(socket, _)| socket);
     let detecting = shard.metrics().detecting();
-    let sniffed = sniff(client, upstream, &shard.detect).await;
+    let sniffed = sniff(client, upstream, &shard.detect, &shard.http.deadlines).await;
     drop(detecting);
     let sniffed = match sniffed {
         Ok(sniffed) => sniffed,
@@ -85,6 +85,10 @@ pub async fn classify(
         (Verdict::Timeout, _) => tracing::info!(
             timeout = ?shard.detect.timeout,
             "no protocol detected in time: forwarding as opaque TCP"
+        ),
+        (Verdict::Quiet, _) => tracing::debug!(
+            pause = ?shard.detect.quiet_pause,
+            "client went quiet before a verdict: forwarding as opaque TCP"
         ),
         (verdict, _) => tracing::debug!(protocol = verdict.label(), "protocol detected"),
     }

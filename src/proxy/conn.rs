@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::classify::{classify, Carry, Classified};
 use super::{RouteState, ShardContext};
+use crate::config::Protocol;
 use crate::io::{self, ConnError, Socket, TcpStream};
 use crate::metrics::TcpCounters;
 
@@ -63,42 +64,76 @@ impl Conn {
                 return (counters, Err(ConnError::Proxy(err)));
             }
         };
+        if !self.may_speculate() {
+            return Box::pin(self.unconnected(client, None)).await;
+        }
+        // Held while detection runs and, for HTTP/1, until the first head
+        // is in (the upstream carries it there).
+        let speculating = self.shard.metrics().speculating();
         let (index, upstream) = match Box::pin(self.connect()).await {
             Ok(connected) => connected,
             // Boxed, like the HTTP paths: an opaque connection's task must
             // not carry the (much larger) state of paths it never takes.
-            Err(err) => return Box::pin(self.unreachable(client, err)).await,
+            Err(err) => return Box::pin(self.unconnected(client, Some(err))).await,
         };
-        let ended = self.dispatch(client, upstream, index).await;
+        let ended = self.dispatch(client, upstream, index, speculating).await;
         self.route.balancer.disconnected(index);
         ended
     }
 
-    /// No endpoint could be connected. An HTTP client still gets an answer
-    /// it can read (a 502 or 503 saying why, from the HTTP path, which
-    /// tries the endpoints again); anything else sees a reset rather than
-    /// mistake the refusal for an empty answer.
-    async fn unreachable(&self, client: Socket, err: ConnError) -> Ended {
-        match classify(&self.shard, &self.route, &client, None).await {
+    /// Carries a connection with no upstream yet: none could be connected
+    /// (`unreachable` says why), or the shard holds its limit of
+    /// speculative connections, so detection runs first. An HTTP client is
+    /// served by the HTTP path, which connects per request (and answers a
+    /// 502 or 503 saying why when it cannot); an opaque one connects now, or
+    /// sees a reset when nothing could be reached rather than mistake the
+    /// refusal for an empty answer.
+    async fn unconnected(&self, client: Socket, unreachable: Option<ConnError>) -> Ended {
+        let cause = match classify(&self.shard, &self.route, &client, None).await {
             Ok(Classified {
                 carry: Carry::Http1,
                 prefix,
-            }) => Box::pin(self.serve_http1(client, None, prefix)).await,
+            }) => return Box::pin(self.serve_http1(client, None, prefix)).await,
             Ok(Classified {
                 carry: Carry::Http2,
                 prefix,
-            }) => Box::pin(self.serve_http2(client, None, prefix)).await,
-            _ => {
-                client.reset_on_close();
-                (opened(self.route.metrics.src.clone()), Err(err))
-            }
+            }) => return Box::pin(self.serve_http2(client, None, prefix)).await,
+            Ok(Classified {
+                carry: Carry::Opaque { tls_sni },
+                prefix,
+            }) => match unreachable {
+                None => return Box::pin(self.connect_opaque(client, tls_sni, prefix)).await,
+                Some(cause) => cause,
+            },
+            Err(err) => unreachable.unwrap_or(ConnError::ClientRead(err.0)),
+        };
+        client.reset_on_close();
+        (opened(self.route.metrics.src.clone()), Err(cause))
+    }
+
+    /// Whether this connection may connect upstream before its protocol is
+    /// known. An opaque route needs its upstream anyway; on the others the
+    /// connection is speculative (it saves a server-first protocol the
+    /// detect timeout and an HTTP client the connect), and a shard holds at
+    /// most `max_speculative` of them, so that N silent or slow clients
+    /// cannot pin N of the application's connections.
+    fn may_speculate(&self) -> bool {
+        let speculative = !matches!(
+            self.route.route.protocol,
+            Protocol::Opaque | Protocol::Http2
+        );
+        if !speculative || self.shard.metrics().speculative() < self.shard.max_speculative as u64 {
+            return true;
         }
+        self.shard.metrics().speculation_skipped();
+        false
     }
 
     /// Connects to an endpoint chosen by the balancer, trying others when
     /// one refuses or times out.
-    async fn connect(&self) -> Result<(usize, Socket), ConnError> {
+    pub(super) async fn connect(&self) -> Result<(usize, Socket), ConnError> {
         let balancer = &self.route.balancer;
+        let http = &self.shard.http;
         let attempts = MAX_CONNECT_ATTEMPTS.min(balancer.len());
         let mut tried = Vec::with_capacity(attempts);
         let mut last_error = None;
@@ -109,7 +144,7 @@ impl Conn {
             tried.push(index);
             let addr = balancer.endpoint(index).addr;
             let started = Instant::now();
-            match io::connect(addr, self.shard.http.connect_timeout).await {
+            match io::connect(addr, http.connect_timeout, &http.deadlines).await {
                 Ok(stream) => {
                     balancer.connected(index, started.elapsed());
                     return Ok((index, stream));

@@ -14,8 +14,8 @@ use super::classify::{classify, Carry, Classified};
 use super::conn::{opened, Conn, Ended};
 use crate::http::{self, Arrival, H1Proxy, H2Proxy, HttpIo, Served, Upstream};
 use crate::io::{ConnError, Side, Socket};
-use crate::metrics::{Peer, TcpCounters};
-use crate::tcp::{tunnel, End};
+use crate::metrics::{Expiry, Peer, Speculating, TcpCounters};
+use crate::tcp::{tunnel, Closed, End, IdleTimeout};
 
 impl Conn {
     /// Classifies a connection whose upstream is connected, then carries
@@ -32,6 +32,7 @@ impl Conn {
         client: Socket,
         upstream: Socket,
         index: usize,
+        speculating: Speculating,
     ) -> impl Future<Output = Ended> + '_ {
         async move {
             let endpoint = self.route.balancer.endpoint(index).addr;
@@ -49,17 +50,42 @@ impl Conn {
             match carry {
                 Carry::Http1 => {
                     let counters = self.route.metrics.dst[index].clone();
-                    let first = http::upstream(upstream, counters, index);
+                    let mut first = http::upstream(upstream, counters, index);
+                    first.speculative = Some(speculating);
                     Box::pin(self.serve_http1(client, Some(first), prefix)).await
                 }
                 Carry::Http2 => {
+                    drop(speculating);
                     let first = Some((index, upstream));
                     Box::pin(self.serve_http2(client, first, prefix)).await
                 }
                 Carry::Opaque { tls_sni } => {
+                    drop(speculating);
                     let counters = self.opaque_counters(index, tls_sni.as_deref());
                     self.opaque(&client, &upstream, counters, prefix).await
                 }
+            }
+        }
+    }
+
+    /// An opaque connection classified before it connected: connects, then
+    /// carries it; a client nothing could be connected for sees a reset.
+    pub(super) async fn connect_opaque(
+        &self,
+        client: Socket,
+        tls_sni: Option<String>,
+        prefix: Vec<u8>,
+    ) -> Ended {
+        match self.connect().await {
+            Ok((index, upstream)) => {
+                let counters = self.opaque_counters(index, tls_sni.as_deref());
+                let ended = self.opaque(&client, &upstream, counters, prefix).await;
+                self.route.balancer.disconnected(index);
+                ended
+            }
+            Err(err) => {
+                client.reset_on_close();
+                (opened(self.route.metrics.src.clone()), Err(err))
             }
         }
     }
@@ -97,13 +123,35 @@ impl Conn {
                 socket: upstream,
                 counters: &dst_counters,
             };
-            result = tunnel(&self.shard.pumps, client_end, upstream_end).await;
+            let carried = tunnel(&self.shard.pumps, client_end, upstream_end, self.idle()).await;
+            result = carried.map(|closed| self.closed(closed));
         }
         if let Err(err) = &result {
             pass_on(err, client, upstream);
         }
         dst_counters.closed(result.is_ok(), started.elapsed());
         (src_counters, result)
+    }
+
+    /// The opaque idle timeout, when one is set.
+    fn idle(&self) -> Option<IdleTimeout<'_>> {
+        let http = &self.shard.http;
+        http.timeouts.opaque_idle.map(|after| IdleTimeout {
+            after,
+            deadlines: &http.deadlines,
+        })
+    }
+
+    /// Counts a tunnel closed for idleness (both sides are closed as the
+    /// sockets drop, with a FIN each: a quiet close, not a failure).
+    fn closed(&self, closed: Closed) {
+        if closed == Closed::Idle {
+            let after = self.shard.http.timeouts.opaque_idle.unwrap_or_default();
+            let metrics = self.shard.metrics();
+            self.route
+                .metrics
+                .expired(metrics, Expiry::OpaqueIdle, after);
+        }
     }
 
     /// The client- and upstream-side counters of an opaque connection to
@@ -182,7 +230,8 @@ impl Conn {
                 socket: &upstream.io.socket,
                 counters: &upstream.io.counters,
             };
-            tunnel(&self.shard.pumps, client_end, upstream_end).await
+            let carried = tunnel(&self.shard.pumps, client_end, upstream_end, self.idle()).await;
+            carried.map(|closed| self.closed(closed))
         }
         .await;
         if let Err(err) = &result {

@@ -28,7 +28,7 @@ pub use route::RouteState;
 use crate::config::Config;
 use crate::detect::ServerFirstMemory;
 use crate::http::HttpShard;
-use crate::io::Shutdown;
+use crate::io::{Deadlines, Shutdown};
 use crate::metrics::ShardMetrics;
 use crate::tcp::PumpResources;
 
@@ -42,6 +42,9 @@ pub struct ShardContext {
     pub pumps: PumpResources,
     pub detect: crate::config::DetectConfig,
     pub server_first: ServerFirstMemory,
+    /// Most upstream connections held ahead of a verdict or a first head
+    /// (`proxy.max_speculative_connections`).
+    pub max_speculative: usize,
 }
 
 impl ShardContext {
@@ -51,10 +54,14 @@ impl ShardContext {
                 metrics: ShardMetrics::new(shard),
                 draining,
                 connect_timeout: config.connect_timeout,
+                deadlines: Deadlines::new(),
+                timeouts: config.timeouts,
+                speculative_hold: config.detect.quiet_pause,
             }),
             pumps: PumpResources::new(config.forward_mode, config.pipe_size_bytes),
             server_first: ServerFirstMemory::new(config.detect.server_first_memory),
             detect: config.detect.clone(),
+            max_speculative: config.max_speculative_connections,
         }
     }
 

@@ -40,6 +40,7 @@ impl RouteState {
                 &route.upstreams,
                 http_seed,
                 pool_idle_timeout,
+                route.response_timeout,
             )),
             metrics,
             route,

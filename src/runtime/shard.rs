@@ -58,6 +58,8 @@ pub async fn run(init: ShardInit) {
     }
 
     spawn(sweep_pools(routes, shutdown.clone()));
+    // Not stopped by the drain: draining connections still time out.
+    spawn(shard.http.deadlines.clone().run());
     spawn(control::serve(control, shard.clone()));
     shared.shards_started.fetch_add(1, Ordering::SeqCst);
     tracing::debug!(shard = id, "shard started");

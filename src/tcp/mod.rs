@@ -9,4 +9,4 @@ mod tunnel;
 
 pub use pipe::PipePool;
 pub use pump::PumpResources;
-pub use tunnel::{tunnel, End};
+pub use tunnel::{tunnel, Closed, End, IdleTimeout};

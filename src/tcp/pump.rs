@@ -21,9 +21,11 @@
 //! An idle direction holds no pipe and no buffer: only glommio's readiness
 //! poll on `src`.
 
+use std::cell::Cell;
 use std::future::poll_fn;
 use std::io;
 use std::task::Poll;
+use std::time::Instant;
 
 use super::pipe::{splice, Pipe, PipePool};
 use crate::config::ForwardMode;
@@ -69,6 +71,9 @@ pub struct Direction<'a> {
     pub dst: &'a Socket,
     pub src_counters: &'a TcpCounters,
     pub dst_counters: &'a TcpCounters,
+    /// When bytes last came in, for an idle timeout (`None`: no timeout,
+    /// and no clock read per read).
+    pub activity: Option<&'a Cell<Instant>>,
 }
 
 /// What one burst through the scratch buffer found.
@@ -187,6 +192,9 @@ impl Direction<'_> {
         };
         let bytes = &scratch[..len];
         self.src_counters.read(bytes.len());
+        if len > 0 {
+            self.active();
+        }
         let sent = self.dst.try_send(bytes).map_err(PumpError::Write)?;
         self.dst_counters.wrote(sent);
         if sent < bytes.len() {
@@ -197,6 +205,12 @@ impl Direction<'_> {
             pipe.write_from(&bytes[sent..]).map_err(PumpError::Pipe)?;
         }
         Ok(burst)
+    }
+
+    fn active(&self) {
+        if let Some(activity) = self.activity {
+            activity.set(Instant::now());
+        }
     }
 
     /// Splices until `src` would block; `true` when it ended (FIN).
@@ -216,6 +230,7 @@ impl Direction<'_> {
                 Ok(n) => {
                     pipe.buffered += n;
                     self.src_counters.read(n);
+                    self.active();
                     self.drain(pipe, slow_path).await?;
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),

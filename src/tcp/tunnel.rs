@@ -1,12 +1,32 @@
 //! `tunnel`: an opaque connection's bytes both ways between two sockets,
 //! until both directions have ended (half-close is honoured: each
-//! direction ends with its own FIN) or one fails, named by its side.
+//! direction ends with its own FIN), one fails, named by its side, or no
+//! byte has moved either way for the idle timeout, when there is one.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use futures_lite::future;
 
 use super::pump::{Direction, PumpError, PumpResources};
-use crate::io::{ConnError, Socket};
+use crate::io::{ConnError, Deadlines, Socket};
 use crate::metrics::TcpCounters;
+
+/// How a tunnel ended without a failure.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// Both directions ended.
+    Ended,
+    /// Nothing moved for the idle timeout: the caller closes both sides.
+    Idle,
+}
+
+/// Close a tunnel after `after` without a byte either way.
+#[derive(Clone, Copy)]
+pub struct IdleTimeout<'a> {
+    pub after: Duration,
+    pub deadlines: &'a Deadlines,
+}
 
 /// One end of a tunnel: its socket and the counters its bytes go to.
 pub struct End<'a> {
@@ -27,18 +47,23 @@ pub async fn tunnel(
     pumps: &PumpResources,
     client: End<'_>,
     upstream: End<'_>,
-) -> Result<(), ConnError> {
+    idle: Option<IdleTimeout<'_>>,
+) -> Result<Closed, ConnError> {
+    let activity = Cell::new(Instant::now());
+    let watched = idle.map(|_| &activity);
     let to_upstream = Direction {
         src: client.socket,
         dst: upstream.socket,
         src_counters: client.counters,
         dst_counters: upstream.counters,
+        activity: watched,
     };
     let to_client = Direction {
         src: upstream.socket,
         dst: client.socket,
         src_counters: upstream.counters,
         dst_counters: client.counters,
+        activity: watched,
     };
     let up = async {
         to_upstream.run(pumps).await.map_err(|err| match err {
@@ -54,5 +79,23 @@ pub async fn tunnel(
             PumpError::Pipe(e) => ConnError::Proxy(e),
         })
     };
-    future::try_zip(up, down).await.map(|_| ())
+    let both = async { future::try_zip(up, down).await.map(|_| Closed::Ended) };
+    let Some(idle) = idle else {
+        return both.await;
+    };
+    // One deadline, moved to the last byte plus the timeout each time it
+    // fires early: a busy tunnel costs a wake-up per timeout, not a timer
+    // per read.
+    let idle_over = async {
+        let deadline = idle.deadlines.deadline();
+        loop {
+            let due = activity.get() + idle.after;
+            if due <= Instant::now() {
+                return Ok(Closed::Idle);
+            }
+            deadline.arm_at(due);
+            deadline.wait().await;
+        }
+    };
+    future::or(both, idle_over).await
 }

@@ -190,6 +190,14 @@ impl HttpClient {
     pub fn read(&mut self, head_request: bool) -> Option<Response> {
         read_response(&mut self.reader, head_request)
     }
+
+    /// Everything the proxy sends until it closes the connection (the read
+    /// timeout set in `connect` bounds the wait).
+    pub fn rest(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).unwrap();
+        rest
+    }
 }
 
 /// What curl printed: the body on stdout, and the exchange on stderr when

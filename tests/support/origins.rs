@@ -16,10 +16,11 @@ use std::thread;
 pub type Report<T> = Arc<Mutex<Option<T>>>;
 
 /// A TCP origin that runs `handler` on a thread per connection, and counts
-/// the connections it accepted.
+/// the connections it accepted and those whose handler returned.
 pub struct Origin {
     pub addr: SocketAddr,
     pub accepted: Arc<AtomicUsize>,
+    pub finished: Arc<AtomicUsize>,
 }
 
 impl Origin {
@@ -29,17 +30,33 @@ impl Origin {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
+        let finished = Arc::new(AtomicUsize::new(0));
+        let counters = (accepted.clone(), finished.clone());
         let handler = Arc::new(handler);
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                counter.fetch_add(1, Ordering::SeqCst);
-                let handler = handler.clone();
-                thread::spawn(move || handler(stream));
+                counters.0.fetch_add(1, Ordering::SeqCst);
+                let (handler, finished) = (handler.clone(), counters.1.clone());
+                thread::spawn(move || {
+                    handler(stream);
+                    finished.fetch_add(1, Ordering::SeqCst);
+                });
             }
         });
-        Origin { addr, accepted }
+        Origin {
+            addr,
+            accepted,
+            finished,
+        }
+    }
+
+    /// Reads everything it is sent and never answers: an application that
+    /// hangs. Its handler returns when ringside closes the connection.
+    pub fn silent() -> Origin {
+        Origin::start(|stream| {
+            let _ = io::copy(&mut &stream, &mut io::sink());
+        })
     }
 
     /// Echoes every byte back; answers the client's FIN with its own.
@@ -52,6 +69,11 @@ impl Origin {
 
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted and not yet closed by the peer.
+    pub fn open(&self) -> usize {
+        self.accepted() - self.finished.load(Ordering::SeqCst)
     }
 }
 
