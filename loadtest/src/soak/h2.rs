@@ -9,7 +9,7 @@ use bytes::Bytes;
 use h2::{Reason, SendStream};
 use std::future::poll_fn;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -94,18 +94,23 @@ async fn serve(socket: tokio::net::TcpStream) {
                 .body(())
                 .expect("static response head");
             if let Ok(mut send) = respond.send_response(response, echoed.is_empty()) {
-                let _ = send_all(&mut send, Bytes::from(echoed), None).await;
+                let _ = send_all(&mut send, Bytes::from(echoed), None, None).await;
             }
         });
     }
 }
 
+/// Most capacity asked of h2 at a time: one window's worth.
+const RESERVE_BYTES: usize = 64 * 1024;
+
 /// Sends `data` as flow control allows, then ends the stream; with
 /// `reset_after`, resets it (CANCEL) once that many bytes are out instead.
+/// `progress` follows the bytes handed to h2.
 async fn send_all(
     send: &mut SendStream<Bytes>,
     mut data: Bytes,
     reset_after: Option<usize>,
+    progress: Option<&Progress>,
 ) -> Result<(), h2::Error> {
     let mut sent = 0;
     while !data.is_empty() {
@@ -113,13 +118,25 @@ async fn send_all(
             send.send_reset(Reason::CANCEL);
             return Ok(());
         }
-        send.reserve_capacity(data.len());
+        // Never more than h2's send buffer (400 KiB by default): a
+        // reservation past it is never granted and the stream hangs
+        // (hyperium/h2 PR #582's thread; seen here as responses stuck at
+        // 409,598 bytes).
+        send.reserve_capacity(data.len().min(RESERVE_BYTES));
         let granted = match poll_fn(|cx| send.poll_capacity(cx)).await {
             Some(granted) => granted?,
             None => return Err(h2::Error::from(Reason::STREAM_CLOSED)),
         };
+        if granted == 0 {
+            // h2 may wake with nothing granted; ask again.
+            continue;
+        }
         let piece = data.split_to(granted.min(data.len()));
         sent += piece.len();
+        if let Some(progress) = progress {
+            progress.sent.store(sent as u64, Ordering::Relaxed);
+            progress.moved();
+        }
         send.send_data(piece, data.is_empty())?;
     }
     Ok(())
@@ -206,14 +223,34 @@ async fn stream(
     clock: Instant,
 ) -> Transfer {
     let started = clock.elapsed();
-    let outcome = match tokio::time::timeout(
-        plan.io_timeout,
-        exchange(client, plan.target, seed, size, reset_after),
-    )
-    .await
-    {
-        Ok(outcome) => outcome,
-        Err(_) => Outcome::Failed(format!("no answer within {:?}", plan.io_timeout)),
+    let progress = Progress {
+        started: Some(Instant::now()),
+        ..Progress::default()
+    };
+    // Like the byte-stream clients' socket timeouts, `io_timeout` bounds a
+    // wait with nothing moving, not the whole stream: on a loaded machine a
+    // debug ringside can take longer than that for a 1 MiB stream and still
+    // be making progress.
+    let mut exchange = std::pin::pin!(exchange(
+        client,
+        plan.target,
+        seed,
+        size,
+        reset_after,
+        &progress
+    ));
+    let outcome = loop {
+        match tokio::time::timeout(plan.io_timeout, &mut exchange).await {
+            Ok(outcome) => break outcome,
+            Err(_) if progress.idle() < plan.io_timeout => continue,
+            Err(_) => {
+                break Outcome::Failed(format!(
+                    "stuck for {:?} {}",
+                    plan.io_timeout,
+                    progress.describe(size)
+                ))
+            }
+        }
     };
     Transfer {
         kind: Kind::H2Stream,
@@ -224,12 +261,63 @@ async fn stream(
     }
 }
 
+/// How far a stream got, for the report of one that got stuck.
+#[derive(Default)]
+struct Progress {
+    /// 0: waiting to open the stream, 1: sending the body, 2: waiting for
+    /// the response head, 3: reading the response body.
+    stage: AtomicU8,
+    sent: AtomicU64,
+    received: AtomicU64,
+    /// When a byte last moved, in ms since `Progress::started`: tells a
+    /// stream that stopped from one that was slow.
+    moved_ms: AtomicU64,
+    started: Option<Instant>,
+}
+
+impl Progress {
+    /// How long nothing has moved.
+    fn idle(&self) -> Duration {
+        let since = self
+            .started
+            .map_or(0, |started| started.elapsed().as_millis() as u64);
+        Duration::from_millis(since.saturating_sub(self.moved_ms.load(Ordering::Relaxed)))
+    }
+
+    fn describe(&self, size: usize) -> String {
+        let stage = match self.stage.load(Ordering::Relaxed) {
+            0 => "opening the stream",
+            1 => "sending the request body",
+            2 => "waiting for the response head",
+            _ => "reading the response body",
+        };
+        format!(
+            "{stage} (sent {} and received {} of {size} bytes)",
+            self.sent.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+        )
+    }
+
+    fn at(&self, stage: u8) {
+        self.stage.store(stage, Ordering::Relaxed);
+        self.moved();
+    }
+
+    fn moved(&self) {
+        let since = self
+            .started
+            .map_or(0, |started| started.elapsed().as_millis() as u64);
+        self.moved_ms.store(since, Ordering::Relaxed);
+    }
+}
+
 async fn exchange(
     client: h2::client::SendRequest<Bytes>,
     target: SocketAddr,
     seed: u64,
     size: usize,
     reset_after: Option<usize>,
+    progress: &Progress,
 ) -> Outcome {
     let failed =
         |what: &str, error: &dyn std::fmt::Display| Outcome::Failed(format!("{what}: {error}"));
@@ -250,18 +338,22 @@ async fn exchange(
         Ok(pair) => pair,
         Err(error) => return failed("h2 request", &error),
     };
+    progress.at(1);
     if size > 0 {
-        if let Err(error) = send_all(&mut send, Bytes::from(body), reset_after).await {
+        let body = Bytes::from(body);
+        if let Err(error) = send_all(&mut send, body, reset_after, Some(progress)).await {
             return failed("h2 request body", &error);
         }
     }
     if reset_after.is_some() {
         return Outcome::Failed("reset by the client".into());
     }
+    progress.at(2);
     let response = match response.await {
         Ok(response) => response,
         Err(error) => return failed("h2 response", &error),
     };
+    progress.at(3);
     if response.status() != 200 {
         let reason = response
             .headers()
@@ -277,6 +369,8 @@ async fn exchange(
             Ok(chunk) => {
                 let _ = body.flow_control().release_capacity(chunk.len());
                 received.update(&chunk);
+                progress.received.store(received.len(), Ordering::Relaxed);
+                progress.moved();
             }
             Err(error) => return failed("h2 response body", &error),
         }
