@@ -35,6 +35,9 @@ impl Rng {
     /// A size spread evenly over the powers of two up to `max`, so most
     /// transfers are small and a few are large, as real traffic is.
     pub fn size(&mut self, max: usize) -> usize {
+        if max == 0 {
+            return 0;
+        }
         let bits = usize::BITS - max.leading_zeros();
         let top = 1usize << self.below(bits as u64);
         (top + self.below(top as u64) as usize).min(max)
