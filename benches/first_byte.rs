@@ -58,6 +58,7 @@ fn start_ringside(
             upstreams: vec![upstream],
             direction: Direction::Outbound,
             protocol,
+            response_timeout: None,
         })
         .collect();
     let mut config = Config::load(&args).unwrap().with_routes(routes);

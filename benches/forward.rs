@@ -52,6 +52,7 @@ fn start_ringside(upstream: SocketAddr, forward_mode: &str) -> SocketAddr {
         upstreams: vec![upstream],
         direction: Direction::Outbound,
         protocol: Protocol::Opaque,
+        response_timeout: None,
     }]);
     let proxy = Proxy::bind(config).unwrap();
     let addr = proxy.route_addrs()[0];

@@ -14,7 +14,8 @@ use std::time::Duration;
 use http::Request;
 use support::clients::h2::{call, connect, runtime};
 use support::{
-    echo_over, eventually, HttpClient, HttpOrigin, Origin, Ringside, TempPath, WAIT_LIMIT,
+    echo_over, eventually, http_get, HttpClient, HttpOrigin, Origin, Ringside, TempPath,
+    Unanswered, WAIT_LIMIT,
 };
 
 const PARTIAL_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n";
@@ -246,4 +247,19 @@ fn a_client_that_sends_nothing_waits_for_the_detect_timeout_not_the_pause() {
     assert_eq!(echo_over(&client, b"late"), b"late");
     let metrics = proxy.wait_idle();
     assert_eq!(detected(&metrics, "quiet"), 0.0);
+}
+
+#[test]
+fn an_upstream_that_never_answers_the_handshake_is_a_connect_timeout() {
+    let upstream = Unanswered::start();
+    let proxy = Ringside::route_to([upstream.addr])
+        .shards(1)
+        .arg("--connect-timeout", "300ms")
+        .start();
+    let (status, body) = http_get(proxy.route(), "/");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("timed out"), "{body}");
+    let metrics = proxy.wait_idle();
+    let timeouts = [("reason", "timeout")];
+    assert!(metrics.sum("ringside_upstream_connect_failures_total", &timeouts) >= 1.0);
 }

@@ -97,11 +97,9 @@ impl Deadlines {
     pub async fn run(self) {
         loop {
             let now = Instant::now();
-            let rest = match self.inner.fire(now) {
-                None => None,
-                Some(next) => Some(next.max(now + TICK) - now),
-            };
-            self.inner.sleeping_until.set(rest.map(|rest| now + rest));
+            // At least a tick: deadlines due within one fire together.
+            let until = self.inner.fire(now).map(|next| next.max(now + TICK));
+            self.inner.sleeping_until.set(until);
             let woken = poll_fn(|cx| {
                 if self.inner.rearm.replace(false) {
                     return Poll::Ready(());
@@ -112,9 +110,9 @@ impl Deadlines {
                 }
                 Poll::Pending
             });
-            match rest {
+            match until {
                 None => woken.await,
-                Some(rest) => future::or(sleep(rest), woken).await,
+                Some(until) => future::or(sleep(until - now), woken).await,
             }
         }
     }

@@ -25,7 +25,7 @@ pub use clients::{
 pub use launcher::{Launch, Metrics, Ringside, BIN};
 pub use origins::h2::H2Origin;
 pub use origins::http::{body_byte, upload_answer, HttpOrigin};
-pub use origins::{closed_port, Origin, Report};
+pub use origins::{closed_port, Origin, Report, Unanswered};
 pub use temp::TempPath;
 
 /// How long a wait for something that should happen may take before the

@@ -84,3 +84,35 @@ pub fn closed_port() -> SocketAddr {
         .local_addr()
         .unwrap()
 }
+
+/// An address that never completes a TCP handshake: a listener that never
+/// accepts, whose accept queue (backlog 0) is already full, so the kernel
+/// drops every further SYN. Connects to it can only time out.
+pub struct Unanswered {
+    pub addr: SocketAddr,
+    _listener: socket2::Socket,
+    _queued: Vec<TcpStream>,
+}
+
+impl Unanswered {
+    pub fn start() -> Unanswered {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        listener.bind(&any_port.into()).unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        // Fills the queue; the connects past its length are the ones that
+        // time out (the first returns at once).
+        let queued = (0..3)
+            .filter_map(|_| {
+                TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).ok()
+            })
+            .collect();
+        Unanswered {
+            addr,
+            _listener: listener,
+            _queued: queued,
+        }
+    }
+}
