@@ -33,6 +33,38 @@ pub enum Command {
     },
     /// Run scenarios against targets, rounds interleaved, and print a table.
     Compare(Box<CompareArgs>),
+    /// Run ringside under mixed load with faults injected; exit non-zero on
+    /// any lost transfer or leaked resource.
+    Soak(SoakArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SoakArgs {
+    /// How long the load and the faults run (the warm-up, settling and the
+    /// drain add about 10 s).
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Byte-stream connections at a time (a thread each).
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// HTTP/2 connections at a time, each with 4 streams at a time.
+    #[arg(long, default_value_t = 4)]
+    pub h2_connections: usize,
+    /// Largest payload of a transfer; sizes spread over the powers of two up to it.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_size: usize,
+    /// ringside's shards. One by default: the pooled HTTP/2 upstream
+    /// connection the warm-up opens is then part of the baseline; with more,
+    /// the warm-up cannot be sure to reach every shard.
+    #[arg(long, default_value_t = 1)]
+    pub shards: usize,
+    /// The ringside binary [default: the one built beside this loadtest].
+    #[arg(long, env = "RINGSIDE_BIN")]
+    pub ringside: Option<PathBuf>,
+    /// Seed for sizes, payloads and choices [default: from the clock]; the
+    /// report prints it, so a failing soak can be run again alike.
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone)]

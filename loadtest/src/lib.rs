@@ -4,7 +4,7 @@
 //! Everything here runs on loopback and stops by itself: every scenario is
 //! bounded by a duration and every wait for readiness by a deadline.
 //! The library is public so that the integration tests can start origins
-//! in-process; the binary is a thin CLI over [`compare`] and [`origins`].
+//! in-process; the binary is a thin CLI over [`compare`], [`soak`] and [`origins`].
 
 pub mod cli;
 pub mod compare;
@@ -12,5 +12,6 @@ pub mod origins;
 pub mod proc_stats;
 pub mod report;
 pub mod scenarios;
+pub mod soak;
 pub mod targets;
 mod workdir;

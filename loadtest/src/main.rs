@@ -15,5 +15,11 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Compare(args) => loadtest::compare::run(&args),
+        Command::Soak(args) => {
+            if !loadtest::soak::run(&args)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

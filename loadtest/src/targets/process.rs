@@ -6,7 +6,7 @@ use crate::workdir::WorkDir;
 use anyhow::{bail, Context};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a proxy gets to start listening, or to exit after SIGTERM.
@@ -53,11 +53,15 @@ impl ProxyProcess {
         pids
     }
 
+    /// What the proxy wrote to stdout and stderr so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.workdir.path().join("stderr.log")).unwrap_or_default()
+    }
+
     /// Fails with the proxy's own log if it has exited.
     pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            let log =
-                std::fs::read_to_string(self.workdir.path().join("stderr.log")).unwrap_or_default();
+            let log = self.log();
             bail!(
                 "{} exited ({status}) before it was ready: {}",
                 self.name,
@@ -121,20 +125,44 @@ impl ProxyProcess {
         }
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited by the deadline.
-    pub fn stop(mut self) {
+    /// Sends SIGTERM: ringside drains, the others stop.
+    pub(crate) fn terminate(&self) {
         // SAFETY: kill with a pid we own and a valid signal number.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + DEADLINE;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+    }
+
+    /// Polls until the process has exited, for at most `timeout`.
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
             }
             std::thread::sleep(POLL_INTERVAL);
         }
-        eprintln!("{} ignored SIGTERM for {DEADLINE:?}; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited by the deadline.
+    pub fn stop(mut self) {
+        self.terminate();
+        if self.wait_exit(DEADLINE).is_none() {
+            // Drop kills it.
+            eprintln!("{} ignored SIGTERM for {DEADLINE:?}; killing it", self.name);
+        }
+    }
+}
+
+/// A proxy left running by an early return (an error mid-run) is killed,
+/// not orphaned.
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
