@@ -49,7 +49,7 @@ done
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 printf "%-10s %-3s %10s %10s   %s\n" load bin "req/s" "CPU s/1k" "runs (req/s CPU)"
-for load in http1-c2 http1-c50 opaque-c2; do
+for load in ${AB_LOADS:-http1-c2 http1-c50 opaque-c2}; do
     for name in A B; do
         rps=$(awk '{print $1}' "$WORK/$load.$name" | median)
         cpu=$(awk '{print $2}' "$WORK/$load.$name" | median)
