@@ -6,7 +6,7 @@
 # CPU seconds per 1,000 requests, then the medians and B/A.
 # Needs wrk (apt-get install wrk) and the loadtest origin (cargo build
 # --release -p loadtest).
-# Usage: loadtest/scripts/ab.sh A_BIN B_BIN [ROUNDS] [SECONDS]
+# Usage: [AB_LOADS="http1-c2 http1-c50 opaque-c2"] loadtest/scripts/ab.sh A_BIN B_BIN [ROUNDS] [SECONDS]
 set -euo pipefail
 A_BIN=$1
 B_BIN=$2
