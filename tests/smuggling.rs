@@ -464,6 +464,16 @@ fn control_characters_and_malformed_request_lines_are_refused() {
             Refused,
         ),
         (
+            "two Host lines",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            Refused,
+        ),
+        (
+            "two Host lines in different case",
+            b"GET / HTTP/1.1\r\nHost: a\r\nhOST: a\r\n\r\n",
+            Refused,
+        ),
+        (
             "NUL in a name",
             b"GET / HTTP/1.1\r\nHost: a\r\nX-\x00A: b\r\n\r\n",
             Refused,

@@ -104,6 +104,16 @@ pub fn parse_request(bytes: &[u8]) -> Parsed<RequestHead> {
             "fragment in the request target".into(),
         ));
     }
+    // Two Host lines let the proxy and the server route by different hosts;
+    // RFC 9112 §3.2 says such a request MUST be answered 400.
+    if parsed.as_ref().is_some_and(|(head, _)| {
+        head.headers()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(b"host"))
+            .nth(1)
+            .is_some()
+    }) {
+        return Err(HeadError::Malformed("more than one host header".into()));
+    }
     Ok(parsed)
 }
 
