@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use support::netns::Netns;
@@ -123,13 +123,18 @@ fn ipv4_legacy_rules_install_once_and_remove_cleanly() {
 /// Two "pods" joined by a veth pair, rules installed in the first: a
 /// connection to the other pod lands on the first pod's outbound listener,
 /// and one to a skipped port reaches the other pod's server directly.
-#[test]
-fn outbound_tcp_lands_on_the_outbound_port_and_skipped_ports_do_not() {
-    let (Some(client_pod), Some(server_pod)) = (namespace("client"), namespace("server")) else {
+/// Addresses are `{prefix}1` and `{prefix}2`, from ranges that exist only
+/// inside these namespaces; `loopback` is where REDIRECT sends the family.
+fn outbound_is_redirected_and_skipped_ports_are_not(prefix: &str, bits: &str, loopback: &str) {
+    let tag = if prefix.contains(':') { "6" } else { "4" };
+    let (Some(client_pod), Some(server_pod)) = (
+        namespace(&format!("client{tag}")),
+        namespace(&format!("server{tag}")),
+    ) else {
         return;
     };
-    let client_side = format!("rsa{}", std::process::id() % 100_000);
-    let server_side = format!("rsb{}", std::process::id() % 100_000);
+    let client_side = format!("rsa{tag}{}", std::process::id() % 100_000);
+    let server_side = format!("rsb{tag}{}", std::process::id() % 100_000);
     client_pod.ip(&[
         "link",
         "add",
@@ -142,14 +147,26 @@ fn outbound_tcp_lands_on_the_outbound_port_and_skipped_ports_do_not() {
         "netns",
         &server_pod.name,
     ]);
-    client_pod.ip(&["addr", "add", "198.18.0.1/24", "dev", &client_side]);
-    client_pod.ip(&["link", "set", &client_side, "up"]);
-    server_pod.ip(&["addr", "add", "198.18.0.2/24", "dev", &server_side]);
-    server_pod.ip(&["link", "set", &server_side, "up"]);
+    // nodad: IPv6 addresses are usable at once, not after duplicate
+    // address detection (about 1 s).
+    for (pod, side, host) in [
+        (&client_pod, &client_side, "1"),
+        (&server_pod, &server_side, "2"),
+    ] {
+        let addr = format!("{prefix}{host}/{bits}");
+        let mut args = vec!["addr", "add", &addr, "dev", side];
+        if tag == "6" {
+            args.push("nodad");
+        }
+        pod.ip(&args);
+        pod.ip(&["link", "set", side, "up"]);
+    }
 
-    let server = server_pod.enter(|| TcpListener::bind("198.18.0.2:0").unwrap());
+    let server_ip: IpAddr = format!("{prefix}2").parse().unwrap();
+    let server = server_pod.enter(|| TcpListener::bind((server_ip, 0)).unwrap());
     let skipped = server.local_addr().unwrap();
-    let outbound = client_pod.enter(|| TcpListener::bind("127.0.0.1:0").unwrap());
+    let loopback: IpAddr = loopback.parse().unwrap();
+    let outbound = client_pod.enter(|| TcpListener::bind((loopback, 0)).unwrap());
     let outbound_port = outbound.local_addr().unwrap().port().to_string();
     // The test runs as root: a proxy uid other than 0 leaves its own
     // connections to the rules.
@@ -167,7 +184,7 @@ fn outbound_tcp_lands_on_the_outbound_port_and_skipped_ports_do_not() {
         ],
     );
 
-    let redirected: SocketAddr = "198.18.0.2:9".parse().unwrap();
+    let redirected = SocketAddr::new(skipped.ip(), 9);
     let (to_skipped, to_redirected) = client_pod.enter(|| {
         let connect = |addr| TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
         (connect(skipped), connect(redirected))
@@ -184,6 +201,20 @@ fn outbound_tcp_lands_on_the_outbound_port_and_skipped_ports_do_not() {
     );
     // The redirected client still believes it talks to the other pod.
     assert_eq!(to_redirected.peer_addr().unwrap(), redirected);
+}
+
+#[test]
+fn ipv4_outbound_lands_on_the_outbound_port_and_skipped_ports_do_not() {
+    outbound_is_redirected_and_skipped_ports_are_not("198.18.0.", "24", "127.0.0.1");
+}
+
+#[test]
+fn ipv6_outbound_lands_on_the_outbound_port_and_skipped_ports_do_not() {
+    if !std::path::Path::new("/proc/net/if_inet6").exists() {
+        println!("SKIP: the kernel has no IPv6");
+        return;
+    }
+    outbound_is_redirected_and_skipped_ports_are_not("2001:db8::", "64", "::1");
 }
 
 /// The next connection on `listener`, waited for within the test limit.
