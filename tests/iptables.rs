@@ -8,10 +8,11 @@ mod support;
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use support::netns::Netns;
-use support::{eventually, BIN};
+use support::{eventually, TempPath, BIN};
 
 /// A namespace for this test, or `None` after a SKIP line saying why not.
 fn namespace(tag: &str) -> Option<Netns> {
@@ -242,4 +243,49 @@ fn print_without_a_proxy_uid_is_a_one_line_error() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--proxy-uid: required"), "{stderr}");
+}
+
+/// Without the rights to change the tables, install fails with the
+/// one line iptables gave, and leaves the tables as they were.
+#[test]
+fn install_without_root_is_a_one_line_error() {
+    let Some(netns) = namespace("unprivileged") else {
+        return;
+    };
+    // A copy in the temp dir, which every user may reach, wherever the
+    // build is.
+    let bin = TempPath::holding(std::fs::read(BIN).unwrap());
+    std::fs::set_permissions(bin.as_str(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let args = [
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        bin.as_str(),
+        "iptables",
+        "install",
+        "--proxy-uid",
+        "2102",
+    ];
+    // A fork elsewhere in this process may briefly hold the copy open for
+    // writing (ETXTBSY); that passes at once.
+    let mut out = netns.exec("setpriv", &args);
+    for _ in 0..3 {
+        if !String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
+            break;
+        }
+        out = netns.exec("setpriv", &args);
+    }
+    if String::from_utf8_lossy(&out.stderr).contains("No such file") {
+        println!("SKIP: setpriv (util-linux) is not installed");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("ringside: "), "{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    let save = netns.run("iptables-save", &["-t", "nat"]);
+    assert!(!save.contains("RINGSIDE"), "{save}");
 }
