@@ -24,6 +24,8 @@ pub use rules::{Family, INBOUND_CHAIN, OUTBOUND_CHAIN};
 pub enum IptablesError {
     #[error("{0} not found in PATH, /usr/sbin or /sbin: install iptables")]
     Missing(String),
+    #[error("the kernel has no IPv6")]
+    NoIpv6,
     #[error("cannot run {program}: {source}")]
     Spawn {
         program: String,
@@ -49,25 +51,13 @@ pub fn run(action: IptablesAction, config: &IptablesConfig) -> Result<(), Iptabl
             print!("{}", rules::install(config, family, &[]));
             continue;
         }
-        let tools = match (family, tools(config.mode, family)) {
-            (_, Ok(tools)) => tools,
-            (Family::Ipv6, Err(err)) => {
+        let (tools, saved) = match read_table(config.mode, family) {
+            Ok(found) => found,
+            Err(err) if family == Family::Ipv6 => {
                 eprintln!("ringside: IPv6 skipped: {err}");
                 continue;
             }
-            (Family::Ipv4, Err(err)) => return Err(err),
-        };
-        if family == Family::Ipv6 && !Path::new("/proc/net/if_inet6").exists() {
-            eprintln!("ringside: IPv6 skipped: the kernel has no IPv6");
-            continue;
-        }
-        let saved = match (family, output(&tools.save, &["-t", "nat"])) {
-            (_, Ok(saved)) => saved,
-            (Family::Ipv6, Err(err)) => {
-                eprintln!("ringside: IPv6 skipped: {err}");
-                continue;
-            }
-            (Family::Ipv4, Err(err)) => return Err(err),
+            Err(err) => return Err(err),
         };
         let input = match action {
             IptablesAction::Install => Some(rules::install(
@@ -97,6 +87,16 @@ pub fn run(action: IptablesAction, config: &IptablesConfig) -> Result<(), Iptabl
         }
     }
     Ok(())
+}
+
+/// The family's programs and its nat table as they are now.
+fn read_table(mode: IptablesMode, family: Family) -> Result<(Tools, String), IptablesError> {
+    let tools = tools(mode, family)?;
+    if family == Family::Ipv6 && !Path::new("/proc/net/if_inet6").exists() {
+        return Err(IptablesError::NoIpv6);
+    }
+    let saved = output(&tools.save, &["-t", "nat"])?;
+    Ok((tools, saved))
 }
 
 /// `iptables-nft-restore`, `ip6tables-legacy-save`, ...
