@@ -17,7 +17,8 @@ use std::process::{Command, Stdio};
 
 use crate::config::{IptablesAction, IptablesConfig, IptablesMode};
 
-pub use rules::{Family, INBOUND_CHAIN, OUTBOUND_CHAIN};
+use rules::Family;
+pub use rules::{INBOUND_CHAIN, OUTBOUND_CHAIN};
 
 /// Why `ringside iptables` could not do its work; each reads as one line.
 #[derive(Debug, thiserror::Error)]
