@@ -13,6 +13,7 @@ pub mod config;
 pub mod detect;
 pub mod http;
 pub mod io;
+pub mod iptables;
 pub mod metrics;
 pub mod proxy;
 pub mod runtime;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
 
     let result = match args.command {
         Some(Command::Demo) => demo::run(config),
+        Some(Command::Iptables(iptables)) => return iptables_command(&iptables, &config),
         None => run(config),
     };
     match result {
@@ -42,6 +43,22 @@ fn check(config: &Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => bad_configuration(err),
+    }
+}
+
+/// `ringside iptables ...`: its own flags, and the admin port to leave
+/// unredirected; its errors are one line each.
+fn iptables_command(args: &ringside::config::IptablesArgs, config: &Config) -> ExitCode {
+    let rules = match args.resolve(config.admin_addr.port()) {
+        Ok(rules) => rules,
+        Err(err) => return bad_configuration(err),
+    };
+    match ringside::iptables::run(args.action, &rules) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ringside: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -78,7 +78,8 @@ fn folders_import_only_downwards() {
         (
             "config",
             &[
-                "admin", "balance", "detect", "http", "io", "metrics", "proxy", "runtime", "tcp",
+                "admin", "balance", "detect", "http", "io", "iptables", "metrics", "proxy",
+                "runtime", "tcp",
             ],
         ),
         ("tcp", &["http", "proxy", "runtime", "admin"]),

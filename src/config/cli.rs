@@ -150,4 +150,7 @@ pub enum Command {
     /// Start a small origin on loopback, put ringside in front of it, push
     /// some traffic through and show what the metrics say; then keep running.
     Demo,
+    /// Print, install or remove the iptables rules that send the pod's TCP
+    /// through ringside's inbound and outbound ports (as Linkerd's proxy-init).
+    Iptables(super::IptablesArgs),
 }

@@ -227,7 +227,7 @@ fn opaque_ports(args: &Args, table: &DetectTable) -> Result<Vec<u16>, ConfigErro
 }
 
 /// `25,587,3306`; an empty list means no opaque ports.
-fn parse_port_list(key: &str, list: &str) -> Result<Vec<u16>, ConfigError> {
+pub(super) fn parse_port_list(key: &str, list: &str) -> Result<Vec<u16>, ConfigError> {
     list.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())

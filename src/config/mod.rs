@@ -11,11 +11,13 @@
 
 mod cli;
 mod file;
+mod iptables;
 mod limits;
 mod merge;
 mod route;
 
 pub use cli::{Args, Command};
+pub use iptables::{Cidr, IptablesAction, IptablesArgs, IptablesConfig, IptablesMode};
 pub use limits::Http2Config;
 pub use route::{Direction, Protocol, Route};
 

@@ -1,9 +1,10 @@
 //! Shared test support, one file per role: the built `ringside` binary as a
 //! child process and its scraped metrics (`launcher`), real servers on
 //! 127.0.0.1:0 behind it (`origins`), real clients in front of it
-//! (`clients`), and files the tests hand to it or to other programs
-//! (`temp`). Readiness comes from the `listening ...` lines ringside prints
-//! once its sockets are bound, never from sleeping.
+//! (`clients`), network namespaces for the iptables tests (`netns`), and
+//! files the tests hand to it or to other programs (`temp`). Readiness
+//! comes from the `listening ...` lines ringside prints once its sockets
+//! are bound, never from sleeping.
 //!
 //! Each test binary uses a part of this, so unused items and re-exports
 //! are expected.
@@ -12,6 +13,7 @@
 
 pub mod clients;
 pub mod launcher;
+pub mod netns;
 pub mod origins;
 pub mod temp;
 
