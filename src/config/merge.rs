@@ -17,6 +17,7 @@ use super::file::{
     AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
 };
 use super::limits;
+use super::transparent;
 use super::route::{parse_route_flag, RouteSpec};
 use super::{
     parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Pin, Timeouts,
@@ -33,6 +34,8 @@ impl Config {
         let log_format = log_format(args, &file.log)?;
         let detect = detect(args, &file.detect)?;
         let routes = routes(args, &file.route)?;
+        let outbound = transparent::outbound(args, &file.outbound)?;
+        let inbound = transparent::inbound(args, &file.inbound)?;
         let backlog = backlog(args, &file.runtime)?;
         let connect_timeout = connect_timeout(args, &file.proxy)?;
         let shutdown_grace = shutdown_grace(args, &file.runtime)?;
@@ -53,6 +56,7 @@ impl Config {
             pin,
             log_format,
             routes,
+            transparent: outbound.into_iter().chain(inbound).collect(),
             backlog,
             connect_timeout,
             shutdown_grace,
@@ -274,12 +278,12 @@ fn routes(args: &Args, file_routes: &[RouteTable]) -> Result<Vec<RouteSpec>, Con
 // How a value is taken from the layers and checked.
 
 /// The flag's value (or its `RINGSIDE_*` variable's), else the file's.
-fn layered<'a>(flag: &'a Option<String>, file: &'a Option<String>) -> Option<&'a str> {
+pub(super) fn layered<'a>(flag: &'a Option<String>, file: &'a Option<String>) -> Option<&'a str> {
     flag.as_deref().or(file.as_deref())
 }
 
 /// One of a few named values; none given means the first.
-fn one_of<T: Copy, const N: usize>(
+pub(super) fn one_of<T: Copy, const N: usize>(
     key: &str,
     value: Option<&str>,
     choices: [(&str, T); N],

@@ -44,7 +44,7 @@ pub enum RunError {
 pub struct Proxy {
     config: Config,
     placement: Placement,
-    /// Per route, one socket per shard.
+    /// Per route, then per transparent listener, one socket per shard.
     route_listeners: Vec<Vec<socket2::Socket>>,
     admin_listener: socket2::Socket,
     admin_addr: SocketAddr,
@@ -65,12 +65,12 @@ impl Proxy {
         })?;
         let admin_listener = listener::bind_exclusive(config.admin_addr, 128)?;
         let admin_addr = local(&admin_listener, config.admin_addr)?;
-        let mut route_listeners = Vec::with_capacity(config.routes.len());
-        let mut route_addrs = Vec::with_capacity(config.routes.len());
-        for route in &config.routes {
-            let sockets =
-                listener::bind_shard_listeners(route.listen, placement.shards, config.backlog)?;
-            route_addrs.push(local(&sockets[0], route.listen)?);
+        let routes = config.routes.iter().map(|route| route.listen);
+        let transparent = config.transparent.iter().map(|listener| listener.listen);
+        let (mut route_listeners, mut route_addrs) = (Vec::new(), Vec::new());
+        for listen in routes.chain(transparent) {
+            let sockets = listener::bind_shard_listeners(listen, placement.shards, config.backlog)?;
+            route_addrs.push(local(&sockets[0], listen)?);
             route_listeners.push(sockets);
         }
         Ok(Proxy {
@@ -94,7 +94,12 @@ impl Proxy {
 
     /// The bound address of each route, in config order (port 0 resolved).
     pub fn route_addrs(&self) -> &[SocketAddr] {
-        &self.route_addrs
+        &self.route_addrs[..self.config.routes.len()]
+    }
+
+    /// The bound address of each transparent listener, in config order.
+    pub fn transparent_addrs(&self) -> &[SocketAddr] {
+        &self.route_addrs[self.config.routes.len()..]
     }
 
     /// Runs until SIGTERM/SIGINT and the drain that follows.
@@ -109,9 +114,15 @@ impl Proxy {
             signals,
         } = self;
         // Shards see the bound addresses, so labels show real ports.
-        for (route, addr) in config.routes.iter_mut().zip(&route_addrs) {
+        let (bound_routes, bound_transparent) = route_addrs.split_at(config.routes.len());
+        for (route, addr) in config.routes.iter_mut().zip(bound_routes) {
             route.listen = *addr;
         }
+        for (listener, addr) in config.transparent.iter_mut().zip(bound_transparent) {
+            listener.listen = *addr;
+        }
+        // The transparent listeners' loop check refuses these.
+        let own_addrs: Vec<SocketAddr> = route_addrs.iter().copied().chain([admin_addr]).collect();
         let shared = Shared::default();
         let shards = placement.shards;
         let max_connections = limits::connection_limit(config.max_connections, shards);
@@ -147,6 +158,7 @@ impl Proxy {
                 config: config.clone(),
                 max_connections: limits::shard_share(max_connections, shards, id),
                 listeners,
+                own_addrs: own_addrs.clone(),
                 control,
                 shared: shared.clone(),
             };
