@@ -1,8 +1,9 @@
 //! Shared test support, one file per role: the built `ringside` binary as a
 //! child process and its scraped metrics (`launcher`), real servers on
 //! 127.0.0.1:0 behind it (`origins`), real clients in front of it
-//! (`clients`), and files the tests hand to it or to other programs
-//! (`temp`). Readiness comes from the `listening ...` lines ringside prints
+//! (`clients`), files the tests hand to it or to other programs
+//! (`temp`), and network namespaces for transparent proxying (`netns`).
+//! Readiness comes from the `listening ...` lines ringside prints
 //! once its sockets are bound, never from sleeping.
 //!
 //! Each test binary uses a part of this, so unused items and re-exports
@@ -12,6 +13,7 @@
 
 pub mod clients;
 pub mod launcher;
+pub mod netns;
 pub mod origins;
 pub mod temp;
 
@@ -27,6 +29,7 @@ pub use origins::h2::H2Origin;
 pub use origins::http::{body_byte, upload_answer, HttpOrigin};
 pub use origins::recording::RecordingOrigin;
 pub use origins::{closed_port, Origin, Report, Unanswered};
+pub use netns::{NetNs, POD_ADDR};
 pub use temp::TempPath;
 
 /// How long a wait for something that should happen may take before the
