@@ -175,3 +175,99 @@ fn forget_idle(destinations: &mut HashMap<SocketAddr, Kept>, now: Instant, idle:
         in_use || now.duration_since(kept.last_used.get()) < idle
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Direction, ForwardTo};
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    fn outbound() -> TransparentState {
+        let listener = Transparent {
+            listen: addr("127.0.0.1:4140"),
+            direction: Direction::Outbound,
+            forward_to: ForwardTo::Original,
+        };
+        let own: Rc<[SocketAddr]> = [addr("127.0.0.1:4140"), addr("0.0.0.0:4143")].into();
+        TransparentState::new(listener, own, Duration::from_secs(3))
+    }
+
+    fn redirected(original: &str) -> Destination {
+        Destination {
+            original: Some(addr(original)),
+            local: addr("127.0.0.1:4140"),
+        }
+    }
+
+    fn route_for(
+        state: &TransparentState,
+        metrics: &ShardMetrics,
+        to: Destination,
+    ) -> Result<Rc<RouteState>, Refusal> {
+        state.route_for(to, metrics, &[6379], None)
+    }
+
+    #[test]
+    fn a_destination_gets_one_kept_route_with_its_policy() {
+        let (state, metrics) = (outbound(), ShardMetrics::new(0));
+        let web = route_for(&state, &metrics, redirected("10.0.0.1:80")).unwrap();
+        let again = route_for(&state, &metrics, redirected("10.0.0.1:80")).unwrap();
+        assert!(Rc::ptr_eq(&web, &again));
+        assert_eq!(web.route.protocol, Protocol::Detect);
+        assert_eq!(web.metrics.target_addr, "10.0.0.1:80");
+        let redis = route_for(&state, &metrics, redirected("10.0.0.2:6379")).unwrap();
+        assert_eq!(redis.route.protocol, Protocol::Opaque);
+        assert_eq!(state.kept(), 2);
+    }
+
+    #[test]
+    fn unredirected_and_looping_connections_are_refused() {
+        let (state, metrics) = (outbound(), ShardMetrics::new(0));
+        let direct = Destination {
+            original: Some(addr("127.0.0.1:4140")),
+            local: addr("127.0.0.1:4140"),
+        };
+        let unknown = Destination {
+            original: None,
+            local: addr("127.0.0.1:4140"),
+        };
+        for destination in [direct, unknown] {
+            let refused = route_for(&state, &metrics, destination).err();
+            assert_eq!(refused, Some(Refusal::NotRedirected));
+        }
+        // The inbound listener on 0.0.0.0 answers on loopback, not on
+        // another host's address.
+        let refused = route_for(&state, &metrics, redirected("127.0.0.1:4143")).err();
+        assert_eq!(refused, Some(Refusal::Loop));
+        assert!(route_for(&state, &metrics, redirected("10.0.0.1:4143")).is_ok());
+    }
+
+    #[test]
+    fn destinations_are_bounded_and_idle_ones_forgotten() {
+        let (state, metrics) = (outbound(), ShardMetrics::new(0));
+        let held = route_for(&state, &metrics, redirected("10.0.0.1:1")).unwrap();
+        for port in 2..=MAX_DESTINATIONS as u16 {
+            let to = redirected(&format!("10.0.0.1:{port}"));
+            route_for(&state, &metrics, to).unwrap();
+        }
+        assert_eq!(state.kept(), MAX_DESTINATIONS);
+        // Full: the idle ones make room; the held one stays.
+        route_for(&state, &metrics, redirected("10.0.0.2:1")).unwrap();
+        assert_eq!(state.kept(), 2);
+        let again = route_for(&state, &metrics, redirected("10.0.0.1:1")).unwrap();
+        assert!(Rc::ptr_eq(&held, &again));
+        drop(again);
+        // A sweep forgets only what has been idle for DESTINATION_IDLE.
+        state.sweep();
+        assert_eq!(state.kept(), 2);
+        let long_ago = Instant::now() - DESTINATION_IDLE;
+        for kept in state.destinations.borrow().values() {
+            kept.last_used.set(long_ago);
+        }
+        state.sweep();
+        assert_eq!(state.kept(), 1, "the held destination stays");
+    }
+}
