@@ -17,19 +17,19 @@ use support::*;
 /// its own upstream connections are not redirected back to it.
 const RINGSIDE_GID: u32 = 4140;
 
-/// A one-shard ringside with only an outbound listener (and `extra`
-/// flags), with this namespace's traffic to 198.18.0.0/24 redirected to
-/// it; `None` when the test is skipped.
-fn redirected_ringside(netns: &NetNs, test: &str, extra: &[(&str, &str)]) -> Option<Ringside> {
-    let mut launch = Launch::new()
-        .gid(RINGSIDE_GID)
-        .shards(1)
-        .arg("--outbound-listen", "127.0.0.1:0");
-    for (flag, value) in extra {
+/// The flag of an outbound listener on a port the kernel picks.
+const OUTBOUND: (&str, &str) = ("--outbound-listen", "127.0.0.1:0");
+
+/// A one-shard ringside with `flags`, which name one transparent
+/// listener, with this namespace's traffic to 198.18.0.0/24 redirected to
+/// that listener; `None` when the test is skipped.
+fn redirected_ringside(netns: &NetNs, test: &str, flags: &[(&str, &str)]) -> Option<Ringside> {
+    let mut launch = Launch::new().gid(RINGSIDE_GID).shards(1);
+    for (flag, value) in flags {
         launch = launch.arg(flag, value);
     }
     let proxy = launch.start();
-    netns.redirect_outbound(test, proxy.transparent[0].port(), RINGSIDE_GID)?;
+    netns.redirect(test, proxy.transparent[0].port(), RINGSIDE_GID)?;
     Some(proxy)
 }
 
@@ -42,7 +42,7 @@ fn http_and_opaque_connections_reach_their_original_destination_once() {
     let web = HttpOrigin::start_on(&format!("{POD_ADDR}:0"), "web", Duration::ZERO);
     // 6379 is one of the default opaque ports (Redis): no detection.
     let redis = Origin::echo_on(&format!("{POD_ADDR}:6379"));
-    let Some(proxy) = redirected_ringside(&netns, test, &[]) else {
+    let Some(proxy) = redirected_ringside(&netns, test, &[OUTBOUND]) else {
         return;
     };
 
@@ -83,7 +83,7 @@ fn a_server_first_banner_arrives_without_waiting_for_detection() {
         let _ = std::io::copy(&mut &stream, &mut std::io::sink());
     });
     // The default 10 s detect timeout is in force.
-    let Some(proxy) = redirected_ringside(&netns, test, &[]) else {
+    let Some(proxy) = redirected_ringside(&netns, test, &[OUTBOUND]) else {
         return;
     };
     let started = Instant::now();
@@ -114,8 +114,8 @@ fn direct_and_looping_connections_are_refused_and_counted() {
     // ringside itself as its original destination.
     let local_route = format!("127.0.0.1:0={}", origin.addr);
     let pod_route = format!("{POD_ADDR}:0={}", origin.addr);
-    let routes = [("--route", local_route.as_str()), ("--route", pod_route.as_str())];
-    let Some(proxy) = redirected_ringside(&netns, test, &routes) else {
+    let flags = [OUTBOUND, ("--route", &local_route), ("--route", &pod_route)];
+    let Some(proxy) = redirected_ringside(&netns, test, &flags) else {
         return;
     };
     let pod_route_addr = proxy.routes[1];
@@ -135,4 +135,27 @@ fn direct_and_looping_connections_are_refused_and_counted() {
     // The loopback route still works beside the transparent listener.
     assert_eq!(echo_through(proxy.routes[0], b"still routed"), b"still routed");
     assert_eq!(origin.accepted(), 1);
+}
+
+#[test]
+fn inbound_connections_go_to_the_application_on_loopback() {
+    let test = "inbound_connections_go_to_the_application_on_loopback";
+    let Some(netns) = NetNs::enter(test) else {
+        return;
+    };
+    // The application listens on loopback only; its clients dial the
+    // pod's address, where nothing listens but the redirect leads.
+    let app = HttpOrigin::start("app", Duration::ZERO);
+    let inbound = ("--inbound-listen", "0.0.0.0:0");
+    let Some(proxy) = redirected_ringside(&netns, test, &[inbound]) else {
+        return;
+    };
+    let original = format!("{POD_ADDR}:{}", app.addr.port());
+    let response = curl(&["-i", &format!("http://{original}/size/10")]);
+    assert!(response.text().contains("x-origin: app"), "{}", response.text());
+    assert_eq!(app.requests(), 1);
+
+    let metrics = proxy.wait_idle();
+    let labels = [("direction", "inbound"), ("target_addr", original.as_str())];
+    assert_eq!(metrics.sum("request_total", &labels), 1.0);
 }

@@ -61,11 +61,11 @@ impl NetNs {
         run("ip", args).unwrap_or_else(|why| panic!("ip {args:?}: {why}"));
     }
 
-    /// Redirects TCP to the pod's subnet to `port` on loopback, as
-    /// `ringside iptables` does for outbound traffic, except connections
-    /// made by group `exempt_gid` (ringside's own). `None` after a `SKIP:`
-    /// line when the kernel has no nat REDIRECT.
-    pub fn redirect_outbound(&self, test: &str, port: u16, exempt_gid: u32) -> Option<()> {
+    /// Redirects TCP to the pod's subnet to `port` on loopback (nat
+    /// OUTPUT, as `ringside iptables` does for outbound traffic), except
+    /// connections made by group `exempt_gid` (ringside's own). `None`
+    /// after a `SKIP:` line when the kernel has no nat REDIRECT.
+    pub fn redirect(&self, test: &str, port: u16, exempt_gid: u32) -> Option<()> {
         let gid = exempt_gid.to_string();
         let port = port.to_string();
         let rules: [&[&str]; 2] = [
