@@ -48,7 +48,11 @@ fn http_and_opaque_connections_reach_their_original_destination_once() {
 
     let url = format!("http://{}/size/10", web.addr);
     let response = curl(&["-i", &url]);
-    assert!(response.text().contains("x-origin: web"), "{}", response.text());
+    assert!(
+        response.text().contains("x-origin: web"),
+        "{}",
+        response.text()
+    );
     assert_eq!(web.requests(), 1);
 
     let data = random_bytes(4 << 20, 12);
@@ -63,8 +67,14 @@ fn http_and_opaque_connections_reach_their_original_destination_once() {
     let redis_target = redis.addr.to_string();
     let opaque = [("target_addr", redis_target.as_str()), ("peer", "src")];
     assert_eq!(metrics.sum("tcp_open_total", &opaque), 1.0);
-    assert_eq!(metrics.sum("tcp_read_bytes_total", &opaque), data.len() as f64);
-    let opaque_port = [("target_addr", redis_target.as_str()), ("result", "opaque_port")];
+    assert_eq!(
+        metrics.sum("tcp_read_bytes_total", &opaque),
+        data.len() as f64
+    );
+    let opaque_port = [
+        ("target_addr", redis_target.as_str()),
+        ("result", "opaque_port"),
+    ];
     assert_eq!(metrics.sum("protocol_detect_total", &opaque_port), 1.0);
     // Two client connections in, two upstream connections out.
     assert_eq!(metrics.sum("tcp_open_total", &[("peer", "src")]), 2.0);
@@ -124,7 +134,10 @@ fn direct_and_looping_connections_are_refused_and_counted() {
     let mut direct = TcpStream::connect(proxy.transparent[0]).unwrap();
     assert!(ends_in_reset(&mut direct), "a direct connection is refused");
     let mut looping = TcpStream::connect(pod_route_addr).unwrap();
-    assert!(ends_in_reset(&mut looping), "a looping connection is refused");
+    assert!(
+        ends_in_reset(&mut looping),
+        "a looping connection is refused"
+    );
     let metrics = proxy.metrics();
     let refused = |reason| metrics.sum("ringside_connections_refused_total", &[("reason", reason)]);
     assert_eq!(refused("not_redirected"), 1.0);
@@ -133,7 +146,10 @@ fn direct_and_looping_connections_are_refused_and_counted() {
     assert_eq!(origin.accepted(), 0);
 
     // The loopback route still works beside the transparent listener.
-    assert_eq!(echo_through(proxy.routes[0], b"still routed"), b"still routed");
+    assert_eq!(
+        echo_through(proxy.routes[0], b"still routed"),
+        b"still routed"
+    );
     assert_eq!(origin.accepted(), 1);
 }
 
@@ -152,7 +168,11 @@ fn inbound_connections_go_to_the_application_on_loopback() {
     };
     let original = format!("{POD_ADDR}:{}", app.addr.port());
     let response = curl(&["-i", &format!("http://{original}/size/10")]);
-    assert!(response.text().contains("x-origin: app"), "{}", response.text());
+    assert!(
+        response.text().contains("x-origin: app"),
+        "{}",
+        response.text()
+    );
     assert_eq!(app.requests(), 1);
 
     let metrics = proxy.wait_idle();

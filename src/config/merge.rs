@@ -17,8 +17,8 @@ use super::file::{
     AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
 };
 use super::limits;
-use super::transparent;
 use super::route::{parse_route_flag, RouteSpec};
+use super::transparent;
 use super::{
     parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Pin, Timeouts,
 };

@@ -280,7 +280,12 @@ impl fmt::Display for Config {
             h2.max_premature_resets
         )?;
         for listener in &self.transparent {
-            write!(f, "\n[{}]\nlisten = \"{}\"\n", listener.direction.as_str(), listener.listen)?;
+            write!(
+                f,
+                "\n[{}]\nlisten = \"{}\"\n",
+                listener.direction.as_str(),
+                listener.listen
+            )?;
             if listener.direction == Direction::Inbound {
                 writeln!(f, "forward_to = \"{}\"", listener.forward_to.as_str())?;
             }

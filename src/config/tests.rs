@@ -84,7 +84,12 @@ fn unknown_file_keys_are_errors_with_a_line() {
 #[test]
 fn printed_config_parses_back_to_the_same_config() {
     let route = ["--route", "127.0.0.1:5=127.0.0.1:6"];
-    let transparent = ["--outbound-listen", "127.0.0.1:7", "--inbound-listen", "0.0.0.0:8"];
+    let transparent = [
+        "--outbound-listen",
+        "127.0.0.1:7",
+        "--inbound-listen",
+        "0.0.0.0:8",
+    ];
     for extra in [&["--shards", "2", "--pin", "cores"][..], &[], &transparent] {
         let config = merged(&[&route[..], extra].concat(), "").unwrap();
         let printed = config.to_string();
@@ -349,12 +354,21 @@ fn timeout_flags_set_their_keys() {
 fn transparent_listeners_are_off_unless_their_section_or_flag_is_given() {
     assert!(merged(&[], "").unwrap().transparent.is_empty());
     let config = merged(&[], "[outbound]\n[inbound]\n").unwrap();
-    let listens: Vec<String> = config.transparent.iter().map(|t| t.listen.to_string()).collect();
+    let listens: Vec<String> = config
+        .transparent
+        .iter()
+        .map(|t| t.listen.to_string())
+        .collect();
     assert_eq!(listens, [DEFAULT_OUTBOUND_LISTEN, DEFAULT_INBOUND_LISTEN]);
     assert_eq!(config.transparent[0].forward_to, ForwardTo::Original);
     assert_eq!(config.transparent[1].forward_to, ForwardTo::Localhost);
     let config = merged(
-        &["--inbound-listen", "127.0.0.1:5", "--inbound-forward-to", "original"],
+        &[
+            "--inbound-listen",
+            "127.0.0.1:5",
+            "--inbound-forward-to",
+            "original",
+        ],
         "[inbound]\nlisten = \"127.0.0.1:6\"\nforward_to = \"localhost\"\n",
     )
     .unwrap();
@@ -376,6 +390,9 @@ fn transparent_mistakes_name_their_key() {
 #[test]
 fn forward_to_localhost_keeps_the_original_port() {
     let original: SocketAddr = "10.1.2.3:8080".parse().unwrap();
-    assert_eq!(ForwardTo::Localhost.upstream(original).to_string(), "127.0.0.1:8080");
+    assert_eq!(
+        ForwardTo::Localhost.upstream(original).to_string(),
+        "127.0.0.1:8080"
+    );
     assert_eq!(ForwardTo::Original.upstream(original), original);
 }

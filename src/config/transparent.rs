@@ -90,7 +90,11 @@ pub(super) fn inbound(
 
 /// The listen address when the listener is on: the flag's, else the
 /// section's, else the default when the section is there at all.
-fn enabled(flag: &Option<String>, section: Option<Option<String>>, default: &str) -> Option<String> {
+fn enabled(
+    flag: &Option<String>,
+    section: Option<Option<String>>,
+    default: &str,
+) -> Option<String> {
     match (flag, section) {
         (Some(flag), _) => Some(flag.clone()),
         (None, Some(listen)) => Some(listen.unwrap_or_else(|| default.to_string())),

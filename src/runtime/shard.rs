@@ -76,7 +76,11 @@ pub async fn run(init: ShardInit) {
     let mut transparent = Vec::with_capacity(config.transparent.len());
     for (listener, socket) in config.transparent.iter().zip(transparent_listeners) {
         let own = own_addrs.clone();
-        let state = Rc::new(TransparentState::new(*listener, own, config.pool_idle_timeout));
+        let state = Rc::new(TransparentState::new(
+            *listener,
+            own,
+            config.pool_idle_timeout,
+        ));
         transparent.push(state.clone());
         let accepting = Accepting::Transparent(state);
         let listener = Listener::new(socket);

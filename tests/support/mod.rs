@@ -25,11 +25,11 @@ pub use clients::{
     reset, HttpClient, Response,
 };
 pub use launcher::{Launch, Metrics, Ringside, BIN};
+pub use netns::{NetNs, POD_ADDR};
 pub use origins::h2::H2Origin;
 pub use origins::http::{body_byte, upload_answer, HttpOrigin};
 pub use origins::recording::RecordingOrigin;
 pub use origins::{closed_port, Origin, Report, Unanswered};
-pub use netns::{NetNs, POD_ADDR};
 pub use temp::TempPath;
 
 /// How long a wait for something that should happen may take before the

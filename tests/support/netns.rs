@@ -50,7 +50,9 @@ impl NetNs {
         netns.ip(&["link", "set", "lo", "up"]);
         // A veth pair with both ends here: a pod's interface without a
         // second namespace (the dummy driver is not in every kernel, veth is).
-        netns.ip(&["link", "add", "pod0", "type", "veth", "peer", "name", "pod1"]);
+        netns.ip(&[
+            "link", "add", "pod0", "type", "veth", "peer", "name", "pod1",
+        ]);
         netns.ip(&["addr", "add", &format!("{POD_ADDR}/24"), "dev", "pod0"]);
         netns.ip(&["link", "set", "pod0", "up"]);
         netns.ip(&["link", "set", "pod1", "up"]);
@@ -76,7 +78,10 @@ impl NetNs {
             let mut args = vec!["-t", "nat", "-A", "OUTPUT", "-p", "tcp"];
             args.extend_from_slice(rule);
             if let Err(why) = run("iptables", &args) {
-                return skip(test, &format!("iptables nat REDIRECT is unavailable: {why}"));
+                return skip(
+                    test,
+                    &format!("iptables nat REDIRECT is unavailable: {why}"),
+                );
             }
         }
         Some(())
