@@ -59,13 +59,15 @@ pub(super) fn outbound(
     table: &Option<OutboundTable>,
 ) -> Result<Option<Transparent>, ConfigError> {
     let file_listen = table.as_ref().map(|t| t.listen.clone());
-    let Some(listen) = enabled(&args.outbound_listen, file_listen, DEFAULT_OUTBOUND_LISTEN) else {
+    let flag = &args.outbound_listen;
+    let Some(listen) = listen("outbound", flag, file_listen, DEFAULT_OUTBOUND_LISTEN)? else {
         return Ok(None);
     };
+    let forward_to = ForwardTo::Original;
     Ok(Some(Transparent {
-        listen: parse_addr("outbound.listen", &listen)?,
+        listen,
         direction: Direction::Outbound,
-        forward_to: ForwardTo::Original,
+        forward_to,
     }))
 }
 
@@ -75,29 +77,33 @@ pub(super) fn inbound(
     table: &Option<InboundTable>,
 ) -> Result<Option<Transparent>, ConfigError> {
     let file_listen = table.as_ref().map(|t| t.listen.clone());
-    let Some(listen) = enabled(&args.inbound_listen, file_listen, DEFAULT_INBOUND_LISTEN) else {
+    let flag = &args.inbound_listen;
+    let Some(listen) = listen("inbound", flag, file_listen, DEFAULT_INBOUND_LISTEN)? else {
         return Ok(None);
     };
     let file_forward = table.as_ref().and_then(|t| t.forward_to.clone());
     let forward_to = layered(&args.inbound_forward_to, &file_forward);
     let choices = [ForwardTo::Localhost, ForwardTo::Original].map(|f| (f.as_str(), f));
+    let forward_to = one_of("inbound.forward_to", forward_to, choices)?;
     Ok(Some(Transparent {
-        listen: parse_addr("inbound.listen", &listen)?,
+        listen,
         direction: Direction::Inbound,
-        forward_to: one_of("inbound.forward_to", forward_to, choices)?,
+        forward_to,
     }))
 }
 
-/// The listen address when the listener is on: the flag's, else the
+/// `section.listen` when the listener is on: the flag's, else the
 /// section's, else the default when the section is there at all.
-fn enabled(
+fn listen(
+    section: &str,
     flag: &Option<String>,
-    section: Option<Option<String>>,
+    file: Option<Option<String>>,
     default: &str,
-) -> Option<String> {
-    match (flag, section) {
-        (Some(flag), _) => Some(flag.clone()),
-        (None, Some(listen)) => Some(listen.unwrap_or_else(|| default.to_string())),
-        (None, None) => None,
-    }
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let listen = match (flag, file) {
+        (Some(flag), _) => flag.clone(),
+        (None, Some(listen)) => listen.unwrap_or_else(|| default.to_string()),
+        (None, None) => return Ok(None),
+    };
+    parse_addr(&format!("{section}.listen"), &listen).map(Some)
 }

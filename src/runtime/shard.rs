@@ -39,7 +39,7 @@ pub async fn run(init: ShardInit) {
         id,
         config,
         max_connections,
-        mut listeners,
+        listeners,
         own_addrs,
         control,
         shared,
@@ -53,36 +53,43 @@ pub async fn run(init: ShardInit) {
     ));
     let connections = Rc::new(Tasks::new());
 
-    let transparent_listeners = listeners.split_off(config.routes.len());
-    let mut routes = Vec::with_capacity(config.routes.len());
-    for (route, socket) in config.routes.iter().zip(listeners) {
-        let state = Rc::new(RouteState::new(
-            route.clone(),
-            shard.metrics(),
-            seed(id, route.listen),
-            config.pool_idle_timeout,
-        ));
-        routes.push(state.clone());
-        let listener = Listener::new(socket);
-        let accepting = Accepting::Route(state);
-        spawn(accept_loop(
-            listener,
-            accepting,
-            shard.clone(),
-            connections.clone(),
-        ));
-    }
+    let routes: Vec<Rc<RouteState>> = config
+        .routes
+        .iter()
+        .map(|route| {
+            let seed = seed(id, route.listen);
+            let state = RouteState::new(
+                route.clone(),
+                shard.metrics(),
+                seed,
+                config.pool_idle_timeout,
+            );
+            Rc::new(state)
+        })
+        .collect();
     let own_addrs: Rc<[SocketAddr]> = own_addrs.into();
-    let mut transparent = Vec::with_capacity(config.transparent.len());
-    for (listener, socket) in config.transparent.iter().zip(transparent_listeners) {
-        let own = own_addrs.clone();
-        let state = Rc::new(TransparentState::new(
-            *listener,
-            own,
-            config.pool_idle_timeout,
-        ));
-        transparent.push(state.clone());
-        let accepting = Accepting::Transparent(state);
+    let transparent: Vec<Rc<TransparentState>> = config
+        .transparent
+        .iter()
+        .map(|listener| {
+            let own = own_addrs.clone();
+            Rc::new(TransparentState::new(
+                *listener,
+                own,
+                config.pool_idle_timeout,
+            ))
+        })
+        .collect();
+    let accepting = routes
+        .iter()
+        .map(|route| Accepting::Route(route.clone()))
+        .chain(
+            transparent
+                .iter()
+                .map(|t| Accepting::Transparent(t.clone())),
+        );
+    // The listeners come in the same order: routes, then transparent.
+    for (accepting, socket) in accepting.zip(listeners) {
         let listener = Listener::new(socket);
         spawn(accept_loop(
             listener,
