@@ -43,10 +43,12 @@ impl Config {
         let pool_idle_timeout = pool_idle_timeout(&file.proxy)?;
         let pipe_size_bytes = pipe_size_bytes(&file.proxy)?;
         let timeouts = timeouts(args, &file.proxy)?;
-        let routes = routes
+        let routes: Vec<_> = routes
             .into_iter()
             .map(|spec| spec.resolve(&detect.opaque_ports, timeouts.response))
             .collect();
+        let transparent: Vec<_> = outbound.into_iter().chain(inbound).collect();
+        transparent::check_listens(&routes, &transparent)?;
         let max_speculative_connections = max_speculative_connections(args, &file.proxy)?;
         let max_connections = limits::max_connections(args, file.proxy.max_connections)?;
         let http2 = limits::http2(args, &file.http2)?;
@@ -56,7 +58,7 @@ impl Config {
             pin,
             log_format,
             routes,
-            transparent: outbound.into_iter().chain(inbound).collect(),
+            transparent,
             backlog,
             connect_timeout,
             shutdown_grace,

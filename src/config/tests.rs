@@ -385,6 +385,11 @@ fn transparent_mistakes_name_their_key() {
     let err = merged(&["--outbound-listen", "4140"], "").unwrap_err();
     assert!(err.to_string().starts_with("outbound.listen:"), "{err}");
     assert!(file::FileConfig::parse("[outbound]\nport = 1\n").is_err());
+    let err = merged(&["--route", "127.0.0.1:4140=127.0.0.1:1"], "[outbound]\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "outbound.listen: 127.0.0.1:4140 is used by another listener"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use super::file::{InboundTable, OutboundTable};
 use super::merge::{layered, one_of};
-use super::{parse_addr, Args, ConfigError, Direction};
+use super::{parse_addr, Args, ConfigError, Direction, Route};
 
 /// Linkerd's outbound port: where the OUTPUT rules redirect to.
 pub const DEFAULT_OUTBOUND_LISTEN: &str = "127.0.0.1:4140";
@@ -106,4 +106,24 @@ fn listen(
         (None, None) => return Ok(None),
     };
     parse_addr(&format!("{section}.listen"), &listen).map(Some)
+}
+
+/// No transparent listener may listen where a route or the other one does.
+pub(super) fn check_listens(
+    routes: &[Route],
+    transparent: &[Transparent],
+) -> Result<(), ConfigError> {
+    for (i, listener) in transparent.iter().enumerate() {
+        let taken = routes.iter().any(|route| route.listen == listener.listen)
+            || transparent[..i]
+                .iter()
+                .any(|other| other.listen == listener.listen);
+        if taken {
+            return Err(ConfigError::invalid(
+                format!("{}.listen", listener.direction.as_str()),
+                format!("{} is used by another listener", listener.listen),
+            ));
+        }
+    }
+    Ok(())
 }
