@@ -390,6 +390,13 @@ fn transparent_mistakes_name_their_key() {
         err.to_string(),
         "outbound.listen: 127.0.0.1:4140 is used by another listener"
     );
+    let port_zero = [
+        "--route",
+        "127.0.0.1:0=127.0.0.1:1",
+        "--outbound-listen",
+        "127.0.0.1:0",
+    ];
+    assert!(merged(&port_zero, "").is_ok());
 }
 
 #[test]

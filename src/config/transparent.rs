@@ -108,12 +108,16 @@ fn listen(
     parse_addr(&format!("{section}.listen"), &listen).map(Some)
 }
 
-/// No transparent listener may listen where a route or the other one does.
+/// No transparent listener may listen where a route or the other one does
+/// (port 0 excepted: each gets a port of its own).
 pub(super) fn check_listens(
     routes: &[Route],
     transparent: &[Transparent],
 ) -> Result<(), ConfigError> {
     for (i, listener) in transparent.iter().enumerate() {
+        if listener.listen.port() == 0 {
+            continue;
+        }
         let taken = routes.iter().any(|route| route.listen == listener.listen)
             || transparent[..i]
                 .iter()

@@ -1,8 +1,8 @@
 //! The I/O layer every stage of a connection stands on, and with
 //! `runtime/` the only place that names glommio: the socket type and
-//! connect with a timeout (`socket`), listeners (`listener`) and the
-//! original destination of a redirected connection (`original_dst`), spawning,
-//! sleeping and timeouts (`task`), the shard's coarse deadlines that
+//! connect with a timeout (`socket`), listeners (`listener`), the
+//! original destination of a redirected connection (`original_dst`),
+//! spawning, sleeping and timeouts (`task`), the shard's coarse deadlines that
 //! connection timeouts use (`deadline`), the shard's shutdown signal
 //! (`shutdown`), the tokio-I/O adapter h2 needs (`h2_io`), and the error a
 //! connection ends with (`error`). Keeping glommio behind these few types

@@ -305,7 +305,8 @@ impl ShardMetrics {
     }
 
     /// `reason`: the limit, as its config key names it (`max_connections`),
-    /// or a transparent listener's rule (`not_redirected`, `loop`).
+    /// or a transparent listener's rule (`not_redirected`, `loop`,
+    /// `original_dst` when the kernel could not say).
     pub fn refused(&self, reason: &'static str) {
         count(&self.connections_refused, reason);
     }

@@ -45,17 +45,18 @@ pub struct Proxy {
     config: Config,
     placement: Placement,
     /// Per route, then per transparent listener, one socket per shard.
-    route_listeners: Vec<Vec<socket2::Socket>>,
+    listeners: Vec<Vec<socket2::Socket>>,
     admin_listener: socket2::Socket,
     admin_addr: SocketAddr,
-    route_addrs: Vec<SocketAddr>,
+    listen_addrs: Vec<SocketAddr>,
     signals: Signals,
 }
 
 impl Proxy {
     /// Decides the placement (and logs it), binds the admin listener and
-    /// every shard's route listeners. Clients may connect as soon as this
-    /// returns: the kernel queues them until the shards start accepting.
+    /// every shard's route and transparent listeners. Clients may connect
+    /// as soon as this returns: the kernel queues them until the shards
+    /// start accepting.
     pub fn bind(config: Config) -> Result<Proxy, RunError> {
         let placement = Placement::here(&config)?;
         placement.log();
@@ -67,19 +68,19 @@ impl Proxy {
         let admin_addr = local(&admin_listener, config.admin_addr)?;
         let routes = config.routes.iter().map(|route| route.listen);
         let transparent = config.transparent.iter().map(|listener| listener.listen);
-        let (mut route_listeners, mut route_addrs) = (Vec::new(), Vec::new());
+        let (mut listeners, mut listen_addrs) = (Vec::new(), Vec::new());
         for listen in routes.chain(transparent) {
             let sockets = listener::bind_shard_listeners(listen, placement.shards, config.backlog)?;
-            route_addrs.push(local(&sockets[0], listen)?);
-            route_listeners.push(sockets);
+            listen_addrs.push(local(&sockets[0], listen)?);
+            listeners.push(sockets);
         }
         Ok(Proxy {
             config,
             placement,
-            route_listeners,
+            listeners,
             admin_listener,
             admin_addr,
-            route_addrs,
+            listen_addrs,
             signals,
         })
     }
@@ -94,12 +95,12 @@ impl Proxy {
 
     /// The bound address of each route, in config order (port 0 resolved).
     pub fn route_addrs(&self) -> &[SocketAddr] {
-        &self.route_addrs[..self.config.routes.len()]
+        &self.listen_addrs[..self.config.routes.len()]
     }
 
     /// The bound address of each transparent listener, in config order.
     pub fn transparent_addrs(&self) -> &[SocketAddr] {
-        &self.route_addrs[self.config.routes.len()..]
+        &self.listen_addrs[self.config.routes.len()..]
     }
 
     /// Runs until SIGTERM/SIGINT and the drain that follows.
@@ -107,14 +108,14 @@ impl Proxy {
         let Proxy {
             mut config,
             placement,
-            route_listeners,
+            listeners,
             admin_listener,
             admin_addr,
-            route_addrs,
+            listen_addrs,
             signals,
         } = self;
         // Shards see the bound addresses, so labels show real ports.
-        let (bound_routes, bound_transparent) = route_addrs.split_at(config.routes.len());
+        let (bound_routes, bound_transparent) = listen_addrs.split_at(config.routes.len());
         for (route, addr) in config.routes.iter_mut().zip(bound_routes) {
             route.listen = *addr;
         }
@@ -122,7 +123,7 @@ impl Proxy {
             listener.listen = *addr;
         }
         // The transparent listeners' loop check refuses these.
-        let own_addrs: Vec<SocketAddr> = route_addrs.iter().copied().chain([admin_addr]).collect();
+        let own_addrs: Vec<SocketAddr> = listen_addrs.iter().copied().chain([admin_addr]).collect();
         let shared = Shared::default();
         let shards = placement.shards;
         let max_connections = limits::connection_limit(config.max_connections, shards);
@@ -142,7 +143,7 @@ impl Proxy {
 
         let mut per_shard_listeners: Vec<Vec<socket2::Socket>> =
             (0..shards).map(|_| Vec::new()).collect();
-        for sockets in route_listeners {
+        for sockets in listeners {
             for (shard, socket) in sockets.into_iter().enumerate() {
                 per_shard_listeners[shard].push(socket);
             }

@@ -1,7 +1,6 @@
 //! A proxy shard: one glommio executor that owns a listener per route and
-//! per transparent listener,
-//! runs the connection stage's accept loops on them, and carries every
-//! connection it accepted from start to end. It answers the admin shard's
+//! per transparent listener, runs the connection stage's accept loops on
+//! them, and carries every connection it accepted from start to end. It answers the admin shard's
 //! snapshot and drain requests.
 
 use std::net::SocketAddr;

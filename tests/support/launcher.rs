@@ -25,8 +25,9 @@ pub struct Ringside {
     _stdout: BufReader<ChildStdout>,
 }
 
-/// The command line of a ringside with one route, before it starts: from
-/// `Ringside::route_to`, for the tests that want more than `routing_to`.
+/// The command line of a ringside before it starts: from `Launch::new`
+/// (no route) or `Ringside::route_to` (one), for the tests that want more
+/// than `routing_to`.
 #[derive(Default)]
 pub struct Launch {
     args: Vec<String>,
