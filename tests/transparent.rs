@@ -179,3 +179,32 @@ fn inbound_connections_go_to_the_application_on_loopback() {
     let labels = [("direction", "inbound"), ("target_addr", original.as_str())];
     assert_eq!(metrics.sum("request_total", &labels), 1.0);
 }
+
+#[test]
+fn ipv6_connections_reach_their_original_destination() {
+    let test = "ipv6_connections_reach_their_original_destination";
+    let Some(netns) = NetNs::enter(test) else {
+        return;
+    };
+    let proxy = Launch::new()
+        .gid(RINGSIDE_GID)
+        .shards(1)
+        .arg("--outbound-listen", "[::1]:0")
+        .start();
+    let Some(()) = netns.redirect_v6(test, proxy.transparent[0].port(), RINGSIDE_GID) else {
+        return;
+    };
+    let web = HttpOrigin::start_on(&format!("[{POD_ADDR_V6}]:0"), "web6", Duration::ZERO);
+    // -g: the brackets are an address, not a curl glob.
+    let response = curl(&["-g", "-i", &format!("http://{}/size/10", web.addr)]);
+    assert!(
+        response.text().contains("x-origin: web6"),
+        "{}",
+        response.text()
+    );
+
+    let metrics = proxy.wait_idle();
+    let target = web.addr.to_string();
+    let labels = [("direction", "outbound"), ("target_addr", target.as_str())];
+    assert_eq!(metrics.sum("request_total", &labels), 1.0);
+}

@@ -25,7 +25,7 @@ pub use clients::{
     reset, HttpClient, Response,
 };
 pub use launcher::{Launch, Metrics, Ringside, BIN};
-pub use netns::{NetNs, POD_ADDR};
+pub use netns::{NetNs, POD_ADDR, POD_ADDR_V6};
 pub use origins::h2::H2Origin;
 pub use origins::http::{body_byte, upload_answer, HttpOrigin};
 pub use origins::recording::RecordingOrigin;

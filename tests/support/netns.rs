@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// The address the namespace's veth interface holds; origins listen on
 /// it, and clients' connections to it are redirected.
 pub const POD_ADDR: &str = "198.18.0.1";
+/// The pod's IPv6 address, once `NetNs::redirect_v6` has given it.
+pub const POD_ADDR_V6: &str = "2001:db8::1";
 
 /// Deleted when dropped, also when the test fails.
 pub struct NetNs {
@@ -68,24 +70,39 @@ impl NetNs {
     /// connections made by group `exempt_gid` (ringside's own). `None`
     /// after a `SKIP:` line when the kernel has no nat REDIRECT.
     pub fn redirect(&self, test: &str, port: u16, exempt_gid: u32) -> Option<()> {
-        let gid = exempt_gid.to_string();
-        let port = port.to_string();
-        let rules: [&[&str]; 2] = [
-            &["-m", "owner", "--gid-owner", &gid, "-j", "RETURN"],
-            &["-d", "198.18.0.0/24", "-j", "REDIRECT", "--to-ports", &port],
-        ];
-        for rule in rules {
-            let mut args = vec!["-t", "nat", "-A", "OUTPUT", "-p", "tcp"];
-            args.extend_from_slice(rule);
-            if let Err(why) = run("iptables", &args) {
-                return skip(
-                    test,
-                    &format!("iptables nat REDIRECT is unavailable: {why}"),
-                );
-            }
-        }
-        Some(())
+        redirect("iptables", "198.18.0.0/24", test, port, exempt_gid)
     }
+
+    /// `redirect` for IPv6: gives the pod 2001:db8::1/64 (the
+    /// documentation range) and redirects TCP to that subnet with
+    /// ip6tables. `None` after a `SKIP:` line when the kernel has no IPv6
+    /// or no ip6tables nat.
+    pub fn redirect_v6(&self, test: &str, port: u16, exempt_gid: u32) -> Option<()> {
+        let addr = format!("{POD_ADDR_V6}/64");
+        // nodad: usable at once, without duplicate address detection.
+        if let Err(why) = run("ip", &["addr", "add", &addr, "dev", "pod0", "nodad"]) {
+            return skip(test, &format!("no IPv6 here: {why}"));
+        }
+        redirect("ip6tables", "2001:db8::/64", test, port, exempt_gid)
+    }
+}
+
+/// Appends the two nat OUTPUT rules of `NetNs::redirect` with `tool`.
+fn redirect(tool: &str, subnet: &str, test: &str, port: u16, exempt_gid: u32) -> Option<()> {
+    let gid = exempt_gid.to_string();
+    let port = port.to_string();
+    let rules: [&[&str]; 2] = [
+        &["-m", "owner", "--gid-owner", &gid, "-j", "RETURN"],
+        &["-d", subnet, "-j", "REDIRECT", "--to-ports", &port],
+    ];
+    for rule in rules {
+        let mut args = vec!["-t", "nat", "-A", "OUTPUT", "-p", "tcp"];
+        args.extend_from_slice(rule);
+        if let Err(why) = run(tool, &args) {
+            return skip(test, &format!("{tool} nat REDIRECT is unavailable: {why}"));
+        }
+    }
+    Some(())
 }
 
 impl Drop for NetNs {
