@@ -33,6 +33,19 @@ fn redirected_ringside(netns: &NetNs, test: &str, flags: &[(&str, &str)]) -> Opt
     Some(proxy)
 }
 
+/// One HTTP/1 request to `target` (an address iptables redirects) that
+/// `origin` answers, counted by `proxy` under `direction` with `target` as
+/// its `target_addr`.
+fn one_request_through(proxy: &Ringside, target: &str, origin: &str, direction: &str) {
+    // -g: an IPv6 address's brackets are not a curl glob.
+    let response = curl(&["-g", "-i", &format!("http://{target}/size/10")]);
+    let answered = format!("x-origin: {origin}");
+    assert!(response.text().contains(&answered), "{}", response.text());
+    let metrics = proxy.wait_idle();
+    let labels = [("direction", direction), ("target_addr", target)];
+    assert_eq!(metrics.sum("request_total", &labels), 1.0);
+}
+
 #[test]
 fn http_and_opaque_connections_reach_their_original_destination_once() {
     let test = "http_and_opaque_connections_reach_their_original_destination_once";
@@ -167,17 +180,8 @@ fn inbound_connections_go_to_the_application_on_loopback() {
         return;
     };
     let original = format!("{POD_ADDR}:{}", app.addr.port());
-    let response = curl(&["-i", &format!("http://{original}/size/10")]);
-    assert!(
-        response.text().contains("x-origin: app"),
-        "{}",
-        response.text()
-    );
+    one_request_through(&proxy, &original, "app", "inbound");
     assert_eq!(app.requests(), 1);
-
-    let metrics = proxy.wait_idle();
-    let labels = [("direction", "inbound"), ("target_addr", original.as_str())];
-    assert_eq!(metrics.sum("request_total", &labels), 1.0);
 }
 
 #[test]
@@ -195,16 +199,5 @@ fn ipv6_connections_reach_their_original_destination() {
         return;
     };
     let web = HttpOrigin::start_on(&format!("[{POD_ADDR_V6}]:0"), "web6", Duration::ZERO);
-    // -g: the brackets are an address, not a curl glob.
-    let response = curl(&["-g", "-i", &format!("http://{}/size/10", web.addr)]);
-    assert!(
-        response.text().contains("x-origin: web6"),
-        "{}",
-        response.text()
-    );
-
-    let metrics = proxy.wait_idle();
-    let target = web.addr.to_string();
-    let labels = [("direction", "outbound"), ("target_addr", target.as_str())];
-    assert_eq!(metrics.sum("request_total", &labels), 1.0);
+    one_request_through(&proxy, &web.addr.to_string(), "web6", "outbound");
 }
