@@ -68,9 +68,9 @@ fn bad_configuration(err: impl std::fmt::Display) -> ExitCode {
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
-    if config.routes.is_empty() {
+    if config.routes.is_empty() && config.transparent.is_empty() {
         anyhow::bail!(
-            "no routes: give --route LISTEN=UPSTREAM, a [[route]] in --config, or try `ringside demo`"
+            "no routes: give --route LISTEN=UPSTREAM, a [[route]] in --config, --outbound-listen, or try `ringside demo`"
         );
     }
     let proxy = start(config)?;
@@ -88,10 +88,14 @@ pub(crate) fn start(config: Config) -> anyhow::Result<ringside::runtime::Proxy> 
         Err(err) => tracing::warn!(error = %err, "cannot raise the open files limit"),
     }
     let routes = config.routes.clone();
+    let transparent = config.transparent.clone();
     let proxy = ringside::runtime::Proxy::bind(config)?;
     for (route, addr) in routes.iter().zip(proxy.route_addrs()) {
         let upstreams: Vec<String> = route.upstreams.iter().map(|u| u.to_string()).collect();
         println!("listening route {addr} -> {}", upstreams.join(","));
+    }
+    for (listener, addr) in transparent.iter().zip(proxy.transparent_addrs()) {
+        println!("listening {} {addr}", listener.direction.as_str());
     }
     // Last, so a reader knows every route line has come.
     println!("listening admin {}", proxy.admin_addr());

@@ -26,6 +26,23 @@ pub struct Args {
     #[arg(long, env = "RINGSIDE_ROUTE", value_delimiter = ';', global = true)]
     pub route: Vec<String>,
 
+    /// Turns on the transparent outbound listener, where iptables OUTPUT
+    /// rules redirect to [default when `[outbound]` is in the file:
+    /// 127.0.0.1:4140].
+    #[arg(long, env = "RINGSIDE_OUTBOUND_LISTEN", global = true)]
+    pub outbound_listen: Option<String>,
+
+    /// Turns on the transparent inbound listener, where iptables
+    /// PREROUTING rules redirect to [default when `[inbound]` is in the
+    /// file: 0.0.0.0:4143].
+    #[arg(long, env = "RINGSIDE_INBOUND_LISTEN", global = true)]
+    pub inbound_listen: Option<String>,
+
+    /// Where inbound connections go: localhost (127.0.0.1:<original port>)
+    /// or original (the original destination) [default: localhost].
+    #[arg(long, env = "RINGSIDE_INBOUND_FORWARD_TO", global = true)]
+    pub inbound_forward_to: Option<String>,
+
     /// Address of the admin server (/metrics, /ready, /live, /shards).
     #[arg(long, env = "RINGSIDE_ADMIN_ADDR", global = true)]
     pub admin_addr: Option<String>,

@@ -27,6 +27,22 @@ pub(super) struct FileConfig {
     pub http2: Http2Table,
     #[serde(default)]
     pub route: Vec<RouteTable>,
+    /// `None` when the section is absent: the listener is off.
+    pub outbound: Option<OutboundTable>,
+    pub inbound: Option<InboundTable>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OutboundTable {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InboundTable {
+    pub listen: Option<String>,
+    pub forward_to: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,6 +18,7 @@ use super::file::{
 };
 use super::limits;
 use super::route::{parse_route_flag, RouteSpec};
+use super::transparent;
 use super::{
     parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Pin, Timeouts,
 };
@@ -33,6 +34,8 @@ impl Config {
         let log_format = log_format(args, &file.log)?;
         let detect = detect(args, &file.detect)?;
         let routes = routes(args, &file.route)?;
+        let outbound = transparent::outbound(args, &file.outbound)?;
+        let inbound = transparent::inbound(args, &file.inbound)?;
         let backlog = backlog(args, &file.runtime)?;
         let connect_timeout = connect_timeout(args, &file.proxy)?;
         let shutdown_grace = shutdown_grace(args, &file.runtime)?;
@@ -40,10 +43,12 @@ impl Config {
         let pool_idle_timeout = pool_idle_timeout(&file.proxy)?;
         let pipe_size_bytes = pipe_size_bytes(&file.proxy)?;
         let timeouts = timeouts(args, &file.proxy)?;
-        let routes = routes
+        let routes: Vec<_> = routes
             .into_iter()
             .map(|spec| spec.resolve(&detect.opaque_ports, timeouts.response))
             .collect();
+        let transparent: Vec<_> = outbound.into_iter().chain(inbound).collect();
+        transparent::check_listens(&routes, &transparent)?;
         let max_speculative_connections = max_speculative_connections(args, &file.proxy)?;
         let max_connections = limits::max_connections(args, file.proxy.max_connections)?;
         let http2 = limits::http2(args, &file.http2)?;
@@ -53,6 +58,7 @@ impl Config {
             pin,
             log_format,
             routes,
+            transparent,
             backlog,
             connect_timeout,
             shutdown_grace,
@@ -274,12 +280,12 @@ fn routes(args: &Args, file_routes: &[RouteTable]) -> Result<Vec<RouteSpec>, Con
 // How a value is taken from the layers and checked.
 
 /// The flag's value (or its `RINGSIDE_*` variable's), else the file's.
-fn layered<'a>(flag: &'a Option<String>, file: &'a Option<String>) -> Option<&'a str> {
+pub(super) fn layered<'a>(flag: &'a Option<String>, file: &'a Option<String>) -> Option<&'a str> {
     flag.as_deref().or(file.as_deref())
 }
 
 /// One of a few named values; none given means the first.
-fn one_of<T: Copy, const N: usize>(
+pub(super) fn one_of<T: Copy, const N: usize>(
     key: &str,
     value: Option<&str>,
     choices: [(&str, T); N],

@@ -15,11 +15,13 @@ mod iptables;
 mod limits;
 mod merge;
 mod route;
+mod transparent;
 
 pub use cli::{Args, Command};
 pub use iptables::{Cidr, IptablesAction, IptablesArgs, IptablesConfig, IptablesMode};
 pub use limits::Http2Config;
 pub use route::{Direction, Protocol, Route};
+pub use transparent::{ForwardTo, Transparent, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN};
 
 use route::format_optional;
 
@@ -49,6 +51,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The listeners and where their connections go.
     pub routes: Vec<Route>,
+    /// The transparent listeners configured: outbound, then inbound.
+    pub transparent: Vec<Transparent>,
     /// Listen backlog of every route listener.
     pub backlog: u32,
     /// How long an upstream connect may take before another endpoint is tried.
@@ -277,6 +281,17 @@ impl fmt::Display for Config {
             h2.max_local_error_reset_streams,
             h2.max_premature_resets
         )?;
+        for listener in &self.transparent {
+            write!(
+                f,
+                "\n[{}]\nlisten = \"{}\"\n",
+                listener.direction.as_str(),
+                listener.listen
+            )?;
+            if listener.direction == Direction::Inbound {
+                writeln!(f, "forward_to = \"{}\"", listener.forward_to.as_str())?;
+            }
+        }
         for route in &self.routes {
             let upstreams: Vec<String> =
                 route.upstreams.iter().map(|u| format!("\"{u}\"")).collect();

@@ -84,7 +84,13 @@ fn unknown_file_keys_are_errors_with_a_line() {
 #[test]
 fn printed_config_parses_back_to_the_same_config() {
     let route = ["--route", "127.0.0.1:5=127.0.0.1:6"];
-    for extra in [&["--shards", "2", "--pin", "cores"][..], &[]] {
+    let transparent = [
+        "--outbound-listen",
+        "127.0.0.1:7",
+        "--inbound-listen",
+        "0.0.0.0:8",
+    ];
+    for extra in [&["--shards", "2", "--pin", "cores"][..], &[], &transparent] {
         let config = merged(&[&route[..], extra].concat(), "").unwrap();
         let printed = config.to_string();
         let reparsed =
@@ -342,4 +348,63 @@ fn timeout_flags_set_their_keys() {
     assert_eq!(config.timeouts, expected);
     assert_eq!(config.detect.quiet_pause, Duration::from_millis(50));
     assert_eq!(config.max_speculative_connections, 0);
+}
+
+#[test]
+fn transparent_listeners_are_off_unless_their_section_or_flag_is_given() {
+    assert!(merged(&[], "").unwrap().transparent.is_empty());
+    let config = merged(&[], "[outbound]\n[inbound]\n").unwrap();
+    let listens: Vec<String> = config
+        .transparent
+        .iter()
+        .map(|t| t.listen.to_string())
+        .collect();
+    assert_eq!(listens, [DEFAULT_OUTBOUND_LISTEN, DEFAULT_INBOUND_LISTEN]);
+    assert_eq!(config.transparent[0].forward_to, ForwardTo::Original);
+    assert_eq!(config.transparent[1].forward_to, ForwardTo::Localhost);
+    let config = merged(
+        &[
+            "--inbound-listen",
+            "127.0.0.1:5",
+            "--inbound-forward-to",
+            "original",
+        ],
+        "[inbound]\nlisten = \"127.0.0.1:6\"\nforward_to = \"localhost\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.transparent.len(), 1);
+    assert_eq!(config.transparent[0].direction, Direction::Inbound);
+    assert_eq!(config.transparent[0].listen.to_string(), "127.0.0.1:5");
+    assert_eq!(config.transparent[0].forward_to, ForwardTo::Original);
+}
+
+#[test]
+fn transparent_mistakes_name_their_key() {
+    let err = merged(&[], "[inbound]\nforward_to = \"elsewhere\"\n").unwrap_err();
+    assert!(err.to_string().starts_with("inbound.forward_to:"), "{err}");
+    let err = merged(&["--outbound-listen", "4140"], "").unwrap_err();
+    assert!(err.to_string().starts_with("outbound.listen:"), "{err}");
+    assert!(file::FileConfig::parse("[outbound]\nport = 1\n").is_err());
+    let err = merged(&["--route", "127.0.0.1:4140=127.0.0.1:1"], "[outbound]\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "outbound.listen: 127.0.0.1:4140 is used by another listener"
+    );
+    let port_zero = [
+        "--route",
+        "127.0.0.1:0=127.0.0.1:1",
+        "--outbound-listen",
+        "127.0.0.1:0",
+    ];
+    assert!(merged(&port_zero, "").is_ok());
+}
+
+#[test]
+fn forward_to_localhost_keeps_the_original_port() {
+    let original: SocketAddr = "10.1.2.3:8080".parse().unwrap();
+    assert_eq!(
+        ForwardTo::Localhost.upstream(original).to_string(),
+        "127.0.0.1:8080"
+    );
+    assert_eq!(ForwardTo::Original.upstream(original), original);
 }

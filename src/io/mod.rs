@@ -1,7 +1,8 @@
 //! The I/O layer every stage of a connection stands on, and with
 //! `runtime/` the only place that names glommio: the socket type and
-//! connect with a timeout (`socket`), listeners (`listener`), spawning,
-//! sleeping and timeouts (`task`), the shard's coarse deadlines that
+//! connect with a timeout (`socket`), listeners (`listener`), the
+//! original destination of a redirected connection (`original_dst`),
+//! spawning, sleeping and timeouts (`task`), the shard's coarse deadlines that
 //! connection timeouts use (`deadline`), the shard's shutdown signal
 //! (`shutdown`), the tokio-I/O adapter h2 needs (`h2_io`), and the error a
 //! connection ends with (`error`). Keeping glommio behind these few types
@@ -11,6 +12,7 @@ mod deadline;
 mod error;
 mod h2_io;
 mod listener;
+mod original_dst;
 mod shutdown;
 mod socket;
 mod task;
@@ -21,6 +23,7 @@ pub use error::{ConnError, Side};
 pub use glommio::net::TcpStream;
 pub use h2_io::{H2Io, Linger};
 pub use listener::{accept_error_reason, AcceptFailures, Listener};
+pub use original_dst::{original_dst, Destination};
 pub use shutdown::Shutdown;
 pub use socket::{connect, refuse, Received, Socket};
 pub use task::{sleep, spawn, timeout, Tasks};

@@ -209,7 +209,7 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 
 /// socket2's view of a glommio stream, for the socket options glommio does
 /// not expose.
-fn with_sock_ref<R>(stream: &TcpStream, f: impl FnOnce(SockRef<'_>) -> R) -> R {
+pub(super) fn with_sock_ref<R>(stream: &TcpStream, f: impl FnOnce(SockRef<'_>) -> R) -> R {
     // SAFETY: the fd belongs to `stream`, which is borrowed for the whole
     // call; glommio closes it only when the stream is dropped.
     let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };

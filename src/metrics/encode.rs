@@ -182,7 +182,7 @@ const ACCEPT_ERRORS_TOTAL: Family = Family::counter(
 );
 const CONNECTIONS_REFUSED_TOTAL: Family = Family::counter(
     "ringside_connections_refused_total",
-    "Connections accepted and reset at once, by the limit that refused them.",
+    "Connections accepted and reset at once, by the limit or rule that refused them.",
 );
 const HTTP2_ENHANCE_YOUR_CALM_TOTAL: Family = Family::counter(
     "ringside_http2_enhance_your_calm_total",

@@ -304,7 +304,9 @@ impl ShardMetrics {
         count(&self.accept_errors, reason);
     }
 
-    /// `reason`: the limit, as its config key names it (`max_connections`).
+    /// `reason`: the limit, as its config key names it (`max_connections`),
+    /// or a transparent listener's rule (`not_redirected`, `loop`,
+    /// `original_dst` when the kernel could not say).
     pub fn refused(&self, reason: &'static str) {
         count(&self.connections_refused, reason);
     }

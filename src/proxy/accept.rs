@@ -1,28 +1,79 @@
-//! The accept loop of one route on one shard: each connection becomes a
-//! task of its own, behind the shard's gate so that a drain can wait for
-//! it, inside one span that names it. Over the shard's share of the
-//! connection limit a connection is reset at once (why: `limit.rs`).
+//! The accept loop of one listener on one shard: each connection becomes
+//! a task of its own, behind the shard's gate so that a drain can wait for
+//! it, inside one span that names it. A route's listener carries every
+//! connection to the route; a transparent one finds each connection's
+//! route from its original destination, or refuses it. Over the shard's
+//! share of the connection limit a connection is reset at once (why:
+//! `limit.rs`).
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use futures_lite::future;
 use tracing::Instrument;
 
 use super::conn::Conn;
-use super::{RouteState, ShardContext};
-use crate::io::{accept_error_reason, refuse, sleep, AcceptFailures, Listener, Tasks, TcpStream};
+use super::{RouteState, ShardContext, TransparentState};
+use crate::io::{
+    accept_error_reason, original_dst, refuse, sleep, AcceptFailures, Listener, Tasks, TcpStream,
+};
+
+/// What a listener's connections go to.
+pub enum Accepting {
+    Route(Rc<RouteState>),
+    Transparent(Rc<TransparentState>),
+}
+
+impl Accepting {
+    fn listen(&self) -> SocketAddr {
+        match self {
+            Accepting::Route(route) => route.route.listen,
+            Accepting::Transparent(transparent) => transparent.listener.listen,
+        }
+    }
+
+    /// The route of `stream`, or the reason it is refused.
+    fn route_for(
+        &self,
+        shard: &ShardContext,
+        stream: &TcpStream,
+    ) -> Result<Rc<RouteState>, &'static str> {
+        let transparent = match self {
+            Accepting::Route(route) => return Ok(route.clone()),
+            Accepting::Transparent(transparent) => transparent,
+        };
+        let destination = original_dst(stream).map_err(|err| {
+            tracing::debug!(error = %err, "no original destination");
+            "original_dst"
+        })?;
+        let opaque_ports = &shard.detect.opaque_ports;
+        let response_timeout = shard.http.timeouts.response;
+        transparent
+            .route_for(destination, shard.metrics(), opaque_ports, response_timeout)
+            .map_err(|refusal| refusal.as_str())
+    }
+}
 
 /// Accepts until the shard drains (or its gate closes), pausing when
 /// accepting fails (EMFILE and friends) instead of spinning.
 pub async fn accept_loop(
     listener: Listener,
-    route: Rc<RouteState>,
+    accepting: Accepting,
     shard: Rc<ShardContext>,
     connections: Rc<Tasks>,
 ) {
-    let listen = route.route.listen;
+    let listen = accepting.listen();
     let start = |stream: TcpStream| {
         shard.metrics().accepted();
+        let route = match accepting.route_for(&shard, &stream) {
+            Ok(route) => route,
+            Err(reason) => {
+                shard.metrics().refused(reason);
+                tracing::debug!(client = ?stream.peer_addr().ok(), %listen, reason, "refused");
+                refuse(stream);
+                return true;
+            }
+        };
         let Some(slot) = shard.connections.take(listen) else {
             shard.metrics().refused("max_connections");
             tracing::debug!(client = ?stream.peer_addr().ok(), %listen, "refused: connection limit");
@@ -38,9 +89,9 @@ pub async fn accept_loop(
             "conn",
             shard = shard.metrics().shard(),
             client = ?stream.peer_addr().ok(),
-            target = %listen,
+            target = %route.route.listen,
         );
-        let conn = Conn::new(shard.clone(), route.clone(), slot);
+        let conn = Conn::new(shard.clone(), route, slot);
         // false: draining, the gate no longer takes tasks.
         connections.spawn(conn.run(stream).instrument(span))
     };

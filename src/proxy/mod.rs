@@ -5,6 +5,8 @@
 //! - `limit`: the shard's share of the connection limit (over it, a
 //!   connection is reset at once);
 //! - `route`: what a shard keeps per route (balancers, pools, counters);
+//! - `transparent`: what a shard keeps per transparent listener: a route
+//!   state per original destination, bounded and expiring;
 //! - `conn`: the life of one connection, from the balanced connect to its
 //!   one log line;
 //! - `classify`: the route's port policy, then detection with fail-open,
@@ -13,8 +15,7 @@
 //!   bytes (`tcp`), HTTP/1 (`http::H1Proxy`, whose upgrades come back here
 //!   as tunnels) or HTTP/2 (`http::H2Proxy`).
 //!
-//! Later stages (TLS termination, original destinations) enter here,
-//! between accept and dispatch.
+//! Later stages (TLS termination) enter here, between accept and dispatch.
 
 mod accept;
 mod classify;
@@ -22,11 +23,13 @@ mod conn;
 mod dispatch;
 mod limit;
 mod route;
+mod transparent;
 
 use std::rc::Rc;
 
-pub use accept::accept_loop;
+pub use accept::{accept_loop, Accepting};
 pub use route::RouteState;
+pub use transparent::TransparentState;
 
 use crate::config::Config;
 use crate::detect::ServerFirstMemory;

@@ -44,18 +44,19 @@ pub enum RunError {
 pub struct Proxy {
     config: Config,
     placement: Placement,
-    /// Per route, one socket per shard.
-    route_listeners: Vec<Vec<socket2::Socket>>,
+    /// Per route, then per transparent listener, one socket per shard.
+    listeners: Vec<Vec<socket2::Socket>>,
     admin_listener: socket2::Socket,
     admin_addr: SocketAddr,
-    route_addrs: Vec<SocketAddr>,
+    listen_addrs: Vec<SocketAddr>,
     signals: Signals,
 }
 
 impl Proxy {
     /// Decides the placement (and logs it), binds the admin listener and
-    /// every shard's route listeners. Clients may connect as soon as this
-    /// returns: the kernel queues them until the shards start accepting.
+    /// every shard's route and transparent listeners. Clients may connect
+    /// as soon as this returns: the kernel queues them until the shards
+    /// start accepting.
     pub fn bind(config: Config) -> Result<Proxy, RunError> {
         let placement = Placement::here(&config)?;
         placement.log();
@@ -65,21 +66,21 @@ impl Proxy {
         })?;
         let admin_listener = listener::bind_exclusive(config.admin_addr, 128)?;
         let admin_addr = local(&admin_listener, config.admin_addr)?;
-        let mut route_listeners = Vec::with_capacity(config.routes.len());
-        let mut route_addrs = Vec::with_capacity(config.routes.len());
-        for route in &config.routes {
-            let sockets =
-                listener::bind_shard_listeners(route.listen, placement.shards, config.backlog)?;
-            route_addrs.push(local(&sockets[0], route.listen)?);
-            route_listeners.push(sockets);
+        let routes = config.routes.iter().map(|route| route.listen);
+        let transparent = config.transparent.iter().map(|listener| listener.listen);
+        let (mut listeners, mut listen_addrs) = (Vec::new(), Vec::new());
+        for listen in routes.chain(transparent) {
+            let sockets = listener::bind_shard_listeners(listen, placement.shards, config.backlog)?;
+            listen_addrs.push(local(&sockets[0], listen)?);
+            listeners.push(sockets);
         }
         Ok(Proxy {
             config,
             placement,
-            route_listeners,
+            listeners,
             admin_listener,
             admin_addr,
-            route_addrs,
+            listen_addrs,
             signals,
         })
     }
@@ -94,7 +95,12 @@ impl Proxy {
 
     /// The bound address of each route, in config order (port 0 resolved).
     pub fn route_addrs(&self) -> &[SocketAddr] {
-        &self.route_addrs
+        &self.listen_addrs[..self.config.routes.len()]
+    }
+
+    /// The bound address of each transparent listener, in config order.
+    pub fn transparent_addrs(&self) -> &[SocketAddr] {
+        &self.listen_addrs[self.config.routes.len()..]
     }
 
     /// Runs until SIGTERM/SIGINT and the drain that follows.
@@ -102,16 +108,22 @@ impl Proxy {
         let Proxy {
             mut config,
             placement,
-            route_listeners,
+            listeners,
             admin_listener,
             admin_addr,
-            route_addrs,
+            listen_addrs,
             signals,
         } = self;
         // Shards see the bound addresses, so labels show real ports.
-        for (route, addr) in config.routes.iter_mut().zip(&route_addrs) {
+        let (bound_routes, bound_transparent) = listen_addrs.split_at(config.routes.len());
+        for (route, addr) in config.routes.iter_mut().zip(bound_routes) {
             route.listen = *addr;
         }
+        for (listener, addr) in config.transparent.iter_mut().zip(bound_transparent) {
+            listener.listen = *addr;
+        }
+        // The transparent listeners' loop check refuses these.
+        let own_addrs: Vec<SocketAddr> = listen_addrs.iter().copied().chain([admin_addr]).collect();
         let shared = Shared::default();
         let shards = placement.shards;
         let max_connections = limits::connection_limit(config.max_connections, shards);
@@ -131,7 +143,7 @@ impl Proxy {
 
         let mut per_shard_listeners: Vec<Vec<socket2::Socket>> =
             (0..shards).map(|_| Vec::new()).collect();
-        for sockets in route_listeners {
+        for sockets in listeners {
             for (shard, socket) in sockets.into_iter().enumerate() {
                 per_shard_listeners[shard].push(socket);
             }
@@ -147,6 +159,7 @@ impl Proxy {
                 config: config.clone(),
                 max_connections: limits::shard_share(max_connections, shards, id),
                 listeners,
+                own_addrs: own_addrs.clone(),
                 control,
                 shared: shared.clone(),
             };

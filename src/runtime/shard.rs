@@ -1,6 +1,6 @@
-//! A proxy shard: one glommio executor that owns a listener per route,
-//! runs the connection stage's accept loops on them, and carries every
-//! connection it accepted from start to end. It answers the admin shard's
+//! A proxy shard: one glommio executor that owns a listener per route and
+//! per transparent listener, runs the connection stage's accept loops on
+//! them, and carries every connection it accepted from start to end. It answers the admin shard's
 //! snapshot and drain requests.
 
 use std::net::SocketAddr;
@@ -13,7 +13,7 @@ use futures_lite::future;
 use super::control::{self, ShardControl, Shared};
 use crate::config::Config;
 use crate::io::{sleep, spawn, Listener, Shutdown, Tasks};
-use crate::proxy::{accept_loop, RouteState, ShardContext};
+use crate::proxy::{accept_loop, Accepting, RouteState, ShardContext, TransparentState};
 
 /// What the start-up thread hands to one shard.
 pub struct ShardInit {
@@ -21,8 +21,12 @@ pub struct ShardInit {
     pub config: Config,
     /// This shard's part of the process-wide connection limit.
     pub max_connections: usize,
-    /// One bound, listening socket per route, in route order.
+    /// One bound, listening socket per route, in route order, then one
+    /// per transparent listener.
     pub listeners: Vec<socket2::Socket>,
+    /// Every address ringside listens on, which a transparent connection
+    /// must not be forwarded to.
+    pub own_addrs: Vec<SocketAddr>,
     pub control: ShardControl,
     pub shared: Shared,
 }
@@ -35,6 +39,7 @@ pub async fn run(init: ShardInit) {
         config,
         max_connections,
         listeners,
+        own_addrs,
         control,
         shared,
     } = init;
@@ -47,25 +52,53 @@ pub async fn run(init: ShardInit) {
     ));
     let connections = Rc::new(Tasks::new());
 
-    let mut routes = Vec::with_capacity(config.routes.len());
-    for (route, socket) in config.routes.iter().zip(listeners) {
-        let state = Rc::new(RouteState::new(
-            route.clone(),
-            shard.metrics(),
-            seed(id, route.listen),
-            config.pool_idle_timeout,
-        ));
-        routes.push(state.clone());
+    let routes: Vec<Rc<RouteState>> = config
+        .routes
+        .iter()
+        .map(|route| {
+            let seed = seed(id, route.listen);
+            let state = RouteState::new(
+                route.clone(),
+                shard.metrics(),
+                seed,
+                config.pool_idle_timeout,
+            );
+            Rc::new(state)
+        })
+        .collect();
+    let own_addrs: Rc<[SocketAddr]> = own_addrs.into();
+    let transparent: Vec<Rc<TransparentState>> = config
+        .transparent
+        .iter()
+        .map(|listener| {
+            let own = own_addrs.clone();
+            Rc::new(TransparentState::new(
+                *listener,
+                own,
+                config.pool_idle_timeout,
+            ))
+        })
+        .collect();
+    let accepting = routes
+        .iter()
+        .map(|route| Accepting::Route(route.clone()))
+        .chain(
+            transparent
+                .iter()
+                .map(|t| Accepting::Transparent(t.clone())),
+        );
+    // The listeners come in the same order: routes, then transparent.
+    for (accepting, socket) in accepting.zip(listeners) {
         let listener = Listener::new(socket);
         spawn(accept_loop(
             listener,
-            state,
+            accepting,
             shard.clone(),
             connections.clone(),
         ));
     }
 
-    spawn(sweep_pools(routes, shutdown.clone()));
+    spawn(sweep_pools(routes, transparent, shutdown.clone()));
     // Not stopped by the drain: draining connections still time out.
     spawn(shard.http.deadlines.clone().run());
     spawn(control::serve(control, shard.clone()));
@@ -91,8 +124,13 @@ pub async fn run(init: ShardInit) {
 }
 
 /// Closes pooled HTTP connections that sat idle past the timeout, so an
-/// idle pool gives its fds back even when no request comes to find them.
-async fn sweep_pools(routes: Vec<Rc<RouteState>>, shutdown: Rc<Shutdown>) {
+/// idle pool gives its fds back even when no request comes to find them,
+/// and forgets transparent destinations left idle.
+async fn sweep_pools(
+    routes: Vec<Rc<RouteState>>,
+    transparent: Vec<Rc<TransparentState>>,
+    shutdown: Rc<Shutdown>,
+) {
     let period = Duration::from_secs(1);
     loop {
         let tick = async {
@@ -108,6 +146,9 @@ async fn sweep_pools(routes: Vec<Rc<RouteState>>, shutdown: Rc<Shutdown>) {
         }
         for route in &routes {
             route.http.pool.sweep();
+        }
+        for listener in &transparent {
+            listener.sweep();
         }
     }
 }

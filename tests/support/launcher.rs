@@ -19,17 +19,34 @@ pub struct Ringside {
     child: Child,
     pub admin: SocketAddr,
     pub routes: Vec<SocketAddr>,
+    /// The transparent listeners' addresses, outbound first.
+    pub transparent: Vec<SocketAddr>,
     /// Held so the child never sees EPIPE on stdout.
     _stdout: BufReader<ChildStdout>,
 }
 
-/// The command line of a ringside with one route, before it starts: from
-/// `Ringside::route_to`, for the tests that want more than `routing_to`.
+/// The command line of a ringside before it starts: from `Launch::new`
+/// (no route) or `Ringside::route_to` (one), for the tests that want more
+/// than `routing_to`.
+#[derive(Default)]
 pub struct Launch {
     args: Vec<String>,
+    /// The group ringside runs as, when not the test's: iptables rules
+    /// exempt ringside's own connections by it (`-m owner --gid-owner`).
+    gid: Option<u32>,
 }
 
 impl Launch {
+    /// No route: the test adds what it wants.
+    pub fn new() -> Launch {
+        Launch::default()
+    }
+
+    pub fn gid(mut self, gid: u32) -> Launch {
+        self.gid = Some(gid);
+        self
+    }
+
     /// Adds `flag value`.
     pub fn arg(mut self, flag: &str, value: impl Display) -> Launch {
         self.args.push(flag.to_string());
@@ -43,7 +60,12 @@ impl Launch {
 
     pub fn start(self) -> Ringside {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        Ringside::start(&args)
+        let mut command = Command::new(BIN);
+        if let Some(gid) = self.gid {
+            use std::os::unix::process::CommandExt;
+            command.gid(gid);
+        }
+        Ringside::spawn(command, &args)
     }
 }
 
@@ -53,7 +75,7 @@ impl Ringside {
     /// `Launch::shards` says otherwise.
     pub fn route_to(upstreams: impl IntoIterator<Item = SocketAddr>) -> Launch {
         let upstreams: Vec<String> = upstreams.into_iter().map(|a| a.to_string()).collect();
-        Launch { args: Vec::new() }.arg("--route", format!("127.0.0.1:0={}", upstreams.join(",")))
+        Launch::new().arg("--route", format!("127.0.0.1:0={}", upstreams.join(",")))
     }
 
     /// One shard with one route to `upstreams`, as most tests want it.
@@ -75,7 +97,11 @@ impl Ringside {
     /// Starts ringside with `args` plus a port-0 admin address, and waits
     /// for its `listening` lines.
     pub fn start(args: &[&str]) -> Ringside {
-        let mut child = Command::new(BIN)
+        Ringside::spawn(Command::new(BIN), args)
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> Ringside {
+        let mut child = command
             .args(["--admin-addr", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
@@ -84,7 +110,7 @@ impl Ringside {
             .spawn()
             .expect("ringside starts");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let (mut admin, mut routes) = (None, Vec::new());
+        let (mut admin, mut routes, mut transparent) = (None, Vec::new(), Vec::new());
         let mut line = String::new();
         // Route lines come first; the admin line is the last one.
         while admin.is_none() {
@@ -96,6 +122,9 @@ impl Ringside {
             match words.as_slice() {
                 ["listening", "admin", addr] => admin = Some(addr.parse().unwrap()),
                 ["listening", "route", addr, ..] => routes.push(addr.parse().unwrap()),
+                ["listening", "outbound" | "inbound", addr] => {
+                    transparent.push(addr.parse().unwrap())
+                }
                 _ => {}
             }
         }
@@ -103,6 +132,7 @@ impl Ringside {
             child,
             admin: admin.unwrap(),
             routes,
+            transparent,
             _stdout: stdout,
         }
     }

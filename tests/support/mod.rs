@@ -1,7 +1,7 @@
 //! Shared test support, one file per role: the built `ringside` binary as a
 //! child process and its scraped metrics (`launcher`), real servers on
 //! 127.0.0.1:0 behind it (`origins`), real clients in front of it
-//! (`clients`), network namespaces for the iptables tests (`netns`), and
+//! (`clients`), network namespaces for the iptables and transparent tests (`netns`), and
 //! files the tests hand to it or to other programs (`temp`). Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
@@ -25,6 +25,7 @@ pub use clients::{
     reset, HttpClient, Response,
 };
 pub use launcher::{Launch, Metrics, Ringside, BIN};
+pub use netns::{Pod, POD_ADDR, POD_ADDR_V6};
 pub use origins::h2::H2Origin;
 pub use origins::http::{body_byte, upload_answer, HttpOrigin};
 pub use origins::recording::RecordingOrigin;

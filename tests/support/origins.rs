@@ -1,4 +1,5 @@
-//! Real servers on 127.0.0.1:0 for ringside to forward to: a raw TCP
+//! Real servers on 127.0.0.1:0 (or another address: `start_on`) for
+//! ringside to forward to: a raw TCP
 //! `Origin` that runs whatever the test hands it, an HTTP/1.1 origin
 //! (`http`), an h2c origin (`h2`) and one that records every byte it is
 //! sent (`recording`). Each counts what it saw, so a test can tell where
@@ -29,7 +30,12 @@ impl Origin {
     /// `handler` may capture what it reports into (a `Report`, a counter),
     /// so each test keeps its own state instead of a `static`.
     pub fn start(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Origin::start_on("127.0.0.1:0", handler)
+    }
+
+    /// `start` on another address (a network namespace's).
+    pub fn start_on(bind: &str, handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Origin {
+        let listener = TcpListener::bind(bind).unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let finished = Arc::new(AtomicUsize::new(0));
@@ -63,7 +69,11 @@ impl Origin {
 
     /// Echoes every byte back; answers the client's FIN with its own.
     pub fn echo() -> Origin {
-        Origin::start(|stream| {
+        Origin::echo_on("127.0.0.1:0")
+    }
+
+    pub fn echo_on(bind: &str) -> Origin {
+        Origin::start_on(bind, |stream| {
             let _ = io::copy(&mut &stream, &mut &stream);
             let _ = stream.shutdown(Shutdown::Write);
         })

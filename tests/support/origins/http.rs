@@ -22,7 +22,12 @@ pub struct HttpOrigin {
 
 impl HttpOrigin {
     pub fn start(name: &'static str, delay: Duration) -> HttpOrigin {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        HttpOrigin::start_on("127.0.0.1:0", name, delay)
+    }
+
+    /// `start` on another address (a network namespace's).
+    pub fn start_on(bind: &str, name: &'static str, delay: Duration) -> HttpOrigin {
+        let listener = TcpListener::bind(bind).unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = requests.clone();

@@ -1,0 +1,45 @@
+//! The original destination of a connection that iptables redirected to a
+//! transparent listener: `SO_ORIGINAL_DST` for IPv4, `IP6T_SO_ORIGINAL_DST`
+//! for IPv6, read from conntrack by the kernel. socket2 wraps the
+//! getsockopt calls; the one unsafe step, borrowing the stream's fd, is
+//! `with_sock_ref`'s.
+
+use std::io;
+use std::net::SocketAddr;
+
+use glommio::net::TcpStream;
+
+use super::socket::with_sock_ref;
+
+/// Where the client of `stream` meant to connect, and the address it
+/// reached (the listener's). Both are the same for a connection that was
+/// not redirected; `None` when conntrack knows nothing of it (no NAT
+/// table loaded), which means the same.
+pub struct Destination {
+    pub original: Option<SocketAddr>,
+    pub local: SocketAddr,
+}
+
+pub fn original_dst(stream: &TcpStream) -> io::Result<Destination> {
+    with_sock_ref(stream, |socket| {
+        let local = socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))?;
+        // A dual-stack listener's IPv4 clients show as v4-mapped and were
+        // redirected by the IPv4 table.
+        let v6 = matches!(local, SocketAddr::V6(addr) if addr.ip().to_ipv4_mapped().is_none());
+        let original = if v6 {
+            socket.original_dst_ipv6()
+        } else {
+            socket.original_dst()
+        };
+        let original = match original {
+            Ok(addr) => addr.as_socket(),
+            // No conntrack entry: nothing rewrote this connection.
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => None,
+            Err(err) => return Err(err),
+        };
+        Ok(Destination { original, local })
+    })
+}

@@ -1,0 +1,273 @@
+//! `TransparentState`: a transparent listener as a shard sees it. Each
+//! connection's target is its original destination (iptables redirected
+//! it here), and each destination gets a `RouteState` of its own, made on
+//! first use and then kept, so that its connections share balancer, pool,
+//! server-first memory and metrics exactly as a configured route's do, with
+//! the original destination as `target_addr` (as Linkerd labels it).
+//!
+//! Destinations are unbounded in transparent mode, so the map is bounded
+//! (`MAX_DESTINATIONS`) and forgets a destination idle for
+//! `DESTINATION_IDLE`. Two kinds of connection are refused, never proxied:
+//! one that was not redirected (it would be proxied to ringside itself),
+//! and one whose destination is one of ringside's own listeners (a loop).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::RouteState;
+use crate::config::{Protocol, Route, Transparent};
+use crate::io::Destination;
+use crate::metrics::ShardMetrics;
+
+/// Destinations one shard keeps a state for. Each costs a few hundred
+/// bytes and its pooled connections; a sidecar's application talks to
+/// tens of services, so 1,000 leaves room for a busy one. Past it, every
+/// destination no connection holds is forgotten to make room, and when
+/// all are held the connection is carried with a state of its own that is
+/// not kept (it works; it only shares no pool and no server-first memory).
+const MAX_DESTINATIONS: usize = 1_000;
+
+/// How long a destination with no connection is kept: long enough that
+/// a client polling every few seconds keeps its pool and its learned
+/// protocol, short enough that a scan of many addresses is forgotten.
+const DESTINATION_IDLE: Duration = Duration::from_secs(60);
+
+/// Why a transparent connection is refused, as the `reason` label of
+/// `ringside_connections_refused_total` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its original destination is the listener itself: a direct
+    /// connection, not one iptables redirected.
+    NotRedirected,
+    /// Its destination, or where it would be forwarded, is one of
+    /// ringside's own listeners.
+    Loop,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::NotRedirected => "not_redirected",
+            Refusal::Loop => "loop",
+        }
+    }
+}
+
+struct Kept {
+    route: Rc<RouteState>,
+    /// When a connection last took it, for the idle expiry.
+    last_used: Cell<Instant>,
+}
+
+pub struct TransparentState {
+    pub listener: Transparent,
+    /// Every address ringside listens on (routes, transparent listeners,
+    /// admin), bound ports resolved: the loop check's list.
+    own: Rc<[SocketAddr]>,
+    /// Pooled HTTP connections per destination are kept this long.
+    pool_idle_timeout: Duration,
+    destinations: RefCell<HashMap<SocketAddr, Kept>>,
+}
+
+impl TransparentState {
+    pub fn new(
+        listener: Transparent,
+        own: Rc<[SocketAddr]>,
+        pool_idle_timeout: Duration,
+    ) -> TransparentState {
+        TransparentState {
+            listener,
+            own,
+            pool_idle_timeout,
+            destinations: RefCell::default(),
+        }
+    }
+
+    /// The route state of a connection that reached the listener as
+    /// `destination` says, or why it is refused.
+    pub fn route_for(
+        &self,
+        destination: Destination,
+        metrics: &ShardMetrics,
+        opaque_ports: &[u16],
+        response_timeout: Option<Duration>,
+    ) -> Result<Rc<RouteState>, Refusal> {
+        let original = match destination.original {
+            Some(original) if original != destination.local => original,
+            _ => return Err(Refusal::NotRedirected),
+        };
+        let upstream = self.listener.forward_to.upstream(original);
+        if self.is_own(original, destination.local) || self.is_own(upstream, destination.local) {
+            return Err(Refusal::Loop);
+        }
+        let now = Instant::now();
+        let mut destinations = self.destinations.borrow_mut();
+        if let Some(kept) = destinations.get(&original) {
+            kept.last_used.set(now);
+            return Ok(kept.route.clone());
+        }
+        let protocol = if opaque_ports.contains(&upstream.port()) {
+            Protocol::Opaque
+        } else {
+            Protocol::Detect
+        };
+        let route = Route {
+            listen: original,
+            upstreams: vec![upstream],
+            direction: self.listener.direction,
+            protocol,
+            response_timeout,
+        };
+        // One endpoint per destination: the balancer has no choice to
+        // make, so its seed does not matter.
+        let route = Rc::new(RouteState::new(route, metrics, 0, self.pool_idle_timeout));
+        if destinations.len() >= MAX_DESTINATIONS {
+            forget_idle(&mut destinations, now, Duration::ZERO);
+        }
+        if destinations.len() < MAX_DESTINATIONS {
+            let last_used = Cell::new(now);
+            let kept = Kept {
+                route: route.clone(),
+                last_used,
+            };
+            destinations.insert(original, kept);
+        }
+        Ok(route)
+    }
+
+    /// Closes idle pooled connections and forgets destinations idle for
+    /// `DESTINATION_IDLE`; the shard calls it every second.
+    pub fn sweep(&self) {
+        let mut destinations = self.destinations.borrow_mut();
+        forget_idle(&mut destinations, Instant::now(), DESTINATION_IDLE);
+        for kept in destinations.values() {
+            kept.route.http.pool.sweep();
+        }
+    }
+
+    /// Destinations a shard keeps now.
+    pub fn kept(&self) -> usize {
+        self.destinations.borrow().len()
+    }
+
+    /// Whether `addr` is one of ringside's listeners. One bound to the
+    /// unspecified address answers on loopback and on the address this
+    /// connection came in on (`local`); on other hosts' addresses the
+    /// same port is someone else's.
+    fn is_own(&self, addr: SocketAddr, local: SocketAddr) -> bool {
+        self.own.iter().any(|own| {
+            own.port() == addr.port()
+                && (own.ip() == addr.ip()
+                    || (own.ip().is_unspecified()
+                        && (addr.ip().is_loopback() || addr.ip() == local.ip())))
+        })
+    }
+}
+
+/// Forgets the destinations no connection holds that were last used more
+/// than `idle` ago.
+fn forget_idle(destinations: &mut HashMap<SocketAddr, Kept>, now: Instant, idle: Duration) {
+    destinations.retain(|_, kept| {
+        let in_use = Rc::strong_count(&kept.route) > 1;
+        in_use || now.duration_since(kept.last_used.get()) < idle
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Direction, ForwardTo};
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    fn outbound() -> TransparentState {
+        let listener = Transparent {
+            listen: addr("127.0.0.1:4140"),
+            direction: Direction::Outbound,
+            forward_to: ForwardTo::Original,
+        };
+        let own: Rc<[SocketAddr]> = [addr("127.0.0.1:4140"), addr("0.0.0.0:4143")].into();
+        TransparentState::new(listener, own, Duration::from_secs(3))
+    }
+
+    fn redirected(original: &str) -> Destination {
+        Destination {
+            original: Some(addr(original)),
+            local: addr("127.0.0.1:4140"),
+        }
+    }
+
+    fn route_for(
+        state: &TransparentState,
+        metrics: &ShardMetrics,
+        to: Destination,
+    ) -> Result<Rc<RouteState>, Refusal> {
+        state.route_for(to, metrics, &[6379], None)
+    }
+
+    #[test]
+    fn a_destination_gets_one_kept_route_with_its_policy() {
+        let (state, metrics) = (outbound(), ShardMetrics::new(0));
+        let web = route_for(&state, &metrics, redirected("10.0.0.1:80")).unwrap();
+        let again = route_for(&state, &metrics, redirected("10.0.0.1:80")).unwrap();
+        assert!(Rc::ptr_eq(&web, &again));
+        assert_eq!(web.route.protocol, Protocol::Detect);
+        assert_eq!(web.metrics.target_addr, "10.0.0.1:80");
+        let redis = route_for(&state, &metrics, redirected("10.0.0.2:6379")).unwrap();
+        assert_eq!(redis.route.protocol, Protocol::Opaque);
+        assert_eq!(state.kept(), 2);
+    }
+
+    #[test]
+    fn unredirected_and_looping_connections_are_refused() {
+        let (state, metrics) = (outbound(), ShardMetrics::new(0));
+        let direct = Destination {
+            original: Some(addr("127.0.0.1:4140")),
+            local: addr("127.0.0.1:4140"),
+        };
+        let unknown = Destination {
+            original: None,
+            local: addr("127.0.0.1:4140"),
+        };
+        for destination in [direct, unknown] {
+            let refused = route_for(&state, &metrics, destination).err();
+            assert_eq!(refused, Some(Refusal::NotRedirected));
+        }
+        // The inbound listener on 0.0.0.0 answers on loopback, not on
+        // another host's address.
+        let refused = route_for(&state, &metrics, redirected("127.0.0.1:4143")).err();
+        assert_eq!(refused, Some(Refusal::Loop));
+        assert!(route_for(&state, &metrics, redirected("10.0.0.1:4143")).is_ok());
+    }
+
+    #[test]
+    fn destinations_are_bounded_and_idle_ones_forgotten() {
+        let (state, metrics) = (outbound(), ShardMetrics::new(0));
+        let held = route_for(&state, &metrics, redirected("10.0.0.1:1")).unwrap();
+        for port in 2..=MAX_DESTINATIONS as u16 {
+            let to = redirected(&format!("10.0.0.1:{port}"));
+            route_for(&state, &metrics, to).unwrap();
+        }
+        assert_eq!(state.kept(), MAX_DESTINATIONS);
+        // Full: the idle ones make room; the held one stays.
+        route_for(&state, &metrics, redirected("10.0.0.2:1")).unwrap();
+        assert_eq!(state.kept(), 2);
+        let again = route_for(&state, &metrics, redirected("10.0.0.1:1")).unwrap();
+        assert!(Rc::ptr_eq(&held, &again));
+        drop(again);
+        // A sweep forgets only what has been idle for DESTINATION_IDLE.
+        state.sweep();
+        assert_eq!(state.kept(), 2);
+        let long_ago = Instant::now() - DESTINATION_IDLE;
+        for kept in state.destinations.borrow().values() {
+            kept.last_used.set(long_ago);
+        }
+        state.sweep();
+        assert_eq!(state.kept(), 1, "the held destination stays");
+    }
+}
