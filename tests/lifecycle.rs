@@ -33,6 +33,23 @@ fn live_ready_and_shards_answer() {
 }
 
 #[test]
+fn post_shutdown_drains_and_exits_zero_and_a_get_does_not() {
+    let origin = Origin::echo();
+    let mut proxy = Ringside::route_to([origin.addr]).start();
+    proxy.wait_ready();
+    assert_eq!(proxy.get("/shutdown").0, 405);
+    assert_eq!(proxy.get("/ready").0, 200, "a GET must not start the drain");
+    assert_eq!(
+        proxy.post("/shutdown"),
+        (200, "shutting down\n".to_string())
+    );
+    let status = proxy
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after the drain");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
 fn sigterm_lets_an_open_connection_finish_then_exits_zero() {
     let origin = Origin::echo();
     let mut proxy = Ringside::route_to([origin.addr]).start();

@@ -23,6 +23,8 @@ pub trait Shards {
     /// Every shard's metrics, merged.
     fn snapshot(&self) -> impl Future<Output = Snapshot>;
     fn readiness(&self) -> Readiness;
+    /// Starts the drain, as SIGTERM does (`POST /shutdown`).
+    fn shutdown(&self) -> impl Future<Output = ()>;
 }
 
 /// What `/ready` says.
@@ -42,21 +44,36 @@ pub async fn run<S: Shards + 'static>(listener: socket2::Socket, addr: SocketAdd
     tracing::info!(%addr, "admin server listening");
     let mut failures = AcceptFailures::new();
     loop {
-        match listener.accept().await.and_then(Socket::new) {
-            Ok(stream) => {
+        let accepted = listener.accept().await.and_then(|stream| {
+            let peer = stream.peer_addr().ok();
+            Ok((Socket::new(stream)?, peer))
+        });
+        match accepted {
+            Ok((stream, peer)) => {
                 failures.succeeded(addr);
-                spawn(serve(stream, shards.clone()));
+                spawn(serve(stream, peer, shards.clone()));
             }
             Err(err) => sleep(failures.failed(addr, &err)).await,
         }
     }
 }
 
-async fn serve(stream: Socket, shards: Rc<impl Shards>) {
+async fn serve(stream: Socket, peer: Option<SocketAddr>, shards: Rc<impl Shards>) {
     let Some(request) = timeout(REQUEST_TIMEOUT, read_request(&stream)).await else {
         return;
     };
     let response = match request {
+        Ok(Some(request)) if request.path == "/shutdown" => {
+            let (response, accepted) = shutdown(&request, peer);
+            // The answer goes out before the drain, which may end the
+            // process once no connection is left.
+            let _ = stream.write_all(&response.into_bytes()).await;
+            if accepted {
+                tracing::info!(?peer, "shutdown requested on the admin server: draining");
+                shards.shutdown().await;
+            }
+            return;
+        }
         Ok(Some(request)) => respond(&*shards, &request).await,
         Ok(None) => Response::text(400, "bad request\n"),
         Err(_) => return,
@@ -83,6 +100,20 @@ async fn read_request(stream: &Socket) -> std::io::Result<Option<Request>> {
     }
 }
 
+/// `POST /shutdown`, as Linkerd's proxy has it, so that a Job's last step
+/// can stop its sidecar: from loopback only, since the admin address may be
+/// the pod's own for probes, and a probe from elsewhere must not be able to
+/// stop the proxy. True when the drain should start.
+fn shutdown(request: &Request, peer: Option<SocketAddr>) -> (Response, bool) {
+    if request.method != "POST" {
+        return (Response::text(405, "only POST\n"), false);
+    }
+    if !peer.is_some_and(|peer| peer.ip().is_loopback()) {
+        return (Response::text(403, "shutdown only from loopback\n"), false);
+    }
+    (Response::text(200, "shutting down\n"), true)
+}
+
 async fn respond(shards: &impl Shards, request: &Request) -> Response {
     if request.method != "GET" && request.method != "HEAD" {
         return Response::text(405, "only GET and HEAD\n");
@@ -105,7 +136,10 @@ async fn respond(shards: &impl Shards, request: &Request) -> Response {
             "application/json",
             shards_json(&shards.snapshot().await),
         ),
-        _ => Response::text(404, "not found: try /metrics, /ready, /live or /shards\n"),
+        _ => Response::text(
+            404,
+            "not found: try /metrics, /ready, /live, /shards or POST /shutdown\n",
+        ),
     };
     if request.method == "HEAD" {
         response.without_body()
@@ -126,4 +160,34 @@ fn shards_json(snapshot: &Snapshot) -> String {
         })
         .collect();
     format!("{{\"shards\":[{}]}}\n", shards.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str) -> Request {
+        Request {
+            method: method.to_string(),
+            path: "/shutdown".to_string(),
+        }
+    }
+
+    fn status(answer: (Response, bool)) -> (u16, bool) {
+        (answer.0.status, answer.1)
+    }
+
+    #[test]
+    fn shutdown_takes_a_post_from_loopback_only() {
+        let loopback = "127.0.0.1:5000".parse().ok();
+        let pod = "198.18.0.7:5000".parse().ok();
+        assert_eq!(status(shutdown(&request("POST"), loopback)), (200, true));
+        assert_eq!(
+            status(shutdown(&request("POST"), "[::1]:1".parse().ok())),
+            (200, true)
+        );
+        assert_eq!(status(shutdown(&request("POST"), pod)), (403, false));
+        assert_eq!(status(shutdown(&request("POST"), None)), (403, false));
+        assert_eq!(status(shutdown(&request("GET"), loopback)), (405, false));
+    }
 }

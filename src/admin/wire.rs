@@ -1,4 +1,4 @@
-//! The admin server's HTTP: just enough HTTP/1.1 for GET and HEAD with
+//! The admin server's HTTP: just enough HTTP/1.1 for GET, HEAD and POST with
 //! `Connection: close`, parsed by httparse.
 
 pub struct Request {
@@ -27,7 +27,7 @@ impl Request {
 }
 
 pub struct Response {
-    status: u16,
+    pub(super) status: u16,
     content_type: &'static str,
     body: String,
     /// HEAD: headers say how long the body would be, but none is sent.

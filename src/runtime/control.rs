@@ -126,6 +126,10 @@ impl Shards for Control {
         merged
     }
 
+    async fn shutdown(&self) {
+        self.drain().await;
+    }
+
     fn readiness(&self) -> Readiness {
         let started = self.shared.shards_started.load(Ordering::SeqCst);
         if self.shared.draining.load(Ordering::SeqCst) {

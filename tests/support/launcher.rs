@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{eventually, http_get, TempPath, WAIT_STEP};
+use super::{eventually, http_get, http_request, TempPath, WAIT_STEP};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringside");
 
@@ -199,6 +199,11 @@ impl Ringside {
 
     pub fn get(&self, path: &str) -> (u16, String) {
         http_get(self.admin, path)
+    }
+
+    /// A bodiless POST to the admin server.
+    pub fn post(&self, path: &str) -> (u16, String) {
+        http_request(self.admin, "POST", path)
     }
 
     pub fn metrics(&self) -> Metrics {

@@ -21,8 +21,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use clients::{
-    curl, echo_and_keep_open, echo_over, echo_through, ends_in_reset, http_get, read_response,
-    reset, HttpClient, Response,
+    curl, echo_and_keep_open, echo_over, echo_through, ends_in_reset, http_get, http_request,
+    read_response, reset, HttpClient, Response,
 };
 pub use launcher::{Launch, Metrics, Ringside, BIN};
 pub use netns::{Pod, POD_ADDR, POD_ADDR_V6};
