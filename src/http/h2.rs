@@ -19,7 +19,6 @@ use super::answer::ProxyError;
 use super::h2_streams::{ClientStreams, InFlight};
 use super::{HttpRoute, HttpShard};
 use crate::balance::RequestBalancer;
-use crate::config::Http2Config;
 use crate::io::{spawn, ConnError, H2Io, Socket};
 use crate::metrics::{Expiry, ResponseClass, TcpCounters};
 
@@ -98,11 +97,14 @@ impl H2Proxy {
             .handshake(io)
             .await
             .map_err(|err| ConnError::ClientRead(h2_io_error(err)))?;
-        let streams = Rc::new(ClientStreams::default());
+        let streams = Rc::new(ClientStreams::new(
+            limits.max_concurrent_streams as usize,
+            limits.max_premature_resets,
+        ));
         let mut goaway_sent = false;
         loop {
             let accept = async {
-                let next = poll_fn(|cx| poll_next(&mut connection, &streams, &limits, cx));
+                let next = poll_fn(|cx| poll_next(&mut connection, &streams, cx));
                 Some(next.await)
             };
             let drained = async {
@@ -343,14 +345,13 @@ impl H2Proxy {
 fn poll_next(
     connection: &mut server::Connection<H2Io, Bytes>,
     streams: &ClientStreams,
-    limits: &Http2Config,
     cx: &mut Context<'_>,
 ) -> Poll<Next> {
-    if streams.too_many_early_resets(limits.max_premature_resets) {
+    if streams.too_many_early_resets() {
         return Poll::Ready(Next::TooManyEarlyResets);
     }
     streams.wake_on_change(cx);
-    if streams.full(limits.max_concurrent_streams as usize) {
+    if streams.full() {
         return connection.poll_closed(cx).map(|closed| match closed {
             Ok(()) => Next::Ended,
             Err(err) => Next::Failed(err),

@@ -11,22 +11,27 @@
 //! ends a connection whose client resets too many streams after they were
 //! forwarded and before their response.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::task::{Context, Waker};
 
 /// Shared by the serve loop and its stream tasks, all on one shard.
-#[derive(Default)]
 pub struct ClientStreams {
+    /// `http2.max_concurrent_streams`: requests in flight at most.
+    max_in_flight: usize,
+    /// `http2.max_premature_resets`.
+    max_premature_resets: u64,
     in_flight: Cell<usize>,
     /// Streams taken up since the connection began.
     started: Cell<u64>,
     /// Streams the client reset after they were forwarded and before
     /// their response head.
     premature_resets: Cell<u64>,
-    /// The serve loop, woken when a request in flight ends (a place is
-    /// free) or is reset early (the limit may be crossed).
-    serve_loop: Cell<Option<Waker>>,
+    /// The serve loop, woken only when what it waits on changes: a place
+    /// frees up while it is full, or the early resets cross the limit. A
+    /// wake-up per finished stream would cost a poll of the whole
+    /// connection per request.
+    serve_loop: RefCell<Option<Waker>>,
 }
 
 /// One stream in flight; dropped when its task ends, however it ends.
@@ -35,8 +40,11 @@ pub struct InFlight(Rc<ClientStreams>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         let streams = &self.0;
+        let was_full = streams.full();
         streams.in_flight.set(streams.in_flight.get() - 1);
-        streams.wake_serve_loop();
+        if was_full {
+            streams.wake_serve_loop();
+        }
     }
 }
 
@@ -46,40 +54,57 @@ impl InFlight {
     pub fn reset_early(&self) {
         let resets = &self.0.premature_resets;
         resets.set(resets.get() + 1);
-        self.0.wake_serve_loop();
+        if self.0.too_many_early_resets() {
+            self.0.wake_serve_loop();
+        }
     }
 }
 
 impl ClientStreams {
+    pub fn new(max_in_flight: usize, max_premature_resets: u64) -> ClientStreams {
+        ClientStreams {
+            max_in_flight,
+            max_premature_resets,
+            in_flight: Cell::new(0),
+            started: Cell::new(0),
+            premature_resets: Cell::new(0),
+            serve_loop: RefCell::new(None),
+        }
+    }
+
     pub fn start(self: &Rc<Self>) -> InFlight {
         self.in_flight.set(self.in_flight.get() + 1);
         self.started.set(self.started.get() + 1);
         InFlight(self.clone())
     }
 
-    /// Has the serve loop's task woken when a request in flight ends or is
-    /// reset early.
+    /// Has the serve loop's task woken when a place frees up or the early
+    /// resets cross the limit.
     pub fn wake_on_change(&self, cx: &mut Context<'_>) {
-        self.serve_loop.set(Some(cx.waker().clone()));
-    }
-
-    fn wake_serve_loop(&self) {
-        if let Some(waker) = self.serve_loop.take() {
-            waker.wake();
+        let mut serve_loop = self.serve_loop.borrow_mut();
+        if !serve_loop.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *serve_loop = Some(cx.waker().clone());
         }
     }
 
-    /// Whether `max` requests are in flight.
-    pub fn full(&self, max: usize) -> bool {
-        self.in_flight.get() >= max
+    fn wake_serve_loop(&self) {
+        if let Some(waker) = self.serve_loop.borrow().as_ref() {
+            waker.wake_by_ref();
+        }
     }
 
-    /// More than `max` early resets that are also at least half of all the
-    /// connection's streams: an attack, not a client cancelling the odd
-    /// call (Envoy's rule for premature resets, with its half).
-    pub fn too_many_early_resets(&self, max: u64) -> bool {
+    /// Whether `max_concurrent_streams` requests are in flight.
+    pub fn full(&self) -> bool {
+        self.in_flight.get() >= self.max_in_flight
+    }
+
+    /// More than `max_premature_resets` early resets that are also at least
+    /// half of all the connection's streams: an attack, not a client
+    /// cancelling the odd call (Envoy's rule for premature resets, with its
+    /// half).
+    pub fn too_many_early_resets(&self) -> bool {
         let resets = self.premature_resets.get();
-        resets > max && resets * 2 >= self.started.get()
+        resets > self.max_premature_resets && resets * 2 >= self.started.get()
     }
 }
 
@@ -89,18 +114,18 @@ mod tests {
 
     #[test]
     fn early_resets_count_only_past_the_limit_and_as_half_of_the_streams() {
-        let streams = Rc::new(ClientStreams::default());
+        let streams = Rc::new(ClientStreams::new(100, 10));
         for _ in 0..10 {
             streams.start().reset_early();
         }
-        assert!(!streams.too_many_early_resets(10));
+        assert!(!streams.too_many_early_resets());
         streams.start().reset_early();
-        assert!(streams.too_many_early_resets(10));
+        assert!(streams.too_many_early_resets());
         // A long-lived connection that cancels a call in ten is fine.
         for _ in 0..100 {
             drop(streams.start());
         }
-        assert!(!streams.too_many_early_resets(10));
+        assert!(!streams.too_many_early_resets());
         assert_eq!(streams.in_flight.get(), 0);
     }
 }
