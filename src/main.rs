@@ -49,7 +49,18 @@ fn check(config: &Config) -> ExitCode {
 /// `ringside iptables ...`: its own flags, and the admin port to leave
 /// unredirected; its errors are one line each.
 fn iptables_command(args: &ringside::config::IptablesArgs, config: &Config) -> ExitCode {
-    let rules = match args.resolve(config.admin_addr.port()) {
+    let listener_port = |direction| {
+        let mut listeners = config.transparent.iter();
+        listeners
+            .find(|l| l.direction == direction)
+            .map(|l| l.listen.port())
+    };
+    let own = ringside::config::OwnPorts {
+        admin: config.admin_addr.port(),
+        inbound: listener_port(ringside::config::Direction::Inbound),
+        outbound: listener_port(ringside::config::Direction::Outbound),
+    };
+    let rules = match args.resolve(own) {
         Ok(rules) => rules,
         Err(err) => return bad_configuration(err),
     };

@@ -18,7 +18,9 @@ mod route;
 mod transparent;
 
 pub use cli::{Args, Command};
-pub use iptables::{Cidr, IptablesAction, IptablesArgs, IptablesConfig, IptablesMode};
+pub use iptables::{
+    Cidr, IptablesAction, IptablesArgs, IptablesConfig, IptablesMode, OwnPorts, PortRange,
+};
 pub use limits::Http2Config;
 pub use route::{Direction, Protocol, Route};
 pub use transparent::{ForwardTo, Transparent, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN};

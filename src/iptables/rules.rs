@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{Cidr, IptablesConfig};
+use crate::config::{Cidr, IptablesConfig, PortRange};
 
 /// The chain inbound TCP takes, jumped to from nat PREROUTING.
 pub const INBOUND_CHAIN: &str = "RINGSIDE_PREROUTING";
@@ -15,7 +15,8 @@ pub const OUTBOUND_CHAIN: &str = "RINGSIDE_OUTPUT";
 /// Our chains and the built-in chain that jumps to each.
 const JUMPS: [(&str, &str); 2] = [("PREROUTING", INBOUND_CHAIN), ("OUTPUT", OUTBOUND_CHAIN)];
 
-/// iptables' multiport match takes at most 15 ports in one rule.
+/// iptables' multiport match takes at most 15 ports in one rule, a range
+/// counting as two.
 const MULTIPORT_MAX: usize = 15;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,13 +65,20 @@ pub fn install(config: &IptablesConfig, family: Family, present: &[&str]) -> Str
     )
     .unwrap();
 
-    // Outbound: ringside's own connections (its uid), anything to this
-    // host (out through lo, which also covers the pod's own addresses),
-    // and the skipped ports and networks leave as they are.
+    // Outbound: ringside's own connections (its uid or gid), anything to
+    // this host (out through lo, which also covers the pod's own
+    // addresses), and the skipped ports and networks leave as they are.
     if let Some(uid) = config.proxy_uid {
         writeln!(
             out,
             "-A {OUTBOUND_CHAIN} -m owner --uid-owner {uid} -j RETURN"
+        )
+        .unwrap();
+    }
+    if let Some(gid) = config.proxy_gid {
+        writeln!(
+            out,
+            "-A {OUTBOUND_CHAIN} -m owner --gid-owner {gid} -j RETURN"
         )
         .unwrap();
     }
@@ -110,9 +118,21 @@ pub fn install(config: &IptablesConfig, family: Family, present: &[&str]) -> Str
     out
 }
 
-fn skip_ports(out: &mut String, chain: &str, ports: &[u16]) {
-    for group in ports.chunks(MULTIPORT_MAX) {
-        let list: Vec<String> = group.iter().map(u16::to_string).collect();
+fn skip_ports(out: &mut String, chain: &str, ports: &[PortRange]) {
+    let mut rest = ports;
+    while !rest.is_empty() {
+        // As many as fit in one multiport match.
+        let mut weight = 0;
+        let fit = rest
+            .iter()
+            .take_while(|range| {
+                weight += if range.first == range.last { 1 } else { 2 };
+                weight <= MULTIPORT_MAX
+            })
+            .count();
+        let (group, after) = rest.split_at(fit);
+        rest = after;
+        let list: Vec<String> = group.iter().map(PortRange::to_string).collect();
         let list = list.join(",");
         writeln!(
             out,
@@ -171,8 +191,8 @@ mod tests {
         IptablesConfig {
             inbound_port: 4143,
             outbound_port: 4140,
-            skip_inbound_ports: vec![4140, 4143, 4191, 9999],
-            skip_outbound_ports: vec![25, 443],
+            skip_inbound_ports: ports(&[4140, 4143, 4191, 9999]),
+            skip_outbound_ports: ports(&[25, 443]),
             skip_outbound_cidrs: vec![
                 Cidr {
                     addr: "10.0.0.0".parse().unwrap(),
@@ -184,8 +204,13 @@ mod tests {
                 },
             ],
             proxy_uid: Some(2102),
+            proxy_gid: None,
             mode: IptablesMode::Nft,
         }
+    }
+
+    fn ports(ports: &[u16]) -> Vec<PortRange> {
+        ports.iter().copied().map(PortRange::one).collect()
     }
 
     #[test]
@@ -228,10 +253,25 @@ COMMIT
     #[test]
     fn more_than_fifteen_ports_take_several_rules() {
         let mut config = config();
-        config.skip_outbound_ports = (1..=16).collect();
+        config.skip_outbound_ports = ports(&(1..=16).collect::<Vec<_>>());
         let rules = install(&config, Family::Ipv4, &[]);
         let expected = "-A RINGSIDE_OUTPUT -p tcp -m multiport --dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15 -j RETURN\n\
                         -A RINGSIDE_OUTPUT -p tcp -m multiport --dports 16 -j RETURN\n";
+        assert!(rules.contains(expected), "{rules}");
+        // A range counts as two of the fifteen: 14 ports and one range
+        // take two rules.
+        let mut ranges = ports(&(1..=14).collect::<Vec<_>>());
+        ranges.push(PortRange {
+            first: 20,
+            last: 30,
+        });
+        config.skip_outbound_ports = ranges;
+        config.proxy_gid = Some(4140);
+        let rules = install(&config, Family::Ipv4, &[]);
+        let expected = "-A RINGSIDE_OUTPUT -m owner --gid-owner 4140 -j RETURN\n";
+        assert!(rules.contains(expected), "{rules}");
+        let expected = "--dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14 -j RETURN\n\
+                        -A RINGSIDE_OUTPUT -p tcp -m multiport --dports 20:30 -j RETURN\n";
         assert!(rules.contains(expected), "{rules}");
     }
 
