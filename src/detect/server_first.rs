@@ -8,6 +8,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// Endpoints one shard remembers. Routes name few; transparent mode sees
+/// any destination, so a scan of server-first ports must not grow the map
+/// without end. Past it, the sighting closest to expiry goes.
+const MAX_REMEMBERED: usize = 4_096;
+
 #[derive(Debug)]
 pub struct ServerFirstMemory {
     /// How long a sighting counts; zero disables the memory.
@@ -25,11 +30,33 @@ impl ServerFirstMemory {
     }
 
     pub fn remember(&self, endpoint: SocketAddr) {
-        if !self.ttl.is_zero() {
-            self.until
-                .borrow_mut()
-                .insert(endpoint, Instant::now() + self.ttl);
+        if self.ttl.is_zero() {
+            return;
         }
+        let now = Instant::now();
+        let mut until = self.until.borrow_mut();
+        if until.len() >= MAX_REMEMBERED && !until.contains_key(&endpoint) {
+            until.retain(|_, expiry| *expiry > now);
+            let soonest = until.iter().min_by_key(|(_, expiry)| **expiry);
+            if let Some(soonest) = soonest.map(|(endpoint, _)| *endpoint) {
+                if until.len() >= MAX_REMEMBERED {
+                    until.remove(&soonest);
+                }
+            }
+        }
+        until.insert(endpoint, now + self.ttl);
+    }
+
+    /// Forgets expired sightings, so that endpoints never asked about
+    /// again do not stay; the shard calls it every second.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        self.until.borrow_mut().retain(|_, expiry| *expiry > now);
+    }
+
+    /// Endpoints remembered now, expired or not.
+    pub fn remembered(&self) -> usize {
+        self.until.borrow().len()
     }
 
     /// True while `endpoint` is known to speak first.
@@ -66,5 +93,23 @@ mod tests {
         let disabled = ServerFirstMemory::new(Duration::ZERO);
         disabled.remember(endpoint);
         assert!(!disabled.remembers(endpoint));
+    }
+
+    #[test]
+    fn is_bounded_and_swept() {
+        let memory = ServerFirstMemory::new(Duration::from_secs(600));
+        let endpoint = |i: usize| SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 3306));
+        for i in 0..MAX_REMEMBERED + 10 {
+            memory.remember(endpoint(i));
+        }
+        assert_eq!(memory.remembered(), MAX_REMEMBERED);
+        assert!(!memory.remembers(endpoint(0)), "the oldest sighting went");
+        assert!(memory.remembers(endpoint(MAX_REMEMBERED + 9)));
+
+        let short = ServerFirstMemory::new(Duration::from_nanos(1));
+        short.remember(endpoint(1));
+        std::thread::sleep(Duration::from_millis(1));
+        short.sweep();
+        assert_eq!(short.remembered(), 0);
     }
 }

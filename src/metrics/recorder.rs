@@ -400,6 +400,36 @@ impl ShardMetrics {
         stats.latency_ms.saturating_record(ms);
     }
 
+    /// Drops every series labelled with `target` (a forgotten transparent
+    /// destination: its `target_addr`, or its endpoint when it is its own
+    /// upstream) whose counters no connection or route still holds, so
+    /// that a proxy seeing ever new destinations keeps a bounded number of
+    /// series. Counters of a target seen again start from zero, which
+    /// Prometheus reads as a counter reset.
+    pub fn forget_target(&self, target: &str) {
+        self.tcp.borrow_mut().retain(|labels, counters| {
+            labels.target_addr != target || Rc::strong_count(counters) > 1
+        });
+        self.detect_total
+            .borrow_mut()
+            .retain(|labels, _| labels.target_addr != target);
+        self.detect_duration_us
+            .borrow_mut()
+            .retain(|(_, addr), _| addr != target);
+        self.requests
+            .borrow_mut()
+            .retain(|labels, _| labels.target_addr != target);
+        self.responses
+            .borrow_mut()
+            .retain(|labels, _| labels.target_addr != target);
+        self.expiries
+            .borrow_mut()
+            .retain(|(_, addr, _), _| addr != target);
+        self.connect_failures
+            .borrow_mut()
+            .retain(|(endpoint, _), _| endpoint != target);
+    }
+
     /// A copy of everything, for the admin shard to merge. `pipes_in_use`
     /// and `pipes_idle` come from the shard's pipe pool.
     pub fn snapshot(&self, pipes_in_use: usize, pipes_idle: usize) -> Snapshot {

@@ -7,7 +7,8 @@
 //!
 //! Destinations are unbounded in transparent mode, so the map is bounded
 //! (`MAX_DESTINATIONS`) and forgets a destination idle for
-//! `DESTINATION_IDLE`. Two kinds of connection are refused, never proxied:
+//! `DESTINATION_IDLE`; its metric series outlive it for
+//! `SERIES_RETAIN_IDLE` (bounded too), then go. Two kinds of connection are refused, never proxied:
 //! one that was not redirected (it would be proxied to ringside itself),
 //! and one whose destination is one of ringside's own listeners (a loop).
 
@@ -34,6 +35,17 @@ const MAX_DESTINATIONS: usize = 1_000;
 /// a client polling every few seconds keeps its pool and its learned
 /// protocol, short enough that a scan of many addresses is forgotten.
 const DESTINATION_IDLE: Duration = Duration::from_secs(60);
+
+/// How long the metric series of a forgotten destination are kept: as
+/// Linkerd's proxy keeps idle series (`METRICS_RETAIN_IDLE`, 10 minutes),
+/// many scrapes long, so that a destination called every few minutes
+/// keeps counting where it left off instead of resetting each time.
+const SERIES_RETAIN_IDLE: Duration = Duration::from_secs(600);
+
+/// Forgotten destinations whose series a shard keeps; past it, the
+/// longest forgotten go first. Each holds a few counters and histograms
+/// (a few KiB), so this bounds a scan of many addresses to a few MiB.
+const MAX_RETIRED: usize = 2 * MAX_DESTINATIONS;
 
 /// Why a transparent connection is refused, as the `reason` label of
 /// `ringside_connections_refused_total` names it.
@@ -70,6 +82,9 @@ pub struct TransparentState {
     /// Pooled HTTP connections per destination are kept this long.
     pool_idle_timeout: Duration,
     destinations: RefCell<HashMap<SocketAddr, Kept>>,
+    /// Destinations forgotten while their metric series are kept, and when
+    /// each was last used.
+    retired: RefCell<HashMap<SocketAddr, Instant>>,
 }
 
 impl TransparentState {
@@ -83,6 +98,7 @@ impl TransparentState {
             own,
             pool_idle_timeout,
             destinations: RefCell::default(),
+            retired: RefCell::default(),
         }
     }
 
@@ -125,8 +141,10 @@ impl TransparentState {
         // make, so its seed does not matter.
         let route = Rc::new(RouteState::new(route, metrics, 0, self.pool_idle_timeout));
         if destinations.len() >= MAX_DESTINATIONS {
-            forget_idle(&mut destinations, now, Duration::ZERO);
+            let forgotten = forget_idle(&mut destinations, now, Duration::ZERO);
+            self.retire(forgotten, metrics);
         }
+        self.retired.borrow_mut().remove(&original);
         if destinations.len() < MAX_DESTINATIONS {
             let last_used = Cell::new(now);
             let kept = Kept {
@@ -138,14 +156,41 @@ impl TransparentState {
         Ok(route)
     }
 
-    /// Closes idle pooled connections and forgets destinations idle for
-    /// `DESTINATION_IDLE`; the shard calls it every second.
-    pub fn sweep(&self) {
+    /// Closes idle pooled connections, forgets destinations idle for
+    /// `DESTINATION_IDLE` and the series of those forgotten for
+    /// `SERIES_RETAIN_IDLE`; the shard calls it every second.
+    pub fn sweep(&self, metrics: &ShardMetrics) {
+        let now = Instant::now();
         let mut destinations = self.destinations.borrow_mut();
-        forget_idle(&mut destinations, Instant::now(), DESTINATION_IDLE);
+        let forgotten = forget_idle(&mut destinations, now, DESTINATION_IDLE);
         for kept in destinations.values() {
             kept.route.http.pool.sweep();
         }
+        drop(destinations);
+        self.retire(forgotten, metrics);
+        self.retired.borrow_mut().retain(|destination, last_used| {
+            let keep = now.duration_since(*last_used) < SERIES_RETAIN_IDLE;
+            if !keep {
+                metrics.forget_target(&destination.to_string());
+            }
+            keep
+        });
+    }
+
+    /// Keeps the series of `forgotten` destinations for a while, dropping
+    /// the longest forgotten ones' at once past `MAX_RETIRED`.
+    fn retire(&self, forgotten: Vec<(SocketAddr, Instant)>, metrics: &ShardMetrics) {
+        let mut retired = self.retired.borrow_mut();
+        retired.extend(forgotten);
+        if retired.len() <= MAX_RETIRED {
+            return;
+        }
+        let mut by_age: Vec<(SocketAddr, Instant)> = retired.drain().collect();
+        by_age.sort_unstable_by_key(|(_, last_used)| std::cmp::Reverse(*last_used));
+        for (destination, _) in by_age.split_off(MAX_RETIRED) {
+            metrics.forget_target(&destination.to_string());
+        }
+        retired.extend(by_age);
     }
 
     /// Destinations a shard keeps now.
@@ -168,12 +213,22 @@ impl TransparentState {
 }
 
 /// Forgets the destinations no connection holds that were last used more
-/// than `idle` ago.
-fn forget_idle(destinations: &mut HashMap<SocketAddr, Kept>, now: Instant, idle: Duration) {
-    destinations.retain(|_, kept| {
+/// than `idle` ago; returns them with their last use.
+fn forget_idle(
+    destinations: &mut HashMap<SocketAddr, Kept>,
+    now: Instant,
+    idle: Duration,
+) -> Vec<(SocketAddr, Instant)> {
+    let mut forgotten = Vec::new();
+    destinations.retain(|destination, kept| {
         let in_use = Rc::strong_count(&kept.route) > 1;
-        in_use || now.duration_since(kept.last_used.get()) < idle
+        let keep = in_use || now.duration_since(kept.last_used.get()) < idle;
+        if !keep {
+            forgotten.push((*destination, kept.last_used.get()));
+        }
+        keep
     });
+    forgotten
 }
 
 #[cfg(test)]
@@ -261,13 +316,86 @@ mod tests {
         assert!(Rc::ptr_eq(&held, &again));
         drop(again);
         // A sweep forgets only what has been idle for DESTINATION_IDLE.
-        state.sweep();
+        state.sweep(&metrics);
         assert_eq!(state.kept(), 2);
         let long_ago = Instant::now() - DESTINATION_IDLE;
         for kept in state.destinations.borrow().values() {
             kept.last_used.set(long_ago);
         }
-        state.sweep();
+        state.sweep(&metrics);
         assert_eq!(state.kept(), 1, "the held destination stays");
+    }
+
+    /// The `target_addr`s that have tcp series on the shard.
+    fn series(metrics: &ShardMetrics) -> Vec<String> {
+        let snapshot = metrics.snapshot(0, 0);
+        let targets: std::collections::BTreeSet<String> =
+            snapshot.tcp.keys().map(|l| l.target_addr.clone()).collect();
+        targets.into_iter().collect()
+    }
+
+    #[test]
+    fn series_outlive_their_destination_for_a_while_then_go() {
+        let (state, metrics) = (outbound(), ShardMetrics::new(0));
+        let web = route_for(&state, &metrics, redirected("10.0.0.1:80")).unwrap();
+        web.metrics.src.opened();
+        drop(web);
+        let held = route_for(&state, &metrics, redirected("10.0.0.2:80")).unwrap();
+        let long_ago = Instant::now() - DESTINATION_IDLE;
+        for kept in state.destinations.borrow().values() {
+            kept.last_used.set(long_ago);
+        }
+        state.sweep(&metrics);
+        assert_eq!(state.kept(), 1);
+        assert_eq!(
+            series(&metrics),
+            ["10.0.0.1:80", "10.0.0.2:80"],
+            "kept a while"
+        );
+        // Seen again within the retention: the same counters go on.
+        let again = route_for(&state, &metrics, redirected("10.0.0.1:80")).unwrap();
+        assert_eq!(
+            metrics
+                .snapshot(0, 0)
+                .tcp
+                .values()
+                .map(|s| s.open_total)
+                .sum::<u64>(),
+            1
+        );
+        drop(again);
+        for kept in state.destinations.borrow().values() {
+            kept.last_used.set(long_ago);
+        }
+        state.sweep(&metrics);
+        let retention_over = Instant::now() - SERIES_RETAIN_IDLE;
+        for last_used in state.retired.borrow_mut().values_mut() {
+            *last_used = retention_over;
+        }
+        state.sweep(&metrics);
+        assert_eq!(series(&metrics), ["10.0.0.2:80"], "the held one's stay");
+        drop(held);
+    }
+
+    #[test]
+    fn retired_series_are_bounded() {
+        let (state, metrics) = (outbound(), ShardMetrics::new(0));
+        let past = Instant::now() - DESTINATION_IDLE;
+        let forgotten = (0..MAX_RETIRED as u16 + 5)
+            .map(|port| {
+                let destination = addr(&format!("10.0.1.1:{}", port + 1));
+                route_for(&state, &metrics, redirected(&destination.to_string())).unwrap();
+                (destination, past + Duration::from_millis(u64::from(port)))
+            })
+            .collect();
+        state.destinations.borrow_mut().clear();
+        state.retire(forgotten, &metrics);
+        assert_eq!(state.retired.borrow().len(), MAX_RETIRED);
+        let targets = series(&metrics);
+        assert_eq!(targets.len(), MAX_RETIRED);
+        assert!(
+            !targets.contains(&"10.0.1.1:1".to_string()),
+            "the oldest went first"
+        );
     }
 }

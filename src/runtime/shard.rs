@@ -98,7 +98,12 @@ pub async fn run(init: ShardInit) {
         ));
     }
 
-    spawn(sweep_pools(routes, transparent, shutdown.clone()));
+    spawn(sweep_pools(
+        shard.clone(),
+        routes,
+        transparent,
+        shutdown.clone(),
+    ));
     // Not stopped by the drain: draining connections still time out.
     spawn(shard.http.deadlines.clone().run());
     spawn(control::serve(control, shard.clone()));
@@ -125,8 +130,10 @@ pub async fn run(init: ShardInit) {
 
 /// Closes pooled HTTP connections that sat idle past the timeout, so an
 /// idle pool gives its fds back even when no request comes to find them,
-/// and forgets transparent destinations left idle.
+/// and forgets what is kept per transparent destination and server-first
+/// endpoint once it has gone idle or stale.
 async fn sweep_pools(
+    shard: Rc<ShardContext>,
     routes: Vec<Rc<RouteState>>,
     transparent: Vec<Rc<TransparentState>>,
     shutdown: Rc<Shutdown>,
@@ -148,8 +155,9 @@ async fn sweep_pools(
             route.http.pool.sweep();
         }
         for listener in &transparent {
-            listener.sweep();
+            listener.sweep(shard.metrics());
         }
+        shard.server_first.sweep();
     }
 }
 
