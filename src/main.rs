@@ -108,6 +108,12 @@ pub(crate) fn start(config: Config) -> anyhow::Result<ringside::runtime::Proxy> 
     for (listener, addr) in transparent.iter().zip(proxy.transparent_addrs()) {
         println!("listening {} {addr}", listener.direction.as_str());
     }
+    for (index, addr) in proxy.ipv6_twins() {
+        println!(
+            "listening {}-ipv6 {addr}",
+            transparent[index].direction.as_str()
+        );
+    }
     // Last, so a reader knows every route line has come.
     println!("listening admin {}", proxy.admin_addr());
     tracing::info!(shards = proxy.shards(), admin = %proxy.admin_addr(), "ringside started");

@@ -184,6 +184,8 @@ fn inbound_connections_go_to_the_application_on_loopback() {
     assert_eq!(app.requests(), 1);
 }
 
+/// The listener configured as `127.0.0.1` also listens on `[::1]`, same
+/// port, so that ip6tables redirects have somewhere to land.
 #[test]
 fn ipv6_connections_reach_their_original_destination() {
     let test = "ipv6_connections_reach_their_original_destination";
@@ -193,9 +195,22 @@ fn ipv6_connections_reach_their_original_destination() {
     let proxy = Launch::new()
         .gid(RINGSIDE_GID)
         .shards(1)
-        .arg("--outbound-listen", "[::1]:0")
+        .arg(OUTBOUND.0, OUTBOUND.1)
         .start();
-    let Some(()) = netns.redirect_v6(test, proxy.transparent[0].port(), RINGSIDE_GID) else {
+    if !std::path::Path::new("/proc/net/if_inet6").exists() {
+        let _ = writeln!(std::io::stderr(), "SKIP: {test}: the kernel has no IPv6");
+        return;
+    }
+    let [twin] = proxy.transparent_v6[..] else {
+        panic!("no IPv6 twin beside {:?}", proxy.transparent);
+    };
+    assert_eq!(
+        twin,
+        format!("[::1]:{}", proxy.transparent[0].port())
+            .parse()
+            .unwrap()
+    );
+    let Some(()) = netns.redirect_v6(test, twin.port(), RINGSIDE_GID) else {
         return;
     };
     let web = HttpOrigin::start_on(&format!("[{POD_ADDR_V6}]:0"), "web6", Duration::ZERO);

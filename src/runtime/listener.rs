@@ -7,7 +7,7 @@
 //! with a socket that does not set it.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -44,6 +44,49 @@ pub fn bind_shard_listeners(
     Ok(sockets)
 }
 
+/// The IPv6 twin of a transparent listener on `0.0.0.0` or `127.0.0.1`
+/// (`[::]` or `[::1]`, same port), where ip6tables redirects land; `None`
+/// for any other address, which names its family on purpose.
+pub fn ipv6_twin(addr: SocketAddr) -> Option<SocketAddr> {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => Ipv6Addr::UNSPECIFIED,
+        IpAddr::V4(ip) if ip == Ipv4Addr::LOCALHOST => Ipv6Addr::LOCALHOST,
+        _ => return None,
+    };
+    Some(SocketAddr::new(IpAddr::V6(ip), addr.port()))
+}
+
+/// `bind_shard_listeners` for an IPv6 twin: IPv6 only (the IPv4 socket
+/// already has the port), and `None` where the host has no IPv6, which
+/// is not an error: there is nothing to redirect there either.
+pub fn bind_twin_listeners(
+    twin: SocketAddr,
+    count: usize,
+    backlog: u32,
+) -> Result<Option<Vec<Socket>>, ListenError> {
+    let mut sockets = Vec::with_capacity(count);
+    for _ in 0..count {
+        let bound = new_socket(twin).and_then(|socket| {
+            socket.set_only_v6(true)?;
+            reuseport_listen(socket, twin, backlog)
+        });
+        match bound {
+            Ok(socket) => sockets.push(socket),
+            Err(err) if no_ipv6(&err) => return Ok(None),
+            Err(source) => return Err(classify(twin, source)),
+        }
+    }
+    Ok(Some(sockets))
+}
+
+/// The errors of a host without IPv6 (disabled, or no `::1`).
+fn no_ipv6(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
+    )
+}
+
 /// A plain listener (the admin server's): no SO_REUSEPORT, so a taken port
 /// fails here.
 pub fn bind_exclusive(addr: SocketAddr, backlog: u32) -> Result<Socket, ListenError> {
@@ -78,7 +121,10 @@ fn probe(addr: SocketAddr) -> Result<(), ListenError> {
 }
 
 fn reuseport_listener(addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
-    let socket = new_socket(addr)?;
+    reuseport_listen(new_socket(addr)?, addr, backlog)
+}
+
+fn reuseport_listen(socket: Socket, addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.bind(&SockAddr::from(addr))?;
@@ -104,6 +150,15 @@ fn classify(addr: SocketAddr, source: io::Error) -> ListenError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_the_ipv4_wildcard_and_loopback_have_twins() {
+        let twin = |addr: &str| ipv6_twin(addr.parse().unwrap()).map(|a| a.to_string());
+        assert_eq!(twin("0.0.0.0:4143").as_deref(), Some("[::]:4143"));
+        assert_eq!(twin("127.0.0.1:4140").as_deref(), Some("[::1]:4140"));
+        assert_eq!(twin("10.0.0.1:4143"), None);
+        assert_eq!(twin("[::1]:4140"), None);
+    }
+
     use super::*;
 
     #[test]

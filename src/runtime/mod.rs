@@ -46,6 +46,10 @@ pub struct Proxy {
     placement: Placement,
     /// Per route, then per transparent listener, one socket per shard.
     listeners: Vec<Vec<socket2::Socket>>,
+    /// The IPv6 twins of transparent listeners (`listener::ipv6_twin`):
+    /// the index of the listener in `config.transparent`, its address,
+    /// one socket per shard.
+    twins: Vec<(usize, SocketAddr, Vec<socket2::Socket>)>,
     admin_listener: socket2::Socket,
     admin_addr: SocketAddr,
     listen_addrs: Vec<SocketAddr>,
@@ -74,10 +78,22 @@ impl Proxy {
             listen_addrs.push(local(&sockets[0], listen)?);
             listeners.push(sockets);
         }
+        let mut twins = Vec::new();
+        let bound_transparent = &listen_addrs[config.routes.len()..];
+        for (index, bound) in bound_transparent.iter().enumerate() {
+            let Some(twin) = listener::ipv6_twin(*bound) else {
+                continue;
+            };
+            match listener::bind_twin_listeners(twin, placement.shards, config.backlog)? {
+                Some(sockets) => twins.push((index, twin, sockets)),
+                None => tracing::info!(%bound, "no IPv6 on this host: IPv4 only"),
+            }
+        }
         Ok(Proxy {
             config,
             placement,
             listeners,
+            twins,
             admin_listener,
             admin_addr,
             listen_addrs,
@@ -103,12 +119,19 @@ impl Proxy {
         &self.listen_addrs[self.config.routes.len()..]
     }
 
+    /// The IPv6 twins of the transparent listeners: which listener (its
+    /// index in config order) and where.
+    pub fn ipv6_twins(&self) -> impl Iterator<Item = (usize, SocketAddr)> + '_ {
+        self.twins.iter().map(|(index, addr, _)| (*index, *addr))
+    }
+
     /// Runs until SIGTERM/SIGINT and the drain that follows.
     pub fn run(self) -> Result<(), RunError> {
         let Proxy {
             mut config,
             placement,
             listeners,
+            twins,
             admin_listener,
             admin_addr,
             listen_addrs,
@@ -123,7 +146,13 @@ impl Proxy {
             listener.listen = *addr;
         }
         // The transparent listeners' loop check refuses these.
-        let own_addrs: Vec<SocketAddr> = listen_addrs.iter().copied().chain([admin_addr]).collect();
+        let twin_addrs = twins.iter().map(|(_, addr, _)| *addr);
+        let own_addrs: Vec<SocketAddr> = listen_addrs
+            .iter()
+            .copied()
+            .chain(twin_addrs)
+            .chain([admin_addr])
+            .collect();
         let shared = Shared::default();
         let shards = placement.shards;
         let max_connections = limits::connection_limit(config.max_connections, shards);
@@ -148,10 +177,18 @@ impl Proxy {
                 per_shard_listeners[shard].push(socket);
             }
         }
+        let mut per_shard_twins: Vec<Vec<(usize, socket2::Socket)>> =
+            (0..shards).map(|_| Vec::new()).collect();
+        for (index, _, sockets) in twins {
+            for (shard, socket) in sockets.into_iter().enumerate() {
+                per_shard_twins[shard].push((index, socket));
+            }
+        }
 
         let mut links = Vec::with_capacity(shards);
         let (init_tx, init_rx) = crossbeam_channel::bounded(shards);
-        for (id, listeners) in per_shard_listeners.into_iter().enumerate() {
+        let per_shard = per_shard_listeners.into_iter().zip(per_shard_twins);
+        for (id, (listeners, twins)) in per_shard.enumerate() {
             let (link, control) = control::link();
             links.push(link);
             let init = shard::ShardInit {
@@ -159,6 +196,7 @@ impl Proxy {
                 config: config.clone(),
                 max_connections: limits::shard_share(max_connections, shards, id),
                 listeners,
+                twins,
                 own_addrs: own_addrs.clone(),
                 control,
                 shared: shared.clone(),

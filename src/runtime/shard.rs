@@ -24,6 +24,9 @@ pub struct ShardInit {
     /// One bound, listening socket per route, in route order, then one
     /// per transparent listener.
     pub listeners: Vec<socket2::Socket>,
+    /// IPv6 twins of transparent listeners: the listener's index among
+    /// the transparent ones, and this shard's socket.
+    pub twins: Vec<(usize, socket2::Socket)>,
     /// Every address ringside listens on, which a transparent connection
     /// must not be forwarded to.
     pub own_addrs: Vec<SocketAddr>,
@@ -39,6 +42,7 @@ pub async fn run(init: ShardInit) {
         config,
         max_connections,
         listeners,
+        twins,
         own_addrs,
         control,
         shared,
@@ -87,8 +91,12 @@ pub async fn run(init: ShardInit) {
                 .iter()
                 .map(|t| Accepting::Transparent(t.clone())),
         );
-    // The listeners come in the same order: routes, then transparent.
-    for (accepting, socket) in accepting.zip(listeners) {
+    // The listeners come in the same order: routes, then transparent;
+    // a twin shares its listener's state.
+    let twins = twins
+        .into_iter()
+        .map(|(index, socket)| (Accepting::Transparent(transparent[index].clone()), socket));
+    for (accepting, socket) in accepting.zip(listeners).chain(twins) {
         let listener = Listener::new(socket);
         spawn(accept_loop(
             listener,

@@ -21,6 +21,9 @@ pub struct Ringside {
     pub routes: Vec<SocketAddr>,
     /// The transparent listeners' addresses, outbound first.
     pub transparent: Vec<SocketAddr>,
+    /// Their IPv6 twins (`[::1]`, `[::]` beside `127.0.0.1`, `0.0.0.0`),
+    /// in the same order, where the host has IPv6.
+    pub transparent_v6: Vec<SocketAddr>,
     /// Held so the child never sees EPIPE on stdout.
     _stdout: BufReader<ChildStdout>,
 }
@@ -110,7 +113,8 @@ impl Ringside {
             .spawn()
             .expect("ringside starts");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let (mut admin, mut routes, mut transparent) = (None, Vec::new(), Vec::new());
+        let (mut admin, mut routes) = (None, Vec::new());
+        let (mut transparent, mut transparent_v6) = (Vec::new(), Vec::new());
         let mut line = String::new();
         // Route lines come first; the admin line is the last one.
         while admin.is_none() {
@@ -125,6 +129,9 @@ impl Ringside {
                 ["listening", "outbound" | "inbound", addr] => {
                     transparent.push(addr.parse().unwrap())
                 }
+                ["listening", "outbound-ipv6" | "inbound-ipv6", addr] => {
+                    transparent_v6.push(addr.parse().unwrap())
+                }
                 _ => {}
             }
         }
@@ -133,6 +140,7 @@ impl Ringside {
             admin: admin.unwrap(),
             routes,
             transparent,
+            transparent_v6,
             _stdout: stdout,
         }
     }
