@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use support::netns::Netns;
+use support::netns::{LinkedPods, Netns, POD_B, POD_B_V6};
 use support::{eventually, TempPath, BIN};
 
 /// A namespace for this test, or `None` after a SKIP line saying why not.
@@ -128,49 +128,19 @@ fn ipv4_legacy_rules_install_once_and_remove_cleanly() {
     install_is_idempotent_and_remove_leaves_the_rest("ipv4", "legacy");
 }
 
-/// Two "pods" joined by a veth pair, rules installed in the first: a
-/// connection to the other pod lands on the first pod's outbound listener,
-/// and one to a skipped port reaches the other pod's server directly.
-/// Addresses are `{prefix}1` and `{prefix}2`, from ranges that exist only
-/// inside these namespaces; `loopback` is where REDIRECT sends the family.
-fn outbound_is_redirected_and_skipped_ports_are_not(prefix: &str, bits: &str, loopback: &str) {
-    let tag = if prefix.contains(':') { "6" } else { "4" };
-    let (Some(client_pod), Some(server_pod)) = (
-        namespace(&format!("client{tag}")),
-        namespace(&format!("server{tag}")),
-    ) else {
+/// Two pods joined by a veth pair (`LinkedPods`), rules installed in the
+/// first: a connection to the other pod lands on the first pod's outbound
+/// listener, and one to a skipped port reaches the other pod's server
+/// directly. `server` is the second pod's address, `loopback` where
+/// REDIRECT sends the family.
+fn outbound_is_redirected_and_skipped_ports_are_not(test: &str, server: &str, loopback: &str) {
+    let tag = if server.contains(':') { "6" } else { "4" };
+    let Some(pods) = LinkedPods::create(test, tag) else {
         return;
     };
-    let client_side = format!("rsa{tag}{}", std::process::id() % 100_000);
-    let server_side = format!("rsb{tag}{}", std::process::id() % 100_000);
-    client_pod.ip(&[
-        "link",
-        "add",
-        &client_side,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &server_side,
-        "netns",
-        &server_pod.name,
-    ]);
-    // nodad: IPv6 addresses are usable at once, not after duplicate
-    // address detection (about 1 s).
-    for (pod, side, host) in [
-        (&client_pod, &client_side, "1"),
-        (&server_pod, &server_side, "2"),
-    ] {
-        let addr = format!("{prefix}{host}/{bits}");
-        let mut args = vec!["addr", "add", &addr, "dev", side];
-        if tag == "6" {
-            args.push("nodad");
-        }
-        pod.ip(&args);
-        pod.ip(&["link", "set", side, "up"]);
-    }
+    let (client_pod, server_pod) = (&pods.a, &pods.b);
 
-    let server_ip: IpAddr = format!("{prefix}2").parse().unwrap();
+    let server_ip: IpAddr = server.parse().unwrap();
     let server = server_pod.enter(|| TcpListener::bind((server_ip, 0)).unwrap());
     let skipped = server.local_addr().unwrap();
     let loopback: IpAddr = loopback.parse().unwrap();
@@ -213,7 +183,8 @@ fn outbound_is_redirected_and_skipped_ports_are_not(prefix: &str, bits: &str, lo
 
 #[test]
 fn ipv4_outbound_lands_on_the_outbound_port_and_skipped_ports_do_not() {
-    outbound_is_redirected_and_skipped_ports_are_not("198.18.0.", "24", "127.0.0.1");
+    let test = "ipv4_outbound_lands_on_the_outbound_port_and_skipped_ports_do_not";
+    outbound_is_redirected_and_skipped_ports_are_not(test, POD_B, "127.0.0.1");
 }
 
 #[test]
@@ -222,7 +193,8 @@ fn ipv6_outbound_lands_on_the_outbound_port_and_skipped_ports_do_not() {
         skip("the kernel has no IPv6");
         return;
     }
-    outbound_is_redirected_and_skipped_ports_are_not("2001:db8::", "64", "::1");
+    let test = "ipv6_outbound_lands_on_the_outbound_port_and_skipped_ports_do_not";
+    outbound_is_redirected_and_skipped_ports_are_not(test, POD_B_V6, "::1");
 }
 
 /// The next connection on `listener`, waited for within the test limit.

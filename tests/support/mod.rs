@@ -25,7 +25,7 @@ pub use clients::{
     read_response, reset, HttpClient, Response,
 };
 pub use launcher::{Launch, Metrics, Ringside, BIN};
-pub use netns::{Pod, POD_ADDR, POD_ADDR_V6};
+pub use netns::{LinkedPods, Pod, POD_A, POD_ADDR, POD_ADDR_V6, POD_A_V6, POD_B, POD_B_V6};
 pub use origins::h2::H2Origin;
 pub use origins::http::{body_byte, upload_answer, HttpOrigin};
 pub use origins::recording::RecordingOrigin;

@@ -181,6 +181,62 @@ impl Pod {
     }
 }
 
+/// Two namespaces joined by a veth pair, as two pods on one network:
+/// `a` holds `{prefix}1` and `b` holds `{prefix}2`, from ranges that exist
+/// only inside them (198.18.0.0/24, 2001:db8::/64). Both are deleted when
+/// dropped, also when the test fails.
+pub struct LinkedPods {
+    pub a: Netns,
+    pub b: Netns,
+}
+
+/// The two pods' IPv4 addresses.
+pub const POD_A: &str = "198.18.0.1";
+pub const POD_B: &str = "198.18.0.2";
+/// Their IPv6 addresses, where the kernel has IPv6.
+pub const POD_A_V6: &str = "2001:db8::1";
+pub const POD_B_V6: &str = "2001:db8::2";
+
+impl LinkedPods {
+    /// `tag` names the pair (unique per test in the process). IPv6
+    /// addresses are added where the kernel has IPv6. `None` after a
+    /// `SKIP:` line naming `test` when this machine cannot.
+    pub fn create(test: &str, tag: &str) -> Option<LinkedPods> {
+        // SAFETY: geteuid only reads the caller's user id.
+        if unsafe { libc::geteuid() } != 0 {
+            return skip(test, "needs root for network namespaces and iptables");
+        }
+        let (a, b) = match (
+            Netns::create(&format!("{tag}a")),
+            Netns::create(&format!("{tag}b")),
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(why), _) | (_, Err(why)) => return skip(test, &why),
+        };
+        // Interface names are at most 15 bytes.
+        let side = |end: &str| format!("rs{tag}{end}{}", std::process::id() % 100_000);
+        let (a_side, b_side) = (side("a"), side("b"));
+        let peer = ["peer", "name", &b_side, "netns", &b.name];
+        let mut args = vec!["link", "add", &a_side, "type", "veth"];
+        args.extend(peer);
+        a.ip(&args);
+        let ipv6 = std::path::Path::new("/proc/net/if_inet6").exists();
+        for (pod, side, v4, v6) in [
+            (&a, &a_side, POD_A, POD_A_V6),
+            (&b, &b_side, POD_B, POD_B_V6),
+        ] {
+            pod.ip(&["addr", "add", &format!("{v4}/24"), "dev", side]);
+            if ipv6 {
+                // nodad: usable at once, not after duplicate address
+                // detection (about 1 s).
+                pod.ip(&["addr", "add", &format!("{v6}/64"), "dev", side, "nodad"]);
+            }
+            pod.ip(&["link", "set", side, "up"]);
+        }
+        Some(LinkedPods { a, b })
+    }
+}
+
 /// Appends the two nat OUTPUT rules of `Pod::redirect` with `tool`.
 fn redirect(tool: &str, subnet: &str, test: &str, port: u16, exempt_gid: u32) -> Option<()> {
     let gid = exempt_gid.to_string();

@@ -1,0 +1,310 @@
+//! Two pods, each with its application and its own ringside sidecar, set up
+//! as a user would: `ringside iptables install` inside each pod, and no
+//! route configured. A client in pod A talks to a server in pod B as if
+//! there were no proxy; its connection goes out through A's outbound
+//! listener and in through B's inbound listener, which hands it to the
+//! application on loopback. Every test makes its own pair of network
+//! namespaces (`LinkedPods`) and prints `SKIP:` where it cannot.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// The group both sidecars run under, exempted by `--proxy-gid`.
+const PROXY_GID: &str = "4140";
+
+/// A pod's sidecar: Linkerd's ports (the namespace is the pod's own, so
+/// fixed ports cannot collide), one shard.
+const SIDECAR: [(&str, &str); 2] = [
+    ("--outbound-listen", "127.0.0.1:4140"),
+    ("--inbound-listen", "0.0.0.0:4143"),
+];
+
+/// Both pods, each with its sidecar running and its rules installed.
+struct Mesh {
+    pods: LinkedPods,
+    a: Option<Ringside>,
+    b: Option<Ringside>,
+}
+
+impl Mesh {
+    /// `None` after a SKIP line when this machine has no namespaces.
+    /// `install` adds flags to both pods' `ringside iptables install`.
+    fn start(test: &str, tag: &str, install: &[&str]) -> Option<Mesh> {
+        let pods = LinkedPods::create(test, tag)?;
+        let [a, b] = [&pods.a, &pods.b].map(|pod| {
+            let proxy = pod.enter(|| {
+                let mut launch = Launch::new().gid(PROXY_GID.parse().unwrap()).shards(1);
+                for (flag, value) in SIDECAR {
+                    launch = launch.arg(flag, value);
+                }
+                launch.start()
+            });
+            // The listeners' ports come from the same flags the sidecar
+            // has: the rules and the listeners cannot disagree.
+            let mut args = vec![SIDECAR[0].0, SIDECAR[0].1, SIDECAR[1].0, SIDECAR[1].1];
+            args.extend(["iptables", "install", "--proxy-gid", PROXY_GID]);
+            args.extend(install);
+            pod.run(BIN, &args);
+            proxy
+        });
+        Some(Mesh {
+            a: Some(a),
+            b: Some(b),
+            pods,
+        })
+    }
+
+    /// Runs `client` inside pod A: its connections are A's application's.
+    fn from_a<T: Send>(&self, client: impl FnOnce() -> T + Send) -> T {
+        self.pods.a.enter(client)
+    }
+
+    /// Starts `server` inside pod B: its application.
+    fn in_b<T: Send>(&self, server: impl FnOnce() -> T + Send) -> T {
+        self.pods.b.enter(server)
+    }
+
+    /// Both sidecars' metrics once they have no open connection, A's first.
+    fn metrics(&self) -> (Metrics, Metrics) {
+        let a = self.from_a(|| self.a.as_ref().unwrap().wait_idle());
+        let b = self.in_b(|| self.b.as_ref().unwrap().wait_idle());
+        (a, b)
+    }
+}
+
+/// One request to the application at `app` (an address in pod B) counted
+/// by both sidecars: outbound in A, inbound in B, both with the original
+/// destination as `target_addr`. Waited for, not read once: the response
+/// is counted as its last byte leaves, and A's pooled connection keeps one
+/// inbound connection open in B, so neither side goes idle.
+fn assert_one_request_on_both_sides(mesh: &Mesh, app: SocketAddr) {
+    let target = app.to_string();
+    let outbound = [("direction", "outbound"), ("target_addr", target.as_str())];
+    let inbound = [("direction", "inbound"), ("target_addr", target.as_str())];
+    let sides = [
+        (&mesh.pods.a, &mesh.a, outbound),
+        (&mesh.pods.b, &mesh.b, inbound),
+    ];
+    for (pod, proxy, labels) in sides {
+        let proxy = proxy.as_ref().unwrap();
+        let mut seen = 0.0;
+        eventually(
+            &format!("a response to {target} counted in {}", pod.name),
+            || {
+                seen = pod.enter(|| proxy.metrics()).sum("response_total", &labels);
+                seen >= 1.0
+            },
+        );
+        assert_eq!(seen, 1.0, "{target} in {}", pod.name);
+    }
+}
+
+#[test]
+fn http1_and_http2_requests_cross_both_sidecars() {
+    let test = "http1_and_http2_requests_cross_both_sidecars";
+    let Some(mesh) = Mesh::start(test, "h", &[]) else {
+        return;
+    };
+    // The applications listen on loopback only: B's sidecar hands them
+    // each connection on 127.0.0.1:<original port>.
+    let web = mesh.in_b(|| HttpOrigin::start_on("127.0.0.1:0", "web", Duration::ZERO));
+    let grpc = mesh.in_b(H2Origin::start);
+    let web_app = SocketAddr::new(POD_B.parse().unwrap(), web.addr.port());
+    let grpc_app = SocketAddr::new(POD_B.parse().unwrap(), grpc.addr.port());
+
+    let http1 = mesh.pods.a.run(
+        "curl",
+        &[
+            "-sS",
+            "-i",
+            "--max-time",
+            "10",
+            &format!("http://{web_app}/size/10"),
+        ],
+    );
+    assert!(http1.contains("x-origin: web"), "{http1}");
+    assert_eq!(web.requests(), 1, "the application saw the request");
+    assert_one_request_on_both_sides(&mesh, web_app);
+
+    let http2 = mesh.pods.a.run(
+        "curl",
+        &[
+            "-sS",
+            "--http2-prior-knowledge",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+            "--data-binary",
+            "hello",
+            &format!("http://{grpc_app}/echo"),
+        ],
+    );
+    assert_eq!(http2, "2 200");
+    assert_eq!(grpc.requests(), 1, "the application saw the request");
+    assert_one_request_on_both_sides(&mesh, grpc_app);
+}
+
+/// The same over IPv6: ip6tables rules in both pods, and each sidecar's
+/// IPv6 twins (`[::1]:4140`, `[::]:4143`) where they land.
+#[test]
+fn ipv6_requests_cross_both_sidecars() {
+    let test = "ipv6_requests_cross_both_sidecars";
+    if !std::path::Path::new("/proc/net/if_inet6").exists() {
+        let _ = writeln!(std::io::stderr(), "SKIP: {test}: the kernel has no IPv6");
+        return;
+    }
+    let Some(mesh) = Mesh::start(test, "6", &[]) else {
+        return;
+    };
+    let web = mesh.in_b(|| HttpOrigin::start_on("127.0.0.1:0", "web6", Duration::ZERO));
+    let web_app = SocketAddr::new(POD_B_V6.parse().unwrap(), web.addr.port());
+    // -g: the address's brackets are not a curl glob.
+    let url = format!("http://{web_app}/size/10");
+    let response = mesh
+        .pods
+        .a
+        .run("curl", &["-sS", "-g", "-i", "--max-time", "10", &url]);
+    assert!(response.contains("x-origin: web6"), "{response}");
+    assert_eq!(web.requests(), 1);
+    assert_one_request_on_both_sides(&mesh, web_app);
+}
+
+#[test]
+fn opaque_streams_cross_both_sidecars_byte_exact_with_one_connection_each() {
+    let test = "opaque_streams_cross_both_sidecars_byte_exact_with_one_connection_each";
+    let Some(mesh) = Mesh::start(test, "o", &[]) else {
+        return;
+    };
+    let echo = mesh.in_b(Origin::echo);
+    let echo_app = SocketAddr::new(POD_B.parse().unwrap(), echo.addr.port());
+    // Random bytes: detection sees no protocol it knows and goes opaque.
+    let data = random_bytes(64 << 20, 7);
+    let back = mesh.from_a(|| echo_through(echo_app, &data));
+    assert!(back == data, "64 MiB came back different");
+    // One client connection, one connection at the application: neither
+    // sidecar looped back to itself or to the other.
+    assert_eq!(echo.accepted(), 1);
+
+    // Redis on its default port, one of the default opaque ports: no
+    // detection on either side.
+    let redis = mesh.in_b(|| {
+        Origin::start_on("127.0.0.1:6379", |mut stream| {
+            let mut command = [0u8; 14];
+            if stream.read_exact(&mut command).is_ok() && &command == b"*1\r\n$4\r\nPING\r\n" {
+                let _ = stream.write_all(b"+PONG\r\n");
+            }
+        })
+    });
+    let redis_app: SocketAddr = format!("{POD_B}:6379").parse().unwrap();
+    let answer = mesh.from_a(|| {
+        let mut stream = TcpStream::connect(redis_app).unwrap();
+        stream.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    });
+    assert_eq!(answer, "+PONG\r\n");
+    assert_eq!(redis.accepted(), 1);
+
+    let (a, b) = mesh.metrics();
+    let redis_target = redis_app.to_string();
+    for (side, metrics) in [("A", &a), ("B", &b)] {
+        let labels = [
+            ("target_addr", redis_target.as_str()),
+            ("result", "opaque_port"),
+        ];
+        let detected = metrics.sum("protocol_detect_total", &labels);
+        assert_eq!(detected, 1.0, "{side}:\n{}", metrics.0);
+    }
+    let echo_target = echo_app.to_string();
+    let src = [("target_addr", echo_target.as_str()), ("peer", "src")];
+    assert_eq!(a.sum("tcp_read_bytes_total", &src), data.len() as f64);
+    assert_eq!(b.sum("tcp_read_bytes_total", &src), data.len() as f64);
+}
+
+#[test]
+fn a_server_first_banner_crosses_both_sidecars_without_waiting() {
+    let test = "a_server_first_banner_crosses_both_sidecars_without_waiting";
+    let Some(mesh) = Mesh::start(test, "s", &[]) else {
+        return;
+    };
+    const BANNER: &[u8] = b"220 smtp.example.test ESMTP ready\r\n";
+    // Not an opaque port: both sidecars detect, with the default 10 s
+    // timeout, and must see the server speak first.
+    let smtp = mesh.in_b(|| {
+        Origin::start_on("127.0.0.1:0", |mut stream| {
+            let _ = stream.write_all(BANNER);
+            let _ = std::io::copy(&mut &stream, &mut std::io::sink());
+        })
+    });
+    let smtp_app = SocketAddr::new(POD_B.parse().unwrap(), smtp.addr.port());
+    let (banner, waited) = mesh.from_a(|| {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(smtp_app).unwrap();
+        stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+        let mut banner = vec![0; BANNER.len()];
+        stream.read_exact(&mut banner).unwrap();
+        (banner, started.elapsed())
+    });
+    assert_eq!(banner, BANNER);
+    assert!(
+        waited < Duration::from_secs(1),
+        "the banner took {waited:?}"
+    );
+    assert_eq!(smtp.accepted(), 1);
+}
+
+#[test]
+fn a_skipped_port_is_reached_directly_even_with_both_sidecars_stopped() {
+    let test = "a_skipped_port_is_reached_directly_even_with_both_sidecars_stopped";
+    // The port is fixed before the rules name it; the namespace is the
+    // test's own.
+    const SKIPPED: &str = "9999";
+    let skip = [
+        "--skip-outbound-ports",
+        SKIPPED,
+        "--skip-inbound-ports",
+        SKIPPED,
+    ];
+    let Some(mut mesh) = Mesh::start(test, "k", &skip) else {
+        return;
+    };
+    let app = mesh.in_b(|| {
+        Origin::start_on(&format!("{POD_B}:{SKIPPED}"), |mut stream| {
+            let peer = stream.peer_addr().unwrap().ip().to_string();
+            let _ = stream.write_all(peer.as_bytes());
+        })
+    });
+    let peer_seen = |mesh: &Mesh| {
+        mesh.from_a(|| {
+            let mut stream = TcpStream::connect(app.addr).unwrap();
+            let mut peer = String::new();
+            stream.read_to_string(&mut peer).unwrap();
+            peer
+        })
+    };
+    // The application sees pod A's own address: no proxy in between.
+    assert_eq!(peer_seen(&mesh), POD_A);
+    let (a, b) = mesh.metrics();
+    let target = app.addr.to_string();
+    for (side, metrics) in [("A", &a), ("B", &b)] {
+        assert!(
+            !metrics.0.contains(&target),
+            "{side} counted {target}:\n{}",
+            metrics.0
+        );
+        assert_eq!(metrics.sum("tcp_open_total", &[]), 0.0, "{side}");
+    }
+
+    drop((mesh.a.take(), mesh.b.take()));
+    assert_eq!(peer_seen(&mesh), POD_A, "with no sidecar running");
+    assert_eq!(app.accepted(), 2);
+}
