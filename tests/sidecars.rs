@@ -60,7 +60,7 @@ impl Mesh {
     }
 
     /// Runs `client` inside pod A: its connections are A's application's.
-    fn from_a<T: Send>(&self, client: impl FnOnce() -> T + Send) -> T {
+    fn in_a<T: Send>(&self, client: impl FnOnce() -> T + Send) -> T {
         self.pods.a.enter(client)
     }
 
@@ -71,7 +71,7 @@ impl Mesh {
 
     /// Both sidecars' metrics once they have no open connection, A's first.
     fn metrics(&self) -> (Metrics, Metrics) {
-        let a = self.from_a(|| self.a.as_ref().unwrap().wait_idle());
+        let a = self.in_a(|| self.a.as_ref().unwrap().wait_idle());
         let b = self.in_b(|| self.b.as_ref().unwrap().wait_idle());
         (a, b)
     }
@@ -187,7 +187,7 @@ fn opaque_streams_cross_both_sidecars_byte_exact_with_one_connection_each() {
     let echo_app = SocketAddr::new(POD_B.parse().unwrap(), echo.addr.port());
     // Random bytes: detection sees no protocol it knows and goes opaque.
     let data = random_bytes(64 << 20, 7);
-    let back = mesh.from_a(|| echo_through(echo_app, &data));
+    let back = mesh.in_a(|| echo_through(echo_app, &data));
     assert!(back == data, "64 MiB came back different");
     // One client connection, one connection at the application: neither
     // sidecar looped back to itself or to the other.
@@ -204,7 +204,7 @@ fn opaque_streams_cross_both_sidecars_byte_exact_with_one_connection_each() {
         })
     });
     let redis_app: SocketAddr = format!("{POD_B}:6379").parse().unwrap();
-    let answer = mesh.from_a(|| {
+    let answer = mesh.in_a(|| {
         let mut stream = TcpStream::connect(redis_app).unwrap();
         stream.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
         let mut answer = String::new();
@@ -246,7 +246,7 @@ fn a_server_first_banner_crosses_both_sidecars_without_waiting() {
         })
     });
     let smtp_app = SocketAddr::new(POD_B.parse().unwrap(), smtp.addr.port());
-    let (banner, waited) = mesh.from_a(|| {
+    let (banner, waited) = mesh.in_a(|| {
         let started = Instant::now();
         let mut stream = TcpStream::connect(smtp_app).unwrap();
         stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
@@ -284,7 +284,7 @@ fn a_skipped_port_is_reached_directly_even_with_both_sidecars_stopped() {
         })
     });
     let peer_seen = |mesh: &Mesh| {
-        mesh.from_a(|| {
+        mesh.in_a(|| {
             let mut stream = TcpStream::connect(app.addr).unwrap();
             let mut peer = String::new();
             stream.read_to_string(&mut peer).unwrap();
