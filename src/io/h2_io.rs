@@ -20,8 +20,6 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
 use tokio::io::ReadBuf;
 
 use super::{spawn, timeout, Socket};
@@ -39,7 +37,7 @@ const LINGER_MAX_BYTES: usize = 1 << 20;
 
 pub struct H2Io {
     /// Always `Some` until dropped, when a lingering close takes it.
-    stream: Option<TcpStream>,
+    stream: Option<Socket>,
     /// Set (through `Linger`) when the connection ends with a GOAWAY that
     /// the client should get to read.
     linger: Rc<Cell<bool>>,
@@ -56,7 +54,7 @@ pub struct H2Io {
 impl H2Io {
     pub fn new(socket: Socket, prefix: Vec<u8>, counters: Rc<TcpCounters>) -> H2Io {
         H2Io {
-            stream: Some(socket.into_stream()),
+            stream: Some(socket),
             linger: Rc::default(),
             prefix,
             served: 0,
@@ -74,7 +72,7 @@ impl H2Io {
     /// Sends what was gathered; Ready once all of it is in the socket.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.gathered.is_empty() {
-            let n = match live(&mut self.stream).poll_write(cx, &self.gathered) {
+            let n = match live(&self.stream).poll_write(cx, &self.gathered) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
@@ -87,7 +85,7 @@ impl H2Io {
             // A burst's buffer is not kept by an idle connection.
             self.gathered = Vec::new();
         }
-        Poll::Ready(Ok(()))
+        live(&self.stream).poll_flush(cx)
     }
 }
 
@@ -105,7 +103,7 @@ impl tokio::io::AsyncRead for H2Io {
             return Poll::Ready(Ok(()));
         }
         let unfilled = buf.initialize_unfilled();
-        match live(&mut this.stream).poll_read(cx, unfilled) {
+        match live(&this.stream).poll_read(cx, unfilled) {
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
                 this.counters.read(n);
@@ -153,13 +151,13 @@ impl tokio::io::AsyncWrite for H2Io {
         let this = &mut *self;
         this.yielded = true;
         std::task::ready!(this.poll_send(cx))?;
-        live(&mut this.stream).poll_close(cx)
+        live(&this.stream).poll_close_write(cx)
     }
 }
 
-/// The stream of an `H2Io` that h2 still drives.
-fn live(stream: &mut Option<TcpStream>) -> Pin<&mut TcpStream> {
-    Pin::new(stream.as_mut().expect("taken only on drop"))
+/// The socket of an `H2Io` that h2 still drives.
+fn live(stream: &Option<Socket>) -> &Socket {
+    stream.as_ref().expect("taken only on drop")
 }
 
 /// Makes an `H2Io` linger when dropped; see the module's header.
@@ -173,7 +171,7 @@ impl Linger {
 
 impl Drop for H2Io {
     fn drop(&mut self) {
-        let Some(mut stream) = self.stream.take().filter(|_| self.linger.get()) else {
+        let Some(stream) = self.stream.take().filter(|_| self.linger.get()) else {
             return;
         };
         spawn(async move {
@@ -181,7 +179,7 @@ impl Drop for H2Io {
                 let mut buf = vec![0; 16 * 1024];
                 let mut drained = 0;
                 while drained < LINGER_MAX_BYTES {
-                    match futures_lite::AsyncReadExt::read(&mut stream, &mut buf).await {
+                    match stream.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => drained += n,
                     }

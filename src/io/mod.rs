@@ -4,7 +4,8 @@
 //! original destination of a redirected connection (`original_dst`),
 //! spawning, sleeping and timeouts (`task`), the shard's coarse deadlines that
 //! connection timeouts use (`deadline`), the shard's shutdown signal
-//! (`shutdown`), the tokio-I/O adapter h2 needs (`h2_io`), and the error a
+//! (`shutdown`), the tokio-I/O adapter h2 needs (`h2_io`), TLS handshakes
+//! and the TLS stream a socket may carry (`tls`), and the error a
 //! connection ends with (`error`). Keeping glommio behind these few types
 //! keeps the runtime replaceable.
 
@@ -16,6 +17,7 @@ mod original_dst;
 mod shutdown;
 mod socket;
 mod task;
+pub mod tls;
 
 pub use deadline::{Deadline, Deadlines};
 pub use error::{ConnError, Side};

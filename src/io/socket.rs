@@ -1,9 +1,14 @@
-//! `Socket`: one side of a proxied connection, the glommio stream behind a
-//! `RefCell`, and `connect` with a timeout.
+//! `Socket`: one side of a proxied connection, the glommio stream (plain,
+//! or a TLS session over it: `tls.rs`) behind a `RefCell`, and `connect`
+//! with a timeout.
 //!
 //! Both pump directions use each socket (one reads it, the other writes
 //! it). glommio's read and write are poll-based, so each borrow lasts one
 //! poll and the two directions never hold the socket at the same time.
+//! The non-blocking calls (`try_recv`, `try_send`, `try_peek`) and the fd
+//! (for splice) are the plain stream's; on a TLS socket they report
+//! nothing ready, and callers take the awaiting calls (`is_tls` says
+//! which, so that the opaque path copies instead of splicing).
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -18,6 +23,7 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use socket2::SockRef;
 
+use super::tls::TlsStream;
 use super::Deadlines;
 
 /// The outcome of a recv that must not wait.
@@ -28,9 +34,18 @@ pub enum Received {
 }
 
 pub struct Socket {
-    stream: RefCell<TcpStream>,
-    /// Cached so splice(2) calls do not borrow the stream.
+    stream: RefCell<Stream>,
+    /// Cached so splice(2) calls and socket options do not borrow the
+    /// stream (a peek holds it across an await).
     fd: RawFd,
+    /// Whether `stream` is `Stream::Tls`, for the same reason.
+    tls: bool,
+}
+
+enum Stream {
+    Plain(TcpStream),
+    /// Boxed: the session's buffers are large, and most sockets are plain.
+    Tls(Box<TlsStream>),
 }
 
 impl Socket {
@@ -42,17 +57,40 @@ impl Socket {
         let fd = stream.as_raw_fd();
         set_nonblocking(fd)?;
         Ok(Socket {
-            stream: RefCell::new(stream),
+            stream: RefCell::new(Stream::Plain(stream)),
             fd,
+            tls: false,
         })
     }
 
-    /// The stream itself, for the h2 adapter, which drives it through
-    /// tokio's I/O traits.
-    pub(super) fn into_stream(self) -> TcpStream {
-        self.stream.into_inner()
+    /// A socket whose bytes go through a TLS session (`tls::accept`,
+    /// `tls::connect`), set up as `new` sets a plain one.
+    pub fn tls(stream: TlsStream) -> io::Result<Socket> {
+        let tcp = stream.tcp();
+        tcp.set_nodelay(true)?;
+        let fd = tcp.as_raw_fd();
+        set_nonblocking(fd)?;
+        Ok(Socket {
+            stream: RefCell::new(Stream::Tls(Box::new(stream))),
+            fd,
+            tls: true,
+        })
     }
 
+    /// The plain stream, for a handshake that turns it into a TLS socket;
+    /// `None` when it already is one.
+    pub fn into_plain(self) -> Option<TcpStream> {
+        match self.stream.into_inner() {
+            Stream::Plain(stream) => Some(stream),
+            Stream::Tls(_) => None,
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The fd, for splice(2): only a plain socket's bytes may be spliced.
     pub fn fd(&self) -> RawFd {
         self.fd
     }
@@ -66,7 +104,27 @@ impl Socket {
     /// returns `Ready`, so a caller may lend a buffer it shares with other
     /// tasks for the length of one poll.
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, buf)
+        match &mut *self.stream.borrow_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Stream::Tls(stream) => stream.poll_read(cx, buf),
+        }
+    }
+
+    /// One poll of a write: how much of `bytes` the socket took.
+    pub fn poll_write(&self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        match &mut *self.stream.borrow_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_write(cx, bytes),
+            Stream::Tls(stream) => stream.poll_write(cx, bytes),
+        }
+    }
+
+    /// Sends what a TLS session holds encrypted; a plain socket holds
+    /// nothing.
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut *self.stream.borrow_mut() {
+            Stream::Plain(_) => Poll::Ready(Ok(())),
+            Stream::Tls(stream) => stream.poll_flush(cx),
+        }
     }
 
     /// Copies what is buffered without consuming it, parking until there is
@@ -75,7 +133,17 @@ impl Socket {
     /// nothing else uses this socket until detection has finished.
     #[allow(clippy::await_holding_refcell_ref)]
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.tls {
+            return poll_fn(|cx| match &mut *self.stream.borrow_mut() {
+                Stream::Tls(stream) => stream.poll_peek(cx, buf),
+                Stream::Plain(_) => unreachable!("`tls` says which"),
+            })
+            .await;
+        }
         let stream = self.stream.borrow();
+        let Stream::Plain(stream) = &*stream else {
+            unreachable!("`tls` says which")
+        };
         stream.peek(buf).await.map_err(io::Error::from)
     }
 
@@ -83,6 +151,12 @@ impl Socket {
     /// detection decide without an io_uring round trip when the client's
     /// bytes are already there, which they usually are.
     pub fn try_peek(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        if self.tls {
+            let Stream::Tls(stream) = &*self.stream.borrow() else {
+                unreachable!("`tls` says which")
+            };
+            return Ok(stream.try_peek(buf));
+        }
         let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
         // SAFETY: `buf` is valid for `buf.len()` writable bytes and the fd
         // is open while `self` lives.
@@ -98,6 +172,13 @@ impl Socket {
 
     /// Takes what is buffered without waiting.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        if self.tls {
+            let Stream::Tls(stream) = &mut *self.stream.borrow_mut() else {
+                unreachable!("`tls` says which")
+            };
+            let taken = stream.try_recv(buf);
+            return Ok(taken.map_or(Received::WouldBlock, Received::Bytes));
+        }
         // SAFETY: `buf` is valid for `buf.len()` writable bytes and the fd
         // is open while `self` lives.
         let n = unsafe {
@@ -121,7 +202,7 @@ impl Socket {
 
     /// Sends what the socket takes now; 0 when it is full.
     pub fn try_send(&self, bytes: &[u8]) -> io::Result<usize> {
-        if bytes.is_empty() {
+        if bytes.is_empty() || self.tls {
             return Ok(0);
         }
         let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
@@ -138,37 +219,58 @@ impl Socket {
         }
     }
 
-    /// Writes all of `bytes`, parking the task while the socket is full.
+    /// Writes all of `bytes`, parking the task while the socket is full;
+    /// on a TLS socket, until the records are sent.
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
-            let n = poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, bytes))
-                .await?;
+            let n = poll_fn(|cx| self.poll_write(cx, bytes)).await?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             bytes = &bytes[n..];
         }
-        Ok(())
+        poll_fn(|cx| self.poll_flush(cx)).await
     }
 
     /// Sends FIN: the peer sees end-of-stream while the other direction
-    /// keeps flowing.
+    /// keeps flowing. A TLS socket needs `close_write` (close_notify
+    /// first); here it only gets the FIN.
     pub fn shutdown_write(&self) -> io::Result<()> {
-        match with_sock_ref(&self.stream.borrow(), |s| {
-            s.shutdown(std::net::Shutdown::Write)
-        }) {
+        match self.with_sock_ref(|s| s.shutdown(std::net::Shutdown::Write)) {
             // The peer is already gone; nothing is left to tell it.
             Err(err) if err.kind() == io::ErrorKind::NotConnected => Ok(()),
             other => other,
         }
     }
 
+    /// `shutdown_write` for any socket: a TLS one sends close_notify, then
+    /// FIN, so that its peer reads a clean end rather than a truncation.
+    pub async fn close_write(&self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_close_write(cx)).await
+    }
+
+    /// One poll of `close_write`.
+    pub fn poll_close_write(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let closed = match &mut *self.stream.borrow_mut() {
+            Stream::Tls(stream) => std::task::ready!(stream.poll_close(cx)),
+            Stream::Plain(_) => return Poll::Ready(self.shutdown_write()),
+        };
+        Poll::Ready(match closed {
+            Err(err) if err.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        })
+    }
+
     /// Makes the coming close send RST instead of FIN, so that a reset on
     /// one side of the proxy is seen as a reset on the other.
     pub fn reset_on_close(&self) {
-        let _ = with_sock_ref(&self.stream.borrow(), |s| {
-            s.set_linger(Some(std::time::Duration::ZERO))
-        });
+        let _ = self.with_sock_ref(|s| s.set_linger(Some(std::time::Duration::ZERO)));
+    }
+
+    fn with_sock_ref<R>(&self, f: impl FnOnce(SockRef<'_>) -> R) -> R {
+        // SAFETY: the fd is the stream's, which lives as long as `self`.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        f(SockRef::from(&fd))
     }
 }
 

@@ -20,6 +20,10 @@
 //!
 //! An idle direction holds no pipe and no buffer: only glommio's readiness
 //! poll on `src`.
+//!
+//! A TLS end (mTLS between ringside proxies) can neither be spliced nor
+//! sent to without waiting, so such a direction copies through a buffer of
+//! its own, and ends with close_notify before the FIN.
 
 use std::cell::Cell;
 use std::future::poll_fn;
@@ -36,6 +40,9 @@ use crate::metrics::TcpCounters;
 const SPLICE_CHUNK: usize = 1 << 20;
 /// Bytes moved through user space per write while `dst` is full.
 const SLOW_PATH_BUFFER: usize = 16 * 1024;
+/// A direction with a TLS end copies this much per read: one full TLS
+/// record.
+const TLS_COPY_BUFFER: usize = 16 * 1024;
 
 /// Where a pump failed, so the connection can blame the right side.
 #[derive(Debug)]
@@ -90,6 +97,9 @@ impl Direction<'_> {
     /// Forwards until `src` ends. `ForwardMode::Copy` never splices from
     /// the source socket.
     pub async fn run(&self, shard: &PumpResources) -> Result<(), PumpError> {
+        if self.src.is_tls() || self.dst.is_tls() {
+            return Box::pin(self.copy_through_tls()).await;
+        }
         let mut lent: Option<Pipe> = None;
         let result = self.run_with(shard, &mut lent).await;
         if let Some(pipe) = lent {
@@ -263,6 +273,24 @@ impl Direction<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Copies until `src` ends; see the module's header.
+    async fn copy_through_tls(&self) -> Result<(), PumpError> {
+        let mut buf = vec![0; TLS_COPY_BUFFER];
+        loop {
+            let n = self.src.read(&mut buf).await.map_err(PumpError::Read)?;
+            if n == 0 {
+                return self.dst.close_write().await.map_err(PumpError::Write);
+            }
+            self.src_counters.read(n);
+            self.active();
+            self.dst
+                .write_all(&buf[..n])
+                .await
+                .map_err(PumpError::Write)?;
+            self.dst_counters.wrote(n);
+        }
     }
 
     fn finish(&self) -> Result<(), PumpError> {

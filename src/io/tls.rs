@@ -1,0 +1,162 @@
+//! TLS over a shard's socket: the handshakes (rustls through
+//! futures-rustls over the glommio stream) and the stream a `Socket`
+//! carries once they are done. What `tls/` decides (certificates, which
+//! identities to trust) arrives here as rustls configs; this file only
+//! moves bytes.
+//!
+//! A TLS socket cannot be spliced, so its opaque bytes take the copy path,
+//! and it has no non-blocking send or recv of its own: plaintext is what
+//! rustls has decrypted, which no readiness of the fd announces. The
+//! `Socket` methods answer for it from what is already decrypted and
+//! otherwise send the caller to the awaiting read, which always works.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use futures_rustls::rustls::pki_types::ServerName;
+use futures_rustls::rustls::{ClientConfig, ServerConfig};
+use futures_rustls::{TlsAcceptor, TlsConnector};
+use glommio::net::TcpStream;
+
+/// A TLS session over a TCP stream, with the plaintext a peek took and a
+/// read has not yet.
+pub struct TlsStream {
+    stream: futures_rustls::TlsStream<TcpStream>,
+    /// Decrypted by `peek`, served first by reads.
+    peeked: Vec<u8>,
+}
+
+/// What the handshake learned about the peer.
+pub struct Handshaken {
+    pub stream: TlsStream,
+    /// The peer's certificate chain, leaf first (empty when it sent none).
+    pub peer_certificates: Vec<Vec<u8>>,
+    /// The ALPN protocol both sides agreed on.
+    pub alpn: Option<Vec<u8>>,
+}
+
+/// The server side of a handshake on an accepted stream.
+pub async fn accept(stream: TcpStream, config: Arc<ServerConfig>) -> io::Result<Handshaken> {
+    let stream = TlsAcceptor::from(config).accept(stream).await?;
+    let (_, session) = stream.get_ref();
+    let peer_certificates = certificates(session.peer_certificates());
+    let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+    Ok(Handshaken {
+        stream: TlsStream::new(futures_rustls::TlsStream::Server(stream)),
+        peer_certificates,
+        alpn,
+    })
+}
+
+/// The client side of a handshake on a connected stream, naming `server`.
+pub async fn connect(
+    stream: TcpStream,
+    config: Arc<ClientConfig>,
+    server: ServerName<'static>,
+) -> io::Result<Handshaken> {
+    let stream = TlsConnector::from(config).connect(server, stream).await?;
+    let (_, session) = stream.get_ref();
+    let peer_certificates = certificates(session.peer_certificates());
+    let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+    Ok(Handshaken {
+        stream: TlsStream::new(futures_rustls::TlsStream::Client(stream)),
+        peer_certificates,
+        alpn,
+    })
+}
+
+fn certificates(
+    chain: Option<&[futures_rustls::rustls::pki_types::CertificateDer<'_>]>,
+) -> Vec<Vec<u8>> {
+    chain
+        .unwrap_or_default()
+        .iter()
+        .map(|cert| cert.as_ref().to_vec())
+        .collect()
+}
+
+impl TlsStream {
+    fn new(stream: futures_rustls::TlsStream<TcpStream>) -> TlsStream {
+        TlsStream {
+            stream,
+            peeked: Vec::new(),
+        }
+    }
+
+    /// The TCP stream under the session, for socket options.
+    pub(super) fn tcp(&self) -> &TcpStream {
+        match &self.stream {
+            futures_rustls::TlsStream::Client(stream) => stream.get_ref().0,
+            futures_rustls::TlsStream::Server(stream) => stream.get_ref().0,
+        }
+    }
+
+    pub(super) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if !self.peeked.is_empty() {
+            return Poll::Ready(Ok(self.take_peeked(buf)));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+
+    /// Decrypts at least a byte (or finds EOF) without consuming it.
+    pub(super) fn poll_peek(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.peeked.is_empty() {
+            let mut more = vec![0; buf.len().max(1)];
+            let n = std::task::ready!(Pin::new(&mut self.stream).poll_read(cx, &mut more))?;
+            more.truncate(n);
+            self.peeked = more;
+        }
+        Poll::Ready(Ok(self.copy_peeked(buf)))
+    }
+
+    /// What a peek already decrypted, if anything.
+    pub(super) fn try_peek(&self, buf: &mut [u8]) -> Option<usize> {
+        (!self.peeked.is_empty()).then(|| self.copy_peeked(buf))
+    }
+
+    /// Takes what a peek decrypted; `None` when there is nothing.
+    pub(super) fn try_recv(&mut self, buf: &mut [u8]) -> Option<usize> {
+        (!self.peeked.is_empty()).then(|| self.take_peeked(buf))
+    }
+
+    pub(super) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, bytes)
+    }
+
+    pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    /// Sends close_notify, then FIN: the peer reads a clean end of stream
+    /// while the other direction keeps flowing.
+    pub(super) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_close(cx)
+    }
+
+    fn copy_peeked(&self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.peeked.len());
+        buf[..n].copy_from_slice(&self.peeked[..n]);
+        n
+    }
+
+    fn take_peeked(&mut self, buf: &mut [u8]) -> usize {
+        let n = self.copy_peeked(buf);
+        self.peeked.drain(..n);
+        n
+    }
+}
