@@ -43,6 +43,18 @@ pub struct Args {
     #[arg(long, env = "RINGSIDE_INBOUND_FORWARD_TO", global = true)]
     pub inbound_forward_to: Option<String>,
 
+    /// A mesh peer: NETWORK=IDENTITY[@PORT] (repeatable; replaces the
+    /// file's `[[mesh.peer]]`): connections to NETWORK go over mTLS to
+    /// its proxy's PORT [default: 4143], which must present IDENTITY.
+    #[arg(long, env = "RINGSIDE_MESH_PEER", value_delimiter = ';', global = true)]
+    pub mesh_peer: Vec<String>,
+
+    /// Who may connect to inbound ports no `[[inbound.authorize_port]]`
+    /// names: deny, all-unauthenticated or all-authenticated [default:
+    /// all-unauthenticated].
+    #[arg(long, env = "RINGSIDE_INBOUND_AUTHORIZE", global = true)]
+    pub inbound_authorize: Option<String>,
+
     /// Address of the admin server (/metrics, /ready, /live, /shards).
     #[arg(long, env = "RINGSIDE_ADMIN_ADDR", global = true)]
     pub admin_addr: Option<String>,

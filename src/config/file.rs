@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::limits::Http2Table;
 use super::merge::optional_duration;
+use super::mesh::{AuthorizePortTable, AuthorizeValue, MeshTable};
 use super::route::{build_route, RouteSpec};
 use super::{read_text, ConfigError};
 
@@ -30,6 +31,8 @@ pub(super) struct FileConfig {
     /// `None` when the section is absent: the listener is off.
     pub outbound: Option<OutboundTable>,
     pub inbound: Option<InboundTable>,
+    #[serde(default)]
+    pub mesh: MeshTable,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +46,11 @@ pub(super) struct OutboundTable {
 pub(super) struct InboundTable {
     pub listen: Option<String>,
     pub forward_to: Option<String>,
+    /// The default policy of inbound ports.
+    pub authorize: Option<AuthorizeValue>,
+    /// Policies of named ports.
+    #[serde(default)]
+    pub authorize_port: Vec<AuthorizePortTable>,
 }
 
 #[derive(Debug, Default, Deserialize)]

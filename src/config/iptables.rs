@@ -238,22 +238,47 @@ fn merged(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
 
 /// `10.0.0.0/8,fd00::/8,192.0.2.7`; a bare address is a network of one.
 fn parse_cidrs(list: &str) -> Result<Vec<Cidr>, ConfigError> {
-    let key = "--skip-outbound-cidrs";
     list.split(',')
         .map(str::trim)
         .filter(|c| !c.is_empty())
-        .map(|c| {
-            let bad = || ConfigError::invalid(key, format!("{c:?} is not an address or CIDR"));
-            let (addr, prefix) = c.split_once('/').unwrap_or((c, ""));
-            let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-            let max = if addr.is_ipv4() { 32 } else { 128 };
-            let prefix = match prefix {
-                "" => max,
-                bits => bits.parse().ok().filter(|b| *b <= max).ok_or_else(bad)?,
-            };
-            Ok(Cidr { addr, prefix })
-        })
+        .map(|c| parse_cidr("--skip-outbound-cidrs", c))
         .collect()
+}
+
+/// `10.0.0.0/8` or a bare address (a network of one), errors under `key`.
+pub(super) fn parse_cidr(key: &str, text: &str) -> Result<Cidr, ConfigError> {
+    let bad = || ConfigError::invalid(key, format!("{text:?} is not an address or CIDR"));
+    let (addr, prefix) = text.split_once('/').unwrap_or((text, ""));
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        "" => max,
+        bits => bits.parse().ok().filter(|b| *b <= max).ok_or_else(bad)?,
+    };
+    Ok(Cidr { addr, prefix })
+}
+
+impl Cidr {
+    /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts
+    /// as its IPv4 one).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| -> (u128, u8) {
+            match ip.to_canonical() {
+                IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
+                IpAddr::V6(v6) => (u128::from(v6), 128),
+            }
+        };
+        let ((net, width), (addr, addr_width)) = (bits(self.addr), bits(ip));
+        if width != addr_width {
+            return false;
+        }
+        // An IPv4 address sits in the top 32 bits, so one mask serves both.
+        let mask = match u32::from(self.prefix) {
+            0 => 0,
+            prefix => u128::MAX << (128 - prefix),
+        };
+        net & mask == addr & mask
+    }
 }
 
 #[cfg(test)]
@@ -357,6 +382,21 @@ mod tests {
             (defaults.inbound_port, defaults.outbound_port),
             (4143, 4140)
         );
+    }
+
+    #[test]
+    fn cidrs_hold_the_addresses_of_their_family() {
+        let net = |text: &str| parse_cidr("k", text).unwrap();
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert!(net("198.18.0.0/24").contains(ip("198.18.0.7")));
+        assert!(net("198.18.0.0/24").contains(ip("::ffff:198.18.0.7")));
+        assert!(!net("198.18.0.0/24").contains(ip("198.18.1.7")));
+        assert!(net("198.18.0.2").contains(ip("198.18.0.2")));
+        assert!(!net("198.18.0.2").contains(ip("198.18.0.3")));
+        assert!(net("0.0.0.0/0").contains(ip("10.1.2.3")));
+        assert!(!net("0.0.0.0/0").contains(ip("2001:db8::1")));
+        assert!(net("2001:db8::/64").contains(ip("2001:db8::2")));
+        assert!(!net("2001:db8::/64").contains(ip("2001:db9::2")));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::file::{
     AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
 };
 use super::limits;
+use super::mesh;
 use super::route::{parse_route_flag, RouteSpec};
 use super::transparent;
 use super::{
@@ -52,6 +53,8 @@ impl Config {
         let max_speculative_connections = max_speculative_connections(args, &file.proxy)?;
         let max_connections = limits::max_connections(args, file.proxy.max_connections)?;
         let http2 = limits::http2(args, &file.http2)?;
+        let mesh_peers = mesh::peers(args, &file.mesh)?;
+        let inbound_policy = mesh::inbound_policy(args, file.inbound.as_ref())?;
         Ok(Config {
             admin_addr,
             shards,
@@ -70,6 +73,8 @@ impl Config {
             max_speculative_connections,
             max_connections,
             http2,
+            mesh_peers,
+            inbound_policy,
         })
     }
 }

@@ -14,6 +14,7 @@ mod file;
 mod iptables;
 mod limits;
 mod merge;
+mod mesh;
 mod route;
 mod transparent;
 
@@ -22,6 +23,7 @@ pub use iptables::{
     Cidr, IptablesAction, IptablesArgs, IptablesConfig, IptablesMode, OwnPorts, PortRange,
 };
 pub use limits::Http2Config;
+pub use mesh::{Authorize, IdentityMatch, InboundPolicy, MeshPeer, DEFAULT_PEER_PORT};
 pub use route::{Direction, Protocol, Route};
 pub use transparent::{ForwardTo, Transparent, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN};
 
@@ -81,6 +83,11 @@ pub struct Config {
     /// still detecting or still sending their first request head (see
     /// `proxy.max_speculative_connections` in the README).
     pub max_speculative_connections: usize,
+    /// Destinations reached over mTLS to their own proxy
+    /// (`[[mesh.peer]]`).
+    pub mesh_peers: Vec<MeshPeer>,
+    /// Who may connect to each inbound port.
+    pub inbound_policy: InboundPolicy,
 }
 
 /// How long each wait of a connection may last; `None` waits forever.
@@ -310,7 +317,19 @@ impl fmt::Display for Config {
                 writeln!(f, "response_timeout = \"{timeout}\"")?;
             }
         }
-        Ok(())
+        for peer in &self.mesh_peers {
+            write!(
+                f,
+                "\n[[mesh.peer]]\nnetwork = \"{}/{}\"\nidentity = \"{}\"\nport = {}\n",
+                peer.network.addr, peer.network.prefix, peer.identity, peer.port
+            )?;
+        }
+        writeln!(
+            f,
+            "\n# inbound authorization: {} by default, {} port rule(s)",
+            self.inbound_policy.default.label(),
+            self.inbound_policy.ports.len()
+        )
     }
 }
 

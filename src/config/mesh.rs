@@ -1,0 +1,333 @@
+//! The mesh: which destinations are ringside (or Linkerd) peers reached
+//! over mutual TLS, and who may connect to the inbound listener.
+//!
+//! - `[[mesh.peer]]` (or `--mesh-peer NETWORK=IDENTITY[@PORT]`): a
+//!   destination address or network whose proxies present `identity` and
+//!   take meshed connections on `port` (Linkerd's inbound 4143);
+//! - `[inbound] authorize` and `[[inbound.authorize_port]]`: the policy of
+//!   each inbound port, as Linkerd names them (`deny`,
+//!   `all-unauthenticated`, `all-authenticated`) or a list of client
+//!   identities, where `*.suffix` matches any identity under `suffix`.
+
+use serde::Deserialize;
+
+use super::file::InboundTable;
+use super::iptables::{Cidr, PortRange};
+use super::{Args, ConfigError};
+
+/// Linkerd's inbound port, where meshed peers take mTLS connections.
+pub const DEFAULT_PEER_PORT: u16 = 4143;
+
+/// A destination network whose proxies are mesh peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshPeer {
+    pub network: Cidr,
+    /// The identity its proxies must present (the SNI sent, and the DNS
+    /// SAN their certificate must hold).
+    pub identity: String,
+    /// Where its proxy takes meshed connections.
+    pub port: u16,
+}
+
+/// Who may connect to an inbound port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorize {
+    Deny,
+    /// Anyone, with or without a client certificate (Linkerd's default).
+    AllUnauthenticated,
+    /// Any client that presented a certificate of the trust anchors.
+    AllAuthenticated,
+    /// Clients whose identity is one of these.
+    Identities(Vec<IdentityMatch>),
+}
+
+/// One entry of an identity list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityMatch {
+    Exact(String),
+    /// `*.ns.serviceaccount.identity.linkerd.cluster.local`: any identity
+    /// ending in `.` and this.
+    Suffix(String),
+}
+
+impl IdentityMatch {
+    pub fn matches(&self, identity: &str) -> bool {
+        match self {
+            IdentityMatch::Exact(name) => name == identity,
+            IdentityMatch::Suffix(suffix) => identity
+                .strip_suffix(suffix.as_str())
+                .is_some_and(|head| head.ends_with('.') && head.len() > 1),
+        }
+    }
+}
+
+impl Authorize {
+    /// The policy's name, as the `authz` label of the authorization
+    /// counters shows it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Authorize::Deny => "deny",
+            Authorize::AllUnauthenticated => "all-unauthenticated",
+            Authorize::AllAuthenticated => "all-authenticated",
+            Authorize::Identities(_) => "identities",
+        }
+    }
+
+    /// Whether a client with `identity` (`None`: no client certificate)
+    /// may connect.
+    pub fn allows(&self, identity: Option<&str>) -> bool {
+        match (self, identity) {
+            (Authorize::Deny, _) => false,
+            (Authorize::AllUnauthenticated, _) => true,
+            (Authorize::AllAuthenticated, identity) => identity.is_some(),
+            (Authorize::Identities(list), Some(identity)) => {
+                list.iter().any(|entry| entry.matches(identity))
+            }
+            (Authorize::Identities(_), None) => false,
+        }
+    }
+}
+
+/// The inbound policy of every port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundPolicy {
+    /// For ports no `authorize_port` names.
+    pub default: Authorize,
+    pub ports: Vec<(Vec<PortRange>, Authorize)>,
+}
+
+impl InboundPolicy {
+    pub fn for_port(&self, port: u16) -> &Authorize {
+        self.ports
+            .iter()
+            .find(|(ranges, _)| ranges.iter().any(|r| (r.first..=r.last).contains(&port)))
+            .map_or(&self.default, |(_, policy)| policy)
+    }
+}
+
+/// `"all-authenticated"` or `["web.ns...", "*.prod..."]` in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum AuthorizeValue {
+    Named(String),
+    Identities(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MeshTable {
+    #[serde(default)]
+    pub peer: Vec<PeerTable>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PeerTable {
+    pub network: String,
+    pub identity: String,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuthorizePortTable {
+    pub ports: Vec<u16>,
+    pub authorize: AuthorizeValue,
+}
+
+/// `--mesh-peer` flags replace the file's `[[mesh.peer]]` tables.
+pub(super) fn peers(args: &Args, table: &MeshTable) -> Result<Vec<MeshPeer>, ConfigError> {
+    if !args.mesh_peer.is_empty() {
+        return args.mesh_peer.iter().map(|flag| peer_flag(flag)).collect();
+    }
+    table
+        .peer
+        .iter()
+        .enumerate()
+        .map(|(i, peer)| {
+            let key = format!("mesh.peer[{i}]");
+            let network = parse_network(&format!("{key}.network"), &peer.network)?;
+            let identity = identity(&format!("{key}.identity"), &peer.identity)?;
+            let port = port(&format!("{key}.port"), peer.port)?;
+            Ok(MeshPeer {
+                network,
+                identity,
+                port,
+            })
+        })
+        .collect()
+}
+
+/// `NETWORK=IDENTITY[@PORT]`.
+fn peer_flag(flag: &str) -> Result<MeshPeer, ConfigError> {
+    let key = "--mesh-peer";
+    let bad = || ConfigError::invalid(key, format!("{flag:?} is not NETWORK=IDENTITY[@PORT]"));
+    let (network, rest) = flag.split_once('=').ok_or_else(bad)?;
+    let (identity_text, port_text) = match rest.rsplit_once('@') {
+        Some((identity, port)) => (identity, Some(port)),
+        None => (rest, None),
+    };
+    let port_number = match port_text {
+        Some(text) => Some(text.parse::<u16>().map_err(|_| bad())?),
+        None => None,
+    };
+    Ok(MeshPeer {
+        network: parse_network(key, network.trim())?,
+        identity: identity(key, identity_text.trim())?,
+        port: port(key, port_number)?,
+    })
+}
+
+fn parse_network(key: &str, text: &str) -> Result<Cidr, ConfigError> {
+    super::iptables::parse_cidr(key, text)
+}
+
+fn identity(key: &str, name: &str) -> Result<String, ConfigError> {
+    let valid = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    match valid {
+        true => Ok(name.to_ascii_lowercase()),
+        false => Err(ConfigError::invalid(
+            key,
+            format!("{name:?} is not a DNS-like identity"),
+        )),
+    }
+}
+
+fn port(key: &str, port: Option<u16>) -> Result<u16, ConfigError> {
+    match port.unwrap_or(DEFAULT_PEER_PORT) {
+        0 => Err(ConfigError::invalid(key, "0 is not a port")),
+        port => Ok(port),
+    }
+}
+
+/// `[inbound] authorize` (or `--inbound-authorize`) and the per-port
+/// `[[inbound.authorize_port]]` tables.
+pub(super) fn inbound_policy(
+    args: &Args,
+    table: Option<&InboundTable>,
+) -> Result<InboundPolicy, ConfigError> {
+    let file_default = table.and_then(|t| t.authorize.clone());
+    let default = match (&args.inbound_authorize, file_default) {
+        (Some(flag), _) => authorize("--inbound-authorize", &AuthorizeValue::Named(flag.clone()))?,
+        (None, Some(value)) => authorize("inbound.authorize", &value)?,
+        (None, None) => Authorize::AllUnauthenticated,
+    };
+    let tables = table
+        .map(|t| t.authorize_port.as_slice())
+        .unwrap_or_default();
+    let ports = tables
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let key = format!("inbound.authorize_port[{i}]");
+            if entry.ports.is_empty() || entry.ports.contains(&0) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.ports"),
+                    "must list ports, none of them 0",
+                ));
+            }
+            let ranges = entry.ports.iter().map(|p| PortRange::one(*p)).collect();
+            Ok((
+                ranges,
+                authorize(&format!("{key}.authorize"), &entry.authorize)?,
+            ))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(InboundPolicy { default, ports })
+}
+
+fn authorize(key: &str, value: &AuthorizeValue) -> Result<Authorize, ConfigError> {
+    match value {
+        AuthorizeValue::Named(name) => match name.as_str() {
+            "deny" => Ok(Authorize::Deny),
+            "all-unauthenticated" => Ok(Authorize::AllUnauthenticated),
+            "all-authenticated" => Ok(Authorize::AllAuthenticated),
+            other => Err(ConfigError::invalid(
+                key,
+                format!(
+                    "{other:?} is not deny, all-unauthenticated, all-authenticated or a list of identities"
+                ),
+            )),
+        },
+        AuthorizeValue::Identities(list) => list
+            .iter()
+            .map(|entry| match entry.strip_prefix("*.") {
+                Some(suffix) => identity(key, suffix).map(IdentityMatch::Suffix),
+                None => identity(key, entry).map(IdentityMatch::Exact),
+            })
+            .collect::<Result<_, _>>()
+            .map(Authorize::Identities),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_allow_whom_they_name() {
+        let web = "web.default.serviceaccount.identity.linkerd.cluster.local";
+        let list = authorize(
+            "k",
+            &AuthorizeValue::Identities(vec![
+                "api.prod.serviceaccount.identity.linkerd.cluster.local".into(),
+                "*.default.serviceaccount.identity.linkerd.cluster.local".into(),
+            ]),
+        )
+        .unwrap();
+        assert!(list.allows(Some(web)));
+        assert!(!list.allows(Some(
+            "default.serviceaccount.identity.linkerd.cluster.local"
+        )));
+        assert!(!list.allows(Some(
+            "web.other.serviceaccount.identity.linkerd.cluster.local"
+        )));
+        assert!(!list.allows(None));
+        assert!(Authorize::AllUnauthenticated.allows(None));
+        assert!(!Authorize::AllAuthenticated.allows(None));
+        assert!(Authorize::AllAuthenticated.allows(Some(web)));
+        assert!(!Authorize::Deny.allows(Some(web)));
+    }
+
+    #[test]
+    fn peer_flags_parse_and_bad_ones_name_the_flag() {
+        let peer = peer_flag("198.18.0.0/24=web.ns.svc@14143").unwrap();
+        assert_eq!(peer.network.prefix, 24);
+        assert_eq!((peer.identity.as_str(), peer.port), ("web.ns.svc", 14143));
+        assert_eq!(
+            peer_flag("10.0.0.1=api.ns").unwrap().port,
+            DEFAULT_PEER_PORT
+        );
+        for bad in [
+            "10.0.0.1",
+            "nope=web.ns",
+            "10.0.0.1=",
+            "10.0.0.1=web..ns",
+            "10.0.0.1=web@0",
+        ] {
+            let err = peer_flag(bad).unwrap_err().to_string();
+            assert!(err.starts_with("--mesh-peer: "), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_port_policy_overrides_the_default() {
+        let policy = InboundPolicy {
+            default: Authorize::AllUnauthenticated,
+            ports: vec![(vec![PortRange::one(8080)], Authorize::AllAuthenticated)],
+        };
+        assert_eq!(policy.for_port(8080), &Authorize::AllAuthenticated);
+        assert_eq!(policy.for_port(9090), &Authorize::AllUnauthenticated);
+        let err = authorize("inbound.authorize", &AuthorizeValue::Named("nobody".into()));
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .starts_with("inbound.authorize: "));
+    }
+}
