@@ -37,6 +37,8 @@ pub struct Launch {
     /// The group ringside runs as, when not the test's: iptables rules
     /// exempt ringside's own connections by it (`-m owner --gid-owner`).
     gid: Option<u32>,
+    /// `RINGSIDE_*` variables, for tests of a deployment that sets some.
+    env: Vec<(String, String)>,
 }
 
 impl Launch {
@@ -57,6 +59,18 @@ impl Launch {
         self
     }
 
+    /// Adds a command line as it stands, flags and values in order.
+    pub fn args(mut self, args: impl IntoIterator<Item = impl Display>) -> Launch {
+        self.args
+            .extend(args.into_iter().map(|arg| arg.to_string()));
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Launch {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
     pub fn shards(self, shards: usize) -> Launch {
         self.arg("--shards", shards)
     }
@@ -68,6 +82,7 @@ impl Launch {
             use std::os::unix::process::CommandExt;
             command.gid(gid);
         }
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
         Ringside::spawn(command, &args)
     }
 }
@@ -97,15 +112,18 @@ impl Ringside {
         Ringside::start(&["--config", config.as_str()])
     }
 
-    /// Starts ringside with `args` plus a port-0 admin address, and waits
-    /// for its `listening` lines.
+    /// Starts ringside with `args` plus a port-0 admin address (unless
+    /// `args` name one), and waits for its `listening` lines.
     pub fn start(args: &[&str]) -> Ringside {
         Ringside::spawn(Command::new(BIN), args)
     }
 
     fn spawn(mut command: Command, args: &[&str]) -> Ringside {
+        // clap refuses a flag given twice.
+        if !args.contains(&"--admin-addr") {
+            command.args(["--admin-addr", "127.0.0.1:0"]);
+        }
         let mut child = command
-            .args(["--admin-addr", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
