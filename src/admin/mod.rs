@@ -108,7 +108,9 @@ fn shutdown(request: &Request, peer: Option<SocketAddr>) -> (Response, bool) {
     if request.method != "POST" {
         return (Response::text(405, "only POST\n"), false);
     }
-    if !peer.is_some_and(|peer| peer.ip().is_loopback()) {
+    // Canonical: an IPv4 client of a dual-stack `[::]` listener arrives
+    // as ::ffff:127.0.0.1.
+    if !peer.is_some_and(|peer| peer.ip().to_canonical().is_loopback()) {
         return (Response::text(403, "shutdown only from loopback\n"), false);
     }
     (Response::text(200, "shutting down\n"), true)
@@ -186,7 +188,11 @@ mod tests {
             status(shutdown(&request("POST"), "[::1]:1".parse().ok())),
             (200, true)
         );
+        let mapped = "[::ffff:127.0.0.1]:1".parse().ok();
+        assert_eq!(status(shutdown(&request("POST"), mapped)), (200, true));
         assert_eq!(status(shutdown(&request("POST"), pod)), (403, false));
+        let mapped_pod = "[::ffff:198.18.0.7]:1".parse().ok();
+        assert_eq!(status(shutdown(&request("POST"), mapped_pod)), (403, false));
         assert_eq!(status(shutdown(&request("POST"), None)), (403, false));
         assert_eq!(status(shutdown(&request("GET"), loopback)), (405, false));
     }
