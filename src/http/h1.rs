@@ -20,7 +20,7 @@ use super::answer::{proxy_response, ProxyError};
 use super::head::{parse_request, parse_response, Framing, HeadError, RequestHead, ResponseHead};
 use super::io::{BodyError, HttpIo, ReadHeadError};
 use super::pool::{upstream, Upstream};
-use super::{HttpRoute, HttpShard};
+use super::{ClientId, HttpRoute, HttpShard};
 use crate::io::{ConnError, Deadline};
 use crate::metrics::{Expiry, ResponseClass};
 
@@ -80,6 +80,9 @@ enum Failure {
 pub struct H1Proxy<'a> {
     pub shard: &'a HttpShard,
     pub route: &'a HttpRoute,
+    /// What the requests' `l5d-*` headers get (inbound: the client's
+    /// proven identity, or none).
+    pub client_id: &'a ClientId,
 }
 
 impl H1Proxy<'_> {
@@ -355,7 +358,7 @@ impl H1Proxy<'_> {
     ) -> Result<Responded, Failure> {
         let sent = Instant::now();
         let mut out = Vec::with_capacity(1024);
-        head.encode(&mut out);
+        head.encode_for(self.client_id, &mut out);
         if let Err(err) = upstream.io.write_all(&out).await {
             return Err(if upstream.reused {
                 Failure::Retry

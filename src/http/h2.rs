@@ -17,7 +17,7 @@ use http::{HeaderMap, Request, Response};
 
 use super::answer::ProxyError;
 use super::h2_streams::{ClientStreams, InFlight};
-use super::{HttpRoute, HttpShard};
+use super::{ClientId, HttpRoute, HttpShard};
 use crate::balance::RequestBalancer;
 use crate::io::{spawn, ConnError, H2Io, Socket};
 use crate::metrics::{Expiry, ResponseClass, TcpCounters};
@@ -66,6 +66,8 @@ const RESET_LIMITS_KEY: &str =
 pub struct H2Proxy {
     pub shard: Rc<HttpShard>,
     pub route: Rc<HttpRoute>,
+    /// What the requests' `l5d-*` headers get (see `ClientId`).
+    pub client_id: ClientId,
 }
 
 impl H2Proxy {
@@ -239,7 +241,8 @@ impl H2Proxy {
         request: Request<RecvStream>,
     ) -> Result<Response<RecvStream>, StreamFailure> {
         let (index, mut sender) = self.sender().await?;
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        self.client_id.apply(&mut parts.headers);
         let end_of_request = body.is_end_stream();
         let mut pending = Pending::new(&self.route.balancer, index);
         let sent = Instant::now();

@@ -13,6 +13,7 @@
 
 mod answer;
 mod chunked;
+mod client_id;
 mod h1;
 mod h2;
 mod h2_streams;
@@ -27,6 +28,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 pub use answer::ProxyError;
+pub use client_id::ClientId;
 pub use h1::{H1Proxy, Served};
 pub use h2::H2Proxy;
 /// For the benches: the hot path of every HTTP/1 request.

@@ -40,11 +40,13 @@ impl Classified {
     }
 }
 
+/// `protocol`: the route's policy, or what a meshed peer declared.
 /// `upstream` is the connected endpoint, watched for a server that speaks
 /// first (none when no endpoint could be reached).
 pub async fn classify(
     shard: &ShardContext,
     route: &RouteState,
+    protocol: Protocol,
     client: &Socket,
     upstream: Option<(&Socket, SocketAddr)>,
 ) -> Result<Classified, SniffError> {
@@ -53,7 +55,7 @@ pub async fn classify(
             .metrics()
             .detected(route.metrics.detect_labels(result), duration);
     };
-    match route.route.protocol {
+    match protocol {
         Protocol::Opaque => {
             count("opaque_port", None);
             return Ok(Classified::configured(Carry::Opaque { tls_sni: None }));

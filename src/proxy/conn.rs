@@ -9,7 +9,10 @@ use std::time::Instant;
 use super::classify::{classify, Carry, Classified};
 use super::limit::Slot;
 use super::{RouteState, ShardContext};
-use crate::config::Protocol;
+use std::net::SocketAddr;
+
+use crate::config::{Direction, Protocol};
+use crate::http::ClientId;
 use crate::io::{self, ConnError, Socket, TcpStream};
 use crate::metrics::TcpCounters;
 
@@ -28,6 +31,12 @@ pub(super) fn opened(counters: Rc<TcpCounters>) -> Rc<TcpCounters> {
 pub struct Conn {
     pub(super) shard: Rc<ShardContext>,
     pub(super) route: Rc<RouteState>,
+    /// What its HTTP requests' `l5d-*` headers get: an inbound client's
+    /// proven identity, or none (`ClientId::Strip`).
+    pub(super) client_id: ClientId,
+    /// The protocol a meshed peer's transport header declared, over the
+    /// route's own.
+    pub(super) declared: Option<Protocol>,
     /// The connection's place under the shard's connection limit, given
     /// back when the connection (this task) ends.
     _slot: Slot,
@@ -35,18 +44,45 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(shard: Rc<ShardContext>, route: Rc<RouteState>, slot: Slot) -> Conn {
+        let client_id = match route.route.direction {
+            Direction::Inbound => ClientId::Strip,
+            Direction::Outbound => ClientId::Untouched,
+        };
         Conn {
             shard,
             route,
+            client_id,
+            declared: None,
             _slot: slot,
         }
     }
 
+    /// A connection a meshed peer made: terminated here, from a client
+    /// that proved `client_id`, declaring `protocol` when it knew it.
+    pub fn meshed(mut self, client_id: Option<&str>, protocol: Option<Protocol>) -> Conn {
+        if let Some(identity) = client_id {
+            self.client_id = ClientId::Set(identity.into());
+        }
+        self.declared = protocol;
+        self
+    }
+
+    /// The protocol policy of this connection.
+    pub(super) fn protocol(&self) -> Protocol {
+        self.declared.unwrap_or(self.route.route.protocol)
+    }
+
     /// Carries `client` until both sides are done; counts and logs its end.
     pub async fn run(self, client: TcpStream) {
-        let started = Instant::now();
         // Taken now: a reset socket no longer has a peer address.
         let peer = client.peer_addr().ok();
+        let client = Socket::new(client);
+        self.run_socket(client, peer).await
+    }
+
+    /// `run` for a client socket already set up (a terminated TLS one).
+    pub async fn run_socket(self, client: std::io::Result<Socket>, peer: Option<SocketAddr>) {
+        let started = Instant::now();
         let (src_counters, result) = self.forward(client).await;
         if let Err(err) = &result {
             let client = peer.map_or_else(|| "?".to_string(), |addr| addr.to_string());
@@ -64,8 +100,8 @@ impl Conn {
         src_counters.closed(result.is_ok(), started.elapsed());
     }
 
-    async fn forward(&self, client: TcpStream) -> Ended {
-        let client = match Socket::new(client) {
+    async fn forward(&self, client: std::io::Result<Socket>) -> Ended {
+        let client = match client {
             Ok(client) => client,
             Err(err) => {
                 let counters = opened(self.route.metrics.src.clone());
@@ -97,7 +133,8 @@ impl Conn {
     /// sees a reset when nothing could be reached rather than mistake the
     /// refusal for an empty answer.
     async fn unconnected(&self, client: Socket, unreachable: Option<ConnError>) -> Ended {
-        let cause = match classify(&self.shard, &self.route, &client, None).await {
+        let protocol = self.protocol();
+        let cause = match classify(&self.shard, &self.route, protocol, &client, None).await {
             Ok(Classified {
                 carry: Carry::Http1,
                 prefix,
@@ -126,10 +163,7 @@ impl Conn {
     /// most `max_speculative` of them, so that N silent or slow clients
     /// cannot pin N of the application's connections.
     fn may_speculate(&self) -> bool {
-        let speculative = !matches!(
-            self.route.route.protocol,
-            Protocol::Opaque | Protocol::Http2
-        );
+        let speculative = !matches!(self.protocol(), Protocol::Opaque | Protocol::Http2);
         if !speculative || self.shard.metrics().speculative() < self.shard.max_speculative as u64 {
             return true;
         }

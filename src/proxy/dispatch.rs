@@ -38,7 +38,9 @@ impl Conn {
             let endpoint = self.route.balancer.endpoint(index).addr;
             tracing::debug!(%endpoint, "upstream connected");
             let watched = Some((&upstream, endpoint));
-            let classified = Box::pin(classify(&self.shard, &self.route, &client, watched)).await;
+            let protocol = self.protocol();
+            let classifying = classify(&self.shard, &self.route, protocol, &client, watched);
+            let classified = Box::pin(classifying).await;
             let Classified { carry, prefix } = match classified {
                 Ok(classified) => classified,
                 Err(err) => {
@@ -188,6 +190,7 @@ impl Conn {
         let proxy = H1Proxy {
             shard: &self.shard.http,
             route: &self.route.http,
+            client_id: &self.client_id,
         };
         let result = match proxy.serve(&mut client, first).await {
             Ok(Served::Closed) => Ok(()),
@@ -255,6 +258,7 @@ impl Conn {
         let proxy = H2Proxy {
             shard: self.shard.http.clone(),
             route: self.route.http.clone(),
+            client_id: self.client_id.clone(),
         };
         let result = proxy
             .serve(client, prefix, src_counters.clone(), first)

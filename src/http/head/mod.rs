@@ -9,6 +9,8 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
+use super::client_id::{ClientId, CLIENT_ID_HEADER};
+
 /// Most header lines a request or response head may carry.
 pub const MAX_HEADERS: usize = 100;
 /// Most bytes a head may take, request line and headers included.
@@ -387,7 +389,17 @@ impl RequestHead {
     /// The head as sent upstream: HTTP/1.1, hop-by-hop headers removed
     /// (but `Upgrade` kept for a tunnel request).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        if self.fields.verbatim {
+        self.encode_for(&ClientId::Untouched, out)
+    }
+
+    /// `encode`, with the `l5d-*` headers `client_id` says.
+    pub fn encode_for(&self, client_id: &ClientId, out: &mut Vec<u8>) {
+        let untouched = match client_id {
+            ClientId::Untouched => true,
+            ClientId::Strip => !self.fields.iter().any(|(name, _)| client_id.drops(name)),
+            ClientId::Set(_) => false,
+        };
+        if self.fields.verbatim && untouched {
             out.extend_from_slice(&self.fields.raw);
             return;
         }
@@ -396,9 +408,15 @@ impl RequestHead {
         out.push(b' ');
         out.extend_from_slice(self.fields.bytes(&self.target));
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        encode_headers(&self.fields, tunnel, out);
+        encode_headers(&self.fields, tunnel, client_id, out);
         if tunnel && !self.is_connect() {
             out.extend_from_slice(b"connection: upgrade\r\n");
+        }
+        if let Some(identity) = client_id.added() {
+            out.extend_from_slice(CLIENT_ID_HEADER.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(identity.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -441,7 +459,7 @@ impl ResponseHead {
         out.push(b' ');
         out.extend_from_slice(self.fields.bytes(&self.reason));
         out.extend_from_slice(b"\r\n");
-        encode_headers(&self.fields, tunnel, out);
+        encode_headers(&self.fields, tunnel, &ClientId::Untouched, out);
         if tunnel && self.status == 101 {
             out.extend_from_slice(b"connection: upgrade\r\n");
         } else if close {
@@ -469,7 +487,7 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
     name.eq_ignore_ascii_case(candidate.as_bytes())
 }
 
-fn encode_headers(fields: &Fields, tunnel: bool, out: &mut Vec<u8>) {
+fn encode_headers(fields: &Fields, tunnel: bool, client_id: &ClientId, out: &mut Vec<u8>) {
     // Headers named in Connection are hop-by-hop too.
     let named: Vec<&[u8]> = fields
         .iter()
@@ -482,7 +500,7 @@ fn encode_headers(fields: &Fields, tunnel: bool, out: &mut Vec<u8>) {
     for (name, value) in fields.iter() {
         let hop = is_hop_by_hop(name) || named.iter().any(|n| n.eq_ignore_ascii_case(name));
         let keep_upgrade = tunnel && name.eq_ignore_ascii_case(b"upgrade");
-        if hop && !keep_upgrade {
+        if (hop && !keep_upgrade) || client_id.drops(name) {
             continue;
         }
         if is_content_length(name) {

@@ -152,3 +152,31 @@ fn keep_alive_defaults_differ_by_version() {
     assert!(!request("GET / HTTP/1.0\r\n\r\n").keep_alive());
     assert!(request("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
 }
+
+#[test]
+fn inbound_heads_lose_their_l5d_headers_or_get_the_proven_client_id() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nL5d-Client-Id: forged\r\nl5d-other: x\r\n\r\n";
+    let (head, _) = parse_request(raw).unwrap().unwrap();
+    let encoded = |client_id: &ClientId| {
+        let mut out = Vec::new();
+        head.encode_for(client_id, &mut out);
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(
+        encoded(&ClientId::Untouched),
+        std::str::from_utf8(raw).unwrap()
+    );
+    assert_eq!(
+        encoded(&ClientId::Strip),
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    );
+    assert_eq!(
+        encoded(&ClientId::Set("web.ns".into())),
+        "GET / HTTP/1.1\r\nHost: a\r\nl5d-other: x\r\nl5d-client-id: web.ns\r\n\r\n"
+    );
+    let plain = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (head, _) = parse_request(plain).unwrap().unwrap();
+    let mut out = Vec::new();
+    head.encode_for(&ClientId::Strip, &mut out);
+    assert_eq!(out, plain, "nothing to strip: forwarded as it came");
+}
