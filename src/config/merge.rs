@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::file::{
     AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
 };
+use super::identity;
 use super::limits;
 use super::route::{parse_route_flag, RouteSpec};
 use super::transparent;
@@ -52,6 +53,7 @@ impl Config {
         let max_speculative_connections = max_speculative_connections(args, &file.proxy)?;
         let max_connections = limits::max_connections(args, file.proxy.max_connections)?;
         let http2 = limits::http2(args, &file.http2)?;
+        let identity = identity::identity(args, &file.identity)?;
         Ok(Config {
             admin_addr,
             shards,
@@ -70,6 +72,7 @@ impl Config {
             max_speculative_connections,
             max_connections,
             http2,
+            identity,
         })
     }
 }

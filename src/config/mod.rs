@@ -11,6 +11,7 @@
 
 mod cli;
 mod file;
+mod identity;
 mod iptables;
 mod limits;
 mod merge;
@@ -18,6 +19,7 @@ mod route;
 mod transparent;
 
 pub use cli::{Args, Command};
+pub use identity::{IdentityAction, IdentityArgs, IdentityConfig};
 pub use iptables::{Cidr, IptablesAction, IptablesArgs, IptablesConfig, IptablesMode};
 pub use limits::Http2Config;
 pub use route::{Direction, Protocol, Route};
@@ -79,6 +81,9 @@ pub struct Config {
     /// still detecting or still sending their first request head (see
     /// `proxy.max_speculative_connections` in the README).
     pub max_speculative_connections: usize,
+    /// The workload identity for mTLS between ringside proxies, when
+    /// configured (`[identity]`).
+    pub identity: Option<IdentityConfig>,
 }
 
 /// How long each wait of a connection may last; `None` waits forever.
@@ -281,6 +286,9 @@ impl fmt::Display for Config {
             h2.max_local_error_reset_streams,
             h2.max_premature_resets
         )?;
+        if let Some(identity) = &self.identity {
+            write!(f, "\n{identity}")?;
+        }
         for listener in &self.transparent {
             write!(
                 f,
