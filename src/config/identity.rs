@@ -72,37 +72,40 @@ pub(super) fn identity(
     let key = required("key", key)?;
     let trust_anchors = required("trust_anchors", trust_anchors)?;
     let name = required("name", name)?;
-    check_name(&name)?;
-    let spiffe_id = spiffe_id.map(str::trim).map(check_spiffe_id).transpose()?;
+    check_name("identity.name", &name)?;
+    let spiffe_id = spiffe_id.map(str::trim);
+    if let Some(id) = spiffe_id {
+        check_spiffe_id("identity.spiffe_id", id)?;
+    }
     Ok(Some(IdentityConfig {
         cert: cert.into(),
         key: key.into(),
         trust_anchors: trust_anchors.into(),
         name,
-        spiffe_id,
+        spiffe_id: spiffe_id.map(str::to_string),
     }))
 }
 
 /// The name is what peers send as SNI, so it must be a DNS name.
-fn check_name(name: &str) -> Result<(), ConfigError> {
+fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
     match rustls_pki_types::DnsName::try_from(name) {
         Ok(_) => Ok(()),
         Err(_) => Err(ConfigError::invalid(
-            "identity.name",
+            key,
             format!("{name:?} is not a DNS name"),
         )),
     }
 }
 
 /// `spiffe://trust-domain/path`, the only shape a SPIFFE ID takes.
-fn check_spiffe_id(id: &str) -> Result<String, ConfigError> {
+fn check_spiffe_id(key: &str, id: &str) -> Result<(), ConfigError> {
     let domain = id
         .strip_prefix("spiffe://")
         .map(|rest| rest.split('/').next());
     match domain {
-        Some(Some(domain)) if !domain.is_empty() => Ok(id.to_string()),
+        Some(Some(domain)) if !domain.is_empty() => Ok(()),
         _ => Err(ConfigError::invalid(
-            "identity.spiffe_id",
+            key,
             format!("{id:?} is not a SPIFFE ID like \"spiffe://cluster.local/ns/default/sa/web\""),
         )),
     }
@@ -179,16 +182,9 @@ impl IdentityAction {
                 days,
                 ..
             } => {
-                check_name(name).map_err(|_| {
-                    ConfigError::invalid("--name", format!("{name:?} is not a DNS name"))
-                })?;
+                check_name("--name", name)?;
                 if let Some(id) = spiffe_id {
-                    check_spiffe_id(id).map_err(|err| match err {
-                        ConfigError::Invalid { message, .. } => {
-                            ConfigError::invalid("--spiffe-id", message)
-                        }
-                        other => other,
-                    })?;
+                    check_spiffe_id("--spiffe-id", id)?;
                 }
                 *days
             }

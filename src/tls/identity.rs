@@ -325,7 +325,8 @@ fn chains_to(
     roots: &RootCertStore,
     now: UnixTime,
 ) -> Result<(), (&'static str, String)> {
-    let leaf = webpki::EndEntityCert::try_from(&chain[0]).map_err(|err| ("", err.to_string()))?;
+    let leaf =
+        webpki::EndEntityCert::try_from(&chain[0]).map_err(|err| ("server", err.to_string()))?;
     let uses = [
         ("server", webpki::KeyUsage::server_auth()),
         ("client", webpki::KeyUsage::client_auth()),

@@ -17,6 +17,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PublicKeyData, SanType,
 };
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 use crate::config::IdentityAction;
 
@@ -196,10 +198,8 @@ fn read_ca(dir: &Path) -> Result<Minted, MintError> {
 }
 
 /// The DER of the first certificate in a PEM text.
-fn pem_block(pem: &str) -> Option<Vec<u8>> {
-    use rustls::pki_types::pem::PemObject;
-    let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
-    Some(der.to_vec())
+fn pem_block(pem: &str) -> Option<CertificateDer<'static>> {
+    CertificateDer::from_pem_slice(pem.as_bytes()).ok()
 }
 
 /// Writes `(file, content)` pairs into `out` (made if missing), key files
