@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use ringside::config::{Args, Command, Config, LogFormat, EXIT_BAD_CONFIG};
 use ringside::runtime::Placement;
+use ringside::tls::identity::{Identity, IdentityError};
 
 mod demo;
 
@@ -22,7 +23,11 @@ fn main() -> ExitCode {
     let result = match args.command {
         Some(Command::Demo) => demo::run(config),
         Some(Command::Iptables(iptables)) => return iptables_command(&iptables, &config),
-        None => run(config),
+        Some(Command::Identity(identity)) => return identity_command(&identity.action),
+        None => match load_identity(&config) {
+            Ok(_identity) => run(config),
+            Err(err) => return bad_configuration(err),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -35,14 +40,52 @@ fn main() -> ExitCode {
 }
 
 /// `--check`: the effective configuration, then what its shard count and
-/// pinning come to on this host, which may refuse `pin = "cores"`.
+/// pinning come to on this host, which may refuse `pin = "cores"`, and
+/// whether the identity's files hold a usable identity.
 fn check(config: &Config) -> ExitCode {
-    match Placement::here(config) {
-        Ok(placement) => {
-            print!("{config}{placement}");
+    let placement = match Placement::here(config) {
+        Ok(placement) => placement,
+        Err(err) => return bad_configuration(err),
+    };
+    let identity = match load_identity(config) {
+        Ok(identity) => identity,
+        Err(err) => return bad_configuration(err),
+    };
+    print!("{config}{placement}");
+    if let Some(identity) = identity {
+        let not_after = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(identity.not_after_unix_seconds());
+        println!(
+            "# identity {}: certificate valid until {}",
+            identity.name(),
+            humantime::format_rfc3339_seconds(not_after)
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// The configured identity, read and checked; `None` when there is none.
+/// Nothing uses it yet but `--check`: mTLS is not wired to the listeners.
+fn load_identity(config: &Config) -> Result<Option<Identity>, IdentityError> {
+    config.identity.as_ref().map(Identity::load).transpose()
+}
+
+/// `ringside identity ca | issue`: one `wrote PATH` line per file.
+fn identity_command(action: &ringside::config::IdentityAction) -> ExitCode {
+    if let Err(err) = action.validate() {
+        return bad_configuration(err);
+    }
+    match ringside::tls::mint::run(action) {
+        Ok(written) => {
+            for path in written {
+                println!("wrote {}", path.display());
+            }
             ExitCode::SUCCESS
         }
-        Err(err) => bad_configuration(err),
+        Err(err) => {
+            eprintln!("ringside: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -79,8 +79,12 @@ fn folders_import_only_downwards() {
             "config",
             &[
                 "admin", "balance", "detect", "http", "io", "iptables", "metrics", "proxy",
-                "runtime", "tcp",
+                "runtime", "tcp", "tls",
             ],
+        ),
+        (
+            "tls",
+            &["tcp", "http", "proxy", "runtime", "admin", "detect"],
         ),
         ("tcp", &["http", "proxy", "runtime", "admin"]),
         ("detect", &["tcp", "http", "proxy", "runtime", "admin"]),

@@ -168,6 +168,29 @@ pub struct Args {
     #[arg(long, env = "RINGSIDE_HTTP2_MAX_PREMATURE_RESETS", global = true)]
     pub http2_max_premature_resets: Option<u64>,
 
+    /// PEM certificate chain (leaf first) of this proxy's identity; with
+    /// the other --identity-* flags, turns on mTLS between ringside proxies.
+    #[arg(long, env = "RINGSIDE_IDENTITY_CERT", global = true)]
+    pub identity_cert: Option<String>,
+
+    /// PEM private key of the identity certificate.
+    #[arg(long, env = "RINGSIDE_IDENTITY_KEY", global = true)]
+    pub identity_key: Option<String>,
+
+    /// PEM file of the trust anchors that identity certificates chain to.
+    #[arg(long, env = "RINGSIDE_IDENTITY_TRUST_ANCHORS", global = true)]
+    pub identity_trust_anchors: Option<String>,
+
+    /// This proxy's identity name, a DNS SAN of its certificate and the
+    /// SNI peers send, e.g.
+    /// web.default.serviceaccount.identity.linkerd.cluster.local.
+    #[arg(long, env = "RINGSIDE_IDENTITY_NAME", global = true)]
+    pub identity_name: Option<String>,
+
+    /// A SPIFFE ID the identity certificate must also hold as a URI SAN.
+    #[arg(long, env = "RINGSIDE_IDENTITY_SPIFFE_ID", global = true)]
+    pub identity_spiffe_id: Option<String>,
+
     /// Validate the configuration, print the effective one and exit
     /// (0 when valid, 64 when not).
     #[arg(long)]
@@ -182,4 +205,7 @@ pub enum Command {
     /// Print, install or remove the iptables rules that send the pod's TCP
     /// through ringside's inbound and outbound ports (as Linkerd's proxy-init).
     Iptables(super::IptablesArgs),
+    /// Mint development identity certificates: a CA, then an identity
+    /// certificate per proxy.
+    Identity(super::IdentityArgs),
 }

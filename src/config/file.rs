@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::identity::IdentityTable;
 use super::limits::Http2Table;
 use super::merge::optional_duration;
 use super::mesh::{AuthorizePortTable, AuthorizeValue, MeshTable};
@@ -26,6 +27,8 @@ pub(super) struct FileConfig {
     pub detect: DetectTable,
     #[serde(default)]
     pub http2: Http2Table,
+    #[serde(default)]
+    pub identity: IdentityTable,
     #[serde(default)]
     pub route: Vec<RouteTable>,
     /// `None` when the section is absent: the listener is off.

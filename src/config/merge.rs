@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::file::{
     AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
 };
+use super::identity;
 use super::limits;
 use super::mesh;
 use super::route::{parse_route_flag, RouteSpec};
@@ -55,6 +56,7 @@ impl Config {
         let http2 = limits::http2(args, &file.http2)?;
         let mesh_peers = mesh::peers(args, &file.mesh)?;
         let inbound_policy = mesh::inbound_policy(args, file.inbound.as_ref())?;
+        let identity = identity::identity(args, &file.identity)?;
         Ok(Config {
             admin_addr,
             shards,
@@ -75,6 +77,7 @@ impl Config {
             http2,
             mesh_peers,
             inbound_policy,
+            identity,
         })
     }
 }

@@ -11,6 +11,7 @@
 
 mod cli;
 mod file;
+mod identity;
 mod iptables;
 mod limits;
 mod merge;
@@ -19,6 +20,7 @@ mod route;
 mod transparent;
 
 pub use cli::{Args, Command};
+pub use identity::{IdentityAction, IdentityArgs, IdentityConfig};
 pub use iptables::{
     Cidr, IptablesAction, IptablesArgs, IptablesConfig, IptablesMode, OwnPorts, PortRange,
 };
@@ -88,6 +90,9 @@ pub struct Config {
     pub mesh_peers: Vec<MeshPeer>,
     /// Who may connect to each inbound port.
     pub inbound_policy: InboundPolicy,
+    /// The workload identity for mTLS between ringside proxies, when
+    /// configured (`[identity]`).
+    pub identity: Option<IdentityConfig>,
 }
 
 /// How long each wait of a connection may last; `None` waits forever.
@@ -290,6 +295,9 @@ impl fmt::Display for Config {
             h2.max_local_error_reset_streams,
             h2.max_premature_resets
         )?;
+        if let Some(identity) = &self.identity {
+            write!(f, "\n{identity}")?;
+        }
         for listener in &self.transparent {
             write!(
                 f,

@@ -30,7 +30,7 @@ pub use origins::h2::H2Origin;
 pub use origins::http::{body_byte, upload_answer, HttpOrigin};
 pub use origins::recording::RecordingOrigin;
 pub use origins::{closed_port, Origin, Report, Unanswered};
-pub use temp::TempPath;
+pub use temp::{TempDir, TempPath};
 
 /// How long a wait for something that should happen may take before the
 /// test fails: far more than anything here takes on a loaded machine.

@@ -1,0 +1,221 @@
+//! The rustls configurations of mTLS between ringside proxies, as Linkerd's
+//! proxies speak it: TLS 1.3 only, ALPN `transport.l5d.io/v1`, and both
+//! sides presenting an identity certificate that chains to the same trust
+//! anchors.
+//!
+//! - The server answers only the SNI of its own name and requires a client
+//!   certificate. Which client may do what is authorization's business,
+//!   later; `peer_identity` reads the name it presented.
+//! - The client is one config for every peer: the peer's identity is the
+//!   `ServerName` of each connection (`server_name`), which rustls sends
+//!   as SNI and hands to the verifier, which insists on exactly that name.
+//!
+//! Our own certificate sits behind a `CertResolver` that both configs
+//! share, so that a rotation swaps it for every new handshake at once
+//! without rebuilding either config. The `RwLock` in it is read once per
+//! handshake, never per byte. The trust anchors are fixed per config: new
+//! anchors need new configs.
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, InvalidDnsNameError, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    CertificateError, ClientConfig, CommonState, DigitallySignedStruct, ServerConfig,
+    SignatureScheme,
+};
+
+use super::identity::{parse, Identity, Sans};
+
+/// The ALPN protocol of a connection between ringside (or Linkerd) proxies
+/// that starts with a transport header.
+pub const TRANSPORT_ALPN: &[u8] = b"transport.l5d.io/v1";
+
+/// Why a rustls config could not be built from an `Identity`. Not expected
+/// once the identity loaded: it is checked against the same anchors.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error("TLS 1.3 with the ring provider: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("trust anchors: {0}")]
+    Anchors(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// The crypto provider of every ringside config: ring, which builds with
+/// no cmake or nasm on a fresh machine.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())))
+}
+
+/// Our certificate and key, as both configs present them; `swap` replaces
+/// them for every handshake that starts after it.
+#[derive(Debug)]
+pub struct CertResolver {
+    /// The only SNI the server answers: peers reach us by our identity.
+    name: String,
+    key: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertResolver {
+    pub fn new(identity: &Identity) -> Arc<CertResolver> {
+        Arc::new(CertResolver {
+            name: identity.name().to_string(),
+            key: RwLock::new(identity.certified_key()),
+        })
+    }
+
+    /// Presents a rotated certificate of the same identity from now on.
+    pub fn swap(&self, key: Arc<CertifiedKey>) {
+        *self
+            .key
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = key;
+    }
+
+    fn current(&self) -> Arc<CertifiedKey> {
+        let key = self
+            .key
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(&key)
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    /// Our certificate for our own name only: any other SNI (or none) ends
+    /// the handshake, as the connection was not meant for this identity.
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let sni = hello.server_name()?;
+        sni.eq_ignore_ascii_case(&self.name).then(|| self.current())
+    }
+}
+
+impl ResolvesClientCert for CertResolver {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// The inbound side: TLS 1.3, a client certificate required and verified
+/// against `identity`'s anchors, our certificate from `resolver`.
+pub fn server_config(
+    identity: &Identity,
+    resolver: Arc<CertResolver>,
+) -> Result<Arc<ServerConfig>, TlsConfigError> {
+    let clients =
+        WebPkiClientVerifier::builder_with_provider(identity.roots(), provider()).build()?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(clients)
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![TRANSPORT_ALPN.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The outbound side, for every peer: TLS 1.3, our certificate from
+/// `resolver`, the server verified against `identity`'s anchors and the
+/// connection's `ServerName` (see `server_name`).
+pub fn client_config(
+    identity: &Identity,
+    resolver: Arc<CertResolver>,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    let chains =
+        WebPkiServerVerifier::builder_with_provider(identity.roots(), provider()).build()?;
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ExactIdentity { chains }))
+        .with_client_cert_resolver(resolver);
+    config.alpn_protocols = vec![TRANSPORT_ALPN.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The `ServerName` to connect to a peer with: its identity, sent as SNI
+/// and required in its certificate.
+pub fn server_name(peer_identity: &str) -> Result<ServerName<'static>, InvalidDnsNameError> {
+    ServerName::try_from(peer_identity.to_string())
+}
+
+/// The identity a verified peer presented: the first DNS SAN of its leaf
+/// certificate (Linkerd's identities have exactly one), for
+/// `l5d-client-id`. `None` before the handshake or without a certificate.
+pub fn peer_identity(connection: &CommonState) -> Option<String> {
+    let leaf = connection.peer_certificates()?.first()?;
+    let cert = parse("peer", leaf).ok()?;
+    Sans::of(&cert).dns.into_iter().next()
+}
+
+/// webpki's server verification (chain, validity, name), then the name
+/// once more without wildcards: a certificate for `*.default...` may not
+/// stand in for `web.default...`, as an identity is one workload.
+#[derive(Debug)]
+struct ExactIdentity {
+    chains: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for ExactIdentity {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.chains.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        let ServerName::DnsName(expected) = server_name else {
+            return Err(CertificateError::NotValidForName.into());
+        };
+        let cert = parse("peer", end_entity).map_err(|_| CertificateError::BadEncoding)?;
+        let presented = Sans::of(&cert).dns;
+        if presented
+            .iter()
+            .any(|dns| dns.eq_ignore_ascii_case(expected.as_ref()))
+        {
+            Ok(verified)
+        } else {
+            Err(CertificateError::NotValidForName.into())
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.chains.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.chains.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.chains.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

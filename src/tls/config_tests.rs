@@ -1,0 +1,208 @@
+//! Real handshakes between the two configs, driven over in-memory buffers.
+
+use std::io::{Read, Write};
+
+use rustls::{ClientConnection, Connection, ServerConnection};
+
+use super::super::fixtures::{a_day, check, config, identity, leaf, new_ca, DB, WEB};
+use super::super::mint;
+use super::*;
+
+/// Which side refused the handshake, and why.
+#[derive(Debug)]
+enum Refused {
+    Client(rustls::Error),
+    Server(rustls::Error),
+}
+
+/// Moves every TLS record `from` has to send into `to`, then lets `to`
+/// process them; whether anything moved.
+fn deliver(from: &mut Connection, to: &mut Connection) -> Result<bool, rustls::Error> {
+    let mut bytes = Vec::new();
+    while from.wants_write() {
+        from.write_tls(&mut bytes).unwrap();
+    }
+    let mut unread = &bytes[..];
+    while !unread.is_empty() {
+        to.read_tls(&mut unread).unwrap();
+        to.process_new_packets()?;
+    }
+    Ok(!bytes.is_empty())
+}
+
+/// Flights both ways until neither side has more to say; the first side
+/// to fail the handshake, if one does.
+fn handshake(client: &mut Connection, server: &mut Connection) -> Result<(), Refused> {
+    loop {
+        let to_server = deliver(client, server).map_err(Refused::Server)?;
+        let to_client = deliver(server, client).map_err(Refused::Client)?;
+        if !to_server && !to_client {
+            assert!(!client.is_handshaking() && !server.is_handshaking());
+            return Ok(());
+        }
+    }
+}
+
+/// A connection from `client` (expecting `peer`) to a server of `server`.
+fn connect(
+    client: Arc<ClientConfig>,
+    peer: &str,
+    server: Arc<ServerConfig>,
+) -> (Connection, Connection) {
+    let client = ClientConnection::new(client, server_name(peer).unwrap()).unwrap();
+    let server = ServerConnection::new(server).unwrap();
+    (client.into(), server.into())
+}
+
+fn server_of(identity: &Identity) -> Arc<ServerConfig> {
+    server_config(identity, CertResolver::new(identity)).unwrap()
+}
+
+fn client_of(identity: &Identity) -> Arc<ClientConfig> {
+    client_config(identity, CertResolver::new(identity)).unwrap()
+}
+
+#[test]
+fn both_sides_verify_each_other_and_agree_on_the_transport_alpn() {
+    let ca = new_ca();
+    let (web, db) = (identity(&ca, WEB), identity(&ca, DB));
+    let (mut client, mut server) = connect(client_of(&db), WEB, server_of(&web));
+    handshake(&mut client, &mut server).unwrap();
+
+    assert_eq!(client.alpn_protocol(), Some(TRANSPORT_ALPN));
+    assert_eq!(server.alpn_protocol(), Some(TRANSPORT_ALPN));
+    assert_eq!(
+        client.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    assert_eq!(peer_identity(&server).as_deref(), Some(DB));
+    assert_eq!(peer_identity(&client).as_deref(), Some(WEB));
+
+    client.writer().write_all(b"hello").unwrap();
+    deliver(&mut client, &mut server).unwrap();
+    let mut received = [0; 5];
+    server.reader().read_exact(&mut received).unwrap();
+    assert_eq!(&received, b"hello");
+}
+
+#[test]
+fn a_client_without_a_certificate_is_refused() {
+    let ca = new_ca();
+    let web = identity(&ca, WEB);
+    let anonymous = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(web.roots())
+        .with_no_client_auth();
+    let (mut client, mut server) = connect(Arc::new(anonymous), WEB, server_of(&web));
+    match handshake(&mut client, &mut server) {
+        Err(Refused::Server(rustls::Error::NoCertificatesPresented)) => {}
+        other => panic!("expected the server to refuse: {other:?}"),
+    }
+    assert_eq!(peer_identity(&server), None);
+}
+
+#[test]
+fn a_client_certificate_of_another_ca_is_refused() {
+    let (ca, other) = (new_ca(), new_ca());
+    let web = identity(&ca, WEB);
+    let stranger = identity(&other, DB);
+    // The stranger trusts our CA, so only the server has a reason to refuse.
+    let resolver = CertResolver::new(&stranger);
+    let client = client_config(&web, Arc::clone(&resolver)).unwrap();
+    let mut client_config = (*client).clone();
+    client_config.client_auth_cert_resolver = resolver;
+    let (mut client, mut server) = connect(Arc::new(client_config), WEB, server_of(&web));
+    // Both CAs have the same name (as every Linkerd trust root is named
+    // root.linkerd.cluster.local): the issuer is found by name, and its
+    // signature does not hold.
+    match handshake(&mut client, &mut server) {
+        Err(Refused::Server(rustls::Error::InvalidCertificate(CertificateError::BadSignature))) => {
+        }
+        other => panic!("expected the server to refuse the issuer: {other:?}"),
+    }
+}
+
+/// A server that presents `minted`'s certificate whatever the SNI, as a
+/// peer that is not who the client expects might.
+fn server_presenting(ca: &mint::Minted, minted: &mint::Minted, name: &str) -> Arc<ServerConfig> {
+    let presented = check(&config(name), minted, &ca.cert_pem).unwrap();
+    let clients = WebPkiClientVerifier::builder_with_provider(presented.roots(), provider())
+        .build()
+        .unwrap();
+    let key = presented.certified_key();
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_client_cert_verifier(clients)
+        .with_single_cert(key.cert.clone(), key_der(minted))
+        .unwrap();
+    Arc::new(config)
+}
+
+fn key_der(minted: &mint::Minted) -> rustls::pki_types::PrivateKeyDer<'static> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::PrivateKeyDer::from_pem_slice(minted.key_pem.as_bytes()).unwrap()
+}
+
+#[test]
+fn a_server_with_another_identity_is_refused() {
+    let ca = new_ca();
+    let db = identity(&ca, DB);
+    let server = server_presenting(&ca, &leaf(&ca, DB), DB);
+    let (mut client, mut server) = connect(client_of(&db), WEB, server);
+    match handshake(&mut client, &mut server) {
+        Err(Refused::Client(rustls::Error::InvalidCertificate(err))) => {
+            assert!(matches!(
+                err,
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+            ));
+        }
+        other => panic!("expected the client to refuse the name: {other:?}"),
+    }
+}
+
+#[test]
+fn a_wildcard_certificate_does_not_stand_for_an_identity() {
+    let ca = new_ca();
+    let wildcard = "*.default.serviceaccount.identity.linkerd.cluster.local";
+    let minted = mint::issue(&ca, wildcard, None, a_day()).unwrap();
+    let server = server_presenting(&ca, &minted, wildcard);
+    let (mut client, mut server) = connect(client_of(&identity(&ca, DB)), WEB, server);
+    match handshake(&mut client, &mut server) {
+        Err(Refused::Client(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName,
+        ))) => {}
+        other => panic!("expected the client to refuse the wildcard: {other:?}"),
+    }
+}
+
+#[test]
+fn the_server_answers_only_its_own_name() {
+    let ca = new_ca();
+    let (web, db) = (identity(&ca, WEB), identity(&ca, DB));
+    let (mut client, mut server) = connect(client_of(&db), DB, server_of(&web));
+    assert!(matches!(
+        handshake(&mut client, &mut server),
+        Err(Refused::Server(_))
+    ));
+}
+
+#[test]
+fn a_swapped_certificate_is_presented_from_the_next_handshake_on() {
+    let ca = new_ca();
+    let (web, db) = (identity(&ca, WEB), identity(&ca, DB));
+    let resolver = CertResolver::new(&web);
+    let server = server_config(&web, Arc::clone(&resolver)).unwrap();
+    // A new client config each time: a resumed session would show the
+    // certificate of the session it resumes.
+    let presented = |server: &Arc<ServerConfig>| {
+        let (mut client, mut server) = connect(client_of(&db), WEB, Arc::clone(server));
+        handshake(&mut client, &mut server).unwrap();
+        client.peer_certificates().unwrap()[0].to_vec()
+    };
+    assert_eq!(presented(&server), web.certified_key().cert[0].to_vec());
+    let rotated = identity(&ca, WEB);
+    resolver.swap(rotated.certified_key());
+    assert_eq!(presented(&server), rotated.certified_key().cert[0].to_vec());
+}
