@@ -4,7 +4,7 @@
 //! benches share: configuration, the runtime that starts shards and the
 //! admin server, and the pieces of a connection's path.
 //!
-//! Imports run one way: runtime → proxy → {detect, tcp, http} →
+//! Imports run one way: runtime → proxy → {detect, tcp, http, tls} →
 //! {balance, io, metrics}, and admin → metrics; `config` is ground.
 
 pub mod admin;
@@ -18,3 +18,4 @@ pub mod metrics;
 pub mod proxy;
 pub mod runtime;
 pub mod tcp;
+pub mod tls;
