@@ -40,6 +40,7 @@ use crate::balance::RequestBalancer;
 use crate::config::{Http2Config, Timeouts};
 use crate::io::{Deadlines, Shutdown, Socket};
 use crate::metrics::{RouteMetrics, ShardMetrics};
+use crate::tls::mesh::MeshTls;
 
 /// What HTTP proxying needs of the shard it runs on. Shared behind one
 /// `Rc`: every HTTP/2 stream's task holds it.
@@ -62,6 +63,26 @@ pub struct HttpShard {
     pub speculative_hold: Duration,
     /// The `[http2]` limits every client HTTP/2 connection is served within.
     pub http2: Http2Config,
+    /// mTLS to mesh peers and from them, when an identity is configured.
+    pub mesh: Option<Rc<MeshTls>>,
+}
+
+impl HttpShard {
+    /// Connects to `addr` within the connect timeout: through its peer
+    /// proxy over mTLS when `addr` is a mesh peer's, directly otherwise.
+    pub async fn connect(&self, addr: SocketAddr) -> std::io::Result<Socket> {
+        let peer = self
+            .mesh
+            .as_ref()
+            .and_then(|mesh| Some((mesh, mesh.peer_for(addr)?)));
+        match peer {
+            Some((mesh, peer)) => {
+                mesh.connect(addr, peer, self.connect_timeout, &self.deadlines)
+                    .await
+            }
+            None => crate::io::connect(addr, self.connect_timeout, &self.deadlines).await,
+        }
+    }
 }
 
 /// A route's HTTP state on one shard.
@@ -99,7 +120,7 @@ impl HttpRoute {
 async fn connect(shard: &HttpShard, route: &HttpRoute, index: usize) -> Result<Socket, ProxyError> {
     let balancer = &route.balancer;
     let addr = balancer.addr(index);
-    match crate::io::connect(addr, shard.connect_timeout, &shard.deadlines).await {
+    match shard.connect(addr).await {
         Ok(socket) => {
             balancer.connected(index);
             Ok(socket)

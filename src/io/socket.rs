@@ -86,6 +86,19 @@ impl Socket {
         }
     }
 
+    /// Puts `bytes` back in front of what reads and peeks return: what a
+    /// stage read past its own part (the transport header). Only a TLS
+    /// socket has a buffer of its own to hold them.
+    pub fn unread(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        match &mut *self.stream.borrow_mut() {
+            Stream::Tls(stream) => stream.unread(bytes),
+            Stream::Plain(_) => panic!("unread on a plain socket: nowhere to keep the bytes"),
+        }
+    }
+
     pub fn is_tls(&self) -> bool {
         self.tls
     }

@@ -94,6 +94,10 @@ impl TlsStream {
         }
     }
 
+    /// A FIN without close_notify reads as the end of the stream, as a
+    /// FIN does on a plain socket: a pooled HTTP/1 connection is closed by
+    /// dropping it, with no chance to send close_notify, and HTTP's own
+    /// framing catches a message cut short either way.
     pub(super) fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
@@ -102,7 +106,14 @@ impl TlsStream {
         if !self.peeked.is_empty() {
             return Poll::Ready(Ok(self.take_peeked(buf)));
         }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        self.poll_decrypted(cx, buf)
+    }
+
+    fn poll_decrypted(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match std::task::ready!(Pin::new(&mut self.stream).poll_read(cx, buf)) {
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(0)),
+            other => Poll::Ready(other),
+        }
     }
 
     /// Decrypts at least a byte (or finds EOF) without consuming it.
@@ -113,11 +124,16 @@ impl TlsStream {
     ) -> Poll<io::Result<usize>> {
         if self.peeked.is_empty() {
             let mut more = vec![0; buf.len().max(1)];
-            let n = std::task::ready!(Pin::new(&mut self.stream).poll_read(cx, &mut more))?;
+            let n = std::task::ready!(self.poll_decrypted(cx, &mut more))?;
             more.truncate(n);
             self.peeked = more;
         }
         Poll::Ready(Ok(self.copy_peeked(buf)))
+    }
+
+    /// Puts `bytes` back in front of what reads will return.
+    pub(super) fn unread(&mut self, bytes: &[u8]) {
+        self.peeked.splice(0..0, bytes.iter().copied());
     }
 
     /// What a peek already decrypted, if anything.

@@ -15,6 +15,7 @@ pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
     encode_tcp(&snapshot.tcp, out);
     encode_http(snapshot, out);
     encode_detect(snapshot, out);
+    encode_mesh(snapshot, out);
     encode_ringside(snapshot, out);
     process.encode(out);
 }
@@ -197,6 +198,58 @@ const SHARDS: Family = Family::gauge("ringside_shards", "Proxy shards that answe
 const BUILD_INFO: Family = Family::gauge("ringside_build_info", "Build of this binary.");
 
 /// One sample per reason, labelled `key="reason"`.
+const INBOUND_TCP_AUTHZ_ALLOW_TOTAL: Family = Family::counter(
+    "inbound_tcp_authz_allow_total",
+    "Inbound connections an authorization policy allowed.",
+);
+const INBOUND_TCP_AUTHZ_DENY_TOTAL: Family = Family::counter(
+    "inbound_tcp_authz_deny_total",
+    "Inbound connections an authorization policy refused (closed).",
+);
+const IDENTITY_CERT_EXPIRATION: Family = Family::gauge(
+    "identity_cert_expiration_timestamp_seconds",
+    "When the identity certificate in use expires, in Unix seconds.",
+);
+const IDENTITY_RELOAD_FAILURES_TOTAL: Family = Family::counter(
+    "ringside_identity_reload_failures_total",
+    "Identity reloads refused (the old identity stayed in use).",
+);
+const MESH_REFUSED_TOTAL: Family = Family::counter(
+    "ringside_mesh_refused_total",
+    "Meshed (mTLS) connections refused before they were proxied, by reason.",
+);
+
+/// Inbound authorization and identity, under Linkerd's names where it
+/// has them.
+fn encode_mesh(snapshot: &Snapshot, out: &mut String) {
+    for (family, allowed) in [
+        (INBOUND_TCP_AUTHZ_ALLOW_TOTAL, true),
+        (INBOUND_TCP_AUTHZ_DENY_TOTAL, false),
+    ] {
+        let series = snapshot.authz.iter().filter(|(l, _)| l.allowed == allowed);
+        family.write(
+            out,
+            series.map(|(labels, count)| {
+                let tls = match labels.client_id.is_empty() {
+                    true => "tls=\"no_identity\"".to_string(),
+                    false => format!("tls=\"true\",client_id=\"{}\"", escape(&labels.client_id)),
+                };
+                let labels = format!(
+                    "direction=\"inbound\",target_addr=\"{}\",authz=\"{}\",{tls}",
+                    escape(&labels.target_addr),
+                    labels.authz,
+                );
+                (labels, count)
+            }),
+        );
+    }
+    MESH_REFUSED_TOTAL.write(out, by_reason("reason", &snapshot.mesh_refused));
+    if let Some(identity) = snapshot.identity {
+        IDENTITY_CERT_EXPIRATION.write(out, [("", identity.not_after_unix_seconds)]);
+        IDENTITY_RELOAD_FAILURES_TOTAL.write(out, [("", identity.reload_failures)]);
+    }
+}
+
 fn by_reason<'a>(key: &'a str, reasons: &'a Reasons) -> impl Iterator<Item = (String, u64)> + 'a {
     reasons
         .iter()

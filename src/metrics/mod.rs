@@ -4,6 +4,7 @@
 //! shard (`encode`, `process`, over the text format in `text`).
 
 mod encode;
+mod mesh;
 mod process;
 mod recorder;
 mod route;
@@ -11,6 +12,7 @@ mod snapshot;
 mod text;
 
 pub use encode::encode;
+pub use mesh::{AuthzLabels, IdentityReading, IdentityStatus};
 pub use process::ProcessStats;
 pub use recorder::{
     DetectLabels, Detecting, Expiry, Peer, RequestLabels, ResponseClass, ResponseStats,

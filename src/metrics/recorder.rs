@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::mesh::AuthzLabels;
 use super::snapshot::{Snapshot, TcpSnapshot};
 use crate::config::Direction;
 
@@ -237,6 +238,10 @@ pub struct ShardMetrics {
     /// Connections that detected before connecting because the shard held
     /// its limit of speculative connections.
     speculative_skipped_total: Cell<u64>,
+    /// Inbound authorization decisions.
+    authz: RefCell<BTreeMap<AuthzLabels, u64>>,
+    /// Meshed connections refused before they were proxied, by reason.
+    mesh_refused: RefCell<Reasons>,
 }
 
 impl ShardMetrics {
@@ -258,7 +263,20 @@ impl ShardMetrics {
             expiries: RefCell::default(),
             speculative: Rc::default(),
             speculative_skipped_total: Cell::new(0),
+            authz: RefCell::default(),
+            mesh_refused: RefCell::default(),
         }
+    }
+
+    /// Counts an inbound authorization decision.
+    pub fn authorized(&self, labels: AuthzLabels) {
+        *self.authz.borrow_mut().entry(labels).or_insert(0) += 1;
+    }
+
+    /// Counts a meshed connection refused before it was proxied; `reason`
+    /// as `tls::mesh::MeshError` names it.
+    pub fn mesh_refused(&self, reason: &'static str) {
+        count(&self.mesh_refused, reason);
     }
 
     /// Counts a timeout that fired.
@@ -464,6 +482,9 @@ impl ShardMetrics {
             expiries: self.expiries.borrow().clone(),
             speculative_connections: self.speculative.get(),
             speculative_skipped_total: self.speculative_skipped_total.get(),
+            authz: self.authz.borrow().clone(),
+            mesh_refused: self.mesh_refused.borrow().clone(),
+            identity: None,
             tcp: self
                 .tcp
                 .borrow()

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
+use super::mesh::{AuthzLabels, IdentityReading};
 use super::recorder::{
     new_histogram, DetectLabels, ExpiryLabels, Peer, Reasons, RequestLabels, ResponseClass,
     ResponseStats, TcpLabels,
@@ -32,6 +33,12 @@ pub struct Snapshot {
     pub expiries: BTreeMap<ExpiryLabels, u64>,
     pub speculative_connections: u64,
     pub speculative_skipped_total: u64,
+    /// Inbound authorization decisions.
+    pub authz: BTreeMap<AuthzLabels, u64>,
+    /// Meshed connections refused before they were proxied, by reason.
+    pub mesh_refused: Reasons,
+    /// The identity's state; the admin side adds it, no shard has it.
+    pub identity: Option<IdentityReading>,
 }
 
 /// The per-shard figures of `/shards`.
@@ -96,6 +103,7 @@ impl Snapshot {
             (&mut self.accept_errors, &other.accept_errors),
             (&mut self.connections_refused, &other.connections_refused),
             (&mut self.http2_calmed, &other.http2_calmed),
+            (&mut self.mesh_refused, &other.mesh_refused),
         ] {
             for (reason, count) in theirs {
                 *mine.entry(reason).or_insert(0) += count;
@@ -126,6 +134,9 @@ impl Snapshot {
         }
         for (labels, count) in &other.expiries {
             *self.expiries.entry(labels.clone()).or_insert(0) += count;
+        }
+        for (labels, count) in &other.authz {
+            *self.authz.entry(labels.clone()).or_insert(0) += count;
         }
         self.speculative_connections += other.speculative_connections;
         self.speculative_skipped_total += other.speculative_skipped_total;

@@ -13,10 +13,14 @@ use futures_lite::future;
 use tracing::Instrument;
 
 use super::conn::Conn;
+use super::meshed::{self, authorized};
+use super::transparent::Refusal;
 use super::{RouteState, ShardContext, TransparentState};
+use crate::config::Direction;
 use crate::io::{
     accept_error_reason, original_dst, refuse, sleep, AcceptFailures, Listener, Tasks, TcpStream,
 };
+use crate::tls::mesh::MeshTls;
 
 /// What a listener's connections go to.
 pub enum Accepting {
@@ -32,14 +36,10 @@ impl Accepting {
         }
     }
 
-    /// The route of `stream`, or the reason it is refused.
-    fn route_for(
-        &self,
-        shard: &ShardContext,
-        stream: &TcpStream,
-    ) -> Result<Rc<RouteState>, &'static str> {
+    /// Where `stream` goes, or the reason it is refused.
+    fn route_for(&self, shard: &ShardContext, stream: &TcpStream) -> Result<Routed, &'static str> {
         let transparent = match self {
-            Accepting::Route(route) => return Ok(route.clone()),
+            Accepting::Route(route) => return Ok(Routed::Route(route.clone())),
             Accepting::Transparent(transparent) => transparent,
         };
         let destination = original_dst(stream).map_err(|err| {
@@ -48,10 +48,35 @@ impl Accepting {
         })?;
         let opaque_ports = &shard.detect.opaque_ports;
         let response_timeout = shard.http.timeouts.response;
-        transparent
-            .route_for(destination, shard.metrics(), opaque_ports, response_timeout)
-            .map_err(|refusal| refusal.as_str())
+        let metrics = shard.metrics();
+        let inbound_mesh = match transparent.listener.direction {
+            Direction::Inbound => shard.http.mesh.as_ref(),
+            Direction::Outbound => None,
+        };
+        let original = destination.original;
+        match transparent.route_for(destination, metrics, opaque_ports, response_timeout) {
+            // A peer proxy dials the inbound listener itself.
+            Err(Refusal::NotRedirected) if inbound_mesh.is_some() => Ok(Routed::Meshed(
+                transparent.clone(),
+                inbound_mesh.expect("matched").clone(),
+            )),
+            Err(refusal) => Err(refusal.as_str()),
+            Ok(route) => match (inbound_mesh, original) {
+                // Plaintext, redirected: its port's policy decides too.
+                (Some(mesh), Some(original)) if !authorized(shard, mesh, original, None) => {
+                    Err("unauthorized")
+                }
+                _ => Ok(Routed::Route(route)),
+            },
+        }
     }
+}
+
+/// Where an accepted connection goes.
+enum Routed {
+    Route(Rc<RouteState>),
+    /// Straight to the inbound listener: maybe a mesh peer (`meshed`).
+    Meshed(Rc<TransparentState>, Rc<MeshTls>),
 }
 
 /// Accepts until the shard drains (or its gate closes), pausing when
@@ -85,6 +110,18 @@ pub async fn accept_loop(
         // subscriber a call on every poll of the connection (1-2% of the
         // CPU of an HTTP/1 request). The failure line names the connection
         // on its own.
+        let route = match route {
+            Routed::Route(route) => route,
+            Routed::Meshed(inbound, mesh) => {
+                let span = tracing::debug_span!(
+                    "meshed",
+                    shard = shard.metrics().shard(),
+                    client = ?stream.peer_addr().ok(),
+                );
+                let serving = meshed::serve(shard.clone(), inbound, mesh, stream, slot);
+                return connections.spawn(serving.instrument(span));
+            }
+        };
         let span = tracing::debug_span!(
             "conn",
             shard = shard.metrics().shard(),

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use crate::config::{Direction, Protocol};
 use crate::http::ClientId;
-use crate::io::{self, ConnError, Socket, TcpStream};
+use crate::io::{ConnError, Socket, TcpStream};
 use crate::metrics::TcpCounters;
 
 /// How many endpoints one connection tries before it gives up.
@@ -186,7 +186,7 @@ impl Conn {
             tried.push(index);
             let addr = balancer.endpoint(index).addr;
             let started = Instant::now();
-            match io::connect(addr, http.connect_timeout, &http.deadlines).await {
+            match http.connect(addr).await {
                 Ok(stream) => {
                     balancer.connected(index, started.elapsed());
                     return Ok((index, stream));

@@ -22,6 +22,7 @@ mod classify;
 mod conn;
 mod dispatch;
 mod limit;
+mod meshed;
 mod route;
 mod transparent;
 
@@ -37,6 +38,7 @@ use crate::http::HttpShard;
 use crate::io::{Deadlines, Shutdown};
 use crate::metrics::ShardMetrics;
 use crate::tcp::PumpResources;
+use crate::tls::mesh::{MeshConfigs, MeshTls};
 
 /// What every connection of one shard shares. Owned by the shard's thread
 /// and reached through an `Rc`: nothing in it is `Send`.
@@ -62,7 +64,12 @@ impl ShardContext {
         config: &Config,
         max_connections: usize,
         draining: Rc<Shutdown>,
+        mesh: Option<MeshConfigs>,
     ) -> ShardContext {
+        let mesh = mesh.map(|configs| {
+            let policy = config.inbound_policy.clone();
+            Rc::new(MeshTls::new(configs, config.mesh_peers.clone(), policy))
+        });
         ShardContext {
             http: Rc::new(HttpShard {
                 metrics: ShardMetrics::new(shard),
@@ -72,6 +79,7 @@ impl ShardContext {
                 timeouts: config.timeouts,
                 speculative_hold: config.detect.quiet_pause,
                 http2: config.http2,
+                mesh,
             }),
             pumps: PumpResources::new(config.forward_mode, config.pipe_size_bytes),
             server_first: ServerFirstMemory::new(config.detect.server_first_memory),

@@ -15,7 +15,7 @@ use glommio::sync::Semaphore;
 use super::signals::AsyncSignals;
 use crate::admin::{Readiness, Shards};
 use crate::io::timeout;
-use crate::metrics::Snapshot;
+use crate::metrics::{IdentityStatus, Snapshot};
 use crate::proxy::ShardContext;
 
 /// A shard that takes longer than this to send its snapshot is left out
@@ -37,6 +37,8 @@ pub enum ShardRequest {
 pub struct Shared {
     pub shards_started: Arc<AtomicUsize>,
     pub draining: Arc<AtomicBool>,
+    /// The identity's expiry and failed reloads, when one is configured.
+    pub identity: Option<Arc<IdentityStatus>>,
 }
 
 /// The admin side of one shard's channels, before its executor runs.
@@ -123,6 +125,7 @@ impl Shards for Control {
                 merged.merge(&snapshot);
             }
         }
+        merged.identity = self.shared.identity.as_ref().map(|status| status.reading());
         merged
     }
 

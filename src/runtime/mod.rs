@@ -14,6 +14,7 @@ mod signals;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder};
 
@@ -23,6 +24,9 @@ pub use placement::{Placement, PlacementError};
 pub use signals::Signals;
 
 use crate::config::Config;
+use crate::metrics::IdentityStatus;
+use crate::tls::mesh::MeshConfigs;
+use crate::tls::reload::MeshStartError;
 use control::{Control, Shared};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,8 @@ pub enum RunError {
     },
     #[error("shard {shard} failed: {message}")]
     Shard { shard: usize, message: String },
+    #[error(transparent)]
+    Mesh(#[from] MeshStartError),
 }
 
 /// A proxy whose listeners are bound but whose shards have not started.
@@ -54,6 +60,9 @@ pub struct Proxy {
     admin_addr: SocketAddr,
     listen_addrs: Vec<SocketAddr>,
     signals: Signals,
+    /// The mTLS configs every shard shares, with the identity's status,
+    /// when an identity is configured.
+    mesh: Option<(MeshConfigs, Arc<IdentityStatus>)>,
 }
 
 impl Proxy {
@@ -68,6 +77,13 @@ impl Proxy {
             what: "signal handlers",
             source,
         })?;
+        let mesh = match &config.identity {
+            Some(identity) => {
+                let status = Arc::new(IdentityStatus::default());
+                Some((crate::tls::reload::start(identity, status.clone())?, status))
+            }
+            None => None,
+        };
         let admin_listener = listener::bind_exclusive(config.admin_addr, 128)?;
         let admin_addr = local(&admin_listener, config.admin_addr)?;
         let routes = config.routes.iter().map(|route| route.listen);
@@ -98,6 +114,7 @@ impl Proxy {
             admin_addr,
             listen_addrs,
             signals,
+            mesh,
         })
     }
 
@@ -136,6 +153,7 @@ impl Proxy {
             admin_addr,
             listen_addrs,
             signals,
+            mesh,
         } = self;
         // Shards see the bound addresses, so labels show real ports.
         let (bound_routes, bound_transparent) = listen_addrs.split_at(config.routes.len());
@@ -153,7 +171,11 @@ impl Proxy {
             .chain(twin_addrs)
             .chain([admin_addr])
             .collect();
-        let shared = Shared::default();
+        let (mesh, identity) = mesh.unzip();
+        let shared = Shared {
+            identity,
+            ..Shared::default()
+        };
         let shards = placement.shards;
         let max_connections = limits::connection_limit(config.max_connections, shards);
         tracing::info!(
@@ -198,6 +220,7 @@ impl Proxy {
                 listeners,
                 twins,
                 own_addrs: own_addrs.clone(),
+                mesh: mesh.clone(),
                 control,
                 shared: shared.clone(),
             };

@@ -14,6 +14,7 @@ use super::control::{self, ShardControl, Shared};
 use crate::config::Config;
 use crate::io::{sleep, spawn, Listener, Shutdown, Tasks};
 use crate::proxy::{accept_loop, Accepting, RouteState, ShardContext, TransparentState};
+use crate::tls::mesh::MeshConfigs;
 
 /// What the start-up thread hands to one shard.
 pub struct ShardInit {
@@ -30,6 +31,8 @@ pub struct ShardInit {
     /// Every address ringside listens on, which a transparent connection
     /// must not be forwarded to.
     pub own_addrs: Vec<SocketAddr>,
+    /// mTLS to and from mesh peers, when an identity is configured.
+    pub mesh: Option<MeshConfigs>,
     pub control: ShardControl,
     pub shared: Shared,
 }
@@ -44,6 +47,7 @@ pub async fn run(init: ShardInit) {
         listeners,
         twins,
         own_addrs,
+        mesh,
         control,
         shared,
     } = init;
@@ -53,6 +57,7 @@ pub async fn run(init: ShardInit) {
         &config,
         max_connections,
         shutdown.clone(),
+        mesh,
     ));
     let connections = Rc::new(Tasks::new());
 

@@ -149,8 +149,13 @@ pub fn server_name(peer_identity: &str) -> Result<ServerName<'static>, InvalidDn
 /// certificate (Linkerd's identities have exactly one), for
 /// `l5d-client-id`. `None` before the handshake or without a certificate.
 pub fn peer_identity(connection: &CommonState) -> Option<String> {
-    let leaf = connection.peer_certificates()?.first()?;
-    let cert = parse("peer", leaf).ok()?;
+    identity_of(connection.peer_certificates()?.first()?)
+}
+
+/// `peer_identity` from the DER of a verified leaf certificate.
+pub fn identity_of(leaf: &[u8]) -> Option<String> {
+    let leaf = rustls::pki_types::CertificateDer::from(leaf);
+    let cert = parse("peer", &leaf).ok()?;
     Sans::of(&cert).dns.into_iter().next()
 }
 

@@ -1,5 +1,7 @@
-//! TLS between ringside proxies: identities, rustls configs, the transport
-//! header, authorization.
+//! TLS between ringside proxies: identities (`identity`, rotated by
+//! `reload`), rustls configs (`config`), the transport header
+//! (`transport_header`), and the shard's side of the mesh, inbound and
+//! outbound (`mesh`). `mint` makes development certificates.
 
 pub mod config;
 #[cfg(test)]
@@ -7,7 +9,9 @@ mod fixtures;
 pub mod identity;
 #[doc(hidden)]
 pub mod invariants;
+pub mod mesh;
 pub mod mint;
+pub mod reload;
 mod transport_header;
 
 pub use transport_header::{

@@ -1,0 +1,116 @@
+//! The inbound mesh stage: a connection made straight to the inbound
+//! listener (not redirected by iptables) by a peer proxy. It must be TLS
+//! for our own identity with a client certificate of our trust anchors,
+//! and begin with the transport header, whose port names the application
+//! port it is for. Then authorization decides, and the connection goes on
+//! through the connection stage like a redirected one to that port, with
+//! the client's identity for `l5d-client-id` and the protocol the header
+//! declared.
+//!
+//! Anything else that dials the listener directly is refused, as before
+//! the mesh: a plaintext client is reset as `not_redirected` at its first
+//! byte, without waiting for a handshake that will never come.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use super::conn::Conn;
+use super::limit::Slot;
+use super::{ShardContext, TransparentState};
+use crate::config::Protocol;
+use crate::io::{refuse, Destination, TcpStream};
+use crate::metrics::AuthzLabels;
+use crate::tls::mesh::{MeshTls, HANDSHAKE_TIMEOUT};
+use crate::tls::SessionProtocol;
+
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Serves one direct connection to `inbound` on behalf of a mesh peer.
+pub async fn serve(
+    shard: Rc<ShardContext>,
+    inbound: Rc<TransparentState>,
+    mesh: Rc<MeshTls>,
+    stream: TcpStream,
+    slot: Slot,
+) {
+    let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
+    let metrics = shard.metrics();
+    let mut first = [0u8; 1];
+    let peeked = shard
+        .http
+        .deadlines
+        .timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first))
+        .await;
+    if !matches!(peeked, Some(Ok(1))) || first[0] != TLS_HANDSHAKE_RECORD {
+        metrics.refused("not_redirected");
+        tracing::debug!(client = %peer, "refused: a direct connection that is not mTLS");
+        refuse(stream);
+        return;
+    }
+    let accepted = match mesh.accept(stream, &shard.http.deadlines).await {
+        Ok(accepted) => accepted,
+        Err(err) => {
+            metrics.mesh_refused(err.as_str());
+            tracing::info!(client = %peer, error = %err, "meshed connection refused");
+            return;
+        }
+    };
+    let port = accepted.header.port;
+    let original = SocketAddr::new(local.ip(), port);
+    let client_id = accepted.client_id.as_deref();
+    if !authorized(&shard, &mesh, original, client_id) {
+        accepted.socket.reset_on_close();
+        return;
+    }
+    let destination = Destination {
+        original: Some(original),
+        local,
+    };
+    let opaque_ports = &shard.detect.opaque_ports;
+    let response_timeout = shard.http.timeouts.response;
+    let route = match inbound.route_for(destination, metrics, opaque_ports, response_timeout) {
+        Ok(route) => route,
+        Err(refusal) => {
+            metrics.refused(refusal.as_str());
+            tracing::debug!(client = %peer, port, reason = refusal.as_str(), "refused");
+            accepted.socket.reset_on_close();
+            return;
+        }
+    };
+    let declared = accepted.header.protocol.map(|protocol| match protocol {
+        SessionProtocol::Http1 => Protocol::Http1,
+        SessionProtocol::Http2 => Protocol::Http2,
+    });
+    let conn = Conn::new(shard.clone(), route, slot).meshed(client_id, declared);
+    conn.run_socket(Ok(accepted.socket), Some(peer)).await;
+}
+
+/// Whether the policy of `target`'s port lets `client_id` in (`None`: a
+/// client with no identity); counted either way.
+pub fn authorized(
+    shard: &ShardContext,
+    mesh: &MeshTls,
+    target: SocketAddr,
+    client_id: Option<&str>,
+) -> bool {
+    let policy = mesh.policy.for_port(target.port());
+    let allowed = policy.allows(client_id);
+    shard.metrics().authorized(AuthzLabels {
+        allowed,
+        authz: policy.label(),
+        client_id: client_id.unwrap_or_default().to_string(),
+        target_addr: target.to_string(),
+    });
+    if !allowed {
+        tracing::info!(
+            client_id = client_id.unwrap_or("-"),
+            target = %target,
+            authz = policy.label(),
+            "connection refused by authorization"
+        );
+    }
+    allowed
+}

@@ -1,0 +1,218 @@
+//! `MeshTls`: mutual TLS between ringside proxies as a shard uses it.
+//!
+//! Outbound, a connection to a mesh peer (`[[mesh.peer]]` holds its
+//! address) goes to the peer proxy's inbound port instead, over mTLS
+//! naming the peer's identity, and starts with the transport header that
+//! says which port of the peer's workload it was for. No session protocol
+//! is sent: the peer detects on the decrypted bytes, as it would on a
+//! plaintext connection, so a server that speaks first is not kept
+//! waiting by a header that promised a protocol.
+//!
+//! Inbound, the listener hands a direct connection whose TLS names our
+//! own identity here (`accept`): the handshake, which must show a client
+//! certificate of our trust anchors, then the transport header. Both are
+//! bounded in time (`handshake_timeout`), and a shard runs at most
+//! `MAX_HANDSHAKES` at once, so that stalled or slow peers cannot hold its
+//! memory or its CPU.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ServerConfig};
+
+use super::{Decoded, HeaderError, TransportHeader};
+use crate::config::{InboundPolicy, MeshPeer};
+use crate::io::{self, tls, Deadlines, Socket, TcpStream};
+use std::io::{Error, ErrorKind, Result as IoResult};
+
+/// Handshakes (with their header reads) one shard runs at once; past it a
+/// new meshed connection is refused. A handshake holds about 40 KiB of
+/// rustls buffers for up to `handshake_timeout`.
+pub const MAX_HANDSHAKES: usize = 256;
+
+/// How long a peer has for its handshake and transport header together.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The rustls configs and names every shard shares (`Send`: built once at
+/// start, rotated through the certificate resolver inside them).
+#[derive(Clone)]
+pub struct MeshConfigs {
+    /// Our identity: the SNI a peer must send to be terminated here.
+    pub name: String,
+    pub server: Arc<ServerConfig>,
+    pub client: Arc<ClientConfig>,
+}
+
+/// A shard's mesh: the configs, the peers, the inbound policy, and the
+/// handshakes in progress.
+pub struct MeshTls {
+    pub configs: MeshConfigs,
+    peers: Vec<MeshPeer>,
+    pub policy: InboundPolicy,
+    handshakes: Cell<usize>,
+}
+
+/// Why a meshed connection was not taken, as the `reason` label of
+/// `ringside_mesh_refused_total` names it.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    #[error("too many TLS handshakes in progress")]
+    Busy,
+    #[error("TLS handshake: {0}")]
+    Handshake(Error),
+    #[error("no transport header (ALPN transport.l5d.io/v1 not negotiated)")]
+    NoHeader,
+    #[error("transport header: {0}")]
+    Header(HeaderError),
+    #[error("reading the transport header: {0}")]
+    Read(Error),
+    #[error("handshake and transport header not done within {0:?}")]
+    Timeout(Duration),
+}
+
+impl MeshError {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MeshError::Busy => "busy",
+            MeshError::Handshake(_) => "handshake",
+            MeshError::NoHeader => "no_header",
+            MeshError::Header(err) => err.as_str(),
+            MeshError::Read(_) => "read",
+            MeshError::Timeout(_) => "timeout",
+        }
+    }
+}
+
+/// A terminated meshed connection, ready for the connection stage.
+pub struct Accepted {
+    pub socket: Socket,
+    /// The client's identity, from its verified certificate.
+    pub client_id: Option<String>,
+    pub header: TransportHeader,
+}
+
+impl MeshTls {
+    pub fn new(configs: MeshConfigs, peers: Vec<MeshPeer>, policy: InboundPolicy) -> MeshTls {
+        MeshTls {
+            configs,
+            peers,
+            policy,
+            handshakes: Cell::new(0),
+        }
+    }
+
+    /// The peer whose network holds `addr`, if it is meshed.
+    pub fn peer_for(&self, addr: SocketAddr) -> Option<&MeshPeer> {
+        self.peers
+            .iter()
+            .find(|peer| peer.network.contains(addr.ip()))
+    }
+
+    /// Connects to `addr` through its peer proxy: TCP to the peer's
+    /// inbound port, the mTLS handshake naming `peer.identity`, then the
+    /// transport header for `addr`'s port. One deadline covers it all.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        peer: &MeshPeer,
+        timeout: Duration,
+        deadlines: &Deadlines,
+    ) -> IoResult<Socket> {
+        let proxy = SocketAddr::new(addr.ip(), peer.port);
+        let server = ServerName::try_from(peer.identity.clone())
+            .map_err(|err| Error::new(ErrorKind::InvalidInput, err))?;
+        let header = TransportHeader {
+            port: addr.port(),
+            name: None,
+            protocol: None,
+        }
+        .encode();
+        let client = self.configs.client.clone();
+        let connecting = async {
+            let plain = io::connect(proxy, timeout, deadlines).await?;
+            let stream = plain.into_plain().expect("a new connection is plain");
+            let handshaken = tls::connect(stream, client, server).await?;
+            let socket = Socket::tls(handshaken.stream)?;
+            socket.write_all(&header).await?;
+            Ok(socket)
+        };
+        match deadlines.timeout(timeout, connecting).await {
+            Some(connected) => connected,
+            None => Err(ErrorKind::TimedOut.into()),
+        }
+    }
+
+    /// Terminates a meshed connection: the handshake, then the transport
+    /// header; bytes after it stay in the socket for the next stage.
+    pub async fn accept(
+        &self,
+        stream: TcpStream,
+        deadlines: &Deadlines,
+    ) -> Result<Accepted, MeshError> {
+        if self.handshakes.get() >= MAX_HANDSHAKES {
+            return Err(MeshError::Busy);
+        }
+        self.handshakes.set(self.handshakes.get() + 1);
+        let _done = Finished(&self.handshakes);
+        let accepting = self.handshake_and_header(stream);
+        match deadlines.timeout(HANDSHAKE_TIMEOUT, accepting).await {
+            Some(accepted) => accepted,
+            None => Err(MeshError::Timeout(HANDSHAKE_TIMEOUT)),
+        }
+    }
+
+    async fn handshake_and_header(&self, stream: TcpStream) -> Result<Accepted, MeshError> {
+        let server = self.configs.server.clone();
+        let handshaken = tls::accept(stream, server)
+            .await
+            .map_err(MeshError::Handshake)?;
+        let client_id = handshaken
+            .peer_certificates
+            .first()
+            .and_then(|leaf| super::config::identity_of(leaf));
+        if handshaken.alpn.as_deref() != Some(super::config::TRANSPORT_ALPN) {
+            return Err(MeshError::NoHeader);
+        }
+        let socket = Socket::tls(handshaken.stream).map_err(MeshError::Read)?;
+        let header = read_header(&socket).await?;
+        Ok(Accepted {
+            socket,
+            client_id,
+            header,
+        })
+    }
+}
+
+/// Reads the transport header, whatever the read boundaries; what follows
+/// it is put back in the socket.
+async fn read_header(socket: &Socket) -> Result<TransportHeader, MeshError> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        match TransportHeader::decode(&buf).map_err(MeshError::Header)? {
+            Decoded::Complete { header, consumed } => {
+                socket.unread(&buf[consumed..]);
+                return Ok(header);
+            }
+            Decoded::Incomplete => {}
+        }
+        let n = socket.read(&mut chunk).await.map_err(MeshError::Read)?;
+        if n == 0 {
+            let truncated = Error::new(ErrorKind::UnexpectedEof, "truncated");
+            return Err(MeshError::Read(truncated));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Gives a handshake's place back however `accept` ends.
+struct Finished<'a>(&'a Cell<usize>);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}

@@ -1,0 +1,88 @@
+//! Identity rotation. Linkerd rotates certificates every 24 hours, and a
+//! proxy must pick up the new files without dropping a connection: a
+//! thread of its own looks at the files' modification times every few
+//! seconds and, when one changed, loads and checks the identity again.
+//! A good one is swapped into the certificate resolver that every config
+//! shares, so new handshakes present it at once and open connections go
+//! on as they are. A bad one (half-written files, a wrong key) keeps the
+//! old identity, is logged once per change, and is counted.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::config::{client_config, server_config, CertResolver, TlsConfigError};
+use super::identity::{Identity, IdentityError};
+use super::mesh::MeshConfigs;
+use crate::config::IdentityConfig;
+use crate::metrics::IdentityStatus;
+
+/// How often the files are looked at: a stat of three files, cheap, and
+/// far shorter than any certificate's life.
+const POLL: Duration = Duration::from_secs(2);
+
+/// Why the identity could not be put to use at start.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshStartError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Config(#[from] TlsConfigError),
+}
+
+/// Loads and checks the identity, builds both configs around one
+/// certificate resolver, and starts the thread that rotates it. `status`
+/// shows its expiry and failed reloads on `/metrics`.
+pub fn start(
+    config: &IdentityConfig,
+    status: Arc<IdentityStatus>,
+) -> Result<MeshConfigs, MeshStartError> {
+    let identity = Identity::load(config)?;
+    let resolver = CertResolver::new(&identity);
+    let configs = MeshConfigs {
+        name: identity.name().to_string(),
+        server: server_config(&identity, resolver.clone())?,
+        client: client_config(&identity, resolver.clone())?,
+    };
+    status.loaded(identity.not_after_unix_seconds());
+    let watched = config.clone();
+    let spawned = std::thread::Builder::new()
+        .name("ringside-identity".into())
+        .spawn(move || watch(watched, resolver, status));
+    if let Err(err) = spawned {
+        tracing::warn!(error = %err, "cannot watch the identity files: no rotation");
+    }
+    Ok(configs)
+}
+
+fn watch(config: IdentityConfig, resolver: Arc<CertResolver>, status: Arc<IdentityStatus>) {
+    let mut seen = stamps(&config);
+    loop {
+        std::thread::sleep(POLL);
+        let now = stamps(&config);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match Identity::load(&config) {
+            Ok(identity) => {
+                resolver.swap(identity.certified_key());
+                status.loaded(identity.not_after_unix_seconds());
+                tracing::info!(name = identity.name(), "identity reloaded");
+            }
+            Err(err) => {
+                status.reload_failed();
+                tracing::warn!(error = %err, "identity reload failed: keeping the old one");
+            }
+        }
+    }
+}
+
+/// The files' modification times (`None` for one that cannot be read).
+fn stamps(config: &IdentityConfig) -> Vec<Option<SystemTime>> {
+    let files: [&PathBuf; 3] = [&config.cert, &config.key, &config.trust_anchors];
+    files
+        .iter()
+        .map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+        .collect()
+}
