@@ -17,35 +17,8 @@ const CLIENT: &str = "web.default.serviceaccount.identity.linkerd.cluster.local"
 const SERVER: &str = "db.default.serviceaccount.identity.linkerd.cluster.local";
 
 /// A CA and the two identities, each in a folder named after its role.
-fn minted() -> TempDir {
-    let dir = TempDir::new();
-    let ca = dir.join("ca");
-    mint(&["identity", "ca", "--out", &ca]);
-    for (role, name) in [("client", CLIENT), ("server", SERVER)] {
-        let out = dir.join(role);
-        mint(&[
-            "identity", "issue", "--ca", &ca, "--name", name, "--out", &out,
-        ]);
-    }
-    dir
-}
-
-fn mint(args: &[&str]) {
-    let output = std::process::Command::new(BIN).args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{args:?}: {stderr}");
-}
-
-/// `launch` with the identity in `dir/role`.
-fn with_identity(launch: Launch, dir: &TempDir, role: &str, name: &str) -> Launch {
-    launch
-        .arg("--identity-cert", dir.join(&format!("{role}/cert.pem")))
-        .arg("--identity-key", dir.join(&format!("{role}/key.pem")))
-        .arg(
-            "--identity-trust-anchors",
-            dir.join(&format!("{role}/trust-anchors.pem")),
-        )
-        .arg("--identity-name", name)
+fn identities() -> TempDir {
+    minted(&[("client", CLIENT), ("server", SERVER)])
 }
 
 /// The server side: an inbound listener on loopback, with `flags`.
@@ -56,7 +29,7 @@ fn server_side(dir: &TempDir, flags: &[(&str, &str)]) -> Ringside {
     for (flag, value) in flags {
         launch = launch.arg(flag, value);
     }
-    with_identity(launch, dir, "server", SERVER).start()
+    launch.identity(dir, "server", SERVER).start()
 }
 
 /// The client side: a route to `app` (a port of the server side's host),
@@ -64,12 +37,12 @@ fn server_side(dir: &TempDir, flags: &[(&str, &str)]) -> Ringside {
 fn client_side(dir: &TempDir, app: SocketAddr, server: &Ringside) -> Ringside {
     let peer = format!("127.0.0.1={SERVER}@{}", server.transparent[0].port());
     let launch = Ringside::route_to([app]).shards(1).arg("--mesh-peer", peer);
-    with_identity(launch, dir, "client", CLIENT).start()
+    launch.identity(dir, "client", CLIENT).start()
 }
 
 #[test]
 fn opaque_bytes_cross_the_mesh_byte_exact_and_are_authorized_by_identity() {
-    let dir = minted();
+    let dir = identities();
     let echo = Origin::echo();
     let server = server_side(&dir, &[]);
     let client = client_side(&dir, echo.addr, &server);
@@ -100,7 +73,7 @@ fn opaque_bytes_cross_the_mesh_byte_exact_and_are_authorized_by_identity() {
 
 #[test]
 fn http_requests_reach_the_application_with_the_proven_client_id() {
-    let dir = minted();
+    let dir = identities();
     let app = RecordingOrigin::start();
     let server = server_side(&dir, &[]);
     let client = client_side(&dir, app.addr, &server);
@@ -124,7 +97,7 @@ fn http_requests_reach_the_application_with_the_proven_client_id() {
 
 #[test]
 fn a_server_first_banner_crosses_the_mesh_without_waiting() {
-    let dir = minted();
+    let dir = identities();
     const BANNER: &[u8] = b"220 smtp.example.test ESMTP ready\r\n";
     let smtp = Origin::start(|mut stream| {
         let _ = stream.write_all(BANNER);
@@ -147,7 +120,7 @@ fn a_server_first_banner_crosses_the_mesh_without_waiting() {
 
 #[test]
 fn a_denied_identity_and_a_plaintext_dialer_are_refused_and_counted() {
-    let dir = minted();
+    let dir = identities();
     let echo = Origin::echo();
     let server = server_side(&dir, &[("--inbound-authorize", "deny")]);
     let client = client_side(&dir, echo.addr, &server);
@@ -179,7 +152,7 @@ fn a_denied_identity_and_a_plaintext_dialer_are_refused_and_counted() {
 
 #[test]
 fn a_rotated_certificate_is_picked_up_without_a_restart() {
-    let dir = minted();
+    let dir = identities();
     let echo = Origin::echo();
     let server = server_side(&dir, &[]);
     let client = client_side(&dir, echo.addr, &server);

@@ -10,6 +10,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -35,14 +36,26 @@ impl Mesh {
     /// `None` after a SKIP line when this machine has no namespaces.
     /// `install` adds flags to both pods' `ringside iptables install`.
     fn start(test: &str, tag: &str, install: &[&str]) -> Option<Mesh> {
+        let same = |launch| launch;
+        Mesh::start_with(test, tag, install, [&same, &same])
+    }
+
+    /// `start`, with each pod's sidecar also given what `sidecar` adds
+    /// (A's first).
+    fn start_with(
+        test: &str,
+        tag: &str,
+        install: &[&str],
+        sidecar: [&(dyn Fn(Launch) -> Launch + Sync); 2],
+    ) -> Option<Mesh> {
         let pods = LinkedPods::create(test, tag)?;
-        let [a, b] = [&pods.a, &pods.b].map(|pod| {
+        let [a, b] = [(&pods.a, sidecar[0]), (&pods.b, sidecar[1])].map(|(pod, extra)| {
             let proxy = pod.enter(|| {
                 let mut launch = Launch::new().gid(PROXY_GID.parse().unwrap()).shards(1);
                 for (flag, value) in SIDECAR {
                     launch = launch.arg(flag, value);
                 }
-                launch.start()
+                extra(launch).start()
             });
             // The listeners' ports come from the same flags the sidecar
             // has: the rules and the listeners cannot disagree.
@@ -307,4 +320,144 @@ fn a_skipped_port_is_reached_directly_even_with_both_sidecars_stopped() {
     drop((mesh.a.take(), mesh.b.take()));
     assert_eq!(peer_seen(&mesh), POD_A, "with no sidecar running");
     assert_eq!(app.accepted(), 2);
+}
+
+/// The identities of the two pods' workloads.
+const A_ID: &str = "a.default.serviceaccount.identity.linkerd.cluster.local";
+const B_ID: &str = "b.default.serviceaccount.identity.linkerd.cluster.local";
+
+/// Both sidecars with an identity; A's knows B's pod as a mesh peer when
+/// `a_knows_b`.
+fn meshed(test: &str, tag: &str, dir: &TempDir, a_knows_b: bool) -> Option<Mesh> {
+    let peer = format!("{POD_B}={B_ID}");
+    let a = |launch: Launch| {
+        let launch = launch.identity(dir, "a", A_ID);
+        match a_knows_b {
+            true => launch.arg("--mesh-peer", &peer),
+            false => launch,
+        }
+    };
+    let b = |launch: Launch| launch.identity(dir, "b", B_ID);
+    Mesh::start_with(test, tag, &[], [&a, &b])
+}
+
+#[test]
+fn meshed_pods_talk_mtls_and_the_applications_own_tls_passes_through() {
+    let test = "meshed_pods_talk_mtls_and_the_applications_own_tls_passes_through";
+    let dir = minted(&[("a", A_ID), ("b", B_ID)]);
+    let Some(mesh) = meshed(test, "m", &dir, true) else {
+        return;
+    };
+    let app = mesh.in_b(|| RecordingOrigin::start_on("127.0.0.1:0"));
+    let app_addr = SocketAddr::new(POD_B.parse().unwrap(), app.addr.port());
+    let url = format!("http://{app_addr}/hello");
+    let response = mesh
+        .pods
+        .a
+        .run("curl", &["-sS", "-i", "--max-time", "10", &url]);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let request = String::from_utf8_lossy(&app.received()[0]).to_lowercase();
+    assert!(
+        request.contains(&format!("l5d-client-id: {A_ID}\r\n")),
+        "{request}"
+    );
+
+    // The application's own TLS, for a name of its own, crosses the mesh
+    // as the bytes it is.
+    let echo = mesh.in_b(Origin::echo);
+    let echo_addr = SocketAddr::new(POD_B.parse().unwrap(), echo.addr.port());
+    let mut hello = client_hello("app.example.test");
+    hello.extend_from_slice(&random_bytes(64 << 10, 5));
+    let back = mesh.in_a(|| echo_through(echo_addr, &hello));
+    assert!(back == hello, "the application's TLS bytes changed");
+
+    let b = mesh.in_b(|| mesh.b.as_ref().unwrap().metrics());
+    let allowed = [("client_id", A_ID), ("tls", "true")];
+    assert_eq!(
+        b.sum("inbound_tcp_authz_allow_total", &allowed),
+        2.0,
+        "{}",
+        b.0
+    );
+}
+
+/// Linkerd's peers send HTTP to the application's own port with TLS for
+/// the server's identity (no transport header): iptables redirects it to
+/// the inbound listener, which finds its own name in the SNI and
+/// terminates it there.
+#[test]
+fn redirected_mtls_for_our_own_name_is_terminated() {
+    let test = "redirected_mtls_for_our_own_name_is_terminated";
+    let dir = minted(&[("a", A_ID), ("b", B_ID)]);
+    let Some(mesh) = meshed(test, "r", &dir, false) else {
+        return;
+    };
+    let app = mesh.in_b(|| RecordingOrigin::start_on("127.0.0.1:0"));
+    let app_addr = SocketAddr::new(POD_B.parse().unwrap(), app.addr.port());
+    let answer = mesh.in_a(|| {
+        let tcp = TcpStream::connect(app_addr).unwrap();
+        tcp.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+        let mut tls = mtls_client(&dir, "a", B_ID, tcp);
+        tls.write_all(
+            b"GET /peer HTTP/1.1\r\nHost: b\r\nl5d-client-id: forged\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = tls.read_to_string(&mut answer);
+        answer
+    });
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let request = String::from_utf8_lossy(&app.received()[0]).to_lowercase();
+    assert!(
+        request.contains(&format!("l5d-client-id: {A_ID}\r\n")),
+        "{request}"
+    );
+    assert!(!request.contains("forged"), "{request}");
+}
+
+/// The first flight of a TLS client for `sni`, as rustls sends it.
+fn client_hello(sni: &str) -> Vec<u8> {
+    let config = client_config_builder()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    let mut client = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut hello = Vec::new();
+    client.write_tls(&mut hello).unwrap();
+    hello
+}
+
+/// A blocking mTLS client with the identity in `dir/folder`, for `server`.
+fn mtls_client(
+    dir: &TempDir,
+    folder: &str,
+    server: &str,
+    tcp: TcpStream,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let file = |name: &str| dir.join(&format!("{folder}/{name}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for anchor in CertificateDer::pem_file_iter(file("trust-anchors.pem")).unwrap() {
+        roots.add(anchor.unwrap()).unwrap();
+    }
+    let chain: Vec<_> = CertificateDer::pem_file_iter(file("cert.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(file("key.pem")).unwrap();
+    let config = client_config_builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from(server.to_string()).unwrap();
+    let client = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    rustls::StreamOwned::new(client, tcp)
+}
+
+fn client_config_builder() -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
 }

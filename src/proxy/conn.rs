@@ -3,6 +3,7 @@
 //! connection classified, and dispatches it (`dispatch.rs`). Its end is
 //! counted and logged once, with the side that failed.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -32,11 +33,12 @@ pub struct Conn {
     pub(super) shard: Rc<ShardContext>,
     pub(super) route: Rc<RouteState>,
     /// What its HTTP requests' `l5d-*` headers get: an inbound client's
-    /// proven identity, or none (`ClientId::Strip`).
-    pub(super) client_id: ClientId,
+    /// proven identity, or none (`ClientId::Strip`). Set once its TLS is
+    /// terminated, which may be after detection.
+    client_id: RefCell<ClientId>,
     /// The protocol a meshed peer's transport header declared, over the
     /// route's own.
-    pub(super) declared: Option<Protocol>,
+    pub(super) declared: Cell<Option<Protocol>>,
     /// The connection's place under the shard's connection limit, given
     /// back when the connection (this task) ends.
     _slot: Slot,
@@ -51,25 +53,29 @@ impl Conn {
         Conn {
             shard,
             route,
-            client_id,
-            declared: None,
+            client_id: RefCell::new(client_id),
+            declared: Cell::new(None),
             _slot: slot,
         }
     }
 
-    /// A connection a meshed peer made: terminated here, from a client
-    /// that proved `client_id`, declaring `protocol` when it knew it.
-    pub fn meshed(mut self, client_id: Option<&str>, protocol: Option<Protocol>) -> Conn {
+    /// Makes this a connection a meshed peer made: terminated here, from a
+    /// client that proved `client_id`, declaring `protocol` when it knew.
+    pub(super) fn meshed(&self, client_id: Option<&str>, protocol: Option<Protocol>) {
         if let Some(identity) = client_id {
-            self.client_id = ClientId::Set(identity.into());
+            *self.client_id.borrow_mut() = ClientId::Set(identity.into());
         }
-        self.declared = protocol;
-        self
+        self.declared.set(protocol);
+    }
+
+    /// What its HTTP requests' `l5d-*` headers get.
+    pub(super) fn client_id(&self) -> ClientId {
+        self.client_id.borrow().clone()
     }
 
     /// The protocol policy of this connection.
     pub(super) fn protocol(&self) -> Protocol {
-        self.declared.unwrap_or(self.route.route.protocol)
+        self.declared.get().unwrap_or(self.route.route.protocol)
     }
 
     /// Carries `client` until both sides are done; counts and logs its end.
@@ -143,6 +149,12 @@ impl Conn {
                 carry: Carry::Http2,
                 prefix,
             }) => return Box::pin(self.serve_http2(client, None, prefix)).await,
+            Ok(Classified { carry, .. }) if self.terminates(&carry, &client) => {
+                match self.terminate(client).await {
+                    Ok(client) => return Box::pin(self.unconnected(client, unreachable)).await,
+                    Err(err) => return (opened(self.route.metrics.src.clone()), Err(err)),
+                }
+            }
             Ok(Classified {
                 carry: Carry::Opaque { tls_sni },
                 prefix,

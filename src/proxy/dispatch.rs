@@ -49,6 +49,19 @@ impl Conn {
                     return (counters, Err(ConnError::ClientRead(err.0)));
                 }
             };
+            if self.terminates(&carry, &client) {
+                // A mesh peer's TLS: what it carries is classified again.
+                return match self.terminate(client).await {
+                    Ok(client) => {
+                        let again = self.dispatch(client, upstream, index, speculating);
+                        Box::pin(again).await
+                    }
+                    Err(err) => {
+                        upstream.reset_on_close();
+                        (opened(self.route.metrics.src.clone()), Err(err))
+                    }
+                };
+            }
             match carry {
                 Carry::Http1 => {
                     let counters = self.route.metrics.dst[index].clone();
@@ -187,10 +200,11 @@ impl Conn {
         src_counters.read(prefix.len());
         let mut client =
             HttpIo::new(client, src_counters.clone(), prefix).expecting(Arrival::Waiting);
+        let client_id = self.client_id();
         let proxy = H1Proxy {
             shard: &self.shard.http,
             route: &self.route.http,
-            client_id: &self.client_id,
+            client_id: &client_id,
         };
         let result = match proxy.serve(&mut client, first).await {
             Ok(Served::Closed) => Ok(()),
@@ -258,7 +272,7 @@ impl Conn {
         let proxy = H2Proxy {
             shard: self.shard.http.clone(),
             route: self.route.http.clone(),
-            client_id: self.client_id.clone(),
+            client_id: self.client_id(),
         };
         let result = proxy
             .serve(client, prefix, src_counters.clone(), first)

@@ -14,14 +14,17 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use std::io::ErrorKind;
+
+use super::classify::Carry;
 use super::conn::Conn;
 use super::limit::Slot;
 use super::{ShardContext, TransparentState};
-use crate::config::Protocol;
-use crate::io::{refuse, Destination, TcpStream};
+use crate::config::{Direction, Protocol};
+use crate::io::{refuse, ConnError, Destination, Socket, TcpStream};
 use crate::metrics::AuthzLabels;
-use crate::tls::mesh::{MeshTls, HANDSHAKE_TIMEOUT};
-use crate::tls::SessionProtocol;
+use crate::tls::mesh::{Header, MeshTls, HANDSHAKE_TIMEOUT};
+use crate::tls::{SessionProtocol, TransportHeader};
 
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -50,7 +53,10 @@ pub async fn serve(
         refuse(stream);
         return;
     }
-    let accepted = match mesh.accept(stream, &shard.http.deadlines).await {
+    let accepted = match mesh
+        .accept(stream, Header::Required, &shard.http.deadlines)
+        .await
+    {
         Ok(accepted) => accepted,
         Err(err) => {
             metrics.mesh_refused(err.as_str());
@@ -58,7 +64,10 @@ pub async fn serve(
             return;
         }
     };
-    let port = accepted.header.port;
+    let Some(header) = accepted.header else {
+        unreachable!("a required header is there or accept failed")
+    };
+    let port = header.port;
     let original = SocketAddr::new(local.ip(), port);
     let client_id = accepted.client_id.as_deref();
     if !authorized(&shard, &mesh, original, client_id) {
@@ -80,12 +89,69 @@ pub async fn serve(
             return;
         }
     };
-    let declared = accepted.header.protocol.map(|protocol| match protocol {
+    let conn = Conn::new(shard.clone(), route, slot);
+    conn.meshed(client_id, declared(&header));
+    conn.run_socket(Ok(accepted.socket), Some(peer)).await;
+}
+
+/// The protocol a transport header declared.
+fn declared(header: &TransportHeader) -> Option<Protocol> {
+    header.protocol.map(|protocol| match protocol {
         SessionProtocol::Http1 => Protocol::Http1,
         SessionProtocol::Http2 => Protocol::Http2,
-    });
-    let conn = Conn::new(shard.clone(), route, slot).meshed(client_id, declared);
-    conn.run_socket(Ok(accepted.socket), Some(peer)).await;
+    })
+}
+
+impl Conn {
+    /// Whether this is a redirected inbound connection whose TLS names our
+    /// own identity (`carry` is what detection found): a mesh peer's, to
+    /// terminate here rather than pass through to the application.
+    pub(super) fn terminates(&self, carry: &Carry, client: &Socket) -> bool {
+        let Carry::Opaque { tls_sni: Some(sni) } = carry else {
+            return false;
+        };
+        let mesh = self.shard.http.mesh.as_ref();
+        self.route.route.direction == Direction::Inbound
+            && !client.is_tls()
+            && mesh.is_some_and(|mesh| mesh.configs.name.eq_ignore_ascii_case(sni))
+    }
+
+    /// Terminates the mesh peer's TLS on `client`, and authorizes its
+    /// identity for this connection's port: the decrypted socket, to be
+    /// classified again.
+    pub(super) async fn terminate(&self, client: Socket) -> Result<Socket, ConnError> {
+        let mesh = self.shard.http.mesh.clone().expect("terminates() said so");
+        let metrics = self.shard.metrics();
+        let refused = |reason: &'static str, cause: String| {
+            metrics.mesh_refused(reason);
+            ConnError::ClientRead(std::io::Error::new(ErrorKind::PermissionDenied, cause))
+        };
+        let stream = client.into_plain().expect("terminates() said so");
+        let deadlines = &self.shard.http.deadlines;
+        let accepted = mesh
+            .accept(stream, Header::Optional, deadlines)
+            .await
+            .map_err(|err| refused(err.as_str(), err.to_string()))?;
+        let target = self.route.route.listen;
+        if let Some(header) = &accepted.header {
+            if header.port != target.port() {
+                let why = format!("header names port {}, not {}", header.port, target.port());
+                return Err(refused("header_port", why));
+            }
+            self.declared.set(declared(header));
+        }
+        let client_id = accepted.client_id.as_deref();
+        if !authorized(&self.shard, &mesh, target, client_id) {
+            accepted.socket.reset_on_close();
+            let why = format!("{} may not connect", client_id.unwrap_or("-"));
+            return Err(ConnError::ClientRead(std::io::Error::new(
+                ErrorKind::PermissionDenied,
+                why,
+            )));
+        }
+        self.meshed(client_id, self.declared.get());
+        Ok(accepted.socket)
+    }
 }
 
 /// Whether the policy of `target`'s port lets `client_id` in (`None`: a

@@ -8,9 +8,12 @@
 //! plaintext connection, so a server that speaks first is not kept
 //! waiting by a header that promised a protocol.
 //!
-//! Inbound, the listener hands a direct connection whose TLS names our
-//! own identity here (`accept`): the handshake, which must show a client
-//! certificate of our trust anchors, then the transport header. Both are
+//! Inbound, a connection whose TLS names our own identity is terminated
+//! here (`accept`): a direct one to the inbound listener, or a redirected
+//! one whose detection found our name in its SNI (as Linkerd's peers send
+//! HTTP to the application's port). The handshake must show a client
+//! certificate of our trust anchors; then comes the transport header,
+//! when the peer negotiated it. Both are
 //! bounded in time (`handshake_timeout`), and a shard runs at most
 //! `MAX_HANDSHAKES` at once, so that stalled or slow peers cannot hold its
 //! memory or its CPU.
@@ -91,7 +94,20 @@ pub struct Accepted {
     pub socket: Socket,
     /// The client's identity, from its verified certificate.
     pub client_id: Option<String>,
-    pub header: TransportHeader,
+    /// Always there on a direct connection; on a redirected one only when
+    /// the peer negotiated the transport ALPN.
+    pub header: Option<TransportHeader>,
+}
+
+/// Whether the peer must send a transport header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Header {
+    /// A direct connection to the inbound listener: the header is the only
+    /// way to know its target.
+    Required,
+    /// A redirected one: its original destination is the target; a header
+    /// comes only with the transport ALPN.
+    Optional,
 }
 
 impl MeshTls {
@@ -150,6 +166,7 @@ impl MeshTls {
     pub async fn accept(
         &self,
         stream: TcpStream,
+        header: Header,
         deadlines: &Deadlines,
     ) -> Result<Accepted, MeshError> {
         if self.handshakes.get() >= MAX_HANDSHAKES {
@@ -157,14 +174,18 @@ impl MeshTls {
         }
         self.handshakes.set(self.handshakes.get() + 1);
         let _done = Finished(&self.handshakes);
-        let accepting = self.handshake_and_header(stream);
+        let accepting = self.handshake_and_header(stream, header);
         match deadlines.timeout(HANDSHAKE_TIMEOUT, accepting).await {
             Some(accepted) => accepted,
             None => Err(MeshError::Timeout(HANDSHAKE_TIMEOUT)),
         }
     }
 
-    async fn handshake_and_header(&self, stream: TcpStream) -> Result<Accepted, MeshError> {
+    async fn handshake_and_header(
+        &self,
+        stream: TcpStream,
+        header: Header,
+    ) -> Result<Accepted, MeshError> {
         let server = self.configs.server.clone();
         let handshaken = tls::accept(stream, server)
             .await
@@ -173,11 +194,15 @@ impl MeshTls {
             .peer_certificates
             .first()
             .and_then(|leaf| super::config::identity_of(leaf));
-        if handshaken.alpn.as_deref() != Some(super::config::TRANSPORT_ALPN) {
+        let transport = handshaken.alpn.as_deref() == Some(super::config::TRANSPORT_ALPN);
+        if !transport && header == Header::Required {
             return Err(MeshError::NoHeader);
         }
         let socket = Socket::tls(handshaken.stream).map_err(MeshError::Read)?;
-        let header = read_header(&socket).await?;
+        let header = match transport {
+            true => Some(read_header(&socket).await?),
+            false => None,
+        };
         Ok(Accepted {
             socket,
             client_id,

@@ -12,6 +12,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod clients;
+pub mod identity;
 pub mod launcher;
 pub mod netns;
 pub mod origins;
@@ -24,6 +25,7 @@ pub use clients::{
     curl, echo_and_keep_open, echo_over, echo_through, ends_in_reset, http_get, http_request,
     read_response, reset, HttpClient, Response,
 };
+pub use identity::{mint, minted};
 pub use launcher::{Launch, Metrics, Ringside, BIN};
 pub use netns::{LinkedPods, Pod, POD_A, POD_ADDR, POD_ADDR_V6, POD_A_V6, POD_B, POD_B_V6};
 pub use origins::h2::H2Origin;

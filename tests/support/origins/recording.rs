@@ -41,12 +41,21 @@ impl RecordingOrigin {
         RecordingOrigin::answering(CLOSING_ANSWER)
     }
 
+    /// `start` on another address (a network namespace's).
+    pub fn start_on(bind: &str) -> RecordingOrigin {
+        RecordingOrigin::answering_on(bind, CLOSING_ANSWER)
+    }
+
     /// Answers every connection's first head with `answer`, byte for byte
     /// (a test of the response direction hands in a hostile one).
     pub fn answering(answer: &'static [u8]) -> RecordingOrigin {
+        RecordingOrigin::answering_on("127.0.0.1:0", answer)
+    }
+
+    fn answering_on(bind: &str, answer: &'static [u8]) -> RecordingOrigin {
         let connections: Arc<Mutex<Vec<Arc<Mutex<Recording>>>>> = Arc::default();
         let list = connections.clone();
-        let origin = Origin::start(move |stream| {
+        let origin = Origin::start_on(bind, move |stream| {
             let recording = Arc::new(Mutex::new(Recording::default()));
             list.lock().unwrap().push(recording.clone());
             record(stream, &recording, answer);
