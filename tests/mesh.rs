@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use support::clients::h2::runtime;
 use support::*;
 
 const CLIENT: &str = "web.default.serviceaccount.identity.linkerd.cluster.local";
@@ -162,6 +163,9 @@ fn a_rotated_certificate_is_picked_up_without_a_restart() {
             .sum("identity_cert_expiration_timestamp_seconds", &[])
     };
     let before = expiry(&server);
+    // A connection open across the rotation.
+    let open = TcpStream::connect(client.route()).unwrap();
+    assert_eq!(echo_and_keep_open(&open, b"before"), b"before");
 
     // A shorter-lived certificate for the same name, moved into place as
     // a rotation would.
@@ -180,8 +184,128 @@ fn a_rotated_certificate_is_picked_up_without_a_restart() {
         after = expiry(&server);
         after < before
     });
-    // New handshakes present it, and traffic goes on.
+    // New handshakes present it, and the open connection goes on.
     let data = random_bytes(1 << 20, 9);
     assert!(echo_through(client.route(), &data) == data);
+    assert_eq!(echo_and_keep_open(&open, b"after"), b"after");
     assert!(after > 0.0);
+}
+
+#[test]
+fn keep_alive_http1_grpc_and_a_websocket_cross_the_mesh() {
+    let dir = identities();
+    let web = HttpOrigin::start("web", Duration::ZERO);
+    let server = server_side(&dir, &[]);
+    let client = client_side(&dir, web.addr, &server);
+    // Many requests on one client connection: one mTLS connection.
+    let mut http = HttpClient::connect(client.route());
+    for _ in 0..20 {
+        let response = http.get("/size/100").expect("a response");
+        assert_eq!((response.status, response.body.len()), (200, 100));
+    }
+    drop(http);
+    let metrics = server.wait_idle();
+    let src = [("peer", "src")];
+    assert_eq!(
+        metrics.sum("tcp_open_total", &src),
+        1.0,
+        "one mTLS connection"
+    );
+    assert_eq!(metrics.sum("request_total", &[]), 20.0);
+
+    let grpc_origin = H2Origin::start();
+    let grpc_client = client_side(&dir, grpc_origin.addr, &server);
+    let addr = grpc_client.route();
+    runtime().block_on(async move {
+        let mut sender = support::clients::h2::connect(addr).await;
+        let request = http::Request::post("http://grpc.local/pkg.Service/Method")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("x-messages", "3")
+            .body(())
+            .unwrap();
+        let answer = support::clients::h2::call(&mut sender, request, b"\0\0\0\0\x01x".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(answer.body.len(), 3 * 6);
+        assert_eq!(answer.trailers.unwrap()["grpc-status"], "0");
+    });
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ws_origin = listener.local_addr().unwrap();
+    let ws_server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut socket = tungstenite::accept(stream).unwrap();
+        while let Ok(message) = socket.read() {
+            if message.is_text() || message.is_binary() {
+                socket.send(message).unwrap();
+            }
+        }
+    });
+    let ws_client = client_side(&dir, ws_origin, &server);
+    let stream = TcpStream::connect(ws_client.route()).unwrap();
+    let url = format!("ws://{}/chat", ws_client.route());
+    let (mut socket, response) = tungstenite::client(url.as_str(), stream).unwrap();
+    assert_eq!(response.status(), 101);
+    let blob = random_bytes(1 << 20, 4);
+    socket
+        .send(tungstenite::Message::binary(blob.clone()))
+        .unwrap();
+    assert_eq!(socket.read().unwrap().into_data().as_ref(), blob.as_slice());
+    socket.close(None).unwrap();
+    while socket.read().is_ok() {}
+    drop(socket);
+    ws_server.join().unwrap();
+}
+
+#[test]
+fn a_wrong_server_identity_another_ca_and_an_unlisted_identity_are_refused() {
+    let dir = identities();
+    let echo = Origin::echo();
+    let try_echo = |proxy: &Ringside| {
+        let mut stream = TcpStream::connect(proxy.route()).unwrap();
+        stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+        let _ = stream.write_all(b"ping");
+        let mut buf = [0u8; 4];
+        matches!(stream.read(&mut buf), Ok(4))
+    };
+
+    // The client side expects another identity than the server has.
+    let server = server_side(&dir, &[]);
+    let peer = format!(
+        "127.0.0.1=api.default.serviceaccount.identity.linkerd.cluster.local@{}",
+        server.transparent[0].port()
+    );
+    let wrong = Ringside::route_to([echo.addr])
+        .shards(1)
+        .arg("--mesh-peer", peer);
+    let wrong = wrong.identity(&dir, "client", CLIENT).start();
+    assert!(!try_echo(&wrong), "a wrong server identity must fail");
+    let failures = [("reason", "tls_handshake")];
+    let metrics = wrong.wait_idle();
+    assert!(metrics.sum("ringside_upstream_connect_failures_total", &failures) >= 1.0);
+
+    // A client whose certificate another CA signed.
+    let other = minted(&[("client", CLIENT)]);
+    let stranger = client_side(&other, echo.addr, &server);
+    assert!(!try_echo(&stranger), "another CA's client must fail");
+    eventually("the handshake refusal counted", || {
+        let refused = server.metrics();
+        refused.sum("ringside_mesh_refused_total", &[("reason", "handshake")]) >= 1.0
+    });
+
+    // An identity the port's list does not hold.
+    let listed = server_side(
+        &dir,
+        &[(
+            "--inbound-authorize",
+            "*.prod.serviceaccount.identity.linkerd.cluster.local",
+        )],
+    );
+    let unlisted = client_side(&dir, echo.addr, &listed);
+    assert!(!try_echo(&unlisted), "an unlisted identity must be refused");
+    let denied = [("client_id", CLIENT), ("authz", "identities")];
+    let metrics = listed.wait_idle();
+    assert_eq!(metrics.sum("inbound_tcp_authz_deny_total", &denied), 1.0);
+    assert_eq!(echo.accepted(), 0, "nothing reached the application");
 }

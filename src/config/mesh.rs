@@ -214,7 +214,7 @@ pub(super) fn inbound_policy(
 ) -> Result<InboundPolicy, ConfigError> {
     let file_default = table.and_then(|t| t.authorize.clone());
     let default = match (&args.inbound_authorize, file_default) {
-        (Some(flag), _) => authorize("--inbound-authorize", &AuthorizeValue::Named(flag.clone()))?,
+        (Some(flag), _) => authorize("--inbound-authorize", &flag_value(flag))?,
         (None, Some(value)) => authorize("inbound.authorize", &value)?,
         (None, None) => Authorize::AllUnauthenticated,
     };
@@ -240,6 +240,17 @@ pub(super) fn inbound_policy(
         })
         .collect::<Result<_, _>>()?;
     Ok(InboundPolicy { default, ports })
+}
+
+/// The flag's value: a policy name, or a comma list of identities.
+fn flag_value(flag: &str) -> AuthorizeValue {
+    match flag {
+        "deny" | "all-unauthenticated" | "all-authenticated" => AuthorizeValue::Named(flag.into()),
+        list if list.contains('.') => {
+            AuthorizeValue::Identities(list.split(',').map(|id| id.trim().to_string()).collect())
+        }
+        other => AuthorizeValue::Named(other.into()),
+    }
 }
 
 fn authorize(key: &str, value: &AuthorizeValue) -> Result<Authorize, ConfigError> {

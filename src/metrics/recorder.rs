@@ -342,13 +342,15 @@ impl ShardMetrics {
         Detecting(self.detecting.clone())
     }
 
-    /// Counts a failed upstream connect, with `timeout` or `refused` as its
-    /// reason.
+    /// Counts a failed upstream connect, with `timeout`, `tls_handshake` or
+    /// `refused` as its reason.
     pub fn connect_failed(&self, endpoint: std::net::SocketAddr, err: &std::io::Error) {
-        let reason = if err.kind() == std::io::ErrorKind::TimedOut {
-            "timeout"
-        } else {
-            "refused"
+        let reason = match err.kind() {
+            std::io::ErrorKind::TimedOut => "timeout",
+            // rustls's errors: a mesh peer's handshake failed (a wrong
+            // identity, an unknown CA, an expired certificate).
+            std::io::ErrorKind::InvalidData => "tls_handshake",
+            _ => "refused",
         };
         let endpoint = endpoint.to_string();
         *self
