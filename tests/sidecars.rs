@@ -327,8 +327,14 @@ const A_ID: &str = "a.default.serviceaccount.identity.linkerd.cluster.local";
 const B_ID: &str = "b.default.serviceaccount.identity.linkerd.cluster.local";
 
 /// Both sidecars with an identity; A's knows B's pod as a mesh peer when
-/// `a_knows_b`.
-fn meshed(test: &str, tag: &str, dir: &TempDir, a_knows_b: bool) -> Option<Mesh> {
+/// `a_knows_b`; B's gets `b_flags` too.
+fn meshed(
+    test: &str,
+    tag: &str,
+    dir: &TempDir,
+    a_knows_b: bool,
+    b_flags: &[(&str, &str)],
+) -> Option<Mesh> {
     let peer = format!("{POD_B}={B_ID}");
     let a = |launch: Launch| {
         let launch = launch.identity(dir, "a", A_ID);
@@ -337,7 +343,12 @@ fn meshed(test: &str, tag: &str, dir: &TempDir, a_knows_b: bool) -> Option<Mesh>
             false => launch,
         }
     };
-    let b = |launch: Launch| launch.identity(dir, "b", B_ID);
+    let b = |launch: Launch| {
+        let launch = launch.identity(dir, "b", B_ID);
+        b_flags
+            .iter()
+            .fold(launch, |launch, (flag, value)| launch.arg(flag, value))
+    };
     Mesh::start_with(test, tag, &[], [&a, &b])
 }
 
@@ -345,7 +356,7 @@ fn meshed(test: &str, tag: &str, dir: &TempDir, a_knows_b: bool) -> Option<Mesh>
 fn meshed_pods_talk_mtls_and_the_applications_own_tls_passes_through() {
     let test = "meshed_pods_talk_mtls_and_the_applications_own_tls_passes_through";
     let dir = minted(&[("a", A_ID), ("b", B_ID)]);
-    let Some(mesh) = meshed(test, "m", &dir, true) else {
+    let Some(mesh) = meshed(test, "m", &dir, true, &[]) else {
         return;
     };
     let app = mesh.in_b(|| RecordingOrigin::start_on("127.0.0.1:0"));
@@ -389,7 +400,10 @@ fn meshed_pods_talk_mtls_and_the_applications_own_tls_passes_through() {
 fn redirected_mtls_for_our_own_name_is_terminated() {
     let test = "redirected_mtls_for_our_own_name_is_terminated";
     let dir = minted(&[("a", A_ID), ("b", B_ID)]);
-    let Some(mesh) = meshed(test, "r", &dir, false) else {
+    // Only clients with an identity: the policy is applied after the
+    // termination, to the identity the handshake proved.
+    let required = [("--inbound-authorize", "all-authenticated")];
+    let Some(mesh) = meshed(test, "r", &dir, false, &required) else {
         return;
     };
     let app = mesh.in_b(|| RecordingOrigin::start_on("127.0.0.1:0"));
@@ -413,6 +427,35 @@ fn redirected_mtls_for_our_own_name_is_terminated() {
         "{request}"
     );
     assert!(!request.contains("forged"), "{request}");
+}
+
+#[test]
+fn plaintext_to_a_port_that_requires_an_identity_is_refused() {
+    let test = "plaintext_to_a_port_that_requires_an_identity_is_refused";
+    let dir = minted(&[("a", A_ID), ("b", B_ID)]);
+    let required = [("--inbound-authorize", "all-authenticated")];
+    let Some(mesh) = meshed(test, "p", &dir, false, &required) else {
+        return;
+    };
+    let echo = mesh.in_b(Origin::echo);
+    let echo_addr = SocketAddr::new(POD_B.parse().unwrap(), echo.addr.port());
+    let refused = mesh.in_a(|| {
+        let mut stream = TcpStream::connect(echo_addr).unwrap();
+        stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+        let _ = stream.write_all(b"plaintext");
+        let mut buf = [0u8; 9];
+        !matches!(stream.read(&mut buf), Ok(9))
+    });
+    assert!(refused, "plaintext got through to an identity-only port");
+    assert_eq!(echo.accepted(), 0);
+    let b = mesh.in_b(|| mesh.b.as_ref().unwrap().metrics());
+    let denied = [("authz", "all-authenticated"), ("tls", "no_identity")];
+    assert_eq!(
+        b.sum("inbound_tcp_authz_deny_total", &denied),
+        1.0,
+        "{}",
+        b.0
+    );
 }
 
 /// The first flight of a TLS client for `sni`, as rustls sends it.

@@ -13,7 +13,7 @@ use futures_lite::future;
 use tracing::Instrument;
 
 use super::conn::Conn;
-use super::meshed::{self, authorized};
+use super::meshed;
 use super::transparent::Refusal;
 use super::{RouteState, ShardContext, TransparentState};
 use crate::config::Direction;
@@ -53,7 +53,6 @@ impl Accepting {
             Direction::Inbound => shard.http.mesh.as_ref(),
             Direction::Outbound => None,
         };
-        let original = destination.original;
         match transparent.route_for(destination, metrics, opaque_ports, response_timeout) {
             // A peer proxy dials the inbound listener itself.
             Err(Refusal::NotRedirected) if inbound_mesh.is_some() => Ok(Routed::Meshed(
@@ -61,13 +60,8 @@ impl Accepting {
                 inbound_mesh.expect("matched").clone(),
             )),
             Err(refusal) => Err(refusal.as_str()),
-            Ok(route) => match (inbound_mesh, original) {
-                // Plaintext, redirected: its port's policy decides too.
-                (Some(mesh), Some(original)) if !authorized(shard, mesh, original, None) => {
-                    Err("unauthorized")
-                }
-                _ => Ok(Routed::Route(route)),
-            },
+            // Authorized once detection has said whether it is mTLS.
+            Ok(route) => Ok(Routed::Route(route)),
         }
     }
 }

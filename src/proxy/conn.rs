@@ -140,32 +140,35 @@ impl Conn {
     /// refusal for an empty answer.
     async fn unconnected(&self, client: Socket, unreachable: Option<ConnError>) -> Ended {
         let protocol = self.protocol();
-        let cause = match classify(&self.shard, &self.route, protocol, &client, None).await {
-            Ok(Classified {
-                carry: Carry::Http1,
-                prefix,
-            }) => return Box::pin(self.serve_http1(client, None, prefix)).await,
-            Ok(Classified {
-                carry: Carry::Http2,
-                prefix,
-            }) => return Box::pin(self.serve_http2(client, None, prefix)).await,
-            Ok(Classified { carry, .. }) if self.terminates(&carry, &client) => {
-                match self.terminate(client).await {
-                    Ok(client) => return Box::pin(self.unconnected(client, unreachable)).await,
-                    Err(err) => return (opened(self.route.metrics.src.clone()), Err(err)),
-                }
+        let classified = classify(&self.shard, &self.route, protocol, &client, None).await;
+        let refused = |err| (opened(self.route.metrics.src.clone()), Err(err));
+        let Classified { carry, prefix } = match classified {
+            Ok(classified) => classified,
+            Err(err) => {
+                client.reset_on_close();
+                return refused(unreachable.unwrap_or(ConnError::ClientRead(err.0)));
             }
-            Ok(Classified {
-                carry: Carry::Opaque { tls_sni },
-                prefix,
-            }) => match unreachable {
+        };
+        if self.terminates(&carry, &client) {
+            // A mesh peer's TLS: what it carries is classified again.
+            return match self.terminate(client).await {
+                Ok(client) => Box::pin(self.unconnected(client, unreachable)).await,
+                Err(err) => refused(err),
+            };
+        }
+        if let Err(err) = self.admit(&client) {
+            return refused(err);
+        }
+        let cause = match carry {
+            Carry::Http1 => return Box::pin(self.serve_http1(client, None, prefix)).await,
+            Carry::Http2 => return Box::pin(self.serve_http2(client, None, prefix)).await,
+            Carry::Opaque { tls_sni } => match unreachable {
                 None => return Box::pin(self.connect_opaque(client, tls_sni, prefix)).await,
                 Some(cause) => cause,
             },
-            Err(err) => unreachable.unwrap_or(ConnError::ClientRead(err.0)),
         };
         client.reset_on_close();
-        (opened(self.route.metrics.src.clone()), Err(cause))
+        refused(cause)
     }
 
     /// Whether this connection may connect upstream before its protocol is
@@ -175,6 +178,9 @@ impl Conn {
     /// most `max_speculative` of them, so that N silent or slow clients
     /// cannot pin N of the application's connections.
     fn may_speculate(&self) -> bool {
+        if self.requires_identity() {
+            return false;
+        }
         let speculative = !matches!(self.protocol(), Protocol::Opaque | Protocol::Http2);
         if !speculative || self.shard.metrics().speculative() < self.shard.max_speculative as u64 {
             return true;

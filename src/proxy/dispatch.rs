@@ -62,6 +62,10 @@ impl Conn {
                     }
                 };
             }
+            if let Err(err) = self.admit(&client) {
+                upstream.reset_on_close();
+                return (opened(self.route.metrics.src.clone()), Err(err));
+            }
             match carry {
                 Carry::Http1 => {
                     let counters = self.route.metrics.dst[index].clone();

@@ -103,6 +103,42 @@ fn declared(header: &TransportHeader) -> Option<Protocol> {
 }
 
 impl Conn {
+    /// The mesh, when this is an inbound connection it authorizes.
+    fn inbound_mesh(&self) -> Option<&Rc<MeshTls>> {
+        let inbound = self.route.route.direction == Direction::Inbound;
+        self.shard.http.mesh.as_ref().filter(|_| inbound)
+    }
+
+    /// Whether only a client with an identity may use this connection's
+    /// port: then nothing is connected for it before detection has said
+    /// whether it is a mesh peer's mTLS.
+    pub(super) fn requires_identity(&self) -> bool {
+        let port = self.route.route.listen.port();
+        self.inbound_mesh()
+            .is_some_and(|mesh| !mesh.policy.for_port(port).allows(None))
+    }
+
+    /// Authorizes a plaintext inbound connection (one whose TLS was not
+    /// terminated here) by its port's policy; a terminated one was
+    /// authorized by `terminate`.
+    pub(super) fn admit(&self, client: &Socket) -> Result<(), ConnError> {
+        match self.inbound_mesh() {
+            Some(mesh) if !client.is_tls() => {
+                let target = self.route.route.listen;
+                if authorized(&self.shard, mesh, target, None) {
+                    return Ok(());
+                }
+                client.reset_on_close();
+                let why = "a client without an identity may not connect";
+                Err(ConnError::ClientRead(std::io::Error::new(
+                    ErrorKind::PermissionDenied,
+                    why,
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether this is a redirected inbound connection whose TLS names our
     /// own identity (`carry` is what detection found): a mesh peer's, to
     /// terminate here rather than pass through to the application.
@@ -110,10 +146,10 @@ impl Conn {
         let Carry::Opaque { tls_sni: Some(sni) } = carry else {
             return false;
         };
-        let mesh = self.shard.http.mesh.as_ref();
-        self.route.route.direction == Direction::Inbound
-            && !client.is_tls()
-            && mesh.is_some_and(|mesh| mesh.configs.name.eq_ignore_ascii_case(sni))
+        !client.is_tls()
+            && self
+                .inbound_mesh()
+                .is_some_and(|mesh| mesh.configs.name.eq_ignore_ascii_case(sni))
     }
 
     /// Terminates the mesh peer's TLS on `client`, and authorizes its
