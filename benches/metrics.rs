@@ -16,6 +16,7 @@ fn labels(target: usize, peer: Peer) -> TcpLabels {
         peer,
         target_addr: format!("10.0.0.{target}:8080"),
         tls_sni: None,
+        peer_id: None,
     }
 }
 

@@ -62,8 +62,21 @@ fn opaque_bytes_cross_the_mesh_byte_exact_and_are_authorized_by_identity() {
         ("authz", "all-unauthenticated"),
     ];
     assert_eq!(metrics.sum("inbound_tcp_authz_allow_total", &allowed), 1.0);
-    let src = [("target_addr", target.as_str()), ("peer", "src")];
+    // Linkerd's TLS labels: the client's identity on the server side, the
+    // server's on the client side.
+    let src = [
+        ("target_addr", target.as_str()),
+        ("peer", "src"),
+        ("tls", "true"),
+        ("client_id", CLIENT),
+    ];
     assert_eq!(metrics.sum("tcp_read_bytes_total", &src), data.len() as f64);
+    let dst = [("peer", "dst"), ("tls", "true"), ("server_id", SERVER)];
+    let client_metrics = client.wait_idle();
+    assert_eq!(
+        client_metrics.sum("tcp_write_bytes_total", &dst),
+        data.len() as f64
+    );
     let expiry = metrics.sum("identity_cert_expiration_timestamp_seconds", &[]);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

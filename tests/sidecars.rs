@@ -382,7 +382,31 @@ fn meshed_pods_talk_mtls_and_the_applications_own_tls_passes_through() {
     let back = mesh.in_a(|| echo_through(echo_addr, &hello));
     assert!(back == hello, "the application's TLS bytes changed");
 
-    let b = mesh.in_b(|| mesh.b.as_ref().unwrap().metrics());
+    let (a, b) = mesh.metrics();
+    let allowed = [("client_id", A_ID), ("tls", "true")];
+    assert_eq!(
+        b.sum("inbound_tcp_authz_allow_total", &allowed),
+        2.0,
+        "{}",
+        b.0
+    );
+    // tls="true" on both sides, with the other side's identity.
+    let echo_target = echo_addr.to_string();
+    let inbound = [
+        ("target_addr", echo_target.as_str()),
+        ("tls", "true"),
+        ("client_id", A_ID),
+    ];
+    assert_eq!(b.sum("tcp_read_bytes_total", &inbound), hello.len() as f64);
+    let outbound = [
+        ("target_addr", echo_target.as_str()),
+        ("tls", "true"),
+        ("server_id", B_ID),
+    ];
+    assert_eq!(
+        a.sum("tcp_write_bytes_total", &outbound),
+        hello.len() as f64
+    );
     let allowed = [("client_id", A_ID), ("tls", "true")];
     assert_eq!(
         b.sum("inbound_tcp_authz_allow_total", &allowed),

@@ -8,7 +8,7 @@ use super::process::ProcessStats;
 use super::recorder::Reasons;
 use super::snapshot::{Snapshot, TcpSnapshot};
 use super::text::{escape, Family, HistogramFamily};
-use super::{RequestLabels, ResponseClass, TcpLabels};
+use super::{Peer, RequestLabels, ResponseClass, TcpLabels};
 
 /// Writes the whole `/metrics` page.
 pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
@@ -308,8 +308,21 @@ fn tcp_labels(labels: &TcpLabels) -> String {
         labels.peer.as_str(),
         escape(&labels.target_addr)
     );
-    if let Some(sni) = &labels.tls_sni {
-        text.push_str(&format!(",tls=\"opaque\",sni=\"{}\"", escape(sni)));
+    // The mesh's own TLS is the `tls` label; TLS the application runs
+    // inside it keeps only its `sni`.
+    match (&labels.peer_id, &labels.tls_sni) {
+        (Some(identity), sni) => {
+            let key = match labels.peer {
+                Peer::Src => "client_id",
+                Peer::Dst => "server_id",
+            };
+            text.push_str(&format!(",tls=\"true\",{key}=\"{}\"", escape(identity)));
+            if let Some(sni) = sni {
+                text.push_str(&format!(",sni=\"{}\"", escape(sni)));
+            }
+        }
+        (None, Some(sni)) => text.push_str(&format!(",tls=\"opaque\",sni=\"{}\"", escape(sni))),
+        (None, None) => {}
     }
     text
 }
@@ -355,6 +368,7 @@ mod tests {
             peer: Peer::Src,
             target_addr: "127.0.0.1:4143".into(),
             tls_sni: None,
+            peer_id: None,
         });
         tcp.opened();
         tcp.opened();
@@ -390,6 +404,7 @@ mod tests {
             peer: Peer::Dst,
             target_addr: "10.0.0.1:443".into(),
             tls_sni: Some("a\"b".into()),
+            peer_id: None,
         });
         tcp.opened();
         tcp.wrote(5);
@@ -450,6 +465,9 @@ mod tests {
                 "response_latency_ms histogram",
                 "protocol_detect_total counter",
                 "protocol_detect_duration_seconds histogram",
+                "inbound_tcp_authz_allow_total counter",
+                "inbound_tcp_authz_deny_total counter",
+                "ringside_mesh_refused_total counter",
                 "ringside_upstream_connect_failures_total counter",
                 "ringside_timeouts_total counter",
                 "ringside_speculative_connections gauge",

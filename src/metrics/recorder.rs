@@ -43,6 +43,11 @@ pub struct TcpLabels {
     /// and `sni`, empty when the ClientHello named no server), as Linkerd
     /// labels such connections.
     pub tls_sni: Option<String>,
+    /// The identity of a mesh peer at this end, proven over mTLS: the
+    /// client's (`peer="src"`, inbound) or the server's (`peer="dst"`,
+    /// outbound), labelled `tls="true"` and `client_id` or `server_id`,
+    /// as Linkerd's.
+    pub peer_id: Option<String>,
 }
 
 /// The labels of `protocol_detect_total`.

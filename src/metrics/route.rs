@@ -22,29 +22,39 @@ pub struct RouteMetrics {
     pub dst: Vec<Rc<TcpCounters>>,
     /// The endpoints, for the per-connection labels of TLS passthrough.
     upstreams: Vec<SocketAddr>,
+    /// The mesh peer identity each endpoint is reached through, if any.
+    server_ids: Vec<Option<String>>,
 }
 
 impl RouteMetrics {
+    /// `server_ids` holds, per upstream, the identity of the mesh peer it
+    /// is reached through, if any.
     pub fn new(
         metrics: &ShardMetrics,
         direction: Direction,
         listen: SocketAddr,
         upstreams: &[SocketAddr],
+        server_ids: Vec<Option<String>>,
     ) -> RouteMetrics {
         let target_addr = listen.to_string();
-        let labels = |peer, target_addr: String| TcpLabels {
+        let labels = |peer, target_addr: String, peer_id| TcpLabels {
             direction,
             peer,
             target_addr,
             tls_sni: None,
+            peer_id,
         };
         RouteMetrics {
             direction,
-            src: metrics.tcp(labels(Peer::Src, target_addr.clone())),
+            src: metrics.tcp(labels(Peer::Src, target_addr.clone(), None)),
             dst: upstreams
                 .iter()
-                .map(|upstream| metrics.tcp(labels(Peer::Dst, upstream.to_string())))
+                .zip(&server_ids)
+                .map(|(upstream, id)| {
+                    metrics.tcp(labels(Peer::Dst, upstream.to_string(), id.clone()))
+                })
                 .collect(),
+            server_ids,
             upstreams: upstreams.to_vec(),
             target_addr,
         }
@@ -59,15 +69,38 @@ impl RouteMetrics {
         endpoint: usize,
         sni: &str,
     ) -> Rc<TcpCounters> {
-        let target_addr = match peer {
-            Peer::Src => self.target_addr.clone(),
-            Peer::Dst => self.upstreams[endpoint].to_string(),
+        let (target_addr, peer_id) = match peer {
+            Peer::Src => (self.target_addr.clone(), None),
+            Peer::Dst => (
+                self.upstreams[endpoint].to_string(),
+                self.server_ids[endpoint].clone(),
+            ),
         };
         metrics.tcp(TcpLabels {
             direction: self.direction,
             peer,
             target_addr,
             tls_sni: Some(sni.to_string()),
+            peer_id,
+        })
+    }
+
+    /// The client-side counters of a connection from a mesh peer that
+    /// proved `client_id`: looked up per connection, as the identity is a
+    /// label.
+    /// `sni`: of the application's own TLS inside the mesh's, if any.
+    pub fn meshed_src(
+        &self,
+        metrics: &ShardMetrics,
+        client_id: &str,
+        sni: Option<&str>,
+    ) -> Rc<TcpCounters> {
+        metrics.tcp(TcpLabels {
+            direction: self.direction,
+            peer: Peer::Src,
+            target_addr: self.target_addr.clone(),
+            tls_sni: sni.map(str::to_string),
+            peer_id: Some(client_id.to_string()),
         })
     }
 

@@ -187,6 +187,7 @@ mod tests {
             peer,
             target_addr: "127.0.0.1:80".into(),
             tls_sni: None,
+            peer_id: None,
         }
     }
 

@@ -53,7 +53,10 @@ impl Accepting {
             Direction::Inbound => shard.http.mesh.as_ref(),
             Direction::Outbound => None,
         };
-        match transparent.route_for(destination, metrics, opaque_ports, response_timeout) {
+        let mesh = shard.http.mesh.as_deref();
+        let routed =
+            transparent.route_for(destination, metrics, opaque_ports, response_timeout, mesh);
+        match routed {
             // A peer proxy dials the inbound listener itself.
             Err(Refusal::NotRedirected) if inbound_mesh.is_some() => Ok(Routed::Meshed(
                 transparent.clone(),

@@ -73,6 +73,25 @@ impl Conn {
         self.client_id.borrow().clone()
     }
 
+    /// The client-side counters: the route's, or for a mesh peer's
+    /// connection those labelled with the identity it proved.
+    pub(super) fn src_counters(&self) -> Rc<TcpCounters> {
+        self.meshed_src(None)
+            .unwrap_or_else(|| self.route.metrics.src.clone())
+    }
+
+    /// The client-side counters of a mesh peer's connection carrying TLS
+    /// for `sni` (or none); `None` for any other connection.
+    pub(super) fn meshed_src(&self, sni: Option<&str>) -> Option<Rc<TcpCounters>> {
+        match &*self.client_id.borrow() {
+            ClientId::Set(identity) => {
+                let metrics = self.shard.metrics();
+                Some(self.route.metrics.meshed_src(metrics, identity, sni))
+            }
+            _ => None,
+        }
+    }
+
     /// The protocol policy of this connection.
     pub(super) fn protocol(&self) -> Protocol {
         self.declared.get().unwrap_or(self.route.route.protocol)
@@ -110,7 +129,7 @@ impl Conn {
         let client = match client {
             Ok(client) => client,
             Err(err) => {
-                let counters = opened(self.route.metrics.src.clone());
+                let counters = opened(self.src_counters());
                 return (counters, Err(ConnError::Proxy(err)));
             }
         };
@@ -141,7 +160,7 @@ impl Conn {
     async fn unconnected(&self, client: Socket, unreachable: Option<ConnError>) -> Ended {
         let protocol = self.protocol();
         let classified = classify(&self.shard, &self.route, protocol, &client, None).await;
-        let refused = |err| (opened(self.route.metrics.src.clone()), Err(err));
+        let refused = |err| (opened(self.src_counters()), Err(err));
         let Classified { carry, prefix } = match classified {
             Ok(classified) => classified,
             Err(err) => {

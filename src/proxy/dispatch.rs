@@ -45,7 +45,7 @@ impl Conn {
                 Ok(classified) => classified,
                 Err(err) => {
                     upstream.reset_on_close();
-                    let counters = opened(self.route.metrics.src.clone());
+                    let counters = opened(self.src_counters());
                     return (counters, Err(ConnError::ClientRead(err.0)));
                 }
             };
@@ -58,13 +58,13 @@ impl Conn {
                     }
                     Err(err) => {
                         upstream.reset_on_close();
-                        (opened(self.route.metrics.src.clone()), Err(err))
+                        (opened(self.src_counters()), Err(err))
                     }
                 };
             }
             if let Err(err) = self.admit(&client) {
                 upstream.reset_on_close();
-                return (opened(self.route.metrics.src.clone()), Err(err));
+                return (opened(self.src_counters()), Err(err));
             }
             match carry {
                 Carry::Http1 => {
@@ -105,7 +105,7 @@ impl Conn {
             }
             Err(err) => {
                 client.reset_on_close();
-                (opened(self.route.metrics.src.clone()), Err(err))
+                (opened(self.src_counters()), Err(err))
             }
         }
     }
@@ -183,10 +183,11 @@ impl Conn {
     ) -> (Rc<TcpCounters>, Rc<TcpCounters>) {
         let route = &self.route.metrics;
         match tls_sni {
-            None => (route.src.clone(), route.dst[index].clone()),
+            None => (self.src_counters(), route.dst[index].clone()),
             Some(sni) => {
                 let metrics = self.shard.metrics();
-                let src = route.tls(metrics, Peer::Src, index, sni);
+                let src = self.meshed_src(Some(sni));
+                let src = src.unwrap_or_else(|| route.tls(metrics, Peer::Src, index, sni));
                 (src, route.tls(metrics, Peer::Dst, index, sni))
             }
         }
@@ -200,7 +201,7 @@ impl Conn {
         first: Option<Upstream>,
         prefix: Vec<u8>,
     ) -> Ended {
-        let src_counters = opened(self.route.metrics.src.clone());
+        let src_counters = opened(self.src_counters());
         src_counters.read(prefix.len());
         let mut client =
             HttpIo::new(client, src_counters.clone(), prefix).expecting(Arrival::Waiting);
@@ -271,7 +272,7 @@ impl Conn {
         first: Option<(usize, Socket)>,
         prefix: Vec<u8>,
     ) -> Ended {
-        let src_counters = opened(self.route.metrics.src.clone());
+        let src_counters = opened(self.src_counters());
         src_counters.read(prefix.len());
         let proxy = H2Proxy {
             shard: self.shard.http.clone(),

@@ -80,7 +80,15 @@ pub async fn serve(
     };
     let opaque_ports = &shard.detect.opaque_ports;
     let response_timeout = shard.http.timeouts.response;
-    let route = match inbound.route_for(destination, metrics, opaque_ports, response_timeout) {
+    let mesh_ref = Some(&*mesh);
+    let routed = inbound.route_for(
+        destination,
+        metrics,
+        opaque_ports,
+        response_timeout,
+        mesh_ref,
+    );
+    let route = match routed {
         Ok(route) => route,
         Err(refusal) => {
             metrics.refused(refusal.as_str());

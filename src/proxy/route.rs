@@ -9,6 +9,7 @@ use crate::balance::ConnectionBalancer;
 use crate::config::Route;
 use crate::http::HttpRoute;
 use crate::metrics::{RouteMetrics, ShardMetrics};
+use crate::tls::mesh::MeshTls;
 
 pub struct RouteState {
     pub route: Route,
@@ -20,17 +21,26 @@ pub struct RouteState {
 }
 
 impl RouteState {
+    /// `mesh`: how the shard reaches mesh peers, whose identities label
+    /// the upstream-side series of the endpoints they hold.
     pub fn new(
         route: Route,
         metrics: &ShardMetrics,
         seed: u64,
         pool_idle_timeout: Duration,
+        mesh: Option<&MeshTls>,
     ) -> RouteState {
+        let server_ids = route
+            .upstreams
+            .iter()
+            .map(|upstream| mesh?.peer_for(*upstream).map(|peer| peer.identity.clone()))
+            .collect();
         let metrics = Rc::new(RouteMetrics::new(
             metrics,
             route.direction,
             route.listen,
             &route.upstreams,
+            server_ids,
         ));
         let http_seed = seed.rotate_left(17);
         RouteState {

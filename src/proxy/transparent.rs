@@ -22,6 +22,7 @@ use super::RouteState;
 use crate::config::{Protocol, Route, Transparent};
 use crate::io::Destination;
 use crate::metrics::ShardMetrics;
+use crate::tls::mesh::MeshTls;
 
 /// Destinations one shard keeps a state for. Each costs a few hundred
 /// bytes and its pooled connections; a sidecar's application talks to
@@ -110,6 +111,7 @@ impl TransparentState {
         metrics: &ShardMetrics,
         opaque_ports: &[u16],
         response_timeout: Option<Duration>,
+        mesh: Option<&MeshTls>,
     ) -> Result<Rc<RouteState>, Refusal> {
         let original = match destination.original {
             Some(original) if original != destination.local => original,
@@ -139,7 +141,8 @@ impl TransparentState {
         };
         // One endpoint per destination: the balancer has no choice to
         // make, so its seed does not matter.
-        let route = Rc::new(RouteState::new(route, metrics, 0, self.pool_idle_timeout));
+        let route = RouteState::new(route, metrics, 0, self.pool_idle_timeout, mesh);
+        let route = Rc::new(route);
         if destinations.len() >= MAX_DESTINATIONS {
             let forgotten = forget_idle(&mut destinations, now, Duration::ZERO);
             self.retire(forgotten, metrics);
@@ -262,7 +265,7 @@ mod tests {
         metrics: &ShardMetrics,
         to: Destination,
     ) -> Result<Rc<RouteState>, Refusal> {
-        state.route_for(to, metrics, &[6379], None)
+        state.route_for(to, metrics, &[6379], None, None)
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub async fn run(init: ShardInit) {
                 shard.metrics(),
                 seed,
                 config.pool_idle_timeout,
+                shard.http.mesh.as_deref(),
             );
             Rc::new(state)
         })
