@@ -161,22 +161,7 @@ fn an_upgrade_becomes_a_tunnel_with_bytes_both_ways() {
 
 #[test]
 fn a_websocket_session_passes_through_both_ways() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let origin = listener.local_addr().unwrap();
-    let server = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut socket = tungstenite::accept(stream).unwrap();
-        // Echo text and binary messages until the client closes.
-        loop {
-            match socket.read() {
-                Ok(message) if message.is_text() || message.is_binary() => {
-                    socket.send(message).unwrap()
-                }
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        }
-    });
+    let (origin, server) = websocket_echo();
     let proxy = Ringside::routing_to([origin]);
     let stream = std::net::TcpStream::connect(proxy.route()).unwrap();
     let url = format!("ws://{}/chat", proxy.route());

@@ -244,17 +244,7 @@ fn keep_alive_http1_grpc_and_a_websocket_cross_the_mesh() {
         assert_eq!(answer.trailers.unwrap()["grpc-status"], "0");
     });
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let ws_origin = listener.local_addr().unwrap();
-    let ws_server = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut socket = tungstenite::accept(stream).unwrap();
-        while let Ok(message) = socket.read() {
-            if message.is_text() || message.is_binary() {
-                socket.send(message).unwrap();
-            }
-        }
-    });
+    let (ws_origin, ws_server) = websocket_echo();
     let ws_client = client_side(&dir, ws_origin, &server);
     let stream = TcpStream::connect(ws_client.route()).unwrap();
     let url = format!("ws://{}/chat", ws_client.route());

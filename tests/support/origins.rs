@@ -128,3 +128,20 @@ impl Unanswered {
         }
     }
 }
+
+/// A WebSocket server for one client: echoes its text and binary messages
+/// until it closes. Join the handle to know the session ended cleanly.
+pub fn websocket_echo() -> (SocketAddr, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut socket = tungstenite::accept(stream).unwrap();
+        while let Ok(message) = socket.read() {
+            if message.is_text() || message.is_binary() {
+                socket.send(message).unwrap();
+            }
+        }
+    });
+    (addr, server)
+}
