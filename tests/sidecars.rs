@@ -472,8 +472,29 @@ fn plaintext_to_a_port_that_requires_an_identity_is_refused() {
     });
     assert!(refused, "plaintext got through to an identity-only port");
     assert_eq!(echo.accepted(), 0);
+    // Plaintext HTTP gets a 403 that says why, for each request.
+    let web = mesh.in_b(|| HttpOrigin::start_on("127.0.0.1:0", "web", Duration::ZERO));
+    let web_addr = SocketAddr::new(POD_B.parse().unwrap(), web.addr.port());
+    let url = format!("http://{web_addr}/size/10");
+    let response = mesh
+        .pods
+        .a
+        .run("curl", &["-sS", "-i", "--max-time", "10", &url]);
+    assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+    assert!(
+        response
+            .contains("ringside-proxy-error: forbidden by the inbound policy all-authenticated"),
+        "{response}"
+    );
+    assert_eq!(web.requests(), 0);
     let b = mesh.in_b(|| mesh.b.as_ref().unwrap().metrics());
     let denied = [("authz", "all-authenticated"), ("tls", "no_identity")];
+    assert_eq!(
+        b.sum("inbound_http_authz_deny_total", &denied),
+        1.0,
+        "{}",
+        b.0
+    );
     assert_eq!(
         b.sum("inbound_tcp_authz_deny_total", &denied),
         1.0,

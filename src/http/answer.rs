@@ -51,6 +51,10 @@ pub enum ProxyError {
     H2Send(h2::Error),
     #[error("upstream failed: {0}")]
     H2Upstream(h2::Error),
+    /// The inbound port's authorization policy (named) refuses this
+    /// client.
+    #[error("forbidden by the inbound policy {0}")]
+    Forbidden(&'static str),
 }
 
 impl ProxyError {
@@ -61,6 +65,7 @@ impl ProxyError {
             ProxyError::HeadReadTimeout(_) => 408,
             ProxyError::ResponseTimeout(_) => 504,
             ProxyError::NoEndpoint => 503,
+            ProxyError::Forbidden(_) => 403,
             _ => 502,
         }
     }

@@ -83,6 +83,9 @@ pub struct H1Proxy<'a> {
     /// What the requests' `l5d-*` headers get (inbound: the client's
     /// proven identity, or none).
     pub client_id: &'a ClientId,
+    /// The inbound policy refusing this client, if one does: its requests
+    /// are answered 403.
+    pub forbidden: Option<&'static str>,
 }
 
 impl H1Proxy<'_> {
@@ -179,6 +182,15 @@ impl H1Proxy<'_> {
         first: &mut Option<Upstream>,
         deadline: &Deadline,
     ) -> Result<Option<Served>, ConnError> {
+        if let Some(policy) = self.forbidden {
+            self.shard
+                .metrics
+                .http_forbidden(&self.route.metrics, policy);
+            return self
+                .refuse(client, ProxyError::Forbidden(policy))
+                .await
+                .map(Some);
+        }
         let framing = match head.framing() {
             Ok(framing) => framing,
             Err(err) => {

@@ -68,6 +68,9 @@ pub struct H2Proxy {
     pub route: Rc<HttpRoute>,
     /// What the requests' `l5d-*` headers get (see `ClientId`).
     pub client_id: ClientId,
+    /// The inbound policy refusing this client, if one does: each stream
+    /// is answered 403.
+    pub forbidden: Option<&'static str>,
 }
 
 impl H2Proxy {
@@ -216,6 +219,12 @@ impl H2Proxy {
             let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
             Err(StreamFailure::ClientReset)
         };
+        if let Some(policy) = self.forbidden {
+            self.shard
+                .metrics
+                .http_forbidden(&self.route.metrics, policy);
+            return Err(StreamFailure::Answer(ProxyError::Forbidden(policy)));
+        }
         let response = futures_lite::future::or(self.response_head(request), client_reset).await?;
         let (parts, body) = response.into_parts();
         let mut class = ResponseClass {

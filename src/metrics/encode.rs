@@ -206,6 +206,10 @@ const INBOUND_TCP_AUTHZ_DENY_TOTAL: Family = Family::counter(
     "inbound_tcp_authz_deny_total",
     "Inbound connections an authorization policy refused (closed).",
 );
+const INBOUND_HTTP_AUTHZ_DENY_TOTAL: Family = Family::counter(
+    "inbound_http_authz_deny_total",
+    "Inbound HTTP requests an authorization policy refused (403).",
+);
 const IDENTITY_CERT_EXPIRATION: Family = Family::gauge(
     "identity_cert_expiration_timestamp_seconds",
     "When the identity certificate in use expires, in Unix seconds.",
@@ -222,11 +226,13 @@ const MESH_REFUSED_TOTAL: Family = Family::counter(
 /// Inbound authorization and identity, under Linkerd's names where it
 /// has them.
 fn encode_mesh(snapshot: &Snapshot, out: &mut String) {
-    for (family, allowed) in [
-        (INBOUND_TCP_AUTHZ_ALLOW_TOTAL, true),
-        (INBOUND_TCP_AUTHZ_DENY_TOTAL, false),
+    for (family, http, allowed) in [
+        (INBOUND_TCP_AUTHZ_ALLOW_TOTAL, false, true),
+        (INBOUND_TCP_AUTHZ_DENY_TOTAL, false, false),
+        (INBOUND_HTTP_AUTHZ_DENY_TOTAL, true, false),
     ] {
-        let series = snapshot.authz.iter().filter(|(l, _)| l.allowed == allowed);
+        let series = snapshot.authz.iter();
+        let series = series.filter(|(l, _)| l.allowed == allowed && l.http == http);
         family.write(
             out,
             series.map(|(labels, count)| {
@@ -467,6 +473,7 @@ mod tests {
                 "protocol_detect_duration_seconds histogram",
                 "inbound_tcp_authz_allow_total counter",
                 "inbound_tcp_authz_deny_total counter",
+                "inbound_http_authz_deny_total counter",
                 "ringside_mesh_refused_total counter",
                 "ringside_upstream_connect_failures_total counter",
                 "ringside_timeouts_total counter",

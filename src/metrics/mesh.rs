@@ -39,11 +39,14 @@ impl IdentityStatus {
     }
 }
 
-/// The labels of `inbound_tcp_authz_{allow,deny}_total`, as Linkerd's:
+/// The labels of `inbound_{tcp,http}_authz_{allow,deny}_total`, as Linkerd's:
 /// which policy decided, for which client identity (empty when the client
 /// showed none) and which target.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AuthzLabels {
+    /// Counted per HTTP request (`inbound_http_authz_*`), else per
+    /// connection (`inbound_tcp_authz_*`).
+    pub http: bool,
     pub allowed: bool,
     /// `deny`, `all-unauthenticated`, `all-authenticated`, `identities`.
     pub authz: &'static str,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use super::mesh::AuthzLabels;
+use super::route::RouteMetrics;
 use super::snapshot::{Snapshot, TcpSnapshot};
 use crate::config::Direction;
 
@@ -276,6 +277,18 @@ impl ShardMetrics {
     /// Counts an inbound authorization decision.
     pub fn authorized(&self, labels: AuthzLabels) {
         *self.authz.borrow_mut().entry(labels).or_insert(0) += 1;
+    }
+
+    /// Counts an inbound HTTP request refused by `policy` (a client without
+    /// an identity).
+    pub fn http_forbidden(&self, route: &RouteMetrics, policy: &'static str) {
+        self.authorized(AuthzLabels {
+            http: true,
+            allowed: false,
+            authz: policy,
+            client_id: String::new(),
+            target_addr: route.target_addr.clone(),
+        });
     }
 
     /// Counts a meshed connection refused before it was proxied; `reason`

@@ -39,6 +39,9 @@ pub struct Conn {
     /// The protocol a meshed peer's transport header declared, over the
     /// route's own.
     pub(super) declared: Cell<Option<Protocol>>,
+    /// The inbound policy (its name) that refuses this HTTP client: each of
+    /// its requests is answered 403.
+    forbidden: Cell<Option<&'static str>>,
     /// The connection's place under the shard's connection limit, given
     /// back when the connection (this task) ends.
     _slot: Slot,
@@ -55,6 +58,7 @@ impl Conn {
             route,
             client_id: RefCell::new(client_id),
             declared: Cell::new(None),
+            forbidden: Cell::new(None),
             _slot: slot,
         }
     }
@@ -71,6 +75,16 @@ impl Conn {
     /// What its HTTP requests' `l5d-*` headers get.
     pub(super) fn client_id(&self) -> ClientId {
         self.client_id.borrow().clone()
+    }
+
+    /// Answers this HTTP client's requests 403, as `policy` says.
+    pub(super) fn forbid(&self, policy: &'static str) {
+        self.forbidden.set(Some(policy));
+    }
+
+    /// The policy refusing this HTTP client's requests, if one does.
+    pub(super) fn forbidden(&self) -> Option<&'static str> {
+        self.forbidden.get()
     }
 
     /// The client-side counters: the route's, or for a mesh peer's
@@ -175,7 +189,7 @@ impl Conn {
                 Err(err) => refused(err),
             };
         }
-        if let Err(err) = self.admit(&client) {
+        if let Err(err) = self.admit(&client, &carry) {
             return refused(err);
         }
         let cause = match carry {

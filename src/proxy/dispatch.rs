@@ -62,7 +62,7 @@ impl Conn {
                     }
                 };
             }
-            if let Err(err) = self.admit(&client) {
+            if let Err(err) = self.admit(&client, &carry) {
                 upstream.reset_on_close();
                 return (opened(self.src_counters()), Err(err));
             }
@@ -210,6 +210,7 @@ impl Conn {
             shard: &self.shard.http,
             route: &self.route.http,
             client_id: &client_id,
+            forbidden: self.forbidden(),
         };
         let result = match proxy.serve(&mut client, first).await {
             Ok(Served::Closed) => Ok(()),
@@ -278,6 +279,7 @@ impl Conn {
             shard: self.shard.http.clone(),
             route: self.route.http.clone(),
             client_id: self.client_id(),
+            forbidden: self.forbidden(),
         };
         let result = proxy
             .serve(client, prefix, src_counters.clone(), first)

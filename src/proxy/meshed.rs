@@ -70,7 +70,7 @@ pub async fn serve(
     let port = header.port;
     let original = SocketAddr::new(local.ip(), port);
     let client_id = accepted.client_id.as_deref();
-    if !authorized(&shard, &mesh, original, client_id) {
+    if !authorized(&shard, &mesh, original, client_id, Count::Connection) {
         accepted.socket.reset_on_close();
         return;
     }
@@ -128,12 +128,23 @@ impl Conn {
 
     /// Authorizes a plaintext inbound connection (one whose TLS was not
     /// terminated here) by its port's policy; a terminated one was
-    /// authorized by `terminate`.
-    pub(super) fn admit(&self, client: &Socket) -> Result<(), ConnError> {
+    /// authorized by `terminate`. A refused HTTP client is served 403s
+    /// (`forbidden`); any other is closed.
+    pub(super) fn admit(&self, client: &Socket, carry: &Carry) -> Result<(), ConnError> {
         match self.inbound_mesh() {
             Some(mesh) if !client.is_tls() => {
                 let target = self.route.route.listen;
-                if authorized(&self.shard, mesh, target, None) {
+                let http = matches!(carry, Carry::Http1 | Carry::Http2);
+                let count = if http {
+                    Count::Requests
+                } else {
+                    Count::Connection
+                };
+                if authorized(&self.shard, mesh, target, None, count) {
+                    return Ok(());
+                }
+                if http {
+                    self.forbid(mesh.policy.for_port(target.port()).label());
                     return Ok(());
                 }
                 client.reset_on_close();
@@ -185,7 +196,7 @@ impl Conn {
             self.declared.set(declared(header));
         }
         let client_id = accepted.client_id.as_deref();
-        if !authorized(&self.shard, &mesh, target, client_id) {
+        if !authorized(&self.shard, &mesh, target, client_id, Count::Connection) {
             accepted.socket.reset_on_close();
             let why = format!("{} may not connect", client_id.unwrap_or("-"));
             return Err(ConnError::ClientRead(std::io::Error::new(
@@ -198,22 +209,36 @@ impl Conn {
     }
 }
 
+/// How an authorization decision is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// In `inbound_tcp_authz_*`: the connection is carried or closed.
+    Connection,
+    /// Not here: an HTTP connection is served either way, and each request
+    /// a refusal answers counts in `inbound_http_authz_deny_total`.
+    Requests,
+}
+
 /// Whether the policy of `target`'s port lets `client_id` in (`None`: a
-/// client with no identity); counted either way.
+/// client with no identity).
 pub fn authorized(
     shard: &ShardContext,
     mesh: &MeshTls,
     target: SocketAddr,
     client_id: Option<&str>,
+    count: Count,
 ) -> bool {
     let policy = mesh.policy.for_port(target.port());
     let allowed = policy.allows(client_id);
-    shard.metrics().authorized(AuthzLabels {
-        allowed,
-        authz: policy.label(),
-        client_id: client_id.unwrap_or_default().to_string(),
-        target_addr: target.to_string(),
-    });
+    if count == Count::Connection {
+        shard.metrics().authorized(AuthzLabels {
+            http: false,
+            allowed,
+            authz: policy.label(),
+            client_id: client_id.unwrap_or_default().to_string(),
+            target_addr: target.to_string(),
+        });
+    }
     if !allowed {
         tracing::info!(
             client_id = client_id.unwrap_or("-"),
