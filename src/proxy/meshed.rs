@@ -1,20 +1,26 @@
-//! The inbound mesh stage: a connection made straight to the inbound
-//! listener (not redirected by iptables) by a peer proxy. It must be TLS
-//! for our own identity with a client certificate of our trust anchors,
-//! and begin with the transport header, whose port names the application
-//! port it is for. Then authorization decides, and the connection goes on
-//! through the connection stage like a redirected one to that port, with
-//! the client's identity for `l5d-client-id` and the protocol the header
-//! declared.
+//! The inbound mesh stage, and inbound authorization.
 //!
-//! Anything else that dials the listener directly is refused, as before
-//! the mesh: a plaintext client is reset as `not_redirected` at its first
-//! byte, without waiting for a handshake that will never come.
-
-use std::net::SocketAddr;
-use std::rc::Rc;
+//! - `serve`: a connection made straight to the inbound listener (not
+//!   redirected by iptables) by a peer proxy. It must be TLS for our own
+//!   identity with a client certificate of our trust anchors, and begin
+//!   with the transport header, whose port names the application port it
+//!   is for. Then authorization decides, and the connection goes on
+//!   through the connection stage like a redirected one to that port, with
+//!   the client's identity for `l5d-client-id` and the protocol the header
+//!   declared. Anything else that dials the listener directly is refused,
+//!   as before the mesh: a plaintext client is reset as `not_redirected` at
+//!   its first byte, without waiting for a handshake that will never come.
+//! - `Conn::terminates` / `terminate`: a redirected connection whose
+//!   detection found TLS for our own name is a peer's too (Linkerd sends
+//!   HTTP to the application's port that way): terminated, authorized by
+//!   its identity, and classified again.
+//! - `Conn::admit`: every other inbound connection is authorized as a
+//!   client without an identity, once detection has said what it carries:
+//!   opaque ones are closed when refused, HTTP ones answered 403.
 
 use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::rc::Rc;
 
 use super::classify::Carry;
 use super::conn::Conn;
