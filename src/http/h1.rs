@@ -23,6 +23,7 @@ use super::pool::{upstream, Upstream};
 use super::{ClientId, HttpRoute, HttpShard};
 use crate::io::{ConnError, Deadline};
 use crate::metrics::{Expiry, ResponseClass};
+use crate::tls::SessionProtocol;
 
 /// How a client connection left the HTTP/1 proxy.
 pub enum Served {
@@ -513,7 +514,7 @@ impl H1Proxy<'_> {
             if let Some(upstream) = self.route.pool.checkout(index, retryable) {
                 return Ok(upstream);
             }
-            match super::connect(self.shard, self.route, index).await {
+            match super::connect(self.shard, self.route, index, SessionProtocol::Http1).await {
                 Ok(socket) => {
                     let counters = self.route.metrics.dst[index].clone();
                     return Ok(upstream(socket, counters, index));

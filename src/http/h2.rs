@@ -21,6 +21,7 @@ use super::{ClientId, HttpRoute, HttpShard};
 use crate::balance::RequestBalancer;
 use crate::io::{spawn, ConnError, H2Io, Socket};
 use crate::metrics::{Expiry, ResponseClass, TcpCounters};
+use crate::tls::SessionProtocol;
 
 /// Flow-control windows ringside grants its peers, on both sides. The
 /// protocol's 64 KiB default makes a proxied stream stop and wait once per
@@ -299,10 +300,12 @@ impl H2Proxy {
                     Err(_) => self.route.h2_senders.borrow_mut()[index] = None,
                 }
             }
-            let connected = match super::connect(&self.shard, &self.route, index).await {
-                Ok(socket) => self.adopt(index, socket).await,
-                Err(error) => Err(error),
-            };
+            let connected =
+                match super::connect(&self.shard, &self.route, index, SessionProtocol::Http2).await
+                {
+                    Ok(socket) => self.adopt(index, socket).await,
+                    Err(error) => Err(error),
+                };
             match connected {
                 Ok(sender) => match sender.ready().await {
                     Ok(sender) => return Ok((index, sender)),

@@ -41,6 +41,7 @@ use crate::config::{Http2Config, Timeouts};
 use crate::io::{Deadlines, Shutdown, Socket};
 use crate::metrics::{RouteMetrics, ShardMetrics};
 use crate::tls::mesh::MeshTls;
+use crate::tls::SessionProtocol;
 
 /// What HTTP proxying needs of the shard it runs on. Shared behind one
 /// `Rc`: every HTTP/2 stream's task holds it.
@@ -70,17 +71,24 @@ pub struct HttpShard {
 impl HttpShard {
     /// Connects to `addr` within the connect timeout: through its peer
     /// proxy over mTLS when `addr` is a mesh peer's, directly otherwise.
-    pub async fn connect(&self, addr: SocketAddr) -> std::io::Result<Socket> {
+    /// `protocol`, when known, is declared to the peer, which then skips
+    /// detection.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        protocol: Option<SessionProtocol>,
+    ) -> std::io::Result<Socket> {
+        let timeout = self.connect_timeout;
         let peer = self
             .mesh
             .as_ref()
             .and_then(|mesh| Some((mesh, mesh.peer_for(addr)?)));
         match peer {
             Some((mesh, peer)) => {
-                mesh.connect(addr, peer, self.connect_timeout, &self.deadlines)
+                mesh.connect(addr, peer, protocol, timeout, &self.deadlines)
                     .await
             }
-            None => crate::io::connect(addr, self.connect_timeout, &self.deadlines).await,
+            None => crate::io::connect(addr, timeout, &self.deadlines).await,
         }
     }
 }
@@ -117,10 +125,15 @@ impl HttpRoute {
 
 /// Connects to endpoint `index` for an HTTP request: the balancer and the
 /// connect-failure metrics hear how it went.
-async fn connect(shard: &HttpShard, route: &HttpRoute, index: usize) -> Result<Socket, ProxyError> {
+async fn connect(
+    shard: &HttpShard,
+    route: &HttpRoute,
+    index: usize,
+    protocol: SessionProtocol,
+) -> Result<Socket, ProxyError> {
     let balancer = &route.balancer;
     let addr = balancer.addr(index);
-    match shard.connect(addr).await {
+    match shard.connect(addr, Some(protocol)).await {
         Ok(socket) => {
             balancer.connected(index);
             Ok(socket)

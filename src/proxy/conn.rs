@@ -237,7 +237,7 @@ impl Conn {
             tried.push(index);
             let addr = balancer.endpoint(index).addr;
             let started = Instant::now();
-            match http.connect(addr).await {
+            match http.connect(addr, None).await {
                 Ok(stream) => {
                     balancer.connected(index, started.elapsed());
                     return Ok((index, stream));

@@ -3,10 +3,12 @@
 //! Outbound, a connection to a mesh peer (`[[mesh.peer]]` holds its
 //! address) goes to the peer proxy's inbound port instead, over mTLS
 //! naming the peer's identity, and starts with the transport header that
-//! says which port of the peer's workload it was for. No session protocol
-//! is sent: the peer detects on the decrypted bytes, as it would on a
-//! plaintext connection, so a server that speaks first is not kept
-//! waiting by a header that promised a protocol.
+//! says which port of the peer's workload it was for, and the session
+//! protocol when it is known: an HTTP connection made for a request
+//! declares HTTP/1 or HTTP/2, so the peer skips detection; one made before
+//! detection (the connection stage connects while it detects) declares
+//! nothing, and the peer detects on the decrypted bytes, so a server that
+//! speaks first is not kept waiting by a promise of HTTP.
 //!
 //! Inbound, a connection whose TLS names our own identity is terminated
 //! here (`accept`): a direct one to the inbound listener, or a redirected
@@ -26,7 +28,7 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
 
-use super::{Decoded, HeaderError, TransportHeader};
+use super::{Decoded, HeaderError, SessionProtocol, TransportHeader};
 use crate::config::{InboundPolicy, MeshPeer};
 use crate::io::{self, tls, Deadlines, Socket, TcpStream};
 use std::io::{Error, ErrorKind, Result as IoResult};
@@ -129,11 +131,13 @@ impl MeshTls {
 
     /// Connects to `addr` through its peer proxy: TCP to the peer's
     /// inbound port, the mTLS handshake naming `peer.identity`, then the
-    /// transport header for `addr`'s port. One deadline covers it all.
+    /// transport header for `addr`'s port and `protocol` when known. One
+    /// deadline covers it all.
     pub async fn connect(
         &self,
         addr: SocketAddr,
         peer: &MeshPeer,
+        protocol: Option<SessionProtocol>,
         timeout: Duration,
         deadlines: &Deadlines,
     ) -> IoResult<Socket> {
@@ -143,7 +147,7 @@ impl MeshTls {
         let header = TransportHeader {
             port: addr.port(),
             name: None,
-            protocol: None,
+            protocol,
         }
         .encode();
         let client = self.configs.client.clone();
