@@ -225,6 +225,11 @@ fn keep_alive_http1_grpc_and_a_websocket_cross_the_mesh() {
         "one mTLS connection"
     );
     assert_eq!(metrics.sum("request_total", &[]), 20.0);
+    let allowed = [("client_id", CLIENT), ("tls", "true")];
+    assert_eq!(
+        metrics.sum("inbound_http_authz_allow_total", &allowed),
+        20.0
+    );
 
     let grpc_origin = H2Origin::start();
     let grpc_client = client_side(&dir, grpc_origin.addr, &server);

@@ -33,12 +33,17 @@ impl ClientId {
         }
     }
 
-    /// The header line to add after the kept ones, if any.
-    pub fn added(&self) -> Option<&str> {
+    /// The identity a client proved, if it did.
+    pub fn proven(&self) -> Option<&str> {
         match self {
             ClientId::Set(identity) => Some(identity),
             _ => None,
         }
+    }
+
+    /// The header line to add after the kept ones, if any.
+    pub fn added(&self) -> Option<&str> {
+        self.proven()
     }
 
     /// The same for an HTTP/2 request's headers.

@@ -20,7 +20,7 @@ use super::answer::{proxy_response, ProxyError};
 use super::head::{parse_request, parse_response, Framing, HeadError, RequestHead, ResponseHead};
 use super::io::{BodyError, HttpIo, ReadHeadError};
 use super::pool::{upstream, Upstream};
-use super::{ClientId, HttpRoute, HttpShard};
+use super::{Authz, ClientId, HttpRoute, HttpShard};
 use crate::io::{ConnError, Deadline};
 use crate::metrics::{Expiry, ResponseClass};
 use crate::tls::SessionProtocol;
@@ -84,9 +84,9 @@ pub struct H1Proxy<'a> {
     /// What the requests' `l5d-*` headers get (inbound: the client's
     /// proven identity, or none).
     pub client_id: &'a ClientId,
-    /// The inbound policy refusing this client, if one does: its requests
-    /// are answered 403.
-    pub forbidden: Option<&'static str>,
+    /// How an inbound policy judged this client (`None`: no policy
+    /// applies): its requests are counted, and answered 403 if refused.
+    pub authz: Option<Authz>,
 }
 
 impl H1Proxy<'_> {
@@ -183,14 +183,13 @@ impl H1Proxy<'_> {
         first: &mut Option<Upstream>,
         deadline: &Deadline,
     ) -> Result<Option<Served>, ConnError> {
-        if let Some(policy) = self.forbidden {
-            self.shard
-                .metrics
-                .http_forbidden(&self.route.metrics, policy);
-            return self
-                .refuse(client, ProxyError::Forbidden(policy))
-                .await
-                .map(Some);
+        if let Some(authz) = self.authz {
+            let metrics = &self.shard.metrics;
+            metrics.http_authorized(&self.route.metrics, authz, self.client_id.proven());
+            if !authz.allowed {
+                let refusal = ProxyError::Forbidden(authz.policy);
+                return self.refuse(client, refusal).await.map(Some);
+            }
         }
         let framing = match head.framing() {
             Ok(framing) => framing,

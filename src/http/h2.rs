@@ -17,7 +17,7 @@ use http::{HeaderMap, Request, Response};
 
 use super::answer::ProxyError;
 use super::h2_streams::{ClientStreams, InFlight};
-use super::{ClientId, HttpRoute, HttpShard};
+use super::{Authz, ClientId, HttpRoute, HttpShard};
 use crate::balance::RequestBalancer;
 use crate::io::{spawn, ConnError, H2Io, Socket};
 use crate::metrics::{Expiry, ResponseClass, TcpCounters};
@@ -69,9 +69,9 @@ pub struct H2Proxy {
     pub route: Rc<HttpRoute>,
     /// What the requests' `l5d-*` headers get (see `ClientId`).
     pub client_id: ClientId,
-    /// The inbound policy refusing this client, if one does: each stream
-    /// is answered 403.
-    pub forbidden: Option<&'static str>,
+    /// How an inbound policy judged this client (`None`: no policy
+    /// applies): each stream is counted, and answered 403 if refused.
+    pub authz: Option<Authz>,
 }
 
 impl H2Proxy {
@@ -220,11 +220,12 @@ impl H2Proxy {
             let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
             Err(StreamFailure::ClientReset)
         };
-        if let Some(policy) = self.forbidden {
-            self.shard
-                .metrics
-                .http_forbidden(&self.route.metrics, policy);
-            return Err(StreamFailure::Answer(ProxyError::Forbidden(policy)));
+        if let Some(authz) = self.authz {
+            let metrics = &self.shard.metrics;
+            metrics.http_authorized(&self.route.metrics, authz, self.client_id.proven());
+            if !authz.allowed {
+                return Err(StreamFailure::Answer(ProxyError::Forbidden(authz.policy)));
+            }
         }
         let response = futures_lite::future::or(self.response_head(request), client_reset).await?;
         let (parts, body) = response.into_parts();

@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+pub use crate::metrics::Authz;
 pub use answer::ProxyError;
 pub use client_id::ClientId;
 pub use h1::{H1Proxy, Served};

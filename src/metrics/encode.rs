@@ -206,6 +206,10 @@ const INBOUND_TCP_AUTHZ_DENY_TOTAL: Family = Family::counter(
     "inbound_tcp_authz_deny_total",
     "Inbound connections an authorization policy refused (closed).",
 );
+const INBOUND_HTTP_AUTHZ_ALLOW_TOTAL: Family = Family::counter(
+    "inbound_http_authz_allow_total",
+    "Inbound HTTP requests an authorization policy allowed.",
+);
 const INBOUND_HTTP_AUTHZ_DENY_TOTAL: Family = Family::counter(
     "inbound_http_authz_deny_total",
     "Inbound HTTP requests an authorization policy refused (403).",
@@ -229,6 +233,7 @@ fn encode_mesh(snapshot: &Snapshot, out: &mut String) {
     for (family, http, allowed) in [
         (INBOUND_TCP_AUTHZ_ALLOW_TOTAL, false, true),
         (INBOUND_TCP_AUTHZ_DENY_TOTAL, false, false),
+        (INBOUND_HTTP_AUTHZ_ALLOW_TOTAL, true, true),
         (INBOUND_HTTP_AUTHZ_DENY_TOTAL, true, false),
     ] {
         let series = snapshot.authz.iter();
@@ -473,6 +478,7 @@ mod tests {
                 "protocol_detect_duration_seconds histogram",
                 "inbound_tcp_authz_allow_total counter",
                 "inbound_tcp_authz_deny_total counter",
+                "inbound_http_authz_allow_total counter",
                 "inbound_http_authz_deny_total counter",
                 "ringside_mesh_refused_total counter",
                 "ringside_upstream_connect_failures_total counter",

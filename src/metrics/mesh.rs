@@ -39,6 +39,16 @@ impl IdentityStatus {
     }
 }
 
+/// An inbound connection's authorization, for its requests: each is
+/// counted in `inbound_http_authz_{allow,deny}_total`, and a refused
+/// one is answered 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authz {
+    /// The policy's name (`all-authenticated`, ...).
+    pub policy: &'static str,
+    pub allowed: bool,
+}
+
 /// The labels of `inbound_{tcp,http}_authz_{allow,deny}_total`, as Linkerd's:
 /// which policy decided, for which client identity (empty when the client
 /// showed none) and which target.

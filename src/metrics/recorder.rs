@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::mesh::AuthzLabels;
+use super::mesh::{Authz, AuthzLabels};
 use super::route::RouteMetrics;
 use super::snapshot::{Snapshot, TcpSnapshot};
 use crate::config::Direction;
@@ -279,14 +279,14 @@ impl ShardMetrics {
         *self.authz.borrow_mut().entry(labels).or_insert(0) += 1;
     }
 
-    /// Counts an inbound HTTP request refused by `policy` (a client without
-    /// an identity).
-    pub fn http_forbidden(&self, route: &RouteMetrics, policy: &'static str) {
+    /// Counts an inbound HTTP request as `authz` judged its client, who
+    /// proved `client_id` (or nothing).
+    pub fn http_authorized(&self, route: &RouteMetrics, authz: Authz, client_id: Option<&str>) {
         self.authorized(AuthzLabels {
             http: true,
-            allowed: false,
-            authz: policy,
-            client_id: String::new(),
+            allowed: authz.allowed,
+            authz: authz.policy,
+            client_id: client_id.unwrap_or_default().to_string(),
             target_addr: route.target_addr.clone(),
         });
     }

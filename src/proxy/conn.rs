@@ -13,7 +13,7 @@ use super::{RouteState, ShardContext};
 use std::net::SocketAddr;
 
 use crate::config::{Direction, Protocol};
-use crate::http::ClientId;
+use crate::http::{Authz, ClientId};
 use crate::io::{ConnError, Socket, TcpStream};
 use crate::metrics::TcpCounters;
 
@@ -39,9 +39,9 @@ pub struct Conn {
     /// The protocol a meshed peer's transport header declared, over the
     /// route's own.
     pub(super) declared: Cell<Option<Protocol>>,
-    /// The inbound policy (its name) that refuses this HTTP client: each of
-    /// its requests is answered 403.
-    forbidden: Cell<Option<&'static str>>,
+    /// How the inbound policy judged this client, for its HTTP requests'
+    /// counters (and a 403 each when refused); `None`: no policy applies.
+    authz: Cell<Option<Authz>>,
     /// The connection's place under the shard's connection limit, given
     /// back when the connection (this task) ends.
     _slot: Slot,
@@ -58,7 +58,7 @@ impl Conn {
             route,
             client_id: RefCell::new(client_id),
             declared: Cell::new(None),
-            forbidden: Cell::new(None),
+            authz: Cell::new(None),
             _slot: slot,
         }
     }
@@ -77,14 +77,14 @@ impl Conn {
         self.client_id.borrow().clone()
     }
 
-    /// Answers this HTTP client's requests 403, as `policy` says.
-    pub(super) fn forbid(&self, policy: &'static str) {
-        self.forbidden.set(Some(policy));
+    /// Records how the inbound policy judged this client.
+    pub(super) fn judged(&self, authz: Authz) {
+        self.authz.set(Some(authz));
     }
 
-    /// The policy refusing this HTTP client's requests, if one does.
-    pub(super) fn forbidden(&self) -> Option<&'static str> {
-        self.forbidden.get()
+    /// How the inbound policy judged this client, if one applies.
+    pub(super) fn authz(&self) -> Option<Authz> {
+        self.authz.get()
     }
 
     /// The client-side counters: the route's, or for a mesh peer's

@@ -210,7 +210,7 @@ impl Conn {
             shard: &self.shard.http,
             route: &self.route.http,
             client_id: &client_id,
-            forbidden: self.forbidden(),
+            authz: self.authz(),
         };
         let result = match proxy.serve(&mut client, first).await {
             Ok(Served::Closed) => Ok(()),
@@ -279,7 +279,7 @@ impl Conn {
             shard: self.shard.http.clone(),
             route: self.route.http.clone(),
             client_id: self.client_id(),
-            forbidden: self.forbidden(),
+            authz: self.authz(),
         };
         let result = proxy
             .serve(client, prefix, src_counters.clone(), first)

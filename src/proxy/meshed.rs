@@ -28,7 +28,7 @@ use super::limit::Slot;
 use super::{ShardContext, TransparentState};
 use crate::config::{Direction, Protocol};
 use crate::io::{refuse, ConnError, Destination, Socket, TcpStream};
-use crate::metrics::AuthzLabels;
+use crate::metrics::{Authz, AuthzLabels};
 use crate::tls::mesh::{Header, MeshTls, HANDSHAKE_TIMEOUT};
 use crate::tls::{SessionProtocol, TransportHeader};
 
@@ -104,6 +104,11 @@ pub async fn serve(
         }
     };
     let conn = Conn::new(shard.clone(), route, slot);
+    let policy = mesh.policy.for_port(port).label();
+    conn.judged(Authz {
+        policy,
+        allowed: true,
+    });
     conn.meshed(client_id, declared(&header));
     conn.run_socket(Ok(accepted.socket), Some(peer)).await;
 }
@@ -135,7 +140,7 @@ impl Conn {
     /// Authorizes a plaintext inbound connection (one whose TLS was not
     /// terminated here) by its port's policy; a terminated one was
     /// authorized by `terminate`. A refused HTTP client is served 403s
-    /// (`forbidden`); any other is closed.
+    /// (`authz`); any other is closed.
     pub(super) fn admit(&self, client: &Socket, carry: &Carry) -> Result<(), ConnError> {
         match self.inbound_mesh() {
             Some(mesh) if !client.is_tls() => {
@@ -146,11 +151,10 @@ impl Conn {
                 } else {
                     Count::Connection
                 };
-                if authorized(&self.shard, mesh, target, None, count) {
-                    return Ok(());
-                }
-                if http {
-                    self.forbid(mesh.policy.for_port(target.port()).label());
+                let allowed = authorized(&self.shard, mesh, target, None, count);
+                let policy = mesh.policy.for_port(target.port()).label();
+                self.judged(Authz { policy, allowed });
+                if allowed || http {
                     return Ok(());
                 }
                 client.reset_on_close();
@@ -202,7 +206,10 @@ impl Conn {
             self.declared.set(declared(header));
         }
         let client_id = accepted.client_id.as_deref();
-        if !authorized(&self.shard, &mesh, target, client_id, Count::Connection) {
+        let allowed = authorized(&self.shard, &mesh, target, client_id, Count::Connection);
+        let policy = mesh.policy.for_port(target.port()).label();
+        self.judged(Authz { policy, allowed });
+        if !allowed {
             accepted.socket.reset_on_close();
             let why = format!("{} may not connect", client_id.unwrap_or("-"));
             return Err(ConnError::ClientRead(std::io::Error::new(
@@ -220,8 +227,8 @@ impl Conn {
 pub enum Count {
     /// In `inbound_tcp_authz_*`: the connection is carried or closed.
     Connection,
-    /// Not here: an HTTP connection is served either way, and each request
-    /// a refusal answers counts in `inbound_http_authz_deny_total`.
+    /// Not here: an HTTP connection is served either way, and each of its
+    /// requests counts in `inbound_http_authz_{allow,deny}_total`.
     Requests,
 }
 
