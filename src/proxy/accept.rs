@@ -49,22 +49,23 @@ impl Accepting {
         let opaque_ports = &shard.detect.opaque_ports;
         let response_timeout = shard.http.timeouts.response;
         let metrics = shard.metrics();
-        let inbound_mesh = match transparent.listener.direction {
-            Direction::Inbound => shard.http.mesh.as_ref(),
-            Direction::Outbound => None,
-        };
-        let mesh = shard.http.mesh.as_deref();
-        let routed =
-            transparent.route_for(destination, metrics, opaque_ports, response_timeout, mesh);
-        match routed {
+        let mesh = shard.http.mesh.as_ref();
+        let inbound = transparent.listener.direction == Direction::Inbound;
+        let routed = transparent.route_for(
+            destination,
+            metrics,
+            opaque_ports,
+            response_timeout,
+            mesh.map(|mesh| &**mesh),
+        );
+        match (routed, mesh) {
             // A peer proxy dials the inbound listener itself.
-            Err(Refusal::NotRedirected) if inbound_mesh.is_some() => Ok(Routed::Meshed(
-                transparent.clone(),
-                inbound_mesh.expect("matched").clone(),
-            )),
-            Err(refusal) => Err(refusal.as_str()),
+            (Err(Refusal::NotRedirected), Some(mesh)) if inbound => {
+                Ok(Routed::Meshed(transparent.clone(), mesh.clone()))
+            }
+            (Err(refusal), _) => Err(refusal.as_str()),
             // Authorized once detection has said whether it is mTLS.
-            Ok(route) => Ok(Routed::Route(route)),
+            (Ok(route), _) => Ok(Routed::Route(route)),
         }
     }
 }
