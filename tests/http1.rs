@@ -174,13 +174,7 @@ fn a_websocket_session_passes_through_both_ways() {
             .unwrap();
         assert_eq!(socket.read().unwrap().into_text().unwrap().as_str(), text);
     }
-    let blob = random_bytes(1 << 20, 8);
-    socket
-        .send(tungstenite::Message::binary(blob.clone()))
-        .unwrap();
-    assert_eq!(socket.read().unwrap().into_data().as_ref(), blob.as_slice());
-    socket.close(None).unwrap();
-    while socket.read().is_ok() {}
+    websocket_binary_echo_and_close(&mut socket, 8);
     drop(socket);
     server.join().unwrap();
     let metrics = proxy.wait_idle();

@@ -255,13 +255,7 @@ fn keep_alive_http1_grpc_and_a_websocket_cross_the_mesh() {
     let url = format!("ws://{}/chat", ws_client.route());
     let (mut socket, response) = tungstenite::client(url.as_str(), stream).unwrap();
     assert_eq!(response.status(), 101);
-    let blob = random_bytes(1 << 20, 4);
-    socket
-        .send(tungstenite::Message::binary(blob.clone()))
-        .unwrap();
-    assert_eq!(socket.read().unwrap().into_data().as_ref(), blob.as_slice());
-    socket.close(None).unwrap();
-    while socket.read().is_ok() {}
+    websocket_binary_echo_and_close(&mut socket, 4);
     drop(socket);
     ws_server.join().unwrap();
 }

@@ -16,6 +16,19 @@ start_origin() {
     eval "$2=$(grep -oE '[0-9]+$' "$out" | head -1)"
 }
 
+# wait_listening NAME: waits (up to 10 s) for the ringside started with
+# its output in $WORK/NAME.out to print its admin line, the last of its
+# `listening` lines; exits with its stderr if it never does.
+wait_listening() {
+    local name=$1
+    for _ in $(seq 200); do
+        grep -q "listening admin" "$WORK/$name.out" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    cat "$WORK/$name.err" >&2
+    exit 1
+}
+
 # start_ringside NAME BIN HTTP1_UPSTREAM_PORT OPAQUE_UPSTREAM_PORT: sets
 # PID_<NAME>, HTTP_<NAME> and OPAQUE_<NAME> (the two routes' ports).
 # OPAQUE_PROTOCOL=detect makes the second route detect instead of being
@@ -39,11 +52,7 @@ CFG
     "$bin" --config "$WORK/$name.toml" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS+=($!)
     eval "PID_$name=$!"
-    for _ in $(seq 200); do
-        grep -q "listening admin" "$WORK/$name.out" 2>/dev/null && break
-        sleep 0.05
-    done
-    grep -q "listening admin" "$WORK/$name.out" || { cat "$WORK/$name.err" >&2; exit 1; }
+    wait_listening "$name"
     local ports
     mapfile -t ports < <(grep -oE 'listening route 127.0.0.[12]:[0-9]+' "$WORK/$name.out" | grep -oE '[0-9]+$')
     eval "HTTP_$name=${ports[0]} OPAQUE_$name=${ports[1]}"

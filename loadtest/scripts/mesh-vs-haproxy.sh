@@ -69,11 +69,7 @@ proxy() {
     "$RINGSIDE" --shards 1 --admin-addr 127.0.0.1:0 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS+=($!)
     eval "PID_$name=$!"
-    for _ in $(seq 200); do
-        grep -q "listening admin" "$WORK/$name.out" 2>/dev/null && break
-        sleep 0.05
-    done
-    grep -q "listening admin" "$WORK/$name.out" || { cat "$WORK/$name.err" >&2; exit 1; }
+    wait_listening "$name"
     eval "ADMIN_$name=$(grep -oE 'listening admin \S+' "$WORK/$name.out" | grep -oE '[0-9]+$')"
 }
 # route_port NAME UPSTREAM: the port of NAME's route to UPSTREAM.

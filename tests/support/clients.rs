@@ -246,3 +246,18 @@ pub fn curl(args: &[&str]) -> CurlOutput {
         stderr,
     }
 }
+
+/// Sends 1 MiB (from `seed`) as one binary message on `socket`, which must
+/// come back whole, then closes the session and reads it to its end.
+pub fn websocket_binary_echo_and_close<S: std::io::Read + std::io::Write>(
+    socket: &mut tungstenite::WebSocket<S>,
+    seed: u64,
+) {
+    let blob = super::random_bytes(1 << 20, seed);
+    socket
+        .send(tungstenite::Message::binary(blob.clone()))
+        .unwrap();
+    assert_eq!(socket.read().unwrap().into_data().as_ref(), blob.as_slice());
+    socket.close(None).unwrap();
+    while socket.read().is_ok() {}
+}
