@@ -255,9 +255,9 @@ run() {
     ip netns exec "hops-$case-a" "$@" >"$WORK/run.out" 2>&1
     after=$(cpu_ticks "${PROXIES[$case]}")
     python3 - "$round" "$load" "$case" "$((after - before))" "${PROXIES[$case]}" \
-        "$WORK/run.out" <<'PY' | tee -a "$WORK/results"
+        "$WORK/run.out" "$WORK/results" <<'PY'
 import json, re, sys
-round_, load, case, ticks, proxies, path = sys.argv[1:]
+round_, load, case, ticks, proxies, path, results = sys.argv[1:]
 text = open(path).read()
 cpu = int(ticks) / 100  # USER_HZ
 if proxies and cpu == 0:
@@ -278,14 +278,23 @@ else:
         lat[pct] = float(num) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
     p50, p99 = lat.get("50", ""), lat.get("99", "")
     cpu_per = cpu * 1000 / (amount / 1000)  # ms per 1,000 requests
-print(json.dumps({"round": int(round_), "load": load, "case": case, "value": value,
-                  "p50": p50, "p99": p99, "cpu": cpu_per if proxies else None}))
+with open(results, "a") as out:
+    print(json.dumps({"round": int(round_), "load": load, "case": case, "value": value,
+                      "p50": p50, "p99": p99, "cpu": cpu_per if proxies else None}), file=out)
+line = f"round {round_} {load:5} {case:12} "
+line += f"{value:6.2f} Gbit/s" if load == "bulk" else f"{value:9,.0f} req/s"
+if p50 != "":
+    line += f"  p50 {p50:6.0f} µs  p99 {p99:6.0f} µs"
+if proxies:
+    line += f"  proxies' CPU {cpu_per:.3f} s/GB" if load == "bulk" else f"  proxies' CPU {cpu_per:.1f} ms/1k req"
+print(line)
 PY
 }
 
 LOADS=(c1 c50 close bulk)
 uptime | tee "$WORK/uptime"
 for round in $(seq "$ROUNDS"); do
+    echo "round $round:$(uptime | sed "s/.*load/ load/")"
     for load in "${LOADS[@]}"; do
         for case in "${CASES[@]}"; do
             case $load in
