@@ -86,6 +86,23 @@ fn http1_answers_pipelined_keep_alive_requests_with_the_fixed_size() {
 }
 
 #[test]
+fn http1_closes_after_answering_a_request_that_asks_for_it() {
+    let origin = start(OriginKind::Http1, 10);
+    let mut stream = TcpStream::connect(origin.addr()).unwrap();
+    // The second request, behind the one asking to close, is not answered.
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: a\r\nconnection: keep-alive, Close\r\n\r\nGET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    // Ends: the origin closed after its one answer.
+    stream.read_to_string(&mut answer).unwrap();
+    assert_eq!(
+        answer,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: 10\r\nconnection: close\r\n\r\nxxxxxxxxxx"
+    );
+}
+
+#[test]
 fn h2_answers_concurrent_streams_with_the_fixed_size() {
     let origin = start(OriginKind::H2, 70_000);
     let addr = origin.addr();

@@ -139,6 +139,9 @@ fn drive(
 ) -> Result<(), Closed> {
     loop {
         flush(connection)?;
+        if connection.output.is_empty() && connection.protocol.finished() {
+            return Err(Closed);
+        }
         if connection.output.len() - connection.written >= MAX_PENDING_OUTPUT {
             return Ok(());
         }

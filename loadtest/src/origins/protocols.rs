@@ -14,6 +14,13 @@ pub(crate) trait Protocol: Send {
     /// returns how many bytes it consumed; the rest is offered again with
     /// more bytes behind it. `Err` closes the connection.
     fn on_data(&mut self, input: &[u8], output: &mut Vec<u8>) -> Result<usize, ()>;
+
+    /// The last reply is in `output` (HTTP/1 `Connection: close`): the
+    /// connection closes once it is written, so a client asking for a
+    /// connection per request gets one, as from a real server.
+    fn finished(&self) -> bool {
+        false
+    }
 }
 
 pub(crate) type Factory = Box<dyn Fn() -> Box<dyn Protocol> + Send>;
@@ -24,10 +31,13 @@ pub(crate) fn factory(kind: OriginKind, response_size: usize) -> Factory {
         OriginKind::Echo => Box::new(|| Box::new(Echo { greeting: &[] })),
         OriginKind::Banner => Box::new(|| Box::new(Echo { greeting: BANNER })),
         OriginKind::Http1 => {
-            let response: std::sync::Arc<[u8]> = http1_response(response_size).into();
+            let keep_alive: std::sync::Arc<[u8]> = http1_response(response_size, false).into();
+            let last: std::sync::Arc<[u8]> = http1_response(response_size, true).into();
             Box::new(move || {
                 Box::new(Http1 {
-                    response: response.clone(),
+                    keep_alive: keep_alive.clone(),
+                    last: last.clone(),
+                    closing: false,
                 })
             })
         }
@@ -61,12 +71,18 @@ impl Protocol for Echo {
 /// A keep-alive HTTP/1.1 server with one fixed response; pipelining works
 /// because every complete request in the buffer is answered in order.
 struct Http1 {
-    response: std::sync::Arc<[u8]>,
+    keep_alive: std::sync::Arc<[u8]>,
+    /// The same response with `connection: close`, to a request that asked
+    /// for it.
+    last: std::sync::Arc<[u8]>,
+    /// A request asked to close: nothing after it is answered.
+    closing: bool,
 }
 
-pub(crate) fn http1_response(body_bytes: usize) -> Vec<u8> {
+pub(crate) fn http1_response(body_bytes: usize, close: bool) -> Vec<u8> {
+    let connection = if close { "connection: close\r\n" } else { "" };
     let mut response = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {body_bytes}\r\n\r\n"
+        "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {body_bytes}\r\n{connection}\r\n"
     )
     .into_bytes();
     response.resize(response.len() + body_bytes, b'x');
@@ -77,6 +93,9 @@ impl Protocol for Http1 {
     fn on_data(&mut self, input: &[u8], output: &mut Vec<u8>) -> Result<usize, ()> {
         let mut consumed = 0;
         loop {
+            if self.closing {
+                return Ok(input.len());
+            }
             let rest = &input[consumed..];
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut request = httparse::Request::new(&mut headers);
@@ -100,8 +119,23 @@ impl Protocol for Http1 {
             if rest.len() < total {
                 return Ok(consumed);
             }
-            output.extend_from_slice(&self.response);
+            self.closing = request.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("connection")
+                    && h.value
+                        .split(|&b| b == b',')
+                        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+            });
+            let response = if self.closing {
+                &self.last
+            } else {
+                &self.keep_alive
+            };
+            output.extend_from_slice(response);
             consumed += total;
         }
+    }
+
+    fn finished(&self) -> bool {
+        self.closing
     }
 }
