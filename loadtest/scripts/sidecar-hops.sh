@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The two-sidecar path of issue #12: a client pod A (198.18.0.1) and a
 # server pod B (198.18.0.2), network namespaces joined by a veth pair, with
-# a proxy in each pod. Four cases, each its own pair of namespaces set up
+# a proxy in each pod. Five cases, each its own pair of namespaces set up
 # once, so rounds interleave without reinstalling anything:
 #   direct       no proxy, no rules
 #   transparent  ringside in each pod (outbound 127.0.0.1:4140, inbound
@@ -36,7 +36,6 @@ ROUNDS=${1:-3}
 SECONDS_PER_RUN=${2:-5}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$ROOT/target/release
-WORK=$(mktemp -d)
 PIDS=()
 CASES=(direct transparent routes routes-rules haproxy)
 PROXY_GID=4140
@@ -52,16 +51,18 @@ cleanup() {
     done
     rm -rf "$WORK"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, iptables)" >&2; exit 1; }
+# Checked before the trap is set: another run's namespaces are not ours to delete.
 for case in "${CASES[@]}"; do
     if ip netns list | grep -qE "^hops-$case-[ab]( |$)"; then
         echo "namespace hops-$case-* exists already (another run?)" >&2
         exit 1
     fi
 done
+WORK=$(mktemp -d)
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # in_bg NS NAME COMMAND...: runs COMMAND in namespace NS in the background,
 # output in $WORK/NAME.out and .err; sets PID_NAME. `ip netns exec` and
