@@ -20,8 +20,9 @@ use super::answer::{proxy_response, ProxyError};
 use super::head::{parse_request, parse_response, Framing, HeadError, RequestHead, ResponseHead};
 use super::io::{BodyError, HttpIo, ReadHeadError};
 use super::pool::{upstream, Upstream};
-use super::{Authz, ClientId, HttpRoute, HttpShard};
+use super::{ClientId, HttpRoute, HttpShard};
 use crate::io::{ConnError, Deadline};
+use crate::metrics::HttpAuthz;
 use crate::metrics::{Expiry, ResponseClass};
 use crate::tls::SessionProtocol;
 
@@ -86,7 +87,7 @@ pub struct H1Proxy<'a> {
     pub client_id: &'a ClientId,
     /// How an inbound policy judged this client (`None`: no policy
     /// applies): its requests are counted, and answered 403 if refused.
-    pub authz: Option<Authz>,
+    pub authz: Option<HttpAuthz>,
 }
 
 impl H1Proxy<'_> {
@@ -183,9 +184,9 @@ impl H1Proxy<'_> {
         first: &mut Option<Upstream>,
         deadline: &Deadline,
     ) -> Result<Option<Served>, ConnError> {
-        if let Some(authz) = self.authz {
-            let metrics = &self.shard.metrics;
-            metrics.http_authorized(&self.route.metrics, authz, self.client_id.proven());
+        if let Some(judged) = &self.authz {
+            judged.request();
+            let authz = judged.authz;
             if !authz.allowed {
                 let refusal = ProxyError::Forbidden(authz.policy);
                 return self.refuse(client, refusal).await.map(Some);

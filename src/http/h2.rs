@@ -17,9 +17,10 @@ use http::{HeaderMap, Request, Response};
 
 use super::answer::ProxyError;
 use super::h2_streams::{ClientStreams, InFlight};
-use super::{Authz, ClientId, HttpRoute, HttpShard};
+use super::{ClientId, HttpRoute, HttpShard};
 use crate::balance::RequestBalancer;
 use crate::io::{spawn, ConnError, H2Io, Socket};
+use crate::metrics::HttpAuthz;
 use crate::metrics::{Expiry, ResponseClass, TcpCounters};
 use crate::tls::SessionProtocol;
 
@@ -71,7 +72,7 @@ pub struct H2Proxy {
     pub client_id: ClientId,
     /// How an inbound policy judged this client (`None`: no policy
     /// applies): each stream is counted, and answered 403 if refused.
-    pub authz: Option<Authz>,
+    pub authz: Option<HttpAuthz>,
 }
 
 impl H2Proxy {
@@ -220,9 +221,9 @@ impl H2Proxy {
             let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
             Err(StreamFailure::ClientReset)
         };
-        if let Some(authz) = self.authz {
-            let metrics = &self.shard.metrics;
-            metrics.http_authorized(&self.route.metrics, authz, self.client_id.proven());
+        if let Some(judged) = &self.authz {
+            judged.request();
+            let authz = judged.authz;
             if !authz.allowed {
                 return Err(StreamFailure::Answer(ProxyError::Forbidden(authz.policy)));
             }

@@ -4,6 +4,8 @@
 //! nothing here), and per shard the inbound authorization decisions and
 //! the meshed connections refused before they were proxied.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The identity as the rotation thread last loaded it.
@@ -62,4 +64,20 @@ pub struct AuthzLabels {
     pub authz: &'static str,
     pub client_id: String,
     pub target_addr: String,
+}
+
+/// How an inbound policy judged one HTTP client, with the counter its
+/// requests add to: looked up once per connection, so that counting a
+/// request is one `Cell` add, no labels built.
+#[derive(Debug, Clone)]
+pub struct HttpAuthz {
+    pub authz: Authz,
+    pub(super) requests: Rc<Cell<u64>>,
+}
+
+impl HttpAuthz {
+    /// Counts one request of the connection.
+    pub fn request(&self) {
+        self.requests.set(self.requests.get().wrapping_add(1));
+    }
 }

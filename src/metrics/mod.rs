@@ -12,7 +12,7 @@ mod snapshot;
 mod text;
 
 pub use encode::encode;
-pub use mesh::{Authz, AuthzLabels, IdentityReading, IdentityStatus};
+pub use mesh::{Authz, AuthzLabels, HttpAuthz, IdentityReading, IdentityStatus};
 pub use process::ProcessStats;
 pub use recorder::{
     DetectLabels, Detecting, Expiry, Peer, RequestLabels, ResponseClass, ResponseStats,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::mesh::{Authz, AuthzLabels};
+use super::mesh::{Authz, AuthzLabels, HttpAuthz};
 use super::route::RouteMetrics;
 use super::snapshot::{Snapshot, TcpSnapshot};
 use crate::config::Direction;
@@ -245,7 +245,8 @@ pub struct ShardMetrics {
     /// its limit of speculative connections.
     speculative_skipped_total: Cell<u64>,
     /// Inbound authorization decisions.
-    authz: RefCell<BTreeMap<AuthzLabels, u64>>,
+    /// Shared with the connections counting into them (`HttpAuthz`).
+    authz: RefCell<BTreeMap<AuthzLabels, Rc<Cell<u64>>>>,
     /// Meshed connections refused before they were proxied, by reason.
     mesh_refused: RefCell<Reasons>,
 }
@@ -276,19 +277,29 @@ impl ShardMetrics {
 
     /// Counts an inbound authorization decision.
     pub fn authorized(&self, labels: AuthzLabels) {
-        *self.authz.borrow_mut().entry(labels).or_insert(0) += 1;
+        add(&self.authz_counter(labels), 1);
     }
 
-    /// Counts an inbound HTTP request as `authz` judged its client, who
-    /// proved `client_id` (or nothing).
-    pub fn http_authorized(&self, route: &RouteMetrics, authz: Authz, client_id: Option<&str>) {
-        self.authorized(AuthzLabels {
+    /// The counter of the HTTP requests of a client `authz` judged, who
+    /// proved `client_id` (or nothing), for its connection to keep.
+    pub fn http_authz(
+        &self,
+        route: &RouteMetrics,
+        authz: Authz,
+        client_id: Option<&str>,
+    ) -> HttpAuthz {
+        let requests = self.authz_counter(AuthzLabels {
             http: true,
             allowed: authz.allowed,
             authz: authz.policy,
             client_id: client_id.unwrap_or_default().to_string(),
             target_addr: route.target_addr.clone(),
         });
+        HttpAuthz { authz, requests }
+    }
+
+    fn authz_counter(&self, labels: AuthzLabels) -> Rc<Cell<u64>> {
+        self.authz.borrow_mut().entry(labels).or_default().clone()
     }
 
     /// Counts a meshed connection refused before it was proxied; `reason`
@@ -466,6 +477,9 @@ impl ShardMetrics {
         self.connect_failures
             .borrow_mut()
             .retain(|(endpoint, _), _| endpoint != target);
+        self.authz
+            .borrow_mut()
+            .retain(|labels, count| labels.target_addr != target || Rc::strong_count(count) > 1);
     }
 
     /// A copy of everything, for the admin shard to merge. `pipes_in_use`
@@ -502,7 +516,12 @@ impl ShardMetrics {
             expiries: self.expiries.borrow().clone(),
             speculative_connections: self.speculative.get(),
             speculative_skipped_total: self.speculative_skipped_total.get(),
-            authz: self.authz.borrow().clone(),
+            authz: self
+                .authz
+                .borrow()
+                .iter()
+                .map(|(labels, count)| (labels.clone(), count.get()))
+                .collect(),
             mesh_refused: self.mesh_refused.borrow().clone(),
             identity: None,
             tcp: self

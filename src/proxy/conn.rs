@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use crate::config::{Direction, Protocol};
 use crate::http::{Authz, ClientId};
 use crate::io::{ConnError, Socket, TcpStream};
+use crate::metrics::HttpAuthz;
 use crate::metrics::TcpCounters;
 
 /// How many endpoints one connection tries before it gives up.
@@ -82,9 +83,12 @@ impl Conn {
         self.authz.set(Some(authz));
     }
 
-    /// How the inbound policy judged this client, if one applies.
-    pub(super) fn authz(&self) -> Option<Authz> {
-        self.authz.get()
+    /// How the inbound policy judged this HTTP client, with the counter
+    /// of its requests; `None` when no policy applies.
+    pub(super) fn http_authz(&self, client_id: &ClientId) -> Option<HttpAuthz> {
+        let authz = self.authz.get()?;
+        let metrics = self.shard.metrics();
+        Some(metrics.http_authz(&self.route.metrics, authz, client_id.proven()))
     }
 
     /// The client-side counters: the route's, or for a mesh peer's

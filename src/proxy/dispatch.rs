@@ -209,8 +209,8 @@ impl Conn {
         let proxy = H1Proxy {
             shard: &self.shard.http,
             route: &self.route.http,
+            authz: self.http_authz(&client_id),
             client_id: &client_id,
-            authz: self.authz(),
         };
         let result = match proxy.serve(&mut client, first).await {
             Ok(Served::Closed) => Ok(()),
@@ -275,11 +275,12 @@ impl Conn {
     ) -> Ended {
         let src_counters = opened(self.src_counters());
         src_counters.read(prefix.len());
+        let client_id = self.client_id();
         let proxy = H2Proxy {
             shard: self.shard.http.clone(),
             route: self.route.http.clone(),
-            client_id: self.client_id(),
-            authz: self.authz(),
+            authz: self.http_authz(&client_id),
+            client_id,
         };
         let result = proxy
             .serve(client, prefix, src_counters.clone(), first)

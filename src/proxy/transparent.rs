@@ -343,6 +343,13 @@ mod tests {
         let web = route_for(&state, &metrics, redirected("10.0.0.1:80")).unwrap();
         web.metrics.src.opened();
         drop(web);
+        metrics.authorized(crate::metrics::AuthzLabels {
+            http: false,
+            allowed: true,
+            authz: "all-unauthenticated",
+            client_id: String::new(),
+            target_addr: "10.0.0.1:80".to_string(),
+        });
         let held = route_for(&state, &metrics, redirected("10.0.0.2:80")).unwrap();
         let long_ago = Instant::now() - DESTINATION_IDLE;
         for kept in state.destinations.borrow().values() {
@@ -377,6 +384,10 @@ mod tests {
         }
         state.sweep(&metrics);
         assert_eq!(series(&metrics), ["10.0.0.2:80"], "the held one's stay");
+        assert!(
+            metrics.snapshot(0, 0).authz.is_empty(),
+            "its authorization series too"
+        );
         drop(held);
     }
 
