@@ -87,7 +87,7 @@ pub(super) fn identity(
 }
 
 /// The name is what peers send as SNI, so it must be a DNS name.
-fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
+pub(super) fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
     match rustls_pki_types::DnsName::try_from(name) {
         Ok(_) => Ok(()),
         Err(_) => Err(ConfigError::invalid(

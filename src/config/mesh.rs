@@ -12,7 +12,7 @@
 use serde::Deserialize;
 
 use super::file::InboundTable;
-use super::iptables::{Cidr, PortRange};
+use super::iptables::{parse_cidr, Cidr, PortRange};
 use super::{Args, ConfigError};
 
 /// Linkerd's inbound port, where meshed peers take mTLS connections.
@@ -146,7 +146,7 @@ pub(super) fn peers(args: &Args, table: &MeshTable) -> Result<Vec<MeshPeer>, Con
         .enumerate()
         .map(|(i, peer)| {
             let key = format!("mesh.peer[{i}]");
-            let network = parse_network(&format!("{key}.network"), &peer.network)?;
+            let network = parse_cidr(&format!("{key}.network"), &peer.network)?;
             let identity = identity(&format!("{key}.identity"), &peer.identity)?;
             let port = port(&format!("{key}.port"), peer.port)?;
             Ok(MeshPeer {
@@ -172,31 +172,17 @@ fn peer_flag(flag: &str) -> Result<MeshPeer, ConfigError> {
         None => None,
     };
     Ok(MeshPeer {
-        network: parse_network(key, network.trim())?,
+        network: parse_cidr(key, network.trim())?,
         identity: identity(key, identity_text.trim())?,
         port: port(key, port_number)?,
     })
 }
 
-fn parse_network(key: &str, text: &str) -> Result<Cidr, ConfigError> {
-    super::iptables::parse_cidr(key, text)
-}
-
+/// An identity is a DNS name (the SNI sent to a peer), compared in lower
+/// case.
 fn identity(key: &str, name: &str) -> Result<String, ConfigError> {
-    let valid = !name.is_empty()
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    match valid {
-        true => Ok(name.to_ascii_lowercase()),
-        false => Err(ConfigError::invalid(
-            key,
-            format!("{name:?} is not a DNS-like identity"),
-        )),
-    }
+    super::identity::check_name(key, name)?;
+    Ok(name.to_ascii_lowercase())
 }
 
 fn port(key: &str, port: Option<u16>) -> Result<u16, ConfigError> {

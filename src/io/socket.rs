@@ -242,7 +242,10 @@ impl Socket {
             }
             bytes = &bytes[n..];
         }
-        poll_fn(|cx| self.poll_flush(cx)).await
+        if self.tls {
+            poll_fn(|cx| self.poll_flush(cx)).await?;
+        }
+        Ok(())
     }
 
     /// Sends FIN: the peer sees end-of-stream while the other direction
