@@ -33,10 +33,9 @@ pub(super) fn opened(counters: Rc<TcpCounters>) -> Rc<TcpCounters> {
 pub struct Conn {
     pub(super) shard: Rc<ShardContext>,
     pub(super) route: Rc<RouteState>,
-    /// What its HTTP requests' `l5d-*` headers get: an inbound client's
-    /// proven identity, or none (`ClientId::Strip`). Set once its TLS is
+    /// The identity the client proved over mTLS: set once its TLS is
     /// terminated, which may be after detection.
-    client_id: RefCell<ClientId>,
+    proven: RefCell<Option<Rc<str>>>,
     /// The protocol a meshed peer's transport header declared, over the
     /// route's own.
     pub(super) declared: Cell<Option<Protocol>>,
@@ -50,14 +49,10 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(shard: Rc<ShardContext>, route: Rc<RouteState>, slot: Slot) -> Conn {
-        let client_id = match route.route.direction {
-            Direction::Inbound => ClientId::Strip,
-            Direction::Outbound => ClientId::Untouched,
-        };
         Conn {
             shard,
             route,
-            client_id: RefCell::new(client_id),
+            proven: RefCell::new(None),
             declared: Cell::new(None),
             authz: Cell::new(None),
             _slot: slot,
@@ -68,14 +63,18 @@ impl Conn {
     /// client that proved `client_id`, declaring `protocol` when it knew.
     pub(super) fn meshed(&self, client_id: Option<&str>, protocol: Option<Protocol>) {
         if let Some(identity) = client_id {
-            *self.client_id.borrow_mut() = ClientId::Set(identity.into());
+            *self.proven.borrow_mut() = Some(identity.into());
         }
         self.declared.set(protocol);
     }
 
     /// What its HTTP requests' `l5d-*` headers get.
     pub(super) fn client_id(&self) -> ClientId {
-        self.client_id.borrow().clone()
+        match (&*self.proven.borrow(), self.route.route.direction) {
+            (Some(identity), _) => ClientId::Set(identity.clone()),
+            (None, Direction::Inbound) => ClientId::Strip,
+            (None, Direction::Outbound) => ClientId::Untouched,
+        }
     }
 
     /// Records how the inbound policy judged this client.
@@ -101,13 +100,10 @@ impl Conn {
     /// The client-side counters of a mesh peer's connection carrying TLS
     /// for `sni` (or none); `None` for any other connection.
     pub(super) fn meshed_src(&self, sni: Option<&str>) -> Option<Rc<TcpCounters>> {
-        match &*self.client_id.borrow() {
-            ClientId::Set(identity) => {
-                let metrics = self.shard.metrics();
-                Some(self.route.metrics.meshed_src(metrics, identity, sni))
-            }
-            _ => None,
-        }
+        let proven = self.proven.borrow();
+        let identity = proven.as_deref()?;
+        let metrics = self.shard.metrics();
+        Some(self.route.metrics.meshed_src(metrics, identity, sni))
     }
 
     /// The protocol policy of this connection.
