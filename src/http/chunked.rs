@@ -91,6 +91,18 @@ impl ChunkedScanner {
     /// Consumes bytes of the body; returns how many belong to it (all of
     /// them unless the body ends inside `bytes`).
     pub fn scan(&mut self, bytes: &[u8]) -> Result<usize, ChunkedError> {
+        self.scan_data(bytes, |_| {})
+    }
+
+    /// `scan`, also handing `data` each run of chunk data in `bytes` (as
+    /// a range of it): the body's content without its framing, for a
+    /// proxy that re-frames it (HTTP/1 carried over HTTP/2). Trailers are
+    /// checked, not handed on.
+    pub fn scan_data(
+        &mut self,
+        bytes: &[u8],
+        mut data: impl FnMut(std::ops::Range<usize>),
+    ) -> Result<usize, ChunkedError> {
         let mut i = 0;
         while i < bytes.len() {
             let byte = bytes[i];
@@ -138,6 +150,7 @@ impl ChunkedScanner {
                 State::Data { remaining } => {
                     // Skip the whole run of data bytes at once.
                     let take = remaining.min((bytes.len() - i) as u64);
+                    data(i..i + take as usize);
                     i += take as usize;
                     let remaining = remaining - take;
                     self.state = if remaining == 0 {
@@ -201,6 +214,20 @@ mod tests {
             let second = scanner.scan(&input[split..]).unwrap();
             assert_eq!(first + second, BODY.len(), "split {split}");
             assert!(scanner.is_done());
+        }
+    }
+
+    #[test]
+    fn hands_on_the_data_at_every_split() {
+        for split in 0..=BODY.len() {
+            let mut scanner = ChunkedScanner::default();
+            let mut content = Vec::new();
+            for part in [&BODY[..split], &BODY[split..]] {
+                scanner
+                    .scan_data(part, |range| content.extend_from_slice(&part[range]))
+                    .unwrap();
+            }
+            assert_eq!(content, b"helloabcdefghijklmnopqrstuvwxyz", "split {split}");
         }
     }
 

@@ -37,7 +37,7 @@ pub enum Served {
 }
 
 /// How one request ended, for the response metrics.
-enum Outcome {
+pub(super) enum Outcome {
     /// A response went out; `keep` says whether the client connection
     /// stays open for another request.
     Responded { status: u16, keep: bool },
@@ -67,6 +67,17 @@ enum Waited {
     Body,
     /// The response timeout.
     Expired,
+}
+
+/// Where a request goes.
+enum Via {
+    /// An HTTP/1 connection of its own for the exchange.
+    Http1(Upstream),
+    /// A stream on a mesh peer's HTTP/2 connection (`orig_proto`).
+    Http2 {
+        index: usize,
+        sender: ::h2::client::SendRequest<bytes::Bytes>,
+    },
 }
 
 /// A failure inside one exchange.
@@ -258,7 +269,7 @@ impl H1Proxy<'_> {
         future::pending().await
     }
 
-    fn expired(&self, expiry: Expiry, after: Duration) {
+    pub(super) fn expired(&self, expiry: Expiry, after: Duration) {
         let metrics = &self.shard.metrics;
         self.route.metrics.expired(metrics, expiry, after);
     }
@@ -298,9 +309,18 @@ impl H1Proxy<'_> {
         // Only a request that could be sent again survives a pooled
         // connection found closed after the request went out.
         let retryable = head.retryable(framing);
+        // What becomes a tunnel needs a connection of its own.
+        let multiplex = !head.wants_tunnel();
         for attempt in 0..2 {
-            let mut upstream = match self.upstream(&mut tried, first, retryable).await {
-                Ok(upstream) => upstream,
+            // A retry takes no pooled connection unchecked.
+            let checked = retryable && attempt == 0;
+            let via = self.upstream(&mut tried, first, multiplex, checked);
+            let mut upstream = match via.await {
+                Ok(Via::Http1(upstream)) => upstream,
+                Ok(Via::Http2 { index, sender }) => {
+                    let upgraded = self.upgraded(client, head, framing, index, sender, deadline);
+                    return Box::pin(upgraded).await;
+                }
                 Err(error) => {
                     return Ok(Outcome::ProxyError {
                         error,
@@ -330,10 +350,11 @@ impl H1Proxy<'_> {
                     return Ok(Outcome::Tunneled { status, upstream });
                 }
                 Err(Failure::Retry) if attempt == 0 => {
+                    // The endpoint may take it again: only that one
+                    // connection was stale.
                     tracing::debug!(endpoint = %balancer.addr(index), "stale upstream connection: retrying");
                     balancer.finished(index, None);
                     upstream.mark_failed();
-                    tried.push(index);
                 }
                 Err(Failure::Retry) => {
                     balancer.finished(index, None);
@@ -497,28 +518,33 @@ impl H1Proxy<'_> {
         })
     }
 
-    /// The first upstream if still unused, a pooled connection, or a new
-    /// one; why not when no endpoint can be had.
+    /// The first upstream if still unused, else for an endpoint the
+    /// balancer picks: a stream on its HTTP/2 connection when it is a mesh
+    /// peer and the request can be `multiplex`ed, a pooled connection, or
+    /// a new one; why not when no endpoint can be had.
     async fn upstream(
         &self,
         tried: &mut Vec<usize>,
         first: &mut Option<Upstream>,
+        multiplex: bool,
         retryable: bool,
-    ) -> Result<Upstream, ProxyError> {
+    ) -> Result<Via, ProxyError> {
         if let Some(upstream) = first.take() {
-            return Ok(upstream);
+            return Ok(Via::Http1(upstream));
         }
-        let balancer = &self.route.balancer;
+        let (shard, route) = (self.shard, self.route);
         let mut last_error = None;
-        while let Some(index) = balancer.pick(tried) {
-            if let Some(upstream) = self.route.pool.checkout(index, retryable) {
-                return Ok(upstream);
-            }
-            match super::connect(self.shard, self.route, index, SessionProtocol::Http1).await {
-                Ok(socket) => {
-                    let counters = self.route.metrics.dst[index].clone();
-                    return Ok(upstream(socket, counters, index));
-                }
+        while let Some(index) = route.balancer.pick(tried) {
+            let via = if multiplex && route.metrics.is_meshed(index) {
+                let sender = super::h2::sender(shard, route, index).await;
+                sender.map(|sender| Via::Http2 { index, sender })
+            } else {
+                pooled_or_new(shard, route, index, retryable)
+                    .await
+                    .map(Via::Http1)
+            };
+            match via {
+                Ok(via) => return Ok(via),
                 Err(error) => {
                     tried.push(index);
                     last_error = Some(error);
@@ -527,6 +553,22 @@ impl H1Proxy<'_> {
         }
         Err(last_error.unwrap_or(ProxyError::NoEndpoint))
     }
+}
+
+/// A pooled connection to endpoint `index`, or a new one; `retryable`: the
+/// request may skip the pool's check of a connection just returned.
+pub(super) async fn pooled_or_new(
+    shard: &HttpShard,
+    route: &HttpRoute,
+    index: usize,
+    retryable: bool,
+) -> Result<Upstream, ProxyError> {
+    if let Some(upstream) = route.pool.checkout(index, retryable) {
+        return Ok(upstream);
+    }
+    let socket = super::connect(shard, route, index, SessionProtocol::Http1).await?;
+    let counters = route.metrics.dst[index].clone();
+    Ok(upstream(socket, counters, index))
 }
 
 fn class(status_code: u16) -> ResponseClass {

@@ -37,7 +37,7 @@ const CONNECTION_WINDOW_BYTES: u32 = 5 * 1024 * 1024;
 const MAX_SEND_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// How a stream failed before its response head went out.
-enum StreamFailure {
+pub(super) enum StreamFailure {
     /// Answer with the error's status and a `ringside-proxy-error` header.
     Answer(ProxyError),
     /// Reset the client's stream with this reason.
@@ -87,8 +87,19 @@ impl H2Proxy {
         first: Option<(usize, Socket)>,
     ) -> Result<(), ConnError> {
         if let Some((index, socket)) = first {
-            // A failed handshake only means the first request connects anew.
-            let _ = self.adopt(index, socket).await;
+            if self.client_id.proven().is_some() {
+                // A mesh peer's streams may be HTTP/1 it carried
+                // (`orig_proto`) to an application that speaks nothing
+                // else: the connection waits in the HTTP/1 pool instead.
+                let counters = self.route.metrics.dst[index].clone();
+                self.route
+                    .pool
+                    .checkin(super::upstream(socket, counters, index));
+            } else {
+                // A failed handshake only means the first request connects
+                // anew.
+                let _ = self.adopt(index, socket).await;
+            }
         }
         let io = H2Io::new(client, prefix, counters);
         let linger = io.linger();
@@ -213,14 +224,6 @@ impl H2Proxy {
         request: Request<RecvStream>,
         respond: &mut server::SendResponse<Bytes>,
     ) -> Result<ResponseClass, StreamFailure> {
-        // A client that resets its stream before the response head gets
-        // the upstream request cancelled with it (dropping its handles
-        // resets the upstream stream), instead of holding a request in
-        // flight that nobody waits for.
-        let client_reset = async {
-            let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
-            Err(StreamFailure::ClientReset)
-        };
         if let Some(judged) = &self.authz {
             judged.request();
             let authz = judged.authz;
@@ -228,7 +231,16 @@ impl H2Proxy {
                 return Err(StreamFailure::Answer(ProxyError::Forbidden(authz.policy)));
             }
         }
-        let response = futures_lite::future::or(self.response_head(request), client_reset).await?;
+        if let Some(absolute_form) = self.orig_proto(&request) {
+            // HTTP/1 a mesh peer carried: it goes to the application so.
+            let method = request.method().clone();
+            let downgraded = self.downgraded(request, absolute_form);
+            let reset = client_reset(respond);
+            let (upstream, response) = futures_lite::future::or(downgraded, reset).await?;
+            return Box::pin(self.respond_downgraded(respond, upstream, response, &method)).await;
+        }
+        let reset = client_reset(respond);
+        let response = futures_lite::future::or(self.response_head(request), reset).await?;
         let (parts, body) = response.into_parts();
         let mut class = ResponseClass {
             status_code: parts.status.as_u16(),
@@ -288,34 +300,14 @@ impl H2Proxy {
         Ok(response)
     }
 
-    /// A ready sender on an upstream HTTP/2 connection: the endpoint's
-    /// pooled one, or a new connection (another endpoint if it fails).
+    /// A ready sender on an upstream HTTP/2 connection to an endpoint the
+    /// balancer picks (another one if it fails).
     async fn sender(&self) -> Result<(usize, client::SendRequest<Bytes>), StreamFailure> {
-        let balancer = &self.route.balancer;
         let mut tried = Vec::new();
         let mut last_error = None;
-        while let Some(index) = balancer.pick(&tried) {
-            let pooled = self.route.h2_senders.borrow()[index].clone();
-            if let Some(sender) = pooled {
-                match sender.ready().await {
-                    Ok(sender) => return Ok((index, sender)),
-                    Err(_) => self.route.h2_senders.borrow_mut()[index] = None,
-                }
-            }
-            let connected =
-                match super::connect(&self.shard, &self.route, index, SessionProtocol::Http2).await
-                {
-                    Ok(socket) => self.adopt(index, socket).await,
-                    Err(error) => Err(error),
-                };
-            match connected {
-                Ok(sender) => match sender.ready().await {
-                    Ok(sender) => return Ok((index, sender)),
-                    Err(source) => {
-                        let addr = balancer.addr(index);
-                        last_error = Some(ProxyError::H2NotReady { addr, source });
-                    }
-                },
+        while let Some(index) = self.route.balancer.pick(&tried) {
+            match sender(&self.shard, &self.route, index).await {
+                Ok(sender) => return Ok((index, sender)),
                 Err(error) => last_error = Some(error),
             }
             tried.push(index);
@@ -325,34 +317,72 @@ impl H2Proxy {
         ))
     }
 
-    /// Makes `socket` the pooled HTTP/2 connection of endpoint `index`.
     async fn adopt(
         &self,
         index: usize,
         socket: Socket,
     ) -> Result<client::SendRequest<Bytes>, ProxyError> {
-        let addr = self.route.balancer.addr(index);
-        let counters = self.route.metrics.dst[index].clone();
-        let io = H2Io::new(socket, Vec::new(), counters.clone());
-        let (sender, connection) = client::Builder::new()
-            .initial_window_size(STREAM_WINDOW_BYTES)
-            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-            .max_send_buffer_size(MAX_SEND_BUFFER_BYTES)
-            .handshake(io)
-            .await
-            .map_err(|source| ProxyError::H2Handshake { addr, source })?;
-        counters.opened();
-        let opened = Instant::now();
-        spawn(async move {
-            let result = connection.await;
-            if let Err(err) = &result {
-                tracing::debug!(endpoint = %addr, error = %err, "upstream HTTP/2 connection ended");
-            }
-            counters.closed(result.is_ok(), opened.elapsed());
-        });
-        self.route.h2_senders.borrow_mut()[index] = Some(sender.clone());
-        Ok(sender)
+        adopt(&self.route, index, socket).await
     }
+}
+
+/// A ready sender on endpoint `index`'s HTTP/2 connection: the pooled one,
+/// or a new one.
+pub(super) async fn sender(
+    shard: &HttpShard,
+    route: &HttpRoute,
+    index: usize,
+) -> Result<client::SendRequest<Bytes>, ProxyError> {
+    if let Some(sender) = route.h2_pool.take_sender(index) {
+        match sender.ready().await {
+            Ok(sender) => return Ok(sender),
+            Err(_) => route.h2_pool.set(index, None),
+        }
+    }
+    let socket = super::connect(shard, route, index, SessionProtocol::Http2).await?;
+    let sender = adopt(route, index, socket).await?;
+    sender.ready().await.map_err(|source| {
+        let addr = route.balancer.addr(index);
+        ProxyError::H2NotReady { addr, source }
+    })
+}
+
+/// Makes `socket` the pooled HTTP/2 connection of endpoint `index`.
+pub async fn adopt(
+    route: &HttpRoute,
+    index: usize,
+    socket: Socket,
+) -> Result<client::SendRequest<Bytes>, ProxyError> {
+    let addr = route.balancer.addr(index);
+    let counters = route.metrics.dst[index].clone();
+    let io = H2Io::new(socket, Vec::new(), counters.clone());
+    let (sender, connection) = client::Builder::new()
+        .initial_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_send_buffer_size(MAX_SEND_BUFFER_BYTES)
+        .handshake(io)
+        .await
+        .map_err(|source| ProxyError::H2Handshake { addr, source })?;
+    counters.opened();
+    let opened = Instant::now();
+    spawn(async move {
+        let result = connection.await;
+        if let Err(err) = &result {
+            tracing::debug!(endpoint = %addr, error = %err, "upstream HTTP/2 connection ended");
+        }
+        counters.closed(result.is_ok(), opened.elapsed());
+    });
+    route.h2_pool.set(index, Some(sender.clone()));
+    Ok(sender)
+}
+
+/// Resolves when the client resets its stream, to race the wait for a
+/// response head: the upstream request is then cancelled with it (dropping
+/// its handles resets the upstream stream), instead of held in flight with
+/// nobody waiting for it.
+async fn client_reset<T>(respond: &mut server::SendResponse<Bytes>) -> Result<T, StreamFailure> {
+    let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
+    Err(StreamFailure::ClientReset)
 }
 
 /// The serve loop's next step. While `max_concurrent_streams` requests are
@@ -384,14 +414,14 @@ fn poll_next(
 /// A request pending on an upstream endpoint, for its balancer: counted as
 /// finished when dropped, with its latency once its response head came,
 /// however the wait ended (a client reset drops it half way).
-struct Pending<'a> {
+pub(super) struct Pending<'a> {
     balancer: &'a RequestBalancer,
     index: usize,
-    latency: Option<Duration>,
+    pub latency: Option<Duration>,
 }
 
 impl<'a> Pending<'a> {
-    fn new(balancer: &'a RequestBalancer, index: usize) -> Pending<'a> {
+    pub fn new(balancer: &'a RequestBalancer, index: usize) -> Pending<'a> {
         balancer.started(index);
         Pending {
             balancer,
@@ -416,7 +446,7 @@ async fn pass_body(
     mut to: SendStream<Bytes>,
 ) -> Result<Option<HeaderMap>, h2::Error> {
     while let Some(data) = poll_fn(|cx| from.poll_data(cx)).await {
-        let mut data = match data {
+        let data = match data {
             Ok(data) => data,
             Err(err) => {
                 to.send_reset(err.reason().unwrap_or(Reason::CANCEL));
@@ -426,15 +456,8 @@ async fn pass_body(
         let len = data.len();
         // The last data frame carries END_STREAM itself: no empty frame.
         let last = from.is_end_stream();
-        while !data.is_empty() {
-            to.reserve_capacity(data.len());
-            let granted = match poll_fn(|cx| to.poll_capacity(cx)).await {
-                Some(Ok(granted)) => granted,
-                Some(Err(err)) => return Err(err),
-                None => return Ok(None),
-            };
-            let chunk = data.split_to(granted.min(data.len()));
-            to.send_data(chunk, last && data.is_empty())?;
+        if !send_data(&mut to, data, last).await? {
+            return Ok(None);
         }
         let _ = from.flow_control().release_capacity(len);
         if last {
@@ -457,6 +480,26 @@ async fn pass_body(
         None => to.send_data(Bytes::new(), true)?,
     }
     Ok(trailers)
+}
+
+/// Sends `data` as the receiver grants capacity, `end` ending the stream
+/// with its last frame; false if the receiver is gone.
+pub(super) async fn send_data(
+    to: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+) -> Result<bool, h2::Error> {
+    while !data.is_empty() {
+        to.reserve_capacity(data.len());
+        let granted = match poll_fn(|cx| to.poll_capacity(cx)).await {
+            Some(Ok(granted)) => granted,
+            Some(Err(err)) => return Err(err),
+            None => return Ok(false),
+        };
+        let chunk = data.split_to(granted.min(data.len()));
+        to.send_data(chunk, end && data.is_empty())?;
+    }
+    Ok(true)
 }
 
 fn grpc_status(headers: &HeaderMap) -> Option<u16> {

@@ -7,6 +7,8 @@
 use std::io;
 use std::rc::Rc;
 
+use bytes::Bytes;
+
 use super::chunked::{ChunkedError, ChunkedScanner};
 use super::head::{Framing, HeadError, Parsed, MAX_HEAD_BYTES};
 use crate::io::{Received, Socket};
@@ -113,6 +115,32 @@ pub enum BodyError {
     Write(io::Error),
     #[error(transparent)]
     Chunked(#[from] ChunkedError),
+}
+
+/// Where a body read piece by piece stands (`HttpIo::read_data`).
+pub struct BodyReader {
+    /// Bytes left of a `Content-Length` body.
+    remaining: Option<u64>,
+    chunks: Option<ChunkedScanner>,
+    done: bool,
+}
+
+impl BodyReader {
+    pub fn new(framing: Framing) -> BodyReader {
+        BodyReader {
+            remaining: match framing {
+                Framing::Length(n) => Some(n),
+                _ => None,
+            },
+            chunks: (framing == Framing::Chunked).then(ChunkedScanner::default),
+            done: matches!(framing, Framing::None | Framing::Length(0)),
+        }
+    }
+
+    /// The whole body has been read.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
 }
 
 impl HttpIo {
@@ -308,6 +336,49 @@ impl HttpIo {
     /// that is bad there is refused before anything goes upstream.
     pub fn check_buffered_chunks(&self) -> Result<(), ChunkedError> {
         ChunkedScanner::default().scan(self.unread()).map(drop)
+    }
+
+    /// The next piece of a body's content, its framing removed (chunk
+    /// sizes, extensions and trailers are checked, then dropped); `None`
+    /// once it has all been read. For a proxy that frames the body anew.
+    pub async fn read_data(&mut self, body: &mut BodyReader) -> Result<Option<Bytes>, BodyError> {
+        while !body.done {
+            if self.unread().is_empty() {
+                let n = self.fill(false).await.map_err(BodyError::Read)?;
+                if n == 0 {
+                    // Only a body that lasts until the close may end here.
+                    if body.remaining.is_some() || body.chunks.is_some() {
+                        return Err(BodyError::Truncated);
+                    }
+                    body.done = true;
+                    return Ok(None);
+                }
+            }
+            let available = &self.buf[self.start..self.end];
+            let (taken, data) = match (&mut body.chunks, &mut body.remaining) {
+                (Some(chunks), _) => {
+                    let mut data = Vec::new();
+                    let taken = chunks
+                        .scan_data(available, |run| data.extend_from_slice(&available[run]))?;
+                    body.done = chunks.is_done();
+                    (taken, data)
+                }
+                (None, Some(left)) => {
+                    let take = available
+                        .len()
+                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    *left -= take as u64;
+                    body.done = *left == 0;
+                    (take, available[..take].to_vec())
+                }
+                (None, None) => (available.len(), available.to_vec()),
+            };
+            self.consume(taken);
+            if !data.is_empty() {
+                return Ok(Some(Bytes::from(data)));
+            }
+        }
+        Ok(None)
     }
 
     /// Passes one body from `self` to `to`, framing unchanged.

@@ -20,9 +20,9 @@ mod h2_streams;
 mod head;
 pub mod invariants;
 mod io;
+mod orig_proto;
 mod pool;
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -31,11 +31,11 @@ pub use crate::metrics::Authz;
 pub use answer::ProxyError;
 pub use client_id::ClientId;
 pub use h1::{H1Proxy, Served};
-pub use h2::H2Proxy;
+pub use h2::{adopt, H2Proxy};
 /// For the benches: the hot path of every HTTP/1 request.
 pub use head::{parse_request, parse_response};
 pub use io::{Arrival, HttpIo};
-pub use pool::{upstream, Pool, Upstream};
+pub use pool::{upstream, H2Pool, Pool, Upstream};
 
 use crate::balance::RequestBalancer;
 use crate::config::{Http2Config, Timeouts};
@@ -103,7 +103,7 @@ pub struct HttpRoute {
     /// From a request sent to its response head; then 504.
     pub response_timeout: Option<Duration>,
     /// HTTP/2: one multiplexed connection per endpoint.
-    pub h2_senders: RefCell<Vec<Option<::h2::client::SendRequest<bytes::Bytes>>>>,
+    pub h2_pool: H2Pool,
 }
 
 impl HttpRoute {
@@ -119,8 +119,14 @@ impl HttpRoute {
             metrics,
             balancer: RequestBalancer::new(upstreams, seed),
             pool: Pool::new(upstreams.len(), idle_timeout),
-            h2_senders: RefCell::new(vec![None; upstreams.len()]),
+            h2_pool: H2Pool::new(upstreams.len()),
         }
+    }
+
+    /// Closes the pooled connections idle for the pool's idle timeout.
+    pub fn sweep(&self) {
+        self.pool.sweep();
+        self.h2_pool.sweep(self.pool.idle_timeout());
     }
 }
 

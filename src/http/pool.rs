@@ -1,11 +1,17 @@
-//! Upstream HTTP/1 connections of one shard and route, pooled per endpoint
-//! so keep-alive requests skip the connect. A pooled connection idle for a
-//! while is checked before reuse (a peek that finds EOF or stray bytes means
-//! the upstream closed or misbehaved) and closed after the idle timeout.
+//! Upstream connections of one shard and route, pooled per endpoint so
+//! requests skip the connect. HTTP/1 (`Pool`): several per endpoint, one
+//! per request in flight; a pooled connection idle for a while is checked
+//! before reuse (a peek that finds EOF or stray bytes means the upstream
+//! closed or misbehaved) and closed after the idle timeout. HTTP/2
+//! (`H2Pool`): one multiplexed connection per endpoint, let go once no
+//! request has used it for the idle timeout.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use h2::client::SendRequest;
 
 use super::io::{Arrival, HttpIo};
 use crate::io::Socket;
@@ -125,6 +131,57 @@ impl Pool {
 
     pub fn idle_timeout(&self) -> Duration {
         self.idle_timeout
+    }
+}
+
+/// Per endpoint, the sender of its HTTP/2 connection and when a request
+/// last took it. Letting go of the sender closes the connection once the
+/// streams in flight (which hold senders of their own) are done.
+pub struct H2Pool {
+    senders: RefCell<Vec<Option<Pooled>>>,
+}
+
+/// A connection's sender and when a request last took it.
+type Pooled = (SendRequest<Bytes>, Instant);
+
+impl H2Pool {
+    pub fn new(endpoints: usize) -> H2Pool {
+        H2Pool {
+            senders: RefCell::new(vec![None; endpoints]),
+        }
+    }
+
+    /// The endpoint's sender, if it has a connection; marks it used.
+    pub fn take_sender(&self, endpoint: usize) -> Option<SendRequest<Bytes>> {
+        let mut senders = self.senders.borrow_mut();
+        let (sender, used) = senders[endpoint].as_mut()?;
+        *used = Instant::now();
+        Some(sender.clone())
+    }
+
+    pub fn has_connection(&self, endpoint: usize) -> bool {
+        self.senders.borrow()[endpoint].is_some()
+    }
+
+    pub fn has_any(&self) -> bool {
+        self.senders.borrow().iter().any(Option::is_some)
+    }
+
+    pub fn set(&self, endpoint: usize, sender: Option<SendRequest<Bytes>>) {
+        self.senders.borrow_mut()[endpoint] = sender.map(|sender| (sender, Instant::now()));
+    }
+
+    /// Lets go of connections no request took for `idle_timeout`.
+    pub fn sweep(&self, idle_timeout: Duration) {
+        let now = Instant::now();
+        for slot in self.senders.borrow_mut().iter_mut() {
+            if slot
+                .as_ref()
+                .is_some_and(|(_, used)| now.saturating_duration_since(*used) >= idle_timeout)
+            {
+                *slot = None;
+            }
+        }
     }
 }
 

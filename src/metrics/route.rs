@@ -60,6 +60,11 @@ impl RouteMetrics {
         }
     }
 
+    /// Whether endpoint `index` is reached through a mesh peer.
+    pub fn is_meshed(&self, index: usize) -> bool {
+        self.server_ids[index].is_some()
+    }
+
     /// The counters of a TLS passthrough connection: its SNI is a label,
     /// so they are looked up per connection.
     pub fn tls(

@@ -214,6 +214,12 @@ impl Conn {
         if self.requires_identity() {
             return false;
         }
+        // A route holding an HTTP/2 connection (HTTP/2 clients, or HTTP/1
+        // to a mesh peer) is known to speak HTTP, not a server-first
+        // protocol: detection goes first, and requests ride that one.
+        if self.route.http.h2_pool.has_any() {
+            return false;
+        }
         let speculative = !matches!(self.protocol(), Protocol::Opaque | Protocol::Http2);
         if !speculative || self.shard.metrics().speculative() < self.shard.max_speculative as u64 {
             return true;

@@ -167,7 +167,7 @@ impl TransparentState {
         let mut destinations = self.destinations.borrow_mut();
         let forgotten = forget_idle(&mut destinations, now, DESTINATION_IDLE);
         for kept in destinations.values() {
-            kept.route.http.pool.sweep();
+            kept.route.http.sweep();
         }
         drop(destinations);
         self.retire(forgotten, metrics);

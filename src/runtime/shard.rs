@@ -166,7 +166,7 @@ async fn sweep_pools(
             return;
         }
         for route in &routes {
-            route.http.pool.sweep();
+            route.http.sweep();
         }
         for listener in &transparent {
             listener.sweep(shard.metrics());

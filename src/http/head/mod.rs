@@ -386,6 +386,11 @@ impl RequestHead {
         idempotent && framing == Framing::None
     }
 
+    /// The header lines that go on over HTTP/2 (see `end_to_end`).
+    pub fn end_to_end(&self) -> Vec<(&[u8], &[u8])> {
+        end_to_end(&self.fields)
+    }
+
     /// The head as sent upstream: HTTP/1.1, hop-by-hop headers removed
     /// (but `Upgrade` kept for a tunnel request).
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -423,6 +428,11 @@ impl RequestHead {
 }
 
 impl ResponseHead {
+    /// The header lines that go on over HTTP/2 (see `end_to_end`).
+    pub fn end_to_end(&self) -> Vec<(&[u8], &[u8])> {
+        end_to_end(&self.fields)
+    }
+
     /// The body framing of this response to a `method` request.
     pub fn framing(&self, method: &str) -> Result<Framing, HeadError> {
         let no_body = method.eq_ignore_ascii_case("HEAD")
@@ -487,14 +497,38 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
     name.eq_ignore_ascii_case(candidate.as_bytes())
 }
 
-fn encode_headers(fields: &Fields, tunnel: bool, client_id: &ClientId, out: &mut Vec<u8>) {
-    // Headers named in Connection are hop-by-hop too.
-    let named: Vec<&[u8]> = fields
+/// The names a head's `Connection` headers list: hop-by-hop too.
+fn connection_named(fields: &Fields) -> Vec<&[u8]> {
+    fields
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case(b"connection"))
         .flat_map(|(_, value)| value.split(|b| *b == b','))
         .map(|t| t.trim_ascii())
-        .collect();
+        .collect()
+}
+
+/// The header lines that describe the message itself, for HTTP/2: no
+/// hop-by-hop header, no `Transfer-Encoding` (HTTP/2 frames bodies
+/// itself), one `Content-Length`.
+fn end_to_end(fields: &Fields) -> Vec<(&[u8], &[u8])> {
+    let named = connection_named(fields);
+    let mut length_sent = false;
+    let mut kept = Vec::with_capacity(fields.headers.len());
+    for (name, value) in fields.iter() {
+        let dropped = is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case(b"transfer-encoding")
+            || named.iter().any(|n| n.eq_ignore_ascii_case(name))
+            || (is_content_length(name) && std::mem::replace(&mut length_sent, true));
+        if !dropped {
+            kept.push((name, value));
+        }
+    }
+    kept
+}
+
+fn encode_headers(fields: &Fields, tunnel: bool, client_id: &ClientId, out: &mut Vec<u8>) {
+    // Headers named in Connection are hop-by-hop too.
+    let named = connection_named(fields);
     // Framing has checked that repeated lengths are identical: one goes on.
     let mut length_sent = false;
     for (name, value) in fields.iter() {
