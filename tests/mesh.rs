@@ -8,38 +8,12 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use support::clients::h2::runtime;
+use support::identity::{client_side, identities, server_side, CLIENT, SERVER};
 use support::*;
-
-const CLIENT: &str = "web.default.serviceaccount.identity.linkerd.cluster.local";
-const SERVER: &str = "db.default.serviceaccount.identity.linkerd.cluster.local";
-
-/// A CA and the two identities, each in a folder named after its role.
-fn identities() -> TempDir {
-    minted(&[("client", CLIENT), ("server", SERVER)])
-}
-
-/// The server side: an inbound listener on loopback, with `flags`.
-fn server_side(dir: &TempDir, flags: &[(&str, &str)]) -> Ringside {
-    let mut launch = Launch::new()
-        .shards(1)
-        .arg("--inbound-listen", "127.0.0.1:0");
-    for (flag, value) in flags {
-        launch = launch.arg(flag, value);
-    }
-    launch.identity(dir, "server", SERVER).start()
-}
-
-/// The client side: a route to `app` (a port of the server side's host),
-/// meshed through `server`'s inbound listener.
-fn client_side(dir: &TempDir, app: SocketAddr, server: &Ringside) -> Ringside {
-    let peer = format!("127.0.0.1={SERVER}@{}", server.transparent[0].port());
-    let launch = Ringside::route_to([app]).shards(1).arg("--mesh-peer", peer);
-    launch.identity(dir, "client", CLIENT).start()
-}
 
 #[test]
 fn opaque_bytes_cross_the_mesh_byte_exact_and_are_authorized_by_identity() {
@@ -107,6 +81,10 @@ fn http_requests_reach_the_application_with_the_proven_client_id() {
         "{request}"
     );
     assert!(!request.contains("forged"), "{request}");
+    // It crossed as an HTTP/2 stream, and arrives as the HTTP/1 it was.
+    assert!(request.starts_with("get /hello http/1.1\r\n"), "{request}");
+    assert!(request.contains("host: db\r\n"), "{request}");
+    assert!(!request.contains("l5d-orig-proto"), "{request}");
 }
 
 #[test]

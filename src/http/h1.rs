@@ -19,12 +19,11 @@ use futures_lite::future;
 use super::answer::{proxy_response, ProxyError};
 use super::head::{parse_request, parse_response, Framing, HeadError, RequestHead, ResponseHead};
 use super::io::{BodyError, HttpIo, ReadHeadError};
-use super::pool::{upstream, Upstream};
+use super::pool::{pooled_or_new, Upstream};
 use super::{ClientId, HttpRoute, HttpShard};
 use crate::io::{ConnError, Deadline};
 use crate::metrics::HttpAuthz;
 use crate::metrics::{Expiry, ResponseClass};
-use crate::tls::SessionProtocol;
 
 /// How a client connection left the HTTP/1 proxy.
 pub enum Served {
@@ -553,22 +552,6 @@ impl H1Proxy<'_> {
         }
         Err(last_error.unwrap_or(ProxyError::NoEndpoint))
     }
-}
-
-/// A pooled connection to endpoint `index`, or a new one; `retryable`: the
-/// request may skip the pool's check of a connection just returned.
-pub(super) async fn pooled_or_new(
-    shard: &HttpShard,
-    route: &HttpRoute,
-    index: usize,
-    retryable: bool,
-) -> Result<Upstream, ProxyError> {
-    if let Some(upstream) = route.pool.checkout(index, retryable) {
-        return Ok(upstream);
-    }
-    let socket = super::connect(shard, route, index, SessionProtocol::Http1).await?;
-    let counters = route.metrics.dst[index].clone();
-    Ok(upstream(socket, counters, index))
 }
 
 fn class(status_code: u16) -> ResponseClass {

@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use h2::client::SendRequest;
 
+use super::answer::ProxyError;
 use super::io::{Arrival, HttpIo};
+use super::{HttpRoute, HttpShard};
 use crate::io::Socket;
 use crate::metrics::Speculating;
+use crate::tls::SessionProtocol;
 
 /// Most idle connections kept per endpoint; more are closed when returned.
 const MAX_IDLE_PER_ENDPOINT: usize = 256;
@@ -183,6 +186,22 @@ impl H2Pool {
             }
         }
     }
+}
+
+/// A pooled connection to endpoint `index`, or a new one; `retryable`: the
+/// request may skip the pool's check of a connection just returned.
+pub(super) async fn pooled_or_new(
+    shard: &HttpShard,
+    route: &HttpRoute,
+    index: usize,
+    retryable: bool,
+) -> Result<Upstream, ProxyError> {
+    if let Some(upstream) = route.pool.checkout(index, retryable) {
+        return Ok(upstream);
+    }
+    let socket = super::connect(shard, route, index, SessionProtocol::Http1).await?;
+    let counters = route.metrics.dst[index].clone();
+    Ok(upstream(socket, counters, index))
 }
 
 /// Wraps a freshly connected socket for HTTP use.

@@ -1,8 +1,12 @@
 //! Workload identities for the mesh tests, minted with the built binary's
 //! `ringside identity` as the README shows a user: one CA, and a folder
-//! per identity holding `cert.pem`, `key.pem` and `trust-anchors.pem`.
+//! per identity holding `cert.pem`, `key.pem` and `trust-anchors.pem`;
+//! and the two sides of a mesh on loopback, a client side whose route's
+//! upstream is a mesh peer and the server side's inbound listener.
 
-use super::{Launch, TempDir, BIN};
+use std::net::SocketAddr;
+
+use super::{Launch, Ringside, TempDir, BIN};
 
 /// A CA in `ca/` and one folder per `(folder, name)` identity.
 pub fn minted(identities: &[(&str, &str)]) -> TempDir {
@@ -34,4 +38,31 @@ impl Launch {
             .arg("--identity-trust-anchors", file("trust-anchors.pem"))
             .arg("--identity-name", name)
     }
+}
+
+pub const CLIENT: &str = "web.default.serviceaccount.identity.linkerd.cluster.local";
+pub const SERVER: &str = "db.default.serviceaccount.identity.linkerd.cluster.local";
+
+/// A CA and the two identities, each in a folder named after its role.
+pub fn identities() -> TempDir {
+    minted(&[("client", CLIENT), ("server", SERVER)])
+}
+
+/// The server side: an inbound listener on loopback, with `flags`.
+pub fn server_side(dir: &TempDir, flags: &[(&str, &str)]) -> Ringside {
+    let mut launch = Launch::new()
+        .shards(1)
+        .arg("--inbound-listen", "127.0.0.1:0");
+    for (flag, value) in flags {
+        launch = launch.arg(flag, value);
+    }
+    launch.identity(dir, "server", SERVER).start()
+}
+
+/// The client side: a route to `app` (a port of the server side's host),
+/// meshed through `server`'s inbound listener.
+pub fn client_side(dir: &TempDir, app: SocketAddr, server: &Ringside) -> Ringside {
+    let peer = format!("127.0.0.1={SERVER}@{}", server.transparent[0].port());
+    let launch = Ringside::route_to([app]).shards(1).arg("--mesh-peer", peer);
+    launch.identity(dir, "client", CLIENT).start()
 }

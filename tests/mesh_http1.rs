@@ -1,0 +1,176 @@
+//! HTTP/1 across the mesh as streams of one HTTP/2 mTLS connection per
+//! peer (`l5d-orig-proto`, as Linkerd's proxies carry it): a client side
+//! whose route's upstream is a mesh peer, the server side's inbound
+//! listener, and a real HTTP/1.1 application behind it. Whatever the
+//! client connections, the application sees HTTP/1 and the peers share
+//! one connection; bodies of every framing arrive byte-exact, and a body
+//! cut at the application is never passed off as complete.
+
+mod support;
+
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::thread;
+
+use support::identity::{client_side, identities, server_side, SERVER};
+use support::*;
+
+/// Waits until the server side has answered `requests`, and returns its
+/// metrics then (the meshed connection stays open, pooled).
+fn answered(server: &Ringside, requests: f64) -> Metrics {
+    let mut last = None;
+    eventually("every request answered", || {
+        let metrics = server.metrics();
+        let done = metrics.sum("response_total", &[]) == requests;
+        last = Some(metrics);
+        done
+    });
+    last.unwrap()
+}
+
+fn expected_body(len: u64) -> Vec<u8> {
+    (0..len).map(body_byte).collect()
+}
+
+#[test]
+fn requests_of_many_client_connections_share_one_mtls_connection() {
+    let dir = identities();
+    let web = HttpOrigin::start("web", std::time::Duration::ZERO);
+    let server = server_side(&dir, &[]);
+    let client = client_side(&dir, web.addr, &server);
+
+    // Connections one after another, then some at once.
+    for _ in 0..5 {
+        let mut http = HttpClient::connect(client.route());
+        for _ in 0..3 {
+            let response = http.get("/size/1000").expect("a response");
+            assert_eq!(response.status, 200);
+            assert_eq!(response.body, expected_body(1000));
+            assert_eq!(response.header("l5d-orig-proto"), None);
+        }
+    }
+    let route = client.route();
+    let parallel: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut http = HttpClient::connect(route);
+                for _ in 0..10 {
+                    let response = http.get("/size/100").expect("a response");
+                    assert_eq!(response.body, expected_body(100));
+                }
+            })
+        })
+        .collect();
+    for thread in parallel {
+        thread.join().unwrap();
+    }
+
+    let metrics = answered(&server, 55.0);
+    assert_eq!(web.requests(), 55, "the application answered HTTP/1");
+    let src = [("peer", "src"), ("tls", "true")];
+    assert_eq!(
+        metrics.sum("tcp_open_total", &src),
+        1.0,
+        "one mTLS connection between the peers"
+    );
+    let dst = [("peer", "dst"), ("server_id", SERVER)];
+    assert_eq!(client.metrics().sum("tcp_open_total", &dst), 1.0);
+    let http1 = [("status_code", "200"), ("direction", "inbound")];
+    assert_eq!(metrics.sum("response_total", &http1), 55.0);
+}
+
+#[test]
+fn bodies_of_every_framing_arrive_byte_exact_both_ways() {
+    let dir = identities();
+    let web = HttpOrigin::start("web", std::time::Duration::ZERO);
+    let server = server_side(&dir, &[]);
+    let client = client_side(&dir, web.addr, &server);
+    let mut http = HttpClient::connect(client.route());
+
+    // Uploads with a length, in chunks, and after `Expect: 100-continue`.
+    let body = random_bytes(1 << 20, 5);
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: db\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    http.send(&[head.as_bytes(), &body].concat());
+    let response = http.read(false).expect("a response");
+    assert_eq!(response.body, upload_answer(&body).as_bytes());
+
+    let mut chunked =
+        b"POST /upload HTTP/1.1\r\nHost: db\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for part in body.chunks(100_000) {
+        chunked.extend_from_slice(format!("{:x};ext=1\r\n", part.len()).as_bytes());
+        chunked.extend_from_slice(part);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\nx-trailer: t\r\n\r\n");
+    http.send(&chunked);
+    let response = http.read(false).expect("a response");
+    assert_eq!(response.body, upload_answer(&body).as_bytes());
+
+    http.send(
+        b"POST /upload HTTP/1.1\r\nHost: db\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    );
+    let interim = http.read(false).expect("an interim response");
+    assert_eq!(interim.status, 100, "the client is told to go on");
+    http.send(b"hello");
+    let response = http.read(false).expect("a response");
+    assert_eq!(response.body, upload_answer(b"hello").as_bytes());
+
+    // Downloads: chunked, close-delimited (re-framed in chunks for the
+    // client, whose connection stays open), HEAD and 204 without a body.
+    let response = http.get("/chunked/300000").expect("a response");
+    assert_eq!(response.body, expected_body(300_000));
+    let response = http.get("/close/5000").expect("a response");
+    assert_eq!(response.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(response.body, expected_body(5000));
+    http.send(b"HEAD /size/100 HTTP/1.1\r\nHost: db\r\n\r\n");
+    let response = http.read(true).expect("a response");
+    assert_eq!(response.header("content-length"), Some("100"));
+    let response = http.get("/status/204").expect("a response");
+    assert_eq!((response.status, response.body.len()), (204, 0));
+    // Still the same client connection, still answering.
+    let response = http.get("/size/10").expect("a response");
+    assert_eq!(response.body, expected_body(10));
+
+    // An HTTP/1.0 client gets the body until the connection closes.
+    let mut old = TcpStream::connect(client.route()).unwrap();
+    old.write_all(b"GET /chunked/20000 HTTP/1.0\r\nHost: db\r\n\r\n")
+        .unwrap();
+    let response = read_response(&mut BufReader::new(old), false).expect("a response");
+    assert_eq!(response.header("transfer-encoding"), None);
+    assert_eq!(response.body, expected_body(20_000));
+    answered(&server, 9.0);
+}
+
+#[test]
+fn a_body_cut_at_the_application_reaches_the_client_cut_and_reset() {
+    let dir = identities();
+    let web = HttpOrigin::start("web", std::time::Duration::ZERO);
+    let server = server_side(&dir, &[]);
+    let client = client_side(&dir, web.addr, &server);
+    let mut http = HttpClient::connect(client.route());
+    // Warm the mesh connection up, so the cut request rides it.
+    assert_eq!(http.get("/size/10").expect("a response").status, 200);
+
+    // The application promises 100,000 bytes and sends half.
+    http.send(b"GET /truncate/100000 HTTP/1.1\r\nHost: db\r\n\r\n");
+    let mut received = Vec::new();
+    let ended = http.reader.read_to_end(&mut received);
+    let text = String::from_utf8_lossy(&received[..received.len().min(200)]).into_owned();
+    assert!(text.contains("content-length: 100000"), "{text}");
+    let head_len = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    assert!(
+        received.len() - head_len < 100_000,
+        "a cut body must not arrive whole"
+    );
+    assert!(
+        ended.is_err(),
+        "the client connection is reset, not closed as if complete"
+    );
+}
