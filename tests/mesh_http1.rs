@@ -12,7 +12,7 @@ use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::thread;
 
-use support::identity::{client_side, identities, server_side, SERVER};
+use support::identity::{client_side, identities, server_side, CLIENT, SERVER};
 use support::*;
 
 /// Waits until the server side has answered `requests`, and returns its
@@ -75,8 +75,18 @@ fn requests_of_many_client_connections_share_one_mtls_connection() {
     );
     let dst = [("peer", "dst"), ("server_id", SERVER)];
     assert_eq!(client.metrics().sum("tcp_open_total", &dst), 1.0);
-    let http1 = [("status_code", "200"), ("direction", "inbound")];
-    assert_eq!(metrics.sum("response_total", &http1), 55.0);
+    // Linkerd's TLS labels on the HTTP series too: the client's identity
+    // inbound, the server's outbound.
+    let inbound = [
+        ("direction", "inbound"),
+        ("tls", "true"),
+        ("client_id", CLIENT),
+    ];
+    assert_eq!(metrics.sum("request_total", &inbound), 55.0);
+    let ok = [("status_code", "200"), ("client_id", CLIENT)];
+    assert_eq!(metrics.sum("response_total", &ok), 55.0);
+    let outbound = [("tls", "true"), ("server_id", SERVER)];
+    assert_eq!(client.metrics().sum("request_total", &outbound), 55.0);
 }
 
 #[test]

@@ -219,7 +219,10 @@ impl H1Proxy<'_> {
                     .map(Some);
             }
         }
-        let labels = self.route.metrics.request_labels(head.authority());
+        let labels = self
+            .route
+            .metrics
+            .request_labels(head.authority(), self.client_id.proven());
         let labels = self.shard.metrics.request(labels);
         let started = Instant::now();
         let outcome = self.exchange(client, &head, framing, first, deadline).await;
@@ -279,10 +282,11 @@ impl H1Proxy<'_> {
     async fn refuse(&self, client: &HttpIo, error: ProxyError) -> Result<Served, ConnError> {
         let status = error.status();
         tracing::debug!(status, %error, "request refused");
-        let labels = self
-            .shard
-            .metrics
-            .request(self.route.metrics.request_labels(String::new()));
+        let labels = self.shard.metrics.request(
+            self.route
+                .metrics
+                .request_labels(String::new(), self.client_id.proven()),
+        );
         self.shard
             .metrics
             .responded(&labels, class(status), std::time::Duration::ZERO);

@@ -185,10 +185,11 @@ impl H2Proxy {
                 host.to_str().ok().map(str::to_string)
             })
             .unwrap_or_default();
-        let labels = self
-            .shard
-            .metrics
-            .request(self.route.metrics.request_labels(authority));
+        let labels = self.shard.metrics.request(
+            self.route
+                .metrics
+                .request_labels(authority, self.client_id.proven()),
+        );
         let class = match self.forward(request, &mut respond).await {
             Ok(class) => class,
             Err(StreamFailure::Answer(error)) => {

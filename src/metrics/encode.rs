@@ -8,7 +8,7 @@ use super::process::ProcessStats;
 use super::recorder::Reasons;
 use super::snapshot::{Snapshot, TcpSnapshot};
 use super::text::{escape, Family, HistogramFamily};
-use super::{Peer, RequestLabels, ResponseClass, TcpLabels};
+use super::{Peer, PeerId, RequestLabels, ResponseClass, TcpLabels};
 
 /// Writes the whole `/metrics` page.
 pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
@@ -339,12 +339,19 @@ fn tcp_labels(labels: &TcpLabels) -> String {
 }
 
 fn request_labels(labels: &RequestLabels) -> String {
-    format!(
+    let mut text = format!(
         "direction=\"{}\",authority=\"{}\",target_addr=\"{}\"",
         labels.direction.as_str(),
         escape(&labels.authority),
         escape(&labels.target_addr)
-    )
+    );
+    let (key, identity) = match &labels.peer_id {
+        Some(PeerId::Client(identity)) => ("client_id", identity),
+        Some(PeerId::Server(identity)) => ("server_id", identity),
+        None => return text,
+    };
+    text.push_str(&format!(",tls=\"true\",{key}=\"{}\"", escape(identity)));
+    text
 }
 
 fn response_labels(labels: &RequestLabels, class: &ResponseClass) -> String {
@@ -444,6 +451,7 @@ mod tests {
             direction: Direction::Inbound,
             authority: "example.com".into(),
             target_addr: "127.0.0.1:8080".into(),
+            peer_id: Some(PeerId::Client("web.ns".into())),
         });
         let unavailable = ResponseClass {
             status_code: 200,
@@ -502,7 +510,7 @@ mod tests {
 
         let tcp =
             r#"direction="outbound",peer="dst",target_addr="10.0.0.1:443",tls="opaque",sni="a\"b""#;
-        let http = r#"direction="inbound",authority="example.com",target_addr="127.0.0.1:8080""#;
+        let http = r#"direction="inbound",authority="example.com",target_addr="127.0.0.1:8080",tls="true",client_id="web.ns""#;
         let response =
             format!(r#"{http},status_code="200",classification="failure",grpc_status="14""#);
         let detect = r#"direction="inbound",target_addr="127.0.0.1:4143""#;

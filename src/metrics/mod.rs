@@ -15,7 +15,7 @@ pub use encode::encode;
 pub use mesh::{Authz, AuthzLabels, HttpAuthz, IdentityReading, IdentityStatus};
 pub use process::ProcessStats;
 pub use recorder::{
-    DetectLabels, Detecting, Expiry, Peer, RequestLabels, ResponseClass, ResponseStats,
+    DetectLabels, Detecting, Expiry, Peer, PeerId, RequestLabels, ResponseClass, ResponseStats,
     ShardMetrics, Speculating, TcpCounters, TcpLabels,
 };
 pub use route::RouteMetrics;

@@ -102,6 +102,18 @@ pub struct RequestLabels {
     /// `MAX_AUTHORITIES`.
     pub authority: String,
     pub target_addr: String,
+    /// The mesh identity at the far end of the request's hop, proven over
+    /// mTLS (labels `tls="true"` and `client_id` or `server_id`).
+    pub peer_id: Option<PeerId>,
+}
+
+/// A mesh peer's identity, by which end of the hop it is at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeerId {
+    /// The client's, inbound.
+    Client(String),
+    /// The server's, outbound.
+    Server(String),
 }
 
 /// Distinct authorities a shard labels; clients choose Host headers, so

@@ -7,7 +7,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::recorder::{
-    DetectLabels, Expiry, ExpiryLabels, Peer, RequestLabels, ShardMetrics, TcpCounters, TcpLabels,
+    DetectLabels, Expiry, ExpiryLabels, Peer, PeerId, RequestLabels, ShardMetrics, TcpCounters,
+    TcpLabels,
 };
 use crate::config::Direction;
 
@@ -24,6 +25,8 @@ pub struct RouteMetrics {
     upstreams: Vec<SocketAddr>,
     /// The mesh peer identity each endpoint is reached through, if any.
     server_ids: Vec<Option<String>>,
+    /// The one every endpoint is reached through, if they share one.
+    server_id: Option<String>,
 }
 
 impl RouteMetrics {
@@ -54,6 +57,10 @@ impl RouteMetrics {
                     metrics.tcp(labels(Peer::Dst, upstream.to_string(), id.clone()))
                 })
                 .collect(),
+            server_id: match server_ids.split_first() {
+                Some((first, rest)) if rest.iter().all(|id| id == first) => first.clone(),
+                _ => None,
+            },
             server_ids,
             upstreams: upstreams.to_vec(),
             target_addr,
@@ -109,11 +116,20 @@ impl RouteMetrics {
         })
     }
 
-    pub fn request_labels(&self, authority: String) -> RequestLabels {
+    /// A request's labels; `client_id`: the identity its client proved
+    /// (inbound). Outbound, the server's identity is labelled when every
+    /// endpoint of the route is the same mesh peer (the balancer has not
+    /// picked one yet).
+    pub fn request_labels(&self, authority: String, client_id: Option<&str>) -> RequestLabels {
+        let peer_id = match client_id {
+            Some(client) => Some(PeerId::Client(client.to_string())),
+            None => self.server_id.clone().map(PeerId::Server),
+        };
         RequestLabels {
             direction: self.direction,
             authority,
             target_addr: self.target_addr.clone(),
+            peer_id,
         }
     }
 
