@@ -24,10 +24,9 @@ fn main() -> ExitCode {
         Some(Command::Demo) => demo::run(config),
         Some(Command::Iptables(iptables)) => return iptables_command(&iptables, &config),
         Some(Command::Identity(identity)) => return identity_command(&identity.action),
-        None => match load_identity(&config) {
-            Ok(_identity) => run(config),
-            Err(err) => return bad_configuration(err),
-        },
+        // The identity is checked as the runtime starts, which also
+        // waits for a certificate not issued yet (`tls::reload`).
+        None => run(config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,8 +63,9 @@ fn check(config: &Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The configured identity, read and checked; `None` when there is none.
-/// Nothing uses it yet but `--check`: mTLS is not wired to the listeners.
+/// The configured identity, read and checked, for `--check`; `None` when
+/// there is none. A certificate not issued yet fails the check, though a
+/// start would wait for it.
 fn load_identity(config: &Config) -> Result<Option<Identity>, IdentityError> {
     config.identity.as_ref().map(Identity::load).transpose()
 }

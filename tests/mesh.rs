@@ -289,3 +289,46 @@ fn a_wrong_server_identity_another_ca_and_an_unlisted_identity_are_refused() {
     assert_eq!(metrics.sum("inbound_tcp_authz_deny_total", &denied), 1.0);
     assert_eq!(echo.accepted(), 0, "nothing reached the application");
 }
+
+#[test]
+fn a_proxy_started_before_its_certificate_is_issued_waits_for_it() {
+    let dir = identities();
+    let echo = Origin::echo();
+    // The server side's certificate and key are not there yet; its trust
+    // anchors are.
+    let pending = TempDir::new();
+    let server = Launch::new()
+        .shards(1)
+        .arg("--inbound-listen", "127.0.0.1:0")
+        .arg("--identity-cert", pending.join("cert.pem"))
+        .arg("--identity-key", pending.join("key.pem"))
+        .arg(
+            "--identity-trust-anchors",
+            dir.join("server/trust-anchors.pem"),
+        )
+        .arg("--identity-name", SERVER)
+        .start();
+    assert_eq!(server.get("/ready"), (503, "waiting for identity\n".into()));
+    let client = client_side(&dir, echo.addr, &server);
+    let mut refused = TcpStream::connect(client.route()).unwrap();
+    refused.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+    let _ = refused.write_all(b"hello");
+    let mut buf = [0u8; 8];
+    assert!(
+        matches!(refused.read(&mut buf), Ok(0) | Err(_)),
+        "nothing crosses before the certificate is issued"
+    );
+
+    // Issued: the key, then the certificate, land in place.
+    for file in ["key.pem", "cert.pem"] {
+        std::fs::copy(dir.join(&format!("server/{file}")), pending.join(file)).unwrap();
+    }
+    eventually("ready once the certificate is issued", || {
+        server.get("/ready").0 == 200
+    });
+    assert_eq!(echo_through(client.route(), b"hello"), b"hello");
+    let expiry = server
+        .metrics()
+        .sum("identity_cert_expiration_timestamp_seconds", &[]);
+    assert!(expiry > 0.0);
+}

@@ -32,6 +32,9 @@ pub trait Shards {
 pub enum Readiness {
     /// Not every shard is accepting yet.
     Starting,
+    /// The configured identity's certificate is not issued yet: no mesh
+    /// peer can be reached or served.
+    WaitingForIdentity,
     Ready,
     /// A drain has begun: no new traffic, please.
     Draining,
@@ -125,6 +128,7 @@ async fn respond(shards: &impl Shards, request: &Request) -> Response {
         "/ready" => match shards.readiness() {
             Readiness::Ready => Response::text(200, "ready\n"),
             Readiness::Starting => Response::text(503, "starting\n"),
+            Readiness::WaitingForIdentity => Response::text(503, "waiting for identity\n"),
             Readiness::Draining => Response::text(503, "draining\n"),
         },
         "/metrics" => {

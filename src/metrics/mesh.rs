@@ -29,6 +29,11 @@ impl IdentityStatus {
             .store(not_after_unix_seconds, Ordering::Relaxed);
     }
 
+    /// A valid certificate has been loaded (not only waited for).
+    pub fn is_loaded(&self) -> bool {
+        self.not_after.load(Ordering::Relaxed) != 0
+    }
+
     pub fn reload_failed(&self) {
         self.reload_failures.fetch_add(1, Ordering::Relaxed);
     }

@@ -139,6 +139,13 @@ impl Shards for Control {
             Readiness::Draining
         } else if started < self.shards.len() {
             Readiness::Starting
+        } else if self
+            .shared
+            .identity
+            .as_ref()
+            .is_some_and(|status| !status.is_loaded())
+        {
+            Readiness::WaitingForIdentity
         } else {
             Readiness::Ready
         }

@@ -24,6 +24,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, InvalidDnsNameError, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
+use rustls::RootCertStore;
 use rustls::{
     CertificateError, ClientConfig, CommonState, DigitallySignedStruct, ServerConfig,
     SignatureScheme,
@@ -58,14 +59,24 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 pub struct CertResolver {
     /// The only SNI the server answers: peers reach us by our identity.
     name: String,
-    key: RwLock<Arc<CertifiedKey>>,
+    /// None until the certificate is issued (`waiting`).
+    key: RwLock<Option<Arc<CertifiedKey>>>,
 }
 
 impl CertResolver {
     pub fn new(identity: &Identity) -> Arc<CertResolver> {
         Arc::new(CertResolver {
             name: identity.name().to_string(),
-            key: RwLock::new(identity.certified_key()),
+            key: RwLock::new(Some(identity.certified_key())),
+        })
+    }
+
+    /// A resolver for `name` with no certificate yet: every handshake
+    /// fails until the first `swap`.
+    pub fn waiting(name: &str) -> Arc<CertResolver> {
+        Arc::new(CertResolver {
+            name: name.to_string(),
+            key: RwLock::new(None),
         })
     }
 
@@ -74,15 +85,15 @@ impl CertResolver {
         *self
             .key
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = key;
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(key);
     }
 
-    fn current(&self) -> Arc<CertifiedKey> {
+    fn current(&self) -> Option<Arc<CertifiedKey>> {
         let key = self
             .key
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(&key)
+        key.clone()
     }
 }
 
@@ -91,13 +102,16 @@ impl ResolvesServerCert for CertResolver {
     /// the handshake, as the connection was not meant for this identity.
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let sni = hello.server_name()?;
-        sni.eq_ignore_ascii_case(&self.name).then(|| self.current())
+        if !sni.eq_ignore_ascii_case(&self.name) {
+            return None;
+        }
+        self.current()
     }
 }
 
 impl ResolvesClientCert for CertResolver {
     fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        Some(self.current())
+        self.current()
     }
 
     fn has_certs(&self) -> bool {
@@ -106,13 +120,12 @@ impl ResolvesClientCert for CertResolver {
 }
 
 /// The inbound side: TLS 1.3, a client certificate required and verified
-/// against `identity`'s anchors, our certificate from `resolver`.
+/// against the trust anchors `roots`, our certificate from `resolver`.
 pub fn server_config(
-    identity: &Identity,
+    roots: Arc<RootCertStore>,
     resolver: Arc<CertResolver>,
 ) -> Result<Arc<ServerConfig>, TlsConfigError> {
-    let clients =
-        WebPkiClientVerifier::builder_with_provider(identity.roots(), provider()).build()?;
+    let clients = WebPkiClientVerifier::builder_with_provider(roots, provider()).build()?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(clients)
@@ -122,14 +135,13 @@ pub fn server_config(
 }
 
 /// The outbound side, for every peer: TLS 1.3, our certificate from
-/// `resolver`, the server verified against `identity`'s anchors and the
-/// connection's `ServerName` (see `server_name`).
+/// `resolver`, the server verified against the trust anchors `roots` and
+/// the connection's `ServerName` (see `server_name`).
 pub fn client_config(
-    identity: &Identity,
+    roots: Arc<RootCertStore>,
     resolver: Arc<CertResolver>,
 ) -> Result<Arc<ClientConfig>, TlsConfigError> {
-    let chains =
-        WebPkiServerVerifier::builder_with_provider(identity.roots(), provider()).build()?;
+    let chains = WebPkiServerVerifier::builder_with_provider(roots, provider()).build()?;
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()

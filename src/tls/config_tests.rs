@@ -55,11 +55,11 @@ fn connect(
 }
 
 fn server_of(identity: &Identity) -> Arc<ServerConfig> {
-    server_config(identity, CertResolver::new(identity)).unwrap()
+    server_config(identity.roots(), CertResolver::new(identity)).unwrap()
 }
 
 fn client_of(identity: &Identity) -> Arc<ClientConfig> {
-    client_config(identity, CertResolver::new(identity)).unwrap()
+    client_config(identity.roots(), CertResolver::new(identity)).unwrap()
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn a_client_certificate_of_another_ca_is_refused() {
     let stranger = identity(&other, DB);
     // The stranger trusts our CA, so only the server has a reason to refuse.
     let resolver = CertResolver::new(&stranger);
-    let client = client_config(&web, Arc::clone(&resolver)).unwrap();
+    let client = client_config(web.roots(), Arc::clone(&resolver)).unwrap();
     let mut client_config = (*client).clone();
     client_config.client_auth_cert_resolver = resolver;
     let (mut client, mut server) = connect(Arc::new(client_config), WEB, server_of(&web));
@@ -193,7 +193,7 @@ fn a_swapped_certificate_is_presented_from_the_next_handshake_on() {
     let ca = new_ca();
     let (web, db) = (identity(&ca, WEB), identity(&ca, DB));
     let resolver = CertResolver::new(&web);
-    let server = server_config(&web, Arc::clone(&resolver)).unwrap();
+    let server = server_config(web.roots(), Arc::clone(&resolver)).unwrap();
     // A new client config each time: a resumed session would show the
     // certificate of the session it resumes.
     let presented = |server: &Arc<ServerConfig>| {

@@ -28,11 +28,10 @@ use crate::config::IdentityConfig;
 /// with the file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("{path}: cannot read: {source}")]
-    Unreadable {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The I/O error is in the one line, not also chained as a source
+    /// (which would print it twice).
+    #[error("{path}: cannot read: {error}")]
+    Unreadable { path: String, error: std::io::Error },
     #[error("{path}: no PEM {what} in it")]
     NoPem { path: String, what: &'static str },
     #[error("{path}: bad PEM: {reason}")]
@@ -246,10 +245,18 @@ impl Sans {
     }
 }
 
+/// The trust anchors alone: what a proxy needs to start before its
+/// certificate is issued.
+pub fn load_anchors(config: &IdentityConfig) -> Result<Arc<RootCertStore>, IdentityError> {
+    let path = config.trust_anchors.display().to_string();
+    let pem = read(&config.trust_anchors)?;
+    Ok(Arc::new(roots(&path, &pem)?))
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, IdentityError> {
-    std::fs::read(path).map_err(|source| IdentityError::Unreadable {
+    std::fs::read(path).map_err(|error| IdentityError::Unreadable {
         path: path.display().to_string(),
-        source,
+        error,
     })
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::config::{client_config, server_config, CertResolver, TlsConfigError};
-use super::identity::{Identity, IdentityError};
+use super::identity::{load_anchors, Identity, IdentityError};
 use super::mesh::MeshConfigs;
 use crate::config::IdentityConfig;
 use crate::metrics::IdentityStatus;
@@ -33,18 +33,33 @@ pub enum MeshStartError {
 /// Loads and checks the identity, builds both configs around one
 /// certificate resolver, and starts the thread that rotates it. `status`
 /// shows its expiry and failed reloads on `/metrics`.
+///
+/// A certificate or key file that does not exist yet is waited for, as
+/// Linkerd's proxy waits for its certificate to be issued: the configs
+/// are built around the trust anchors, every handshake fails until the
+/// files appear and pass the checks, and `/ready` answers 503 meanwhile.
+/// Files that are there but wrong stop the start.
 pub fn start(
     config: &IdentityConfig,
     status: Arc<IdentityStatus>,
 ) -> Result<MeshConfigs, MeshStartError> {
-    let identity = Identity::load(config)?;
-    let resolver = CertResolver::new(&identity);
-    let configs = MeshConfigs {
-        name: identity.name().to_string(),
-        server: server_config(&identity, resolver.clone())?,
-        client: client_config(&identity, resolver.clone())?,
+    let (roots, resolver) = if config.cert.exists() && config.key.exists() {
+        let identity = Identity::load(config)?;
+        status.loaded(identity.not_after_unix_seconds());
+        (identity.roots(), CertResolver::new(&identity))
+    } else {
+        let roots = load_anchors(config)?;
+        tracing::warn!(
+            cert = %config.cert.display(),
+            "identity not issued yet: waiting for it, not ready until then"
+        );
+        (roots, CertResolver::waiting(&config.name))
     };
-    status.loaded(identity.not_after_unix_seconds());
+    let configs = MeshConfigs {
+        name: config.name.clone(),
+        server: server_config(roots.clone(), resolver.clone())?,
+        client: client_config(roots, resolver.clone())?,
+    };
     let watched = config.clone();
     let spawned = std::thread::Builder::new()
         .name("ringside-identity".into())
