@@ -288,6 +288,22 @@ fn a_wrong_server_identity_another_ca_and_an_unlisted_identity_are_refused() {
     let metrics = listed.wait_idle();
     assert_eq!(metrics.sum("inbound_tcp_authz_deny_total", &denied), 1.0);
     assert_eq!(echo.accepted(), 0, "nothing reached the application");
+
+    // Its HTTP requests are answered 403 each, the connection kept.
+    let web = HttpOrigin::start("web", Duration::ZERO);
+    let unlisted = client_side(&dir, web.addr, &listed);
+    let mut http = HttpClient::connect(unlisted.route());
+    for _ in 0..2 {
+        let response = http.get("/").expect("a response");
+        assert_eq!(response.status, 403);
+        let reason = response.header("ringside-proxy-error").unwrap_or_default();
+        assert!(reason.contains("forbidden"), "{reason}");
+    }
+    assert_eq!(web.requests(), 0, "nothing reached the application");
+    eventually("both refusals counted", || {
+        let metrics = listed.metrics();
+        metrics.sum("inbound_http_authz_deny_total", &denied) == 2.0
+    });
 }
 
 #[test]

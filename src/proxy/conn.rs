@@ -35,13 +35,13 @@ pub struct Conn {
     pub(super) route: Rc<RouteState>,
     /// The identity the client proved over mTLS: set once its TLS is
     /// terminated, which may be after detection.
-    proven: RefCell<Option<Rc<str>>>,
+    pub(super) proven: RefCell<Option<Rc<str>>>,
     /// The protocol a meshed peer's transport header declared, over the
     /// route's own.
     pub(super) declared: Cell<Option<Protocol>>,
     /// How the inbound policy judged this client, for its HTTP requests'
     /// counters (and a 403 each when refused); `None`: no policy applies.
-    authz: Cell<Option<Authz>>,
+    pub(super) authz: Cell<Option<Authz>>,
     /// The connection's place under the shard's connection limit, given
     /// back when the connection (this task) ends.
     _slot: Slot,

@@ -14,9 +14,10 @@
 //!   detection found TLS for our own name is a peer's too (Linkerd sends
 //!   HTTP to the application's port that way): terminated, authorized by
 //!   its identity, and classified again.
-//! - `Conn::admit`: every other inbound connection is authorized as a
-//!   client without an identity, once detection has said what it carries:
-//!   opaque ones are closed when refused, HTTP ones answered 403.
+//! - `Conn::admit`: once detection has said what a connection carries, a
+//!   plaintext one is authorized as a client without an identity, and a
+//!   mesh peer's that its identity did not get in is settled: opaque ones
+//!   are closed when refused, HTTP ones answered 403 per request.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -76,9 +77,11 @@ pub async fn serve(
     let port = header.port;
     let original = SocketAddr::new(local.ip(), port);
     let client_id = accepted.client_id.as_deref();
-    if !authorized(&shard, &mesh, original, client_id, Count::Connection) {
-        accepted.socket.reset_on_close();
-        return;
+    // A refused client is settled once its protocol is known
+    // (`Conn::admit`): HTTP is answered 403, anything else closed.
+    let allowed = mesh.policy.for_port(port).allows(client_id);
+    if allowed {
+        authorized(&shard, &mesh, original, client_id, Count::Connection);
     }
     let destination = Destination {
         original: Some(original),
@@ -105,10 +108,7 @@ pub async fn serve(
     };
     let conn = Conn::new(shard.clone(), route, slot);
     let policy = mesh.policy.for_port(port).label();
-    conn.judged(Authz {
-        policy,
-        allowed: true,
-    });
+    conn.judged(Authz { policy, allowed });
     conn.meshed(client_id, declared(&header));
     conn.run_socket(Ok(accepted.socket), Some(peer)).await;
 }
@@ -137,35 +137,40 @@ impl Conn {
             .is_some_and(|mesh| !mesh.policy.for_port(port).allows(None))
     }
 
-    /// Authorizes a plaintext inbound connection (one whose TLS was not
-    /// terminated here) by its port's policy; a terminated one was
-    /// authorized by `terminate`. A refused HTTP client is served 403s
-    /// (`authz`); any other is closed.
+    /// Authorizes an inbound connection by its port's policy once
+    /// detection has said what it carries: a plaintext one as a client
+    /// without an identity, a mesh peer's refused one by the identity it
+    /// proved (an allowed one was counted as its TLS ended). A refused HTTP
+    /// client is served 403s (`authz`); any other is closed.
     pub(super) fn admit(&self, client: &Socket, carry: &Carry) -> Result<(), ConnError> {
-        match self.inbound_mesh() {
-            Some(mesh) if !client.is_tls() => {
-                let target = self.route.route.listen;
-                let http = matches!(carry, Carry::Http1 | Carry::Http2);
-                let count = if http {
-                    Count::Requests
-                } else {
-                    Count::Connection
-                };
-                let allowed = authorized(&self.shard, mesh, target, None, count);
-                let policy = mesh.policy.for_port(target.port()).label();
-                self.judged(Authz { policy, allowed });
-                if allowed || http {
-                    return Ok(());
-                }
-                client.reset_on_close();
-                let why = "a client without an identity may not connect";
-                Err(ConnError::ClientRead(std::io::Error::new(
-                    ErrorKind::PermissionDenied,
-                    why,
-                )))
-            }
-            _ => Ok(()),
+        let Some(mesh) = self.inbound_mesh() else {
+            return Ok(());
+        };
+        if client.is_tls() && self.authz.get().is_none_or(|authz| authz.allowed) {
+            return Ok(());
         }
+        let target = self.route.route.listen;
+        let http = matches!(carry, Carry::Http1 | Carry::Http2);
+        let count = if http {
+            Count::Requests
+        } else {
+            Count::Connection
+        };
+        let client_id = self.proven.borrow().clone();
+        let allowed = authorized(&self.shard, mesh, target, client_id.as_deref(), count);
+        let policy = mesh.policy.for_port(target.port()).label();
+        self.judged(Authz { policy, allowed });
+        if allowed || http {
+            return Ok(());
+        }
+        client.reset_on_close();
+        let who = client_id
+            .as_deref()
+            .unwrap_or("a client without an identity");
+        Err(ConnError::ClientRead(std::io::Error::new(
+            ErrorKind::PermissionDenied,
+            format!("{who} may not connect"),
+        )))
     }
 
     /// Whether this is a redirected inbound connection whose TLS names our
@@ -205,18 +210,14 @@ impl Conn {
             }
             self.declared.set(declared(header));
         }
+        // As in `serve`, a refused client is settled by `admit`.
         let client_id = accepted.client_id.as_deref();
-        let allowed = authorized(&self.shard, &mesh, target, client_id, Count::Connection);
+        let allowed = mesh.policy.for_port(target.port()).allows(client_id);
+        if allowed {
+            authorized(&self.shard, &mesh, target, client_id, Count::Connection);
+        }
         let policy = mesh.policy.for_port(target.port()).label();
         self.judged(Authz { policy, allowed });
-        if !allowed {
-            accepted.socket.reset_on_close();
-            let why = format!("{} may not connect", client_id.unwrap_or("-"));
-            return Err(ConnError::ClientRead(std::io::Error::new(
-                ErrorKind::PermissionDenied,
-                why,
-            )));
-        }
         self.meshed(client_id, self.declared.get());
         Ok(accepted.socket)
     }
