@@ -206,3 +206,65 @@ fn a_swapped_certificate_is_presented_from_the_next_handshake_on() {
     resolver.swap(rotated.certified_key());
     assert_eq!(presented(&server), rotated.certified_key().cert[0].to_vec());
 }
+
+/// `minted`'s chain and key as they are, unchecked (an expired one).
+fn chain_and_key(
+    minted: &mint::Minted,
+) -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    use rustls::pki_types::pem::PemObject;
+    let pem = minted.cert_pem.as_bytes();
+    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    (chain, key_der(minted))
+}
+
+fn is_expired(err: &rustls::Error) -> bool {
+    matches!(
+        err,
+        rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. }
+        )
+    )
+}
+
+#[test]
+fn an_expired_certificate_is_refused_by_either_side() {
+    let ca = new_ca();
+    let (web, db) = (identity(&ca, WEB), identity(&ca, DB));
+    let two_days_ago = super::super::fixtures::validity(-2 * 86_400, -86_400);
+    let expired = mint::issue(&ca, DB, None, two_days_ago).unwrap();
+    let (chain, key) = chain_and_key(&expired);
+
+    // A server presenting it: the client refuses.
+    let clients = WebPkiClientVerifier::builder_with_provider(db.roots(), provider())
+        .build()
+        .unwrap();
+    let server = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_client_cert_verifier(clients)
+        .with_single_cert(chain.clone(), key.clone_key())
+        .unwrap();
+    let (mut client, mut server) = connect(client_of(&web), DB, Arc::new(server));
+    match handshake(&mut client, &mut server) {
+        Err(Refused::Client(err)) if is_expired(&err) => {}
+        other => panic!("expected the client to refuse the expired server: {other:?}"),
+    }
+
+    // A client presenting it: the server refuses.
+    let client = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(web.roots())
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let (mut client, mut server) = connect(Arc::new(client), WEB, server_of(&web));
+    match handshake(&mut client, &mut server) {
+        Err(Refused::Server(err)) if is_expired(&err) => {}
+        other => panic!("expected the server to refuse the expired client: {other:?}"),
+    }
+}
