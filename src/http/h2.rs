@@ -280,25 +280,35 @@ impl H2Proxy {
                 let _ = pass_body(body, upload).await;
             });
         }
-        // The route's response timeout, on the shard's coarse clock.
-        let response = match self.route.response_timeout {
-            None => response.await,
-            Some(timeout) => match self.shard.deadlines.timeout(timeout, response).await {
-                Some(response) => response,
-                None => {
-                    let metrics = &self.shard.metrics;
-                    let expiry = Expiry::Response;
-                    self.route.metrics.expired(metrics, expiry, timeout);
-                    return Err(StreamFailure::Answer(ProxyError::ResponseTimeout(timeout)));
-                }
-            },
-        };
+        let response = self.within_response_timeout(response).await;
+        let response = response.map_err(StreamFailure::Answer)?;
         let response = response.map_err(|err| match err.reason() {
             Some(reason) if err.is_remote() => StreamFailure::Reset(reason),
             _ => StreamFailure::Answer(ProxyError::H2Upstream(err)),
         })?;
         pending.latency = Some(sent.elapsed());
         Ok(response)
+    }
+
+    /// `response` within the route's response timeout, on the shard's
+    /// coarse clock; a timeout is counted.
+    pub(super) async fn within_response_timeout<T>(
+        &self,
+        response: impl std::future::Future<Output = T>,
+    ) -> Result<T, ProxyError> {
+        let Some(timeout) = self.route.response_timeout else {
+            return Ok(response.await);
+        };
+        match self.shard.deadlines.timeout(timeout, response).await {
+            Some(response) => Ok(response),
+            None => {
+                let metrics = &self.shard.metrics;
+                self.route
+                    .metrics
+                    .expired(metrics, Expiry::Response, timeout);
+                Err(ProxyError::ResponseTimeout(timeout))
+            }
+        }
     }
 
     /// A ready sender on an upstream HTTP/2 connection to an endpoint the

@@ -15,7 +15,7 @@ use crate::http::h2::{H2Proxy, Pending, StreamFailure};
 use crate::http::head::{parse_response, Framing, HeadError, ResponseHead};
 use crate::http::io::{BodyReader, ReadHeadError};
 use crate::http::pool::{pooled_or_new, Upstream};
-use crate::metrics::{Expiry, ResponseClass};
+use crate::metrics::ResponseClass;
 
 impl H2Proxy {
     /// Whether a stream is HTTP/1 that a mesh peer carried over HTTP/2:
@@ -117,20 +117,10 @@ impl H2Proxy {
                 }
             }
         };
-        let response = match self.route.response_timeout {
-            None => final_head.await,
-            Some(timeout) => match self.shard.deadlines.timeout(timeout, final_head).await {
-                Some(response) => response,
-                None => {
-                    let metrics = &self.shard.metrics;
-                    self.route
-                        .metrics
-                        .expired(metrics, Expiry::Response, timeout);
-                    Err(ProxyError::ResponseTimeout(timeout))
-                }
-            },
-        };
-        response.map_err(StreamFailure::Answer)
+        let response = self.within_response_timeout(final_head).await;
+        response
+            .and_then(|head| head)
+            .map_err(StreamFailure::Answer)
     }
 
     /// Passes the application's HTTP/1 response to the stream, marked
