@@ -5,9 +5,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::io::Write;
 use std::time::Duration;
 
 use support::*;
@@ -306,28 +304,7 @@ fn response_metrics_match_the_statuses_sent() {
 
 #[test]
 fn a_keep_alive_the_only_endpoint_closed_under_a_request_is_retried_on_a_new_connection() {
-    // The first connection answers one request, then closes on reading the
-    // next one without answering: what a server closing an idle keep-alive
-    // looks like when a request crosses its FIN.
-    let connections = Arc::new(AtomicUsize::new(0));
-    let seen = connections.clone();
-    let origin = Origin::start(move |stream| {
-        let first = seen.fetch_add(1, Ordering::SeqCst) == 0;
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut writer = stream;
-        for answered in 0.. {
-            let mut head = String::new();
-            while !head.ends_with("\r\n\r\n") {
-                if reader.read_line(&mut head).unwrap_or(0) == 0 {
-                    return;
-                }
-            }
-            if first && answered == 1 {
-                return;
-            }
-            let _ = writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-        }
-    });
+    let origin = Origin::closing_its_first_keep_alive();
     let proxy = Ringside::routing_to([origin.addr]);
     let mut http = HttpClient::connect(proxy.route());
     for _ in 0..2 {

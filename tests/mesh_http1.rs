@@ -184,3 +184,35 @@ fn a_body_cut_at_the_application_reaches_the_client_cut_and_reset() {
         "the client connection is reset, not closed as if complete"
     );
 }
+
+#[test]
+fn a_slow_application_is_answered_504_by_the_server_side_in_time() {
+    let dir = identities();
+    let slow = HttpOrigin::start("slow", std::time::Duration::from_secs(5));
+    let server = server_side(&dir, &[("--response-timeout", "300ms")]);
+    let client = client_side(&dir, slow.addr, &server);
+    let mut http = HttpClient::connect(client.route());
+    let started = std::time::Instant::now();
+    let response = http.get("/size/10").expect("a response");
+    assert_eq!(response.status, 504);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let timeouts = [("timeout", "response"), ("direction", "inbound")];
+    let metrics = server.metrics();
+    assert_eq!(metrics.sum("ringside_timeouts_total", &timeouts), 1.0);
+}
+
+#[test]
+fn a_keep_alive_the_application_closed_under_a_request_is_retried() {
+    let dir = identities();
+    let app = Origin::closing_its_first_keep_alive();
+    let server = server_side(&dir, &[]);
+    let client = client_side(&dir, app.addr, &server);
+    let mut http = HttpClient::connect(client.route());
+    for _ in 0..3 {
+        let response = http.get("/").expect("a response");
+        assert_eq!(
+            (response.status, response.body.as_slice()),
+            (200, &b"ok"[..])
+        );
+    }
+}

@@ -79,6 +79,32 @@ impl Origin {
         })
     }
 
+    /// Answers `ok` to each request, except that its first connection
+    /// closes on reading its second request, unanswered: what a server
+    /// closing an idle keep-alive looks like when a request crosses its
+    /// FIN. Every later connection answers all.
+    pub fn closing_its_first_keep_alive() -> Origin {
+        let connections = Arc::new(AtomicUsize::new(0));
+        Origin::start(move |stream| {
+            let first = connections.fetch_add(1, Ordering::SeqCst) == 0;
+            let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            for answered in 0.. {
+                let mut head = String::new();
+                while !head.ends_with("\r\n\r\n") {
+                    if io::BufRead::read_line(&mut reader, &mut head).unwrap_or(0) == 0 {
+                        return;
+                    }
+                }
+                if first && answered == 1 {
+                    return;
+                }
+                let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                let _ = io::Write::write_all(&mut writer, ok);
+            }
+        })
+    }
+
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }

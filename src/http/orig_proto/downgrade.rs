@@ -70,7 +70,9 @@ impl H2Proxy {
                     pending.latency = Some(sent.elapsed());
                     return Ok((upstream, response));
                 }
-                Err(StreamFailure::Answer(error)) if upstream.reused && retryable && !retried => {
+                Err(StreamFailure::Answer(error))
+                    if upstream.reused && retryable && !retried && found_closed(&error) =>
+                {
                     upstream.mark_failed();
                     retried = true;
                     last_error = error;
@@ -200,4 +202,15 @@ fn encode_request_head(
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// The error of a pooled connection the application had closed: nothing
+/// was answered, so the request may go again.
+fn found_closed(error: &ProxyError) -> bool {
+    matches!(
+        error,
+        ProxyError::ClosedBeforeResponse
+            | ProxyError::SendRequest(_)
+            | ProxyError::BadResponse(ReadHeadError::Io(_))
+    )
 }
