@@ -63,7 +63,7 @@ impl H2Proxy {
             let mut pending = Pending::new(balancer, index);
             let sent = Instant::now();
             let response = self
-                .exchange(&mut upstream, head.clone(), body.take(), chunked)
+                .exchange(&mut upstream, &head, body.take(), chunked)
                 .await;
             match response {
                 Ok(response) => {
@@ -91,13 +91,13 @@ impl H2Proxy {
     async fn exchange(
         &self,
         upstream: &mut Upstream,
-        head: Vec<u8>,
+        head: &[u8],
         body: Option<RecvStream>,
         chunked: bool,
     ) -> Result<ResponseHead, StreamFailure> {
         let written = match body {
-            Some(body) => to_http1(body, &upstream.io, chunked, head).await,
-            None => upstream.io.write_all(&head).await.map_err(PumpError::Write),
+            Some(body) => to_http1(body, &upstream.io, chunked, head.to_vec()).await,
+            None => upstream.io.write_all(head).await.map_err(PumpError::Write),
         };
         written.map_err(|err| match err {
             PumpError::Stream(err) => StreamFailure::Reset(err.reason().unwrap_or(Reason::CANCEL)),
