@@ -17,6 +17,7 @@ fn labels(target: usize, peer: Peer) -> TcpLabels {
         target_addr: format!("10.0.0.{target}:8080"),
         tls_sni: None,
         peer_id: None,
+        no_tls: None,
     }
 }
 

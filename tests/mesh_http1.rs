@@ -216,3 +216,22 @@ fn a_keep_alive_the_application_closed_under_a_request_is_retried() {
         );
     }
 }
+
+#[test]
+fn what_is_not_a_mesh_peer_is_labelled_with_linkerds_reason() {
+    let dir = identities();
+    // 127.0.0.2 is not in the client side's mesh network (127.0.0.1).
+    let outside = HttpOrigin::start_on("127.0.0.2:0", "outside", std::time::Duration::ZERO);
+    let server = server_side(&dir, &[]);
+    let client = client_side(&dir, outside.addr, &server);
+    let mut http = HttpClient::connect(client.route());
+    assert_eq!(http.get("/size/10").expect("a response").status, 200);
+    let reason = [
+        ("tls", "no_identity"),
+        ("no_tls_reason", "not_provided_by_service_discovery"),
+    ];
+    let metrics = client.metrics();
+    assert_eq!(metrics.sum("request_total", &reason), 1.0);
+    let dst = [reason[0], reason[1], ("peer", "dst")];
+    assert_eq!(metrics.sum("tcp_open_total", &dst), 1.0);
+}

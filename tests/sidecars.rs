@@ -501,6 +501,13 @@ fn plaintext_to_a_port_that_requires_an_identity_is_refused() {
         "{}",
         b.0
     );
+    // Linkerd's reason why the client was not mTLS, on the HTTP series.
+    let plaintext = [
+        ("direction", "inbound"),
+        ("tls", "no_identity"),
+        ("no_tls_reason", "no_tls_from_remote"),
+    ];
+    assert_eq!(b.sum("response_total", &plaintext), 1.0, "{}", b.0);
 }
 
 /// The first flight of a TLS client for `sni`, as rustls sends it.

@@ -333,9 +333,17 @@ fn tcp_labels(labels: &TcpLabels) -> String {
             }
         }
         (None, Some(sni)) => text.push_str(&format!(",tls=\"opaque\",sni=\"{}\"", escape(sni))),
-        (None, None) => {}
+        (None, None) => {
+            if let Some(reason) = labels.no_tls {
+                push_no_tls(&mut text, reason);
+            }
+        }
     }
     text
+}
+
+fn push_no_tls(text: &mut String, reason: &str) {
+    text.push_str(&format!(",tls=\"no_identity\",no_tls_reason=\"{reason}\""));
 }
 
 fn request_labels(labels: &RequestLabels) -> String {
@@ -348,6 +356,10 @@ fn request_labels(labels: &RequestLabels) -> String {
     let (key, identity) = match &labels.peer_id {
         Some(PeerId::Client(identity)) => ("client_id", identity),
         Some(PeerId::Server(identity)) => ("server_id", identity),
+        Some(PeerId::NoIdentity(reason)) => {
+            push_no_tls(&mut text, reason);
+            return text;
+        }
         None => return text,
     };
     text.push_str(&format!(",tls=\"true\",{key}=\"{}\"", escape(identity)));
@@ -387,6 +399,7 @@ mod tests {
             target_addr: "127.0.0.1:4143".into(),
             tls_sni: None,
             peer_id: None,
+            no_tls: Some("no_tls_from_remote"),
         });
         tcp.opened();
         tcp.opened();
@@ -396,7 +409,7 @@ mod tests {
         let mut out = String::new();
         encode(&metrics.snapshot(0, 0), &ProcessStats::default(), &mut out);
 
-        let labels = r#"direction="inbound",peer="src",target_addr="127.0.0.1:4143""#;
+        let labels = r#"direction="inbound",peer="src",target_addr="127.0.0.1:4143",tls="no_identity",no_tls_reason="no_tls_from_remote""#;
         for line in [
             format!("tcp_open_total{{{labels}}} 2"),
             format!("tcp_read_bytes_total{{{labels}}} 42"),
@@ -423,6 +436,7 @@ mod tests {
             target_addr: "10.0.0.1:443".into(),
             tls_sni: Some("a\"b".into()),
             peer_id: None,
+            no_tls: None,
         });
         tcp.opened();
         tcp.wrote(5);

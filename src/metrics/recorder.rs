@@ -49,6 +49,9 @@ pub struct TcpLabels {
     /// outbound), labelled `tls="true"` and `client_id` or `server_id`,
     /// as Linkerd's.
     pub peer_id: Option<String>,
+    /// Why a connection of a meshed proxy is not mTLS, when it is not
+    /// (labels `tls="no_identity"` and `no_tls_reason`).
+    pub no_tls: Option<&'static str>,
 }
 
 /// The labels of `protocol_detect_total`.
@@ -114,6 +117,8 @@ pub enum PeerId {
     Client(String),
     /// The server's, outbound.
     Server(String),
+    /// None, for this reason (`tls="no_identity"`, `no_tls_reason`).
+    NoIdentity(&'static str),
 }
 
 /// Distinct authorities a shard labels; clients choose Host headers, so

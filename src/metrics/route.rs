@@ -12,6 +12,12 @@ use super::recorder::{
 };
 use crate::config::Direction;
 
+/// Linkerd's `no_tls_reason` of an inbound client that is not a mesh peer.
+const NO_TLS_FROM_REMOTE: &str = "no_tls_from_remote";
+/// Linkerd's `no_tls_reason` of an outbound endpoint that is not one (its
+/// service discovery is our `[[mesh.peer]]` list).
+const NOT_A_MESH_PEER: &str = "not_provided_by_service_discovery";
+
 pub struct RouteMetrics {
     pub direction: Direction,
     /// The route's listen address as the `target_addr` label, formatted
@@ -27,25 +33,52 @@ pub struct RouteMetrics {
     server_ids: Vec<Option<String>>,
     /// The one every endpoint is reached through, if they share one.
     server_id: Option<String>,
+    /// Why a request of this route is not mTLS, when the proxy is meshed
+    /// and that is known for the route (`no_tls_reason`).
+    no_tls: Option<&'static str>,
 }
 
 impl RouteMetrics {
     /// `server_ids` holds, per upstream, the identity of the mesh peer it
-    /// is reached through, if any.
+    /// is reached through, if any. `meshed`: the proxy has an identity, so
+    /// that what is not mTLS is labelled with why (Linkerd's
+    /// `no_tls_reason`): an inbound client without one, an outbound
+    /// endpoint that is not a mesh peer.
     pub fn new(
         metrics: &ShardMetrics,
         direction: Direction,
         listen: SocketAddr,
         upstreams: &[SocketAddr],
         server_ids: Vec<Option<String>>,
+        meshed: bool,
     ) -> RouteMetrics {
         let target_addr = listen.to_string();
-        let labels = |peer, target_addr: String, peer_id| TcpLabels {
-            direction,
-            peer,
-            target_addr,
-            tls_sni: None,
-            peer_id,
+        let labels = |peer, target_addr: String, peer_id: Option<String>| {
+            let no_tls = match (peer, direction) {
+                _ if !meshed || peer_id.is_some() => None,
+                (Peer::Src, Direction::Inbound) => Some(NO_TLS_FROM_REMOTE),
+                (Peer::Dst, Direction::Outbound) => Some(NOT_A_MESH_PEER),
+                _ => None,
+            };
+            TcpLabels {
+                direction,
+                peer,
+                target_addr,
+                tls_sni: None,
+                peer_id,
+                no_tls,
+            }
+        };
+        let server_id = match server_ids.split_first() {
+            Some((first, rest)) if rest.iter().all(|id| id == first) => first.clone(),
+            _ => None,
+        };
+        let no_tls = match direction {
+            _ if !meshed || server_id.is_some() => None,
+            Direction::Inbound => Some(NO_TLS_FROM_REMOTE),
+            // Only a route none of whose endpoints is a mesh peer.
+            Direction::Outbound if server_ids.iter().all(Option::is_none) => Some(NOT_A_MESH_PEER),
+            Direction::Outbound => None,
         };
         RouteMetrics {
             direction,
@@ -57,10 +90,8 @@ impl RouteMetrics {
                     metrics.tcp(labels(Peer::Dst, upstream.to_string(), id.clone()))
                 })
                 .collect(),
-            server_id: match server_ids.split_first() {
-                Some((first, rest)) if rest.iter().all(|id| id == first) => first.clone(),
-                _ => None,
-            },
+            server_id,
+            no_tls,
             server_ids,
             upstreams: upstreams.to_vec(),
             target_addr,
@@ -94,6 +125,7 @@ impl RouteMetrics {
             target_addr,
             tls_sni: Some(sni.to_string()),
             peer_id,
+            no_tls: None,
         })
     }
 
@@ -113,6 +145,7 @@ impl RouteMetrics {
             target_addr: self.target_addr.clone(),
             tls_sni: sni.map(str::to_string),
             peer_id: Some(client_id.to_string()),
+            no_tls: None,
         })
     }
 
@@ -121,9 +154,10 @@ impl RouteMetrics {
     /// endpoint of the route is the same mesh peer (the balancer has not
     /// picked one yet).
     pub fn request_labels(&self, authority: String, client_id: Option<&str>) -> RequestLabels {
-        let peer_id = match client_id {
-            Some(client) => Some(PeerId::Client(client.to_string())),
-            None => self.server_id.clone().map(PeerId::Server),
+        let peer_id = match (client_id, &self.server_id) {
+            (Some(client), _) => Some(PeerId::Client(client.to_string())),
+            (None, Some(server)) => Some(PeerId::Server(server.clone())),
+            (None, None) => self.no_tls.map(PeerId::NoIdentity),
         };
         RequestLabels {
             direction: self.direction,

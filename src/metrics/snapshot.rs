@@ -188,6 +188,7 @@ mod tests {
             target_addr: "127.0.0.1:80".into(),
             tls_sni: None,
             peer_id: None,
+            no_tls: None,
         }
     }
 

@@ -41,6 +41,7 @@ impl RouteState {
             route.listen,
             &route.upstreams,
             server_ids,
+            mesh.is_some(),
         ));
         let http_seed = seed.rotate_left(17);
         RouteState {
