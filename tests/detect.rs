@@ -102,26 +102,16 @@ fn garbage_empty_and_abandoned_connections_are_forwarded_as_unknown() {
 
 #[test]
 fn a_server_that_speaks_first_is_not_kept_waiting_and_is_remembered() {
-    let origin = Origin::start(|mut stream| {
-        stream
-            .write_all(b"220 smtp.example.test ESMTP ready\r\n")
-            .unwrap();
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = stream.read(&mut buf) {
-            if n == 0 || stream.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-    });
+    let origin = Origin::smtp();
     // The default 10 s detect timeout is in force.
     let proxy = Ringside::routing_to([origin.addr]);
     for _ in 0..2 {
         let started = Instant::now();
         let mut client = TcpStream::connect(proxy.route()).unwrap();
-        let mut banner = [0u8; 35];
+        let mut banner = [0u8; SMTP_BANNER.len()];
         client.read_exact(&mut banner).unwrap();
         let waited = started.elapsed();
-        assert_eq!(&banner, b"220 smtp.example.test ESMTP ready\r\n");
+        assert_eq!(banner, SMTP_BANNER);
         assert!(waited < Duration::from_secs(1), "banner took {waited:?}");
         client.write_all(b"EHLO me\r\n").unwrap();
         let mut echo = [0u8; 9];

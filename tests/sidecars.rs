@@ -249,25 +249,19 @@ fn a_server_first_banner_crosses_both_sidecars_without_waiting() {
     let Some(mesh) = Mesh::start(test, "s", &[]) else {
         return;
     };
-    const BANNER: &[u8] = b"220 smtp.example.test ESMTP ready\r\n";
     // Not an opaque port: both sidecars detect, with the default 10 s
     // timeout, and must see the server speak first.
-    let smtp = mesh.in_b(|| {
-        Origin::start_on("127.0.0.1:0", |mut stream| {
-            let _ = stream.write_all(BANNER);
-            let _ = std::io::copy(&mut &stream, &mut std::io::sink());
-        })
-    });
+    let smtp = mesh.in_b(Origin::smtp);
     let smtp_app = SocketAddr::new(POD_B.parse().unwrap(), smtp.addr.port());
     let (banner, waited) = mesh.in_a(|| {
         let started = Instant::now();
         let mut stream = TcpStream::connect(smtp_app).unwrap();
         stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
-        let mut banner = vec![0; BANNER.len()];
+        let mut banner = vec![0; SMTP_BANNER.len()];
         stream.read_exact(&mut banner).unwrap();
         (banner, started.elapsed())
     });
-    assert_eq!(banner, BANNER);
+    assert_eq!(banner, SMTP_BANNER);
     assert!(
         waited < Duration::from_secs(1),
         "the banner took {waited:?}"

@@ -9,11 +9,14 @@ pub mod h2;
 pub mod http;
 pub mod recording;
 
-use std::io;
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+
+/// What `Origin::smtp` says first.
+pub const SMTP_BANNER: &[u8] = b"220 smtp.example.test ESMTP ready\r\n";
 
 /// A slot a handler thread can report into.
 pub type Report<T> = Arc<Mutex<Option<T>>>;
@@ -76,6 +79,20 @@ impl Origin {
         Origin::start_on(bind, |stream| {
             let _ = io::copy(&mut &stream, &mut &stream);
             let _ = stream.shutdown(Shutdown::Write);
+        })
+    }
+
+    /// A server that speaks first, as SMTP does: `SMTP_BANNER`, then it
+    /// echoes what it is sent.
+    pub fn smtp() -> Origin {
+        Origin::smtp_on("127.0.0.1:0")
+    }
+
+    pub fn smtp_on(bind: &str) -> Origin {
+        Origin::start_on(bind, |mut stream| {
+            if stream.write_all(SMTP_BANNER).is_ok() {
+                let _ = io::copy(&mut &stream, &mut &stream);
+            }
         })
     }
 
