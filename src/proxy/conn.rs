@@ -225,10 +225,10 @@ impl Conn {
     /// service; a transparent route has a single one, its original
     /// destination), and the request balancer picks per request, between
     /// two at random, so its choice is not known before the head is in.
-    /// When it picks an endpoint with nothing idle, or the idle connection
-    /// turns out closed (checkout peeks), the request connects after
-    /// detection, as over the speculative limit, and that connection joins
-    /// the pool. To a mesh peer, the pooled connection is its mTLS session
+    /// When it picks an endpoint with nothing idle, or what is idle there
+    /// turns out expired or closed (`Pool::checkout` looks, this check does
+    /// not), the request connects after detection, as over the speculative
+    /// limit, and that connection joins the pool. To a mesh peer, the pooled connection is its mTLS session
     /// too, so reuse saves a handshake as well as the connect.
     fn may_speculate(&self) -> bool {
         if self.requires_identity() {
