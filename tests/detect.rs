@@ -102,26 +102,16 @@ fn garbage_empty_and_abandoned_connections_are_forwarded_as_unknown() {
 
 #[test]
 fn a_server_that_speaks_first_is_not_kept_waiting_and_is_remembered() {
-    let origin = Origin::start(|mut stream| {
-        stream
-            .write_all(b"220 smtp.example.test ESMTP ready\r\n")
-            .unwrap();
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = stream.read(&mut buf) {
-            if n == 0 || stream.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-    });
+    let origin = Origin::smtp();
     // The default 10 s detect timeout is in force.
     let proxy = Ringside::routing_to([origin.addr]);
     for _ in 0..2 {
         let started = Instant::now();
         let mut client = TcpStream::connect(proxy.route()).unwrap();
-        let mut banner = [0u8; 35];
+        let mut banner = [0u8; SMTP_BANNER.len()];
         client.read_exact(&mut banner).unwrap();
         let waited = started.elapsed();
-        assert_eq!(&banner, b"220 smtp.example.test ESMTP ready\r\n");
+        assert_eq!(banner, SMTP_BANNER);
         assert!(waited < Duration::from_secs(1), "banner took {waited:?}");
         client.write_all(b"EHLO me\r\n").unwrap();
         let mut echo = [0u8; 9];
@@ -130,6 +120,58 @@ fn a_server_that_speaks_first_is_not_kept_waiting_and_is_remembered() {
     }
     assert_eq!(results(&proxy, "server_first"), 1.0);
     assert_eq!(results(&proxy, "learned_server_first"), 1.0);
+}
+
+/// A client that opens a connection per request (`Connection: close`)
+/// costs the application no connection of its own: while the route's pool
+/// holds an idle one, detection runs first and the request takes it.
+#[test]
+fn clients_with_a_connection_per_request_share_one_upstream_connection() {
+    let web = HttpOrigin::start("web", Duration::ZERO);
+    let proxy = Ringside::routing_to([web.addr]);
+    for _ in 0..10 {
+        // Returns at ringside's close, after the whole response.
+        let (status, body) = http_get(proxy.route(), "/hello");
+        assert_eq!((status, body.as_str()), (200, "hello from web"));
+    }
+    assert_eq!(web.requests(), 10);
+    assert_eq!(web.connections(), 1, "one application connection for all");
+    let metrics = proxy.wait_idle();
+    assert_eq!(metrics.sum("tcp_open_total", &[("peer", "src")]), 10.0);
+    assert_eq!(metrics.sum("tcp_open_total", &[("peer", "dst")]), 1.0);
+    assert_eq!(results(&proxy, "http/1"), 10.0);
+}
+
+/// Pools are per route: one whose pool is warm does not stop a route to a
+/// server that speaks first from connecting while it detects.
+#[test]
+fn a_server_that_speaks_first_is_heard_at_once_beside_a_warm_http_route() {
+    let web = HttpOrigin::start("web", Duration::ZERO);
+    let smtp = Origin::smtp();
+    // Detection alone would keep a silent client waiting a minute: a
+    // banner within `WAIT_LIMIT` came from the connection made beside it.
+    // Another address: two routes cannot both listen on 127.0.0.1:0.
+    let proxy = Ringside::route_to([web.addr])
+        .arg("--route", format!("127.0.0.2:0={}", smtp.addr))
+        .arg("--detect-timeout", "60s")
+        .shards(1)
+        .start();
+    for _ in 0..2 {
+        assert_eq!(http_get(proxy.routes[0], "/hello").0, 200);
+    }
+    assert_eq!(web.connections(), 1, "the HTTP route's pool is warm");
+
+    let mut client = TcpStream::connect(proxy.routes[1]).unwrap();
+    client.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+    let mut banner = [0u8; SMTP_BANNER.len()];
+    client.read_exact(&mut banner).unwrap();
+    assert_eq!(banner, SMTP_BANNER);
+    client.write_all(b"EHLO me\r\n").unwrap();
+    let mut echo = [0u8; 9];
+    client.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"EHLO me\r\n");
+    drop(client);
+    assert_eq!(results(&proxy, "server_first"), 1.0);
 }
 
 #[test]

@@ -90,19 +90,15 @@ fn http_requests_reach_the_application_with_the_proven_client_id() {
 #[test]
 fn a_server_first_banner_crosses_the_mesh_without_waiting() {
     let dir = identities();
-    const BANNER: &[u8] = b"220 smtp.example.test ESMTP ready\r\n";
-    let smtp = Origin::start(|mut stream| {
-        let _ = stream.write_all(BANNER);
-        let _ = std::io::copy(&mut &stream, &mut std::io::sink());
-    });
+    let smtp = Origin::smtp();
     let server = server_side(&dir, &[]);
     let client = client_side(&dir, smtp.addr, &server);
     let started = Instant::now();
     let mut stream = TcpStream::connect(client.route()).unwrap();
     stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
-    let mut banner = vec![0; BANNER.len()];
+    let mut banner = vec![0; SMTP_BANNER.len()];
     stream.read_exact(&mut banner).unwrap();
-    assert_eq!(banner, BANNER);
+    assert_eq!(banner, SMTP_BANNER);
     let waited = started.elapsed();
     assert!(
         waited < Duration::from_secs(1),

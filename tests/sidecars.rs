@@ -249,30 +249,66 @@ fn a_server_first_banner_crosses_both_sidecars_without_waiting() {
     let Some(mesh) = Mesh::start(test, "s", &[]) else {
         return;
     };
-    const BANNER: &[u8] = b"220 smtp.example.test ESMTP ready\r\n";
     // Not an opaque port: both sidecars detect, with the default 10 s
     // timeout, and must see the server speak first.
-    let smtp = mesh.in_b(|| {
-        Origin::start_on("127.0.0.1:0", |mut stream| {
-            let _ = stream.write_all(BANNER);
-            let _ = std::io::copy(&mut &stream, &mut std::io::sink());
-        })
-    });
+    let smtp = mesh.in_b(Origin::smtp);
     let smtp_app = SocketAddr::new(POD_B.parse().unwrap(), smtp.addr.port());
     let (banner, waited) = mesh.in_a(|| {
         let started = Instant::now();
         let mut stream = TcpStream::connect(smtp_app).unwrap();
         stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
-        let mut banner = vec![0; BANNER.len()];
+        let mut banner = vec![0; SMTP_BANNER.len()];
         stream.read_exact(&mut banner).unwrap();
         (banner, started.elapsed())
     });
-    assert_eq!(banner, BANNER);
+    assert_eq!(banner, SMTP_BANNER);
     assert!(
         waited < Duration::from_secs(1),
         "the banner took {waited:?}"
     );
     assert_eq!(smtp.accepted(), 1);
+}
+
+/// Ten clients in A, each on a connection of its own with `Connection:
+/// close`, reach the application in B over one connection per hop: A's
+/// sidecar detects first and takes its pooled connection to B (no connect
+/// beside detection while one is idle), and B's sidecar, which sees only
+/// that one connection, carries every request on its own pooled one.
+fn connections_of_one_request_share_one_connection_per_hop(mesh: &Mesh) {
+    let web = mesh.in_b(|| HttpOrigin::start_on("127.0.0.1:0", "web", Duration::ZERO));
+    let web_app = SocketAddr::new(POD_B.parse().unwrap(), web.addr.port());
+    for _ in 0..10 {
+        // Returns at A's close, after the whole response.
+        let (status, body) = mesh.in_a(|| http_get(web_app, "/hello"));
+        assert_eq!((status, body.as_str()), (200, "hello from web"));
+    }
+    assert_eq!(web.requests(), 10);
+    assert_eq!(web.connections(), 1, "B's sidecar to the application");
+    let a = mesh.in_a(|| mesh.a.as_ref().unwrap().wait_idle());
+    let target = web_app.to_string();
+    let clients = [("peer", "src"), ("target_addr", target.as_str())];
+    assert_eq!(a.sum("tcp_open_total", &clients), 10.0);
+    let to_b = [("peer", "dst"), ("target_addr", target.as_str())];
+    assert_eq!(a.sum("tcp_open_total", &to_b), 1.0, "A's sidecar to B");
+}
+
+#[test]
+fn connections_of_one_request_share_one_connection_per_hop_in_plaintext() {
+    let test = "connections_of_one_request_share_one_connection_per_hop_in_plaintext";
+    let Some(mesh) = Mesh::start(test, "c", &[]) else {
+        return;
+    };
+    connections_of_one_request_share_one_connection_per_hop(&mesh);
+}
+
+#[test]
+fn connections_of_one_request_share_one_connection_per_hop_over_mtls() {
+    let test = "connections_of_one_request_share_one_connection_per_hop_over_mtls";
+    let dir = minted(&[("a", A_ID), ("b", B_ID)]);
+    let Some(mesh) = meshed(test, "n", &dir, true, &[]) else {
+        return;
+    };
+    connections_of_one_request_share_one_connection_per_hop(&mesh);
 }
 
 #[test]

@@ -100,21 +100,17 @@ fn a_server_first_banner_arrives_without_waiting_for_detection() {
     let Some(netns) = Pod::enter(test) else {
         return;
     };
-    const BANNER: &[u8] = b"220 smtp.example.test ESMTP ready\r\n";
-    let smtp = Origin::start_on(&format!("{POD_ADDR}:0"), |mut stream| {
-        let _ = stream.write_all(BANNER);
-        let _ = std::io::copy(&mut &stream, &mut std::io::sink());
-    });
+    let smtp = Origin::smtp_on(&format!("{POD_ADDR}:0"));
     // The default 10 s detect timeout is in force.
     let Some(proxy) = redirected_ringside(&netns, test, &[OUTBOUND]) else {
         return;
     };
     let started = Instant::now();
     let mut client = TcpStream::connect(smtp.addr).unwrap();
-    let mut banner = vec![0u8; BANNER.len()];
+    let mut banner = vec![0u8; SMTP_BANNER.len()];
     client.read_exact(&mut banner).unwrap();
     let waited = started.elapsed();
-    assert_eq!(banner, BANNER);
+    assert_eq!(banner, SMTP_BANNER);
     assert!(waited < Duration::from_secs(1), "banner took {waited:?}");
     drop(client);
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # HTTP through ringside and through HAProxy (mode http, one thread each),
 # interleaved with direct runs: wrk -t1 -c50 for HTTP/1 keep-alive
-# throughput, wrk -t1 -c1 for the latency a proxy adds, and h2load -c10 -m10
-# for HTTP/2 (h2c prior knowledge). Prints req/s, latency and each proxy's
-# CPU seconds per 1,000 requests.
+# throughput, wrk -t1 -c1 for the latency a proxy adds, wrk -t1 -c10 with
+# `Connection: close` for a connection per request (through ringside's
+# http1 route and a detecting one to the same origin), and h2load -c10
+# -m10 for HTTP/2 (h2c prior knowledge). Prints req/s, latency and each
+# proxy's CPU seconds per 1,000 requests.
 # Needs wrk, h2load and haproxy (apt-get install wrk nghttp2-client haproxy)
-# and a release build (cargo build --release --workspace).
-# Usage: loadtest/scripts/http-vs-haproxy.sh [ROUNDS] [SECONDS] [h1|h2|all]
+# and a release build (cargo build --release --workspace); RINGSIDE=path
+# runs another ringside binary instead of this tree's.
+# Usage: [RINGSIDE=BIN] loadtest/scripts/http-vs-haproxy.sh [ROUNDS] [SECONDS] [h1|h2|all]
 set -euo pipefail
 ROUNDS=${1:-3}
 SECONDS_PER_RUN=${2:-4}
@@ -52,16 +55,20 @@ listen = "127.0.0.1:18080"
 upstreams = ["127.0.0.1:$H1_ORIGIN"]
 protocol = "http1"
 [[route]]
+listen = "127.0.0.1:18081"
+upstreams = ["127.0.0.1:$H1_ORIGIN"]
+protocol = "detect"
+[[route]]
 listen = "127.0.0.1:18082"
 upstreams = ["127.0.0.1:$H2_ORIGIN"]
 protocol = "http2"
 CFG
-"$ROOT/target/release/ringside" --shards 1 --admin-addr 127.0.0.1:0 \
+"${RINGSIDE:-$ROOT/target/release/ringside}" --shards 1 --admin-addr 127.0.0.1:0 \
     --config "$WORK/ringside.toml" >"$WORK/ringside.out" 2>/dev/null &
 RINGSIDE=$!
 PIDS+=($RINGSIDE)
 haproxy -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
-for port in 18080 18082 28080 28082; do
+for port in 18080 18081 18082 28080 28082; do
     for _ in $(seq 200); do
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
         sleep 0.05
@@ -109,6 +116,12 @@ for round in $(seq "$ROUNDS"); do
         run direct "" "${WRK[@]}" -c1 --latency "http://127.0.0.1:$H1_ORIGIN/"
         run ringside "$RINGSIDE" "${WRK[@]}" -c1 --latency http://127.0.0.1:18080/
         run haproxy "$HAPROXY" "${WRK[@]}" -c1 --latency http://127.0.0.1:28080/
+        echo "round $round: HTTP/1 connection per request, wrk -t1 -c10 -H 'Connection: close'"
+        CLOSE=(-c10 -H 'Connection: close')
+        run direct "" "${WRK[@]}" "${CLOSE[@]}" "http://127.0.0.1:$H1_ORIGIN/"
+        run ringside "$RINGSIDE" "${WRK[@]}" "${CLOSE[@]}" http://127.0.0.1:18080/
+        run rs-detect "$RINGSIDE" "${WRK[@]}" "${CLOSE[@]}" http://127.0.0.1:18081/
+        run haproxy "$HAPROXY" "${WRK[@]}" "${CLOSE[@]}" http://127.0.0.1:28080/
     fi
     if [ "$WHICH" != h1 ]; then
         echo "round $round: HTTP/2 h2c, h2load -c10 -m10"

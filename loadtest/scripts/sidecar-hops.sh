@@ -28,9 +28,12 @@
 # Prints each run, then per load a table of medians over the rounds with
 # ratios taken within a round. CPU is both proxies' utime+stime
 # (/proc/PID/stat) over the run: ms per 1,000 requests, s per GB.
+# BASELINE=path/to/another/ringside adds a sixth case, `baseline`: the
+# transparent case with that binary in both pods, interleaved like the
+# others (before/after a change); LOADS picks the loads (default: all).
 # Needs root, wrk, iperf3, haproxy and a release build
 # (cargo build --release --workspace).
-# Usage: loadtest/scripts/sidecar-hops.sh [ROUNDS] [SECONDS]
+# Usage: [BASELINE=BIN] [LOADS="c1 c50 close bulk"] loadtest/scripts/sidecar-hops.sh [ROUNDS] [SECONDS]
 set -euo pipefail
 ROUNDS=${1:-3}
 SECONDS_PER_RUN=${2:-5}
@@ -38,6 +41,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$ROOT/target/release
 PIDS=()
 CASES=(direct transparent routes routes-rules haproxy)
+[ -n "${BASELINE:-}" ] && CASES+=(baseline)
 PROXY_GID=4140
 OPAQUE_PORTS=5201,15201
 
@@ -108,11 +112,12 @@ pods() {
     wait_listen "$b" 5201
 }
 
-# ringside NS NAME ARGS...: one shard, group 4140, admin on 4191.
+# ringside NS NAME ARGS...: one shard, group 4140, admin on 4191; the
+# binary is $RINGSIDE (this tree's release build unless set).
 ringside() {
     local ns=$1 name=$2
     shift 2
-    in_bg "$ns" "$name" setpriv --regid "$PROXY_GID" --clear-groups "$BIN/ringside" \
+    in_bg "$ns" "$name" setpriv --regid "$PROXY_GID" --clear-groups "${RINGSIDE:-$BIN/ringside}" \
         --shards 1 --admin-addr 127.0.0.1:4191 --opaque-ports "$OPAQUE_PORTS" "$@"
     for _ in $(seq 200); do
         grep -q "listening admin" "$WORK/$name.out" 2>/dev/null && return
@@ -189,6 +194,12 @@ ringside hops-transparent-a transparent_a "${TRANSPARENT[@]}"
 ringside hops-transparent-b transparent_b "${TRANSPARENT[@]}"
 install_rules hops-transparent-a
 install_rules hops-transparent-b
+if [ -n "${BASELINE:-}" ]; then
+    RINGSIDE=$BASELINE ringside hops-baseline-a baseline_a "${TRANSPARENT[@]}"
+    RINGSIDE=$BASELINE ringside hops-baseline-b baseline_b "${TRANSPARENT[@]}"
+    install_rules hops-baseline-a
+    install_rules hops-baseline-b
+fi
 
 ROUTES_A=(--route 127.0.0.1:18080=198.18.0.2:18080 --route 127.0.0.1:15201=198.18.0.2:15201)
 ROUTES_B=(--route 198.18.0.2:18080=127.0.0.1:8080 --route 198.18.0.2:15201=127.0.0.1:5201)
@@ -210,7 +221,7 @@ done
 
 # Where the client in A dials, and which processes are the case's proxies.
 declare -A HTTP_URL BULK_PORT BULK_HOST PROXIES
-for case in direct transparent haproxy; do
+for case in direct transparent haproxy baseline; do
     HTTP_URL[$case]=http://198.18.0.2:8080/
     BULK_HOST[$case]=198.18.0.2
     BULK_PORT[$case]=5201
@@ -225,6 +236,7 @@ PROXIES[transparent]="$PID_transparent_a $PID_transparent_b"
 PROXIES[routes]="$PID_routes_a $PID_routes_b"
 PROXIES[routes-rules]="$PID_routes_rules_a $PID_routes_rules_b"
 PROXIES[haproxy]="$PID_haproxy_a $PID_haproxy_b"
+[ -n "${BASELINE:-}" ] && PROXIES[baseline]="$PID_baseline_a $PID_baseline_b"
 
 # Each case answers once through its proxies before anything is measured.
 for case in "${CASES[@]}"; do
@@ -292,7 +304,7 @@ print(line)
 PY
 }
 
-LOADS=(c1 c50 close bulk)
+read -ra LOADS <<<"${LOADS:-c1 c50 close bulk}"
 uptime | tee "$WORK/uptime"
 for round in $(seq "$ROUNDS"); do
     echo "round $round:$(uptime | sed "s/.*load/ load/")"
@@ -348,7 +360,7 @@ for load, title in titles.items():
         rs = [by[case][n]["value"] / by[other][n]["value"]
               for n in by[case] if other in by and n in by[other]]
         return spread(rs, lambda v: f"{v:.2f}") if rs else "–"
-    for case in ("direct", "transparent", "routes", "routes-rules", "haproxy"):
+    for case in ("direct", "transparent", "baseline", "routes", "routes-rules", "haproxy"):
         if case not in by:
             continue
         rs = list(by[case].values())
@@ -362,8 +374,10 @@ for load, title in titles.items():
         print(line)
     print()
     for case, other in (("transparent", "routes"), ("transparent", "routes-rules"),
-                        ("routes-rules", "routes")):
-        rounds = [n for n in by[case] if n in by[other]]
+                        ("routes-rules", "routes"), ("transparent", "baseline")):
+        rounds = [n for n in by.get(case, {}) if n in by.get(other, {})]
+        if not rounds:
+            continue
         values = [by[case][n]["value"] / by[other][n]["value"] for n in rounds]
         cpus = [by[case][n]["cpu"] / by[other][n]["cpu"] for n in rounds]
         print(f"{case} / {other}: {spread(values, lambda v: f'{v:.2f}')} × the {unit}, "

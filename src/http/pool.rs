@@ -114,6 +114,14 @@ impl Pool {
         None
     }
 
+    /// Whether a connection to any endpoint waits here. It may be stale
+    /// (closed by the upstream, or past the idle timeout until the next
+    /// sweep): only `checkout` looks. One length per endpoint, nothing
+    /// allocated.
+    pub fn holds_idle(&self) -> bool {
+        self.idle.borrow().iter().any(|slot| !slot.is_empty())
+    }
+
     pub fn checkin(&self, mut upstream: Upstream) {
         upstream.reused = true;
         upstream.speculative = None;

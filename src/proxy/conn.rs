@@ -165,10 +165,10 @@ impl Conn {
     }
 
     /// Carries a connection with no upstream yet: none could be connected
-    /// (`unreachable` says why), or the shard holds its limit of
-    /// speculative connections, so detection runs first. An HTTP client is
-    /// served by the HTTP path, which connects per request (and answers a
-    /// 502 or 503 saying why when it cannot); an opaque one connects now, or
+    /// (`unreachable` says why), or it did not speculate (`may_speculate`),
+    /// so detection runs first. An HTTP client is served by the HTTP path,
+    /// which takes a pooled connection or connects per request (and answers
+    /// a 502 or 503 saying why when it cannot); an opaque one connects now, or
     /// sees a reset when nothing could be reached rather than mistake the
     /// refusal for an empty answer.
     async fn unconnected(&self, client: Socket, unreachable: Option<ConnError>) -> Ended {
@@ -210,18 +210,44 @@ impl Conn {
     /// detect timeout and an HTTP client the connect), and a shard holds at
     /// most `max_speculative` of them, so that N silent or slow clients
     /// cannot pin N of the application's connections.
+    ///
+    /// Nor does it speculate while the route's HTTP/1 pool holds an idle
+    /// connection: an upstream that has just served HTTP/1 keep-alive is an
+    /// HTTP server, not one that speaks first, so detection runs first at
+    /// no cost, and the HTTP/1 path then checks the pooled connection out
+    /// (`H1Proxy::upstream`, `Pool::checkout`) instead of a new one. Without
+    /// this, a client that opens a connection per request (`Connection:
+    /// close`) cost the application a new connection each time, while the
+    /// pool filled up with the ones it already had.
+    ///
+    /// Any endpoint's idle connection counts, not only the one a request
+    /// would go to: the protocol is the route's (its endpoints serve one
+    /// service; a transparent route has a single one, its original
+    /// destination), and the request balancer picks per request, between
+    /// two at random, so its choice is not known before the head is in.
+    /// When it picks an endpoint with nothing idle, or what is idle there
+    /// turns out expired or closed (`Pool::checkout` looks, this check does
+    /// not), the request connects after detection, as over the speculative
+    /// limit, and that connection joins the pool. To a mesh peer, the
+    /// pooled connection is its mTLS session too, so reuse saves a
+    /// handshake as well as the connect. A route holding an HTTP/2
+    /// connection (HTTP/2 clients, or HTTP/1 to a mesh peer as streams)
+    /// is known to speak HTTP the same way, whatever its protocol setting.
     fn may_speculate(&self) -> bool {
         if self.requires_identity() {
             return false;
         }
-        // A route holding an HTTP/2 connection (HTTP/2 clients, or HTTP/1
-        // to a mesh peer) is known to speak HTTP, not a server-first
-        // protocol: detection goes first, and requests ride that one.
         if self.route.http.h2_pool.has_any() {
             return false;
         }
         let speculative = !matches!(self.protocol(), Protocol::Opaque | Protocol::Http2);
-        if !speculative || self.shard.metrics().speculative() < self.shard.max_speculative as u64 {
+        if !speculative {
+            return true;
+        }
+        if self.route.http.pool.holds_idle() {
+            return false;
+        }
+        if self.shard.metrics().speculative() < self.shard.max_speculative as u64 {
             return true;
         }
         self.shard.metrics().speculation_skipped();

@@ -31,7 +31,7 @@ pub use netns::{LinkedPods, Pod, POD_A, POD_ADDR, POD_ADDR_V6, POD_A_V6, POD_B, 
 pub use origins::h2::H2Origin;
 pub use origins::http::{body_byte, upload_answer, HttpOrigin};
 pub use origins::recording::RecordingOrigin;
-pub use origins::{closed_port, websocket_echo, Origin, Report, Unanswered};
+pub use origins::{closed_port, websocket_echo, Origin, Report, Unanswered, SMTP_BANNER};
 pub use temp::{TempDir, TempPath};
 
 /// How long a wait for something that should happen may take before the

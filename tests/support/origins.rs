@@ -9,11 +9,14 @@ pub mod h2;
 pub mod http;
 pub mod recording;
 
-use std::io;
+use std::io::{self, BufRead, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+
+/// What `Origin::smtp` says first.
+pub const SMTP_BANNER: &[u8] = b"220 smtp.example.test ESMTP ready\r\n";
 
 /// A slot a handler thread can report into.
 pub type Report<T> = Arc<Mutex<Option<T>>>;
@@ -92,7 +95,7 @@ impl Origin {
             for answered in 0.. {
                 let mut head = String::new();
                 while !head.ends_with("\r\n\r\n") {
-                    if io::BufRead::read_line(&mut reader, &mut head).unwrap_or(0) == 0 {
+                    if reader.read_line(&mut head).unwrap_or(0) == 0 {
                         return;
                     }
                 }
@@ -100,7 +103,21 @@ impl Origin {
                     return;
                 }
                 let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                let _ = io::Write::write_all(&mut writer, ok);
+                let _ = writer.write_all(ok);
+            }
+        })
+    }
+
+    /// A server that speaks first, as SMTP does: `SMTP_BANNER`, then it
+    /// echoes what it is sent.
+    pub fn smtp() -> Origin {
+        Origin::smtp_on("127.0.0.1:0")
+    }
+
+    pub fn smtp_on(bind: &str) -> Origin {
+        Origin::start_on(bind, |mut stream| {
+            if stream.write_all(SMTP_BANNER).is_ok() {
+                let _ = io::copy(&mut &stream, &mut &stream);
             }
         })
     }

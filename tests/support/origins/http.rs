@@ -6,7 +6,8 @@
 //! `upload_answer` of the body, content-length or chunked, honouring
 //! `Expect: 100-continue`), `HEAD` of any of them, and `Upgrade: echo`
 //! (101, then echoes bytes). Every response carries `x-origin: <name>`,
-//! and `delay` slows every response down.
+//! and `delay` slows every response down. It counts the connections it
+//! accepted and the requests it read.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub struct HttpOrigin {
     pub addr: SocketAddr,
     pub requests: Arc<AtomicUsize>,
+    pub connections: Arc<AtomicUsize>,
 }
 
 impl HttpOrigin {
@@ -30,18 +32,29 @@ impl HttpOrigin {
         let listener = TcpListener::bind(bind).unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
-        let counter = requests.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (counter, accepted) = (requests.clone(), connections.clone());
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let counter = counter.clone();
                 thread::spawn(move || serve(stream, name, delay, &counter));
             }
         });
-        HttpOrigin { addr, requests }
+        HttpOrigin {
+            addr,
+            requests,
+            connections,
+        }
     }
 
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
