@@ -1,11 +1,11 @@
-//! Cross-thread wake-ups are never lost. A shard that parks must wake when
-//! another thread hands it work: the admin shard's snapshot requests over
-//! glommio's shared channels, or a waker called from a plain thread. The
-//! patched glommio (vendor/glommio/PATCHES.md) changes the sleep/notify
-//! handshake, where a lost wake-up would hang a shard for good, so these
-//! tests hammer it: every exchange waits for the other side, which makes
-//! each side park between messages, for a bounded time, and a watchdog
-//! fails the test the moment progress stops.
+//! Wake-ups are never lost. A shard that parks must wake when another
+//! thread hands it work: the admin shard's snapshot requests over glommio's
+//! shared channels, or a waker called from a plain thread; and when its next
+//! timer is due. The patched glommio (vendor/glommio/PATCHES.md) changes the
+//! sleep/notify handshake and how the timeout that ends a park is armed,
+//! where a lost wake-up would hang a shard for good, so these tests hammer
+//! them: every exchange (or timer) makes a side park, for a bounded time,
+//! and a watchdog fails the test the moment progress stops.
 //!
 //! CI runs the short form (2 s each); `RINGSIDE_WAKEUP_SECONDS=60 cargo
 //! test --release --test wakeups` is the long one.
@@ -187,4 +187,36 @@ fn a_waker_called_from_a_plain_thread_always_wakes_a_parked_executor() {
     waker_thread.join().expect("the waking thread ends");
     executor.join().expect("the executor ends");
     assert!(exchanges > 100, "only {exchanges} wake-ups in {run_for:?}");
+}
+
+/// A timer due within microseconds of a park must still wake the executor.
+/// Parking arms the latency-ring timeout for the next timer; one that short
+/// fires while the rings are flushed, and glommio patch 3 then consumed its
+/// completion (which wakes no task) and slept with nothing armed, until
+/// some I/O came (glommio patch 11; the soak's stalled requests that got
+/// no 504). Here no I/O ever comes: each sleep, from 0 to 29 µs, parks
+/// the executor, and a lost wake-up stops the progress for good.
+#[test]
+fn a_timer_due_within_microseconds_of_a_park_wakes_the_executor() {
+    let slept = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let run_for = run_for();
+
+    let sleeper = executor("sleeper", {
+        let (slept, done) = (slept.clone(), done.clone());
+        move || async move {
+            let deadline = Instant::now() + run_for;
+            let mut count = 0;
+            while Instant::now() < deadline {
+                glommio::timer::sleep(Duration::from_micros(count % 30)).await;
+                count += 1;
+                slept.store(count, Ordering::SeqCst);
+            }
+            done.store(true, Ordering::SeqCst);
+        }
+    });
+
+    let sleeps = watch("short timers", &slept, &done);
+    sleeper.join().expect("the sleeper ends");
+    assert!(sleeps > 100, "only {sleeps} sleeps in {run_for:?}");
 }

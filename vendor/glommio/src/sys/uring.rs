@@ -1890,9 +1890,16 @@ impl Reactor {
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
+        // A user timer due within microseconds has its timeout fire while the
+        // rings are flushed, and its completion, which wakes no task, was just
+        // consumed: sleeping now would wait with no timeout armed until some
+        // I/O came. Not sleeping lets the caller process the timer, now due.
+        let timer_fired = user_timer.is_some() && !self.latency_timer_in_flight();
+
         // If we generated any event so far, we can't sleep. Need to handle them.
         let should_sleep = parking
             && (woke == 0)
+            && !timer_fired
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
             && lat_ring.can_sleep();
@@ -1936,6 +1943,14 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// Whether the timeout armed on the latency ring is still to complete.
+    fn latency_timer_in_flight(&self) -> bool {
+        let armed = self.latency_preemption_timeout_src.take();
+        let in_flight = armed.as_ref().is_some_and(|(timer, _)| timer.is_in_flight());
+        self.latency_preemption_timeout_src.set(armed);
+        in_flight
     }
 
     /// Makes sure a timeout fires on the latency ring no later than
