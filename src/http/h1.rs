@@ -316,8 +316,8 @@ impl H1Proxy<'_> {
         let multiplex = !head.wants_tunnel();
         for attempt in 0..2 {
             // A retry takes no pooled connection unchecked.
-            let checked = retryable && attempt == 0;
-            let via = self.upstream(&mut tried, first, multiplex, checked);
+            let unchecked_ok = retryable && attempt == 0;
+            let via = self.upstream(&mut tried, first, multiplex, unchecked_ok);
             let mut upstream = match via.await {
                 Ok(Via::Http1(upstream)) => upstream,
                 Ok(Via::Http2 { index, sender }) => {

@@ -50,8 +50,9 @@ impl H2Proxy {
         let mut retried = false;
         let mut last_error = ProxyError::NoEndpoint;
         while let Some(index) = balancer.pick(&tried) {
-            let checked = retryable && !retried;
-            let upstream = pooled_or_new(&self.shard, &self.route, index, checked).await;
+            // A retry takes no pooled connection unchecked.
+            let unchecked_ok = retryable && !retried;
+            let upstream = pooled_or_new(&self.shard, &self.route, index, unchecked_ok).await;
             let mut upstream = match upstream {
                 Ok(upstream) => upstream,
                 Err(error) => {
