@@ -98,7 +98,7 @@ impl H2Proxy {
             } else {
                 // A failed handshake only means the first request connects
                 // anew.
-                let _ = self.adopt(index, socket).await;
+                let _ = adopt(&self.route, index, socket).await;
             }
         }
         let io = H2Io::new(client, prefix, counters);
@@ -326,14 +326,6 @@ impl H2Proxy {
         Err(StreamFailure::Answer(
             last_error.unwrap_or(ProxyError::NoEndpoint),
         ))
-    }
-
-    async fn adopt(
-        &self,
-        index: usize,
-        socket: Socket,
-    ) -> Result<client::SendRequest<Bytes>, ProxyError> {
-        adopt(&self.route, index, socket).await
     }
 }
 
