@@ -32,7 +32,19 @@ struct Mesh {
     b: Option<Ringside>,
 }
 
+/// `addr`'s port (an origin started in pod B) at pod B's address.
+fn in_pod_b(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(POD_B.parse().unwrap(), addr.port())
+}
+
 impl Mesh {
+    /// What curl in pod A prints for `url`, the response head included
+    /// (`-g`: an IPv6 address's brackets are not a curl glob).
+    fn curl_from_a(&self, url: &str) -> String {
+        let args = ["-sS", "-g", "-i", "--max-time", "10", url];
+        self.pods.a.run("curl", &args)
+    }
+
     /// `None` after a SKIP line when this machine has no namespaces.
     /// `install` adds flags to both pods' `ringside iptables install`.
     fn start(test: &str, tag: &str, install: &[&str]) -> Option<Mesh> {
@@ -127,8 +139,8 @@ fn http1_and_http2_requests_cross_both_sidecars() {
     // each connection on 127.0.0.1:<original port>.
     let web = mesh.in_b(|| HttpOrigin::start_on("127.0.0.1:0", "web", Duration::ZERO));
     let grpc = mesh.in_b(H2Origin::start);
-    let web_app = SocketAddr::new(POD_B.parse().unwrap(), web.addr.port());
-    let grpc_app = SocketAddr::new(POD_B.parse().unwrap(), grpc.addr.port());
+    let web_app = in_pod_b(web.addr);
+    let grpc_app = in_pod_b(grpc.addr);
 
     let http1 = mesh.pods.a.run(
         "curl",
@@ -179,12 +191,8 @@ fn ipv6_requests_cross_both_sidecars() {
     };
     let web = mesh.in_b(|| HttpOrigin::start_on("127.0.0.1:0", "web6", Duration::ZERO));
     let web_app = SocketAddr::new(POD_B_V6.parse().unwrap(), web.addr.port());
-    // -g: the address's brackets are not a curl glob.
     let url = format!("http://{web_app}/size/10");
-    let response = mesh
-        .pods
-        .a
-        .run("curl", &["-sS", "-g", "-i", "--max-time", "10", &url]);
+    let response = mesh.curl_from_a(&url);
     assert!(response.contains("x-origin: web6"), "{response}");
     assert_eq!(web.requests(), 1);
     assert_one_request_on_both_sides(&mesh, web_app);
@@ -197,7 +205,7 @@ fn opaque_streams_cross_both_sidecars_byte_exact_with_one_connection_each() {
         return;
     };
     let echo = mesh.in_b(Origin::echo);
-    let echo_app = SocketAddr::new(POD_B.parse().unwrap(), echo.addr.port());
+    let echo_app = in_pod_b(echo.addr);
     // Random bytes: detection sees no protocol it knows and goes opaque.
     let data = random_bytes(64 << 20, 7);
     let back = mesh.in_a(|| echo_through(echo_app, &data));
@@ -252,7 +260,7 @@ fn a_server_first_banner_crosses_both_sidecars_without_waiting() {
     // Not an opaque port: both sidecars detect, with the default 10 s
     // timeout, and must see the server speak first.
     let smtp = mesh.in_b(Origin::smtp);
-    let smtp_app = SocketAddr::new(POD_B.parse().unwrap(), smtp.addr.port());
+    let smtp_app = in_pod_b(smtp.addr);
     let (banner, waited) = mesh.in_a(|| {
         let started = Instant::now();
         let mut stream = TcpStream::connect(smtp_app).unwrap();
@@ -276,7 +284,7 @@ fn a_server_first_banner_crosses_both_sidecars_without_waiting() {
 /// that one connection, carries every request on its own pooled one.
 fn connections_of_one_request_share_one_connection_per_hop(mesh: &Mesh) {
     let web = mesh.in_b(|| HttpOrigin::start_on("127.0.0.1:0", "web", Duration::ZERO));
-    let web_app = SocketAddr::new(POD_B.parse().unwrap(), web.addr.port());
+    let web_app = in_pod_b(web.addr);
     for _ in 0..10 {
         // Returns at A's close, after the whole response.
         let (status, body) = mesh.in_a(|| http_get(web_app, "/hello"));
@@ -396,12 +404,9 @@ fn meshed_pods_talk_mtls_and_the_applications_own_tls_passes_through() {
         return;
     };
     let app = mesh.in_b(|| RecordingOrigin::start_on("127.0.0.1:0"));
-    let app_addr = SocketAddr::new(POD_B.parse().unwrap(), app.addr.port());
+    let app_addr = in_pod_b(app.addr);
     let url = format!("http://{app_addr}/hello");
-    let response = mesh
-        .pods
-        .a
-        .run("curl", &["-sS", "-i", "--max-time", "10", &url]);
+    let response = mesh.curl_from_a(&url);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let request = String::from_utf8_lossy(&app.received()[0]).to_lowercase();
     assert!(
@@ -412,7 +417,7 @@ fn meshed_pods_talk_mtls_and_the_applications_own_tls_passes_through() {
     // The application's own TLS, for a name of its own, crosses the mesh
     // as the bytes it is.
     let echo = mesh.in_b(Origin::echo);
-    let echo_addr = SocketAddr::new(POD_B.parse().unwrap(), echo.addr.port());
+    let echo_addr = in_pod_b(echo.addr);
     let mut hello = client_hello("app.example.test");
     hello.extend_from_slice(&random_bytes(64 << 10, 5));
     let back = mesh.in_a(|| echo_through(echo_addr, &hello));
@@ -467,7 +472,7 @@ fn redirected_mtls_for_our_own_name_is_terminated() {
         return;
     };
     let app = mesh.in_b(|| RecordingOrigin::start_on("127.0.0.1:0"));
-    let app_addr = SocketAddr::new(POD_B.parse().unwrap(), app.addr.port());
+    let app_addr = in_pod_b(app.addr);
     let answer = mesh.in_a(|| {
         let tcp = TcpStream::connect(app_addr).unwrap();
         tcp.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
@@ -498,7 +503,7 @@ fn plaintext_to_a_port_that_requires_an_identity_is_refused() {
         return;
     };
     let echo = mesh.in_b(Origin::echo);
-    let echo_addr = SocketAddr::new(POD_B.parse().unwrap(), echo.addr.port());
+    let echo_addr = in_pod_b(echo.addr);
     let refused = mesh.in_a(|| {
         let mut stream = TcpStream::connect(echo_addr).unwrap();
         stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
@@ -510,12 +515,9 @@ fn plaintext_to_a_port_that_requires_an_identity_is_refused() {
     assert_eq!(echo.accepted(), 0);
     // Plaintext HTTP gets a 403 that says why, for each request.
     let web = mesh.in_b(|| HttpOrigin::start_on("127.0.0.1:0", "web", Duration::ZERO));
-    let web_addr = SocketAddr::new(POD_B.parse().unwrap(), web.addr.port());
+    let web_addr = in_pod_b(web.addr);
     let url = format!("http://{web_addr}/size/10");
-    let response = mesh
-        .pods
-        .a
-        .run("curl", &["-sS", "-i", "--max-time", "10", &url]);
+    let response = mesh.curl_from_a(&url);
     assert!(response.starts_with("HTTP/1.1 403"), "{response}");
     assert!(
         response

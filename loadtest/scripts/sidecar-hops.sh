@@ -142,6 +142,30 @@ install_rules() {
 # `server 0.0.0.0:0` dials the original destination, which HAProxy reads
 # with SO_ORIGINAL_DST; `server 127.0.0.1` without a port dials the
 # original port.
+# haproxy_direction NAME BIND SERVER: that frontend on BIND, and its two
+# backends (HTTP and spliced TCP) dialing `server SERVER`.
+haproxy_direction() {
+    cat <<CFG
+frontend $1
+    mode tcp
+    bind $2
+    tcp-request inspect-delay 5s
+    tcp-request content accept if { dst_port 5201 }
+    tcp-request content switch-mode http if HTTP
+    use_backend $1-http if HTTP
+    default_backend $1-tcp
+backend $1-http
+    mode http
+    http-reuse always
+    server $3
+backend $1-tcp
+    mode tcp
+    option splice-request
+    option splice-response
+    server $3
+CFG
+}
+
 haproxy_cfg() {
     cat <<CFG
 global
@@ -151,41 +175,9 @@ defaults
     timeout connect 5s
     timeout client 60s
     timeout server 60s
-frontend outbound
-    mode tcp
-    bind 127.0.0.1:4140
-    tcp-request inspect-delay 5s
-    tcp-request content accept if { dst_port 5201 }
-    tcp-request content switch-mode http if HTTP
-    use_backend outbound-http if HTTP
-    default_backend outbound-tcp
-backend outbound-http
-    mode http
-    http-reuse always
-    server original 0.0.0.0:0
-backend outbound-tcp
-    mode tcp
-    option splice-request
-    option splice-response
-    server original 0.0.0.0:0
-frontend inbound
-    mode tcp
-    bind 0.0.0.0:4143
-    tcp-request inspect-delay 5s
-    tcp-request content accept if { dst_port 5201 }
-    tcp-request content switch-mode http if HTTP
-    use_backend inbound-http if HTTP
-    default_backend inbound-tcp
-backend inbound-http
-    mode http
-    http-reuse always
-    server app 127.0.0.1
-backend inbound-tcp
-    mode tcp
-    option splice-request
-    option splice-response
-    server app 127.0.0.1
 CFG
+    haproxy_direction outbound 127.0.0.1:4140 "original 0.0.0.0:0"
+    haproxy_direction inbound 0.0.0.0:4143 "app 127.0.0.1"
 }
 
 for case in "${CASES[@]}"; do pods "$case"; done

@@ -41,11 +41,6 @@ impl ClientId {
         }
     }
 
-    /// The header line to add after the kept ones, if any.
-    pub fn added(&self) -> Option<&str> {
-        self.proven()
-    }
-
     /// The same for an HTTP/2 request's headers.
     pub fn apply(&self, headers: &mut HeaderMap) {
         match self {

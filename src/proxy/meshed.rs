@@ -76,13 +76,6 @@ pub async fn serve(
     };
     let port = header.port;
     let original = SocketAddr::new(local.ip(), port);
-    let client_id = accepted.client_id.as_deref();
-    // A refused client is settled once its protocol is known
-    // (`Conn::admit`): HTTP is answered 403, anything else closed.
-    let allowed = mesh.policy.for_port(port).allows(client_id);
-    if allowed {
-        authorized(&shard, &mesh, original, client_id, Count::Connection);
-    }
     let destination = Destination {
         original: Some(original),
         local,
@@ -107,9 +100,8 @@ pub async fn serve(
         }
     };
     let conn = Conn::new(shard.clone(), route, slot);
-    let policy = mesh.policy.for_port(port).label();
-    conn.judged(Authz { policy, allowed });
-    conn.meshed(client_id, declared(&header));
+    let client_id = accepted.client_id.as_deref();
+    conn.peer(&mesh, original, client_id, declared(&header));
     conn.run_socket(Ok(accepted.socket), Some(peer)).await;
 }
 
@@ -210,16 +202,30 @@ impl Conn {
             }
             self.declared.set(declared(header));
         }
-        // As in `serve`, a refused client is settled by `admit`.
         let client_id = accepted.client_id.as_deref();
-        let allowed = mesh.policy.for_port(target.port()).allows(client_id);
-        if allowed {
-            authorized(&self.shard, &mesh, target, client_id, Count::Connection);
-        }
-        let policy = mesh.policy.for_port(target.port()).label();
-        self.judged(Authz { policy, allowed });
-        self.meshed(client_id, self.declared.get());
+        self.peer(&mesh, target, client_id, self.declared.get());
         Ok(accepted.socket)
+    }
+
+    /// Makes this a mesh peer's connection (`meshed`) and judges the
+    /// identity it proved by `target`'s policy. An allowed one is counted
+    /// now; a refused one is settled by `admit` once its protocol is known:
+    /// HTTP is answered 403, anything else closed.
+    fn peer(
+        &self,
+        mesh: &MeshTls,
+        target: SocketAddr,
+        client_id: Option<&str>,
+        protocol: Option<Protocol>,
+    ) {
+        let policy = mesh.policy.for_port(target.port());
+        let allowed = policy.allows(client_id);
+        if allowed {
+            authorized(&self.shard, mesh, target, client_id, Count::Connection);
+        }
+        let policy = policy.label();
+        self.judged(Authz { policy, allowed });
+        self.meshed(client_id, protocol);
     }
 }
 

@@ -387,7 +387,7 @@ impl RequestHead {
     }
 
     /// The header lines that go on over HTTP/2 (see `end_to_end`).
-    pub fn end_to_end(&self) -> Vec<(&[u8], &[u8])> {
+    pub fn end_to_end(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         end_to_end(&self.fields)
     }
 
@@ -417,7 +417,7 @@ impl RequestHead {
         if tunnel && !self.is_connect() {
             out.extend_from_slice(b"connection: upgrade\r\n");
         }
-        if let Some(identity) = client_id.added() {
+        if let Some(identity) = client_id.proven() {
             out.extend_from_slice(CLIENT_ID_HEADER.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(identity.as_bytes());
@@ -429,7 +429,7 @@ impl RequestHead {
 
 impl ResponseHead {
     /// The header lines that go on over HTTP/2 (see `end_to_end`).
-    pub fn end_to_end(&self) -> Vec<(&[u8], &[u8])> {
+    pub fn end_to_end(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         end_to_end(&self.fields)
     }
 
@@ -510,20 +510,16 @@ fn connection_named(fields: &Fields) -> Vec<&[u8]> {
 /// The header lines that describe the message itself, for HTTP/2: no
 /// hop-by-hop header, no `Transfer-Encoding` (HTTP/2 frames bodies
 /// itself), one `Content-Length`.
-fn end_to_end(fields: &Fields) -> Vec<(&[u8], &[u8])> {
+fn end_to_end(fields: &Fields) -> impl Iterator<Item = (&[u8], &[u8])> {
     let named = connection_named(fields);
-    let mut length_sent = false;
-    let mut kept = Vec::with_capacity(fields.headers.len());
-    for (name, value) in fields.iter() {
+    let mut length_kept = false;
+    fields.iter().filter(move |(name, _)| {
         let dropped = is_hop_by_hop(name)
             || name.eq_ignore_ascii_case(b"transfer-encoding")
             || named.iter().any(|n| n.eq_ignore_ascii_case(name))
-            || (is_content_length(name) && std::mem::replace(&mut length_sent, true));
-        if !dropped {
-            kept.push((name, value));
-        }
-    }
-    kept
+            || (is_content_length(name) && std::mem::replace(&mut length_kept, true));
+        !dropped
+    })
 }
 
 fn encode_headers(fields: &Fields, tunnel: bool, client_id: &ClientId, out: &mut Vec<u8>) {
