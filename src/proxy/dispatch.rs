@@ -307,7 +307,7 @@ impl Conn {
 /// (`Upgrade`, `CONNECT`): that one keeps the upstream connection made
 /// for it.
 fn asks_for_tunnel(client: &Socket, prefix: &[u8]) -> bool {
-    let mut head = vec![0u8; 2048];
+    let mut head = [0u8; 2048];
     let start = prefix.len().min(head.len());
     head[..start].copy_from_slice(&prefix[..start]);
     let peeked = client.try_peek(&mut head[start..]).ok().flatten();
