@@ -17,5 +17,6 @@ pub mod iptables;
 pub mod metrics;
 pub mod proxy;
 pub mod runtime;
+pub mod shard;
 pub mod tcp;
 pub mod tls;

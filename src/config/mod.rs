@@ -26,7 +26,7 @@ pub use iptables::{
 };
 pub use limits::Http2Config;
 pub use mesh::{Authorize, IdentityMatch, InboundPolicy, MeshPeer, DEFAULT_PEER_PORT};
-pub use route::{Direction, Protocol, Route};
+pub use route::{Direction, Protocol, Route, RouteSpec};
 pub use transparent::{ForwardTo, Transparent, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN};
 
 use route::format_optional;

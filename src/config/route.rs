@@ -60,8 +60,9 @@ impl Protocol {
 }
 
 /// A route as written, before the opaque-ports list decides the protocol
-/// of routes that do not name one.
-pub(super) struct RouteSpec {
+/// of routes that do not name one. A transparent listener's route for an
+/// original destination is one too (`implied`), resolved the same way.
+pub struct RouteSpec {
     pub route: Route,
     pub protocol_given: bool,
     /// The route's own `response_timeout`, when it names one (`Some(None)`:
@@ -70,6 +71,22 @@ pub(super) struct RouteSpec {
 }
 
 impl RouteSpec {
+    /// A route that names neither protocol nor response timeout: what a
+    /// transparent listener makes for each original destination.
+    pub fn implied(listen: SocketAddr, upstream: SocketAddr, direction: Direction) -> RouteSpec {
+        RouteSpec {
+            route: Route {
+                listen,
+                upstreams: vec![upstream],
+                direction,
+                protocol: Protocol::Detect,
+                response_timeout: None,
+            },
+            protocol_given: false,
+            response_timeout: None,
+        }
+    }
+
     /// A route without an explicit protocol is opaque when one of its
     /// upstream ports is in `opaque_ports`, and detected otherwise; one
     /// without a response timeout takes `response_timeout`.

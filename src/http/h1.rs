@@ -20,10 +20,11 @@ use super::answer::{proxy_response, ProxyError};
 use super::head::{parse_request, parse_response, Framing, HeadError, RequestHead, ResponseHead};
 use super::io::{BodyError, HttpIo, ReadHeadError};
 use super::pool::{pooled_or_new, Upstream};
-use super::{ClientId, HttpRoute, HttpShard};
+use super::{ClientId, HttpRoute};
 use crate::io::{ConnError, Deadline};
 use crate::metrics::HttpAuthz;
 use crate::metrics::{Expiry, ResponseClass};
+use crate::shard::Shard;
 
 /// How a client connection left the HTTP/1 proxy.
 pub enum Served {
@@ -90,7 +91,7 @@ enum Failure {
 }
 
 pub struct H1Proxy<'a> {
-    pub shard: &'a HttpShard,
+    pub shard: &'a Shard,
     pub route: &'a HttpRoute,
     /// What the requests' `l5d-*` headers get (inbound: the client's
     /// proven identity, or none).

@@ -17,11 +17,12 @@ use http::{HeaderMap, Request, Response};
 
 use super::answer::ProxyError;
 use super::h2_streams::{ClientStreams, InFlight};
-use super::{ClientId, HttpRoute, HttpShard};
+use super::{ClientId, HttpRoute};
 use crate::balance::RequestBalancer;
 use crate::io::{spawn, ConnError, H2Io, Socket};
 use crate::metrics::HttpAuthz;
 use crate::metrics::{Expiry, ResponseClass, TcpCounters};
+use crate::shard::Shard;
 use crate::tls::SessionProtocol;
 
 /// Flow-control windows ringside grants its peers, on both sides. The
@@ -66,7 +67,7 @@ const RESET_LIMITS_KEY: &str =
 
 #[derive(Clone)]
 pub struct H2Proxy {
-    pub shard: Rc<HttpShard>,
+    pub shard: Rc<Shard>,
     pub route: Rc<HttpRoute>,
     /// What the requests' `l5d-*` headers get (see `ClientId`).
     pub client_id: ClientId,
@@ -332,7 +333,7 @@ impl H2Proxy {
 /// A ready sender on endpoint `index`'s HTTP/2 connection: the pooled one,
 /// or a new one.
 pub(super) async fn sender(
-    shard: &HttpShard,
+    shard: &Shard,
     route: &HttpRoute,
     index: usize,
 ) -> Result<client::SendRequest<Bytes>, ProxyError> {

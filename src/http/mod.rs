@@ -7,7 +7,8 @@
 //! (`h2_streams`). The proxy's own answers and their errors are in `answer`.
 //!
 //! The connection stage (`proxy/`) hands a connection in once its protocol
-//! is known, with what it needs of the shard (`HttpShard`) and of the route
+//! is known, with the shard it runs on (`crate::shard::Shard`: metrics,
+//! deadlines, drain, timeouts, the mesh) and the route's HTTP state
 //! (`HttpRoute`). An HTTP/1 connection that becomes a tunnel (`Upgrade`,
 //! `CONNECT`) is handed back to it ([`Served::Tunnel`]).
 
@@ -38,61 +39,10 @@ pub use io::{Arrival, HttpIo};
 pub use pool::{upstream, H2Pool, Pool, Upstream};
 
 use crate::balance::RequestBalancer;
-use crate::config::{Http2Config, Timeouts};
-use crate::io::{Deadlines, Shutdown, Socket};
-use crate::metrics::{RouteMetrics, ShardMetrics};
-use crate::tls::mesh::MeshTls;
+use crate::io::Socket;
+use crate::metrics::RouteMetrics;
+use crate::shard::Shard;
 use crate::tls::SessionProtocol;
-
-/// What HTTP proxying needs of the shard it runs on. Shared behind one
-/// `Rc`: every HTTP/2 stream's task holds it.
-pub struct HttpShard {
-    pub metrics: ShardMetrics,
-    /// Fires when the shard starts draining: connections then finish their
-    /// current request and close (HTTP/2 with a GOAWAY).
-    pub draining: Rc<Shutdown>,
-    pub connect_timeout: Duration,
-    /// The shard's coarse clock: every connection timeout arms a slot in
-    /// it instead of a timer of its own.
-    pub deadlines: Deadlines,
-    /// The proxy's timeouts; a route's response timeout is its own.
-    pub timeouts: Timeouts,
-    /// How long an upstream connected ahead of a client's first head is
-    /// kept for it while the head is not complete: the detect quiet pause,
-    /// since a live client sends a head without pausing that long. Then
-    /// the connection goes to the pool, where any request may use it and
-    /// the pool's idle timeout closes it.
-    pub speculative_hold: Duration,
-    /// The `[http2]` limits every client HTTP/2 connection is served within.
-    pub http2: Http2Config,
-    /// mTLS to mesh peers and from them, when an identity is configured.
-    pub mesh: Option<Rc<MeshTls>>,
-}
-
-impl HttpShard {
-    /// Connects to `addr` within the connect timeout: through its peer
-    /// proxy over mTLS when `addr` is a mesh peer's, directly otherwise.
-    /// `protocol`, when known, is declared to the peer, which then skips
-    /// detection.
-    pub async fn connect(
-        &self,
-        addr: SocketAddr,
-        protocol: Option<SessionProtocol>,
-    ) -> std::io::Result<Socket> {
-        let timeout = self.connect_timeout;
-        let peer = self
-            .mesh
-            .as_ref()
-            .and_then(|mesh| Some((mesh, mesh.peer_for(addr)?)));
-        match peer {
-            Some((mesh, peer)) => {
-                mesh.connect(addr, peer, protocol, timeout, &self.deadlines)
-                    .await
-            }
-            None => crate::io::connect(addr, timeout, &self.deadlines).await,
-        }
-    }
-}
 
 /// A route's HTTP state on one shard.
 pub struct HttpRoute {
@@ -133,7 +83,7 @@ impl HttpRoute {
 /// Connects to endpoint `index` for an HTTP request: the balancer and the
 /// connect-failure metrics hear how it went.
 async fn connect(
-    shard: &HttpShard,
+    shard: &Shard,
     route: &HttpRoute,
     index: usize,
     protocol: SessionProtocol,

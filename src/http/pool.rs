@@ -15,9 +15,10 @@ use h2::client::SendRequest;
 
 use super::answer::ProxyError;
 use super::io::{Arrival, HttpIo};
-use super::{HttpRoute, HttpShard};
+use super::HttpRoute;
 use crate::io::Socket;
 use crate::metrics::Speculating;
+use crate::shard::Shard;
 use crate::tls::SessionProtocol;
 
 /// Most idle connections kept per endpoint; more are closed when returned.
@@ -199,7 +200,7 @@ impl H2Pool {
 /// A pooled connection to endpoint `index`, or a new one; `retryable`: the
 /// request may skip the pool's check of a connection just returned.
 pub(super) async fn pooled_or_new(
-    shard: &HttpShard,
+    shard: &Shard,
     route: &HttpRoute,
     index: usize,
     retryable: bool,

@@ -15,11 +15,12 @@ use tracing::Instrument;
 use super::conn::Conn;
 use super::meshed;
 use super::transparent::Refusal;
-use super::{RouteState, ShardContext, TransparentState};
+use super::{RouteState, TransparentState};
 use crate::config::Direction;
 use crate::io::{
     accept_error_reason, original_dst, refuse, sleep, AcceptFailures, Listener, Tasks, TcpStream,
 };
+use crate::shard::Shard;
 use crate::tls::mesh::MeshTls;
 
 /// What a listener's connections go to.
@@ -37,7 +38,7 @@ impl Accepting {
     }
 
     /// Where `stream` goes, or the reason it is refused.
-    fn route_for(&self, shard: &ShardContext, stream: &TcpStream) -> Result<Routed, &'static str> {
+    fn route_for(&self, shard: &Shard, stream: &TcpStream) -> Result<Routed, &'static str> {
         let transparent = match self {
             Accepting::Route(route) => return Ok(Routed::Route(route.clone())),
             Accepting::Transparent(transparent) => transparent,
@@ -46,19 +47,8 @@ impl Accepting {
             tracing::debug!(error = %err, "no original destination");
             "original_dst"
         })?;
-        let opaque_ports = &shard.detect.opaque_ports;
-        let response_timeout = shard.http.timeouts.response;
-        let metrics = shard.metrics();
-        let mesh = shard.http.mesh.as_ref();
         let inbound = transparent.listener.direction == Direction::Inbound;
-        let routed = transparent.route_for(
-            destination,
-            metrics,
-            opaque_ports,
-            response_timeout,
-            mesh.map(|mesh| &**mesh),
-        );
-        match (routed, mesh) {
+        match (transparent.route_for(destination, shard), &shard.mesh) {
             // A peer proxy dials the inbound listener itself.
             (Err(Refusal::NotRedirected), Some(mesh)) if inbound => {
                 Ok(Routed::Meshed(transparent.clone(), mesh.clone()))
@@ -82,23 +72,23 @@ enum Routed {
 pub async fn accept_loop(
     listener: Listener,
     accepting: Accepting,
-    shard: Rc<ShardContext>,
+    shard: Rc<Shard>,
     connections: Rc<Tasks>,
 ) {
     let listen = accepting.listen();
     let start = |stream: TcpStream| {
-        shard.metrics().accepted();
+        shard.metrics.accepted();
         let route = match accepting.route_for(&shard, &stream) {
             Ok(route) => route,
             Err(reason) => {
-                shard.metrics().refused(reason);
+                shard.metrics.refused(reason);
                 tracing::debug!(client = ?stream.peer_addr().ok(), %listen, reason, "refused");
                 refuse(stream);
                 return true;
             }
         };
         let Some(slot) = shard.connections.take(listen) else {
-            shard.metrics().refused("max_connections");
+            shard.metrics.refused("max_connections");
             tracing::debug!(client = ?stream.peer_addr().ok(), %listen, "refused: connection limit");
             refuse(stream);
             return true;
@@ -113,7 +103,7 @@ pub async fn accept_loop(
             Routed::Meshed(inbound, mesh) => {
                 let span = tracing::debug_span!(
                     "meshed",
-                    shard = shard.metrics().shard(),
+                    shard = shard.metrics.shard(),
                     client = ?stream.peer_addr().ok(),
                 );
                 let serving = meshed::serve(shard.clone(), inbound, mesh, stream, slot);
@@ -122,7 +112,7 @@ pub async fn accept_loop(
         };
         let span = tracing::debug_span!(
             "conn",
-            shard = shard.metrics().shard(),
+            shard = shard.metrics.shard(),
             client = ?stream.peer_addr().ok(),
             target = %route.route.listen,
         );
@@ -130,7 +120,7 @@ pub async fn accept_loop(
         // false: draining, the gate no longer takes tasks.
         connections.spawn(conn.run(stream).instrument(span))
     };
-    let draining = &shard.http.draining;
+    let draining = &shard.draining;
     let mut failures = AcceptFailures::new();
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
@@ -167,7 +157,7 @@ pub async fn accept_loop(
         if let Some(err) = failure {
             // Connections that end give their fds back; until then every
             // retry would fail at once.
-            shard.metrics().accept_failed(accept_error_reason(&err));
+            shard.metrics.accept_failed(accept_error_reason(&err));
             sleep(failures.failed(listen, &err)).await;
         }
     }

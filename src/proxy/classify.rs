@@ -8,10 +8,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{RouteState, ShardContext};
+use super::RouteState;
 use crate::config::Protocol;
 use crate::detect::{sniff, SniffError, Verdict};
 use crate::io::Socket;
+use crate::shard::Shard;
 
 /// How a connection is carried, as the protocol policy and detection decide.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,7 +45,7 @@ impl Classified {
 /// `upstream` is the connected endpoint, watched for a server that speaks
 /// first (none when no endpoint could be reached).
 pub async fn classify(
-    shard: &ShardContext,
+    shard: &Shard,
     route: &RouteState,
     protocol: Protocol,
     client: &Socket,
@@ -52,7 +53,7 @@ pub async fn classify(
 ) -> Result<Classified, SniffError> {
     let count = |result: &'static str, duration: Option<Duration>| {
         shard
-            .metrics()
+            .metrics
             .detected(route.metrics.detect_labels(result), duration);
     };
     match protocol {
@@ -71,8 +72,8 @@ pub async fn classify(
         return Ok(Classified::configured(Carry::Opaque { tls_sni: None }));
     }
     let upstream = upstream.map(|(socket, _)| socket);
-    let detecting = shard.metrics().detecting();
-    let sniffed = sniff(client, upstream, &shard.detect, &shard.http.deadlines).await;
+    let detecting = shard.metrics.detecting();
+    let sniffed = sniff(client, upstream, &shard.detect, &shard.deadlines).await;
     drop(detecting);
     let sniffed = match sniffed {
         Ok(sniffed) => sniffed,

@@ -8,8 +8,9 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::classify::{classify, Carry, Classified};
-use super::limit::Slot;
-use super::{RouteState, ShardContext};
+use super::RouteState;
+use crate::shard::Shard;
+use crate::shard::Slot;
 use std::net::SocketAddr;
 
 use crate::config::{Direction, Protocol};
@@ -31,7 +32,7 @@ pub(super) fn opened(counters: Rc<TcpCounters>) -> Rc<TcpCounters> {
 }
 
 pub struct Conn {
-    pub(super) shard: Rc<ShardContext>,
+    pub(super) shard: Rc<Shard>,
     pub(super) route: Rc<RouteState>,
     /// The identity the client proved over mTLS: set once its TLS is
     /// terminated, which may be after detection.
@@ -48,7 +49,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(shard: Rc<ShardContext>, route: Rc<RouteState>, slot: Slot) -> Conn {
+    pub fn new(shard: Rc<Shard>, route: Rc<RouteState>, slot: Slot) -> Conn {
         Conn {
             shard,
             route,
@@ -86,7 +87,7 @@ impl Conn {
     /// of its requests; `None` when no policy applies.
     pub(super) fn http_authz(&self, client_id: &ClientId) -> Option<HttpAuthz> {
         let authz = self.authz.get()?;
-        let metrics = self.shard.metrics();
+        let metrics = &self.shard.metrics;
         Some(metrics.http_authz(&self.route.metrics, authz, client_id.proven()))
     }
 
@@ -102,7 +103,7 @@ impl Conn {
     pub(super) fn meshed_src(&self, sni: Option<&str>) -> Option<Rc<TcpCounters>> {
         let proven = self.proven.borrow();
         let identity = proven.as_deref()?;
-        let metrics = self.shard.metrics();
+        let metrics = &self.shard.metrics;
         Some(self.route.metrics.meshed_src(metrics, identity, sni))
     }
 
@@ -126,7 +127,7 @@ impl Conn {
         if let Err(err) = &result {
             let client = peer.map_or_else(|| "?".to_string(), |addr| addr.to_string());
             tracing::warn!(
-                shard = self.shard.metrics().shard(),
+                shard = self.shard.metrics.shard(),
                 %client,
                 target = %self.route.route.listen,
                 side = %err.side(),
@@ -152,7 +153,7 @@ impl Conn {
         }
         // Held while detection runs and, for HTTP/1, until the first head
         // is in (the upstream carries it there).
-        let speculating = self.shard.metrics().speculating();
+        let speculating = self.shard.metrics.speculating();
         let (index, upstream) = match Box::pin(self.connect()).await {
             Ok(connected) => connected,
             // Boxed, like the HTTP paths: an opaque connection's task must
@@ -247,10 +248,10 @@ impl Conn {
         if self.route.http.pool.holds_idle() {
             return false;
         }
-        if self.shard.metrics().speculative() < self.shard.max_speculative as u64 {
+        if self.shard.metrics.speculative() < self.shard.max_speculative as u64 {
             return true;
         }
-        self.shard.metrics().speculation_skipped();
+        self.shard.metrics.speculation_skipped();
         false
     }
 
@@ -258,7 +259,6 @@ impl Conn {
     /// one refuses or times out.
     pub(super) async fn connect(&self) -> Result<(usize, Socket), ConnError> {
         let balancer = &self.route.balancer;
-        let http = &self.shard.http;
         let attempts = MAX_CONNECT_ATTEMPTS.min(balancer.len());
         let mut tried = Vec::with_capacity(attempts);
         let mut last_error = None;
@@ -269,7 +269,7 @@ impl Conn {
             tried.push(index);
             let addr = balancer.endpoint(index).addr;
             let started = Instant::now();
-            match http.connect(addr, None).await {
+            match self.shard.connect(addr, None).await {
                 Ok(stream) => {
                     balancer.connected(index, started.elapsed());
                     return Ok((index, stream));
@@ -277,7 +277,7 @@ impl Conn {
                 Err(err) => {
                     tracing::debug!(endpoint = %addr, error = %err, "upstream connect failed");
                     balancer.failed(index);
-                    self.shard.metrics().connect_failed(addr, &err);
+                    self.shard.metrics.connect_failed(addr, &err);
                     last_error = Some((addr, err));
                 }
             }

@@ -168,10 +168,10 @@ impl Conn {
 
     /// The opaque idle timeout, when one is set.
     fn idle(&self) -> Option<IdleTimeout<'_>> {
-        let http = &self.shard.http;
-        http.timeouts.opaque_idle.map(|after| IdleTimeout {
+        let shard = &self.shard;
+        shard.timeouts.opaque_idle.map(|after| IdleTimeout {
             after,
-            deadlines: &http.deadlines,
+            deadlines: &shard.deadlines,
         })
     }
 
@@ -179,8 +179,8 @@ impl Conn {
     /// sockets drop, with a FIN each: a quiet close, not a failure).
     fn closed(&self, closed: Closed) {
         if closed == Closed::Idle {
-            let after = self.shard.http.timeouts.opaque_idle.unwrap_or_default();
-            let metrics = self.shard.metrics();
+            let after = self.shard.timeouts.opaque_idle.unwrap_or_default();
+            let metrics = &self.shard.metrics;
             self.route
                 .metrics
                 .expired(metrics, Expiry::OpaqueIdle, after);
@@ -198,7 +198,7 @@ impl Conn {
         match tls_sni {
             None => (self.src_counters(), route.dst[index].clone()),
             Some(sni) => {
-                let metrics = self.shard.metrics();
+                let metrics = &self.shard.metrics;
                 let src = self.meshed_src(Some(sni));
                 let src = src.unwrap_or_else(|| route.tls(metrics, Peer::Src, index, sni));
                 (src, route.tls(metrics, Peer::Dst, index, sni))
@@ -220,7 +220,7 @@ impl Conn {
             HttpIo::new(client, src_counters.clone(), prefix).expecting(Arrival::Waiting);
         let client_id = self.client_id();
         let proxy = H1Proxy {
-            shard: &self.shard.http,
+            shard: &self.shard,
             route: &self.route.http,
             authz: self.http_authz(&client_id),
             client_id: &client_id,
@@ -290,7 +290,7 @@ impl Conn {
         src_counters.read(prefix.len());
         let client_id = self.client_id();
         let proxy = H2Proxy {
-            shard: self.shard.http.clone(),
+            shard: self.shard.clone(),
             route: self.route.http.clone(),
             authz: self.http_authz(&client_id),
             client_id,

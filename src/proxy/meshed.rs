@@ -25,11 +25,12 @@ use std::rc::Rc;
 
 use super::classify::Carry;
 use super::conn::Conn;
-use super::limit::Slot;
-use super::{ShardContext, TransparentState};
+use super::TransparentState;
 use crate::config::{Direction, Protocol};
 use crate::io::{refuse, ConnError, Destination, Socket, TcpStream};
 use crate::metrics::{Authz, AuthzLabels};
+use crate::shard::Shard;
+use crate::shard::Slot;
 use crate::tls::mesh::{Header, MeshTls, HANDSHAKE_TIMEOUT};
 use crate::tls::{SessionProtocol, TransportHeader};
 
@@ -38,7 +39,7 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// Serves one direct connection to `inbound` on behalf of a mesh peer.
 pub async fn serve(
-    shard: Rc<ShardContext>,
+    shard: Rc<Shard>,
     inbound: Rc<TransparentState>,
     mesh: Rc<MeshTls>,
     stream: TcpStream,
@@ -47,10 +48,9 @@ pub async fn serve(
     let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
         return;
     };
-    let metrics = shard.metrics();
+    let metrics = &shard.metrics;
     let mut first = [0u8; 1];
     let peeked = shard
-        .http
         .deadlines
         .timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first))
         .await;
@@ -61,7 +61,7 @@ pub async fn serve(
         return;
     }
     let accepted = match mesh
-        .accept(stream, Header::Required, &shard.http.deadlines)
+        .accept(stream, Header::Required, &shard.deadlines)
         .await
     {
         Ok(accepted) => accepted,
@@ -80,17 +80,7 @@ pub async fn serve(
         original: Some(original),
         local,
     };
-    let opaque_ports = &shard.detect.opaque_ports;
-    let response_timeout = shard.http.timeouts.response;
-    let mesh_ref = Some(&*mesh);
-    let routed = inbound.route_for(
-        destination,
-        metrics,
-        opaque_ports,
-        response_timeout,
-        mesh_ref,
-    );
-    let route = match routed {
+    let route = match inbound.route_for(destination, &shard) {
         Ok(route) => route,
         Err(refusal) => {
             metrics.refused(refusal.as_str());
@@ -117,7 +107,7 @@ impl Conn {
     /// The mesh, when this is an inbound connection it authorizes.
     fn inbound_mesh(&self) -> Option<&Rc<MeshTls>> {
         let inbound = self.route.route.direction == Direction::Inbound;
-        self.shard.http.mesh.as_ref().filter(|_| inbound)
+        self.shard.mesh.as_ref().filter(|_| inbound)
     }
 
     /// Whether only a client with an identity may use this connection's
@@ -182,14 +172,14 @@ impl Conn {
     /// identity for this connection's port: the decrypted socket, to be
     /// classified again.
     pub(super) async fn terminate(&self, client: Socket) -> Result<Socket, ConnError> {
-        let mesh = self.shard.http.mesh.clone().expect("terminates() said so");
-        let metrics = self.shard.metrics();
+        let mesh = self.shard.mesh.clone().expect("terminates() said so");
+        let metrics = &self.shard.metrics;
         let refused = |reason: &'static str, cause: String| {
             metrics.mesh_refused(reason);
             ConnError::ClientRead(std::io::Error::new(ErrorKind::PermissionDenied, cause))
         };
         let stream = client.into_plain().expect("terminates() said so");
-        let deadlines = &self.shard.http.deadlines;
+        let deadlines = &self.shard.deadlines;
         let accepted = mesh
             .accept(stream, Header::Optional, deadlines)
             .await
@@ -242,7 +232,7 @@ pub enum Count {
 /// Whether the policy of `target`'s port lets `client_id` in (`None`: a
 /// client with no identity).
 pub fn authorized(
-    shard: &ShardContext,
+    shard: &Shard,
     mesh: &MeshTls,
     target: SocketAddr,
     client_id: Option<&str>,
@@ -251,7 +241,7 @@ pub fn authorized(
     let policy = mesh.policy.for_port(target.port());
     let allowed = policy.allows(client_id);
     if count == Count::Connection {
-        shard.metrics().authorized(AuthzLabels {
+        shard.metrics.authorized(AuthzLabels {
             http: false,
             allowed,
             authz: policy.label(),

@@ -19,10 +19,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::RouteState;
-use crate::config::{Protocol, Route, Transparent};
+use crate::config::{RouteSpec, Transparent};
 use crate::io::Destination;
 use crate::metrics::ShardMetrics;
-use crate::tls::mesh::MeshTls;
+use crate::shard::Shard;
 
 /// Destinations one shard keeps a state for. Each costs a few hundred
 /// bytes and its pooled connections; a sidecar's application talks to
@@ -108,10 +108,7 @@ impl TransparentState {
     pub fn route_for(
         &self,
         destination: Destination,
-        metrics: &ShardMetrics,
-        opaque_ports: &[u16],
-        response_timeout: Option<Duration>,
-        mesh: Option<&MeshTls>,
+        shard: &Shard,
     ) -> Result<Rc<RouteState>, Refusal> {
         let original = match destination.original {
             Some(original) if original != destination.local => original,
@@ -127,34 +124,33 @@ impl TransparentState {
             kept.last_used.set(now);
             return Ok(kept.route.clone());
         }
-        let protocol = if opaque_ports.contains(&upstream.port()) {
-            Protocol::Opaque
-        } else {
-            Protocol::Detect
-        };
-        let route = Route {
-            listen: original,
-            upstreams: vec![upstream],
-            direction: self.listener.direction,
-            protocol,
-            response_timeout,
-        };
+        let metrics = &shard.metrics;
+        let route = RouteSpec::implied(original, upstream, self.listener.direction)
+            .resolve(&shard.detect.opaque_ports, shard.timeouts.response);
         // One endpoint per destination: the balancer has no choice to
         // make, so its seed does not matter.
+        let mesh = shard.mesh.as_deref();
         let route = RouteState::new(route, metrics, 0, self.pool_idle_timeout, mesh);
         let route = Rc::new(route);
         if destinations.len() >= MAX_DESTINATIONS {
             let forgotten = forget_idle(&mut destinations, now, Duration::ZERO);
             self.retire(forgotten, metrics);
         }
-        self.retired.borrow_mut().remove(&original);
         if destinations.len() < MAX_DESTINATIONS {
+            self.retired.borrow_mut().remove(&original);
             let last_used = Cell::new(now);
             let kept = Kept {
                 route: route.clone(),
                 last_used,
             };
             destinations.insert(original, kept);
+        } else {
+            // Every kept destination is held: this one is carried with a
+            // state of its own, and its series are retired at once, so that
+            // they go like any forgotten destination's (a scan of many
+            // addresses through held connections would otherwise grow them
+            // without bound).
+            self.retire(vec![(original, now)], metrics);
         }
         Ok(route)
     }
@@ -237,7 +233,7 @@ fn forget_idle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Direction, ForwardTo};
+    use crate::config::{Direction, ForwardTo, Protocol};
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().unwrap()
@@ -262,28 +258,28 @@ mod tests {
 
     fn route_for(
         state: &TransparentState,
-        metrics: &ShardMetrics,
+        shard: &Shard,
         to: Destination,
     ) -> Result<Rc<RouteState>, Refusal> {
-        state.route_for(to, metrics, &[6379], None, None)
+        state.route_for(to, shard)
     }
 
     #[test]
     fn a_destination_gets_one_kept_route_with_its_policy() {
-        let (state, metrics) = (outbound(), ShardMetrics::new(0));
-        let web = route_for(&state, &metrics, redirected("10.0.0.1:80")).unwrap();
-        let again = route_for(&state, &metrics, redirected("10.0.0.1:80")).unwrap();
+        let (state, shard) = (outbound(), Shard::for_tests());
+        let web = route_for(&state, &shard, redirected("10.0.0.1:80")).unwrap();
+        let again = route_for(&state, &shard, redirected("10.0.0.1:80")).unwrap();
         assert!(Rc::ptr_eq(&web, &again));
         assert_eq!(web.route.protocol, Protocol::Detect);
         assert_eq!(web.metrics.target_addr, "10.0.0.1:80");
-        let redis = route_for(&state, &metrics, redirected("10.0.0.2:6379")).unwrap();
+        let redis = route_for(&state, &shard, redirected("10.0.0.2:6379")).unwrap();
         assert_eq!(redis.route.protocol, Protocol::Opaque);
         assert_eq!(state.kept(), 2);
     }
 
     #[test]
     fn unredirected_and_looping_connections_are_refused() {
-        let (state, metrics) = (outbound(), ShardMetrics::new(0));
+        let (state, shard) = (outbound(), Shard::for_tests());
         let direct = Destination {
             original: Some(addr("127.0.0.1:4140")),
             local: addr("127.0.0.1:4140"),
@@ -293,40 +289,62 @@ mod tests {
             local: addr("127.0.0.1:4140"),
         };
         for destination in [direct, unknown] {
-            let refused = route_for(&state, &metrics, destination).err();
+            let refused = route_for(&state, &shard, destination).err();
             assert_eq!(refused, Some(Refusal::NotRedirected));
         }
         // The inbound listener on 0.0.0.0 answers on loopback, not on
         // another host's address.
-        let refused = route_for(&state, &metrics, redirected("127.0.0.1:4143")).err();
+        let refused = route_for(&state, &shard, redirected("127.0.0.1:4143")).err();
         assert_eq!(refused, Some(Refusal::Loop));
-        assert!(route_for(&state, &metrics, redirected("10.0.0.1:4143")).is_ok());
+        assert!(route_for(&state, &shard, redirected("10.0.0.1:4143")).is_ok());
     }
 
     #[test]
     fn destinations_are_bounded_and_idle_ones_forgotten() {
-        let (state, metrics) = (outbound(), ShardMetrics::new(0));
-        let held = route_for(&state, &metrics, redirected("10.0.0.1:1")).unwrap();
+        let (state, shard) = (outbound(), Shard::for_tests());
+        let held = route_for(&state, &shard, redirected("10.0.0.1:1")).unwrap();
         for port in 2..=MAX_DESTINATIONS as u16 {
             let to = redirected(&format!("10.0.0.1:{port}"));
-            route_for(&state, &metrics, to).unwrap();
+            route_for(&state, &shard, to).unwrap();
         }
         assert_eq!(state.kept(), MAX_DESTINATIONS);
         // Full: the idle ones make room; the held one stays.
-        route_for(&state, &metrics, redirected("10.0.0.2:1")).unwrap();
+        route_for(&state, &shard, redirected("10.0.0.2:1")).unwrap();
         assert_eq!(state.kept(), 2);
-        let again = route_for(&state, &metrics, redirected("10.0.0.1:1")).unwrap();
+        let again = route_for(&state, &shard, redirected("10.0.0.1:1")).unwrap();
         assert!(Rc::ptr_eq(&held, &again));
         drop(again);
         // A sweep forgets only what has been idle for DESTINATION_IDLE.
-        state.sweep(&metrics);
+        state.sweep(&shard.metrics);
         assert_eq!(state.kept(), 2);
         let long_ago = Instant::now() - DESTINATION_IDLE;
         for kept in state.destinations.borrow().values() {
             kept.last_used.set(long_ago);
         }
-        state.sweep(&metrics);
+        state.sweep(&shard.metrics);
         assert_eq!(state.kept(), 1, "the held destination stays");
+    }
+
+    #[test]
+    fn a_destination_past_the_cap_is_carried_and_its_series_still_go() {
+        let (state, shard) = (outbound(), Shard::for_tests());
+        let held: Vec<_> = (1..=MAX_DESTINATIONS as u16)
+            .map(|port| route_for(&state, &shard, redirected(&format!("10.0.0.1:{port}"))))
+            .collect();
+        let extra = route_for(&state, &shard, redirected("10.0.0.9:1")).unwrap();
+        extra.metrics.src.opened();
+        drop(extra);
+        assert_eq!(state.kept(), MAX_DESTINATIONS, "not kept: all are held");
+        assert!(series(&shard.metrics).contains(&"10.0.0.9:1".to_string()));
+        let retention_over = Instant::now() - SERIES_RETAIN_IDLE;
+        for last_used in state.retired.borrow_mut().values_mut() {
+            *last_used = retention_over;
+        }
+        state.sweep(&shard.metrics);
+        let targets = series(&shard.metrics);
+        assert!(!targets.contains(&"10.0.0.9:1".to_string()), "forgotten");
+        assert_eq!(targets.len(), MAX_DESTINATIONS, "the held ones' stay");
+        drop(held);
     }
 
     /// The `target_addr`s that have tcp series on the shard.
@@ -339,33 +357,34 @@ mod tests {
 
     #[test]
     fn series_outlive_their_destination_for_a_while_then_go() {
-        let (state, metrics) = (outbound(), ShardMetrics::new(0));
-        let web = route_for(&state, &metrics, redirected("10.0.0.1:80")).unwrap();
+        let (state, shard) = (outbound(), Shard::for_tests());
+        let web = route_for(&state, &shard, redirected("10.0.0.1:80")).unwrap();
         web.metrics.src.opened();
         drop(web);
-        metrics.authorized(crate::metrics::AuthzLabels {
+        shard.metrics.authorized(crate::metrics::AuthzLabels {
             http: false,
             allowed: true,
             authz: "all-unauthenticated",
             client_id: String::new(),
             target_addr: "10.0.0.1:80".to_string(),
         });
-        let held = route_for(&state, &metrics, redirected("10.0.0.2:80")).unwrap();
+        let held = route_for(&state, &shard, redirected("10.0.0.2:80")).unwrap();
         let long_ago = Instant::now() - DESTINATION_IDLE;
         for kept in state.destinations.borrow().values() {
             kept.last_used.set(long_ago);
         }
-        state.sweep(&metrics);
+        state.sweep(&shard.metrics);
         assert_eq!(state.kept(), 1);
         assert_eq!(
-            series(&metrics),
+            series(&shard.metrics),
             ["10.0.0.1:80", "10.0.0.2:80"],
             "kept a while"
         );
         // Seen again within the retention: the same counters go on.
-        let again = route_for(&state, &metrics, redirected("10.0.0.1:80")).unwrap();
+        let again = route_for(&state, &shard, redirected("10.0.0.1:80")).unwrap();
         assert_eq!(
-            metrics
+            shard
+                .metrics
                 .snapshot(0, 0)
                 .tcp
                 .values()
@@ -377,15 +396,19 @@ mod tests {
         for kept in state.destinations.borrow().values() {
             kept.last_used.set(long_ago);
         }
-        state.sweep(&metrics);
+        state.sweep(&shard.metrics);
         let retention_over = Instant::now() - SERIES_RETAIN_IDLE;
         for last_used in state.retired.borrow_mut().values_mut() {
             *last_used = retention_over;
         }
-        state.sweep(&metrics);
-        assert_eq!(series(&metrics), ["10.0.0.2:80"], "the held one's stay");
+        state.sweep(&shard.metrics);
+        assert_eq!(
+            series(&shard.metrics),
+            ["10.0.0.2:80"],
+            "the held one's stay"
+        );
         assert!(
-            metrics.snapshot(0, 0).authz.is_empty(),
+            shard.metrics.snapshot(0, 0).authz.is_empty(),
             "its authorization series too"
         );
         drop(held);
@@ -393,19 +416,19 @@ mod tests {
 
     #[test]
     fn retired_series_are_bounded() {
-        let (state, metrics) = (outbound(), ShardMetrics::new(0));
+        let (state, shard) = (outbound(), Shard::for_tests());
         let past = Instant::now() - DESTINATION_IDLE;
         let forgotten = (0..MAX_RETIRED as u16 + 5)
             .map(|port| {
                 let destination = addr(&format!("10.0.1.1:{}", port + 1));
-                route_for(&state, &metrics, redirected(&destination.to_string())).unwrap();
+                route_for(&state, &shard, redirected(&destination.to_string())).unwrap();
                 (destination, past + Duration::from_millis(u64::from(port)))
             })
             .collect();
         state.destinations.borrow_mut().clear();
-        state.retire(forgotten, &metrics);
+        state.retire(forgotten, &shard.metrics);
         assert_eq!(state.retired.borrow().len(), MAX_RETIRED);
-        let targets = series(&metrics);
+        let targets = series(&shard.metrics);
         assert_eq!(targets.len(), MAX_RETIRED);
         assert!(
             !targets.contains(&"10.0.1.1:1".to_string()),

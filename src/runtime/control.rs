@@ -16,7 +16,7 @@ use super::signals::AsyncSignals;
 use crate::admin::{Readiness, Shards};
 use crate::io::timeout;
 use crate::metrics::{IdentityStatus, Snapshot};
-use crate::proxy::ShardContext;
+use crate::shard::Shard;
 
 /// A shard that takes longer than this to send its snapshot is left out
 /// of the scrape.
@@ -163,19 +163,19 @@ pub async fn drain_on_signal(mut signals: AsyncSignals, control: Rc<Control>) {
 }
 
 /// Answers the admin shard until it goes away (runs on a proxy shard).
-pub async fn serve(control: ShardControl, shard: Rc<ShardContext>) {
+pub async fn serve(control: ShardControl, shard: Rc<Shard>) {
     let requests = control.requests.connect().await;
     let replies = control.replies.connect().await;
     while let Some(request) = requests.recv().await {
         match request {
             ShardRequest::Snapshot => {
                 let pipes = &shard.pumps.pipes;
-                let snapshot = shard.metrics().snapshot(pipes.in_use(), pipes.idle());
+                let snapshot = shard.metrics.snapshot(pipes.in_use(), pipes.idle());
                 if replies.send(Box::new(snapshot)).await.is_err() {
                     break;
                 }
             }
-            ShardRequest::Drain => shard.http.draining.trigger(),
+            ShardRequest::Drain => shard.draining.trigger(),
         }
     }
 }

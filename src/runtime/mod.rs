@@ -9,7 +9,7 @@ mod control;
 mod limits;
 mod listener;
 mod placement;
-mod shard;
+mod shard_main;
 mod signals;
 
 use std::net::SocketAddr;
@@ -213,7 +213,7 @@ impl Proxy {
         for (id, (listeners, twins)) in per_shard.enumerate() {
             let (link, control) = control::link();
             links.push(link);
-            let init = shard::ShardInit {
+            let init = shard_main::ShardInit {
                 id,
                 config: config.clone(),
                 max_connections: limits::shard_share(max_connections, shards, id),
@@ -250,7 +250,7 @@ impl Proxy {
             .name("ringside-shard")
             .on_all_shards(move || {
                 let init = init_rx.recv().expect("one init per shard");
-                shard::run(init)
+                shard_main::run(init)
             })
             .map_err(start_error)?;
         for (shard, result) in handles.join_all().into_iter().enumerate() {

@@ -13,7 +13,8 @@ use futures_lite::future;
 use super::control::{self, ShardControl, Shared};
 use crate::config::Config;
 use crate::io::{sleep, spawn, Listener, Shutdown, Tasks};
-use crate::proxy::{accept_loop, Accepting, RouteState, ShardContext, TransparentState};
+use crate::proxy::{accept_loop, Accepting, RouteState, TransparentState};
+use crate::shard::Shard;
 use crate::tls::mesh::MeshConfigs;
 
 /// What the start-up thread hands to one shard.
@@ -52,7 +53,7 @@ pub async fn run(init: ShardInit) {
         shared,
     } = init;
     let shutdown = Rc::new(Shutdown::new());
-    let shard = Rc::new(ShardContext::new(
+    let shard = Rc::new(Shard::new(
         id,
         &config,
         max_connections,
@@ -68,10 +69,10 @@ pub async fn run(init: ShardInit) {
             let seed = seed(id, route.listen);
             let state = RouteState::new(
                 route.clone(),
-                shard.metrics(),
+                &shard.metrics,
                 seed,
                 config.pool_idle_timeout,
-                shard.http.mesh.as_deref(),
+                shard.mesh.as_deref(),
             );
             Rc::new(state)
         })
@@ -119,13 +120,13 @@ pub async fn run(init: ShardInit) {
         shutdown.clone(),
     ));
     // Not stopped by the drain: draining connections still time out.
-    spawn(shard.http.deadlines.clone().run());
+    spawn(shard.deadlines.clone().run());
     spawn(control::serve(control, shard.clone()));
     shared.shards_started.fetch_add(1, Ordering::SeqCst);
     tracing::debug!(shard = id, "shard started");
 
     shutdown.wait().await;
-    let open = shard.metrics().snapshot(0, 0).shards[0].open_connections;
+    let open = shard.metrics.snapshot(0, 0).shards[0].open_connections;
     tracing::info!(shard = id, open, "draining");
     let drained = async {
         connections.close().await;
@@ -147,7 +148,7 @@ pub async fn run(init: ShardInit) {
 /// and forgets what is kept per transparent destination and server-first
 /// endpoint once it has gone idle or stale.
 async fn sweep_pools(
-    shard: Rc<ShardContext>,
+    shard: Rc<Shard>,
     routes: Vec<Rc<RouteState>>,
     transparent: Vec<Rc<TransparentState>>,
     shutdown: Rc<Shutdown>,
@@ -169,7 +170,7 @@ async fn sweep_pools(
             route.http.sweep();
         }
         for listener in &transparent {
-            listener.sweep(shard.metrics());
+            listener.sweep(&shard.metrics);
         }
         shard.server_first.sweep();
     }

@@ -1,0 +1,133 @@
+//! `Shard`: what every connection of one shard shares, whatever its
+//! protocol: the metrics, the coarse deadlines and the drain signal, the
+//! timeouts, the mesh, the detect settings and the server-first memory,
+//! the opaque pumps' pipes, and the shard's share of the connection limit
+//! (`limit`).
+//!
+//! The connection stage (`proxy/`) holds it and lends it to the stages it
+//! calls: `http` takes the whole of it (its HTTP/2 stream tasks hold an
+//! `Rc`), while `detect`, `tcp` and `tls` get only the pieces they use, so
+//! that none of them depends on the others through it. It lives in a folder
+//! of its own, below `proxy` and `http` and above the pieces it holds, so
+//! that neither protocol's type is the other's home.
+//!
+//! Owned by the shard's thread and reached through an `Rc`: nothing in it
+//! is `Send`.
+
+mod limit;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub use limit::{ConnectionSlots, Slot};
+
+use crate::config::{Config, DetectConfig, Http2Config, Timeouts};
+use crate::detect::ServerFirstMemory;
+use crate::io::{Deadlines, Shutdown, Socket};
+use crate::metrics::ShardMetrics;
+use crate::tcp::PumpResources;
+use crate::tls::mesh::{MeshConfigs, MeshTls};
+use crate::tls::SessionProtocol;
+
+pub struct Shard {
+    pub metrics: ShardMetrics,
+    /// Fires when the shard starts draining: accept loops stop, and
+    /// connections finish their current request and close (HTTP/2 with a
+    /// GOAWAY).
+    pub draining: Rc<Shutdown>,
+    /// The shard's coarse clock: every connection timeout arms a slot in
+    /// it instead of a timer of its own.
+    pub deadlines: Deadlines,
+    /// The proxy's timeouts; a route's response timeout is its own.
+    pub timeouts: Timeouts,
+    pub connect_timeout: Duration,
+    /// How long an upstream connected ahead of a client's first HTTP/1
+    /// head is kept for it while the head is not complete: the detect quiet
+    /// pause, since a live client sends a head without pausing that long.
+    /// Then the connection goes to the pool, where any request may use it
+    /// and the pool's idle timeout closes it.
+    pub speculative_hold: Duration,
+    /// The `[http2]` limits every client HTTP/2 connection is served within:
+    /// HTTP's own, the only ones here.
+    pub http2: Http2Config,
+    /// mTLS to mesh peers and from them, when an identity is configured.
+    pub mesh: Option<Rc<MeshTls>>,
+    pub detect: DetectConfig,
+    /// Upstreams that spoke first, so later connections skip detection.
+    pub server_first: ServerFirstMemory,
+    /// Pipes and scratch space of the opaque pumps.
+    pub pumps: PumpResources,
+    /// Most upstream connections held ahead of a verdict or a first head
+    /// (`proxy.max_speculative_connections`).
+    pub max_speculative: usize,
+    /// This shard's share of the process-wide connection limit.
+    pub connections: ConnectionSlots,
+}
+
+impl Shard {
+    /// Shard `id`'s state; `max_connections` is its share of the
+    /// process-wide limit, `draining` the signal its drain fires.
+    pub fn new(
+        id: usize,
+        config: &Config,
+        max_connections: usize,
+        draining: Rc<Shutdown>,
+        mesh: Option<MeshConfigs>,
+    ) -> Shard {
+        let mesh = mesh.map(|configs| {
+            let policy = config.inbound_policy.clone();
+            Rc::new(MeshTls::new(configs, config.mesh_peers.clone(), policy))
+        });
+        Shard {
+            metrics: ShardMetrics::new(id),
+            draining,
+            deadlines: Deadlines::new(),
+            timeouts: config.timeouts,
+            connect_timeout: config.connect_timeout,
+            speculative_hold: config.detect.quiet_pause,
+            http2: config.http2,
+            mesh,
+            server_first: ServerFirstMemory::new(config.detect.server_first_memory),
+            detect: config.detect.clone(),
+            pumps: PumpResources::new(config.forward_mode, config.pipe_size_bytes),
+            max_speculative: config.max_speculative_connections,
+            connections: ConnectionSlots::new(max_connections),
+        }
+    }
+
+    /// Connects to `addr` within the connect timeout: through its peer
+    /// proxy over mTLS when `addr` is a mesh peer's, directly otherwise.
+    /// `protocol`, when known, is declared to the peer, which then skips
+    /// detection.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        protocol: Option<SessionProtocol>,
+    ) -> std::io::Result<Socket> {
+        let timeout = self.connect_timeout;
+        let peer = self
+            .mesh
+            .as_ref()
+            .and_then(|mesh| Some((mesh, mesh.peer_for(addr)?)));
+        match peer {
+            Some((mesh, peer)) => {
+                mesh.connect(addr, peer, protocol, timeout, &self.deadlines)
+                    .await
+            }
+            None => crate::io::connect(addr, timeout, &self.deadlines).await,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Shard {
+    /// A shard with the default configuration and no mesh, for tests of
+    /// the stages that take one.
+    pub(crate) fn for_tests() -> Shard {
+        use clap::Parser;
+        let args = crate::config::Args::try_parse_from(["ringside"]).expect("no arguments");
+        let config = Config::load(&args).expect("the defaults are valid");
+        Shard::new(0, &config, 1_000, Rc::new(Shutdown::new()), None)
+    }
+}
