@@ -47,9 +47,9 @@ pub async fn run<S: Shards + 'static>(listener: socket2::Socket, addr: SocketAdd
     tracing::info!(%addr, "admin server listening");
     let mut failures = AcceptFailures::new();
     loop {
-        let accepted = listener.accept().await.and_then(|stream| {
+        let accepted = listener.accept().await.map(|stream| {
             let peer = stream.peer_addr().ok();
-            Ok((Socket::new(stream)?, peer))
+            (stream, peer)
         });
         match accepted {
             Ok((stream, peer)) => {

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use glommio::net::{TcpListener, TcpStream};
 
+use super::Socket;
+
 pub struct Listener {
     listener: TcpListener,
     /// glommio does not expose the listener's fd; it stays valid while
@@ -29,15 +31,20 @@ impl Listener {
         Listener { listener, fd }
     }
 
-    /// Waits for the next connection.
-    pub async fn accept(&self) -> io::Result<TcpStream> {
-        self.listener.accept().await.map_err(io::Error::from)
+    /// Waits for the next connection. It comes set up as every socket of
+    /// the proxy is (`Socket::new`: no Nagle delay) before its first byte
+    /// is read or written, a TLS handshake's included: a server flight
+    /// held back by Nagle waits for the client's delayed ACK (about 40 ms).
+    /// One that cannot be set up is reported as aborted: its peer is gone.
+    pub async fn accept(&self) -> io::Result<Socket> {
+        let stream = self.listener.accept().await.map_err(io::Error::from)?;
+        Socket::new(stream).map_err(aborted)
     }
 
     /// Accepts a connection already waiting in the backlog, without
     /// waiting: `Ok(None)` when there is none. The socket comes
     /// non-blocking, as the proxy wants it.
-    pub fn accept_now(&self) -> io::Result<Option<TcpStream>> {
+    pub fn accept_now(&self) -> io::Result<Option<Socket>> {
         let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         loop {
             // SAFETY: null address pointers are allowed (the peer's
@@ -49,7 +56,12 @@ impl Listener {
             if fd >= 0 {
                 // SAFETY: accept4 returned a new fd that nobody else owns;
                 // the glommio stream takes ownership and closes it.
-                return Ok(Some(unsafe { TcpStream::from_raw_fd(fd) }));
+                let stream = unsafe { TcpStream::from_raw_fd(fd) };
+                match Socket::new(stream) {
+                    Ok(socket) => return Ok(Some(socket)),
+                    // Its peer is gone: take the next one.
+                    Err(_) => continue,
+                }
             }
             let err = io::Error::last_os_error();
             match err.kind() {
@@ -65,6 +77,10 @@ impl Listener {
 /// The label an accept error is counted under: the errnos that mean the
 /// process or the kernel ran out of something, by name; anything else is
 /// `other`.
+fn aborted(err: io::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, err)
+}
+
 pub fn accept_error_reason(err: &io::Error) -> &'static str {
     match err.raw_os_error() {
         Some(libc::EMFILE) => "emfile",

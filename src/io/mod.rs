@@ -21,8 +21,6 @@ pub mod tls;
 
 pub use deadline::{Deadline, Deadlines};
 pub use error::{ConnError, Side};
-/// The accepted stream, before it becomes a [`Socket`].
-pub use glommio::net::TcpStream;
 pub use h2_io::{H2Io, Linger};
 pub use listener::{accept_error_reason, AcceptFailures, Listener};
 pub use original_dst::{original_dst, Destination};

@@ -7,9 +7,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use glommio::net::TcpStream;
-
-use super::socket::with_sock_ref;
+use super::Socket;
 
 /// Where the client of `stream` meant to connect, and the address it
 /// reached (the listener's). Both are the same for a connection that was
@@ -20,8 +18,8 @@ pub struct Destination {
     pub local: SocketAddr,
 }
 
-pub fn original_dst(stream: &TcpStream) -> io::Result<Destination> {
-    with_sock_ref(stream, |socket| {
+pub fn original_dst(socket: &Socket) -> io::Result<Destination> {
+    socket.with_sock_ref(|socket| {
         let local = socket
             .local_addr()?
             .as_socket()

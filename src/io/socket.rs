@@ -79,7 +79,7 @@ impl Socket {
 
     /// The plain stream, for a handshake that turns it into a TLS socket;
     /// `None` when it already is one.
-    pub fn into_plain(self) -> Option<TcpStream> {
+    pub(super) fn into_plain(self) -> Option<TcpStream> {
         match self.stream.into_inner() {
             Stream::Plain(stream) => Some(stream),
             Stream::Tls(_) => None,
@@ -97,6 +97,17 @@ impl Socket {
             Stream::Tls(stream) => stream.unread(bytes),
             Stream::Plain(_) => panic!("unread on a plain socket: nowhere to keep the bytes"),
         }
+    }
+
+    /// The client's address; taken before anything can reset the
+    /// connection, since a reset socket no longer has one.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.with_sock_ref(|socket| socket_addr(socket.peer_addr()?))
+    }
+
+    /// The address the connection reached on this host.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.with_sock_ref(|socket| socket_addr(socket.local_addr()?))
     }
 
     pub fn is_tls(&self) -> bool {
@@ -283,18 +294,23 @@ impl Socket {
         let _ = self.with_sock_ref(|s| s.set_linger(Some(std::time::Duration::ZERO)));
     }
 
-    fn with_sock_ref<R>(&self, f: impl FnOnce(SockRef<'_>) -> R) -> R {
+    pub(super) fn with_sock_ref<R>(&self, f: impl FnOnce(SockRef<'_>) -> R) -> R {
         // SAFETY: the fd is the stream's, which lives as long as `self`.
         let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
         f(SockRef::from(&fd))
     }
 }
 
-/// Closes a just-accepted stream with a reset: the client sees
+/// Closes a just-accepted socket with a reset: the client sees
 /// ECONNRESET at once, instead of an empty answer it could mistake for
 /// one, and no TIME_WAIT is left on ringside's side.
-pub fn refuse(stream: TcpStream) {
-    let _ = with_sock_ref(&stream, |s| s.set_linger(Some(Duration::ZERO)));
+pub fn refuse(socket: Socket) {
+    socket.reset_on_close();
+}
+
+fn socket_addr(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
+    let not_ip = || io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket");
+    addr.as_socket().ok_or_else(not_ip)
 }
 
 /// Connects to `addr`, failing with `TimedOut` after `timeout`. The
@@ -323,13 +339,4 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// socket2's view of a glommio stream, for the socket options glommio does
-/// not expose.
-pub(super) fn with_sock_ref<R>(stream: &TcpStream, f: impl FnOnce(SockRef<'_>) -> R) -> R {
-    // SAFETY: the fd belongs to `stream`, which is borrowed for the whole
-    // call; glommio closes it only when the stream is dropped.
-    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
-    f(SockRef::from(&fd))
 }

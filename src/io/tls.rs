@@ -21,10 +21,12 @@ use futures_rustls::rustls::{ClientConfig, ServerConfig};
 use futures_rustls::{TlsAcceptor, TlsConnector};
 use glommio::net::TcpStream;
 
+use super::Socket;
+
 /// A TLS session over a TCP stream, with the plaintext a peek took and a
 /// read has not yet.
 pub struct TlsStream {
-    stream: futures_rustls::TlsStream<TcpStream>,
+    stream: futures_rustls::TlsStream<Prefixed>,
     /// Decrypted by `peek`, served first by reads.
     peeked: Vec<u8>,
 }
@@ -38,9 +40,18 @@ pub struct Handshaken {
     pub alpn: Option<Vec<u8>>,
 }
 
-/// The server side of a handshake on an accepted stream.
-pub async fn accept(stream: TcpStream, config: Arc<ServerConfig>) -> io::Result<Handshaken> {
-    let stream = TlsAcceptor::from(config).accept(stream).await?;
+/// The server side of a handshake on an accepted socket, of which
+/// detection has already read `prefix` (a ClientHello that came in pieces
+/// is read out as it comes): the handshake reads that first.
+pub async fn accept(
+    socket: Socket,
+    prefix: Vec<u8>,
+    config: Arc<ServerConfig>,
+) -> io::Result<Handshaken> {
+    let tcp = plain(socket)?;
+    let stream = TlsAcceptor::from(config)
+        .accept(Prefixed { prefix, tcp })
+        .await?;
     let (_, session) = stream.get_ref();
     let peer_certificates = certificates(session.peer_certificates());
     let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
@@ -53,11 +64,15 @@ pub async fn accept(stream: TcpStream, config: Arc<ServerConfig>) -> io::Result<
 
 /// The client side of a handshake on a connected stream, naming `server`.
 pub async fn connect(
-    stream: TcpStream,
+    socket: Socket,
     config: Arc<ClientConfig>,
     server: ServerName<'static>,
 ) -> io::Result<Handshaken> {
-    let stream = TlsConnector::from(config).connect(server, stream).await?;
+    let tcp = plain(socket)?;
+    let prefix = Vec::new();
+    let stream = TlsConnector::from(config)
+        .connect(server, Prefixed { prefix, tcp })
+        .await?;
     let (_, session) = stream.get_ref();
     let peer_certificates = certificates(session.peer_certificates());
     let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
@@ -66,6 +81,12 @@ pub async fn connect(
         peer_certificates,
         alpn,
     })
+}
+
+/// The TCP stream of a plain socket: TLS in TLS is not something a peer asks.
+fn plain(socket: Socket) -> io::Result<TcpStream> {
+    let not_plain = || io::Error::new(io::ErrorKind::InvalidInput, "already a TLS socket");
+    socket.into_plain().ok_or_else(not_plain)
 }
 
 fn certificates(
@@ -79,7 +100,7 @@ fn certificates(
 }
 
 impl TlsStream {
-    fn new(stream: futures_rustls::TlsStream<TcpStream>) -> TlsStream {
+    fn new(stream: futures_rustls::TlsStream<Prefixed>) -> TlsStream {
         TlsStream {
             stream,
             peeked: Vec::new(),
@@ -89,8 +110,8 @@ impl TlsStream {
     /// The TCP stream under the session, for socket options.
     pub(super) fn tcp(&self) -> &TcpStream {
         match &self.stream {
-            futures_rustls::TlsStream::Client(stream) => stream.get_ref().0,
-            futures_rustls::TlsStream::Server(stream) => stream.get_ref().0,
+            futures_rustls::TlsStream::Client(stream) => &stream.get_ref().0.tcp,
+            futures_rustls::TlsStream::Server(stream) => &stream.get_ref().0.tcp,
         }
     }
 
@@ -174,5 +195,50 @@ impl TlsStream {
         let n = self.copy_peeked(buf);
         self.peeked.drain(..n);
         n
+    }
+}
+
+/// The TCP stream under a session, and the bytes read out of it before the
+/// handshake began, which the session reads first.
+struct Prefixed {
+    /// Emptied (and its memory given back) once read.
+    prefix: Vec<u8>,
+    tcp: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.tcp).poll_read(cx, buf);
+        }
+        let n = buf.len().min(self.prefix.len());
+        buf[..n].copy_from_slice(&self.prefix[..n]);
+        self.prefix.drain(..n);
+        if self.prefix.is_empty() {
+            self.prefix = Vec::new();
+        }
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, bytes)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_close(cx)
     }
 }

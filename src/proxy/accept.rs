@@ -18,7 +18,7 @@ use super::transparent::Refusal;
 use super::{RouteState, TransparentState};
 use crate::config::Direction;
 use crate::io::{
-    accept_error_reason, original_dst, refuse, sleep, AcceptFailures, Listener, Tasks, TcpStream,
+    accept_error_reason, original_dst, refuse, sleep, AcceptFailures, Listener, Socket, Tasks,
 };
 use crate::shard::Shard;
 use crate::tls::mesh::MeshTls;
@@ -38,7 +38,7 @@ impl Accepting {
     }
 
     /// Where `stream` goes, or the reason it is refused.
-    fn route_for(&self, shard: &Shard, stream: &TcpStream) -> Result<Routed, &'static str> {
+    fn route_for(&self, shard: &Shard, stream: &Socket) -> Result<Routed, &'static str> {
         let transparent = match self {
             Accepting::Route(route) => return Ok(Routed::Route(route.clone())),
             Accepting::Transparent(transparent) => transparent,
@@ -76,20 +76,21 @@ pub async fn accept_loop(
     connections: Rc<Tasks>,
 ) {
     let listen = accepting.listen();
-    let start = |stream: TcpStream| {
+    let start = |stream: Socket| {
         shard.metrics.accepted();
+        let peer = stream.peer_addr().ok();
         let route = match accepting.route_for(&shard, &stream) {
             Ok(route) => route,
             Err(reason) => {
                 shard.metrics.refused(reason);
-                tracing::debug!(client = ?stream.peer_addr().ok(), %listen, reason, "refused");
+                tracing::debug!(client = ?peer, %listen, reason, "refused");
                 refuse(stream);
                 return true;
             }
         };
         let Some(slot) = shard.connections.take(listen) else {
             shard.metrics.refused("max_connections");
-            tracing::debug!(client = ?stream.peer_addr().ok(), %listen, "refused: connection limit");
+            tracing::debug!(client = ?peer, %listen, "refused: connection limit");
             refuse(stream);
             return true;
         };
@@ -104,7 +105,7 @@ pub async fn accept_loop(
                 let span = tracing::debug_span!(
                     "meshed",
                     shard = shard.metrics.shard(),
-                    client = ?stream.peer_addr().ok(),
+                    client = ?peer,
                 );
                 let serving = meshed::serve(shard.clone(), inbound, mesh, stream, slot);
                 return connections.spawn(serving.instrument(span));
@@ -113,12 +114,12 @@ pub async fn accept_loop(
         let span = tracing::debug_span!(
             "conn",
             shard = shard.metrics.shard(),
-            client = ?stream.peer_addr().ok(),
+            client = ?peer,
             target = %route.route.listen,
         );
         let conn = Conn::new(shard.clone(), route, slot);
         // false: draining, the gate no longer takes tasks.
-        connections.spawn(conn.run(stream).instrument(span))
+        connections.spawn(conn.run(stream, peer).instrument(span))
     };
     let draining = &shard.draining;
     let mut failures = AcceptFailures::new();

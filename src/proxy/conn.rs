@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 use crate::config::{Direction, Protocol};
 use crate::http::{Authz, ClientId};
-use crate::io::{ConnError, Socket, TcpStream};
+use crate::io::{ConnError, Socket};
 use crate::metrics::HttpAuthz;
 use crate::metrics::TcpCounters;
 
@@ -112,16 +112,10 @@ impl Conn {
         self.declared.get().unwrap_or(self.route.route.protocol)
     }
 
-    /// Carries `client` until both sides are done; counts and logs its end.
-    pub async fn run(self, client: TcpStream) {
-        // Taken now: a reset socket no longer has a peer address.
-        let peer = client.peer_addr().ok();
-        let client = Socket::new(client);
-        self.run_socket(client, peer).await
-    }
-
-    /// `run` for a client socket already set up (a terminated TLS one).
-    pub async fn run_socket(self, client: std::io::Result<Socket>, peer: Option<SocketAddr>) {
+    /// Carries `client` (from `peer`, taken at accept: a reset socket no
+    /// longer has a peer address) until both sides are done; counts and
+    /// logs its end.
+    pub async fn run(self, client: Socket, peer: Option<SocketAddr>) {
         let started = Instant::now();
         let (src_counters, result) = self.forward(client).await;
         if let Err(err) = &result {
@@ -140,14 +134,7 @@ impl Conn {
         src_counters.closed(result.is_ok(), started.elapsed());
     }
 
-    async fn forward(&self, client: std::io::Result<Socket>) -> Ended {
-        let client = match client {
-            Ok(client) => client,
-            Err(err) => {
-                let counters = opened(self.src_counters());
-                return (counters, Err(ConnError::Proxy(err)));
-            }
-        };
+    async fn forward(&self, client: Socket) -> Ended {
         if !self.may_speculate() {
             return Box::pin(self.unconnected(client, None)).await;
         }
@@ -185,7 +172,7 @@ impl Conn {
         };
         if self.terminates(&carry, &client) {
             // A mesh peer's TLS: what it carries is classified again.
-            return match self.terminate(client).await {
+            return match self.terminate(client, prefix).await {
                 Ok(client) => Box::pin(self.unconnected(client, unreachable)).await,
                 Err(err) => refused(err),
             };

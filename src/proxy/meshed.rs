@@ -27,7 +27,7 @@ use super::classify::Carry;
 use super::conn::Conn;
 use super::TransparentState;
 use crate::config::{Direction, Protocol};
-use crate::io::{refuse, ConnError, Destination, Socket, TcpStream};
+use crate::io::{refuse, ConnError, Destination, Socket};
 use crate::metrics::{Authz, AuthzLabels};
 use crate::shard::Shard;
 use crate::shard::Slot;
@@ -42,7 +42,7 @@ pub async fn serve(
     shard: Rc<Shard>,
     inbound: Rc<TransparentState>,
     mesh: Rc<MeshTls>,
-    stream: TcpStream,
+    stream: Socket,
     slot: Slot,
 ) {
     let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
@@ -61,7 +61,7 @@ pub async fn serve(
         return;
     }
     let accepted = match mesh
-        .accept(stream, Header::Required, &shard.deadlines)
+        .accept(stream, Vec::new(), Header::Required, &shard.deadlines)
         .await
     {
         Ok(accepted) => accepted,
@@ -92,7 +92,7 @@ pub async fn serve(
     let conn = Conn::new(shard.clone(), route, slot);
     let client_id = accepted.client_id.as_deref();
     conn.peer(&mesh, original, client_id, declared(&header));
-    conn.run_socket(Ok(accepted.socket), Some(peer)).await;
+    conn.run(accepted.socket, Some(peer)).await;
 }
 
 /// The protocol a transport header declared.
@@ -171,17 +171,20 @@ impl Conn {
     /// Terminates the mesh peer's TLS on `client`, and authorizes its
     /// identity for this connection's port: the decrypted socket, to be
     /// classified again.
-    pub(super) async fn terminate(&self, client: Socket) -> Result<Socket, ConnError> {
+    pub(super) async fn terminate(
+        &self,
+        client: Socket,
+        prefix: Vec<u8>,
+    ) -> Result<Socket, ConnError> {
         let mesh = self.shard.mesh.clone().expect("terminates() said so");
         let metrics = &self.shard.metrics;
         let refused = |reason: &'static str, cause: String| {
             metrics.mesh_refused(reason);
             ConnError::ClientRead(std::io::Error::new(ErrorKind::PermissionDenied, cause))
         };
-        let stream = client.into_plain().expect("terminates() said so");
         let deadlines = &self.shard.deadlines;
         let accepted = mesh
-            .accept(stream, Header::Optional, deadlines)
+            .accept(client, prefix, Header::Optional, deadlines)
             .await
             .map_err(|err| refused(err.as_str(), err.to_string()))?;
         let target = self.route.route.listen;

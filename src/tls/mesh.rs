@@ -16,26 +16,35 @@
 //! HTTP to the application's port). The handshake must show a client
 //! certificate of our trust anchors; then comes the transport header,
 //! when the peer negotiated it. Both are
-//! bounded in time (`handshake_timeout`), and a shard runs at most
+//! bounded in time (`HANDSHAKE_TIMEOUT`), and a shard runs at most
 //! `MAX_HANDSHAKES` at once, so that stalled or slow peers cannot hold its
-//! memory or its CPU.
+//! memory or its CPU. A new handshake over that bound evicts the oldest one
+//! in progress rather than being refused: otherwise 256 sockets that send
+//! one byte and stop lock every real peer out for the timeout, again and
+//! again. With eviction an attacker must open `MAX_HANDSHAKES` connections
+//! within the time a real handshake takes (a few milliseconds) to cut it
+//! short, and a real peer that is cut short retries into a fresh slot.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_lite::future;
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
 
 use super::{Decoded, HeaderError, SessionProtocol, TransportHeader};
 use crate::config::{InboundPolicy, MeshPeer};
-use crate::io::{self, tls, Deadlines, Socket, TcpStream};
+use crate::io::{self, tls, Deadlines, Shutdown, Socket};
 use std::io::{Error, ErrorKind, Result as IoResult};
 
 /// Handshakes (with their header reads) one shard runs at once; past it a
-/// new meshed connection is refused. A handshake holds about 40 KiB of
-/// rustls buffers for up to `handshake_timeout`.
+/// new meshed connection evicts the oldest in progress. A handshake holds
+/// about 40 KiB of rustls buffers for up to `HANDSHAKE_TIMEOUT`.
 pub const MAX_HANDSHAKES: usize = 256;
 
 /// How long a peer has for its handshake and transport header together.
@@ -57,15 +66,15 @@ pub struct MeshTls {
     pub configs: MeshConfigs,
     peers: Vec<MeshPeer>,
     pub policy: InboundPolicy,
-    handshakes: Cell<usize>,
+    handshakes: Handshakes,
 }
 
 /// Why a meshed connection was not taken, as the `reason` label of
 /// `ringside_mesh_refused_total` names it.
 #[derive(Debug, thiserror::Error)]
 pub enum MeshError {
-    #[error("too many TLS handshakes in progress")]
-    Busy,
+    #[error("evicted by newer handshakes: {MAX_HANDSHAKES} were in progress")]
+    Evicted,
     #[error("TLS handshake: {0}")]
     Handshake(Error),
     #[error("no transport header (ALPN transport.l5d.io/v1 not negotiated)")]
@@ -81,7 +90,7 @@ pub enum MeshError {
 impl MeshError {
     pub fn as_str(&self) -> &'static str {
         match self {
-            MeshError::Busy => "busy",
+            MeshError::Evicted => "evicted",
             MeshError::Handshake(_) => "handshake",
             MeshError::NoHeader => "no_header",
             MeshError::Header(err) => err.as_str(),
@@ -118,7 +127,7 @@ impl MeshTls {
             configs,
             peers,
             policy,
-            handshakes: Cell::new(0),
+            handshakes: Handshakes::default(),
         }
     }
 
@@ -153,8 +162,7 @@ impl MeshTls {
         let client = self.configs.client.clone();
         let connecting = async {
             let plain = io::connect(proxy, timeout, deadlines).await?;
-            let stream = plain.into_plain().expect("a new connection is plain");
-            let handshaken = tls::connect(stream, client, server).await?;
+            let handshaken = tls::connect(plain, client, server).await?;
             let socket = Socket::tls(handshaken.stream)?;
             socket.write_all(&header).await?;
             Ok(socket)
@@ -167,19 +175,22 @@ impl MeshTls {
 
     /// Terminates a meshed connection: the handshake, then the transport
     /// header; bytes after it stay in the socket for the next stage.
+    /// `prefix`: what detection already read of the ClientHello.
     pub async fn accept(
         &self,
-        stream: TcpStream,
+        client: Socket,
+        prefix: Vec<u8>,
         header: Header,
         deadlines: &Deadlines,
     ) -> Result<Accepted, MeshError> {
-        if self.handshakes.get() >= MAX_HANDSHAKES {
-            return Err(MeshError::Busy);
-        }
-        self.handshakes.set(self.handshakes.get() + 1);
-        let _done = Finished(&self.handshakes);
-        let accepting = self.handshake_and_header(stream, header);
-        match deadlines.timeout(HANDSHAKE_TIMEOUT, accepting).await {
+        let slot = self.handshakes.enter();
+        let accepting = self.handshake_and_header(client, prefix, header);
+        let evicted = async {
+            slot.evicted.wait().await;
+            Some(Err(MeshError::Evicted))
+        };
+        let timed = deadlines.timeout(HANDSHAKE_TIMEOUT, accepting);
+        match future::or(evicted, timed).await {
             Some(accepted) => accepted,
             None => Err(MeshError::Timeout(HANDSHAKE_TIMEOUT)),
         }
@@ -187,11 +198,12 @@ impl MeshTls {
 
     async fn handshake_and_header(
         &self,
-        stream: TcpStream,
+        client: Socket,
+        prefix: Vec<u8>,
         header: Header,
     ) -> Result<Accepted, MeshError> {
         let server = self.configs.server.clone();
-        let handshaken = tls::accept(stream, server)
+        let handshaken = tls::accept(client, prefix, server)
             .await
             .map_err(MeshError::Handshake)?;
         let client_id = handshaken
@@ -237,11 +249,48 @@ async fn read_header(socket: &Socket) -> Result<TransportHeader, MeshError> {
     }
 }
 
-/// Gives a handshake's place back however `accept` ends.
-struct Finished<'a>(&'a Cell<usize>);
+/// The handshakes of one shard in progress, oldest first.
+#[derive(Default)]
+struct Handshakes {
+    started: Cell<u64>,
+    pending: Rc<RefCell<VecDeque<(u64, Rc<Shutdown>)>>>,
+}
 
-impl Drop for Finished<'_> {
+/// One handshake's place; given back however `accept` ends.
+struct Slot {
+    id: u64,
+    /// Fires when newer handshakes evict this one.
+    evicted: Rc<Shutdown>,
+    pending: Rc<RefCell<VecDeque<(u64, Rc<Shutdown>)>>>,
+}
+
+impl Handshakes {
+    /// A place for a new handshake, evicting the oldest when all are taken.
+    fn enter(&self) -> Slot {
+        let id = self.started.get();
+        self.started.set(id + 1);
+        let evicted = Rc::new(Shutdown::new());
+        let mut pending = self.pending.borrow_mut();
+        if pending.len() >= MAX_HANDSHAKES {
+            if let Some((_, oldest)) = pending.pop_front() {
+                oldest.trigger();
+            }
+        }
+        pending.push_back((id, evicted.clone()));
+        Slot {
+            id,
+            evicted,
+            pending: self.pending.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
+        let mut pending = self.pending.borrow_mut();
+        // Mostly the oldest: handshakes end in about the order they began.
+        if let Some(at) = pending.iter().position(|(id, _)| *id == self.id) {
+            pending.remove(at);
+        }
     }
 }
