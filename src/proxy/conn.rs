@@ -171,8 +171,11 @@ impl Conn {
             }
         };
         if self.terminates(&carry, &client) {
-            // A mesh peer's TLS: what it carries is classified again.
+            // A mesh peer's TLS: what it carries is classified again, with
+            // its upstream connected meanwhile now that its identity may
+            // have opened the port (`may_connect_early`).
             return match self.terminate(client, prefix).await {
+                Ok(client) if unreachable.is_none() => Box::pin(self.forward(client)).await,
                 Ok(client) => Box::pin(self.unconnected(client, unreachable)).await,
                 Err(err) => refused(err),
             };
@@ -222,7 +225,7 @@ impl Conn {
     /// connection (HTTP/2 clients, or HTTP/1 to a mesh peer as streams)
     /// is known to speak HTTP the same way, whatever its protocol setting.
     fn may_speculate(&self) -> bool {
-        if self.requires_identity() {
+        if !self.may_connect_early() {
             return false;
         }
         if self.route.http.h2_pool.has_any() {

@@ -1,4 +1,4 @@
-//! The inbound mesh stage, and inbound authorization.
+//! The inbound mesh stage: where a mesh peer's mTLS ends.
 //!
 //! - `serve`: a connection made straight to the inbound listener (not
 //!   redirected by iptables) by a peer proxy. It must be TLS for our own
@@ -14,10 +14,8 @@
 //!   detection found TLS for our own name is a peer's too (Linkerd sends
 //!   HTTP to the application's port that way): terminated, authorized by
 //!   its identity, and classified again.
-//! - `Conn::admit`: once detection has said what a connection carries, a
-//!   plaintext one is authorized as a client without an identity, and a
-//!   mesh peer's that its identity did not get in is settled: opaque ones
-//!   are closed when refused, HTTP ones answered 403 per request.
+//!
+//! Either way the identity is judged by `authorize.rs`.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -26,11 +24,9 @@ use std::rc::Rc;
 use super::classify::Carry;
 use super::conn::Conn;
 use super::TransparentState;
-use crate::config::{Direction, Protocol};
+use crate::config::Protocol;
 use crate::io::{refuse, ConnError, Destination, Socket};
-use crate::metrics::{Authz, AuthzLabels};
-use crate::shard::Shard;
-use crate::shard::Slot;
+use crate::shard::{Shard, Slot};
 use crate::tls::mesh::{Header, MeshTls, HANDSHAKE_TIMEOUT};
 use crate::tls::{SessionProtocol, TransportHeader};
 
@@ -104,57 +100,6 @@ fn declared(header: &TransportHeader) -> Option<Protocol> {
 }
 
 impl Conn {
-    /// The mesh, when this is an inbound connection it authorizes.
-    fn inbound_mesh(&self) -> Option<&Rc<MeshTls>> {
-        let inbound = self.route.route.direction == Direction::Inbound;
-        self.shard.mesh.as_ref().filter(|_| inbound)
-    }
-
-    /// Whether only a client with an identity may use this connection's
-    /// port: then nothing is connected for it before detection has said
-    /// whether it is a mesh peer's mTLS.
-    pub(super) fn requires_identity(&self) -> bool {
-        let port = self.route.route.listen.port();
-        self.inbound_mesh()
-            .is_some_and(|mesh| !mesh.policy.for_port(port).allows(None))
-    }
-
-    /// Authorizes an inbound connection by its port's policy once
-    /// detection has said what it carries: a plaintext one as a client
-    /// without an identity, a mesh peer's refused one by the identity it
-    /// proved (an allowed one was counted as its TLS ended). A refused HTTP
-    /// client is served 403s (`authz`); any other is closed.
-    pub(super) fn admit(&self, client: &Socket, carry: &Carry) -> Result<(), ConnError> {
-        let Some(mesh) = self.inbound_mesh() else {
-            return Ok(());
-        };
-        if client.is_tls() && self.authz.get().is_none_or(|authz| authz.allowed) {
-            return Ok(());
-        }
-        let target = self.route.route.listen;
-        let http = matches!(carry, Carry::Http1 | Carry::Http2);
-        let count = if http {
-            Count::Requests
-        } else {
-            Count::Connection
-        };
-        let client_id = self.proven.borrow().clone();
-        let allowed = authorized(&self.shard, mesh, target, client_id.as_deref(), count);
-        let policy = mesh.policy.for_port(target.port()).label();
-        self.judged(Authz { policy, allowed });
-        if allowed || http {
-            return Ok(());
-        }
-        client.reset_on_close();
-        let who = client_id
-            .as_deref()
-            .unwrap_or("a client without an identity");
-        Err(ConnError::ClientRead(std::io::Error::new(
-            ErrorKind::PermissionDenied,
-            format!("{who} may not connect"),
-        )))
-    }
-
     /// Whether this is a redirected inbound connection whose TLS names our
     /// own identity (`carry` is what detection found): a mesh peer's, to
     /// terminate here rather than pass through to the application.
@@ -200,10 +145,8 @@ impl Conn {
         Ok(accepted.socket)
     }
 
-    /// Makes this a mesh peer's connection (`meshed`) and judges the
-    /// identity it proved by `target`'s policy. An allowed one is counted
-    /// now; a refused one is settled by `admit` once its protocol is known:
-    /// HTTP is answered 403, anything else closed.
+    /// Makes this a mesh peer's connection (`meshed`) and has the identity
+    /// it proved judged by `target`'s policy.
     fn peer(
         &self,
         mesh: &MeshTls,
@@ -211,54 +154,7 @@ impl Conn {
         client_id: Option<&str>,
         protocol: Option<Protocol>,
     ) {
-        let policy = mesh.policy.for_port(target.port());
-        let allowed = policy.allows(client_id);
-        if allowed {
-            authorized(&self.shard, mesh, target, client_id, Count::Connection);
-        }
-        let policy = policy.label();
-        self.judged(Authz { policy, allowed });
+        self.judge_peer(mesh, target, client_id);
         self.meshed(client_id, protocol);
     }
-}
-
-/// How an authorization decision is counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Count {
-    /// In `inbound_tcp_authz_*`: the connection is carried or closed.
-    Connection,
-    /// Not here: an HTTP connection is served either way, and each of its
-    /// requests counts in `inbound_http_authz_{allow,deny}_total`.
-    Requests,
-}
-
-/// Whether the policy of `target`'s port lets `client_id` in (`None`: a
-/// client with no identity).
-pub fn authorized(
-    shard: &Shard,
-    mesh: &MeshTls,
-    target: SocketAddr,
-    client_id: Option<&str>,
-    count: Count,
-) -> bool {
-    let policy = mesh.policy.for_port(target.port());
-    let allowed = policy.allows(client_id);
-    if count == Count::Connection {
-        shard.metrics.authorized(AuthzLabels {
-            http: false,
-            allowed,
-            authz: policy.label(),
-            client_id: client_id.unwrap_or_default().to_string(),
-            target_addr: target.to_string(),
-        });
-    }
-    if !allowed {
-        tracing::info!(
-            client_id = client_id.unwrap_or("-"),
-            target = %target,
-            authz = policy.label(),
-            "connection refused by authorization"
-        );
-    }
-    allowed
 }

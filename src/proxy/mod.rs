@@ -1,23 +1,32 @@
 //! The connection stage: everything between an accepted socket and the
-//! handler of its protocol.
+//! handler of its protocol. It holds the shard (`crate::shard::Shard`) and
+//! lends it to the stages it calls. A connection passes these stages, in
+//! this order, each one function in the file named:
 //!
-//! - `accept`: a shard's accept loop, one task and one span per connection;
-//! - `limit`: the shard's share of the connection limit (over it, a
-//!   connection is reset at once);
-//! - `route`: what a shard keeps per route (balancers, pools, counters);
-//! - `transparent`: what a shard keeps per transparent listener: a route
-//!   state per original destination, bounded and expiring;
-//! - `conn`: the life of one connection, from the balanced connect to its
-//!   one log line;
-//! - `classify`: the route's port policy, then detection with fail-open,
-//!   the server-first race and its memory, giving one `Carry` decision;
-//! - `dispatch`: carrying the connection as that decision says: opaque
-//!   bytes (`tcp`), HTTP/1 (`http::H1Proxy`, whose upgrades come back here
-//!   as tunnels) or HTTP/2 (`http::H2Proxy`).
+//! 1. accept (`accept.rs`, `accept_loop`): a slot under the shard's share
+//!    of the connection limit (over it, a reset at once), the route (a
+//!    transparent listener's from the original destination, kept per
+//!    destination in `transparent.rs`; per route in `route.rs`), one task
+//!    and one span;
+//! 2. connect early (`conn.rs`, `Conn::forward`): the balanced upstream is
+//!    connected while detection runs, when `may_speculate` allows;
+//! 3. classify (`classify.rs`): the port policy, then detection with its
+//!    fail-open and the server-first race: one `Carry` decision;
+//! 4. terminate (`meshed.rs`): a mesh peer's mTLS ends here, and what it
+//!    carries goes back to 2; a direct connection to the inbound listener
+//!    starts here (`meshed::serve`);
+//! 5. admit (`authorize.rs`): the inbound policy judges the client, by the
+//!    identity it proved or by none;
+//! 6. carry (`dispatch.rs`): opaque bytes (`tcp`), HTTP/1 (`http::H1Proxy`,
+//!    whose upgrades come back as tunnels) or HTTP/2 (`http::H2Proxy`);
+//! 7. end (`conn.rs`, `Conn::run`): counted and logged once, with the side
+//!    that failed.
 //!
-//! Later stages (TLS termination) enter here, between accept and dispatch.
+//! `Conn::unconnected` (conn.rs) and `Conn::dispatch` (dispatch.rs) run
+//! 3 to 6 without and with an early upstream.
 
 mod accept;
+mod authorize;
 mod classify;
 mod conn;
 mod dispatch;
