@@ -161,4 +161,32 @@ mod tests {
         failures.succeeded(listen());
         assert_eq!(failures.failed(listen(), &emfile), FIRST_PAUSE);
     }
+
+    /// Nagle's algorithm on a server socket holds a small write back until
+    /// the client acknowledges the last one, and the client delays its ACK
+    /// by about 40 ms: a TLS server's flight, then the first bytes after it,
+    /// stalled that long (issue 19, item 17). So no accepted socket may
+    /// reach a stage before TCP_NODELAY is on, whichever accept took it.
+    #[test]
+    fn accepted_sockets_have_no_nagle_delay_before_their_first_byte() {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        socket.listen(8).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        // Both wait in the backlog: one for the io_uring accept, one for
+        // accept_now.
+        let _clients = [(); 2].map(|_| std::net::TcpStream::connect(addr).unwrap());
+        glommio::LocalExecutor::default().run(async move {
+            let listener = Listener::new(socket);
+            let first = listener.accept().await.unwrap();
+            let second = listener.accept_now().unwrap().expect("a second client");
+            for accepted in [first, second] {
+                assert!(accepted.with_sock_ref(|s| s.nodelay()).unwrap());
+            }
+        });
+    }
 }

@@ -194,6 +194,22 @@ impl Socket {
         }
     }
 
+    /// How many bytes the kernel holds for a plain socket's next read
+    /// (FIONREAD): the size of what has arrived, without a buffer to peek
+    /// it into. Zero for a TLS socket.
+    pub fn buffered(&self) -> io::Result<usize> {
+        if self.tls {
+            return Ok(0);
+        }
+        let mut available: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer, which
+        // `available` is; the fd is open while `self` lives.
+        if unsafe { libc::ioctl(self.fd, libc::FIONREAD, &mut available) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(available.max(0) as usize)
+    }
+
     /// Takes what is buffered without waiting.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         if self.tls {

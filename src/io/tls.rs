@@ -10,6 +10,7 @@
 //! `Socket` methods answer for it from what is already decrypted and
 //! otherwise send the caller to the awaiting read, which always works.
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,8 +18,8 @@ use std::task::{Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use futures_rustls::rustls::pki_types::ServerName;
-use futures_rustls::rustls::{ClientConfig, ServerConfig};
-use futures_rustls::{TlsAcceptor, TlsConnector};
+use futures_rustls::rustls::{self, ClientConfig, ServerConfig};
+use futures_rustls::{LazyConfigAcceptor, TlsConnector};
 use glommio::net::TcpStream;
 
 use super::Socket;
@@ -42,16 +43,21 @@ pub struct Handshaken {
 
 /// The server side of a handshake on an accepted socket, of which
 /// detection has already read `prefix` (a ClientHello that came in pieces
-/// is read out as it comes): the handshake reads that first.
+/// is read out as it comes): the handshake reads that first. `hello_read`
+/// is set once the whole ClientHello is in, before any of the server's
+/// work: what a peer that stalls before it has cost is a socket, not a
+/// key exchange.
 pub async fn accept(
     socket: Socket,
     prefix: Vec<u8>,
     config: Arc<ServerConfig>,
+    hello_read: &Cell<bool>,
 ) -> io::Result<Handshaken> {
     let tcp = plain(socket)?;
-    let stream = TlsAcceptor::from(config)
-        .accept(Prefixed { prefix, tcp })
-        .await?;
+    let acceptor = rustls::server::Acceptor::default();
+    let hello = LazyConfigAcceptor::new(acceptor, Prefixed { prefix, tcp }).await?;
+    hello_read.set(true);
+    let stream = hello.into_stream(config).await?;
     let (_, session) = stream.get_ref();
     let peer_certificates = certificates(session.peer_certificates());
     let alpn = session.alpn_protocol().map(<[u8]>::to_vec);

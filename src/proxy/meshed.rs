@@ -27,7 +27,7 @@ use super::TransparentState;
 use crate::config::Protocol;
 use crate::io::{refuse, ConnError, Destination, Socket};
 use crate::shard::{Shard, Slot};
-use crate::tls::mesh::{Header, MeshTls, HANDSHAKE_TIMEOUT};
+use crate::tls::mesh::{Header, MeshError, MeshTls, HANDSHAKE_TIMEOUT};
 use crate::tls::{SessionProtocol, TransportHeader};
 
 /// The first byte of every TLS connection: a handshake record.
@@ -63,7 +63,14 @@ pub async fn serve(
         Ok(accepted) => accepted,
         Err(err) => {
             metrics.mesh_refused(err.as_str());
-            tracing::info!(client = %peer, error = %err, "meshed connection refused");
+            // Counted either way; an eviction is what a flood of stalled
+            // handshakes causes, one per connection of it, so it is not
+            // worth an operator's line each.
+            if matches!(err, MeshError::Evicted) {
+                tracing::debug!(client = %peer, error = %err, "meshed connection refused");
+            } else {
+                tracing::info!(client = %peer, error = %err, "meshed connection refused");
+            }
             return;
         }
     };

@@ -18,12 +18,16 @@
 //! when the peer negotiated it. Both are
 //! bounded in time (`HANDSHAKE_TIMEOUT`), and a shard runs at most
 //! `MAX_HANDSHAKES` at once, so that stalled or slow peers cannot hold its
-//! memory or its CPU. A new handshake over that bound evicts the oldest one
-//! in progress rather than being refused: otherwise 256 sockets that send
-//! one byte and stop lock every real peer out for the timeout, again and
-//! again. With eviction an attacker must open `MAX_HANDSHAKES` connections
-//! within the time a real handshake takes (a few milliseconds) to cut it
-//! short, and a real peer that is cut short retries into a fresh slot.
+//! memory or its CPU. A new handshake over that bound evicts an older one
+//! rather than being refused: otherwise 256 sockets that send one byte and
+//! stop lock every real peer out for the timeout, again and again. The one
+//! evicted is the oldest still waiting for its ClientHello, which a real
+//! peer sends whole in its first flight; only when none is waiting does
+//! the oldest of all go. So stalled first flights, however many and
+//! however fast replaced, only ever evict each other, and to evict a real
+//! handshake an attacker must send complete ClientHellos, each of which
+//! costs it a connection and us a key exchange, at `MAX_HANDSHAKES` per
+//! handshake time (a few milliseconds).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -183,10 +187,12 @@ impl MeshTls {
         header: Header,
         deadlines: &Deadlines,
     ) -> Result<Accepted, MeshError> {
-        let slot = self.handshakes.enter();
-        let accepting = self.handshake_and_header(client, prefix, header);
+        let slot = self
+            .handshakes
+            .enter(!prefix.is_empty() || hello_arrived(&client));
+        let accepting = self.handshake_and_header(client, prefix, header, &slot.entry.hello_read);
         let evicted = async {
-            slot.evicted.wait().await;
+            slot.entry.evicted.wait().await;
             Some(Err(MeshError::Evicted))
         };
         let timed = deadlines.timeout(HANDSHAKE_TIMEOUT, accepting);
@@ -201,9 +207,10 @@ impl MeshTls {
         client: Socket,
         prefix: Vec<u8>,
         header: Header,
+        hello_read: &Cell<bool>,
     ) -> Result<Accepted, MeshError> {
         let server = self.configs.server.clone();
-        let handshaken = tls::accept(client, prefix, server)
+        let handshaken = tls::accept(client, prefix, server, hello_read)
             .await
             .map_err(MeshError::Handshake)?;
         let client_id = handshaken
@@ -249,37 +256,63 @@ async fn read_header(socket: &Socket) -> Result<TransportHeader, MeshError> {
     }
 }
 
+/// Whether the first TLS record (the ClientHello, which a real peer sends
+/// in one flight) is all in the socket's buffer already: then the
+/// handshake is past waiting for the client the moment it starts, and is
+/// not evicted as a stalled one while its task waits its turn to read it
+/// (a shard takes a whole backlog of new connections at once).
+fn hello_arrived(client: &Socket) -> bool {
+    let mut header = [0u8; 5];
+    let Ok(Some(5)) = client.try_peek(&mut header) else {
+        return false;
+    };
+    let record = 5 + usize::from(u16::from_be_bytes([header[3], header[4]]));
+    client.buffered().is_ok_and(|buffered| buffered >= record)
+}
+
 /// The handshakes of one shard in progress, oldest first.
 #[derive(Default)]
 struct Handshakes {
     started: Cell<u64>,
-    pending: Rc<RefCell<VecDeque<(u64, Rc<Shutdown>)>>>,
+    pending: Rc<RefCell<VecDeque<Rc<Entry>>>>,
+}
+
+struct Entry {
+    id: u64,
+    /// Whether its whole ClientHello is in.
+    hello_read: Cell<bool>,
+    /// Fires when newer handshakes evict this one.
+    evicted: Shutdown,
 }
 
 /// One handshake's place; given back however `accept` ends.
 struct Slot {
-    id: u64,
-    /// Fires when newer handshakes evict this one.
-    evicted: Rc<Shutdown>,
-    pending: Rc<RefCell<VecDeque<(u64, Rc<Shutdown>)>>>,
+    entry: Rc<Entry>,
+    pending: Rc<RefCell<VecDeque<Rc<Entry>>>>,
 }
 
 impl Handshakes {
-    /// A place for a new handshake, evicting the oldest when all are taken.
-    fn enter(&self) -> Slot {
+    /// A place for a new handshake, evicting an older one when all are
+    /// taken: the oldest still waiting for its ClientHello, else the oldest.
+    /// `hello_in`: its ClientHello has already arrived whole.
+    fn enter(&self, hello_in: bool) -> Slot {
         let id = self.started.get();
         self.started.set(id + 1);
-        let evicted = Rc::new(Shutdown::new());
         let mut pending = self.pending.borrow_mut();
         if pending.len() >= MAX_HANDSHAKES {
-            if let Some((_, oldest)) = pending.pop_front() {
-                oldest.trigger();
+            let waiting = pending.iter().position(|entry| !entry.hello_read.get());
+            if let Some(evicted) = pending.remove(waiting.unwrap_or(0)) {
+                evicted.evicted.trigger();
             }
         }
-        pending.push_back((id, evicted.clone()));
-        Slot {
+        let entry = Rc::new(Entry {
             id,
-            evicted,
+            hello_read: Cell::new(hello_in),
+            evicted: Shutdown::new(),
+        });
+        pending.push_back(entry.clone());
+        Slot {
+            entry,
             pending: self.pending.clone(),
         }
     }
@@ -288,8 +321,10 @@ impl Handshakes {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut pending = self.pending.borrow_mut();
-        // Mostly the oldest: handshakes end in about the order they began.
-        if let Some(at) = pending.iter().position(|(id, _)| *id == self.id) {
+        // Mostly near the front: handshakes end in about the order they
+        // began.
+        let id = self.entry.id;
+        if let Some(at) = pending.iter().position(|entry| entry.id == id) {
             pending.remove(at);
         }
     }

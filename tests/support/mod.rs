@@ -16,6 +16,7 @@ pub mod identity;
 pub mod launcher;
 pub mod netns;
 pub mod origins;
+pub mod pods;
 pub mod temp;
 
 use std::thread;

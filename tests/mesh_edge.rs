@@ -1,0 +1,138 @@
+//! The mesh's edge tried as an attacker and as a demanding peer would, with
+//! two ringside processes on loopback (as in `mesh.rs`): stalled handshakes
+//! that must not lock real peers out, and a server that speaks first behind
+//! a port that only proven identities may use.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::identity::{client_side, identities, server_side};
+use support::*;
+
+/// Once a peer's identity is proven and allowed, its upstream is connected
+/// while detection waits, as on an open port: the banner comes at once,
+/// not after the detect timeout (10 s).
+#[test]
+fn a_server_first_banner_reaches_a_proven_peer_on_an_identity_only_port() {
+    let dir = identities();
+    let smtp = Origin::smtp();
+    let required = [("--inbound-authorize", "all-authenticated")];
+    let server = server_side(&dir, &required);
+    let client = client_side(&dir, smtp.addr, &server);
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(client.route()).unwrap();
+    stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+    let mut banner = vec![0; SMTP_BANNER.len()];
+    stream.read_exact(&mut banner).unwrap();
+    assert_eq!(banner, SMTP_BANNER);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "the banner took {waited:?}"
+    );
+}
+
+/// Connections that send one byte of a TLS record (`0x16`) and stop, held
+/// open at once.
+const STALLED: usize = 2_000;
+
+/// A continuous attack: `STALLED` half-handshakes to `target`, each replaced
+/// by a new one as soon as ringside closes it. Returns how many were
+/// replaced once `stop` is set.
+fn stall_handshakes(target: SocketAddr, stop: Arc<AtomicBool>, open: Arc<AtomicUsize>) -> usize {
+    let stalled = || {
+        let mut stream = TcpStream::connect(target).ok()?;
+        stream.write_all(&[0x16]).ok()?;
+        stream.set_nonblocking(true).ok()?;
+        Some(stream)
+    };
+    let mut streams: Vec<Option<TcpStream>> = (0..STALLED).map(|_| stalled()).collect();
+    open.store(streams.iter().flatten().count(), Ordering::SeqCst);
+    let mut replaced = 0;
+    let mut buf = [0u8; 64];
+    while !stop.load(Ordering::SeqCst) {
+        let mut any = false;
+        for slot in &mut streams {
+            let closed = match slot {
+                None => true,
+                Some(stream) => match stream.read(&mut buf) {
+                    Err(err) => err.kind() != ErrorKind::WouldBlock,
+                    Ok(n) => n == 0,
+                },
+            };
+            if closed {
+                *slot = stalled();
+                replaced += 1;
+                any = true;
+            }
+        }
+        if !any {
+            // Pacing, not waiting for readiness: nothing was closed.
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    replaced
+}
+
+#[test]
+fn stalled_handshakes_do_not_lock_a_real_peer_out() {
+    let dir = identities();
+    let echo = Origin::echo();
+    let server = server_side(&dir, &[]);
+    let client = client_side(&dir, echo.addr, &server);
+    let inbound = server.transparent[0];
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let open = Arc::new(AtomicUsize::new(0));
+    let attack = {
+        let (stop, open) = (stop.clone(), open.clone());
+        thread::spawn(move || stall_handshakes(inbound, stop, open))
+    };
+    // Every slot is taken, and taken again as fast as ringside frees one.
+    eventually("the attack to hold every handshake slot", || {
+        let evicted = [("reason", "evicted")];
+        let evicted = server
+            .metrics()
+            .sum("ringside_mesh_refused_total", &evicted);
+        open.load(Ordering::SeqCst) == STALLED && evicted >= 500.0
+    });
+
+    let mut slowest = Duration::ZERO;
+    for round in 0..5 {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(client.route()).unwrap();
+        stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+        stream.write_all(b"ping").unwrap();
+        let mut pong = [0u8; 4];
+        let answered = stream.read_exact(&mut pong);
+        let took = started.elapsed();
+        assert!(
+            answered.is_ok(),
+            "round {round}: {answered:?} after {took:?}"
+        );
+        assert_eq!(&pong, b"ping");
+        // The issue's goal is 1 s, met in a release build on a quiet
+        // machine (the closing note of issue 19 has the figure); a debug
+        // build on a loaded CI machine gets room, while a peer locked out
+        // fails at once (refused as `busy` before the fix).
+        assert!(
+            took < Duration::from_secs(5),
+            "round {round}: a real peer waited {took:?}"
+        );
+        slowest = slowest.max(took);
+    }
+    eprintln!("slowest real handshake under the attack: {slowest:?}");
+    stop.store(true, Ordering::SeqCst);
+    let replaced = attack.join().unwrap();
+    assert!(
+        replaced >= 500,
+        "only {replaced} stalled handshakes replaced"
+    );
+    assert_eq!(echo.accepted(), 5, "the stalled ones reached nothing");
+}
