@@ -32,7 +32,7 @@ pub use crate::metrics::Authz;
 pub use answer::ProxyError;
 pub use client_id::ClientId;
 pub use h1::{H1Proxy, Served};
-pub use h2::{adopt, H2Proxy};
+pub use h2::H2Proxy;
 /// For the benches: the hot path of every HTTP/1 request.
 pub use head::{parse_request, parse_response};
 pub use io::{Arrival, HttpIo};

@@ -66,20 +66,15 @@ impl Conn {
                 upstream.reset_on_close();
                 return (opened(self.src_counters()), Err(err));
             }
+            // An upstream connected early to a mesh peer declared no
+            // protocol in its transport header (it could not know one yet),
+            // and a Linkerd peer forwards such a connection as opaque bytes
+            // (`linkerd/app/inbound/src/direct.rs`). So it carries what the
+            // client sent as it is: HTTP/1 goes on it as HTTP/1, and never
+            // does it become the peer's HTTP/2 connection, which is made
+            // declaring HTTP/2 when a request needs it.
+            let meshed = self.route.http.metrics.is_meshed(index);
             match carry {
-                Carry::Http1
-                    if self.route.http.metrics.is_meshed(index)
-                        && !self.route.http.h2_pool.has_connection(index)
-                        && !asks_for_tunnel(&client, &prefix) =>
-                {
-                    drop(speculating);
-                    // HTTP/1 to a mesh peer rides streams of one HTTP/2
-                    // connection (`http::orig_proto`): this one becomes
-                    // it, the peer detecting HTTP/2 on it. A failed
-                    // handshake only means the first request connects.
-                    let _ = http::adopt(&self.route.http, index, upstream).await;
-                    Box::pin(self.serve_http1(client, None, prefix)).await
-                }
                 Carry::Http1 => {
                     let counters = self.route.metrics.dst[index].clone();
                     // Not a `mut` local set afterwards: that one the task
@@ -89,7 +84,7 @@ impl Conn {
                 }
                 Carry::Http2 => {
                     drop(speculating);
-                    let first = Some((index, upstream));
+                    let first = (!meshed).then_some((index, upstream));
                     Box::pin(self.serve_http2(client, first, prefix)).await
                 }
                 Carry::Opaque { tls_sni } => {
@@ -300,19 +295,6 @@ impl Conn {
             .await;
         (src_counters, result)
     }
-}
-
-/// Whether the client's first request, as far as it is in (`prefix`, what
-/// detection read out, then what a peek finds), asks for a tunnel
-/// (`Upgrade`, `CONNECT`): that one keeps the upstream connection made
-/// for it.
-fn asks_for_tunnel(client: &Socket, prefix: &[u8]) -> bool {
-    let mut head = [0u8; 2048];
-    let start = prefix.len().min(head.len());
-    head[..start].copy_from_slice(&prefix[..start]);
-    let peeked = client.try_peek(&mut head[start..]).ok().flatten();
-    let len = start + peeked.unwrap_or(0);
-    matches!(http::parse_request(&head[..len]), Ok(Some((head, _))) if head.wants_tunnel())
 }
 
 /// The side that did not fail sees a reset; a failure of ringside's own

@@ -14,6 +14,7 @@
 pub mod clients;
 pub mod identity;
 pub mod launcher;
+pub mod linkerd_inbound;
 pub mod netns;
 pub mod origins;
 pub mod pods;
