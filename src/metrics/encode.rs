@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use super::labels::{Peer, PeerId, Reasons, RequestLabels, ResponseClass, TcpLabels};
 use super::process::ProcessStats;
-use super::recorder::Reasons;
 use super::snapshot::{Snapshot, TcpSnapshot};
 use super::text::{escape, Family, HistogramFamily};
-use super::{Peer, PeerId, RequestLabels, ResponseClass, TcpLabels};
 
 /// Writes the whole `/metrics` page.
 pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
@@ -387,7 +386,8 @@ fn response_labels(labels: &RequestLabels, class: &ResponseClass) -> String {
 mod tests {
     use super::*;
     use crate::config::Direction;
-    use crate::metrics::{DetectLabels, Expiry, Peer, ShardMetrics};
+    use crate::metrics::labels::{DetectLabels, Expiry};
+    use crate::metrics::recorder::ShardMetrics;
     use std::time::Duration;
 
     #[test]

@@ -6,10 +6,9 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::recorder::{
-    DetectLabels, Expiry, ExpiryLabels, Peer, PeerId, RequestLabels, ShardMetrics, TcpCounters,
-    TcpLabels,
-};
+use super::labels::{DetectLabels, Expiry, ExpiryLabels, Peer, PeerId, RequestLabels, TcpLabels};
+use super::mesh::{Authz, AuthzLabels, HttpAuthz};
+use super::recorder::{ShardMetrics, TcpCounters};
 use crate::config::Direction;
 
 /// Linkerd's `no_tls_reason` of an inbound client that is not a mesh peer.
@@ -181,5 +180,27 @@ impl RouteMetrics {
             target_addr: self.target_addr.clone(),
             result,
         }
+    }
+}
+
+/// Kept beside the route, whose `target_addr` labels it, so that the
+/// recorder need not know routes.
+impl ShardMetrics {
+    /// The counter of the HTTP requests of a client `authz` judged, who
+    /// proved `client_id` (or nothing), for its connection to keep.
+    pub fn http_authz(
+        &self,
+        route: &RouteMetrics,
+        authz: Authz,
+        client_id: Option<&str>,
+    ) -> HttpAuthz {
+        let requests = self.authz_counter(AuthzLabels {
+            http: true,
+            allowed: authz.allowed,
+            authz: authz.policy,
+            client_id: client_id.unwrap_or_default().to_string(),
+            target_addr: route.target_addr.clone(),
+        });
+        HttpAuthz { authz, requests }
     }
 }
