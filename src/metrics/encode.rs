@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::labels::{Peer, PeerId, Reasons, RequestLabels, ResponseClass, TcpLabels};
+use super::labels::{Peer, PeerId, Reasons, RequestLabels, ResponseKey, TcpLabels};
 use super::process::ProcessStats;
 use super::snapshot::{Snapshot, TcpSnapshot};
 use super::text::{escape, Family, HistogramFamily};
@@ -365,12 +365,8 @@ fn request_labels(labels: &RequestLabels) -> String {
     text
 }
 
-fn response_labels(labels: &RequestLabels, class: &ResponseClass) -> String {
-    let classification = if class.is_failure() {
-        "failure"
-    } else {
-        "success"
-    };
+fn response_labels(labels: &RequestLabels, class: &ResponseKey) -> String {
+    let classification = if class.failure { "failure" } else { "success" };
     let mut text = format!(
         "{},status_code=\"{}\",classification=\"{classification}\"",
         request_labels(labels),
@@ -386,7 +382,7 @@ fn response_labels(labels: &RequestLabels, class: &ResponseClass) -> String {
 mod tests {
     use super::*;
     use crate::config::Direction;
-    use crate::metrics::labels::{DetectLabels, Expiry};
+    use crate::metrics::labels::{DetectLabels, Expiry, ResponseClass};
     use crate::metrics::recorder::ShardMetrics;
     use std::time::Duration;
 

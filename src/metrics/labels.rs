@@ -94,8 +94,8 @@ pub type ExpiryLabels = (Direction, String, Expiry);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestLabels {
     pub direction: Direction,
-    /// The Host header (or CONNECT target); capped per shard, see
-    /// `MAX_AUTHORITIES`.
+    /// The Host header (or CONNECT target); bounded per shard, see
+    /// `RemoteLabels`.
     pub authority: String,
     pub target_addr: String,
     /// The mesh identity at the far end of the request's hop, proven over
@@ -114,7 +114,8 @@ pub enum PeerId {
     NoIdentity(&'static str),
 }
 
-/// What a response series is keyed by beyond its request's labels.
+/// How a response ended, as the HTTP path reports it; counted under a
+/// `ResponseKey`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResponseClass {
     pub status_code: u16,
@@ -126,6 +127,38 @@ impl ResponseClass {
     /// Linkerd's classification: 5xx, or a non-zero gRPC status, fails.
     pub fn is_failure(&self) -> bool {
         self.status_code >= 500 || self.grpc_status.is_some_and(|code| code != 0)
+    }
+}
+
+/// The value of a label past its bound (see `bound`), as ringside has
+/// always labelled authorities past theirs.
+pub const OVERFLOW: &str = "_other";
+
+/// What a response series is keyed by beyond its request's labels: the
+/// class with the codes an origin chose bounded (see `RemoteLabels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResponseKey {
+    pub status_code: Code,
+    pub grpc_status: Option<Code>,
+    /// Kept apart from the codes, so that a failure folded into `_other`
+    /// still counts as one.
+    pub failure: bool,
+}
+
+/// A numeric label value a remote party chose, or the overflow value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    Known(u16),
+    /// Past the label's bound: written as `_other`.
+    Other,
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Code::Known(code) => write!(f, "{code}"),
+            Code::Other => f.write_str(OVERFLOW),
+        }
     }
 }
 

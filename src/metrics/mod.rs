@@ -4,6 +4,7 @@
 //! written as Prometheus text by the admin shard (`encode`, `process`,
 //! over the text format in `text`).
 
+mod bound;
 mod encode;
 mod labels;
 mod mesh;
@@ -13,8 +14,11 @@ mod route;
 mod snapshot;
 mod text;
 
+pub use bound::MAX_SNIS;
 pub use encode::encode;
-pub use labels::{DetectLabels, Expiry, Peer, PeerId, RequestLabels, ResponseClass, TcpLabels};
+pub use labels::{
+    DetectLabels, Expiry, Peer, PeerId, RequestLabels, ResponseClass, TcpLabels, OVERFLOW,
+};
 pub use mesh::{Authz, AuthzLabels, HttpAuthz, IdentityReading, IdentityStatus};
 pub use process::ProcessStats;
 pub use recorder::{Detecting, ShardMetrics, Speculating, TcpCounters};

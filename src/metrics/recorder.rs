@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::labels::{DetectLabels, ExpiryLabels, Reasons, RequestLabels, ResponseClass, TcpLabels};
+use super::bound::RemoteLabels;
+use super::labels::{
+    DetectLabels, ExpiryLabels, Reasons, RequestLabels, ResponseClass, ResponseKey, TcpLabels,
+};
 use super::mesh::AuthzLabels;
 use super::snapshot::{new_histogram, ResponseStats, ShardSummary, Snapshot, TcpSnapshot};
 use crate::config::Direction;
-
-/// Distinct authorities a shard labels; clients choose Host headers, so
-/// beyond this they share the label `_other` instead of growing memory.
-const MAX_AUTHORITIES: usize = 256;
 
 /// The counters of one label set; a connection holds an `Rc` to its own so
 /// that counting a byte is one `Cell` add, no lookup.
@@ -119,8 +118,10 @@ pub struct ShardMetrics {
     detect_total: RefCell<BTreeMap<DetectLabels, u64>>,
     requests: RefCell<BTreeMap<RequestLabels, u64>>,
     /// Nested so that counting a response needs no key clone.
-    responses: RefCell<BTreeMap<RequestLabels, BTreeMap<ResponseClass, ResponseStats>>>,
-    authorities: RefCell<std::collections::HashSet<String>>,
+    responses: RefCell<BTreeMap<RequestLabels, BTreeMap<ResponseKey, ResponseStats>>>,
+    /// The bounds on label values a remote party chooses (SNI, authority,
+    /// status codes, transparent destinations).
+    remote_labels: RefCell<RemoteLabels>,
     /// Time to a detection verdict, in microseconds, by direction and target.
     detect_duration_us: RefCell<BTreeMap<(Direction, String), Histogram<u64>>>,
     /// Timeouts that fired, by route and kind.
@@ -153,7 +154,7 @@ impl ShardMetrics {
             detect_duration_us: RefCell::default(),
             requests: RefCell::default(),
             responses: RefCell::default(),
-            authorities: RefCell::default(),
+            remote_labels: RefCell::default(),
             expiries: RefCell::default(),
             speculative: Rc::default(),
             speculative_skipped_total: Cell::new(0),
@@ -285,14 +286,8 @@ impl ShardMetrics {
     /// Counts a request; returns its labels (authority capped) for the
     /// response to be counted under.
     pub fn request(&self, mut labels: RequestLabels) -> RequestLabels {
-        let mut authorities = self.authorities.borrow_mut();
-        if !authorities.contains(&labels.authority) {
-            if authorities.len() < MAX_AUTHORITIES {
-                authorities.insert(labels.authority.clone());
-            } else {
-                labels.authority = "_other".to_string();
-            }
-        }
+        let authority = self.remote_labels.borrow_mut().authority(&labels.authority);
+        labels.authority = authority;
         let mut requests = self.requests.borrow_mut();
         match requests.get_mut(&labels) {
             Some(count) => *count += 1,
@@ -309,13 +304,27 @@ impl ShardMetrics {
             Some(by_class) => by_class,
             None => responses.entry(labels.clone()).or_default(),
         };
-        let stats = by_class.entry(class).or_insert_with(|| ResponseStats {
+        let key = self.remote_labels.borrow_mut().response(class);
+        let stats = by_class.entry(key).or_insert_with(|| ResponseStats {
             total: 0,
             latency_ms: new_histogram(),
         });
         stats.total += 1;
         let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
         stats.latency_ms.saturating_record(ms);
+    }
+
+    /// The `sni` label of a TLS ClientHello's server name: bounded per
+    /// shard, as the client chooses it.
+    pub fn sni_label(&self, sni: &str) -> String {
+        self.remote_labels.borrow_mut().sni(sni)
+    }
+
+    /// The `target_addr` label of a transparent connection's original
+    /// destination: bounded per shard, as the client chooses it, until
+    /// `forget_target` frees its slot.
+    pub fn destination_label(&self, destination: std::net::SocketAddr) -> String {
+        self.remote_labels.borrow_mut().destination(destination)
     }
 
     /// Drops every series labelled with `target` (a forgotten transparent
@@ -325,6 +334,7 @@ impl ShardMetrics {
     /// series. Counters of a target seen again start from zero, which
     /// Prometheus reads as a counter reset.
     pub fn forget_target(&self, target: &str) {
+        self.remote_labels.borrow_mut().forget_destination(target);
         self.tcp.borrow_mut().retain(|labels, counters| {
             labels.target_addr != target || Rc::strong_count(counters) > 1
         });

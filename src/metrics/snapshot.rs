@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use super::labels::{
-    DetectLabels, ExpiryLabels, Peer, Reasons, RequestLabels, ResponseClass, TcpLabels,
+    DetectLabels, ExpiryLabels, Peer, Reasons, RequestLabels, ResponseKey, TcpLabels,
 };
 use super::mesh::{AuthzLabels, IdentityReading};
 use crate::config::Direction;
@@ -27,7 +27,7 @@ pub struct Snapshot {
     pub detect_total: BTreeMap<DetectLabels, u64>,
     pub requests: BTreeMap<RequestLabels, u64>,
     /// By request labels and status code.
-    pub responses: BTreeMap<(RequestLabels, ResponseClass), ResponseStats>,
+    pub responses: BTreeMap<(RequestLabels, ResponseKey), ResponseStats>,
     pub detect_duration_us: BTreeMap<(Direction, String), Histogram<u64>>,
     pub expiries: BTreeMap<ExpiryLabels, u64>,
     pub speculative_connections: u64,

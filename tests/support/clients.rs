@@ -261,3 +261,20 @@ pub fn websocket_binary_echo_and_close<S: std::io::Read + std::io::Write>(
     socket.close(None).unwrap();
     while socket.read().is_ok() {}
 }
+
+/// The first flight of a TLS 1.3 client for `sni`, as rustls (ring) sends
+/// it: a ClientHello for detection to read, nothing to finish a handshake
+/// with.
+pub fn tls_client_hello(sni: &str) -> Vec<u8> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    let mut client = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut hello = Vec::new();
+    client.write_tls(&mut hello).unwrap();
+    hello
+}
