@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::thread;
 
 use ringside::metrics::{MAX_SNIS, OVERFLOW};
 use support::*;
@@ -36,19 +35,7 @@ fn label_values(metrics: &Metrics, key: &str) -> BTreeSet<String> {
 fn distinct_snis_past_the_cap_share_one_label_and_the_page_stays_small() {
     let origin = Origin::echo();
     let proxy = Ringside::route_to([origin.addr]).shards(1).start();
-    let route = proxy.route();
-    // Four clients at a time: each connection sends its ClientHello,
-    // half-closes and reads to the end, so it is counted when it returns.
-    thread::scope(|scope| {
-        for client in 0..4 {
-            scope.spawn(move || {
-                for n in (client..HELLOS).step_by(4) {
-                    let hello = tls_client_hello(&format!("host-{n}.example"));
-                    assert_eq!(echo_through(route, &hello), hello);
-                }
-            });
-        }
-    });
+    tls_hellos_through(proxy.route(), HELLOS);
     let metrics = proxy.wait_idle();
     let tls = [("peer", "src"), ("tls", "opaque")];
     assert_eq!(metrics.sum("tcp_open_total", &tls), HELLOS as f64);

@@ -402,6 +402,7 @@ impl ShardMetrics {
                 .map(|(labels, count)| (labels.clone(), count.get()))
                 .collect(),
             mesh_refused: self.mesh_refused.borrow().clone(),
+            admin_closed: Reasons::default(),
             identity: None,
             tcp: self
                 .tcp

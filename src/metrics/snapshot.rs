@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub authz: BTreeMap<AuthzLabels, u64>,
     /// Meshed connections refused before they were proxied, by reason.
     pub mesh_refused: Reasons,
+    /// Admin connections cut off, by why; the admin side adds them.
+    pub admin_closed: Reasons,
     /// The identity's state; the admin side adds it, no shard has it.
     pub identity: Option<IdentityReading>,
 }

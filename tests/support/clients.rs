@@ -278,3 +278,19 @@ pub fn tls_client_hello(sni: &str) -> Vec<u8> {
     client.write_tls(&mut hello).unwrap();
     hello
 }
+
+/// Passes `count` TLS ClientHellos, each naming its own server
+/// (`host-N.example`), through `route` to an echo origin, four clients at
+/// a time; returns once every connection has ended.
+pub fn tls_hellos_through(route: SocketAddr, count: usize) {
+    thread::scope(|scope| {
+        for client in 0..4 {
+            scope.spawn(move || {
+                for n in (client..count).step_by(4) {
+                    let hello = tls_client_hello(&format!("host-{n}.example"));
+                    assert_eq!(echo_through(route, &hello), hello);
+                }
+            });
+        }
+    });
+}
