@@ -35,8 +35,27 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CONNECTIONS: usize = 16;
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
 
-/// Admin connections cut off, by why: `request_timeout`, `write_timeout`
-/// or `evicted` (`ringside_admin_connections_closed_total`).
+/// Why an admin connection was cut off (reset), as the `reason` label of
+/// `ringside_admin_connections_closed_total` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CutOff {
+    RequestTimeout,
+    WriteTimeout,
+    /// A newer connection took its slot.
+    Evicted,
+}
+
+impl CutOff {
+    fn as_str(self) -> &'static str {
+        match self {
+            CutOff::RequestTimeout => "request_timeout",
+            CutOff::WriteTimeout => "write_timeout",
+            CutOff::Evicted => "evicted",
+        }
+    }
+}
+
+/// Admin connections cut off, by why.
 type Closes = RefCell<BTreeMap<&'static str, u64>>;
 
 /// What the admin server asks of the proxy shards.
@@ -79,7 +98,7 @@ pub async fn run<S: Shards + 'static>(listener: socket2::Socket, addr: SocketAdd
                 failures.succeeded(addr);
                 let (slot, evicted) = slots.take();
                 if evicted {
-                    count(&closes, "evicted");
+                    count(&closes, CutOff::Evicted);
                 }
                 let exchange = Exchange {
                     stream,
@@ -94,8 +113,8 @@ pub async fn run<S: Shards + 'static>(listener: socket2::Socket, addr: SocketAdd
     }
 }
 
-fn count(closes: &Closes, reason: &'static str) {
-    *closes.borrow_mut().entry(reason).or_insert(0) += 1;
+fn count(closes: &Closes, cut_off: CutOff) {
+    *closes.borrow_mut().entry(cut_off.as_str()).or_insert(0) += 1;
 }
 
 /// One admin connection: a request and its answer.
@@ -112,22 +131,22 @@ impl<S: Shards + 'static> Exchange<S> {
     async fn serve(self, slot: Slot) {
         let evicted = async {
             slot.evicted().await;
-            Some("evicted")
+            Some(CutOff::Evicted)
         };
         let cut_off = future::or(self.answer(), evicted).await;
-        if let Some(reason) = cut_off {
+        if let Some(cut_off) = cut_off {
             self.stream.reset_on_close();
             // An eviction was counted when the newer connection came.
-            if reason != "evicted" {
-                count(&self.closes, reason);
+            if cut_off != CutOff::Evicted {
+                count(&self.closes, cut_off);
             }
         }
     }
 
     /// `Some(why)` when the exchange was cut off by a deadline.
-    async fn answer(&self) -> Option<&'static str> {
+    async fn answer(&self) -> Option<CutOff> {
         let Some(request) = timeout(REQUEST_TIMEOUT, read_request(&self.stream)).await else {
-            return Some("request_timeout");
+            return Some(CutOff::RequestTimeout);
         };
         let response = match request {
             Ok(Some(request)) if request.path == "/shutdown" => {
@@ -157,27 +176,29 @@ impl<S: Shards + 'static> Exchange<S> {
     /// the kernel took the bytes: a socket's send buffer grows to 4 MiB,
     /// more than a whole page, which a client that never reads would then
     /// pin in the kernel for minutes after the close.
-    async fn write(&self, response: Response) -> Option<&'static str> {
+    async fn write(&self, response: Response) -> Option<CutOff> {
         let bytes = response.into_bytes();
         let delivered = async {
             self.stream.write_all(&bytes).await?;
             drop(bytes);
+            let mut pause = Duration::from_millis(1);
             while unacknowledged_bytes(&self.stream)? > 0 {
-                sleep(DELIVERY_CHECK).await;
+                sleep(pause).await;
+                pause = (pause * 2).min(MAX_DELIVERY_PAUSE);
             }
             std::io::Result::Ok(())
         };
         match timeout(WRITE_TIMEOUT, delivered).await {
             Some(_) => None,
-            None => Some("write_timeout"),
+            None => Some(CutOff::WriteTimeout),
         }
     }
 }
 
-/// How often a written response is checked for delivery: a client on
-/// loopback or in the pod's network has acknowledged it by the first or
-/// second look.
-const DELIVERY_CHECK: Duration = Duration::from_millis(10);
+/// The longest pause between two looks at whether a written response has
+/// been acknowledged; the first is 1 ms, by when a client on loopback or in
+/// the pod's network has usually acknowledged it.
+const MAX_DELIVERY_PAUSE: Duration = Duration::from_millis(16);
 
 /// Bytes written to `stream` that its peer has not acknowledged yet.
 fn unacknowledged_bytes(stream: &Socket) -> std::io::Result<usize> {

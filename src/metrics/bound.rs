@@ -69,8 +69,10 @@ impl RemoteLabels {
         self.snis.label(sni)
     }
 
-    pub fn authority(&mut self, authority: &str) -> String {
-        self.authorities.label(authority)
+    /// Whether `authority` keeps its own label; a question rather than a
+    /// label, so that a request's authority is not copied on every request.
+    pub fn admits_authority(&mut self, authority: &str) -> bool {
+        self.authorities.admits(authority)
     }
 
     pub fn destination(&mut self, destination: SocketAddr) -> String {
@@ -179,6 +181,8 @@ mod tests {
             labels.response(class(599, None)).status_code,
             Code::Known(599)
         );
+        assert_eq!(Code::Other.to_string(), OVERFLOW);
+        assert_eq!(Code::Known(404).to_string(), "404");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use super::bound::RemoteLabels;
 use super::labels::{
     DetectLabels, ExpiryLabels, Reasons, RequestLabels, ResponseClass, ResponseKey, TcpLabels,
+    OVERFLOW,
 };
 use super::mesh::AuthzLabels;
 use super::snapshot::{new_histogram, ResponseStats, ShardSummary, Snapshot, TcpSnapshot};
@@ -286,8 +287,13 @@ impl ShardMetrics {
     /// Counts a request; returns its labels (authority capped) for the
     /// response to be counted under.
     pub fn request(&self, mut labels: RequestLabels) -> RequestLabels {
-        let authority = self.remote_labels.borrow_mut().authority(&labels.authority);
-        labels.authority = authority;
+        if !self
+            .remote_labels
+            .borrow_mut()
+            .admits_authority(&labels.authority)
+        {
+            labels.authority = OVERFLOW.to_string();
+        }
         let mut requests = self.requests.borrow_mut();
         match requests.get_mut(&labels) {
             Some(count) => *count += 1,
@@ -464,5 +470,39 @@ mod tests {
         assert_eq!(merged.pipes_idle, 3);
         let open: Vec<u64> = merged.shards.iter().map(|s| s.open_connections).collect();
         assert_eq!(open, vec![1, 0, 0]);
+    }
+
+    #[test]
+    fn authorities_and_status_codes_past_their_caps_share_one_label() {
+        use crate::metrics::bound::{MAX_AUTHORITIES, MAX_STATUS_CODES};
+        use crate::metrics::labels::Code;
+        let metrics = ShardMetrics::new(0);
+        for n in 0..2 * MAX_AUTHORITIES {
+            let labels = metrics.request(RequestLabels {
+                direction: Direction::Inbound,
+                authority: format!("host-{n}.example"),
+                target_addr: "127.0.0.1:80".into(),
+                peer_id: None,
+            });
+            let class = ResponseClass {
+                status_code: 100 + n as u16,
+                grpc_status: None,
+            };
+            metrics.responded(&labels, class, Duration::from_millis(1));
+        }
+        let snapshot = metrics.snapshot(0, 0);
+        assert_eq!(snapshot.requests.len(), MAX_AUTHORITIES + 1);
+        let other = snapshot
+            .requests
+            .iter()
+            .find(|(l, _)| l.authority == OVERFLOW);
+        assert_eq!(other.map(|(_, count)| *count), Some(MAX_AUTHORITIES as u64));
+        let codes: std::collections::BTreeSet<Code> = snapshot
+            .responses
+            .keys()
+            .map(|(_, key)| key.status_code)
+            .collect();
+        assert_eq!(codes.len(), MAX_STATUS_CODES + 1);
+        assert!(codes.contains(&Code::Other));
     }
 }
