@@ -3,20 +3,60 @@
 //! snapshots it asks the shards for (through [`Shards`], which the runtime
 //! implements) and merges; it knows nothing else of the proxy.
 
+mod slots;
 mod wire;
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures_lite::future;
+
 use crate::io::{sleep, spawn, timeout, AcceptFailures, Listener, Socket};
 use crate::metrics::{encode, ProcessStats, Snapshot};
+use slots::{Slot, Slots};
 use wire::{Request, Response};
 
 /// A request that takes longer than this to arrive is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A response that takes longer than this to write is cut off with a
+/// reset, which frees the unsent part in the kernel too: a client that
+/// asks for `/metrics` and never reads held the whole page for as long as
+/// it liked (20 such clients: +200 MiB, issue 19). With `REQUEST_TIMEOUT`,
+/// an exchange has 10 s at most, Prometheus' default `scrape_timeout`,
+/// past which a scraper has given up anyway.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Admin connections open at once; past it the oldest is closed (see
+/// `slots`). Each may hold a `/metrics` page, so this bounds the admin
+/// server's memory to 16 pages; probes and a scraper or two need 4.
+const MAX_CONNECTIONS: usize = 16;
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
+
+/// Why an admin connection was cut off (reset), as the `reason` label of
+/// `ringside_admin_connections_closed_total` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CutOff {
+    RequestTimeout,
+    WriteTimeout,
+    /// A newer connection took its slot.
+    Evicted,
+}
+
+impl CutOff {
+    fn as_str(self) -> &'static str {
+        match self {
+            CutOff::RequestTimeout => "request_timeout",
+            CutOff::WriteTimeout => "write_timeout",
+            CutOff::Evicted => "evicted",
+        }
+    }
+}
+
+/// Admin connections cut off, by why.
+type Closes = RefCell<BTreeMap<&'static str, u64>>;
 
 /// What the admin server asks of the proxy shards.
 pub trait Shards {
@@ -46,6 +86,8 @@ pub async fn run<S: Shards + 'static>(listener: socket2::Socket, addr: SocketAdd
     let listener = Listener::new(listener);
     tracing::info!(%addr, "admin server listening");
     let mut failures = AcceptFailures::new();
+    let slots = Slots::new(MAX_CONNECTIONS);
+    let closes = Rc::new(Closes::default());
     loop {
         let accepted = listener.accept().await.map(|stream| {
             let peer = stream.peer_addr().ok();
@@ -54,34 +96,120 @@ pub async fn run<S: Shards + 'static>(listener: socket2::Socket, addr: SocketAdd
         match accepted {
             Ok((stream, peer)) => {
                 failures.succeeded(addr);
-                spawn(serve(stream, peer, shards.clone()));
+                let (slot, evicted) = slots.take();
+                if evicted {
+                    count(&closes, CutOff::Evicted);
+                }
+                let exchange = Exchange {
+                    stream,
+                    peer,
+                    shards: shards.clone(),
+                    closes: closes.clone(),
+                };
+                spawn(exchange.serve(slot));
             }
             Err(err) => sleep(failures.failed(addr, &err)).await,
         }
     }
 }
 
-async fn serve(stream: Socket, peer: Option<SocketAddr>, shards: Rc<impl Shards>) {
-    let Some(request) = timeout(REQUEST_TIMEOUT, read_request(&stream)).await else {
-        return;
-    };
-    let response = match request {
-        Ok(Some(request)) if request.path == "/shutdown" => {
-            let (response, accepted) = shutdown(&request, peer);
-            // The answer goes out before the drain, which may end the
-            // process once no connection is left.
-            let _ = stream.write_all(&response.into_bytes()).await;
-            if accepted {
-                tracing::info!(?peer, "shutdown requested on the admin server: draining");
-                shards.shutdown().await;
+fn count(closes: &Closes, cut_off: CutOff) {
+    *closes.borrow_mut().entry(cut_off.as_str()).or_insert(0) += 1;
+}
+
+/// One admin connection: a request and its answer.
+struct Exchange<S> {
+    stream: Socket,
+    peer: Option<SocketAddr>,
+    shards: Rc<S>,
+    closes: Rc<Closes>,
+}
+
+impl<S: Shards + 'static> Exchange<S> {
+    /// Serves the request until done, cut off or evicted; a connection cut
+    /// off is reset, so that the kernel drops what it still holds of it.
+    async fn serve(self, slot: Slot) {
+        let evicted = async {
+            slot.evicted().await;
+            Some(CutOff::Evicted)
+        };
+        let cut_off = future::or(self.answer(), evicted).await;
+        if let Some(cut_off) = cut_off {
+            self.stream.reset_on_close();
+            // An eviction was counted when the newer connection came.
+            if cut_off != CutOff::Evicted {
+                count(&self.closes, cut_off);
             }
-            return;
         }
-        Ok(Some(request)) => respond(&*shards, &request).await,
-        Ok(None) => Response::text(400, "bad request\n"),
-        Err(_) => return,
-    };
-    let _ = stream.write_all(&response.into_bytes()).await;
+    }
+
+    /// `Some(why)` when the exchange was cut off by a deadline.
+    async fn answer(&self) -> Option<CutOff> {
+        let Some(request) = timeout(REQUEST_TIMEOUT, read_request(&self.stream)).await else {
+            return Some(CutOff::RequestTimeout);
+        };
+        let response = match request {
+            Ok(Some(request)) if request.path == "/shutdown" => {
+                let (response, accepted) = shutdown(&request, self.peer);
+                // The answer goes out before the drain, which may end the
+                // process once no connection is left.
+                let cut_off = self.write(response).await;
+                if accepted {
+                    let peer = self.peer;
+                    tracing::info!(?peer, "shutdown requested on the admin server: draining");
+                    // A task of its own: an eviction of this connection
+                    // must not cancel the drain.
+                    let shards = self.shards.clone();
+                    spawn(async move { shards.shutdown().await });
+                }
+                return cut_off;
+            }
+            Ok(Some(request)) => respond(&*self.shards, &request, &self.closes).await,
+            Ok(None) => Response::text(400, "bad request\n"),
+            Err(_) => return None,
+        };
+        self.write(response).await
+    }
+
+    /// Writes `response` and waits for the client to acknowledge all of
+    /// it, within `WRITE_TIMEOUT`. A write alone would finish as soon as
+    /// the kernel took the bytes: a socket's send buffer grows to 4 MiB,
+    /// more than a whole page, which a client that never reads would then
+    /// pin in the kernel for minutes after the close.
+    async fn write(&self, response: Response) -> Option<CutOff> {
+        let bytes = response.into_bytes();
+        let delivered = async {
+            self.stream.write_all(&bytes).await?;
+            drop(bytes);
+            let mut pause = Duration::from_millis(1);
+            while unacknowledged_bytes(&self.stream)? > 0 {
+                sleep(pause).await;
+                pause = (pause * 2).min(MAX_DELIVERY_PAUSE);
+            }
+            std::io::Result::Ok(())
+        };
+        match timeout(WRITE_TIMEOUT, delivered).await {
+            Some(_) => None,
+            None => Some(CutOff::WriteTimeout),
+        }
+    }
+}
+
+/// The longest pause between two looks at whether a written response has
+/// been acknowledged; the first is 1 ms, by when a client on loopback or in
+/// the pod's network has usually acknowledged it.
+const MAX_DELIVERY_PAUSE: Duration = Duration::from_millis(16);
+
+/// Bytes written to `stream` that its peer has not acknowledged yet.
+fn unacknowledged_bytes(stream: &Socket) -> std::io::Result<usize> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int through the pointer,
+    // which `queued` is; the fd is open while `stream` lives.
+    let done = unsafe { libc::ioctl(stream.fd(), libc::TIOCOUTQ, &mut queued) };
+    if done < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(usize::try_from(queued).unwrap_or(0))
 }
 
 /// Reads one request head; `None` for anything that is not a parsable
@@ -119,7 +247,7 @@ fn shutdown(request: &Request, peer: Option<SocketAddr>) -> (Response, bool) {
     (Response::text(200, "shutting down\n"), true)
 }
 
-async fn respond(shards: &impl Shards, request: &Request) -> Response {
+async fn respond(shards: &impl Shards, request: &Request, closes: &Closes) -> Response {
     if request.method != "GET" && request.method != "HEAD" {
         return Response::text(405, "only GET and HEAD\n");
     }
@@ -132,7 +260,8 @@ async fn respond(shards: &impl Shards, request: &Request) -> Response {
             Readiness::Draining => Response::text(503, "draining\n"),
         },
         "/metrics" => {
-            let snapshot = shards.snapshot().await;
+            let mut snapshot = shards.snapshot().await;
+            snapshot.admin_closed = closes.borrow().clone();
             let mut body = String::with_capacity(16 * 1024);
             encode(&snapshot, &ProcessStats::read(), &mut body);
             Response::new(200, "text/plain; version=0.0.4", body)

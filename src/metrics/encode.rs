@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use super::labels::{Peer, PeerId, Reasons, RequestLabels, ResponseKey, TcpLabels};
 use super::process::ProcessStats;
-use super::recorder::Reasons;
 use super::snapshot::{Snapshot, TcpSnapshot};
 use super::text::{escape, Family, HistogramFamily};
-use super::{Peer, PeerId, RequestLabels, ResponseClass, TcpLabels};
 
 /// Writes the whole `/metrics` page.
 pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
@@ -193,6 +192,10 @@ const DETECTING_CONNECTIONS: Family = Family::gauge(
     "ringside_detecting_connections",
     "Connections waiting for a protocol verdict (counted in tcp_open_connections once it is in).",
 );
+const ADMIN_CONNECTIONS_CLOSED_TOTAL: Family = Family::counter(
+    "ringside_admin_connections_closed_total",
+    "Admin connections cut off: by a deadline, or to make room past the connection bound.",
+);
 const PIPES: Family = Family::gauge("ringside_pipes", "Splice pipes, lent out or pooled.");
 const SHARDS: Family = Family::gauge("ringside_shards", "Proxy shards that answered this scrape.");
 const BUILD_INFO: Family = Family::gauge("ringside_build_info", "Build of this binary.");
@@ -300,6 +303,7 @@ fn encode_ringside(snapshot: &Snapshot, out: &mut String) {
     CONNECTIONS_REFUSED_TOTAL.write(out, by_reason("reason", &snapshot.connections_refused));
     HTTP2_ENHANCE_YOUR_CALM_TOTAL.write(out, by_reason("cause", &snapshot.http2_calmed));
     DETECTING_CONNECTIONS.write(out, [("", snapshot.detecting_connections)]);
+    ADMIN_CONNECTIONS_CLOSED_TOTAL.write(out, by_reason("reason", &snapshot.admin_closed));
     PIPES.write(
         out,
         [
@@ -366,12 +370,8 @@ fn request_labels(labels: &RequestLabels) -> String {
     text
 }
 
-fn response_labels(labels: &RequestLabels, class: &ResponseClass) -> String {
-    let classification = if class.is_failure() {
-        "failure"
-    } else {
-        "success"
-    };
+fn response_labels(labels: &RequestLabels, class: &ResponseKey) -> String {
+    let classification = if class.failure { "failure" } else { "success" };
     let mut text = format!(
         "{},status_code=\"{}\",classification=\"{classification}\"",
         request_labels(labels),
@@ -387,7 +387,8 @@ fn response_labels(labels: &RequestLabels, class: &ResponseClass) -> String {
 mod tests {
     use super::*;
     use crate::config::Direction;
-    use crate::metrics::{DetectLabels, Expiry, Peer, ShardMetrics};
+    use crate::metrics::labels::{DetectLabels, Expiry, ResponseClass};
+    use crate::metrics::recorder::ShardMetrics;
     use std::time::Duration;
 
     #[test]
@@ -511,6 +512,7 @@ mod tests {
                 "ringside_connections_refused_total counter",
                 "ringside_http2_enhance_your_calm_total counter",
                 "ringside_detecting_connections gauge",
+                "ringside_admin_connections_closed_total counter",
                 "ringside_pipes gauge",
                 "ringside_shards gauge",
                 "ringside_build_info gauge",

@@ -9,144 +9,14 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::mesh::{Authz, AuthzLabels, HttpAuthz};
-use super::route::RouteMetrics;
-use super::snapshot::{Snapshot, TcpSnapshot};
+use super::bound::RemoteLabels;
+use super::labels::{
+    DetectLabels, ExpiryLabels, Reasons, RequestLabels, ResponseClass, ResponseKey, TcpLabels,
+    OVERFLOW,
+};
+use super::mesh::AuthzLabels;
+use super::snapshot::{new_histogram, ResponseStats, ShardSummary, Snapshot, TcpSnapshot};
 use crate::config::Direction;
-
-/// Which end of the proxy a TCP connection is, in Linkerd's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Peer {
-    /// A connection the proxy accepted from a client.
-    Src,
-    /// A connection the proxy opened to an upstream endpoint.
-    Dst,
-}
-
-impl Peer {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Peer::Src => "src",
-            Peer::Dst => "dst",
-        }
-    }
-}
-
-/// The labels of the tcp_* series. `target_addr` is the route's listen
-/// address for `peer="src"` (what the client dialed) and the endpoint for
-/// `peer="dst"`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TcpLabels {
-    pub direction: Direction,
-    pub peer: Peer,
-    pub target_addr: String,
-    /// `Some(sni)` for TLS passed through opaquely (labels `tls="opaque"`
-    /// and `sni`, empty when the ClientHello named no server), as Linkerd
-    /// labels such connections.
-    pub tls_sni: Option<String>,
-    /// The identity of a mesh peer at this end, proven over mTLS: the
-    /// client's (`peer="src"`, inbound) or the server's (`peer="dst"`,
-    /// outbound), labelled `tls="true"` and `client_id` or `server_id`,
-    /// as Linkerd's.
-    pub peer_id: Option<String>,
-    /// Why a connection of a meshed proxy is not mTLS, when it is not
-    /// (labels `tls="no_identity"` and `no_tls_reason`).
-    pub no_tls: Option<&'static str>,
-}
-
-/// The labels of `protocol_detect_total`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DetectLabels {
-    pub direction: Direction,
-    pub target_addr: String,
-    /// `http/1`, `http/2`, `tls`, `unknown`, `opaque_port`, `timeout`,
-    /// `quiet`, `server_first`, `learned_server_first` or `error`.
-    pub result: &'static str,
-}
-
-/// Which wait of a connection ran out: the `timeout` label of
-/// `ringside_timeouts_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Expiry {
-    /// An HTTP/1 request head took too long (408).
-    HeadRead,
-    /// An HTTP/1 client sat idle between requests (closed quietly).
-    ClientIdle,
-    /// An upstream took too long to start its response (504).
-    Response,
-    /// An opaque connection passed no byte either way (both closed).
-    OpaqueIdle,
-    /// A client took too long to send its first head: the upstream
-    /// connection opened for it ahead of time went back to the pool.
-    SpeculativeHold,
-}
-
-impl Expiry {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Expiry::HeadRead => "head_read",
-            Expiry::ClientIdle => "client_idle",
-            Expiry::Response => "response",
-            Expiry::OpaqueIdle => "opaque_idle",
-            Expiry::SpeculativeHold => "speculative_hold",
-        }
-    }
-}
-
-/// The labels of `ringside_timeouts_total`: the route and what ran out.
-pub type ExpiryLabels = (Direction, String, Expiry);
-
-/// The labels of `request_total`, and with a status those of the response
-/// series, as Linkerd names them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestLabels {
-    pub direction: Direction,
-    /// The Host header (or CONNECT target); capped per shard, see
-    /// `MAX_AUTHORITIES`.
-    pub authority: String,
-    pub target_addr: String,
-    /// The mesh identity at the far end of the request's hop, proven over
-    /// mTLS (labels `tls="true"` and `client_id` or `server_id`).
-    pub peer_id: Option<PeerId>,
-}
-
-/// A mesh peer's identity, by which end of the hop it is at.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PeerId {
-    /// The client's, inbound.
-    Client(String),
-    /// The server's, outbound.
-    Server(String),
-    /// None, for this reason (`tls="no_identity"`, `no_tls_reason`).
-    NoIdentity(&'static str),
-}
-
-/// Distinct authorities a shard labels; clients choose Host headers, so
-/// beyond this they share the label `_other` instead of growing memory.
-const MAX_AUTHORITIES: usize = 256;
-
-/// What a response series is keyed by beyond its request's labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ResponseClass {
-    pub status_code: u16,
-    /// The gRPC status from the trailers (or a trailers-only head).
-    pub grpc_status: Option<u16>,
-}
-
-impl ResponseClass {
-    /// Linkerd's classification: 5xx, or a non-zero gRPC status, fails.
-    pub fn is_failure(&self) -> bool {
-        self.status_code >= 500 || self.grpc_status.is_some_and(|code| code != 0)
-    }
-}
-
-/// One response series: its count and latency histogram (milliseconds,
-/// request head received to response body sent).
-#[derive(Debug, Clone)]
-pub struct ResponseStats {
-    pub total: u64,
-    pub latency_ms: Histogram<u64>,
-}
 
 /// The counters of one label set; a connection holds an `Rc` to its own so
 /// that counting a byte is one `Cell` add, no lookup.
@@ -249,8 +119,10 @@ pub struct ShardMetrics {
     detect_total: RefCell<BTreeMap<DetectLabels, u64>>,
     requests: RefCell<BTreeMap<RequestLabels, u64>>,
     /// Nested so that counting a response needs no key clone.
-    responses: RefCell<BTreeMap<RequestLabels, BTreeMap<ResponseClass, ResponseStats>>>,
-    authorities: RefCell<std::collections::HashSet<String>>,
+    responses: RefCell<BTreeMap<RequestLabels, BTreeMap<ResponseKey, ResponseStats>>>,
+    /// The bounds on label values a remote party chooses (SNI, authority,
+    /// status codes, transparent destinations).
+    remote_labels: RefCell<RemoteLabels>,
     /// Time to a detection verdict, in microseconds, by direction and target.
     detect_duration_us: RefCell<BTreeMap<(Direction, String), Histogram<u64>>>,
     /// Timeouts that fired, by route and kind.
@@ -283,7 +155,7 @@ impl ShardMetrics {
             detect_duration_us: RefCell::default(),
             requests: RefCell::default(),
             responses: RefCell::default(),
-            authorities: RefCell::default(),
+            remote_labels: RefCell::default(),
             expiries: RefCell::default(),
             speculative: Rc::default(),
             speculative_skipped_total: Cell::new(0),
@@ -297,25 +169,7 @@ impl ShardMetrics {
         add(&self.authz_counter(labels), 1);
     }
 
-    /// The counter of the HTTP requests of a client `authz` judged, who
-    /// proved `client_id` (or nothing), for its connection to keep.
-    pub fn http_authz(
-        &self,
-        route: &RouteMetrics,
-        authz: Authz,
-        client_id: Option<&str>,
-    ) -> HttpAuthz {
-        let requests = self.authz_counter(AuthzLabels {
-            http: true,
-            allowed: authz.allowed,
-            authz: authz.policy,
-            client_id: client_id.unwrap_or_default().to_string(),
-            target_addr: route.target_addr.clone(),
-        });
-        HttpAuthz { authz, requests }
-    }
-
-    fn authz_counter(&self, labels: AuthzLabels) -> Rc<Cell<u64>> {
+    pub(super) fn authz_counter(&self, labels: AuthzLabels) -> Rc<Cell<u64>> {
         self.authz.borrow_mut().entry(labels).or_default().clone()
     }
 
@@ -433,13 +287,12 @@ impl ShardMetrics {
     /// Counts a request; returns its labels (authority capped) for the
     /// response to be counted under.
     pub fn request(&self, mut labels: RequestLabels) -> RequestLabels {
-        let mut authorities = self.authorities.borrow_mut();
-        if !authorities.contains(&labels.authority) {
-            if authorities.len() < MAX_AUTHORITIES {
-                authorities.insert(labels.authority.clone());
-            } else {
-                labels.authority = "_other".to_string();
-            }
+        if !self
+            .remote_labels
+            .borrow_mut()
+            .admits_authority(&labels.authority)
+        {
+            labels.authority = OVERFLOW.to_string();
         }
         let mut requests = self.requests.borrow_mut();
         match requests.get_mut(&labels) {
@@ -457,13 +310,27 @@ impl ShardMetrics {
             Some(by_class) => by_class,
             None => responses.entry(labels.clone()).or_default(),
         };
-        let stats = by_class.entry(class).or_insert_with(|| ResponseStats {
+        let key = self.remote_labels.borrow_mut().response(class);
+        let stats = by_class.entry(key).or_insert_with(|| ResponseStats {
             total: 0,
             latency_ms: new_histogram(),
         });
         stats.total += 1;
         let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
         stats.latency_ms.saturating_record(ms);
+    }
+
+    /// The `sni` label of a TLS ClientHello's server name: bounded per
+    /// shard, as the client chooses it.
+    pub fn sni_label(&self, sni: &str) -> String {
+        self.remote_labels.borrow_mut().sni(sni)
+    }
+
+    /// The `target_addr` label of a transparent connection's original
+    /// destination: bounded per shard, as the client chooses it, until
+    /// `forget_target` frees its slot.
+    pub fn destination_label(&self, destination: std::net::SocketAddr) -> String {
+        self.remote_labels.borrow_mut().destination(destination)
     }
 
     /// Drops every series labelled with `target` (a forgotten transparent
@@ -473,6 +340,7 @@ impl ShardMetrics {
     /// series. Counters of a target seen again start from zero, which
     /// Prometheus reads as a counter reset.
     pub fn forget_target(&self, target: &str) {
+        self.remote_labels.borrow_mut().forget_destination(target);
         self.tcp.borrow_mut().retain(|labels, counters| {
             labels.target_addr != target || Rc::strong_count(counters) > 1
         });
@@ -503,7 +371,7 @@ impl ShardMetrics {
     /// and `pipes_idle` come from the shard's pipe pool.
     pub fn snapshot(&self, pipes_in_use: usize, pipes_idle: usize) -> Snapshot {
         Snapshot {
-            shards: vec![super::snapshot::ShardSummary {
+            shards: vec![ShardSummary {
                 shard: self.shard,
                 accepted_total: self.accepted_total.get(),
                 open_connections: 0,
@@ -540,6 +408,7 @@ impl ShardMetrics {
                 .map(|(labels, count)| (labels.clone(), count.get()))
                 .collect(),
             mesh_refused: self.mesh_refused.borrow().clone(),
+            admin_closed: Reasons::default(),
             identity: None,
             tcp: self
                 .tcp
@@ -552,21 +421,88 @@ impl ShardMetrics {
     }
 }
 
-/// A histogram of whole units (ms, us) that grows as needed; 3 significant
-/// digits keeps every Linkerd bucket bound exact.
-pub fn new_histogram() -> Histogram<u64> {
-    let mut histogram = Histogram::new(3).expect("3 significant figures is a valid precision");
-    histogram.auto(true);
-    histogram
-}
-
-/// Counts by a reason label whose values are fixed in the code.
-pub type Reasons = BTreeMap<&'static str, u64>;
-
 fn count(reasons: &RefCell<Reasons>, reason: &'static str) {
     *reasons.borrow_mut().entry(reason).or_insert(0) += 1;
 }
 
 fn add(counter: &Cell<u64>, n: u64) {
     counter.set(counter.get().wrapping_add(n));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::labels::Peer;
+    use std::time::Duration;
+
+    fn labels(peer: Peer) -> TcpLabels {
+        TcpLabels {
+            direction: Direction::Outbound,
+            peer,
+            target_addr: "127.0.0.1:80".into(),
+            tls_sni: None,
+            peer_id: None,
+            no_tls: None,
+        }
+    }
+
+    #[test]
+    fn merge_adds_counters_and_histograms_of_every_shard() {
+        let mut merged = Snapshot::default();
+        for shard in 0..3 {
+            let metrics = ShardMetrics::new(shard);
+            let tcp = metrics.tcp(labels(Peer::Src));
+            tcp.opened();
+            tcp.read(100);
+            tcp.wrote(10);
+            if shard > 0 {
+                tcp.closed(shard == 1, Duration::from_millis(5));
+            }
+            metrics.accepted();
+            merged.merge(&metrics.snapshot(0, 1));
+        }
+        let tcp = &merged.tcp[&labels(Peer::Src)];
+        assert_eq!(tcp.open_total, 3);
+        assert_eq!((tcp.close_success_total, tcp.close_failure_total), (1, 1));
+        assert_eq!(tcp.open_connections(), 1);
+        assert_eq!((tcp.read_bytes_total, tcp.write_bytes_total), (300, 30));
+        assert_eq!(tcp.duration_ms.len(), 2);
+        assert_eq!(merged.pipes_idle, 3);
+        let open: Vec<u64> = merged.shards.iter().map(|s| s.open_connections).collect();
+        assert_eq!(open, vec![1, 0, 0]);
+    }
+
+    #[test]
+    fn authorities_and_status_codes_past_their_caps_share_one_label() {
+        use crate::metrics::bound::{MAX_AUTHORITIES, MAX_STATUS_CODES};
+        use crate::metrics::labels::Code;
+        let metrics = ShardMetrics::new(0);
+        for n in 0..2 * MAX_AUTHORITIES {
+            let labels = metrics.request(RequestLabels {
+                direction: Direction::Inbound,
+                authority: format!("host-{n}.example"),
+                target_addr: "127.0.0.1:80".into(),
+                peer_id: None,
+            });
+            let class = ResponseClass {
+                status_code: 100 + n as u16,
+                grpc_status: None,
+            };
+            metrics.responded(&labels, class, Duration::from_millis(1));
+        }
+        let snapshot = metrics.snapshot(0, 0);
+        assert_eq!(snapshot.requests.len(), MAX_AUTHORITIES + 1);
+        let other = snapshot
+            .requests
+            .iter()
+            .find(|(l, _)| l.authority == OVERFLOW);
+        assert_eq!(other.map(|(_, count)| *count), Some(MAX_AUTHORITIES as u64));
+        let codes: std::collections::BTreeSet<Code> = snapshot
+            .responses
+            .keys()
+            .map(|(_, key)| key.status_code)
+            .collect();
+        assert_eq!(codes.len(), MAX_STATUS_CODES + 1);
+        assert!(codes.contains(&Code::Other));
+    }
 }

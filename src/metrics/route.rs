@@ -6,10 +6,9 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::recorder::{
-    DetectLabels, Expiry, ExpiryLabels, Peer, PeerId, RequestLabels, ShardMetrics, TcpCounters,
-    TcpLabels,
-};
+use super::labels::{DetectLabels, Expiry, ExpiryLabels, Peer, PeerId, RequestLabels, TcpLabels};
+use super::mesh::{Authz, AuthzLabels, HttpAuthz};
+use super::recorder::{ShardMetrics, TcpCounters};
 use crate::config::Direction;
 
 /// Linkerd's `no_tls_reason` of an inbound client that is not a mesh peer.
@@ -17,6 +16,12 @@ const NO_TLS_FROM_REMOTE: &str = "no_tls_from_remote";
 /// Linkerd's `no_tls_reason` of an outbound endpoint that is not one (its
 /// service discovery is our `[[mesh.peer]]` list).
 const NOT_A_MESH_PEER: &str = "not_provided_by_service_discovery";
+
+/// The `target_addr` labels of a route's listen address and endpoints.
+struct Targets {
+    listen: String,
+    upstreams: Vec<String>,
+}
 
 pub struct RouteMetrics {
     pub direction: Direction,
@@ -27,8 +32,9 @@ pub struct RouteMetrics {
     pub src: Rc<TcpCounters>,
     /// Upstream-side counters (`peer="dst"`), by endpoint index.
     pub dst: Vec<Rc<TcpCounters>>,
-    /// The endpoints, for the per-connection labels of TLS passthrough.
-    upstreams: Vec<SocketAddr>,
+    /// The endpoints' `target_addr` labels, for the per-connection labels
+    /// of TLS passthrough.
+    upstream_targets: Vec<String>,
     /// The mesh peer identity each endpoint is reached through, if any.
     server_ids: Vec<Option<String>>,
     /// The one every endpoint is reached through, if they share one.
@@ -52,7 +58,43 @@ impl RouteMetrics {
         server_ids: Vec<Option<String>>,
         meshed: bool,
     ) -> RouteMetrics {
-        let target_addr = listen.to_string();
+        let targets = Targets {
+            listen: listen.to_string(),
+            upstreams: upstreams.iter().map(SocketAddr::to_string).collect(),
+        };
+        RouteMetrics::labelled(metrics, direction, targets, server_ids, meshed)
+    }
+
+    /// As `new`, for a transparent connection's original destination
+    /// `listen`, which the client chose: its `target_addr` (and its
+    /// upstreams') take a slot of the shard's bound, `_other` past it,
+    /// until `ShardMetrics::forget_target` frees it.
+    pub fn for_destination(
+        metrics: &ShardMetrics,
+        direction: Direction,
+        listen: SocketAddr,
+        upstreams: &[SocketAddr],
+        server_ids: Vec<Option<String>>,
+        meshed: bool,
+    ) -> RouteMetrics {
+        let targets = Targets {
+            listen: metrics.destination_label(listen),
+            upstreams: upstreams
+                .iter()
+                .map(|upstream| metrics.destination_label(*upstream))
+                .collect(),
+        };
+        RouteMetrics::labelled(metrics, direction, targets, server_ids, meshed)
+    }
+
+    fn labelled(
+        metrics: &ShardMetrics,
+        direction: Direction,
+        targets: Targets,
+        server_ids: Vec<Option<String>>,
+        meshed: bool,
+    ) -> RouteMetrics {
+        let target_addr = targets.listen;
         let labels = |peer, target_addr: String, peer_id: Option<String>| {
             let no_tls = match (peer, direction) {
                 _ if !meshed || peer_id.is_some() => None,
@@ -83,17 +125,16 @@ impl RouteMetrics {
         RouteMetrics {
             direction,
             src: metrics.tcp(labels(Peer::Src, target_addr.clone(), None)),
-            dst: upstreams
+            dst: targets
+                .upstreams
                 .iter()
                 .zip(&server_ids)
-                .map(|(upstream, id)| {
-                    metrics.tcp(labels(Peer::Dst, upstream.to_string(), id.clone()))
-                })
+                .map(|(upstream, id)| metrics.tcp(labels(Peer::Dst, upstream.clone(), id.clone())))
                 .collect(),
             server_id,
             no_tls,
             server_ids,
-            upstreams: upstreams.to_vec(),
+            upstream_targets: targets.upstreams,
             target_addr,
         }
     }
@@ -103,8 +144,8 @@ impl RouteMetrics {
         self.server_ids[index].is_some()
     }
 
-    /// The counters of a TLS passthrough connection: its SNI is a label,
-    /// so they are looked up per connection.
+    /// The counters of a TLS passthrough connection: its SNI is a label
+    /// (bounded per shard), so they are looked up per connection.
     pub fn tls(
         &self,
         metrics: &ShardMetrics,
@@ -115,7 +156,7 @@ impl RouteMetrics {
         let (target_addr, peer_id) = match peer {
             Peer::Src => (self.target_addr.clone(), None),
             Peer::Dst => (
-                self.upstreams[endpoint].to_string(),
+                self.upstream_targets[endpoint].clone(),
                 self.server_ids[endpoint].clone(),
             ),
         };
@@ -123,7 +164,7 @@ impl RouteMetrics {
             direction: self.direction,
             peer,
             target_addr,
-            tls_sni: Some(sni.to_string()),
+            tls_sni: Some(metrics.sni_label(sni)),
             peer_id,
             no_tls: None,
         })
@@ -143,7 +184,7 @@ impl RouteMetrics {
             direction: self.direction,
             peer: Peer::Src,
             target_addr: self.target_addr.clone(),
-            tls_sni: sni.map(str::to_string),
+            tls_sni: sni.map(|sni| metrics.sni_label(sni)),
             peer_id: Some(client_id.to_string()),
             no_tls: None,
         })
@@ -181,5 +222,100 @@ impl RouteMetrics {
             target_addr: self.target_addr.clone(),
             result,
         }
+    }
+}
+
+/// Kept beside the route, whose `target_addr` labels it, so that the
+/// recorder need not know routes.
+impl ShardMetrics {
+    /// The counter of the HTTP requests of a client `authz` judged, who
+    /// proved `client_id` (or nothing), for its connection to keep.
+    pub fn http_authz(
+        &self,
+        route: &RouteMetrics,
+        authz: Authz,
+        client_id: Option<&str>,
+    ) -> HttpAuthz {
+        let requests = self.authz_counter(AuthzLabels {
+            http: true,
+            allowed: authz.allowed,
+            authz: authz.policy,
+            client_id: client_id.unwrap_or_default().to_string(),
+            target_addr: route.target_addr.clone(),
+        });
+        HttpAuthz { authz, requests }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::metrics::bound::{MAX_DESTINATIONS, MAX_SNIS};
+    use crate::metrics::labels::OVERFLOW;
+
+    fn addr(n: u32) -> SocketAddr {
+        SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + n), 443))
+    }
+
+    fn route(metrics: &ShardMetrics) -> RouteMetrics {
+        RouteMetrics::new(
+            metrics,
+            Direction::Outbound,
+            addr(0),
+            &[addr(1)],
+            vec![None],
+            false,
+        )
+    }
+
+    #[test]
+    fn snis_past_the_cap_are_counted_under_one_label() {
+        let metrics = ShardMetrics::new(0);
+        let route = route(&metrics);
+        let hellos = 3 * MAX_SNIS;
+        for n in 0..hellos {
+            let sni = format!("host-{n}.example");
+            route.tls(&metrics, Peer::Src, 0, &sni).opened();
+            route.tls(&metrics, Peer::Dst, 0, &sni).opened();
+        }
+        let snapshot = metrics.snapshot(0, 0);
+        let snis: BTreeSet<&str> = snapshot
+            .tcp
+            .keys()
+            .filter_map(|labels| labels.tls_sni.as_deref())
+            .collect();
+        assert_eq!(snis.len(), MAX_SNIS + 1);
+        let overflowed = snapshot
+            .tcp
+            .iter()
+            .filter(|(labels, _)| labels.tls_sni.as_deref() == Some(OVERFLOW));
+        let opened: Vec<u64> = overflowed.map(|(_, tcp)| tcp.open_total).collect();
+        assert_eq!(opened, [(hellos - MAX_SNIS) as u64; 2]);
+    }
+
+    #[test]
+    fn a_destination_past_the_cap_is_labelled_other_until_one_is_forgotten() {
+        let metrics = ShardMetrics::new(0);
+        let destination = |n| {
+            let listen = addr(n);
+            let route = RouteMetrics::for_destination(
+                &metrics,
+                Direction::Outbound,
+                listen,
+                &[listen],
+                vec![None],
+                false,
+            );
+            route.target_addr
+        };
+        for n in 0..MAX_DESTINATIONS as u32 {
+            assert_eq!(destination(n), addr(n).to_string());
+        }
+        let late = MAX_DESTINATIONS as u32;
+        assert_eq!(destination(late), OVERFLOW);
+        metrics.forget_target(&addr(0).to_string());
+        assert_eq!(destination(late), addr(late).to_string());
     }
 }

@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use super::mesh::{AuthzLabels, IdentityReading};
-use super::recorder::{
-    new_histogram, DetectLabels, ExpiryLabels, Peer, Reasons, RequestLabels, ResponseClass,
-    ResponseStats, TcpLabels,
+use super::labels::{
+    DetectLabels, ExpiryLabels, Peer, Reasons, RequestLabels, ResponseKey, TcpLabels,
 };
+use super::mesh::{AuthzLabels, IdentityReading};
 use crate::config::Direction;
 
 /// Everything a scrape shows, for one shard or merged over all of them.
@@ -28,7 +27,7 @@ pub struct Snapshot {
     pub detect_total: BTreeMap<DetectLabels, u64>,
     pub requests: BTreeMap<RequestLabels, u64>,
     /// By request labels and status code.
-    pub responses: BTreeMap<(RequestLabels, ResponseClass), ResponseStats>,
+    pub responses: BTreeMap<(RequestLabels, ResponseKey), ResponseStats>,
     pub detect_duration_us: BTreeMap<(Direction, String), Histogram<u64>>,
     pub expiries: BTreeMap<ExpiryLabels, u64>,
     pub speculative_connections: u64,
@@ -37,6 +36,8 @@ pub struct Snapshot {
     pub authz: BTreeMap<AuthzLabels, u64>,
     /// Meshed connections refused before they were proxied, by reason.
     pub mesh_refused: Reasons,
+    /// Admin connections cut off, by why; the admin side adds them.
+    pub admin_closed: Reasons,
     /// The identity's state; the admin side adds it, no shard has it.
     pub identity: Option<IdentityReading>,
 }
@@ -61,6 +62,14 @@ pub struct TcpSnapshot {
     pub read_bytes_total: u64,
     pub write_bytes_total: u64,
     pub duration_ms: Histogram<u64>,
+}
+
+/// One response series: its count and latency histogram (milliseconds,
+/// request head received to response body sent).
+#[derive(Debug, Clone)]
+pub struct ResponseStats {
+    pub total: u64,
+    pub latency_ms: Histogram<u64>,
 }
 
 impl Default for TcpSnapshot {
@@ -174,47 +183,10 @@ impl Snapshot {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Direction;
-    use crate::metrics::ShardMetrics;
-    use std::time::Duration;
-
-    fn labels(peer: Peer) -> TcpLabels {
-        TcpLabels {
-            direction: Direction::Outbound,
-            peer,
-            target_addr: "127.0.0.1:80".into(),
-            tls_sni: None,
-            peer_id: None,
-            no_tls: None,
-        }
-    }
-
-    #[test]
-    fn merge_adds_counters_and_histograms_of_every_shard() {
-        let mut merged = Snapshot::default();
-        for shard in 0..3 {
-            let metrics = ShardMetrics::new(shard);
-            let tcp = metrics.tcp(labels(Peer::Src));
-            tcp.opened();
-            tcp.read(100);
-            tcp.wrote(10);
-            if shard > 0 {
-                tcp.closed(shard == 1, Duration::from_millis(5));
-            }
-            metrics.accepted();
-            merged.merge(&metrics.snapshot(0, 1));
-        }
-        let tcp = &merged.tcp[&labels(Peer::Src)];
-        assert_eq!(tcp.open_total, 3);
-        assert_eq!((tcp.close_success_total, tcp.close_failure_total), (1, 1));
-        assert_eq!(tcp.open_connections(), 1);
-        assert_eq!((tcp.read_bytes_total, tcp.write_bytes_total), (300, 30));
-        assert_eq!(tcp.duration_ms.len(), 2);
-        assert_eq!(merged.pipes_idle, 3);
-        let open: Vec<u64> = merged.shards.iter().map(|s| s.open_connections).collect();
-        assert_eq!(open, vec![1, 0, 0]);
-    }
+/// A histogram of whole units (ms, us) that grows as needed; 3 significant
+/// digits keeps every Linkerd bucket bound exact.
+pub fn new_histogram() -> Histogram<u64> {
+    let mut histogram = Histogram::new(3).expect("3 significant figures is a valid precision");
+    histogram.auto(true);
+    histogram
 }

@@ -261,3 +261,36 @@ pub fn websocket_binary_echo_and_close<S: std::io::Read + std::io::Write>(
     socket.close(None).unwrap();
     while socket.read().is_ok() {}
 }
+
+/// The first flight of a TLS 1.3 client for `sni`, as rustls (ring) sends
+/// it: a ClientHello for detection to read, nothing to finish a handshake
+/// with.
+pub fn tls_client_hello(sni: &str) -> Vec<u8> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    let mut client = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut hello = Vec::new();
+    client.write_tls(&mut hello).unwrap();
+    hello
+}
+
+/// Passes `count` TLS ClientHellos, each naming its own server
+/// (`host-N.example`), through `route` to an echo origin, four clients at
+/// a time; returns once every connection has ended.
+pub fn tls_hellos_through(route: SocketAddr, count: usize) {
+    thread::scope(|scope| {
+        for client in 0..4 {
+            scope.spawn(move || {
+                for n in (client..count).step_by(4) {
+                    let hello = tls_client_hello(&format!("host-{n}.example"));
+                    assert_eq!(echo_through(route, &hello), hello);
+                }
+            });
+        }
+    });
+}
