@@ -7,9 +7,9 @@ use serde::Deserialize;
 
 use super::identity::IdentityTable;
 use super::limits::Http2Table;
-use super::merge::optional_duration;
 use super::mesh::{AuthorizePortTable, AuthorizeValue, MeshTable};
 use super::route::{build_route, RouteSpec};
+use super::value::optional_duration;
 use super::{read_text, ConfigError};
 
 #[derive(Debug, Default, Deserialize)]

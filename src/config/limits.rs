@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 
 use serde::Deserialize;
 
-use super::merge::within;
+use super::value::within;
 use super::{Args, ConfigError};
 
 /// `[http2]`: what one client HTTP/2 connection may hold or cost.

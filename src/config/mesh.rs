@@ -11,8 +11,8 @@
 
 use serde::Deserialize;
 
-use super::file::InboundTable;
 use super::iptables::{parse_cidr, Cidr, PortRange};
+use super::value::check_name;
 use super::{Args, ConfigError};
 
 /// Linkerd's inbound port, where meshed peers take mTLS connections.
@@ -181,7 +181,7 @@ fn peer_flag(flag: &str) -> Result<MeshPeer, ConfigError> {
 /// An identity is a DNS name (the SNI sent to a peer), compared in lower
 /// case.
 fn identity(key: &str, name: &str) -> Result<String, ConfigError> {
-    super::identity::check_name(key, name)?;
+    check_name(key, name)?;
     Ok(name.to_ascii_lowercase())
 }
 
@@ -196,18 +196,15 @@ fn port(key: &str, port: Option<u16>) -> Result<u16, ConfigError> {
 /// `[[inbound.authorize_port]]` tables.
 pub(super) fn inbound_policy(
     args: &Args,
-    table: Option<&InboundTable>,
+    file_default: Option<&AuthorizeValue>,
+    file_ports: &[AuthorizePortTable],
 ) -> Result<InboundPolicy, ConfigError> {
-    let file_default = table.and_then(|t| t.authorize.clone());
     let default = match (&args.inbound_authorize, file_default) {
         (Some(flag), _) => authorize("--inbound-authorize", &flag_value(flag))?,
-        (None, Some(value)) => authorize("inbound.authorize", &value)?,
+        (None, Some(value)) => authorize("inbound.authorize", value)?,
         (None, None) => Authorize::AllUnauthenticated,
     };
-    let tables = table
-        .map(|t| t.authorize_port.as_slice())
-        .unwrap_or_default();
-    let ports = tables
+    let ports = file_ports
         .iter()
         .enumerate()
         .map(|(i, entry)| {

@@ -18,9 +18,10 @@ mod merge;
 mod mesh;
 mod route;
 mod transparent;
+mod value;
 
-pub use cli::{Args, Command};
-pub use identity::{IdentityAction, IdentityArgs, IdentityConfig};
+pub use cli::{Args, Command, IdentityAction, IdentityArgs};
+pub use identity::IdentityConfig;
 pub use iptables::{
     Cidr, IptablesAction, IptablesArgs, IptablesConfig, IptablesMode, OwnPorts, PortRange,
 };

@@ -197,8 +197,8 @@ impl MeshTls {
         let client_id = handshaken
             .peer_certificates
             .first()
-            .and_then(|leaf| super::config::identity_of(leaf));
-        let transport = handshaken.alpn.as_deref() == Some(super::config::TRANSPORT_ALPN);
+            .and_then(|leaf| super::rustls_config::identity_of(leaf));
+        let transport = handshaken.alpn.as_deref() == Some(super::rustls_config::TRANSPORT_ALPN);
         if !transport && header == Header::Required {
             return Err(MeshError::NoHeader);
         }

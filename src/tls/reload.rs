@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::config::{client_config, server_config, CertResolver, TlsConfigError};
 use super::identity::{load_anchors, Identity, IdentityError};
 use super::mesh::MeshConfigs;
+use super::rustls_config::{client_config, server_config, CertResolver, TlsConfigError};
 use crate::config::IdentityConfig;
 use crate::metrics::IdentityStatus;
 

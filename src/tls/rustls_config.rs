@@ -16,11 +16,10 @@
 //! handshake, never per byte. The trust anchors are fixed per config: new
 //! anchors need new configs.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, InvalidDnsNameError, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
@@ -31,6 +30,7 @@ use rustls::{
 };
 
 use super::identity::{parse, Identity, Sans};
+use super::provider::provider;
 
 /// The ALPN protocol of a connection between ringside (or Linkerd) proxies
 /// that starts with a transport header.
@@ -44,13 +44,6 @@ pub enum TlsConfigError {
     Rustls(#[from] rustls::Error),
     #[error("trust anchors: {0}")]
     Anchors(#[from] rustls::server::VerifierBuilderError),
-}
-
-/// The crypto provider of every ringside config: ring, which builds with
-/// no cmake or nasm on a fresh machine.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())))
 }
 
 /// Our certificate and key, as both configs present them; `swap` replaces
@@ -234,5 +227,5 @@ impl ServerCertVerifier for ExactIdentity {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
+#[path = "rustls_config_tests.rs"]
 mod tests;
