@@ -8,10 +8,9 @@
 //! Also the flags of `ringside identity ca | issue`, which mints
 //! development certificates of the same shape.
 
-use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::value::{check_name, check_spiffe_id, layered};
 use super::{Args, ConfigError};
@@ -33,7 +32,7 @@ pub struct IdentityConfig {
     pub spiffe_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct IdentityTable {
     pub cert: Option<String>,
@@ -84,24 +83,6 @@ pub(super) fn identity(
         name,
         spiffe_id: spiffe_id.map(str::to_string),
     }))
-}
-
-impl fmt::Display for IdentityConfig {
-    /// The `[identity]` section as a user would write it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "[identity]\ncert = {:?}\nkey = {:?}\ntrust_anchors = {:?}\nname = {:?}",
-            self.cert.display().to_string(),
-            self.key.display().to_string(),
-            self.trust_anchors.display().to_string(),
-            self.name
-        )?;
-        if let Some(id) = &self.spiffe_id {
-            writeln!(f, "spiffe_id = {id:?}")?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

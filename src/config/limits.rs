@@ -5,7 +5,7 @@
 
 use std::ops::RangeInclusive;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::value::within;
 use super::{Args, ConfigError};
@@ -60,7 +60,7 @@ impl Default for Http2Config {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Http2Table {
     pub max_concurrent_streams: Option<u32>,

@@ -62,7 +62,7 @@ impl Config {
                 .as_ref()
                 .map_or(&[], |t| t.authorize_port.as_slice()),
         )?;
-        let identity = identity::identity(args, &file.identity)?;
+        let identity = identity::identity(args, &file.identity.unwrap_or_default())?;
         Ok(Config {
             admin_addr,
             shards,

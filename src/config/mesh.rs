@@ -9,7 +9,7 @@
 //!   `all-unauthenticated`, `all-authenticated`) or a list of client
 //!   identities, where `*.suffix` matches any identity under `suffix`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::iptables::{parse_cidr, Cidr, PortRange};
 use super::value::check_name;
@@ -106,21 +106,27 @@ impl InboundPolicy {
 }
 
 /// `"all-authenticated"` or `["web.ns...", "*.prod..."]` in the file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub(super) enum AuthorizeValue {
     Named(String),
     Identities(Vec<String>),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MeshTable {
     #[serde(default)]
     pub peer: Vec<PeerTable>,
 }
 
-#[derive(Debug, Deserialize)]
+impl MeshTable {
+    pub fn is_empty(&self) -> bool {
+        self.peer.is_empty()
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PeerTable {
     pub network: String,
@@ -128,7 +134,7 @@ pub(super) struct PeerTable {
     pub port: Option<u16>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuthorizePortTable {
     pub ports: Vec<u16>,
