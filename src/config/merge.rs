@@ -55,14 +55,15 @@ impl Config {
         let max_connections = limits::max_connections(args, file.proxy.max_connections)?;
         let http2 = limits::http2(args, &file.http2)?;
         let mesh_peers = mesh::peers(args, &file.mesh)?;
+        let identity = identity::identity(args, &file.identity.unwrap_or_default())?;
         let inbound_policy = mesh::inbound_policy(
             args,
             file.inbound.as_ref().and_then(|t| t.authorize.as_ref()),
             file.inbound
                 .as_ref()
                 .map_or(&[], |t| t.authorize_port.as_slice()),
+            identity.is_some(),
         )?;
-        let identity = identity::identity(args, &file.identity.unwrap_or_default())?;
         Ok(Config {
             admin_addr,
             shards,

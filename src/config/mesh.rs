@@ -199,12 +199,16 @@ fn port(key: &str, port: Option<u16>) -> Result<u16, ConfigError> {
 }
 
 /// `[inbound] authorize` (or `--inbound-authorize`) and the per-port
-/// `[[inbound.authorize_port]]` tables.
+/// `[[inbound.authorize_port]]` tables. `with_identity`: whether an
+/// `[identity]` is configured, without which no policy can be enforced.
 pub(super) fn inbound_policy(
     args: &Args,
     file_default: Option<&AuthorizeValue>,
     file_ports: &[AuthorizePortTable],
+    with_identity: bool,
 ) -> Result<InboundPolicy, ConfigError> {
+    let authorize =
+        |key: &str, value: &AuthorizeValue| enforceable(key, authorize(key, value)?, with_identity);
     let default = match (&args.inbound_authorize, file_default) {
         (Some(flag), _) => authorize("--inbound-authorize", &flag_value(flag))?,
         (None, Some(value)) => authorize("inbound.authorize", value)?,
@@ -229,6 +233,27 @@ pub(super) fn inbound_policy(
         })
         .collect::<Result<_, _>>()?;
     Ok(InboundPolicy { default, ports })
+}
+
+/// A policy is enforced where mTLS is terminated, which only a proxy with
+/// an identity does: without one, any policy but letting everyone in
+/// would be accepted and then not enforced (a `deny` port answered 200).
+fn enforceable(
+    key: &str,
+    policy: Authorize,
+    with_identity: bool,
+) -> Result<Authorize, ConfigError> {
+    if with_identity || policy == Authorize::AllUnauthenticated {
+        return Ok(policy);
+    }
+    let what = match &policy {
+        Authorize::Identities(_) => "a list of identities".to_string(),
+        named => format!("{:?}", named.label()),
+    };
+    Err(ConfigError::invalid(
+        key,
+        format!("{what} cannot be enforced without an [identity] (identity.cert, identity.key, identity.trust_anchors, identity.name)"),
+    ))
 }
 
 /// The flag's value: a policy name, or a comma list of identities.

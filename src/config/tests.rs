@@ -138,6 +138,46 @@ fn every_section_printed_parses_back_to_the_same_config() {
 }
 
 #[test]
+fn an_inbound_policy_without_an_identity_is_refused_naming_its_key() {
+    let port_rule = "[inbound]\n[[inbound.authorize_port]]\nports = [80]\nauthorize = [\"a.ns\"]\n";
+    for (flags, toml, key, what) in [
+        (
+            &["--inbound-authorize", "deny"][..],
+            "",
+            "--inbound-authorize",
+            "\"deny\"",
+        ),
+        (
+            &[],
+            "[inbound]\nauthorize = \"all-authenticated\"\n",
+            "inbound.authorize",
+            "\"all-authenticated\"",
+        ),
+        (
+            &[],
+            port_rule,
+            "inbound.authorize_port[0].authorize",
+            "a list of identities",
+        ),
+    ] {
+        let err = merged(flags, toml).unwrap_err().to_string();
+        let expected = format!("{key}: {what} cannot be enforced without an [identity] (");
+        assert!(err.starts_with(&expected) && !err.contains('\n'), "{err}");
+    }
+    // Letting everyone in needs no identity; anything with one is taken.
+    let open = "[inbound]\nauthorize = \"all-unauthenticated\"\n";
+    assert!(merged(&[], open).is_ok());
+    let identity = [
+        "--identity-cert=c.pem",
+        "--identity-key=k.pem",
+        "--identity-trust-anchors=t.pem",
+        "--identity-name=web.ns",
+    ];
+    let config = merged(&identity, port_rule).unwrap();
+    assert_eq!(config.inbound_policy.ports.len(), 1);
+}
+
+#[test]
 fn bad_values_are_one_line_errors_naming_the_key() {
     // Each value is a flag (`--key=value`) or a TOML file. A bad duration's
     // message goes on with humantime's own reason, so only its start is
