@@ -240,15 +240,9 @@ type ModPath = Vec<String>;
 
 fn module_path(file: &Path) -> ModPath {
     let relative = file.strip_prefix(Path::new(ROOT).join("src")).unwrap();
-    let mut parts: ModPath = relative
-        .components()
-        .map(|part| part.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    let last = parts.pop().unwrap();
-    if last != "mod.rs" {
-        parts.push(last.trim_end_matches(".rs").to_string());
-    }
-    parts
+    let parts = relative.with_extension("");
+    let parts = parts.iter().map(|part| part.to_string_lossy().into_owned());
+    parts.filter(|part| part != "mod").collect()
 }
 
 /// A whole test file (`tests.rs`, `identity_tests.rs`), declared by the
@@ -477,14 +471,9 @@ fn file_graphs() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
             }
             let node = |module: &ModPath| module.get(shared).cloned().unwrap_or("mod".into());
             let (a, b) = (node(from), node(&to));
+            let folder = graphs.entry(format!("src/{}", from[..shared].join("/")));
             if a != b {
-                let folder = format!("src/{}", from[..shared].join("/"));
-                graphs
-                    .entry(folder)
-                    .or_default()
-                    .entry(a)
-                    .or_default()
-                    .insert(b);
+                folder.or_default().entry(a).or_default().insert(b);
             }
         }
     }
@@ -526,8 +515,8 @@ fn file_circles() -> BTreeMap<String, Vec<String>> {
                         .map(move |b| format!("{a} -> {b}"))
                 })
                 .collect();
-            let names: Vec<&str> = circle.iter().map(String::as_str).collect();
-            circles.insert(format!("{folder}: {}", names.join(", ")), edges);
+            let names = circle.iter().cloned().collect::<Vec<_>>().join(", ");
+            circles.insert(format!("{folder}: {names}"), edges);
             placed.extend(circle);
         }
     }
