@@ -1,7 +1,9 @@
 //! The command line. Every flag but `--config` and `--check` can also come
 //! from a `RINGSIDE_*` environment variable; clap gives the flag precedence.
 //! Values stay strings here so that validation in `Config::merge` can name
-//! the key in its error, whichever layer the value came from.
+//! the key in its error, whichever layer the value came from. The
+//! subcommands' own flags are here too (`ringside identity`'s below,
+//! `ringside iptables`' in `iptables.rs`).
 
 use std::path::PathBuf;
 

@@ -4,9 +4,9 @@
 //! name are all required, since an identity missing any of them could not
 //! finish a handshake. Only the keys are checked here; what the files hold
 //! is checked where they are read (`tls::identity`), by `--check` too.
-//!
-//! Also the flags of `ringside identity ca | issue`, which mints
-//! development certificates of the same shape.
+//! The flags of `ringside identity ca | issue`, which mints development
+//! certificates of the same shape, are with the other subcommands in
+//! `cli.rs`.
 
 use std::path::PathBuf;
 

@@ -42,7 +42,8 @@ pub const MAX_HANDSHAKES: usize = 256;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The rustls configs and names every shard shares (`Send`: built once at
-/// start, rotated through the certificate resolver inside them).
+/// start, rotated through the certificate resolver and trust anchors
+/// inside them).
 #[derive(Clone)]
 pub struct MeshConfigs {
     /// Our identity: the SNI a peer must send to be terminated here.
