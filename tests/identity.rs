@@ -183,3 +183,52 @@ fn minting_never_overwrites_a_file() {
         )
     );
 }
+
+#[test]
+fn an_inbound_policy_without_an_identity_fails_the_check_naming_its_key() {
+    let file = TempPath::holding(
+        "[inbound]\nlisten = \"127.0.0.1:0\"\n\
+         [[inbound.authorize_port]]\nports = [8080]\nauthorize = \"deny\"\n",
+    );
+    let output = ringside(&["--config", file.as_str(), "--check"], &[]);
+    assert_eq!(output.status.code(), Some(64));
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.starts_with("ringside: bad configuration: inbound.authorize_port[0].authorize: \"deny\" cannot be enforced without an [identity]"),
+        "{message}"
+    );
+    let output = ringside(
+        &["--inbound-authorize", "all-authenticated", "--check"],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(64));
+    assert!(
+        stderr(&output).starts_with("ringside: bad configuration: --inbound-authorize: "),
+        "{}",
+        stderr(&output)
+    );
+
+    // With an identity the same policy is taken, and printed back.
+    let dir = minted();
+    let flags = [
+        "--config",
+        file.as_str(),
+        "--identity-cert",
+        &dir.join("web/cert.pem"),
+        "--identity-key",
+        &dir.join("web/key.pem"),
+        "--identity-trust-anchors",
+        &dir.join("web/trust-anchors.pem"),
+        "--identity-name",
+        WEB,
+        "--check",
+    ];
+    let output = ringside(&flags, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("[[inbound.authorize_port]]\nports = [8080]\nauthorize = \"deny\""),
+        "{printed}"
+    );
+}

@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use support::netns::{LinkedPods, Netns, POD_B, POD_B_V6};
-use support::{eventually, TempPath, BIN};
+use support::{eventually, TempDir, TempPath, BIN};
 
 /// A namespace for this test, or `None` after a SKIP line saying why not.
 fn namespace(tag: &str) -> Option<Netns> {
@@ -195,6 +195,66 @@ fn ipv6_outbound_lands_on_the_outbound_port_and_skipped_ports_do_not() {
     }
     let test = "ipv6_outbound_lands_on_the_outbound_port_and_skipped_ports_do_not";
     outbound_is_redirected_and_skipped_ports_are_not(test, POD_B_V6, "::1");
+}
+
+/// A directory holding `ip6tables-nft-save` and `-restore` that fail as
+/// on a machine whose kernel has no IPv6 nat table, to put first in PATH.
+fn failing_ip6tables() -> TempDir {
+    let dir = TempDir::new();
+    let script = "#!/bin/sh\necho \"ip6tables-nft: can't initialize ip6tables table \\`nat': \
+                  Table does not exist\" >&2\nexit 1\n";
+    for verb in ["save", "restore"] {
+        let path = dir.join(&format!("ip6tables-nft-{verb}"));
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+/// An IPv6 failure is an error that changes nothing, IPv4 included, since
+/// a dual-stack pod would be open over IPv6; `--no-ipv6` says IPv6 is
+/// not wanted, and then IPv4 alone is installed.
+#[test]
+fn an_ipv6_failure_fails_install_unless_ipv6_is_turned_off() {
+    let Some(netns) = namespace("ip6-fails") else {
+        return;
+    };
+    if !netns
+        .exec("iptables-nft-save", &["-t", "nat"])
+        .status
+        .success()
+    {
+        skip("iptables-nft-save does not work here");
+        return;
+    }
+    let fakes = failing_ip6tables();
+    let path = format!(
+        "PATH={}:{}",
+        fakes.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let install = ["iptables", "install", "--proxy-uid", "2102"];
+    let out = netns.exec("env", &[&[path.as_str(), BIN][..], &install].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("ringside: IPv6: ") && last.contains("--no-ipv6"),
+        "{stderr}"
+    );
+    let table = nat_table(&netns, "iptables-nft-save");
+    assert!(!table.contains("RINGSIDE"), "IPv4 changed too:\n{table}");
+
+    let off = [&[path.as_str(), BIN][..], &install, &["--no-ipv6"]].concat();
+    let out = netns.exec("env", &off);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("--no-ipv6"),
+        "says IPv6 was left alone: {stderr}"
+    );
+    let table = nat_table(&netns, "iptables-nft-save");
+    assert!(table.contains("-A OUTPUT -j RINGSIDE_OUTPUT"), "{table}");
 }
 
 /// The next connection on `listener`, waited for within the test limit.

@@ -1,6 +1,7 @@
 //! The house stays as DESIGN.md draws it: imports between the folders of
-//! `src/` run one way, glommio is named only in `runtime/` and `io/`,
-//! files stay small, and test helpers live in `tests/support/` only.
+//! `src/` run one way, no two files of a folder import each other in a
+//! circle, glommio is named only in `runtime/` and `io/`, files stay
+//! small, and test helpers live in `tests/support/` only.
 //! Reads the sources as text: no build of anything else is needed.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -222,4 +223,372 @@ fn the_import_reader_sees_what_it_should() {
     let code = code("use crate::tcp::Socket;\n// crate::http in prose\nlet a = crate::io::spawn;");
     let names: Vec<String> = crate_imports(&code).into_iter().collect();
     assert_eq!(names, ["io", "tcp"]);
+}
+
+// Circles between the files of one folder. A file is a node; `mod.rs`
+// is one too, but only as a target: that it declares and re-exports its
+// children is how a folder is built, not an import, so its edges to them
+// do not count. A child naming an item through `mod.rs` (`super::Config`,
+// `crate::tls::TransportHeader`) imports the file that defines it: the
+// child `mod.rs` re-exports it from, else `mod.rs` itself. A sub-folder
+// is one node of its parent folder. Test modules do not count: a test may
+// exercise its file together with the files built on it.
+
+/// A module's path below the crate: `["http", "orig_proto", "upgrade"]`
+/// for `src/http/orig_proto/upgrade.rs`, `["http"]` for `src/http/mod.rs`.
+type ModPath = Vec<String>;
+
+fn module_path(file: &Path) -> ModPath {
+    let relative = file.strip_prefix(Path::new(ROOT).join("src")).unwrap();
+    let parts = relative.with_extension("");
+    let parts = parts.iter().map(|part| part.to_string_lossy().into_owned());
+    parts.filter(|part| part != "mod").collect()
+}
+
+/// A whole test file (`tests.rs`, `identity_tests.rs`), declared by the
+/// file it tests.
+fn is_test_file(file: &Path) -> bool {
+    let name = file.file_name().unwrap().to_string_lossy();
+    name == "tests.rs" || name.ends_with("_tests.rs")
+}
+
+/// The code without its inline `#[cfg(test)] mod NAME { .. }` blocks.
+fn without_test_modules(code: &str) -> String {
+    let mut kept = String::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        let after = &rest[at + "#[cfg(test)]".len()..];
+        let item = after.trim_start();
+        let opens = item.find('{');
+        let is_inline_module =
+            item.starts_with("mod ") && opens.is_some_and(|open| !item[..open].contains(';'));
+        if !is_inline_module {
+            kept.push_str(&rest[..at + "#[cfg(test)]".len()]);
+            rest = after;
+            continue;
+        }
+        kept.push_str(&rest[..at]);
+        let body = &item[opens.unwrap()..];
+        rest = &body[matching_brace(body)..];
+    }
+    kept.push_str(rest);
+    kept
+}
+
+/// Where the block that `text` opens with `{` ends (just past its `}`);
+/// braces in string and char literals are skipped.
+fn matching_brace(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let (mut depth, mut at) = (0usize, 0usize);
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => {
+                at += 1;
+                while at < bytes.len() && bytes[at] != b'"' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'\'' if bytes.get(at + 2) == Some(&b'\'') => at += 2,
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return at + 1;
+                }
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    bytes.len()
+}
+
+/// Reads a `use` tree (or a path in an expression) from `text`: the
+/// paths it names, each as its segments, with `{a, b::{c, d}}` groups
+/// expanded. A glob ends its path; `as` renames are skipped.
+fn use_tree(text: &str, at: &mut usize) -> Vec<Vec<String>> {
+    let skip_space = |at: &mut usize| {
+        while text[*at..].starts_with(char::is_whitespace) {
+            *at += text[*at..].chars().next().unwrap().len_utf8();
+        }
+    };
+    let eat = |token: &str, at: &mut usize| {
+        skip_space(at);
+        let found = text[*at..].starts_with(token);
+        if found {
+            *at += token.len();
+        }
+        found
+    };
+    let mut prefix: Vec<String> = Vec::new();
+    loop {
+        if eat("{", at) {
+            let mut paths = Vec::new();
+            while !eat("}", at) {
+                let before = *at;
+                for tail in use_tree(text, at) {
+                    paths.push(prefix.iter().cloned().chain(tail).collect());
+                }
+                if !eat(",", at) {
+                    eat("}", at);
+                    break;
+                }
+                if *at == before {
+                    break;
+                }
+            }
+            return paths;
+        }
+        if eat("*", at) {
+            return vec![prefix];
+        }
+        skip_space(at);
+        let ident: String = text[*at..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if ident.is_empty() {
+            return vec![prefix];
+        }
+        *at += ident.len();
+        prefix.push(ident);
+        let mut probe = *at;
+        if eat("as ", &mut probe) {
+            skip_space(&mut probe);
+            probe += text[probe..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .count();
+            *at = probe;
+            return vec![prefix];
+        }
+        if !eat("::", at) {
+            return vec![prefix];
+        }
+    }
+}
+
+/// Every path that starts with `crate::`, `super::` or `self::` in the
+/// code, from its first segment on.
+fn named_paths(code: &str) -> Vec<Vec<String>> {
+    let mut paths = Vec::new();
+    for start in ["crate::", "super::", "self::"] {
+        for (at, _) in code.match_indices(start) {
+            let before = code[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            paths.extend(use_tree(code, &mut at.clone()));
+        }
+    }
+    paths
+}
+
+/// What one folder's `mod.rs` (or a file with children) re-exports from
+/// its children: item name → the child that defines it.
+fn reexports(
+    code: &str,
+    module: &ModPath,
+    modules: &BTreeSet<ModPath>,
+) -> BTreeMap<String, ModPath> {
+    let mut found = BTreeMap::new();
+    for (at, _) in code.match_indices("pub use ") {
+        for path in use_tree(code, &mut (at + "pub use ".len())) {
+            let path: Vec<&String> = path.iter().filter(|seg| *seg != "self").collect();
+            let (Some(first), Some(item)) = (path.first(), path.last()) else {
+                continue;
+            };
+            let child: ModPath = module.iter().chain([*first]).cloned().collect();
+            if path.len() > 1 && modules.contains(&child) {
+                found.insert(item.to_string(), child);
+            }
+        }
+    }
+    found
+}
+
+/// The module a path names, seen from the module `from`: the deepest
+/// module in it, or the child a module re-exports the named item from.
+fn resolve(
+    from: &ModPath,
+    path: &[String],
+    modules: &BTreeSet<ModPath>,
+    reexported: &BTreeMap<ModPath, BTreeMap<String, ModPath>>,
+) -> ModPath {
+    let mut module = from.clone();
+    for (i, seg) in path.iter().enumerate() {
+        match seg.as_str() {
+            "crate" if i == 0 => module.clear(),
+            "super" => {
+                module.pop();
+            }
+            "self" => {}
+            name => {
+                let child: ModPath = module.iter().cloned().chain([name.to_string()]).collect();
+                if modules.contains(&child) {
+                    module = child;
+                    continue;
+                }
+                return reexported
+                    .get(&module)
+                    .and_then(|items| items.get(name))
+                    .cloned()
+                    .unwrap_or(module);
+            }
+        }
+    }
+    module
+}
+
+/// Folder (as `src/a/b`) → its files' imports of each other, by file
+/// (or sub-folder) name, `mod` standing for its `mod.rs`.
+fn file_graphs() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let files: Vec<PathBuf> = rust_files(&Path::new(ROOT).join("src"))
+        .into_iter()
+        .filter(|file| !is_test_file(file))
+        .collect();
+    let modules: BTreeSet<ModPath> = files.iter().map(|file| module_path(file)).collect();
+    let codes: Vec<(ModPath, String)> = files
+        .iter()
+        .map(|file| {
+            let text = fs::read_to_string(file).unwrap();
+            (module_path(file), without_test_modules(&code(&text)))
+        })
+        .collect();
+    let reexported = codes
+        .iter()
+        .map(|(module, code)| (module.clone(), reexports(code, module, &modules)))
+        .collect();
+    let mut graphs: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for (from, code) in &codes {
+        for path in named_paths(code) {
+            let to = resolve(from, &path, &modules, &reexported);
+            let shared = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+            // Across top-level folders (the folder test's business), or a
+            // folder's `mod.rs` naming what lies inside it.
+            if shared == 0 || shared == from.len() {
+                continue;
+            }
+            let node = |module: &ModPath| module.get(shared).cloned().unwrap_or("mod".into());
+            let (a, b) = (node(from), node(&to));
+            let folder = graphs.entry(format!("src/{}", from[..shared].join("/")));
+            if a != b {
+                folder.or_default().entry(a).or_default().insert(b);
+            }
+        }
+    }
+    graphs
+}
+
+/// Each set of files of a folder that import each other round in a
+/// circle, as `src/config: file, merge`, with the edges among them.
+fn file_circles() -> BTreeMap<String, Vec<String>> {
+    let mut circles = BTreeMap::new();
+    for (folder, graph) in file_graphs() {
+        let reach = |start: &String| {
+            let mut seen = BTreeSet::new();
+            let mut todo = vec![start.clone()];
+            while let Some(node) = todo.pop() {
+                for next in graph.get(&node).into_iter().flatten() {
+                    if seen.insert(next.clone()) {
+                        todo.push(next.clone());
+                    }
+                }
+            }
+            seen
+        };
+        let mut placed = BTreeSet::new();
+        for node in graph.keys() {
+            if placed.contains(node) || !reach(node).contains(node) {
+                continue;
+            }
+            let circle: BTreeSet<String> = reach(node)
+                .into_iter()
+                .filter(|other| reach(other).contains(node))
+                .collect();
+            let edges = circle
+                .iter()
+                .flat_map(|a| {
+                    graph[a]
+                        .iter()
+                        .filter(|b| circle.contains(*b))
+                        .map(move |b| format!("{a} -> {b}"))
+                })
+                .collect();
+            let names = circle.iter().cloned().collect::<Vec<_>>().join(", ");
+            circles.insert(format!("{folder}: {names}"), edges);
+            placed.extend(circle);
+        }
+    }
+    circles
+}
+
+/// Circles in folders whose owners are breaking them now (issue 20); a
+/// line goes when its circle does, and the test says when one has gone.
+/// `src/proxy` and `src/http` had none when this check was written.
+const CIRCLES_BEING_BROKEN: &[&str] = &[
+    // The label types in `recorder.rs` move to `metrics/labels.rs` on
+    // the `metrics` branch.
+    "src/metrics: recorder, route, snapshot",
+];
+
+#[test]
+fn no_import_circles_between_files_of_a_folder() {
+    let circles = file_circles();
+    let new: Vec<String> = circles
+        .iter()
+        .filter(|(circle, _)| !CIRCLES_BEING_BROKEN.contains(&circle.as_str()))
+        .map(|(circle, edges)| format!("{circle} ({})", edges.join(", ")))
+        .collect();
+    assert!(new.is_empty(), "import circles between files: {new:#?}");
+    let gone: Vec<&&str> = CIRCLES_BEING_BROKEN
+        .iter()
+        .filter(|circle| !circles.contains_key(**circle))
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "broken since: take them off CIRCLES_BEING_BROKEN: {gone:?}"
+    );
+}
+
+#[test]
+fn the_file_import_reader_sees_what_it_should() {
+    let source = "use super::{file::{A, b}, Config,\n    route::*};\n\
+                  let x = super::super::tcp::pump(crate::tls::Header);\n\
+                  #[cfg(test)]\nmod tests { use super::merge; fn f() { let _ = '{'; } }\n\
+                  use self::inner::Thing as Other;";
+    let paths: Vec<String> = named_paths(&without_test_modules(source))
+        .iter()
+        .map(|path| path.join("::"))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "crate::tls::Header",
+            "super::file::A",
+            "super::file::b",
+            "super::Config",
+            "super::route",
+            "super::super::tcp::pump",
+            "self::inner::Thing",
+        ]
+    );
+    let modules: BTreeSet<ModPath> = [vec!["tls"], vec!["tls", "mesh"], vec!["tls", "header"]]
+        .into_iter()
+        .map(|path| path.into_iter().map(String::from).collect())
+        .collect();
+    let tls: ModPath = vec!["tls".into()];
+    let reexported = BTreeMap::from([(
+        tls.clone(),
+        reexports("pub use header::{Header, ALPN};", &tls, &modules),
+    )]);
+    let from: ModPath = vec!["tls".into(), "mesh".into()];
+    let resolved = |path: &str| {
+        let segments: Vec<String> = path.split("::").map(String::from).collect();
+        resolve(&from, &segments, &modules, &reexported).join("::")
+    };
+    assert_eq!(resolved("super::Header"), "tls::header");
+    assert_eq!(resolved("crate::tls::ALPN"), "tls::header");
+    assert_eq!(resolved("super::Defined"), "tls");
+    assert_eq!(resolved("crate::tls::header::read"), "tls::header");
 }

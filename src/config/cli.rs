@@ -1,11 +1,17 @@
 //! The command line. Every flag but `--config` and `--check` can also come
 //! from a `RINGSIDE_*` environment variable; clap gives the flag precedence.
 //! Values stay strings here so that validation in `Config::merge` can name
-//! the key in its error, whichever layer the value came from.
+//! the key in its error, whichever layer the value came from. The
+//! subcommands' own flags are here too (`ringside identity`'s below,
+//! `ringside iptables`' in `iptables.rs`).
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+use super::iptables::IptablesArgs;
+use super::value::{check_name, check_spiffe_id};
+use super::ConfigError;
 
 #[derive(Debug, Default, Parser)]
 #[command(
@@ -204,8 +210,96 @@ pub enum Command {
     Demo,
     /// Print, install or remove the iptables rules that send the pod's TCP
     /// through ringside's inbound and outbound ports (as Linkerd's proxy-init).
-    Iptables(super::IptablesArgs),
+    Iptables(IptablesArgs),
     /// Mint development identity certificates: a CA, then an identity
     /// certificate per proxy.
-    Identity(super::IdentityArgs),
+    Identity(IdentityArgs),
+}
+
+/// `ringside identity ...`: development certificates, minted locally.
+#[derive(Debug, clap::Args)]
+pub struct IdentityArgs {
+    #[command(subcommand)]
+    pub action: IdentityAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum IdentityAction {
+    /// Make a self-signed ECDSA P-256 CA: writes ca.pem and ca-key.pem.
+    Ca {
+        /// Directory to write into (created if missing; files in it are
+        /// never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// Days the CA is valid.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// Issue an identity certificate from a CA made by `ca`: writes
+    /// cert.pem, key.pem and trust-anchors.pem (the CA's certificate).
+    Issue {
+        /// Directory holding the CA's ca.pem and ca-key.pem.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The identity's DNS name, e.g.
+        /// web.default.serviceaccount.identity.linkerd.cluster.local.
+        #[arg(long)]
+        name: String,
+        /// A SPIFFE ID to add as a URI SAN.
+        #[arg(long)]
+        spiffe_id: Option<String>,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Directory to write into (created if missing; files in it are
+        /// never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+impl IdentityAction {
+    /// Checks the names and days before anything is generated or written.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let days = match self {
+            IdentityAction::Ca { days, .. } => *days,
+            IdentityAction::Issue {
+                name,
+                spiffe_id,
+                days,
+                ..
+            } => {
+                check_name("--name", name)?;
+                if let Some(id) = spiffe_id {
+                    check_spiffe_id("--spiffe-id", id)?;
+                }
+                *days
+            }
+        };
+        if days == 0 {
+            return Err(ConfigError::invalid("--days", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdentityAction;
+
+    #[test]
+    fn mint_flags_are_checked_before_minting() {
+        let issue = |name: &str, days: u32| IdentityAction::Issue {
+            ca: "ca".into(),
+            name: name.into(),
+            spiffe_id: Some("spiffe://cluster.local/ns/a/sa/b".into()),
+            days,
+            out: "out".into(),
+        };
+        assert!(issue("a.b", 1).validate().is_ok());
+        let err = issue("a b", 1).validate().unwrap_err().to_string();
+        assert!(err.starts_with("--name: "), "{err}");
+        let err = issue("a.b", 0).validate().unwrap_err().to_string();
+        assert!(err.starts_with("--days: "), "{err}");
+    }
 }

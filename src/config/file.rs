@@ -3,48 +3,47 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::identity::IdentityTable;
 use super::limits::Http2Table;
-use super::merge::optional_duration;
 use super::mesh::{AuthorizePortTable, AuthorizeValue, MeshTable};
 use super::route::{build_route, RouteSpec};
+use super::value::optional_duration;
 use super::{read_text, ConfigError};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileConfig {
     #[serde(default)]
     pub admin: AdminTable,
     #[serde(default)]
-    pub runtime: RuntimeTable,
-    #[serde(default)]
     pub log: LogTable,
+    #[serde(default)]
+    pub runtime: RuntimeTable,
     #[serde(default)]
     pub proxy: ProxyTable,
     #[serde(default)]
     pub detect: DetectTable,
     #[serde(default)]
     pub http2: Http2Table,
-    #[serde(default)]
-    pub identity: IdentityTable,
-    #[serde(default)]
-    pub route: Vec<RouteTable>,
+    pub identity: Option<IdentityTable>,
     /// `None` when the section is absent: the listener is off.
     pub outbound: Option<OutboundTable>,
     pub inbound: Option<InboundTable>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<RouteTable>,
+    #[serde(default, skip_serializing_if = "MeshTable::is_empty")]
     pub mesh: MeshTable,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct OutboundTable {
     pub listen: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct InboundTable {
     pub listen: Option<String>,
@@ -52,11 +51,11 @@ pub(super) struct InboundTable {
     /// The default policy of inbound ports.
     pub authorize: Option<AuthorizeValue>,
     /// Policies of named ports.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorize_port: Vec<AuthorizePortTable>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DetectTable {
     pub timeout: Option<String>,
@@ -66,13 +65,13 @@ pub(super) struct DetectTable {
     pub quiet_pause: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AdminTable {
     pub listen: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RuntimeTable {
     pub shards: Option<usize>,
@@ -81,13 +80,13 @@ pub(super) struct RuntimeTable {
     pub shutdown_grace: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LogTable {
     pub format: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ProxyTable {
     pub connect_timeout: Option<String>,
@@ -102,7 +101,7 @@ pub(super) struct ProxyTable {
     pub max_connections: Option<usize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RouteTable {
     pub listen: String,

@@ -4,16 +4,15 @@
 //! name are all required, since an identity missing any of them could not
 //! finish a handshake. Only the keys are checked here; what the files hold
 //! is checked where they are read (`tls::identity`), by `--check` too.
-//!
-//! Also the flags of `ringside identity ca | issue`, which mints
-//! development certificates of the same shape.
+//! The flags of `ringside identity ca | issue`, which mints development
+//! certificates of the same shape, are with the other subcommands in
+//! `cli.rs`.
 
-use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::merge::layered;
+use super::value::{check_name, check_spiffe_id, layered};
 use super::{Args, ConfigError};
 
 /// The identity files and names, as given; paths are relative to the
@@ -33,7 +32,7 @@ pub struct IdentityConfig {
     pub spiffe_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct IdentityTable {
     pub cert: Option<String>,
@@ -84,116 +83,6 @@ pub(super) fn identity(
         name,
         spiffe_id: spiffe_id.map(str::to_string),
     }))
-}
-
-/// The name is what peers send as SNI, so it must be a DNS name.
-pub(super) fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
-    match rustls_pki_types::DnsName::try_from(name) {
-        Ok(_) => Ok(()),
-        Err(_) => Err(ConfigError::invalid(
-            key,
-            format!("{name:?} is not a DNS name"),
-        )),
-    }
-}
-
-/// `spiffe://trust-domain/path`, the only shape a SPIFFE ID takes.
-fn check_spiffe_id(key: &str, id: &str) -> Result<(), ConfigError> {
-    let domain = id
-        .strip_prefix("spiffe://")
-        .map(|rest| rest.split('/').next());
-    match domain {
-        Some(Some(domain)) if !domain.is_empty() => Ok(()),
-        _ => Err(ConfigError::invalid(
-            key,
-            format!("{id:?} is not a SPIFFE ID like \"spiffe://cluster.local/ns/default/sa/web\""),
-        )),
-    }
-}
-
-impl fmt::Display for IdentityConfig {
-    /// The `[identity]` section as a user would write it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "[identity]\ncert = {:?}\nkey = {:?}\ntrust_anchors = {:?}\nname = {:?}",
-            self.cert.display().to_string(),
-            self.key.display().to_string(),
-            self.trust_anchors.display().to_string(),
-            self.name
-        )?;
-        if let Some(id) = &self.spiffe_id {
-            writeln!(f, "spiffe_id = {id:?}")?;
-        }
-        Ok(())
-    }
-}
-
-/// `ringside identity ...`: development certificates, minted locally.
-#[derive(Debug, clap::Args)]
-pub struct IdentityArgs {
-    #[command(subcommand)]
-    pub action: IdentityAction,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
-pub enum IdentityAction {
-    /// Make a self-signed ECDSA P-256 CA: writes ca.pem and ca-key.pem.
-    Ca {
-        /// Directory to write into (created if missing; files in it are
-        /// never overwritten).
-        #[arg(long)]
-        out: PathBuf,
-        /// Days the CA is valid.
-        #[arg(long, default_value_t = 3650)]
-        days: u32,
-    },
-    /// Issue an identity certificate from a CA made by `ca`: writes
-    /// cert.pem, key.pem and trust-anchors.pem (the CA's certificate).
-    Issue {
-        /// Directory holding the CA's ca.pem and ca-key.pem.
-        #[arg(long)]
-        ca: PathBuf,
-        /// The identity's DNS name, e.g.
-        /// web.default.serviceaccount.identity.linkerd.cluster.local.
-        #[arg(long)]
-        name: String,
-        /// A SPIFFE ID to add as a URI SAN.
-        #[arg(long)]
-        spiffe_id: Option<String>,
-        /// Days the certificate is valid.
-        #[arg(long, default_value_t = 365)]
-        days: u32,
-        /// Directory to write into (created if missing; files in it are
-        /// never overwritten).
-        #[arg(long)]
-        out: PathBuf,
-    },
-}
-
-impl IdentityAction {
-    /// Checks the names and days before anything is generated or written.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let days = match self {
-            IdentityAction::Ca { days, .. } => *days,
-            IdentityAction::Issue {
-                name,
-                spiffe_id,
-                days,
-                ..
-            } => {
-                check_name("--name", name)?;
-                if let Some(id) = spiffe_id {
-                    check_spiffe_id("--spiffe-id", id)?;
-                }
-                *days
-            }
-        };
-        if days == 0 {
-            return Err(ConfigError::invalid("--days", "must be at least 1"));
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -263,21 +152,5 @@ mod tests {
         }
         let err = FileConfig::parse("[identity]\ncertificate = \"x\"\n").unwrap_err();
         assert!(err.contains("certificate"), "{err}");
-    }
-
-    #[test]
-    fn mint_flags_are_checked_before_minting() {
-        let issue = |name: &str, days: u32| super::IdentityAction::Issue {
-            ca: "ca".into(),
-            name: name.into(),
-            spiffe_id: Some("spiffe://cluster.local/ns/a/sa/b".into()),
-            days,
-            out: "out".into(),
-        };
-        assert!(issue("a.b", 1).validate().is_ok());
-        let err = issue("a b", 1).validate().unwrap_err().to_string();
-        assert!(err.starts_with("--name: "), "{err}");
-        let err = issue("a.b", 0).validate().unwrap_err().to_string();
-        assert!(err.starts_with("--days: "), "{err}");
     }
 }

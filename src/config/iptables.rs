@@ -72,6 +72,12 @@ pub struct IptablesArgs {
     /// iptables-restore when the mode's own binary is absent.
     #[arg(long, env = "RINGSIDE_IPTABLES_MODE", value_enum, default_value_t = IptablesMode::Nft)]
     pub iptables_mode: IptablesMode,
+
+    /// Leave IPv6 alone, for a pod or host without IPv6 addresses.
+    /// Without it any IPv6 failure (no ip6tables, no IPv6 nat table, a
+    /// failed save or restore) is an error.
+    #[arg(long, env = "RINGSIDE_NO_IPV6")]
+    pub no_ipv6: bool,
 }
 
 /// A destination network: an address and how many leading bits count.
@@ -135,6 +141,10 @@ pub struct IptablesConfig {
     pub proxy_uid: Option<u32>,
     pub proxy_gid: Option<u32>,
     pub mode: IptablesMode,
+    /// Whether the IPv6 table gets the rules too (`--no-ipv6` unsets it):
+    /// a dual-stack pod without them is open over IPv6, around the proxy
+    /// and its authorization.
+    pub ipv6: bool,
 }
 
 /// Linkerd's ports, when neither a flag nor the config names one.
@@ -178,6 +188,7 @@ impl IptablesArgs {
             proxy_uid: self.proxy_uid,
             proxy_gid: self.proxy_gid,
             mode: self.iptables_mode,
+            ipv6: !self.no_ipv6,
         })
     }
 }
@@ -323,6 +334,8 @@ mod tests {
             ["4140", "4143", "4191", "9999"]
         );
         assert_eq!(config.mode, IptablesMode::Nft);
+        assert!(config.ipv6, "both families unless --no-ipv6");
+        assert!(!resolve(&["remove", "--no-ipv6"]).unwrap().ipv6);
     }
 
     #[test]

@@ -5,9 +5,9 @@
 
 use std::ops::RangeInclusive;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::merge::within;
+use super::value::within;
 use super::{Args, ConfigError};
 
 /// `[http2]`: what one client HTTP/2 connection may hold or cost.
@@ -60,7 +60,7 @@ impl Default for Http2Config {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Http2Table {
     pub max_concurrent_streams: Option<u32>,

@@ -10,7 +10,6 @@
 //! the same.
 
 use std::net::SocketAddr;
-use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::file::{
@@ -21,6 +20,7 @@ use super::limits;
 use super::mesh;
 use super::route::{parse_route_flag, RouteSpec};
 use super::transparent;
+use super::value::{duration_key, layered, one_of, optional_duration, positive_duration, within};
 use super::{
     parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Pin, Timeouts,
 };
@@ -55,8 +55,15 @@ impl Config {
         let max_connections = limits::max_connections(args, file.proxy.max_connections)?;
         let http2 = limits::http2(args, &file.http2)?;
         let mesh_peers = mesh::peers(args, &file.mesh)?;
-        let inbound_policy = mesh::inbound_policy(args, file.inbound.as_ref())?;
-        let identity = identity::identity(args, &file.identity)?;
+        let identity = identity::identity(args, &file.identity.unwrap_or_default())?;
+        let inbound_policy = mesh::inbound_policy(
+            args,
+            file.inbound.as_ref().and_then(|t| t.authorize.as_ref()),
+            file.inbound
+                .as_ref()
+                .map_or(&[], |t| t.authorize_port.as_slice()),
+            identity.is_some(),
+        )?;
         Ok(Config {
             admin_addr,
             shards,
@@ -283,96 +290,4 @@ fn routes(args: &Args, file_routes: &[RouteTable]) -> Result<Vec<RouteSpec>, Con
         }
     }
     Ok(specs)
-}
-
-// How a value is taken from the layers and checked.
-
-/// The flag's value (or its `RINGSIDE_*` variable's), else the file's.
-pub(super) fn layered<'a>(flag: &'a Option<String>, file: &'a Option<String>) -> Option<&'a str> {
-    flag.as_deref().or(file.as_deref())
-}
-
-/// One of a few named values; none given means the first.
-pub(super) fn one_of<T: Copy, const N: usize>(
-    key: &str,
-    value: Option<&str>,
-    choices: [(&str, T); N],
-) -> Result<T, ConfigError> {
-    let Some(given) = value else {
-        return Ok(choices[0].1);
-    };
-    if let Some((_, choice)) = choices.iter().find(|(name, _)| *name == given) {
-        return Ok(*choice);
-    }
-    let names: Vec<String> = choices
-        .iter()
-        .map(|(name, _)| format!("{name:?}"))
-        .collect();
-    let expected = match names.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-        _ => names.concat(),
-    };
-    Err(ConfigError::invalid(
-        key,
-        format!("expected {expected}, got {given:?}"),
-    ))
-}
-
-/// `value` when `allowed` holds it; `rule` says what is allowed.
-pub(super) fn within<T: PartialOrd>(
-    key: &str,
-    value: T,
-    allowed: RangeInclusive<T>,
-    rule: &str,
-) -> Result<T, ConfigError> {
-    if allowed.contains(&value) {
-        Ok(value)
-    } else {
-        Err(ConfigError::invalid(key, rule))
-    }
-}
-
-fn duration_key(
-    key: &str,
-    value: Option<&str>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(text) => humantime::parse_duration(text.trim()).map_err(|err| {
-            ConfigError::invalid(
-                key,
-                format!("{text:?} is not a duration like \"10s\": {err}"),
-            )
-        }),
-    }
-}
-
-/// A timeout that may be off: `"off"` (or zero) waits forever.
-pub(super) fn optional_duration(
-    key: &str,
-    value: Option<&str>,
-    default: Option<Duration>,
-) -> Result<Option<Duration>, ConfigError> {
-    match value.map(str::trim) {
-        None => Ok(default),
-        Some("off") => Ok(None),
-        Some(text) => {
-            let duration = duration_key(key, Some(text), Duration::ZERO)?;
-            Ok(Some(duration).filter(|duration| !duration.is_zero()))
-        }
-    }
-}
-
-/// A timeout: zero would fail every wait at once.
-fn positive_duration(
-    key: &str,
-    value: Option<&str>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    let duration = duration_key(key, value, default)?;
-    if duration.is_zero() {
-        return Err(ConfigError::invalid(key, "must be above 0"));
-    }
-    Ok(duration)
 }

@@ -9,10 +9,10 @@
 //!   `all-unauthenticated`, `all-authenticated`) or a list of client
 //!   identities, where `*.suffix` matches any identity under `suffix`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::file::InboundTable;
 use super::iptables::{parse_cidr, Cidr, PortRange};
+use super::value::check_name;
 use super::{Args, ConfigError};
 
 /// Linkerd's inbound port, where meshed peers take mTLS connections.
@@ -106,21 +106,27 @@ impl InboundPolicy {
 }
 
 /// `"all-authenticated"` or `["web.ns...", "*.prod..."]` in the file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub(super) enum AuthorizeValue {
     Named(String),
     Identities(Vec<String>),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MeshTable {
     #[serde(default)]
     pub peer: Vec<PeerTable>,
 }
 
-#[derive(Debug, Deserialize)]
+impl MeshTable {
+    pub fn is_empty(&self) -> bool {
+        self.peer.is_empty()
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PeerTable {
     pub network: String,
@@ -128,7 +134,7 @@ pub(super) struct PeerTable {
     pub port: Option<u16>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuthorizePortTable {
     pub ports: Vec<u16>,
@@ -181,7 +187,7 @@ fn peer_flag(flag: &str) -> Result<MeshPeer, ConfigError> {
 /// An identity is a DNS name (the SNI sent to a peer), compared in lower
 /// case.
 fn identity(key: &str, name: &str) -> Result<String, ConfigError> {
-    super::identity::check_name(key, name)?;
+    check_name(key, name)?;
     Ok(name.to_ascii_lowercase())
 }
 
@@ -193,21 +199,22 @@ fn port(key: &str, port: Option<u16>) -> Result<u16, ConfigError> {
 }
 
 /// `[inbound] authorize` (or `--inbound-authorize`) and the per-port
-/// `[[inbound.authorize_port]]` tables.
+/// `[[inbound.authorize_port]]` tables. `with_identity`: whether an
+/// `[identity]` is configured, without which no policy can be enforced.
 pub(super) fn inbound_policy(
     args: &Args,
-    table: Option<&InboundTable>,
+    file_default: Option<&AuthorizeValue>,
+    file_ports: &[AuthorizePortTable],
+    with_identity: bool,
 ) -> Result<InboundPolicy, ConfigError> {
-    let file_default = table.and_then(|t| t.authorize.clone());
+    let authorize =
+        |key: &str, value: &AuthorizeValue| enforceable(key, authorize(key, value)?, with_identity);
     let default = match (&args.inbound_authorize, file_default) {
         (Some(flag), _) => authorize("--inbound-authorize", &flag_value(flag))?,
-        (None, Some(value)) => authorize("inbound.authorize", &value)?,
+        (None, Some(value)) => authorize("inbound.authorize", value)?,
         (None, None) => Authorize::AllUnauthenticated,
     };
-    let tables = table
-        .map(|t| t.authorize_port.as_slice())
-        .unwrap_or_default();
-    let ports = tables
+    let ports = file_ports
         .iter()
         .enumerate()
         .map(|(i, entry)| {
@@ -226,6 +233,27 @@ pub(super) fn inbound_policy(
         })
         .collect::<Result<_, _>>()?;
     Ok(InboundPolicy { default, ports })
+}
+
+/// A policy is enforced where mTLS is terminated, which only a proxy with
+/// an identity does: without one, any policy but letting everyone in
+/// would be accepted and then not enforced (a `deny` port answered 200).
+fn enforceable(
+    key: &str,
+    policy: Authorize,
+    with_identity: bool,
+) -> Result<Authorize, ConfigError> {
+    if with_identity || policy == Authorize::AllUnauthenticated {
+        return Ok(policy);
+    }
+    let what = match &policy {
+        Authorize::Identities(_) => "a list of identities".to_string(),
+        named => format!("{:?}", named.label()),
+    };
+    Err(ConfigError::invalid(
+        key,
+        format!("{what} cannot be enforced without an [identity] (identity.cert, identity.key, identity.trust_anchors, identity.name)"),
+    ))
 }
 
 /// The flag's value: a policy name, or a comma list of identities.

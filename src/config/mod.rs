@@ -4,12 +4,15 @@
 //! flags. Parsing is strict (`deny_unknown_fields`) and validation is a second
 //! pass over plain strings, so every error can name the key it is about in one
 //! line. The CLI and environment layers come from clap (`cli.rs`), the file
-//! layer from serde (`file.rs`); `merge.rs` merges and validates them.
+//! layer from serde (`file.rs`); `merge.rs` merges them and validates each
+//! value with the checks of `value.rs`. `effective.rs` writes the result
+//! back in the file's shape for `--check`.
 //!
 //! This folder is ground: it imports nothing else of ringside's, and the
 //! defaults the rest relies on live here.
 
 mod cli;
+mod effective;
 mod file;
 mod identity;
 mod iptables;
@@ -18,9 +21,10 @@ mod merge;
 mod mesh;
 mod route;
 mod transparent;
+mod value;
 
-pub use cli::{Args, Command};
-pub use identity::{IdentityAction, IdentityArgs, IdentityConfig};
+pub use cli::{Args, Command, IdentityAction, IdentityArgs};
+pub use identity::IdentityConfig;
 pub use iptables::{
     Cidr, IptablesAction, IptablesArgs, IptablesConfig, IptablesMode, OwnPorts, PortRange,
 };
@@ -28,8 +32,6 @@ pub use limits::Http2Config;
 pub use mesh::{Authorize, IdentityMatch, InboundPolicy, MeshPeer, DEFAULT_PEER_PORT};
 pub use route::{Direction, Protocol, Route, RouteSpec};
 pub use transparent::{ForwardTo, Transparent, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN};
-
-use route::format_optional;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -216,128 +218,6 @@ impl Config {
     pub fn with_routes(mut self, routes: Vec<Route>) -> Config {
         self.routes = routes;
         self
-    }
-}
-
-impl fmt::Display for Config {
-    /// The effective configuration, in the TOML shape a user would write.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "[admin]\nlisten = \"{}\"\n", self.admin_addr)?;
-        writeln!(
-            f,
-            "[log]\nformat = \"{}\"\n",
-            match self.log_format {
-                LogFormat::Text => "text",
-                LogFormat::Json => "json",
-            }
-        )?;
-        writeln!(f, "[runtime]")?;
-        match self.shards {
-            Some(shards) => writeln!(f, "shards = {shards}")?,
-            None => writeln!(
-                f,
-                "# shards unset: one per allowed CPU, within the CPU quota"
-            )?,
-        }
-        writeln!(
-            f,
-            "pin = \"{}\"\nbacklog = {}\nshutdown_grace = \"{}\"\n",
-            self.pin.as_str(),
-            self.backlog,
-            humantime::format_duration(self.shutdown_grace)
-        )?;
-        writeln!(
-            f,
-            "[proxy]\nconnect_timeout = \"{}\"\nforward_mode = \"{}\"\npipe_size_bytes = {}\npool_idle_timeout = \"{}\"",
-            humantime::format_duration(self.connect_timeout),
-            match self.forward_mode {
-                ForwardMode::Splice => "splice",
-                ForwardMode::Copy => "copy",
-            },
-            self.pipe_size_bytes,
-            humantime::format_duration(self.pool_idle_timeout)
-        )?;
-        writeln!(
-            f,
-            "head_read_timeout = \"{}\"\nclient_idle_timeout = \"{}\"\nresponse_timeout = \"{}\"\nopaque_idle_timeout = \"{}\"\nmax_speculative_connections = {}",
-            humantime::format_duration(self.timeouts.head_read),
-            humantime::format_duration(self.timeouts.client_idle),
-            format_optional(self.timeouts.response),
-            format_optional(self.timeouts.opaque_idle),
-            self.max_speculative_connections
-        )?;
-        match self.max_connections {
-            Some(max) => writeln!(f, "max_connections = {max}")?,
-            None => writeln!(f, "# max_connections unset: from the open-files limit")?,
-        }
-        let ports: Vec<String> = self
-            .detect
-            .opaque_ports
-            .iter()
-            .map(u16::to_string)
-            .collect();
-        writeln!(
-            f,
-            "\n[detect]\ntimeout = \"{}\"\nopaque_ports = [{}]\npeek_bytes = {}\nserver_first_memory = \"{}\"\nquiet_pause = \"{}\"",
-            humantime::format_duration(self.detect.timeout),
-            ports.join(", "),
-            self.detect.peek_bytes,
-            humantime::format_duration(self.detect.server_first_memory),
-            humantime::format_duration(self.detect.quiet_pause)
-        )?;
-        let h2 = &self.http2;
-        writeln!(
-            f,
-            "\n[http2]\nmax_concurrent_streams = {}\nmax_header_list_size = {}\nmax_pending_accept_reset_streams = {}\nmax_local_error_reset_streams = {}\nmax_premature_resets = {}",
-            h2.max_concurrent_streams,
-            h2.max_header_list_size,
-            h2.max_pending_accept_reset_streams,
-            h2.max_local_error_reset_streams,
-            h2.max_premature_resets
-        )?;
-        if let Some(identity) = &self.identity {
-            write!(f, "\n{identity}")?;
-        }
-        for listener in &self.transparent {
-            write!(
-                f,
-                "\n[{}]\nlisten = \"{}\"\n",
-                listener.direction.as_str(),
-                listener.listen
-            )?;
-            if listener.direction == Direction::Inbound {
-                writeln!(f, "forward_to = \"{}\"", listener.forward_to.as_str())?;
-            }
-        }
-        for route in &self.routes {
-            let upstreams: Vec<String> =
-                route.upstreams.iter().map(|u| format!("\"{u}\"")).collect();
-            write!(
-                f,
-                "\n[[route]]\nlisten = \"{}\"\nupstreams = [{}]\ndirection = \"{}\"\nprotocol = \"{}\"\n",
-                route.listen,
-                upstreams.join(", "),
-                route.direction.as_str(),
-                route.protocol.as_str()
-            )?;
-            if route.response_timeout != self.timeouts.response {
-                let timeout = format_optional(route.response_timeout);
-                writeln!(f, "response_timeout = \"{timeout}\"")?;
-            }
-        }
-        for peer in &self.mesh_peers {
-            write!(
-                f,
-                "\n[[mesh.peer]]\nnetwork = \"{}/{}\"\nidentity = \"{}\"\nport = {}\n",
-                peer.network.addr, peer.network.prefix, peer.identity, peer.port
-            )?;
-        }
-        writeln!(
-            f,
-            "\n# inbound authorization: {} by default, {} port rule(s)",
-            self.inbound_policy.default.label(),
-            self.inbound_policy.ports.len()
-        )
     }
 }
 

@@ -177,11 +177,3 @@ pub(super) fn build_route(
         response_timeout: None,
     })
 }
-
-/// A timeout that may be off, as the file writes it.
-pub(super) fn format_optional(timeout: Option<Duration>) -> String {
-    match timeout {
-        Some(timeout) => humantime::format_duration(timeout).to_string(),
-        None => "off".to_string(),
-    }
-}

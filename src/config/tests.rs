@@ -91,12 +91,90 @@ fn printed_config_parses_back_to_the_same_config() {
         "0.0.0.0:8",
     ];
     for extra in [&["--shards", "2", "--pin", "cores"][..], &[], &transparent] {
-        let config = merged(&[&route[..], extra].concat(), "").unwrap();
-        let printed = config.to_string();
-        let reparsed =
-            Config::merge(&args(&[]), file::FileConfig::parse(&printed).unwrap()).unwrap();
-        assert_eq!(reparsed, config, "{printed}");
+        round_trip(&merged(&[&route[..], extra].concat(), "").unwrap());
     }
+}
+
+/// Prints `config` for `--check`, parses what was printed as a config
+/// file, and merges it with no flags: the same `Config` must come out.
+fn round_trip(config: &Config) {
+    let printed = config.to_string();
+    let file = file::FileConfig::parse(&printed).unwrap_or_else(|err| panic!("{err}\n{printed}"));
+    let reparsed = Config::merge(&args(&[]), file).unwrap();
+    assert_eq!(&reparsed, config, "{printed}");
+}
+
+#[test]
+fn every_section_printed_parses_back_to_the_same_config() {
+    let toml = "[log]\nformat = \"json\"\n\
+        [runtime]\nshards = 3\npin = \"off\"\nshutdown_grace = \"1m 30s\"\n\
+        [proxy]\nforward_mode = \"copy\"\nmax_connections = 9\nresponse_timeout = \"2s\"\n\
+        [detect]\nopaque_ports = []\nquiet_pause = \"250ms\"\nserver_first_memory = \"0s\"\n\
+        [http2]\nmax_concurrent_streams = 7\n\
+        [identity]\ncert = \"c.pem\"\nkey = \"k.pem\"\ntrust_anchors = \"t.pem\"\n\
+        name = \"web.ns\"\nspiffe_id = \"spiffe://cluster.local/ns/ns/sa/web\"\n\
+        [outbound]\n\
+        [inbound]\nlisten = \"0.0.0.0:9\"\nforward_to = \"original\"\nauthorize = \"all-authenticated\"\n\
+        [[inbound.authorize_port]]\nports = [80, 81]\nauthorize = [\"a.ns\", \"*.prod\"]\n\
+        [[inbound.authorize_port]]\nports = [9]\nauthorize = \"deny\"\n\
+        [[route]]\nlisten = \"127.0.0.1:1\"\nupstreams = [\"127.0.0.1:2\", \"127.0.0.1:3\"]\n\
+        direction = \"inbound\"\nprotocol = \"http2\"\nresponse_timeout = \"off\"\n\
+        [[route]]\nlisten = \"127.0.0.1:4\"\nupstreams = [\"127.0.0.1:5432\"]\n\
+        [[mesh.peer]]\nnetwork = \"10.0.0.0/8\"\nidentity = \"b.ns\"\nport = 4000\n\
+        [[mesh.peer]]\nnetwork = \"192.0.2.7\"\nidentity = \"c.ns\"\n";
+    let config = merged(&[], toml).unwrap();
+    assert!(config.identity.is_some() && config.mesh_peers.len() == 2);
+    assert_eq!(config.inbound_policy.ports.len(), 2);
+    round_trip(&config);
+    // Durations are written as the file takes them.
+    let printed = config.to_string();
+    for line in [
+        "shutdown_grace = \"1m 30s\"",
+        "quiet_pause = \"250ms\"",
+        "response_timeout = \"off\"",
+    ] {
+        assert!(printed.contains(line), "{line} in:\n{printed}");
+    }
+}
+
+#[test]
+fn an_inbound_policy_without_an_identity_is_refused_naming_its_key() {
+    let port_rule = "[inbound]\n[[inbound.authorize_port]]\nports = [80]\nauthorize = [\"a.ns\"]\n";
+    for (flags, toml, key, what) in [
+        (
+            &["--inbound-authorize", "deny"][..],
+            "",
+            "--inbound-authorize",
+            "\"deny\"",
+        ),
+        (
+            &[],
+            "[inbound]\nauthorize = \"all-authenticated\"\n",
+            "inbound.authorize",
+            "\"all-authenticated\"",
+        ),
+        (
+            &[],
+            port_rule,
+            "inbound.authorize_port[0].authorize",
+            "a list of identities",
+        ),
+    ] {
+        let err = merged(flags, toml).unwrap_err().to_string();
+        let expected = format!("{key}: {what} cannot be enforced without an [identity] (");
+        assert!(err.starts_with(&expected) && !err.contains('\n'), "{err}");
+    }
+    // Letting everyone in needs no identity; anything with one is taken.
+    let open = "[inbound]\nauthorize = \"all-unauthenticated\"\n";
+    assert!(merged(&[], open).is_ok());
+    let identity = [
+        "--identity-cert=c.pem",
+        "--identity-key=k.pem",
+        "--identity-trust-anchors=t.pem",
+        "--identity-name=web.ns",
+    ];
+    let config = merged(&identity, port_rule).unwrap();
+    assert_eq!(config.inbound_policy.ports.len(), 1);
 }
 
 #[test]
@@ -299,9 +377,7 @@ fn limits_come_from_flags_over_the_file_over_defaults() {
         max_premature_resets: 9,
     };
     assert_eq!(config.http2, expected);
-    let printed = config.to_string();
-    let reparsed = Config::merge(&args(&[]), file::FileConfig::parse(&printed).unwrap()).unwrap();
-    assert_eq!(reparsed, config, "{printed}");
+    round_trip(&config);
 }
 
 #[test]
@@ -320,9 +396,7 @@ fn route_response_timeouts_override_the_proxy_one() {
     assert_eq!(timeouts, expected);
     assert_eq!(config.timeouts.opaque_idle, None);
     // The printed config keeps each route's own value.
-    let printed = config.to_string();
-    let reparsed = Config::merge(&args(&[]), file::FileConfig::parse(&printed).unwrap()).unwrap();
-    assert_eq!(reparsed, config, "{printed}");
+    round_trip(&config);
 }
 
 #[test]

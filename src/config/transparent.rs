@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use super::file::{InboundTable, OutboundTable};
-use super::merge::{layered, one_of};
+use super::value::{layered, one_of};
 use super::{parse_addr, Args, ConfigError, Direction, Route};
 
 /// Linkerd's outbound port: where the OUTPUT rules redirect to.

@@ -6,8 +6,15 @@
 //!
 //! `install` first reads the table (`iptables-save -t nat`) to leave out
 //! jumps that are already there: with the chains refilled as they are
-//! declared, a second install changes nothing. IPv6 is skipped, with a
-//! line saying why, where the kernel or the machine's iptables lacks it.
+//! declared, a second install changes nothing.
+//!
+//! IPv6 is not optional: a dual-stack pod whose IPv6 table lacks the rules
+//! is open over IPv6, around the proxy and its authorization. So any IPv6
+//! failure (no ip6tables, no IPv6 nat table, a failed save or restore) is
+//! an error unless `--no-ipv6` says IPv6 is not wanted, and both tables
+//! are read before either is changed, so that it changes nothing. Only a
+//! kernel without IPv6 at all, where no IPv6 packet can arrive, is
+//! skipped with a line saying so.
 
 mod rules;
 
@@ -27,6 +34,8 @@ pub enum IptablesError {
     Missing(String),
     #[error("the kernel has no IPv6")]
     NoIpv6,
+    #[error("IPv6: {0}; without its rules a dual-stack pod is open over IPv6 around the proxy (give --no-ipv6 if it has no IPv6)")]
+    Ipv6(Box<IptablesError>),
     #[error("cannot run {program}: {source}")]
     Spawn {
         program: String,
@@ -45,57 +54,88 @@ struct Tools {
 /// Runs `action` for both families, saying on stdout what was done and on
 /// stderr what was skipped or substituted.
 pub fn run(action: IptablesAction, config: &IptablesConfig) -> Result<(), IptablesError> {
-    for family in [Family::Ipv4, Family::Ipv6] {
-        if action == IptablesAction::Print {
+    let families = match config.ipv6 {
+        true => &[Family::Ipv4, Family::Ipv6][..],
+        false => &[Family::Ipv4],
+    };
+    if action == IptablesAction::Print {
+        for &family in families {
             let restore = program(config.mode, family, "restore");
             println!("# {}: {restore} --noflush", family.name());
             print!("{}", rules::install(config, family, &[]));
-            continue;
         }
-        let (tools, saved) = match read_table(config.mode, family) {
-            Ok(found) => found,
-            Err(err) if family == Family::Ipv6 => {
-                eprintln!("ringside: IPv6 skipped: {err}");
-                continue;
+        return Ok(());
+    }
+    if !config.ipv6 {
+        eprintln!("ringside: IPv6 left alone (--no-ipv6)");
+    }
+    let mut tables = Vec::new();
+    for &family in families {
+        match read_table(config.mode, family) {
+            Ok(found) => tables.push((family, found)),
+            Err(IptablesError::NoIpv6) => {
+                eprintln!("ringside: IPv6 skipped: the kernel has no IPv6")
             }
-            Err(err) => return Err(err),
-        };
-        let input = match action {
-            IptablesAction::Install => Some(rules::install(
-                config,
-                family,
-                &rules::installed_jumps(&saved),
-            )),
-            _ => rules::remove(&saved),
-        };
-        match input {
-            Some(input) => {
-                restore(&tools.restore, &input)?;
-                let done = if action == IptablesAction::Install {
-                    "installed"
-                } else {
-                    "removed"
-                };
-                println!(
-                    "ringside: {} rules {done} ({INBOUND_CHAIN}, {OUTBOUND_CHAIN})",
-                    family.name()
-                );
-            }
-            None => println!(
-                "ringside: {} has no ringside rules to remove",
+            Err(err) => return Err(in_family(family, err)),
+        }
+    }
+    for (family, (tools, saved)) in tables {
+        change(action, config, family, &tools, &saved).map_err(|err| in_family(family, err))?;
+    }
+    Ok(())
+}
+
+/// An IPv6 error says what it leaves open and how to say IPv6 is not wanted.
+fn in_family(family: Family, err: IptablesError) -> IptablesError {
+    match family {
+        Family::Ipv4 => err,
+        Family::Ipv6 => IptablesError::Ipv6(Box::new(err)),
+    }
+}
+
+/// Installs or removes the rules of one family whose table reads `saved`.
+fn change(
+    action: IptablesAction,
+    config: &IptablesConfig,
+    family: Family,
+    tools: &Tools,
+    saved: &str,
+) -> Result<(), IptablesError> {
+    let input = match action {
+        IptablesAction::Install => Some(rules::install(
+            config,
+            family,
+            &rules::installed_jumps(saved),
+        )),
+        _ => rules::remove(saved),
+    };
+    match input {
+        Some(input) => {
+            restore(&tools.restore, &input)?;
+            let done = if action == IptablesAction::Install {
+                "installed"
+            } else {
+                "removed"
+            };
+            println!(
+                "ringside: {} rules {done} ({INBOUND_CHAIN}, {OUTBOUND_CHAIN})",
                 family.name()
-            ),
+            );
         }
+        None => println!(
+            "ringside: {} has no ringside rules to remove",
+            family.name()
+        ),
     }
     Ok(())
 }
 
 /// The family's programs and its nat table as they are now.
 fn read_table(mode: IptablesMode, family: Family) -> Result<(Tools, String), IptablesError> {
-    let tools = tools(mode, family)?;
     if family == Family::Ipv6 && !Path::new("/proc/net/if_inet6").exists() {
         return Err(IptablesError::NoIpv6);
     }
+    let tools = tools(mode, family)?;
     let saved = output(&tools.save, &["-t", "nat"])?;
     Ok((tools, saved))
 }

@@ -206,6 +206,7 @@ mod tests {
             proxy_uid: Some(2102),
             proxy_gid: None,
             mode: IptablesMode::Nft,
+            ipv6: true,
         }
     }
 

@@ -21,7 +21,7 @@ use rustls::RootCertStore;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::X509Certificate;
 
-use super::config::provider;
+use super::provider::provider;
 use crate::config::IdentityConfig;
 
 /// Why an identity cannot be used; each reads as one line that starts
@@ -77,7 +77,7 @@ pub enum IdentityError {
     },
 }
 
-/// A checked identity, ready for `tls::config`.
+/// A checked identity, ready for `tls::rustls_config`.
 #[derive(Debug, Clone)]
 pub struct Identity {
     /// The name peers send as SNI and find in our DNS SAN.

@@ -55,7 +55,8 @@ pub const MAX_HANDSHAKES: usize = 256;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The rustls configs and names every shard shares (`Send`: built once at
-/// start, rotated through the certificate resolver inside them).
+/// start, rotated through the certificate resolver and trust anchors
+/// inside them).
 #[derive(Clone)]
 pub struct MeshConfigs {
     /// Our identity: the SNI a peer must send to be terminated here.
@@ -216,8 +217,8 @@ impl MeshTls {
         let client_id = handshaken
             .peer_certificates
             .first()
-            .and_then(|leaf| super::config::identity_of(leaf));
-        let transport = handshaken.alpn.as_deref() == Some(super::config::TRANSPORT_ALPN);
+            .and_then(|leaf| super::rustls_config::identity_of(leaf));
+        let transport = handshaken.alpn.as_deref() == Some(super::rustls_config::TRANSPORT_ALPN);
         if !transport && header == Header::Required {
             return Err(MeshError::NoHeader);
         }

@@ -238,28 +238,8 @@ fn write_new(out: &Path, files: &[(&str, &String)]) -> Result<Vec<PathBuf>, Mint
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
+    use super::super::fixtures::Dir;
     use super::*;
-
-    /// A directory of its own under the system temp dir, removed at the end.
-    struct Dir(PathBuf);
-
-    impl Dir {
-        fn new(tag: &str) -> Dir {
-            let path = std::env::temp_dir().join(format!(
-                "ringside-mint-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&path);
-            Dir(path)
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777

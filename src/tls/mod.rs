@@ -1,9 +1,9 @@
 //! TLS between ringside proxies: identities (`identity`, rotated by
-//! `reload`), rustls configs (`config`), the transport header
+//! `reload`), the rustls configs built around them (`rustls_config`, with
+//! the crypto `provider` both use), the transport header
 //! (`transport_header`), and the shard's side of the mesh, inbound and
 //! outbound (`mesh`). `mint` makes development certificates.
 
-pub mod config;
 #[cfg(test)]
 mod fixtures;
 pub mod identity;
@@ -11,7 +11,9 @@ pub mod identity;
 pub mod invariants;
 pub mod mesh;
 pub mod mint;
+mod provider;
 pub mod reload;
+pub mod rustls_config;
 mod transport_header;
 
 pub use transport_header::{

@@ -2,64 +2,19 @@
 
 use std::io::{Read, Write};
 
-use rustls::{ClientConnection, Connection, ServerConnection};
-
-use super::super::fixtures::{a_day, check, config, identity, leaf, new_ca, DB, WEB};
+use super::super::fixtures::{
+    a_day, anchors_of, check, config, connect, deliver, handshake, identity, leaf, new_ca, Refused,
+    DB, WEB,
+};
 use super::super::mint;
 use super::*;
 
-/// Which side refused the handshake, and why.
-#[derive(Debug)]
-enum Refused {
-    Client(rustls::Error),
-    Server(rustls::Error),
-}
-
-/// Moves every TLS record `from` has to send into `to`, then lets `to`
-/// process them; whether anything moved.
-fn deliver(from: &mut Connection, to: &mut Connection) -> Result<bool, rustls::Error> {
-    let mut bytes = Vec::new();
-    while from.wants_write() {
-        from.write_tls(&mut bytes).unwrap();
-    }
-    let mut unread = &bytes[..];
-    while !unread.is_empty() {
-        to.read_tls(&mut unread).unwrap();
-        to.process_new_packets()?;
-    }
-    Ok(!bytes.is_empty())
-}
-
-/// Flights both ways until neither side has more to say; the first side
-/// to fail the handshake, if one does.
-fn handshake(client: &mut Connection, server: &mut Connection) -> Result<(), Refused> {
-    loop {
-        let to_server = deliver(client, server).map_err(Refused::Server)?;
-        let to_client = deliver(server, client).map_err(Refused::Client)?;
-        if !to_server && !to_client {
-            assert!(!client.is_handshaking() && !server.is_handshaking());
-            return Ok(());
-        }
-    }
-}
-
-/// A connection from `client` (expecting `peer`) to a server of `server`.
-fn connect(
-    client: Arc<ClientConfig>,
-    peer: &str,
-    server: Arc<ServerConfig>,
-) -> (Connection, Connection) {
-    let client = ClientConnection::new(client, server_name(peer).unwrap()).unwrap();
-    let server = ServerConnection::new(server).unwrap();
-    (client.into(), server.into())
-}
-
 fn server_of(identity: &Identity) -> Arc<ServerConfig> {
-    server_config(identity.roots(), CertResolver::new(identity)).unwrap()
+    server_config(anchors_of(identity), CertResolver::new(identity)).unwrap()
 }
 
 fn client_of(identity: &Identity) -> Arc<ClientConfig> {
-    client_config(identity.roots(), CertResolver::new(identity)).unwrap()
+    client_config(anchors_of(identity), CertResolver::new(identity)).unwrap()
 }
 
 #[test]
@@ -109,7 +64,7 @@ fn a_client_certificate_of_another_ca_is_refused() {
     let stranger = identity(&other, DB);
     // The stranger trusts our CA, so only the server has a reason to refuse.
     let resolver = CertResolver::new(&stranger);
-    let client = client_config(web.roots(), Arc::clone(&resolver)).unwrap();
+    let client = client_config(anchors_of(&web), Arc::clone(&resolver)).unwrap();
     let mut client_config = (*client).clone();
     client_config.client_auth_cert_resolver = resolver;
     let (mut client, mut server) = connect(Arc::new(client_config), WEB, server_of(&web));
@@ -193,7 +148,7 @@ fn a_swapped_certificate_is_presented_from_the_next_handshake_on() {
     let ca = new_ca();
     let (web, db) = (identity(&ca, WEB), identity(&ca, DB));
     let resolver = CertResolver::new(&web);
-    let server = server_config(web.roots(), Arc::clone(&resolver)).unwrap();
+    let server = server_config(anchors_of(&web), Arc::clone(&resolver)).unwrap();
     // A new client config each time: a resumed session would show the
     // certificate of the session it resumes.
     let presented = |server: &Arc<ServerConfig>| {

@@ -10,27 +10,28 @@
 //!   `ServerName` of each connection (`server_name`), which rustls sends
 //!   as SNI and hands to the verifier, which insists on exactly that name.
 //!
-//! Our own certificate sits behind a `CertResolver` that both configs
-//! share, so that a rotation swaps it for every new handshake at once
-//! without rebuilding either config. The `RwLock` in it is read once per
-//! handshake, never per byte. The trust anchors are fixed per config: new
-//! anchors need new configs.
+//! Our own certificate sits behind a `CertResolver`, and the peers' trust
+//! anchors behind `TrustAnchors`, both shared by both configs, so that a
+//! rotation swaps them for every new handshake at once without rebuilding
+//! either config (which every shard holds). The `RwLock` in each is read
+//! once per handshake, never per byte.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, InvalidDnsNameError, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 use rustls::{
-    CertificateError, ClientConfig, CommonState, DigitallySignedStruct, ServerConfig,
-    SignatureScheme,
+    CertificateError, ClientConfig, CommonState, DigitallySignedStruct, DistinguishedName,
+    ServerConfig, SignatureScheme,
 };
 
 use super::identity::{parse, Identity, Sans};
+use super::provider::provider;
 
 /// The ALPN protocol of a connection between ringside (or Linkerd) proxies
 /// that starts with a transport header.
@@ -44,13 +45,6 @@ pub enum TlsConfigError {
     Rustls(#[from] rustls::Error),
     #[error("trust anchors: {0}")]
     Anchors(#[from] rustls::server::VerifierBuilderError),
-}
-
-/// The crypto provider of every ringside config: ring, which builds with
-/// no cmake or nasm on a fresh machine.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())))
 }
 
 /// Our certificate and key, as both configs present them; `swap` replaces
@@ -119,33 +113,125 @@ impl ResolvesClientCert for CertResolver {
     }
 }
 
+/// The trust anchors peers' chains must end at, as both configs verify
+/// them; `swap` replaces them for every handshake that starts after it,
+/// so that a CA taken out of the anchors file is no longer trusted,
+/// without a restart.
+#[derive(Debug)]
+pub struct TrustAnchors {
+    verifiers: RwLock<Verifiers>,
+}
+
+/// webpki's verifiers of one set of anchors: a client's chain, a
+/// server's chain.
+#[derive(Debug, Clone)]
+pub struct Verifiers {
+    clients: Arc<dyn ClientCertVerifier>,
+    servers: Arc<WebPkiServerVerifier>,
+}
+
+impl Verifiers {
+    /// Fails only for an empty set, which a loaded `Identity` never holds.
+    pub fn of(roots: Arc<RootCertStore>) -> Result<Verifiers, TlsConfigError> {
+        let clients =
+            WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), provider()).build()?;
+        let servers = WebPkiServerVerifier::builder_with_provider(roots, provider()).build()?;
+        Ok(Verifiers { clients, servers })
+    }
+}
+
+impl TrustAnchors {
+    pub fn new(roots: Arc<RootCertStore>) -> Result<Arc<TrustAnchors>, TlsConfigError> {
+        let verifiers = RwLock::new(Verifiers::of(roots)?);
+        Ok(Arc::new(TrustAnchors { verifiers }))
+    }
+
+    /// Verifies peers against other anchors from now on.
+    pub fn swap(&self, verifiers: Verifiers) {
+        *self
+            .verifiers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = verifiers;
+    }
+
+    fn current(&self) -> Verifiers {
+        let verifiers = self
+            .verifiers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        verifiers.clone()
+    }
+}
+
+/// The server's check of a client: webpki's, against the anchors now.
+impl ClientCertVerifier for TrustAnchors {
+    /// None: the hints would have to outlive the lock they sit behind, and
+    /// a peer presents its one certificate whatever the hints say (TLS 1.3
+    /// makes them optional).
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let clients = self.current().clients;
+        clients.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let clients = self.current().clients;
+        clients.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let clients = self.current().clients;
+        clients.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current().clients.supported_verify_schemes()
+    }
+}
+
 /// The inbound side: TLS 1.3, a client certificate required and verified
-/// against the trust anchors `roots`, our certificate from `resolver`.
+/// against `anchors`, our certificate from `resolver`.
 pub fn server_config(
-    roots: Arc<RootCertStore>,
+    anchors: Arc<TrustAnchors>,
     resolver: Arc<CertResolver>,
 ) -> Result<Arc<ServerConfig>, TlsConfigError> {
-    let clients = WebPkiClientVerifier::builder_with_provider(roots, provider()).build()?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(clients)
+        .with_client_cert_verifier(anchors)
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![TRANSPORT_ALPN.to_vec()];
     Ok(Arc::new(config))
 }
 
 /// The outbound side, for every peer: TLS 1.3, our certificate from
-/// `resolver`, the server verified against the trust anchors `roots` and
-/// the connection's `ServerName` (see `server_name`).
+/// `resolver`, the server verified against `anchors` and the
+/// connection's `ServerName` (see `server_name`).
 pub fn client_config(
-    roots: Arc<RootCertStore>,
+    anchors: Arc<TrustAnchors>,
     resolver: Arc<CertResolver>,
 ) -> Result<Arc<ClientConfig>, TlsConfigError> {
-    let chains = WebPkiServerVerifier::builder_with_provider(roots, provider()).build()?;
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(ExactIdentity { chains }))
+        .with_custom_certificate_verifier(Arc::new(ExactIdentity { anchors }))
         .with_client_cert_resolver(resolver);
     config.alpn_protocols = vec![TRANSPORT_ALPN.to_vec()];
     Ok(Arc::new(config))
@@ -176,7 +262,7 @@ pub fn identity_of(leaf: &[u8]) -> Option<String> {
 /// stand in for `web.default...`, as an identity is one workload.
 #[derive(Debug)]
 struct ExactIdentity {
-    chains: Arc<WebPkiServerVerifier>,
+    anchors: Arc<TrustAnchors>,
 }
 
 impl ServerCertVerifier for ExactIdentity {
@@ -188,7 +274,8 @@ impl ServerCertVerifier for ExactIdentity {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verified = self.chains.verify_server_cert(
+        let chains = self.anchors.current().servers;
+        let verified = chains.verify_server_cert(
             end_entity,
             intermediates,
             server_name,
@@ -216,7 +303,10 @@ impl ServerCertVerifier for ExactIdentity {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.chains.verify_tls12_signature(message, cert, dss)
+        self.anchors
+            .current()
+            .servers
+            .verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -225,14 +315,17 @@ impl ServerCertVerifier for ExactIdentity {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.chains.verify_tls13_signature(message, cert, dss)
+        self.anchors
+            .current()
+            .servers
+            .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.chains.supported_verify_schemes()
+        self.anchors.current().servers.supported_verify_schemes()
     }
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
+#[path = "rustls_config_tests.rs"]
 mod tests;
