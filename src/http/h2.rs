@@ -252,7 +252,8 @@ impl H2Proxy {
             .send_response(Response::from_parts(parts, ()), end_of_response)
             .map_err(|_| StreamFailure::Reset(Reason::CANCEL))?;
         if !end_of_response {
-            if let Ok(Some(trailers)) = pass_body(body, download).await {
+            let trailers = pass_body(body, download, &ClientId::Untouched).await;
+            if let Ok(Some(trailers)) = trailers {
                 class.grpc_status = grpc_status(&trailers).or(class.grpc_status);
             }
         }
@@ -276,8 +277,9 @@ impl H2Proxy {
             .map_err(|err| StreamFailure::Answer(ProxyError::H2Send(err)))?;
         if !end_of_request {
             // The request body flows while the response is awaited.
+            let client_id = self.client_id.clone();
             spawn(async move {
-                let _ = pass_body(body, upload).await;
+                let _ = pass_body(body, upload, &client_id).await;
             });
         }
         let response = self.within_response_timeout(response).await;
@@ -442,11 +444,12 @@ impl Drop for Pending<'_> {
 
 /// Moves a body from one stream to another: data as the receiver grants
 /// capacity, releasing the sender's window only once forwarded; then the
-/// trailers (returned) or the end of the stream. A reset on either side is
-/// passed to the other.
+/// trailers (returned), without the fields `client_id` drops, or the end of
+/// the stream. A reset on either side is passed to the other.
 async fn pass_body(
     mut from: RecvStream,
     mut to: SendStream<Bytes>,
+    client_id: &ClientId,
 ) -> Result<Option<HeaderMap>, h2::Error> {
     while let Some(data) = poll_fn(|cx| from.poll_data(cx)).await {
         let data = match data {
@@ -471,15 +474,18 @@ async fn pass_body(
             return Ok(None);
         }
     }
-    let trailers = match poll_fn(|cx| from.poll_trailers(cx)).await {
+    let mut trailers = match poll_fn(|cx| from.poll_trailers(cx)).await {
         Ok(trailers) => trailers,
         Err(err) => {
             to.send_reset(err.reason().unwrap_or(Reason::CANCEL));
             return Err(err);
         }
     };
-    match &trailers {
-        Some(trailers) => to.send_trailers(trailers.clone())?,
+    match &mut trailers {
+        Some(trailers) => {
+            client_id.strip_trailers(trailers);
+            to.send_trailers(trailers.clone())?
+        }
         None => to.send_data(Bytes::new(), true)?,
     }
     Ok(trailers)

@@ -97,7 +97,10 @@ impl H2Proxy {
         chunked: bool,
     ) -> Result<ResponseHead, StreamFailure> {
         let written = match body {
-            Some(body) => to_http1(body, &upstream.io, chunked, head.to_vec()).await,
+            Some(body) => {
+                let client_id = &self.client_id;
+                to_http1(body, &upstream.io, chunked, client_id, head.to_vec()).await
+            }
             None => upstream.io.write_all(head).await.map_err(PumpError::Write),
         };
         written.map_err(|err| match err {
