@@ -23,7 +23,9 @@ fn inbound_to(upstream: std::net::SocketAddr) -> Ringside {
 
 /// Names that look like Linkerd's once `_` is read as `-`.
 fn is_l5d(name: &str) -> bool {
-    name.to_ascii_lowercase().replace('_', "-").starts_with("l5d-")
+    name.to_ascii_lowercase()
+        .replace('_', "-")
+        .starts_with("l5d-")
 }
 
 /// Fields a client sends to pose as a mesh peer, with one to keep.
@@ -67,7 +69,10 @@ fn http1_chunked_trailers_and_underscore_names_lose_their_l5d_fields_inbound() {
     let refused = String::from_utf8_lossy(&received[1]).into_owned();
     assert!(!refused.contains("forged"), "{refused}");
     // Cut where the trailers start: the application never sees it end.
-    assert!(refused.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n"), "{refused}");
+    assert!(
+        refused.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n"),
+        "{refused}"
+    );
 }
 
 #[test]
@@ -86,11 +91,17 @@ fn http2_trailers_and_underscore_names_lose_their_l5d_fields_inbound() {
         call_with_trailers(&mut sender, request, body, Some(forged_trailers())).await
     });
     let answer = answer.expect("an answer");
-    assert_eq!((answer.status, answer.body.as_slice()), (200, &b"hello"[..]));
+    assert_eq!(
+        (answer.status, answer.body.as_slice()),
+        (200, &b"hello"[..])
+    );
     let seen = app.seen();
     assert_eq!(seen.len(), 1);
     let (headers, trailers) = &seen[0];
-    assert!(!headers.keys().any(|name| is_l5d(name.as_str())), "{headers:?}");
+    assert!(
+        !headers.keys().any(|name| is_l5d(name.as_str())),
+        "{headers:?}"
+    );
     let trailers = trailers.as_ref().expect("trailers");
     assert_eq!(trailers.keys().collect::<Vec<_>>(), ["x-kept"]);
 }

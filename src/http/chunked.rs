@@ -239,7 +239,9 @@ pub fn filter_trailers(
 ) -> Result<(), ChunkedError> {
     let start = out.len();
     let mut dropped = false;
-    let lines = section.split(|b| *b == b'\n').map(|line| line.strip_suffix(b"\r"));
+    let lines = section
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r"));
     for line in lines.take_while(|line| line.is_some_and(|l| !l.is_empty())) {
         let line = line.unwrap_or_default();
         let colon = line.iter().position(|b| *b == b':').ok_or(ChunkedError)?;
@@ -381,7 +383,11 @@ mod tests {
         out.clear();
         filter_trailers(b"x-a:1\r\n\r\n", l5d, &mut out).unwrap();
         assert_eq!(out, b"x-a:1\r\n\r\n", "unchanged when nothing is dropped");
-        for bad in [&b"l5d-client-id : x\r\n\r\n"[..], b"no colon\r\n\r\n", b": x\r\n\r\n"] {
+        for bad in [
+            &b"l5d-client-id : x\r\n\r\n"[..],
+            b"no colon\r\n\r\n",
+            b": x\r\n\r\n",
+        ] {
             assert_eq!(filter_trailers(bad, l5d, &mut out), Err(ChunkedError));
         }
     }

@@ -40,9 +40,7 @@ impl ClientId {
         match self {
             ClientId::Untouched => false,
             ClientId::Strip => is_l5d(name),
-            ClientId::Set(_) => {
-                is_client_id(name) || (is_l5d(name) && name.contains(&b'_'))
-            }
+            ClientId::Set(_) => is_client_id(name) || (is_l5d(name) && name.contains(&b'_')),
         }
     }
 
