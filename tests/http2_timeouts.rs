@@ -96,7 +96,10 @@ fn a_connection_with_a_stream_in_flight_is_not_idle_until_the_stream_ends() {
         // The origin never answers `/stall`: its stream stays in flight.
         let stall = Request::get("http://h2.local/stall").body(()).unwrap();
         let (response, upload) = sender.send_request(stall, true).unwrap();
-        eventually_async("the stalled stream at the origin", || origin.requests() == 1).await;
+        eventually_async("the stalled stream at the origin", || {
+            origin.requests() == 1
+        })
+        .await;
         // Three idle timeouts pass with nothing but that stream: time
         // itself is what is tested here.
         tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -252,12 +252,18 @@ fn an_http1_0_request_reaches_the_application_as_http1_0_and_its_body_until_clos
         old.write_all(request).unwrap();
         let mut reader = BufReader::new(old);
         let response = read_response(&mut reader, false).expect("a response");
-        assert_eq!((response.status, response.header("x-old")), (200, Some("yes")));
+        assert_eq!(
+            (response.status, response.header("x-old")),
+            (200, Some("yes"))
+        );
         assert_eq!(response.header("transfer-encoding"), None);
         assert_eq!(response.body, b"old body");
         let mut rest = Vec::new();
         reader.read_to_end(&mut rest).unwrap();
-        assert!(rest.is_empty(), "the client's connection ends with the body");
+        assert!(
+            rest.is_empty(),
+            "the client's connection ends with the body"
+        );
     }
     let received = app.settled(&server.wait_idle());
     let received: Vec<String> = received
@@ -265,8 +271,14 @@ fn an_http1_0_request_reaches_the_application_as_http1_0_and_its_body_until_clos
         .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
         .collect();
     assert_eq!(received.len(), 2, "{received:?}");
-    assert!(received[0].starts_with("GET /old HTTP/1.0\r\n"), "{received:?}");
-    assert!(received[1].starts_with("POST /old HTTP/1.0\r\n"), "{received:?}");
+    assert!(
+        received[0].starts_with("GET /old HTTP/1.0\r\n"),
+        "{received:?}"
+    );
+    assert!(
+        received[1].starts_with("POST /old HTTP/1.0\r\n"),
+        "{received:?}"
+    );
     assert!(received[1].ends_with("\r\n\r\nhello"), "{received:?}");
     for request in &received {
         let lower = request.to_lowercase();
