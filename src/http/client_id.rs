@@ -55,7 +55,7 @@ impl ClientId {
     /// The same for an HTTP/2 request's headers, `l5d-client-id` set for
     /// a proven identity.
     pub fn apply(&self, headers: &mut HeaderMap) {
-        self.strip_trailers(headers);
+        self.strip_fields(headers);
         if let ClientId::Set(identity) = self {
             // An identity is a DNS-like name: always a valid value.
             if let Ok(value) = HeaderValue::from_str(identity) {
@@ -64,10 +64,10 @@ impl ClientId {
         }
     }
 
-    /// Removes from HTTP/2 trailers the fields `drops` names; nothing is
-    /// added (the identity goes in the headers).
-    pub fn strip_trailers(&self, fields: &mut HeaderMap) {
-        if *self == ClientId::Untouched {
+    /// Removes the fields `drops` names from HTTP/2 headers or trailers;
+    /// nothing is added (trailers get no identity: the headers have it).
+    pub fn strip_fields(&self, fields: &mut HeaderMap) {
+        if matches!(self, ClientId::Untouched) {
             return;
         }
         let dropped: Vec<HeaderName> = fields
@@ -146,9 +146,9 @@ mod tests {
         trailers.insert("l5d-dst-override", HeaderValue::from_static("x"));
         trailers.insert("grpc-status", HeaderValue::from_static("0"));
         let mut stripped = trailers.clone();
-        ClientId::Strip.strip_trailers(&mut stripped);
+        ClientId::Strip.strip_fields(&mut stripped);
         assert_eq!(stripped.keys().collect::<Vec<_>>(), ["grpc-status"]);
-        ClientId::Set("web.ns".into()).strip_trailers(&mut trailers);
+        ClientId::Set("web.ns".into()).strip_fields(&mut trailers);
         assert!(!trailers.contains_key("l5d-client-id"));
         assert_eq!(trailers.len(), 2);
     }

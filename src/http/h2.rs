@@ -517,7 +517,7 @@ async fn pass_body(
     };
     match &mut trailers {
         Some(trailers) => {
-            client_id.strip_trailers(trailers);
+            client_id.strip_fields(trailers);
             to.send_trailers(trailers.clone())?
         }
         None => to.send_data(Bytes::new(), true)?,

@@ -396,10 +396,12 @@ impl HttpIo {
             Framing::Chunked | Framing::UntilClose => None,
         };
         // Only a body whose trailers may lose fields stops at them.
-        let filtered = *client_id != ClientId::Untouched;
-        let mut scanner = (framing == Framing::Chunked).then(|| match filtered {
-            true => ChunkedScanner::stopping_at_trailers(),
-            false => ChunkedScanner::default(),
+        let mut scanner = (framing == Framing::Chunked).then(|| {
+            if matches!(client_id, ClientId::Untouched) {
+                ChunkedScanner::default()
+            } else {
+                ChunkedScanner::stopping_at_trailers()
+            }
         });
         loop {
             if self.unread().is_empty() {

@@ -123,7 +123,7 @@ async fn to_http1(
     if chunked {
         let mut trailers = poll_fn(|cx| from.poll_trailers(cx)).await;
         if let Ok(Some(trailers)) = &mut trailers {
-            client_id.strip_trailers(trailers);
+            client_id.strip_fields(trailers);
         }
         out.extend_from_slice(b"0\r\n");
         for (name, value) in trailers.map_err(PumpError::Stream)?.iter().flatten() {
