@@ -5,7 +5,8 @@
 
 mod support;
 
-use std::io::Write;
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use support::*;
@@ -315,4 +316,26 @@ fn a_keep_alive_the_only_endpoint_closed_under_a_request_is_retried_on_a_new_con
         );
     }
     assert_eq!(origin.accepted(), 2, "the retry took a new connection");
+}
+
+#[test]
+fn an_http1_0_request_goes_upstream_as_http1_0_and_its_body_until_close_comes_back() {
+    // An HTTP/1.0 application: no length, the body ends with the close.
+    let app = RecordingOrigin::closing_after(b"HTTP/1.0 200 OK\r\nx-old: yes\r\n\r\nold body");
+    let proxy = Ringside::routing_to([app.addr]);
+    let mut old = TcpStream::connect(proxy.route()).unwrap();
+    old.write_all(b"GET /old HTTP/1.0\r\nHost: app\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(old);
+    let response = read_response(&mut reader, false).expect("a response");
+    assert_eq!(
+        (response.status, response.header("x-old")),
+        (200, Some("yes"))
+    );
+    assert_eq!(response.body, b"old body");
+    let received = app.settled(&proxy.wait_idle());
+    assert_eq!(received.len(), 1);
+    let request = String::from_utf8_lossy(&received[0]).into_owned();
+    assert!(request.starts_with("GET /old HTTP/1.0\r\n"), "{request}");
+    assert!(request.contains("\r\nHost: app\r\n"), "{request}");
 }

@@ -235,3 +235,54 @@ fn what_is_not_a_mesh_peer_is_labelled_with_linkerds_reason() {
     let dst = [reason[0], reason[1], ("peer", "dst")];
     assert_eq!(metrics.sum("tcp_open_total", &dst), 1.0);
 }
+
+#[test]
+fn an_http1_0_request_reaches_the_application_as_http1_0_and_its_body_until_close_comes_back() {
+    let dir = identities();
+    // An HTTP/1.0 application: no length, the body ends with the close.
+    let app = RecordingOrigin::closing_after(b"HTTP/1.0 200 OK\r\nx-old: yes\r\n\r\nold body");
+    let server = server_side(&dir, &[]);
+    let client = client_side(&dir, app.addr, &server);
+    let requests: [&[u8]; 2] = [
+        b"GET /old HTTP/1.0\r\nHost: db\r\n\r\n",
+        b"POST /old HTTP/1.0\r\nHost: db\r\nContent-Length: 5\r\n\r\nhello",
+    ];
+    for request in requests {
+        let mut old = TcpStream::connect(client.route()).unwrap();
+        old.write_all(request).unwrap();
+        let mut reader = BufReader::new(old);
+        let response = read_response(&mut reader, false).expect("a response");
+        assert_eq!(
+            (response.status, response.header("x-old")),
+            (200, Some("yes"))
+        );
+        assert_eq!(response.header("transfer-encoding"), None);
+        assert_eq!(response.body, b"old body");
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        assert!(
+            rest.is_empty(),
+            "the client's connection ends with the body"
+        );
+    }
+    let received = app.settled(&server.wait_idle());
+    let received: Vec<String> = received
+        .iter()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+        .collect();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert!(
+        received[0].starts_with("GET /old HTTP/1.0\r\n"),
+        "{received:?}"
+    );
+    assert!(
+        received[1].starts_with("POST /old HTTP/1.0\r\n"),
+        "{received:?}"
+    );
+    assert!(received[1].ends_with("\r\n\r\nhello"), "{received:?}");
+    for request in &received {
+        let lower = request.to_lowercase();
+        assert!(lower.contains("\r\nhost: db\r\n"), "{request}");
+        assert!(!lower.contains("transfer-encoding"), "{request}");
+    }
+}

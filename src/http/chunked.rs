@@ -8,6 +8,11 @@
 //! sign or past 63 bits, a bare LF, a control character in an extension or
 //! a trailer, an over-long line) and so could read as the start of another
 //! message. Nothing from the byte that fails on is passed on.
+//!
+//! Trailers are the one part a proxy may have to change: an inbound request
+//! must not bring `l5d-*` fields to the application in them either. For
+//! that the scanner can stop where they start, and `filter_trailers` passes
+//! on the section without some fields.
 
 /// Why a chunked body cannot be forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +71,9 @@ pub struct ChunkedScanner {
     state: State,
     /// Bytes of the current chunk-size line so far.
     line_bytes: u16,
+    /// `scan` returns at the start of the trailer section, so that the
+    /// caller can take the section whole (`at_trailers`).
+    stop_at_trailers: bool,
 }
 
 impl Default for ChunkedScanner {
@@ -73,6 +81,7 @@ impl Default for ChunkedScanner {
         ChunkedScanner {
             state: State::Size { size: 0, digits: 0 },
             line_bytes: 0,
+            stop_at_trailers: false,
         }
     }
 }
@@ -84,8 +93,22 @@ fn is_field_byte(byte: u8) -> bool {
 }
 
 impl ChunkedScanner {
+    /// A scanner whose `scan` stops once the last chunk's size line is
+    /// in: the next bytes are the trailer section.
+    pub fn stopping_at_trailers() -> ChunkedScanner {
+        ChunkedScanner {
+            stop_at_trailers: true,
+            ..ChunkedScanner::default()
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Everything up to the trailer section has been scanned, nothing of it.
+    pub fn at_trailers(&self) -> bool {
+        self.state == State::TrailerStart
     }
 
     /// Consumes bytes of the body; returns how many belong to it (all of
@@ -143,6 +166,10 @@ impl ChunkedScanner {
                     _ => return Err(ChunkedError),
                 },
                 State::SizeLf { size } => match (byte, size) {
+                    (b'\n', 0) if self.stop_at_trailers => {
+                        self.state = State::TrailerStart;
+                        return Ok(i + 1);
+                    }
                     (b'\n', 0) => State::TrailerStart,
                     (b'\n', size) => State::Data { remaining: size },
                     _ => return Err(ChunkedError),
@@ -194,6 +221,52 @@ impl ChunkedScanner {
         }
         Ok(i)
     }
+}
+
+/// Most bytes of a trailer section taken whole: as many as a head may have.
+pub const MAX_TRAILER_BYTES: usize = super::head::MAX_HEAD_BYTES;
+
+/// Writes to `out` a complete trailer section (a scanner found it valid:
+/// CRLF lines, no folding, ending with an empty line) without the fields
+/// whose name `drops`; unchanged when it drops none. Every line must be
+/// `name: value` with a token for a name: a line that is not, or a space
+/// before the colon, is read as some field by some server, which would
+/// then escape the filter.
+pub fn filter_trailers(
+    section: &[u8],
+    drops: impl Fn(&[u8]) -> bool,
+    out: &mut Vec<u8>,
+) -> Result<(), ChunkedError> {
+    let start = out.len();
+    let mut dropped = false;
+    let lines = section
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r"));
+    for line in lines.take_while(|line| line.is_some_and(|l| !l.is_empty())) {
+        let line = line.unwrap_or_default();
+        let colon = line.iter().position(|b| *b == b':').ok_or(ChunkedError)?;
+        let name = &line[..colon];
+        if name.is_empty() || !name.iter().all(|b| is_token_byte(*b)) {
+            return Err(ChunkedError);
+        }
+        if drops(name) {
+            dropped = true;
+            continue;
+        }
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !dropped {
+        out.truncate(start);
+        out.extend_from_slice(section);
+    }
+    Ok(())
+}
+
+/// A byte of a field name (RFC 9110 §5.6.2's tchar).
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
 #[cfg(test)]
@@ -290,6 +363,32 @@ mod tests {
         ] {
             let mut scanner = ChunkedScanner::default();
             assert_eq!(scanner.scan(good), Ok(good.len()), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn stops_at_the_trailers_and_filters_them() {
+        let body = b"5\r\nhello\r\n0\r\nx-a: 1\r\nL5d_Client_Id: forged\r\n\r\nNEXT";
+        let mut scanner = ChunkedScanner::stopping_at_trailers();
+        let head = scanner.scan(body).unwrap();
+        assert_eq!(&body[..head], b"5\r\nhello\r\n0\r\n");
+        assert!(scanner.at_trailers());
+        let section = scanner.scan(&body[head..]).unwrap();
+        assert!(scanner.is_done());
+        let section = &body[head..head + section];
+        let l5d = |name: &[u8]| name.eq_ignore_ascii_case(b"l5d_client_id");
+        let mut out = Vec::new();
+        filter_trailers(section, l5d, &mut out).unwrap();
+        assert_eq!(out, b"x-a: 1\r\n\r\n");
+        out.clear();
+        filter_trailers(b"x-a:1\r\n\r\n", l5d, &mut out).unwrap();
+        assert_eq!(out, b"x-a:1\r\n\r\n", "unchanged when nothing is dropped");
+        for bad in [
+            &b"l5d-client-id : x\r\n\r\n"[..],
+            b"no colon\r\n\r\n",
+            b": x\r\n\r\n",
+        ] {
+            assert_eq!(filter_trailers(bad, l5d, &mut out), Err(ChunkedError));
         }
     }
 }

@@ -408,7 +408,7 @@ impl H1Proxy<'_> {
         // or for the client to send it anyway.
         let mut body_sent = framing == Framing::None;
         if !body_sent && !head.expects_continue() {
-            send_body(client, upstream, framing).await?;
+            send_body(client, upstream, framing, self.client_id).await?;
             body_sent = true;
         }
 
@@ -432,7 +432,7 @@ impl H1Proxy<'_> {
                 Waited::Response(next) => next,
                 Waited::Body => {
                     // The client sent its body without waiting for a 100.
-                    send_body(client, upstream, framing).await?;
+                    send_body(client, upstream, framing, self.client_id).await?;
                     body_sent = true;
                     continue;
                 }
@@ -457,7 +457,7 @@ impl H1Proxy<'_> {
                 response.encode(false, false, &mut interim);
                 client.write_all(&interim).await.map_err(client_write)?;
                 if response.status == 100 && !body_sent {
-                    send_body(client, upstream, framing).await?;
+                    send_body(client, upstream, framing, self.client_id).await?;
                     body_sent = true;
                 }
                 continue;
@@ -505,7 +505,7 @@ impl H1Proxy<'_> {
         }
         upstream
             .io
-            .forward_body(client, rest)
+            .forward_body(client, rest, &ClientId::Untouched)
             .await
             .map_err(|err| {
                 Failure::Fatal(match err {
@@ -570,15 +570,17 @@ fn client_write(err: io::Error) -> Failure {
     Failure::Fatal(ConnError::ClientWrite(err))
 }
 
-/// Passes the request body from the client to the upstream. A malformed
-/// chunked body is answered with a 400 (no final response went out yet),
-/// and the upstream connection, left inside an unfinished request, closes.
+/// Passes the request body from the client to the upstream, its trailers
+/// without the fields `client_id` drops. A malformed chunked body is
+/// answered with a 400 (no final response went out yet), and the upstream
+/// connection, left inside an unfinished request, closes.
 async fn send_body(
     client: &mut HttpIo,
     upstream: &Upstream,
     framing: Framing,
+    client_id: &ClientId,
 ) -> Result<(), Failure> {
-    let result = client.forward_body(&upstream.io, framing).await;
+    let result = client.forward_body(&upstream.io, framing, client_id).await;
     result.map_err(|err| match err {
         BodyError::Chunked(err) => Failure::Answer(ProxyError::BadBody(err)),
         BodyError::Read(e) => Failure::Fatal(ConnError::ClientRead(e)),

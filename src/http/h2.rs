@@ -57,6 +57,10 @@ enum Next {
     Failed(h2::Error),
     /// The client reset more streams early than `max_premature_resets`.
     TooManyEarlyResets,
+    /// The shard started draining.
+    Draining,
+    /// No stream was in flight for the client idle timeout.
+    Idle,
 }
 
 /// The key named when a client is cut off for resetting streams early.
@@ -105,7 +109,13 @@ impl H2Proxy {
         let io = H2Io::new(client, prefix, counters);
         let linger = io.linger();
         let limits = self.shard.http2;
-        let mut connection = server::Builder::new()
+        let timeouts = self.shard.timeouts;
+        // The client has as long for its preface as an HTTP/1 client has
+        // for a head; then, with no stream in flight, as long as an idle
+        // HTTP/1 keep-alive connection (`ClientStreams::idle`).
+        let deadline = self.shard.deadlines.deadline();
+        deadline.arm(timeouts.head_read);
+        let handshake = server::Builder::new()
             .initial_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .max_send_buffer_size(MAX_SEND_BUFFER_BYTES)
@@ -113,36 +123,58 @@ impl H2Proxy {
             .max_header_list_size(limits.max_header_list_size)
             .max_pending_accept_reset_streams(limits.max_pending_accept_reset_streams)
             .max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
-            .handshake(io)
-            .await
-            .map_err(|err| ConnError::ClientRead(h2_io_error(err)))?;
+            .handshake(io);
+        let expired = async {
+            deadline.wait().await;
+            None
+        };
+        let Some(handshake) =
+            futures_lite::future::or(async { Some(handshake.await) }, expired).await
+        else {
+            self.expired(Expiry::HeadRead, timeouts.head_read);
+            return Ok(());
+        };
+        let mut connection = handshake.map_err(|err| ConnError::ClientRead(h2_io_error(err)))?;
         let streams = Rc::new(ClientStreams::new(
             limits.max_concurrent_streams as usize,
             limits.max_premature_resets,
+            deadline,
+            timeouts.client_idle,
         ));
         let mut goaway_sent = false;
         loop {
-            let accept = async {
-                let next = poll_fn(|cx| poll_next(&mut connection, &streams, cx));
-                Some(next.await)
-            };
+            let accept = poll_fn(|cx| poll_next(&mut connection, &streams, cx));
             let drained = async {
-                self.shard.draining.wait().await;
-                None
+                if !goaway_sent {
+                    self.shard.draining.wait().await;
+                    return Next::Draining;
+                }
+                std::future::pending().await
             };
-            let accepted = if goaway_sent {
-                accept.await
-            } else {
-                futures_lite::future::or(accept, drained).await
+            let idle = async {
+                streams.idle().await;
+                Next::Idle
             };
-            let Some(accepted) = accepted else {
-                // Draining: GOAWAY tells the client to open no new streams;
-                // the ones in flight finish, then the connection ends.
-                connection.graceful_shutdown();
-                goaway_sent = true;
-                continue;
-            };
-            let (request, respond) = match accepted {
+            let accepted =
+                futures_lite::future::or(accept, futures_lite::future::or(drained, idle));
+            let (request, respond) = match accepted.await {
+                Next::Draining => {
+                    // GOAWAY tells the client to open no new streams; the
+                    // ones in flight finish, then the connection ends.
+                    connection.graceful_shutdown();
+                    goaway_sent = true;
+                    continue;
+                }
+                Next::Idle => {
+                    // Nothing in flight to wait for: a GOAWAY that refuses
+                    // no stream, then the close (a client that never reads
+                    // could hold a graceful one open).
+                    self.expired(Expiry::ClientIdle, timeouts.client_idle);
+                    linger.set();
+                    connection.abrupt_shutdown(Reason::NO_ERROR);
+                    let _ = poll_fn(|cx| connection.poll_closed(cx)).await;
+                    return Ok(());
+                }
                 Next::Stream(request, respond) => (request, respond),
                 Next::Ended => break,
                 Next::TooManyEarlyResets => {
@@ -253,7 +285,8 @@ impl H2Proxy {
             .send_response(Response::from_parts(parts, ()), end_of_response)
             .map_err(|_| StreamFailure::Reset(Reason::CANCEL))?;
         if !end_of_response {
-            if let Ok(Some(trailers)) = pass_body(body, download).await {
+            let trailers = pass_body(body, download, &ClientId::Untouched).await;
+            if let Ok(Some(trailers)) = trailers {
                 class.grpc_status = grpc_status(&trailers).or(class.grpc_status);
             }
         }
@@ -277,8 +310,9 @@ impl H2Proxy {
             .map_err(|err| StreamFailure::Answer(ProxyError::H2Send(err)))?;
         if !end_of_request {
             // The request body flows while the response is awaited.
+            let client_id = self.client_id.clone();
             spawn(async move {
-                let _ = pass_body(body, upload).await;
+                let _ = pass_body(body, upload, &client_id).await;
             });
         }
         let response = self.within_response_timeout(response).await;
@@ -289,6 +323,11 @@ impl H2Proxy {
         })?;
         pending.latency = Some(sent.elapsed());
         Ok(response)
+    }
+
+    fn expired(&self, expiry: Expiry, after: Duration) {
+        let metrics = &self.shard.metrics;
+        self.route.metrics.expired(metrics, expiry, after);
     }
 
     /// `response` within the route's response timeout, on the shard's
@@ -303,10 +342,7 @@ impl H2Proxy {
         match self.shard.deadlines.timeout(timeout, response).await {
             Some(response) => Ok(response),
             None => {
-                let metrics = &self.shard.metrics;
-                self.route
-                    .metrics
-                    .expired(metrics, Expiry::Response, timeout);
+                self.expired(Expiry::Response, timeout);
                 Err(ProxyError::ResponseTimeout(timeout))
             }
         }
@@ -443,11 +479,12 @@ impl Drop for Pending<'_> {
 
 /// Moves a body from one stream to another: data as the receiver grants
 /// capacity, releasing the sender's window only once forwarded; then the
-/// trailers (returned) or the end of the stream. A reset on either side is
-/// passed to the other.
+/// trailers (returned), without the fields `client_id` drops, or the end of
+/// the stream. A reset on either side is passed to the other.
 async fn pass_body(
     mut from: RecvStream,
     mut to: SendStream<Bytes>,
+    client_id: &ClientId,
 ) -> Result<Option<HeaderMap>, h2::Error> {
     while let Some(data) = poll_fn(|cx| from.poll_data(cx)).await {
         let data = match data {
@@ -472,15 +509,18 @@ async fn pass_body(
             return Ok(None);
         }
     }
-    let trailers = match poll_fn(|cx| from.poll_trailers(cx)).await {
+    let mut trailers = match poll_fn(|cx| from.poll_trailers(cx)).await {
         Ok(trailers) => trailers,
         Err(err) => {
             to.send_reset(err.reason().unwrap_or(Reason::CANCEL));
             return Err(err);
         }
     };
-    match &trailers {
-        Some(trailers) => to.send_trailers(trailers.clone())?,
+    match &mut trailers {
+        Some(trailers) => {
+            client_id.strip_fields(trailers);
+            to.send_trailers(trailers.clone())?
+        }
         None => to.send_data(Bytes::new(), true)?,
     }
     Ok(trailers)

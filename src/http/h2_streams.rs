@@ -10,10 +10,19 @@
 //! where resetting them counts against h2's pending-accept limit), and it
 //! ends a connection whose client resets too many streams after they were
 //! forwarded and before their response.
+//!
+//! The count also tells when the connection is idle: no stream in flight
+//! arms the client idle timeout, the first one disarms it. That costs a
+//! slot write on the shard's coarse clock per stream that starts or ends
+//! alone, and no timer.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 use std::task::{Context, Waker};
+use std::time::Duration;
+
+use crate::io::Deadline;
 
 /// Shared by the serve loop and its stream tasks, all on one shard.
 pub struct ClientStreams {
@@ -32,6 +41,11 @@ pub struct ClientStreams {
     /// wake-up per finished stream would cost a poll of the whole
     /// connection per request.
     serve_loop: RefCell<Option<Waker>>,
+    /// The connection's deadline: armed for `client_idle` while no stream
+    /// is in flight, so that a quiet client does not hold a connection
+    /// (and its buffers) for ever.
+    idle: Deadline,
+    client_idle: Duration,
 }
 
 /// One stream in flight; dropped when its task ends, however it ends.
@@ -42,6 +56,9 @@ impl Drop for InFlight {
         let streams = &self.0;
         let was_full = streams.full();
         streams.in_flight.set(streams.in_flight.get() - 1);
+        if streams.in_flight.get() == 0 {
+            streams.idle.arm(streams.client_idle);
+        }
         if was_full {
             streams.wake_serve_loop();
         }
@@ -61,8 +78,17 @@ impl InFlight {
 }
 
 impl ClientStreams {
-    pub fn new(max_in_flight: usize, max_premature_resets: u64) -> ClientStreams {
+    /// `idle` is armed now, for `client_idle`: no stream is in flight yet.
+    pub fn new(
+        max_in_flight: usize,
+        max_premature_resets: u64,
+        idle: Deadline,
+        client_idle: Duration,
+    ) -> ClientStreams {
+        idle.arm(client_idle);
         ClientStreams {
+            idle,
+            client_idle,
             max_in_flight,
             max_premature_resets,
             in_flight: Cell::new(0),
@@ -73,6 +99,9 @@ impl ClientStreams {
     }
 
     pub fn start(self: &Rc<Self>) -> InFlight {
+        if self.in_flight.get() == 0 {
+            self.idle.disarm();
+        }
         self.in_flight.set(self.in_flight.get() + 1);
         self.started.set(self.started.get() + 1);
         InFlight(self.clone())
@@ -91,6 +120,11 @@ impl ClientStreams {
         if let Some(waker) = self.serve_loop.borrow().as_ref() {
             waker.wake_by_ref();
         }
+    }
+
+    /// Resolves once no stream has been in flight for `client_idle`.
+    pub fn idle(&self) -> impl Future<Output = ()> + '_ {
+        self.idle.wait()
     }
 
     /// Whether `max_concurrent_streams` requests are in flight.
@@ -114,7 +148,9 @@ mod tests {
 
     #[test]
     fn early_resets_count_only_past_the_limit_and_as_half_of_the_streams() {
-        let streams = Rc::new(ClientStreams::new(100, 10));
+        let deadlines = crate::io::Deadlines::new();
+        let idle = Duration::from_secs(60);
+        let streams = Rc::new(ClientStreams::new(100, 10, deadlines.deadline(), idle));
         for _ in 0..10 {
             streams.start().reset_early();
         }

@@ -83,9 +83,20 @@ fn reparse<T>(parsed: Parsed<T>, out: &[u8]) -> Option<(T, usize)> {
 /// 3. where the scanner finds the end, a lenient reader finds it too:
 ///    httparse's chunk-size parser (which skips any extension byte) with a
 ///    bare LF taken as a line end after data and in trailers, as many
-///    servers do.
+///    servers do;
+/// 4. a scanner that stops where the trailers start (to filter them) and
+///    then goes on gives the same verdict.
 pub fn check_chunked_invariants(input: &[u8]) {
     let whole = scan_in_pieces(input, input.len().max(1));
+    let mut stopping = ChunkedScanner::stopping_at_trailers();
+    let stopped = stopping.scan(input).and_then(|first| {
+        if stopping.at_trailers() {
+            let rest = stopping.scan(&input[first..])?;
+            return Ok(stopping.is_done().then_some(first + rest));
+        }
+        Ok(stopping.is_done().then_some(first))
+    });
+    assert_eq!(stopped, whole, "stopping at the trailers");
     assert_eq!(scan_in_pieces(input, 1), whole, "a byte at a time");
     // Every split of a short input, about MAX_SPLITS over a longer one:
     // each split rescans the input, and a fuzzer's inputs run to kilobytes.

@@ -9,7 +9,8 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
-use super::chunked::{ChunkedError, ChunkedScanner};
+use super::chunked::{filter_trailers, ChunkedError, ChunkedScanner, MAX_TRAILER_BYTES};
+use super::client_id::ClientId;
 use super::head::{Framing, HeadError, Parsed, MAX_HEAD_BYTES};
 use crate::io::{Received, Socket};
 use crate::metrics::TcpCounters;
@@ -381,14 +382,27 @@ impl HttpIo {
         Ok(None)
     }
 
-    /// Passes one body from `self` to `to`, framing unchanged.
-    pub async fn forward_body(&mut self, to: &HttpIo, framing: Framing) -> Result<(), BodyError> {
+    /// Passes one body from `self` to `to`, framing unchanged but for the
+    /// trailer fields `client_id` drops (a request's, inbound).
+    pub async fn forward_body(
+        &mut self,
+        to: &HttpIo,
+        framing: Framing,
+        client_id: &ClientId,
+    ) -> Result<(), BodyError> {
         let mut remaining = match framing {
             Framing::None | Framing::Length(0) => return Ok(()),
             Framing::Length(n) => Some(n),
             Framing::Chunked | Framing::UntilClose => None,
         };
-        let mut scanner = (framing == Framing::Chunked).then(ChunkedScanner::default);
+        // Only a body whose trailers may lose fields stops at them.
+        let mut scanner = (framing == Framing::Chunked).then(|| {
+            if matches!(client_id, ClientId::Untouched) {
+                ChunkedScanner::default()
+            } else {
+                ChunkedScanner::stopping_at_trailers()
+            }
+        });
         loop {
             if self.unread().is_empty() {
                 let n = self.fill(false).await.map_err(BodyError::Read)?;
@@ -417,8 +431,43 @@ impl HttpIo {
                     return Ok(());
                 }
             }
-            if scanner.as_ref().is_some_and(ChunkedScanner::is_done) {
+            match &mut scanner {
+                Some(scanner) if scanner.is_done() => return Ok(()),
+                Some(scanner) if scanner.at_trailers() => {
+                    return self.forward_trailers(to, scanner, client_id).await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Passes a chunked body's trailer section, `scanner` at its start,
+    /// without the fields `client_id` drops: it is read whole first (a few
+    /// bytes, when a body has trailers at all), at most `MAX_TRAILER_BYTES`.
+    async fn forward_trailers(
+        &mut self,
+        to: &HttpIo,
+        scanner: &mut ChunkedScanner,
+        client_id: &ClientId,
+    ) -> Result<(), BodyError> {
+        loop {
+            // Checked from its start on every read: it is small, and a
+            // malformed one is refused as soon as it shows.
+            let mut check = scanner.clone();
+            let scanned = check.scan(self.unread())?;
+            if check.is_done() {
+                let mut out = Vec::new();
+                let section = &self.unread()[..scanned];
+                filter_trailers(section, |name| client_id.drops(name), &mut out)?;
+                to.write_all(&out).await.map_err(BodyError::Write)?;
+                self.consume(scanned);
                 return Ok(());
+            }
+            if scanned >= MAX_TRAILER_BYTES {
+                return Err(ChunkedError.into());
+            }
+            if self.fill(false).await.map_err(BodyError::Read)? == 0 {
+                return Err(BodyError::Truncated);
             }
         }
     }

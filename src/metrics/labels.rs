@@ -61,9 +61,11 @@ pub struct DetectLabels {
 /// `ringside_timeouts_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Expiry {
-    /// An HTTP/1 request head took too long (408).
+    /// An HTTP/1 request head took too long (408), or an HTTP/2 client's
+    /// preface (closed).
     HeadRead,
-    /// An HTTP/1 client sat idle between requests (closed quietly).
+    /// A client sat idle between requests: HTTP/1 keep-alive (closed
+    /// quietly), or HTTP/2 with no stream in flight (closed with a GOAWAY).
     ClientIdle,
     /// An upstream took too long to start its response (504).
     Response,

@@ -391,8 +391,13 @@ impl RequestHead {
         end_to_end(&self.fields)
     }
 
-    /// The head as sent upstream: HTTP/1.1, hop-by-hop headers removed
-    /// (but `Upgrade` kept for a tunnel request).
+    /// The head as sent upstream: in its own version, hop-by-hop headers
+    /// removed (but `Upgrade` kept for a tunnel request). An HTTP/1.0
+    /// request stays HTTP/1.0, as Linkerd sends it: the upstream then
+    /// frames its response for a 1.0 reader (never in chunks, which a 1.0
+    /// client could not read). It asks for keep-alive, the hop's own
+    /// `Connection`, so that the upstream connection may be pooled if the
+    /// upstream agrees (`ResponseHead::keep_alive`).
     pub fn encode(&self, out: &mut Vec<u8>) {
         self.encode_for(&ClientId::Untouched, out)
     }
@@ -412,7 +417,11 @@ impl RequestHead {
         out.extend_from_slice(self.fields.bytes(&self.method));
         out.push(b' ');
         out.extend_from_slice(self.fields.bytes(&self.target));
-        out.extend_from_slice(b" HTTP/1.1\r\n");
+        match (self.minor_version, tunnel) {
+            (0, false) => out.extend_from_slice(b" HTTP/1.0\r\nconnection: keep-alive\r\n"),
+            (0, true) => out.extend_from_slice(b" HTTP/1.0\r\n"),
+            _ => out.extend_from_slice(b" HTTP/1.1\r\n"),
+        }
         encode_headers(&self.fields, tunnel, client_id, out);
         if tunnel && !self.is_connect() {
             out.extend_from_slice(b"connection: upgrade\r\n");

@@ -127,10 +127,13 @@ fn clean_heads_pass_byte_for_byte_and_others_are_rewritten() {
     request("\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n").encode(&mut out);
     assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
 
-    // HTTP/1.0 is sent on as HTTP/1.1.
+    // HTTP/1.0 stays HTTP/1.0, asking for keep-alive on the hop.
     let mut out = Vec::new();
-    request("GET /x HTTP/1.0\r\nHost: a\r\n\r\n").encode(&mut out);
-    assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    request("GET /x HTTP/1.0\r\nHost: a\r\nConnection: close\r\n\r\n").encode(&mut out);
+    assert_eq!(
+        out,
+        b"GET /x HTTP/1.0\r\nconnection: keep-alive\r\nHost: a\r\n\r\n"
+    );
 
     let response = "HTTP/1.1 404 Gone Away\r\nContent-Length: 0\r\n\r\n";
     let (head, _) = parse_response(response.as_bytes()).unwrap().unwrap();

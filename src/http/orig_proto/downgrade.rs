@@ -1,5 +1,16 @@
 //! Inbound: a stream a mesh peer marked as HTTP/1 goes to the application
 //! as the HTTP/1 request it was, and the response back as a stream.
+//!
+//! "As it was" includes the version: an `HTTP/1.0` request reaches the
+//! application as HTTP/1.0, as Linkerd's inbound sends it. RFC 9110 §6.2
+//! would let a proxy send its own version, but an application may answer a
+//! 1.0 request differently (a body until the close, no chunks), and the
+//! response comes back framed whatever way it chose. Two things differ from
+//! the client's bytes: such a request asks for keep-alive, so that the
+//! pooled connection may carry another if the application agrees (the
+//! `Connection` header is the hop's, not the client's); and a 1.0 request
+//! whose body has no length, which 1.0 cannot frame, goes as HTTP/1.1 in
+//! chunks.
 
 use std::time::Instant;
 
@@ -38,13 +49,14 @@ impl H2Proxy {
         absolute_form: bool,
     ) -> Result<(Upstream, ResponseHead), StreamFailure> {
         let (mut parts, body) = request.into_parts();
-        parts.headers.remove(ORIG_PROTO);
+        let mark = parts.headers.remove(ORIG_PROTO);
         self.client_id.apply(&mut parts.headers);
         let chunked = !body.is_end_stream() && !parts.headers.contains_key(CONTENT_LENGTH);
+        let http10 = !chunked && mark.is_some_and(|mark| mark.as_bytes().starts_with(b"HTTP/1.0"));
         let retryable = body.is_end_stream() && parts.method.is_idempotent();
         let mut body = (!body.is_end_stream()).then_some(body);
         let mut head = Vec::with_capacity(1024);
-        encode_request_head(&parts, absolute_form, chunked, &mut head);
+        encode_request_head(&parts, absolute_form, chunked, http10, &mut head);
         let balancer = &self.route.balancer;
         let mut tried = Vec::new();
         let mut retried = false;
@@ -97,7 +109,10 @@ impl H2Proxy {
         chunked: bool,
     ) -> Result<ResponseHead, StreamFailure> {
         let written = match body {
-            Some(body) => to_http1(body, &upstream.io, chunked, head.to_vec()).await,
+            Some(body) => {
+                let client_id = &self.client_id;
+                to_http1(body, &upstream.io, chunked, client_id, head.to_vec()).await
+            }
             None => upstream.io.write_all(head).await.map_err(PumpError::Write),
         };
         written.map_err(|err| match err {
@@ -173,13 +188,14 @@ impl H2Proxy {
     }
 }
 
-/// The HTTP/1.1 head of a request that came as a stream: the `Host` from
-/// the URI's authority when the stream had none, `chunked` when its body
-/// has no length.
+/// The HTTP/1.1 head of a request that came as a stream (HTTP/1.0 with
+/// keep-alive when `http10`): the `Host` from the URI's authority when the
+/// stream had none, `chunked` when its body has no length.
 fn encode_request_head(
     parts: &http::request::Parts,
     absolute_form: bool,
     chunked: bool,
+    http10: bool,
     out: &mut Vec<u8>,
 ) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
@@ -190,7 +206,10 @@ fn encode_request_head(
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         out.extend_from_slice(target.as_bytes());
     }
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    match http10 {
+        true => out.extend_from_slice(b" HTTP/1.0\r\nconnection: keep-alive\r\n"),
+        false => out.extend_from_slice(b" HTTP/1.1\r\n"),
+    }
     if !parts.headers.contains_key(HOST) {
         if let Some(authority) = parts.uri.authority() {
             header_line(out, b"host", authority.as_str().as_bytes());

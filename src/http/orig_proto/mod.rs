@@ -29,6 +29,7 @@ use h2::{RecvStream, SendStream};
 
 use super::h2::send_data;
 use super::io::{BodyError, BodyReader, HttpIo};
+use super::ClientId;
 
 /// Marks a message as HTTP/1 carried over HTTP/2, with its version.
 pub const ORIG_PROTO: &str = "l5d-orig-proto";
@@ -72,11 +73,13 @@ async fn to_stream(
 /// chunks or as it is. Frames already received go out in one write with
 /// what is gathered (the head and a small body: one write), and their
 /// flow-control capacity is released once written. A chunked body ends
-/// with the stream's trailers; otherwise they are dropped.
+/// with the stream's trailers (without the fields `client_id` drops);
+/// otherwise they are dropped.
 async fn to_http1(
     mut from: RecvStream,
     to: &HttpIo,
     chunked: bool,
+    client_id: &ClientId,
     mut out: Vec<u8>,
 ) -> Result<(), PumpError> {
     let mut unreleased = 0;
@@ -118,7 +121,10 @@ async fn to_http1(
         }
     }
     if chunked {
-        let trailers = poll_fn(|cx| from.poll_trailers(cx)).await;
+        let mut trailers = poll_fn(|cx| from.poll_trailers(cx)).await;
+        if let Ok(Some(trailers)) = &mut trailers {
+            client_id.strip_fields(trailers);
+        }
         out.extend_from_slice(b"0\r\n");
         for (name, value) in trailers.map_err(PumpError::Stream)?.iter().flatten() {
             header_line(&mut out, name.as_str().as_bytes(), value.as_bytes());

@@ -160,7 +160,8 @@ impl H1Proxy<'_> {
         let written = if no_body {
             client.write_all(&out).await.map_err(PumpError::Write)
         } else {
-            to_http1(from, client, reframed == Reframed::Chunked, out).await
+            let chunked = reframed == Reframed::Chunked;
+            to_http1(from, client, chunked, &ClientId::Untouched, out).await
         };
         written.map_err(|err| match err {
             PumpError::Stream(err) => ConnError::UpstreamRead(h2_error(err)),

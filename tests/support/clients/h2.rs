@@ -43,10 +43,24 @@ pub async fn call(
     request: Request<()>,
     body: Vec<u8>,
 ) -> Result<Answer, h2::Error> {
+    call_with_trailers(sender, request, body, None).await
+}
+
+/// `call`, the body followed by `trailers` when there are some.
+pub async fn call_with_trailers(
+    sender: &mut h2::client::SendRequest<Bytes>,
+    request: Request<()>,
+    body: Vec<u8>,
+    trailers: Option<HeaderMap>,
+) -> Result<Answer, h2::Error> {
     let mut ready = sender.clone().ready().await?;
-    let (response, mut upload) = ready.send_request(request, body.is_empty())?;
+    let ends = body.is_empty() && trailers.is_none();
+    let (response, mut upload) = ready.send_request(request, ends)?;
     if !body.is_empty() {
-        upload.send_data(Bytes::from(body), true)?;
+        upload.send_data(Bytes::from(body), trailers.is_none())?;
+    }
+    if let Some(trailers) = trailers {
+        upload.send_trailers(trailers)?;
     }
     let response = response.await?;
     let status = response.status().as_u16();

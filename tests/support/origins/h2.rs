@@ -4,11 +4,12 @@
 //! `x-messages` data frames, then trailers with the `grpc-status` the
 //! request asked for in `x-grpc-status` (default 0). `GET /reset` is
 //! answered with a stream reset; `GET /stall` is never answered: the
-//! origin waits for the stream's reset (and counts it).
+//! origin waits for the stream's reset (and counts it). The headers and
+//! trailers of every request read to its end are kept (`seen`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use bytes::Bytes;
@@ -24,7 +25,11 @@ pub struct H2Origin {
     resets_seen: Counter,
     /// Request streams whose first body bytes arrived.
     bodies_started: Counter,
+    seen: Seen,
 }
+
+/// The headers and trailers of each request read to its end.
+type Seen = Arc<Mutex<Vec<(HeaderMap, Option<HeaderMap>)>>>;
 
 impl H2Origin {
     pub fn start() -> H2Origin {
@@ -34,10 +39,12 @@ impl H2Origin {
         let requests = Counter::default();
         let resets_seen = Counter::default();
         let bodies_started = Counter::default();
+        let seen = Seen::default();
         let counters = Counters {
             requests: requests.clone(),
             resets: resets_seen.clone(),
             bodies_started: bodies_started.clone(),
+            seen: seen.clone(),
         };
         thread::spawn(move || {
             runtime().block_on(async move {
@@ -53,7 +60,13 @@ impl H2Origin {
             requests,
             resets_seen,
             bodies_started,
+            seen,
         }
+    }
+
+    /// The headers and trailers of each request read to its end so far.
+    pub fn seen(&self) -> Vec<(HeaderMap, Option<HeaderMap>)> {
+        self.seen.lock().unwrap().clone()
     }
 
     pub fn requests(&self) -> usize {
@@ -76,6 +89,7 @@ struct Counters {
     requests: Counter,
     resets: Counter,
     bodies_started: Counter,
+    seen: Seen,
 }
 
 async fn serve(socket: tokio::net::TcpStream, counters: Counters) {
@@ -104,6 +118,7 @@ async fn answer(
         requests,
         resets,
         bodies_started,
+        seen,
     } = counters;
     requests.fetch_add(1, Ordering::SeqCst);
     match request.uri().path() {
@@ -136,6 +151,7 @@ async fn answer(
         .get("x-messages")
         .map(|v| v.to_str().unwrap().parse().unwrap())
         .unwrap_or(1);
+    let headers = request.headers().clone();
     let mut body = request.into_body();
     let mut received = Vec::new();
     while let Some(chunk) = body.data().await {
@@ -154,6 +170,10 @@ async fn answer(
         }
         received.extend_from_slice(&chunk);
     }
+    let Ok(trailers) = body.trailers().await else {
+        return;
+    };
+    seen.lock().unwrap().push((headers, trailers));
     let response = Response::builder().status(200).body(()).unwrap();
     let Ok(mut send) = respond.send_response(response, false) else {
         return;

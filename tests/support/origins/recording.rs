@@ -8,10 +8,11 @@
 //! owed either way), and is then read until ringside closes it. The
 //! default answer says `connection: close`, so ringside never pools the
 //! connection and every recording ends with ringside's close: a test that
-//! waits for that has every byte ringside sent.
+//! waits for that has every byte ringside sent. An answer whose body lasts
+//! until the close (`closing_after`) is followed by the origin's FIN.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use super::Origin;
@@ -52,13 +53,23 @@ impl RecordingOrigin {
         RecordingOrigin::answering_on("127.0.0.1:0", answer)
     }
 
+    /// `answering`, then the origin ends its side of the connection: what
+    /// ends a response without a length (HTTP/1.0's way).
+    pub fn closing_after(answer: &'static [u8]) -> RecordingOrigin {
+        RecordingOrigin::recording("127.0.0.1:0", answer, true)
+    }
+
     fn answering_on(bind: &str, answer: &'static [u8]) -> RecordingOrigin {
+        RecordingOrigin::recording(bind, answer, false)
+    }
+
+    fn recording(bind: &str, answer: &'static [u8], close: bool) -> RecordingOrigin {
         let connections: Arc<Mutex<Vec<Arc<Mutex<Recording>>>>> = Arc::default();
         let list = connections.clone();
         let origin = Origin::start_on(bind, move |stream| {
             let recording = Arc::new(Mutex::new(Recording::default()));
             list.lock().unwrap().push(recording.clone());
-            record(stream, &recording, answer);
+            record(stream, &recording, answer, close);
         });
         RecordingOrigin {
             addr: origin.addr,
@@ -93,8 +104,9 @@ impl RecordingOrigin {
     }
 }
 
-/// Reads `stream` to its end into `recording`, answering once.
-fn record(mut stream: TcpStream, recording: &Mutex<Recording>, answer: &[u8]) {
+/// Reads `stream` to its end into `recording`, answering once (and then
+/// ending its side, with `close`).
+fn record(mut stream: TcpStream, recording: &Mutex<Recording>, answer: &[u8], close: bool) {
     // A connection ringside never closes is given up on here, and stays
     // not `ended`: the test that waits for it fails.
     stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
@@ -116,6 +128,9 @@ fn record(mut stream: TcpStream, recording: &Mutex<Recording>, answer: &[u8]) {
             answered = true;
             // The answer may find ringside gone: what was received counts.
             let _ = stream.write_all(answer);
+            if close {
+                let _ = stream.shutdown(Shutdown::Write);
+            }
         }
     }
 }
