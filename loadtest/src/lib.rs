@@ -15,3 +15,4 @@ pub mod scenarios;
 pub mod soak;
 pub mod targets;
 mod workdir;
+pub mod workspace;

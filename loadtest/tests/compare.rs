@@ -10,12 +10,7 @@ use std::process::Command;
 fn ringside_bin() -> PathBuf {
     std::env::var_os("RINGSIDE_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../target/release/ringside"
-            ))
-        })
+        .unwrap_or_else(loadtest::workspace::default_ringside_bin)
 }
 
 /// A path of this test process's own under the temp dir.
