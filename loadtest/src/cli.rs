@@ -103,6 +103,11 @@ pub struct CompareArgs {
     /// $CARGO_TARGET_DIR].
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
+    /// Print one Markdown table of every scenario on stdout, headed by the
+    /// date, commit, machine and this command (BENCHMARKS.md opens with
+    /// it); the plain tables then go to stderr as each scenario ends.
+    #[arg(long)]
+    pub markdown: bool,
     /// ringside's shards; HAProxy threads and nginx workers are sized to match.
     #[arg(long, default_value_t = 1)]
     pub shards: usize,

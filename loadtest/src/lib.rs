@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compare;
 pub mod origins;
 pub mod proc_stats;
+pub mod provenance;
 pub mod report;
 pub mod scenarios;
 pub mod soak;
