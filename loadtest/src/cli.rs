@@ -111,8 +111,8 @@ pub struct CompareArgs {
     /// ringside's shards; HAProxy threads and nginx workers are sized to match.
     #[arg(long, default_value_t = 1)]
     pub shards: usize,
-    /// The ringside binary [default: release/ringside in the target directory
-    /// of --out-dir's default].
+    /// The ringside binary [default: target/release/ringside in the
+    /// workspace, or under $CARGO_TARGET_DIR].
     #[arg(long, env = "RINGSIDE_BIN")]
     pub ringside: Option<PathBuf>,
     /// The haproxy binary [default: found on PATH].
