@@ -98,13 +98,21 @@ pub struct CompareArgs {
     /// Write the chart as SVG (one scenario).
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Where several scenarios, or --all, write their JSON and SVG files.
-    #[arg(long, default_value = "loadtest-results")]
-    pub out_dir: PathBuf,
+    /// Where several scenarios, or --all, write their JSON and SVG files
+    /// [default: target/loadtest-results in the workspace, or under
+    /// $CARGO_TARGET_DIR].
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Print one Markdown table of every scenario on stdout, headed by the
+    /// date, commit, machine and this command (BENCHMARKS.md opens with
+    /// it); the plain tables then go to stderr as each scenario ends.
+    #[arg(long)]
+    pub markdown: bool,
     /// ringside's shards; HAProxy threads and nginx workers are sized to match.
     #[arg(long, default_value_t = 1)]
     pub shards: usize,
-    /// The ringside binary [default: the workspace's target/release/ringside].
+    /// The ringside binary [default: target/release/ringside in the
+    /// workspace, or under $CARGO_TARGET_DIR].
     #[arg(long, env = "RINGSIDE_BIN")]
     pub ringside: Option<PathBuf>,
     /// The haproxy binary [default: found on PATH].
@@ -145,6 +153,13 @@ pub struct ScenarioRun {
 }
 
 impl CompareArgs {
+    /// `--out-dir`, else a folder under `target/` that no commit holds.
+    pub fn out_dir(&self) -> PathBuf {
+        self.out_dir
+            .clone()
+            .unwrap_or_else(crate::workspace::default_out_dir)
+    }
+
     /// The scenarios in the order given, each once. One writes where
     /// `--json` and `--svg` say; several write NAME.json and NAME.svg into
     /// `--out-dir`, since one path cannot hold them all.
@@ -172,12 +187,13 @@ impl CompareArgs {
             "--json and --svg name one scenario's files; {} scenarios write NAME.json and NAME.svg into --out-dir",
             chosen.len()
         );
+        let out_dir = self.out_dir();
         Ok(chosen
             .into_iter()
             .map(|scenario| ScenarioRun {
                 scenario,
-                json: Some(self.out_dir.join(format!("{}.json", scenario.name()))),
-                svg: Some(self.out_dir.join(format!("{}.svg", scenario.name()))),
+                json: Some(out_dir.join(format!("{}.json", scenario.name()))),
+                svg: Some(out_dir.join(format!("{}.svg", scenario.name()))),
             })
             .collect())
     }

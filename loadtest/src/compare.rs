@@ -6,9 +6,11 @@
 use crate::cli::CompareArgs;
 use crate::origins::Origin;
 use crate::proc_stats;
+use crate::provenance::Provenance;
 use crate::report::{self, Comparison, Outcome, Round};
 use crate::scenarios::{self, LoadParams, ScenarioKind};
 use crate::targets::{self, TargetKind, TargetOptions};
+use crate::workspace;
 use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -21,14 +23,24 @@ const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
     let runs = args.runs()?;
+    // Read before any load, so the header says how busy the machine was
+    // without this run's own doing.
+    let provenance = args.markdown.then(|| Provenance::gather(args));
     let fd_limit = proc_stats::raise_fd_limit() as usize;
     if runs.len() > 1 {
-        std::fs::create_dir_all(&args.out_dir)
-            .with_context(|| format!("creating {}", args.out_dir.display()))?;
+        let out_dir = args.out_dir();
+        std::fs::create_dir_all(&out_dir)
+            .with_context(|| format!("creating {}", out_dir.display()))?;
     }
+    let mut comparisons = Vec::new();
     for run in runs {
         let comparison = run_scenario(run.scenario, args, fd_limit)?;
-        print!("{}", report::table(&comparison));
+        // With --markdown, stdout is the document alone, ready to paste.
+        if args.markdown {
+            eprint!("{}", report::table(&comparison));
+        } else {
+            print!("{}", report::table(&comparison));
+        }
         if let Some(path) = run.json {
             write(
                 &path,
@@ -38,6 +50,10 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         if let Some(path) = run.svg {
             write(&path, &report::svg(&comparison))?;
         }
+        comparisons.push(comparison);
+    }
+    if let Some(provenance) = provenance {
+        print!("{}", report::markdown(&comparisons, &provenance));
     }
     Ok(())
 }
@@ -47,24 +63,29 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 fn target_options(args: &CompareArgs, max_connections: usize, fd_limit: usize) -> TargetOptions {
-    let default_ringside = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../target/release/ringside"
-    ));
     TargetOptions {
         shards: args.shards.max(1),
-        ringside_bin: args.ringside.clone().unwrap_or(default_ringside),
-        haproxy_bin: args
-            .haproxy_bin
+        ringside_bin: args
+            .ringside
             .clone()
-            .unwrap_or_else(|| targets::find_on_path("haproxy")),
-        nginx_bin: args
-            .nginx_bin
-            .clone()
-            .unwrap_or_else(|| targets::find_on_path("nginx")),
+            .unwrap_or_else(workspace::default_ringside_bin),
+        haproxy_bin: haproxy_bin(args),
+        nginx_bin: nginx_bin(args),
         max_connections,
         fd_limit,
     }
+}
+
+pub(crate) fn haproxy_bin(args: &CompareArgs) -> PathBuf {
+    args.haproxy_bin
+        .clone()
+        .unwrap_or_else(|| targets::find_on_path("haproxy"))
+}
+
+pub(crate) fn nginx_bin(args: &CompareArgs) -> PathBuf {
+    args.nginx_bin
+        .clone()
+        .unwrap_or_else(|| targets::find_on_path("nginx"))
 }
 
 fn run_scenario(

@@ -77,3 +77,33 @@ fn foreseeable_mistakes_are_refused() {
     assert!(parse(&[]).is_err(), "a scenario or --all is required");
     assert!(parse(&["--scenario", "http1,nope"]).is_err());
 }
+
+/// Written from scratch here rather than read from the crate, so that this
+/// test says where results must go, not where the code happens to put them.
+fn expected_target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .join("target"),
+    }
+}
+
+#[test]
+fn without_an_out_dir_results_go_under_target_not_into_the_source_tree() {
+    let results = expected_target_dir().join("loadtest-results");
+    let runs = parse(&["--all"]).unwrap().runs().unwrap();
+    assert_eq!(runs.len(), scenarios::ALL.len());
+    for run in runs {
+        for path in [run.json.unwrap(), run.svg.unwrap()] {
+            assert_eq!(
+                path.parent(),
+                Some(results.as_path()),
+                "{} is written under {}",
+                path.display(),
+                results.display()
+            );
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! documented shape (and, for a list of scenarios, JSON and SVG for each);
 //! missing peers are reported as skipped, not faked.
 //! The ringside cases skip, with a note, when the binary is not built.
+//! `--markdown` prints the one table BENCHMARKS.md opens with.
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -10,12 +11,7 @@ use std::process::Command;
 fn ringside_bin() -> PathBuf {
     std::env::var_os("RINGSIDE_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../target/release/ringside"
-            ))
-        })
+        .unwrap_or_else(loadtest::workspace::default_ringside_bin)
 }
 
 /// A path of this test process's own under the temp dir.
@@ -201,4 +197,42 @@ fn scenarios_run_through_ringside_when_it_is_built() {
             assert!(json["targets"]["ringside"]["vs_direct"].as_f64().is_some());
         }
     }
+}
+
+#[test]
+fn markdown_prints_one_table_with_its_commit_and_command_and_nothing_else() {
+    let out_dir = temp_path("markdown");
+    let stdout = run_compare(&[
+        "--scenario",
+        "tcp-rr,conn-rate",
+        "--targets",
+        "direct",
+        "--markdown",
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+    ]);
+    std::fs::remove_dir_all(&out_dir).unwrap();
+    assert!(
+        stdout.starts_with(loadtest::report::GENERATED_MARK),
+        "stdout is the document alone (the plain tables go to stderr): {stdout}"
+    );
+    assert!(!stdout.contains("== tcp-rr:"), "{stdout}");
+    for row in ["| tcp-rr |", "| conn-rate |"] {
+        assert!(stdout.contains(row), "{row} in {stdout}");
+    }
+    assert!(
+        stdout.contains("loadtest compare --duration 300ms --rounds 1 --idle-conns 200 --scenario tcp-rr,conn-rate --targets direct --markdown"),
+        "the exact command: {stdout}"
+    );
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let commit = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert!(!commit.is_empty(), "the test runs in a git checkout");
+    assert!(
+        stdout.contains(&format!("at commit `{commit}")),
+        "the commit measured: {stdout}"
+    );
 }

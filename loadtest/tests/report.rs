@@ -3,6 +3,7 @@
 //! (the JSON's `median`) with a min–max mark, titled and labelled with its
 //! unit, and the JSON keeps every key earlier results have.
 
+use loadtest::provenance::Provenance;
 use loadtest::report::{self, Comparison, Outcome, Round};
 use loadtest::scenarios::{self, LoadParams, Measurement, Percentiles, ScenarioKind};
 use loadtest::targets::TargetKind;
@@ -225,4 +226,140 @@ fn json_keeps_its_keys_and_adds_each_rounds_figure() {
             assert_eq!(latency, &Value::Null);
         }
     }
+}
+
+fn provenance() -> Provenance {
+    Provenance {
+        started: "2026-12-06T12:00:00Z".into(),
+        commit: "abc1234".into(),
+        machine: "Test CPU, Linux 6.0, 1 GiB".into(),
+        cpus: 2,
+        load_average: Some(0.25),
+        peers: vec!["nginx/1.22.1".into()],
+        command: "target/release/loadtest compare --all --markdown".into(),
+    }
+}
+
+/// The cells of each `| ... |` line, header and rule included.
+fn markdown_rows(markdown: &str) -> Vec<Vec<String>> {
+    markdown
+        .lines()
+        .filter(|line| line.starts_with('|'))
+        .map(|line| {
+            line.trim_matches('|')
+                .split('|')
+                .map(|cell| cell.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn markdown_is_one_table_of_every_scenario_headed_by_when_where_and_how() {
+    let comparisons = [
+        comparison(ScenarioKind::TcpThroughput),
+        comparison(ScenarioKind::TcpRr),
+        comparison(ScenarioKind::IdleConns),
+    ];
+    let provenance = provenance();
+    let markdown = report::markdown(&comparisons, &provenance);
+
+    assert!(markdown.starts_with(report::GENERATED_MARK), "{markdown}");
+    assert!(
+        markdown.trim_end().ends_with(report::GENERATED_END),
+        "{markdown}"
+    );
+    for fact in [
+        &provenance.started,
+        &provenance.commit,
+        &provenance.machine,
+        &provenance.peers[0],
+    ] {
+        assert!(markdown.contains(fact.as_str()), "{fact} in {markdown}");
+    }
+    assert!(
+        markdown.contains("on 2 CPUs (Test CPU, Linux 6.0, 1 GiB), load average 0.25 at the start")
+    );
+    assert!(
+        !markdown.contains("Provisional"),
+        "a quiet start: {markdown}"
+    );
+    assert!(
+        markdown.contains(&format!("```sh\n{}\n```", provenance.command)),
+        "the command, ready to copy: {markdown}"
+    );
+
+    let rows = markdown_rows(&markdown);
+    let header = [
+        "scenario",
+        "unit",
+        "ringside",
+        "haproxy",
+        "nginx",
+        "ringside / haproxy",
+        "ringside / nginx",
+        "ringside CPU",
+        "haproxy CPU",
+        "nginx CPU",
+    ];
+    assert_eq!(rows[0], header);
+    assert_eq!(rows.len(), 2 + comparisons.len(), "one row per scenario");
+    for row in &rows {
+        assert_eq!(
+            row.len(),
+            header.len(),
+            "every row fills the header: {row:?}"
+        );
+    }
+    // Medians 200 and 60; CPU 1 s over 2 units of work each round.
+    assert_eq!(
+        rows[2],
+        [
+            "tcp-throughput",
+            "Gbit/s",
+            "200",
+            "–",
+            "60.0",
+            "–",
+            "3.33",
+            "0.500 s/GB",
+            "–",
+            "0.500 s/GB"
+        ]
+    );
+    assert_eq!(rows[3][0], "tcp-rr");
+    assert_eq!(rows[3][1], "p99 latency (us), lower is better");
+    assert_eq!(rows[3][7], "0.500 s/1k req");
+    assert_eq!(rows[4][7], "–", "idle-conns has no CPU per unit");
+
+    assert!(
+        markdown.contains("- tcp-rr: haproxy not measured: not installed"),
+        "a skipped target says why, per scenario: {markdown}"
+    );
+    assert!(markdown.contains("- tcp-rr: 2 connections, 5000 req/s offered"));
+}
+
+#[test]
+fn markdown_from_a_busy_machine_says_it_is_provisional() {
+    let comparisons = [comparison(ScenarioKind::Http1)];
+    let busy = Provenance {
+        load_average: Some(1.0),
+        ..provenance()
+    };
+    let markdown = report::markdown(&comparisons, &busy);
+    assert!(
+        markdown
+            .contains("**Provisional: the machine was busy.** Its load average was 1.00 on 2 CPUs"),
+        "{markdown}"
+    );
+    let unknown = Provenance {
+        load_average: None,
+        ..provenance()
+    };
+    let markdown = report::markdown(&comparisons, &unknown);
+    assert!(
+        markdown.contains("load average unknown at the start"),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("Provisional"), "{markdown}");
 }

@@ -1,6 +1,8 @@
 //! What a comparison found, summarised per target (median, min, max over the
-//! rounds), and written as a table, as JSON and as an SVG chart.
+//! rounds), and written as a table, as JSON and as an SVG chart; several
+//! scenarios together as one Markdown table for BENCHMARKS.md.
 
+mod markdown;
 mod svg;
 mod table;
 
@@ -9,6 +11,7 @@ use crate::targets::TargetKind;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
+pub use markdown::{markdown, GENERATED_END, GENERATED_MARK};
 pub use svg::svg;
 pub use table::table;
 
@@ -147,9 +150,14 @@ impl Comparison {
             .map(|s| s.median)
     }
 
+    /// `of`'s median over `over`'s, when both were measured.
+    pub fn ratio(&self, of: TargetKind, over: TargetKind) -> Option<f64> {
+        Some(self.median_of(of)? / self.median_of(over)?)
+    }
+
     /// Each target's median over direct's.
     pub fn vs_direct(&self, target: TargetKind) -> Option<f64> {
-        Some(self.median_of(target)? / self.median_of(TargetKind::Direct)?)
+        self.ratio(target, TargetKind::Direct)
     }
 
     /// ringside's median over each measured peer's.
@@ -163,10 +171,10 @@ impl Comparison {
             .collect()
     }
 
-    /// How the proxies were sized and the client ran, for the reader of a table.
-    pub fn setup_line(&self) -> String {
+    /// How the load client ran, in a few words.
+    pub fn client(&self) -> String {
         let p = &self.params;
-        let client = match self.scenario {
+        match self.scenario {
             ScenarioKind::TcpThroughput => format!("{} streams", p.streams),
             ScenarioKind::TcpRr => format!(
                 "{} connections, {} req/s offered, {} B messages",
@@ -182,12 +190,17 @@ impl Comparison {
                     p.idle_conns
                 )
             }
-        };
+        }
+    }
+
+    /// How the proxies were sized and the client ran, for the reader of a table.
+    pub fn setup_line(&self) -> String {
         format!(
-            "{} rounds x {}, targets interleaved; proxies sized to {} (ringside --shards, haproxy nbthread, nginx worker_processes); client: {client}",
+            "{} rounds x {}, targets interleaved; proxies sized to {} (ringside --shards, haproxy nbthread, nginx worker_processes); client: {}",
             self.rounds,
             humantime::format_duration(self.duration),
-            self.shards
+            self.shards,
+            self.client()
         )
     }
 }
