@@ -40,9 +40,13 @@ pub const MAX_STATUS_CODES: usize = 64;
 const GRPC_STATUS_CODES: std::ops::RangeInclusive<u16> = 0..=16;
 
 /// Distinct transparent destinations (`target_addr`) a shard labels at
-/// once; slots are freed as destinations are forgotten. As many as the
-/// destinations a shard keeps state for (`proxy::transparent`).
-pub const MAX_DESTINATIONS: usize = 1_000;
+/// once; slots are freed as their series are forgotten. A transparent
+/// listener keeps state for 1,000 destinations and the series of 2,000
+/// more it has forgotten (`proxy/transparent.rs`): this is that much
+/// again, shard-wide, so that a busy listener's own bound, not this one,
+/// decides in the common case, and a shard's many listeners together
+/// cannot grow past it.
+pub const MAX_DESTINATIONS: usize = 3_000;
 
 /// The bounds of one shard's remotely chosen labels.
 #[derive(Debug)]

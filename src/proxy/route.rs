@@ -30,11 +30,7 @@ impl RouteState {
         pool_idle_timeout: Duration,
         mesh: Option<&MeshTls>,
     ) -> RouteState {
-        let server_ids = route
-            .upstreams
-            .iter()
-            .map(|upstream| mesh?.peer_for(*upstream).map(|peer| peer.identity.clone()))
-            .collect();
+        let server_ids = server_ids(&route, mesh);
         let metrics = Rc::new(RouteMetrics::new(
             metrics,
             route.direction,
@@ -43,6 +39,37 @@ impl RouteState {
             server_ids,
             mesh.is_some(),
         ));
+        RouteState::with_metrics(route, metrics, seed, pool_idle_timeout)
+    }
+
+    /// A transparent listener's route for one original destination: as
+    /// `new`, with its `target_addr`s under the shard's bound on
+    /// destinations (`metrics::MAX_DESTINATIONS`), since the client chose
+    /// them. One endpoint: the balancers have no choice to make, so no seed.
+    pub fn for_destination(
+        route: Route,
+        metrics: &ShardMetrics,
+        pool_idle_timeout: Duration,
+        mesh: Option<&MeshTls>,
+    ) -> RouteState {
+        let server_ids = server_ids(&route, mesh);
+        let metrics = Rc::new(RouteMetrics::for_destination(
+            metrics,
+            route.direction,
+            route.listen,
+            &route.upstreams,
+            server_ids,
+            mesh.is_some(),
+        ));
+        RouteState::with_metrics(route, metrics, 0, pool_idle_timeout)
+    }
+
+    fn with_metrics(
+        route: Route,
+        metrics: Rc<RouteMetrics>,
+        seed: u64,
+        pool_idle_timeout: Duration,
+    ) -> RouteState {
         let http_seed = seed.rotate_left(17);
         RouteState {
             balancer: ConnectionBalancer::new(&route.upstreams, seed),
@@ -57,4 +84,14 @@ impl RouteState {
             route,
         }
     }
+}
+
+/// The identities of the mesh peers holding `route`'s endpoints, which
+/// label their upstream-side series.
+fn server_ids(route: &Route, mesh: Option<&MeshTls>) -> Vec<Option<String>> {
+    route
+        .upstreams
+        .iter()
+        .map(|upstream| mesh?.peer_for(*upstream).map(|peer| peer.identity.clone()))
+        .collect()
 }

@@ -127,10 +127,8 @@ impl TransparentState {
         let metrics = &shard.metrics;
         let route = RouteSpec::implied(original, upstream, self.listener.direction)
             .resolve(&shard.detect.opaque_ports, shard.timeouts.response);
-        // One endpoint per destination: the balancer has no choice to
-        // make, so its seed does not matter.
         let mesh = shard.mesh.as_deref();
-        let route = RouteState::new(route, metrics, 0, self.pool_idle_timeout, mesh);
+        let route = RouteState::for_destination(route, metrics, self.pool_idle_timeout, mesh);
         let route = Rc::new(route);
         if destinations.len() >= MAX_DESTINATIONS {
             let forgotten = forget_idle(&mut destinations, now, Duration::ZERO);
