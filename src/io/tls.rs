@@ -248,3 +248,77 @@ impl AsyncWrite for Prefixed {
         Pin::new(&mut self.tcp).poll_close(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener};
+
+    use futures_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    use super::*;
+
+    /// A server config for `localhost` and a client that trusts it.
+    fn configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let der = CertificateDer::from(cert.cert.der().to_vec());
+        let key = PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    /// Detection reads a ClientHello that came in pieces out of the socket
+    /// (issue 19, item 13): handed over as `prefix`, it still reaches the
+    /// handshake, which then completes, and the session carries bytes.
+    #[test]
+    fn a_handshake_reads_the_prefix_detection_took_first() {
+        let (server, client) = configs();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let name = ServerName::try_from("localhost").unwrap();
+            let session = rustls::ClientConnection::new(client, name).unwrap();
+            let tcp = std::net::TcpStream::connect(addr).unwrap();
+            let mut tls = rustls::StreamOwned::new(session, tcp);
+            tls.write_all(b"ping").unwrap();
+            let mut pong = [0u8; 4];
+            tls.read_exact(&mut pong).map(|()| pong)
+        });
+        glommio::LocalExecutor::default().run(async move {
+            let listener = crate::io::Listener::new(socket2::Socket::from(listener));
+            let socket = listener.accept().await.unwrap();
+            // What detection read of the hello before it had a verdict.
+            let mut prefix = vec![0u8; 40];
+            let mut read = 0;
+            while read < prefix.len() {
+                read += socket.read(&mut prefix[read..]).await.unwrap();
+            }
+            let hello_read = Cell::new(false);
+            let handshaken = accept(socket, prefix, server, &hello_read).await;
+            let socket = Socket::tls(handshaken.expect("the handshake").stream).unwrap();
+            assert!(hello_read.get());
+            let mut ping = [0u8; 4];
+            let mut read = 0;
+            while read < 4 {
+                read += socket.read(&mut ping[read..]).await.unwrap();
+            }
+            assert_eq!(&ping, b"ping");
+            socket.write_all(b"pong").await.unwrap();
+        });
+        assert_eq!(&peer.join().unwrap().unwrap(), b"pong");
+    }
+}

@@ -135,6 +135,18 @@ pub fn meshed(
     a_knows_b: bool,
     b_flags: &[(&str, &str)],
 ) -> Option<Mesh> {
+    meshed_installing(test, tag, dir, a_knows_b, b_flags, &[])
+}
+
+/// `meshed`, with `install` added to both pods' `ringside iptables install`.
+pub fn meshed_installing(
+    test: &str,
+    tag: &str,
+    dir: &TempDir,
+    a_knows_b: bool,
+    b_flags: &[(&str, &str)],
+    install: &[&str],
+) -> Option<Mesh> {
     let peer = format!("{POD_B}={B_ID}");
     let a = |launch: Launch| {
         let launch = launch.identity(dir, "a", A_ID);
@@ -149,7 +161,7 @@ pub fn meshed(
             .iter()
             .fold(launch, |launch, (flag, value)| launch.arg(flag, value))
     };
-    Mesh::start_with(test, tag, &[], [&a, &b])
+    Mesh::start_with(test, tag, install, [&a, &b])
 }
 
 /// The first flight of a TLS client for `sni`, as rustls sends it.
