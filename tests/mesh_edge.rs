@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::identity::{client_side, identities, server_side};
+use support::identity::{client_side, identities, server_side, SERVER};
 use support::*;
 
 /// Once a peer's identity is proven and allowed, its upstream is connected
@@ -133,4 +133,24 @@ fn stalled_handshakes_do_not_lock_a_real_peer_out() {
         "only {replaced} stalled handshakes replaced"
     );
     assert_eq!(echo.accepted(), 5, "the stalled ones reached nothing");
+}
+
+/// The inbound side forwards to the application beside it, never through a
+/// mesh peer: a `[[mesh.peer]]` network that covers its own address
+/// (loopback here, the pod's network in a cluster) sent every inbound
+/// connection back out over mTLS, to our own inbound listener in the
+/// field, and here to the peer port named, where nothing listens.
+#[test]
+fn inbound_connections_never_go_through_a_peer_that_covers_our_own_address() {
+    let dir = identities();
+    let echo = Origin::echo();
+    let peer = format!("127.0.0.0/8={SERVER}@{}", closed_port().port());
+    let server = server_side(&dir, &[("--mesh-peer", &peer)]);
+    let client = client_side(&dir, echo.addr, &server);
+    let data = random_bytes(1 << 20, 5);
+    assert!(
+        echo_through(client.route(), &data) == data,
+        "1 MiB came back different"
+    );
+    assert_eq!(echo.accepted(), 1, "one connection at the application");
 }

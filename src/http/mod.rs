@@ -90,7 +90,10 @@ async fn connect(
 ) -> Result<Socket, ProxyError> {
     let balancer = &route.balancer;
     let addr = balancer.addr(index);
-    match shard.connect(addr, Some(protocol)).await {
+    match shard
+        .connect(addr, route.metrics.direction, Some(protocol))
+        .await
+    {
         Ok(socket) => {
             balancer.connected(index);
             Ok(socket)

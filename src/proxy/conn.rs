@@ -259,7 +259,11 @@ impl Conn {
             tried.push(index);
             let addr = balancer.endpoint(index).addr;
             let started = Instant::now();
-            match self.shard.connect(addr, None).await {
+            match self
+                .shard
+                .connect(addr, self.route.route.direction, None)
+                .await
+            {
                 Ok(stream) => {
                     balancer.connected(index, started.elapsed());
                     return Ok((index, stream));

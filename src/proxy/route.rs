@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::balance::ConnectionBalancer;
-use crate::config::Route;
+use crate::config::{Direction, Route};
 use crate::http::HttpRoute;
 use crate::metrics::{RouteMetrics, ShardMetrics};
 use crate::tls::mesh::MeshTls;
@@ -87,8 +87,10 @@ impl RouteState {
 }
 
 /// The identities of the mesh peers holding `route`'s endpoints, which
-/// label their upstream-side series.
+/// label their upstream-side series; none inbound, where the endpoint is
+/// the application beside us (`Shard::connect`).
 fn server_ids(route: &Route, mesh: Option<&MeshTls>) -> Vec<Option<String>> {
+    let mesh = mesh.filter(|_| route.direction == Direction::Outbound);
     route
         .upstreams
         .iter()

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 pub use limit::{ConnectionSlots, Slot};
 
-use crate::config::{Config, DetectConfig, Http2Config, Timeouts};
+use crate::config::{Config, DetectConfig, Direction, Http2Config, Timeouts};
 use crate::detect::ServerFirstMemory;
 use crate::io::{Deadlines, Shutdown, Socket};
 use crate::metrics::ShardMetrics;
@@ -100,15 +100,22 @@ impl Shard {
     /// proxy over mTLS when `addr` is a mesh peer's, directly otherwise.
     /// `protocol`, when known, is declared to the peer, which then skips
     /// detection.
+    ///
+    /// An inbound connection is for the application beside us, never for a
+    /// peer: a `[[mesh.peer]]` network that covers our own address would
+    /// otherwise send it over mTLS to our own inbound listener, round and
+    /// round, and never to the application.
     pub async fn connect(
         &self,
         addr: SocketAddr,
+        direction: Direction,
         protocol: Option<SessionProtocol>,
     ) -> std::io::Result<Socket> {
         let timeout = self.connect_timeout;
         let peer = self
             .mesh
             .as_ref()
+            .filter(|_| direction == Direction::Outbound)
             .and_then(|mesh| Some((mesh, mesh.peer_for(addr)?)));
         match peer {
             Some((mesh, peer)) => {
