@@ -20,7 +20,7 @@ fn meshed_pods_talk_mtls_and_the_applications_own_tls_passes_through() {
     let Some(mesh) = meshed(test, "m", &dir, true, &[]) else {
         return;
     };
-    let app = mesh.in_b(|| RecordingOrigin::start_on("127.0.0.1:0"));
+    let app = mesh.in_b(|| RecordingOrigin::start_on("0.0.0.0:0"));
     let app_addr = in_pod_b(app.addr);
     let url = format!("http://{app_addr}/hello");
     let response = mesh.curl_from_a(&url);
@@ -33,7 +33,7 @@ fn meshed_pods_talk_mtls_and_the_applications_own_tls_passes_through() {
 
     // The application's own TLS, for a name of its own, crosses the mesh
     // as the bytes it is.
-    let echo = mesh.in_b(Origin::echo);
+    let echo = mesh.in_b(|| Origin::echo_on("0.0.0.0:0"));
     let echo_addr = in_pod_b(echo.addr);
     let mut hello = client_hello("app.example.test");
     hello.extend_from_slice(&random_bytes(64 << 10, 5));
@@ -88,7 +88,7 @@ fn redirected_mtls_for_our_own_name_is_terminated() {
     let Some(mesh) = meshed(test, "r", &dir, false, &required) else {
         return;
     };
-    let app = mesh.in_b(|| RecordingOrigin::start_on("127.0.0.1:0"));
+    let app = mesh.in_b(|| RecordingOrigin::start_on("0.0.0.0:0"));
     let app_addr = in_pod_b(app.addr);
     let answer = mesh.in_a(|| {
         let tcp = TcpStream::connect(app_addr).unwrap();
@@ -119,7 +119,7 @@ fn plaintext_to_a_port_that_requires_an_identity_is_refused() {
     let Some(mesh) = meshed(test, "p", &dir, false, &required) else {
         return;
     };
-    let echo = mesh.in_b(Origin::echo);
+    let echo = mesh.in_b(|| Origin::echo_on("0.0.0.0:0"));
     let echo_addr = in_pod_b(echo.addr);
     let refused = mesh.in_a(|| {
         let mut stream = TcpStream::connect(echo_addr).unwrap();
@@ -131,7 +131,7 @@ fn plaintext_to_a_port_that_requires_an_identity_is_refused() {
     assert!(refused, "plaintext got through to an identity-only port");
     assert_eq!(echo.accepted(), 0);
     // Plaintext HTTP gets a 403 that says why, for each request.
-    let web = mesh.in_b(|| HttpOrigin::start_on("127.0.0.1:0", "web", Duration::ZERO));
+    let web = mesh.in_b(|| HttpOrigin::start_on("0.0.0.0:0", "web", Duration::ZERO));
     let web_addr = in_pod_b(web.addr);
     let url = format!("http://{web_addr}/size/10");
     let response = mesh.curl_from_a(&url);
@@ -179,7 +179,7 @@ fn a_client_hello_in_two_pieces_is_terminated() {
     let Some(mesh) = meshed_installing(test, "2", &dir, false, &[], &skip) else {
         return;
     };
-    let app = mesh.in_b(|| RecordingOrigin::start_on("127.0.0.1:7443"));
+    let app = mesh.in_b(|| RecordingOrigin::start_on("0.0.0.0:7443"));
     let app_addr = in_pod_b(app.addr);
     let answer = mesh.in_a(|| {
         let tcp = TcpStream::connect(app_addr).unwrap();

@@ -163,16 +163,58 @@ fn direct_and_looping_connections_are_refused_and_counted() {
 }
 
 #[test]
-fn inbound_connections_go_to_the_application_on_loopback() {
-    let test = "inbound_connections_go_to_the_application_on_loopback";
+fn inbound_connections_go_to_their_original_destination() {
+    let test = "inbound_connections_go_to_their_original_destination";
+    let Some(netns) = Pod::enter(test) else {
+        return;
+    };
+    let app = HttpOrigin::start_on(&format!("{POD_ADDR}:0"), "app", Duration::ZERO);
+    let inbound = ("--inbound-listen", "0.0.0.0:0");
+    let Some(proxy) = redirected_ringside(&netns, test, &[inbound]) else {
+        return;
+    };
+    one_request_through(&proxy, &app.addr.to_string(), "app", "inbound");
+    assert_eq!(app.requests(), 1);
+}
+
+/// As Linkerd's inbound: a service bound to loopback only (a debug
+/// endpoint, a local cache) stays out of reach of what comes in from
+/// outside, whatever port a client (or a peer's transport header) names.
+#[test]
+fn a_service_bound_to_loopback_only_is_not_reached_inbound() {
+    let test = "a_service_bound_to_loopback_only_is_not_reached_inbound";
+    let Some(netns) = Pod::enter(test) else {
+        return;
+    };
+    let private = HttpOrigin::start("private", Duration::ZERO);
+    let inbound = ("--inbound-listen", "0.0.0.0:0");
+    let Some(_proxy) = redirected_ringside(&netns, test, &[inbound]) else {
+        return;
+    };
+    let original: std::net::SocketAddr = format!("{POD_ADDR}:{}", private.addr.port())
+        .parse()
+        .unwrap();
+    let (status, _) = http_get(original, "/size/10");
+    assert!(status == 502 || status == 503, "answered {status}");
+    assert_eq!(private.requests(), 0);
+}
+
+/// `forward_to = "localhost"` is the choice of a host whose applications
+/// listen on loopback only, and then every port of it is reached.
+#[test]
+fn inbound_connections_go_to_the_application_on_loopback_when_asked() {
+    let test = "inbound_connections_go_to_the_application_on_loopback_when_asked";
     let Some(netns) = Pod::enter(test) else {
         return;
     };
     // The application listens on loopback only; its clients dial the
     // pod's address, where nothing listens but the redirect leads.
     let app = HttpOrigin::start("app", Duration::ZERO);
-    let inbound = ("--inbound-listen", "0.0.0.0:0");
-    let Some(proxy) = redirected_ringside(&netns, test, &[inbound]) else {
+    let flags = [
+        ("--inbound-listen", "0.0.0.0:0"),
+        ("--inbound-forward-to", "localhost"),
+    ];
+    let Some(proxy) = redirected_ringside(&netns, test, &flags) else {
         return;
     };
     let original = format!("{POD_ADDR}:{}", app.addr.port());

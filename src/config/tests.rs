@@ -435,21 +435,22 @@ fn transparent_listeners_are_off_unless_their_section_or_flag_is_given() {
         .collect();
     assert_eq!(listens, [DEFAULT_OUTBOUND_LISTEN, DEFAULT_INBOUND_LISTEN]);
     assert_eq!(config.transparent[0].forward_to, ForwardTo::Original);
-    assert_eq!(config.transparent[1].forward_to, ForwardTo::Localhost);
+    // Inbound forwards to the original destination, as Linkerd does.
+    assert_eq!(config.transparent[1].forward_to, ForwardTo::Original);
     let config = merged(
         &[
             "--inbound-listen",
             "127.0.0.1:5",
             "--inbound-forward-to",
-            "original",
+            "localhost",
         ],
-        "[inbound]\nlisten = \"127.0.0.1:6\"\nforward_to = \"localhost\"\n",
+        "[inbound]\nlisten = \"127.0.0.1:6\"\nforward_to = \"original\"\n",
     )
     .unwrap();
     assert_eq!(config.transparent.len(), 1);
     assert_eq!(config.transparent[0].direction, Direction::Inbound);
     assert_eq!(config.transparent[0].listen.to_string(), "127.0.0.1:5");
-    assert_eq!(config.transparent[0].forward_to, ForwardTo::Original);
+    assert_eq!(config.transparent[0].forward_to, ForwardTo::Localhost);
 }
 
 #[test]

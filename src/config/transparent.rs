@@ -29,9 +29,11 @@ pub struct Transparent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardTo {
     /// `127.0.0.1:<original port>`: the application beside ringside,
-    /// reached on loopback (inbound's default).
+    /// reached on loopback, services bound to loopback only included
+    /// (inbound, when asked for).
     Localhost,
-    /// The original destination itself (outbound's only choice).
+    /// The original destination itself: outbound's only choice, and
+    /// inbound's default, as in Linkerd.
     Original,
 }
 
@@ -83,7 +85,12 @@ pub(super) fn inbound(
     };
     let file_forward = table.as_ref().and_then(|t| t.forward_to.clone());
     let forward_to = layered(&args.inbound_forward_to, &file_forward);
-    let choices = [ForwardTo::Localhost, ForwardTo::Original].map(|f| (f.as_str(), f));
+    // The original destination by default, as Linkerd's inbound forwards
+    // (to the pod's address, never loopback): with `localhost`, any port
+    // a peer names reaches services bound to loopback only (debug
+    // endpoints, a local cache), which nobody outside the host could reach
+    // before the proxy came.
+    let choices = [ForwardTo::Original, ForwardTo::Localhost].map(|f| (f.as_str(), f));
     let forward_to = one_of("inbound.forward_to", forward_to, choices)?;
     Ok(Some(Transparent {
         listen,

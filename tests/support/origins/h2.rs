@@ -33,7 +33,11 @@ type Seen = Arc<Mutex<Vec<(HeaderMap, Option<HeaderMap>)>>>;
 
 impl H2Origin {
     pub fn start() -> H2Origin {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        H2Origin::start_on("127.0.0.1:0")
+    }
+
+    pub fn start_on(bind: &str) -> H2Origin {
+        let listener = std::net::TcpListener::bind(bind).unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Counter::default();
