@@ -523,31 +523,15 @@ fn file_circles() -> BTreeMap<String, Vec<String>> {
     circles
 }
 
-/// Circles in folders whose owners are breaking them now (issue 20); a
-/// line goes when its circle does, and the test says when one has gone.
-/// `src/proxy` and `src/http` had none when this check was written.
-const CIRCLES_BEING_BROKEN: &[&str] = &[
-    // The label types in `recorder.rs` move to `metrics/labels.rs` on
-    // the `metrics` branch.
-    "src/metrics: recorder, route, snapshot",
-];
-
 #[test]
 fn no_import_circles_between_files_of_a_folder() {
-    let circles = file_circles();
-    let new: Vec<String> = circles
+    let circles: Vec<String> = file_circles()
         .iter()
-        .filter(|(circle, _)| !CIRCLES_BEING_BROKEN.contains(&circle.as_str()))
         .map(|(circle, edges)| format!("{circle} ({})", edges.join(", ")))
         .collect();
-    assert!(new.is_empty(), "import circles between files: {new:#?}");
-    let gone: Vec<&&str> = CIRCLES_BEING_BROKEN
-        .iter()
-        .filter(|circle| !circles.contains_key(**circle))
-        .collect();
     assert!(
-        gone.is_empty(),
-        "broken since: take them off CIRCLES_BEING_BROKEN: {gone:?}"
+        circles.is_empty(),
+        "import circles between files: {circles:#?}"
     );
 }
 

@@ -10,12 +10,13 @@
 //! nothing ready, and callers take the awaiting calls (`is_tls` says
 //! which, so that the opaque path copies instead of splicing).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use socket2::SockRef;
 
-use super::tls::TlsStream;
+use super::tls::{self, Handshaken, TlsStream};
 use super::Deadlines;
 
 /// The outcome of a recv that must not wait.
@@ -84,6 +85,29 @@ impl Socket {
             Stream::Plain(stream) => Some(stream),
             Stream::Tls(_) => None,
         }
+    }
+
+    /// The server side of a TLS handshake on this plain socket (`tls::accept`
+    /// says what `prefix` and `hello_read` are for).
+    pub async fn accept_tls(
+        self,
+        prefix: Vec<u8>,
+        config: Arc<rustls::ServerConfig>,
+        hello_read: &Cell<bool>,
+    ) -> io::Result<Handshaken> {
+        let tcp = self.into_plain().ok_or_else(already_tls)?;
+        tls::accept(tcp, prefix, config, hello_read).await
+    }
+
+    /// The client side of a TLS handshake on this plain socket, naming
+    /// `server`.
+    pub async fn connect_tls(
+        self,
+        config: Arc<rustls::ClientConfig>,
+        server: rustls::pki_types::ServerName<'static>,
+    ) -> io::Result<Handshaken> {
+        let tcp = self.into_plain().ok_or_else(already_tls)?;
+        tls::connect(tcp, config, server).await
     }
 
     /// Puts `bytes` back in front of what reads and peeks return: what a
@@ -322,6 +346,11 @@ impl Socket {
 /// one, and no TIME_WAIT is left on ringside's side.
 pub fn refuse(socket: Socket) {
     socket.reset_on_close();
+}
+
+/// TLS in TLS is not something a peer asks.
+fn already_tls() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "already a TLS socket")
 }
 
 fn socket_addr(addr: socket2::SockAddr) -> io::Result<SocketAddr> {

@@ -22,8 +22,6 @@ use futures_rustls::rustls::{self, ClientConfig, ServerConfig};
 use futures_rustls::{LazyConfigAcceptor, TlsConnector};
 use glommio::net::TcpStream;
 
-use super::Socket;
-
 /// The most plaintext one TLS record carries.
 const MAX_PLAINTEXT_RECORD: usize = 16 * 1024;
 
@@ -44,19 +42,18 @@ pub struct Handshaken {
     pub alpn: Option<Vec<u8>>,
 }
 
-/// The server side of a handshake on an accepted socket, of which
+/// The server side of a handshake on an accepted stream, of which
 /// detection has already read `prefix` (a ClientHello that came in pieces
 /// is read out as it comes): the handshake reads that first. `hello_read`
 /// is set once the whole ClientHello is in, before any of the server's
 /// work: what a peer that stalls before it has cost is a socket, not a
-/// key exchange.
-pub async fn accept(
-    socket: Socket,
+/// key exchange. (`Socket::accept_tls` is the way in.)
+pub(super) async fn accept(
+    tcp: TcpStream,
     prefix: Vec<u8>,
     config: Arc<ServerConfig>,
     hello_read: &Cell<bool>,
 ) -> io::Result<Handshaken> {
-    let tcp = plain(socket)?;
     let acceptor = rustls::server::Acceptor::default();
     let hello = LazyConfigAcceptor::new(acceptor, Prefixed { prefix, tcp }).await?;
     hello_read.set(true);
@@ -72,12 +69,12 @@ pub async fn accept(
 }
 
 /// The client side of a handshake on a connected stream, naming `server`.
-pub async fn connect(
-    socket: Socket,
+/// (`Socket::connect_tls` is the way in.)
+pub(super) async fn connect(
+    tcp: TcpStream,
     config: Arc<ClientConfig>,
     server: ServerName<'static>,
 ) -> io::Result<Handshaken> {
-    let tcp = plain(socket)?;
     let prefix = Vec::new();
     let stream = TlsConnector::from(config)
         .connect(server, Prefixed { prefix, tcp })
@@ -90,12 +87,6 @@ pub async fn connect(
         peer_certificates,
         alpn,
     })
-}
-
-/// The TCP stream of a plain socket: TLS in TLS is not something a peer asks.
-fn plain(socket: Socket) -> io::Result<TcpStream> {
-    let not_plain = || io::Error::new(io::ErrorKind::InvalidInput, "already a TLS socket");
-    socket.into_plain().ok_or_else(not_plain)
 }
 
 fn certificates(
@@ -266,6 +257,7 @@ mod tests {
     use futures_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
     use super::*;
+    use crate::io::Socket;
 
     /// A server config for `localhost` and a client that trusts it.
     fn configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
@@ -318,7 +310,7 @@ mod tests {
                 read += socket.read(&mut prefix[read..]).await.unwrap();
             }
             let hello_read = Cell::new(false);
-            let handshaken = accept(socket, prefix, server, &hello_read).await;
+            let handshaken = socket.accept_tls(prefix, server, &hello_read).await;
             let socket = Socket::tls(handshaken.expect("the handshake").stream).unwrap();
             assert!(hello_read.get());
             // A one-byte peek (the server-first watch's) leaves the whole

@@ -43,7 +43,7 @@ use rustls::{ClientConfig, ServerConfig};
 
 use super::{Decoded, HeaderError, SessionProtocol, TransportHeader};
 use crate::config::{InboundPolicy, MeshPeer};
-use crate::io::{self, tls, Deadlines, Shutdown, Socket};
+use crate::io::{self, Deadlines, Shutdown, Socket};
 use std::io::{Error, ErrorKind, Result as IoResult};
 
 /// Handshakes (with their header reads) one shard runs at once; past it a
@@ -167,7 +167,7 @@ impl MeshTls {
         let client = self.configs.client.clone();
         let connecting = async {
             let plain = io::connect(proxy, timeout, deadlines).await?;
-            let handshaken = tls::connect(plain, client, server).await?;
+            let handshaken = plain.connect_tls(client, server).await?;
             let socket = Socket::tls(handshaken.stream)?;
             socket.write_all(&header).await?;
             Ok(socket)
@@ -211,7 +211,8 @@ impl MeshTls {
         hello_read: &Cell<bool>,
     ) -> Result<Accepted, MeshError> {
         let server = self.configs.server.clone();
-        let handshaken = tls::accept(client, prefix, server, hello_read)
+        let handshaken = client
+            .accept_tls(prefix, server, hello_read)
             .await
             .map_err(MeshError::Handshake)?;
         let client_id = handshaken
