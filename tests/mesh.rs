@@ -184,7 +184,10 @@ fn keep_alive_http1_grpc_and_a_websocket_cross_the_mesh() {
     let web = HttpOrigin::start("web", Duration::ZERO);
     let server = server_side(&dir, &[]);
     let client = client_side(&dir, web.addr, &server);
-    // Many requests on one client connection: one mTLS connection.
+    // Many requests on one client connection: two mTLS connections, the
+    // one made while detecting (it declared no protocol, so it carries the
+    // first request as HTTP/1, as a Linkerd peer requires) and the HTTP/2
+    // one every later request rides.
     let mut http = HttpClient::connect(client.route());
     for _ in 0..20 {
         let response = http.get("/size/100").expect("a response");
@@ -195,8 +198,8 @@ fn keep_alive_http1_grpc_and_a_websocket_cross_the_mesh() {
     let src = [("peer", "src")];
     assert_eq!(
         metrics.sum("tcp_open_total", &src),
-        1.0,
-        "one mTLS connection"
+        2.0,
+        "the detecting connection and the HTTP/2 one"
     );
     assert_eq!(metrics.sum("request_total", &[]), 20.0);
     let allowed = [("client_id", CLIENT), ("tls", "true")];

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::identity::{client_side, identities, server_side, SERVER};
+use support::identity::{client_side, identities, server_side, CLIENT, SERVER};
 use support::*;
 
 /// Once a peer's identity is proven and allowed, its upstream is connected
@@ -85,8 +85,17 @@ fn stalled_handshakes_do_not_lock_a_real_peer_out() {
     let dir = identities();
     let echo = Origin::echo();
     let server = server_side(&dir, &[]);
-    let client = client_side(&dir, echo.addr, &server);
     let inbound = server.transparent[0];
+    // The client side waits for its handshake as long as the test does: a
+    // debug build under this attack on a loaded machine may take longer
+    // than the default connect timeout (1 s) to reach a real peer's turn.
+    let peer = format!("127.0.0.1={SERVER}@{}", inbound.port());
+    let client = Ringside::route_to([echo.addr])
+        .shards(1)
+        .arg("--mesh-peer", peer)
+        .arg("--connect-timeout", "10s")
+        .identity(&dir, "client", CLIENT)
+        .start();
 
     let stop = Arc::new(AtomicBool::new(false));
     let open = Arc::new(AtomicUsize::new(0));
@@ -115,12 +124,13 @@ fn stalled_handshakes_do_not_lock_a_real_peer_out() {
             "round {round}: {answered:?} after {took:?}"
         );
         assert_eq!(&pong, b"ping");
-        // The issue's goal is 1 s, met in a release build on a quiet
+        // The issue's goal is 1 s, met by a release build on a quiet
         // machine (the closing note of issue 19 has the figure); a debug
-        // build on a loaded CI machine gets room, while a peer locked out
-        // fails at once (refused as `busy` before the fix).
+        // build beside other tests on a loaded CI machine gets the usual
+        // wait limit, while a peer locked out fails at once (refused as
+        // `busy` before evictions).
         assert!(
-            took < Duration::from_secs(5),
+            took < WAIT_LIMIT,
             "round {round}: a real peer waited {took:?}"
         );
         slowest = slowest.max(took);

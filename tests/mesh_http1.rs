@@ -33,7 +33,7 @@ fn expected_body(len: u64) -> Vec<u8> {
 }
 
 #[test]
-fn requests_of_many_client_connections_share_one_mtls_connection() {
+fn requests_of_many_client_connections_share_one_http2_mtls_connection() {
     let dir = identities();
     let web = HttpOrigin::start("web", std::time::Duration::ZERO);
     let server = server_side(&dir, &[]);
@@ -70,8 +70,10 @@ fn requests_of_many_client_connections_share_one_mtls_connection() {
     let src = [("peer", "src"), ("tls", "true")];
     assert_eq!(
         metrics.sum("tcp_open_total", &src),
-        1.0,
-        "one mTLS connection between the peers"
+        2.0,
+        "between the peers, the connection made while detecting the first \
+         client (it declared no protocol and carried that client's first \
+         request as HTTP/1) and one HTTP/2 connection for all the rest"
     );
     let dst = [("peer", "dst"), ("server_id", SERVER)];
     assert_eq!(client.metrics().sum("tcp_open_total", &dst), 1.0);
