@@ -17,6 +17,8 @@ mod original_dst;
 mod shutdown;
 mod socket;
 mod task;
+#[cfg(test)]
+pub mod testing;
 pub mod tls;
 
 pub use deadline::{Deadline, Deadlines};
