@@ -7,24 +7,15 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::config::Direction;
 use crate::io::testing::{self, Loopback};
-use crate::metrics::{Peer, ShardMetrics, TcpLabels};
+use crate::metrics::{Peer, ShardMetrics};
 
 const LONG: Duration = Duration::from_secs(60);
 
 /// A connection to `origin` for endpoint `endpoint`, and the origin's side.
 async fn connected(origin: &Loopback, endpoint: usize) -> (Upstream, Socket) {
     let (socket, accepted) = origin.pair().await;
-    let metrics = ShardMetrics::new(0);
-    let counters = metrics.tcp(TcpLabels {
-        direction: Direction::Outbound,
-        peer: Peer::Dst,
-        target_addr: origin.addr().to_string(),
-        tls_sni: None,
-        peer_id: None,
-        no_tls: None,
-    });
+    let counters = ShardMetrics::new(0).tcp(testing::labels(Peer::Dst));
     (upstream(socket, counters, endpoint), accepted)
 }
 

@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{Deadlines, Listener, Socket};
+use crate::config::Direction;
+use crate::metrics::{Peer, TcpLabels};
 
 /// Longer than any test here should take, so that a stage that hangs
 /// fails its test with a message instead of stalling the whole run.
@@ -102,4 +104,29 @@ pub async fn read_exact(socket: &Socket, len: usize) -> Vec<u8> {
         at += n;
     }
     all
+}
+
+/// The labels of a plain outbound connection's `peer` end, for counters
+/// a test reads back from a snapshot.
+pub fn labels(peer: Peer) -> TcpLabels {
+    TcpLabels {
+        direction: Direction::Outbound,
+        peer,
+        target_addr: "127.0.0.1:80".to_string(),
+        tls_sni: None,
+        peer_id: None,
+        no_tls: None,
+    }
+}
+
+/// `len` bytes that are not all alike, so that a byte moved out of order
+/// or twice shows.
+pub fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
+}
+
+/// Sends `bytes` on `socket`, then its FIN.
+pub async fn send_then_fin(socket: &Socket, bytes: &[u8]) {
+    socket.write_all(bytes).await.expect("sending");
+    socket.shutdown_write().expect("shutting down the write side");
 }
