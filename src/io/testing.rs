@@ -130,3 +130,40 @@ pub async fn send_then_fin(socket: &Socket, bytes: &[u8]) {
     socket.write_all(bytes).await.expect("sending");
     socket.shutdown_write().expect("shutting down the write side");
 }
+
+/// Reads one HTTP/1 message head (through its blank line) from `socket`,
+/// byte by byte so that nothing past it is taken; `None` at EOF first.
+pub async fn read_head(socket: &Socket) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).await.expect("reading a head") == 0 {
+            assert!(head.is_empty(), "EOF inside a head: {head:?}");
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(head)
+}
+
+/// An HTTP/1 origin: answers every request without a body on each
+/// connection it accepts with `200` and `body`, and hands each head it
+/// saw to `seen`. Runs until the executor ends.
+pub fn http1_origin(origin: Loopback, body: &'static str, seen: std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>) {
+    super::spawn(async move {
+        loop {
+            let socket = origin.accept().await;
+            let seen = seen.clone();
+            super::spawn(async move {
+                while let Some(head) = read_head(&socket).await {
+                    seen.borrow_mut().push(head);
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    socket.write_all(answer.as_bytes()).await.expect("answering");
+                }
+            });
+        }
+    });
+}

@@ -32,6 +32,8 @@ mod conn;
 mod dispatch;
 mod meshed;
 mod route;
+#[cfg(test)]
+mod testing;
 mod transparent;
 
 pub use accept::{accept_loop, Accepting};
