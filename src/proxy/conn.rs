@@ -280,3 +280,7 @@ impl Conn {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

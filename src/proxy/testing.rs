@@ -15,6 +15,7 @@ use super::RouteState;
 use crate::config::{Authorize, Direction, IdentityConfig, InboundPolicy, PortRange, Protocol, Route};
 use crate::io::testing::Loopback;
 use crate::io::Socket;
+use crate::metrics::Peer;
 use crate::shard::Shard;
 use crate::tls::identity::{Identity, IdentityPem};
 use crate::tls::mesh::{MeshConfigs, MeshTls};
@@ -102,4 +103,32 @@ pub(super) async fn client_through(shard: &Rc<Shard>, route: &Rc<RouteState>) ->
     let conn = conn(shard, route);
     crate::io::spawn(conn.run(accepted, None));
     client
+}
+
+/// The `tcp_*` figures of the connections on `peer`'s side labelled
+/// `target`, summed over their other labels.
+pub(super) fn tcp_totals(shard: &Shard, peer: Peer, target: SocketAddr) -> TcpTotals {
+    let snapshot = shard.metrics.snapshot(0, 0);
+    let target = target.to_string();
+    let mut totals = TcpTotals::default();
+    for (labels, tcp) in &snapshot.tcp {
+        if labels.peer == peer && labels.target_addr == target {
+            totals.open += tcp.open_total;
+            totals.closed_ok += tcp.close_success_total;
+            totals.closed_failed += tcp.close_failure_total;
+            totals.read_bytes += tcp.read_bytes_total;
+            totals.written_bytes += tcp.write_bytes_total;
+        }
+    }
+    totals
+}
+
+/// What `tcp_totals` sums.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct TcpTotals {
+    pub open: u64,
+    pub closed_ok: u64,
+    pub closed_failed: u64,
+    pub read_bytes: u64,
+    pub written_bytes: u64,
 }
