@@ -62,6 +62,11 @@ impl Loopback {
         self.addr
     }
 
+    /// The listener itself, for a stage that runs its own accept loop.
+    pub fn into_listener(self) -> Listener {
+        self.listener
+    }
+
     pub async fn accept(&self) -> Socket {
         self.listener.accept().await.expect("an accepted connection")
     }

@@ -48,23 +48,27 @@ pub(super) fn route(
 /// A shard with the default configuration and a mesh identity, whose
 /// inbound ports are open to anyone except `port`, which `policy` guards.
 pub(super) fn meshed_shard(port: u16, policy: Authorize) -> Shard {
-    let mut shard = Shard::for_tests();
+    let range = PortRange {
+        first: port,
+        last: port,
+    };
     let policy = InboundPolicy {
         default: Authorize::AllUnauthenticated,
-        ports: vec![(
-            vec![PortRange {
-                first: port,
-                last: port,
-            }],
-            policy,
-        )],
+        ports: vec![(vec![range], policy)],
     };
-    shard.mesh = Some(Rc::new(MeshTls::new(mesh_configs(), Vec::new(), policy)));
+    meshed_shard_with(mesh_configs(), policy)
+}
+
+/// A shard with the default configuration, the mesh identity of
+/// `configs` (which a peer of it in the test may share) and `policy`.
+pub(super) fn meshed_shard_with(configs: MeshConfigs, policy: InboundPolicy) -> Shard {
+    let mut shard = Shard::for_tests();
+    shard.mesh = Some(Rc::new(MeshTls::new(configs, Vec::new(), policy)));
     shard
 }
 
 /// TLS configs around an identity minted in memory for `OUR_NAME`.
-fn mesh_configs() -> MeshConfigs {
+pub(super) fn mesh_configs() -> MeshConfigs {
     let validity = Validity::days_from_now(1);
     let ca = mint::ca(validity).unwrap();
     let leaf = mint::issue(&ca, OUR_NAME, None, validity).unwrap();
