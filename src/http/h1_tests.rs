@@ -9,8 +9,8 @@ use futures_lite::future;
 
 use super::*;
 use crate::config::Direction;
-use crate::io::{ConnError, Socket};
 use crate::io::testing::{self, read_exact, read_head, Loopback};
+use crate::io::{ConnError, Socket};
 use crate::metrics::{Peer, RouteMetrics};
 
 /// An outbound route's HTTP state with `origin` as its one endpoint.
@@ -73,7 +73,10 @@ fn a_request_reaches_the_origin_and_its_connection_is_pooled() {
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert_eq!(body, b"hello");
         assert_eq!(seen.borrow().len(), 1);
-        assert!(route.pool.holds_idle(), "the upstream went back to the pool");
+        assert!(
+            route.pool.holds_idle(),
+            "the upstream went back to the pool"
+        );
     });
 }
 

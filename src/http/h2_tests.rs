@@ -30,10 +30,14 @@ fn h2_origin(origin: Loopback, shard: Rc<Shard>, body: &'static str, seen: Rc<Se
             let io = H2Io::new(socket, Vec::new(), counters);
             let seen = seen.clone();
             spawn(async move {
-                let mut connection = h2::server::handshake(io).await.expect("the origin's handshake");
+                let mut connection = h2::server::handshake(io)
+                    .await
+                    .expect("the origin's handshake");
                 while let Some(stream) = connection.accept().await {
                     let (request, mut respond) = stream.expect("a stream");
-                    seen.paths.borrow_mut().push(request.uri().path().to_string());
+                    seen.paths
+                        .borrow_mut()
+                        .push(request.uri().path().to_string());
                     let response = ::http::Response::builder().status(200).body(()).unwrap();
                     let mut send = respond.send_response(response, false).unwrap();
                     send.send_data(Bytes::from_static(body.as_bytes()), true)

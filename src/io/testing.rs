@@ -68,7 +68,10 @@ impl Loopback {
     }
 
     pub async fn accept(&self) -> Socket {
-        self.listener.accept().await.expect("an accepted connection")
+        self.listener
+            .accept()
+            .await
+            .expect("an accepted connection")
     }
 
     /// A connection to this listener: (the connecting side, the accepted
@@ -133,7 +136,9 @@ pub fn payload(len: usize) -> Vec<u8> {
 /// Sends `bytes` on `socket`, then its FIN.
 pub async fn send_then_fin(socket: &Socket, bytes: &[u8]) {
     socket.write_all(bytes).await.expect("sending");
-    socket.shutdown_write().expect("shutting down the write side");
+    socket
+        .shutdown_write()
+        .expect("shutting down the write side");
 }
 
 /// Reads one HTTP/1 message head (through its blank line) from `socket`,
@@ -154,7 +159,11 @@ pub async fn read_head(socket: &Socket) -> Option<Vec<u8>> {
 /// An HTTP/1 origin: answers every request without a body on each
 /// connection it accepts with `200` and `body`, and hands each head it
 /// saw to `seen`. Runs until the executor ends.
-pub fn http1_origin(origin: Loopback, body: &'static str, seen: std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>) {
+pub fn http1_origin(
+    origin: Loopback,
+    body: &'static str,
+    seen: std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>,
+) {
     super::spawn(async move {
         loop {
             let socket = origin.accept().await;
@@ -166,7 +175,10 @@ pub fn http1_origin(origin: Loopback, body: &'static str, seen: std::rc::Rc<std:
                         "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
                         body.len()
                     );
-                    socket.write_all(answer.as_bytes()).await.expect("answering");
+                    socket
+                        .write_all(answer.as_bytes())
+                        .await
+                        .expect("answering");
                 }
             });
         }

@@ -48,10 +48,21 @@ fn listening(shard: &Rc<Shard>) -> SocketAddr {
     echo_origin(origin);
     let listener = Loopback::bind();
     let listen = listener.addr();
-    let route = route(shard, listen, origin_addr, Direction::Outbound, crate::config::Protocol::Opaque);
+    let route = route(
+        shard,
+        listen,
+        origin_addr,
+        Direction::Outbound,
+        crate::config::Protocol::Opaque,
+    );
     let accepting = Accepting::Route(route);
     let tasks = Rc::new(Tasks::new());
-    crate::io::spawn(accept_loop(listener.into_listener(), accepting, shard.clone(), tasks));
+    crate::io::spawn(accept_loop(
+        listener.into_listener(),
+        accepting,
+        shard.clone(),
+        tasks,
+    ));
     listen
 }
 
@@ -85,7 +96,11 @@ fn a_connection_over_the_limit_is_reset_at_once() {
         let reset = matches!(&read, Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset);
         assert!(reset, "expected a reset, got {read:?}");
         let refused = shard.metrics.snapshot(0, 0).connections_refused;
-        assert_eq!(refused.get("max_connections").copied(), Some(1), "{refused:?}");
+        assert_eq!(
+            refused.get("max_connections").copied(),
+            Some(1),
+            "{refused:?}"
+        );
         // The one carried is not disturbed.
         echoed(&first, b"still").await;
     });
@@ -98,7 +113,13 @@ fn a_drain_ends_the_accept_loop() {
         let origin = Loopback::bind();
         let listener = Loopback::bind();
         let listen = listener.addr();
-        let route = route(&shard, listen, origin.addr(), Direction::Outbound, crate::config::Protocol::Opaque);
+        let route = route(
+            &shard,
+            listen,
+            origin.addr(),
+            Direction::Outbound,
+            crate::config::Protocol::Opaque,
+        );
         let tasks = Rc::new(Tasks::new());
         let accepting = Accepting::Route(route);
         let looping = accept_loop(listener.into_listener(), accepting, shard.clone(), tasks);

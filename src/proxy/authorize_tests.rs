@@ -26,7 +26,13 @@ fn listen(port: u16) -> SocketAddr {
 
 /// An inbound route of `port` to `origin`.
 fn inbound(shard: &Shard, port: u16, origin: &Loopback, protocol: Protocol) -> Rc<RouteState> {
-    route(shard, listen(port), origin.addr(), Direction::Inbound, protocol)
+    route(
+        shard,
+        listen(port),
+        origin.addr(),
+        Direction::Inbound,
+        protocol,
+    )
 }
 
 /// `inbound_tcp_authz_*` for `port`: (allowed, refused).
@@ -68,7 +74,13 @@ fn the_upstream_is_connected_early_only_for_a_client_the_port_allows() {
         let open = inbound(&shard, OPEN, &origin, Protocol::Detect);
         assert!(conn(&shard, &open).may_connect_early());
         // Outbound, the inbound policy does not apply at all.
-        let outbound = route(&shard, listen(GUARDED), origin.addr(), Direction::Outbound, Protocol::Detect);
+        let outbound = route(
+            &shard,
+            listen(GUARDED),
+            origin.addr(),
+            Direction::Outbound,
+            Protocol::Detect,
+        );
         assert!(conn(&shard, &outbound).may_connect_early());
     });
 }
@@ -100,7 +112,8 @@ fn a_refused_plaintext_http_client_is_admitted_to_be_answered_403s() {
         let (_client, proxied) = testing::pair().await;
         for carry in [Carry::Http1, Carry::Http2] {
             let conn = conn(&shard, &guarded);
-            conn.admit(&proxied, &carry).expect("served, request by request");
+            conn.admit(&proxied, &carry)
+                .expect("served, request by request");
             let refused = Authz {
                 policy: "all-authenticated",
                 allowed: false,
@@ -138,7 +151,13 @@ fn a_refused_client_gets_a_403_over_http_and_a_reset_otherwise() {
         let origin_addr = origin.addr();
         let seen = Rc::default();
         testing::http1_origin(origin, "app", Rc::clone(&seen));
-        let route = route(&shard, listen(GUARDED), origin_addr, Direction::Inbound, Protocol::Detect);
+        let route = route(
+            &shard,
+            listen(GUARDED),
+            origin_addr,
+            Direction::Inbound,
+            Protocol::Detect,
+        );
 
         let client = client_through(&shard, &route).await;
         client

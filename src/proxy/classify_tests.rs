@@ -18,7 +18,10 @@ const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
 fn detected(shard: &Shard, result: &str) -> u64 {
     let snapshot = shard.metrics.snapshot(0, 0);
     let counted = snapshot.detect_total.iter();
-    counted.filter(|(labels, _)| labels.result == result).map(|(_, n)| n).sum()
+    counted
+        .filter(|(labels, _)| labels.result == result)
+        .map(|(_, n)| n)
+        .sum()
 }
 
 /// A route of `protocol` to `origin`, listening on a port of its own.
@@ -52,7 +55,10 @@ fn a_configured_protocol_is_not_detected() {
     let shard = Shard::for_tests();
     testing::run_with(&shard.deadlines, || async {
         let origin = Loopback::bind();
-        for (protocol, carry) in [(Protocol::Http1, Carry::Http1), (Protocol::Http2, Carry::Http2)] {
+        for (protocol, carry) in [
+            (Protocol::Http1, Carry::Http1),
+            (Protocol::Http2, Carry::Http2),
+        ] {
             let route = route_to(&shard, &origin, protocol);
             // Opaque bytes, and silence after them: detection would say
             // unknown, or wait for the detect timeout (10 s by default).
@@ -65,7 +71,11 @@ fn a_configured_protocol_is_not_detected() {
             assert!(classified.prefix.is_empty());
         }
         let snapshot = shard.metrics.snapshot(0, 0);
-        assert!(snapshot.detect_total.is_empty(), "{:?}", snapshot.detect_total);
+        assert!(
+            snapshot.detect_total.is_empty(),
+            "{:?}",
+            snapshot.detect_total
+        );
     });
 }
 

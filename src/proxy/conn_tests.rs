@@ -23,7 +23,13 @@ fn an_opaque_route_is_carried_both_ways_to_its_end_and_counted_once() {
     let shard = Rc::new(Shard::for_tests());
     testing::run_with(&shard.deadlines, || async {
         let origin = Loopback::bind();
-        let route = route(&shard, listen(), origin.addr(), Direction::Outbound, Protocol::Opaque);
+        let route = route(
+            &shard,
+            listen(),
+            origin.addr(),
+            Direction::Outbound,
+            Protocol::Opaque,
+        );
         let (client, accepted) = testing::pair().await;
         let carried = conn(&shard, &route).run(accepted, None);
         let client_side = async {
@@ -58,7 +64,13 @@ fn an_unreachable_upstream_resets_an_opaque_client() {
     testing::run_with(&shard.deadlines, || async {
         // A port nobody listens on any more.
         let gone = Loopback::bind().addr();
-        let route = route(&shard, listen(), gone, Direction::Outbound, Protocol::Opaque);
+        let route = route(
+            &shard,
+            listen(),
+            gone,
+            Direction::Outbound,
+            Protocol::Opaque,
+        );
         let client = client_through(&shard, &route).await;
         let mut buf = [0u8; 8];
         let read = client.read(&mut buf).await;
@@ -66,7 +78,10 @@ fn an_unreachable_upstream_resets_an_opaque_client() {
         assert!(reset, "expected a reset, got {read:?}");
         let snapshot = shard.metrics.snapshot(0, 0);
         assert!(
-            snapshot.connect_failures.keys().any(|(target, _)| *target == gone.to_string()),
+            snapshot
+                .connect_failures
+                .keys()
+                .any(|(target, _)| *target == gone.to_string()),
             "{:?}",
             snapshot.connect_failures
         );
@@ -82,7 +97,13 @@ fn a_server_that_speaks_first_is_heard_without_the_detect_timeout() {
     testing::run_with(&shard.deadlines, || async {
         let origin = Loopback::bind();
         let origin_addr = origin.addr();
-        let route = route(&shard, listen(), origin_addr, Direction::Outbound, Protocol::Detect);
+        let route = route(
+            &shard,
+            listen(),
+            origin_addr,
+            Direction::Outbound,
+            Protocol::Detect,
+        );
         let client = client_through(&shard, &route).await;
         let socket = origin.accept().await;
         socket.write_all(b"220 ready\r\n").await.unwrap();
@@ -103,7 +124,13 @@ fn a_quiet_clients_prefix_reaches_the_upstream_first() {
     let shard = Rc::new(shard);
     testing::run_with(&shard.deadlines, || async {
         let origin = Loopback::bind();
-        let route = route(&shard, listen(), origin.addr(), Direction::Outbound, Protocol::Detect);
+        let route = route(
+            &shard,
+            listen(),
+            origin.addr(),
+            Direction::Outbound,
+            Protocol::Detect,
+        );
         let client = client_through(&shard, &route).await;
         client.write_all(b"GE").await.unwrap();
         let socket = origin.accept().await;

@@ -18,7 +18,10 @@ fn listen() -> std::net::SocketAddr {
 /// Reads one answer with a `content-length` body of `len` bytes.
 async fn answer(client: &crate::io::Socket, len: usize) -> (String, Vec<u8>) {
     let head = read_head(client).await.expect("an answer");
-    (String::from_utf8(head).unwrap(), read_exact(client, len).await)
+    (
+        String::from_utf8(head).unwrap(),
+        read_exact(client, len).await,
+    )
 }
 
 #[test]
@@ -29,7 +32,13 @@ fn an_http1_client_is_served_request_by_request_over_one_upstream() {
         let origin_addr = origin.addr();
         let seen = Rc::default();
         testing::http1_origin(origin, "app", Rc::clone(&seen));
-        let route = route(&shard, listen(), origin_addr, Direction::Outbound, Protocol::Detect);
+        let route = route(
+            &shard,
+            listen(),
+            origin_addr,
+            Direction::Outbound,
+            Protocol::Detect,
+        );
         let client = client_through(&shard, &route).await;
         for path in ["/one", "/two"] {
             let request = format!("GET {path} HTTP/1.1\r\nHost: app\r\n\r\n");
@@ -41,13 +50,22 @@ fn an_http1_client_is_served_request_by_request_over_one_upstream() {
         let seen = seen.borrow();
         let paths: Vec<&str> = seen
             .iter()
-            .map(|head| std::str::from_utf8(head).unwrap().split(' ').nth(1).unwrap())
+            .map(|head| {
+                std::str::from_utf8(head)
+                    .unwrap()
+                    .split(' ')
+                    .nth(1)
+                    .unwrap()
+            })
             .collect();
         assert_eq!(paths, ["/one", "/two"]);
         // The connection made during detection carried both.
         assert_eq!(tcp_totals(&shard, Peer::Dst, origin_addr).open, 1);
         let snapshot = shard.metrics.snapshot(0, 0);
-        let http1 = snapshot.detect_total.iter().filter(|(l, _)| l.result == "http/1");
+        let http1 = snapshot
+            .detect_total
+            .iter()
+            .filter(|(l, _)| l.result == "http/1");
         assert_eq!(http1.map(|(_, n)| n).sum::<u64>(), 1);
     });
 }
@@ -57,10 +75,18 @@ fn an_http1_upgrade_is_carried_on_as_a_tunnel() {
     let shard = Rc::new(Shard::for_tests());
     testing::run_with(&shard.deadlines, || async {
         let origin = Loopback::bind();
-        let route = route(&shard, listen(), origin.addr(), Direction::Outbound, Protocol::Detect);
+        let route = route(
+            &shard,
+            listen(),
+            origin.addr(),
+            Direction::Outbound,
+            Protocol::Detect,
+        );
         let client = client_through(&shard, &route).await;
         client
-            .write_all(b"GET /chat HTTP/1.1\r\nHost: app\r\nConnection: upgrade\r\nUpgrade: raw\r\n\r\n")
+            .write_all(
+                b"GET /chat HTTP/1.1\r\nHost: app\r\nConnection: upgrade\r\nUpgrade: raw\r\n\r\n",
+            )
             .await
             .unwrap();
         let socket = origin.accept().await;
@@ -68,7 +94,9 @@ fn an_http1_upgrade_is_carried_on_as_a_tunnel() {
         let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
         assert!(head.contains("upgrade: raw"), "{head}");
         socket
-            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: raw\r\n\r\n")
+            .write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: raw\r\n\r\n",
+            )
             .await
             .unwrap();
         let (head, _) = answer(&client, 0).await;
@@ -86,7 +114,13 @@ fn an_upstream_reset_is_passed_on_to_the_client_as_a_reset() {
     let shard = Rc::new(Shard::for_tests());
     testing::run_with(&shard.deadlines, || async {
         let origin = Loopback::bind();
-        let route = route(&shard, listen(), origin.addr(), Direction::Outbound, Protocol::Opaque);
+        let route = route(
+            &shard,
+            listen(),
+            origin.addr(),
+            Direction::Outbound,
+            Protocol::Opaque,
+        );
         let client = client_through(&shard, &route).await;
         client.write_all(b"ping").await.unwrap();
         let socket = origin.accept().await;

@@ -61,7 +61,11 @@ fn inbound_state(listen: std::net::SocketAddr) -> Rc<TransparentState> {
         forward_to: ForwardTo::Localhost,
     };
     let own: Rc<[std::net::SocketAddr]> = Rc::from(vec![listen]);
-    Rc::new(TransparentState::new(listener, own, Duration::from_secs(60)))
+    Rc::new(TransparentState::new(
+        listener,
+        own,
+        Duration::from_secs(60),
+    ))
 }
 
 /// Accepts one connection on `listener` and serves it as the inbound
@@ -82,7 +86,11 @@ fn a_peers_connection_reaches_the_application_port_with_its_identity() {
     let configs = mesh_configs();
     let allowed = Authorize::Identities(vec![IdentityMatch::Exact(OUR_NAME.to_string())]);
     let shard = Rc::new(meshed_shard_with(configs.clone(), everywhere(allowed)));
-    let peer = MeshTls::new(configs, Vec::new(), shard.mesh.as_ref().unwrap().policy.clone());
+    let peer = MeshTls::new(
+        configs,
+        Vec::new(),
+        shard.mesh.as_ref().unwrap().policy.clone(),
+    );
     testing::run_with(&shard.deadlines, || async {
         let app = Loopback::bind();
         let app_addr = app.addr();
@@ -104,8 +112,15 @@ fn a_peers_connection_reaches_the_application_port_with_its_identity() {
 #[test]
 fn a_peer_the_port_refuses_is_answered_403() {
     let configs = mesh_configs();
-    let shard = Rc::new(meshed_shard_with(configs.clone(), everywhere(Authorize::Deny)));
-    let peer = MeshTls::new(configs, Vec::new(), shard.mesh.as_ref().unwrap().policy.clone());
+    let shard = Rc::new(meshed_shard_with(
+        configs.clone(),
+        everywhere(Authorize::Deny),
+    ));
+    let peer = MeshTls::new(
+        configs,
+        Vec::new(),
+        shard.mesh.as_ref().unwrap().policy.clone(),
+    );
     testing::run_with(&shard.deadlines, || async {
         let app = Loopback::bind();
         let app_addr = app.addr();
@@ -137,6 +152,10 @@ fn a_plaintext_client_dialling_the_listener_is_reset_as_not_redirected() {
         let reset = matches!(&read, Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset);
         assert!(reset, "expected a reset, got {read:?}");
         let refused = shard.metrics.snapshot(0, 0).connections_refused;
-        assert_eq!(refused.get("not_redirected").copied(), Some(1), "{refused:?}");
+        assert_eq!(
+            refused.get("not_redirected").copied(),
+            Some(1),
+            "{refused:?}"
+        );
     });
 }

@@ -12,7 +12,9 @@ use rustls::pki_types::UnixTime;
 
 use super::conn::Conn;
 use super::RouteState;
-use crate::config::{Authorize, Direction, IdentityConfig, InboundPolicy, PortRange, Protocol, Route};
+use crate::config::{
+    Authorize, Direction, IdentityConfig, InboundPolicy, PortRange, Protocol, Route,
+};
 use crate::io::testing::Loopback;
 use crate::io::Socket;
 use crate::metrics::Peer;

@@ -154,11 +154,8 @@ fn a_tunnel_with_no_byte_for_the_idle_timeout_closes_as_idle() {
             client.write_all(b"x").await.unwrap();
             assert_eq!(read_exact(&origin, 1).await, b"x");
         };
-        let (closed, ()) = future::zip(
-            tunnel(&pumps, client_end, upstream_end, Some(idle)),
-            moving,
-        )
-        .await;
+        let (closed, ()) =
+            future::zip(tunnel(&pumps, client_end, upstream_end, Some(idle)), moving).await;
         assert_eq!(closed.unwrap(), Closed::Idle);
         assert!(started.elapsed() >= idle.after);
     });
