@@ -1,8 +1,9 @@
 //! In-process harness for the unit tests of the stages above `io/`
-//! (detect, tcp, http, proxy): one executor, as a shard has, and
-//! connected loopback `Socket` pairs, so that a stage runs on real sockets
-//! without a process. It lives here because only `io/` and `runtime/` may
-//! name glommio; the tests above see our types only.
+//! (detect, tcp, http, proxy): one executor, as a shard has, connected
+//! loopback `Socket` pairs, and the small peers the tests talk to (an
+//! HTTP/1 origin, readers, a payload), so that a stage runs on real
+//! sockets without a process. It lives here because only `io/` and
+//! `runtime/` may name glommio; the tests above see our types only.
 //!
 //! Nothing here sleeps: a pair is connected by binding port 0 first, then
 //! connecting, then accepting what the backlog already holds.
@@ -156,14 +157,13 @@ pub async fn read_head(socket: &Socket) -> Option<Vec<u8>> {
     Some(head)
 }
 
+/// The request heads an origin saw, in order.
+pub type Heads = std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>;
+
 /// An HTTP/1 origin: answers every request without a body on each
 /// connection it accepts with `200` and `body`, and hands each head it
 /// saw to `seen`. Runs until the executor ends.
-pub fn http1_origin(
-    origin: Loopback,
-    body: &'static str,
-    seen: std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>,
-) {
+pub fn http1_origin(origin: Loopback, body: &'static str, seen: Heads) {
     super::spawn(async move {
         loop {
             let socket = origin.accept().await;
