@@ -247,3 +247,7 @@ async fn next_event(
     };
     future::or(client, future::or(server, timeout)).await
 }
+
+#[cfg(test)]
+#[path = "sniff_tests.rs"]
+mod tests;

@@ -591,3 +591,7 @@ async fn send_body(
         ))),
     })
 }
+
+#[cfg(test)]
+#[path = "h1_tests.rs"]
+mod tests;

@@ -579,3 +579,7 @@ fn h2_io_error(err: h2::Error) -> std::io::Error {
         std::io::Error::other(err.to_string())
     }
 }
+
+#[cfg(test)]
+#[path = "h2_tests.rs"]
+mod tests;

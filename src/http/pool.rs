@@ -222,3 +222,7 @@ pub fn upstream(
     let io = HttpIo::new(socket, counters, Vec::new()).expecting(Arrival::Soon);
     Upstream::new(io, endpoint)
 }
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;

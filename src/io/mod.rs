@@ -6,7 +6,8 @@
 //! connection timeouts use (`deadline`), the shard's shutdown signal
 //! (`shutdown`), the tokio-I/O adapter h2 needs (`h2_io`), TLS handshakes
 //! and the TLS stream a socket may carry (`tls`), and the error a
-//! connection ends with (`error`). Keeping glommio behind these few types
+//! connection ends with (`error`); for unit tests only, the in-process
+//! harness the stages above run on (`testing`). Keeping glommio behind these few types
 //! keeps the runtime replaceable.
 
 mod deadline;
@@ -17,6 +18,8 @@ mod original_dst;
 mod shutdown;
 mod socket;
 mod task;
+#[cfg(test)]
+pub mod testing;
 pub mod tls;
 
 pub use deadline::{Deadline, Deadlines};

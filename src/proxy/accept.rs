@@ -164,3 +164,7 @@ pub async fn accept_loop(
     }
     tracing::debug!(%listen, "listener closed");
 }
+
+#[cfg(test)]
+#[path = "accept_tests.rs"]
+mod tests;

@@ -138,3 +138,7 @@ fn judge(
     }
     authz
 }
+
+#[cfg(test)]
+#[path = "authorize_tests.rs"]
+mod tests;

@@ -108,3 +108,7 @@ pub async fn classify(
         prefix: sniffed.prefix,
     })
 }
+
+#[cfg(test)]
+#[path = "classify_tests.rs"]
+mod tests;

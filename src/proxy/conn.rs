@@ -284,3 +284,7 @@ impl Conn {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

@@ -309,3 +309,7 @@ fn pass_on(err: &ConnError, client: &Socket, upstream: &Socket) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "dispatch_tests.rs"]
+mod tests;

@@ -165,3 +165,7 @@ impl Conn {
         self.meshed(client_id, protocol);
     }
 }
+
+#[cfg(test)]
+#[path = "meshed_tests.rs"]
+mod tests;

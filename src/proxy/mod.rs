@@ -23,7 +23,8 @@
 //!    that failed.
 //!
 //! `Conn::unconnected` (conn.rs) and `Conn::dispatch` (dispatch.rs) run
-//! 3 to 6 without and with an early upstream.
+//! 3 to 6 without and with an early upstream. Each stage's tests run it
+//! in-process on loopback sockets (`testing.rs`, tests only).
 
 mod accept;
 mod authorize;
@@ -32,6 +33,8 @@ mod conn;
 mod dispatch;
 mod meshed;
 mod route;
+#[cfg(test)]
+mod testing;
 mod transparent;
 
 pub use accept::{accept_loop, Accepting};

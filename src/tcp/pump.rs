@@ -297,3 +297,7 @@ impl Direction<'_> {
         self.dst.shutdown_write().map_err(PumpError::Write)
     }
 }
+
+#[cfg(test)]
+#[path = "pump_tests.rs"]
+mod tests;

@@ -119,3 +119,7 @@ async fn watch_idle(
         deadline.wait().await;
     }
 }
+
+#[cfg(test)]
+#[path = "tunnel_tests.rs"]
+mod tests;
