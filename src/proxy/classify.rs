@@ -23,6 +23,10 @@ pub enum Carry {
     },
     Http1,
     Http2,
+    /// Inbound: the client said nothing by the detect timeout, and there is
+    /// no upstream to watch. Never carried raw: the caller connects, and
+    /// classifies again watching the upstream (`detect::sniff`).
+    Silent,
 }
 
 pub struct Classified {
@@ -72,7 +76,8 @@ pub async fn classify(
     }
     let upstream = upstream.map(|(socket, _)| socket);
     let detecting = shard.metrics().detecting();
-    let sniffed = sniff(client, upstream, &shard.detect, &shard.http.deadlines).await;
+    let direction = route.route.direction;
+    let sniffed = sniff(client, upstream, &shard.detect, &shard.http.deadlines, direction).await;
     drop(detecting);
     let sniffed = match sniffed {
         Ok(sniffed) => sniffed,
@@ -81,7 +86,10 @@ pub async fn classify(
             return Err(err);
         }
     };
-    count(sniffed.verdict.label(), Some(sniffed.elapsed));
+    // Silent is counted when the connection is classified again.
+    if sniffed.verdict != Verdict::Silent {
+        count(sniffed.verdict.label(), Some(sniffed.elapsed));
+    }
     match (&sniffed.verdict, endpoint) {
         (Verdict::ServerFirst, Some(endpoint)) => shard.server_first.remember(endpoint),
         (Verdict::Timeout, _) => tracing::info!(
@@ -100,6 +108,7 @@ pub async fn classify(
         Verdict::Tls { sni } => Carry::Opaque {
             tls_sni: Some(sni.unwrap_or_default()),
         },
+        Verdict::Silent => Carry::Silent,
         _ => Carry::Opaque { tls_sni: None },
     };
     Ok(Classified {

@@ -199,6 +199,10 @@ impl Conn {
                 None => return Box::pin(self.connect_opaque(client, tls_sni, prefix)).await,
                 Some(cause) => cause,
             },
+            Carry::Silent => match unreachable {
+                None => return Box::pin(self.connect_silent(client)).await,
+                Some(cause) => cause,
+            },
         };
         client.reset_on_close();
         refused(cause)
