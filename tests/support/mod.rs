@@ -1,8 +1,10 @@
 //! Shared test support, one file per role: the built `ringside` binary as a
 //! child process and its scraped metrics (`launcher`), real servers on
 //! 127.0.0.1:0 behind it (`origins`), real clients in front of it
-//! (`clients`), network namespaces for the iptables and transparent tests (`netns`), and
-//! files the tests hand to it or to other programs (`temp`). Readiness
+//! (`clients`), network namespaces for the iptables and transparent tests (`netns`),
+//! files the tests hand to it or to other programs (`temp`), and a real
+//! post-quantum ClientHello to send it (`pq_client_hello`, shared with the
+//! unit tests). Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -16,6 +18,8 @@ pub mod identity;
 pub mod launcher;
 pub mod netns;
 pub mod origins;
+#[path = "../../src/detect/sample_pq_client_hello.rs"]
+pub mod pq_client_hello;
 pub mod temp;
 
 use std::thread;
