@@ -7,9 +7,13 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
+use support::identity::{identities, CLIENT, SERVER};
+use support::large_hello::large_hello_client;
 use support::*;
 
 const FORGED: &str = "l5d-client-id: forged\r\n";
@@ -142,4 +146,44 @@ fn a_head_past_the_http_limit_is_refused_with_431() {
     drop(client);
     proxy.wait_idle();
     assert!(app.received().iter().all(Vec::is_empty));
+}
+
+/// A mesh peer's TLS for our own name, in Linkerd's older mode (straight
+/// to the application's port, no transport header), with a hello as large
+/// as a post-quantum one: terminated, and its identity set, wherever
+/// rustls's shuffling puts the SNI. Before, a hello whose SNI fell past the
+/// 1 KiB peek was passed through to the application (about half of them).
+#[test]
+fn a_mesh_peers_post_quantum_sized_hello_is_terminated_wherever_its_sni_falls() {
+    let dir = identities();
+    let app = RecordingOrigin::start();
+    let proxy = Ringside::inbound_to(app.addr)
+        .identity(&dir, "server", SERVER)
+        .start();
+    let config = large_hello_client(&dir, "client");
+    const CONNECTIONS: usize = 8;
+    for _ in 0..CONNECTIONS {
+        let tcp = TcpStream::connect(proxy.route()).unwrap();
+        tcp.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+        let server = rustls::pki_types::ServerName::try_from(SERVER).unwrap();
+        let session = rustls::ClientConnection::new(config.clone(), server).unwrap();
+        let mut tls = rustls::StreamOwned::new(session, tcp);
+        let request = format!("GET /peer HTTP/1.1\r\nHost: app\r\n{FORGED}Connection: close\r\n\r\n");
+        tls.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = tls.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    }
+    let received = received_without_forgery(&app, &proxy);
+    assert_eq!(received.len(), CONNECTIONS, "{received:?}");
+    for request in received {
+        let request = request.to_lowercase();
+        assert!(request.contains(&format!("l5d-client-id: {CLIENT}\r\n")), "{request}");
+    }
+    let metrics = proxy.wait_idle();
+    let terminated = [("client_id", CLIENT), ("tls", "true")];
+    assert_eq!(
+        metrics.sum("inbound_tcp_authz_allow_total", &terminated),
+        CONNECTIONS as f64
+    );
 }

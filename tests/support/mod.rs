@@ -2,9 +2,10 @@
 //! child process and its scraped metrics (`launcher`), real servers on
 //! 127.0.0.1:0 behind it (`origins`), real clients in front of it
 //! (`clients`), network namespaces for the iptables and transparent tests (`netns`),
-//! files the tests hand to it or to other programs (`temp`), and a real
-//! post-quantum ClientHello to send it (`pq_client_hello`, shared with the
-//! unit tests). Readiness
+//! files the tests hand to it or to other programs (`temp`), and
+//! post-quantum-sized ClientHellos: a real one as bytes (`pq_client_hello`,
+//! shared with the unit tests) and a mesh client that sends one
+//! (`large_hello`). Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -15,6 +16,7 @@
 
 pub mod clients;
 pub mod identity;
+pub mod large_hello;
 pub mod launcher;
 pub mod netns;
 pub mod origins;
