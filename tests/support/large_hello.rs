@@ -66,11 +66,14 @@ pub fn large_hello_client(dir: &TempDir, folder: &str) -> Arc<rustls::ClientConf
     let key = PrivateKeyDer::from_pem_file(file("key.pem")).unwrap();
     let mut provider = rustls::crypto::ring::default_provider();
     provider.kx_groups.insert(0, &LARGE_KEY_SHARE);
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
         .unwrap();
+    // Without a session store there is no hint of the group the server
+    // chose last time either: every hello leads with the large share.
+    config.resumption = rustls::client::Resumption::disabled();
     Arc::new(config)
 }
