@@ -8,6 +8,8 @@ use ringside::detect::detect;
 
 #[path = "../src/detect/sample_client_hello.rs"]
 mod sample_client_hello;
+// Its SNI constant is for the tests.
+#[allow(dead_code)]
 #[path = "../src/detect/sample_pq_client_hello.rs"]
 mod sample_pq_client_hello;
 
@@ -45,7 +47,9 @@ fn bench_detect(criterion: &mut Criterion) {
     ];
     let mut group = criterion.benchmark_group("detect");
     for (name, input) in inputs {
-        group.bench_function(name, |bencher| bencher.iter(|| detect(black_box(input), Direction::Outbound)));
+        group.bench_function(name, |bencher| {
+            bencher.iter(|| detect(black_box(input), Direction::Outbound))
+        });
     }
     group.finish();
 }

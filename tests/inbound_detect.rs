@@ -33,7 +33,10 @@ fn received_without_forgery(app: &RecordingOrigin, proxy: &Ringside) -> Vec<Stri
         .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
         .collect();
     for request in &received {
-        assert!(!request.contains("forged"), "forged header passed: {request}");
+        assert!(
+            !request.contains("forged"),
+            "forged header passed: {request}"
+        );
     }
     received
 }
@@ -85,7 +88,10 @@ fn an_empty_line_before_the_request_line_is_tolerated() {
     drop(client);
     let received = received_without_forgery(&app, &proxy);
     assert_eq!(received.len(), 1, "{received:?}");
-    assert!(received[0].contains("GET /crlf HTTP/1.1\r\n"), "{received:?}");
+    assert!(
+        received[0].contains("GET /crlf HTTP/1.1\r\n"),
+        "{received:?}"
+    );
     assert_eq!(results(&proxy, "http/1"), 1.0);
 }
 
@@ -170,7 +176,8 @@ fn a_mesh_peers_post_quantum_sized_hello_is_terminated_wherever_its_sni_falls() 
         let server = rustls::pki_types::ServerName::try_from(SERVER).unwrap();
         let session = rustls::ClientConnection::new(config.clone(), server).unwrap();
         let mut tls = rustls::StreamOwned::new(session, tcp);
-        let request = format!("GET /peer HTTP/1.1\r\nHost: app\r\n{FORGED}Connection: close\r\n\r\n");
+        let request =
+            format!("GET /peer HTTP/1.1\r\nHost: app\r\n{FORGED}Connection: close\r\n\r\n");
         tls.write_all(request.as_bytes()).unwrap();
         let mut answer = String::new();
         let _ = tls.read_to_string(&mut answer);
@@ -180,7 +187,10 @@ fn a_mesh_peers_post_quantum_sized_hello_is_terminated_wherever_its_sni_falls() 
     assert_eq!(received.len(), CONNECTIONS, "{received:?}");
     for request in received {
         let request = request.to_lowercase();
-        assert!(request.contains(&format!("l5d-client-id: {CLIENT}\r\n")), "{request}");
+        assert!(
+            request.contains(&format!("l5d-client-id: {CLIENT}\r\n")),
+            "{request}"
+        );
     }
     let metrics = proxy.wait_idle();
     let terminated = [("client_id", CLIENT), ("tls", "true")];

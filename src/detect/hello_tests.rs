@@ -40,7 +40,10 @@ fn extensions() -> Vec<&'static [u8]> {
 /// lengths, so every header stays valid.
 fn with_sni_at(position: usize) -> Vec<u8> {
     let mut extensions = extensions();
-    let sni = extensions.iter().position(|ext| ext[..2] == [0, 0]).unwrap();
+    let sni = extensions
+        .iter()
+        .position(|ext| ext[..2] == [0, 0])
+        .unwrap();
     let sni = extensions.remove(sni);
     extensions.insert(position, sni);
     let hello = &RUSTLS_PQ_CLIENT_HELLO[..];
@@ -106,7 +109,10 @@ fn the_sni_is_found_at_every_position_whatever_the_pieces() {
             }
             let first_byte_seen = len > 0;
             let room = decision_bytes(&hello[..len], DEFAULT_PEEK_BYTES);
-            assert!(!first_byte_seen || room > hello.len(), "{len} bytes: room {room}");
+            assert!(
+                !first_byte_seen || room > hello.len(),
+                "{len} bytes: room {room}"
+            );
         }
     }
     assert!(past_the_peek_size >= 2, "{past_the_peek_size} positions");

@@ -21,11 +21,19 @@ fn request_line_longer_than_the_peek() -> Vec<u8> {
 fn what_may_begin_a_request_is_http_inbound_only() {
     let long_line = request_line_longer_than_the_peek();
     let cases: [(&str, &[u8], Detection); 6] = [
-        ("a full peek buffer", &long_line[..DEFAULT_PEEK_BYTES], Detection::Http1),
+        (
+            "a full peek buffer",
+            &long_line[..DEFAULT_PEEK_BYTES],
+            Detection::Http1,
+        ),
         ("a partial request line", b"GET /partial", Detection::Http1),
         ("half a method", b"GE", Detection::Http1),
         ("empty lines so far", b"\r\n\r\n", Detection::Http1),
-        ("half the HTTP/2 preface", b"PRI * HTTP/2.0\r\n", Detection::Http2),
+        (
+            "half the HTTP/2 preface",
+            b"PRI * HTTP/2.0\r\n",
+            Detection::Http2,
+        ),
         ("a long method", &[b'M'; 64], Detection::Http1),
     ];
     for (name, bytes, inbound) in cases {
@@ -69,7 +77,11 @@ fn what_no_server_reads_as_http_still_fails_open_inbound() {
         &[0x16, 0x03, 0x01],
     ];
     for bytes in others {
-        assert_eq!(detect_final(bytes, Inbound), Detection::Unknown, "{bytes:?}");
+        assert_eq!(
+            detect_final(bytes, Inbound),
+            Detection::Unknown,
+            "{bytes:?}"
+        );
     }
     // Silence is the caller's to judge: nothing here says it is HTTP.
     assert_eq!(detect_final(b"", Inbound), Detection::Unknown);

@@ -32,14 +32,14 @@
 //! never answers [`Detection::NeedMore`].
 
 mod client_hello;
-mod http1;
-mod http2;
-#[doc(hidden)]
-pub mod invariants;
 #[cfg(test)]
 mod hello_tests;
+mod http1;
+mod http2;
 #[cfg(test)]
 mod inbound_tests;
+#[doc(hidden)]
+pub mod invariants;
 #[cfg(test)]
 mod sample_client_hello;
 #[cfg(test)]

@@ -99,9 +99,18 @@ fn documented_verdicts_for_awkward_inputs() {
 #[test]
 fn detect_final_decides_what_detect_left_open() {
     assert_eq!(detect_final(b"", Outbound), Detection::Unknown);
-    assert_eq!(detect_final(b"GET /unfinished", Outbound), Detection::Unknown);
-    assert_eq!(detect_final(&HTTP2_PREFACE[..20], Outbound), Detection::Unknown);
-    assert_eq!(detect_final(&OPENSSL_CLIENT_HELLO[..4], Outbound), Detection::Unknown);
+    assert_eq!(
+        detect_final(b"GET /unfinished", Outbound),
+        Detection::Unknown
+    );
+    assert_eq!(
+        detect_final(&HTTP2_PREFACE[..20], Outbound),
+        Detection::Unknown
+    );
+    assert_eq!(
+        detect_final(&OPENSSL_CLIENT_HELLO[..4], Outbound),
+        Detection::Unknown
+    );
     let Detection::Tls(info) = detect_final(&OPENSSL_CLIENT_HELLO[..200], Outbound) else {
         panic!("a cut-off ClientHello with both headers is TLS");
     };

@@ -77,7 +77,14 @@ pub async fn classify(
     let upstream = upstream.map(|(socket, _)| socket);
     let detecting = shard.metrics().detecting();
     let direction = route.route.direction;
-    let sniffed = sniff(client, upstream, &shard.detect, &shard.http.deadlines, direction).await;
+    let sniffed = sniff(
+        client,
+        upstream,
+        &shard.detect,
+        &shard.http.deadlines,
+        direction,
+    )
+    .await;
     drop(detecting);
     let sniffed = match sniffed {
         Ok(sniffed) => sniffed,

@@ -98,7 +98,10 @@ impl Conn {
                     upstream.reset_on_close();
                     client.reset_on_close();
                     let silent = std::io::Error::from(std::io::ErrorKind::TimedOut);
-                    (opened(self.src_counters()), Err(ConnError::ClientRead(silent)))
+                    (
+                        opened(self.src_counters()),
+                        Err(ConnError::ClientRead(silent)),
+                    )
                 }
                 Carry::Opaque { tls_sni } => {
                     drop(speculating);

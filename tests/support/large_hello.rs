@@ -37,7 +37,9 @@ struct OfferedShare(Vec<u8>);
 
 impl ActiveKeyExchange for OfferedShare {
     fn complete(self: Box<Self>, _: &[u8]) -> Result<SharedSecret, rustls::Error> {
-        Err(rustls::Error::General("the large share is never chosen".into()))
+        Err(rustls::Error::General(
+            "the large share is never chosen".into(),
+        ))
     }
 
     fn pub_key(&self) -> &[u8] {
