@@ -154,6 +154,30 @@ fn a_head_past_the_http_limit_is_refused_with_431() {
     assert!(app.received().iter().all(Vec::is_empty));
 }
 
+/// An application that times out a silent client (Apache's 408) acts
+/// first, but is no server that speaks first: taken for one, it was
+/// remembered, and every later client skipped detection, forged
+/// `l5d-client-id` and all.
+#[test]
+fn an_application_timing_out_a_silent_client_is_not_taken_for_one_that_speaks_first() {
+    let app = Origin::timing_out_silence(Duration::from_millis(300));
+    let proxy = Ringside::inbound_to(app.addr).start();
+    let mut silent = TcpStream::connect(proxy.route()).unwrap();
+    silent.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+    // Ends when ringside closes it, after the application's 408.
+    let _ = silent.read_to_end(&mut Vec::new());
+
+    let mut client = HttpClient::connect(proxy.route());
+    client.send(format!("GET / HTTP/1.1\r\nHost: app\r\n{FORGED}\r\n").as_bytes());
+    let response = client.read(false).expect("a response");
+    let seen_by_app = String::from_utf8_lossy(&response.body).into_owned();
+    assert_eq!(response.status, 200, "{seen_by_app}");
+    assert!(!seen_by_app.contains("forged"), "{seen_by_app}");
+    drop((silent, client));
+    assert_eq!(results(&proxy, "learned_server_first"), 0.0);
+    assert_eq!(results(&proxy, "silent"), 1.0);
+}
+
 /// A mesh peer's TLS for our own name, in Linkerd's older mode (straight
 /// to the application's port, no transport header), with a hello as large
 /// as a post-quantum one: terminated, and its identity set, wherever

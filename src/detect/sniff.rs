@@ -66,9 +66,10 @@ pub enum Verdict {
     Quiet,
     /// The upstream spoke before the client did.
     ServerFirst,
-    /// Inbound, with no upstream to watch: the client has said nothing by
-    /// the detect timeout. Not a verdict to carry: the caller connects and
-    /// detects again, watching the upstream.
+    /// Inbound: the client has said nothing by the detect timeout, with no
+    /// upstream to watch (the caller connects and detects again, watching
+    /// one), or the upstream then timed it out (`upstream_acted`: the
+    /// connection is closed). Never carried raw.
     Silent,
 }
 
@@ -188,10 +189,11 @@ impl Sniffer<'_> {
                 Event::Client(Err(err)) => return Err(SniffError(err)),
                 Event::Client(Ok(0)) => return Ok(self.done(Verdict::Unknown, Vec::new())),
                 Event::Client(Ok(n)) => break n,
-                Event::Server if self.speaks_first() => {
-                    return Ok(self.done(Verdict::ServerFirst, Vec::new()))
-                }
-                Event::Server | Event::Recheck => {}
+                Event::Server => match self.upstream_acted() {
+                    Some(verdict) => return Ok(self.done(verdict, Vec::new())),
+                    None => {}
+                },
+                Event::Recheck => {}
                 Event::Timeout => match self.silence() {
                     Some(verdict) => return Ok(self.done(verdict, Vec::new())),
                     None => patient = true,
@@ -228,10 +230,11 @@ impl Sniffer<'_> {
             let n = match self.next_event(read, Some(due)).await {
                 Event::Client(Err(err)) => return Err(SniffError(err)),
                 Event::Client(Ok(n)) => n,
-                Event::Server if self.speaks_first() => {
-                    return Ok(self.done(Verdict::ServerFirst, prefix))
-                }
-                Event::Server | Event::Recheck => continue,
+                Event::Server => match self.upstream_acted() {
+                    Some(verdict) => return Ok(self.gave_up(verdict, prefix)),
+                    None => continue,
+                },
+                Event::Recheck => continue,
                 Event::Timeout if due == quiet_at => {
                     return Ok(self.gave_up(Verdict::Quiet, prefix))
                 }
@@ -239,8 +242,9 @@ impl Sniffer<'_> {
             };
             quiet_at = Instant::now() + self.config.quiet_pause;
             if n == 0 {
-                // The client finished early; whatever it sent goes on as is.
-                let last_word = detect_final(&prefix, self.direction);
+                // The client finished early; whatever it sent goes on as is,
+                // inbound too: no header can follow an unfinished line now.
+                let last_word = detect_final(&prefix, Direction::Outbound);
                 let verdict = Verdict::from_detection(last_word).unwrap_or(Verdict::Unknown);
                 return Ok(self.done(verdict, prefix));
             }
@@ -285,10 +289,10 @@ impl Sniffer<'_> {
             match self.next_event(pause, Some(due)).await {
                 Event::Recheck => recheck = (recheck * 2).min(MAX_RECHECK),
                 Event::Client(_) => {}
-                Event::Server if self.speaks_first() => {
-                    return Ok(self.done(Verdict::ServerFirst, Vec::new()))
-                }
-                Event::Server => {}
+                Event::Server => match self.upstream_acted() {
+                    Some(verdict) => return Ok(self.gave_up(verdict, Vec::new())),
+                    None => {}
+                },
                 Event::Timeout if due == quiet_at => {
                     return Ok(self.gave_up(Verdict::Quiet, Vec::new()))
                 }
@@ -303,9 +307,9 @@ impl Sniffer<'_> {
         verdict_for(bytes, self.config.peek_bytes, self.direction)
     }
 
-    /// The verdict when the wait ended (`why`: the quiet pause or the
-    /// timeout) on undecided `prefix`: opaque, but inbound, bytes that may
-    /// begin an HTTP request are HTTP.
+    /// The verdict when the wait ended on undecided `prefix` (`why`: the
+    /// quiet pause, the timeout, or what the upstream did): `why`, but
+    /// inbound, bytes that may begin an HTTP request are HTTP.
     fn gave_up(&self, why: Verdict, prefix: Vec<u8>) -> Sniffed {
         let verdict = match (self.direction, detect_final(&prefix, self.direction)) {
             (Direction::Inbound, Detection::Http1) => Verdict::Http1,
@@ -334,13 +338,30 @@ impl Sniffer<'_> {
         }
     }
 
-    /// Whether the upstream that just sent bytes is a server-first protocol.
-    /// An HTTP/2 server sends its SETTINGS as soon as it accepts: that is not
-    /// one, so it is not watched any further (`upstream` becomes `None`).
-    fn speaks_first(&mut self) -> bool {
-        match self.upstream.take() {
-            Some(socket) => !sends_http2_settings(socket),
-            None => true,
+    /// What the upstream's acting first (bytes, EOF or an error) makes of
+    /// the connection; `None` to go on detecting, no longer watching it.
+    /// - An HTTP/2 server sends its SETTINGS as soon as it accepts: not a
+    ///   server that speaks first.
+    /// - Outbound, anything else is one: opaque, and remembered.
+    /// - Inbound, only a greeting is: an HTTP server that answers a silent
+    ///   client (Apache's 408) or closes on it (nginx) is timing it out, and
+    ///   taking that for a server that speaks first would make later clients
+    ///   skip detection, `l5d-*` headers and all. That connection is
+    ///   [`Verdict::Silent`], closed, and nothing is remembered.
+    fn upstream_acted(&mut self) -> Option<Verdict> {
+        let upstream = self.upstream.take()?;
+        let mut first = [0u8; 9];
+        let seen = match upstream.try_peek(&mut first) {
+            Ok(Some(n)) => &first[..n],
+            _ => &[][..],
+        };
+        if is_http2_settings(seen) {
+            return None;
+        }
+        let greeting = !seen.is_empty() && !b"HTTP/".starts_with(&seen[..seen.len().min(5)]);
+        match self.direction {
+            Direction::Inbound if !greeting => Some(Verdict::Silent),
+            _ => Some(Verdict::ServerFirst),
         }
     }
 
@@ -377,12 +398,11 @@ impl Sniffer<'_> {
     }
 }
 
-/// True when what the upstream sent first is an HTTP/2 SETTINGS frame on
-/// stream 0 (the server half of the connection preface).
-fn sends_http2_settings(upstream: &Socket) -> bool {
-    let mut header = [0u8; 9];
-    match upstream.try_peek(&mut header) {
-        Ok(Some(9)) => header[3] == 0x4 && header[5..9] == [0, 0, 0, 0] && header[4] & !0x1 == 0,
+/// True when `first`, what the upstream sent first, is the header of an
+/// HTTP/2 SETTINGS frame on stream 0 (the server half of the preface).
+fn is_http2_settings(first: &[u8]) -> bool {
+    match first {
+        [_, _, _, 0x4, flags, 0, 0, 0, 0] => flags & !0x1 == 0,
         _ => false,
     }
 }

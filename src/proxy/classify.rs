@@ -23,9 +23,10 @@ pub enum Carry {
     },
     Http1,
     Http2,
-    /// Inbound: the client said nothing by the detect timeout, and there is
-    /// no upstream to watch. Never carried raw: the caller connects, and
-    /// classifies again watching the upstream (`detect::sniff`).
+    /// Inbound: the client said nothing by the detect timeout. Never
+    /// carried raw: with no upstream watched, the caller connects and
+    /// classifies again watching one; with one, which then timed the
+    /// client out, the connection is closed (`detect::sniff`).
     Silent,
 }
 
@@ -93,8 +94,8 @@ pub async fn classify(
             return Err(err);
         }
     };
-    // Silent is counted when the connection is classified again.
-    if sniffed.verdict != Verdict::Silent {
+    // Silent with nothing watched is counted when classified again.
+    if sniffed.verdict != Verdict::Silent || upstream.is_some() {
         count(sniffed.verdict.label(), Some(sniffed.elapsed));
     }
     match (&sniffed.verdict, endpoint) {

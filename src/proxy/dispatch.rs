@@ -92,8 +92,8 @@ impl Conn {
                     let first = Some((index, upstream));
                     Box::pin(self.serve_http2(client, first, prefix)).await
                 }
-                // Not with an upstream watched, where detection waits for a
-                // side to speak; and never carried raw.
+                // A silent client the upstream then timed out: neither
+                // carried raw nor taken for a server that speaks first.
                 Carry::Silent => {
                     upstream.reset_on_close();
                     client.reset_on_close();
