@@ -189,10 +189,11 @@ impl Sniffer<'_> {
                 Event::Client(Err(err)) => return Err(SniffError(err)),
                 Event::Client(Ok(0)) => return Ok(self.done(Verdict::Unknown, Vec::new())),
                 Event::Client(Ok(n)) => break n,
-                Event::Server => match self.upstream_acted() {
-                    Some(verdict) => return Ok(self.done(verdict, Vec::new())),
-                    None => {}
-                },
+                Event::Server => {
+                    if let Some(verdict) = self.upstream_acted() {
+                        return Ok(self.done(verdict, Vec::new()));
+                    }
+                }
                 Event::Recheck => {}
                 Event::Timeout => match self.silence() {
                     Some(verdict) => return Ok(self.done(verdict, Vec::new())),
@@ -289,10 +290,11 @@ impl Sniffer<'_> {
             match self.next_event(pause, Some(due)).await {
                 Event::Recheck => recheck = (recheck * 2).min(MAX_RECHECK),
                 Event::Client(_) => {}
-                Event::Server => match self.upstream_acted() {
-                    Some(verdict) => return Ok(self.gave_up(verdict, Vec::new())),
-                    None => {}
-                },
+                Event::Server => {
+                    if let Some(verdict) = self.upstream_acted() {
+                        return Ok(self.gave_up(verdict, Vec::new()));
+                    }
+                }
                 Event::Timeout if due == quiet_at => {
                     return Ok(self.gave_up(Verdict::Quiet, Vec::new()))
                 }
