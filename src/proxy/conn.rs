@@ -189,8 +189,14 @@ impl Conn {
                 Err(err) => refused(err),
             };
         }
-        if let Err(err) = self.admit(&client, &carry) {
-            return refused(err);
+        // A silent client is judged (and counted) once classified again,
+        // connected, unless its port requires an identity: then nothing is
+        // connected for a client the policy refuses.
+        let judged_later = carry == Carry::Silent && !self.requires_identity();
+        if !judged_later {
+            if let Err(err) = self.admit(&client, &carry) {
+                return refused(err);
+            }
         }
         let cause = match carry {
             Carry::Http1 => return Box::pin(self.serve_http1(client, None, prefix)).await,
