@@ -1,11 +1,17 @@
 //! What detection costs per call on the inputs every connection brings: a
-//! typical GET, the HTTP/2 preface, a real ClientHello, and 1 KiB of noise.
+//! typical GET, the HTTP/2 preface, real ClientHellos (OpenSSL's, and a
+//! post-quantum one from rustls), and 1 KiB of noise.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use ringside::config::Direction;
 use ringside::detect::detect;
 
 #[path = "../src/detect/sample_client_hello.rs"]
 mod sample_client_hello;
+// Its SNI constant is for the tests.
+#[allow(dead_code)]
+#[path = "../src/detect/sample_pq_client_hello.rs"]
+mod sample_pq_client_hello;
 
 const GET_WITH_HEADERS: &[u8] =
     b"GET /index.html HTTP/1.1\r\nHost: example.test\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n";
@@ -26,18 +32,24 @@ fn random_kib() -> Vec<u8> {
 
 fn bench_detect(criterion: &mut Criterion) {
     let random = random_kib();
-    let inputs: [(&str, &[u8]); 4] = [
+    let inputs: [(&str, &[u8]); 5] = [
         ("http1_get", GET_WITH_HEADERS),
         ("http2_preface", HTTP2_PREFACE),
         (
             "tls_client_hello",
             &sample_client_hello::OPENSSL_CLIENT_HELLO,
         ),
+        (
+            "tls_pq_client_hello",
+            &sample_pq_client_hello::RUSTLS_PQ_CLIENT_HELLO,
+        ),
         ("random_1kib", &random),
     ];
     let mut group = criterion.benchmark_group("detect");
     for (name, input) in inputs {
-        group.bench_function(name, |bencher| bencher.iter(|| detect(black_box(input))));
+        group.bench_function(name, |bencher| {
+            bencher.iter(|| detect(black_box(input), Direction::Outbound))
+        });
     }
     group.finish();
 }

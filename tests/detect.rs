@@ -9,6 +9,7 @@ use std::net::{Shutdown, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::pq_client_hello::{RUSTLS_PQ_CLIENT_HELLO, RUSTLS_PQ_SNI};
 use support::*;
 
 const GET: &[u8] = b"GET /hello HTTP/1.1\r\nHost: example.test\r\nUser-Agent: test\r\n\r\n";
@@ -295,4 +296,32 @@ fn tls_passes_through_end_to_end_and_its_sni_shows_in_metrics() {
     );
     let sni = [("peer", "src"), ("tls", "opaque"), ("sni", "example.test")];
     assert_eq!(metrics.sum("tcp_open_total", &sni), 1.0);
+}
+
+/// A post-quantum ClientHello (rustls with aws-lc-rs, as a Linkerd proxy
+/// sends it) is 1,540 bytes with its SNI at byte 1,477, past the 1 KiB
+/// peek. Whole, a byte at a time, or in two records a byte at a time, it
+/// is read whole for its SNI, and every byte still reaches the origin.
+#[test]
+fn a_post_quantum_client_hello_shows_its_sni_past_the_peek_size() {
+    let origin = Origin::echo();
+    let proxy = Ringside::routing_to([origin.addr]);
+    let hello = &RUSTLS_PQ_CLIENT_HELLO[..];
+    let (first, rest) = hello[5..].split_at(700);
+    let mut two_records = Vec::new();
+    for payload in [first, rest] {
+        two_records.extend_from_slice(&[0x16, 0x03, 0x01]);
+        two_records.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        two_records.extend_from_slice(payload);
+    }
+    for (bytes, trickle) in [(hello, false), (hello, true), (&two_records[..], true)] {
+        assert_eq!(echo_bytes(&proxy, bytes, trickle), bytes);
+    }
+    let metrics = proxy.wait_idle();
+    assert_eq!(
+        metrics.sum("protocol_detect_total", &[("result", "tls")]),
+        3.0
+    );
+    let sni = [("peer", "src"), ("tls", "opaque"), ("sni", RUSTLS_PQ_SNI)];
+    assert_eq!(metrics.sum("tcp_open_total", &sni), 3.0);
 }

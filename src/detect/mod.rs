@@ -9,7 +9,14 @@
 //!
 //! The trade-off is availability over precision, as in Linkerd's detector:
 //! whatever cannot be recognised quickly and cheaply is [`Detection::Unknown`]
-//! and goes to opaque TCP, which always works.
+//! and goes to opaque TCP, which always works. Outbound, that is all. Inbound
+//! it is not, because opaque bytes reach the application with whatever
+//! `l5d-*` headers they carry, while the HTTP path rewrites them: there,
+//! bytes that look like an HTTP/1 request line to a lenient server (or may
+//! still become one, or the HTTP/2 preface) are HTTP, and the HTTP path
+//! serves them or refuses them with a status. A client-first protocol whose
+//! first line reads `WORD WORD HTTP/...`, or that sends a bare token and
+//! waits, needs an opaque port inbound.
 //!
 //! Two rules hold for every input (they are tested with proptest and fuzzed):
 //! - [`detect`] never panics and never reads past the slice;
@@ -19,23 +26,33 @@
 //!
 //! When to stop waiting is the caller's choice (a buffer cap, the
 //! `detect.peek_bytes` setting, by default
-//! [`DEFAULT_PEEK_BYTES`](crate::config::DEFAULT_PEEK_BYTES), or a timeout).
-//! At that point it calls [`detect_final`], which never answers
-//! [`Detection::NeedMore`].
+//! [`DEFAULT_PEEK_BYTES`](crate::config::DEFAULT_PEEK_BYTES), or a timeout),
+//! except that a ClientHello is read whole whatever `peek_bytes` says
+//! ([`decision_bytes`]). At that point it calls [`detect_final`], which
+//! never answers [`Detection::NeedMore`].
 
 mod client_hello;
+#[cfg(test)]
+mod hello_tests;
 mod http1;
 mod http2;
+#[cfg(test)]
+mod inbound_tests;
 #[doc(hidden)]
 pub mod invariants;
 #[cfg(test)]
 mod sample_client_hello;
+#[cfg(test)]
+pub(crate) mod sample_pq_client_hello;
 #[cfg(test)]
 mod split_tests;
 mod tls;
 
 pub use client_hello::{AlpnProtocols, ClientHelloInfo};
 pub use tls::{parse_client_hello, ClientHelloError};
+
+use crate::config::Direction;
+use http1::Looks;
 
 /// The verdict on the bytes a client has sent so far.
 ///
@@ -45,7 +62,9 @@ pub use tls::{parse_client_hello, ClientHelloError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Detection {
     /// A complete HTTP/1.0 or HTTP/1.1 request line (method, target, version
-    /// and its line ending) has been seen. The headers are not examined.
+    /// and its line ending) has been seen, after any empty lines (RFC 9112
+    /// §2.2 lets a server skip them). The headers are not examined. Inbound
+    /// also: a line a lenient server would read as a request line.
     Http1,
     /// The full 24-byte HTTP/2 prior-knowledge connection preface.
     Http2,
@@ -58,35 +77,65 @@ pub enum Detection {
 }
 
 /// First byte of a TLS handshake record (`ContentType::handshake`).
-const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+pub(crate) const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Classifies the bytes peeked so far. Cheap enough to call again every time
-/// more bytes arrive: no allocation except the TLS case's SNI and ALPN.
-pub fn detect(peeked: &[u8]) -> Detection {
+/// Classifies the bytes peeked so far on a connection in `direction`.
+/// Cheap enough to call again every time more bytes arrive: no allocation
+/// except the TLS case's SNI and ALPN (and a hello split into records).
+pub fn detect(peeked: &[u8], direction: Direction) -> Detection {
     match peeked.first() {
         None => Detection::NeedMore,
         Some(&TLS_HANDSHAKE_RECORD) => tls::detect_tls(peeked),
         // The preface's first line also reads as an HTTP/1 request line, so
         // HTTP/2 is asked first and holds the verdict while it could match.
-        Some(_) => http2::detect_http2(peeked).unwrap_or_else(|| http1::detect_http1(peeked)),
+        Some(_) => http2::detect_http2(peeked).unwrap_or_else(|| match direction {
+            Direction::Outbound => http1::detect_http1(peeked),
+            Direction::Inbound => match http1::detect_http1(peeked) {
+                Detection::Unknown => match http1::looks_like_request(peeked) {
+                    Looks::Request => Detection::Http1,
+                    Looks::Maybe => Detection::NeedMore,
+                    Looks::Not => Detection::Unknown,
+                },
+                verdict => verdict,
+            },
+        }),
     }
 }
 
 /// Classifies the bytes peeked so far when no more will be waited for (the
-/// buffer is full or the detect timeout fired). Never returns
-/// [`Detection::NeedMore`]:
-/// - an unfinished HTTP/1 request line or HTTP/2 preface is [`Detection::Unknown`];
-/// - a ClientHello whose record and handshake headers are valid but which is
-///   cut off is [`Detection::Tls`] with what was parsed
-///   ([`ClientHelloInfo::is_complete`] is false); a shorter TLS-looking prefix
-///   is [`Detection::Unknown`].
-pub fn detect_final(peeked: &[u8]) -> Detection {
-    match detect(peeked) {
+/// buffer is full, the client went quiet or the detect timeout fired).
+/// Never returns [`Detection::NeedMore`]:
+/// - a ClientHello whose handshake header is in but which is cut off is
+///   [`Detection::Tls`] with what was parsed ([`ClientHelloInfo::is_complete`]
+///   is false); a shorter TLS-looking prefix is [`Detection::Unknown`];
+/// - outbound, an unfinished HTTP/1 request line or HTTP/2 preface is
+///   [`Detection::Unknown`] (fail open);
+/// - inbound, it is [`Detection::Http1`] or [`Detection::Http2`]: the HTTP
+///   path reads on with its own limits and timeouts, and refuses what is not
+///   a request with a status, rather than let it reach the application raw.
+pub fn detect_final(peeked: &[u8], direction: Direction) -> Detection {
+    match detect(peeked, direction) {
         Detection::NeedMore if peeked.first() == Some(&TLS_HANDSHAKE_RECORD) => {
             tls::detect_tls_final(peeked)
         }
+        Detection::NeedMore if direction == Direction::Inbound && !peeked.is_empty() => {
+            match http2::detect_http2(peeked) {
+                Some(Detection::NeedMore) => Detection::Http2,
+                _ => Detection::Http1,
+            }
+        }
         Detection::NeedMore => Detection::Unknown,
         verdict => verdict,
+    }
+}
+
+/// How many bytes may be waited for before a verdict must be final: the
+/// `peek_bytes` setting, except for a ClientHello, which is read whole (up
+/// to what one full record takes) however long its key shares make it.
+pub fn decision_bytes(peeked: &[u8], peek_bytes: usize) -> usize {
+    match peeked.first() {
+        Some(&TLS_HANDSHAKE_RECORD) => tls::MAX_HELLO_WIRE_BYTES.max(peek_bytes),
+        _ => peek_bytes,
     }
 }
 

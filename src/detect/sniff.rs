@@ -1,5 +1,5 @@
 //! `Detect`: the async stage that peeks at a new connection's first bytes
-//! and decides its protocol, racing three things:
+//! and decides its protocol, racing:
 //! - the client's bytes (peeked, not consumed, so the opaque path still
 //!   splices the very first byte);
 //! - the upstream's bytes: a server that speaks first (MySQL, SMTP, NATS)
@@ -14,23 +14,39 @@
 //!   segment alone does not trip it; when it does, opaque still forwards
 //!   every byte and only HTTP metrics are lost.
 //!
+//! Inbound, neither wait fails open what may be HTTP (see `detect_final`):
+//! bytes that may begin a request go to the HTTP path however the wait
+//! ended, and a client that has sent nothing is not judged by the clock
+//! at all. With an upstream watched, detection goes on until one side
+//! speaks; without one, the verdict is [`Verdict::Silent`], and the caller
+//! connects one and asks again. Carried as opaque bytes, such a client's
+//! first request would reach the application with any `l5d-client-id` it
+//! liked.
+//!
 //! Both waits are slots of the shard's coarse `Deadlines`: no timer is
 //! armed per connection, and none at all when the first peek decides.
 //!
 //! A peek returns at once while any byte is buffered, so when the bytes so
-//! far are an unfinished prefix ("GE", half a ClientHello) the stage switches
-//! to reading them out, which parks until more arrive instead of spinning.
-//! Those bytes (at most `peek_bytes`) are returned as `prefix`, for the
-//! caller to send upstream ahead of everything else.
+//! far are an unfinished prefix ("GE") the stage switches to reading them
+//! out, which parks until more arrive instead of spinning. Those bytes (at
+//! most `peek_bytes`) are returned as `prefix`, for the caller to send
+//! upstream ahead of everything else. A ClientHello on a plain socket is
+//! the exception (`peek_hello`): it is peeked whole, up to 16 KiB, and
+//! never read out, because the terminate path hands this socket to a TLS
+//! server that must see the hello from its first byte. Waiting for its
+//! rest is a short sleep between peeks, as glommio offers no wait for more
+//! bytes than are buffered: a hello's pieces come in one flight, so the
+//! first sleep usually finds them.
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
 
-use super::{detect, detect_final, Detection};
-use crate::config::DetectConfig;
-use crate::io::{Deadline, Deadlines, Socket};
+use super::tls::hello_peek_bytes;
+use super::{decision_bytes, detect, detect_final, Detection};
+use crate::config::{DetectConfig, Direction};
+use crate::io::{sleep, Deadline, Deadlines, Socket};
 
 /// What detection decided, as the `result` label of
 /// `protocol_detect_total` names it.
@@ -50,6 +66,11 @@ pub enum Verdict {
     Quiet,
     /// The upstream spoke before the client did.
     ServerFirst,
+    /// Inbound: the client has said nothing by the detect timeout, with no
+    /// upstream to watch (the caller connects and detects again, watching
+    /// one), or the upstream then timed it out (`upstream_acted`: the
+    /// connection is closed). Never carried raw.
+    Silent,
 }
 
 impl Verdict {
@@ -62,6 +83,7 @@ impl Verdict {
             Verdict::Timeout => "timeout",
             Verdict::Quiet => "quiet",
             Verdict::ServerFirst => "server_first",
+            Verdict::Silent => "silent",
         }
     }
 
@@ -93,159 +115,308 @@ pub struct SniffError(pub io::Error);
 
 enum Event {
     Client(io::Result<usize>),
+    /// Time to peek at a ClientHello again.
+    Recheck,
     Server,
     Timeout,
 }
 
-/// Decides the protocol of `client`'s connection, watching `upstream` (when
-/// there is one) for a server that speaks first.
+/// The first sleep between two peeks at an unfinished ClientHello, and
+/// the longest: each doubles, so a client trickling a hello costs about a
+/// dozen wake-ups per quiet pause, and a hello in two segments of one
+/// flight about a millisecond.
+const FIRST_RECHECK: Duration = Duration::from_millis(1);
+const MAX_RECHECK: Duration = Duration::from_millis(50);
+
+/// Decides the protocol of `client`'s connection in `direction`, watching
+/// `upstream` (when there is one) for a server that speaks first.
 pub async fn sniff(
     client: &Socket,
     upstream: Option<&Socket>,
     config: &DetectConfig,
     deadlines: &Deadlines,
+    direction: Direction,
 ) -> Result<Sniffed, SniffError> {
-    let started = Instant::now();
-    let timeout_at = started + config.timeout;
-    // Taken only once there is something to wait for.
-    let mut deadline: Option<Deadline> = None;
-    let done = |verdict, prefix| {
-        Ok(Sniffed {
+    let mut sniffer = Sniffer {
+        client,
+        upstream,
+        connected: upstream.is_some(),
+        config,
+        deadlines,
+        direction,
+        started: Instant::now(),
+        deadline: None,
+    };
+    sniffer.run().await
+}
+
+/// One detection's state, shared by its phases.
+struct Sniffer<'a> {
+    client: &'a Socket,
+    /// Watched for a server that speaks first; `None` when there is none,
+    /// or once it has shown it is not one.
+    upstream: Option<&'a Socket>,
+    /// Whether an upstream was connected at all, watched or not: inbound,
+    /// a silent client then waits for a side to speak (`silence`).
+    connected: bool,
+    config: &'a DetectConfig,
+    deadlines: &'a Deadlines,
+    direction: Direction,
+    started: Instant,
+    /// Taken only once there is something to wait for.
+    deadline: Option<Deadline>,
+}
+
+impl Sniffer<'_> {
+    async fn run(&mut self) -> Result<Sniffed, SniffError> {
+        let mut timeout_at = self.started + self.config.timeout;
+        // Inbound, once a silent client is past the timeout: no deadline.
+        let mut patient = false;
+        let client = self.client;
+        // Fast path: the client's bytes are usually there by the time the
+        // upstream is connected, and the first peek holds the whole verdict.
+        let mut peeked = vec![0u8; self.config.peek_bytes];
+        let seen = loop {
+            let event = match client.try_peek(&mut peeked).map_err(SniffError)? {
+                Some(n) => Event::Client(Ok(n)),
+                None => {
+                    let due = (!patient).then_some(timeout_at);
+                    let peek = async { Event::Client(client.peek(&mut peeked).await) };
+                    self.next_event(peek, due).await
+                }
+            };
+            match event {
+                Event::Client(Err(err)) => return Err(SniffError(err)),
+                Event::Client(Ok(0)) => return Ok(self.done(Verdict::Unknown, Vec::new())),
+                Event::Client(Ok(n)) => break n,
+                Event::Server => {
+                    if let Some(verdict) = self.upstream_acted() {
+                        return Ok(self.done(verdict, Vec::new()));
+                    }
+                }
+                Event::Recheck => {}
+                Event::Timeout => match self.silence() {
+                    Some(verdict) => return Ok(self.done(verdict, Vec::new())),
+                    None => patient = true,
+                },
+            }
+        };
+        peeked.truncate(seen);
+        if patient {
+            // A client that spoke after its silence gets the timeout anew.
+            timeout_at = Instant::now() + self.config.timeout;
+        }
+        if let Some(verdict) = self.verdict_for(&peeked) {
+            return Ok(self.done(verdict, Vec::new()));
+        }
+        if peeked.first() == Some(&super::TLS_HANDSHAKE_RECORD) && !self.client.is_tls() {
+            return self.peek_hello(peeked, timeout_at).await;
+        }
+        self.read_prefix(timeout_at).await
+    }
+
+    /// Fragmented input: reads what is there and waits for more, until a
+    /// verdict, the quiet pause or the timeout.
+    async fn read_prefix(&mut self, timeout_at: Instant) -> Result<Sniffed, SniffError> {
+        let mut prefix = Vec::with_capacity(self.config.peek_bytes);
+        let mut chunk = vec![0u8; self.config.peek_bytes];
+        let client = self.client;
+        // The undecided bytes just arrived: the quiet pause starts now.
+        let mut quiet_at = Instant::now() + self.config.quiet_pause;
+        loop {
+            let room = decision_bytes(&prefix, self.config.peek_bytes) - prefix.len();
+            let due = quiet_at.min(timeout_at);
+            let into = &mut chunk[..room.min(self.config.peek_bytes)];
+            let read = async { Event::Client(client.read(into).await) };
+            let n = match self.next_event(read, Some(due)).await {
+                Event::Client(Err(err)) => return Err(SniffError(err)),
+                Event::Client(Ok(n)) => n,
+                Event::Server => match self.upstream_acted() {
+                    Some(verdict) => return Ok(self.gave_up(verdict, prefix)),
+                    None => continue,
+                },
+                Event::Recheck => continue,
+                Event::Timeout if due == quiet_at => {
+                    return Ok(self.gave_up(Verdict::Quiet, prefix))
+                }
+                Event::Timeout => return Ok(self.gave_up(Verdict::Timeout, prefix)),
+            };
+            quiet_at = Instant::now() + self.config.quiet_pause;
+            if n == 0 {
+                // The client finished early; whatever it sent goes on as is,
+                // inbound too: no header can follow an unfinished line now.
+                let last_word = detect_final(&prefix, Direction::Outbound);
+                let verdict = Verdict::from_detection(last_word).unwrap_or(Verdict::Unknown);
+                return Ok(self.done(verdict, prefix));
+            }
+            prefix.extend_from_slice(&chunk[..n]);
+            if let Some(verdict) = self.verdict_for(&prefix) {
+                return Ok(self.done(verdict, prefix));
+            }
+        }
+    }
+
+    /// An unfinished ClientHello on a plain socket: peeks again, into a
+    /// buffer grown to what the hello needs, until it is whole. Nothing is
+    /// read out, so the prefix is always empty.
+    async fn peek_hello(
+        &mut self,
+        mut peeked: Vec<u8>,
+        timeout_at: Instant,
+    ) -> Result<Sniffed, SniffError> {
+        let mut seen = peeked.len();
+        let mut quiet_at = Instant::now() + self.config.quiet_pause;
+        let mut recheck = FIRST_RECHECK;
+        loop {
+            let room = hello_peek_bytes(&peeked[..seen]).max(seen + 1);
+            peeked.resize(room, 0);
+            let now_seen = self.client.try_peek(&mut peeked).map_err(SniffError)?;
+            if let Some(n) = now_seen.filter(|&n| n > seen) {
+                seen = n;
+                quiet_at = Instant::now() + self.config.quiet_pause;
+                recheck = FIRST_RECHECK;
+                if let Some(verdict) = self.verdict_for(&peeked[..seen]) {
+                    return Ok(self.done(verdict, Vec::new()));
+                }
+                if seen == peeked.len() {
+                    continue; // the buffer is full: grow it, peek again
+                }
+            }
+            let due = quiet_at.min(timeout_at);
+            let pause = async {
+                sleep(recheck).await;
+                Event::Recheck
+            };
+            match self.next_event(pause, Some(due)).await {
+                Event::Recheck => recheck = (recheck * 2).min(MAX_RECHECK),
+                Event::Client(_) => {}
+                Event::Server => {
+                    if let Some(verdict) = self.upstream_acted() {
+                        return Ok(self.gave_up(verdict, Vec::new()));
+                    }
+                }
+                Event::Timeout if due == quiet_at => {
+                    return Ok(self.gave_up(Verdict::Quiet, Vec::new()))
+                }
+                Event::Timeout => return Ok(self.gave_up(Verdict::Timeout, Vec::new())),
+            }
+        }
+    }
+
+    /// A final verdict for `bytes`, or `None` to wait for more; as many
+    /// bytes as `decision_bytes` allows are always final.
+    fn verdict_for(&self, bytes: &[u8]) -> Option<Verdict> {
+        verdict_for(bytes, self.config.peek_bytes, self.direction)
+    }
+
+    /// The verdict when the wait ended on undecided `prefix` (`why`: the
+    /// quiet pause, the timeout, or what the upstream did): `why`, but
+    /// inbound, bytes that may begin an HTTP request are HTTP.
+    fn gave_up(&self, why: Verdict, prefix: Vec<u8>) -> Sniffed {
+        let verdict = match (self.direction, detect_final(&prefix, self.direction)) {
+            (Direction::Inbound, Detection::Http1) => Verdict::Http1,
+            (Direction::Inbound, Detection::Http2) => Verdict::Http2,
+            _ => why,
+        };
+        self.done(verdict, prefix)
+    }
+
+    /// What the detect timeout makes of a client that has sent nothing:
+    /// outbound, a timeout (fail open); inbound, `None` (keep waiting for a
+    /// side to speak) when an upstream is connected, else [`Verdict::Silent`].
+    fn silence(&self) -> Option<Verdict> {
+        match (self.direction, self.connected) {
+            (Direction::Outbound, _) => Some(Verdict::Timeout),
+            (Direction::Inbound, true) => None,
+            (Direction::Inbound, false) => Some(Verdict::Silent),
+        }
+    }
+
+    fn done(&self, verdict: Verdict, prefix: Vec<u8>) -> Sniffed {
+        Sniffed {
             verdict,
             prefix,
-            elapsed: started.elapsed(),
-        })
-    };
+            elapsed: self.started.elapsed(),
+        }
+    }
 
-    let mut upstream = upstream;
-    // Fast path: the client's bytes are usually there by the time the
-    // upstream is connected, and the first peek holds the whole verdict.
-    let mut peeked = vec![0u8; config.peek_bytes];
-    let seen = loop {
-        let event = match client.try_peek(&mut peeked).map_err(SniffError)? {
-            Some(n) => Event::Client(Ok(n)),
-            None => {
-                next_event(
-                    client.peek(&mut peeked),
-                    upstream,
-                    armed(&mut deadline, deadlines, timeout_at),
-                )
-                .await
-            }
+    /// What the upstream's acting first (bytes, EOF or an error) makes of
+    /// the connection; `None` to go on detecting, no longer watching it.
+    /// - An HTTP/2 server sends its SETTINGS as soon as it accepts: not a
+    ///   server that speaks first.
+    /// - Outbound, anything else is one: opaque, and remembered.
+    /// - Inbound, only a greeting is: an HTTP server that answers a silent
+    ///   client (Apache's 408) or closes on it (nginx) is timing it out, and
+    ///   taking that for a server that speaks first would make later clients
+    ///   skip detection, `l5d-*` headers and all. That connection is
+    ///   [`Verdict::Silent`], closed, and nothing is remembered.
+    fn upstream_acted(&mut self) -> Option<Verdict> {
+        let upstream = self.upstream.take()?;
+        let mut first = [0u8; 9];
+        let seen = match upstream.try_peek(&mut first) {
+            Ok(Some(n)) => &first[..n],
+            _ => &[][..],
         };
-        match event {
-            Event::Client(Err(err)) => return Err(SniffError(err)),
-            Event::Client(Ok(0)) => return done(Verdict::Unknown, Vec::new()),
-            Event::Client(Ok(n)) => break n,
-            Event::Server if speaks_first(&mut upstream) => {
-                return done(Verdict::ServerFirst, Vec::new())
-            }
-            Event::Server => {}
-            Event::Timeout => return done(Verdict::Timeout, Vec::new()),
+        if is_http2_settings(seen) {
+            return None;
         }
-    };
-    if let Some(verdict) = verdict_for(&peeked[..seen], config.peek_bytes) {
-        return done(verdict, Vec::new());
+        let greeting = !seen.is_empty() && !b"HTTP/".starts_with(&seen[..seen.len().min(5)]);
+        match self.direction {
+            Direction::Inbound if !greeting => Some(Verdict::Silent),
+            _ => Some(Verdict::ServerFirst),
+        }
     }
 
-    // Fragmented input: read what is there and wait for more.
-    let mut prefix = Vec::with_capacity(config.peek_bytes);
-    let mut chunk = vec![0u8; config.peek_bytes];
-    // The undecided bytes just arrived: the quiet pause starts now.
-    let mut quiet_at = Instant::now() + config.quiet_pause;
-    loop {
-        let room = config.peek_bytes - prefix.len();
-        let due = quiet_at.min(timeout_at);
-        let read = client.read(&mut chunk[..room]);
-        let n = match next_event(read, upstream, armed(&mut deadline, deadlines, due)).await {
-            Event::Client(Err(err)) => return Err(SniffError(err)),
-            Event::Client(Ok(n)) => n,
-            Event::Server if speaks_first(&mut upstream) => {
-                return done(Verdict::ServerFirst, prefix)
-            }
-            Event::Server => continue,
-            Event::Timeout if due == quiet_at => return done(Verdict::Quiet, prefix),
-            Event::Timeout => return done(Verdict::Timeout, prefix),
+    /// Waits for `client` (the client's next bytes, or a recheck), the
+    /// upstream's first byte, or `due`, whichever comes first; with no
+    /// `due`, the deadline is disarmed.
+    async fn next_event(
+        &mut self,
+        client: impl std::future::Future<Output = Event>,
+        due: Option<Instant>,
+    ) -> Event {
+        let deadlines = self.deadlines;
+        let deadline = self.deadline.get_or_insert_with(|| deadlines.deadline());
+        match due {
+            Some(due) => deadline.arm_at(due),
+            None => deadline.disarm(),
+        }
+        let upstream = self.upstream;
+        let server = async {
+            let Some(upstream) = upstream else {
+                return future::pending().await;
+            };
+            let mut byte = [0u8; 1];
+            // Bytes, EOF or an error from the upstream all mean it acted
+            // first; the opaque path passes on whichever it was.
+            let _ = upstream.peek(&mut byte).await;
+            Event::Server
         };
-        quiet_at = Instant::now() + config.quiet_pause;
-        if n == 0 {
-            // The client finished early; whatever it sent goes on as is.
-            let verdict =
-                Verdict::from_detection(detect_final(&prefix)).unwrap_or(Verdict::Unknown);
-            return done(verdict, prefix);
-        }
-        prefix.extend_from_slice(&chunk[..n]);
-        if let Some(verdict) = verdict_for(&prefix, config.peek_bytes) {
-            return done(verdict, prefix);
-        }
+        let timeout = async {
+            deadline.wait().await;
+            Event::Timeout
+        };
+        future::or(client, future::or(server, timeout)).await
     }
 }
 
-/// The connection's deadline, taken from `deadlines` on first use, armed
-/// for `due`.
-fn armed<'a>(
-    deadline: &'a mut Option<Deadline>,
-    deadlines: &Deadlines,
-    due: Instant,
-) -> &'a Deadline {
-    let deadline = deadline.get_or_insert_with(|| deadlines.deadline());
-    deadline.arm_at(due);
-    deadline
-}
-
-/// Whether the upstream that just sent bytes is a server-first protocol.
-/// An HTTP/2 server sends its SETTINGS as soon as it accepts: that is not
-/// one, so it is not watched any further (`upstream` becomes `None`).
-fn speaks_first(upstream: &mut Option<&Socket>) -> bool {
-    match upstream.take() {
-        Some(socket) => !sends_http2_settings(socket),
-        None => true,
-    }
-}
-
-/// True when what the upstream sent first is an HTTP/2 SETTINGS frame on
-/// stream 0 (the server half of the connection preface).
-fn sends_http2_settings(upstream: &Socket) -> bool {
-    let mut header = [0u8; 9];
-    match upstream.try_peek(&mut header) {
-        Ok(Some(9)) => header[3] == 0x4 && header[5..9] == [0, 0, 0, 0] && header[4] & !0x1 == 0,
+/// True when `first`, what the upstream sent first, is the header of an
+/// HTTP/2 SETTINGS frame on stream 0 (the server half of the preface).
+fn is_http2_settings(first: &[u8]) -> bool {
+    match first {
+        [_, _, _, 0x4, flags, 0, 0, 0, 0] => flags & !0x1 == 0,
         _ => false,
     }
 }
 
-/// A final verdict for `bytes`, or `None` to wait for more; a full buffer
-/// is always final.
-fn verdict_for(bytes: &[u8], capacity: usize) -> Option<Verdict> {
-    if bytes.len() >= capacity {
-        Verdict::from_detection(detect_final(bytes))
+/// A final verdict for `bytes`, or `None` to wait for more. Final once
+/// `decision_bytes` are in: `peek_bytes`, or a whole ClientHello's worth.
+fn verdict_for(bytes: &[u8], peek_bytes: usize, direction: Direction) -> Option<Verdict> {
+    if bytes.len() >= decision_bytes(bytes, peek_bytes) {
+        Verdict::from_detection(detect_final(bytes, direction))
     } else {
-        Verdict::from_detection(detect(bytes))
+        Verdict::from_detection(detect(bytes, direction))
     }
-}
-
-/// Waits for the client's next bytes, the upstream's first byte, or the
-/// armed deadline, whichever comes first.
-async fn next_event(
-    client: impl std::future::Future<Output = io::Result<usize>>,
-    upstream: Option<&Socket>,
-    deadline: &Deadline,
-) -> Event {
-    let client = async { Event::Client(client.await) };
-    let server = async {
-        let Some(upstream) = upstream else {
-            return future::pending().await;
-        };
-        let mut byte = [0u8; 1];
-        // Bytes, EOF or an error from the upstream all mean it acted first;
-        // the opaque path passes on whichever it was.
-        let _ = upstream.peek(&mut byte).await;
-        Event::Server
-    };
-    let timeout = async {
-        deadline.wait().await;
-        Event::Timeout
-    };
-    future::or(client, future::or(server, timeout)).await
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! well under a second. The shard's deadlines fire up to a tick (100 ms)
 //! late, never early, so the assertions on time are lower bounds only.
 
+use super::super::sample_pq_client_hello::{RUSTLS_PQ_CLIENT_HELLO, RUSTLS_PQ_SNI};
+use crate::config::DEFAULT_PEEK_BYTES;
 use std::time::Duration;
 
 use super::*;
@@ -29,7 +31,9 @@ fn a_whole_request_line_is_decided_on_the_first_peek_and_left_unread() {
         let (client, proxied) = testing::pair().await;
         client.write_all(REQUEST).await.unwrap();
         let config = config(Duration::from_secs(5), Duration::from_secs(5));
-        let sniffed = sniff(&proxied, None, &config, &deadlines).await.unwrap();
+        let sniffed = sniff(&proxied, None, &config, &deadlines, Direction::Outbound)
+            .await
+            .unwrap();
         assert_eq!(sniffed.verdict, Verdict::Http1);
         // Peeked, not consumed: the handler reads the head itself.
         assert!(sniffed.prefix.is_empty());
@@ -45,7 +49,9 @@ fn an_undecided_prefix_then_silence_is_quiet_with_the_prefix() {
         client.write_all(b"GET").await.unwrap();
         let pause = Duration::from_millis(150);
         let config = config(Duration::from_secs(5), pause);
-        let sniffed = sniff(&proxied, None, &config, &deadlines).await.unwrap();
+        let sniffed = sniff(&proxied, None, &config, &deadlines, Direction::Outbound)
+            .await
+            .unwrap();
         assert_eq!(sniffed.verdict, Verdict::Quiet);
         // Read out while waiting: the caller must send them upstream first.
         assert_eq!(sniffed.prefix, b"GET");
@@ -63,7 +69,9 @@ fn silence_fails_open_at_the_detect_timeout() {
         // The quiet pause only runs once a prefix came: silence is the
         // detect timeout's.
         let config = config(timeout, Duration::from_millis(10));
-        let sniffed = sniff(&proxied, None, &config, &deadlines).await.unwrap();
+        let sniffed = sniff(&proxied, None, &config, &deadlines, Direction::Outbound)
+            .await
+            .unwrap();
         assert_eq!(sniffed.verdict, Verdict::Timeout);
         assert!(sniffed.prefix.is_empty());
         assert!(sniffed.elapsed >= timeout, "{:?}", sniffed.elapsed);
@@ -79,9 +87,15 @@ fn an_upstream_that_speaks_first_wins_the_race_and_keeps_its_bytes() {
         let greeting = b"220 mail.example ESMTP\r\n";
         origin.write_all(greeting).await.unwrap();
         let config = config(Duration::from_secs(5), Duration::from_secs(5));
-        let sniffed = sniff(&proxied, Some(&upstream), &config, &deadlines)
-            .await
-            .unwrap();
+        let sniffed = sniff(
+            &proxied,
+            Some(&upstream),
+            &config,
+            &deadlines,
+            Direction::Outbound,
+        )
+        .await
+        .unwrap();
         assert_eq!(sniffed.verdict, Verdict::ServerFirst);
         assert!(sniffed.elapsed < config.timeout, "{:?}", sniffed.elapsed);
         // Watched with a peek: the greeting still goes to the client.
@@ -98,7 +112,13 @@ fn a_server_first_race_after_an_undecided_prefix_keeps_the_prefix() {
         client.write_all(b"GE").await.unwrap();
         // The prefix is decided as undecided before the upstream speaks.
         let config = config(Duration::from_secs(5), Duration::from_secs(5));
-        let sniffing = sniff(&proxied, Some(&upstream), &config, &deadlines);
+        let sniffing = sniff(
+            &proxied,
+            Some(&upstream),
+            &config,
+            &deadlines,
+            Direction::Outbound,
+        );
         let speaking = async {
             origin.write_all(b"+OK\r\n").await.unwrap();
         };
@@ -128,9 +148,15 @@ fn an_http2_servers_settings_is_not_a_server_speaking_first() {
             .unwrap();
         let timeout = Duration::from_millis(200);
         let config = config(timeout, Duration::from_millis(10));
-        let sniffed = sniff(&proxied, Some(&upstream), &config, &deadlines)
-            .await
-            .unwrap();
+        let sniffed = sniff(
+            &proxied,
+            Some(&upstream),
+            &config,
+            &deadlines,
+            Direction::Outbound,
+        )
+        .await
+        .unwrap();
         // Not server-first: the client's silence then fails open.
         assert_eq!(sniffed.verdict, Verdict::Timeout);
         assert!(sniffed.elapsed >= timeout, "{:?}", sniffed.elapsed);
@@ -144,8 +170,32 @@ fn a_client_that_closes_at_once_is_unknown() {
         let (client, proxied) = testing::pair().await;
         client.shutdown_write().unwrap();
         let config = config(Duration::from_secs(5), Duration::from_secs(5));
-        let sniffed = sniff(&proxied, None, &config, &deadlines).await.unwrap();
+        let sniffed = sniff(&proxied, None, &config, &deadlines, Direction::Outbound)
+            .await
+            .unwrap();
         assert_eq!(sniffed.verdict, Verdict::Unknown);
         assert!(sniffed.elapsed < config.timeout, "{:?}", sniffed.elapsed);
     });
+}
+
+#[test]
+fn a_full_peek_buffer_of_a_longer_hello_waits_for_the_rest() {
+    let hello = &RUSTLS_PQ_CLIENT_HELLO[..];
+    for direction in [Direction::Outbound, Direction::Inbound] {
+        let first_kib = &hello[..DEFAULT_PEEK_BYTES];
+        assert_eq!(verdict_for(first_kib, DEFAULT_PEEK_BYTES, direction), None);
+        let sni = Some(RUSTLS_PQ_SNI.to_string());
+        let whole = verdict_for(hello, DEFAULT_PEEK_BYTES, direction);
+        assert_eq!(whole, Some(Verdict::Tls { sni }));
+    }
+}
+
+#[test]
+fn a_full_peek_buffer_of_anything_else_is_final() {
+    let long_line = [b"GET /".as_slice(), &[b'a'; DEFAULT_PEEK_BYTES]].concat();
+    let first_kib = &long_line[..DEFAULT_PEEK_BYTES];
+    let outbound = verdict_for(first_kib, DEFAULT_PEEK_BYTES, Direction::Outbound);
+    assert_eq!(outbound, Some(Verdict::Unknown));
+    let inbound = verdict_for(first_kib, DEFAULT_PEEK_BYTES, Direction::Inbound);
+    assert_eq!(inbound, Some(Verdict::Http1));
 }

@@ -7,6 +7,7 @@ use super::http2::HTTP2_PREFACE;
 use super::invariants::check_detect_invariants;
 use super::sample_client_hello::OPENSSL_CLIENT_HELLO;
 use super::*;
+use crate::config::Direction::{self, Outbound};
 use proptest::prelude::*;
 
 const GET_WITH_HEADERS: &[u8] =
@@ -14,9 +15,9 @@ const GET_WITH_HEADERS: &[u8] =
 
 /// Every prefix gives NeedMore or exactly the final verdict, never another.
 fn assert_prefixes_agree(input: &[u8], expected: &Detection) {
-    assert_eq!(&detect(input), expected);
+    assert_eq!(&detect(input, Outbound), expected);
     for len in 0..input.len() {
-        let verdict = detect(&input[..len]);
+        let verdict = detect(&input[..len], Outbound);
         assert!(
             verdict == Detection::NeedMore || &verdict == expected,
             "prefix of {len} bytes gave {verdict:?}, expected NeedMore or {expected:?}"
@@ -38,7 +39,7 @@ fn every_prefix_of_the_preface_agrees() {
 
 #[test]
 fn every_prefix_of_a_real_client_hello_agrees() {
-    let Detection::Tls(info) = detect(&OPENSSL_CLIENT_HELLO) else {
+    let Detection::Tls(info) = detect(&OPENSSL_CLIENT_HELLO, Outbound) else {
         panic!("the sample ClientHello must be TLS");
     };
     assert_eq!(info.server_name(), Some("example.test"));
@@ -90,25 +91,34 @@ fn documented_verdicts_for_awkward_inputs() {
         ),
     ];
     for (name, input, expected) in cases {
-        assert_eq!(detect(input), expected, "{name}");
+        assert_eq!(detect(input, Outbound), expected, "{name}");
         check_detect_invariants(input);
     }
 }
 
 #[test]
 fn detect_final_decides_what_detect_left_open() {
-    assert_eq!(detect_final(b""), Detection::Unknown);
-    assert_eq!(detect_final(b"GET /unfinished"), Detection::Unknown);
-    assert_eq!(detect_final(&HTTP2_PREFACE[..20]), Detection::Unknown);
-    assert_eq!(detect_final(&OPENSSL_CLIENT_HELLO[..4]), Detection::Unknown);
-    let Detection::Tls(info) = detect_final(&OPENSSL_CLIENT_HELLO[..200]) else {
+    assert_eq!(detect_final(b"", Outbound), Detection::Unknown);
+    assert_eq!(
+        detect_final(b"GET /unfinished", Outbound),
+        Detection::Unknown
+    );
+    assert_eq!(
+        detect_final(&HTTP2_PREFACE[..20], Outbound),
+        Detection::Unknown
+    );
+    assert_eq!(
+        detect_final(&OPENSSL_CLIENT_HELLO[..4], Outbound),
+        Detection::Unknown
+    );
+    let Detection::Tls(info) = detect_final(&OPENSSL_CLIENT_HELLO[..200], Outbound) else {
         panic!("a cut-off ClientHello with both headers is TLS");
     };
     // The SNI extension comes before byte 200 in this hello, ALPN after it.
     assert_eq!(info.server_name(), Some("example.test"));
     assert_eq!(info.alpn_protocols().count(), 0);
     assert!(!info.is_complete());
-    assert_eq!(detect_final(GET_WITH_HEADERS), Detection::Http1);
+    assert_eq!(detect_final(GET_WITH_HEADERS, Outbound), Detection::Http1);
 }
 
 #[test]
@@ -158,11 +168,11 @@ proptest! {
 
     #[test]
     fn splitting_never_changes_the_verdict(input in mutated_sample(), split in any::<prop::sample::Index>()) {
-        let early = detect(&input[..split.index(input.len() + 1)]);
+        let early = detect(&input[..split.index(input.len() + 1)], Direction::Outbound);
         if early != Detection::NeedMore {
             prop_assert_eq!(
                 std::mem::discriminant(&early),
-                std::mem::discriminant(&detect(&input))
+                std::mem::discriminant(&detect(&input, Direction::Outbound))
             );
         }
     }

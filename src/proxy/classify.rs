@@ -24,6 +24,11 @@ pub enum Carry {
     },
     Http1,
     Http2,
+    /// Inbound: the client said nothing by the detect timeout. Never
+    /// carried raw: with no upstream watched, the caller connects and
+    /// classifies again watching one; with one, which then timed the
+    /// client out, the connection is closed (`detect::sniff`).
+    Silent,
 }
 
 pub struct Classified {
@@ -73,7 +78,8 @@ pub async fn classify(
     }
     let upstream = upstream.map(|(socket, _)| socket);
     let detecting = shard.metrics.detecting();
-    let sniffed = sniff(client, upstream, &shard.detect, &shard.deadlines).await;
+    let direction = route.route.direction;
+    let sniffed = sniff(client, upstream, &shard.detect, &shard.deadlines, direction).await;
     drop(detecting);
     let sniffed = match sniffed {
         Ok(sniffed) => sniffed,
@@ -82,7 +88,10 @@ pub async fn classify(
             return Err(err);
         }
     };
-    count(sniffed.verdict.label(), Some(sniffed.elapsed));
+    // Silent with nothing watched is counted when classified again.
+    if sniffed.verdict != Verdict::Silent || upstream.is_some() {
+        count(sniffed.verdict.label(), Some(sniffed.elapsed));
+    }
     match (&sniffed.verdict, endpoint) {
         (Verdict::ServerFirst, Some(endpoint)) => shard.server_first.remember(endpoint),
         (Verdict::Timeout, _) => tracing::info!(
@@ -101,6 +110,7 @@ pub async fn classify(
         Verdict::Tls { sni } => Carry::Opaque {
             tls_sni: Some(sni.unwrap_or_default()),
         },
+        Verdict::Silent => Carry::Silent,
         _ => Carry::Opaque { tls_sni: None },
     };
     Ok(Classified {

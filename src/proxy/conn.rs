@@ -180,14 +180,24 @@ impl Conn {
                 Err(err) => refused(err),
             };
         }
-        if let Err(err) = self.admit(&client, &carry) {
-            return refused(err);
+        // A silent client is judged (and counted) once classified again,
+        // connected, unless its port requires an identity: then nothing is
+        // connected for a client the policy refuses.
+        let judged_later = carry == Carry::Silent && self.may_connect_early();
+        if !judged_later {
+            if let Err(err) = self.admit(&client, &carry) {
+                return refused(err);
+            }
         }
         let cause = match carry {
             Carry::Http1 => return Box::pin(self.serve_http1(client, None, prefix)).await,
             Carry::Http2 => return Box::pin(self.serve_http2(client, None, prefix)).await,
             Carry::Opaque { tls_sni } => match unreachable {
                 None => return Box::pin(self.connect_opaque(client, tls_sni, prefix)).await,
+                Some(cause) => cause,
+            },
+            Carry::Silent => match unreachable {
+                None => return Box::pin(self.connect_silent(client)).await,
                 Some(cause) => cause,
             },
         };

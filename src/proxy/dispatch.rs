@@ -87,6 +87,17 @@ impl Conn {
                     let first = (!meshed).then_some((index, upstream));
                     Box::pin(self.serve_http2(client, first, prefix)).await
                 }
+                // A silent client the upstream then timed out: neither
+                // carried raw nor taken for a server that speaks first.
+                Carry::Silent => {
+                    upstream.reset_on_close();
+                    client.reset_on_close();
+                    let silent = std::io::Error::from(std::io::ErrorKind::TimedOut);
+                    (
+                        opened(self.src_counters()),
+                        Err(ConnError::ClientRead(silent)),
+                    )
+                }
                 Carry::Opaque { tls_sni } => {
                     drop(speculating);
                     let counters = self.opaque_counters(index, tls_sni.as_deref());
@@ -108,6 +119,24 @@ impl Conn {
             Ok((index, upstream)) => {
                 let counters = self.opaque_counters(index, tls_sni.as_deref());
                 let ended = self.opaque(&client, &upstream, counters, prefix).await;
+                self.route.balancer.disconnected(index);
+                ended
+            }
+            Err(err) => {
+                client.reset_on_close();
+                (opened(self.src_counters()), Err(err))
+            }
+        }
+    }
+
+    /// An inbound client silent past the detect timeout (`Carry::Silent`):
+    /// connects, then classifies it again watching the upstream, so that
+    /// whichever side speaks first decides, as when it speculated.
+    pub(super) async fn connect_silent(&self, client: Socket) -> Ended {
+        match self.connect().await {
+            Ok((index, upstream)) => {
+                let speculating = self.shard.metrics.speculating();
+                let ended = self.dispatch(client, upstream, index, speculating).await;
                 self.route.balancer.disconnected(index);
                 ended
             }

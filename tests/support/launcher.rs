@@ -39,6 +39,8 @@ pub struct Launch {
     gid: Option<u32>,
     /// `RINGSIDE_*` variables, for tests of a deployment that sets some.
     env: Vec<(String, String)>,
+    /// The config file `--config` names, kept until ringside has read it.
+    config: Option<TempPath>,
 }
 
 impl Launch {
@@ -83,6 +85,7 @@ impl Launch {
             command.gid(gid);
         }
         command.envs(self.env.iter().map(|(name, value)| (name, value)));
+        // The file is read before the listening lines: it may go after.
         Ringside::spawn(command, &args)
     }
 }
@@ -94,6 +97,21 @@ impl Ringside {
     pub fn route_to(upstreams: impl IntoIterator<Item = SocketAddr>) -> Launch {
         let upstreams: Vec<String> = upstreams.into_iter().map(|a| a.to_string()).collect();
         Launch::new().arg("--route", format!("127.0.0.1:0={}", upstreams.join(",")))
+    }
+
+    /// One shard with one inbound route (its direction is set only in the
+    /// config file) from a port-0 listener to `upstream`: its HTTP requests
+    /// lose their `l5d-*` headers, and detection never fails open what may
+    /// be HTTP.
+    pub fn inbound_to(upstream: SocketAddr) -> Launch {
+        let config = TempPath::holding(format!(
+            "[[route]]\nlisten = \"127.0.0.1:0\"\nupstreams = [\"{upstream}\"]\ndirection = \"inbound\"\n"
+        ));
+        let launch = Launch::new().arg("--config", config.as_str()).shards(1);
+        Launch {
+            config: Some(config),
+            ..launch
+        }
     }
 
     /// One shard with one route to `upstreams`, as most tests want it.

@@ -14,6 +14,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 /// What `Origin::smtp` says first.
 pub const SMTP_BANNER: &[u8] = b"220 smtp.example.test ESMTP ready\r\n";
@@ -119,6 +120,34 @@ impl Origin {
             if stream.write_all(SMTP_BANNER).is_ok() {
                 let _ = io::copy(&mut &stream, &mut &stream);
             }
+        })
+    }
+
+    /// An HTTP server with a header timeout, as Apache's: a connection
+    /// silent for `after` is answered 408 and closed; a request is answered
+    /// 200 with the head it received as the body, and the connection closed.
+    pub fn timing_out_silence(after: Duration) -> Origin {
+        Origin::start(move |stream| {
+            stream.set_read_timeout(Some(after)).unwrap();
+            let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            while !head.ends_with("\r\n\r\n") {
+                match reader.read_line(&mut head) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(_) if head.is_empty() => {
+                        let timeout = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+                        let _ = (&stream).write_all(timeout);
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{head}",
+                head.len()
+            );
+            let _ = (&stream).write_all(answer.as_bytes());
         })
     }
 
