@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 
 use super::{detect, detect_final, Detection};
-use crate::config::DetectConfig;
+use crate::config::{DetectConfig, Timeouts};
 use crate::io::{Deadline, Deadlines, Socket};
 
 /// What detection decided, as the `result` label of
@@ -103,10 +103,11 @@ pub async fn sniff(
     client: &Socket,
     upstream: Option<&Socket>,
     config: &DetectConfig,
+    timeouts: &Timeouts,
     deadlines: &Deadlines,
 ) -> Result<Sniffed, SniffError> {
     let started = Instant::now();
-    let timeout_at = started + config.timeout;
+    let timeout_at = started + timeouts.detect;
     // Taken only once there is something to wait for.
     let mut deadline: Option<Deadline> = None;
     let done = |verdict, prefix| {
@@ -152,7 +153,7 @@ pub async fn sniff(
     let mut prefix = Vec::with_capacity(config.peek_bytes);
     let mut chunk = vec![0u8; config.peek_bytes];
     // The undecided bytes just arrived: the quiet pause starts now.
-    let mut quiet_at = Instant::now() + config.quiet_pause;
+    let mut quiet_at = Instant::now() + timeouts.detect_quiet_pause;
     loop {
         let room = config.peek_bytes - prefix.len();
         let due = quiet_at.min(timeout_at);
@@ -167,7 +168,7 @@ pub async fn sniff(
             Event::Timeout if due == quiet_at => return done(Verdict::Quiet, prefix),
             Event::Timeout => return done(Verdict::Timeout, prefix),
         };
-        quiet_at = Instant::now() + config.quiet_pause;
+        quiet_at = Instant::now() + timeouts.detect_quiet_pause;
         if n == 0 {
             // The client finished early; whatever it sent goes on as is.
             let verdict =
