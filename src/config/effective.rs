@@ -12,8 +12,9 @@ use super::file::{
     RouteTable, RuntimeTable,
 };
 use super::identity::IdentityTable;
+use super::inbound_policy::{AuthorizePortTable, AuthorizeValue};
 use super::limits::Http2Table;
-use super::mesh::{AuthorizePortTable, AuthorizeValue, MeshTable, PeerTable};
+use super::mesh_peers::{MeshTable, PeerTable};
 use super::{Authorize, Config, Direction, ForwardMode, IdentityMatch, LogFormat};
 
 impl fmt::Display for Config {

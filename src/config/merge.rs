@@ -16,8 +16,9 @@ use super::file::{
     AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
 };
 use super::identity;
+use super::inbound_policy::inbound_policy;
 use super::limits;
-use super::mesh;
+use super::mesh_peers;
 use super::route::{parse_route_flag, RouteSpec};
 use super::timeouts::timeouts;
 use super::transparent;
@@ -50,9 +51,9 @@ impl Config {
         let max_speculative_connections = max_speculative_connections(args, &file.proxy)?;
         let max_connections = limits::max_connections(args, file.proxy.max_connections)?;
         let http2 = limits::http2(args, &file.http2)?;
-        let mesh_peers = mesh::peers(args, &file.mesh)?;
+        let mesh_peers = mesh_peers::peers(args, &file.mesh)?;
         let identity = identity::identity(args, &file.identity.unwrap_or_default())?;
-        let inbound_policy = mesh::inbound_policy(
+        let inbound_policy = inbound_policy(
             args,
             file.inbound.as_ref().and_then(|t| t.authorize.as_ref()),
             file.inbound

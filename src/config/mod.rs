@@ -16,10 +16,11 @@ mod cli;
 mod effective;
 mod file;
 mod identity;
+mod inbound_policy;
 mod iptables;
 mod limits;
 mod merge;
-mod mesh;
+mod mesh_peers;
 mod route;
 mod timeouts;
 mod transparent;
@@ -27,11 +28,12 @@ mod value;
 
 pub use cli::{Args, Command, IdentityAction, IdentityArgs};
 pub use identity::IdentityConfig;
+pub use inbound_policy::{Authorize, IdentityMatch, InboundPolicy};
 pub use iptables::{
     Cidr, IptablesAction, IptablesArgs, IptablesConfig, IptablesMode, OwnPorts, PortRange,
 };
 pub use limits::Http2Config;
-pub use mesh::{Authorize, IdentityMatch, InboundPolicy, MeshPeer, DEFAULT_PEER_PORT};
+pub use mesh_peers::{MeshPeer, DEFAULT_PEER_PORT};
 pub use route::{Direction, Protocol, Route, RouteSpec};
 pub use timeouts::{Timeouts, MESH_HANDSHAKE_TIMEOUT};
 pub use transparent::{ForwardTo, Transparent, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN};
