@@ -2,7 +2,9 @@
 //! child process and its scraped metrics (`launcher`), real servers on
 //! 127.0.0.1:0 behind it (`origins`), real clients in front of it
 //! (`clients`), network namespaces for the iptables and transparent tests (`netns`), and
-//! files the tests hand to it or to other programs (`temp`). Readiness
+//! files the tests hand to it or to other programs (`temp`), and
+//! ringside's own sources read as text for the layering test
+//! (`source_reader`). Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -18,6 +20,7 @@ pub mod linkerd_inbound;
 pub mod netns;
 pub mod origins;
 pub mod pods;
+pub mod source_reader;
 pub mod temp;
 
 use std::thread;
