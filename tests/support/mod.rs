@@ -1,10 +1,11 @@
 //! Shared test support, one file per role: the built `ringside` binary as a
 //! child process and its scraped metrics (`launcher`), real servers on
 //! 127.0.0.1:0 behind it (`origins`), real clients in front of it
-//! (`clients`), network namespaces for the iptables and transparent tests (`netns`), and
-//! files the tests hand to it or to other programs (`temp`), and
-//! ringside's own sources read as text for the layering test
-//! (`source_reader`). Readiness
+//! (`clients`), network namespaces for the iptables and transparent tests
+//! (`netns`), files the tests hand to it or to other programs (`temp`),
+//! the request-smuggling verdicts the `smuggling_*` tests share
+//! (`smuggling`), and ringside's own sources read as text for the
+//! layering test (`source_reader`). Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -20,6 +21,7 @@ pub mod linkerd_inbound;
 pub mod netns;
 pub mod origins;
 pub mod pods;
+pub mod smuggling;
 pub mod source_reader;
 pub mod temp;
 
