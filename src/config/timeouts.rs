@@ -51,14 +51,14 @@ pub struct Timeouts {
     pub shutdown_grace: Duration,
 }
 
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-pub const DEFAULT_HEAD_READ_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const DEFAULT_HEAD_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Linkerd's detect timeout.
-pub const DEFAULT_DETECT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_DETECT_QUIET_PAUSE: Duration = Duration::from_millis(300);
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+const DEFAULT_DETECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_DETECT_QUIET_PAUSE: Duration = Duration::from_millis(300);
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// How long a mesh peer has for its TLS handshake and transport header
 /// together. Not configurable: it bounds how long a handshake holds its
@@ -78,10 +78,10 @@ pub(super) fn timeouts(args: &Args, file: &FileConfig) -> Result<Timeouts, Confi
         quiet_pause,
         DEFAULT_DETECT_QUIET_PAUSE,
     )?;
-    let grace = layered(&args.shutdown_grace, &runtime.shutdown_grace);
-    let shutdown_grace = duration_key("runtime.shutdown_grace", grace, DEFAULT_SHUTDOWN_GRACE)?;
     let connect = layered(&args.connect_timeout, &proxy.connect_timeout);
     let connect = positive_duration("proxy.connect_timeout", connect, DEFAULT_CONNECT_TIMEOUT)?;
+    let grace = layered(&args.shutdown_grace, &runtime.shutdown_grace);
+    let shutdown_grace = duration_key("runtime.shutdown_grace", grace, DEFAULT_SHUTDOWN_GRACE)?;
     let pool_idle = duration_key(
         "proxy.pool_idle_timeout",
         proxy.pool_idle_timeout.as_deref(),
