@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ringside::config::{Args, Config, Direction, Protocol, Route};
-use ringside::runtime::Proxy;
+use ringside::runtime::Sidecar;
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
 
@@ -65,9 +65,9 @@ fn start_ringside(
     if !remember_server_first {
         config.detect.server_first_memory = Duration::ZERO;
     }
-    let proxy = Proxy::bind(config).unwrap();
-    let addrs = proxy.route_addrs().to_vec();
-    thread::spawn(move || proxy.run().unwrap());
+    let sidecar = Sidecar::bind(config).unwrap();
+    let addrs = sidecar.route_addrs().to_vec();
+    thread::spawn(move || sidecar.run().unwrap());
     addrs
 }
 

@@ -12,7 +12,7 @@ use std::thread;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringside::config::{Args, Config, Direction, Protocol, Route};
-use ringside::runtime::Proxy;
+use ringside::runtime::Sidecar;
 
 const TRANSFER_BYTES: usize = 64 << 20;
 
@@ -54,9 +54,9 @@ fn start_ringside(upstream: SocketAddr, forward_mode: &str) -> SocketAddr {
         protocol: Protocol::Opaque,
         response_timeout: None,
     }]);
-    let proxy = Proxy::bind(config).unwrap();
-    let addr = proxy.route_addrs()[0];
-    thread::spawn(move || proxy.run().unwrap());
+    let sidecar = Sidecar::bind(config).unwrap();
+    let addr = sidecar.route_addrs()[0];
+    thread::spawn(move || sidecar.run().unwrap());
     addr
 }
 

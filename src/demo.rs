@@ -30,16 +30,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     } else {
         config
     };
-    let proxy = crate::start(config)?;
-    let admin = proxy.admin_addr();
-    let listen = proxy.route_addrs()[0];
+    let sidecar = crate::start(config)?;
+    let admin = sidecar.admin_addr();
+    let listen = sidecar.route_addrs()[0];
     println!("demo: echo origin on {origin}, ringside on {listen}, admin on {admin}");
     thread::spawn(move || {
         if let Err(err) = push_traffic(listen, admin) {
             eprintln!("demo: traffic failed: {err:#}");
         }
     });
-    proxy.run()?;
+    sidecar.run()?;
     Ok(())
 }
 

@@ -127,8 +127,8 @@ fn run(config: Config) -> anyhow::Result<()> {
             "no routes: give --route LISTEN=UPSTREAM, a [[route]] in --config, --outbound-listen, or try `ringside demo`"
         );
     }
-    let proxy = start(config)?;
-    proxy.run()?;
+    let sidecar = start(config)?;
+    sidecar.run()?;
     tracing::info!("drained, exiting");
     Ok(())
 }
@@ -136,31 +136,31 @@ fn run(config: Config) -> anyhow::Result<()> {
 /// Raises limits, binds every listener and announces the bound addresses on
 /// stdout (one `listening ...` line each, the admin line last), so that
 /// scripts and tests can use port 0 and learn the real port without polling.
-pub(crate) fn start(config: Config) -> anyhow::Result<ringside::runtime::Proxy> {
+pub(crate) fn start(config: Config) -> anyhow::Result<ringside::runtime::Sidecar> {
     match ringside::runtime::raise_nofile_limit() {
         Ok(limit) => tracing::info!(limit, "open files limit"),
         Err(err) => tracing::warn!(error = %err, "cannot raise the open files limit"),
     }
     let routes = config.routes.clone();
     let transparent = config.transparent.clone();
-    let proxy = ringside::runtime::Proxy::bind(config)?;
-    for (route, addr) in routes.iter().zip(proxy.route_addrs()) {
+    let sidecar = ringside::runtime::Sidecar::bind(config)?;
+    for (route, addr) in routes.iter().zip(sidecar.route_addrs()) {
         let upstreams: Vec<String> = route.upstreams.iter().map(|u| u.to_string()).collect();
         println!("listening route {addr} -> {}", upstreams.join(","));
     }
-    for (listener, addr) in transparent.iter().zip(proxy.transparent_addrs()) {
+    for (listener, addr) in transparent.iter().zip(sidecar.transparent_addrs()) {
         println!("listening {} {addr}", listener.direction.as_str());
     }
-    for (index, addr) in proxy.ipv6_twins() {
+    for (index, addr) in sidecar.ipv6_twins() {
         println!(
             "listening {}-ipv6 {addr}",
             transparent[index].direction.as_str()
         );
     }
     // Last, so a reader knows every route line has come.
-    println!("listening admin {}", proxy.admin_addr());
-    tracing::info!(shards = proxy.shards(), admin = %proxy.admin_addr(), "ringside started");
-    Ok(proxy)
+    println!("listening admin {}", sidecar.admin_addr());
+    tracing::info!(shards = sidecar.shards(), admin = %sidecar.admin_addr(), "ringside started");
+    Ok(sidecar)
 }
 
 fn init_logging(format: LogFormat) {

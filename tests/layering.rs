@@ -1,76 +1,19 @@
 //! The house stays as DESIGN.md draws it: imports between the folders of
 //! `src/` run one way, no two files of a folder import each other in a
-//! circle, glommio is named only in `runtime/` and `io/`, files stay
-//! small, and test helpers live in `tests/support/` only.
-//! Reads the sources as text: no build of anything else is needed.
+//! circle, glommio is named only in `runtime/` and `io/` and no glommio
+//! type crosses `io/`, files stay small (tests and benches too), and test
+//! helpers live in `tests/support/` only. Reads the sources as text
+//! (`support::source_reader`): no build of anything else is needed.
+
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+use support::source_reader::*;
+
 const MAX_LINES: usize = 600;
-
-/// Every `.rs` file under `dir`, recursively.
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display())) {
-        let path = entry.expect("a readable directory entry").path();
-        if path.is_dir() {
-            files.extend(rust_files(&path));
-        } else if path.extension().is_some_and(|ext| ext == "rs") {
-            files.push(path);
-        }
-    }
-    files
-}
-
-/// The folder (top-level module) a source file belongs to: `tcp` for
-/// `src/tcp/pump.rs`, `lib` for `src/lib.rs`.
-fn module_of(path: &Path) -> String {
-    let relative = path.strip_prefix(Path::new(ROOT).join("src")).unwrap();
-    let first = relative.components().next().unwrap().as_os_str();
-    first.to_string_lossy().trim_end_matches(".rs").to_string()
-}
-
-/// The code of a file without its comments, so that prose naming a
-/// module is not taken for an import.
-fn code(text: &str) -> String {
-    text.lines()
-        .map(|line| match line.find("//") {
-            Some(at) => &line[..at],
-            None => line,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The top-level modules a piece of code names as `crate::NAME`.
-fn crate_imports(code: &str) -> BTreeSet<String> {
-    code.match_indices("crate::")
-        .filter(|(at, _)| !code[..*at].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
-        .map(|(at, _)| {
-            code[at + "crate::".len()..]
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect::<String>()
-        })
-        .filter(|name| !name.is_empty())
-        .collect()
-}
-
-/// Folder → the other folders it imports.
-fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
-    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for path in rust_files(&Path::new(ROOT).join("src")) {
-        let module = module_of(&path);
-        let text = fs::read_to_string(&path).unwrap();
-        let imports = crate_imports(&code(&text));
-        let entry = graph.entry(module.clone()).or_default();
-        entry.extend(imports.into_iter().filter(|name| *name != module));
-    }
-    graph
-}
 
 #[test]
 fn folders_import_only_downwards() {
@@ -179,6 +122,50 @@ fn glommio_is_named_only_in_runtime_and_io() {
     );
 }
 
+/// DESIGN.md: "only types of ours cross `io/`: no glommio type is
+/// re-exported", so that the runtime stays replaceable. The test above
+/// cannot see this: `io/` may name glommio, and a `pub use` there would
+/// hand glommio's type to every folder without any of them naming it.
+#[test]
+fn no_glommio_type_crosses_io() {
+    let mut leaks = Vec::new();
+    for path in rust_files(&Path::new(ROOT).join("src/io")) {
+        let text = code(&fs::read_to_string(&path).unwrap());
+        for export in glommio_exports(&text) {
+            leaks.push(format!("{}: {export}", path.display()));
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "glommio types let out of io/ (wrap them in a type of ours): {leaks:#?}"
+    );
+}
+
+#[test]
+fn the_glommio_reader_sees_what_it_should() {
+    let source = "use glommio::net::{TcpStream, UdpSocket as Udp};\n\
+                  use glommio::Task;\n\
+                  pub use glommio::timer::Timer;\n\
+                  pub(crate) type Stream = TcpStream;\n\
+                  pub struct Socket {\n    pub inner: Udp,\n    pub(super) raw: TcpStream,\n    pub fd: i32,\n}\n\
+                  pub fn spawn(task: Task<()>) {}\n\
+                  pub fn connect(addr: SocketAddr) -> io::Result<Socket> {}\n\
+                  pub(super) fn raw(s: &TcpStream) {}\n\
+                  fn private(s: glommio::net::TcpStream) {}\n\
+                  pub fn cell() -> glommio::channels::Sender<u8> {}\n\
+                  #[cfg(test)]\nmod tests { pub fn t(s: TcpStream) {} }\n";
+    assert_eq!(
+        glommio_exports(source),
+        [
+            "pub use glommio::timer::Timer;",
+            "pub(crate) type Stream = TcpStream;",
+            "pub inner: Udp,",
+            "pub fn spawn(task: Task<()>) {}",
+            "pub fn cell() -> glommio::channels::Sender<u8> {}",
+        ]
+    );
+}
+
 #[test]
 fn the_connection_stage_the_io_layer_and_the_balancers_have_their_folders() {
     for folder in ["proxy", "io", "balance"] {
@@ -190,10 +177,13 @@ fn the_connection_stage_the_io_layer_and_the_balancers_have_their_folders() {
     }
 }
 
+/// The 600-line rule covers the tests and the benchmarks too: a test
+/// file is read as often as the code it checks.
 #[test]
 fn no_source_file_is_over_600_lines() {
-    let long: Vec<String> = rust_files(&Path::new(ROOT).join("src"))
+    let long: Vec<String> = ["src", "tests", "benches"]
         .into_iter()
+        .flat_map(|folder| rust_files(&Path::new(ROOT).join(folder)))
         .filter_map(|path| {
             let lines = fs::read_to_string(&path).unwrap().lines().count();
             (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", path.display()))
@@ -223,304 +213,6 @@ fn the_import_reader_sees_what_it_should() {
     let code = code("use crate::tcp::Socket;\n// crate::http in prose\nlet a = crate::io::spawn;");
     let names: Vec<String> = crate_imports(&code).into_iter().collect();
     assert_eq!(names, ["io", "tcp"]);
-}
-
-// Circles between the files of one folder. A file is a node; `mod.rs`
-// is one too, but only as a target: that it declares and re-exports its
-// children is how a folder is built, not an import, so its edges to them
-// do not count. A child naming an item through `mod.rs` (`super::Config`,
-// `crate::tls::TransportHeader`) imports the file that defines it: the
-// child `mod.rs` re-exports it from, else `mod.rs` itself. A sub-folder
-// is one node of its parent folder. Test modules do not count: a test may
-// exercise its file together with the files built on it.
-
-/// A module's path below the crate: `["http", "orig_proto", "upgrade"]`
-/// for `src/http/orig_proto/upgrade.rs`, `["http"]` for `src/http/mod.rs`.
-type ModPath = Vec<String>;
-
-fn module_path(file: &Path) -> ModPath {
-    let relative = file.strip_prefix(Path::new(ROOT).join("src")).unwrap();
-    let parts = relative.with_extension("");
-    let parts = parts.iter().map(|part| part.to_string_lossy().into_owned());
-    parts.filter(|part| part != "mod").collect()
-}
-
-/// A whole test file (`tests.rs`, `identity_tests.rs`), declared by the
-/// file it tests.
-fn is_test_file(file: &Path) -> bool {
-    let name = file.file_name().unwrap().to_string_lossy();
-    name == "tests.rs" || name.ends_with("_tests.rs")
-}
-
-/// The code without its inline `#[cfg(test)] mod NAME { .. }` blocks.
-fn without_test_modules(code: &str) -> String {
-    let mut kept = String::new();
-    let mut rest = code;
-    while let Some(at) = rest.find("#[cfg(test)]") {
-        let after = &rest[at + "#[cfg(test)]".len()..];
-        let item = after.trim_start();
-        let opens = item.find('{');
-        let is_inline_module =
-            item.starts_with("mod ") && opens.is_some_and(|open| !item[..open].contains(';'));
-        if !is_inline_module {
-            kept.push_str(&rest[..at + "#[cfg(test)]".len()]);
-            rest = after;
-            continue;
-        }
-        kept.push_str(&rest[..at]);
-        let body = &item[opens.unwrap()..];
-        rest = &body[matching_brace(body)..];
-    }
-    kept.push_str(rest);
-    kept
-}
-
-/// Where the block that `text` opens with `{` ends (just past its `}`);
-/// braces in string and char literals are skipped.
-fn matching_brace(text: &str) -> usize {
-    let bytes = text.as_bytes();
-    let (mut depth, mut at) = (0usize, 0usize);
-    while at < bytes.len() {
-        match bytes[at] {
-            b'"' => {
-                at += 1;
-                while at < bytes.len() && bytes[at] != b'"' {
-                    at += if bytes[at] == b'\\' { 2 } else { 1 };
-                }
-            }
-            b'\'' if bytes.get(at + 2) == Some(&b'\'') => at += 2,
-            b'{' => depth += 1,
-            b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return at + 1;
-                }
-            }
-            _ => {}
-        }
-        at += 1;
-    }
-    bytes.len()
-}
-
-/// Reads a `use` tree (or a path in an expression) from `text`: the
-/// paths it names, each as its segments, with `{a, b::{c, d}}` groups
-/// expanded. A glob ends its path; `as` renames are skipped.
-fn use_tree(text: &str, at: &mut usize) -> Vec<Vec<String>> {
-    let skip_space = |at: &mut usize| {
-        while text[*at..].starts_with(char::is_whitespace) {
-            *at += text[*at..].chars().next().unwrap().len_utf8();
-        }
-    };
-    let eat = |token: &str, at: &mut usize| {
-        skip_space(at);
-        let found = text[*at..].starts_with(token);
-        if found {
-            *at += token.len();
-        }
-        found
-    };
-    let mut prefix: Vec<String> = Vec::new();
-    loop {
-        if eat("{", at) {
-            let mut paths = Vec::new();
-            while !eat("}", at) {
-                let before = *at;
-                for tail in use_tree(text, at) {
-                    paths.push(prefix.iter().cloned().chain(tail).collect());
-                }
-                if !eat(",", at) {
-                    eat("}", at);
-                    break;
-                }
-                if *at == before {
-                    break;
-                }
-            }
-            return paths;
-        }
-        if eat("*", at) {
-            return vec![prefix];
-        }
-        skip_space(at);
-        let ident: String = text[*at..]
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
-        if ident.is_empty() {
-            return vec![prefix];
-        }
-        *at += ident.len();
-        prefix.push(ident);
-        let mut probe = *at;
-        if eat("as ", &mut probe) {
-            skip_space(&mut probe);
-            probe += text[probe..]
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .count();
-            *at = probe;
-            return vec![prefix];
-        }
-        if !eat("::", at) {
-            return vec![prefix];
-        }
-    }
-}
-
-/// Every path that starts with `crate::`, `super::` or `self::` in the
-/// code, from its first segment on.
-fn named_paths(code: &str) -> Vec<Vec<String>> {
-    let mut paths = Vec::new();
-    for start in ["crate::", "super::", "self::"] {
-        for (at, _) in code.match_indices(start) {
-            let before = code[..at].chars().next_back();
-            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
-                continue;
-            }
-            paths.extend(use_tree(code, &mut at.clone()));
-        }
-    }
-    paths
-}
-
-/// What one folder's `mod.rs` (or a file with children) re-exports from
-/// its children: item name → the child that defines it.
-fn reexports(
-    code: &str,
-    module: &ModPath,
-    modules: &BTreeSet<ModPath>,
-) -> BTreeMap<String, ModPath> {
-    let mut found = BTreeMap::new();
-    for (at, _) in code.match_indices("pub use ") {
-        for path in use_tree(code, &mut (at + "pub use ".len())) {
-            let path: Vec<&String> = path.iter().filter(|seg| *seg != "self").collect();
-            let (Some(first), Some(item)) = (path.first(), path.last()) else {
-                continue;
-            };
-            let child: ModPath = module.iter().chain([*first]).cloned().collect();
-            if path.len() > 1 && modules.contains(&child) {
-                found.insert(item.to_string(), child);
-            }
-        }
-    }
-    found
-}
-
-/// The module a path names, seen from the module `from`: the deepest
-/// module in it, or the child a module re-exports the named item from.
-fn resolve(
-    from: &ModPath,
-    path: &[String],
-    modules: &BTreeSet<ModPath>,
-    reexported: &BTreeMap<ModPath, BTreeMap<String, ModPath>>,
-) -> ModPath {
-    let mut module = from.clone();
-    for (i, seg) in path.iter().enumerate() {
-        match seg.as_str() {
-            "crate" if i == 0 => module.clear(),
-            "super" => {
-                module.pop();
-            }
-            "self" => {}
-            name => {
-                let child: ModPath = module.iter().cloned().chain([name.to_string()]).collect();
-                if modules.contains(&child) {
-                    module = child;
-                    continue;
-                }
-                return reexported
-                    .get(&module)
-                    .and_then(|items| items.get(name))
-                    .cloned()
-                    .unwrap_or(module);
-            }
-        }
-    }
-    module
-}
-
-/// Folder (as `src/a/b`) → its files' imports of each other, by file
-/// (or sub-folder) name, `mod` standing for its `mod.rs`.
-fn file_graphs() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
-    let files: Vec<PathBuf> = rust_files(&Path::new(ROOT).join("src"))
-        .into_iter()
-        .filter(|file| !is_test_file(file))
-        .collect();
-    let modules: BTreeSet<ModPath> = files.iter().map(|file| module_path(file)).collect();
-    let codes: Vec<(ModPath, String)> = files
-        .iter()
-        .map(|file| {
-            let text = fs::read_to_string(file).unwrap();
-            (module_path(file), without_test_modules(&code(&text)))
-        })
-        .collect();
-    let reexported = codes
-        .iter()
-        .map(|(module, code)| (module.clone(), reexports(code, module, &modules)))
-        .collect();
-    let mut graphs: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
-    for (from, code) in &codes {
-        for path in named_paths(code) {
-            let to = resolve(from, &path, &modules, &reexported);
-            let shared = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
-            // Across top-level folders (the folder test's business), or a
-            // folder's `mod.rs` naming what lies inside it.
-            if shared == 0 || shared == from.len() {
-                continue;
-            }
-            let node = |module: &ModPath| module.get(shared).cloned().unwrap_or("mod".into());
-            let (a, b) = (node(from), node(&to));
-            let folder = graphs.entry(format!("src/{}", from[..shared].join("/")));
-            if a != b {
-                folder.or_default().entry(a).or_default().insert(b);
-            }
-        }
-    }
-    graphs
-}
-
-/// Each set of files of a folder that import each other round in a
-/// circle, as `src/config: file, merge`, with the edges among them.
-fn file_circles() -> BTreeMap<String, Vec<String>> {
-    let mut circles = BTreeMap::new();
-    for (folder, graph) in file_graphs() {
-        let reach = |start: &String| {
-            let mut seen = BTreeSet::new();
-            let mut todo = vec![start.clone()];
-            while let Some(node) = todo.pop() {
-                for next in graph.get(&node).into_iter().flatten() {
-                    if seen.insert(next.clone()) {
-                        todo.push(next.clone());
-                    }
-                }
-            }
-            seen
-        };
-        let mut placed = BTreeSet::new();
-        for node in graph.keys() {
-            if placed.contains(node) || !reach(node).contains(node) {
-                continue;
-            }
-            let circle: BTreeSet<String> = reach(node)
-                .into_iter()
-                .filter(|other| reach(other).contains(node))
-                .collect();
-            let edges = circle
-                .iter()
-                .flat_map(|a| {
-                    graph[a]
-                        .iter()
-                        .filter(|b| circle.contains(*b))
-                        .map(move |b| format!("{a} -> {b}"))
-                })
-                .collect();
-            let names = circle.iter().cloned().collect::<Vec<_>>().join(", ");
-            circles.insert(format!("{folder}: {names}"), edges);
-            placed.extend(circle);
-        }
-    }
-    circles
 }
 
 #[test]

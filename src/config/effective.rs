@@ -12,8 +12,9 @@ use super::file::{
     RouteTable, RuntimeTable,
 };
 use super::identity::IdentityTable;
+use super::inbound_policy::{AuthorizePortTable, AuthorizeValue};
 use super::limits::Http2Table;
-use super::mesh::{AuthorizePortTable, AuthorizeValue, MeshTable, PeerTable};
+use super::mesh_peers::{MeshTable, PeerTable};
 use super::{Authorize, Config, Direction, ForwardMode, IdentityMatch, LogFormat};
 
 impl fmt::Display for Config {
@@ -42,7 +43,7 @@ impl fmt::Display for Config {
 impl FileConfig {
     fn effective(config: &Config) -> FileConfig {
         let proxy = ProxyTable {
-            connect_timeout: Some(duration(config.connect_timeout)),
+            connect_timeout: Some(duration(config.timeouts.connect)),
             forward_mode: Some(
                 match config.forward_mode {
                     ForwardMode::Splice => "splice",
@@ -51,7 +52,7 @@ impl FileConfig {
                 .into(),
             ),
             pipe_size_bytes: Some(config.pipe_size_bytes),
-            pool_idle_timeout: Some(duration(config.pool_idle_timeout)),
+            pool_idle_timeout: Some(duration(config.timeouts.pool_idle)),
             head_read_timeout: Some(duration(config.timeouts.head_read)),
             client_idle_timeout: Some(duration(config.timeouts.client_idle)),
             response_timeout: Some(optional_duration(config.timeouts.response)),
@@ -83,15 +84,15 @@ impl FileConfig {
                 shards: config.shards,
                 pin: Some(config.pin.as_str().into()),
                 backlog: Some(config.backlog),
-                shutdown_grace: Some(duration(config.shutdown_grace)),
+                shutdown_grace: Some(duration(config.timeouts.shutdown_grace)),
             },
             proxy,
             detect: DetectTable {
-                timeout: Some(duration(detect.timeout)),
+                timeout: Some(duration(config.timeouts.detect)),
                 opaque_ports: Some(detect.opaque_ports.clone()),
                 peek_bytes: Some(detect.peek_bytes),
                 server_first_memory: Some(duration(detect.server_first_memory)),
-                quiet_pause: Some(duration(detect.quiet_pause)),
+                quiet_pause: Some(duration(config.timeouts.detect_quiet_pause)),
             },
             http2: Http2Table {
                 max_concurrent_streams: Some(http2.max_concurrent_streams),

@@ -6,8 +6,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::identity::IdentityTable;
+use super::inbound_policy::{AuthorizePortTable, AuthorizeValue};
 use super::limits::Http2Table;
-use super::mesh::{AuthorizePortTable, AuthorizeValue, MeshTable};
+use super::mesh_peers::MeshTable;
 use super::route::{build_route, RouteSpec};
 use super::value::optional_duration;
 use super::{read_text, ConfigError};

@@ -16,14 +16,14 @@ use super::file::{
     AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
 };
 use super::identity;
+use super::inbound_policy::inbound_policy;
 use super::limits;
-use super::mesh;
+use super::mesh_peers;
 use super::route::{parse_route_flag, RouteSpec};
+use super::timeouts::timeouts;
 use super::transparent;
-use super::value::{duration_key, layered, one_of, optional_duration, positive_duration, within};
-use super::{
-    parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Pin, Timeouts,
-};
+use super::value::{duration_key, layered, one_of, within};
+use super::{parse_addr, Args, Config, ConfigError, DetectConfig, ForwardMode, LogFormat, Pin};
 use super::{DEFAULT_ADMIN_ADDR, DEFAULT_OPAQUE_PORTS, DEFAULT_PEEK_BYTES};
 
 impl Config {
@@ -34,17 +34,14 @@ impl Config {
         let shards = shards(args, &file.runtime)?;
         let pin = pin(args, &file.runtime)?;
         let log_format = log_format(args, &file.log)?;
+        let timeouts = timeouts(args, &file)?;
         let detect = detect(args, &file.detect)?;
         let routes = routes(args, &file.route)?;
         let outbound = transparent::outbound(args, &file.outbound)?;
         let inbound = transparent::inbound(args, &file.inbound)?;
         let backlog = backlog(args, &file.runtime)?;
-        let connect_timeout = connect_timeout(args, &file.proxy)?;
-        let shutdown_grace = shutdown_grace(args, &file.runtime)?;
         let forward_mode = forward_mode(args, &file.proxy)?;
-        let pool_idle_timeout = pool_idle_timeout(&file.proxy)?;
         let pipe_size_bytes = pipe_size_bytes(&file.proxy)?;
-        let timeouts = timeouts(args, &file.proxy)?;
         let routes: Vec<_> = routes
             .into_iter()
             .map(|spec| spec.resolve(&detect.opaque_ports, timeouts.response))
@@ -54,9 +51,9 @@ impl Config {
         let max_speculative_connections = max_speculative_connections(args, &file.proxy)?;
         let max_connections = limits::max_connections(args, file.proxy.max_connections)?;
         let http2 = limits::http2(args, &file.http2)?;
-        let mesh_peers = mesh::peers(args, &file.mesh)?;
+        let mesh_peers = mesh_peers::peers(args, &file.mesh)?;
         let identity = identity::identity(args, &file.identity.unwrap_or_default())?;
-        let inbound_policy = mesh::inbound_policy(
+        let inbound_policy = inbound_policy(
             args,
             file.inbound.as_ref().and_then(|t| t.authorize.as_ref()),
             file.inbound
@@ -72,11 +69,8 @@ impl Config {
             routes,
             transparent,
             backlog,
-            connect_timeout,
-            shutdown_grace,
             forward_mode,
             pipe_size_bytes,
-            pool_idle_timeout,
             detect,
             timeouts,
             max_speculative_connections,
@@ -140,48 +134,12 @@ fn backlog(args: &Args, runtime: &RuntimeTable) -> Result<u32, ConfigError> {
     )
 }
 
-fn shutdown_grace(args: &Args, runtime: &RuntimeTable) -> Result<Duration, ConfigError> {
-    let value = layered(&args.shutdown_grace, &runtime.shutdown_grace);
-    duration_key("runtime.shutdown_grace", value, Duration::from_secs(30))
-}
-
 // [proxy]
-
-fn connect_timeout(args: &Args, proxy: &ProxyTable) -> Result<Duration, ConfigError> {
-    let value = layered(&args.connect_timeout, &proxy.connect_timeout);
-    positive_duration("proxy.connect_timeout", value, Duration::from_secs(1))
-}
 
 fn forward_mode(args: &Args, proxy: &ProxyTable) -> Result<ForwardMode, ConfigError> {
     let value = layered(&args.forward_mode, &proxy.forward_mode);
     let choices = [("splice", ForwardMode::Splice), ("copy", ForwardMode::Copy)];
     one_of("proxy.forward_mode", value, choices)
-}
-
-fn pool_idle_timeout(proxy: &ProxyTable) -> Result<Duration, ConfigError> {
-    let value = proxy.pool_idle_timeout.as_deref();
-    duration_key("proxy.pool_idle_timeout", value, Duration::from_secs(3))
-}
-
-fn timeouts(args: &Args, proxy: &ProxyTable) -> Result<Timeouts, ConfigError> {
-    let head_read = layered(&args.head_read_timeout, &proxy.head_read_timeout);
-    let client_idle = layered(&args.client_idle_timeout, &proxy.client_idle_timeout);
-    let response = layered(&args.response_timeout, &proxy.response_timeout);
-    let opaque_idle = layered(&args.opaque_idle_timeout, &proxy.opaque_idle_timeout);
-    Ok(Timeouts {
-        head_read: positive_duration(
-            "proxy.head_read_timeout",
-            head_read,
-            Duration::from_secs(10),
-        )?,
-        client_idle: positive_duration(
-            "proxy.client_idle_timeout",
-            client_idle,
-            Duration::from_secs(60),
-        )?,
-        response: optional_duration("proxy.response_timeout", response, None)?,
-        opaque_idle: optional_duration("proxy.opaque_idle_timeout", opaque_idle, None)?,
-    })
 }
 
 /// 256 per shard: as many as the pool keeps idle per endpoint
@@ -206,18 +164,10 @@ fn pipe_size_bytes(proxy: &ProxyTable) -> Result<usize, ConfigError> {
 // [detect]
 
 fn detect(args: &Args, table: &DetectTable) -> Result<DetectConfig, ConfigError> {
-    let timeout = layered(&args.detect_timeout, &table.timeout);
-    let timeout = positive_duration("detect.timeout", timeout, Duration::from_secs(10))?;
     let opaque_ports = opaque_ports(args, table)?;
     let peek_bytes = table.peek_bytes.unwrap_or(DEFAULT_PEEK_BYTES);
     let rule = "must be between 64 and 16384";
     let peek_bytes = within("detect.peek_bytes", peek_bytes, 64..=16 * 1024, rule)?;
-    let quiet_pause = layered(&args.detect_quiet_pause, &table.quiet_pause);
-    let quiet_pause = positive_duration(
-        "detect.quiet_pause",
-        quiet_pause,
-        Duration::from_millis(300),
-    )?;
     let memory = table.server_first_memory.as_deref();
     let server_first_memory = duration_key(
         "detect.server_first_memory",
@@ -225,11 +175,9 @@ fn detect(args: &Args, table: &DetectTable) -> Result<DetectConfig, ConfigError>
         Duration::from_secs(600),
     )?;
     Ok(DetectConfig {
-        timeout,
         opaque_ports,
         peek_bytes,
         server_first_memory,
-        quiet_pause,
     })
 }
 

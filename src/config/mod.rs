@@ -6,7 +6,8 @@
 //! line. The CLI and environment layers come from clap (`cli.rs`), the file
 //! layer from serde (`file.rs`); `merge.rs` merges them and validates each
 //! value with the checks of `value.rs`. `effective.rs` writes the result
-//! back in the file's shape for `--check`.
+//! back in the file's shape for `--check`. Every timeout, whichever table
+//! its key sits in, is a field of `Timeouts` (`timeouts.rs`).
 //!
 //! This folder is ground: it imports nothing else of ringside's, and the
 //! defaults the rest relies on live here.
@@ -15,22 +16,26 @@ mod cli;
 mod effective;
 mod file;
 mod identity;
+mod inbound_policy;
 mod iptables;
 mod limits;
 mod merge;
-mod mesh;
+mod mesh_peers;
 mod route;
+mod timeouts;
 mod transparent;
 mod value;
 
 pub use cli::{Args, Command, IdentityAction, IdentityArgs};
 pub use identity::IdentityConfig;
+pub use inbound_policy::{Authorize, IdentityMatch, InboundPolicy};
 pub use iptables::{
     Cidr, IptablesAction, IptablesArgs, IptablesConfig, IptablesMode, OwnPorts, PortRange,
 };
 pub use limits::Http2Config;
-pub use mesh::{Authorize, IdentityMatch, InboundPolicy, MeshPeer, DEFAULT_PEER_PORT};
+pub use mesh_peers::{MeshPeer, DEFAULT_PEER_PORT};
 pub use route::{Direction, Protocol, Route, RouteSpec};
+pub use timeouts::{Timeouts, MESH_HANDSHAKE_TIMEOUT};
 pub use transparent::{ForwardTo, Transparent, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN};
 
 use std::fmt;
@@ -63,16 +68,10 @@ pub struct Config {
     pub transparent: Vec<Transparent>,
     /// Listen backlog of every route listener.
     pub backlog: u32,
-    /// How long an upstream connect may take before another endpoint is tried.
-    pub connect_timeout: Duration,
-    /// How long open connections may run after SIGTERM before they are cut.
-    pub shutdown_grace: Duration,
     /// How opaque bytes are moved: splice through the kernel, or a copy loop.
     pub forward_mode: ForwardMode,
     /// Requested capacity of each splice pipe; the kernel may grant less.
     pub pipe_size_bytes: usize,
-    /// How long an idle pooled HTTP/1 upstream connection is kept.
-    pub pool_idle_timeout: Duration,
     /// How protocols are detected on `Protocol::Detect` routes.
     pub detect: DetectConfig,
     /// Most client connections open at once, process-wide, when set
@@ -81,7 +80,7 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// What one client HTTP/2 connection may hold or cost.
     pub http2: Http2Config,
-    /// How long a client or an upstream may keep a connection waiting.
+    /// Every timeout, with its key and default (`timeouts.rs`).
     pub timeouts: Timeouts,
     /// Most upstream connections one shard holds open for connections
     /// still detecting or still sending their first request head (see
@@ -97,29 +96,10 @@ pub struct Config {
     pub identity: Option<IdentityConfig>,
 }
 
-/// How long each wait of a connection may last; `None` waits forever.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// From the first byte of an HTTP/1 request head to its end; then 408.
-    pub head_read: Duration,
-    /// Between requests on a client's HTTP/1 keep-alive connection; then
-    /// the connection is closed without an answer.
-    pub client_idle: Duration,
-    /// From a request sent upstream to its response head; then 504. Routes
-    /// may override it (`Route::response_timeout` holds the result).
-    pub response: Option<Duration>,
-    /// No byte either way on an opaque connection for this long closes
-    /// both sides. Off by default: long-lived idle database connections
-    /// are normal.
-    pub opaque_idle: Option<Duration>,
-}
-
-/// Protocol detection settings, shared by every route.
+/// Protocol detection settings, shared by every route; its two timeouts
+/// are in `Timeouts`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetectConfig {
-    /// How long to wait for the client's first bytes before failing open to
-    /// opaque TCP.
-    pub timeout: Duration,
     /// Upstream ports whose routes are opaque unless they say otherwise.
     pub opaque_ports: Vec<u16>,
     /// The most bytes peeked for a verdict; a full buffer without one is
@@ -128,10 +108,6 @@ pub struct DetectConfig {
     /// How long an upstream that spoke first is remembered, so that later
     /// connections to it skip detection; zero disables the memory.
     pub server_first_memory: Duration,
-    /// A client that sent an undecided prefix ("GET", half a ClientHello)
-    /// and then nothing for this long is carried as opaque TCP: it is
-    /// waiting for an answer, not still typing.
-    pub quiet_pause: Duration,
 }
 
 /// How many bytes are peeked for a detection verdict (`detect.peek_bytes`)

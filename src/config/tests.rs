@@ -14,14 +14,17 @@ fn defaults_are_linkerds() {
     let config = merged(&[], "").unwrap();
     assert_eq!(config.admin_addr.to_string(), DEFAULT_ADMIN_ADDR);
     assert_eq!(config.backlog, 4096);
-    assert_eq!(config.connect_timeout, Duration::from_secs(1));
-    assert_eq!(config.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(config.timeouts.connect, Duration::from_secs(1));
+    assert_eq!(config.timeouts.shutdown_grace, Duration::from_secs(30));
     assert_eq!(config.forward_mode, ForwardMode::Splice);
     assert_eq!(config.timeouts.head_read, Duration::from_secs(10));
     assert_eq!(config.timeouts.client_idle, Duration::from_secs(60));
     assert_eq!(config.timeouts.response, None);
     assert_eq!(config.timeouts.opaque_idle, None);
-    assert_eq!(config.detect.quiet_pause, Duration::from_millis(300));
+    assert_eq!(
+        config.timeouts.detect_quiet_pause,
+        Duration::from_millis(300)
+    );
     assert_eq!(config.max_speculative_connections, 256);
     // The runtime derives the shard count and resolves `auto`.
     assert_eq!((config.shards, config.pin), (None, Pin::Auto));
@@ -311,11 +314,11 @@ fn assert_flag_keys_as_given(config: &Config) {
     assert_eq!(config.admin_addr.to_string(), "127.0.0.1:9");
     assert_eq!((config.shards, config.backlog), (Some(3), 7));
     assert_eq!(config.pin, Pin::Off);
-    assert_eq!(config.shutdown_grace, Duration::from_secs(2));
+    assert_eq!(config.timeouts.shutdown_grace, Duration::from_secs(2));
     assert_eq!(config.log_format, LogFormat::Json);
-    assert_eq!(config.connect_timeout, Duration::from_millis(250));
+    assert_eq!(config.timeouts.connect, Duration::from_millis(250));
     assert_eq!(config.forward_mode, ForwardMode::Copy);
-    assert_eq!(config.detect.timeout, Duration::from_secs(5));
+    assert_eq!(config.timeouts.detect, Duration::from_secs(5));
     assert_eq!(config.detect.opaque_ports, [80]);
 }
 
@@ -349,7 +352,7 @@ fn file_values_win_over_defaults() {
     assert_flag_keys_as_given(&config);
     // The keys that only the file sets.
     assert_eq!(config.pipe_size_bytes, 65536);
-    assert_eq!(config.pool_idle_timeout, Duration::from_secs(1));
+    assert_eq!(config.timeouts.pool_idle, Duration::from_secs(1));
     assert_eq!(config.detect.peek_bytes, 512);
     assert_eq!(config.detect.server_first_memory, Duration::ZERO);
 }
@@ -418,9 +421,10 @@ fn timeout_flags_set_their_keys() {
         client_idle: Duration::from_secs(2),
         response: Some(Duration::from_secs(3)),
         opaque_idle: Some(Duration::from_secs(4)),
+        detect_quiet_pause: Duration::from_millis(50),
+        ..merged(&[], "").unwrap().timeouts
     };
     assert_eq!(config.timeouts, expected);
-    assert_eq!(config.detect.quiet_pause, Duration::from_millis(50));
     assert_eq!(config.max_speculative_connections, 0);
 }
 

@@ -122,3 +122,10 @@ pub(super) fn check_spiffe_id(key: &str, id: &str) -> Result<(), ConfigError> {
         )),
     }
 }
+
+/// An identity is a DNS name (the SNI sent to a peer), compared in lower
+/// case.
+pub(super) fn identity_name(key: &str, name: &str) -> Result<String, ConfigError> {
+    check_name(key, name)?;
+    Ok(name.to_ascii_lowercase())
+}

@@ -45,7 +45,7 @@ use futures_lite::future;
 
 use super::tls::hello_peek_bytes;
 use super::{decision_bytes, detect, detect_final, Detection};
-use crate::config::{DetectConfig, Direction};
+use crate::config::{DetectConfig, Direction, Timeouts};
 use crate::io::{sleep, Deadline, Deadlines, Socket};
 
 /// What detection decided, as the `result` label of
@@ -134,6 +134,7 @@ pub async fn sniff(
     client: &Socket,
     upstream: Option<&Socket>,
     config: &DetectConfig,
+    timeouts: &Timeouts,
     deadlines: &Deadlines,
     direction: Direction,
 ) -> Result<Sniffed, SniffError> {
@@ -142,6 +143,7 @@ pub async fn sniff(
         upstream,
         connected: upstream.is_some(),
         config,
+        timeouts,
         deadlines,
         direction,
         started: Instant::now(),
@@ -160,6 +162,8 @@ struct Sniffer<'a> {
     /// a silent client then waits for a side to speak (`silence`).
     connected: bool,
     config: &'a DetectConfig,
+    /// The detect timeout and quiet pause.
+    timeouts: &'a Timeouts,
     deadlines: &'a Deadlines,
     direction: Direction,
     started: Instant,
@@ -169,7 +173,7 @@ struct Sniffer<'a> {
 
 impl Sniffer<'_> {
     async fn run(&mut self) -> Result<Sniffed, SniffError> {
-        let mut timeout_at = self.started + self.config.timeout;
+        let mut timeout_at = self.started + self.timeouts.detect;
         // Inbound, once a silent client is past the timeout: no deadline.
         let mut patient = false;
         let client = self.client;
@@ -204,7 +208,7 @@ impl Sniffer<'_> {
         peeked.truncate(seen);
         if patient {
             // A client that spoke after its silence gets the timeout anew.
-            timeout_at = Instant::now() + self.config.timeout;
+            timeout_at = Instant::now() + self.timeouts.detect;
         }
         if let Some(verdict) = self.verdict_for(&peeked) {
             return Ok(self.done(verdict, Vec::new()));
@@ -222,7 +226,7 @@ impl Sniffer<'_> {
         let mut chunk = vec![0u8; self.config.peek_bytes];
         let client = self.client;
         // The undecided bytes just arrived: the quiet pause starts now.
-        let mut quiet_at = Instant::now() + self.config.quiet_pause;
+        let mut quiet_at = Instant::now() + self.timeouts.detect_quiet_pause;
         loop {
             let room = decision_bytes(&prefix, self.config.peek_bytes) - prefix.len();
             let due = quiet_at.min(timeout_at);
@@ -241,7 +245,7 @@ impl Sniffer<'_> {
                 }
                 Event::Timeout => return Ok(self.gave_up(Verdict::Timeout, prefix)),
             };
-            quiet_at = Instant::now() + self.config.quiet_pause;
+            quiet_at = Instant::now() + self.timeouts.detect_quiet_pause;
             if n == 0 {
                 // The client finished early; whatever it sent goes on as is,
                 // inbound too: no header can follow an unfinished line now.
@@ -265,7 +269,7 @@ impl Sniffer<'_> {
         timeout_at: Instant,
     ) -> Result<Sniffed, SniffError> {
         let mut seen = peeked.len();
-        let mut quiet_at = Instant::now() + self.config.quiet_pause;
+        let mut quiet_at = Instant::now() + self.timeouts.detect_quiet_pause;
         let mut recheck = FIRST_RECHECK;
         loop {
             let room = hello_peek_bytes(&peeked[..seen]).max(seen + 1);
@@ -273,7 +277,7 @@ impl Sniffer<'_> {
             let now_seen = self.client.try_peek(&mut peeked).map_err(SniffError)?;
             if let Some(n) = now_seen.filter(|&n| n > seen) {
                 seen = n;
-                quiet_at = Instant::now() + self.config.quiet_pause;
+                quiet_at = Instant::now() + self.timeouts.detect_quiet_pause;
                 recheck = FIRST_RECHECK;
                 if let Some(verdict) = self.verdict_for(&peeked[..seen]) {
                     return Ok(self.done(verdict, Vec::new()));

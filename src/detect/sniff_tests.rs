@@ -5,7 +5,7 @@
 //! late, never early, so the assertions on time are lower bounds only.
 
 use super::super::sample_pq_client_hello::{RUSTLS_PQ_CLIENT_HELLO, RUSTLS_PQ_SNI};
-use crate::config::DEFAULT_PEEK_BYTES;
+use crate::config::{Timeouts, DEFAULT_PEEK_BYTES};
 use std::time::Duration;
 
 use super::*;
@@ -14,13 +14,34 @@ use crate::io::testing::{self, read_exact};
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
 
 /// Detection settings with short waits; `timeout` is the fail-open one.
-fn config(timeout: Duration, quiet_pause: Duration) -> DetectConfig {
-    DetectConfig {
-        timeout,
+struct Settings {
+    detect: DetectConfig,
+    timeouts: Timeouts,
+    timeout: Duration,
+}
+
+fn config(timeout: Duration, quiet_pause: Duration) -> Settings {
+    let detect = DetectConfig {
         opaque_ports: Vec::new(),
         peek_bytes: 1024,
         server_first_memory: Duration::from_secs(60),
-        quiet_pause,
+    };
+    let second = Duration::from_secs(1);
+    let timeouts = Timeouts {
+        connect: second,
+        head_read: second,
+        client_idle: second,
+        response: None,
+        opaque_idle: None,
+        pool_idle: second,
+        detect: timeout,
+        detect_quiet_pause: quiet_pause,
+        shutdown_grace: second,
+    };
+    Settings {
+        detect,
+        timeouts,
+        timeout,
     }
 }
 
@@ -31,9 +52,16 @@ fn a_whole_request_line_is_decided_on_the_first_peek_and_left_unread() {
         let (client, proxied) = testing::pair().await;
         client.write_all(REQUEST).await.unwrap();
         let config = config(Duration::from_secs(5), Duration::from_secs(5));
-        let sniffed = sniff(&proxied, None, &config, &deadlines, Direction::Outbound)
-            .await
-            .unwrap();
+        let sniffed = sniff(
+            &proxied,
+            None,
+            &config.detect,
+            &config.timeouts,
+            &deadlines,
+            Direction::Outbound,
+        )
+        .await
+        .unwrap();
         assert_eq!(sniffed.verdict, Verdict::Http1);
         // Peeked, not consumed: the handler reads the head itself.
         assert!(sniffed.prefix.is_empty());
@@ -49,9 +77,16 @@ fn an_undecided_prefix_then_silence_is_quiet_with_the_prefix() {
         client.write_all(b"GET").await.unwrap();
         let pause = Duration::from_millis(150);
         let config = config(Duration::from_secs(5), pause);
-        let sniffed = sniff(&proxied, None, &config, &deadlines, Direction::Outbound)
-            .await
-            .unwrap();
+        let sniffed = sniff(
+            &proxied,
+            None,
+            &config.detect,
+            &config.timeouts,
+            &deadlines,
+            Direction::Outbound,
+        )
+        .await
+        .unwrap();
         assert_eq!(sniffed.verdict, Verdict::Quiet);
         // Read out while waiting: the caller must send them upstream first.
         assert_eq!(sniffed.prefix, b"GET");
@@ -69,9 +104,16 @@ fn silence_fails_open_at_the_detect_timeout() {
         // The quiet pause only runs once a prefix came: silence is the
         // detect timeout's.
         let config = config(timeout, Duration::from_millis(10));
-        let sniffed = sniff(&proxied, None, &config, &deadlines, Direction::Outbound)
-            .await
-            .unwrap();
+        let sniffed = sniff(
+            &proxied,
+            None,
+            &config.detect,
+            &config.timeouts,
+            &deadlines,
+            Direction::Outbound,
+        )
+        .await
+        .unwrap();
         assert_eq!(sniffed.verdict, Verdict::Timeout);
         assert!(sniffed.prefix.is_empty());
         assert!(sniffed.elapsed >= timeout, "{:?}", sniffed.elapsed);
@@ -90,7 +132,8 @@ fn an_upstream_that_speaks_first_wins_the_race_and_keeps_its_bytes() {
         let sniffed = sniff(
             &proxied,
             Some(&upstream),
-            &config,
+            &config.detect,
+            &config.timeouts,
             &deadlines,
             Direction::Outbound,
         )
@@ -115,7 +158,8 @@ fn a_server_first_race_after_an_undecided_prefix_keeps_the_prefix() {
         let sniffing = sniff(
             &proxied,
             Some(&upstream),
-            &config,
+            &config.detect,
+            &config.timeouts,
             &deadlines,
             Direction::Outbound,
         );
@@ -151,7 +195,8 @@ fn an_http2_servers_settings_is_not_a_server_speaking_first() {
         let sniffed = sniff(
             &proxied,
             Some(&upstream),
-            &config,
+            &config.detect,
+            &config.timeouts,
             &deadlines,
             Direction::Outbound,
         )
@@ -170,9 +215,16 @@ fn a_client_that_closes_at_once_is_unknown() {
         let (client, proxied) = testing::pair().await;
         client.shutdown_write().unwrap();
         let config = config(Duration::from_secs(5), Duration::from_secs(5));
-        let sniffed = sniff(&proxied, None, &config, &deadlines, Direction::Outbound)
-            .await
-            .unwrap();
+        let sniffed = sniff(
+            &proxied,
+            None,
+            &config.detect,
+            &config.timeouts,
+            &deadlines,
+            Direction::Outbound,
+        )
+        .await
+        .unwrap();
         assert_eq!(sniffed.verdict, Verdict::Unknown);
         assert!(sniffed.elapsed < config.timeout, "{:?}", sniffed.elapsed);
     });

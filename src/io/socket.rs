@@ -53,7 +53,7 @@ impl Socket {
     /// Wraps a connected stream for forwarding: no Nagle delay (the proxy
     /// must not add latency to small writes) and O_NONBLOCK, so that
     /// splice(2) returns `WouldBlock` rather than blocking the shard.
-    pub fn new(stream: TcpStream) -> io::Result<Socket> {
+    pub(super) fn new(stream: TcpStream) -> io::Result<Socket> {
         stream.set_nodelay(true)?;
         let fd = stream.as_raw_fd();
         set_nonblocking(fd)?;

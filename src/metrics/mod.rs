@@ -1,25 +1,29 @@
 //! Metrics: recorded per shard without sharing (`recorder`, with the
-//! counters a route's connections share in `route`), under the label sets
-//! of `labels`, copied out as plain values (`snapshot`), merged and
-//! written as Prometheus text by the admin shard (`encode`, `process`,
-//! over the text format in `text`).
+//! counters a route's connections share in `route` and the inbound
+//! authorization decisions in `authz`), under the label sets of `labels`
+//! (their count bounded by `bound`), copied out as plain values
+//! (`snapshot`), merged and written as Prometheus text by the admin shard
+//! (`encode`, with the process's own figures from `process` and the
+//! identity's from `identity`, over the text format in `text`).
 
+mod authz;
 mod bound;
 mod encode;
+mod identity;
 mod labels;
-mod mesh;
 mod process;
 mod recorder;
 mod route;
 mod snapshot;
 mod text;
 
+pub use authz::{Authz, AuthzLabels, HttpAuthz};
 pub use bound::MAX_SNIS;
 pub use encode::encode;
+pub use identity::{IdentityReading, IdentityStatus};
 pub use labels::{
     DetectLabels, Expiry, Peer, PeerId, RequestLabels, ResponseClass, TcpLabels, OVERFLOW,
 };
-pub use mesh::{Authz, AuthzLabels, HttpAuthz, IdentityReading, IdentityStatus};
 pub use process::ProcessStats;
 pub use recorder::{Detecting, ShardMetrics, Speculating, TcpCounters};
 pub use route::RouteMetrics;

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::authz::AuthzLabels;
 use super::bound::RemoteLabels;
 use super::labels::{
     DetectLabels, ExpiryLabels, Reasons, RequestLabels, ResponseClass, ResponseKey, TcpLabels,
     OVERFLOW,
 };
-use super::mesh::AuthzLabels;
 use super::snapshot::{new_histogram, ResponseStats, ShardSummary, Snapshot, TcpSnapshot};
 use crate::config::Direction;
 

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::authz::{Authz, AuthzLabels, HttpAuthz};
 use super::labels::{DetectLabels, Expiry, ExpiryLabels, Peer, PeerId, RequestLabels, TcpLabels};
-use super::mesh::{Authz, AuthzLabels, HttpAuthz};
 use super::recorder::{ShardMetrics, TcpCounters};
 use crate::config::Direction;
 

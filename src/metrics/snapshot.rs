@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
+use super::authz::AuthzLabels;
+use super::identity::IdentityReading;
 use super::labels::{
     DetectLabels, ExpiryLabels, Peer, Reasons, RequestLabels, ResponseKey, TcpLabels,
 };
-use super::mesh::{AuthzLabels, IdentityReading};
 use crate::config::Direction;
 
 /// Everything a scrape shows, for one shard or merged over all of them.

@@ -79,7 +79,16 @@ pub async fn classify(
     let upstream = upstream.map(|(socket, _)| socket);
     let detecting = shard.metrics.detecting();
     let direction = route.route.direction;
-    let sniffed = sniff(client, upstream, &shard.detect, &shard.deadlines, direction).await;
+    let (detect, timeouts) = (&shard.detect, &shard.timeouts);
+    let sniffed = sniff(
+        client,
+        upstream,
+        detect,
+        timeouts,
+        &shard.deadlines,
+        direction,
+    )
+    .await;
     drop(detecting);
     let sniffed = match sniffed {
         Ok(sniffed) => sniffed,
@@ -95,11 +104,11 @@ pub async fn classify(
     match (&sniffed.verdict, endpoint) {
         (Verdict::ServerFirst, Some(endpoint)) => shard.server_first.remember(endpoint),
         (Verdict::Timeout, _) => tracing::info!(
-            timeout = ?shard.detect.timeout,
+            timeout = ?shard.timeouts.detect,
             "no protocol detected in time: forwarding as opaque TCP"
         ),
         (Verdict::Quiet, _) => tracing::debug!(
-            pause = ?shard.detect.quiet_pause,
+            pause = ?shard.timeouts.detect_quiet_pause,
             "client went quiet before a verdict: forwarding as opaque TCP"
         ),
         (verdict, _) => tracing::debug!(protocol = verdict.label(), "protocol detected"),

@@ -144,7 +144,7 @@ fn detection_decides_on_a_detect_port() {
 #[test]
 fn a_silent_client_fails_open_to_opaque_at_the_detect_timeout() {
     let mut shard = Shard::for_tests();
-    shard.detect.timeout = Duration::from_millis(200);
+    shard.timeouts.detect = Duration::from_millis(200);
     testing::run_with(&shard.deadlines, || async {
         let origin = Loopback::bind();
         let route = route_to(&shard, &origin, Protocol::Detect);

@@ -120,7 +120,7 @@ fn a_server_that_speaks_first_is_heard_without_the_detect_timeout() {
 #[test]
 fn a_quiet_clients_prefix_reaches_the_upstream_first() {
     let mut shard = Shard::for_tests();
-    shard.detect.quiet_pause = std::time::Duration::from_millis(150);
+    shard.timeouts.detect_quiet_pause = std::time::Duration::from_millis(150);
     let shard = Rc::new(shard);
     testing::run_with(&shard.deadlines, || async {
         let origin = Loopback::bind();

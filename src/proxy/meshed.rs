@@ -24,10 +24,10 @@ use std::rc::Rc;
 use super::classify::Carry;
 use super::conn::Conn;
 use super::TransparentState;
-use crate::config::Protocol;
+use crate::config::{Protocol, MESH_HANDSHAKE_TIMEOUT};
 use crate::io::{refuse, ConnError, Destination, Socket};
 use crate::shard::{Shard, Slot};
-use crate::tls::mesh::{Header, MeshError, MeshTls, HANDSHAKE_TIMEOUT};
+use crate::tls::mesh::{Header, MeshError, MeshTls};
 use crate::tls::{SessionProtocol, TransportHeader};
 
 /// The first byte of every TLS connection: a handshake record.
@@ -48,7 +48,7 @@ pub async fn serve(
     let mut first = [0u8; 1];
     let peeked = shard
         .deadlines
-        .timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first))
+        .timeout(MESH_HANDSHAKE_TIMEOUT, stream.peek(&mut first))
         .await;
     if !matches!(peeked, Some(Ok(1))) || first[0] != TLS_HANDSHAKE_RECORD {
         metrics.refused("not_redirected");

@@ -6,7 +6,7 @@
 //! 1. accept (`accept.rs`, `accept_loop`): a slot under the shard's share
 //!    of the connection limit (over it, a reset at once), the route (a
 //!    transparent listener's from the original destination, kept per
-//!    destination in `transparent.rs`; per route in `route.rs`), one task
+//!    destination in `transparent.rs`; per route in `route_state.rs`), one task
 //!    and one span;
 //! 2. connect early (`conn.rs`, `Conn::forward`): the balanced upstream is
 //!    connected while detection runs, when `may_speculate` allows;
@@ -32,11 +32,11 @@ mod classify;
 mod conn;
 mod dispatch;
 mod meshed;
-mod route;
+mod route_state;
 #[cfg(test)]
 mod testing;
 mod transparent;
 
 pub use accept::{accept_loop, Accepting};
-pub use route::RouteState;
+pub use route_state::RouteState;
 pub use transparent::TransparentState;

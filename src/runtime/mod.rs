@@ -1,8 +1,9 @@
-//! The runtime: decides how many shards run and where (`placement`), binds
-//! every listener (`listener`), starts one glommio executor per shard
-//! (`shard`) plus the admin shard on its own thread, links them
-//! (`control`), turns SIGTERM/SIGINT into a drain (`signals`), and waits for
-//! the shards to drain. The glommio executor setup lives here and nowhere
+//! The runtime (`Sidecar`): decides how many shards run and where
+//! (`placement`), raises the open-files limit and derives the connection
+//! limit from it (`limits`), binds every listener (`listener`), starts one
+//! glommio executor per shard (`shard_main`) plus the admin shard on its
+//! own thread, links them (`control`), turns SIGTERM/SIGINT into a drain
+//! (`signals`), and waits for the shards to drain. The glommio executor setup lives here and nowhere
 //! else.
 
 mod control;
@@ -46,8 +47,10 @@ pub enum RunError {
     Mesh(#[from] MeshStartError),
 }
 
-/// A proxy whose listeners are bound but whose shards have not started.
-pub struct Proxy {
+/// The sidecar process: its listeners bound, its shards not yet started
+/// (`run` starts them and waits for their drain). Named apart from the
+/// `proxy` folder, which is one connection's stage, not the process.
+pub struct Sidecar {
     config: Config,
     placement: Placement,
     /// Per route, then per transparent listener, one socket per shard.
@@ -65,12 +68,12 @@ pub struct Proxy {
     mesh: Option<(MeshConfigs, Arc<IdentityStatus>)>,
 }
 
-impl Proxy {
+impl Sidecar {
     /// Decides the placement (and logs it), binds the admin listener and
     /// every shard's route and transparent listeners. Clients may connect
     /// as soon as this returns: the kernel queues them until the shards
     /// start accepting.
-    pub fn bind(config: Config) -> Result<Proxy, RunError> {
+    pub fn bind(config: Config) -> Result<Sidecar, RunError> {
         let placement = Placement::here(&config)?;
         placement.log();
         let signals = Signals::register().map_err(|source| RunError::Start {
@@ -105,7 +108,7 @@ impl Proxy {
                 None => tracing::info!(%bound, "no IPv6 on this host: IPv4 only"),
             }
         }
-        Ok(Proxy {
+        Ok(Sidecar {
             config,
             placement,
             listeners,
@@ -144,7 +147,7 @@ impl Proxy {
 
     /// Runs until SIGTERM/SIGINT and the drain that follows.
     pub fn run(self) -> Result<(), RunError> {
-        let Proxy {
+        let Sidecar {
             mut config,
             placement,
             listeners,

@@ -71,7 +71,7 @@ pub async fn run(init: ShardInit) {
                 route.clone(),
                 &shard.metrics,
                 seed,
-                config.pool_idle_timeout,
+                config.timeouts.pool_idle,
                 shard.mesh.as_deref(),
             );
             Rc::new(state)
@@ -86,7 +86,7 @@ pub async fn run(init: ShardInit) {
             Rc::new(TransparentState::new(
                 *listener,
                 own,
-                config.pool_idle_timeout,
+                config.timeouts.pool_idle,
             ))
         })
         .collect();
@@ -133,7 +133,7 @@ pub async fn run(init: ShardInit) {
         true
     };
     let grace_over = async {
-        sleep(config.shutdown_grace).await;
+        sleep(config.timeouts.shutdown_grace).await;
         false
     };
     if future::or(drained, grace_over).await {

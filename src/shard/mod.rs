@@ -41,7 +41,6 @@ pub struct Shard {
     pub deadlines: Deadlines,
     /// The proxy's timeouts; a route's response timeout is its own.
     pub timeouts: Timeouts,
-    pub connect_timeout: Duration,
     /// How long an upstream connected ahead of a client's first HTTP/1
     /// head is kept for it while the head is not complete: the detect quiet
     /// pause, since a live client sends a head without pausing that long.
@@ -84,8 +83,7 @@ impl Shard {
             draining,
             deadlines: Deadlines::new(),
             timeouts: config.timeouts,
-            connect_timeout: config.connect_timeout,
-            speculative_hold: config.detect.quiet_pause,
+            speculative_hold: config.timeouts.detect_quiet_pause,
             http2: config.http2,
             mesh,
             server_first: ServerFirstMemory::new(config.detect.server_first_memory),
@@ -111,7 +109,7 @@ impl Shard {
         direction: Direction,
         protocol: Option<SessionProtocol>,
     ) -> std::io::Result<Socket> {
-        let timeout = self.connect_timeout;
+        let timeout = self.timeouts.connect;
         let peer = self
             .mesh
             .as_ref()

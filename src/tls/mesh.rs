@@ -16,7 +16,7 @@
 //! HTTP to the application's port). The handshake must show a client
 //! certificate of our trust anchors; then comes the transport header,
 //! when the peer negotiated it. Both are
-//! bounded in time (`HANDSHAKE_TIMEOUT`), and a shard runs at most
+//! bounded in time (`config::MESH_HANDSHAKE_TIMEOUT`), and a shard runs at most
 //! `MAX_HANDSHAKES` at once, so that stalled or slow peers cannot hold its
 //! memory or its CPU. A new handshake over that bound evicts an older one
 //! rather than being refused: otherwise 256 sockets that send one byte and
@@ -42,17 +42,14 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
 
 use super::{Decoded, HeaderError, SessionProtocol, TransportHeader};
-use crate::config::{InboundPolicy, MeshPeer};
+use crate::config::{InboundPolicy, MeshPeer, MESH_HANDSHAKE_TIMEOUT};
 use crate::io::{self, Deadlines, Shutdown, Socket};
 use std::io::{Error, ErrorKind, Result as IoResult};
 
 /// Handshakes (with their header reads) one shard runs at once; past it a
 /// new meshed connection evicts the oldest in progress. A handshake holds
-/// about 40 KiB of rustls buffers for up to `HANDSHAKE_TIMEOUT`.
+/// about 40 KiB of rustls buffers for up to `MESH_HANDSHAKE_TIMEOUT`.
 pub const MAX_HANDSHAKES: usize = 256;
-
-/// How long a peer has for its handshake and transport header together.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The rustls configs and names every shard shares (`Send`: built once at
 /// start, rotated through the certificate resolver and trust anchors
@@ -196,10 +193,10 @@ impl MeshTls {
             slot.entry.evicted.wait().await;
             Some(Err(MeshError::Evicted))
         };
-        let timed = deadlines.timeout(HANDSHAKE_TIMEOUT, accepting);
+        let timed = deadlines.timeout(MESH_HANDSHAKE_TIMEOUT, accepting);
         match future::or(evicted, timed).await {
             Some(accepted) => accepted,
-            None => Err(MeshError::Timeout(HANDSHAKE_TIMEOUT)),
+            None => Err(MeshError::Timeout(MESH_HANDSHAKE_TIMEOUT)),
         }
     }
 

@@ -1,11 +1,13 @@
 //! Shared test support, one file per role: the built `ringside` binary as a
 //! child process and its scraped metrics (`launcher`), real servers on
 //! 127.0.0.1:0 behind it (`origins`), real clients in front of it
-//! (`clients`), network namespaces for the iptables and transparent tests (`netns`),
-//! files the tests hand to it or to other programs (`temp`), and
-//! post-quantum-sized ClientHellos: a real one as bytes (`pq_client_hello`,
-//! shared with the unit tests) and a mesh client that sends one
-//! (`large_hello`). Readiness
+//! (`clients`), network namespaces for the iptables and transparent tests
+//! (`netns`), files the tests hand to it or to other programs (`temp`),
+//! the request-smuggling verdicts the `smuggling_*` tests share
+//! (`smuggling`), ringside's own sources read as text for the layering
+//! test (`source_reader`), and post-quantum-sized ClientHellos: a real one
+//! as bytes (`pq_client_hello`, shared with the unit tests) and a mesh
+//! client that sends one (`large_hello`). Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -24,6 +26,8 @@ pub mod origins;
 pub mod pods;
 #[path = "../../src/detect/sample_pq_client_hello.rs"]
 pub mod pq_client_hello;
+pub mod smuggling;
+pub mod source_reader;
 pub mod temp;
 
 use std::thread;

@@ -1,33 +1,15 @@
-//! The mesh: which destinations are ringside (or Linkerd) peers reached
-//! over mutual TLS, and who may connect to the inbound listener.
-//!
-//! - `[[mesh.peer]]` (or `--mesh-peer NETWORK=IDENTITY[@PORT]`): a
-//!   destination address or network whose proxies present `identity` and
-//!   take meshed connections on `port` (Linkerd's inbound 4143);
-//! - `[inbound] authorize` and `[[inbound.authorize_port]]`: the policy of
-//!   each inbound port, as Linkerd names them (`deny`,
-//!   `all-unauthenticated`, `all-authenticated`) or a list of client
-//!   identities, where `*.suffix` matches any identity under `suffix`.
+//! Who may connect to the inbound listener: `[inbound] authorize` (or
+//! `--inbound-authorize`) and `[[inbound.authorize_port]]`, the policy of
+//! each inbound port, as Linkerd names them (`deny`,
+//! `all-unauthenticated`, `all-authenticated`) or a list of client
+//! identities, where `*.suffix` matches any identity under `suffix`. The
+//! proxy evaluates it in `proxy/authorize.rs`.
 
 use serde::{Deserialize, Serialize};
 
-use super::iptables::{parse_cidr, Cidr, PortRange};
-use super::value::check_name;
+use super::iptables::PortRange;
+use super::value::identity_name;
 use super::{Args, ConfigError};
-
-/// Linkerd's inbound port, where meshed peers take mTLS connections.
-pub const DEFAULT_PEER_PORT: u16 = 4143;
-
-/// A destination network whose proxies are mesh peers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MeshPeer {
-    pub network: Cidr,
-    /// The identity its proxies must present (the SNI sent, and the DNS
-    /// SAN their certificate must hold).
-    pub identity: String,
-    /// Where its proxy takes meshed connections.
-    pub port: u16,
-}
 
 /// Who may connect to an inbound port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,89 +95,11 @@ pub(super) enum AuthorizeValue {
     Identities(Vec<String>),
 }
 
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct MeshTable {
-    #[serde(default)]
-    pub peer: Vec<PeerTable>,
-}
-
-impl MeshTable {
-    pub fn is_empty(&self) -> bool {
-        self.peer.is_empty()
-    }
-}
-
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct PeerTable {
-    pub network: String,
-    pub identity: String,
-    pub port: Option<u16>,
-}
-
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuthorizePortTable {
     pub ports: Vec<u16>,
     pub authorize: AuthorizeValue,
-}
-
-/// `--mesh-peer` flags replace the file's `[[mesh.peer]]` tables.
-pub(super) fn peers(args: &Args, table: &MeshTable) -> Result<Vec<MeshPeer>, ConfigError> {
-    if !args.mesh_peer.is_empty() {
-        return args.mesh_peer.iter().map(|flag| peer_flag(flag)).collect();
-    }
-    table
-        .peer
-        .iter()
-        .enumerate()
-        .map(|(i, peer)| {
-            let key = format!("mesh.peer[{i}]");
-            let network = parse_cidr(&format!("{key}.network"), &peer.network)?;
-            let identity = identity(&format!("{key}.identity"), &peer.identity)?;
-            let port = port(&format!("{key}.port"), peer.port)?;
-            Ok(MeshPeer {
-                network,
-                identity,
-                port,
-            })
-        })
-        .collect()
-}
-
-/// `NETWORK=IDENTITY[@PORT]`.
-fn peer_flag(flag: &str) -> Result<MeshPeer, ConfigError> {
-    let key = "--mesh-peer";
-    let bad = || ConfigError::invalid(key, format!("{flag:?} is not NETWORK=IDENTITY[@PORT]"));
-    let (network, rest) = flag.split_once('=').ok_or_else(bad)?;
-    let (identity_text, port_text) = match rest.rsplit_once('@') {
-        Some((identity, port)) => (identity, Some(port)),
-        None => (rest, None),
-    };
-    let port_number = match port_text {
-        Some(text) => Some(text.parse::<u16>().map_err(|_| bad())?),
-        None => None,
-    };
-    Ok(MeshPeer {
-        network: parse_cidr(key, network.trim())?,
-        identity: identity(key, identity_text.trim())?,
-        port: port(key, port_number)?,
-    })
-}
-
-/// An identity is a DNS name (the SNI sent to a peer), compared in lower
-/// case.
-fn identity(key: &str, name: &str) -> Result<String, ConfigError> {
-    check_name(key, name)?;
-    Ok(name.to_ascii_lowercase())
-}
-
-fn port(key: &str, port: Option<u16>) -> Result<u16, ConfigError> {
-    match port.unwrap_or(DEFAULT_PEER_PORT) {
-        0 => Err(ConfigError::invalid(key, "0 is not a port")),
-        port => Ok(port),
-    }
 }
 
 /// `[inbound] authorize` (or `--inbound-authorize`) and the per-port
@@ -283,8 +187,8 @@ fn authorize(key: &str, value: &AuthorizeValue) -> Result<Authorize, ConfigError
         AuthorizeValue::Identities(list) => list
             .iter()
             .map(|entry| match entry.strip_prefix("*.") {
-                Some(suffix) => identity(key, suffix).map(IdentityMatch::Suffix),
-                None => identity(key, entry).map(IdentityMatch::Exact),
+                Some(suffix) => identity_name(key, suffix).map(IdentityMatch::Suffix),
+                None => identity_name(key, entry).map(IdentityMatch::Exact),
             })
             .collect::<Result<_, _>>()
             .map(Authorize::Identities),
@@ -318,27 +222,6 @@ mod tests {
         assert!(!Authorize::AllAuthenticated.allows(None));
         assert!(Authorize::AllAuthenticated.allows(Some(web)));
         assert!(!Authorize::Deny.allows(Some(web)));
-    }
-
-    #[test]
-    fn peer_flags_parse_and_bad_ones_name_the_flag() {
-        let peer = peer_flag("198.18.0.0/24=web.ns.svc@14143").unwrap();
-        assert_eq!(peer.network.prefix, 24);
-        assert_eq!((peer.identity.as_str(), peer.port), ("web.ns.svc", 14143));
-        assert_eq!(
-            peer_flag("10.0.0.1=api.ns").unwrap().port,
-            DEFAULT_PEER_PORT
-        );
-        for bad in [
-            "10.0.0.1",
-            "nope=web.ns",
-            "10.0.0.1=",
-            "10.0.0.1=web..ns",
-            "10.0.0.1=web@0",
-        ] {
-            let err = peer_flag(bad).unwrap_err().to_string();
-            assert!(err.starts_with("--mesh-peer: "), "{bad}: {err}");
-        }
     }
 
     #[test]
