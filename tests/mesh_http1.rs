@@ -76,7 +76,7 @@ fn requests_of_many_client_connections_share_one_http2_mtls_connection() {
          request as HTTP/1) and one HTTP/2 connection for all the rest"
     );
     let dst = [("peer", "dst"), ("server_id", SERVER)];
-    assert_eq!(client.metrics().sum("tcp_open_total", &dst), 1.0);
+    assert_eq!(client.metrics().sum("tcp_open_total", &dst), 2.0);
     // Linkerd's TLS labels on the HTTP series too: the client's identity
     // inbound, the server's outbound.
     let inbound = [
