@@ -174,7 +174,7 @@ impl Conn {
             // A mesh peer's TLS: what it carries is classified again, with
             // its upstream connected meanwhile now that its identity may
             // have opened the port (`may_connect_early`).
-            return match self.terminate(client, prefix).await {
+            return match Box::pin(self.terminate(client, prefix)).await {
                 Ok(client) if unreachable.is_none() => Box::pin(self.forward(client)).await,
                 Ok(client) => Box::pin(self.unconnected(client, unreachable)).await,
                 Err(err) => refused(err),

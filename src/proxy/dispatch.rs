@@ -51,7 +51,7 @@ impl Conn {
             };
             if self.terminates(&carry, &client) {
                 // A mesh peer's TLS: what it carries is classified again.
-                return match self.terminate(client, prefix).await {
+                return match Box::pin(self.terminate(client, prefix)).await {
                     Ok(client) => {
                         let again = self.dispatch(client, upstream, index, speculating);
                         Box::pin(again).await
