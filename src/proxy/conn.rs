@@ -175,7 +175,10 @@ impl Conn {
     /// refusal for an empty answer.
     async fn unconnected(&self, client: Socket, unreachable: Option<ConnError>) -> Ended {
         let protocol = self.protocol();
-        let classified = classify(&self.shard, &self.route, protocol, &client, None).await;
+        // Boxed, as in `dispatch`: inline, the HTTP/1 path kept room for
+        // classify's state while idle between requests.
+        let classified =
+            Box::pin(classify(&self.shard, &self.route, protocol, &client, None)).await;
         let refused = |err| (opened(self.src_counters()), Err(err));
         let Classified { carry, prefix } = match classified {
             Ok(classified) => classified,
@@ -188,10 +191,15 @@ impl Conn {
             // A mesh peer's TLS: what it carries is classified again, with
             // its upstream connected meanwhile now that its identity may
             // have opened the port (`may_connect_early`).
-            return match Box::pin(self.terminate(client, prefix)).await {
-                Ok(client) if unreachable.is_none() => Box::pin(self.forward(client)).await,
-                Ok(client) => Box::pin(self.unconnected(client, unreachable)).await,
-                Err(err) => refused(err),
+            // Bound before it is matched on, as in `dispatch`.
+            let terminated = Box::pin(self.terminate(client, prefix)).await;
+            let client = match terminated {
+                Ok(client) => client,
+                Err(err) => return refused(err),
+            };
+            return match unreachable {
+                None => Box::pin(self.forward(client)).await,
+                Some(_) => Box::pin(self.unconnected(client, unreachable)).await,
             };
         }
         if let Err(err) = self.admit(&client, &carry) {

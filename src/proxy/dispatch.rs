@@ -236,35 +236,42 @@ impl Conn {
 
     /// HTTP/1: the connection is served request by request; `first`, the
     /// upstream connected during detection, serves the first request.
-    pub(super) async fn serve_http1(
+    /// Not an `async fn`, which would keep `first` (and the rest) twice
+    /// while the connection idles between requests.
+    #[allow(clippy::manual_async_fn)]
+    pub(super) fn serve_http1(
         &self,
         client: Socket,
         first: Option<Upstream>,
         prefix: Vec<u8>,
-    ) -> Ended {
-        let src_counters = opened(self.src_counters());
-        src_counters.read(prefix.len());
-        let mut client =
-            HttpIo::new(client, src_counters.clone(), prefix).expecting(Arrival::Waiting);
-        let client_id = self.client_id();
-        let proxy = H1Proxy {
-            shard: &self.shard,
-            route: &self.route.http,
-            authz: self.http_authz(&client_id),
-            client_id: &client_id,
-        };
-        let result = match proxy.serve(&mut client, first).await {
-            Ok(Served::Closed) => Ok(()),
-            Ok(Served::Tunnel(upstream)) => Box::pin(self.upgraded(&mut client, upstream)).await,
-            Err(err) => {
-                if err.side() == Side::Upstream {
-                    // A cut response must not look complete to the client.
-                    client.socket.reset_on_close();
+    ) -> impl Future<Output = Ended> + '_ {
+        async move {
+            let src_counters = opened(self.src_counters());
+            src_counters.read(prefix.len());
+            let mut client =
+                HttpIo::new(client, src_counters.clone(), prefix).expecting(Arrival::Waiting);
+            let client_id = self.client_id();
+            let proxy = H1Proxy {
+                shard: &self.shard,
+                route: &self.route.http,
+                authz: self.http_authz(&client_id),
+                client_id: &client_id,
+            };
+            let result = match proxy.serve(&mut client, first).await {
+                Ok(Served::Closed) => Ok(()),
+                Ok(Served::Tunnel(upstream)) => {
+                    Box::pin(self.upgraded(&mut client, upstream)).await
                 }
-                Err(err)
-            }
-        };
-        (src_counters, result)
+                Err(err) => {
+                    if err.side() == Side::Upstream {
+                        // A cut response must not look complete to the client.
+                        client.socket.reset_on_close();
+                    }
+                    Err(err)
+                }
+            };
+            (src_counters, result)
+        }
     }
 
     /// An upgraded HTTP/1 connection: what each side sent early goes
