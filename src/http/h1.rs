@@ -11,7 +11,6 @@
 //! upstream that fails mid-response closes the client's connection: a cut
 //! body is never passed off as complete.
 
-use std::future::Future;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -102,93 +101,89 @@ pub struct H1Proxy<'a> {
     pub authz: Option<HttpAuthz>,
 }
 
-impl<'a> H1Proxy<'a> {
+impl H1Proxy<'_> {
     /// Serves requests until the client closes, asks to close, or fails.
-    /// `first` is an already connected upstream to use first.
+    /// `first` is an already connected upstream to use first, lent: owned
+    /// here, an `async fn` would keep it twice (256 bytes) in every idle
+    /// keep-alive connection.
     ///
     /// Each request waits twice on the client, each with a timeout on the
     /// connection's one deadline: for the first byte of its head (idle
     /// keep-alive: closed quietly after `client_idle`), then for the rest of
     /// the head (`head_read`: answered with a 408).
-    ///
-    /// Not an `async fn`, which would keep `first` twice (256 bytes) in
-    /// every idle keep-alive connection.
-    #[allow(clippy::manual_async_fn)]
-    pub fn serve<'s>(
-        &'s self,
-        client: &'s mut HttpIo,
-        mut first: Option<Upstream>,
-    ) -> impl Future<Output = Result<Served, ConnError>> + use<'s, 'a> {
-        async move {
-            let deadline = self.shard.deadlines.deadline();
-            let timeouts = &self.shard.timeouts;
-            loop {
-                if client.unread().is_empty() {
-                    deadline.arm(timeouts.client_idle);
-                    let next = async { Some(client.wait_for_message().await) };
-                    let idle_over = async {
-                        // A draining shard closes idle keep-alive connections
-                        // at once instead of waiting out the grace period.
-                        future::or(self.shard.draining.wait(), deadline.wait()).await;
-                        None
-                    };
-                    match future::or(next, idle_over).await {
-                        Some(Ok(0)) => return Ok(Served::Closed),
-                        Some(Ok(_)) => {}
-                        Some(Err(err)) => return Err(ConnError::ClientRead(err)),
-                        None => {
-                            if deadline.expired() {
-                                self.expired(Expiry::ClientIdle, timeouts.client_idle);
-                            }
-                            return Ok(Served::Closed);
+    pub async fn serve(
+        &self,
+        client: &mut HttpIo,
+        first: &mut Option<Upstream>,
+    ) -> Result<Served, ConnError> {
+        let deadline = self.shard.deadlines.deadline();
+        let timeouts = &self.shard.timeouts;
+        loop {
+            if client.unread().is_empty() {
+                deadline.arm(timeouts.client_idle);
+                let next = async { Some(client.wait_for_message().await) };
+                let idle_over = async {
+                    // A draining shard closes idle keep-alive connections
+                    // at once instead of waiting out the grace period.
+                    future::or(self.shard.draining.wait(), deadline.wait()).await;
+                    None
+                };
+                match future::or(next, idle_over).await {
+                    Some(Ok(0)) => return Ok(Served::Closed),
+                    Some(Ok(_)) => {}
+                    Some(Err(err)) => return Err(ConnError::ClientRead(err)),
+                    None => {
+                        if deadline.expired() {
+                            self.expired(Expiry::ClientIdle, timeouts.client_idle);
                         }
+                        return Ok(Served::Closed);
                     }
                 }
-                deadline.arm(timeouts.head_read);
-                let next = future::or(
-                    async { Some(client.read_head(parse_request).await) },
-                    async {
-                        deadline.wait().await;
-                        None
-                    },
-                );
-                let next = match first.as_mut() {
-                    // Boxed: only a connection's first head races the hold,
-                    // and the others should not carry room for it.
-                    Some(upstream) if upstream.speculative.is_some() => {
-                        Box::pin(future::or(next, self.hold(&mut first))).await
-                    }
-                    _ => next.await,
-                };
-                let Some(next) = next else {
-                    self.expired(Expiry::HeadRead, timeouts.head_read);
-                    let refusal = ProxyError::HeadReadTimeout(timeouts.head_read);
-                    return Box::pin(self.refuse(client, refusal)).await;
-                };
-                deadline.disarm();
-                let refusal = match next {
-                    Ok(Some(head)) => {
-                        // Boxed: a future is as large as its largest state, and
-                        // without the box every idle keep-alive connection would
-                        // carry room for a whole exchange (1.7 KiB) while it
-                        // waits for its next request.
-                        let request = self.request(client, head, &mut first, &deadline);
-                        match Box::pin(request).await? {
-                            Some(served) => return Ok(served),
-                            None => continue,
-                        }
-                    }
-                    Ok(None) => return Ok(Served::Closed),
-                    Err(ReadHeadError::Io(err)) => return Err(ConnError::ClientRead(err)),
-                    Err(ReadHeadError::Truncated) => {
-                        return Err(ConnError::ClientRead(io::ErrorKind::UnexpectedEof.into()))
-                    }
-                    Err(ReadHeadError::Head(HeadError::TooLarge)) => ProxyError::HeadTooLarge,
-                    Err(ReadHeadError::Head(err)) => ProxyError::BadRequest(err),
-                };
-                // Boxed for the same reason: a rare state should not size them all.
-                return Box::pin(self.refuse(client, refusal)).await;
             }
+            deadline.arm(timeouts.head_read);
+            let next = future::or(
+                async { Some(client.read_head(parse_request).await) },
+                async {
+                    deadline.wait().await;
+                    None
+                },
+            );
+            let next = match first.as_mut() {
+                // Boxed: only a connection's first head races the hold,
+                // and the others should not carry room for it.
+                Some(upstream) if upstream.speculative.is_some() => {
+                    Box::pin(future::or(next, self.hold(first))).await
+                }
+                _ => next.await,
+            };
+            let Some(next) = next else {
+                self.expired(Expiry::HeadRead, timeouts.head_read);
+                let refusal = ProxyError::HeadReadTimeout(timeouts.head_read);
+                return Box::pin(self.refuse(client, refusal)).await;
+            };
+            deadline.disarm();
+            let refusal = match next {
+                Ok(Some(head)) => {
+                    // Boxed: a future is as large as its largest state, and
+                    // without the box every idle keep-alive connection would
+                    // carry room for a whole exchange (1.7 KiB) while it
+                    // waits for its next request.
+                    let request = self.request(client, head, first, &deadline);
+                    match Box::pin(request).await? {
+                        Some(served) => return Ok(served),
+                        None => continue,
+                    }
+                }
+                Ok(None) => return Ok(Served::Closed),
+                Err(ReadHeadError::Io(err)) => return Err(ConnError::ClientRead(err)),
+                Err(ReadHeadError::Truncated) => {
+                    return Err(ConnError::ClientRead(io::ErrorKind::UnexpectedEof.into()))
+                }
+                Err(ReadHeadError::Head(HeadError::TooLarge)) => ProxyError::HeadTooLarge,
+                Err(ReadHeadError::Head(err)) => ProxyError::BadRequest(err),
+            };
+            // Boxed for the same reason: a rare state should not size them all.
+            return Box::pin(self.refuse(client, refusal)).await;
         }
     }
 

@@ -242,7 +242,7 @@ impl Conn {
     pub(super) fn serve_http1(
         &self,
         client: Socket,
-        first: Option<Upstream>,
+        mut first: Option<Upstream>,
         prefix: Vec<u8>,
     ) -> impl Future<Output = Ended> + '_ {
         async move {
@@ -257,7 +257,7 @@ impl Conn {
                 authz: self.http_authz(&client_id),
                 client_id: &client_id,
             };
-            let result = match proxy.serve(&mut client, first).await {
+            let result = match proxy.serve(&mut client, &mut first).await {
                 Ok(Served::Closed) => Ok(()),
                 Ok(Served::Tunnel(upstream)) => {
                     Box::pin(self.upgraded(&mut client, upstream)).await
