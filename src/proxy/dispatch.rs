@@ -58,8 +58,8 @@ impl Conn {
             if self.terminates(&carry, &client) {
                 // A mesh peer's TLS: what it carries is classified again.
                 // Bound first, not matched on in place: a scrutinee lives
-                // to the end of the match, across the await in its arm
-                // (136 bytes in every connection's task).
+                // to the end of the match, across the await in its arm,
+                // and every connection's task would keep room for it.
                 let terminated = Box::pin(self.terminate(client, prefix)).await;
                 let client = match terminated {
                     Ok(client) => client,
@@ -113,8 +113,9 @@ impl Conn {
 
     /// An opaque connection classified before it connected: connects, then
     /// carries it; a client nothing could be connected for sees a reset.
-    /// The connect is boxed: inline, its state (5 KiB, glommio's connect
-    /// among it) was kept by every such connection while idle.
+    /// The connect is boxed: inline, its state (glommio's connect among
+    /// it: the future was 6 KiB) was kept by every such connection while
+    /// idle.
     pub(super) async fn connect_opaque(
         &self,
         client: Socket,
