@@ -43,9 +43,15 @@ pub struct Socket {
     tls: bool,
 }
 
+/// Both kinds boxed, so that a `Socket` is 32 bytes, not 136 (glommio's
+/// stream is 120): a socket handed down through the async levels of a
+/// connection leaves its room in each level's state, moved out or not, and
+/// those rooms are what an idle connection costs (measured, debug build:
+/// 2.78 -> 2.38 KiB per idle opaque connection, 5.24 -> 3.97 per idle
+/// HTTP/1 keep-alive one).
 enum Stream {
-    Plain(TcpStream),
-    /// Boxed: the session's buffers are large, and most sockets are plain.
+    Plain(Box<TcpStream>),
+    /// The session's buffers are large; most sockets are plain.
     Tls(Box<TlsStream>),
 }
 
@@ -58,7 +64,7 @@ impl Socket {
         let fd = stream.as_raw_fd();
         set_nonblocking(fd)?;
         Ok(Socket {
-            stream: RefCell::new(Stream::Plain(stream)),
+            stream: RefCell::new(Stream::Plain(Box::new(stream))),
             fd,
             tls: false,
         })
@@ -82,7 +88,7 @@ impl Socket {
     /// `None` when it already is one.
     pub(super) fn into_plain(self) -> Option<TcpStream> {
         match self.stream.into_inner() {
-            Stream::Plain(stream) => Some(stream),
+            Stream::Plain(stream) => Some(*stream),
             Stream::Tls(_) => None,
         }
     }
@@ -153,7 +159,7 @@ impl Socket {
     /// tasks for the length of one poll.
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         match &mut *self.stream.borrow_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Stream::Plain(stream) => Pin::new(&mut **stream).poll_read(cx, buf),
             Stream::Tls(stream) => stream.poll_read(cx, buf),
         }
     }
@@ -161,7 +167,7 @@ impl Socket {
     /// One poll of a write: how much of `bytes` the socket took.
     pub fn poll_write(&self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
         match &mut *self.stream.borrow_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_write(cx, bytes),
+            Stream::Plain(stream) => Pin::new(&mut **stream).poll_write(cx, bytes),
             Stream::Tls(stream) => stream.poll_write(cx, bytes),
         }
     }

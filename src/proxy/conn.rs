@@ -4,6 +4,7 @@
 //! counted and logged once, with the side that failed.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -115,41 +116,54 @@ impl Conn {
     /// Carries `client` (from `peer`, taken at accept: a reset socket no
     /// longer has a peer address) until both sides are done; counts and
     /// logs its end.
-    pub async fn run(self, client: Socket, peer: Option<SocketAddr>) {
-        let started = Instant::now();
-        let (src_counters, result) = self.forward(client).await;
-        if let Err(err) = &result {
-            let client = peer.map_or_else(|| "?".to_string(), |addr| addr.to_string());
-            tracing::warn!(
-                shard = self.shard.metrics.shard(),
-                %client,
-                target = %self.route.route.listen,
-                side = %err.side(),
-                error = %err,
-                "connection failed"
-            );
-        } else {
-            tracing::debug!("connection closed");
+    ///
+    /// This is the connection's task, alive as long as the connection, so
+    /// what it keeps room for is what every idle connection costs. Not an
+    /// `async fn`, which would keep its arguments twice (as passed and as
+    /// moved into its body): the `Conn`, the client and its address.
+    #[allow(clippy::manual_async_fn)]
+    pub fn run(self, client: Socket, peer: Option<SocketAddr>) -> impl Future<Output = ()> {
+        async move {
+            let started = Instant::now();
+            let (src_counters, result) = self.forward(client).await;
+            if let Err(err) = &result {
+                let client = peer.map_or_else(|| "?".to_string(), |addr| addr.to_string());
+                tracing::warn!(
+                    shard = self.shard.metrics.shard(),
+                    %client,
+                    target = %self.route.route.listen,
+                    side = %err.side(),
+                    error = %err,
+                    "connection failed"
+                );
+            } else {
+                tracing::debug!("connection closed");
+            }
+            src_counters.closed(result.is_ok(), started.elapsed());
         }
-        src_counters.closed(result.is_ok(), started.elapsed());
     }
 
-    async fn forward(&self, client: Socket) -> Ended {
-        if !self.may_speculate() {
-            return Box::pin(self.unconnected(client, None)).await;
+    /// Not an `async fn`, for the reason `run` gives.
+    #[allow(clippy::manual_async_fn)]
+    fn forward(&self, client: Socket) -> impl Future<Output = Ended> + '_ {
+        async move {
+            if !self.may_speculate() {
+                return Box::pin(self.unconnected(client, None)).await;
+            }
+            // Held while detection runs and, for HTTP/1, until the first
+            // head is in (the upstream carries it there).
+            let speculating = self.shard.metrics.speculating();
+            let (index, upstream) = match Box::pin(self.connect()).await {
+                Ok(connected) => connected,
+                // Boxed, like the HTTP paths: an opaque connection's task
+                // must not carry the (much larger) state of paths it never
+                // takes.
+                Err(err) => return Box::pin(self.unconnected(client, Some(err))).await,
+            };
+            let ended = self.dispatch(client, upstream, index, speculating).await;
+            self.route.balancer.disconnected(index);
+            ended
         }
-        // Held while detection runs and, for HTTP/1, until the first head
-        // is in (the upstream carries it there).
-        let speculating = self.shard.metrics.speculating();
-        let (index, upstream) = match Box::pin(self.connect()).await {
-            Ok(connected) => connected,
-            // Boxed, like the HTTP paths: an opaque connection's task must
-            // not carry the (much larger) state of paths it never takes.
-            Err(err) => return Box::pin(self.unconnected(client, Some(err))).await,
-        };
-        let ended = self.dispatch(client, upstream, index, speculating).await;
-        self.route.balancer.disconnected(index);
-        ended
     }
 
     /// Carries a connection with no upstream yet: none could be connected
@@ -161,7 +175,10 @@ impl Conn {
     /// refusal for an empty answer.
     async fn unconnected(&self, client: Socket, unreachable: Option<ConnError>) -> Ended {
         let protocol = self.protocol();
-        let classified = classify(&self.shard, &self.route, protocol, &client, None).await;
+        // Boxed, as in `dispatch`: inline, the HTTP/1 path kept room for
+        // classify's state while idle between requests.
+        let classified =
+            Box::pin(classify(&self.shard, &self.route, protocol, &client, None)).await;
         let refused = |err| (opened(self.src_counters()), Err(err));
         let Classified { carry, prefix } = match classified {
             Ok(classified) => classified,
@@ -174,10 +191,15 @@ impl Conn {
             // A mesh peer's TLS: what it carries is classified again, with
             // its upstream connected meanwhile now that its identity may
             // have opened the port (`may_connect_early`).
-            return match self.terminate(client, prefix).await {
-                Ok(client) if unreachable.is_none() => Box::pin(self.forward(client)).await,
-                Ok(client) => Box::pin(self.unconnected(client, unreachable)).await,
-                Err(err) => refused(err),
+            // Bound before it is matched on, as in `dispatch`.
+            let terminated = Box::pin(self.terminate(client, prefix)).await;
+            let client = match terminated {
+                Ok(client) => client,
+                Err(err) => return refused(err),
+            };
+            return match unreachable {
+                None => Box::pin(self.forward(client)).await,
+                Some(_) => Box::pin(self.unconnected(client, unreachable)).await,
             };
         }
         // A silent client is judged (and counted) once classified again,

@@ -35,12 +35,18 @@ impl Conn {
         speculating: Speculating,
     ) -> impl Future<Output = Ended> + '_ {
         async move {
-            let endpoint = self.route.balancer.endpoint(index).addr;
-            tracing::debug!(%endpoint, "upstream connected");
-            let watched = Some((&upstream, endpoint));
-            let protocol = self.protocol();
-            let classifying = classify(&self.shard, &self.route, protocol, &client, watched);
-            let classified = Box::pin(classifying).await;
+            // What is only needed until the connection is classified is
+            // made and dropped in expressions: a local (even a moved-from
+            // or `Copy` one) keeps its room in the task for the life of
+            // the connection, however idle.
+            let classified = Box::pin(classify(
+                &self.shard,
+                &self.route,
+                self.protocol(),
+                &client,
+                Some((&upstream, self.upstream_connected(index))),
+            ))
+            .await;
             let Classified { carry, prefix } = match classified {
                 Ok(classified) => classified,
                 Err(err) => {
@@ -51,16 +57,18 @@ impl Conn {
             };
             if self.terminates(&carry, &client) {
                 // A mesh peer's TLS: what it carries is classified again.
-                return match self.terminate(client, prefix).await {
-                    Ok(client) => {
-                        let again = self.dispatch(client, upstream, index, speculating);
-                        Box::pin(again).await
-                    }
+                // Bound first, not matched on in place: a scrutinee lives
+                // to the end of the match, across the await in its arm,
+                // and every connection's task would keep room for it.
+                let terminated = Box::pin(self.terminate(client, prefix)).await;
+                let client = match terminated {
+                    Ok(client) => client,
                     Err(err) => {
                         upstream.reset_on_close();
-                        (opened(self.src_counters()), Err(err))
+                        return (opened(self.src_counters()), Err(err));
                     }
                 };
+                return Box::pin(self.dispatch(client, upstream, index, speculating)).await;
             }
             if let Err(err) = self.admit(&client, &carry) {
                 upstream.reset_on_close();
@@ -107,15 +115,26 @@ impl Conn {
         }
     }
 
+    /// The address of endpoint `index`, logged once it is connected.
+    fn upstream_connected(&self, index: usize) -> std::net::SocketAddr {
+        let endpoint = self.route.balancer.endpoint(index).addr;
+        tracing::debug!(%endpoint, "upstream connected");
+        endpoint
+    }
+
     /// An opaque connection classified before it connected: connects, then
     /// carries it; a client nothing could be connected for sees a reset.
+    /// The connect is boxed: inline, its state (glommio's connect among
+    /// it: the future was 6 KiB) was kept by every such connection while
+    /// idle.
     pub(super) async fn connect_opaque(
         &self,
         client: Socket,
         tls_sni: Option<String>,
         prefix: Vec<u8>,
     ) -> Ended {
-        match self.connect().await {
+        let connected = Box::pin(self.connect()).await;
+        match connected {
             Ok((index, upstream)) => {
                 let counters = self.opaque_counters(index, tls_sni.as_deref());
                 let ended = self.opaque(&client, &upstream, counters, prefix).await;
@@ -148,46 +167,61 @@ impl Conn {
     }
 
     /// Bytes both ways until both directions end; `prefix` (what detection
-    /// read out of the client) goes upstream first.
-    async fn opaque(
-        &self,
-        client: &Socket,
-        upstream: &Socket,
+    /// read out of the client) goes upstream first, and its buffer is given
+    /// back before the tunnel idles. Not an `async fn`, which would keep
+    /// its arguments twice for as long as the tunnel lasts.
+    #[allow(clippy::manual_async_fn)]
+    fn opaque<'a>(
+        &'a self,
+        client: &'a Socket,
+        upstream: &'a Socket,
         (src_counters, dst_counters): (Rc<TcpCounters>, Rc<TcpCounters>),
         prefix: Vec<u8>,
-    ) -> Ended {
-        src_counters.opened();
-        dst_counters.opened();
-        let started = Instant::now();
-
-        let mut result = Ok(());
-        if !prefix.is_empty() {
-            src_counters.read(prefix.len());
-            result = upstream
-                .write_all(&prefix)
-                .await
-                .map_err(ConnError::UpstreamWrite);
-            if result.is_ok() {
-                dst_counters.wrote(prefix.len());
+    ) -> impl Future<Output = Ended> + 'a {
+        async move {
+            src_counters.opened();
+            dst_counters.opened();
+            let started = Instant::now();
+            // The prefix's outcome is consumed by `?`, not kept in a local
+            // for as long as the tunnel lasts.
+            let result = async {
+                Self::send_prefix(upstream, prefix, &src_counters, &dst_counters).await?;
+                let client_end = End {
+                    socket: client,
+                    counters: &src_counters,
+                };
+                let upstream_end = End {
+                    socket: upstream,
+                    counters: &dst_counters,
+                };
+                let carried = tunnel(&self.shard.pumps, client_end, upstream_end, self.idle());
+                carried.await.map(|closed| self.closed(closed))
             }
+            .await;
+            if let Err(err) = &result {
+                pass_on(err, client, upstream);
+            }
+            dst_counters.closed(result.is_ok(), started.elapsed());
+            (src_counters, result)
         }
-        if result.is_ok() {
-            let client_end = End {
-                socket: client,
-                counters: &src_counters,
-            };
-            let upstream_end = End {
-                socket: upstream,
-                counters: &dst_counters,
-            };
-            let carried = tunnel(&self.shard.pumps, client_end, upstream_end, self.idle()).await;
-            result = carried.map(|closed| self.closed(closed));
+    }
+
+    /// Writes what detection read out of the client to `upstream`, and
+    /// frees it.
+    async fn send_prefix(
+        upstream: &Socket,
+        prefix: Vec<u8>,
+        src_counters: &TcpCounters,
+        dst_counters: &TcpCounters,
+    ) -> Result<(), ConnError> {
+        if prefix.is_empty() {
+            return Ok(());
         }
-        if let Err(err) = &result {
-            pass_on(err, client, upstream);
-        }
-        dst_counters.closed(result.is_ok(), started.elapsed());
-        (src_counters, result)
+        src_counters.read(prefix.len());
+        let written = upstream.write_all(&prefix).await;
+        written.map_err(ConnError::UpstreamWrite)?;
+        dst_counters.wrote(prefix.len());
+        Ok(())
     }
 
     /// The opaque idle timeout, when one is set.
@@ -232,35 +266,42 @@ impl Conn {
 
     /// HTTP/1: the connection is served request by request; `first`, the
     /// upstream connected during detection, serves the first request.
-    pub(super) async fn serve_http1(
+    /// Not an `async fn`, which would keep `first` (and the rest) twice
+    /// while the connection idles between requests.
+    #[allow(clippy::manual_async_fn)]
+    pub(super) fn serve_http1(
         &self,
         client: Socket,
-        first: Option<Upstream>,
+        mut first: Option<Upstream>,
         prefix: Vec<u8>,
-    ) -> Ended {
-        let src_counters = opened(self.src_counters());
-        src_counters.read(prefix.len());
-        let mut client =
-            HttpIo::new(client, src_counters.clone(), prefix).expecting(Arrival::Waiting);
-        let client_id = self.client_id();
-        let proxy = H1Proxy {
-            shard: &self.shard,
-            route: &self.route.http,
-            authz: self.http_authz(&client_id),
-            client_id: &client_id,
-        };
-        let result = match proxy.serve(&mut client, first).await {
-            Ok(Served::Closed) => Ok(()),
-            Ok(Served::Tunnel(upstream)) => Box::pin(self.upgraded(&mut client, upstream)).await,
-            Err(err) => {
-                if err.side() == Side::Upstream {
-                    // A cut response must not look complete to the client.
-                    client.socket.reset_on_close();
+    ) -> impl Future<Output = Ended> + '_ {
+        async move {
+            let src_counters = opened(self.src_counters());
+            src_counters.read(prefix.len());
+            let mut client =
+                HttpIo::new(client, src_counters.clone(), prefix).expecting(Arrival::Waiting);
+            let client_id = self.client_id();
+            let proxy = H1Proxy {
+                shard: &self.shard,
+                route: &self.route.http,
+                authz: self.http_authz(&client_id),
+                client_id: &client_id,
+            };
+            let result = match proxy.serve(&mut client, &mut first).await {
+                Ok(Served::Closed) => Ok(()),
+                Ok(Served::Tunnel(upstream)) => {
+                    Box::pin(self.upgraded(&mut client, upstream)).await
                 }
-                Err(err)
-            }
-        };
-        (src_counters, result)
+                Err(err) => {
+                    if err.side() == Side::Upstream {
+                        // A cut response must not look complete to the client.
+                        client.socket.reset_on_close();
+                    }
+                    Err(err)
+                }
+            };
+            (src_counters, result)
+        }
     }
 
     /// An upgraded HTTP/1 connection: what each side sent early goes

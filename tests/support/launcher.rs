@@ -191,6 +191,16 @@ impl Ringside {
         std::fs::read_dir(dir).expect("ringside runs").count()
     }
 
+    /// Resident memory of the process in KiB (`VmRSS` in
+    /// `/proc/PID/status`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("ringside runs");
+        let line = status.lines().find(|line| line.starts_with("VmRSS:"));
+        let kib = line.and_then(|line| line.split_whitespace().nth(1));
+        kib.and_then(|kib| kib.parse().ok()).expect("VmRSS in KiB")
+    }
+
     /// Sets the process's open-files limit (soft and hard) to `limit`,
     /// which may be below what it holds: then every new fd fails with
     /// EMFILE until enough are closed.
