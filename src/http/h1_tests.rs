@@ -45,7 +45,8 @@ async fn serve_while<T>(
         client_id,
         authz: None,
     };
-    future::zip(proxy.serve(&mut io, None), talk).await
+    let mut first = None;
+    future::zip(proxy.serve(&mut io, &mut first), talk).await
 }
 
 #[test]

@@ -152,7 +152,10 @@ impl Conn {
     /// connects, then classifies it again watching the upstream, so that
     /// whichever side speaks first decides, as when it speculated.
     pub(super) async fn connect_silent(&self, client: Socket) -> Ended {
-        match self.connect().await {
+        // Boxed, as in `connect_opaque`: a connect inline is a future of
+        // some KiB the connection's task would keep room for all its life.
+        let connected = Box::pin(self.connect()).await;
+        match connected {
             Ok((index, upstream)) => {
                 let speculating = self.shard.metrics.speculating();
                 let ended = self.dispatch(client, upstream, index, speculating).await;
