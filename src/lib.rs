@@ -1,22 +1,41 @@
 //! ringside: a thread-per-core io_uring sidecar proxy.
 //!
-//! The library is what the `ringside` binary, the integration tests and the
-//! benches share: configuration, the runtime that starts shards and the
-//! admin server, and the pieces of a connection's path.
+//! The library is what the `ringside` binary, the integration tests, the
+//! benches, the fuzz targets and the load test share. Its public surface is
+//! what those use, and no more:
 //!
-//! Imports run one way: runtime → proxy → {detect, tcp, http, tls} →
-//! {balance, io, metrics}, and admin → metrics; `config` is ground.
+//! - `config`: the command line, the file and the one `Config` they make
+//!   (the binary; tests and benches build routes with it);
+//! - `runtime`: `Sidecar` (bind, then run: the whole proxy), placement and
+//!   the open-files limit (the binary, the benches);
+//! - `detect::detect`, `http::{parse_request, parse_response}` and each
+//!   folder's `invariants` (benches and fuzz targets: the hot functions);
+//! - `metrics`: recording, snapshots and the Prometheus text (benches; the
+//!   label caps, for the test that checks them);
+//! - `tls`: identities, `ringside identity` and the transport header (the
+//!   binary, the fuzz target, the Linkerd double in the tests);
+//! - `iptables::run` (the binary).
+//!
+//! Everything else is the crate's own: the connection stage (`proxy`), the
+//! shard's state (`shard`), opaque forwarding (`tcp`), the I/O layer
+//! (`io`), the balancers (`balance`) and the admin server (`admin`) are
+//! private modules, reached only through the runtime.
+//!
+//! Imports run one way: runtime → proxy → http → shard → {detect, tcp,
+//! tls} → {balance, io, metrics} (proxy also takes from shard, detect, tcp
+//! and tls directly), and admin → metrics; `config` is ground.
+//! `tests/layering.rs` keeps it so.
 
-pub mod admin;
-pub mod balance;
+mod admin;
+mod balance;
 pub mod config;
 pub mod detect;
 pub mod http;
-pub mod io;
+mod io;
 pub mod iptables;
 pub mod metrics;
-pub mod proxy;
+mod proxy;
 pub mod runtime;
-pub mod shard;
-pub mod tcp;
+mod shard;
+mod tcp;
 pub mod tls;

@@ -24,7 +24,7 @@ pub mod tls;
 
 pub use deadline::{Deadline, Deadlines};
 pub use error::{ConnError, Side};
-pub use h2_io::{H2Io, Linger};
+pub use h2_io::H2Io;
 pub use listener::{accept_error_reason, AcceptFailures, Listener};
 pub use original_dst::{original_dst, Destination};
 pub use shutdown::Shutdown;

@@ -191,6 +191,7 @@ impl TransparentState {
     }
 
     /// Destinations a shard keeps now.
+    #[cfg(test)]
     pub fn kept(&self) -> usize {
         self.destinations.borrow().len()
     }

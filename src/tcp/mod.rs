@@ -7,6 +7,5 @@ mod pipe;
 mod pump;
 mod tunnel;
 
-pub use pipe::PipePool;
 pub use pump::PumpResources;
 pub use tunnel::{tunnel, Closed, End, IdleTimeout};
