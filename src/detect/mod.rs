@@ -1,9 +1,13 @@
 //! Protocol detection: decide from the first bytes a client sends whether a
 //! connection speaks HTTP/1, HTTP/2 (prior knowledge), TLS, or something else.
 //!
-//! Everything here is a pure function over a byte slice: no I/O, no async, no
-//! state between calls. The caller peeks (never consumes) into a buffer, calls
-//! [`detect`] each time more bytes arrive, and stops when the verdict is final.
+//! The detector ([`detect`], [`detect_final`]) is a pure function over a
+//! byte slice: no I/O, no async, no state between calls. Around it sit the
+//! async stage that peeks a connection's bytes and races the upstream
+//! (`sniff`) and the shard's memory of servers that speak first
+//! (`server_first`). The stage peeks (never consumes) into a buffer, calls
+//! [`detect`] each time more bytes arrive, and stops when the verdict is
+//! final.
 //! Because the bytes are only peeked, the opaque path still forwards the very
 //! first byte, so a wrong guess costs metrics, never correctness.
 //!

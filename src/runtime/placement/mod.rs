@@ -6,7 +6,7 @@
 //! below them. A pinned shard on a shared core got only 0.62-0.98 of that
 //! core, and two pinned shards on this 2-CPU machine, sharing it with the
 //! load client and the origin, did 0.51-0.91x the requests of unpinned ones
-//! at 2 connections (`loadtest/scripts/ab.sh`, BENCHMARKS.md): the
+//! at 2 connections (`loadtest/scripts/ab.sh`, benchmarks/HISTORY.md): the
 //! scheduler cannot move a pinned shard off a core the application is busy
 //! on, while an unpinned one runs wherever a CPU is free.
 //!
