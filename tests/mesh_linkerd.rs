@@ -6,10 +6,8 @@
 
 mod support;
 
-use std::io::Read;
-use std::net::TcpStream;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::identity::{identities, CLIENT, SERVER};
 use support::linkerd_inbound::LinkerdInbound;
@@ -58,13 +56,7 @@ fn opaque_bytes_and_a_server_first_banner_cross_a_linkerd_peer() {
 
     let smtp = Origin::smtp();
     let client = through(&linkerd, smtp.addr, &dir);
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(client.route()).unwrap();
-    stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
-    let mut banner = vec![0; SMTP_BANNER.len()];
-    stream.read_exact(&mut banner).unwrap();
-    assert_eq!(banner, SMTP_BANNER);
-    let waited = started.elapsed();
+    let waited = banner_wait(client.route());
     assert!(
         waited < Duration::from_secs(5),
         "the banner took {waited:?}"

@@ -2,6 +2,7 @@
 //! and pools, and the counters its connections share, looked up once here
 //! rather than per connection.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -30,15 +31,7 @@ impl RouteState {
         pool_idle_timeout: Duration,
         mesh: Option<&MeshTls>,
     ) -> RouteState {
-        let server_ids = server_ids(&route, mesh);
-        let metrics = Rc::new(RouteMetrics::new(
-            metrics,
-            route.direction,
-            route.listen,
-            &route.upstreams,
-            server_ids,
-            mesh.is_some(),
-        ));
+        let metrics = route_metrics(RouteMetrics::new, &route, metrics, mesh);
         RouteState::with_metrics(route, metrics, seed, pool_idle_timeout)
     }
 
@@ -52,15 +45,7 @@ impl RouteState {
         pool_idle_timeout: Duration,
         mesh: Option<&MeshTls>,
     ) -> RouteState {
-        let server_ids = server_ids(&route, mesh);
-        let metrics = Rc::new(RouteMetrics::for_destination(
-            metrics,
-            route.direction,
-            route.listen,
-            &route.upstreams,
-            server_ids,
-            mesh.is_some(),
-        ));
+        let metrics = route_metrics(RouteMetrics::for_destination, &route, metrics, mesh);
         RouteState::with_metrics(route, metrics, 0, pool_idle_timeout)
     }
 
@@ -84,6 +69,36 @@ impl RouteState {
             route,
         }
     }
+}
+
+/// How `RouteMetrics` are made: a configured route's or a destination's.
+type MakeMetrics = fn(
+    &ShardMetrics,
+    Direction,
+    SocketAddr,
+    &[SocketAddr],
+    Vec<Option<String>>,
+    bool,
+) -> RouteMetrics;
+
+/// `route`'s metrics, its endpoints labelled by their mesh peers' identities.
+fn route_metrics(
+    make: MakeMetrics,
+    route: &Route,
+    metrics: &ShardMetrics,
+    mesh: Option<&MeshTls>,
+) -> Rc<RouteMetrics> {
+    let server_ids = server_ids(route, mesh);
+    let meshed = mesh.is_some();
+    let (direction, listen) = (route.direction, route.listen);
+    Rc::new(make(
+        metrics,
+        direction,
+        listen,
+        &route.upstreams,
+        server_ids,
+        meshed,
+    ))
 }
 
 /// The identities of the mesh peers holding `route`'s endpoints, which

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Command;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Sends `data` and reads the echo concurrently; returns what came back.
 pub fn echo_through(addr: SocketAddr, data: &[u8]) -> Vec<u8> {
@@ -293,4 +293,16 @@ pub fn tls_hellos_through(route: SocketAddr, count: usize) {
             });
         }
     });
+}
+
+/// Connects to `addr` and reads a server's SMTP greeting there; how long it
+/// took. A proxy in between must not hold it until the detect timeout.
+pub fn banner_wait(addr: SocketAddr) -> Duration {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(super::WAIT_LIMIT)).unwrap();
+    let mut banner = vec![0; super::SMTP_BANNER.len()];
+    stream.read_exact(&mut banner).unwrap();
+    assert_eq!(banner, super::SMTP_BANNER);
+    started.elapsed()
 }

@@ -66,3 +66,28 @@ pub fn client_side(dir: &TempDir, app: SocketAddr, server: &Ringside) -> Ringsid
     let launch = Ringside::route_to([app]).shards(1).arg("--mesh-peer", peer);
     launch.identity(dir, "client", CLIENT).start()
 }
+
+/// The identity minted into `dir/folder` as rustls takes it: its trust
+/// anchors, its certificate chain and its key.
+pub fn pem_identity(
+    dir: &TempDir,
+    folder: &str,
+) -> (
+    rustls::RootCertStore,
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let file = |name: &str| dir.join(&format!("{folder}/{name}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for anchor in CertificateDer::pem_file_iter(file("trust-anchors.pem")).unwrap() {
+        roots.add(anchor.unwrap()).unwrap();
+    }
+    let chain: Vec<_> = CertificateDer::pem_file_iter(file("cert.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(file("key.pem")).unwrap();
+    (roots, chain, key)
+}

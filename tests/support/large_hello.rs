@@ -54,18 +54,7 @@ impl ActiveKeyExchange for OfferedShare {
 /// A TLS 1.3 client presenting the identity minted into `dir/folder`,
 /// trusting its CA, and offering the large key share first.
 pub fn large_hello_client(dir: &TempDir, folder: &str) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let file = |name: &str| dir.join(&format!("{folder}/{name}"));
-    let mut roots = rustls::RootCertStore::empty();
-    for anchor in CertificateDer::pem_file_iter(file("trust-anchors.pem")).unwrap() {
-        roots.add(anchor.unwrap()).unwrap();
-    }
-    let chain: Vec<_> = CertificateDer::pem_file_iter(file("cert.pem"))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(file("key.pem")).unwrap();
+    let (roots, chain, key) = super::identity::pem_identity(dir, folder);
     let mut provider = rustls::crypto::ring::default_provider();
     provider.kx_groups.insert(0, &LARGE_KEY_SHARE);
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))

@@ -24,8 +24,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ringside::tls::{Decoded, SessionProtocol, TransportHeader};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::clients::h2::runtime;
 use super::TempDir;
@@ -61,16 +59,7 @@ impl LinkerdInbound {
 }
 
 fn server_config(dir: &TempDir, folder: &str) -> rustls::ServerConfig {
-    let file = |name: &str| dir.join(&format!("{folder}/{name}"));
-    let mut roots = rustls::RootCertStore::empty();
-    for anchor in CertificateDer::pem_file_iter(file("trust-anchors.pem")).unwrap() {
-        roots.add(anchor.unwrap()).unwrap();
-    }
-    let chain: Vec<_> = CertificateDer::pem_file_iter(file("cert.pem"))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(file("key.pem")).unwrap();
+    let (roots, chain, key) = super::identity::pem_identity(dir, folder);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier =
         rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())

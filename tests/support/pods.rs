@@ -183,18 +183,7 @@ pub fn mtls_client<S: std::io::Read + std::io::Write>(
     server: &str,
     tcp: S,
 ) -> rustls::StreamOwned<rustls::ClientConnection, S> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let file = |name: &str| dir.join(&format!("{folder}/{name}"));
-    let mut roots = rustls::RootCertStore::empty();
-    for anchor in CertificateDer::pem_file_iter(file("trust-anchors.pem")).unwrap() {
-        roots.add(anchor.unwrap()).unwrap();
-    }
-    let chain: Vec<_> = CertificateDer::pem_file_iter(file("cert.pem"))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(file("key.pem")).unwrap();
+    let (roots, chain, key) = super::identity::pem_identity(dir, folder);
     let config = client_config_builder()
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
