@@ -7,8 +7,10 @@
 //! protocol when it is known: an HTTP connection made for a request
 //! declares HTTP/1 or HTTP/2, so the peer skips detection; one made before
 //! detection (the connection stage connects while it detects) declares
-//! nothing, and the peer detects on the decrypted bytes, so a server that
-//! speaks first is not kept waiting by a promise of HTTP.
+//! nothing, so a server that speaks first is not kept waiting by a promise
+//! of HTTP, and it then carries the client's bytes as they are: a Linkerd
+//! peer forwards such a connection as opaque bytes (`proxy/dispatch.rs`
+//! keeps HTTP/2 streams off it).
 //!
 //! Inbound, a connection whose TLS names our own identity is terminated
 //! here (`accept`): a direct one to the inbound listener, or a redirected
