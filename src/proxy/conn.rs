@@ -10,8 +10,7 @@ use std::time::Instant;
 
 use super::classify::{classify, Carry, Classified};
 use super::RouteState;
-use crate::shard::Shard;
-use crate::shard::Slot;
+use crate::shard::{Shard, Slot};
 use std::net::SocketAddr;
 
 use crate::config::{Direction, Protocol};
