@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use support::pods::*;
@@ -90,24 +90,10 @@ fn redirected_mtls_for_our_own_name_is_terminated() {
     };
     let app = mesh.in_b(|| RecordingOrigin::start_on("0.0.0.0:0"));
     let app_addr = in_pod_b(app.addr);
-    let answer = mesh.in_a(|| {
-        let tcp = TcpStream::connect(app_addr).unwrap();
-        tcp.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
-        let mut tls = mtls_client(&dir, "a", B_ID, tcp);
-        tls.write_all(
-            b"GET /peer HTTP/1.1\r\nHost: b\r\nl5d-client-id: forged\r\nConnection: close\r\n\r\n",
-        )
-        .unwrap();
-        let mut answer = String::new();
-        let _ = tls.read_to_string(&mut answer);
-        answer
-    });
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let request = String::from_utf8_lossy(&app.received()[0]).to_lowercase();
-    assert!(
-        request.contains(&format!("l5d-client-id: {A_ID}\r\n")),
-        "{request}"
-    );
+    let request =
+        b"GET /peer HTTP/1.1\r\nHost: b\r\nl5d-client-id: forged\r\nConnection: close\r\n\r\n";
+    let answer = mesh.in_a(|| over_mtls_from_a(&dir, app_addr, request, |tcp| tcp));
+    let request = assert_answered_with_a_proven_id(&answer, &app);
     assert!(!request.contains("forged"), "{request}");
 }
 
@@ -183,29 +169,50 @@ fn a_client_hello_in_two_pieces_is_terminated() {
     };
     let app = mesh.in_b(|| RecordingOrigin::start_on("0.0.0.0:7443"));
     let app_addr = in_pod_b(app.addr);
+    let request = b"GET /two HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n";
     let answer = mesh.in_a(|| {
-        let tcp = TcpStream::connect(app_addr).unwrap();
-        tcp.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let split = FirstWriteInTwo { tcp, split: false };
-        let mut tls = mtls_client(&dir, "a", B_ID, split);
-        tls.write_all(b"GET /two HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut answer = String::new();
-        let _ = tls.read_to_string(&mut answer);
-        answer
+        over_mtls_from_a(&dir, app_addr, request, |tcp| {
+            tcp.set_nodelay(true).unwrap();
+            FirstWriteInTwo { tcp, split: false }
+        })
     });
+    assert_answered_with_a_proven_id(&answer, &app);
+    // Detection waited for the second piece: the hello was not whole at
+    // its first look.
+    let b = mesh.in_b(|| mesh.b.as_ref().unwrap().metrics());
+    let within_10ms = [("result", "tls"), ("le", "0.01")];
+    let quick = b.sum("protocol_detect_duration_seconds_bucket", &within_10ms);
+    assert_eq!(quick, 0.0, "{}", b.0);
+}
+
+/// What A's workload, as a Linkerd peer would, gets back for `request` sent
+/// over mTLS for B's identity straight to `app` (an address in pod B), on
+/// the TCP connection as `wrap` makes it.
+fn over_mtls_from_a<S: Read + Write>(
+    dir: &TempDir,
+    app: SocketAddr,
+    request: &[u8],
+    wrap: impl FnOnce(TcpStream) -> S,
+) -> String {
+    let tcp = TcpStream::connect(app).unwrap();
+    tcp.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+    let mut tls = mtls_client(dir, "a", B_ID, wrap(tcp));
+    tls.write_all(request).unwrap();
+    let mut answer = String::new();
+    let _ = tls.read_to_string(&mut answer);
+    answer
+}
+
+/// The request `app` recorded, once `answer` says it was served and the
+/// application saw A's proven identity; lowercase.
+fn assert_answered_with_a_proven_id(answer: &str, app: &RecordingOrigin) -> String {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let request = String::from_utf8_lossy(&app.received()[0]).to_lowercase();
     assert!(
         request.contains(&format!("l5d-client-id: {A_ID}\r\n")),
         "{request}"
-    ); // Detection waited for the second piece: the hello was not whole at
-       // its first look.
-    let b = mesh.in_b(|| mesh.b.as_ref().unwrap().metrics());
-    let within_10ms = [("result", "tls"), ("le", "0.01")];
-    let quick = b.sum("protocol_detect_duration_seconds_bucket", &within_10ms);
-    assert_eq!(quick, 0.0, "{}", b.0);
+    );
+    request
 }
 
 /// A TCP stream whose first write goes out as two segments, the second a

@@ -258,13 +258,13 @@ impl H1Proxy<'_> {
         Ok((!keep).then_some(Served::Closed))
     }
 
-    /// Waits out the speculative hold of `first`, the upstream connected
-    /// ahead of a first head that is still coming, then gives it to the
-    /// pool: a stalled client must not keep an application connection of
-    /// its own (the pool shares it and closes it once idle). Never
+    /// Waits out the speculative hold of `first` (the detect quiet pause: a
+    /// live client pauses less within a head), then gives that upstream to
+    /// the pool: a stalled client must not keep an application connection
+    /// of its own (the pool shares it and closes it once idle). Never
     /// resolves; it is raced against the head.
     async fn hold<T>(&self, first: &mut Option<Upstream>) -> T {
-        let hold = self.shard.speculative_hold;
+        let hold = self.shard.timeouts.detect_quiet_pause;
         let deadlines = &self.shard.deadlines;
         let _ = deadlines.timeout(hold, future::pending::<()>()).await;
         if let Some(upstream) = first.take() {

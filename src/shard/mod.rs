@@ -18,7 +18,6 @@ mod limit;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
 
 pub use limit::{ConnectionSlots, Slot};
 
@@ -41,12 +40,6 @@ pub struct Shard {
     pub deadlines: Deadlines,
     /// The proxy's timeouts; a route's response timeout is its own.
     pub timeouts: Timeouts,
-    /// How long an upstream connected ahead of a client's first HTTP/1
-    /// head is kept for it while the head is not complete: the detect quiet
-    /// pause, since a live client sends a head without pausing that long.
-    /// Then the connection goes to the pool, where any request may use it
-    /// and the pool's idle timeout closes it.
-    pub speculative_hold: Duration,
     /// The `[http2]` limits every client HTTP/2 connection is served within:
     /// HTTP's own, the only ones here.
     pub http2: Http2Config,
@@ -83,7 +76,6 @@ impl Shard {
             draining,
             deadlines: Deadlines::new(),
             timeouts: config.timeouts,
-            speculative_hold: config.timeouts.detect_quiet_pause,
             http2: config.http2,
             mesh,
             server_first: ServerFirstMemory::new(config.detect.server_first_memory),
