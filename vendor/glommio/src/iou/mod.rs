@@ -92,6 +92,17 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// Completions do not interrupt the task (no IPI): they are posted at its
+        /// next transition to the kernel (5.19).
+        const COOP_TASKRUN = 1 << 8;
+        /// With `COOP_TASKRUN` or `DEFER_TASKRUN`, the kernel sets `IORING_SQ_TASKRUN`
+        /// while completions wait to be posted; a peek then enters to post them.
+        const TASKRUN_FLAG = 1 << 9;
+        /// Only the task that created the ring submits to it (6.0).
+        const SINGLE_ISSUER = 1 << 12;
+        /// Completions are posted only when the submitter enters with
+        /// `GETEVENTS` (6.1); requires `SINGLE_ISSUER`.
+        const DEFER_TASKRUN = 1 << 13;
     }
 }
 

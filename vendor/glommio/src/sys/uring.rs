@@ -885,6 +885,22 @@ impl UringCommon for PollRing {
     }
 }
 
+/// Sets up a main or latency ring with cooperative task running where the
+/// kernel has it (5.19): a completion no longer interrupts the shard's thread
+/// with an IPI to post its CQE, it waits for the thread's next transition to
+/// the kernel. With `TASKRUN_FLAG` the kernel says when completions are
+/// waiting (`IORING_SQ_TASKRUN`), so a peek at an empty CQ enters to post them
+/// (the bundled liburing's `cq_ring_needs_flush`) and `need_preempt` sees a
+/// latency completion before it is posted. An older kernel rejects the flags
+/// with `EINVAL`: it gets the ring as before.
+fn new_sleepable_uring(entries: u32) -> io::Result<iou::IoUring> {
+    let cooperative = iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG;
+    match iou::IoUring::new_with_flags(entries, cooperative, iou::SetupFeatures::empty()) {
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(entries),
+        ring => ring,
+    }
+}
+
 struct SleepableRing {
     ring: iou::IoUring,
     size: usize,
@@ -906,7 +922,7 @@ impl SleepableRing {
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring: new_sleepable_uring(size as _)?,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -1980,10 +1996,12 @@ impl Reactor {
         self.blocking_thread.flush()
     }
 
-    pub(crate) fn preempt_pointers(&self) -> (*const u32, *const u32) {
+    /// The latency ring's CQ head and tail, and its SQ flags, where the
+    /// kernel sets `IORING_SQ_TASKRUN` while a completion waits to be posted.
+    pub(crate) fn preempt_pointers(&self) -> (*const u32, *const u32, *const u32) {
         let mut lat_ring = self.latency_ring.borrow_mut();
-        let cq = unsafe { &lat_ring.ring.raw_mut().cq };
-        (cq.khead, cq.ktail)
+        let raw = unsafe { lat_ring.ring.raw_mut() };
+        (raw.cq.khead, raw.cq.ktail, raw.sq.kflags)
     }
 
     /// RAII-truncate asynchronously files that required it, e.g. because of

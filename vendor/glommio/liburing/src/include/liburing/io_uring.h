@@ -102,6 +102,17 @@ enum {
 #define IORING_SETUP_CLAMP	(1U << 4)	/* clamp SQ/CQ ring sizes */
 #define IORING_SETUP_ATTACH_WQ	(1U << 5)	/* attach to existing wq */
 #define IORING_SETUP_R_DISABLED	(1U << 6)	/* start with ring disabled */
+/*
+ * Cooperative task running: no IPI to the task when a completion is ready,
+ * only at its next transition to the kernel (5.19).
+ */
+#define IORING_SETUP_COOP_TASKRUN	(1U << 8)
+/* With COOP_TASKRUN or DEFER_TASKRUN: IORING_SQ_TASKRUN says work is pending */
+#define IORING_SETUP_TASKRUN_FLAG	(1U << 9)
+/* Only one task submits to the ring (6.0) */
+#define IORING_SETUP_SINGLE_ISSUER	(1U << 12)
+/* Completions run only when the submitter enters with GETEVENTS (6.1) */
+#define IORING_SETUP_DEFER_TASKRUN	(1U << 13)
 
 enum {
 	IORING_OP_NOP,
@@ -234,6 +245,7 @@ struct io_sqring_offsets {
  */
 #define IORING_SQ_NEED_WAKEUP	(1U << 0) /* needs io_uring_enter wakeup */
 #define IORING_SQ_CQ_OVERFLOW	(1U << 1) /* CQ ring is overflown */
+#define IORING_SQ_TASKRUN	(1U << 2) /* task work pending, enter to post it */
 
 struct io_cqring_offsets {
 	__u32 head;
