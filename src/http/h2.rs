@@ -386,8 +386,8 @@ impl H2Proxy {
             .map_err(|_| StreamFailure::Reset(Reason::CANCEL))?;
         if !end_of_response {
             let trailers = pass_body(body, download, &ClientId::Untouched).await;
-            if let Ok(Some(trailers)) = trailers {
-                class.grpc_status = grpc_status(&trailers).or(class.grpc_status);
+            if let Ok(Some(status)) = trailers {
+                class.grpc_status = Some(status);
             }
         }
         Ok(class)
@@ -574,13 +574,15 @@ impl Drop for Pending<'_> {
 
 /// Moves a body from one stream to another: data as the receiver grants
 /// capacity, releasing the sender's window only once forwarded; then the
-/// trailers (returned), without the fields `client_id` drops, or the end of
-/// the stream. A reset on either side is passed to the other.
+/// trailers, without the fields `client_id` drops, or the end of the
+/// stream. Returns the trailers' `grpc-status`, read before they are
+/// handed on (a copy of them cost an allocation per gRPC call). A reset on
+/// either side is passed to the other.
 async fn pass_body(
     mut from: RecvStream,
     mut to: SendStream<Bytes>,
     client_id: &ClientId,
-) -> Result<Option<HeaderMap>, h2::Error> {
+) -> Result<Option<u16>, h2::Error> {
     while let Some(data) = poll_fn(|cx| from.poll_data(cx)).await {
         let data = match data {
             Ok(data) => data,
@@ -604,21 +606,21 @@ async fn pass_body(
             return Ok(None);
         }
     }
-    let mut trailers = match poll_fn(|cx| from.poll_trailers(cx)).await {
+    let trailers = match poll_fn(|cx| from.poll_trailers(cx)).await {
         Ok(trailers) => trailers,
         Err(err) => {
             to.send_reset(err.reason().unwrap_or(Reason::CANCEL));
             return Err(err);
         }
     };
-    match &mut trailers {
-        Some(trailers) => {
-            client_id.strip_fields(trailers);
-            to.send_trailers(trailers.clone())?
-        }
-        None => to.send_data(Bytes::new(), true)?,
-    }
-    Ok(trailers)
+    let Some(mut trailers) = trailers else {
+        to.send_data(Bytes::new(), true)?;
+        return Ok(None);
+    };
+    client_id.strip_fields(&mut trailers);
+    let status = grpc_status(&trailers);
+    to.send_trailers(trailers)?;
+    Ok(status)
 }
 
 /// Sends `data` as the receiver grants capacity, `end` ending the stream

@@ -407,7 +407,7 @@ impl RequestHead {
         let untouched = match client_id {
             ClientId::Untouched => true,
             ClientId::Strip => !self.fields.iter().any(|(name, _)| client_id.drops(name)),
-            ClientId::Set(_) => false,
+            ClientId::Set { .. } => false,
         };
         if self.fields.verbatim && untouched {
             out.extend_from_slice(&self.fields.raw);
