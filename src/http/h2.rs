@@ -247,12 +247,10 @@ impl H2Proxy {
         let authority = request
             .uri()
             .authority()
-            .map(|a| a.to_string())
-            .or_else(|| {
-                let host = request.headers().get(http::header::HOST)?;
-                host.to_str().ok().map(str::to_string)
-            })
+            .map(|a| a.as_str())
+            .or_else(|| request.headers().get(http::header::HOST)?.to_str().ok())
             .unwrap_or_default();
+        let authority = self.shard.metrics.authority(authority);
         let labels = self.shard.metrics.request(
             self.route
                 .metrics
