@@ -465,8 +465,13 @@ pub(super) async fn sender(
             Err(_) => route.h2_pool.set(index, None),
         }
     }
-    let socket = super::connect(shard, route, index, SessionProtocol::Http2).await?;
-    let sender = adopt(route, index, socket).await?;
+    // Boxed: connecting and the handshake are rare, and inline they would
+    // make every stream's future the size of theirs.
+    let connected = async {
+        let socket = super::connect(shard, route, index, SessionProtocol::Http2).await?;
+        adopt(route, index, socket).await
+    };
+    let sender = Box::pin(connected).await?;
     sender.ready().await.map_err(|source| {
         let addr = route.balancer.addr(index);
         ProxyError::H2NotReady { addr, source }
