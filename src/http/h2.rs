@@ -465,8 +465,9 @@ pub(super) async fn sender(
             Err(_) => route.h2_pool.set(index, None),
         }
     }
-    // Boxed: connecting and the handshake are rare, and inline they would
-    // make every stream's future the size of theirs.
+    // Boxed: connecting and the handshake are rare, and inline they made
+    // every stream's future the size of theirs (7,256 bytes, 3,104 with
+    // this and `pooled_or_new` boxed).
     let connected = async {
         let socket = super::connect(shard, route, index, SessionProtocol::Http2).await?;
         adopt(route, index, socket).await
