@@ -543,7 +543,7 @@ impl H1Proxy<'_> {
         let mut last_error = None;
         while let Some(index) = route.balancer.pick(tried) {
             let via = if multiplex && route.metrics.is_meshed(index) {
-                let sender = super::h2::sender(shard, route, index).await;
+                let sender = super::h2_upstream::sender(shard, route, index).await;
                 sender.map(|sender| Via::Http2 { index, sender })
             } else {
                 pooled_or_new(shard, route, index, retryable)

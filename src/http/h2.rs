@@ -22,29 +22,20 @@ use bytes::Bytes;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt as _;
 use h2::{client, server, Reason, RecvStream, SendStream};
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 
 use super::answer::ProxyError;
+use super::h2_body::{
+    grpc_status, pass_body, CONNECTION_WINDOW_BYTES, MAX_SEND_BUFFER_BYTES, STREAM_WINDOW_BYTES,
+};
 use super::h2_streams::{ClientStreams, InFlight};
+use super::h2_upstream::{adopt, sender};
 use super::{ClientId, HttpRoute};
 use crate::balance::RequestBalancer;
-use crate::io::{spawn, ConnError, H2Io, Socket};
+use crate::io::{ConnError, H2Io, Socket};
 use crate::metrics::HttpAuthz;
 use crate::metrics::{Expiry, RequestLabels, ResponseClass, TcpCounters};
 use crate::shard::Shard;
-use crate::tls::SessionProtocol;
-
-/// Flow-control windows ringside grants its peers, on both sides. The
-/// protocol's 64 KiB default makes a proxied stream stop and wait once per
-/// window; against a sender that keeps Nagle on (most do not set
-/// TCP_NODELAY), each wait ends only with a delayed ACK, and a 16 MiB
-/// response took 11 s where it takes 0.1 s direct. These are hyper's
-/// defaults: a peer can have at most 5 MiB per connection in flight to us,
-/// so that is also what one connection can make ringside buffer.
-const STREAM_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
-const CONNECTION_WINDOW_BYTES: u32 = 5 * 1024 * 1024;
-/// Most bytes h2 buffers per stream on the way out.
-const MAX_SEND_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// How a stream failed before its response head went out.
 pub(super) enum StreamFailure {
@@ -452,62 +443,6 @@ impl H2Proxy {
     }
 }
 
-/// A ready sender on endpoint `index`'s HTTP/2 connection: the pooled one,
-/// or a new one.
-pub(super) async fn sender(
-    shard: &Shard,
-    route: &HttpRoute,
-    index: usize,
-) -> Result<client::SendRequest<Bytes>, ProxyError> {
-    if let Some(sender) = route.h2_pool.take_sender(index) {
-        match sender.ready().await {
-            Ok(sender) => return Ok(sender),
-            Err(_) => route.h2_pool.set(index, None),
-        }
-    }
-    // Boxed: connecting and the handshake are rare, and inline they made
-    // every stream's future the size of theirs (7,256 bytes, 3,104 with
-    // this and `pooled_or_new` boxed).
-    let connected = async {
-        let socket = super::connect(shard, route, index, SessionProtocol::Http2).await?;
-        adopt(route, index, socket).await
-    };
-    let sender = Box::pin(connected).await?;
-    sender.ready().await.map_err(|source| {
-        let addr = route.balancer.addr(index);
-        ProxyError::H2NotReady { addr, source }
-    })
-}
-
-/// Makes `socket` the pooled HTTP/2 connection of endpoint `index`.
-pub async fn adopt(
-    route: &HttpRoute,
-    index: usize,
-    socket: Socket,
-) -> Result<client::SendRequest<Bytes>, ProxyError> {
-    let addr = route.balancer.addr(index);
-    let counters = route.metrics.dst[index].clone();
-    let io = H2Io::new(socket, Vec::new(), counters.clone());
-    let (sender, connection) = client::Builder::new()
-        .initial_window_size(STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-        .max_send_buffer_size(MAX_SEND_BUFFER_BYTES)
-        .handshake(io)
-        .await
-        .map_err(|source| ProxyError::H2Handshake { addr, source })?;
-    counters.opened();
-    let opened = Instant::now();
-    spawn(async move {
-        let result = connection.await;
-        if let Err(err) = &result {
-            tracing::debug!(endpoint = %addr, error = %err, "upstream HTTP/2 connection ended");
-        }
-        counters.closed(result.is_ok(), opened.elapsed());
-    });
-    route.h2_pool.set(index, Some(sender.clone()));
-    Ok(sender)
-}
-
 /// Resolves when the client resets its stream, to race the wait for a
 /// response head: the upstream request is then cancelled with it (dropping
 /// its handles resets the upstream stream), instead of held in flight with
@@ -574,87 +509,6 @@ impl Drop for Pending<'_> {
     fn drop(&mut self) {
         self.balancer.finished(self.index, self.latency);
     }
-}
-
-/// Moves a body from one stream to another: data as the receiver grants
-/// capacity, releasing the sender's window only once forwarded; then the
-/// trailers, without the fields `client_id` drops, or the end of the
-/// stream. Returns the trailers' `grpc-status`, read before they are
-/// handed on (a copy of them cost an allocation per gRPC call). A reset on
-/// either side is passed to the other.
-async fn pass_body(
-    mut from: RecvStream,
-    mut to: SendStream<Bytes>,
-    client_id: &ClientId,
-) -> Result<Option<u16>, h2::Error> {
-    while let Some(data) = poll_fn(|cx| from.poll_data(cx)).await {
-        let data = match data {
-            Ok(data) => data,
-            Err(err) => {
-                to.send_reset(err.reason().unwrap_or(Reason::CANCEL));
-                return Err(err);
-            }
-        };
-        let len = data.len();
-        // The last data frame carries END_STREAM itself: no empty frame.
-        let last = from.is_end_stream();
-        if !send_data(&mut to, data, last).await? {
-            return Ok(None);
-        }
-        let _ = from.flow_control().release_capacity(len);
-        if last {
-            if len == 0 {
-                // An empty final frame: end the stream with one too.
-                to.send_data(Bytes::new(), true)?;
-            }
-            return Ok(None);
-        }
-    }
-    let trailers = match poll_fn(|cx| from.poll_trailers(cx)).await {
-        Ok(trailers) => trailers,
-        Err(err) => {
-            to.send_reset(err.reason().unwrap_or(Reason::CANCEL));
-            return Err(err);
-        }
-    };
-    let Some(mut trailers) = trailers else {
-        to.send_data(Bytes::new(), true)?;
-        return Ok(None);
-    };
-    client_id.strip_fields(&mut trailers);
-    let status = grpc_status(&trailers);
-    to.send_trailers(trailers)?;
-    Ok(status)
-}
-
-/// Sends `data` as the receiver grants capacity, `end` ending the stream
-/// with its last frame; false if the receiver is gone.
-pub(super) async fn send_data(
-    to: &mut SendStream<Bytes>,
-    mut data: Bytes,
-    end: bool,
-) -> Result<bool, h2::Error> {
-    while !data.is_empty() {
-        to.reserve_capacity(data.len());
-        let granted = match poll_fn(|cx| to.poll_capacity(cx)).await {
-            Some(Ok(granted)) => granted,
-            Some(Err(err)) => return Err(err),
-            None => return Ok(false),
-        };
-        let chunk = data.split_to(granted.min(data.len()));
-        to.send_data(chunk, end && data.is_empty())?;
-    }
-    Ok(true)
-}
-
-fn grpc_status(headers: &HeaderMap) -> Option<u16> {
-    headers
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 fn is_abrupt_close(err: &h2::Error) -> bool {
