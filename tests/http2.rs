@@ -192,6 +192,63 @@ fn a_stream_reset_on_either_side_resets_the_other() {
 }
 
 #[test]
+fn a_slow_stream_does_not_stall_the_others_on_its_connection() {
+    // ringside drives a connection's streams in the connection's own task:
+    // one stream stuck at any stage must leave the others free to finish.
+    let origin = H2Origin::start();
+    let proxy = Ringside::routing_to([origin.addr]);
+    let addr = proxy.route();
+    let origin = &origin;
+    runtime().block_on(async move {
+        // A connection window far past what the stuck stream may take, so
+        // that only that stream's own window stops it.
+        let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (sender, connection) = ::h2::client::Builder::new()
+            .initial_connection_window_size(16 << 20)
+            .handshake(socket)
+            .await
+            .unwrap();
+        tokio::task::spawn_local(connection);
+        // Stuck waiting for its response head: the origin never answers.
+        let mut ready = sender.clone().ready().await.unwrap();
+        let stalled = Request::get("http://test.local/stall").body(()).unwrap();
+        let (_unanswered, _) = ready.send_request(stalled, true).unwrap();
+        // Stuck sending its request body: the client sends no more of it.
+        let mut ready = sender.clone().ready().await.unwrap();
+        let upload = Request::post("http://test.local/upload").body(()).unwrap();
+        let (_unfinished, mut body) = ready.send_request(upload, false).unwrap();
+        body.send_data(bytes::Bytes::from_static(b"partial"), false)
+            .unwrap();
+        // Stuck sending its response: 1 MiB back to a client that reads
+        // none of it, far past the stream's 64 KiB window.
+        let mut ready = sender.clone().ready().await.unwrap();
+        let unread = Request::post("http://test.local/echo").body(()).unwrap();
+        let (_unread, mut body) = ready.send_request(unread, false).unwrap();
+        body.send_data(random_bytes(1 << 20, 1).into(), true)
+            .unwrap();
+        eventually_async("the three stuck streams at the origin", || {
+            origin.requests() == 3 && origin.bodies_started() == 2
+        })
+        .await;
+        let others = async {
+            for i in 0..10 {
+                let mut sender = sender.clone();
+                let request = Request::post(format!("http://test.local/{i}"))
+                    .body(())
+                    .unwrap();
+                let answer = call(&mut sender, request, format!("call {i}").into_bytes())
+                    .await
+                    .unwrap();
+                assert_eq!(answer.body, format!("call {i}").as_bytes());
+            }
+        };
+        tokio::time::timeout(WAIT_LIMIT, others)
+            .await
+            .expect("the other streams finish while three are stuck");
+    });
+}
+
+#[test]
 fn an_unreachable_upstream_is_a_502_with_its_reason() {
     let down = closed_port();
     let proxy = Ringside::routing_to([down]);

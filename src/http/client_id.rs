@@ -29,10 +29,24 @@ pub enum ClientId {
     /// Inbound without an identity: every `l5d-*` header is removed.
     Strip,
     /// Inbound from a client that proved this identity.
-    Set(Rc<str>),
+    Set {
+        identity: Rc<str>,
+        /// `identity` as the header's value, made once per connection:
+        /// each request's header then shares its bytes, where making it
+        /// per request cost an allocation and a copy.
+        header: Option<HeaderValue>,
+    },
 }
 
 impl ClientId {
+    /// A client that proved `identity`. An identity is a DNS-like name,
+    /// always a valid value; were it not, any forged `l5d-client-id` would
+    /// still be removed.
+    pub fn set(identity: Rc<str>) -> ClientId {
+        let header = HeaderValue::from_str(&identity).ok();
+        ClientId::Set { identity, header }
+    }
+
     /// Whether a header or trailer field named `name` is dropped: inbound,
     /// without an identity every `l5d-*` one; with one, every spelling of
     /// `l5d-client-id` (it is set anew) and every `l5d_*` look-alike.
@@ -40,14 +54,14 @@ impl ClientId {
         match self {
             ClientId::Untouched => false,
             ClientId::Strip => is_l5d(name),
-            ClientId::Set(_) => is_client_id(name) || (is_l5d(name) && name.contains(&b'_')),
+            ClientId::Set { .. } => is_client_id(name) || (is_l5d(name) && name.contains(&b'_')),
         }
     }
 
     /// The identity a client proved, if it did.
     pub fn proven(&self) -> Option<&str> {
         match self {
-            ClientId::Set(identity) => Some(identity),
+            ClientId::Set { identity, .. } => Some(identity),
             _ => None,
         }
     }
@@ -56,11 +70,12 @@ impl ClientId {
     /// a proven identity.
     pub fn apply(&self, headers: &mut HeaderMap) {
         self.strip_fields(headers);
-        if let ClientId::Set(identity) = self {
-            // An identity is a DNS-like name: always a valid value.
-            if let Ok(value) = HeaderValue::from_str(identity) {
-                headers.insert(CLIENT_ID_HEADER, value);
-            }
+        if let ClientId::Set {
+            header: Some(value),
+            ..
+        } = self
+        {
+            headers.insert(CLIENT_ID_HEADER, value.clone());
         }
     }
 
@@ -113,7 +128,7 @@ mod tests {
         let mut stripped = headers.clone();
         ClientId::Strip.apply(&mut stripped);
         assert_eq!(stripped.len(), 1);
-        let set = ClientId::Set("web.ns".into());
+        let set = ClientId::set("web.ns".into());
         set.apply(&mut headers);
         assert_eq!(headers["l5d-client-id"], "web.ns");
         assert_eq!(headers.len(), 3);
@@ -124,7 +139,7 @@ mod tests {
 
     #[test]
     fn look_alikes_with_underscores_are_dropped_too() {
-        let set = ClientId::Set("web.ns".into());
+        let set = ClientId::set("web.ns".into());
         for name in ["l5d_client_id", "L5D_Client-Id", "l5d-client_id"] {
             assert!(set.drops(name.as_bytes()), "{name}");
             assert!(ClientId::Strip.drops(name.as_bytes()), "{name}");
@@ -148,7 +163,7 @@ mod tests {
         let mut stripped = trailers.clone();
         ClientId::Strip.strip_fields(&mut stripped);
         assert_eq!(stripped.keys().collect::<Vec<_>>(), ["grpc-status"]);
-        ClientId::Set("web.ns".into()).strip_fields(&mut trailers);
+        ClientId::set("web.ns".into()).strip_fields(&mut trailers);
         assert!(!trailers.contains_key("l5d-client-id"));
         assert_eq!(trailers.len(), 2);
     }

@@ -222,10 +222,11 @@ impl H1Proxy<'_> {
                     .map(Some);
             }
         }
+        let authority = self.shard.metrics.authority(&head.authority());
         let labels = self
             .route
             .metrics
-            .request_labels(head.authority(), self.client_id.proven());
+            .request_labels(authority, self.client_id.proven());
         let labels = self.shard.metrics.request(labels);
         let started = Instant::now();
         let outcome = self.exchange(client, &head, framing, first, deadline).await;
@@ -288,7 +289,7 @@ impl H1Proxy<'_> {
         let labels = self.shard.metrics.request(
             self.route
                 .metrics
-                .request_labels(String::new(), self.client_id.proven()),
+                .request_labels(self.shard.metrics.authority(""), self.client_id.proven()),
         );
         self.shard
             .metrics
@@ -542,7 +543,7 @@ impl H1Proxy<'_> {
         let mut last_error = None;
         while let Some(index) = route.balancer.pick(tried) {
             let via = if multiplex && route.metrics.is_meshed(index) {
-                let sender = super::h2::sender(shard, route, index).await;
+                let sender = super::h2_upstream::sender(shard, route, index).await;
                 sender.map(|sender| Via::Http2 { index, sender })
             } else {
                 pooled_or_new(shard, route, index, retryable)

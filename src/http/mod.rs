@@ -2,9 +2,12 @@
 //! parsed (`head`), bodies pass through with their framing (`chunked`,
 //! `io`), requests are balanced by peak EWMA (`crate::balance`) over pooled
 //! upstream connections (`pool`). HTTP/2 (`h2`, over the `h2` crate)
-//! multiplexes client streams over one upstream connection per endpoint,
-//! balanced the same way, within the limits one client connection gets
-//! (`h2_streams`). The proxy's own answers and their errors are in `answer`.
+//! multiplexes client streams, driven in their connection's own task, over
+//! one upstream connection per endpoint (`h2_upstream`), balanced the same
+//! way, within the limits one client connection gets (`h2_streams`); bodies
+//! pass between streams with flow control (`h2_body`). HTTP/1 between mesh
+//! peers rides HTTP/2 streams (`orig_proto`). The proxy's own answers and
+//! their errors are in `answer`.
 //!
 //! The connection stage (`proxy/`) hands a connection in once its protocol
 //! is known, with the shard it runs on (`crate::shard::Shard`: metrics,
@@ -17,7 +20,9 @@ mod chunked;
 mod client_id;
 mod h1;
 mod h2;
+mod h2_body;
 mod h2_streams;
+mod h2_upstream;
 mod head;
 pub mod invariants;
 mod io;

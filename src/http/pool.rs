@@ -208,7 +208,11 @@ pub(super) async fn pooled_or_new(
     if let Some(upstream) = route.pool.checkout(index, retryable) {
         return Ok(upstream);
     }
-    let socket = super::connect(shard, route, index, SessionProtocol::Http1).await?;
+    // Boxed: a new connection is the rare case, and inline its connect
+    // (and mesh handshake) made every future that awaits this one 5 KiB
+    // larger: an HTTP/2 stream carrying mesh HTTP/1 among them.
+    let connect = super::connect(shard, route, index, SessionProtocol::Http1);
+    let socket = Box::pin(connect).await?;
     let counters = route.metrics.dst[index].clone();
     Ok(upstream(socket, counters, index))
 }

@@ -16,6 +16,7 @@ use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::Hash;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::labels::{Code, ResponseClass, ResponseKey, OVERFLOW};
 
@@ -52,7 +53,9 @@ pub const MAX_DESTINATIONS: usize = 3_000;
 #[derive(Debug)]
 pub struct RemoteLabels {
     snis: LabelBound<String>,
-    authorities: LabelBound<String>,
+    authorities: LabelBound<Arc<str>>,
+    /// `OVERFLOW` as an authority label, made once.
+    overflow: Arc<str>,
     status_codes: LabelBound<u16>,
     destinations: LabelBound<String>,
 }
@@ -62,6 +65,7 @@ impl Default for RemoteLabels {
         RemoteLabels {
             snis: LabelBound::new(MAX_SNIS),
             authorities: LabelBound::new(MAX_AUTHORITIES),
+            overflow: Arc::from(OVERFLOW),
             status_codes: LabelBound::new(MAX_STATUS_CODES),
             destinations: LabelBound::new(MAX_DESTINATIONS),
         }
@@ -73,10 +77,11 @@ impl RemoteLabels {
         self.snis.label(sni)
     }
 
-    /// Whether `authority` keeps its own label; a question rather than a
-    /// label, so that a request's authority is not copied on every request.
-    pub fn admits_authority(&mut self, authority: &str) -> bool {
-        self.authorities.admits(authority)
+    /// `authority` as a label: the one copy the shard keeps of it, shared
+    /// by every request that names it, or `OVERFLOW` past the cap.
+    pub fn authority(&mut self, authority: &str) -> Arc<str> {
+        let interned = self.authorities.interned(authority);
+        interned.unwrap_or_else(|| self.overflow.clone())
     }
 
     pub fn destination(&mut self, destination: SocketAddr) -> String {
@@ -148,6 +153,21 @@ impl<T: Hash + Eq> LabelBound<T> {
         Q: Hash + Eq + ?Sized,
     {
         self.admitted.remove(value);
+    }
+}
+
+impl LabelBound<Arc<str>> {
+    /// The kept copy of `value`, shared, or `None` past the cap.
+    fn interned(&mut self, value: &str) -> Option<Arc<str>> {
+        if let Some(kept) = self.admitted.get(value) {
+            return Some(kept.clone());
+        }
+        if self.admitted.len() >= self.cap {
+            return None;
+        }
+        let kept: Arc<str> = Arc::from(value);
+        self.admitted.insert(kept.clone());
+        Some(kept)
     }
 }
 

@@ -4,6 +4,7 @@
 //! those three import them, and not one another, in a circle.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::config::Direction;
 
@@ -92,14 +93,16 @@ impl Expiry {
 pub type ExpiryLabels = (Direction, String, Expiry);
 
 /// The labels of `request_total`, and with a status those of the response
-/// series, as Linkerd names them.
+/// series, as Linkerd names them. Their strings are shared, made once per
+/// route (or per authority and shard): the labels are made for every
+/// request, and an owned copy of each cost an allocation per request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestLabels {
     pub direction: Direction,
     /// The Host header (or CONNECT target); bounded per shard, see
-    /// `RemoteLabels`.
-    pub authority: String,
-    pub target_addr: String,
+    /// `ShardMetrics::authority`.
+    pub authority: Arc<str>,
+    pub target_addr: Arc<str>,
     /// The mesh identity at the far end of the request's hop, proven over
     /// mTLS (labels `tls="true"` and `client_id` or `server_id`).
     pub peer_id: Option<PeerId>,
@@ -109,9 +112,9 @@ pub struct RequestLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PeerId {
     /// The client's, inbound.
-    Client(String),
+    Client(Arc<str>),
     /// The server's, outbound.
-    Server(String),
+    Server(Arc<str>),
     /// None, for this reason (`tls="no_identity"`, `no_tls_reason`).
     NoIdentity(&'static str),
 }

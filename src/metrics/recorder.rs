@@ -5,6 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -13,7 +14,6 @@ use super::authz::AuthzLabels;
 use super::bound::RemoteLabels;
 use super::labels::{
     DetectLabels, ExpiryLabels, Reasons, RequestLabels, ResponseClass, ResponseKey, TcpLabels,
-    OVERFLOW,
 };
 use super::snapshot::{new_histogram, ResponseStats, ShardSummary, Snapshot, TcpSnapshot};
 use crate::config::Direction;
@@ -284,16 +284,14 @@ impl ShardMetrics {
         }
     }
 
-    /// Counts a request; returns its labels (authority capped) for the
-    /// response to be counted under.
-    pub fn request(&self, mut labels: RequestLabels) -> RequestLabels {
-        if !self
-            .remote_labels
-            .borrow_mut()
-            .admits_authority(&labels.authority)
-        {
-            labels.authority = OVERFLOW.to_string();
-        }
+    /// A request's `authority` label, capped (see `RemoteLabels`).
+    pub fn authority(&self, authority: &str) -> Arc<str> {
+        self.remote_labels.borrow_mut().authority(authority)
+    }
+
+    /// Counts a request, whose labels took their authority from
+    /// `authority`; returns them for the response to be counted under.
+    pub fn request(&self, labels: RequestLabels) -> RequestLabels {
         let mut requests = self.requests.borrow_mut();
         match requests.get_mut(&labels) {
             Some(count) => *count += 1,
@@ -352,10 +350,10 @@ impl ShardMetrics {
             .retain(|(_, addr), _| addr != target);
         self.requests
             .borrow_mut()
-            .retain(|labels, _| labels.target_addr != target);
+            .retain(|labels, _| &*labels.target_addr != target);
         self.responses
             .borrow_mut()
-            .retain(|labels, _| labels.target_addr != target);
+            .retain(|labels, _| &*labels.target_addr != target);
         self.expiries
             .borrow_mut()
             .retain(|(_, addr, _), _| addr != target);
@@ -480,7 +478,7 @@ mod tests {
         for n in 0..2 * MAX_AUTHORITIES {
             let labels = metrics.request(RequestLabels {
                 direction: Direction::Inbound,
-                authority: format!("host-{n}.example"),
+                authority: metrics.authority(&format!("host-{n}.example")),
                 target_addr: "127.0.0.1:80".into(),
                 peer_id: None,
             });
@@ -495,7 +493,7 @@ mod tests {
         let other = snapshot
             .requests
             .iter()
-            .find(|(l, _)| l.authority == OVERFLOW);
+            .find(|(l, _)| &*l.authority == crate::metrics::OVERFLOW);
         assert_eq!(other.map(|(_, count)| *count), Some(MAX_AUTHORITIES as u64));
         let codes: std::collections::BTreeSet<Code> = snapshot
             .responses

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::authz::{Authz, AuthzLabels, HttpAuthz};
@@ -37,8 +38,11 @@ pub struct RouteMetrics {
     upstream_targets: Vec<String>,
     /// The mesh peer identity each endpoint is reached through, if any.
     server_ids: Vec<Option<String>>,
-    /// The one every endpoint is reached through, if they share one.
-    server_id: Option<String>,
+    /// The one every endpoint is reached through, if they share one, as
+    /// a request's label.
+    server_id: Option<Arc<str>>,
+    /// `target_addr` as a request's label.
+    request_target: Arc<str>,
     /// Why a request of this route is not mTLS, when the proxy is meshed
     /// and that is known for the route (`no_tls_reason`).
     no_tls: Option<&'static str>,
@@ -112,7 +116,9 @@ impl RouteMetrics {
             }
         };
         let server_id = match server_ids.split_first() {
-            Some((first, rest)) if rest.iter().all(|id| id == first) => first.clone(),
+            Some((first, rest)) if rest.iter().all(|id| id == first) => {
+                first.as_deref().map(Arc::from)
+            }
             _ => None,
         };
         let no_tls = match direction {
@@ -135,6 +141,7 @@ impl RouteMetrics {
             no_tls,
             server_ids,
             upstream_targets: targets.upstreams,
+            request_target: Arc::from(target_addr.as_str()),
             target_addr,
         }
     }
@@ -194,16 +201,16 @@ impl RouteMetrics {
     /// (inbound). Outbound, the server's identity is labelled when every
     /// endpoint of the route is the same mesh peer (the balancer has not
     /// picked one yet).
-    pub fn request_labels(&self, authority: String, client_id: Option<&str>) -> RequestLabels {
+    pub fn request_labels(&self, authority: Arc<str>, client_id: Option<&str>) -> RequestLabels {
         let peer_id = match (client_id, &self.server_id) {
-            (Some(client), _) => Some(PeerId::Client(client.to_string())),
+            (Some(client), _) => Some(PeerId::Client(Arc::from(client))),
             (None, Some(server)) => Some(PeerId::Server(server.clone())),
             (None, None) => self.no_tls.map(PeerId::NoIdentity),
         };
         RequestLabels {
             direction: self.direction,
             authority,
-            target_addr: self.target_addr.clone(),
+            target_addr: self.request_target.clone(),
             peer_id,
         }
     }

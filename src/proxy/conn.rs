@@ -72,7 +72,7 @@ impl Conn {
     /// What its HTTP requests' `l5d-*` headers get.
     pub(super) fn client_id(&self) -> ClientId {
         match (&*self.proven.borrow(), self.route.route.direction) {
-            (Some(identity), _) => ClientId::Set(identity.clone()),
+            (Some(identity), _) => ClientId::set(identity.clone()),
             (None, Direction::Inbound) => ClientId::Strip,
             (None, Direction::Outbound) => ClientId::Untouched,
         }

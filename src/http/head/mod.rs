@@ -6,6 +6,7 @@
 //! stays chunked), so `Transfer-Encoding` and `Content-Length` are kept;
 //! `Framing` says where a body ends.
 
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
@@ -364,13 +365,14 @@ impl RequestHead {
             .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"))
     }
 
-    /// The `authority` label: the Host header, or the CONNECT target.
-    pub fn authority(&self) -> String {
+    /// The `authority` label: the Host header, or the CONNECT target;
+    /// borrowed from the head, as it is read for every request.
+    pub fn authority(&self) -> Cow<'_, str> {
         if self.is_connect() {
-            return self.target().to_string();
+            return Cow::Borrowed(self.target());
         }
         self.header("host")
-            .map(|h| String::from_utf8_lossy(h.trim_ascii()).into_owned())
+            .map(|h| String::from_utf8_lossy(h.trim_ascii()))
             .unwrap_or_default()
     }
 
@@ -407,7 +409,7 @@ impl RequestHead {
         let untouched = match client_id {
             ClientId::Untouched => true,
             ClientId::Strip => !self.fields.iter().any(|(name, _)| client_id.drops(name)),
-            ClientId::Set(_) => false,
+            ClientId::Set { .. } => false,
         };
         if self.fields.verbatim && untouched {
             out.extend_from_slice(&self.fields.raw);

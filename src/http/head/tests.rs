@@ -174,7 +174,7 @@ fn inbound_heads_lose_their_l5d_headers_or_get_the_proven_client_id() {
         "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
     );
     assert_eq!(
-        encoded(&ClientId::Set("web.ns".into())),
+        encoded(&ClientId::set("web.ns".into())),
         "GET / HTTP/1.1\r\nHost: a\r\nl5d-other: x\r\nl5d-client-id: web.ns\r\n\r\n"
     );
     let plain = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";

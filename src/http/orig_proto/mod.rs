@@ -27,7 +27,7 @@ use bytes::Bytes;
 use futures_lite::future;
 use h2::{RecvStream, SendStream};
 
-use super::h2::send_data;
+use super::h2_body::send_data;
 use super::io::{BodyError, BodyReader, HttpIo};
 use super::ClientId;
 

@@ -190,11 +190,11 @@ fn upgrade_request(
     } else {
         let mut authority = head.authority();
         if authority.is_empty() {
-            authority = fallback.to_string();
+            authority = fallback.to_string().into();
         }
         Uri::builder()
             .scheme("http")
-            .authority(authority)
+            .authority(authority.as_ref())
             .path_and_query(target)
             .build()
     };
