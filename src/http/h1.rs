@@ -19,12 +19,13 @@ use futures_lite::future;
 use super::answer::{proxy_response, ProxyError};
 use super::head::{parse_request, parse_response, Framing, HeadError, RequestHead, ResponseHead};
 use super::io::{BodyError, HttpIo, ReadHeadError};
-use super::pool::{pooled_or_new, Upstream};
+use super::pool::Upstream;
 use super::{ClientId, HttpRoute};
 use crate::io::{ConnError, Deadline};
 use crate::metrics::HttpAuthz;
 use crate::metrics::{Expiry, ResponseClass};
 use crate::shard::Shard;
+use upstream::Via;
 
 /// How a client connection left the HTTP/1 proxy.
 pub enum Served {
@@ -67,17 +68,6 @@ enum Waited {
     Body,
     /// The response timeout.
     Expired,
-}
-
-/// Where a request goes.
-enum Via {
-    /// An HTTP/1 connection of its own for the exchange.
-    Http1(Upstream),
-    /// A stream on a mesh peer's HTTP/2 connection (`orig_proto`).
-    Http2 {
-        index: usize,
-        sender: ::h2::client::SendRequest<bytes::Bytes>,
-    },
 }
 
 /// A failure inside one exchange.
@@ -542,42 +532,6 @@ impl H1Proxy<'_> {
             reusable,
         })
     }
-
-    /// The first upstream if still unused, else for an endpoint the
-    /// balancer picks: a stream on its HTTP/2 connection when it is a mesh
-    /// peer and the request can be `multiplex`ed, a pooled connection, or
-    /// a new one; why not when no endpoint can be had.
-    async fn upstream(
-        &self,
-        tried: &mut Vec<usize>,
-        first: &mut Option<Box<Upstream>>,
-        multiplex: bool,
-        retryable: bool,
-    ) -> Result<Via, ProxyError> {
-        if let Some(upstream) = first.take() {
-            return Ok(Via::Http1(*upstream));
-        }
-        let (shard, route) = (self.shard, self.route);
-        let mut last_error = None;
-        while let Some(index) = route.balancer.pick(tried) {
-            let via = if multiplex && route.metrics.is_meshed(index) {
-                let sender = super::h2::sender(shard, route, index).await;
-                sender.map(|sender| Via::Http2 { index, sender })
-            } else {
-                pooled_or_new(shard, route, index, retryable)
-                    .await
-                    .map(Via::Http1)
-            };
-            match via {
-                Ok(via) => return Ok(via),
-                Err(error) => {
-                    tried.push(index);
-                    last_error = Some(error);
-                }
-            }
-        }
-        Err(last_error.unwrap_or(ProxyError::NoEndpoint))
-    }
 }
 
 fn class(status_code: u16) -> ResponseClass {
@@ -612,6 +566,9 @@ async fn send_body(
         ))),
     })
 }
+
+#[path = "h1_upstream.rs"]
+mod upstream;
 
 #[cfg(test)]
 #[path = "h1_tests.rs"]

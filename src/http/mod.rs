@@ -1,7 +1,7 @@
-//! HTTP proxying. HTTP/1.1 is proxied request by request (`h1`): heads are
-//! parsed (`head`), bodies pass through with their framing (`chunked`,
-//! `io`), requests are balanced by peak EWMA (`crate::balance`) over pooled
-//! upstream connections (`pool`). HTTP/2 (`h2`, over the `h2` crate)
+//! HTTP proxying. HTTP/1.1 is proxied request by request (`h1`, where each
+//! goes in `h1_upstream`): heads are parsed (`head`), bodies pass through
+//! with their framing (`chunked`, `io`), requests are balanced by peak EWMA
+//! (`crate::balance`) over pooled upstream connections (`pool`). HTTP/2 (`h2`, over the `h2` crate)
 //! multiplexes client streams over one upstream connection per endpoint,
 //! balanced the same way, within the limits one client connection gets
 //! (`h2_streams`). The proxy's own answers and their errors are in `answer`.
