@@ -19,12 +19,13 @@ use futures_lite::future;
 use super::answer::{proxy_response, ProxyError};
 use super::head::{parse_request, parse_response, Framing, HeadError, RequestHead, ResponseHead};
 use super::io::{BodyError, HttpIo, ReadHeadError};
-use super::pool::{pooled_or_new, Upstream};
+use super::pool::Upstream;
 use super::{ClientId, HttpRoute};
 use crate::io::{ConnError, Deadline};
 use crate::metrics::HttpAuthz;
 use crate::metrics::{Expiry, ResponseClass};
 use crate::shard::Shard;
+use upstream::Via;
 
 /// How a client connection left the HTTP/1 proxy.
 pub enum Served {
@@ -69,17 +70,6 @@ enum Waited {
     Expired,
 }
 
-/// Where a request goes.
-enum Via {
-    /// An HTTP/1 connection of its own for the exchange.
-    Http1(Upstream),
-    /// A stream on a mesh peer's HTTP/2 connection (`orig_proto`).
-    Http2 {
-        index: usize,
-        sender: ::h2::client::SendRequest<bytes::Bytes>,
-    },
-}
-
 /// A failure inside one exchange.
 enum Failure {
     /// Safe to send again on another connection.
@@ -104,87 +94,106 @@ pub struct H1Proxy<'a> {
 impl H1Proxy<'_> {
     /// Serves requests until the client closes, asks to close, or fails.
     /// `first` is an already connected upstream to use first, lent: owned
-    /// here, an `async fn` would keep it twice (256 bytes) in every idle
-    /// keep-alive connection.
+    /// here, an `async fn` would keep it twice in every idle keep-alive
+    /// connection; boxed, it costs an idle connection that never had one,
+    /// or has used it, 8 bytes instead of 128.
     ///
     /// Each request waits twice on the client, each with a timeout on the
     /// connection's one deadline: for the first byte of its head (idle
     /// keep-alive: closed quietly after `client_idle`), then for the rest of
-    /// the head (`head_read`: answered with a 408).
+    /// the head (`head_read`: answered with a 408). Only the first wait is
+    /// a state of this future: reading the head and the exchange are
+    /// boxed, once per request, so that what an idle connection holds is
+    /// the wait for its next request and nothing that serves one.
     pub async fn serve(
         &self,
         client: &mut HttpIo,
-        first: &mut Option<Upstream>,
+        first: &mut Option<Box<Upstream>>,
     ) -> Result<Served, ConnError> {
         let deadline = self.shard.deadlines.deadline();
-        let timeouts = &self.shard.timeouts;
         loop {
-            if client.unread().is_empty() {
-                deadline.arm(timeouts.client_idle);
-                let next = async { Some(client.wait_for_message().await) };
-                let idle_over = async {
-                    // A draining shard closes idle keep-alive connections
-                    // at once instead of waiting out the grace period.
-                    future::or(self.shard.draining.wait(), deadline.wait()).await;
-                    None
-                };
-                match future::or(next, idle_over).await {
-                    Some(Ok(0)) => return Ok(Served::Closed),
-                    Some(Ok(_)) => {}
-                    Some(Err(err)) => return Err(ConnError::ClientRead(err)),
-                    None => {
-                        if deadline.expired() {
-                            self.expired(Expiry::ClientIdle, timeouts.client_idle);
-                        }
-                        return Ok(Served::Closed);
-                    }
-                }
+            if client.unread().is_empty() && !self.next_request_begins(client, &deadline).await? {
+                return Ok(Served::Closed);
             }
-            deadline.arm(timeouts.head_read);
-            let next = future::or(
-                async { Some(client.read_head(parse_request).await) },
-                async {
-                    deadline.wait().await;
-                    None
-                },
-            );
-            let next = match first.as_mut() {
-                // Boxed: only a connection's first head races the hold,
-                // and the others should not carry room for it.
-                Some(upstream) if upstream.speculative.is_some() => {
-                    Box::pin(future::or(next, self.hold(first))).await
-                }
-                _ => next.await,
-            };
-            let Some(next) = next else {
-                self.expired(Expiry::HeadRead, timeouts.head_read);
-                let refusal = ProxyError::HeadReadTimeout(timeouts.head_read);
-                return Box::pin(self.refuse(client, refusal)).await;
-            };
-            deadline.disarm();
-            let refusal = match next {
-                Ok(Some(head)) => {
-                    // Boxed: a future is as large as its largest state, and
-                    // without the box every idle keep-alive connection would
-                    // carry room for a whole exchange (1.7 KiB) while it
-                    // waits for its next request.
-                    let request = self.request(client, head, first, &deadline);
-                    match Box::pin(request).await? {
-                        Some(served) => return Ok(served),
-                        None => continue,
-                    }
-                }
-                Ok(None) => return Ok(Served::Closed),
-                Err(ReadHeadError::Io(err)) => return Err(ConnError::ClientRead(err)),
-                Err(ReadHeadError::Truncated) => {
-                    return Err(ConnError::ClientRead(io::ErrorKind::UnexpectedEof.into()))
-                }
-                Err(ReadHeadError::Head(HeadError::TooLarge)) => ProxyError::HeadTooLarge,
-                Err(ReadHeadError::Head(err)) => ProxyError::BadRequest(err),
-            };
-            // Boxed for the same reason: a rare state should not size them all.
-            return Box::pin(self.refuse(client, refusal)).await;
+            let served = Box::pin(self.next_request(client, first, &deadline)).await?;
+            if let Some(served) = served {
+                return Ok(served);
+            }
         }
+    }
+
+    /// Waits, idle, for the first bytes of the next request: false when
+    /// the client closed, the idle timeout passed, or the shard drains.
+    async fn next_request_begins(
+        &self,
+        client: &mut HttpIo,
+        deadline: &Deadline,
+    ) -> Result<bool, ConnError> {
+        let client_idle = self.shard.timeouts.client_idle;
+        // A draining shard closes idle keep-alive connections at once
+        // instead of waiting out the grace period.
+        deadline.arm_until_drain(client_idle);
+        let next = async { Some(client.wait_for_message().await) };
+        let idle_over = async {
+            deadline.wait().await;
+            None
+        };
+        match future::or(next, idle_over).await {
+            Some(Ok(0)) => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(err)) => Err(ConnError::ClientRead(err)),
+            None => {
+                if deadline.expired() {
+                    self.expired(Expiry::ClientIdle, client_idle);
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Reads the head of a request whose first bytes are in (or, pipelined,
+    /// buffered), then proxies it or answers why not; `None` when the
+    /// client connection stays open for another.
+    async fn next_request(
+        &self,
+        client: &mut HttpIo,
+        first: &mut Option<Box<Upstream>>,
+        deadline: &Deadline,
+    ) -> Result<Option<Served>, ConnError> {
+        let head_read = self.shard.timeouts.head_read;
+        deadline.arm(head_read);
+        let next = future::or(
+            async { Some(client.read_head(parse_request).await) },
+            async {
+                deadline.wait().await;
+                None
+            },
+        );
+        let next = match first.as_mut() {
+            // Boxed: only a connection's first head races the hold, and
+            // the others should not carry room for it.
+            Some(upstream) if upstream.speculative.is_some() => {
+                Box::pin(future::or(next, self.hold(first))).await
+            }
+            _ => next.await,
+        };
+        let Some(next) = next else {
+            self.expired(Expiry::HeadRead, head_read);
+            let refusal = ProxyError::HeadReadTimeout(head_read);
+            return self.refuse(client, refusal).await.map(Some);
+        };
+        deadline.disarm();
+        let refusal = match next {
+            Ok(Some(head)) => return self.request(client, head, first, deadline).await,
+            Ok(None) => return Ok(Some(Served::Closed)),
+            Err(ReadHeadError::Io(err)) => return Err(ConnError::ClientRead(err)),
+            Err(ReadHeadError::Truncated) => {
+                return Err(ConnError::ClientRead(io::ErrorKind::UnexpectedEof.into()))
+            }
+            Err(ReadHeadError::Head(HeadError::TooLarge)) => ProxyError::HeadTooLarge,
+            Err(ReadHeadError::Head(err)) => ProxyError::BadRequest(err),
+        };
+        self.refuse(client, refusal).await.map(Some)
     }
 
     /// Proxies one request whose head is read; `None` when the client
@@ -194,7 +203,7 @@ impl H1Proxy<'_> {
         &self,
         client: &mut HttpIo,
         head: RequestHead,
-        first: &mut Option<Upstream>,
+        first: &mut Option<Box<Upstream>>,
         deadline: &Deadline,
     ) -> Result<Option<Served>, ConnError> {
         if let Some(judged) = &self.authz {
@@ -264,13 +273,13 @@ impl H1Proxy<'_> {
     /// the pool: a stalled client must not keep an application connection
     /// of its own (the pool shares it and closes it once idle). Never
     /// resolves; it is raced against the head.
-    async fn hold<T>(&self, first: &mut Option<Upstream>) -> T {
+    async fn hold<T>(&self, first: &mut Option<Box<Upstream>>) -> T {
         let hold = self.shard.timeouts.detect_quiet_pause;
         let deadlines = &self.shard.deadlines;
         let _ = deadlines.timeout(hold, future::pending::<()>()).await;
         if let Some(upstream) = first.take() {
             self.expired(Expiry::SpeculativeHold, hold);
-            self.route.pool.checkin(upstream);
+            self.route.pool.checkin(*upstream);
         }
         future::pending().await
     }
@@ -308,7 +317,7 @@ impl H1Proxy<'_> {
         client: &mut HttpIo,
         head: &RequestHead,
         framing: Framing,
-        first: &mut Option<Upstream>,
+        first: &mut Option<Box<Upstream>>,
         deadline: &Deadline,
     ) -> Result<Outcome, ConnError> {
         let balancer = &self.route.balancer;
@@ -524,42 +533,6 @@ impl H1Proxy<'_> {
             reusable,
         })
     }
-
-    /// The first upstream if still unused, else for an endpoint the
-    /// balancer picks: a stream on its HTTP/2 connection when it is a mesh
-    /// peer and the request can be `multiplex`ed, a pooled connection, or
-    /// a new one; why not when no endpoint can be had.
-    async fn upstream(
-        &self,
-        tried: &mut Vec<usize>,
-        first: &mut Option<Upstream>,
-        multiplex: bool,
-        retryable: bool,
-    ) -> Result<Via, ProxyError> {
-        if let Some(upstream) = first.take() {
-            return Ok(Via::Http1(upstream));
-        }
-        let (shard, route) = (self.shard, self.route);
-        let mut last_error = None;
-        while let Some(index) = route.balancer.pick(tried) {
-            let via = if multiplex && route.metrics.is_meshed(index) {
-                let sender = super::h2_upstream::sender(shard, route, index).await;
-                sender.map(|sender| Via::Http2 { index, sender })
-            } else {
-                pooled_or_new(shard, route, index, retryable)
-                    .await
-                    .map(Via::Http1)
-            };
-            match via {
-                Ok(via) => return Ok(via),
-                Err(error) => {
-                    tried.push(index);
-                    last_error = Some(error);
-                }
-            }
-        }
-        Err(last_error.unwrap_or(ProxyError::NoEndpoint))
-    }
 }
 
 fn class(status_code: u16) -> ResponseClass {
@@ -594,6 +567,9 @@ async fn send_body(
         ))),
     })
 }
+
+#[path = "h1_upstream.rs"]
+mod upstream;
 
 #[cfg(test)]
 #[path = "h1_tests.rs"]

@@ -1,13 +1,13 @@
-//! HTTP proxying. HTTP/1.1 is proxied request by request (`h1`): heads are
-//! parsed (`head`), bodies pass through with their framing (`chunked`,
-//! `io`), requests are balanced by peak EWMA (`crate::balance`) over pooled
-//! upstream connections (`pool`). HTTP/2 (`h2`, over the `h2` crate)
-//! multiplexes client streams, driven in their connection's own task, over
-//! one upstream connection per endpoint (`h2_upstream`), balanced the same
-//! way, within the limits one client connection gets (`h2_streams`); bodies
-//! pass between streams with flow control (`h2_body`). HTTP/1 between mesh
-//! peers rides HTTP/2 streams (`orig_proto`). The proxy's own answers and
-//! their errors are in `answer`.
+//! HTTP proxying. HTTP/1.1 is proxied request by request (`h1`, where each
+//! goes upstream in `h1_upstream`): heads are parsed (`head`), bodies pass
+//! through with their framing (`chunked`, `io`), requests are balanced by
+//! peak EWMA (`crate::balance`) over pooled upstream connections (`pool`).
+//! HTTP/2 (`h2`, over the `h2` crate) multiplexes client streams, driven in
+//! their connection's own task, over one upstream connection per endpoint
+//! (`h2_upstream`), balanced the same way, within the limits one client
+//! connection gets (`h2_streams`); bodies pass between streams with flow
+//! control (`h2_body`). HTTP/1 between mesh peers rides HTTP/2 streams
+//! (`orig_proto`). The proxy's own answers and their errors are in `answer`.
 //!
 //! The connection stage (`proxy/`) hands a connection in once its protocol
 //! is known, with the shard it runs on (`crate::shard::Shard`: metrics,

@@ -45,12 +45,18 @@ struct Inner {
     /// Set when an arm asks the ticker to look again before its sleep ends.
     rearm: Cell<bool>,
     ticker: RefCell<Option<Waker>>,
+    /// Set once the shard drains: every deadline armed `until_drain` is
+    /// over from then on.
+    draining: Cell<bool>,
 }
 
 #[derive(Default)]
 struct Slot {
     due: Option<Instant>,
     fired: bool,
+    /// Armed with [`Deadline::arm_until_drain`]: the wait ends when the
+    /// shard drains too.
+    until_drain: bool,
     waker: Option<Waker>,
 }
 
@@ -91,6 +97,19 @@ impl Deadlines {
             None
         })
         .await
+    }
+
+    /// Ends every wait on a deadline armed `until_drain`, now and from now
+    /// on, without marking it expired: the shard is draining.
+    pub fn drain(&self) {
+        self.inner.draining.set(true);
+        let wakers: Vec<Waker> = (self.inner.slots.borrow_mut().iter_mut())
+            .filter(|slot| slot.until_drain)
+            .filter_map(|slot| slot.waker.take())
+            .collect();
+        for waker in wakers {
+            waker.wake();
+        }
     }
 
     /// The ticker: runs for the life of the shard. Spawn it once.
@@ -154,6 +173,7 @@ impl Inner {
         let slot = &mut slots[index];
         slot.due = due;
         slot.fired = false;
+        slot.until_drain = false;
         let Some(due) = due else { return };
         drop(slots);
         let early = match self.sleeping_until.get() {
@@ -180,6 +200,17 @@ impl Deadline {
         self.inner.set(self.index, Some(due));
     }
 
+    /// Fires `after` from now, and its wait ends early when the shard
+    /// drains (`Deadlines::drain`): for a connection idle between
+    /// requests, which a draining shard closes at once. One flag in the
+    /// slot instead of a wait on the shard's drain signal beside the
+    /// deadline's, which cost every idle keep-alive connection the
+    /// signal's waiter (a semaphore node: 120 bytes of its task).
+    pub fn arm_until_drain(&self, after: Duration) {
+        self.arm(after);
+        self.inner.slots.borrow_mut()[self.index].until_drain = true;
+    }
+
     /// Will not fire until armed again.
     pub fn disarm(&self) {
         self.inner.set(self.index, None);
@@ -190,13 +221,13 @@ impl Deadline {
         self.inner.slots.borrow()[self.index].fired
     }
 
-    /// Resolves once the deadline has fired; pending for ever while it is
-    /// disarmed.
+    /// Resolves once the deadline has fired, or armed `until_drain` once
+    /// the shard drains; pending for ever while it is disarmed.
     pub fn wait(&self) -> impl Future<Output = ()> + '_ {
         poll_fn(|cx| {
             let mut slots = self.inner.slots.borrow_mut();
             let slot = &mut slots[self.index];
-            if slot.fired {
+            if slot.fired || (slot.until_drain && self.inner.draining.get()) {
                 return Poll::Ready(());
             }
             if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -256,6 +287,30 @@ mod tests {
         // Fired once: a later sweep wakes nobody.
         deadlines.fire(start + Duration::from_secs(5));
         assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_drain_ends_the_waits_armed_until_drain_and_no_other() {
+        let deadlines = Deadlines::new();
+        let (idle, busy) = (deadlines.deadline(), deadlines.deadline());
+        let counter = std::sync::Arc::new(Counter::default());
+        let waker = Waker::from(counter.clone());
+        idle.arm_until_drain(Duration::from_secs(60));
+        busy.arm(Duration::from_secs(60));
+        assert!(poll_wait(&idle, &waker).is_pending());
+        assert!(poll_wait(&busy, &waker).is_pending());
+        deadlines.drain();
+        assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(poll_wait(&idle, &waker).is_ready());
+        assert!(poll_wait(&busy, &waker).is_pending());
+        // Ended by the drain, not expired: no idle timeout is counted.
+        assert!(!idle.expired());
+        // Armed after the drain began, it is over at once; re-armed plainly,
+        // it waits for its time again.
+        idle.arm_until_drain(Duration::from_secs(60));
+        assert!(poll_wait(&idle, &waker).is_ready());
+        idle.arm(Duration::from_secs(60));
+        assert!(poll_wait(&idle, &waker).is_pending());
     }
 
     #[test]

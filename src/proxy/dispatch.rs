@@ -88,7 +88,7 @@ impl Conn {
                     // Not a `mut` local set afterwards: that one the task
                     // kept room for (232 bytes) while serving.
                     let first = http::upstream(upstream, counters, index).held(speculating);
-                    Box::pin(self.serve_http1(client, Some(first), prefix)).await
+                    Box::pin(self.serve_http1(client, Some(Box::new(first)), prefix)).await
                 }
                 Carry::Http2 => {
                     drop(speculating);
@@ -270,20 +270,23 @@ impl Conn {
     /// HTTP/1: the connection is served request by request; `first`, the
     /// upstream connected during detection, serves the first request.
     /// Not an `async fn`, which would keep `first` (and the rest) twice
-    /// while the connection idles between requests.
+    /// while the connection idles between requests; and what the serving
+    /// needs is made before the `async` block, which then holds it once
+    /// (made inside, the block kept room for the socket and the prefix it
+    /// was made from as well: 56 bytes per idle connection).
     #[allow(clippy::manual_async_fn)]
     pub(super) fn serve_http1(
         &self,
         client: Socket,
-        mut first: Option<Upstream>,
+        mut first: Option<Box<Upstream>>,
         prefix: Vec<u8>,
     ) -> impl Future<Output = Ended> + '_ {
+        let src_counters = opened(self.src_counters());
+        src_counters.read(prefix.len());
+        let mut client =
+            HttpIo::new(client, src_counters.clone(), prefix).expecting(Arrival::Waiting);
+        let client_id = self.client_id();
         async move {
-            let src_counters = opened(self.src_counters());
-            src_counters.read(prefix.len());
-            let mut client =
-                HttpIo::new(client, src_counters.clone(), prefix).expecting(Arrival::Waiting);
-            let client_id = self.client_id();
             let proxy = H1Proxy {
                 shard: &self.shard,
                 route: &self.route.http,

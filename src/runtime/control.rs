@@ -175,7 +175,7 @@ pub async fn serve(control: ShardControl, shard: Rc<Shard>) {
                     break;
                 }
             }
-            ShardRequest::Drain => shard.draining.trigger(),
+            ShardRequest::Drain => shard.drain(),
         }
     }
 }

@@ -86,6 +86,13 @@ impl Shard {
         }
     }
 
+    /// Starts draining: the drain signal fires, and so does every
+    /// deadline armed until drain (idle keep-alive connections close).
+    pub fn drain(&self) {
+        self.draining.trigger();
+        self.deadlines.drain();
+    }
+
     /// Connects to `addr` within the connect timeout: through its peer
     /// proxy over mTLS when `addr` is a mesh peer's, directly otherwise.
     /// `protocol`, when known, is declared to the peer, which then skips

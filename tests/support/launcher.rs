@@ -41,6 +41,9 @@ pub struct Launch {
     env: Vec<(String, String)>,
     /// The config file `--config` names, kept until ringside has read it.
     config: Option<TempPath>,
+    /// A cgroup v2 directory ringside starts in (its placement reads the
+    /// group's `cpu.max`), for the live quota test.
+    cgroup: Option<String>,
 }
 
 impl Launch {
@@ -73,13 +76,29 @@ impl Launch {
         self
     }
 
+    /// Starts ringside inside the cgroup v2 group at `dir`: a shell moves
+    /// itself there, then becomes ringside, so that the group holds it
+    /// before its first instruction.
+    pub fn in_cgroup(mut self, dir: &str) -> Launch {
+        self.cgroup = Some(dir.to_string());
+        self
+    }
+
     pub fn shards(self, shards: usize) -> Launch {
         self.arg("--shards", shards)
     }
 
     pub fn start(self) -> Ringside {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let mut command = Command::new(BIN);
+        let mut command = match &self.cgroup {
+            None => Command::new(BIN),
+            Some(dir) => {
+                let mut shell = Command::new("sh");
+                let script = r#"echo $$ > "$0/cgroup.procs" && exec "$@""#;
+                shell.args(["-c", script, dir, BIN]);
+                shell
+            }
+        };
         if let Some(gid) = self.gid {
             use std::os::unix::process::CommandExt;
             command.gid(gid);
