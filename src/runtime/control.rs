@@ -1,7 +1,10 @@
 //! The control channels between the admin shard and the proxy shards:
-//! snapshot requests on each scrape, and the drain. Admin sees only the
+//! snapshot requests on each scrape, the drain, and the endpoint sets the
+//! admin shard publishes (`Control::publish`). Admin sees only the
 //! [`admin::Shards`] this implements; nothing here is on the data path.
 
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,10 +15,13 @@ use glommio::channels::shared_channel::{
 };
 use glommio::sync::Semaphore;
 
+use super::directory::{Changed, Directory};
 use super::signals::AsyncSignals;
 use crate::admin::{Readiness, Shards};
+use crate::config::EndpointSet;
 use crate::io::timeout;
 use crate::metrics::{IdentityStatus, Snapshot};
+use crate::proxy::Routes;
 use crate::shard::Shard;
 
 /// A shard that takes longer than this to send its snapshot is left out
@@ -23,12 +29,17 @@ use crate::shard::Shard;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the admin shard asks of a proxy shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShardRequest {
     /// Reply with a copy of your metrics.
     Snapshot,
     /// Stop accepting and let open connections finish.
     Drain,
+    /// The route listening on `listen` now balances over `endpoints`.
+    Endpoints {
+        listen: SocketAddr,
+        endpoints: EndpointSet,
+    },
 }
 
 /// The little state shards and the admin shard share: written once per
@@ -80,11 +91,15 @@ pub struct Control {
     /// One scrape at a time: replies on a shard's channel must not
     /// interleave between two scrapes.
     scrape: Semaphore,
+    /// Every route's upstreams and current endpoint set. Borrowed only
+    /// between awaits.
+    directory: RefCell<Directory>,
 }
 
 impl Control {
     /// Must run on the admin shard's executor.
-    pub async fn connect(links: Vec<ShardLink>, shared: Shared) -> Control {
+    /// `directory`: the routes as the shards start with them.
+    pub async fn connect(links: Vec<ShardLink>, shared: Shared, directory: Directory) -> Control {
         let mut shards = Vec::with_capacity(links.len());
         for link in links {
             shards.push(Connected {
@@ -96,6 +111,41 @@ impl Control {
             shards,
             shared,
             scrape: Semaphore::new(1),
+            directory: RefCell::new(directory),
+        }
+    }
+
+    /// The entry point of name resolution: `host` resolves to `addrs` now
+    /// (empty: it has no address). Every route naming it gets its new set,
+    /// on every shard, if that changed it. The resolver keeps the last good
+    /// set itself when a lookup fails: it calls this only with answers.
+    pub async fn resolved(&self, host: &str, addrs: &[IpAddr]) {
+        let changed = self.directory.borrow_mut().resolved(host, addrs);
+        for change in changed {
+            self.publish(change).await;
+        }
+    }
+
+    /// The entry point of a source that knows endpoints with their
+    /// metadata (a control plane): the route on `listen` balances over
+    /// `endpoints` from now on. Nothing is sent if that is its set already.
+    pub async fn set_endpoints(&self, listen: SocketAddr, endpoints: EndpointSet) {
+        let changed = self.directory.borrow_mut().set(listen, endpoints);
+        if let Some(change) = changed {
+            self.publish(change).await;
+        }
+    }
+
+    /// Sends a route's new set to every shard and says so once in the log.
+    async fn publish(&self, (listen, endpoints): Changed) {
+        let addrs: Vec<String> = endpoints.iter().map(|e| e.addr.to_string()).collect();
+        tracing::info!(route = %listen, endpoints = ?addrs, "route endpoints changed");
+        for shard in &self.shards {
+            let request = ShardRequest::Endpoints {
+                listen,
+                endpoints: endpoints.clone(),
+            };
+            let _ = shard.requests.send(request).await;
         }
     }
 
@@ -126,6 +176,7 @@ impl Shards for Control {
             }
         }
         merged.identity = self.shared.identity.as_ref().map(|status| status.reading());
+        merged.route_endpoints = self.directory.borrow().sizes();
         merged
     }
 
@@ -163,7 +214,8 @@ pub async fn drain_on_signal(mut signals: AsyncSignals, control: Rc<Control>) {
 }
 
 /// Answers the admin shard until it goes away (runs on a proxy shard).
-pub async fn serve(control: ShardControl, shard: Rc<Shard>) {
+/// `routes`: the shard's configured routes, which its messages change.
+pub async fn serve(control: ShardControl, shard: Rc<Shard>, routes: Rc<Routes>) {
     let requests = control.requests.connect().await;
     let replies = control.replies.connect().await;
     while let Some(request) = requests.recv().await {
@@ -176,6 +228,13 @@ pub async fn serve(control: ShardControl, shard: Rc<Shard>) {
                 }
             }
             ShardRequest::Drain => shard.draining.trigger(),
+            ShardRequest::Endpoints { listen, endpoints } => {
+                let Some(slot) = routes.find(listen) else {
+                    continue;
+                };
+                let route = slot.current().route.clone();
+                slot.update(route, endpoints, &shard.metrics, shard.mesh.as_deref());
+            }
         }
     }
 }

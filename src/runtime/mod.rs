@@ -7,6 +7,8 @@
 //! else.
 
 mod control;
+mod directory;
+mod feed;
 mod limits;
 mod listener;
 mod placement;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 
 use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder};
 
+pub use feed::EndpointFeed;
 pub use limits::raise_nofile_limit;
 pub use listener::ListenError;
 pub use placement::{Placement, PlacementError};
@@ -63,6 +66,8 @@ pub struct Sidecar {
     admin_addr: SocketAddr,
     listen_addrs: Vec<SocketAddr>,
     signals: Signals,
+    /// Endpoint updates from other threads (the DNS resolver), both ends.
+    feed: (EndpointFeed, feed::FeedReceiver),
     /// The mTLS configs every shard shares, with the identity's status,
     /// when an identity is configured.
     mesh: Option<(MeshConfigs, Arc<IdentityStatus>)>,
@@ -78,6 +83,10 @@ impl Sidecar {
         placement.log();
         let signals = Signals::register().map_err(|source| RunError::Start {
             what: "signal handlers",
+            source,
+        })?;
+        let feed = feed::feed().map_err(|source| RunError::Start {
+            what: "endpoint feed",
             source,
         })?;
         let mesh = match &config.identity {
@@ -117,8 +126,15 @@ impl Sidecar {
             admin_addr,
             listen_addrs,
             signals,
+            feed,
             mesh,
         })
+    }
+
+    /// Where a resolver (or a control plane) on a thread of its own sends
+    /// endpoint updates; each route's names resolve to endpoints through it.
+    pub fn endpoint_feed(&self) -> EndpointFeed {
+        self.feed.0.clone()
     }
 
     pub fn shards(&self) -> usize {
@@ -156,6 +172,7 @@ impl Sidecar {
             admin_addr,
             listen_addrs,
             signals,
+            feed: (_, feed_receiver),
             mesh,
         } = self;
         // Shards see the bound addresses, so labels show real ports.
@@ -232,12 +249,15 @@ impl Sidecar {
                 .expect("the channel holds one init per shard");
         }
 
+        let directory = directory::Directory::new(&config.routes);
         LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .name("ringside-admin")
             .spawn(move || async move {
-                let control = Rc::new(Control::connect(links, shared).await);
+                let control = Control::connect(links, shared, directory).await;
+                let control = Rc::new(control);
                 let signals = signals.into_async();
                 crate::io::spawn(control::drain_on_signal(signals, control.clone()));
+                crate::io::spawn(feed::follow(feed_receiver, control.clone()));
                 crate::admin::run(admin_listener, admin_addr, control).await;
             })
             .map_err(|err| RunError::Start {
