@@ -84,6 +84,17 @@ impl Routes {
         slots.iter().find(|slot| slot.listen == listen).cloned()
     }
 
+    /// Takes the route out: its listener closes, its connections finish.
+    pub fn remove(&self, listen: SocketAddr) {
+        self.slots.borrow_mut().retain(|slot| {
+            let removed = slot.listen == listen;
+            if removed {
+                slot.removed.trigger();
+            }
+            !removed
+        });
+    }
+
     /// Every route's current state, for work done on all of them.
     pub fn states(&self) -> Vec<Rc<RouteState>> {
         self.slots
