@@ -328,3 +328,34 @@ fn a_route_whose_names_have_not_resolved_answers_503_or_closes() {
         .0
         .contains(&format!("ringside_route_endpoints{{route=\"{label}\"}} 0")));
 }
+
+#[test]
+fn a_reload_applies_the_opaque_ports_to_routes_that_name_no_protocol() {
+    let origin = HttpOrigin::start("a", Duration::ZERO);
+    let port = free_port();
+    let table = |opaque_ports: &str| {
+        format!(
+            "[runtime]\nshards = 1\n\n[detect]\nopaque_ports = [{opaque_ports}]\n\n[[route]]\nlisten = \"127.0.0.1:{port}\"\nupstreams = [\"{}\"]\n",
+            origin.addr
+        )
+    };
+    let file = TempPath::holding(table(""));
+    let proxy = start_on(&file);
+    let addr = proxy.route();
+    assert_eq!(http_get(addr, "/").0, 200);
+    let counted = |proxy: &Ringside| proxy.wait_idle().sum("request_total", &[]);
+    assert_eq!(counted(&proxy), 1.0, "detected as HTTP");
+
+    rewrite(&file, &table(&origin.addr.port().to_string()));
+    let (status, body) = reload(&proxy);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("detect, mesh peers and inbound policy applied"),
+        "{body}"
+    );
+    // Keep-alive: through opaque TCP the origin, not ringside, would end a
+    // `Connection: close` exchange.
+    let response = HttpClient::connect(addr).get("/").expect("an answer");
+    assert_eq!(response.status, 200, "answered through opaque TCP");
+    assert_eq!(counted(&proxy), 1.0, "not seen as a request any more");
+}

@@ -529,6 +529,8 @@ mod tests {
                 "ringside_http2_enhance_your_calm_total counter",
                 "ringside_detecting_connections gauge",
                 "ringside_admin_connections_closed_total counter",
+                "ringside_route_endpoints gauge",
+                "ringside_config_reloads_total counter",
                 "ringside_pipes gauge",
                 "ringside_shards gauge",
                 "ringside_build_info gauge",

@@ -57,7 +57,7 @@ impl Accepting {
             "original_dst"
         })?;
         let inbound = transparent.listener.direction == Direction::Inbound;
-        match (transparent.route_for(destination, shard), &shard.mesh) {
+        match (transparent.route_for(destination, shard), shard.mesh()) {
             // A peer proxy dials the inbound listener itself.
             (Err(Refusal::NotRedirected), Some(mesh)) if inbound => {
                 Ok(Routed::Meshed(transparent.clone(), mesh.clone()))

@@ -57,6 +57,26 @@ impl RouteSlot {
         if current.route == route && current.endpoints == endpoints {
             return;
         }
+        self.succeed(&current, route, endpoints, metrics, mesh);
+    }
+
+    /// Replaces the state with a successor of the same route and endpoints,
+    /// for a change of what the shard shares (the mesh peers label its
+    /// series).
+    pub fn refresh(&self, metrics: &ShardMetrics, mesh: Option<&MeshTls>) {
+        let current = self.current();
+        let (route, endpoints) = (current.route.clone(), current.endpoints.clone());
+        self.succeed(&current, route, endpoints, metrics, mesh);
+    }
+
+    fn succeed(
+        &self,
+        current: &RouteState,
+        route: Route,
+        endpoints: EndpointSet,
+        metrics: &ShardMetrics,
+        mesh: Option<&MeshTls>,
+    ) {
         let next = current.successor(route, endpoints, metrics, mesh);
         *self.current.borrow_mut() = Rc::new(next);
     }
@@ -93,6 +113,13 @@ impl Routes {
             }
             !removed
         });
+    }
+
+    /// Refreshes every route (`RouteSlot::refresh`).
+    pub fn refresh(&self, metrics: &ShardMetrics, mesh: Option<&MeshTls>) {
+        for slot in self.slots.borrow().iter() {
+            slot.refresh(metrics, mesh);
+        }
     }
 
     /// Every route's current state, for work done on all of them.

@@ -17,7 +17,7 @@ use glommio::sync::Semaphore;
 
 use super::directory::{Changed, Directory};
 use super::listener;
-use super::reload::{self, Plan, Running};
+use super::reload::{self, Plan, Running, Settings};
 use super::signals::AsyncSignals;
 use crate::admin::{Readiness, Reloaded, Shards};
 use crate::config::{Args, Config, EndpointSet, Route};
@@ -56,6 +56,8 @@ pub enum ShardRequest {
     /// A reload removed the route on `listen`: close its listener, let its
     /// connections finish.
     RemoveRoute { listen: SocketAddr },
+    /// A reload changed what every route shares.
+    Settings(Box<Settings>),
 }
 
 /// The little state shards and the admin shard share: written once per
@@ -254,6 +256,10 @@ impl Control {
                 });
             }
         }
+        if let Some(settings) = &plan.settings {
+            let request = || ShardRequest::Settings(Box::new(settings.clone()));
+            self.to_every_shard(request).await;
+        }
         let routes = running_routes(&self.reloading);
         let sets = self.directory.borrow_mut().reconfigure(&routes);
         let set_of = |listen: SocketAddr| {
@@ -412,7 +418,13 @@ fn summary(plan: &Plan, added: &[(SocketAddr, Route, Vec<socket2::Socket>)]) -> 
     let added = list(added.iter().map(|(_, r, _)| r.listen.to_string()).collect());
     let changed = list(plan.changed.iter().map(|r| r.listen.to_string()).collect());
     let removed = list(plan.removed.iter().map(ToString::to_string).collect());
-    format!("config reloaded: routes added [{added}], changed [{changed}], removed [{removed}]")
+    let settings = match plan.settings {
+        Some(_) => "; detect, mesh peers and inbound policy applied",
+        None => "",
+    };
+    format!(
+        "config reloaded: routes added [{added}], changed [{changed}], removed [{removed}]{settings}"
+    )
 }
 
 /// Each SIGHUP reloads the config, one reload at a time.
@@ -449,14 +461,25 @@ pub async fn serve(
                     continue;
                 };
                 let route = slot.current().route.clone();
-                slot.update(route, endpoints, &shard.metrics, shard.mesh.as_deref());
+                slot.update(route, endpoints, &shard.metrics, shard.mesh().as_deref());
             }
             ShardRequest::UpdateRoute { route, endpoints } => {
                 if let Some(slot) = routes.find(route.listen) {
-                    slot.update(route, endpoints, &shard.metrics, shard.mesh.as_deref());
+                    slot.update(route, endpoints, &shard.metrics, shard.mesh().as_deref());
                 }
             }
             ShardRequest::RemoveRoute { listen } => routes.remove(listen),
+            ShardRequest::Settings(settings) => {
+                let Settings {
+                    detect,
+                    mesh_peers,
+                    inbound_policy,
+                } = *settings;
+                shard.reconfigure(detect, mesh_peers, inbound_policy);
+                // The mesh peers label the routes' upstream-side series.
+                let mesh = shard.mesh();
+                routes.refresh(&shard.metrics, mesh.as_deref());
+            }
             ShardRequest::AddRoute {
                 route,
                 endpoints,
@@ -464,7 +487,7 @@ pub async fn serve(
             } => {
                 let slot = super::shard_main::route_slot(&shard, route);
                 let current = slot.current().route.clone();
-                slot.update(current, endpoints, &shard.metrics, shard.mesh.as_deref());
+                slot.update(current, endpoints, &shard.metrics, shard.mesh().as_deref());
                 routes.add(slot.clone());
                 let accepting = Accepting::Route(slot);
                 let listener = Listener::new(listener);

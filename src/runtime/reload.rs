@@ -4,15 +4,17 @@
 //! routes are added, removed or changed, or why nothing may change.
 //! `Control::reload` carries it out.
 //!
-//! What a shard holds per route is replaced (`RouteSlot::update`); what it
-//! holds for all routes (its timeouts, detect settings, mesh, policies) is
-//! built once at start, so a change there is refused naming its key, as is
-//! what only start-up can decide (shard count, admin address, listeners
-//! outside routes). An invalid file or a refused change changes nothing.
+//! What a shard holds per route is replaced (`RouteSlot::update`), and so
+//! are its detect settings, mesh peers and inbound policy
+//! (`Shard::reconfigure`). Its timeouts are read in place on the data path
+//! (a copy in every idle connection's state would cost memory), so they are
+//! refused naming their key, as is what only start-up can decide (shard
+//! count, admin address, listeners outside routes, the identity). An
+//! invalid file or a refused change changes nothing.
 
 use std::net::SocketAddr;
 
-use crate::config::{Config, Route};
+use crate::config::{Config, DetectConfig, InboundPolicy, MeshPeer, Route};
 
 /// What a reload does to the routes, by configured listen address.
 #[derive(Debug, Default, PartialEq)]
@@ -24,11 +26,32 @@ pub struct Plan {
     pub changed: Vec<Route>,
     /// Bound addresses of the routes to stop.
     pub removed: Vec<SocketAddr>,
+    /// New settings every shard shares, when they changed.
+    pub settings: Option<Settings>,
+}
+
+/// What every route of a shard shares and a reload may change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub detect: DetectConfig,
+    pub mesh_peers: Vec<MeshPeer>,
+    pub inbound_policy: InboundPolicy,
+}
+
+impl Settings {
+    fn of(config: &Config) -> Settings {
+        Settings {
+            detect: config.detect.clone(),
+            mesh_peers: config.mesh_peers.clone(),
+            inbound_policy: config.inbound_policy.clone(),
+        }
+    }
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+        let routes = self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty();
+        routes && self.settings.is_none()
     }
 }
 
@@ -47,6 +70,8 @@ pub fn plan(old: &Config, running: &[Running], new: &Config) -> Result<Plan, &'s
         return Err(key);
     }
     let mut plan = Plan::default();
+    let settings = Settings::of(new);
+    plan.settings = (settings != Settings::of(old)).then_some(settings);
     // Several routes may be configured on port 0: they pair up in order.
     let mut claimed = vec![false; running.len()];
     for route in &new.routes {
@@ -77,7 +102,7 @@ pub fn plan(old: &Config, running: &[Running], new: &Config) -> Result<Plan, &'s
 fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
     let mut old_timeouts = old.timeouts;
     old_timeouts.response = new.timeouts.response;
-    let checks: [(&'static str, bool); 16] = [
+    let checks = [
         ("runtime.shards", old.shards == new.shards),
         ("admin.listen", old.admin_addr == new.admin_addr),
         ("runtime.pin", old.pin == new.pin),
@@ -100,16 +125,14 @@ fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
             "outbound/inbound (transparent listeners)",
             old.transparent == new.transparent,
         ),
-        ("detect", old.detect == new.detect),
+        (
+            "detect.server_first_memory",
+            old.detect.server_first_memory == new.detect.server_first_memory,
+        ),
         ("http2", old.http2 == new.http2),
         (
             "timeouts (other than proxy.response_timeout)",
             old_timeouts == new.timeouts,
-        ),
-        ("mesh.peer", old.mesh_peers == new.mesh_peers),
-        (
-            "inbound.authorize",
-            old.inbound_policy == new.inbound_policy,
         ),
         ("identity", old.identity == new.identity),
     ];
@@ -171,5 +194,10 @@ mod tests {
         assert_eq!(plan(&old, &[], &new).unwrap_err(), "admin.listen");
         let new = config(&["--response-timeout", "1s"]);
         assert!(plan(&old, &[], &new).is_ok(), "a route's, so it may change");
+        let new = config(&["--opaque-ports", "80"]);
+        let settings = plan(&old, &[], &new).unwrap().settings.expect("changed");
+        assert_eq!(settings.detect.opaque_ports, [80]);
+        let new = config(&["--detect-timeout", "1s"]);
+        assert!(plan(&old, &[], &new).unwrap_err().starts_with("timeouts"));
     }
 }

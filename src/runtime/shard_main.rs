@@ -180,7 +180,8 @@ async fn sweep_pools(
 pub(super) fn route_slot(shard: &Shard, route: Route) -> Rc<RouteSlot> {
     let seed = seed(shard.metrics.shard(), route.listen);
     let idle = shard.timeouts.pool_idle;
-    let state = RouteState::new(route, &shard.metrics, seed, idle, shard.mesh.as_deref());
+    let mesh = shard.mesh();
+    let state = RouteState::new(route, &shard.metrics, seed, idle, mesh.as_deref());
     Rc::new(RouteSlot::new(Rc::new(state)))
 }
 
