@@ -14,7 +14,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{ConfigError, Protocol};
+use super::ConfigError;
 
 /// One of `Route.upstreams`: `"10.0.0.7:5432"` or `"db.internal:5432"`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -105,7 +105,7 @@ pub struct Endpoint {
     /// says so (a control plane's destination answer).
     pub identity: Option<String>,
     /// The protocol the endpoint is known to speak, when its source says so.
-    pub protocol: Option<Protocol>,
+    pub protocol: Option<ProtocolHint>,
     /// The source's labels, kept for metrics and logs.
     pub labels: Vec<(String, String)>,
 }
@@ -120,6 +120,15 @@ impl Endpoint {
             labels: Vec::new(),
         }
     }
+}
+
+/// What a source of endpoints may say an endpoint speaks (a control
+/// plane's protocol hint), which spares it detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolHint {
+    Http1,
+    Http2,
+    Opaque,
 }
 
 /// A route's endpoints as published to every shard: immutable and shared,

@@ -28,7 +28,7 @@ mod transparent;
 mod value;
 
 pub use cli::{Args, Command, IdentityAction, IdentityArgs};
-pub use endpoint::{Endpoint, EndpointSet, Upstream};
+pub use endpoint::{Endpoint, EndpointSet, ProtocolHint, Upstream};
 pub use identity::IdentityConfig;
 pub use inbound_policy::{Authorize, IdentityMatch, InboundPolicy};
 pub use iptables::{

@@ -12,7 +12,6 @@
 //! body is never passed off as complete.
 
 use std::io;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -166,21 +165,12 @@ impl H1Proxy<'_> {
             let refusal = match next {
                 Ok(Some(head)) => {
                     // Boxed: a future is as large as its largest state, and
-                    // without the box every idle keep-alive connection would
-                    // carry room for a whole exchange (1.7 KiB) while it
-                    // waits for its next request.
-                    let served = match self.newer_route(first) {
-                        None => Box::pin(self.request(client, head, first, &deadline)).await?,
-                        Some(newer) => {
-                            let proxy = H1Proxy {
-                                route: &newer,
-                                authz: self.authz.clone(),
-                                ..*self
-                            };
-                            Box::pin(proxy.request(client, head, first, &deadline)).await?
-                        }
-                    };
-                    match served {
+                    // unboxed every idle keep-alive connection would carry
+                    // room for a whole exchange (1.7 KiB) while it waits.
+                    let newer = self.newer_route(first);
+                    let moved = newer.as_deref().map(|route| self.on(route));
+                    let proxy = moved.as_ref().unwrap_or(self);
+                    match Box::pin(proxy.request(client, head, first, &deadline)).await? {
                         Some(served) => return Ok(served),
                         None => continue,
                     }
@@ -267,17 +257,6 @@ impl H1Proxy<'_> {
             .metrics
             .responded(&labels, class(status), started.elapsed());
         Ok((!keep).then_some(Served::Closed))
-    }
-
-    /// The route's newest state when its endpoint set changed since this
-    /// connection started: the next request is balanced by it, so that a
-    /// keep-alive connection follows the set. Not while `first`, picked
-    /// from this state's endpoints, waits to be used.
-    fn newer_route(&self, first: &Option<Upstream>) -> Option<Rc<HttpRoute>> {
-        match first {
-            Some(_) => None,
-            None => self.route.newer(),
-        }
     }
 
     /// Waits out the speculative hold of `first` (the detect quiet pause: a

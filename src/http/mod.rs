@@ -16,6 +16,7 @@ mod answer;
 mod chunked;
 mod client_id;
 mod h1;
+mod h1_follow;
 mod h2;
 mod h2_streams;
 mod head;

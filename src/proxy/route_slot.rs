@@ -15,6 +15,7 @@ use super::RouteState;
 use crate::config::{EndpointSet, Route};
 use crate::io::Shutdown;
 use crate::metrics::ShardMetrics;
+use crate::shard::Shard;
 use crate::tls::mesh::MeshTls;
 
 pub struct RouteSlot {
@@ -33,6 +34,16 @@ impl RouteSlot {
             current: RefCell::new(state),
             removed: Shutdown::new(),
         }
+    }
+
+    /// A configured route's slot on `shard`, with the route's addresses as
+    /// its endpoints (its names' come as they resolve).
+    pub fn configured(shard: &Shard, route: Route) -> RouteSlot {
+        let seed = seed(shard.metrics.shard(), route.listen);
+        let idle = shard.timeouts.pool_idle;
+        let mesh = shard.mesh();
+        let state = RouteState::new(route, &shard.metrics, seed, idle, mesh.as_deref());
+        RouteSlot::new(Rc::new(state))
     }
 
     pub fn listen(&self) -> SocketAddr {
@@ -130,4 +141,13 @@ impl Routes {
             .map(|slot| slot.current())
             .collect()
     }
+}
+
+/// Distinct per shard and route, so shards do not make the same choices in
+/// lockstep.
+fn seed(shard: usize, listen: SocketAddr) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ ((shard as u64) << 32) ^ u64::from(listen.port())
 }

@@ -23,7 +23,7 @@ use crate::admin::{Readiness, Reloaded, Shards};
 use crate::config::{Args, Config, EndpointSet, Route};
 use crate::io::{spawn, timeout, Listener, Tasks};
 use crate::metrics::{IdentityStatus, Reasons, Snapshot};
-use crate::proxy::{accept_loop, Accepting, Routes};
+use crate::proxy::{accept_loop, Accepting, RouteSlot, Routes};
 use crate::shard::Shard;
 
 /// A shard that takes longer than this to send its snapshot is left out
@@ -485,7 +485,7 @@ pub async fn serve(
                 endpoints,
                 listener,
             } => {
-                let slot = super::shard_main::route_slot(&shard, route);
+                let slot = Rc::new(RouteSlot::configured(&shard, route));
                 let current = slot.current().route.clone();
                 slot.update(current, endpoints, &shard.metrics, shard.mesh().as_deref());
                 routes.add(slot.clone());

@@ -11,9 +11,9 @@ use std::time::Duration;
 use futures_lite::future;
 
 use super::control::{self, ShardControl, Shared};
-use crate::config::{Config, Route};
+use crate::config::Config;
 use crate::io::{sleep, spawn, Listener, Shutdown, Tasks};
-use crate::proxy::{accept_loop, Accepting, RouteSlot, RouteState, Routes, TransparentState};
+use crate::proxy::{accept_loop, Accepting, RouteSlot, Routes, TransparentState};
 use crate::shard::Shard;
 use crate::tls::mesh::MeshConfigs;
 
@@ -65,7 +65,7 @@ pub async fn run(init: ShardInit) {
     let routes: Vec<Rc<RouteSlot>> = config
         .routes
         .iter()
-        .map(|route| route_slot(&shard, route.clone()))
+        .map(|route| Rc::new(RouteSlot::configured(&shard, route.clone())))
         .collect();
     let own_addrs: Rc<[SocketAddr]> = own_addrs.into();
     let transparent: Vec<Rc<TransparentState>> = config
@@ -173,23 +173,4 @@ async fn sweep_pools(
         }
         shard.server_first.sweep();
     }
-}
-
-/// The slot of a configured route on `shard`, with the route's addresses
-/// as its endpoints (its names' come as they resolve).
-pub(super) fn route_slot(shard: &Shard, route: Route) -> Rc<RouteSlot> {
-    let seed = seed(shard.metrics.shard(), route.listen);
-    let idle = shard.timeouts.pool_idle;
-    let mesh = shard.mesh();
-    let state = RouteState::new(route, &shard.metrics, seed, idle, mesh.as_deref());
-    Rc::new(RouteSlot::new(Rc::new(state)))
-}
-
-/// Distinct per shard and route, so shards do not make the same choices in
-/// lockstep.
-fn seed(shard: usize, listen: SocketAddr) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    nanos ^ ((shard as u64) << 32) ^ u64::from(listen.port())
 }
