@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         return check(&config);
     }
     init_logging(config.log_format);
+    // SIGHUP and POST /reload read the config again under the same flags.
+    let reload_args = args.clone();
 
     let result = match args.command {
         Some(Command::Demo) => demo::run(config),
@@ -26,7 +28,7 @@ fn main() -> ExitCode {
         Some(Command::Identity(identity)) => return identity_command(&identity.action),
         // The identity is checked as the runtime starts, which also
         // waits for a certificate not issued yet (`tls::reload`).
-        None => run(config),
+        None => run(config, reload_args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,13 +123,13 @@ fn bad_configuration(err: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_BAD_CONFIG as u8)
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, args: Args) -> anyhow::Result<()> {
     if config.routes.is_empty() && config.transparent.is_empty() {
         anyhow::bail!(
             "no routes: give --route LISTEN=UPSTREAM, a [[route]] in --config, --outbound-listen, or try `ringside demo`"
         );
     }
-    let sidecar = start(config)?;
+    let sidecar = start(config)?.reload_from(args);
     sidecar.run()?;
     tracing::info!("drained, exiting");
     Ok(())

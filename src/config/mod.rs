@@ -14,6 +14,7 @@
 
 mod cli;
 mod effective;
+mod endpoint;
 mod file;
 mod identity;
 mod inbound_policy;
@@ -27,6 +28,7 @@ mod transparent;
 mod value;
 
 pub use cli::{Args, Command, IdentityAction, IdentityArgs};
+pub use endpoint::{Endpoint, EndpointSet, ProtocolHint, Upstream};
 pub use identity::IdentityConfig;
 pub use inbound_policy::{Authorize, IdentityMatch, InboundPolicy};
 pub use iptables::{

@@ -184,7 +184,14 @@ impl H1Proxy<'_> {
         };
         deadline.disarm();
         let refusal = match next {
-            Ok(Some(head)) => return self.request(client, head, first, deadline).await,
+            Ok(Some(head)) => {
+                // A keep-alive connection's next request goes to the
+                // route's newest endpoints (`h1_follow`).
+                let newer = self.newer_route(first);
+                let moved = newer.as_deref().map(|route| self.on(route));
+                let proxy = moved.as_ref().unwrap_or(self);
+                return proxy.request(client, head, first, deadline).await;
+            }
             Ok(None) => return Ok(Some(Served::Closed)),
             Err(ReadHeadError::Io(err)) => return Err(ConnError::ClientRead(err)),
             Err(ReadHeadError::Truncated) => {
@@ -279,7 +286,7 @@ impl H1Proxy<'_> {
         let _ = deadlines.timeout(hold, future::pending::<()>()).await;
         if let Some(upstream) = first.take() {
             self.expired(Expiry::SpeculativeHold, hold);
-            self.route.pool.checkin(*upstream);
+            self.route.checkin(*upstream);
         }
         future::pending().await
     }
@@ -358,7 +365,7 @@ impl H1Proxy<'_> {
                     reusable,
                 }) => {
                     if reusable {
-                        self.route.pool.checkin(upstream);
+                        self.route.checkin(upstream);
                     }
                     return Ok(Outcome::Responded { status, keep });
                 }

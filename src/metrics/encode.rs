@@ -225,6 +225,14 @@ const IDENTITY_RELOAD_FAILURES_TOTAL: Family = Family::counter(
     "ringside_identity_reload_failures_total",
     "Identity reloads refused (the old identity stayed in use).",
 );
+const ROUTE_ENDPOINTS: Family = Family::gauge(
+    "ringside_route_endpoints",
+    "Endpoints in a route's current set (zero: its names have not resolved).",
+);
+const CONFIG_RELOADS_TOTAL: Family = Family::counter(
+    "ringside_config_reloads_total",
+    "Config reloads (SIGHUP, POST /reload), by result.",
+);
 const MESH_REFUSED_TOTAL: Family = Family::counter(
     "ringside_mesh_refused_total",
     "Meshed (mTLS) connections refused before they were proxied, by reason.",
@@ -304,6 +312,14 @@ fn encode_ringside(snapshot: &Snapshot, out: &mut String) {
     HTTP2_ENHANCE_YOUR_CALM_TOTAL.write(out, by_reason("cause", &snapshot.http2_calmed));
     DETECTING_CONNECTIONS.write(out, [("", snapshot.detecting_connections)]);
     ADMIN_CONNECTIONS_CLOSED_TOTAL.write(out, by_reason("reason", &snapshot.admin_closed));
+    ROUTE_ENDPOINTS.write(
+        out,
+        snapshot
+            .route_endpoints
+            .iter()
+            .map(|(route, count)| (format!("route=\"{}\"", escape(route)), count)),
+    );
+    CONFIG_RELOADS_TOTAL.write(out, by_reason("result", &snapshot.config_reloads));
     PIPES.write(
         out,
         [
@@ -513,6 +529,8 @@ mod tests {
                 "ringside_http2_enhance_your_calm_total counter",
                 "ringside_detecting_connections gauge",
                 "ringside_admin_connections_closed_total counter",
+                "ringside_route_endpoints gauge",
+                "ringside_config_reloads_total counter",
                 "ringside_pipes gauge",
                 "ringside_shards gauge",
                 "ringside_build_info gauge",

@@ -22,7 +22,7 @@ pub use bound::MAX_SNIS;
 pub use encode::encode;
 pub use identity::{IdentityReading, IdentityStatus};
 pub use labels::{
-    DetectLabels, Expiry, Peer, PeerId, RequestLabels, ResponseClass, TcpLabels, OVERFLOW,
+    DetectLabels, Expiry, Peer, PeerId, Reasons, RequestLabels, ResponseClass, TcpLabels, OVERFLOW,
 };
 pub use process::ProcessStats;
 pub use recorder::{Detecting, ShardMetrics, Speculating, TcpCounters};

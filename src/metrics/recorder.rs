@@ -407,6 +407,8 @@ impl ShardMetrics {
                 .collect(),
             mesh_refused: self.mesh_refused.borrow().clone(),
             admin_closed: Reasons::default(),
+            route_endpoints: BTreeMap::new(),
+            config_reloads: Reasons::default(),
             identity: None,
             tcp: self
                 .tcp

@@ -36,9 +36,9 @@ enum Count {
 
 impl Conn {
     /// The mesh, when this is an inbound connection it authorizes.
-    pub(super) fn inbound_mesh(&self) -> Option<&Rc<MeshTls>> {
+    pub(super) fn inbound_mesh(&self) -> Option<Rc<MeshTls>> {
         let inbound = self.route.route.direction == Direction::Inbound;
-        self.shard.mesh.as_ref().filter(|_| inbound)
+        self.shard.mesh().filter(|_| inbound)
     }
 
     /// Whether the upstream may be connected before the protocol is known:
@@ -50,7 +50,7 @@ impl Conn {
             return true;
         };
         let proven = self.proven.borrow();
-        verdict(mesh, self.route.route.listen, proven.as_deref()).allowed
+        verdict(&mesh, self.route.route.listen, proven.as_deref()).allowed
     }
 
     /// Authorizes an inbound connection once detection has said what it
@@ -73,7 +73,7 @@ impl Conn {
             Count::Connection
         };
         let client_id = self.proven.borrow().clone();
-        let authz = judge(&self.shard, mesh, target, client_id.as_deref(), count);
+        let authz = judge(&self.shard, &mesh, target, client_id.as_deref(), count);
         self.judged(authz);
         if authz.allowed || http {
             return Ok(());

@@ -79,11 +79,11 @@ pub async fn classify(
     let upstream = upstream.map(|(socket, _)| socket);
     let detecting = shard.metrics.detecting();
     let direction = route.route.direction;
-    let (detect, timeouts) = (&shard.detect, &shard.timeouts);
+    let (detect, timeouts) = (shard.detect(), &shard.timeouts);
     let sniffed = sniff(
         client,
         upstream,
-        detect,
+        &detect,
         timeouts,
         &shard.deadlines,
         direction,

@@ -128,7 +128,7 @@ impl Conn {
         client: Socket,
         prefix: Vec<u8>,
     ) -> Result<Socket, ConnError> {
-        let mesh = self.shard.mesh.clone().expect("terminates() said so");
+        let mesh = self.shard.mesh().expect("terminates() said so");
         let metrics = &self.shard.metrics;
         let refused = |reason: &'static str, cause: String| {
             metrics.mesh_refused(reason);

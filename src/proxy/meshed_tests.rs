@@ -75,7 +75,7 @@ fn serve_one(shard: &Rc<Shard>, listener: Loopback) {
     crate::io::spawn(async move {
         let stream = listener.accept().await;
         let inbound = inbound_state(listener.addr());
-        let mesh = shard.mesh.clone().expect("a meshed shard");
+        let mesh = shard.mesh().expect("a meshed shard");
         let slot = shard.connections.take(listener.addr()).unwrap();
         serve(shard, inbound, mesh, stream, slot).await;
     });
@@ -86,11 +86,7 @@ fn a_peers_connection_reaches_the_application_port_with_its_identity() {
     let configs = mesh_configs();
     let allowed = Authorize::Identities(vec![IdentityMatch::Exact(OUR_NAME.to_string())]);
     let shard = Rc::new(meshed_shard_with(configs.clone(), everywhere(allowed)));
-    let peer = MeshTls::new(
-        configs,
-        Vec::new(),
-        shard.mesh.as_ref().unwrap().policy.clone(),
-    );
+    let peer = MeshTls::new(configs, Vec::new(), shard.mesh().unwrap().policy.clone());
     testing::run_with(&shard.deadlines, || async {
         let app = Loopback::bind();
         let app_addr = app.addr();
@@ -116,11 +112,7 @@ fn a_peer_the_port_refuses_is_answered_403() {
         configs.clone(),
         everywhere(Authorize::Deny),
     ));
-    let peer = MeshTls::new(
-        configs,
-        Vec::new(),
-        shard.mesh.as_ref().unwrap().policy.clone(),
-    );
+    let peer = MeshTls::new(configs, Vec::new(), shard.mesh().unwrap().policy.clone());
     testing::run_with(&shard.deadlines, || async {
         let app = Loopback::bind();
         let app_addr = app.addr();
@@ -143,7 +135,7 @@ fn a_plaintext_client_dialling_the_listener_is_reset_as_not_redirected() {
         let listener = Loopback::bind();
         let (client, accepted) = listener.pair().await;
         let inbound = inbound_state(listener.addr());
-        let mesh = shard.mesh.clone().unwrap();
+        let mesh = shard.mesh().unwrap();
         let slot = shard.connections.take(listener.addr()).unwrap();
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         serve(shard.clone(), inbound, mesh, accepted, slot).await;

@@ -13,7 +13,7 @@ use rustls::pki_types::UnixTime;
 use super::conn::Conn;
 use super::RouteState;
 use crate::config::{
-    Authorize, Direction, IdentityConfig, InboundPolicy, PortRange, Protocol, Route,
+    Authorize, Direction, IdentityConfig, InboundPolicy, PortRange, Protocol, Route, Upstream,
 };
 use crate::io::testing::Loopback;
 use crate::io::Socket;
@@ -37,12 +37,13 @@ pub(super) fn route(
 ) -> Rc<RouteState> {
     let route = Route {
         listen,
-        upstreams: vec![upstream],
+        upstreams: vec![Upstream::Addr(upstream)],
         direction,
         protocol,
         response_timeout: None,
     };
-    let mesh = shard.mesh.as_deref();
+    let mesh = shard.mesh();
+    let mesh = mesh.as_deref();
     let idle = Duration::from_secs(60);
     Rc::new(RouteState::new(route, &shard.metrics, 1, idle, mesh))
 }
@@ -65,7 +66,7 @@ pub(super) fn meshed_shard(port: u16, policy: Authorize) -> Shard {
 /// `configs` (which a peer of it in the test may share) and `policy`.
 pub(super) fn meshed_shard_with(configs: MeshConfigs, policy: InboundPolicy) -> Shard {
     let mut shard = Shard::for_tests();
-    shard.mesh = Some(Rc::new(MeshTls::new(configs, Vec::new(), policy)));
+    shard.set_mesh(MeshTls::new(configs, Vec::new(), policy));
     shard
 }
 

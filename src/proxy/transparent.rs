@@ -126,9 +126,10 @@ impl TransparentState {
         }
         let metrics = &shard.metrics;
         let route = RouteSpec::implied(original, upstream, self.listener.direction)
-            .resolve(&shard.detect.opaque_ports, shard.timeouts.response);
-        let mesh = shard.mesh.as_deref();
-        let route = RouteState::for_destination(route, metrics, self.pool_idle_timeout, mesh);
+            .resolve(&shard.detect().opaque_ports, shard.timeouts.response);
+        let mesh = shard.mesh();
+        let idle = self.pool_idle_timeout;
+        let route = RouteState::for_destination(route, metrics, idle, mesh.as_deref());
         let route = Rc::new(route);
         if destinations.len() >= MAX_DESTINATIONS {
             let forgotten = forget_idle(&mut destinations, now, Duration::ZERO);

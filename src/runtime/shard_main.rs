@@ -13,7 +13,7 @@ use futures_lite::future;
 use super::control::{self, ShardControl, Shared};
 use crate::config::Config;
 use crate::io::{sleep, spawn, Listener, Shutdown, Tasks};
-use crate::proxy::{accept_loop, Accepting, RouteState, TransparentState};
+use crate::proxy::{accept_loop, Accepting, RouteSlot, Routes, TransparentState};
 use crate::shard::Shard;
 use crate::tls::mesh::MeshConfigs;
 
@@ -62,20 +62,10 @@ pub async fn run(init: ShardInit) {
     ));
     let connections = Rc::new(Tasks::new());
 
-    let routes: Vec<Rc<RouteState>> = config
+    let routes: Vec<Rc<RouteSlot>> = config
         .routes
         .iter()
-        .map(|route| {
-            let seed = seed(id, route.listen);
-            let state = RouteState::new(
-                route.clone(),
-                &shard.metrics,
-                seed,
-                config.timeouts.pool_idle,
-                shard.mesh.as_deref(),
-            );
-            Rc::new(state)
-        })
+        .map(|route| Rc::new(RouteSlot::configured(&shard, route.clone())))
         .collect();
     let own_addrs: Rc<[SocketAddr]> = own_addrs.into();
     let transparent: Vec<Rc<TransparentState>> = config
@@ -113,15 +103,24 @@ pub async fn run(init: ShardInit) {
         ));
     }
 
+    let table = Rc::new(Routes::default());
+    for slot in routes {
+        table.add(slot);
+    }
     spawn(sweep_pools(
         shard.clone(),
-        routes,
+        table.clone(),
         transparent,
         shutdown.clone(),
     ));
     // Not stopped by the drain: draining connections still time out.
     spawn(shard.deadlines.clone().run());
-    spawn(control::serve(control, shard.clone()));
+    spawn(control::serve(
+        control,
+        shard.clone(),
+        table,
+        connections.clone(),
+    ));
     shared.shards_started.fetch_add(1, Ordering::SeqCst);
     tracing::debug!(shard = id, "shard started");
 
@@ -149,7 +148,7 @@ pub async fn run(init: ShardInit) {
 /// endpoint once it has gone idle or stale.
 async fn sweep_pools(
     shard: Rc<Shard>,
-    routes: Vec<Rc<RouteState>>,
+    routes: Rc<Routes>,
     transparent: Vec<Rc<TransparentState>>,
     shutdown: Rc<Shutdown>,
 ) {
@@ -166,7 +165,7 @@ async fn sweep_pools(
         if !future::or(tick, stop).await {
             return;
         }
-        for route in &routes {
+        for route in routes.states() {
             route.http.sweep();
         }
         for listener in &transparent {
@@ -174,13 +173,4 @@ async fn sweep_pools(
         }
         shard.server_first.sweep();
     }
-}
-
-/// Distinct per shard and route, so shards do not make the same choices in
-/// lockstep.
-fn seed(shard: usize, listen: SocketAddr) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    nanos ^ ((shard as u64) << 32) ^ u64::from(listen.port())
 }

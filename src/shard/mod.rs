@@ -12,16 +12,22 @@
 //! that neither protocol's type is the other's home.
 //!
 //! Owned by the shard's thread and reached through an `Rc`: nothing in it
-//! is `Send`.
+//! is `Send`. What a reload may change (the detect settings, the mesh's
+//! peers and inbound policy) is an `Rc` swapped in whole (`reconfigure`),
+//! which a connection clones when it looks (no allocation); the rest is
+//! fixed at start.
 
 mod limit;
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
 pub use limit::{ConnectionSlots, Slot};
 
-use crate::config::{Config, DetectConfig, Direction, Http2Config, Timeouts};
+use crate::config::{
+    Config, DetectConfig, Direction, Http2Config, InboundPolicy, MeshPeer, Timeouts,
+};
 use crate::detect::ServerFirstMemory;
 use crate::io::{Deadlines, Shutdown, Socket};
 use crate::metrics::ShardMetrics;
@@ -44,8 +50,8 @@ pub struct Shard {
     /// HTTP's own, the only ones here.
     pub http2: Http2Config,
     /// mTLS to mesh peers and from them, when an identity is configured.
-    pub mesh: Option<Rc<MeshTls>>,
-    pub detect: DetectConfig,
+    mesh: RefCell<Option<Rc<MeshTls>>>,
+    detect: RefCell<Rc<DetectConfig>>,
     /// Upstreams that spoke first, so later connections skip detection.
     pub server_first: ServerFirstMemory,
     /// Pipes and scratch space of the opaque pumps.
@@ -77,9 +83,9 @@ impl Shard {
             deadlines: Deadlines::new(),
             timeouts: config.timeouts,
             http2: config.http2,
-            mesh,
+            mesh: RefCell::new(mesh),
             server_first: ServerFirstMemory::new(config.detect.server_first_memory),
-            detect: config.detect.clone(),
+            detect: RefCell::new(Rc::new(config.detect.clone())),
             pumps: PumpResources::new(config.forward_mode, config.pipe_size_bytes),
             max_speculative: config.max_speculative_connections,
             connections: ConnectionSlots::new(max_connections),
@@ -91,6 +97,27 @@ impl Shard {
     pub fn drain(&self) {
         self.draining.trigger();
         self.deadlines.drain();
+    }
+
+    /// The mesh as now, when an identity is configured.
+    pub fn mesh(&self) -> Option<Rc<MeshTls>> {
+        self.mesh.borrow().clone()
+    }
+
+    /// The detect settings as now.
+    pub fn detect(&self) -> Rc<DetectConfig> {
+        self.detect.borrow().clone()
+    }
+
+    /// Takes a reload's detect settings, mesh peers and inbound policy; a
+    /// connection that holds the former ones keeps them.
+    pub fn reconfigure(&self, detect: DetectConfig, peers: Vec<MeshPeer>, policy: InboundPolicy) {
+        *self.detect.borrow_mut() = Rc::new(detect);
+        let mesh = self.mesh();
+        if let Some(mesh) = mesh {
+            let configs = mesh.configs.clone();
+            *self.mesh.borrow_mut() = Some(Rc::new(MeshTls::new(configs, peers, policy)));
+        }
     }
 
     /// Connects to `addr` within the connect timeout: through its peer
@@ -109,10 +136,9 @@ impl Shard {
         protocol: Option<SessionProtocol>,
     ) -> std::io::Result<Socket> {
         let timeout = self.timeouts.connect;
-        let peer = self
-            .mesh
+        let mesh = self.mesh().filter(|_| direction == Direction::Outbound);
+        let peer = mesh
             .as_ref()
-            .filter(|_| direction == Direction::Outbound)
             .and_then(|mesh| Some((mesh, mesh.peer_for(addr)?)));
         match peer {
             Some((mesh, peer)) => {
@@ -126,6 +152,11 @@ impl Shard {
 
 #[cfg(test)]
 impl Shard {
+    /// Puts a mesh in, for tests of meshed stages.
+    pub(crate) fn set_mesh(&mut self, mesh: MeshTls) {
+        *self.mesh.get_mut() = Some(Rc::new(mesh));
+    }
+
     /// A shard with the default configuration and no mesh, for tests of
     /// the stages that take one.
     pub(crate) fn for_tests() -> Shard {
