@@ -13,6 +13,7 @@
 //! defaults the rest relies on live here.
 
 mod cli;
+mod dns;
 mod effective;
 mod file;
 mod identity;
@@ -27,6 +28,7 @@ mod transparent;
 mod value;
 
 pub use cli::{Args, Command, IdentityAction, IdentityArgs};
+pub use dns::{DnsConfig, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL};
 pub use identity::IdentityConfig;
 pub use inbound_policy::{Authorize, IdentityMatch, InboundPolicy};
 pub use iptables::{
@@ -94,6 +96,8 @@ pub struct Config {
     /// The workload identity for mTLS between ringside proxies, when
     /// configured (`[identity]`).
     pub identity: Option<IdentityConfig>,
+    /// How upstream names are resolved and re-resolved (`[dns]`).
+    pub dns: DnsConfig,
 }
 
 /// Protocol detection settings, shared by every route; its two timeouts
