@@ -410,6 +410,7 @@ impl ShardMetrics {
             mesh_refused: self.mesh_refused.borrow().clone(),
             admin_closed: Reasons::default(),
             identity: None,
+            dns: None,
             tcp: self
                 .tcp
                 .borrow()

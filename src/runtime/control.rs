@@ -15,7 +15,7 @@ use glommio::sync::Semaphore;
 use super::signals::AsyncSignals;
 use crate::admin::{Readiness, Shards};
 use crate::io::timeout;
-use crate::metrics::{IdentityStatus, Snapshot};
+use crate::metrics::{DnsStatus, IdentityStatus, Snapshot};
 use crate::shard::Shard;
 
 /// A shard that takes longer than this to send its snapshot is left out
@@ -39,6 +39,9 @@ pub struct Shared {
     pub draining: Arc<AtomicBool>,
     /// The identity's expiry and failed reloads, when one is configured.
     pub identity: Option<Arc<IdentityStatus>>,
+    /// The DNS resolver's lookups and unresolved names, when upstream
+    /// names are watched.
+    pub dns: Option<Arc<DnsStatus>>,
 }
 
 /// The admin side of one shard's channels, before its executor runs.
@@ -126,7 +129,13 @@ impl Shards for Control {
             }
         }
         merged.identity = self.shared.identity.as_ref().map(|status| status.reading());
+        merged.dns = self.shared.dns.as_ref().map(|status| status.reading());
         merged
+    }
+
+    fn unresolved_names(&self) -> Vec<String> {
+        let reading = self.shared.dns.as_ref().map(|status| status.reading());
+        reading.map_or_else(Vec::new, |reading| reading.unresolved.into_iter().collect())
     }
 
     async fn shutdown(&self) {
