@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ringside::config::{Args, Config, Direction, Protocol, Route};
+use ringside::config::{Args, Config, Direction, Protocol, Route, Upstream};
 use ringside::runtime::Sidecar;
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
@@ -55,7 +55,7 @@ fn start_ringside(
         .into_iter()
         .map(|(upstream, protocol)| Route {
             listen: "127.0.0.1:0".parse().unwrap(),
-            upstreams: vec![upstream],
+            upstreams: vec![Upstream::Addr(upstream)],
             direction: Direction::Outbound,
             protocol,
             response_timeout: None,

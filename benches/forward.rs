@@ -11,7 +11,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ringside::config::{Args, Config, Direction, Protocol, Route};
+use ringside::config::{Args, Config, Direction, Protocol, Route, Upstream};
 use ringside::runtime::Sidecar;
 
 const TRANSFER_BYTES: usize = 64 << 20;
@@ -49,7 +49,7 @@ fn start_ringside(upstream: SocketAddr, forward_mode: &str) -> SocketAddr {
     };
     let config = Config::load(&args).unwrap().with_routes(vec![Route {
         listen: "127.0.0.1:0".parse().unwrap(),
-        upstreams: vec![upstream],
+        upstreams: vec![Upstream::Addr(upstream)],
         direction: Direction::Outbound,
         protocol: Protocol::Opaque,
         response_timeout: None,

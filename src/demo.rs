@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ringside::config::{Config, Direction, Protocol, Route};
+use ringside::config::{Config, Direction, Protocol, Route, Upstream};
 
 const DEMO_LISTEN: &str = "127.0.0.1:4140";
 const CONNECTIONS: usize = 8;
@@ -22,7 +22,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let response_timeout = config.timeouts.response;
         config.with_routes(vec![Route {
             listen: DEMO_LISTEN.parse().expect("a valid address"),
-            upstreams: vec![origin],
+            upstreams: vec![Upstream::Addr(origin)],
             direction: Direction::Outbound,
             protocol: Protocol::Detect,
             response_timeout,

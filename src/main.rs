@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         return check(&config);
     }
     init_logging(config.log_format);
+    // SIGHUP and POST /reload read the config again under the same flags.
+    let reload_args = args.clone();
 
     let result = match args.command {
         Some(Command::Demo) => demo::run(config),
@@ -26,7 +28,7 @@ fn main() -> ExitCode {
         Some(Command::Identity(identity)) => return identity_command(&identity.action),
         // The identity is checked as the runtime starts, which also
         // waits for a certificate not issued yet (`tls::reload`).
-        None => run(config),
+        None => run(config, reload_args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,6 +53,7 @@ fn check(config: &Config) -> ExitCode {
         Err(err) => return bad_configuration(err),
     };
     print!("{config}{placement}");
+    check_names(config);
     if let Some(identity) = identity {
         let not_after = std::time::UNIX_EPOCH
             + std::time::Duration::from_secs(identity.not_after_unix_seconds());
@@ -61,6 +64,20 @@ fn check(config: &Config) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Each upstream name looked up once, as `# dns NAME: ADDRESSES` or
+/// `# dns NAME: unresolved (WHY)`. A name that does not resolve is
+/// reported, not fatal, as it is not at start.
+fn check_names(config: &Config) {
+    let names = config.upstream_names();
+    if names.is_empty() {
+        return;
+    }
+    match ringside::dns::resolve_once(&config.dns, &names) {
+        Ok(checked) => checked.iter().for_each(|name| println!("# dns {name}")),
+        Err(err) => println!("# dns: {err}"),
+    }
 }
 
 /// The configured identity, read and checked, for `--check`; `None` when
@@ -121,13 +138,13 @@ fn bad_configuration(err: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_BAD_CONFIG as u8)
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, args: Args) -> anyhow::Result<()> {
     if config.routes.is_empty() && config.transparent.is_empty() {
         anyhow::bail!(
             "no routes: give --route LISTEN=UPSTREAM, a [[route]] in --config, --outbound-listen, or try `ringside demo`"
         );
     }
-    let sidecar = start(config)?;
+    let sidecar = start(config)?.reload_from(args);
     sidecar.run()?;
     tracing::info!("drained, exiting");
     Ok(())

@@ -72,7 +72,14 @@ pub trait Shards {
     fn unresolved_names(&self) -> Vec<String>;
     /// Starts the drain, as SIGTERM does (`POST /shutdown`).
     fn shutdown(&self) -> impl Future<Output = ()>;
+    /// Reads the config again and applies it, as SIGHUP does
+    /// (`POST /reload`).
+    fn reload(self: Rc<Self>) -> impl Future<Output = Reloaded>;
 }
+
+/// How a reload went: the one line it logged, of what it applied or of
+/// why it changed nothing (naming the key at fault).
+pub type Reloaded = Result<String, String>;
 
 /// What `/ready` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +178,15 @@ impl<S: Shards + 'static> Exchange<S> {
                 }
                 return cut_off;
             }
+            Ok(Some(request)) if request.path == "/reload" => {
+                match loopback_post(&request, self.peer, "reload") {
+                    Some(refusal) => refusal,
+                    None => match self.shards.clone().reload().await {
+                        Ok(line) => Response::text(200, &format!("{line}\n")),
+                        Err(line) => Response::text(400, &format!("{line}\n")),
+                    },
+                }
+            }
             Ok(Some(request)) => respond(&*self.shards, &request, &self.closes).await,
             Ok(None) => Response::text(400, "bad request\n"),
             Err(_) => return None,
@@ -243,15 +259,25 @@ async fn read_request(stream: &Socket) -> std::io::Result<Option<Request>> {
 /// the pod's own for probes, and a probe from elsewhere must not be able to
 /// stop the proxy. True when the drain should start.
 fn shutdown(request: &Request, peer: Option<SocketAddr>) -> (Response, bool) {
+    match loopback_post(request, peer, "shutdown") {
+        Some(refusal) => (refusal, false),
+        None => (Response::text(200, "shutting down\n"), true),
+    }
+}
+
+/// The refusal of a request for `what` (`/shutdown`, `/reload`) that is
+/// not a POST from loopback; `None` when it may go ahead.
+fn loopback_post(request: &Request, peer: Option<SocketAddr>, what: &str) -> Option<Response> {
     if request.method != "POST" {
-        return (Response::text(405, "only POST\n"), false);
+        return Some(Response::text(405, "only POST\n"));
     }
     // Canonical: an IPv4 client of a dual-stack `[::]` listener arrives
     // as ::ffff:127.0.0.1.
     if !peer.is_some_and(|peer| peer.ip().to_canonical().is_loopback()) {
-        return (Response::text(403, "shutdown only from loopback\n"), false);
+        let refusal = format!("{what} only from loopback\n");
+        return Some(Response::text(403, &refusal));
     }
-    (Response::text(200, "shutting down\n"), true)
+    None
 }
 
 /// `ready`, then one `unresolved NAME` line per upstream name without an
@@ -289,7 +315,7 @@ async fn respond(shards: &impl Shards, request: &Request, closes: &Closes) -> Re
         ),
         _ => Response::text(
             404,
-            "not found: try /metrics, /ready, /live, /shards or POST /shutdown\n",
+            "not found: try /metrics, /ready, /live, /shards, POST /reload or POST /shutdown\n",
         ),
     };
     if request.method == "HEAD" {

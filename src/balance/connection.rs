@@ -69,7 +69,14 @@ impl ConnectionBalancer {
         }
     }
 
-    /// Number of endpoints; never zero (config validation sees to that).
+    /// The balancer of a changed endpoint set (`TwoChoices::successor`).
+    pub fn successor(&self, addrs: &[SocketAddr]) -> ConnectionBalancer {
+        ConnectionBalancer {
+            endpoints: self.endpoints.successor(addrs, ConnectLoad::new),
+        }
+    }
+
+    /// Number of endpoints; zero while a route's names have not resolved.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.endpoints.len()
@@ -160,6 +167,22 @@ mod tests {
         }
         let fast = (0..100).filter(|_| balancer.pick(&[]) == Some(0)).count();
         assert_eq!(fast, 100);
+    }
+
+    #[test]
+    fn a_successor_keeps_what_was_learned_of_the_endpoints_that_stay() {
+        let balancer = ConnectionBalancer::new(&addrs(2), 7);
+        balancer.connected(1, Duration::from_millis(1));
+        balancer.failed(0);
+        let moved = [addrs(3)[2], addrs(2)[1]];
+        let next = balancer.successor(&moved);
+        assert_eq!(next.endpoint(1).addr, moved[1]);
+        assert_eq!(next.endpoint(1).load.open.get(), 1, "the open connection");
+        // Closed on the old set, where its index was picked: counted once.
+        balancer.disconnected(1);
+        assert_eq!(next.endpoint(1).load.open.get(), 0);
+        assert!((0..20).all(|_| next.pick(&[]).is_some()));
+        assert_eq!(balancer.successor(&[]).pick(&[]), None, "an empty set");
     }
 
     #[test]

@@ -27,6 +27,15 @@ struct RequestLoad {
 }
 
 impl RequestLoad {
+    /// What is assumed of an endpoint before it answers.
+    fn prior() -> RequestLoad {
+        RequestLoad {
+            pending: Cell::new(0),
+            rtt_ns: Cell::new(RTT_PRIOR.as_nanos() as f64),
+            stamp: Cell::new(Instant::now()),
+        }
+    }
+
     /// How much of the estimate is kept `elapsed` seconds after `stamp`.
     fn kept(elapsed: f64) -> f64 {
         (-elapsed / DECAY.as_secs_f64()).exp()
@@ -55,14 +64,22 @@ pub struct RequestBalancer {
 
 impl RequestBalancer {
     pub fn new(addrs: &[SocketAddr], seed: u64) -> RequestBalancer {
-        let now = Instant::now();
         RequestBalancer {
-            endpoints: TwoChoices::new(addrs, seed, || RequestLoad {
-                pending: Cell::new(0),
-                rtt_ns: Cell::new(RTT_PRIOR.as_nanos() as f64),
-                stamp: Cell::new(now),
-            }),
+            endpoints: TwoChoices::new(addrs, seed, RequestLoad::prior),
         }
+    }
+
+    /// The balancer of a changed endpoint set (`TwoChoices::successor`).
+    pub fn successor(&self, addrs: &[SocketAddr]) -> RequestBalancer {
+        RequestBalancer {
+            endpoints: self.endpoints.successor(addrs, RequestLoad::prior),
+        }
+    }
+
+    /// Number of endpoints; zero while a route's names have not resolved.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.endpoints.len()
     }
 
     pub fn addr(&self, index: usize) -> SocketAddr {
@@ -157,6 +174,22 @@ mod tests {
             served[i] += 1;
         }
         assert!(served.iter().all(|&s| s >= 40), "{served:?}");
+    }
+
+    #[test]
+    fn a_successor_keeps_the_estimate_and_ejection_of_endpoints_that_stay() {
+        let b = balancer(2);
+        b.started(0);
+        b.finished(0, Some(Duration::from_secs(5)));
+        b.connect_failed(1);
+        let next = b.successor(&[b.addr(1), b.addr(0)]);
+        assert_eq!(
+            next.pick(&[]),
+            Some(1),
+            "81 is still ejected: only 80 is left"
+        );
+        assert_eq!(next.addr(1), b.addr(0));
+        assert_eq!(next.pick(&[1]), None);
     }
 
     #[test]

@@ -10,10 +10,18 @@
 //!
 //! Candidates are the endpoints not tried yet for this connection or request
 //! and not in backoff (`health`).
+//!
+//! An index names an endpoint of one `TwoChoices` only. When a route's set
+//! changes, a new one is made (`successor`) and the old one stays as it was
+//! for the connections that hold it, so an index can never name another
+//! endpoint than the one it was picked for. What was learned of an endpoint
+//! that stays is not lost: both hold the same `Rc<Endpoint>`, so a request
+//! still finishing on the old set counts on the record the new set picks by.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::ops::Index;
+use std::rc::Rc;
 use std::time::Instant;
 
 use super::health::Health;
@@ -38,7 +46,7 @@ pub struct Endpoint<L> {
 /// A route's endpoints and the random draws that pick among them.
 #[derive(Debug)]
 pub(super) struct TwoChoices<L> {
-    endpoints: Vec<Endpoint<L>>,
+    endpoints: Vec<Rc<Endpoint<L>>>,
     draws: Xorshift,
 }
 
@@ -47,15 +55,22 @@ impl<L: Load> TwoChoices<L> {
     /// between shards and balancers, so that they draw differently.
     pub(super) fn new(addrs: &[SocketAddr], seed: u64, load: impl Fn() -> L) -> TwoChoices<L> {
         TwoChoices {
+            endpoints: addrs.iter().map(|&addr| fresh(addr, &load)).collect(),
+            draws: Xorshift::new(seed),
+        }
+    }
+
+    /// The balancer of the set `addrs`, which replaces this one's: an
+    /// endpoint in both keeps its record (health and load), a new one
+    /// starts with `load`'s.
+    pub(super) fn successor(&self, addrs: &[SocketAddr], load: impl Fn() -> L) -> TwoChoices<L> {
+        let kept = |addr: SocketAddr| self.endpoints.iter().find(|e| e.addr == addr).cloned();
+        TwoChoices {
             endpoints: addrs
                 .iter()
-                .map(|&addr| Endpoint {
-                    addr,
-                    health: Health::default(),
-                    load: load(),
-                })
+                .map(|&addr| kept(addr).unwrap_or_else(|| fresh(addr, &load)))
                 .collect(),
-            draws: Xorshift::new(seed),
+            draws: Xorshift::new(self.draws.state.get()),
         }
     }
 
@@ -101,6 +116,14 @@ impl<L> Index<usize> for TwoChoices<L> {
     fn index(&self, index: usize) -> &Endpoint<L> {
         &self.endpoints[index]
     }
+}
+
+fn fresh<L>(addr: SocketAddr, load: &impl Fn() -> L) -> Rc<Endpoint<L>> {
+    Rc::new(Endpoint {
+        addr,
+        health: Health::default(),
+        load: load(),
+    })
 }
 
 /// The random half: a shard-local xorshift. Not for secrets; it only has to

@@ -13,7 +13,7 @@ use super::iptables::IptablesArgs;
 use super::value::{check_name, check_spiffe_id};
 use super::ConfigError;
 
-#[derive(Debug, Default, Parser)]
+#[derive(Debug, Clone, Default, Parser)]
 #[command(
     name = "ringside",
     version,
@@ -233,7 +233,7 @@ pub struct Args {
     pub check: bool,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Start a small origin on loopback, put ringside in front of it, push
     /// some traffic through and show what the metrics say; then keep running.
@@ -247,7 +247,7 @@ pub enum Command {
 }
 
 /// `ringside identity ...`: development certificates, minted locally.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct IdentityArgs {
     #[command(subcommand)]
     pub action: IdentityAction,

@@ -26,7 +26,7 @@ pub enum IptablesMode {
     Legacy,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct IptablesArgs {
     pub action: IptablesAction,
 

@@ -15,6 +15,7 @@
 mod cli;
 mod dns;
 mod effective;
+mod endpoint;
 mod file;
 mod identity;
 mod inbound_policy;
@@ -29,6 +30,7 @@ mod value;
 
 pub use cli::{Args, Command, IdentityAction, IdentityArgs};
 pub use dns::{DnsConfig, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL};
+pub use endpoint::{Endpoint, EndpointSet, Upstream};
 pub use identity::IdentityConfig;
 pub use inbound_policy::{Authorize, IdentityMatch, InboundPolicy};
 pub use iptables::{
@@ -40,6 +42,7 @@ pub use route::{Direction, Protocol, Route, RouteSpec};
 pub use timeouts::{Timeouts, MESH_HANDSHAKE_TIMEOUT};
 pub use transparent::{ForwardTo, Transparent, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN};
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -191,6 +194,15 @@ impl Config {
             None => file::FileConfig::default(),
         };
         Self::merge(args, file)
+    }
+
+    /// Every host name the routes' upstreams hold, for the resolver.
+    pub fn upstream_names(&self) -> BTreeSet<String> {
+        let upstreams = self.routes.iter().flat_map(|route| &route.upstreams);
+        upstreams
+            .filter_map(|upstream| upstream.host())
+            .map(str::to_string)
+            .collect()
     }
 
     /// The same configuration with other routes (`ringside demo` builds its

@@ -4,13 +4,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::endpoint::{Endpoint, Upstream};
 use super::{parse_addr, ConfigError};
 
 /// One listener and the endpoints its connections are balanced over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub listen: SocketAddr,
-    pub upstreams: Vec<SocketAddr>,
+    /// Addresses and names, as written; a name's addresses come from the
+    /// resolver and reach the shards as endpoint sets, never through here.
+    pub upstreams: Vec<Upstream>,
     /// The `direction` label of this route's metrics, as Linkerd names it.
     pub direction: Direction,
     /// What to do with a new connection's first bytes.
@@ -24,6 +27,18 @@ pub struct Route {
 pub enum Direction {
     Inbound,
     Outbound,
+}
+
+impl Route {
+    /// The endpoints known without a resolver: the upstreams that are
+    /// addresses. A route of names alone has none until they resolve.
+    pub fn static_endpoints(&self) -> Vec<Endpoint> {
+        let addrs = self.upstreams.iter().filter_map(|upstream| match upstream {
+            Upstream::Addr(addr) => Some(Endpoint::plain(*addr)),
+            Upstream::Name { .. } => None,
+        });
+        addrs.collect()
+    }
 }
 
 impl Direction {
@@ -77,7 +92,7 @@ impl RouteSpec {
         RouteSpec {
             route: Route {
                 listen,
-                upstreams: vec![upstream],
+                upstreams: vec![Upstream::Addr(upstream)],
                 direction,
                 protocol: Protocol::Detect,
                 response_timeout: None,
@@ -135,13 +150,13 @@ pub(super) fn build_route(
     if upstreams.is_empty() {
         return Err(ConfigError::invalid(
             format!("{key}.upstreams"),
-            "needs at least one upstream address",
+            "needs at least one upstream (IP:port or NAME:port)",
         ));
     }
     let upstreams = upstreams
         .iter()
         .enumerate()
-        .map(|(i, u)| parse_addr(&format!("{key}.upstreams[{i}]"), u.as_ref()))
+        .map(|(i, u)| Upstream::parse(&format!("{key}.upstreams[{i}]"), u.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
     let direction = match direction {
         None | Some("outbound") => Direction::Outbound,

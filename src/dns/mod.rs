@@ -14,17 +14,18 @@
 //! Each watched name is one task: look it up (`lookup.rs`: A and AAAA),
 //! apply the answer to its last good set (`watch.rs`: the rules for
 //! failures and empty answers, the TTL clamp), publish the new set when it
-//! changed, sleep until it is due again. Updates reach the admin shard
-//! through a channel and a socket-pair wake-up it can await without
-//! blocking; counters and unresolved names go to `metrics::DnsStatus`,
-//! which the admin shard reads at scrape time.
+//! changed, sleep until it is due again. Updates go to a `Sink`: the
+//! runtime's endpoint feed, a channel with a socket-pair wake-up that the
+//! admin shard awaits without blocking (`runtime/feed.rs`). Counters and
+//! unresolved names go to `metrics::DnsStatus`, which the admin shard
+//! reads at scrape time.
 
 mod lookup;
 mod resolver;
 mod watch;
 
 pub use lookup::ResolverConfigError;
-pub use resolver::{resolve_once, Checked, Resolver, StartError, Updates};
+pub use resolver::{resolve_once, Checked, Resolver, Sink, StartError};
 
 use std::net::IpAddr;
 

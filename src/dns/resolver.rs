@@ -1,15 +1,13 @@
 //! The resolver thread: a current-thread tokio runtime with one task per
 //! watched name, the names set from outside (at start, and again on a
-//! reload), the changes sent out as `Update`s.
+//! reload), the changes handed to a `Sink` as `Update`s.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::net::IpAddr;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
 use tokio::sync::watch;
@@ -29,30 +27,17 @@ pub struct Resolver {
     status: Arc<DnsStatus>,
 }
 
-/// The updates of a running resolver, in the order they happened.
-pub struct Updates {
-    updates: crossbeam_channel::Receiver<Update>,
-    /// One byte is written here after each update, for a reader that
-    /// awaits readiness instead of blocking on the channel (the admin
-    /// shard); bytes beyond the first are only extra wake-ups.
-    wake: UnixStream,
-}
-
-/// The thread's side of `Updates`.
-#[derive(Clone)]
-struct Publisher {
-    updates: crossbeam_channel::Sender<Update>,
-    /// Non-blocking: when its buffer is full, the reader has wake-ups
-    /// enough waiting already.
-    wake: Arc<UnixStream>,
-}
+/// Where the resolver sends each `Update`, from its own thread: the
+/// runtime's endpoint feed (which wakes the admin shard), or a test's
+/// channel.
+pub type Sink = Arc<dyn Fn(Update) + Send + Sync>;
 
 /// What every name's task shares.
 #[derive(Clone)]
 struct Shared {
     resolver: TokioResolver,
     config: Arc<DnsConfig>,
-    publisher: Publisher,
+    sink: Sink,
     status: Arc<DnsStatus>,
 }
 
@@ -73,23 +58,18 @@ impl Resolver {
         config: DnsConfig,
         names: BTreeSet<String>,
         status: Arc<DnsStatus>,
-    ) -> Result<(Resolver, Updates), StartError> {
+        sink: Sink,
+    ) -> Result<Resolver, StartError> {
         let runtime = runtime()?;
         // hickory's provider takes the runtime it is built in.
         let resolver = {
             let _entered = runtime.enter();
             build_resolver(&config)?
         };
-        let (reader, writer) = UnixStream::pair()?;
-        writer.set_nonblocking(true)?;
-        let (updates_tx, updates_rx) = crossbeam_channel::unbounded();
         let shared = Shared {
             resolver,
             config: Arc::new(config),
-            publisher: Publisher {
-                updates: updates_tx,
-                wake: Arc::new(writer),
-            },
+            sink,
             status: status.clone(),
         };
         status.watching(&names);
@@ -97,15 +77,11 @@ impl Resolver {
         std::thread::Builder::new()
             .name("ringside-dns".into())
             .spawn(move || runtime.block_on(watch_names(names_rx, shared)))?;
-        let updates = Updates {
-            updates: updates_rx,
-            wake: reader,
-        };
         let resolver = Resolver {
             names: names_tx,
             status,
         };
-        Ok((resolver, updates))
+        Ok(resolver)
     }
 
     /// Watches these names from now on (a reload): new ones are looked up
@@ -114,33 +90,6 @@ impl Resolver {
     pub fn set_names(&self, names: BTreeSet<String>) {
         self.status.watching(&names);
         self.names.send_replace(names);
-    }
-}
-
-impl Updates {
-    /// The next update, waiting at most `timeout` (tests and tools; the
-    /// admin shard awaits `wake_fd` readiness instead).
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<Update> {
-        self.updates.recv_timeout(timeout).ok()
-    }
-
-    /// The next update if one is waiting.
-    pub fn try_recv(&self) -> Option<Update> {
-        self.updates.try_recv().ok()
-    }
-
-    /// Readable whenever an update may be waiting: a reader drains its
-    /// bytes, then `try_recv` until `None`, then waits for it again.
-    pub fn into_wake_socket(self) -> (crossbeam_channel::Receiver<Update>, UnixStream) {
-        (self.updates, self.wake)
-    }
-}
-
-impl Publisher {
-    fn publish(&self, update: Update) {
-        if self.updates.send(update).is_ok() {
-            let _ = (&*self.wake).write(&[1]);
-        }
     }
 }
 
@@ -181,7 +130,7 @@ async fn watch_name(name: String, shared: Shared) {
         shared.status.looked_up(&name, outcome.result, resolved);
         if let Some(addresses) = outcome.changed {
             let host = name.clone();
-            shared.publisher.publish(Update { host, addresses });
+            (shared.sink)(Update { host, addresses });
         }
         tokio::time::sleep(outcome.next_lookup_after).await;
     }

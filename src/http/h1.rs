@@ -12,6 +12,7 @@
 //! body is never passed off as complete.
 
 use std::io;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -168,8 +169,18 @@ impl H1Proxy<'_> {
                     // without the box every idle keep-alive connection would
                     // carry room for a whole exchange (1.7 KiB) while it
                     // waits for its next request.
-                    let request = self.request(client, head, first, &deadline);
-                    match Box::pin(request).await? {
+                    let served = match self.newer_route(first) {
+                        None => Box::pin(self.request(client, head, first, &deadline)).await?,
+                        Some(newer) => {
+                            let proxy = H1Proxy {
+                                route: &newer,
+                                authz: self.authz.clone(),
+                                ..*self
+                            };
+                            Box::pin(proxy.request(client, head, first, &deadline)).await?
+                        }
+                    };
+                    match served {
                         Some(served) => return Ok(served),
                         None => continue,
                     }
@@ -258,6 +269,17 @@ impl H1Proxy<'_> {
         Ok((!keep).then_some(Served::Closed))
     }
 
+    /// The route's newest state when its endpoint set changed since this
+    /// connection started: the next request is balanced by it, so that a
+    /// keep-alive connection follows the set. Not while `first`, picked
+    /// from this state's endpoints, waits to be used.
+    fn newer_route(&self, first: &Option<Upstream>) -> Option<Rc<HttpRoute>> {
+        match first {
+            Some(_) => None,
+            None => self.route.newer(),
+        }
+    }
+
     /// Waits out the speculative hold of `first` (the detect quiet pause: a
     /// live client pauses less within a head), then gives that upstream to
     /// the pool: a stalled client must not keep an application connection
@@ -269,7 +291,7 @@ impl H1Proxy<'_> {
         let _ = deadlines.timeout(hold, future::pending::<()>()).await;
         if let Some(upstream) = first.take() {
             self.expired(Expiry::SpeculativeHold, hold);
-            self.route.pool.checkin(upstream);
+            self.route.checkin(upstream);
         }
         future::pending().await
     }
@@ -348,7 +370,7 @@ impl H1Proxy<'_> {
                     reusable,
                 }) => {
                     if reusable {
-                        self.route.pool.checkin(upstream);
+                        self.route.checkin(upstream);
                     }
                     return Ok(Outcome::Responded { status, keep });
                 }

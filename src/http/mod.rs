@@ -24,6 +24,7 @@ mod io;
 mod orig_proto;
 mod pool;
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -44,7 +45,11 @@ use crate::metrics::RouteMetrics;
 use crate::shard::Shard;
 use crate::tls::SessionProtocol;
 
-/// A route's HTTP state on one shard.
+/// A route's HTTP state on one shard, for one endpoint set: the indexes
+/// its balancer picks name endpoints of its own pools and metrics only.
+/// When the set changes a successor takes over (`succeed`), and a client
+/// connection moves to it between requests (`newer`), so a long keep-alive
+/// connection does not keep sending to an endpoint that left.
 pub struct HttpRoute {
     pub metrics: Rc<RouteMetrics>,
     pub balancer: RequestBalancer,
@@ -54,6 +59,8 @@ pub struct HttpRoute {
     pub response_timeout: Option<Duration>,
     /// HTTP/2: one multiplexed connection per endpoint.
     pub h2_pool: H2Pool,
+    /// The state of the endpoint set that replaced this one, once one did.
+    successor: RefCell<Option<Rc<HttpRoute>>>,
 }
 
 impl HttpRoute {
@@ -70,6 +77,65 @@ impl HttpRoute {
             balancer: RequestBalancer::new(upstreams, seed),
             pool: Pool::new(upstreams.len(), idle_timeout),
             h2_pool: H2Pool::new(upstreams.len()),
+            successor: RefCell::new(None),
+        }
+    }
+
+    /// The state of the endpoint set `upstreams`, which replaces this one:
+    /// the balancer keeps what it learned of endpoints that stay, and so do
+    /// the pools their idle connections; those of endpoints that left are
+    /// closed now, as they are idle. Connections busy on this state come
+    /// back to it (`checkin`) and are handed on or closed then.
+    pub fn successor(
+        &self,
+        metrics: Rc<RouteMetrics>,
+        upstreams: &[SocketAddr],
+        response_timeout: Option<Duration>,
+    ) -> HttpRoute {
+        let balancer = self.balancer.successor(upstreams);
+        let new_index = |old: usize| upstreams.iter().position(|&a| a == self.balancer.addr(old));
+        let pool = self.pool.successor(upstreams.len(), new_index);
+        let h2_pool = self.h2_pool.successor(upstreams.len(), new_index);
+        HttpRoute {
+            metrics,
+            balancer,
+            pool,
+            response_timeout,
+            h2_pool,
+            successor: RefCell::new(None),
+        }
+    }
+
+    /// Hands over to `next`, made by `successor`.
+    pub fn succeed(&self, next: Rc<HttpRoute>) {
+        *self.successor.borrow_mut() = Some(next);
+    }
+
+    /// The newest state of this route, if this one was replaced: what a
+    /// client connection's next request is balanced by.
+    pub fn newer(&self) -> Option<Rc<HttpRoute>> {
+        let mut newest = self.successor.borrow().clone()?;
+        loop {
+            let next = newest.successor.borrow().clone();
+            match next {
+                Some(next) => newest = next,
+                None => return Some(newest),
+            }
+        }
+    }
+
+    /// Gives a connection whose request is done back to the pool: this
+    /// state's, or the newest one's when the set changed meanwhile and
+    /// still holds its endpoint; otherwise it is closed.
+    pub fn checkin(&self, mut upstream: Upstream) {
+        let Some(newest) = self.newer() else {
+            return self.pool.checkin(upstream);
+        };
+        let addr = self.balancer.addr(upstream.endpoint);
+        let kept = (0..newest.balancer.len()).find(|&i| newest.balancer.addr(i) == addr);
+        if let Some(index) = kept {
+            upstream.endpoint = index;
+            newest.pool.checkin(upstream);
         }
     }
 

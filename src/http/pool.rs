@@ -97,6 +97,27 @@ impl Pool {
         }
     }
 
+    /// The pool of a changed endpoint set, with the idle connections of the
+    /// endpoints that stay: `new_index` maps an endpoint's index here to
+    /// its index there, `None` for one that left (its connections close).
+    pub fn successor(&self, endpoints: usize, new_index: impl Fn(usize) -> Option<usize>) -> Pool {
+        let next = Pool::new(endpoints, self.idle_timeout);
+        let mut idle = self.idle.borrow_mut();
+        let mut next_idle = next.idle.borrow_mut();
+        for (old, slot) in idle.iter_mut().enumerate() {
+            let Some(index) = new_index(old) else {
+                slot.clear();
+                continue;
+            };
+            for (mut upstream, since) in slot.drain(..) {
+                upstream.endpoint = index;
+                next_idle[index].push((upstream, since));
+            }
+        }
+        drop(next_idle);
+        next
+    }
+
     /// The most recently used live connection to `endpoint`, if any;
     /// `retryable`: the request may skip the check on a fresh return.
     pub fn checkout(&self, endpoint: usize, retryable: bool) -> Option<Upstream> {
@@ -161,6 +182,26 @@ impl H2Pool {
         H2Pool {
             senders: RefCell::new(vec![None; endpoints]),
         }
+    }
+
+    /// The pool of a changed endpoint set (as `Pool::successor`): a
+    /// connection of an endpoint that left is let go, and closes once its
+    /// streams in flight are done.
+    pub fn successor(
+        &self,
+        endpoints: usize,
+        new_index: impl Fn(usize) -> Option<usize>,
+    ) -> H2Pool {
+        let next = H2Pool::new(endpoints);
+        let mut senders = self.senders.borrow_mut();
+        let mut next_senders = next.senders.borrow_mut();
+        for (old, slot) in senders.iter_mut().enumerate() {
+            if let (Some(pooled), Some(index)) = (slot.take(), new_index(old)) {
+                next_senders[index] = Some(pooled);
+            }
+        }
+        drop(next_senders);
+        next
     }
 
     /// The endpoint's sender, if it has a connection; marks it used.

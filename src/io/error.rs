@@ -48,6 +48,10 @@ pub enum ConnError {
         last: SocketAddr,
         cause: io::Error,
     },
+    /// The route has no endpoint now: its names have not resolved, or
+    /// resolved to nothing. The client connection is closed.
+    #[error("the route has no endpoints (its upstream names resolve to no address yet)")]
+    NoEndpoints,
     #[error("proxy error: {0}")]
     Proxy(io::Error),
     /// The client went past a limit and was cut off; names the limit's key.
@@ -63,7 +67,8 @@ impl ConnError {
             }
             ConnError::UpstreamRead(_)
             | ConnError::UpstreamWrite(_)
-            | ConnError::Connect { .. } => Side::Upstream,
+            | ConnError::Connect { .. }
+            | ConnError::NoEndpoints => Side::Upstream,
             ConnError::Proxy(_) => Side::Proxy,
         }
     }

@@ -113,6 +113,9 @@ const DNS_UNRESOLVED: Family = Family::gauge(
 impl DnsReading {
     /// The resolver's families; written only when names are watched.
     pub(super) fn encode(&self, out: &mut String) {
+        if self.lookups.is_empty() && self.unresolved.is_empty() {
+            return;
+        }
         DNS_LOOKUPS_TOTAL.write(
             out,
             self.lookups.iter().map(|((name, result), count)| {

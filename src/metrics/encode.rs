@@ -228,6 +228,14 @@ const IDENTITY_RELOAD_FAILURES_TOTAL: Family = Family::counter(
     "ringside_identity_reload_failures_total",
     "Identity reloads refused (the old identity stayed in use).",
 );
+const ROUTE_ENDPOINTS: Family = Family::gauge(
+    "ringside_route_endpoints",
+    "Endpoints in a route's current set (zero: its names have not resolved).",
+);
+const CONFIG_RELOADS_TOTAL: Family = Family::counter(
+    "ringside_config_reloads_total",
+    "Config reloads (SIGHUP, POST /reload), by result.",
+);
 const MESH_REFUSED_TOTAL: Family = Family::counter(
     "ringside_mesh_refused_total",
     "Meshed (mTLS) connections refused before they were proxied, by reason.",
@@ -307,6 +315,14 @@ fn encode_ringside(snapshot: &Snapshot, out: &mut String) {
     HTTP2_ENHANCE_YOUR_CALM_TOTAL.write(out, by_reason("cause", &snapshot.http2_calmed));
     DETECTING_CONNECTIONS.write(out, [("", snapshot.detecting_connections)]);
     ADMIN_CONNECTIONS_CLOSED_TOTAL.write(out, by_reason("reason", &snapshot.admin_closed));
+    ROUTE_ENDPOINTS.write(
+        out,
+        snapshot
+            .route_endpoints
+            .iter()
+            .map(|(route, count)| (format!("route=\"{}\"", escape(route)), count)),
+    );
+    CONFIG_RELOADS_TOTAL.write(out, by_reason("result", &snapshot.config_reloads));
     PIPES.write(
         out,
         [

@@ -25,7 +25,7 @@ pub use dns::{DnsReading, DnsStatus, LookupResult};
 pub use encode::encode;
 pub use identity::{IdentityReading, IdentityStatus};
 pub use labels::{
-    DetectLabels, Expiry, Peer, PeerId, RequestLabels, ResponseClass, TcpLabels, OVERFLOW,
+    DetectLabels, Expiry, Peer, PeerId, Reasons, RequestLabels, ResponseClass, TcpLabels, OVERFLOW,
 };
 pub use process::ProcessStats;
 pub use recorder::{Detecting, ShardMetrics, Speculating, TcpCounters};

@@ -409,6 +409,8 @@ impl ShardMetrics {
                 .collect(),
             mesh_refused: self.mesh_refused.borrow().clone(),
             admin_closed: Reasons::default(),
+            route_endpoints: BTreeMap::new(),
+            config_reloads: Reasons::default(),
             identity: None,
             dns: None,
             tcp: self

@@ -45,6 +45,11 @@ pub struct Snapshot {
     /// The DNS resolver's lookups, when upstream names are watched; the
     /// admin side adds it, no shard has it.
     pub dns: Option<DnsReading>,
+    /// Endpoints in each configured route's current set, by its listen
+    /// address; the admin side, which publishes the sets, adds them.
+    pub route_endpoints: BTreeMap<String, u64>,
+    /// Config reloads by result; the admin side adds them.
+    pub config_reloads: Reasons,
 }
 
 /// The per-shard figures of `/shards`.

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::conn::Conn;
 use super::meshed;
 use super::transparent::Refusal;
-use super::{RouteState, TransparentState};
+use super::{RouteSlot, RouteState, TransparentState};
 use crate::config::Direction;
 use crate::io::{
     accept_error_reason, original_dst, refuse, sleep, AcceptFailures, Listener, Socket, Tasks,
@@ -25,22 +25,31 @@ use crate::tls::mesh::MeshTls;
 
 /// What a listener's connections go to.
 pub enum Accepting {
-    Route(Rc<RouteState>),
+    /// A configured route: each connection takes its state current then.
+    Route(Rc<RouteSlot>),
     Transparent(Rc<TransparentState>),
 }
 
 impl Accepting {
     fn listen(&self) -> SocketAddr {
         match self {
-            Accepting::Route(route) => route.route.listen,
+            Accepting::Route(slot) => slot.listen(),
             Accepting::Transparent(transparent) => transparent.listener.listen,
         }
     }
 
     /// Where `stream` goes, or the reason it is refused.
+    /// Resolves when this listener alone stops: a reload removed its route.
+    async fn removed(&self) {
+        match self {
+            Accepting::Route(slot) => slot.removed().await,
+            Accepting::Transparent(_) => std::future::pending().await,
+        }
+    }
+
     fn route_for(&self, shard: &Shard, stream: &Socket) -> Result<Routed, &'static str> {
         let transparent = match self {
-            Accepting::Route(route) => return Ok(Routed::Route(route.clone())),
+            Accepting::Route(slot) => return Ok(Routed::Route(slot.current())),
             Accepting::Transparent(transparent) => transparent,
         };
         let destination = original_dst(stream).map_err(|err| {
@@ -67,7 +76,8 @@ enum Routed {
     Meshed(Rc<TransparentState>, Rc<MeshTls>),
 }
 
-/// Accepts until the shard drains (or its gate closes), pausing when
+/// Accepts until the shard drains, its gate closes or a reload removes
+/// the route (the listener then closes as this returns), pausing when
 /// accepting fails (EMFILE and friends) instead of spinning.
 pub async fn accept_loop(
     listener: Listener,
@@ -125,7 +135,7 @@ pub async fn accept_loop(
     let mut failures = AcceptFailures::new();
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
-            draining.wait().await;
+            future::or(draining.wait(), accepting.removed()).await;
             None
         })
         .await;

@@ -11,6 +11,7 @@ use super::*;
 use crate::io::testing::{self, read_exact, Loopback};
 use crate::io::{connect, Deadlines};
 use crate::proxy::testing::route;
+use crate::proxy::RouteSlot;
 use crate::shard::ConnectionSlots;
 
 /// An origin that echoes what each connection sends, until it closes.
@@ -55,7 +56,7 @@ fn listening(shard: &Rc<Shard>) -> SocketAddr {
         Direction::Outbound,
         crate::config::Protocol::Opaque,
     );
-    let accepting = Accepting::Route(route);
+    let accepting = Accepting::Route(Rc::new(RouteSlot::new(route)));
     let tasks = Rc::new(Tasks::new());
     crate::io::spawn(accept_loop(
         listener.into_listener(),
@@ -121,7 +122,7 @@ fn a_drain_ends_the_accept_loop() {
             crate::config::Protocol::Opaque,
         );
         let tasks = Rc::new(Tasks::new());
-        let accepting = Accepting::Route(route);
+        let accepting = Accepting::Route(Rc::new(RouteSlot::new(route)));
         let looping = accept_loop(listener.into_listener(), accepting, shard.clone(), tasks);
         // Returns, rather than the test hanging until its limit.
         future::zip(looping, async { shard.draining.trigger() }).await;

@@ -307,7 +307,11 @@ impl Conn {
                 }
             }
         }
-        let (last, cause) = last_error.expect("every route has at least one upstream");
+        // Nothing tried: the set is empty (a balancer always picks one of
+        // its endpoints when none was tried).
+        let Some((last, cause)) = last_error else {
+            return Err(ConnError::NoEndpoints);
+        };
         Err(ConnError::Connect {
             attempts: tried.len(),
             last,

@@ -32,11 +32,13 @@ mod classify;
 mod conn;
 mod dispatch;
 mod meshed;
+mod route_slot;
 mod route_state;
 #[cfg(test)]
 mod testing;
 mod transparent;
 
 pub use accept::{accept_loop, Accepting};
+pub use route_slot::{RouteSlot, Routes};
 pub use route_state::RouteState;
 pub use transparent::TransparentState;

@@ -13,7 +13,7 @@ use rustls::pki_types::UnixTime;
 use super::conn::Conn;
 use super::RouteState;
 use crate::config::{
-    Authorize, Direction, IdentityConfig, InboundPolicy, PortRange, Protocol, Route,
+    Authorize, Direction, IdentityConfig, InboundPolicy, PortRange, Protocol, Route, Upstream,
 };
 use crate::io::testing::Loopback;
 use crate::io::Socket;
@@ -37,7 +37,7 @@ pub(super) fn route(
 ) -> Rc<RouteState> {
     let route = Route {
         listen,
-        upstreams: vec![upstream],
+        upstreams: vec![Upstream::Addr(upstream)],
         direction,
         protocol,
         response_timeout: None,

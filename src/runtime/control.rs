@@ -1,7 +1,10 @@
 //! The control channels between the admin shard and the proxy shards:
-//! snapshot requests on each scrape, and the drain. Admin sees only the
+//! snapshot requests on each scrape, the drain, and the endpoint sets the
+//! admin shard publishes (`Control::publish`). Admin sees only the
 //! [`admin::Shards`] this implements; nothing here is on the data path.
 
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,10 +15,16 @@ use glommio::channels::shared_channel::{
 };
 use glommio::sync::Semaphore;
 
+use super::directory::{Changed, Directory};
+use super::listener;
+use super::names::Names;
+use super::reload::{self, Plan, Running};
 use super::signals::AsyncSignals;
-use crate::admin::{Readiness, Shards};
-use crate::io::timeout;
-use crate::metrics::{DnsStatus, IdentityStatus, Snapshot};
+use crate::admin::{Readiness, Reloaded, Shards};
+use crate::config::{Args, Config, EndpointSet, Route};
+use crate::io::{spawn, timeout, Listener, Tasks};
+use crate::metrics::{DnsStatus, IdentityStatus, Reasons, Snapshot};
+use crate::proxy::{accept_loop, Accepting, Routes};
 use crate::shard::Shard;
 
 /// A shard that takes longer than this to send its snapshot is left out
@@ -23,12 +32,31 @@ use crate::shard::Shard;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the admin shard asks of a proxy shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ShardRequest {
     /// Reply with a copy of your metrics.
     Snapshot,
     /// Stop accepting and let open connections finish.
     Drain,
+    /// The route listening on `listen` now balances over `endpoints`.
+    Endpoints {
+        listen: SocketAddr,
+        endpoints: EndpointSet,
+    },
+    /// A reload added `route`: serve it on `listener`, this shard's socket.
+    AddRoute {
+        route: Route,
+        endpoints: EndpointSet,
+        listener: socket2::Socket,
+    },
+    /// A reload changed the route on `route.listen`.
+    UpdateRoute {
+        route: Route,
+        endpoints: EndpointSet,
+    },
+    /// A reload removed the route on `listen`: close its listener, let its
+    /// connections finish.
+    RemoveRoute { listen: SocketAddr },
 }
 
 /// The little state shards and the admin shard share: written once per
@@ -83,11 +111,53 @@ pub struct Control {
     /// One scrape at a time: replies on a shard's channel must not
     /// interleave between two scrapes.
     scrape: Semaphore,
+    /// Every route's upstreams and current endpoint set. Borrowed only
+    /// between awaits.
+    directory: RefCell<Directory>,
+    /// What a reload needs and counts.
+    reloading: Reloading,
+    /// The resolver of the routes' upstream names, told of each reload.
+    names: Names,
+}
+
+/// The config as running, and how to read it again.
+pub struct Reloading {
+    /// The command line the process started with: its flags and the
+    /// environment still override the file. `None`: not started from a
+    /// command line (a test's in-process sidecar), so nothing to re-read.
+    args: Option<Args>,
+    /// The config as loaded (listen addresses as configured).
+    config: RefCell<Config>,
+    /// The routes as running (listen addresses as bound).
+    running: RefCell<Vec<Running>>,
+    /// Reloads by result, for `ringside_config_reloads_total`.
+    results: RefCell<Reasons>,
+    /// One reload at a time.
+    turn: Semaphore,
+}
+
+impl Reloading {
+    /// Must run on the admin shard's executor.
+    pub fn new(args: Option<Args>, config: Config, running: Vec<Running>) -> Reloading {
+        Reloading {
+            args,
+            config: RefCell::new(config),
+            running: RefCell::new(running),
+            results: RefCell::default(),
+            turn: Semaphore::new(1),
+        }
+    }
 }
 
 impl Control {
     /// Must run on the admin shard's executor.
-    pub async fn connect(links: Vec<ShardLink>, shared: Shared) -> Control {
+    /// `reloading.running`: the routes as the shards start with them.
+    pub async fn connect(
+        links: Vec<ShardLink>,
+        shared: Shared,
+        reloading: Reloading,
+        names: Names,
+    ) -> Control {
         let mut shards = Vec::with_capacity(links.len());
         for link in links {
             shards.push(Connected {
@@ -99,6 +169,175 @@ impl Control {
             shards,
             shared,
             scrape: Semaphore::new(1),
+            directory: RefCell::new(Directory::new(&running_routes(&reloading))),
+            reloading,
+            names,
+        }
+    }
+
+    /// Reads the config again and applies it (SIGHUP, `POST /reload`), in
+    /// a task of its own: a reload is never left half done because the
+    /// admin connection that asked for it went away. The message is the
+    /// one line logged.
+    pub async fn reload_config(self: &Rc<Self>) -> Reloaded {
+        let control = self.clone();
+        let task = glommio::spawn_local(async move { control.reload_now().await });
+        task.detach()
+            .await
+            .unwrap_or_else(|| Err("config reload refused: the admin shard is stopping".into()))
+    }
+
+    async fn reload_now(&self) -> Result<String, String> {
+        let _turn = self.reloading.turn.acquire_permit(1).await;
+        let result = self.try_reload().await;
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(_) => "refused",
+        };
+        *self
+            .reloading
+            .results
+            .borrow_mut()
+            .entry(label)
+            .or_default() += 1;
+        match &result {
+            Ok(line) => tracing::info!("{line}"),
+            Err(line) => tracing::error!("{line}"),
+        }
+        result
+    }
+
+    async fn try_reload(&self) -> Result<String, String> {
+        let refused = |why: String| format!("config reload refused, nothing changed: {why}");
+        let Some(args) = &self.reloading.args else {
+            return Err(refused("no command line to read the config from".into()));
+        };
+        let new = Config::load(args).map_err(|err| refused(err.to_string()))?;
+        let plan = {
+            let (old, running) = (
+                self.reloading.config.borrow(),
+                self.reloading.running.borrow(),
+            );
+            reload::plan(&old, &running, &new)
+        };
+        let plan =
+            plan.map_err(|key| refused(format!("{key}: cannot change without a restart")))?;
+        let backlog = new.backlog;
+        let mut added = Vec::with_capacity(plan.added.len());
+        for route in &plan.added {
+            let sockets = listener::bind_shard_listeners(route.listen, self.shards.len(), backlog)
+                .map_err(|err| refused(err.to_string()))?;
+            let bound =
+                listener::local_addr(&sockets[0]).map_err(|err| refused(err.to_string()))?;
+            added.push((
+                route.listen,
+                Route {
+                    listen: bound,
+                    ..route.clone()
+                },
+                sockets,
+            ));
+        }
+        let summary = summary(&plan, &added);
+        self.apply(plan, added).await;
+        self.names.follow(&new);
+        *self.reloading.config.borrow_mut() = new;
+        Ok(summary)
+    }
+
+    /// Sends every shard its part of `plan`; `added` holds each new route
+    /// (configured address, bound route) with one socket per shard.
+    async fn apply(&self, plan: Plan, added: Vec<(SocketAddr, Route, Vec<socket2::Socket>)>) {
+        {
+            let mut running = self.reloading.running.borrow_mut();
+            running.retain(|r| !plan.removed.contains(&r.route.listen));
+            for changed in &plan.changed {
+                if let Some(r) = running
+                    .iter_mut()
+                    .find(|r| r.route.listen == changed.listen)
+                {
+                    r.route = changed.clone();
+                }
+            }
+            for (configured, route, _) in &added {
+                let route = route.clone();
+                running.push(Running {
+                    configured: *configured,
+                    route,
+                });
+            }
+        }
+        let routes = running_routes(&self.reloading);
+        let sets = self.directory.borrow_mut().reconfigure(&routes);
+        let set_of = |listen: SocketAddr| {
+            let set = sets
+                .iter()
+                .find(|(l, _)| *l == listen)
+                .map(|(_, set)| set.clone());
+            set.unwrap_or_else(|| Vec::new().into())
+        };
+        for listen in &plan.removed {
+            self.to_every_shard(|| ShardRequest::RemoveRoute { listen: *listen })
+                .await;
+        }
+        for route in &plan.changed {
+            let endpoints = set_of(route.listen);
+            let request = || ShardRequest::UpdateRoute {
+                route: route.clone(),
+                endpoints: endpoints.clone(),
+            };
+            self.to_every_shard(request).await;
+        }
+        for (_, route, sockets) in added {
+            let endpoints = set_of(route.listen);
+            for (shard, listener) in self.shards.iter().zip(sockets) {
+                let request = ShardRequest::AddRoute {
+                    route: route.clone(),
+                    endpoints: endpoints.clone(),
+                    listener,
+                };
+                let _ = shard.requests.send(request).await;
+            }
+        }
+    }
+
+    async fn to_every_shard(&self, request: impl Fn() -> ShardRequest) {
+        for shard in &self.shards {
+            let _ = shard.requests.send(request()).await;
+        }
+    }
+
+    /// The entry point of name resolution: `host` resolves to `addrs` now
+    /// (empty: it has no address). Every route naming it gets its new set,
+    /// on every shard, if that changed it. The resolver keeps the last good
+    /// set itself when a lookup fails: it calls this only with answers.
+    pub async fn resolved(&self, host: &str, addrs: &[IpAddr]) {
+        let changed = self.directory.borrow_mut().resolved(host, addrs);
+        for change in changed {
+            self.publish(change).await;
+        }
+    }
+
+    /// The entry point of a source that knows endpoints with their
+    /// metadata (a control plane): the route on `listen` balances over
+    /// `endpoints` from now on. Nothing is sent if that is its set already.
+    pub async fn set_endpoints(&self, listen: SocketAddr, endpoints: EndpointSet) {
+        let changed = self.directory.borrow_mut().set(listen, endpoints);
+        if let Some(change) = changed {
+            self.publish(change).await;
+        }
+    }
+
+    /// Sends a route's new set to every shard and says so once in the log.
+    async fn publish(&self, (listen, endpoints): Changed) {
+        let addrs: Vec<String> = endpoints.iter().map(|e| e.addr.to_string()).collect();
+        tracing::info!(route = %listen, endpoints = ?addrs, "route endpoints changed");
+        for shard in &self.shards {
+            let request = ShardRequest::Endpoints {
+                listen,
+                endpoints: endpoints.clone(),
+            };
+            let _ = shard.requests.send(request).await;
         }
     }
 
@@ -130,6 +369,8 @@ impl Shards for Control {
         }
         merged.identity = self.shared.identity.as_ref().map(|status| status.reading());
         merged.dns = self.shared.dns.as_ref().map(|status| status.reading());
+        merged.route_endpoints = self.directory.borrow().sizes();
+        merged.config_reloads = self.reloading.results.borrow().clone();
         merged
     }
 
@@ -140,6 +381,10 @@ impl Shards for Control {
 
     async fn shutdown(&self) {
         self.drain().await;
+    }
+
+    async fn reload(self: Rc<Self>) -> Reloaded {
+        self.reload_config().await
     }
 
     fn readiness(&self) -> Readiness {
@@ -171,8 +416,41 @@ pub async fn drain_on_signal(mut signals: AsyncSignals, control: Rc<Control>) {
     control.drain().await;
 }
 
+/// The routes of a running config, as the directory takes them.
+fn running_routes(reloading: &Reloading) -> Vec<Route> {
+    let running = reloading.running.borrow();
+    running.iter().map(|r| r.route.clone()).collect()
+}
+
+/// The one line a reload logs and `POST /reload` answers.
+fn summary(plan: &Plan, added: &[(SocketAddr, Route, Vec<socket2::Socket>)]) -> String {
+    if plan.is_empty() {
+        return "config reloaded: no change".into();
+    }
+    let list = |addrs: Vec<String>| addrs.join(",");
+    let added = list(added.iter().map(|(_, r, _)| r.listen.to_string()).collect());
+    let changed = list(plan.changed.iter().map(|r| r.listen.to_string()).collect());
+    let removed = list(plan.removed.iter().map(ToString::to_string).collect());
+    format!("config reloaded: routes added [{added}], changed [{changed}], removed [{removed}]")
+}
+
+/// Each SIGHUP reloads the config, one reload at a time.
+pub async fn reload_on_signal(mut hangups: AsyncSignals, control: Rc<Control>) {
+    while hangups.recv().await.is_ok() {
+        tracing::info!("SIGHUP received: reloading the config");
+        let _ = control.reload_config().await;
+    }
+}
+
 /// Answers the admin shard until it goes away (runs on a proxy shard).
-pub async fn serve(control: ShardControl, shard: Rc<Shard>) {
+/// `routes`: the shard's configured routes, which its messages change;
+/// `connections`: the gate a new route's connections are spawned behind.
+pub async fn serve(
+    control: ShardControl,
+    shard: Rc<Shard>,
+    routes: Rc<Routes>,
+    connections: Rc<Tasks>,
+) {
     let requests = control.requests.connect().await;
     let replies = control.replies.connect().await;
     while let Some(request) = requests.recv().await {
@@ -185,6 +463,37 @@ pub async fn serve(control: ShardControl, shard: Rc<Shard>) {
                 }
             }
             ShardRequest::Drain => shard.draining.trigger(),
+            ShardRequest::Endpoints { listen, endpoints } => {
+                let Some(slot) = routes.find(listen) else {
+                    continue;
+                };
+                let route = slot.current().route.clone();
+                slot.update(route, endpoints, &shard.metrics, shard.mesh.as_deref());
+            }
+            ShardRequest::UpdateRoute { route, endpoints } => {
+                if let Some(slot) = routes.find(route.listen) {
+                    slot.update(route, endpoints, &shard.metrics, shard.mesh.as_deref());
+                }
+            }
+            ShardRequest::RemoveRoute { listen } => routes.remove(listen),
+            ShardRequest::AddRoute {
+                route,
+                endpoints,
+                listener,
+            } => {
+                let slot = super::shard_main::route_slot(&shard, route);
+                let current = slot.current().route.clone();
+                slot.update(current, endpoints, &shard.metrics, shard.mesh.as_deref());
+                routes.add(slot.clone());
+                let accepting = Accepting::Route(slot);
+                let listener = Listener::new(listener);
+                spawn(accept_loop(
+                    listener,
+                    accepting,
+                    shard.clone(),
+                    connections.clone(),
+                ));
+            }
         }
     }
 }

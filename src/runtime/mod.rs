@@ -7,9 +7,13 @@
 //! else.
 
 mod control;
+mod directory;
+mod feed;
 mod limits;
 mod listener;
+mod names;
 mod placement;
+mod reload;
 mod shard_main;
 mod signals;
 
@@ -19,16 +23,19 @@ use std::sync::Arc;
 
 use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder};
 
+pub use feed::EndpointFeed;
 pub use limits::raise_nofile_limit;
 pub use listener::ListenError;
 pub use placement::{Placement, PlacementError};
 pub use signals::Signals;
 
-use crate::config::Config;
-use crate::metrics::IdentityStatus;
+use crate::config::{Args, Config};
+use crate::dns::{Sink, Update};
+use crate::metrics::{DnsStatus, IdentityStatus};
 use crate::tls::mesh::MeshConfigs;
 use crate::tls::reload::MeshStartError;
-use control::{Control, Shared};
+use control::{Control, Reloading, Shared};
+use names::Names;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -63,6 +70,10 @@ pub struct Sidecar {
     admin_addr: SocketAddr,
     listen_addrs: Vec<SocketAddr>,
     signals: Signals,
+    /// The command line, for reloads (`reload_from`).
+    args: Option<Args>,
+    /// Endpoint updates from other threads (the DNS resolver), both ends.
+    feed: (EndpointFeed, feed::FeedReceiver),
     /// The mTLS configs every shard shares, with the identity's status,
     /// when an identity is configured.
     mesh: Option<(MeshConfigs, Arc<IdentityStatus>)>,
@@ -78,6 +89,10 @@ impl Sidecar {
         placement.log();
         let signals = Signals::register().map_err(|source| RunError::Start {
             what: "signal handlers",
+            source,
+        })?;
+        let feed = feed::feed().map_err(|source| RunError::Start {
+            what: "endpoint feed",
             source,
         })?;
         let mesh = match &config.identity {
@@ -117,8 +132,23 @@ impl Sidecar {
             admin_addr,
             listen_addrs,
             signals,
+            args: None,
+            feed,
             mesh,
         })
+    }
+
+    /// Lets SIGHUP and `POST /reload` read the config again from `args`
+    /// (its file under its flags and environment), as at start.
+    pub fn reload_from(mut self, args: Args) -> Sidecar {
+        self.args = Some(args);
+        self
+    }
+
+    /// Where a resolver (or a control plane) on a thread of its own sends
+    /// endpoint updates; each route's names resolve to endpoints through it.
+    pub fn endpoint_feed(&self) -> EndpointFeed {
+        self.feed.0.clone()
     }
 
     pub fn shards(&self) -> usize {
@@ -156,8 +186,11 @@ impl Sidecar {
             admin_addr,
             listen_addrs,
             signals,
+            args,
+            feed: (feed_sender, feed_receiver),
             mesh,
         } = self;
+        let configured = config.clone();
         // Shards see the bound addresses, so labels show real ports.
         let (bound_routes, bound_transparent) = listen_addrs.split_at(config.routes.len());
         for (route, addr) in config.routes.iter_mut().zip(bound_routes) {
@@ -175,8 +208,10 @@ impl Sidecar {
             .chain([admin_addr])
             .collect();
         let (mesh, identity) = mesh.unzip();
+        let dns_status = Arc::new(DnsStatus::default());
         let shared = Shared {
             identity,
+            dns: Some(dns_status.clone()),
             ..Shared::default()
         };
         let shards = placement.shards;
@@ -232,12 +267,26 @@ impl Sidecar {
                 .expect("the channel holds one init per shard");
         }
 
+        let running = configured.routes.iter().zip(&config.routes);
+        let running = running.map(|(configured, bound)| reload::Running {
+            configured: configured.listen,
+            route: bound.clone(),
+        });
+        let running: Vec<reload::Running> = running.collect();
         LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .name("ringside-admin")
             .spawn(move || async move {
-                let control = Rc::new(Control::connect(links, shared).await);
-                let signals = signals.into_async();
-                crate::io::spawn(control::drain_on_signal(signals, control.clone()));
+                let sink: Sink = Arc::new(move |update: Update| {
+                    feed_sender.resolved(&update.host, update.addresses);
+                });
+                let names = Names::start(&configured, sink, dns_status);
+                let reloading = Reloading::new(args, configured, running);
+                let control = Control::connect(links, shared, reloading, names).await;
+                let control = Rc::new(control);
+                let (stops, hangups) = signals.into_async();
+                crate::io::spawn(control::drain_on_signal(stops, control.clone()));
+                crate::io::spawn(control::reload_on_signal(hangups, control.clone()));
+                crate::io::spawn(feed::follow(feed_receiver, control.clone()));
                 crate::admin::run(admin_listener, admin_addr, control).await;
             })
             .map_err(|err| RunError::Start {

@@ -11,9 +11,9 @@ use std::time::Duration;
 use futures_lite::future;
 
 use super::control::{self, ShardControl, Shared};
-use crate::config::Config;
+use crate::config::{Config, Route};
 use crate::io::{sleep, spawn, Listener, Shutdown, Tasks};
-use crate::proxy::{accept_loop, Accepting, RouteState, TransparentState};
+use crate::proxy::{accept_loop, Accepting, RouteSlot, RouteState, Routes, TransparentState};
 use crate::shard::Shard;
 use crate::tls::mesh::MeshConfigs;
 
@@ -62,20 +62,10 @@ pub async fn run(init: ShardInit) {
     ));
     let connections = Rc::new(Tasks::new());
 
-    let routes: Vec<Rc<RouteState>> = config
+    let routes: Vec<Rc<RouteSlot>> = config
         .routes
         .iter()
-        .map(|route| {
-            let seed = seed(id, route.listen);
-            let state = RouteState::new(
-                route.clone(),
-                &shard.metrics,
-                seed,
-                config.timeouts.pool_idle,
-                shard.mesh.as_deref(),
-            );
-            Rc::new(state)
-        })
+        .map(|route| route_slot(&shard, route.clone()))
         .collect();
     let own_addrs: Rc<[SocketAddr]> = own_addrs.into();
     let transparent: Vec<Rc<TransparentState>> = config
@@ -113,15 +103,24 @@ pub async fn run(init: ShardInit) {
         ));
     }
 
+    let table = Rc::new(Routes::default());
+    for slot in routes {
+        table.add(slot);
+    }
     spawn(sweep_pools(
         shard.clone(),
-        routes,
+        table.clone(),
         transparent,
         shutdown.clone(),
     ));
     // Not stopped by the drain: draining connections still time out.
     spawn(shard.deadlines.clone().run());
-    spawn(control::serve(control, shard.clone()));
+    spawn(control::serve(
+        control,
+        shard.clone(),
+        table,
+        connections.clone(),
+    ));
     shared.shards_started.fetch_add(1, Ordering::SeqCst);
     tracing::debug!(shard = id, "shard started");
 
@@ -149,7 +148,7 @@ pub async fn run(init: ShardInit) {
 /// endpoint once it has gone idle or stale.
 async fn sweep_pools(
     shard: Rc<Shard>,
-    routes: Vec<Rc<RouteState>>,
+    routes: Rc<Routes>,
     transparent: Vec<Rc<TransparentState>>,
     shutdown: Rc<Shutdown>,
 ) {
@@ -166,7 +165,7 @@ async fn sweep_pools(
         if !future::or(tick, stop).await {
             return;
         }
-        for route in &routes {
+        for route in routes.states() {
             route.http.sweep();
         }
         for listener in &transparent {
@@ -174,6 +173,15 @@ async fn sweep_pools(
         }
         shard.server_first.sweep();
     }
+}
+
+/// The slot of a configured route on `shard`, with the route's addresses
+/// as its endpoints (its names' come as they resolve).
+pub(super) fn route_slot(shard: &Shard, route: Route) -> Rc<RouteSlot> {
+    let seed = seed(shard.metrics.shard(), route.listen);
+    let idle = shard.timeouts.pool_idle;
+    let state = RouteState::new(route, &shard.metrics, seed, idle, shard.mesh.as_deref());
+    Rc::new(RouteSlot::new(Rc::new(state)))
 }
 
 /// Distinct per shard and route, so shards do not make the same choices in

@@ -1,6 +1,6 @@
-//! SIGTERM and SIGINT, turned into a drain of every shard. The handlers
-//! only write a byte into a socket pair; the admin shard's executor reads
-//! it and sends each shard a drain request.
+//! SIGTERM and SIGINT, turned into a drain of every shard, and SIGHUP,
+//! into a config reload. The handlers only write a byte into a socket pair
+//! (one for each meaning); the admin shard's executor reads it and acts.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use glommio::net::UnixStream;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// SIGTERM and SIGINT, delivered as bytes on a socket pair. The handlers
 /// are installed at start-up, before any socket is announced, so a signal
@@ -19,6 +19,11 @@ pub struct Signals {
     reader: std::os::unix::net::UnixStream,
     /// Kept open: the signal handler writes into it.
     writer: std::os::unix::net::UnixStream,
+    /// SIGHUP's pair: without a handler it would end the process.
+    hangup: (
+        std::os::unix::net::UnixStream,
+        std::os::unix::net::UnixStream,
+    ),
 }
 
 impl Signals {
@@ -33,18 +38,22 @@ impl Signals {
             signal_hook::flag::register(signal, second_signal.clone())?;
             signal_hook::low_level::pipe::register_raw(signal, writer.as_raw_fd())?;
         }
-        Ok(Signals { reader, writer })
+        let (hangup_reader, hangup_writer) = std::os::unix::net::UnixStream::pair()?;
+        hangup_writer.set_nonblocking(true)?;
+        signal_hook::low_level::pipe::register_raw(SIGHUP, hangup_writer.as_raw_fd())?;
+        Ok(Signals {
+            reader,
+            writer,
+            hangup: (hangup_reader, hangup_writer),
+        })
     }
 
-    /// Must run on a glommio executor (the admin shard's).
-    pub fn into_async(self) -> AsyncSignals {
-        // SAFETY: `reader` is a connected socket we own; its fd moves into
-        // the glommio stream, which closes it.
-        let reader = unsafe { UnixStream::from_raw_fd(self.reader.into_raw_fd()) };
-        AsyncSignals {
-            reader,
-            _writer: self.writer,
-        }
+    /// The drain's signals and SIGHUP's, apart. Must run on a glommio
+    /// executor (the admin shard's).
+    pub fn into_async(self) -> (AsyncSignals, AsyncSignals) {
+        let (hangup_reader, hangup_writer) = self.hangup;
+        let stop = AsyncSignals::new(self.reader, self.writer);
+        (stop, AsyncSignals::new(hangup_reader, hangup_writer))
     }
 }
 
@@ -54,6 +63,19 @@ pub struct AsyncSignals {
 }
 
 impl AsyncSignals {
+    fn new(
+        reader: std::os::unix::net::UnixStream,
+        writer: std::os::unix::net::UnixStream,
+    ) -> AsyncSignals {
+        // SAFETY: `reader` is a connected socket we own; its fd moves into
+        // the glommio stream, which closes it.
+        let reader = unsafe { UnixStream::from_raw_fd(reader.into_raw_fd()) };
+        AsyncSignals {
+            reader,
+            _writer: writer,
+        }
+    }
+
     /// Resolves when a signal arrives.
     pub async fn recv(&mut self) -> io::Result<()> {
         use futures_lite::AsyncReadExt;

@@ -179,7 +179,7 @@ impl H2Proxy {
                 to.send_reset(Reason::INTERNAL_ERROR);
             }
         } else if response.keep_alive() && framing != Framing::UntilClose {
-            self.route.pool.checkin(upstream);
+            self.route.checkin(upstream);
         }
         Ok(ResponseClass {
             status_code: response.status,

@@ -1,0 +1,330 @@
+//! Config reload with the built binary: routes added, changed and removed
+//! by `POST /reload` and SIGHUP while connections run, refused files that
+//! change nothing, and reloads under load that lose no request and no byte.
+
+mod support;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use ::http::Request;
+use support::clients::h2::{call, connect, runtime};
+use support::*;
+
+/// A port free now, for a route a reload adds or removes by its address.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One `[[route]]` table.
+fn route(port: u16, upstreams: &[SocketAddr], protocol: &str) -> String {
+    let upstreams: Vec<String> = upstreams.iter().map(|u| format!("\"{u}\"")).collect();
+    format!(
+        "[[route]]\nlisten = \"127.0.0.1:{port}\"\nupstreams = [{}]\nprotocol = \"{protocol}\"\n",
+        upstreams.join(", ")
+    )
+}
+
+/// A config of `shards` shards and `routes`.
+fn config(shards: usize, routes: &[String]) -> String {
+    format!("[runtime]\nshards = {shards}\n\n{}", routes.join("\n"))
+}
+
+/// Ringside started on the config file at `path`.
+fn start_on(path: &TempPath) -> Ringside {
+    Ringside::start(&["--config", path.as_str()])
+}
+
+fn rewrite(path: &TempPath, text: &str) {
+    std::fs::write(path.as_str(), text).unwrap();
+}
+
+fn reload(proxy: &Ringside) -> (u16, String) {
+    proxy.post("/reload")
+}
+
+fn refuses_connections(addr: SocketAddr) -> bool {
+    TcpStream::connect(addr).is_err()
+}
+
+#[test]
+fn a_reload_adds_and_removes_routes_and_a_removed_routes_connection_finishes() {
+    let echo = Origin::echo();
+    let (first, second) = (free_port(), free_port());
+    let file = TempPath::holding(config(2, &[route(first, &[echo.addr], "opaque")]));
+    let proxy = start_on(&file);
+    let first_addr: SocketAddr = format!("127.0.0.1:{first}").parse().unwrap();
+    let second_addr: SocketAddr = format!("127.0.0.1:{second}").parse().unwrap();
+    let open = TcpStream::connect(first_addr).unwrap();
+    assert_eq!(echo_and_keep_open(&open, b"before"), b"before");
+
+    let both = [
+        route(first, &[echo.addr], "opaque"),
+        route(second, &[echo.addr], "opaque"),
+    ];
+    rewrite(&file, &config(2, &both));
+    let (status, body) = reload(&proxy);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("added [{second_addr}]")), "{body}");
+    assert_eq!(echo_through(second_addr, b"added"), b"added");
+
+    rewrite(&file, &config(2, &[route(second, &[echo.addr], "opaque")]));
+    let (status, body) = reload(&proxy);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("removed [{first_addr}]")), "{body}");
+    eventually("the removed route's listener closed", || {
+        refuses_connections(first_addr)
+    });
+    assert_eq!(echo_and_keep_open(&open, b"after"), b"after", "it finishes");
+    drop(open);
+    assert_eq!(echo_through(second_addr, b"kept"), b"kept");
+    let metrics = proxy.wait_idle();
+    assert_eq!(
+        metrics.sum("ringside_config_reloads_total", &[("result", "ok")]),
+        2.0
+    );
+    let second_label = second_addr.to_string();
+    let endpoints = metrics.sum("ringside_route_endpoints", &[("route", &second_label)]);
+    assert_eq!(endpoints, 1.0);
+}
+
+#[test]
+fn an_invalid_file_and_a_new_shard_count_are_refused_naming_the_key() {
+    let echo = Origin::echo();
+    let port = free_port();
+    let file = TempPath::holding(config(1, &[route(port, &[echo.addr], "opaque")]));
+    let proxy = start_on(&file);
+    let addr = proxy.route();
+
+    rewrite(
+        &file,
+        &config(1, &[route(port, &[echo.addr], "opaque")]).replace(&echo.addr.to_string(), "nope"),
+    );
+    let (status, body) = reload(&proxy);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("route[0].upstreams[0]: \"nope\""), "{body}");
+
+    rewrite(&file, &config(2, &[route(port, &[echo.addr], "opaque")]));
+    let (status, body) = reload(&proxy);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("runtime.shards: cannot change without a restart"),
+        "{body}"
+    );
+
+    assert_eq!(echo_through(addr, b"unchanged"), b"unchanged");
+    let metrics = proxy.wait_idle();
+    let refused = metrics.sum("ringside_config_reloads_total", &[("result", "refused")]);
+    assert_eq!(refused, 2.0);
+    assert_eq!(
+        metrics.sum("ringside_config_reloads_total", &[("result", "ok")]),
+        0.0
+    );
+    assert_eq!(proxy.post("/reload").0, 400, "still the new shard count");
+    assert_eq!(proxy.get("/reload").0, 405, "a POST only");
+}
+
+#[test]
+fn sighup_moves_a_keep_alive_connection_to_the_new_endpoints_without_failing_a_request() {
+    let (a, b) = (
+        HttpOrigin::start("a", Duration::ZERO),
+        HttpOrigin::start("b", Duration::ZERO),
+    );
+    let port = free_port();
+    let file = TempPath::holding(config(1, &[route(port, &[a.addr], "http1")]));
+    let proxy = start_on(&file);
+    let addr = proxy.route();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Other clients keep requests in flight while the set changes.
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut client = HttpClient::connect(addr);
+                let mut answered = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let response = client.get("/size/100").expect("an answer");
+                    assert_eq!(response.status, 200);
+                    answered += 1;
+                }
+                answered
+            })
+        })
+        .collect();
+    let mut client = HttpClient::connect(addr);
+    assert_eq!(client.get("/").unwrap().header("x-origin"), Some("a"));
+
+    rewrite(&file, &config(1, &[route(port, &[b.addr], "http1")]));
+    proxy.signal("HUP");
+    eventually("the same keep-alive connection reaches b", || {
+        let response = client.get("/").expect("the connection stays open");
+        assert_eq!(response.status, 200);
+        response.header("x-origin") == Some("b")
+    });
+    stop.store(true, Ordering::SeqCst);
+    for answered in load.into_iter().map(|t| t.join().unwrap()) {
+        assert!(answered > 0);
+    }
+    drop(client);
+    let metrics = proxy.wait_idle();
+    assert_eq!(
+        metrics.sum("ringside_config_reloads_total", &[("result", "ok")]),
+        1.0
+    );
+    let failed = metrics.sum("response_total", &[("classification", "failure")]);
+    assert_eq!(failed, 0.0, "no request failed");
+}
+
+/// The big one: 50 reloads, each changing a route's endpoints and adding
+/// or removing another, under HTTP/1, HTTP/2 and opaque load, with every
+/// response and every byte counted.
+#[test]
+fn fifty_reloads_under_http1_http2_and_opaque_load_lose_nothing() {
+    let (a, b) = (
+        HttpOrigin::start("a", Duration::ZERO),
+        HttpOrigin::start("b", Duration::ZERO),
+    );
+    let h2_origin = H2Origin::start();
+    let echo = Origin::echo();
+    let (http1, http2, opaque, extra) = (free_port(), free_port(), free_port(), free_port());
+    let routes = |round: usize| {
+        let http1_set: &[SocketAddr] = if round % 2 == 0 {
+            &[a.addr]
+        } else {
+            &[a.addr, b.addr]
+        };
+        let mut routes = vec![
+            route(http1, http1_set, "http1"),
+            route(http2, &[h2_origin.addr], "http2"),
+            route(opaque, &[echo.addr], "opaque"),
+        ];
+        if round % 3 == 1 {
+            routes.push(route(extra, &[echo.addr], "opaque"));
+        }
+        config(2, &routes)
+    };
+    let file = TempPath::holding(routes(0));
+    let proxy = start_on(&file);
+    let addr = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
+    let stop = Arc::new(AtomicBool::new(false));
+    let http1_answers = Arc::new(AtomicUsize::new(0));
+    let opaque_bytes = Arc::new(AtomicUsize::new(0));
+    let h2_answers = Arc::new(AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for _ in 0..2 {
+        let (stopped, answers, target) = (stop.clone(), http1_answers.clone(), addr(http1));
+        load.push(thread::spawn(move || {
+            // One keep-alive connection for the whole test: a reload that
+            // closed it would fail the next request.
+            let mut client = HttpClient::connect(target);
+            while !stopped.load(Ordering::SeqCst) {
+                let response = client
+                    .get("/size/1000")
+                    .expect("an answer on the same connection");
+                assert_eq!((response.status, response.body.len()), (200, 1000));
+                answers.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+        let (stopped_too, bytes, target) = (stop.clone(), opaque_bytes.clone(), addr(opaque));
+        load.push(thread::spawn(move || {
+            let stream = TcpStream::connect(target).unwrap();
+            let mut round = 0u64;
+            while !stopped_too.load(Ordering::SeqCst) {
+                let data = random_bytes(4096, round);
+                assert_eq!(echo_and_keep_open(&stream, &data), data, "byte-exact");
+                bytes.fetch_add(data.len(), Ordering::SeqCst);
+                round += 1;
+            }
+        }));
+    }
+    {
+        let (stop, answers, target) = (stop.clone(), h2_answers.clone(), addr(http2));
+        load.push(thread::spawn(move || {
+            runtime().block_on(async move {
+                let mut sender = connect(target).await;
+                while !stop.load(Ordering::SeqCst) {
+                    let request = Request::post("http://reload.local/").body(()).unwrap();
+                    let answer = call(&mut sender, request, b"h2".to_vec()).await.unwrap();
+                    assert_eq!((answer.status, answer.body.as_slice()), (200, &b"h2"[..]));
+                    answers.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        }));
+    }
+    for round in 1..=50 {
+        rewrite(&file, &routes(round));
+        let (status, body) = reload(&proxy);
+        assert_eq!(status, 200, "reload {round}: {body}");
+        // New connections, each reload: the added route too when it is in.
+        let data = random_bytes(1000, round as u64);
+        assert_eq!(echo_through(addr(opaque), &data), data);
+        let (status, _) = http_get(addr(http1), "/size/10");
+        assert_eq!(status, 200, "reload {round}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    for thread in load {
+        thread.join().expect("no load client failed");
+    }
+    let (h1, h2, bytes) = (
+        http1_answers.load(Ordering::SeqCst),
+        h2_answers.load(Ordering::SeqCst),
+        opaque_bytes.load(Ordering::SeqCst),
+    );
+    eprintln!("50 reloads: {h1} HTTP/1 answers, {h2} HTTP/2 answers, {bytes} opaque bytes echoed");
+    assert!(h1 > 0 && h2 > 0 && bytes > 0);
+    assert!(b.requests() > 0, "the changed set was used");
+    let metrics = proxy.wait_idle();
+    assert_eq!(
+        metrics.sum("ringside_config_reloads_total", &[("result", "ok")]),
+        50.0
+    );
+    let failed = metrics.sum("response_total", &[("classification", "failure")]);
+    assert_eq!(failed, 0.0, "no request failed");
+}
+
+#[test]
+fn a_route_whose_names_have_not_resolved_answers_503_or_closes() {
+    let (http_port, opaque_port) = (free_port(), free_port());
+    // `.invalid` never resolves (RFC 6761): the name adds no endpoint.
+    let table = |port: u16, protocol: &str| {
+        let upstreams = "\"never-resolved.invalid:80\"";
+        format!("[[route]]\nlisten = \"127.0.0.1:{port}\"\nupstreams = [{upstreams}]\nprotocol = \"{protocol}\"\n")
+    };
+    let file = TempPath::holding(config(
+        1,
+        &[table(http_port, "http1"), table(opaque_port, "opaque")],
+    ));
+    let proxy = start_on(&file);
+    let (http, opaque) = (proxy.routes[0], proxy.routes[1]);
+    assert_eq!(http_get(http, "/").0, 503);
+    let mut stream = TcpStream::connect(opaque).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(
+        stream
+            .read_to_end(&mut rest)
+            .map(|_| rest.len())
+            .unwrap_or(0),
+        0,
+        "closed, nothing sent"
+    );
+    let metrics = proxy.wait_idle();
+    let label = http.to_string();
+    assert_eq!(
+        metrics.sum("ringside_route_endpoints", &[("route", &label)]),
+        0.0
+    );
+    assert!(metrics
+        .0
+        .contains(&format!("ringside_route_endpoints{{route=\"{label}\"}} 0")));
+}
