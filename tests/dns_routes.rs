@@ -2,11 +2,13 @@
 //! the test's own: a name that moves from one origin to another under
 //! HTTP/1 load fails no request; a route whose name does not resolve at
 //! start answers 503 (and `/ready` lists the name, still ready) until it
-//! does; `--check` reports each name; every lookup is counted on
-//! `/metrics`.
+//! does; a lookup that times out keeps the route answering; a reload
+//! starts resolving new names and takes a new `[dns]`; `--check` reports
+//! each name; lookups are counted on `/metrics`.
 
 mod support;
 
+use std::net::TcpListener;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,15 +20,19 @@ use support::*;
 
 const NAME: &str = "origin.test";
 
-/// One shard, one HTTP/1 route to `origin.test:PORT`, names asked of
-/// `server` and re-resolved every 100 ms.
-fn config(server: &DnsServer, port: u16) -> TempPath {
-    TempPath::holding(format!(
+/// One shard, one HTTP/1 route on `listen` to `origin.test:PORT`, names
+/// asked of `server` and re-resolved every 100 ms.
+fn config_text(server: &DnsServer, listen: &str, port: u16) -> String {
+    format!(
         "[runtime]\nshards = 1\n\n\
          [dns]\nservers = [\"{}\"]\nmin_ttl = \"100ms\"\nmax_ttl = \"100ms\"\ntimeout = \"500ms\"\n\n\
-         [[route]]\nlisten = \"127.0.0.1:0\"\nupstreams = [\"{NAME}:{port}\"]\nprotocol = \"http1\"\n",
+         [[route]]\nlisten = \"{listen}\"\nupstreams = [\"{NAME}:{port}\"]\nprotocol = \"http1\"\n",
         server.addr()
-    ))
+    )
+}
+
+fn config(server: &DnsServer, port: u16) -> TempPath {
+    TempPath::holding(config_text(server, "127.0.0.1:0", port))
 }
 
 fn failures(metrics: &Metrics) -> f64 {
@@ -154,4 +160,39 @@ fn check_reports_each_name_and_a_missing_one_is_not_fatal() {
     ] {
         assert!(stdout.lines().any(|l| l == line), "{line} in:\n{stdout}");
     }
+}
+
+#[test]
+fn a_reload_starts_resolving_new_names_and_takes_a_new_dns_section() {
+    let a = HttpOrigin::start_on("127.0.0.1:0", "a", Duration::ZERO);
+    let port = a.addr.port();
+    let b = HttpOrigin::start_on(&format!("127.0.0.2:{port}"), "b", Duration::ZERO);
+    let (first, second) = (DnsServer::start(), DnsServer::start());
+    first.set_records(NAME, &["127.0.0.1"], 0);
+    second.set_records(NAME, &["127.0.0.2"], 0);
+    // No name at start: no resolver runs.
+    let listen = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let file = TempPath::holding(format!(
+        "[runtime]\nshards = 1\n\n[[route]]\nlisten = \"{listen}\"\nupstreams = [\"{}\"]\nprotocol = \"http1\"\n",
+        a.addr
+    ));
+    let proxy = Ringside::start(&["--config", file.as_str()]);
+    let origin = || {
+        let mut client = HttpClient::connect(listen);
+        let response = client.get("/").expect("an answer");
+        response.header("x-origin").map(str::to_string)
+    };
+    assert_eq!(origin().as_deref(), Some("a"));
+    for (server, expected) in [(&first, "a"), (&second, "b")] {
+        let text = config_text(server, &listen.to_string(), port);
+        std::fs::write(file.as_str(), text).unwrap();
+        assert_eq!(proxy.post("/reload").0, 200);
+        eventually("the name's origin answers", || {
+            origin().as_deref() == Some(expected)
+        });
+    }
+    assert!(b.requests() > 0);
 }
