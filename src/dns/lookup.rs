@@ -52,8 +52,9 @@ pub(super) fn build_resolver(config: &DnsConfig) -> Result<TokioResolver, Resolv
         options.attempts = attempts;
     }
     // Every lookup must reach a server: the TTL (clamped) already decides
-    // when a name is asked again, and a cached answer would hide a change
-    // when `refresh` is shorter than the TTL.
+    // when a name is asked again, and hickory's cache would answer from
+    // the record's own TTL instead (with it, tests/dns.rs's max_ttl and
+    // min_ttl tests fail: an hour's TTL is never asked again).
     options.cache_size = 0;
     builder.build().map_err(ResolverConfigError)
 }
@@ -80,7 +81,6 @@ fn given_servers(servers: &[SocketAddr]) -> ResolverConfig {
 
 /// The A and the AAAA answers for `name`, asked at the same time.
 pub(super) async fn lookup(resolver: &TokioResolver, name: &str) -> [FamilyAnswer; 2] {
-    resolver.clear_cache();
     let (v4, v6) = futures_lite::future::zip(
         family(resolver, name, RecordType::A),
         family(resolver, name, RecordType::AAAA),
