@@ -3,7 +3,9 @@
 //! limit from it (`limits`), binds every listener (`listener`), starts one
 //! glommio executor per shard (`shard_main`) plus the admin shard on its
 //! own thread, links them (`control`), turns SIGTERM/SIGINT into a drain
-//! (`signals`), and waits for the shards to drain. The glommio executor setup lives here and nowhere
+//! (`signals`), starts the resolver of upstream names and feeds its
+//! answers to the routes (`names`, `feed`), and waits for the shards to
+//! drain. The glommio executor setup lives here and nowhere
 //! else.
 
 mod control;
