@@ -14,7 +14,9 @@
 //!   label caps, for the test that checks them);
 //! - `tls`: identities, `ringside identity` and the transport header (the
 //!   binary, the fuzz target, the Linkerd double in the tests);
-//! - `iptables::run` (the binary).
+//! - `iptables::run` (the binary);
+//! - `dns`: the resolver thread of upstream names (the runtime, `--check`,
+//!   and the tests that run it against their own DNS server).
 //!
 //! Everything else is the crate's own: the connection stage (`proxy`), the
 //! shard's state (`shard`), opaque forwarding (`tcp`), the I/O layer
@@ -30,6 +32,7 @@ mod admin;
 mod balance;
 pub mod config;
 pub mod detect;
+pub mod dns;
 pub mod http;
 mod io;
 pub mod iptables;

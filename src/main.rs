@@ -53,6 +53,7 @@ fn check(config: &Config) -> ExitCode {
         Err(err) => return bad_configuration(err),
     };
     print!("{config}{placement}");
+    check_names(config);
     if let Some(identity) = identity {
         let not_after = std::time::UNIX_EPOCH
             + std::time::Duration::from_secs(identity.not_after_unix_seconds());
@@ -63,6 +64,20 @@ fn check(config: &Config) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Each upstream name looked up once, as `# dns NAME: ADDRESSES` or
+/// `# dns NAME: unresolved (WHY)`. A name that does not resolve is
+/// reported, not fatal, as it is not at start.
+fn check_names(config: &Config) {
+    let names = config.upstream_names();
+    if names.is_empty() {
+        return;
+    }
+    match ringside::dns::resolve_once(&config.dns, &names) {
+        Ok(checked) => checked.iter().for_each(|name| println!("# dns {name}")),
+        Err(err) => println!("# dns: {err}"),
+    }
 }
 
 /// The configured identity, read and checked, for `--check`; `None` when

@@ -64,6 +64,14 @@ fn folders_import_only_downwards() {
             ],
         ),
         ("proxy", &["runtime", "admin"]),
+        // The resolver thread knows only its settings and its counters.
+        (
+            "dns",
+            &[
+                "http", "tcp", "proxy", "runtime", "admin", "detect", "shard", "io", "balance",
+                "tls",
+            ],
+        ),
     ];
     let mut broken = Vec::new();
     for (module, must_not) in forbidden {

@@ -293,7 +293,7 @@ fn fifty_reloads_under_http1_http2_and_opaque_load_lose_nothing() {
 #[test]
 fn a_route_whose_names_have_not_resolved_answers_503_or_closes() {
     let (http_port, opaque_port) = (free_port(), free_port());
-    // No resolver runs in this test: the name adds no endpoint.
+    // `.invalid` never resolves (RFC 6761): the name adds no endpoint.
     let table = |port: u16, protocol: &str| {
         let upstreams = "\"never-resolved.invalid:80\"";
         format!("[[route]]\nlisten = \"127.0.0.1:{port}\"\nupstreams = [{upstreams}]\nprotocol = \"{protocol}\"\n")

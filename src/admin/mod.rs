@@ -63,6 +63,13 @@ pub trait Shards {
     /// Every shard's metrics, merged.
     fn snapshot(&self) -> impl Future<Output = Snapshot>;
     fn readiness(&self) -> Readiness;
+    /// Upstream names with no address now. They leave `/ready` at 200 and
+    /// are listed in its body: a readiness probe that failed on them would
+    /// take the whole pod, inbound traffic included, out of its Service for
+    /// as long as one dependency's name is missing (forever, for a typo),
+    /// while only the routes to that name are hurt, and those already
+    /// answer 503.
+    fn unresolved_names(&self) -> Vec<String>;
     /// Starts the drain, as SIGTERM does (`POST /shutdown`).
     fn shutdown(&self) -> impl Future<Output = ()>;
     /// Reads the config again and applies it, as SIGHUP does
@@ -273,6 +280,15 @@ fn loopback_post(request: &Request, peer: Option<SocketAddr>, what: &str) -> Opt
     None
 }
 
+/// `ready`, then one `unresolved NAME` line per upstream name without an
+/// address.
+fn ready_body(unresolved: &[String]) -> String {
+    let lines = unresolved.iter().map(|name| format!("unresolved {name}\n"));
+    std::iter::once("ready\n".to_string())
+        .chain(lines)
+        .collect()
+}
+
 async fn respond(shards: &impl Shards, request: &Request, closes: &Closes) -> Response {
     if request.method != "GET" && request.method != "HEAD" {
         return Response::text(405, "only GET and HEAD\n");
@@ -280,7 +296,7 @@ async fn respond(shards: &impl Shards, request: &Request, closes: &Closes) -> Re
     let response = match request.path.as_str() {
         "/live" => Response::text(200, "live\n"),
         "/ready" => match shards.readiness() {
-            Readiness::Ready => Response::text(200, "ready\n"),
+            Readiness::Ready => Response::text(200, &ready_body(&shards.unresolved_names())),
             Readiness::Starting => Response::text(503, "starting\n"),
             Readiness::WaitingForIdentity => Response::text(503, "waiting for identity\n"),
             Readiness::Draining => Response::text(503, "draining\n"),

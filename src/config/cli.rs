@@ -197,6 +197,36 @@ pub struct Args {
     #[arg(long, env = "RINGSIDE_IDENTITY_SPIFFE_ID", global = true)]
     pub identity_spiffe_id: Option<String>,
 
+    /// Name servers for upstream names, IP:PORT[,IP:PORT...] [default:
+    /// those of /etc/resolv.conf].
+    #[arg(long, env = "RINGSIDE_DNS_SERVERS", global = true)]
+    pub dns_servers: Option<String>,
+
+    /// How long one DNS query waits for an answer [default: the
+    /// resolv.conf timeout, 5s].
+    #[arg(long, env = "RINGSIDE_DNS_TIMEOUT", global = true)]
+    pub dns_timeout: Option<String>,
+
+    /// How many times a DNS query is sent before the lookup fails
+    /// [default: the resolv.conf attempts, 2].
+    #[arg(long, env = "RINGSIDE_DNS_ATTEMPTS", global = true)]
+    pub dns_attempts: Option<usize>,
+
+    /// An upstream name is not asked again sooner than this, whatever its
+    /// TTL [default: 5s].
+    #[arg(long, env = "RINGSIDE_DNS_MIN_TTL", global = true)]
+    pub dns_min_ttl: Option<String>,
+
+    /// An upstream name is asked again at least this often, whatever its
+    /// TTL [default: 60s].
+    #[arg(long, env = "RINGSIDE_DNS_MAX_TTL", global = true)]
+    pub dns_max_ttl: Option<String>,
+
+    /// Re-resolve every upstream name at this fixed period instead of at
+    /// its TTL.
+    #[arg(long, env = "RINGSIDE_DNS_REFRESH", global = true)]
+    pub dns_refresh: Option<String>,
+
     /// Validate the configuration, print the effective one and exit
     /// (0 when valid, 64 when not).
     #[arg(long)]

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::dns::DnsTable;
 use super::file::{
     AdminTable, DetectTable, FileConfig, InboundTable, LogTable, OutboundTable, ProxyTable,
     RouteTable, RuntimeTable,
@@ -147,6 +148,7 @@ impl FileConfig {
                     })
                     .collect(),
             },
+            dns: DnsTable::effective(&config.dns, duration),
         }
     }
 }

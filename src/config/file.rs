@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::dns::DnsTable;
 use super::identity::IdentityTable;
 use super::inbound_policy::{AuthorizePortTable, AuthorizeValue};
 use super::limits::Http2Table;
@@ -36,6 +37,8 @@ pub(super) struct FileConfig {
     pub route: Vec<RouteTable>,
     #[serde(default, skip_serializing_if = "MeshTable::is_empty")]
     pub mesh: MeshTable,
+    #[serde(default)]
+    pub dns: DnsTable,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::dns::dns;
 use super::file::{
     AdminTable, DetectTable, FileConfig, LogTable, ProxyTable, RouteTable, RuntimeTable,
 };
@@ -53,6 +54,7 @@ impl Config {
         let http2 = limits::http2(args, &file.http2)?;
         let mesh_peers = mesh_peers::peers(args, &file.mesh)?;
         let identity = identity::identity(args, &file.identity.unwrap_or_default())?;
+        let dns = dns(args, &file.dns)?;
         let inbound_policy = inbound_policy(
             args,
             file.inbound.as_ref().and_then(|t| t.authorize.as_ref()),
@@ -79,6 +81,7 @@ impl Config {
             mesh_peers,
             inbound_policy,
             identity,
+            dns,
         })
     }
 }

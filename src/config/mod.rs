@@ -13,6 +13,7 @@
 //! defaults the rest relies on live here.
 
 mod cli;
+mod dns;
 mod effective;
 mod endpoint;
 mod file;
@@ -28,6 +29,7 @@ mod transparent;
 mod value;
 
 pub use cli::{Args, Command, IdentityAction, IdentityArgs};
+pub use dns::{DnsConfig, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL};
 pub use endpoint::{Endpoint, EndpointSet, ProtocolHint, Upstream};
 pub use identity::IdentityConfig;
 pub use inbound_policy::{Authorize, IdentityMatch, InboundPolicy};
@@ -40,6 +42,7 @@ pub use route::{Direction, Protocol, Route, RouteSpec};
 pub use timeouts::{Timeouts, MESH_HANDSHAKE_TIMEOUT};
 pub use transparent::{ForwardTo, Transparent, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN};
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -96,6 +99,8 @@ pub struct Config {
     /// The workload identity for mTLS between ringside proxies, when
     /// configured (`[identity]`).
     pub identity: Option<IdentityConfig>,
+    /// How upstream names are resolved and re-resolved (`[dns]`).
+    pub dns: DnsConfig,
 }
 
 /// Protocol detection settings, shared by every route; its two timeouts
@@ -189,6 +194,15 @@ impl Config {
             None => file::FileConfig::default(),
         };
         Self::merge(args, file)
+    }
+
+    /// Every host name the routes' upstreams hold, for the resolver.
+    pub fn upstream_names(&self) -> BTreeSet<String> {
+        let upstreams = self.routes.iter().flat_map(|route| &route.upstreams);
+        upstreams
+            .filter_map(|upstream| upstream.host())
+            .map(str::to_string)
+            .collect()
     }
 
     /// The same configuration with other routes (`ringside demo` builds its

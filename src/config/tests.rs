@@ -1,11 +1,11 @@
 use super::*;
 use clap::Parser;
 
-fn args(list: &[&str]) -> Args {
+pub(super) fn args(list: &[&str]) -> Args {
     Args::try_parse_from(std::iter::once("ringside").chain(list.iter().copied())).unwrap()
 }
 
-fn merged(list: &[&str], toml: &str) -> Result<Config, ConfigError> {
+pub(super) fn merged(list: &[&str], toml: &str) -> Result<Config, ConfigError> {
     Config::merge(&args(list), file::FileConfig::parse(toml).unwrap())
 }
 
@@ -124,10 +124,12 @@ fn every_section_printed_parses_back_to_the_same_config() {
         direction = \"inbound\"\nprotocol = \"http2\"\nresponse_timeout = \"off\"\n\
         [[route]]\nlisten = \"127.0.0.1:4\"\nupstreams = [\"127.0.0.1:5432\"]\n\
         [[mesh.peer]]\nnetwork = \"10.0.0.0/8\"\nidentity = \"b.ns\"\nport = 4000\n\
-        [[mesh.peer]]\nnetwork = \"192.0.2.7\"\nidentity = \"c.ns\"\n";
+        [[mesh.peer]]\nnetwork = \"192.0.2.7\"\nidentity = \"c.ns\"\n\
+        [dns]\nservers = [\"127.0.0.1:5353\"]\ntimeout = \"1s\"\nattempts = 1\nrefresh = \"7s\"\n";
     let config = merged(&[], toml).unwrap();
     assert!(config.identity.is_some() && config.mesh_peers.len() == 2);
     assert_eq!(config.inbound_policy.ports.len(), 2);
+    assert_eq!(config.dns.refresh, Some(Duration::from_secs(7)));
     round_trip(&config);
     // Durations are written as the file takes them.
     let printed = config.to_string();

@@ -16,6 +16,9 @@ pub fn encode(snapshot: &Snapshot, process: &ProcessStats, out: &mut String) {
     encode_detect(snapshot, out);
     encode_mesh(snapshot, out);
     encode_ringside(snapshot, out);
+    if let Some(dns) = &snapshot.dns {
+        dns.encode(out);
+    }
     process.encode(out);
 }
 

@@ -4,10 +4,12 @@
 //! (their count bounded by `bound`), copied out as plain values
 //! (`snapshot`), merged and written as Prometheus text by the admin shard
 //! (`encode`, with the process's own figures from `process` and the
-//! identity's from `identity`, over the text format in `text`).
+//! identity's from `identity` and the DNS resolver's from `dns`, over the
+//! text format in `text`).
 
 mod authz;
 mod bound;
+mod dns;
 mod encode;
 mod identity;
 mod labels;
@@ -19,6 +21,7 @@ mod text;
 
 pub use authz::{Authz, AuthzLabels, HttpAuthz};
 pub use bound::MAX_SNIS;
+pub use dns::{DnsReading, DnsStatus, LookupResult};
 pub use encode::encode;
 pub use identity::{IdentityReading, IdentityStatus};
 pub use labels::{

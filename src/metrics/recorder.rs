@@ -410,6 +410,7 @@ impl ShardMetrics {
             route_endpoints: BTreeMap::new(),
             config_reloads: Reasons::default(),
             identity: None,
+            dns: None,
             tcp: self
                 .tcp
                 .borrow()

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use super::authz::AuthzLabels;
+use super::dns::DnsReading;
 use super::identity::IdentityReading;
 use super::labels::{
     DetectLabels, ExpiryLabels, Peer, Reasons, RequestLabels, ResponseKey, TcpLabels,
@@ -41,6 +42,9 @@ pub struct Snapshot {
     pub admin_closed: Reasons,
     /// The identity's state; the admin side adds it, no shard has it.
     pub identity: Option<IdentityReading>,
+    /// The DNS resolver's lookups, when upstream names are watched; the
+    /// admin side adds it, no shard has it.
+    pub dns: Option<DnsReading>,
     /// Endpoints in each configured route's current set, by its listen
     /// address; the admin side, which publishes the sets, adds them.
     pub route_endpoints: BTreeMap<String, u64>,

@@ -17,12 +17,13 @@ use glommio::sync::Semaphore;
 
 use super::directory::{Changed, Directory};
 use super::listener;
+use super::names::Names;
 use super::reload::{self, Plan, Running, Settings};
 use super::signals::AsyncSignals;
 use crate::admin::{Readiness, Reloaded, Shards};
 use crate::config::{Args, Config, EndpointSet, Route};
 use crate::io::{spawn, timeout, Listener, Tasks};
-use crate::metrics::{IdentityStatus, Reasons, Snapshot};
+use crate::metrics::{DnsStatus, IdentityStatus, Reasons, Snapshot};
 use crate::proxy::{accept_loop, Accepting, RouteSlot, Routes};
 use crate::shard::Shard;
 
@@ -68,6 +69,9 @@ pub struct Shared {
     pub draining: Arc<AtomicBool>,
     /// The identity's expiry and failed reloads, when one is configured.
     pub identity: Option<Arc<IdentityStatus>>,
+    /// The DNS resolver's lookups and unresolved names, when upstream
+    /// names are watched.
+    pub dns: Option<Arc<DnsStatus>>,
 }
 
 /// The admin side of one shard's channels, before its executor runs.
@@ -114,6 +118,8 @@ pub struct Control {
     directory: RefCell<Directory>,
     /// What a reload needs and counts.
     reloading: Reloading,
+    /// The resolver of the routes' upstream names, told of each reload.
+    names: Names,
 }
 
 /// The config as running, and how to read it again.
@@ -148,7 +154,12 @@ impl Reloading {
 impl Control {
     /// Must run on the admin shard's executor.
     /// `reloading.running`: the routes as the shards start with them.
-    pub async fn connect(links: Vec<ShardLink>, shared: Shared, reloading: Reloading) -> Control {
+    pub async fn connect(
+        links: Vec<ShardLink>,
+        shared: Shared,
+        reloading: Reloading,
+        names: Names,
+    ) -> Control {
         let mut shards = Vec::with_capacity(links.len());
         for link in links {
             shards.push(Connected {
@@ -162,6 +173,7 @@ impl Control {
             scrape: Semaphore::new(1),
             directory: RefCell::new(Directory::new(&running_routes(&reloading))),
             reloading,
+            names,
         }
     }
 
@@ -230,6 +242,7 @@ impl Control {
         }
         let summary = summary(&plan, &added);
         self.apply(plan, added).await;
+        self.names.follow(&new);
         *self.reloading.config.borrow_mut() = new;
         Ok(summary)
     }
@@ -361,9 +374,15 @@ impl Shards for Control {
             }
         }
         merged.identity = self.shared.identity.as_ref().map(|status| status.reading());
+        merged.dns = self.shared.dns.as_ref().map(|status| status.reading());
         merged.route_endpoints = self.directory.borrow().sizes();
         merged.config_reloads = self.reloading.results.borrow().clone();
         merged
+    }
+
+    fn unresolved_names(&self) -> Vec<String> {
+        let reading = self.shared.dns.as_ref().map(|status| status.reading());
+        reading.map_or_else(Vec::new, |reading| reading.unresolved.into_iter().collect())
     }
 
     async fn shutdown(&self) {

@@ -3,7 +3,9 @@
 //! limit from it (`limits`), binds every listener (`listener`), starts one
 //! glommio executor per shard (`shard_main`) plus the admin shard on its
 //! own thread, links them (`control`), turns SIGTERM/SIGINT into a drain
-//! (`signals`), and waits for the shards to drain. The glommio executor setup lives here and nowhere
+//! (`signals`), starts the resolver of upstream names and feeds its
+//! answers to the routes (`names`, `feed`), and waits for the shards to
+//! drain. The glommio executor setup lives here and nowhere
 //! else.
 
 mod control;
@@ -11,6 +13,7 @@ mod directory;
 mod feed;
 mod limits;
 mod listener;
+mod names;
 mod placement;
 mod reload;
 mod shard_main;
@@ -29,10 +32,12 @@ pub use placement::{Placement, PlacementError};
 pub use signals::Signals;
 
 use crate::config::{Args, Config};
-use crate::metrics::IdentityStatus;
+use crate::dns::{Sink, Update};
+use crate::metrics::{DnsStatus, IdentityStatus};
 use crate::tls::mesh::MeshConfigs;
 use crate::tls::reload::MeshStartError;
 use control::{Control, Reloading, Shared};
+use names::Names;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -184,7 +189,7 @@ impl Sidecar {
             listen_addrs,
             signals,
             args,
-            feed: (_, feed_receiver),
+            feed: (feed_sender, feed_receiver),
             mesh,
         } = self;
         let configured = config.clone();
@@ -205,8 +210,10 @@ impl Sidecar {
             .chain([admin_addr])
             .collect();
         let (mesh, identity) = mesh.unzip();
+        let dns_status = Arc::new(DnsStatus::default());
         let shared = Shared {
             identity,
+            dns: Some(dns_status.clone()),
             ..Shared::default()
         };
         let shards = placement.shards;
@@ -271,8 +278,12 @@ impl Sidecar {
         LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .name("ringside-admin")
             .spawn(move || async move {
+                let sink: Sink = Arc::new(move |update: Update| {
+                    feed_sender.resolved(&update.host, update.addresses);
+                });
+                let names = Names::start(&configured, sink, dns_status);
                 let reloading = Reloading::new(args, configured, running);
-                let control = Control::connect(links, shared, reloading).await;
+                let control = Control::connect(links, shared, reloading, names).await;
                 let control = Rc::new(control);
                 let (stops, hangups) = signals.into_async();
                 crate::io::spawn(control::drain_on_signal(stops, control.clone()));

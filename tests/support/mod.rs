@@ -7,7 +7,8 @@
 //! (`smuggling`), ringside's own sources read as text for the layering
 //! test (`source_reader`), and post-quantum-sized ClientHellos: a real one
 //! as bytes (`pq_client_hello`, shared with the unit tests) and a mesh
-//! client that sends one (`large_hello`). Readiness
+//! client that sends one (`large_hello`), and a DNS server whose records
+//! a test changes as it runs (`dns_server`). Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -17,6 +18,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod clients;
+pub mod dns_server;
 pub mod identity;
 pub mod large_hello;
 pub mod launcher;
