@@ -10,9 +10,6 @@ mod support;
 
 use std::net::TcpListener;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use support::dns_server::{Answer, DnsServer};
@@ -58,22 +55,7 @@ fn a_name_moving_to_another_origin_under_http1_load_fails_no_request() {
     eventually("the route reaches a", || http_get(addr, "/").0 == 200);
     let failed_before = failures(&proxy.metrics());
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let load: Vec<_> = (0..2)
-        .map(|_| {
-            let stop = stop.clone();
-            thread::spawn(move || {
-                let mut client = HttpClient::connect(addr);
-                let mut answered = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    let response = client.get("/size/100").expect("an answer");
-                    assert_eq!(response.status, 200);
-                    answered += 1;
-                }
-                answered
-            })
-        })
-        .collect();
+    let load = KeepAliveLoad::start(addr, 2);
     eventually("load through a", || a.requests() > 20);
     server.set_records(NAME, &["127.0.0.2"], 0);
     eventually("new connections reach b", || {
@@ -84,10 +66,7 @@ fn a_name_moving_to_another_origin_under_http1_load_fails_no_request() {
     });
     let before = b.requests();
     eventually("the load moves to b as well", || b.requests() > before + 20);
-    stop.store(true, Ordering::SeqCst);
-    for answered in load.into_iter().map(|t| t.join().unwrap()) {
-        assert!(answered > 0);
-    }
+    load.stop();
     let metrics = proxy.wait_idle();
     assert_eq!(failures(&metrics), failed_before, "no request failed");
     assert!(lookups(&proxy, "ok") >= 2.0);

@@ -142,23 +142,8 @@ fn sighup_moves_a_keep_alive_connection_to_the_new_endpoints_without_failing_a_r
     let file = TempPath::holding(config(1, &[route(port, &[a.addr], "http1")]));
     let proxy = start_on(&file);
     let addr = proxy.route();
-    let stop = Arc::new(AtomicBool::new(false));
     // Other clients keep requests in flight while the set changes.
-    let load: Vec<_> = (0..2)
-        .map(|_| {
-            let stop = stop.clone();
-            thread::spawn(move || {
-                let mut client = HttpClient::connect(addr);
-                let mut answered = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    let response = client.get("/size/100").expect("an answer");
-                    assert_eq!(response.status, 200);
-                    answered += 1;
-                }
-                answered
-            })
-        })
-        .collect();
+    let load = KeepAliveLoad::start(addr, 2);
     let mut client = HttpClient::connect(addr);
     assert_eq!(client.get("/").unwrap().header("x-origin"), Some("a"));
 
@@ -169,10 +154,7 @@ fn sighup_moves_a_keep_alive_connection_to_the_new_endpoints_without_failing_a_r
         assert_eq!(response.status, 200);
         response.header("x-origin") == Some("b")
     });
-    stop.store(true, Ordering::SeqCst);
-    for answered in load.into_iter().map(|t| t.join().unwrap()) {
-        assert!(answered > 0);
-    }
+    load.stop();
     drop(client);
     let metrics = proxy.wait_idle();
     assert_eq!(

@@ -8,7 +8,9 @@ pub mod h2;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Command;
-use std::thread;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// Sends `data` and reads the echo concurrently; returns what came back.
@@ -176,6 +178,43 @@ pub fn read_response(stream: &mut BufReader<TcpStream>, head_request: bool) -> O
         }
     }
     Some(response)
+}
+
+/// Keep-alive HTTP/1.1 clients asking for `/size/100` in a loop, each
+/// response a 200, while a test changes what is behind the route.
+pub struct KeepAliveLoad {
+    stop: Arc<AtomicBool>,
+    clients: Vec<JoinHandle<usize>>,
+}
+
+impl KeepAliveLoad {
+    pub fn start(addr: SocketAddr, clients: usize) -> KeepAliveLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..clients)
+            .map(|_| {
+                let stop = stop.clone();
+                thread::spawn(move || {
+                    let mut client = HttpClient::connect(addr);
+                    let mut answered = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        let response = client.get("/size/100").expect("an answer");
+                        assert_eq!(response.status, 200);
+                        answered += 1;
+                    }
+                    answered
+                })
+            })
+            .collect();
+        KeepAliveLoad { stop, clients }
+    }
+
+    /// Stops the clients; each must have been answered at least once.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for client in self.clients {
+            assert!(client.join().unwrap() > 0, "a client got no answer");
+        }
+    }
 }
 
 /// One keep-alive HTTP/1.1 client connection.

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 pub use clients::{
     banner_wait, curl, echo_and_keep_open, echo_over, echo_through, ends_in_reset, http_get,
     http_request, read_response, reset, tls_client_hello, tls_hellos_through,
-    websocket_binary_echo_and_close, HttpClient, Response,
+    websocket_binary_echo_and_close, HttpClient, KeepAliveLoad, Response,
 };
 pub use identity::{mint, minted};
 pub use launcher::{Launch, Metrics, Ringside, BIN};
