@@ -239,6 +239,9 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<bool> {
         reloads.applied,
         if reloads_ok { "" } else { ": MISMATCH" },
     );
+    if let Some(answer) = &reloads.first_answer {
+        println!("reload: the first answered: {answer}");
+    }
     let served = flips.origins.each_ref().map(ThreadOrigin::accepted);
     let dns_ok = flips.count == 0 || served.iter().all(|&count| count > 0);
     println!(

@@ -19,6 +19,9 @@ pub struct Reloads {
     configs: [String; 2],
     /// Reloads answered 200.
     pub applied: u64,
+    /// The body of the first answer (what ringside says it changed), for
+    /// the report.
+    pub first_answer: Option<String>,
 }
 
 impl Reloads {
@@ -28,6 +31,7 @@ impl Reloads {
             admin,
             configs,
             applied: 0,
+            first_answer: None,
         }
     }
 
@@ -57,6 +61,10 @@ impl Change for Reloads {
         let answer = post(self.admin, "/reload")?;
         if !answer.starts_with("HTTP/1.1 200") && !answer.starts_with("HTTP/1.0 200") {
             bail!("reload {} refused: {answer}", self.applied + 1);
+        }
+        if self.first_answer.is_none() {
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+            self.first_answer = Some(body.trim().to_owned());
         }
         self.applied += 1;
         Ok(())
