@@ -3,6 +3,9 @@
 //! failures it needs (queries dropped, SERVFAIL, NXDOMAIN). Messages are
 //! hickory-proto's types, never bytes packed by hand.
 //!
+//! The soak (`loadtest/src/soak/dns.rs`) includes this file too, for the
+//! name whose record it flips under load.
+//!
 //! UDP only: hickory falls back to TCP on a truncated answer, and these
 //! answers (a few addresses) are far below the 512 bytes that would
 //! truncate one.

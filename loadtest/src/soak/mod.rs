@@ -9,22 +9,28 @@
 //! | -------- | -------- | --------------------------------- | --------------- |
 //! | opaque   | opaque   | echo                              | none            |
 //! | restart  | opaque   | echo killed and restarted, echo   | origin-restart  |
-//! | http1    | http1    | the soak's HTTP/1 origin          | none            |
+//! | http1    | http1    | a name: 127.0.0.1 or .2, flipping | DNS change      |
 //! | reset    | http1    | an origin that resets             | origin-reset    |
 //! | stall    | http1    | an origin that never answers      | origin-stall    |
 //! | h2       | http2    | an h2c echo origin                | none            |
 //!
 //! Clients on the healthy routes also reset some of their own connections
-//! part way. The order: start, warm up, let ringside settle and take the
+//! part way. Two changes touch the routes without failing anything: the
+//! config is reloaded every few seconds, alternating between two versions
+//! (see [`reload`]), and the HTTP/1 route's name flips between its two
+//! origins (see [`dns`]). The order: start, warm up, let ringside settle and take the
 //! baseline, run the load, wait for ringside to return to the baseline, then
 //! drain: SIGTERM with slow transfers in flight, which must finish.
 
 pub mod clients;
+mod dns;
 mod h2;
 mod http1;
 pub mod ledger;
 mod origins;
 pub mod payload;
+mod periodic;
+mod reload;
 mod resources;
 mod restart;
 
@@ -38,6 +44,8 @@ use clients::Plan;
 use ledger::{DrainWindow, Fault, Kind, Ledger, Outcome, Transfer};
 use origins::{Behaviour, ThreadOrigin};
 use payload::Rng;
+use periodic::Periodic;
+use reload::Reloads;
 use resources::Usage;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -66,6 +74,14 @@ const FAULTED_MAX_BYTES: usize = 64 * 1024;
 const DRAIN_TRANSFERS: usize = 8;
 const DRAIN_BYTES: usize = 256 * 1024;
 const DRAIN_PACE: Duration = Duration::from_millis(50);
+/// A reload this often: about ten in the 20 s CI soak.
+const RELOAD_PERIOD: Duration = Duration::from_secs(2);
+/// The HTTP/1 route's name changes its address this often: three times its
+/// TTL, so that ringside serves each address for a while.
+const DNS_FLIP_PERIOD: Duration = Duration::from_secs(3);
+
+/// One `[[route]]` of the soak's config: name, protocol, upstreams.
+type RouteSpec = (&'static str, &'static str, Vec<String>);
 
 /// Where each route listens.
 #[derive(Clone, Copy, Debug)]
@@ -104,22 +120,33 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<bool> {
     let echo = Origin::start(OriginKind::Echo, "127.0.0.1:0".parse()?, 0)?;
     let steady = Origin::start(OriginKind::Echo, "127.0.0.1:0".parse()?, 0)?;
     let restarted = Origin::start(OriginKind::Echo, "127.0.0.1:0".parse()?, 0)?;
-    let http1_origin = ThreadOrigin::start(Behaviour::Http1)?;
+    let flips = dns::Flips::start()?;
     let resetting = ThreadOrigin::start(Behaviour::Reset)?;
     let stalling = ThreadOrigin::start(Behaviour::Stall)?;
     let h2_origin = h2::EchoOrigin::start()?;
-    let upstreams = [
-        ("opaque", "opaque", vec![echo.addr()]),
-        ("restart", "opaque", vec![restarted.addr(), steady.addr()]),
-        ("http1", "http1", vec![http1_origin.addr()]),
-        ("reset", "http1", vec![resetting.addr()]),
-        ("stall", "http1", vec![stalling.addr()]),
-        ("h2", "http2", vec![h2_origin.addr()]),
+    let addr = |origin: SocketAddr| vec![origin.to_string()];
+    let upstreams: [RouteSpec; 6] = [
+        ("opaque", "opaque", addr(echo.addr())),
+        (
+            "restart",
+            "opaque",
+            vec![restarted.addr().to_string(), steady.addr().to_string()],
+        ),
+        ("http1", "http1", vec![flips.upstream()]),
+        ("reset", "http1", addr(resetting.addr())),
+        ("stall", "http1", addr(stalling.addr())),
+        ("h2", "http2", addr(h2_origin.addr())),
     ];
     let binary = ringside_binary(args)?;
     let response_timeout = has_response_timeout(&binary).then_some(STALL_RESPONSE_TIMEOUT);
-    let (mut ringside, routes, admin) =
-        start_ringside(&binary, args.shards, &upstreams, response_timeout)?;
+    let configs = Configs::new(
+        args.shards,
+        flips.server.addr(),
+        &upstreams,
+        response_timeout,
+    )?;
+    let (mut ringside, config_path, admin) = start_ringside(&binary, &configs)?;
+    let routes = configs.routes;
     let pid = ringside.pid();
     println!(
         "soak: {} of load, {} connections at a time (+{} HTTP/2), seed {seed}, ringside pid {pid} ({}), {} shard(s)",
@@ -132,6 +159,18 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<bool> {
     for ((name, protocol, addrs), listen) in upstreams.iter().zip(routes.all()) {
         println!("route {name:<8} {protocol:<7} {listen} -> {addrs:?}");
     }
+    println!(
+        "reload: every {RELOAD_PERIOD:?}, alternating with a config that adds a route on {} and reverses the restart route's upstreams",
+        configs.extra
+    );
+    println!(
+        "dns: {} flips between {} and {} every {DNS_FLIP_PERIOD:?} (TTL {}s, min_ttl {})",
+        dns::NAME,
+        flips.origins[0].addr(),
+        flips.origins[1].addr(),
+        dns::TTL,
+        dns::MIN_TTL,
+    );
     match response_timeout {
         Some(timeout) => println!(
             "origin-stall: the route's response_timeout is {timeout:?}; every stalled request must end in ringside's 504"
@@ -141,10 +180,17 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<bool> {
         ),
     }
 
+    dns::wait_resolved(admin, SETTLE_TIMEOUT)?;
     warm_up(&routes, clock)?;
     let start = resources::settle(pid, admin, SETTLE_TIMEOUT)?;
 
     let restarter = restart::Restarter::start(restarted, clock, seed)?;
+    let reloader = Periodic::start(
+        "reload",
+        RELOAD_PERIOD,
+        Reloads::new(config_path, admin, configs.text),
+    )?;
+    let flipper = Periodic::start("dns-flip", DNS_FLIP_PERIOD, flips)?;
     let mut ledger = Ledger {
         transfers: load(args, &routes, seed, clock, response_timeout.is_some()),
         stall_answers_504: response_timeout.is_some(),
@@ -157,6 +203,11 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<bool> {
     }
     let (restarts, _restarted) = restarter.finish()?;
     ledger.restarts = restarts;
+    let flips = flipper.finish()?;
+    let mut reloads = reloader.finish()?;
+    reloads.restore()?;
+    let reloads_counted = reload::counted_ok(admin)?;
+    let lookups = dns::lookups_ok(admin)?;
     let end = resources::wait_for_return(pid, admin, &start, SETTLE_TIMEOUT)?;
     let still_open = if end.returned_to(&start) {
         Vec::new()
@@ -182,6 +233,31 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<bool> {
             println!("  {series}");
         }
     }
+    let reloads_ok = reloads.applied == reloads_counted;
+    println!(
+        "reload: {} applied (POST /reload answered 200), ringside_config_reloads_total{{result=\"ok\"}} {reloads_counted}{}",
+        reloads.applied,
+        if reloads_ok { "" } else { ": MISMATCH" },
+    );
+    if let Some(answer) = &reloads.first_answer {
+        println!("reload: the first answered: {answer}");
+    }
+    let served = flips.origins.each_ref().map(ThreadOrigin::accepted);
+    let dns_ok = flips.count == 0 || served.iter().all(|&count| count > 0);
+    println!(
+        "dns: {} flips, {} lookups by ringside, connections to {} {} and to {} {}{}",
+        flips.count,
+        lookups,
+        flips.origins[0].addr(),
+        served[0],
+        flips.origins[1].addr(),
+        served[1],
+        if dns_ok {
+            ""
+        } else {
+            ": ringside did not follow the flips"
+        },
+    );
     let rss_ok = end.rss_within_bound(&start);
     print!("{}", resources::render(&start, &end));
     let exit_ok = matches!(exit, Some(status) if status.success());
@@ -192,14 +268,18 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<bool> {
             None => format!("had not exited {SHUTDOWN_GRACE:?} after its grace; killed"),
         }
     );
-    let passed = summary.lost() == 0 && returned && rss_ok && exit_ok;
+    let passed = summary.lost() == 0 && returned && rss_ok && exit_ok && reloads_ok && dns_ok;
     let verdict = if passed { "PASS" } else { "FAIL" };
     println!(
-        "{verdict}: {} lost, resources {}, RSS {}, drain {}",
+        "{verdict}: {} lost, resources {}, RSS {}, drain {}, {} reloads {}, {} DNS flips {}",
         summary.lost(),
         if returned { "returned" } else { "LEAKED" },
         if rss_ok { "within bound" } else { "OVER BOUND" },
         if exit_ok { "clean" } else { "FAILED" },
+        reloads.applied,
+        if reloads_ok { "counted" } else { "MISCOUNTED" },
+        flips.count,
+        if dns_ok { "followed" } else { "NOT FOLLOWED" },
     );
     if !exit_ok {
         eprintln!("ringside's log:\n{}", ringside.log());
@@ -247,22 +327,69 @@ fn has_response_timeout(binary: &Path) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-fn start_ringside(
-    binary: &Path,
+/// The soak's two configs and where their routes listen.
+struct Configs {
+    /// `[0]` the one ringside starts with; `[1]` has one route more (on
+    /// `extra`) and the restart route's upstreams in the other order.
+    text: [String; 2],
+    routes: Routes,
+    extra: SocketAddr,
+}
+
+impl Configs {
+    fn new(
+        shards: usize,
+        dns_server: SocketAddr,
+        upstreams: &[RouteSpec; 6],
+        stall_response_timeout: Option<Duration>,
+    ) -> anyhow::Result<Self> {
+        let listens = (0..upstreams.len())
+            .map(|_| free_port())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let extra = free_port()?;
+        let mut routes: Vec<(RouteSpec, SocketAddr)> = upstreams
+            .iter()
+            .cloned()
+            .zip(listens.iter().copied())
+            .collect();
+        let first = config_text(shards, dns_server, &routes, stall_response_timeout);
+        for ((name, _, addrs), _) in &mut routes {
+            if *name == "restart" {
+                addrs.reverse();
+            }
+        }
+        routes.push((("extra", "opaque", upstreams[0].2.clone()), extra));
+        let second = config_text(shards, dns_server, &routes, stall_response_timeout);
+        Ok(Self {
+            text: [first, second],
+            routes: Routes {
+                opaque: listens[0],
+                restart: listens[1],
+                http1: listens[2],
+                reset: listens[3],
+                stall: listens[4],
+                h2: listens[5],
+            },
+            extra,
+        })
+    }
+}
+
+fn config_text(
     shards: usize,
-    upstreams: &[(&str, &str, Vec<SocketAddr>)],
+    dns_server: SocketAddr,
+    routes: &[(RouteSpec, SocketAddr)],
     stall_response_timeout: Option<Duration>,
-) -> anyhow::Result<(ProxyProcess, Routes, SocketAddr)> {
-    let admin = free_port()?;
+) -> String {
     // Pooled HTTP/1 upstream connections idle out quickly, so that the
     // resource check after the load does not wait on them (default 3s).
     let mut config = format!(
-        "[runtime]\nshards = {shards}\nshutdown_grace = \"{}s\"\n\n[proxy]\npool_idle_timeout = \"500ms\"\n",
-        SHUTDOWN_GRACE.as_secs()
+        "[runtime]\nshards = {shards}\nshutdown_grace = \"{}s\"\n\n[proxy]\npool_idle_timeout = \"500ms\"\n\n\
+         [dns]\nservers = [\"{dns_server}\"]\nmin_ttl = \"{}\"\ntimeout = \"500ms\"\n",
+        SHUTDOWN_GRACE.as_secs(),
+        dns::MIN_TTL,
     );
-    let mut listens = Vec::new();
-    for (name, protocol, addrs) in upstreams {
-        let listen = free_port()?;
+    for ((name, protocol, addrs), listen) in routes {
         let list: Vec<String> = addrs.iter().map(|addr| format!("\"{addr}\"")).collect();
         config.push_str(&format!(
             "\n[[route]]\nlisten = \"{listen}\"\nupstreams = [{}]\nprotocol = \"{protocol}\"\n",
@@ -274,10 +401,19 @@ fn start_ringside(
                 timeout.as_millis()
             ));
         }
-        listens.push(listen);
     }
+    config
+}
+
+/// Starts ringside on the first config; returns it, the config file (which
+/// reloads rewrite) and the admin address.
+fn start_ringside(
+    binary: &Path,
+    configs: &Configs,
+) -> anyhow::Result<(ProxyProcess, PathBuf, SocketAddr)> {
+    let admin = free_port()?;
     let workdir = WorkDir::new("soak")?;
-    let path = workdir.write("ringside.toml", &config)?;
+    let path = workdir.write("ringside.toml", &configs.text[0])?;
     let mut command = Command::new(binary);
     command
         .arg("--config")
@@ -293,15 +429,7 @@ fn start_ringside(
         process.stop();
         return Err(error);
     }
-    let routes = Routes {
-        opaque: listens[0],
-        restart: listens[1],
-        http1: listens[2],
-        reset: listens[3],
-        stall: listens[4],
-        h2: listens[5],
-    };
-    Ok((process, routes, admin))
+    Ok((process, path, admin))
 }
 
 /// One transfer of each kind on the healthy routes: a soak against a

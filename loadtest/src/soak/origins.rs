@@ -38,7 +38,11 @@ pub struct ThreadOrigin {
 
 impl ThreadOrigin {
     pub fn start(behaviour: Behaviour) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::serve(behaviour, TcpListener::bind("127.0.0.1:0")?)
+    }
+
+    /// Serves on a listener already bound (the DNS route's pair share a port).
+    pub fn serve(behaviour: Behaviour, listener: TcpListener) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let accepted = Arc::new(AtomicU64::new(0));
         let released = Arc::new(AtomicBool::new(false));

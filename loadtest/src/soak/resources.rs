@@ -149,7 +149,7 @@ pub fn open_connection_series(admin: SocketAddr) -> anyhow::Result<Vec<String>> 
         .collect())
 }
 
-fn scrape(admin: SocketAddr) -> anyhow::Result<String> {
+pub(super) fn scrape(admin: SocketAddr) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect_timeout(&admin, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(stream, "GET /metrics HTTP/1.0\r\nHost: {admin}\r\n\r\n")?;
@@ -162,7 +162,7 @@ fn scrape(admin: SocketAddr) -> anyhow::Result<String> {
 
 /// Sums every sample whose series starts with `prefix` (a name, or a name
 /// with its first labels).
-fn sum(metrics: &str, prefix: &str) -> u64 {
+pub(super) fn sum(metrics: &str, prefix: &str) -> u64 {
     metrics
         .lines()
         .filter(|line| {
