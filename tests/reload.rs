@@ -165,6 +165,39 @@ fn sighup_moves_a_keep_alive_connection_to_the_new_endpoints_without_failing_a_r
     assert_eq!(failed, 0.0, "no request failed");
 }
 
+/// An HTTP/2 client connection follows the route as an HTTP/1 one does:
+/// its streams begun after the reload go to the new endpoints, on the
+/// same connection.
+#[test]
+fn an_http2_connections_new_streams_go_to_the_new_endpoints() {
+    let (a, b) = (H2Origin::start(), H2Origin::start());
+    let port = free_port();
+    let file = TempPath::holding(config(1, &[route(port, &[a.addr], "http2")]));
+    let proxy = start_on(&file);
+    let target = proxy.route();
+    runtime().block_on(async {
+        // One client connection for the whole test: `sender` is bound to it.
+        let mut sender = connect(target).await;
+        let ask = || Request::post("http://reload.local/").body(()).unwrap();
+        let answer = call(&mut sender, ask(), b"h2".to_vec()).await;
+        let answer = answer.expect("an answer from a");
+        assert_eq!((answer.status, a.requests()), (200, 1));
+
+        rewrite(&file, &config(1, &[route(port, &[b.addr], "http2")]));
+        assert_eq!(reload(&proxy).0, 200);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while b.requests() == 0 {
+            assert!(std::time::Instant::now() < deadline, "no stream reached b");
+            let answer = call(&mut sender, ask(), b"h2".to_vec()).await;
+            let answer = answer.expect("an answer on the same connection");
+            assert_eq!(answer.status, 200);
+        }
+    });
+    let metrics = proxy.wait_idle();
+    let failed = metrics.sum("response_total", &[("classification", "failure")]);
+    assert_eq!(failed, 0.0, "no request failed");
+}
+
 /// The big one: 50 reloads, each changing a route's endpoints and adding
 /// or removing another, under HTTP/1, HTTP/2 and opaque load, with every
 /// response and every byte counted.

@@ -1,7 +1,8 @@
 //! How an HTTP/1 client connection follows its route: each request is
 //! balanced by the route's newest state (`HttpRoute::newer`), so that a
 //! long keep-alive connection does not keep sending to an endpoint that
-//! left the set.
+//! left the set. An HTTP/2 connection follows the same way, stream by
+//! stream (`H2Proxy::serve`).
 
 use std::rc::Rc;
 

@@ -160,6 +160,12 @@ impl H2Proxy {
             deadline,
             timeouts.client_idle,
         ));
+        // Shared by the streams, each of which owns a handle: a stream
+        // begun after the route's endpoints changed is balanced by the
+        // newest state (`HttpRoute::newer`), as an HTTP/1 keep-alive
+        // connection's next request is, while the streams in flight keep
+        // the state they picked their endpoint from.
+        let mut proxy = Rc::new(self);
         let mut exchanges = FuturesUnordered::new();
         let mut goaway_sent = false;
         loop {
@@ -169,7 +175,7 @@ impl H2Proxy {
             });
             let drained = async {
                 if !goaway_sent {
-                    self.shard.draining.wait().await;
+                    proxy.shard.draining.wait().await;
                     return Next::Draining;
                 }
                 std::future::pending().await
@@ -192,7 +198,7 @@ impl H2Proxy {
                     // Nothing in flight to wait for: a GOAWAY that refuses
                     // no stream, then the close (a client that never reads
                     // could hold a graceful one open).
-                    self.expired(Expiry::ClientIdle, timeouts.client_idle);
+                    proxy.expired(Expiry::ClientIdle, timeouts.client_idle);
                     linger.set();
                     connection.abrupt_shutdown(Reason::NO_ERROR);
                     let _ = poll_fn(|cx| connection.poll_closed(cx)).await;
@@ -204,7 +210,7 @@ impl H2Proxy {
                     // Their upstream streams are reset as they drop.
                     exchanges.clear();
                     linger.set();
-                    self.shard.metrics.http2_calmed("premature_resets");
+                    proxy.shard.metrics.http2_calmed("premature_resets");
                     connection.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
                     // The GOAWAY goes out as the connection is driven to
                     // its end.
@@ -216,14 +222,28 @@ impl H2Proxy {
                 Next::Failed(err) if is_abrupt_close(&err) => return Ok(()),
                 Next::Failed(err) if is_calm_goaway(&err) => {
                     linger.set();
-                    self.shard.metrics.http2_calmed("stream_resets");
+                    proxy.shard.metrics.http2_calmed("stream_resets");
                     return Err(ConnError::ClientLimit(RESET_LIMITS_KEY));
                 }
                 Next::Failed(err) => return Err(ConnError::ClientRead(h2_io_error(err))),
             };
-            exchanges.push(self.stream(request, respond, streams.start()));
+            if let Some(newer) = proxy.route.newer() {
+                proxy = Rc::new(proxy.on(newer));
+            }
+            let (stream, in_flight) = (proxy.clone(), streams.start());
+            exchanges.push(async move { stream.stream(request, respond, in_flight).await });
         }
         Ok(())
+    }
+
+    /// The same proxy over `route`, for the streams that begin from now.
+    fn on(&self, route: Rc<HttpRoute>) -> H2Proxy {
+        H2Proxy {
+            shard: self.shard.clone(),
+            route,
+            client_id: self.client_id.clone(),
+            authz: self.authz.clone(),
+        }
     }
 
     /// One client stream, from its request head to the end of both its
