@@ -84,6 +84,28 @@ fn header_blocks_over_the_limit_are_answered_431_and_never_forwarded() {
     assert_eq!(origin.requests(), 1);
 }
 
+#[test]
+fn a_request_line_past_8_kib_is_answered_414_and_never_forwarded() {
+    let origin = HttpOrigin::start("a", Duration::ZERO);
+    let config = TempPath::holding(format!(
+        "[runtime]\nshards = 1\n\n[[route]]\nlisten = \"127.0.0.1:0\"\nupstreams = [\"{}\"]\nprotocol = \"http1\"\n",
+        origin.addr
+    ));
+    let proxy = Ringside::start(&["--config", config.as_str()]);
+    let base = format!("http://{}/", proxy.route());
+    let status = |path_len: usize| {
+        let url = format!("{base}{}", "a".repeat(path_len));
+        curl(&["-o", "/dev/null", "-w", "%{http_code}", &url])
+            .text()
+            .to_string()
+    };
+    assert_eq!(status(20_000), "414");
+    assert_eq!(origin.requests(), 0);
+    // A line of 8,000 octets, which RFC 9112 asks every server to take.
+    assert_eq!(status(8_000 - "GET / HTTP/1.1".len()), "200");
+    assert_eq!(origin.requests(), 1);
+}
+
 /// How many streams the rapid-reset client tries to open and reset.
 const RAPID_RESETS: usize = 10_000;
 

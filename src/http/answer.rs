@@ -60,6 +60,7 @@ pub enum ProxyError {
 impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
+            ProxyError::BadRequest(HeadError::RequestLineTooLong) => 414,
             ProxyError::BadRequest(_) | ProxyError::BadBody(_) => 400,
             ProxyError::HeadTooLarge => 431,
             ProxyError::HeadReadTimeout(_) => 408,
@@ -133,6 +134,8 @@ mod tests {
         assert_eq!(ProxyError::ClosedBeforeResponse.status(), 502);
         let malformed = ProxyError::BadRequest(HeadError::Malformed("token".into()));
         assert_eq!(malformed.status(), 400);
+        let long = ProxyError::BadRequest(HeadError::RequestLineTooLong);
+        assert_eq!(long.status(), 414);
         assert_eq!(reason_phrase(431), "Request Header Fields Too Large");
     }
 }

@@ -16,6 +16,11 @@ use super::client_id::{ClientId, CLIENT_ID_HEADER};
 pub const MAX_HEADERS: usize = 100;
 /// Most bytes a head may take, request line and headers included.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most bytes a request line may take, its CRLF not counted. RFC 9112 §3
+/// asks for at least 8,000 octets; Apache's `LimitRequestLine` is 8,190
+/// and nginx's buffer for a line 8 KiB. A longer one is answered 414, as
+/// soon as its first 8 KiB are in without a line end.
+pub const MAX_REQUEST_LINE_BYTES: usize = 8 * 1024;
 
 /// Why a head cannot be proxied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +29,8 @@ pub enum HeadError {
     Malformed(String),
     #[error("head larger than {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} headers")]
     TooLarge,
+    #[error("request line longer than {MAX_REQUEST_LINE_BYTES} bytes")]
+    RequestLineTooLong,
     #[error("conflicting or invalid body framing: {0}")]
     Framing(&'static str),
 }
@@ -79,6 +86,9 @@ pub struct ResponseHead {
 pub type Parsed<T> = Result<Option<(T, usize)>, HeadError>;
 
 pub fn parse_request(bytes: &[u8]) -> Parsed<RequestHead> {
+    if request_line_too_long(bytes) {
+        return Err(HeadError::RequestLineTooLong);
+    }
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut []);
     let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
@@ -118,6 +128,22 @@ pub fn parse_request(bytes: &[u8]) -> Parsed<RequestHead> {
         return Err(HeadError::Malformed("more than one host header".into()));
     }
     Ok(parsed)
+}
+
+/// The request line in `bytes` (complete or not) is past
+/// `MAX_REQUEST_LINE_BYTES`: no line end within them.
+fn request_line_too_long(bytes: &[u8]) -> bool {
+    let line = &bytes[..bytes.len().min(MAX_REQUEST_LINE_BYTES + 2)];
+    match memchr::memchr(b'\n', line) {
+        Some(end) => {
+            line[..end]
+                .strip_suffix(b"\r")
+                .unwrap_or(&line[..end])
+                .len()
+                > MAX_REQUEST_LINE_BYTES
+        }
+        None => line.len() > MAX_REQUEST_LINE_BYTES + 1,
+    }
 }
 
 pub fn parse_response(bytes: &[u8]) -> Parsed<ResponseHead> {

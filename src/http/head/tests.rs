@@ -33,6 +33,36 @@ fn parses_incrementally_and_enforces_limits() {
 }
 
 #[test]
+fn a_request_line_past_its_limit_is_refused_before_its_end_arrives() {
+    let line = |target_len: usize| format!("GET /{} HTTP/1.1", "a".repeat(target_len - 1));
+    let fits = line(MAX_REQUEST_LINE_BYTES - "GET  HTTP/1.1".len());
+    assert_eq!(fits.len(), MAX_REQUEST_LINE_BYTES);
+    let head = format!("{fits}\r\nHost: h\r\n\r\n");
+    assert!(parse_request(head.as_bytes()).unwrap().is_some());
+    // Every cut of the longest line that fits is only incomplete.
+    for cut in MAX_REQUEST_LINE_BYTES - 2..head.len() - 1 {
+        assert_eq!(
+            parse_request(&head.as_bytes()[..cut]),
+            Ok(None),
+            "cut {cut}"
+        );
+    }
+    let over = line(MAX_REQUEST_LINE_BYTES + 1 - "GET  HTTP/1.1".len());
+    for text in [format!("{over}\r\nHost: h\r\n\r\n"), format!("{over}\n\n")] {
+        assert_eq!(
+            parse_request(text.as_bytes()),
+            Err(HeadError::RequestLineTooLong)
+        );
+    }
+    // Refused once the limit is passed, without waiting for the line end.
+    let endless = format!("GET /{}", "a".repeat(MAX_REQUEST_LINE_BYTES));
+    assert_eq!(
+        parse_request(endless.as_bytes()),
+        Err(HeadError::RequestLineTooLong)
+    );
+}
+
+#[test]
 fn framing_follows_rfc_9112_and_refuses_smuggling() {
     assert_eq!(
         request("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n").framing(),
