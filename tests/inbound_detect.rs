@@ -145,9 +145,9 @@ fn request_lines_only_a_lenient_server_takes_are_refused_with_400() {
 fn a_head_past_the_http_limit_is_refused_with_431() {
     let app = RecordingOrigin::start();
     let proxy = Ringside::inbound_to(app.addr).start();
-    let path = format!("/{}", "a".repeat(70 * 1024));
+    let big = format!("x-big: {}\r\n", "a".repeat(70 * 1024));
     let mut client = HttpClient::connect(proxy.route());
-    client.send(format!("GET {path} HTTP/1.1\r\nHost: app\r\n{FORGED}\r\n").as_bytes());
+    client.send(format!("GET / HTTP/1.1\r\nHost: app\r\n{big}{FORGED}\r\n").as_bytes());
     assert_eq!(client.read(false).expect("a response").status, 431);
     drop(client);
     proxy.wait_idle();
