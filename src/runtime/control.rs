@@ -242,6 +242,11 @@ impl Control {
         }
         let summary = summary(&plan, &added);
         self.apply(plan, added).await;
+        // The answer waits until every shard has applied the reload, so a
+        // connection made after it sees the new config: a snapshot asked
+        // now is answered after the changes, each shard's channel being
+        // read in order and each change applied as it is read.
+        self.snapshot().await;
         self.names.follow(&new);
         *self.reloading.config.borrow_mut() = new;
         Ok(summary)
