@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     let reload_args = args.clone();
 
     let result = match args.command {
-        Some(Command::Demo) => demo::run(config),
+        Some(Command::Demo(demo_args)) => demo::run(args.config.as_deref(), &demo_args),
         Some(Command::Iptables(iptables)) => return iptables_command(&iptables, &config),
         Some(Command::Identity(identity)) => return identity_command(&identity.action),
         // The identity is checked as the runtime starts, which also

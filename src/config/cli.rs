@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use super::demo::DemoArgs;
 use super::iptables::IptablesArgs;
 use super::value::{check_name, check_spiffe_id};
 use super::ConfigError;
@@ -235,9 +236,10 @@ pub struct Args {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Start a small origin on loopback, put ringside in front of it, push
-    /// some traffic through and show what the metrics say; then keep running.
-    Demo,
+    /// Two ringside proxies meshed over mTLS in front of a fast and a slow
+    /// origin on loopback: HTTP/1, HTTP/2, gRPC and opaque traffic, every
+    /// byte checked, then both proxies' stat tables; then keep running.
+    Demo(DemoArgs),
     /// Print, install or remove the iptables rules that send the pod's TCP
     /// through ringside's inbound and outbound ports (as Linkerd's proxy-init).
     Iptables(IptablesArgs),

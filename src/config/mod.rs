@@ -13,6 +13,7 @@
 //! defaults the rest relies on live here.
 
 mod cli;
+mod demo;
 mod dns;
 mod effective;
 mod endpoint;
@@ -29,6 +30,7 @@ mod transparent;
 mod value;
 
 pub use cli::{Args, Command, IdentityAction, IdentityArgs};
+pub use demo::DemoArgs;
 pub use dns::{DnsConfig, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL};
 pub use endpoint::{Endpoint, EndpointSet, ProtocolHint, Upstream};
 pub use identity::IdentityConfig;
