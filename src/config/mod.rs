@@ -24,6 +24,7 @@ mod limits;
 mod merge;
 mod mesh_peers;
 mod route;
+mod stat;
 mod timeouts;
 mod transparent;
 mod value;
@@ -39,6 +40,7 @@ pub use iptables::{
 pub use limits::Http2Config;
 pub use mesh_peers::{MeshPeer, DEFAULT_PEER_PORT};
 pub use route::{Direction, Protocol, Route, RouteSpec};
+pub use stat::{OutputFormat, SortBy, StatArgs, TopArgs};
 pub use timeouts::{Timeouts, MESH_HANDSHAKE_TIMEOUT};
 pub use transparent::{ForwardTo, Transparent, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN};
 
