@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Some(Command::Demo(demo_args)) => demo::run(args.config.as_deref(), &demo_args),
         Some(Command::Iptables(iptables)) => return iptables_command(&iptables, &config),
         Some(Command::Identity(identity)) => return identity_command(&identity.action),
+        Some(Command::Stat(stat)) => return stat_command(&stat),
         // The identity is checked as the runtime starts, which also
         // waits for a certificate not issued yet (`tls::reload`).
         None => run(config, reload_args),
@@ -101,6 +102,21 @@ fn identity_command(action: &ringside::config::IdentityAction) -> ExitCode {
         }
         Err(err) => {
             eprintln!("ringside: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ringside stat`: the table of one window on stdout, or one line on
+/// stderr saying why there is none.
+fn stat_command(args: &ringside::config::StatArgs) -> ExitCode {
+    match ringside::stat::stat(args.admin, args.window) {
+        Ok(table) => {
+            print!("{}", table.render(args.output));
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("ringside: {err:#}");
             ExitCode::FAILURE
         }
     }

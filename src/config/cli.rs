@@ -3,7 +3,8 @@
 //! Values stay strings here so that validation in `Config::merge` can name
 //! the key in its error, whichever layer the value came from. The
 //! subcommands' own flags are here too (`ringside identity`'s below,
-//! `ringside iptables`' in `iptables.rs`).
+//! `ringside iptables`' in `iptables.rs`, `stat`'s and `top`'s in
+//! `stat.rs`).
 
 use std::path::PathBuf;
 
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 use super::demo::DemoArgs;
 use super::iptables::IptablesArgs;
+use super::stat::StatArgs;
 use super::value::{check_name, check_spiffe_id};
 use super::ConfigError;
 
@@ -246,6 +248,10 @@ pub enum Command {
     /// Mint development identity certificates: a CA, then an identity
     /// certificate per proxy.
     Identity(IdentityArgs),
+    /// Success rate, requests per second, latency percentiles, connections
+    /// and bytes per route of a running ringside, measured over a window
+    /// (as `linkerd viz stat`).
+    Stat(StatArgs),
 }
 
 /// `ringside identity ...`: development certificates, minted locally.

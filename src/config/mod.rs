@@ -25,6 +25,7 @@ mod limits;
 mod merge;
 mod mesh_peers;
 mod route;
+mod stat;
 mod timeouts;
 mod transparent;
 mod value;
@@ -41,6 +42,7 @@ pub use iptables::{
 pub use limits::Http2Config;
 pub use mesh_peers::{MeshPeer, DEFAULT_PEER_PORT};
 pub use route::{Direction, Protocol, Route, RouteSpec};
+pub use stat::{OutputFormat, SortBy, StatArgs, TopArgs};
 pub use timeouts::{Timeouts, MESH_HANDSHAKE_TIMEOUT};
 pub use transparent::{ForwardTo, Transparent, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN};
 
