@@ -2,30 +2,27 @@
 //! machine. Two ringside proxies meshed over mTLS, with development
 //! identities minted on the spot (`identities`): proxy A beside a client
 //! workload, proxy B beside two origins, one fast and one slow
-//! (`origins`), set up as README's "Mesh" section sets them up (`mesh`).
-//! HTTP/1, HTTP/2, gRPC and opaque traffic goes client → A's outbound
-//! route → mTLS with Linkerd's transport header → B's inbound listener →
-//! an origin, every byte checked (`traffic`); then the report: the
-//! balancer's split, both proxies' numbers with the mesh labels (`report`,
-//! from their admin servers: `admin`). Then both keep running, with
-//! commands to try printed; Ctrl-C drains both and exits 0. A mismatch or
-//! a failed request drains them too, and exits 1.
+//! (`origins`), set up as README's "Mesh" section sets them up (`mesh`,
+//! each proxy a `proxy`). HTTP/1, HTTP/2, gRPC and opaque traffic goes
+//! client → A's outbound route → mTLS with Linkerd's transport header →
+//! B's inbound listener → an origin, every byte checked (`traffic`); then
+//! the report: the balancer's split and both proxies' `ringside stat`
+//! tables (`report`). Both keep running, with commands to try printed;
+//! Ctrl-C drains both and exits 0. A mismatch or a failed request drains
+//! them too (`admin`), and exits 1.
 //!
-//! Both proxies run in this one process, as two `Sidecar`s, rather than
-//! as two child processes of it. Two sidecars share nothing but the
-//! process: each has its own shards (glommio executors), admin shard,
-//! listeners, identity watcher and metrics; no ringside state is global
-//! but the crypto provider, which is immutable. Each installs its own
-//! SIGINT/SIGTERM handlers (signal-hook chains them), so one Ctrl-C starts
-//! both drains and `run` returns for each once drained, and a second one
-//! ends the process at once, as it ends a single ringside. Children would
-//! need all of that built again around them: forwarding a signal the
-//! terminal already sent to the whole process group (a child that gets it
-//! twice exits 1 at once), a death signal so that no proxy outlives a
-//! killed demo, and their output collected. The price of one process:
-//! both proxies' `process_*` series (CPU, memory, fds) are the demo's
-//! whole process, origins and clients included, and their logs share
-//! stderr.
+//! The proxies are two child processes (the `ringside` binary), not two
+//! `Sidecar`s in this process. Two sidecars can share a process (own
+//! shards, admin servers, listeners and signal handlers, each draining on
+//! one SIGINT), but not its end: a shard that has drained leaves its
+//! pooled upstream connections to the exit of the process, so in one
+//! process A's mTLS connections outlived A, and B waited its whole
+//! `shutdown_grace` (30 s) for them after every Ctrl-C. As processes, each
+//! proxy ends as a user's does, and shows its own `process_*` series. What
+//! children cost is handled in `proxy`: their own process group (Ctrl-C
+//! reaches the demo, which passes it on once: a ringside signalled twice
+//! exits 1 at once), a death signal if the demo is killed, and their
+//! `listening` lines read for the ports.
 
 mod admin;
 mod identities;
@@ -168,10 +165,11 @@ fn traffic_and_report(
     origins: &[origins::Origin],
     proxies: &[Proxy],
 ) -> anyhow::Result<()> {
+    let before = report::before(proxies)?;
     let traffic = traffic::run(outbound)?;
     report::traffic_done(&traffic);
     report::balancing(origins, &traffic);
-    report::proxies(proxies, &traffic)?;
+    report::tables(proxies, &before, &traffic)?;
     report::try_next(outbound, proxies);
     Ok(())
 }

@@ -112,6 +112,9 @@ async fn accept(listener: std::net::TcpListener, behaviour: Arc<Behaviour>) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        // Answers are a head and a body: without it, Nagle's algorithm
+        // holds the body until the head's ACK, which the peer delays.
+        let _ = stream.set_nodelay(true);
         let behaviour = behaviour.clone();
         tokio::spawn(async move {
             if let Err(err) = serve(stream, &behaviour).await {
@@ -164,8 +167,9 @@ async fn http1(
             body.len(),
             behaviour.name
         );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(&body).await?;
+        let mut answer = head.into_bytes();
+        answer.extend_from_slice(&body);
+        stream.write_all(&answer).await?;
     }
     Ok(())
 }

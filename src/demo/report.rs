@@ -1,12 +1,14 @@
 //! What the demo prints once its traffic is done: the balancer's split
 //! between the fast and the slow origin (counted by the origins), each
-//! proxy's view of the traffic from its `/metrics` (the mesh labels
-//! included), and the commands to try next.
+//! proxy's `ringside stat` table over the traffic's window (from a scrape
+//! of its `/metrics` before the traffic and one after, once it has
+//! counted every request), and the commands to try next.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::admin;
+use ringside::stat::{scrape, OutputFormat, Scrape, StatTable};
+
 use super::origins::Origin;
 use super::traffic::Traffic;
 
@@ -54,38 +56,55 @@ pub fn balancing(origins: &[Origin], traffic: &Traffic) {
     );
 }
 
-/// Each proxy's page once it has counted every request, then a summary of
-/// what it says about them.
-pub fn proxies(proxies: &[Proxy], traffic: &Traffic) -> anyhow::Result<()> {
+/// Both proxies' pages before the traffic, the start of its window.
+pub struct Before {
+    scrapes: Vec<Scrape>,
+    at: Instant,
+}
+
+pub fn before(proxies: &[Proxy]) -> anyhow::Result<Before> {
+    let scrapes = proxies.iter().map(|proxy| scrape(proxy.admin));
+    Ok(Before {
+        scrapes: scrapes.collect::<anyhow::Result<_>>()?,
+        at: Instant::now(),
+    })
+}
+
+/// Each proxy's table over the traffic's window, once it has counted every
+/// response: wide, for the `IDENTITY` column beside `TLS`.
+pub fn tables(proxies: &[Proxy], before: &Before, traffic: &Traffic) -> anyhow::Result<()> {
     let expected = traffic.http_requests() as f64;
-    for proxy in proxies {
-        let direction = [("direction", proxy.direction)];
-        let (page, counted) = admin::metrics_when(proxy.admin, COUNTED_LIMIT, |page| {
-            admin::sum(page, "response_total", &direction) >= expected
-        })?;
-        if !counted {
+    for (proxy, earlier) in proxies.iter().zip(&before.scrapes) {
+        let deadline = Instant::now() + COUNTED_LIMIT;
+        let (after, responses) = loop {
+            let after = scrape(proxy.admin)?;
+            let responses = responses(&after, proxy.direction);
+            if responses >= expected || Instant::now() >= deadline {
+                break (after, responses);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if responses < expected {
             println!(
-                "demo: {} counted {} of the {expected} responses within {COUNTED_LIMIT:?}",
-                proxy.name,
-                admin::sum(&page, "response_total", &direction)
+                "demo: {} counted {responses} of the {expected} responses within {COUNTED_LIMIT:?}",
+                proxy.name
             );
         }
-        println!("demo: {} ({}/metrics):", proxy.name, proxy.admin);
-        summary(&page);
+        let table = StatTable::between(earlier, &after, before.at.elapsed());
+        println!(
+            "demo: {}: ringside stat --admin {} -o wide, over the traffic:",
+            proxy.name, proxy.admin
+        );
+        print!("{}", table.render(OutputFormat::Wide));
     }
     Ok(())
 }
 
-/// The request and connection series of a page that carry TLS labels,
-/// compact: what `ringside stat` turns into a table.
-fn summary(page: &str) {
-    let wanted = ["request_total", "tcp_open_total"];
-    for line in page.lines().filter(|line| !line.starts_with('#')) {
-        let metric = line.split(['{', ' ']).next().unwrap_or("");
-        if wanted.contains(&metric) && line.contains("tls=") && !line.ends_with(" 0") {
-            println!("  {line}");
-        }
-    }
+/// The responses a page has counted in `direction`.
+fn responses(page: &Scrape, direction: &str) -> f64 {
+    let samples = page.named("response_total");
+    let ours = samples.filter(|sample| sample.label("direction") == Some(direction));
+    ours.map(|sample| sample.value).sum()
 }
 
 /// The commands to try while both proxies keep running.

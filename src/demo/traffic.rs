@@ -102,6 +102,16 @@ async fn all(outbound: SocketAddr) -> anyhow::Result<usize> {
     Ok(checked)
 }
 
+/// A connection to proxy A, without Nagle's delay (a small request would
+/// otherwise wait for the previous one's ACK).
+async fn connect(outbound: SocketAddr) -> anyhow::Result<TcpStream> {
+    let stream = TcpStream::connect(outbound)
+        .await
+        .context("connecting to proxy A")?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 /// The body of request `n` of client `client`: sizes from 1 byte to 16 KiB,
 /// contents that differ from one request to the next.
 fn body(client: usize, n: usize) -> Bytes {
@@ -130,9 +140,7 @@ fn differs(what: &str, sent: &[u8], got: &[u8]) -> anyhow::Result<()> {
 }
 
 async fn http1(outbound: SocketAddr, client: usize) -> anyhow::Result<usize> {
-    let mut stream = TcpStream::connect(outbound)
-        .await
-        .context("connecting to proxy A")?;
+    let mut stream = connect(outbound).await?;
     let mut buf = BytesMut::new();
     let mut checked = 0;
     for n in 0..HTTP1_REQUESTS {
@@ -142,8 +150,9 @@ async fn http1(outbound: SocketAddr, client: usize) -> anyhow::Result<usize> {
             "POST /echo HTTP/1.1\r\nhost: {AUTHORITY}\r\ncontent-length: {}\r\n\r\n",
             sent.len()
         );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(&sent).await?;
+        let mut request = head.into_bytes();
+        request.extend_from_slice(&sent);
+        stream.write_all(&request).await?;
         let head_len = wire::read_head(&mut stream, &mut buf).await?;
         let head_len = head_len.with_context(|| format!("{what}: closed without a response"))?;
         let mut headers = [httparse::EMPTY_HEADER; wire::MAX_HEADERS];
@@ -162,9 +171,7 @@ async fn http1(outbound: SocketAddr, client: usize) -> anyhow::Result<usize> {
 /// Plain requests and gRPC calls on one HTTP/2 connection, up to
 /// `HTTP2_IN_FLIGHT` at once.
 async fn http2(outbound: SocketAddr) -> anyhow::Result<usize> {
-    let stream = TcpStream::connect(outbound)
-        .await
-        .context("connecting to proxy A")?;
+    let stream = connect(outbound).await?;
     let (client, connection) = h2::client::handshake(stream).await?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
@@ -244,9 +251,7 @@ async fn http2_stream(
 async fn opaque(outbound: SocketAddr, client: usize) -> anyhow::Result<usize> {
     let what = format!("opaque stream {client}");
     let sent = pattern(OPAQUE_BYTES, client as u8);
-    let stream = TcpStream::connect(outbound)
-        .await
-        .context("connecting to proxy A")?;
+    let stream = connect(outbound).await?;
     let (mut reader, mut writer) = stream.into_split();
     let to_send = sent.clone();
     let sender = tokio::spawn(async move {
@@ -258,4 +263,31 @@ async fn opaque(outbound: SocketAddr, client: usize) -> anyhow::Result<usize> {
     sender.await??;
     differs(&what, &sent, &got)?;
     Ok(sent.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_difference_is_an_error_that_says_where() {
+        let sent = pattern(1000, 7);
+        assert!(differs("same", &sent, &sent).is_ok());
+        let mut changed = sent.to_vec();
+        changed[600] ^= 1;
+        let err = differs("stream 1", &sent, &changed)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "stream 1: MISMATCH: sent 1000 bytes, got 1000 back, first difference at byte 600"
+        );
+        let err = differs("stream 2", &sent, &sent[..10])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("got 10 back, first difference at byte 10"),
+            "{err}"
+        );
+    }
 }
