@@ -68,8 +68,9 @@ fn issue(dir: &Path, ca: &Path, folder: &str, name: &str) -> anyhow::Result<Iden
 }
 
 /// A directory under the system temp dir, removed with its contents when
-/// dropped: when the demo ends, or when minting fails half-way. (Only a
-/// second Ctrl-C, which ends the process at once, leaves it behind.)
+/// dropped: when the demo ends, whichever way, or when minting fails
+/// half-way. Only a demo killed outright (SIGKILL, or Ctrl-C in the
+/// moment before its proxies are up) leaves it behind.
 struct Directory(PathBuf);
 
 impl Directory {

@@ -109,8 +109,14 @@ async fn accept(listener: std::net::TcpListener, behaviour: Arc<Behaviour>) {
         Err(err) => return eprintln!("demo: the {} origin cannot listen: {err}", behaviour.name),
     };
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of fds, say: wait a little rather than spin.
+                eprintln!("demo: the {} origin cannot accept: {err}", behaviour.name);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         // Answers are a head and a body: without it, Nagle's algorithm
         // holds the body until the head's ACK, which the peer delays.

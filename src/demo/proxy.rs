@@ -51,8 +51,8 @@ impl Proxy {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .process_group(0);
-        for name in SET_BY_THE_DEMO {
-            command.env_remove(name);
+        for variable in SET_BY_THE_DEMO {
+            command.env_remove(variable);
         }
         let parent = std::process::id() as libc::pid_t;
         // SAFETY: between fork and exec the closure calls only prctl and
