@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use super::iptables::IptablesArgs;
-use super::stat::StatArgs;
+use super::stat::{StatArgs, TopArgs};
 use super::value::{check_name, check_spiffe_id};
 use super::ConfigError;
 
@@ -250,6 +250,9 @@ pub enum Command {
     /// and bytes per route of a running ringside, measured over a window
     /// (as `linkerd viz stat`).
     Stat(StatArgs),
+    /// The `stat` table refreshed live, with the last refusals and errors
+    /// (as `linkerd viz top`); `q` quits.
+    Top(TopArgs),
 }
 
 /// `ringside identity ...`: development certificates, minted locally.
