@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ringside::stat::{scrape, OutputFormat, Row, StatTable};
+use support::identity::{client_side, identities, server_side, CLIENT, SERVER};
 use support::tmux::{Tmux, PROMPT};
 use support::*;
 
@@ -90,6 +91,45 @@ fn stat_counts_the_bytes_of_an_opaque_route() {
     );
     let wide = table.render(OutputFormat::Wide);
     assert!(wide.contains("50000.0B/s"), "{wide}");
+}
+
+#[test]
+fn meshed_rows_show_tls_and_the_peer_identity() {
+    let dir = identities();
+    let origin = HttpOrigin::start("origin", Duration::ZERO);
+    let server = server_side(&dir, &[]);
+    let client = client_side(&dir, origin.addr, &server);
+    let (client_before, server_before) =
+        (scrape(client.admin).unwrap(), scrape(server.admin).unwrap());
+    send_requests(client.route(), 6);
+    client.wait_idle();
+    server.wait_idle();
+    let window = Duration::from_secs(1);
+    let outbound = StatTable::between(&client_before, &scrape(client.admin).unwrap(), window);
+    let inbound = StatTable::between(&server_before, &scrape(server.admin).unwrap(), window);
+
+    let row = row(&outbound, AUTHORITY);
+    assert_eq!(
+        (row.direction.as_str(), row.tls.as_str()),
+        ("outbound", "true")
+    );
+    assert_eq!(
+        (row.identities.as_slice(), row.responses),
+        (&[SERVER.to_string()][..], 6)
+    );
+    let row = inbound
+        .rows
+        .iter()
+        .find(|row| row.direction == "inbound" && row.requests > 0);
+    let row = row.unwrap_or_else(|| panic!("no inbound HTTP row in {inbound:#?}"));
+    assert_eq!((row.tls.as_str(), row.successes), ("true", 4));
+    assert_eq!(row.identities, [CLIENT]);
+    let wide = inbound.render(OutputFormat::Wide);
+    assert!(
+        wide.lines()
+            .any(|l| l.starts_with("inbound") && l.ends_with(CLIENT)),
+        "{wide}"
+    );
 }
 
 #[test]

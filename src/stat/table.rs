@@ -32,8 +32,9 @@ pub struct Row {
     pub name: String,
     /// The route's listen addresses this row's traffic came in on.
     pub target_addrs: Vec<String>,
-    /// The `tls` labels seen (`true`, `no_identity`, `opaque`), joined by
-    /// `,`; `-` when the proxy labels none (it has no identity).
+    /// The `tls` labels of the row's traffic so far (`true`,
+    /// `no_identity`, `opaque`), joined by `,`; `-` when the proxy labels
+    /// none (it has no identity) or there was no traffic.
     pub tls: String,
     /// The peers' mesh identities (`client_id` inbound, `server_id`
     /// outbound) seen on this row's series.
@@ -150,12 +151,16 @@ impl Tally {
         if let Some(target) = sample.label("target_addr") {
             self.target_addrs.insert(target.to_string());
         }
-        if let Some(tls) = sample.label("tls") {
-            self.tls.insert(tls.to_string());
-        }
-        for key in ["client_id", "server_id"] {
-            if let Some(identity) = sample.label(key) {
-                self.identities.insert(identity.to_string());
+        // A series that never counted says nothing of the traffic: the
+        // proxy makes a route's unmeshed series before any client comes.
+        if sample.value > 0.0 {
+            if let Some(tls) = sample.label("tls") {
+                self.tls.insert(tls.to_string());
+            }
+            for key in ["client_id", "server_id"] {
+                if let Some(identity) = sample.label(key) {
+                    self.identities.insert(identity.to_string());
+                }
             }
         }
         match sample.name.as_str() {
