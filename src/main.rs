@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Some(Command::Iptables(iptables)) => return iptables_command(&iptables, &config),
         Some(Command::Identity(identity)) => return identity_command(&identity.action),
         Some(Command::Stat(stat)) => return stat_command(&stat),
+        Some(Command::Top(top)) => ringside::stat::top(&top),
         // The identity is checked as the runtime starts, which also
         // waits for a certificate not issued yet (`tls::reload`).
         None => run(config, reload_args),

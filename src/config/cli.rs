@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 use super::demo::DemoArgs;
 use super::iptables::IptablesArgs;
-use super::stat::StatArgs;
+use super::stat::{StatArgs, TopArgs};
 use super::value::{check_name, check_spiffe_id};
 use super::ConfigError;
 
@@ -252,6 +252,9 @@ pub enum Command {
     /// and bytes per route of a running ringside, measured over a window
     /// (as `linkerd viz stat`).
     Stat(StatArgs),
+    /// The `stat` table refreshed live, with the last refusals and errors
+    /// (as `linkerd viz top`); `q` quits.
+    Top(TopArgs),
 }
 
 /// `ringside identity ...`: development certificates, minted locally.

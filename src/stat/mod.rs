@@ -9,23 +9,30 @@
 //! scrapes a window apart (`table`), percentiles from the histogram
 //! buckets' growth over that window (`quantile`), as Prometheus'
 //! `histogram_quantile` of an `increase` would give them. `render` prints
-//! the table.
+//! the table. `top` refreshes it live with the refusals and errors that
+//! grew (`events`), kept in `top_state` and drawn by `top_view`.
 //!
 //! The library exposes this for the binary and for `ringside demo`, which
 //! prints the table of its proxies at the end of its traffic.
 
+mod events;
 mod parse;
 mod quantile;
 mod render;
 mod scrape;
 mod table;
+mod top;
+mod top_state;
+mod top_view;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub use crate::config::OutputFormat;
-pub use scrape::{scrape, Sample, Scrape};
+pub use parse::Sample;
+pub use scrape::{scrape, Scrape};
 pub use table::{Row, StatTable};
+pub use top::run as top;
 
 /// Scrapes `admin`, waits `window`, scrapes again: the table of that
 /// window. Rates are divided by the time between the two scrapes'

@@ -5,7 +5,23 @@
 
 use anyhow::{anyhow, bail};
 
-use super::scrape::Sample;
+/// One sample line: `name{label="value",...} value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+impl Sample {
+    /// The value of label `key`, if the sample has it.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
 
 pub(super) fn parse_sample(line: &str) -> anyhow::Result<Sample> {
     let name_end = line

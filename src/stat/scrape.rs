@@ -4,13 +4,14 @@
 //! samples. Everything the remote end sends is bounded: the connect, each
 //! read and write, the size of the page, and the length of a line.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::parse::parse_sample;
+use super::parse::{parse_sample, Sample};
 
 /// The admin server gives a client 5 s to read its answer; a scrape waits
 /// as long before it gives up on a silent one.
@@ -28,24 +29,6 @@ const MAX_PAGE_BYTES: u64 = 64 << 20;
 pub struct Scrape {
     /// Every sample, in page order; comments dropped.
     pub samples: Vec<Sample>,
-}
-
-/// One sample line: `name{label="value",...} value`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub name: String,
-    pub labels: Vec<(String, String)>,
-    pub value: f64,
-}
-
-impl Sample {
-    /// The value of label `key`, if the sample has it.
-    pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 impl Scrape {
@@ -69,6 +52,39 @@ impl Scrape {
     /// The samples named `name`.
     pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
         self.samples.iter().filter(move |s| s.name == name)
+    }
+}
+
+/// A first scrape's values by series, which a later one's counters are
+/// differenced against as Prometheus' `increase` does without
+/// extrapolation: a counter lower than before was reset and counts from
+/// zero; a series absent before was born in the window. A hash, because a
+/// page may hold thousands of series (README "Label bounds").
+pub(super) struct Increase<'a> {
+    before: HashMap<SeriesKey<'a>, f64>,
+}
+
+/// A series: its name and labels.
+type SeriesKey<'a> = (&'a str, &'a [(String, String)]);
+
+impl<'a> Increase<'a> {
+    pub fn since(before: &'a Scrape) -> Increase<'a> {
+        let series = before.samples.iter();
+        let before = series
+            .map(|s| ((s.name.as_str(), s.labels.as_slice()), s.value))
+            .collect();
+        Increase { before }
+    }
+
+    /// How much the counter `sample` grew since.
+    pub fn of(&self, sample: &Sample) -> f64 {
+        match self
+            .before
+            .get(&(sample.name.as_str(), sample.labels.as_slice()))
+        {
+            Some(before) if sample.value >= *before => sample.value - before,
+            _ => sample.value,
+        }
     }
 }
 

@@ -6,22 +6,21 @@
 //! `target_addr`, the route's listen address. A route's TCP series join
 //! its HTTP row when that route carries exactly one authority, so a plain
 //! HTTP route is one row with every column; a route carrying several keeps
-//! its connections and bytes in a row of its own, named by its address,
-//! rather than count them twice. Upstream-side series (`peer="dst"`) are
+//! its connections and bytes in a row of its own, named by its address
+//! and `(tcp)`, rather than count them twice. Upstream-side series (`peer="dst"`) are
 //! left out: their `target_addr` is an endpoint, which the page does not
 //! tie to a route.
 //!
-//! Counters are differenced as Prometheus' `increase` does without
-//! extrapolation: a counter lower than before was reset, and counts from
-//! zero; a series absent before was born in the window.
+//! Counters are differenced by `Increase`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::parse::Sample;
 use super::quantile::Buckets;
-use super::scrape::{Sample, Scrape};
+use super::scrape::{Increase, Scrape};
 
 /// One route and direction over the window. Field names are those of
 /// `linkerd viz stat -o json` where it has the column.
@@ -33,8 +32,9 @@ pub struct Row {
     pub name: String,
     /// The route's listen addresses this row's traffic came in on.
     pub target_addrs: Vec<String>,
-    /// The `tls` labels seen (`true`, `no_identity`, `opaque`), joined by
-    /// `,`; `-` when the proxy labels none (it has no identity).
+    /// The `tls` labels of the row's traffic so far (`true`,
+    /// `no_identity`, `opaque`), joined by `,`; `-` when the proxy labels
+    /// none (it has no identity) or there was no traffic.
     pub tls: String,
     /// The peers' mesh identities (`client_id` inbound, `server_id`
     /// outbound) seen on this row's series.
@@ -75,13 +75,13 @@ pub struct StatTable {
 impl StatTable {
     /// The rows from `before` to `after`, rates over `window`.
     pub fn between(before: &Scrape, after: &Scrape, window: Duration) -> StatTable {
-        let deltas = Deltas::new(before);
+        let before = Increase::since(before);
         let mut http: BTreeMap<(String, String), Tally> = BTreeMap::new();
         let mut tcp: BTreeMap<(String, String), Tally> = BTreeMap::new();
         for sample in &after.samples {
             let direction = sample.label("direction").unwrap_or("").to_string();
             let target = sample.label("target_addr").unwrap_or("");
-            let delta = deltas.of(sample);
+            let delta = before.of(sample);
             let tally = match sample.name.as_str() {
                 "request_total" | "response_total" | "response_latency_ms_bucket" => {
                     let authority = sample.label("authority").filter(|a| !a.is_empty());
@@ -113,7 +113,10 @@ impl StatTable {
                 .collect();
             let key = match owners.as_slice() {
                 [owner] => (*owner).clone(),
-                _ => (direction, target),
+                // `(tcp)`: an authority may be the address itself (a
+                // client that dialed by IP).
+                [_, ..] => (direction, format!("{target} (tcp)")),
+                [] => (direction, target),
             };
             http.entry(key).or_default().merge(connections);
         }
@@ -122,32 +125,6 @@ impl StatTable {
             .map(|((direction, name), tally)| tally.row(direction, name, window))
             .collect();
         StatTable { window, rows }
-    }
-}
-
-/// The first scrape's values, by series.
-struct Deltas<'a> {
-    before: HashMap<(&'a str, &'a [(String, String)]), f64>,
-}
-
-impl<'a> Deltas<'a> {
-    fn new(before: &'a Scrape) -> Deltas<'a> {
-        let series = before.samples.iter();
-        let before = series
-            .map(|s| ((s.name.as_str(), s.labels.as_slice()), s.value))
-            .collect();
-        Deltas { before }
-    }
-
-    /// How much a counter grew; a gauge's delta is not asked for.
-    fn of(&self, sample: &Sample) -> f64 {
-        match self
-            .before
-            .get(&(sample.name.as_str(), sample.labels.as_slice()))
-        {
-            Some(before) if sample.value >= *before => sample.value - before,
-            _ => sample.value,
-        }
     }
 }
 
@@ -174,12 +151,16 @@ impl Tally {
         if let Some(target) = sample.label("target_addr") {
             self.target_addrs.insert(target.to_string());
         }
-        if let Some(tls) = sample.label("tls") {
-            self.tls.insert(tls.to_string());
-        }
-        for key in ["client_id", "server_id"] {
-            if let Some(identity) = sample.label(key) {
-                self.identities.insert(identity.to_string());
+        // A series that never counted says nothing of the traffic: the
+        // proxy makes a route's unmeshed series before any client comes.
+        if sample.value > 0.0 {
+            if let Some(tls) = sample.label("tls") {
+                self.tls.insert(tls.to_string());
+            }
+            for key in ["client_id", "server_id"] {
+                if let Some(identity) = sample.label(key) {
+                    self.identities.insert(identity.to_string());
+                }
             }
         }
         match sample.name.as_str() {
@@ -339,7 +320,7 @@ mod tests {
         };
         let table = StatTable::between(&text(1), &text(3), Duration::from_secs(1));
         let names: Vec<&str> = table.rows.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["127.0.0.1:4140", "api", "web"]);
+        assert_eq!(names, ["127.0.0.1:4140 (tcp)", "api", "web"]);
         assert_eq!(table.rows[0].tcp_read_bytes, 2);
         assert_eq!(
             (table.rows[1].requests, table.rows[1].tcp_open_connections),

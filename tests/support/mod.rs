@@ -9,7 +9,8 @@
 //! test (`source_reader`), and post-quantum-sized ClientHellos: a real one
 //! as bytes (`pq_client_hello`, shared with the unit tests) and a mesh
 //! client that sends one (`large_hello`), and a DNS server whose records
-//! a test changes as it runs (`dns_server`). Readiness
+//! a test changes as it runs (`dns_server`), and a terminal that tests
+//! of `ringside top` type into and read (`tmux`). Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -33,6 +34,7 @@ pub mod pq_client_hello;
 pub mod smuggling;
 pub mod source_reader;
 pub mod temp;
+pub mod tmux;
 
 use std::thread;
 use std::time::{Duration, Instant};
