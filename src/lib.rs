@@ -16,7 +16,9 @@
 //!   binary, the fuzz target, the Linkerd double in the tests);
 //! - `iptables::run` (the binary);
 //! - `dns`: the resolver thread of upstream names (the runtime, `--check`,
-//!   and the tests that run it against their own DNS server).
+//!   and the tests that run it against their own DNS server);
+//! - `stat`: `ringside stat` and `ringside top`, a tool that reads a
+//!   running ringside's `/metrics` (the binary, `ringside demo`, tests).
 //!
 //! Everything else is the crate's own: the connection stage (`proxy`), the
 //! shard's state (`shard`), opaque forwarding (`tcp`), the I/O layer
@@ -40,5 +42,6 @@ pub mod metrics;
 mod proxy;
 pub mod runtime;
 mod shard;
+pub mod stat;
 mod tcp;
 pub mod tls;

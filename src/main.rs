@@ -23,9 +23,11 @@ fn main() -> ExitCode {
     let reload_args = args.clone();
 
     let result = match args.command {
-        Some(Command::Demo) => demo::run(config),
+        Some(Command::Demo(demo_args)) => demo::run(args.config.as_deref(), &demo_args),
         Some(Command::Iptables(iptables)) => return iptables_command(&iptables, &config),
         Some(Command::Identity(identity)) => return identity_command(&identity.action),
+        Some(Command::Stat(stat)) => return stat_command(&stat),
+        Some(Command::Top(top)) => ringside::stat::top(&top),
         // The identity is checked as the runtime starts, which also
         // waits for a certificate not issued yet (`tls::reload`).
         None => run(config, reload_args),
@@ -101,6 +103,21 @@ fn identity_command(action: &ringside::config::IdentityAction) -> ExitCode {
         }
         Err(err) => {
             eprintln!("ringside: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ringside stat`: the table of one window on stdout, or one line on
+/// stderr saying why there is none.
+fn stat_command(args: &ringside::config::StatArgs) -> ExitCode {
+    match ringside::stat::stat(args.admin, args.window) {
+        Ok(table) => {
+            print!("{}", table.render(args.output));
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("ringside: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -25,7 +25,7 @@ fn folders_import_only_downwards() {
             "config",
             &[
                 "admin", "balance", "detect", "http", "io", "iptables", "metrics", "proxy",
-                "runtime", "shard", "tcp", "tls",
+                "runtime", "shard", "stat", "tcp", "tls",
             ],
         ),
         (
@@ -64,6 +64,14 @@ fn folders_import_only_downwards() {
             ],
         ),
         ("proxy", &["runtime", "admin"]),
+        // A tool that reads /metrics as a user would: its settings only.
+        (
+            "stat",
+            &[
+                "admin", "balance", "detect", "dns", "http", "io", "iptables", "metrics", "proxy",
+                "runtime", "shard", "tcp", "tls",
+            ],
+        ),
         // The resolver thread knows only its settings and its counters.
         (
             "dns",

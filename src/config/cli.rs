@@ -3,13 +3,16 @@
 //! Values stay strings here so that validation in `Config::merge` can name
 //! the key in its error, whichever layer the value came from. The
 //! subcommands' own flags are here too (`ringside identity`'s below,
-//! `ringside iptables`' in `iptables.rs`).
+//! `ringside iptables`' in `iptables.rs`, `stat`'s and `top`'s in
+//! `stat.rs`).
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use super::demo::DemoArgs;
 use super::iptables::IptablesArgs;
+use super::stat::{StatArgs, TopArgs};
 use super::value::{check_name, check_spiffe_id};
 use super::ConfigError;
 
@@ -235,15 +238,23 @@ pub struct Args {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Start a small origin on loopback, put ringside in front of it, push
-    /// some traffic through and show what the metrics say; then keep running.
-    Demo,
+    /// Two ringside proxies meshed over mTLS in front of a fast and a slow
+    /// origin on loopback: HTTP/1, HTTP/2, gRPC and opaque traffic, every
+    /// byte checked, then both proxies' stat tables; then keep running.
+    Demo(DemoArgs),
     /// Print, install or remove the iptables rules that send the pod's TCP
     /// through ringside's inbound and outbound ports (as Linkerd's proxy-init).
     Iptables(IptablesArgs),
     /// Mint development identity certificates: a CA, then an identity
     /// certificate per proxy.
     Identity(IdentityArgs),
+    /// Success rate, requests per second, latency percentiles, connections
+    /// and bytes per route of a running ringside, measured over a window
+    /// (as `linkerd viz stat`).
+    Stat(StatArgs),
+    /// The `stat` table refreshed live, with the last refusals and errors
+    /// (as `linkerd viz top`); `q` quits.
+    Top(TopArgs),
 }
 
 /// `ringside identity ...`: development certificates, minted locally.

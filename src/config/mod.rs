@@ -13,6 +13,7 @@
 //! defaults the rest relies on live here.
 
 mod cli;
+mod demo;
 mod dns;
 mod effective;
 mod endpoint;
@@ -24,11 +25,13 @@ mod limits;
 mod merge;
 mod mesh_peers;
 mod route;
+mod stat;
 mod timeouts;
 mod transparent;
 mod value;
 
 pub use cli::{Args, Command, IdentityAction, IdentityArgs};
+pub use demo::DemoArgs;
 pub use dns::{DnsConfig, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL};
 pub use endpoint::{Endpoint, EndpointSet, ProtocolHint, Upstream};
 pub use identity::IdentityConfig;
@@ -39,6 +42,7 @@ pub use iptables::{
 pub use limits::Http2Config;
 pub use mesh_peers::{MeshPeer, DEFAULT_PEER_PORT};
 pub use route::{Direction, Protocol, Route, RouteSpec};
+pub use stat::{OutputFormat, SortBy, StatArgs, TopArgs};
 pub use timeouts::{Timeouts, MESH_HANDSHAKE_TIMEOUT};
 pub use transparent::{ForwardTo, Transparent, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN};
 

@@ -3,13 +3,15 @@
 //! 127.0.0.1:0 behind it (`origins`), real clients in front of it
 //! (`clients`), network namespaces for the iptables and transparent tests
 //! (`netns`), files the tests hand to it or to other programs (`temp`),
-//! the request-smuggling verdicts the `smuggling_*` tests share
+//! a child's stdout followed line by line with a bounded wait
+//! (`output`), the request-smuggling verdicts the `smuggling_*` tests share
 //! (`smuggling`), ringside's own sources read as text for the layering
 //! test (`source_reader`), and post-quantum-sized ClientHellos: a real one
 //! as bytes (`pq_client_hello`, shared with the unit tests) and a mesh
 //! client that sends one (`large_hello`), and a DNS server whose records
-//! a test changes as it runs (`dns_server`), and the limits a container
-//! sets, applied to ringside's process (`confined`). Readiness
+//! a test changes as it runs (`dns_server`), the limits a container
+//! sets, applied to ringside's process (`confined`), and a terminal that
+//! tests of `ringside top` type into and read (`tmux`). Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -27,12 +29,14 @@ pub mod launcher;
 pub mod linkerd_inbound;
 pub mod netns;
 pub mod origins;
+pub mod output;
 pub mod pods;
 #[path = "../../src/detect/sample_pq_client_hello.rs"]
 pub mod pq_client_hello;
 pub mod smuggling;
 pub mod source_reader;
 pub mod temp;
+pub mod tmux;
 
 use std::thread;
 use std::time::{Duration, Instant};
