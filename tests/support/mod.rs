@@ -8,8 +8,10 @@
 //! test (`source_reader`), and post-quantum-sized ClientHellos: a real one
 //! as bytes (`pq_client_hello`, shared with the unit tests) and a mesh
 //! client that sends one (`large_hello`), and a DNS server whose records
-//! a test changes as it runs (`dns_server`), and the limits a container
-//! sets, applied to ringside's process (`confined`). Readiness
+//! a test changes as it runs (`dns_server`), the limits a container
+//! sets, applied to ringside's process (`confined`), and a mock of
+//! Linkerd's control plane with the pods it serves (`control_plane`).
+//! Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -20,6 +22,7 @@
 
 pub mod clients;
 pub mod confined;
+pub mod control_plane;
 pub mod dns_server;
 pub mod identity;
 pub mod large_hello;
