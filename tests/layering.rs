@@ -64,6 +64,13 @@ fn folders_import_only_downwards() {
             ],
         ),
         ("proxy", &["runtime", "admin"]),
+        // The control thread: Linkerd's clients, feeding tls and metrics.
+        (
+            "control",
+            &[
+                "http", "tcp", "proxy", "runtime", "admin", "detect", "shard", "io", "balance",
+            ],
+        ),
         // The resolver thread knows only its settings and its counters.
         (
             "dns",

@@ -195,3 +195,89 @@ fn what_the_wrapper_did_not_write_stops_the_start_in_one_line() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// Linkerd's identity controller's own identity: what its service's
+/// address must present (`LINKERD2_PROXY_IDENTITY_SVC_NAME`).
+const IDENTITY_SVC: &str = "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local";
+
+#[test]
+fn a_control_plane_by_name_is_reached_over_mtls_naming_it_without_alpn() {
+    let identity = IdentityService::new();
+    // Renewals about every 1.4 s: the second certify presents the first
+    // certificate.
+    identity.validity(Duration::from_secs(2));
+    let first = ControlPlane::tls(identity.clone(), "127.0.0.1:0", IDENTITY_SVC);
+    let port = first.addr.port();
+    let dns = support::dns_server::DnsServer::start();
+    // A name is no loopback, whatever it resolves to (only `localhost.`
+    // is, as in Linkerd): mTLS, at every address the name has.
+    let name = "linkerd-identity-headless.linkerd.test.";
+    dns.set_records(name.trim_end_matches('.'), &["127.0.0.1"], 1);
+    let pod = LinkerdPod::new(WEB, &first)
+        .env(
+            "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
+            &format!("{name}:{port}"),
+        )
+        .env("LINKERD2_PROXY_IDENTITY_SVC_NAME", IDENTITY_SVC)
+        // The pod's resolver: ours, since resolv.conf is the host's.
+        .env("RINGSIDE_DNS_SERVERS", &dns.addr().to_string());
+    let (ringside, said) = pod.start();
+    assert!(said[0].contains(&format!("from {name}:{port}")), "{said:?}");
+    ringside.wait_ready();
+
+    let seen = first.seen();
+    assert!(!seen.is_empty());
+    for handshake in &seen {
+        assert_eq!(handshake.sni.as_deref(), Some(IDENTITY_SVC));
+        assert!(
+            !handshake.offered_alpn,
+            "Linkerd's control clients offer no ALPN"
+        );
+    }
+    assert_eq!(
+        seen[0].client_certificate, None,
+        "no certificate before the first"
+    );
+    let issued = first.identity.issued()[0].clone();
+    eventually("a renewal presenting the first certificate", || {
+        let seen = first.seen();
+        seen.iter()
+            .any(|h| h.client_certificate.as_ref() == Some(&issued))
+    });
+
+    // The name moves to another address (a new replica): renewals follow
+    // it there.
+    let second = ControlPlane::tls(identity.clone(), &format!("127.0.0.2:{port}"), IDENTITY_SVC);
+    dns.set_records(name.trim_end_matches('.'), &["127.0.0.2"], 1);
+    eventually("a renewal at the name's new address", || {
+        !second.seen().is_empty()
+    });
+    let renewed = identity.issued().len();
+    eventually("certified there", || identity.issued().len() > renewed);
+    assert_eq!(ready(&ringside).0, 200);
+}
+
+#[test]
+fn a_server_presenting_another_name_is_not_asked() {
+    let identity = IdentityService::new();
+    let impostor = ControlPlane::tls(identity.clone(), "127.0.0.1:0", DB);
+    let dns = support::dns_server::DnsServer::start();
+    let name = "linkerd-identity-headless.linkerd.test.";
+    dns.set_records(name.trim_end_matches('.'), &["127.0.0.1"], 1);
+    let pod = LinkerdPod::new(WEB, &impostor)
+        .env(
+            "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
+            &format!("{name}:{}", impostor.addr.port()),
+        )
+        .env("LINKERD2_PROXY_IDENTITY_SVC_NAME", IDENTITY_SVC)
+        .env("RINGSIDE_DNS_SERVERS", &dns.addr().to_string());
+    let (ringside, _) = pod.start();
+    eventually("a refused handshake counted as a failure", || {
+        ringside.metrics().sum(FAILURES, &[]) >= 1.0
+    });
+    assert!(
+        identity.issued().is_empty(),
+        "no CSR sent to a server of another name"
+    );
+    assert_eq!(ready(&ringside).0, 503);
+}

@@ -9,8 +9,8 @@
 //!   then none: the identity service is how we get one, so waiting for it
 //!   first would never end (linkerd2-proxy `meshtls/src/creds.rs` starts
 //!   with a client config without client auth for the same reason);
-//! - a name (a headless service) resolves to every address, each its own
-//!   HTTP/2 connection, and requests go to the less loaded of two picked
+//! - a name (a headless service) resolves to every address (`resolve`),
+//!   each its own HTTP/2 connection, and requests go to the less loaded of two picked
 //!   at random (tower's p2c over pending requests). Linkerd balances its
 //!   control clients with peak-EWMA; a control plane's few long streams
 //!   make the count of pending ones a fair load here.
@@ -36,8 +36,9 @@ use tonic::body::Body;
 use tower::load::{CompleteOnResponse, PendingRequests};
 use tower::Service;
 
-use super::resolve;
-use crate::config::ControlAddr;
+use super::resolve::{self, Names};
+use crate::config::{ControlAddr, DnsConfig};
+use crate::dns::{Lookups, ResolverConfigError};
 use crate::tls::mesh::MeshConfigs;
 
 /// A TCP connect and TLS handshake that take longer are given up, and
@@ -73,22 +74,37 @@ impl Service<http::Request<Body>> for Channel {
     }
 }
 
-/// The client TLS of control-plane connections: the mesh's, without ALPN.
+/// How control-plane services are reached: the client TLS of their
+/// connections (the mesh's, without ALPN) and the lookups of their names.
 #[derive(Clone)]
-pub struct ControlTls {
-    config: Arc<ClientConfig>,
+pub struct Dialer {
+    tls: Arc<ClientConfig>,
+    names: Names,
 }
 
-impl ControlTls {
+impl Dialer {
     /// The mesh's client config (its trust anchors, its verifier that
     /// insists on the server's name, and our certificate resolver, which
-    /// presents nothing until the first certificate) without ALPN.
-    pub fn new(mesh: &MeshConfigs) -> ControlTls {
-        let mut config = (*mesh.client).clone();
-        config.alpn_protocols.clear();
-        ControlTls {
-            config: Arc::new(config),
-        }
+    /// presents nothing until the first certificate) without ALPN or
+    /// resumption, and
+    /// `dns`'s resolver. Must be called within the runtime the channels
+    /// will run on (hickory's resolver takes the one it is built in).
+    pub fn new(mesh: &MeshConfigs, dns: &DnsConfig) -> Result<Dialer, ResolverConfigError> {
+        let mut tls = (*mesh.client).clone();
+        tls.alpn_protocols.clear();
+        // A resumed session keeps the identity of the one it resumes: the
+        // first, made before we had a certificate, would be anonymous for
+        // good. linkerd2-proxy's control clients never resume either
+        // (`meshtls/src/creds/store.rs`).
+        tls.resumption = rustls::client::Resumption::disabled();
+        let names = Names {
+            lookups: Lookups::new(dns)?,
+            config: Arc::new(dns.clone()),
+        };
+        Ok(Dialer {
+            tls: Arc::new(tls),
+            names,
+        })
     }
 }
 
@@ -96,12 +112,12 @@ impl ControlTls {
 /// (in a task, or under `ControlThread::enter`): the balancer, the
 /// resolution of the name and the connections run as its tasks, which
 /// end when the last clone of the channel is dropped.
-pub fn channel(svc: &ControlAddr, tls: &ControlTls) -> Channel {
+pub fn channel(svc: &ControlAddr, dialer: &Dialer) -> Channel {
     let authority = svc.to_string();
     let tls = svc
         .server_name
         .as_ref()
-        .map(|name| (name.clone(), tls.config.clone()));
+        .map(|name| (name.clone(), dialer.tls.clone()));
     let endpoint = move |addr: SocketAddr| {
         let tls = tls.clone();
         let connector = tower::service_fn(move |_: http::Uri| connect(addr, tls.clone()));
@@ -112,7 +128,7 @@ pub fn channel(svc: &ControlAddr, tls: &ControlTls) -> Channel {
         let channel = tonic::transport::Channel::new(connector, endpoint);
         PendingRequests::new(channel, CompleteOnResponse::default())
     };
-    let discover = resolve::spawn(svc, endpoint);
+    let discover = resolve::spawn(svc, &dialer.names, endpoint);
     let balance = tower::balance::p2c::Balance::new(discover);
     let balance = tower::util::BoxService::new(balance);
     let (inner, worker) = tower::buffer::Buffer::pair(balance, BUFFER);

@@ -25,8 +25,8 @@ use linkerd2_proxy_api::identity::{CertifyRequest, CertifyResponse};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::RootCertStore;
 
-use super::Channel;
-use crate::config::LinkerdIdentity;
+use super::{channel, Channel, Dialer};
+use crate::config::{ControlAddr, LinkerdIdentity};
 use crate::metrics::IdentityStatus;
 use crate::tls::identity::{anchors_from_pem, Identity, IdentityError, Sources};
 use crate::tls::mesh::MeshConfigs;
@@ -50,6 +50,8 @@ pub enum IdentityStartError {
     Anchors(#[from] IdentityError),
     #[error(transparent)]
     Config(#[from] TlsConfigError),
+    #[error(transparent)]
+    Dns(#[from] crate::dns::ResolverConfigError),
     #[error("cannot start the control thread: {0}")]
     Thread(std::io::Error),
 }
@@ -123,12 +125,14 @@ impl Certify {
     }
 
     /// Certifies, then again whenever renewal is due, until the thread
-    /// stops.
-    pub(super) async fn run(self, channel: Channel) {
-        let mut client = IdentityClient::new(channel);
+    /// stops. Each time over a channel of its own, as linkerd2-proxy
+    /// makes a client per request: its connections present the
+    /// certificate we have then (none the first time).
+    pub(super) async fn run(self, svc: ControlAddr, dialer: Dialer) {
         let mut expiry = UNIX_EPOCH;
         tracing::info!(name = %self.name, "asking the identity service for a certificate");
         loop {
+            let mut client = IdentityClient::new(channel(&svc, &dialer));
             match self.certify(&mut client).await {
                 Ok(identity) => {
                     let not_after = identity.not_after_unix_seconds();

@@ -29,10 +29,10 @@ use std::thread::JoinHandle;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::oneshot;
 
-pub use channel::{channel, Channel, ControlTls};
+pub use channel::{channel, Channel, Dialer};
 pub use identity::IdentityStartError;
 
-use crate::config::{ControlAddr, LinkerdConfig};
+use crate::config::{ControlAddr, DnsConfig, LinkerdConfig};
 use crate::metrics::IdentityStatus;
 use crate::tls::mesh::MeshConfigs;
 
@@ -115,33 +115,43 @@ pub struct ControlPlane {
     pub thread: ControlThread,
     /// What every shard terminates and originates mTLS with.
     pub mesh: MeshConfigs,
-    /// For `channel` to the destination and policy services.
-    pub tls: ControlTls,
+    /// How `channel` reaches the destination and policy services.
+    #[allow(dead_code)] // until the discovery clients (issue 23) take it
+    pub dialer: Dialer,
 }
 
 /// Reads the identity wrapper's files, builds the mesh configs around a
 /// resolver with no certificate yet, starts the control thread and the
-/// identity client on it. `status` shows on `/metrics` and `/ready`
-/// (503 until the first certificate).
+/// identity client on it; control-plane names are looked up as `dns`
+/// says. `status` shows on `/metrics` and `/ready` (503 until the first
+/// certificate).
 pub fn start(
     linkerd: &LinkerdConfig,
+    dns: &DnsConfig,
     status: Arc<IdentityStatus>,
 ) -> Result<ControlPlane, IdentityStartError> {
     let (certify, mesh) = identity::Certify::prepare(&linkerd.identity, status)?;
-    let tls = ControlTls::new(&mesh);
     let thread = ControlThread::start().map_err(IdentityStartError::Thread)?;
-    let plane = ControlPlane { thread, mesh, tls };
-    let identity_channel = plane.channel(&linkerd.identity.svc);
-    plane.thread.spawn(certify.run(identity_channel));
-    Ok(plane)
+    let dialer = {
+        let _inside = thread.enter();
+        Dialer::new(&mesh, dns)?
+    };
+    let svc = linkerd.identity.svc.clone();
+    thread.spawn(certify.run(svc, dialer.clone()));
+    Ok(ControlPlane {
+        thread,
+        mesh,
+        dialer,
+    })
 }
 
 impl ControlPlane {
-    /// A channel to `svc` (`LinkerdConfig`'s identity, destination or
-    /// policy service), its tasks on the control thread.
+    /// A channel to `svc` (`LinkerdConfig`'s destination or policy
+    /// service), its tasks on the control thread.
+    #[allow(dead_code)] // until the discovery clients (issue 23) take it
     pub fn channel(&self, svc: &ControlAddr) -> Channel {
         let _inside = self.thread.enter();
-        channel(svc, &self.tls)
+        channel(svc, &self.dialer)
     }
 }
 

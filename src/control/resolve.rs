@@ -1,8 +1,9 @@
 //! The addresses of one control-plane service, as the balancer discovers
 //! them: an IP is one endpoint for good; a name (Linkerd's headless
 //! services, `linkerd-dst-headless.linkerd.svc.cluster.local.`) is looked
-//! up again every `REFRESH` (the cluster DNS's own TTL for a service), and
-//! every address it holds is an endpoint, added and removed as the answer
+//! up with ringside's resolver (`[dns]`, as upstream names are) and again
+//! when its TTL is due (within `dns.min_ttl`..`dns.max_ttl`), and every
+//! address it holds is an endpoint, added and removed as the answer
 //! changes. A lookup that fails or comes back empty keeps the endpoints
 //! there were: a replica that is really gone fails its connections, which
 //! the balancer steers around, while an empty set would stall every call.
@@ -18,10 +19,15 @@ use futures_util::Stream;
 use tokio::sync::mpsc;
 use tower::discover::Change;
 
-use crate::config::{ControlAddr, ControlHost};
+use crate::config::{ControlAddr, ControlHost, DnsConfig};
+use crate::dns::Lookups;
 
-/// How often a control-plane name is looked up again.
-const REFRESH: Duration = Duration::from_secs(5);
+/// How names are looked up, and when again.
+#[derive(Clone)]
+pub(super) struct Names {
+    pub lookups: Lookups,
+    pub config: std::sync::Arc<DnsConfig>,
+}
 
 /// The balancer's view of the endpoints, fed by the lookup task.
 pub(super) struct Discovered<S> {
@@ -38,7 +44,7 @@ impl<S> Stream for Discovered<S> {
 
 /// The endpoints of `svc`, each made by `endpoint`; for a name, a task on
 /// the current runtime keeps them current until the balancer is dropped.
-pub(super) fn spawn<S, E>(svc: &ControlAddr, endpoint: E) -> Discovered<S>
+pub(super) fn spawn<S, E>(svc: &ControlAddr, names: &Names, endpoint: E) -> Discovered<S>
 where
     S: Send + 'static,
     E: Fn(SocketAddr) -> S + Send + 'static,
@@ -50,7 +56,8 @@ where
             let _ = changes.send(Change::Insert(addr, endpoint(addr)));
         }
         ControlHost::Name(name) => {
-            tokio::spawn(follow(name.clone(), svc.port, endpoint, changes));
+            let names = names.clone();
+            tokio::spawn(follow(name.clone(), svc.port, names, endpoint, changes));
         }
     }
     Discovered { changes: receiver }
@@ -59,6 +66,7 @@ where
 async fn follow<S, E>(
     name: String,
     port: u16,
+    names: Names,
     endpoint: E,
     changes: mpsc::UnboundedSender<Change<SocketAddr, S>>,
 ) where
@@ -67,12 +75,18 @@ async fn follow<S, E>(
     let mut current = BTreeSet::new();
     let mut failing = false;
     while !changes.is_closed() {
-        match tokio::net::lookup_host((name.as_str(), port)).await {
-            Ok(found) => {
-                let found: BTreeSet<SocketAddr> = found.collect();
-                if found.is_empty() {
-                    tracing::warn!(%name, "control plane name has no address: keeping the last ones");
-                } else if found != current {
+        let mut ttl = Duration::ZERO;
+        match names.lookups.addresses(&name).await {
+            Some((found, _)) if found.is_empty() => {
+                tracing::warn!(%name, "control plane name has no address: keeping the last ones");
+            }
+            Some((found, found_ttl)) => {
+                ttl = found_ttl;
+                let found: BTreeSet<SocketAddr> = found
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .collect();
+                if found != current {
                     for gone in current.difference(&found) {
                         let _ = changes.send(Change::Remove(*gone));
                     }
@@ -84,12 +98,12 @@ async fn follow<S, E>(
                 }
                 failing = false;
             }
-            Err(err) if !failing => {
+            None if !failing => {
                 failing = true;
-                tracing::warn!(%name, error = %err, "cannot look up the control plane: keeping the last addresses");
+                tracing::warn!(%name, "cannot look up the control plane: keeping the last addresses");
             }
-            Err(_) => {}
+            None => {}
         }
-        tokio::time::sleep(REFRESH).await;
+        tokio::time::sleep(names.config.next_lookup_after(ttl)).await;
     }
 }

@@ -131,7 +131,7 @@ impl Sidecar {
                 (Some((configs, status)), None)
             }
             (None, Some(linkerd)) => {
-                let plane = crate::control::start(linkerd, status.clone())?;
+                let plane = crate::control::start(linkerd, &config.dns, status.clone())?;
                 (Some((plane.mesh.clone(), status)), Some(plane))
             }
             (None, None) => (None, None),

@@ -8,6 +8,7 @@
 //! the `LINKERD2_PROXY_*` environment, which is all ringside is given.
 
 pub mod identity;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
@@ -17,14 +18,18 @@ use linkerd2_proxy_api::identity::identity_server::IdentityServer;
 use tokio::sync::oneshot;
 
 pub use identity::{IdentityService, TOKEN};
+pub use tls::{Seen, ServerTls};
 
 use super::{Ringside, TempDir, BIN};
 
-/// The mock control plane, serving on loopback (plaintext, as a proxy
-/// reaches a control plane on loopback).
+/// The mock control plane, serving on loopback: plaintext, as a proxy
+/// reaches a control plane on loopback, or over TLS (`ControlPlane::tls`)
+/// for the tests of one reached by name.
 pub struct ControlPlane {
     pub addr: SocketAddr,
     pub identity: IdentityService,
+    /// The server side of TLS, when served over TLS.
+    pub tls: Option<ServerTls>,
     serving: Option<Serving>,
 }
 
@@ -51,8 +56,30 @@ impl ControlPlane {
         ControlPlane {
             addr,
             identity,
+            tls: None,
             serving: None,
         }
+    }
+
+    /// Serving over TLS on `addr` (port 0: a port of its own), presenting
+    /// `name` under the identity service's CA.
+    pub fn tls(identity: IdentityService, addr: &str, name: &str) -> ControlPlane {
+        let addr = TcpListener::bind(addr).unwrap().local_addr().unwrap();
+        let tls = Some(ServerTls::new(identity.ca(), name));
+        let mut plane = ControlPlane {
+            addr,
+            identity,
+            tls,
+            serving: None,
+        };
+        plane.resume();
+        plane
+    }
+
+    /// The handshakes its clients made, oldest first (TLS only).
+    pub fn seen(&self) -> Vec<Seen> {
+        let tls = self.tls.as_ref().expect("served over TLS");
+        tls.seen.lock().unwrap().clone()
     }
 
     /// Serves (again) on its address.
@@ -61,6 +88,7 @@ impl ControlPlane {
         let listener = TcpListener::bind(self.addr).expect("the control plane's port is free");
         listener.set_nonblocking(true).unwrap();
         let identity = self.identity.clone();
+        let tls = self.tls.clone();
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -69,14 +97,23 @@ impl ControlPlane {
                 .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let incoming = tonic::transport::server::TcpIncoming::from(listener);
-                let server = tonic::transport::Server::builder()
-                    .add_service(IdentityServer::new(identity))
-                    .serve_with_incoming(incoming);
+                let router = tonic::transport::Server::builder()
+                    .add_service(IdentityServer::new(identity));
                 // Stopping drops the server and every connection with it.
-                tokio::select! {
-                    served = server => served.unwrap(),
-                    _ = stopped => {}
+                match tls {
+                    None => {
+                        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                        tokio::select! {
+                            served = router.serve_with_incoming(incoming) => served.unwrap(),
+                            _ = stopped => {}
+                        }
+                    }
+                    Some(tls) => {
+                        tokio::select! {
+                            served = router.serve_with_incoming(tls_incoming(listener, tls)) => served.unwrap(),
+                            _ = stopped => {}
+                        }
+                    }
                 }
             });
         });
@@ -90,6 +127,28 @@ impl ControlPlane {
             serving.thread.join().unwrap();
         }
     }
+}
+
+/// Each connection's handshake in a task of its own (a stalled client
+/// holds no other back), the finished ones in order of completion.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    tls: ServerTls,
+) -> impl futures_util::Stream<Item = std::io::Result<tls::Tls>> {
+    let (accepted, incoming) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (tls, accepted) = (tls.clone(), accepted.clone());
+            tokio::spawn(async move {
+                if let Ok(stream) = tls.accept(tcp).await {
+                    let _ = accepted.send(Ok(stream));
+                }
+            });
+        }
+    });
+    futures_util::stream::unfold(incoming, |mut incoming| async move {
+        incoming.recv().await.map(|item| (item, incoming))
+    })
 }
 
 impl Drop for ControlPlane {
