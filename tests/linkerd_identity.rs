@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use support::control_plane::{mesh_connect, ControlPlane, IdentityService, LinkerdPod};
+use support::dns_server::DnsServer;
 use support::{eventually, Origin, Ringside};
 
 const WEB: &str = "web.default.serviceaccount.identity.linkerd.cluster.local";
@@ -199,6 +200,8 @@ fn what_the_wrapper_did_not_write_stops_the_start_in_one_line() {
 /// Linkerd's identity controller's own identity: what its service's
 /// address must present (`LINKERD2_PROXY_IDENTITY_SVC_NAME`).
 const IDENTITY_SVC: &str = "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local";
+/// The identity service's headless name, as the test's DNS server has it.
+const HEADLESS: &str = "linkerd-identity-headless.linkerd.test";
 
 #[test]
 fn a_control_plane_by_name_is_reached_over_mtls_naming_it_without_alpn() {
@@ -208,21 +211,16 @@ fn a_control_plane_by_name_is_reached_over_mtls_naming_it_without_alpn() {
     identity.validity(Duration::from_secs(2));
     let first = ControlPlane::tls(identity.clone(), "127.0.0.1:0", IDENTITY_SVC);
     let port = first.addr.port();
-    let dns = support::dns_server::DnsServer::start();
+    let dns = DnsServer::start();
     // A name is no loopback, whatever it resolves to (only `localhost.`
     // is, as in Linkerd): mTLS, at every address the name has.
-    let name = "linkerd-identity-headless.linkerd.test.";
-    dns.set_records(name.trim_end_matches('.'), &["127.0.0.1"], 1);
-    let pod = LinkerdPod::new(WEB, &first)
-        .env(
-            "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
-            &format!("{name}:{port}"),
-        )
-        .env("LINKERD2_PROXY_IDENTITY_SVC_NAME", IDENTITY_SVC)
-        // The pod's resolver: ours, since resolv.conf is the host's.
-        .env("RINGSIDE_DNS_SERVERS", &dns.addr().to_string());
+    dns.set_records(HEADLESS, &["127.0.0.1"], 1);
+    let pod = LinkerdPod::new(WEB, &first).identity_by_name(HEADLESS, port, IDENTITY_SVC, &dns);
     let (ringside, said) = pod.start();
-    assert!(said[0].contains(&format!("from {name}:{port}")), "{said:?}");
+    assert!(
+        said[0].contains(&format!("from {HEADLESS}.:{port}")),
+        "{said:?}"
+    );
     ringside.wait_ready();
 
     let seen = first.seen();
@@ -248,7 +246,7 @@ fn a_control_plane_by_name_is_reached_over_mtls_naming_it_without_alpn() {
     // The name moves to another address (a new replica): renewals follow
     // it there.
     let second = ControlPlane::tls(identity.clone(), &format!("127.0.0.2:{port}"), IDENTITY_SVC);
-    dns.set_records(name.trim_end_matches('.'), &["127.0.0.2"], 1);
+    dns.set_records(HEADLESS, &["127.0.0.2"], 1);
     eventually("a renewal at the name's new address", || {
         !second.seen().is_empty()
     });
@@ -261,16 +259,10 @@ fn a_control_plane_by_name_is_reached_over_mtls_naming_it_without_alpn() {
 fn a_server_presenting_another_name_is_not_asked() {
     let identity = IdentityService::new();
     let impostor = ControlPlane::tls(identity.clone(), "127.0.0.1:0", DB);
-    let dns = support::dns_server::DnsServer::start();
-    let name = "linkerd-identity-headless.linkerd.test.";
-    dns.set_records(name.trim_end_matches('.'), &["127.0.0.1"], 1);
-    let pod = LinkerdPod::new(WEB, &impostor)
-        .env(
-            "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
-            &format!("{name}:{}", impostor.addr.port()),
-        )
-        .env("LINKERD2_PROXY_IDENTITY_SVC_NAME", IDENTITY_SVC)
-        .env("RINGSIDE_DNS_SERVERS", &dns.addr().to_string());
+    let dns = DnsServer::start();
+    dns.set_records(HEADLESS, &["127.0.0.1"], 1);
+    let port = impostor.addr.port();
+    let pod = LinkerdPod::new(WEB, &impostor).identity_by_name(HEADLESS, port, IDENTITY_SVC, &dns);
     let (ringside, _) = pod.start();
     eventually("a refused handshake counted as a failure", || {
         ringside.metrics().sum(FAILURES, &[]) >= 1.0

@@ -211,7 +211,7 @@ fn fifty_reloads_under_http1_http2_and_opaque_load_lose_nothing() {
     let echo = Origin::echo();
     let (http1, http2, opaque, extra) = (free_port(), free_port(), free_port(), free_port());
     let routes = |round: usize| {
-        let http1_set: &[SocketAddr] = if round % 2 == 0 {
+        let http1_set: &[SocketAddr] = if round.is_multiple_of(2) {
             &[a.addr]
         } else {
             &[a.addr, b.addr]

@@ -221,6 +221,24 @@ impl LinkerdPod {
         self
     }
 
+    /// The identity service reached by a name (not loopback: over mTLS
+    /// naming `svc_name`), which `dns` answers for and ringside asks
+    /// (`RINGSIDE_DNS_SERVERS`: the host's resolv.conf knows no test name).
+    pub fn identity_by_name(
+        self,
+        name: &str,
+        port: u16,
+        svc_name: &str,
+        dns: &super::dns_server::DnsServer,
+    ) -> LinkerdPod {
+        self.env(
+            "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
+            &format!("{name}.:{port}"),
+        )
+        .env("LINKERD2_PROXY_IDENTITY_SVC_NAME", svc_name)
+        .env("RINGSIDE_DNS_SERVERS", &dns.addr().to_string())
+    }
+
     /// ringside with no argument and only this environment, as Linkerd's
     /// wrapper starts the proxy; returns once it listens, with what it
     /// printed before its `listening` lines.

@@ -28,11 +28,14 @@ pub struct Seen {
     pub client_certificate: Option<Vec<u8>>,
 }
 
+/// Each ClientHello's SNI, and whether it offered ALPN, as they came.
+type Hellos = Arc<Mutex<Vec<(Option<String>, bool)>>>;
+
 /// A server config for `name` under `ca`, and what its clients sent.
 #[derive(Clone)]
 pub struct ServerTls {
     config: Arc<rustls::ServerConfig>,
-    hellos: Arc<Mutex<Vec<(Option<String>, bool)>>>,
+    hellos: Hellos,
     pub seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -88,7 +91,7 @@ impl ServerTls {
 #[derive(Debug)]
 struct Recording {
     key: Arc<CertifiedKey>,
-    hellos: Arc<Mutex<Vec<(Option<String>, bool)>>>,
+    hellos: Hellos,
 }
 
 impl ResolvesServerCert for Recording {
