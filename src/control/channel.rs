@@ -113,12 +113,26 @@ impl Dialer {
 /// resolution of the name and the connections run as its tasks, which
 /// end when the last clone of the channel is dropped.
 pub fn channel(svc: &ControlAddr, dialer: &Dialer) -> Channel {
-    let authority = svc.to_string();
     let tls = svc
         .server_name
         .as_ref()
         .map(|name| (name.clone(), dialer.tls.clone()));
-    let endpoint = move |addr: SocketAddr| {
+    let endpoint = endpoints(svc.to_string(), tls);
+    balanced(resolve::spawn(svc, &dialer.names, endpoint))
+}
+
+/// One HTTP/2 connection per address, as tonic's channel keeps it (lazy,
+/// reconnecting), its load the count of its requests still waiting for
+/// their response.
+type Endpoint = PendingRequests<tonic::transport::Channel, CompleteOnResponse>;
+
+/// How an endpoint is made for an address: requests name `authority`;
+/// connections are TLS naming `tls.0` when given.
+fn endpoints(
+    authority: String,
+    tls: Option<(String, Arc<ClientConfig>)>,
+) -> impl Fn(SocketAddr) -> Endpoint + Send + 'static {
+    move |addr: SocketAddr| {
         let tls = tls.clone();
         let connector = tower::service_fn(move |_: http::Uri| connect(addr, tls.clone()));
         let uri = format!("http://{authority}");
@@ -127,8 +141,12 @@ pub fn channel(svc: &ControlAddr, dialer: &Dialer) -> Channel {
             .tcp_nodelay(true);
         let channel = tonic::transport::Channel::new(connector, endpoint);
         PendingRequests::new(channel, CompleteOnResponse::default())
-    };
-    let discover = resolve::spawn(svc, &dialer.names, endpoint);
+    }
+}
+
+/// The endpoints `discover` brings, behind p2c and a buffer, whose worker
+/// is a task of the current runtime.
+fn balanced(discover: resolve::Discovered<Endpoint>) -> Channel {
     let balance = tower::balance::p2c::Balance::new(discover);
     let balance = tower::util::BoxService::new(balance);
     let (inner, worker) = tower::buffer::Buffer::pair(balance, BUFFER);
@@ -161,3 +179,7 @@ async fn connect(
         Err(_) => Err(format!("{addr}: no connection within {CONNECT_TIMEOUT:?}").into()),
     }
 }
+
+#[cfg(test)]
+#[path = "channel_tests.rs"]
+mod tests;

@@ -63,6 +63,16 @@ where
     Discovered { changes: receiver }
 }
 
+/// These addresses for good, for the balancer's tests.
+#[cfg(test)]
+pub(super) fn fixed<S>(addrs: &[SocketAddr], endpoint: impl Fn(SocketAddr) -> S) -> Discovered<S> {
+    let (changes, receiver) = mpsc::unbounded_channel();
+    for addr in addrs {
+        let _ = changes.send(Change::Insert(*addr, endpoint(*addr)));
+    }
+    Discovered { changes: receiver }
+}
+
 async fn follow<S, E>(
     name: String,
     port: u16,
