@@ -34,6 +34,12 @@ use crate::tls::rustls_config::{
     client_config, server_config, CertResolver, TlsConfigError, TrustAnchors,
 };
 
+/// A `Certify` unanswered this long is given up (and counted), so that a
+/// service that takes the request and never answers cannot stall renewal;
+/// linkerd2-proxy's control clients fail fast after 30 s too
+/// (`app/core/src/control.rs`).
+const CERTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What stands for a file path in errors about the anchors.
 const ANCHORS: &str = "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS";
 /// What stands for a file path in errors about the answer.
@@ -65,6 +71,8 @@ enum CertifyError {
     EmptyToken { path: String },
     #[error("the identity service answered {code:?}: {message}")]
     Status { code: tonic::Code, message: String },
+    #[error("the identity service did not answer within {CERTIFY_TIMEOUT:?}")]
+    Timeout,
     #[error("the identity service's answer has no valid_until")]
     NoExpiry,
     #[error("the identity service's certificate is already past its valid_until")]
@@ -166,13 +174,17 @@ impl Certify {
             token,
             certificate_signing_request: self.csr_der.clone(),
         };
-        let answer = client.certify(request).await.map_err(|status| {
-            let message: String = status.message().chars().take(256).collect();
-            CertifyError::Status {
-                code: status.code(),
-                message,
-            }
-        })?;
+        let answer = tokio::time::timeout(CERTIFY_TIMEOUT, client.certify(request))
+            .await
+            .map_err(|_| CertifyError::Timeout)?
+            .map_err(|status| {
+                // Bounded: the message is the service's to choose.
+                let message: String = status.message().chars().take(256).collect();
+                CertifyError::Status {
+                    code: status.code(),
+                    message,
+                }
+            })?;
         self.check(answer.into_inner(), SystemTime::now())
     }
 
