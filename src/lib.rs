@@ -20,6 +20,10 @@
 //! - `stat`: `ringside stat` and `ringside top`, a tool that reads a
 //!   running ringside's `/metrics` (the binary, `ringside demo`, tests).
 //!
+//! `control`, the control thread of Linkerd mode (Linkerd's identity
+//! service now; its destination and policy services next), is reached
+//! only through the runtime too.
+//!
 //! Everything else is the crate's own: the connection stage (`proxy`), the
 //! shard's state (`shard`), opaque forwarding (`tcp`), the I/O layer
 //! (`io`), the balancers (`balance`) and the admin server (`admin`) are
@@ -27,12 +31,14 @@
 //!
 //! Imports run one way: runtime → proxy → http → shard → {detect, tcp,
 //! tls} → {balance, io, metrics} (proxy also takes from shard, detect, tcp
-//! and tls directly), and admin → metrics; `config` is ground.
+//! and tls directly), runtime → control → {tls, metrics}, and admin →
+//! metrics; `config` is ground.
 //! `tests/layering.rs` keeps it so.
 
 mod admin;
 mod balance;
 pub mod config;
+mod control;
 pub mod detect;
 pub mod dns;
 pub mod http;

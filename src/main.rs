@@ -10,6 +10,9 @@ use ringside::tls::identity::{Identity, IdentityError};
 mod demo;
 
 fn main() -> ExitCode {
+    if ringside::config::linkerd::selected() {
+        return linkerd_mode();
+    }
     let args = Args::parse();
     let config = match Config::load(&args) {
         Ok(config) => config,
@@ -18,7 +21,7 @@ fn main() -> ExitCode {
     if args.check {
         return check(&config);
     }
-    init_logging(config.log_format);
+    init_logging(config.log_format, None);
     // SIGHUP and POST /reload read the config again under the same flags.
     let reload_args = args.clone();
 
@@ -32,6 +35,30 @@ fn main() -> ExitCode {
         // waits for a certificate not issued yet (`tls::reload`).
         None => run(config, reload_args),
     };
+    exit_code(result)
+}
+
+/// Started by Linkerd's identity wrapper, with no argument
+/// (`config::linkerd`): configured by `LINKERD2_PROXY_*` alone, said in one
+/// line on stdout before the `listening ...` lines, and the variables it
+/// does not read named in one log line.
+fn linkerd_mode() -> ExitCode {
+    let config = match Config::from_linkerd_env(std::env::vars_os()) {
+        Ok(config) => config,
+        Err(err) => return bad_configuration(err),
+    };
+    let linkerd = config.linkerd.clone().expect("Linkerd mode's config");
+    init_logging(config.log_format, linkerd.log_filter.as_deref());
+    println!("{}", linkerd.banner());
+    if !linkerd.ignored.is_empty() {
+        let ignored = linkerd.ignored.join(", ");
+        tracing::info!("ignoring LINKERD2_PROXY_* variables ringside does not read: {ignored}");
+    }
+    let result = start(config).and_then(|sidecar| Ok(sidecar.run()?));
+    exit_code(result.map(|()| tracing::info!("drained, exiting")))
+}
+
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -197,9 +224,12 @@ pub(crate) fn start(config: Config) -> anyhow::Result<ringside::runtime::Sidecar
     Ok(sidecar)
 }
 
-fn init_logging(format: LogFormat) {
+/// `RUST_LOG`, else `linkerd_filter` (`LINKERD2_PROXY_LOG`, checked),
+/// else `info`.
+fn init_logging(format: LogFormat, linkerd_filter: Option<&str>) {
+    let fallback = linkerd_filter.unwrap_or("info");
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(fallback));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -72,6 +72,13 @@ fn folders_import_only_downwards() {
                 "runtime", "shard", "tcp", "tls",
             ],
         ),
+        // The control thread: Linkerd's clients, feeding tls and metrics.
+        (
+            "control",
+            &[
+                "http", "tcp", "proxy", "runtime", "admin", "detect", "shard", "io", "balance",
+            ],
+        ),
         // The resolver thread knows only its settings and its counters.
         (
             "dns",

@@ -212,7 +212,7 @@ fn listener_port(
 }
 
 /// `25,9000-9100`: ports and inclusive ranges, as proxy-init takes them.
-fn parse_port_ranges(key: &str, list: &str) -> Result<Vec<PortRange>, ConfigError> {
+pub(super) fn parse_port_ranges(key: &str, list: &str) -> Result<Vec<PortRange>, ConfigError> {
     list.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())

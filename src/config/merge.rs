@@ -82,6 +82,7 @@ impl Config {
             inbound_policy,
             identity,
             dns,
+            linkerd: None,
         })
     }
 }

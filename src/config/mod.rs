@@ -22,6 +22,7 @@ mod identity;
 mod inbound_policy;
 mod iptables;
 mod limits;
+pub mod linkerd;
 mod merge;
 mod mesh_peers;
 mod route;
@@ -40,6 +41,7 @@ pub use iptables::{
     Cidr, IptablesAction, IptablesArgs, IptablesConfig, IptablesMode, OwnPorts, PortRange,
 };
 pub use limits::Http2Config;
+pub use linkerd::{ControlAddr, ControlHost, LinkerdConfig, LinkerdIdentity};
 pub use mesh_peers::{MeshPeer, DEFAULT_PEER_PORT};
 pub use route::{Direction, Protocol, Route, RouteSpec};
 pub use stat::{OutputFormat, SortBy, StatArgs, TopArgs};
@@ -105,6 +107,9 @@ pub struct Config {
     pub identity: Option<IdentityConfig>,
     /// How upstream names are resolved and re-resolved (`[dns]`).
     pub dns: DnsConfig,
+    /// Linkerd's control plane, in Linkerd mode (`linkerd/mod.rs`): the
+    /// identity comes from its identity service instead of files.
+    pub linkerd: Option<LinkerdConfig>,
 }
 
 /// Protocol detection settings, shared by every route; its two timeouts

@@ -79,6 +79,46 @@ fn given_servers(servers: &[SocketAddr]) -> ResolverConfig {
     ResolverConfig::from_name_servers(name_servers)
 }
 
+/// Lookups for another thread's own tasks (the control thread's
+/// control-plane names): `[dns]`'s resolver, asked once per call, each
+/// answer with its TTL, so the caller decides when to ask again.
+#[derive(Clone)]
+pub struct Lookups(TokioResolver);
+
+impl Lookups {
+    /// Must be called within the tokio runtime that will use it: hickory's
+    /// provider takes the runtime it is built in.
+    pub fn new(config: &DnsConfig) -> Result<Lookups, ResolverConfigError> {
+        build_resolver(config).map(Lookups)
+    }
+
+    /// Every A and AAAA address of `name` and the lowest TTL among them;
+    /// `None` when neither family could be asked (a timeout, a server
+    /// failure), which is not the same as a name with no address.
+    pub async fn addresses(&self, name: &str) -> Option<(Vec<IpAddr>, Duration)> {
+        let mut found: Option<(Vec<IpAddr>, Duration)> = None;
+        for answer in lookup(&self.0, name).await {
+            if let FamilyAnswer::Addresses { addresses, ttl } = answer {
+                let (all, lowest) = found.get_or_insert((Vec::new(), Duration::MAX));
+                if !addresses.is_empty() {
+                    *lowest = ttl.min(*lowest);
+                }
+                all.extend(addresses);
+            }
+        }
+        found.map(|(all, ttl)| {
+            (
+                all,
+                if ttl == Duration::MAX {
+                    Duration::ZERO
+                } else {
+                    ttl
+                },
+            )
+        })
+    }
+}
+
 /// The A and the AAAA answers for `name`, asked at the same time.
 pub(super) async fn lookup(resolver: &TokioResolver, name: &str) -> [FamilyAnswer; 2] {
     let (v4, v6) = futures_lite::future::zip(

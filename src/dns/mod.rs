@@ -18,13 +18,14 @@
 //! runtime's endpoint feed, a channel with a socket-pair wake-up that the
 //! admin shard awaits without blocking (`runtime/feed.rs`). Counters and
 //! unresolved names go to `metrics::DnsStatus`, which the admin shard
-//! reads at scrape time.
+//! reads at scrape time. The control thread asks its own names through
+//! `Lookups`, the same resolver without the watching.
 
 mod lookup;
 mod resolver;
 mod watch;
 
-pub use lookup::ResolverConfigError;
+pub use lookup::{Lookups, ResolverConfigError};
 pub use resolver::{resolve_once, Checked, Resolver, Sink, StartError};
 
 use std::net::IpAddr;

@@ -71,6 +71,8 @@ pub enum RunError {
     LockedMemory(#[from] LockedMemoryError),
     #[error(transparent)]
     IoUring(#[from] IoUringRefused),
+    #[error(transparent)]
+    Linkerd(#[from] crate::control::IdentityStartError),
 }
 
 /// The sidecar process: its listeners bound, its shards not yet started
@@ -98,6 +100,9 @@ pub struct Sidecar {
     mesh: Option<(MeshConfigs, Arc<IdentityStatus>)>,
     /// How deep every executor's io_uring rings are.
     rings: RingPlan,
+    /// Linkerd mode's control thread, which keeps the mesh's certificate
+    /// current; stopped when the shards have drained.
+    control_plane: Option<crate::control::ControlPlane>,
 }
 
 impl Sidecar {
@@ -119,12 +124,17 @@ impl Sidecar {
             what: "endpoint feed",
             source,
         })?;
-        let mesh = match &config.identity {
-            Some(identity) => {
-                let status = Arc::new(IdentityStatus::default());
-                Some((crate::tls::reload::start(identity, status.clone())?, status))
+        let status = Arc::new(IdentityStatus::default());
+        let (mesh, control_plane) = match (&config.identity, &config.linkerd) {
+            (Some(identity), _) => {
+                let configs = crate::tls::reload::start(identity, status.clone())?;
+                (Some((configs, status)), None)
             }
-            None => None,
+            (None, Some(linkerd)) => {
+                let plane = crate::control::start(linkerd, &config.dns, status.clone())?;
+                (Some((plane.mesh.clone(), status)), Some(plane))
+            }
+            (None, None) => (None, None),
         };
         let admin_listener = listener::bind_exclusive(config.admin_addr, 128)?;
         let admin_addr = local(&admin_listener, config.admin_addr)?;
@@ -160,6 +170,7 @@ impl Sidecar {
             feed,
             mesh,
             rings,
+            control_plane,
         })
     }
 
@@ -215,6 +226,7 @@ impl Sidecar {
             feed: (feed_sender, feed_receiver),
             mesh,
             rings,
+            control_plane,
         } = self;
         let configured = config.clone();
         // Shards see the bound addresses, so labels show real ports.
@@ -340,6 +352,9 @@ impl Sidecar {
                 shard,
                 message: err.to_string(),
             })?;
+        }
+        if let Some(plane) = control_plane {
+            plane.thread.shutdown();
         }
         Ok(())
     }

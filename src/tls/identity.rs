@@ -118,23 +118,69 @@ impl Identity {
         pem: &IdentityPem<'_>,
         now: UnixTime,
     ) -> Result<Identity, IdentityError> {
-        let cert_path = config.cert.display().to_string();
-        let key_path = config.key.display().to_string();
-        let anchors_path = config.trust_anchors.display().to_string();
-
-        let chain = certificates(&cert_path, pem.cert)?;
-        let leaf = parse(&cert_path, &chain[0])?;
+        let sources = Sources {
+            cert: &config.cert.display().to_string(),
+            key: &config.key.display().to_string(),
+            anchors: &config.trust_anchors.display().to_string(),
+        };
+        let chain = certificates(sources.cert, pem.cert)?;
         let key = PrivateKeyDer::from_pem_slice(pem.key).map_err(|err| match err {
             rustls::pki_types::pem::Error::NoItemsFound => IdentityError::NoPem {
-                path: key_path.clone(),
+                path: sources.key.to_string(),
                 what: "private key",
             },
             other => IdentityError::BadPem {
-                path: key_path.clone(),
+                path: sources.key.to_string(),
                 reason: other.to_string(),
             },
         })?;
-        let certified_key = certified_key(chain.clone(), key, &cert_path, &key_path)?;
+        // Read now, refused only after the certificate's own checks, so
+        // that a bad certificate is what a bad pair of files reports.
+        let roots = roots(sources.anchors, pem.trust_anchors).map(Arc::new);
+        let expected = Expected {
+            name: &config.name,
+            spiffe_id: config.spiffe_id.as_deref(),
+        };
+        Self::checked(&expected, chain, key, roots, &sources, now)
+    }
+
+    /// Checks a chain (leaf first) and its key that came from elsewhere
+    /// than files (Linkerd's identity service): the checks `from_pem`
+    /// makes, each error naming `sources`.
+    pub(crate) fn from_der(
+        name: &str,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        roots: Arc<RootCertStore>,
+        sources: &Sources<'_>,
+        now: UnixTime,
+    ) -> Result<Identity, IdentityError> {
+        if chain.is_empty() {
+            return Err(IdentityError::NoPem {
+                path: sources.cert.to_string(),
+                what: "certificate",
+            });
+        }
+        let expected = Expected {
+            name,
+            spiffe_id: None,
+        };
+        Self::checked(&expected, chain, key, Ok(roots), sources, now)
+    }
+
+    /// The key matches the leaf, the leaf is valid now and holds the
+    /// expected names, and the chain ends at `roots`.
+    fn checked(
+        expected: &Expected<'_>,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        roots: Result<Arc<RootCertStore>, IdentityError>,
+        sources: &Sources<'_>,
+        now: UnixTime,
+    ) -> Result<Identity, IdentityError> {
+        let cert_path = sources.cert.to_string();
+        let leaf = parse(&cert_path, &chain[0])?;
+        let certified_key = certified_key(chain.clone(), key, &cert_path, sources.key)?;
 
         let validity = leaf.validity();
         let (not_before, not_after) = (
@@ -166,17 +212,17 @@ impl Identity {
         if !sans
             .dns
             .iter()
-            .any(|dns| dns.eq_ignore_ascii_case(&config.name))
+            .any(|dns| dns.eq_ignore_ascii_case(expected.name))
         {
             return Err(IdentityError::NameMissing {
                 path: cert_path,
-                name: config.name.clone(),
+                name: expected.name.to_string(),
                 found: sans.dns,
             });
         }
-        if let Some(id) = &config.spiffe_id {
-            if !sans.uri.contains(id) {
-                let (id, found) = (id.clone(), sans.uri);
+        if let Some(id) = expected.spiffe_id {
+            if !sans.uri.iter().any(|uri| uri == id) {
+                let (id, found) = (id.to_string(), sans.uri);
                 return Err(IdentityError::SpiffeIdMissing {
                     path: cert_path,
                     id,
@@ -185,18 +231,18 @@ impl Identity {
             }
         }
 
-        let roots = roots(&anchors_path, pem.trust_anchors)?;
+        let roots = roots?;
         chains_to(&chain, &roots, now).map_err(|(usage, reason)| IdentityError::Untrusted {
             path: cert_path.clone(),
-            anchors: anchors_path.clone(),
+            anchors: sources.anchors.to_string(),
             usage,
             reason,
         })?;
 
         Ok(Identity {
-            name: config.name.clone(),
+            name: expected.name.to_string(),
             certified_key: Arc::new(certified_key),
-            roots: Arc::new(roots),
+            roots,
             not_after_unix_seconds: not_after.max(0) as u64,
         })
     }
@@ -218,6 +264,21 @@ impl Identity {
     pub(crate) fn roots(&self) -> Arc<RootCertStore> {
         Arc::clone(&self.roots)
     }
+}
+
+/// Where the pieces of an identity came from, as its errors name them:
+/// files' paths, or what stands for them (the identity service's answer,
+/// an environment variable).
+pub(crate) struct Sources<'a> {
+    pub cert: &'a str,
+    pub key: &'a str,
+    pub anchors: &'a str,
+}
+
+/// The names a certificate must hold.
+struct Expected<'a> {
+    name: &'a str,
+    spiffe_id: Option<&'a str>,
 }
 
 /// The DNS and URI SANs of a certificate, as written in it.
@@ -251,6 +312,15 @@ pub fn load_anchors(config: &IdentityConfig) -> Result<Arc<RootCertStore>, Ident
     let path = config.trust_anchors.display().to_string();
     let pem = read(&config.trust_anchors)?;
     Ok(Arc::new(roots(&path, &pem)?))
+}
+
+/// Trust anchors given as PEM text (Linkerd's environment holds the
+/// certificates themselves); `source` names them in errors.
+pub(crate) fn anchors_from_pem(
+    source: &str,
+    pem: &[u8],
+) -> Result<Arc<RootCertStore>, IdentityError> {
+    Ok(Arc::new(roots(source, pem)?))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, IdentityError> {

@@ -110,6 +110,52 @@ pub fn issue(
 ) -> Result<Minted, MintError> {
     let ca_key = KeyPair::from_pem(&ca.key_pem)?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
+    let params = leaf_params(name, spiffe_id, validity)?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(Minted {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// A new key and a request to certify it for `name`, as Linkerd's
+/// identity wrapper writes them before the proxy starts: the key as
+/// PKCS#8 DER (`key.p8`) and the request as DER (`csr.der`).
+pub fn signing_request(name: &str) -> Result<(Vec<u8>, Vec<u8>), MintError> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = CertificateParams::new(vec![name.to_string()])?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    let csr = params.serialize_request(&key)?;
+    Ok((key.serialize_der(), csr.der().to_vec()))
+}
+
+/// Signs a certificate signing request (DER) as `ca` would sign a leaf
+/// for `name`, whatever name the request holds, as Linkerd's identity
+/// service issues the identity it checked rather than what the CSR says.
+/// The mock identity service of the tests answers `Certify` with it.
+/// Returns the certificate, DER.
+pub fn sign_request(
+    ca: &Minted,
+    csr_der: &[u8],
+    name: &str,
+    validity: Validity,
+) -> Result<Vec<u8>, MintError> {
+    let ca_key = KeyPair::from_pem(&ca.key_pem)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
+    let csr = rustls::pki_types::CertificateSigningRequestDer::from(csr_der.to_vec());
+    let mut request = rcgen::CertificateSigningRequestParams::from_der(&csr)?;
+    request.params = leaf_params(name, None, validity)?;
+    Ok(request.signed_by(&issuer)?.der().to_vec())
+}
+
+/// A workload's leaf: its name as DNS SAN (and SPIFFE ID as URI SAN),
+/// usable as a TLS server and client certificate.
+fn leaf_params(
+    name: &str,
+    spiffe_id: Option<&str>,
+    validity: Validity,
+) -> Result<CertificateParams, MintError> {
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::CommonName, name);
     params.subject_alt_names = vec![SanType::DnsName(name.try_into()?)];
@@ -125,12 +171,7 @@ pub fn issue(
     params.use_authority_key_identifier_extension = true;
     params.not_before = validity.not_before.into();
     params.not_after = validity.not_after.into();
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let cert = params.signed_by(&key, &issuer)?;
-    Ok(Minted {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    Ok(params)
 }
 
 /// Runs `ringside identity ...`; returns the files written.

@@ -5,7 +5,7 @@
 //! outbound (`mesh`). `mint` makes development certificates.
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub mod identity;
 #[doc(hidden)]
 pub mod invariants;

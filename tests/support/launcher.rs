@@ -160,8 +160,15 @@ impl Ringside {
         if !args.contains(&"--admin-addr") {
             command.args(["--admin-addr", "127.0.0.1:0"]);
         }
+        command.args(args);
+        Ringside::without_arguments(command).0
+    }
+
+    /// Starts `command` as it is (Linkerd mode takes no argument) and
+    /// waits for its `listening` lines; also returns the other lines it
+    /// printed before them.
+    pub fn without_arguments(mut command: Command) -> (Ringside, Vec<String>) {
         let mut child = command
-            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -170,6 +177,7 @@ impl Ringside {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let (mut admin, mut routes) = (None, Vec::new());
         let (mut transparent, mut transparent_v6) = (Vec::new(), Vec::new());
+        let mut other = Vec::new();
         let mut line = String::new();
         // Route lines come first; the admin line is the last one.
         while admin.is_none() {
@@ -187,17 +195,19 @@ impl Ringside {
                 ["listening", "outbound-ipv6" | "inbound-ipv6", addr] => {
                     transparent_v6.push(addr.parse().unwrap())
                 }
-                _ => {}
+                ["listening", ..] => {}
+                _ => other.push(line.trim_end().to_string()),
             }
         }
-        Ringside {
+        let ringside = Ringside {
             child,
             admin: admin.unwrap(),
             routes,
             transparent,
             transparent_v6,
             _stdout: stdout,
-        }
+        };
+        (ringside, other)
     }
 
     pub fn route(&self) -> SocketAddr {

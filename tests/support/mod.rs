@@ -10,8 +10,10 @@
 //! as bytes (`pq_client_hello`, shared with the unit tests) and a mesh
 //! client that sends one (`large_hello`), and a DNS server whose records
 //! a test changes as it runs (`dns_server`), the limits a container
-//! sets, applied to ringside's process (`confined`), and a terminal that
-//! tests of `ringside top` type into and read (`tmux`). Readiness
+//! sets, applied to ringside's process (`confined`), a terminal that
+//! tests of `ringside top` type into and read (`tmux`), and a mock of
+//! Linkerd's control plane with the pods it serves (`control_plane`).
+//! Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -22,6 +24,7 @@
 
 pub mod clients;
 pub mod confined;
+pub mod control_plane;
 pub mod dns_server;
 pub mod identity;
 pub mod large_hello;
