@@ -16,7 +16,9 @@
 //!   binary, the fuzz target, the Linkerd double in the tests);
 //! - `iptables::run` (the binary);
 //! - `dns`: the resolver thread of upstream names (the runtime, `--check`,
-//!   and the tests that run it against their own DNS server).
+//!   and the tests that run it against their own DNS server);
+//! - `discovery`: outbound discovery from Linkerd's control plane (the
+//!   runtime, and the tests that run it against their mock control plane).
 //!
 //! Everything else is the crate's own: the connection stage (`proxy`), the
 //! shard's state (`shard`), opaque forwarding (`tcp`), the I/O layer
@@ -32,6 +34,7 @@ mod admin;
 mod balance;
 pub mod config;
 pub mod detect;
+pub mod discovery;
 pub mod dns;
 pub mod http;
 mod io;

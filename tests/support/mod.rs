@@ -8,7 +8,8 @@
 //! test (`source_reader`), and post-quantum-sized ClientHellos: a real one
 //! as bytes (`pq_client_hello`, shared with the unit tests) and a mesh
 //! client that sends one (`large_hello`), and a DNS server whose records
-//! a test changes as it runs (`dns_server`). Readiness
+//! a test changes as it runs (`dns_server`), and a mock of Linkerd's
+//! destination and policy controllers (`mock_discovery`). Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -23,6 +24,7 @@ pub mod identity;
 pub mod large_hello;
 pub mod launcher;
 pub mod linkerd_inbound;
+pub mod mock_discovery;
 pub mod netns;
 pub mod origins;
 pub mod pods;

@@ -1,0 +1,221 @@
+//! Outbound discovery against a mock of Linkerd's control plane
+//! (`support::mock_discovery`): the discovery thread's snapshots follow
+//! the policy, the profile and the endpoints the mock serves; NOT_FOUND
+//! falls back as linkerd2-proxy's `discover.rs` does; a broken stream
+//! keeps its last answer and reconnects.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringside::config::Cidr;
+use ringside::discovery::{Backoff, CacheHandle, Discovered, DiscoveryConfig, Snapshot, Source};
+use support::eventually;
+use support::mock_discovery::messages::{self, endpoint, Kind};
+use support::mock_discovery::{Call, MockControlPlane};
+use tokio::sync::watch;
+
+const CONTEXT: &str = r#"{"ns":"client-ns","nodeName":"node-1"}"#;
+const WORKLOAD: &str = r#"{"ns":"client-ns","pod":"client-0"}"#;
+const IDENTITY: &str = "web.web-ns.serviceaccount.identity.linkerd.cluster.local";
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+/// The discovery thread against `mock`, profiles asked for 10.0.0.0/8.
+fn discovery(mock: &MockControlPlane) -> CacheHandle {
+    let config = DiscoveryConfig {
+        context: CONTEXT.to_string(),
+        profile_networks: vec![Cidr {
+            addr: "10.0.0.0".parse().unwrap(),
+            prefix: 8,
+        }],
+        workload: WORKLOAD.to_string(),
+    };
+    let backoff = Backoff {
+        min: Duration::from_millis(10),
+        max: Duration::from_millis(200),
+    };
+    ringside::discovery::spawn(mock.addr, config, backoff).expect("the discovery thread")
+}
+
+fn lookup(handle: &CacheHandle, original: SocketAddr) -> watch::Receiver<Snapshot> {
+    handle
+        .lookup(original)
+        .blocking_recv()
+        .expect("the discovery thread answers")
+}
+
+/// Waits until the snapshot satisfies `check`, and returns it.
+fn wait_for(
+    receiver: &watch::Receiver<Snapshot>,
+    what: &str,
+    check: impl Fn(&Discovered) -> bool,
+) -> Arc<Discovered> {
+    eventually(what, || receiver.borrow().as_deref().is_some_and(&check));
+    receiver.borrow().clone().unwrap()
+}
+
+fn ports(discovered: &Discovered) -> Vec<u16> {
+    discovered.endpoints.iter().map(|e| e.addr.port()).collect()
+}
+
+#[test]
+fn a_balanced_backend_follows_the_endpoints_added_and_removed() {
+    let mock = MockControlPlane::start();
+    let original = addr("10.96.0.10:8080");
+    let path = "web.web-ns.svc.cluster.local:8080";
+    mock.set_policy(
+        original,
+        Some(messages::policy(Kind::Detect, messages::balancer(path))),
+    );
+    let meshed = endpoint(addr("10.1.0.1:8080"), Some(IDENTITY), Some(4143), true);
+    let plain = endpoint(addr("10.1.0.2:8081"), None, None, false);
+    mock.set_endpoints(path, vec![meshed, plain]);
+    let handle = discovery(&mock);
+    let receiver = lookup(&handle, original);
+    let found = wait_for(&receiver, "two endpoints", |d| d.endpoints.len() == 2);
+    assert_eq!(found.source, Source::Policy);
+    assert_eq!(found.protocol, Some(ringside::config::Protocol::Detect));
+    assert_eq!(found.detect_timeout, Some(Duration::from_secs(10)));
+    let first = &found.endpoints[0];
+    assert_eq!(first.identity.as_deref(), Some(IDENTITY));
+    assert_eq!(first.tagged_port, Some(4143));
+    assert_eq!(first.protocol, Some(ringside::config::ProtocolHint::Http2));
+    let labels: Vec<String> = first
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    assert_eq!(labels, ["dst_pod=pod-8080", "dst_service=mock"]);
+    let second = &found.endpoints[1];
+    assert_eq!((second.identity.as_ref(), second.tagged_port), (None, None));
+    // Churn: one added, then one removed.
+    let third = endpoint(addr("10.1.0.3:8082"), Some(IDENTITY), Some(4143), false);
+    let plain = endpoint(addr("10.1.0.2:8081"), None, None, false);
+    mock.set_endpoints(path, vec![plain.clone(), third.clone()]);
+    let found = wait_for(&receiver, "the first removed, a third added", |d| {
+        ports(d) == [8081, 8082]
+    });
+    assert_eq!(found.endpoints[1].identity.as_deref(), Some(IDENTITY));
+    mock.set_endpoints(path, vec![]);
+    wait_for(&receiver, "no endpoints", |d| d.endpoints.is_empty());
+    // What was asked: the workload and the context as configured, as-is.
+    let requests = mock.requests();
+    assert!(
+        requests.contains(&format!("Watch {original} {WORKLOAD}")),
+        "{requests:?}"
+    );
+    assert!(
+        requests.contains(&format!("Get {path} {CONTEXT}")),
+        "{requests:?}"
+    );
+    assert!(
+        requests.contains(&format!("GetProfile {original} {CONTEXT}")),
+        "{requests:?}"
+    );
+    // A second lookup shares the watches.
+    let again = lookup(&handle, original);
+    wait_for(&again, "the same answer", |d| d.endpoints.is_empty());
+    assert_eq!(mock.calls(Call::Watch), 1);
+}
+
+#[test]
+fn a_policy_not_found_falls_back_to_the_profile_then_to_the_original_address() {
+    let mock = MockControlPlane::start();
+    let handle = discovery(&mock);
+    let profiled = addr("10.96.0.11:5432");
+    let gateway = endpoint(addr("10.1.0.9:5432"), Some(IDENTITY), Some(4143), false);
+    mock.set_profile(profiled, Some(messages::profile(Some(gateway), true)));
+    let receiver = lookup(&handle, profiled);
+    let found = wait_for(&receiver, "the profile's endpoint", |_| true);
+    assert_eq!(found.source, Source::Profile);
+    assert_eq!(found.protocol, Some(ringside::config::Protocol::Opaque));
+    assert_eq!(ports(&found), [5432]);
+    assert_eq!(found.endpoints[0].identity.as_deref(), Some(IDENTITY));
+    // Neither knows it: the original address, without TLS.
+    let unknown = addr("10.96.0.12:80");
+    let found = wait_for(&lookup(&handle, unknown), "the original", |_| true);
+    assert_eq!(found.source, Source::Original);
+    assert_eq!(
+        found.endpoints[..],
+        [ringside::config::Endpoint::plain(unknown)]
+    );
+    // Outside the profile networks no profile is asked for.
+    let egress = addr("192.0.2.1:443");
+    let found = wait_for(&lookup(&handle, egress), "the original", |_| true);
+    assert_eq!(found.source, Source::Original);
+    let asked = mock.requests();
+    assert!(
+        !asked
+            .iter()
+            .any(|r| r.starts_with(&format!("GetProfile {egress}"))),
+        "{asked:?}"
+    );
+    assert_eq!(mock.calls(Call::GetProfile), 2);
+}
+
+#[test]
+fn a_broken_stream_keeps_the_last_answer_and_reconnects() {
+    let mock = MockControlPlane::start();
+    let original = addr("10.96.0.20:8080");
+    let path = "api.ns.svc.cluster.local:8080";
+    mock.set_policy(
+        original,
+        Some(messages::policy(Kind::Http1, messages::balancer(path))),
+    );
+    let first = endpoint(addr("10.1.1.1:8080"), None, None, false);
+    mock.set_endpoints(path, vec![first]);
+    let handle = discovery(&mock);
+    let receiver = lookup(&handle, original);
+    let before = wait_for(&receiver, "the first answer", |d| d.endpoints.len() == 1);
+    let (gets, watches) = (mock.calls(Call::Get), mock.calls(Call::Watch));
+    mock.set_down(true);
+    mock.break_streams();
+    eventually("the clients to try again while the mock is down", || {
+        mock.calls(Call::Get) >= gets + 2 && mock.calls(Call::Watch) >= watches + 2
+    });
+    assert_eq!(
+        receiver.borrow().as_deref(),
+        Some(&*before),
+        "the last answer holds while the control plane is down"
+    );
+    mock.set_down(false);
+    let second = endpoint(addr("10.1.1.2:8080"), None, None, false);
+    mock.set_endpoints(path, vec![second]);
+    let after = wait_for(&receiver, "the new stream's answer", |d| {
+        ports(d) == [8080] && d.endpoints[0].addr.ip().to_string() == "10.1.1.2"
+    });
+    assert_eq!(
+        after.endpoints.len(),
+        1,
+        "replaced, not merged with the old stream's"
+    );
+}
+
+#[test]
+fn a_policy_taken_away_falls_back_and_a_forward_backend_is_one_endpoint() {
+    let mock = MockControlPlane::start();
+    let original = addr("10.96.0.30:6379");
+    let target = endpoint(addr("10.1.2.1:6379"), Some(IDENTITY), Some(4143), false);
+    mock.set_policy(
+        original,
+        Some(messages::policy(Kind::Opaque, messages::forward(target))),
+    );
+    let handle = discovery(&mock);
+    let receiver = lookup(&handle, original);
+    let found = wait_for(&receiver, "the forward endpoint", |d| {
+        d.source == Source::Policy
+    });
+    assert_eq!(found.protocol, Some(ringside::config::Protocol::Opaque));
+    assert_eq!(found.endpoints[0].addr, addr("10.1.2.1:6379"));
+    mock.set_policy(original, None);
+    let found = wait_for(&receiver, "the fallback", |d| d.source != Source::Policy);
+    assert_eq!(
+        found.endpoints[..],
+        [ringside::config::Endpoint::plain(original)]
+    );
+}
