@@ -219,3 +219,193 @@ fn a_policy_taken_away_falls_back_and_a_forward_backend_is_one_endpoint() {
         [ringside::config::Endpoint::plain(original)]
     );
 }
+
+// ringside carrying redirected connections as discovery says, in a network
+// namespace of the test's own (as tests/transparent.rs): iptables sends
+// the test's connections to 198.18.0.0/24 (the "services") to ringside's
+// outbound listener; the mock's policies name endpoints on loopback, some
+// behind a double of Linkerd's inbound (`support::linkerd_inbound`) with
+// an identity, some plain.
+
+use support::identity::{identities, SERVER};
+use support::linkerd_inbound::LinkerdInbound;
+use support::{
+    echo_through, random_bytes, HttpClient, HttpOrigin, KeepAliveLoad, Launch, Origin, Pod,
+    Ringside, POD_ADDR,
+};
+
+/// The group ringside runs under, which the redirect rule exempts.
+const RINGSIDE_GID: u32 = 4140;
+
+/// ringside with the client identity and discovery from `mock`, its
+/// outbound listener taking this namespace's connections to the services.
+fn discovering_ringside(
+    pod: &Pod,
+    test: &str,
+    mock: &MockControlPlane,
+    dir: &support::TempDir,
+) -> Option<Ringside> {
+    let launch = Launch::new()
+        .gid(RINGSIDE_GID)
+        .shards(1)
+        .arg("--outbound-listen", "127.0.0.1:0")
+        .env("RINGSIDE_DISCOVERY_ADDR", &mock.addr.to_string())
+        .env("RINGSIDE_DISCOVERY_PROFILE_NETWORKS", "198.18.0.0/24")
+        .env("RINGSIDE_DISCOVERY_CONTEXT", CONTEXT)
+        .env("RINGSIDE_DISCOVERY_WORKLOAD", WORKLOAD);
+    let proxy = launch
+        .identity(dir, "client", support::identity::CLIENT)
+        .start();
+    pod.redirect(test, proxy.transparent[0].port(), RINGSIDE_GID)?;
+    Some(proxy)
+}
+
+fn get(target: SocketAddr) -> support::Response {
+    let mut client = HttpClient::connect(target);
+    client.get("/size/10").expect("an answer")
+}
+
+#[test]
+fn ringside_carries_opaque_and_http_to_discovered_endpoints_with_and_without_identity() {
+    let test = "ringside_carries_opaque_and_http_to_discovered_endpoints";
+    let Some(pod) = Pod::enter(test) else {
+        return;
+    };
+    let dir = identities();
+    let linkerd = LinkerdInbound::start(&dir, "server");
+    let tagged = Some(linkerd.addr.port());
+    let (echo, meshed_web, plain_web) = (
+        Origin::echo(),
+        HttpOrigin::start("meshed-web", Duration::ZERO),
+        HttpOrigin::start("plain-web", Duration::ZERO),
+    );
+    let mock = MockControlPlane::start();
+    // Opaque, meshed: over mTLS to the inbound double, with a header.
+    let redis = addr("198.18.0.10:6379");
+    let redis_endpoint = endpoint(echo.addr, Some(SERVER), tagged, false);
+    mock.set_policy(
+        redis,
+        Some(messages::policy(
+            Kind::Opaque,
+            messages::forward(redis_endpoint),
+        )),
+    );
+    // HTTP, meshed, balanced.
+    let web = addr("198.18.0.11:80");
+    mock.set_policy(
+        web,
+        Some(messages::policy(Kind::Detect, messages::balancer("web:80"))),
+    );
+    mock.set_endpoints(
+        "web:80",
+        vec![endpoint(meshed_web.addr, Some(SERVER), tagged, true)],
+    );
+    // HTTP, no identity: plaintext.
+    let plain = addr("198.18.0.12:80");
+    mock.set_policy(
+        plain,
+        Some(messages::policy(
+            Kind::Http1,
+            messages::balancer("plain:80"),
+        )),
+    );
+    mock.set_endpoints(
+        "plain:80",
+        vec![endpoint(plain_web.addr, None, None, false)],
+    );
+    // Unknown to both: its original address, in plaintext.
+    let egress_origin = Origin::echo_on(&format!("{POD_ADDR}:0"));
+    let Some(proxy) = discovering_ringside(&pod, test, &mock, &dir) else {
+        return;
+    };
+
+    let data = random_bytes(1 << 20, 23);
+    assert!(echo_through(redis, &data) == data, "opaque bytes differ");
+    assert_eq!(
+        linkerd.opaque.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a header without a session protocol"
+    );
+    let response = get(web);
+    assert_eq!(response.status, 200);
+    assert_eq!(meshed_web.requests(), 1);
+    let response = get(plain);
+    assert_eq!(response.status, 200);
+    assert_eq!(plain_web.requests(), 1);
+    assert!(echo_through(egress_origin.addr, b"egress") == b"egress");
+    assert_eq!(egress_origin.accepted(), 1);
+
+    let metrics = proxy.wait_idle();
+    let meshed = [
+        ("direction", "outbound"),
+        ("peer", "dst"),
+        ("tls", "true"),
+        ("server_id", SERVER),
+    ];
+    let echo_target = echo.addr.to_string();
+    let mut to_echo = meshed.to_vec();
+    to_echo.push(("target_addr", echo_target.as_str()));
+    assert_eq!(
+        metrics.sum("tcp_write_bytes_total", &to_echo),
+        data.len() as f64
+    );
+    let plain_target = plain_web.addr.to_string();
+    let no_tls = [
+        ("direction", "outbound"),
+        ("peer", "dst"),
+        ("target_addr", plain_target.as_str()),
+        ("tls", "no_identity"),
+        ("no_tls_reason", "not_provided_by_service_discovery"),
+    ];
+    assert_eq!(metrics.sum("tcp_open_total", &no_tls), 1.0);
+}
+
+#[test]
+fn endpoints_churned_under_load_lose_nothing() {
+    let test = "endpoints_churned_under_load_lose_nothing";
+    let Some(pod) = Pod::enter(test) else {
+        return;
+    };
+    let dir = identities();
+    let origins: Vec<HttpOrigin> = ["a", "b", "c"]
+        .into_iter()
+        .map(|name| HttpOrigin::start(name, Duration::ZERO))
+        .collect();
+    let mock = MockControlPlane::start();
+    let service = addr("198.18.0.20:8080");
+    let path = "churn:8080";
+    mock.set_policy(
+        service,
+        Some(messages::policy(Kind::Http1, messages::balancer(path))),
+    );
+    let set = |which: &[usize]| {
+        let endpoints = which
+            .iter()
+            .map(|&i| endpoint(origins[i].addr, None, None, false))
+            .collect();
+        mock.set_endpoints(path, endpoints);
+    };
+    set(&[0, 1]);
+    let Some(proxy) = discovering_ringside(&pod, test, &mock, &dir) else {
+        return;
+    };
+    let load = KeepAliveLoad::start(service, 4);
+    for round in [[1, 2], [2, 0], [0, 1], [1, 2]] {
+        let before = origins[round[1]].requests();
+        set(&round);
+        // The newcomer is taken into the open connections' balancing.
+        support::eventually("the new endpoint to be used", || {
+            origins[round[1]].requests() > before + 10
+        });
+    }
+    load.stop();
+    let metrics = proxy.wait_idle();
+    let failed = [("direction", "outbound"), ("classification", "failure")];
+    assert_eq!(
+        metrics.sum("response_total", &failed),
+        0.0,
+        "no failed response"
+    );
+    let succeeded = [("direction", "outbound"), ("classification", "success")];
+    assert!(metrics.sum("response_total", &succeeded) > 40.0);
+}

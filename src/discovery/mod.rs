@@ -31,7 +31,7 @@ pub(crate) mod watch;
 pub use cache::{Cache, CacheHandle, Lookup};
 pub use resolver::Snapshot;
 pub use target::{Discovered, Source};
-pub use thread::spawn;
+pub use thread::{from_env, spawn};
 pub use watch::Backoff;
 
 use crate::config::Cidr;

@@ -53,10 +53,34 @@ impl RouteState {
         mesh: Option<&MeshTls>,
     ) -> RouteState {
         let metrics = route_metrics(RouteMetrics::new, &route, &endpoints, metrics, mesh);
+        self.succeed_with(route, endpoints, metrics)
+    }
+
+    /// As `successor`, for a transparent listener's destination whose
+    /// discovered endpoints changed (its labels stay under the shard's
+    /// bound, as `for_destination`'s).
+    pub fn destination_successor(
+        &self,
+        route: Route,
+        endpoints: EndpointSet,
+        metrics: &ShardMetrics,
+        mesh: Option<&MeshTls>,
+    ) -> RouteState {
+        let make = RouteMetrics::for_destination;
+        let metrics = route_metrics(make, &route, &endpoints, metrics, mesh);
+        self.succeed_with(route, endpoints, metrics)
+    }
+
+    fn succeed_with(
+        &self,
+        route: Route,
+        endpoints: EndpointSet,
+        metrics: Rc<RouteMetrics>,
+    ) -> RouteState {
         let addrs = addrs(&endpoints);
         let http = self
             .http
-            .successor(metrics.clone(), &addrs, route.response_timeout);
+            .successor(metrics.clone(), endpoints.clone(), route.response_timeout);
         let http = Rc::new(http);
         self.http.succeed(http.clone());
         RouteState {
@@ -68,20 +92,21 @@ impl RouteState {
         }
     }
 
-    /// A transparent listener's route for one original destination: as
-    /// `new`, with its `target_addr`s under the shard's bound on
-    /// destinations (`metrics::MAX_DESTINATIONS`), since the client chose
-    /// them. One endpoint: the balancers have no choice to make, so no seed.
+    /// A transparent listener's route for one original destination, over
+    /// `endpoints` (its own address, or what discovery found): as `new`,
+    /// with its `target_addr`s under the shard's bound on destinations
+    /// (`metrics::MAX_DESTINATIONS`), since the client chose them.
     pub fn for_destination(
         route: Route,
+        endpoints: EndpointSet,
         metrics: &ShardMetrics,
+        seed: u64,
         pool_idle_timeout: Duration,
         mesh: Option<&MeshTls>,
     ) -> RouteState {
-        let endpoints: EndpointSet = route.static_endpoints().into();
         let make = RouteMetrics::for_destination;
         let metrics = route_metrics(make, &route, &endpoints, metrics, mesh);
-        RouteState::with_metrics(route, endpoints, metrics, 0, pool_idle_timeout)
+        RouteState::with_metrics(route, endpoints, metrics, seed, pool_idle_timeout)
     }
 
     fn with_metrics(
@@ -97,7 +122,7 @@ impl RouteState {
             balancer: ConnectionBalancer::new(&addrs, seed),
             http: Rc::new(HttpRoute::new(
                 metrics.clone(),
-                &addrs,
+                endpoints.clone(),
                 http_seed,
                 pool_idle_timeout,
                 route.response_timeout,
@@ -144,9 +169,10 @@ fn route_metrics(
     ))
 }
 
-/// The identities of the mesh peers holding `route`'s endpoints, which
-/// label their upstream-side series; none inbound, where the endpoint is
-/// the application beside us (`Shard::connect`).
+/// The identities of the mesh peers holding `route`'s endpoints (the one
+/// their source gave, else their `[[mesh.peer]]`'s), which label their
+/// upstream-side series; none inbound, where the endpoint is the
+/// application beside us (`Shard::connect`).
 fn server_ids(
     route: &Route,
     endpoints: &[Endpoint],
@@ -156,9 +182,9 @@ fn server_ids(
     endpoints
         .iter()
         .map(|endpoint| {
-            mesh?
-                .peer_for(endpoint.addr)
-                .map(|peer| peer.identity.clone())
+            let mesh = mesh?;
+            let peer = || mesh.peer_for(endpoint.addr).map(|p| p.identity.clone());
+            endpoint.identity.clone().or_else(peer)
         })
         .collect()
 }

@@ -32,6 +32,7 @@ pub use placement::{Placement, PlacementError};
 pub use signals::Signals;
 
 use crate::config::{Args, Config};
+use crate::discovery::CacheHandle;
 use crate::dns::{Sink, Update};
 use crate::metrics::{DnsStatus, IdentityStatus};
 use crate::tls::mesh::MeshConfigs;
@@ -79,6 +80,9 @@ pub struct Sidecar {
     /// The mTLS configs every shard shares, with the identity's status,
     /// when an identity is configured.
     mesh: Option<(MeshConfigs, Arc<IdentityStatus>)>,
+    /// Where outbound transparent destinations are resolved, under a
+    /// control plane (`with_discovery`).
+    discovery: Option<CacheHandle>,
 }
 
 impl Sidecar {
@@ -137,6 +141,7 @@ impl Sidecar {
             args: None,
             feed,
             mesh,
+            discovery: None,
         })
     }
 
@@ -144,6 +149,13 @@ impl Sidecar {
     /// (its file under its flags and environment), as at start.
     pub fn reload_from(mut self, args: Args) -> Sidecar {
         self.args = Some(args);
+        self
+    }
+
+    /// Resolves the outbound transparent listeners' destinations through
+    /// `discovery` (Linkerd's destination and policy services).
+    pub fn with_discovery(mut self, discovery: CacheHandle) -> Sidecar {
+        self.discovery = Some(discovery);
         self
     }
 
@@ -191,6 +203,7 @@ impl Sidecar {
             args,
             feed: (feed_sender, feed_receiver),
             mesh,
+            discovery,
         } = self;
         let configured = config.clone();
         // Shards see the bound addresses, so labels show real ports.
@@ -261,6 +274,7 @@ impl Sidecar {
                 twins,
                 own_addrs: own_addrs.clone(),
                 mesh: mesh.clone(),
+                discovery: discovery.clone(),
                 control,
                 shared: shared.clone(),
             };
