@@ -152,10 +152,68 @@ impl Cache {
             held
         });
     }
+}
 
-    /// Resolvers kept now.
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.entries.len()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::Source;
+
+    fn addr(i: usize) -> SocketAddr {
+        SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 80))
+    }
+
+    #[test]
+    fn resolvers_are_shared_bounded_and_dropped_when_idle() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Never awaited here: the resolvers' tasks never run, so nothing
+        // dials the (absent) control plane.
+        let _entered = runtime.enter();
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+        let clients = Clients {
+            channel,
+            config: Arc::default(),
+            backoff: Default::default(),
+        };
+        let (mut cache, _handle, _lookups) = Cache::new(clients);
+        let first = cache.receiver(addr(0));
+        let again = cache.receiver(addr(0));
+        assert_eq!(cache.entries.len(), 1, "one resolver per destination");
+        let held: Vec<_> = (1..MAX_RESOLVERS)
+            .map(|i| cache.receiver(addr(i)))
+            .collect();
+        assert_eq!(cache.entries.len(), MAX_RESOLVERS);
+        // Full, and every resolver held: the fallback, not cached.
+        let extra = cache.receiver(addr(MAX_RESOLVERS));
+        let source = extra.borrow().as_deref().map(|d| d.source);
+        assert_eq!(source, Some(Source::Original));
+        assert_eq!(cache.entries.len(), MAX_RESOLVERS);
+        drop(held);
+        let now = Instant::now();
+        cache.sweep(now);
+        assert_eq!(cache.entries.len(), MAX_RESOLVERS, "idle, not for long yet");
+        cache.sweep(now + IDLE_TIMEOUT);
+        assert_eq!(cache.entries.len(), 1, "the held one stays");
+        // Held again before its idle time ran out: kept.
+        drop((first, again));
+        cache.sweep(now + IDLE_TIMEOUT);
+        let back = cache.receiver(addr(0));
+        cache.sweep(now + IDLE_TIMEOUT * 3);
+        assert_eq!(cache.entries.len(), 1);
+        drop(back);
+        // Full of idle ones: they make room at once.
+        let _held: Vec<_> = (1..MAX_RESOLVERS)
+            .map(|i| cache.receiver(addr(i)))
+            .collect();
+        drop(_held);
+        let _new = cache.receiver(addr(MAX_RESOLVERS + 1));
+        assert_eq!(
+            cache.entries.len(),
+            1,
+            "the idle ones evicted for the new one"
+        );
     }
 }

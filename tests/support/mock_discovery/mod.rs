@@ -197,7 +197,7 @@ impl MockControlPlane {
 }
 
 fn socket_addr(endpoint: &WeightedAddr) -> SocketAddr {
-    endpoint.addr.clone().unwrap().try_into().unwrap()
+    endpoint.addr.unwrap().try_into().unwrap()
 }
 
 #[tonic::async_trait]
