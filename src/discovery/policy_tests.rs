@@ -1,39 +1,19 @@
-use linkerd2_proxy_api::destination::WeightedAddr;
-use linkerd2_proxy_api::outbound::backend::{balance_p2c, endpoint_discovery, BalanceP2c};
-use linkerd2_proxy_api::outbound::{http_route, opaque_route, HttpRoute, OpaqueRoute};
+use linkerd2_proxy_api::outbound::{http_route, HttpRoute};
 
 use super::*;
 
-fn balancer(path: &str) -> api::Backend {
-    let discovery = backend::EndpointDiscovery {
-        kind: Some(endpoint_discovery::Kind::Dst(
-            endpoint_discovery::DestinationGet {
-                path: path.to_string(),
-            },
-        )),
-    };
-    api::Backend {
-        metadata: None,
-        queue: None,
-        kind: Some(backend::Kind::Balancer(BalanceP2c {
-            discovery: Some(discovery),
-            load: Some(balance_p2c::Load::PeakEwma(Default::default())),
-        })),
-    }
-}
+/// The mock control plane's messages (`tests/support`), shared.
+#[allow(dead_code)]
+#[path = "../../tests/support/mock_discovery/messages.rs"]
+mod messages;
+
+use messages::{balancer, endpoint, Kind};
 
 fn forward(addr: &str) -> api::Backend {
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
-    api::Backend {
-        metadata: None,
-        queue: None,
-        kind: Some(backend::Kind::Forward(WeightedAddr {
-            addr: Some(addr.into()),
-            ..Default::default()
-        })),
-    }
+    messages::forward(endpoint(addr.parse().unwrap(), None, None, false))
 }
 
+/// One route split by weight across `weighted` backends.
 fn http_routes(weighted: Vec<(u32, api::Backend)>) -> Vec<HttpRoute> {
     use http_route::distribution::{Kind, RandomAvailable};
     let backends = weighted
@@ -58,25 +38,6 @@ fn http_routes(weighted: Vec<(u32, api::Backend)>) -> Vec<HttpRoute> {
     }]
 }
 
-fn opaque_routes(backend: api::Backend) -> Vec<OpaqueRoute> {
-    use opaque_route::distribution::{FirstAvailable, Kind};
-    let rule = opaque_route::Rule {
-        backends: Some(opaque_route::Distribution {
-            kind: Some(Kind::FirstAvailable(FirstAvailable {
-                backends: vec![opaque_route::RouteBackend {
-                    backend: Some(backend),
-                    ..Default::default()
-                }],
-            })),
-        }),
-        ..Default::default()
-    };
-    vec![OpaqueRoute {
-        rules: vec![rule],
-        ..Default::default()
-    }]
-}
-
 fn answer(kind: proxy_protocol::Kind) -> api::OutboundPolicy {
     api::OutboundPolicy {
         protocol: Some(api::ProxyProtocol { kind: Some(kind) }),
@@ -91,9 +52,7 @@ fn detect_takes_its_timeout_and_the_first_http_routes_heaviest_backend() {
             seconds: 2,
             nanos: 500_000_000,
         }),
-        opaque: Some(proxy_protocol::Opaque {
-            routes: opaque_routes(forward("10.9.9.9:80")),
-        }),
+        opaque: None,
         http1: Some(proxy_protocol::Http1 {
             routes: http_routes(vec![
                 (1, forward("10.0.0.1:80")),
@@ -112,10 +71,7 @@ fn detect_takes_its_timeout_and_the_first_http_routes_heaviest_backend() {
 
 #[test]
 fn each_protocol_kind_maps_and_grpc_is_http2() {
-    let opaque = proxy_protocol::Opaque {
-        routes: opaque_routes(forward("10.0.0.1:5432")),
-    };
-    let policy = policy(answer(proxy_protocol::Kind::Opaque(opaque))).unwrap();
+    let policy = policy(messages::policy(Kind::Opaque, forward("10.0.0.1:5432"))).unwrap();
     assert_eq!(policy.protocol, Protocol::Opaque);
     let Backend::Forward(endpoint) = policy.backend else {
         panic!("a forward backend: {:?}", policy.backend)
@@ -145,34 +101,12 @@ fn hostile_policies_are_refused_with_a_reason() {
         "a".repeat(MAX_PATH_BYTES + 1),
         "web\u{0}.ns:80".into(),
     ] {
-        let opaque = proxy_protocol::Opaque {
-            routes: opaque_routes(balancer(&path)),
-        };
-        let refused = policy(answer(proxy_protocol::Kind::Opaque(opaque)));
+        let refused = policy(messages::policy(Kind::Opaque, balancer(&path)));
         assert_eq!(refused, Err(PolicyError::BadPath), "{path:?}");
     }
-    let opaque = proxy_protocol::Opaque {
-        routes: opaque_routes(forward("10.0.0.1:1")),
-    };
-    let mut bad = answer(proxy_protocol::Kind::Opaque(opaque));
-    if let Some(proxy_protocol::Kind::Opaque(o)) =
-        bad.protocol.as_mut().and_then(|p| p.kind.as_mut())
-    {
-        let rule = &mut o.routes[0].rules[0];
-        let Some(opaque_route::distribution::Kind::FirstAvailable(first)) =
-            rule.backends.as_mut().and_then(|d| d.kind.as_mut())
-        else {
-            unreachable!()
-        };
-        let Some(backend::Kind::Forward(weighted)) = first.backends[0]
-            .backend
-            .as_mut()
-            .and_then(|b| b.kind.as_mut())
-        else {
-            unreachable!()
-        };
-        weighted.addr.as_mut().unwrap().port = 0;
-    }
+    let mut zero_port = endpoint("10.0.0.1:1".parse().unwrap(), None, None, false);
+    zero_port.addr.as_mut().unwrap().port = 0;
+    let bad = messages::policy(Kind::Opaque, messages::forward(zero_port));
     assert!(matches!(policy(bad), Err(PolicyError::Forward(_))));
     // Nonsense durations are no timeout at all.
     for (seconds, nanos) in [(-1, 0), (0, -5), (0, 1_000_000_000), (i64::MAX, 0)] {

@@ -82,6 +82,29 @@ impl Waits {
     }
 }
 
+/// Reads an opened stream until it ends, handing each message to `take`
+/// (an answer starts the backoff over); the status it ended with.
+async fn follow<T>(
+    opened: Result<tonic::Response<tonic::Streaming<T>>, Status>,
+    waits: &mut Waits,
+    mut take: impl FnMut(T),
+) -> Status {
+    let mut stream = match opened {
+        Ok(response) => response.into_inner(),
+        Err(status) => return status,
+    };
+    loop {
+        match stream.message().await {
+            Ok(Some(message)) => {
+                waits.reset();
+                take(message);
+            }
+            Ok(None) => return Status::ok("stream ended"),
+            Err(status) => return status,
+        }
+    }
+}
+
 /// Whether a status means the stream is not to be opened again.
 fn is_final(status: &Status) -> bool {
     matches!(
@@ -112,33 +135,21 @@ pub async fn policy(
     let mut waits = Waits::new(backoff);
     let target = format!("{:?}", spec.target);
     loop {
-        let status = match client.watch(spec.clone()).await {
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                loop {
-                    match stream.message().await {
-                        Ok(Some(answer)) => {
-                            waits.reset();
-                            let answer = match policy::policy(answer) {
-                                Ok(found) => PolicyAnswer::Found(found),
-                                Err(err) => {
-                                    // Linkerd answers such a destination's
-                                    // requests with an error; ringside has
-                                    // no request to answer on opaque
-                                    // connections, so it falls back.
-                                    tracing::warn!(target = %printable(&target), error = %err, "unusable policy");
-                                    PolicyAnswer::NotFound
-                                }
-                            };
-                            out.send_replace(answer);
-                        }
-                        Ok(None) => break Status::ok("stream ended"),
-                        Err(status) => break status,
-                    }
+        let opened = client.watch(spec.clone()).await;
+        let status = follow(opened, &mut waits, |answer| {
+            let answer = match policy::policy(answer) {
+                Ok(found) => PolicyAnswer::Found(found),
+                Err(err) => {
+                    // Linkerd answers such a destination's requests with an
+                    // error; ringside has no request to answer on opaque
+                    // connections, so it falls back.
+                    tracing::warn!(target = %printable(&target), error = %err, "unusable policy");
+                    PolicyAnswer::NotFound
                 }
-            }
-            Err(status) => status,
-        };
+            };
+            out.send_replace(answer);
+        })
+        .await;
         if is_final(&status) {
             tracing::debug!(target = %printable(&target), code = ?status.code(), "no policy");
             out.send_replace(PolicyAnswer::NotFound);
@@ -161,23 +172,12 @@ pub async fn profile(
     let mut client = DestinationClient::new(channel);
     let mut waits = Waits::new(backoff);
     loop {
-        let status = match client.get_profile(request.clone()).await {
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                loop {
-                    match stream.message().await {
-                        Ok(Some(answer)) => {
-                            waits.reset();
-                            let (endpoint, opaque) = policy::profile(answer);
-                            out.send_replace(Some(ProfileAnswer { endpoint, opaque }));
-                        }
-                        Ok(None) => break Status::ok("stream ended"),
-                        Err(status) => break status,
-                    }
-                }
-            }
-            Err(status) => status,
-        };
+        let opened = client.get_profile(request.clone()).await;
+        let status = follow(opened, &mut waits, |answer| {
+            let (endpoint, opaque) = policy::profile(answer);
+            out.send_replace(Some(ProfileAnswer { endpoint, opaque }));
+        })
+        .await;
         if is_final(&status) {
             out.send_if_modified(|answer| {
                 let first = answer.is_none();
@@ -203,25 +203,14 @@ pub async fn endpoints(
     let mut waits = Waits::new(backoff);
     let mut table = EndpointTable::default();
     loop {
-        let status = match client.get(request.clone()).await {
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                loop {
-                    match stream.message().await {
-                        Ok(Some(update)) => {
-                            waits.reset();
-                            let changed = table.apply(update);
-                            if changed || out.borrow().is_none() {
-                                out.send_replace(Some(table.snapshot()));
-                            }
-                        }
-                        Ok(None) => break Status::ok("stream ended"),
-                        Err(status) => break status,
-                    }
-                }
+        let opened = client.get(request.clone()).await;
+        let status = follow(opened, &mut waits, |update| {
+            let changed = table.apply(update);
+            if changed || out.borrow().is_none() {
+                out.send_replace(Some(table.snapshot()));
             }
-            Err(status) => status,
-        };
+        })
+        .await;
         // Retried whatever the code: a balancer has no fallback, and the
         // set it has is the best there is until the service answers.
         log_retry("endpoints", &request.path, &status);

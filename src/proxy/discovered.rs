@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use super::RouteState;
 use crate::config::{Direction, EndpointSet, Route, RouteSpec, Upstream};
 use crate::discovery::{CacheHandle, Discovered, Snapshot};
+use crate::metrics::RouteMetrics;
 use crate::shard::Shard;
 
 /// How long a connection waits for its destination's first answer:
@@ -120,7 +121,8 @@ pub fn refreshed(
     let (route, endpoints) = route_of(original, &snapshot, direction, shard);
     let mesh = shard.mesh();
     let metrics = &shard.metrics;
-    Some(current.destination_successor(route, endpoints, metrics, mesh.as_deref()))
+    let make = RouteMetrics::for_destination;
+    Some(current.successor(make, route, endpoints, metrics, mesh.as_deref()))
 }
 
 /// Distinct per shard and destination, so shards do not balance in step.

@@ -44,39 +44,19 @@ impl RouteState {
     /// reload changed the route, or its endpoint set changed): the
     /// balancers and pools keep what they hold of endpoints that stay
     /// (`HttpRoute::successor`), and a client connection on this state
-    /// moves to the new one at its next request.
+    /// moves to the new one at its next request. `make`: as this state's
+    /// metrics were made (`RouteMetrics::new` for a configured route,
+    /// `RouteMetrics::for_destination` for a transparent destination, whose
+    /// labels stay under the shard's bound).
     pub fn successor(
         &self,
+        make: MakeMetrics,
         route: Route,
         endpoints: EndpointSet,
         metrics: &ShardMetrics,
         mesh: Option<&MeshTls>,
     ) -> RouteState {
-        let metrics = route_metrics(RouteMetrics::new, &route, &endpoints, metrics, mesh);
-        self.succeed_with(route, endpoints, metrics)
-    }
-
-    /// As `successor`, for a transparent listener's destination whose
-    /// discovered endpoints changed (its labels stay under the shard's
-    /// bound, as `for_destination`'s).
-    pub fn destination_successor(
-        &self,
-        route: Route,
-        endpoints: EndpointSet,
-        metrics: &ShardMetrics,
-        mesh: Option<&MeshTls>,
-    ) -> RouteState {
-        let make = RouteMetrics::for_destination;
         let metrics = route_metrics(make, &route, &endpoints, metrics, mesh);
-        self.succeed_with(route, endpoints, metrics)
-    }
-
-    fn succeed_with(
-        &self,
-        route: Route,
-        endpoints: EndpointSet,
-        metrics: Rc<RouteMetrics>,
-    ) -> RouteState {
         let addrs = addrs(&endpoints);
         let http = self
             .http
@@ -139,7 +119,7 @@ fn addrs(endpoints: &[Endpoint]) -> Vec<SocketAddr> {
 }
 
 /// How `RouteMetrics` are made: a configured route's or a destination's.
-type MakeMetrics = fn(
+pub type MakeMetrics = fn(
     &ShardMetrics,
     Direction,
     SocketAddr,

@@ -1,4 +1,5 @@
-//! The control plane's messages a test hands the mock: endpoints with the
+//! The control plane's messages a test hands the mock (and the unit tests
+//! of `src/discovery/`, which include this file): endpoints with the
 //! metadata Linkerd's destination controller sends, and outbound policies
 //! of the shapes its policy controller makes (one route, one backend).
 
