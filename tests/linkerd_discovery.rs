@@ -260,9 +260,14 @@ fn discovering_ringside(
     Some(proxy)
 }
 
-fn get(target: SocketAddr) -> support::Response {
+/// Two requests on one connection, both answered 200: the first goes on
+/// the upstream connected while detecting, the second is balanced (and
+/// upgraded, where the endpoint takes HTTP/1 over HTTP/2).
+fn get_twice(target: SocketAddr) {
     let mut client = HttpClient::connect(target);
-    client.get("/size/10").expect("an answer")
+    for _ in 0..2 {
+        assert_eq!(client.get("/size/10").expect("an answer").status, 200);
+    }
 }
 
 #[test]
@@ -300,6 +305,16 @@ fn ringside_carries_opaque_and_http_to_discovered_endpoints_with_and_without_ide
         "web:80",
         vec![endpoint(meshed_web.addr, Some(SERVER), tagged, true)],
     );
+    // HTTP/1 to a meshed endpoint without the h2 hint: not upgraded.
+    let api = addr("198.18.0.13:80");
+    let api_endpoint = endpoint(meshed_web.addr, Some(SERVER), tagged, false);
+    mock.set_policy(
+        api,
+        Some(messages::policy(
+            Kind::Http1,
+            messages::forward(api_endpoint),
+        )),
+    );
     // HTTP, no identity: plaintext.
     let plain = addr("198.18.0.12:80");
     mock.set_policy(
@@ -326,12 +341,19 @@ fn ringside_carries_opaque_and_http_to_discovered_endpoints_with_and_without_ide
         1,
         "a header without a session protocol"
     );
-    let response = get(web);
-    assert_eq!(response.status, 200);
-    assert_eq!(meshed_web.requests(), 1);
-    let response = get(plain);
-    assert_eq!(response.status, 200);
-    assert_eq!(plain_web.requests(), 1);
+    get_twice(web);
+    assert_eq!(meshed_web.requests(), 2);
+    let upgraded = || linkerd.http2.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        upgraded(),
+        1,
+        "the h2 hint: HTTP/1 over HTTP/2 with l5d-orig-proto"
+    );
+    get_twice(api);
+    assert_eq!(meshed_web.requests(), 4);
+    assert_eq!(upgraded(), 1, "no h2 hint: HTTP/1 as it is");
+    get_twice(plain);
+    assert_eq!(plain_web.requests(), 2);
     assert!(echo_through(egress_origin.addr, b"egress") == b"egress");
     assert_eq!(egress_origin.accepted(), 1);
 

@@ -46,7 +46,7 @@ pub use io::{Arrival, HttpIo};
 pub use pool::{upstream, H2Pool, Pool, Upstream};
 
 use crate::balance::RequestBalancer;
-use crate::config::{Endpoint, EndpointSet};
+use crate::config::{Endpoint, EndpointSet, ProtocolHint};
 use crate::io::Socket;
 use crate::metrics::RouteMetrics;
 use crate::shard::Shard;
@@ -117,6 +117,20 @@ impl HttpRoute {
             h2_pool,
             endpoints,
             successor: RefCell::new(None),
+        }
+    }
+
+    /// Whether HTTP/1 to endpoint `index` rides HTTP/2 streams marked
+    /// `l5d-orig-proto`: when its source hinted HTTP/2 (Linkerd's `h2`
+    /// hint, as Linkerd upgrades, `outbound/src/http/concrete.rs`), not when
+    /// it hinted something else, and for a `[[mesh.peer]]`, which is always
+    /// a ringside or Linkerd proxy.
+    pub fn upgrades(&self, index: usize) -> bool {
+        let endpoint = &self.endpoints[index];
+        match endpoint.protocol {
+            Some(ProtocolHint::Http2) => true,
+            Some(_) => false,
+            None => endpoint.identity.is_none() && self.metrics.is_meshed(index),
         }
     }
 
