@@ -356,6 +356,16 @@ fn ringside_carries_opaque_and_http_to_discovered_endpoints_with_and_without_ide
     assert_eq!(plain_web.requests(), 2);
     assert!(echo_through(egress_origin.addr, b"egress") == b"egress");
     assert_eq!(egress_origin.accepted(), 1);
+    // An endpoint that is ringside's own listener is left out, not looped to.
+    let looping = addr("198.18.0.14:80");
+    let own = endpoint(proxy.transparent[0], None, None, false);
+    mock.set_policy(
+        looping,
+        Some(messages::policy(Kind::Http1, messages::forward(own))),
+    );
+    let answer = HttpClient::connect(looping).get("/size/10");
+    let status = answer.map(|response| response.status);
+    assert!(status.is_none_or(|status| status == 503), "{status:?}");
 
     let metrics = proxy.wait_idle();
     let meshed = [

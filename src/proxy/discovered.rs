@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::RouteState;
-use crate::config::{Direction, EndpointSet, Route, RouteSpec, Upstream};
+use crate::config::{Direction, Endpoint, EndpointSet, Route, RouteSpec, Upstream};
 use crate::discovery::{CacheHandle, Discovered, Snapshot};
 use crate::metrics::RouteMetrics;
 use crate::shard::Shard;
@@ -61,14 +61,20 @@ fn fallback(original: SocketAddr) -> Arc<Discovered> {
     Arc::new(crate::discovery::target::fallback(original, None))
 }
 
+/// Whether an address is one of ringside's own listeners.
+pub type IsOwn<'a> = &'a dyn Fn(SocketAddr) -> bool;
+
 /// The route and endpoints `snapshot` makes of `original`: the policy's
 /// protocol when it names one, else the shard's opaque ports decide by the
-/// original port, as for a destination without discovery.
+/// original port, as for a destination without discovery. An endpoint that
+/// is one of ringside's own listeners (`own`) is left out: a connection
+/// sent there would come round again, without end.
 pub fn route_of(
     original: SocketAddr,
     snapshot: &Discovered,
     direction: Direction,
     shard: &Shard,
+    own: IsOwn,
 ) -> (Route, EndpointSet) {
     let mut spec = RouteSpec::implied(original, original, direction);
     if let Some(protocol) = snapshot.protocol {
@@ -76,12 +82,20 @@ pub fn route_of(
         spec.protocol_given = true;
     }
     let mut route = spec.resolve(&shard.detect().opaque_ports, shard.timeouts.response);
-    route.upstreams = snapshot
-        .endpoints
+    let looping = |endpoint: &&Endpoint| own(endpoint.addr);
+    let endpoints: EndpointSet = match snapshot.endpoints.iter().any(|e| looping(&e)) {
+        false => snapshot.endpoints.clone(),
+        true => {
+            tracing::warn!(%original, "discovery named one of ringside's own listeners: left out");
+            let kept = snapshot.endpoints.iter().filter(|e| !looping(e));
+            kept.cloned().collect()
+        }
+    };
+    route.upstreams = endpoints
         .iter()
         .map(|endpoint| Upstream::Addr(endpoint.addr))
         .collect();
-    (route, snapshot.endpoints.clone())
+    (route, endpoints)
 }
 
 /// `original`'s first state, from `snapshot`.
@@ -91,8 +105,9 @@ pub fn first_state(
     direction: Direction,
     shard: &Shard,
     pool_idle_timeout: Duration,
+    own: IsOwn,
 ) -> RouteState {
-    let (route, endpoints) = route_of(original, snapshot, direction, shard);
+    let (route, endpoints) = route_of(original, snapshot, direction, shard, own);
     let mesh = shard.mesh();
     let seed = seed(shard.metrics.shard(), original);
     let metrics = &shard.metrics;
@@ -111,6 +126,7 @@ pub fn refreshed(
     current: &RouteState,
     receiver: &mut watch::Receiver<Snapshot>,
     shard: &Shard,
+    own: IsOwn,
 ) -> Option<RouteState> {
     if !receiver.has_changed().unwrap_or(false) {
         return None;
@@ -118,7 +134,7 @@ pub fn refreshed(
     let snapshot = receiver.borrow_and_update().clone()?;
     let original = current.route.listen;
     let direction = current.route.direction;
-    let (route, endpoints) = route_of(original, &snapshot, direction, shard);
+    let (route, endpoints) = route_of(original, &snapshot, direction, shard, own);
     let mesh = shard.mesh();
     let metrics = &shard.metrics;
     let make = RouteMetrics::for_destination;

@@ -91,12 +91,13 @@ impl Kept {
     }
 
     /// Takes a changed discovery answer.
-    fn refresh(&self, shard: &Shard) {
+    fn refresh(&self, shard: &Shard, own: discovered::IsOwn) {
         let Some(receiver) = &self.discovery else {
             return;
         };
         let current = self.route();
-        if let Some(next) = discovered::refreshed(&current, &mut receiver.borrow_mut(), shard) {
+        let mut receiver = receiver.borrow_mut();
+        if let Some(next) = discovered::refreshed(&current, &mut receiver, shard, own) {
             *self.route.borrow_mut() = Rc::new(next);
         }
     }
@@ -183,7 +184,8 @@ impl TransparentState {
             return route;
         }
         let (direction, idle) = (self.listener.direction, self.pool_idle_timeout);
-        let route = discovered::first_state(original, &snapshot, direction, shard, idle);
+        let own = |addr| self.is_own(addr, self.listener.listen);
+        let route = discovered::first_state(original, &snapshot, direction, shard, idle, &own);
         let route = Rc::new(route);
         self.keep(original, route.clone(), receiver, &shard.metrics);
         route
@@ -194,7 +196,7 @@ impl TransparentState {
         let destinations = self.destinations.borrow();
         let kept = destinations.get(&original)?;
         kept.last_used.set(Instant::now());
-        kept.refresh(shard);
+        kept.refresh(shard, &|addr| self.is_own(addr, self.listener.listen));
         Some(kept.route())
     }
 
@@ -238,8 +240,9 @@ impl TransparentState {
         let (now, metrics) = (Instant::now(), &shard.metrics);
         let mut destinations = self.destinations.borrow_mut();
         let forgotten = forget_idle(&mut destinations, now, DESTINATION_IDLE);
+        let own = |addr| self.is_own(addr, self.listener.listen);
         for kept in destinations.values() {
-            kept.refresh(shard);
+            kept.refresh(shard, &own);
             kept.route().http.sweep();
         }
         drop(destinations);
