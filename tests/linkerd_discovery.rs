@@ -441,3 +441,30 @@ fn endpoints_churned_under_load_lose_nothing() {
     let succeeded = [("direction", "outbound"), ("classification", "success")];
     assert!(metrics.sum("response_total", &succeeded) > 40.0);
 }
+
+#[test]
+fn with_the_control_plane_down_a_destination_goes_to_its_original_address_until_it_answers() {
+    let test = "with_the_control_plane_down_a_destination_goes_to_its_original";
+    let Some(pod) = Pod::enter(test) else {
+        return;
+    };
+    let dir = identities();
+    let original = HttpOrigin::start_on(&format!("{POD_ADDR}:0"), "original", Duration::ZERO);
+    let discovered = HttpOrigin::start("discovered", Duration::ZERO);
+    let mock = MockControlPlane::start();
+    mock.set_down(true);
+    let to_discovered = endpoint(discovered.addr, None, None, false);
+    let policy = messages::policy(Kind::Http1, messages::forward(to_discovered));
+    mock.set_policy(original.addr, Some(policy));
+    let Some(_proxy) = discovering_ringside(&pod, test, &mock, &dir) else {
+        return;
+    };
+    // No answer within the discovery timeout: the original address.
+    get_twice(original.addr);
+    assert_eq!((original.requests(), discovered.requests()), (2, 0));
+    mock.set_down(false);
+    support::eventually("new connections to go where the policy says", || {
+        get_twice(original.addr);
+        discovered.requests() > 0
+    });
+}
