@@ -20,7 +20,7 @@ fn http_route(shard: &Shard, origin: std::net::SocketAddr) -> HttpRoute {
         &shard.metrics,
         Direction::Outbound,
         listen,
-        &[origin],
+        &[crate::config::Endpoint::plain(origin)],
         vec![None],
         false,
     );

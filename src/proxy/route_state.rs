@@ -123,7 +123,7 @@ pub type MakeMetrics = fn(
     &ShardMetrics,
     Direction,
     SocketAddr,
-    &[SocketAddr],
+    &[Endpoint],
     Vec<Option<String>>,
     bool,
 ) -> RouteMetrics;
@@ -140,12 +140,7 @@ fn route_metrics(
     let meshed = mesh.is_some();
     let (direction, listen) = (route.direction, route.listen);
     Rc::new(make(
-        metrics,
-        direction,
-        listen,
-        &addrs(endpoints),
-        server_ids,
-        meshed,
+        metrics, direction, listen, endpoints, server_ids, meshed,
     ))
 }
 
