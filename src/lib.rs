@@ -20,6 +20,9 @@
 //! - `stat`: `ringside stat` and `ringside top`, a tool that reads a
 //!   running ringside's `/metrics` (the binary, `ringside demo`, tests).
 //!
+//! - `discovery`: outbound discovery from Linkerd's control plane (the
+//!   runtime, and the tests that run it against their mock control plane).
+//!
 //! `control`, the control thread of Linkerd mode (Linkerd's identity
 //! service now; its destination and policy services next), is reached
 //! only through the runtime too.
@@ -40,6 +43,7 @@ mod balance;
 pub mod config;
 mod control;
 pub mod detect;
+pub mod discovery;
 pub mod dns;
 pub mod http;
 mod io;

@@ -188,7 +188,11 @@ fn run(config: Config, args: Args) -> anyhow::Result<()> {
             "no routes: give --route LISTEN=UPSTREAM, a [[route]] in --config, --outbound-listen, or try `ringside demo`"
         );
     }
-    let sidecar = start(config)?.reload_from(args);
+    let mut sidecar = start(config)?.reload_from(args);
+    // A stand-in until Linkerd mode starts discovery on its control thread.
+    if let Some(discovery) = ringside::discovery::from_env()? {
+        sidecar = sidecar.with_discovery(discovery);
+    }
     sidecar.run()?;
     tracing::info!("drained, exiting");
     Ok(())

@@ -87,6 +87,15 @@ fn folders_import_only_downwards() {
                 "tls",
             ],
         ),
+        // The discovery thread knows its settings and the endpoint types;
+        // the proxy asks it, never the other way.
+        (
+            "discovery",
+            &[
+                "http", "tcp", "proxy", "runtime", "admin", "detect", "shard", "io", "balance",
+                "tls", "dns",
+            ],
+        ),
     ];
     let mut broken = Vec::new();
     for (module, must_not) in forbidden {

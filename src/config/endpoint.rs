@@ -7,8 +7,9 @@
 //! whoever learns it: the start-up configuration for addresses, the DNS
 //! resolver for names, and later a control plane. So an endpoint carries
 //! the metadata such a source knows of it (the identity its proxy proves,
-//! the protocol it speaks, labels); today the `[[mesh.peer]]` list is the
-//! only source of an identity, looked up where the endpoint is used.
+//! the protocol it speaks, labels, the port of its proxy); the
+//! `[[mesh.peer]]` list is the other source of an identity, looked up where
+//! the endpoint is used, for endpoints no control plane described.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -108,6 +109,10 @@ pub struct Endpoint {
     pub protocol: Option<ProtocolHint>,
     /// The source's labels, kept for metrics and logs.
     pub labels: Vec<(String, String)>,
+    /// The port where the endpoint's proxy takes its connections behind a
+    /// transport header naming `addr`'s port (Linkerd's
+    /// `opaque_transport.inbound_port`); `None`: connect to `addr` itself.
+    pub tagged_port: Option<u16>,
 }
 
 impl Endpoint {
@@ -118,6 +123,7 @@ impl Endpoint {
             identity: None,
             protocol: None,
             labels: Vec::new(),
+            tagged_port: None,
         }
     }
 }

@@ -20,12 +20,18 @@ fn http_route(shard: &Shard, origin: std::net::SocketAddr) -> HttpRoute {
         &shard.metrics,
         Direction::Outbound,
         listen,
-        &[origin],
+        &[crate::config::Endpoint::plain(origin)],
         vec![None],
         false,
     );
     let idle = std::time::Duration::from_secs(60);
-    HttpRoute::new(Rc::new(metrics), &[origin], 1, idle, None)
+    HttpRoute::new(
+        Rc::new(metrics),
+        [crate::config::Endpoint::plain(origin)].into(),
+        1,
+        idle,
+        None,
+    )
 }
 
 /// Serves `client`'s requests through `route` until it closes, while

@@ -19,8 +19,9 @@ pub(super) enum Via {
 
 impl H1Proxy<'_> {
     /// The first upstream if still unused, else for an endpoint the
-    /// balancer picks: a stream on its HTTP/2 connection when it is a mesh
-    /// peer and the request can be `multiplex`ed, a pooled connection, or
+    /// balancer picks: a stream on its HTTP/2 connection when it takes
+    /// HTTP/1 so (`HttpRoute::upgrades`) and the request can be
+    /// `multiplex`ed, a pooled connection, or
     /// a new one; why not when no endpoint can be had.
     pub(super) async fn upstream(
         &self,
@@ -35,7 +36,7 @@ impl H1Proxy<'_> {
         let (shard, route) = (self.shard, self.route);
         let mut last_error = None;
         while let Some(index) = route.balancer.pick(tried) {
-            let via = if multiplex && route.metrics.is_meshed(index) {
+            let via = if multiplex && route.upgrades(index) {
                 let sender = crate::http::h2_upstream::sender(shard, route, index).await;
                 sender.map(|sender| Via::Http2 { index, sender })
             } else {

@@ -55,12 +55,18 @@ fn http_route(shard: &Shard, origin: std::net::SocketAddr) -> Rc<HttpRoute> {
         &shard.metrics,
         Direction::Outbound,
         listen,
-        &[origin],
+        &[crate::config::Endpoint::plain(origin)],
         vec![None],
         false,
     );
     let idle = std::time::Duration::from_secs(60);
-    Rc::new(HttpRoute::new(Rc::new(metrics), &[origin], 1, idle, None))
+    Rc::new(HttpRoute::new(
+        Rc::new(metrics),
+        [crate::config::Endpoint::plain(origin)].into(),
+        1,
+        idle,
+        None,
+    ))
 }
 
 #[test]

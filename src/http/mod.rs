@@ -46,6 +46,7 @@ pub use io::{Arrival, HttpIo};
 pub use pool::{upstream, H2Pool, Pool, Upstream};
 
 use crate::balance::RequestBalancer;
+use crate::config::{Endpoint, EndpointSet, ProtocolHint};
 use crate::io::Socket;
 use crate::metrics::RouteMetrics;
 use crate::shard::Shard;
@@ -65,6 +66,9 @@ pub struct HttpRoute {
     pub response_timeout: Option<Duration>,
     /// HTTP/2: one multiplexed connection per endpoint.
     pub h2_pool: H2Pool,
+    /// What the balancer's indexes name, with what is known of each (how
+    /// to reach it: `Shard::connect`).
+    pub endpoints: EndpointSet,
     /// The state of the endpoint set that replaced this one, once one did.
     successor: RefCell<Option<Rc<HttpRoute>>>,
 }
@@ -72,22 +76,24 @@ pub struct HttpRoute {
 impl HttpRoute {
     pub fn new(
         metrics: Rc<RouteMetrics>,
-        upstreams: &[SocketAddr],
+        endpoints: EndpointSet,
         seed: u64,
         idle_timeout: Duration,
         response_timeout: Option<Duration>,
     ) -> HttpRoute {
+        let upstreams = addrs(&endpoints);
         HttpRoute {
             response_timeout,
             metrics,
-            balancer: RequestBalancer::new(upstreams, seed),
+            balancer: RequestBalancer::new(&upstreams, seed),
             pool: Pool::new(upstreams.len(), idle_timeout),
             h2_pool: H2Pool::new(upstreams.len()),
+            endpoints,
             successor: RefCell::new(None),
         }
     }
 
-    /// The state of the endpoint set `upstreams`, which replaces this one:
+    /// The state of the endpoint set `endpoints`, which replaces this one:
     /// the balancer keeps what it learned of endpoints that stay, and so do
     /// the pools their idle connections; those of endpoints that left are
     /// closed now, as they are idle. Connections busy on this state come
@@ -95,9 +101,10 @@ impl HttpRoute {
     pub fn successor(
         &self,
         metrics: Rc<RouteMetrics>,
-        upstreams: &[SocketAddr],
+        endpoints: EndpointSet,
         response_timeout: Option<Duration>,
     ) -> HttpRoute {
+        let upstreams = &addrs(&endpoints)[..];
         let balancer = self.balancer.successor(upstreams);
         let new_index = |old: usize| upstreams.iter().position(|&a| a == self.balancer.addr(old));
         let pool = self.pool.successor(upstreams.len(), new_index);
@@ -108,7 +115,22 @@ impl HttpRoute {
             pool,
             response_timeout,
             h2_pool,
+            endpoints,
             successor: RefCell::new(None),
+        }
+    }
+
+    /// Whether HTTP/1 to endpoint `index` rides HTTP/2 streams marked
+    /// `l5d-orig-proto`: when its source hinted HTTP/2 (Linkerd's `h2`
+    /// hint, as Linkerd upgrades, `outbound/src/http/concrete.rs`), not when
+    /// it hinted something else, and for a `[[mesh.peer]]`, which is always
+    /// a ringside or Linkerd proxy.
+    pub fn upgrades(&self, index: usize) -> bool {
+        let endpoint = &self.endpoints[index];
+        match endpoint.protocol {
+            Some(ProtocolHint::Http2) => true,
+            Some(_) => false,
+            None => endpoint.identity.is_none() && self.metrics.is_meshed(index),
         }
     }
 
@@ -161,9 +183,10 @@ async fn connect(
     protocol: SessionProtocol,
 ) -> Result<Socket, ProxyError> {
     let balancer = &route.balancer;
-    let addr = balancer.addr(index);
+    let endpoint = &route.endpoints[index];
+    let addr = endpoint.addr;
     match shard
-        .connect(addr, route.metrics.direction, Some(protocol))
+        .connect(endpoint, route.metrics.direction, Some(protocol))
         .await
     {
         Ok(socket) => {
@@ -176,4 +199,8 @@ async fn connect(
             Err(ProxyError::Connect { addr, source })
         }
     }
+}
+
+fn addrs(endpoints: &[Endpoint]) -> Vec<SocketAddr> {
+    endpoints.iter().map(|endpoint| endpoint.addr).collect()
 }

@@ -125,6 +125,7 @@ pub fn labels(peer: Peer) -> TcpLabels {
         tls_sni: None,
         peer_id: None,
         no_tls: None,
+        dst_labels: Default::default(),
     }
 }
 

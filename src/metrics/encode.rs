@@ -342,6 +342,9 @@ fn tcp_labels(labels: &TcpLabels) -> String {
         labels.peer.as_str(),
         escape(&labels.target_addr)
     );
+    for (name, value) in labels.dst_labels.iter() {
+        text.push_str(&format!(",{name}=\"{}\"", escape(value)));
+    }
     // The mesh's own TLS is the `tls` label; TLS the application runs
     // inside it keeps only its `sni`.
     match (&labels.peer_id, &labels.tls_sni) {
@@ -414,6 +417,7 @@ mod tests {
     fn encodes_counters_and_cumulative_buckets() {
         let metrics = ShardMetrics::new(0);
         let tcp = metrics.tcp(TcpLabels {
+            dst_labels: Default::default(),
             direction: Direction::Inbound,
             peer: Peer::Src,
             target_addr: "127.0.0.1:4143".into(),
@@ -451,6 +455,7 @@ mod tests {
     fn one_of_everything() -> Snapshot {
         let metrics = ShardMetrics::new(0);
         let tcp = metrics.tcp(TcpLabels {
+            dst_labels: Default::default(),
             direction: Direction::Outbound,
             peer: Peer::Dst,
             target_addr: "10.0.0.1:443".into(),

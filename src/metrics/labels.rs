@@ -46,6 +46,10 @@ pub struct TcpLabels {
     /// Why a connection of a meshed proxy is not mTLS, when it is not
     /// (labels `tls="no_identity"` and `no_tls_reason`).
     pub no_tls: Option<&'static str>,
+    /// The endpoint's labels from its source (a control plane's
+    /// `metric_labels`, already `dst_*` named and bounded), on `peer="dst"`
+    /// series as Linkerd's; shared by every series of the endpoint.
+    pub dst_labels: Arc<[(String, String)]>,
 }
 
 /// The labels of `protocol_detect_total`.

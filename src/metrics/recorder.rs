@@ -438,6 +438,7 @@ mod tests {
 
     fn labels(peer: Peer) -> TcpLabels {
         TcpLabels {
+            dst_labels: Default::default(),
             direction: Direction::Outbound,
             peer,
             target_addr: "127.0.0.1:80".into(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::authz::{Authz, AuthzLabels, HttpAuthz};
 use super::labels::{DetectLabels, Expiry, ExpiryLabels, Peer, PeerId, RequestLabels, TcpLabels};
 use super::recorder::{ShardMetrics, TcpCounters};
-use crate::config::Direction;
+use crate::config::{Direction, Endpoint};
 
 /// Linkerd's `no_tls_reason` of an inbound client that is not a mesh peer.
 const NO_TLS_FROM_REMOTE: &str = "no_tls_from_remote";
@@ -22,6 +22,13 @@ const NOT_A_MESH_PEER: &str = "not_provided_by_service_discovery";
 struct Targets {
     listen: String,
     upstreams: Vec<String>,
+    /// Each upstream's `dst_*` labels.
+    dst_labels: Vec<Arc<[(String, String)]>>,
+}
+
+/// Each endpoint's labels, as the `dst_*` labels of its series.
+fn dst_labels(endpoints: &[Endpoint]) -> Vec<Arc<[(String, String)]>> {
+    endpoints.iter().map(|e| Arc::from(&e.labels[..])).collect()
 }
 
 pub struct RouteMetrics {
@@ -36,6 +43,8 @@ pub struct RouteMetrics {
     /// The endpoints' `target_addr` labels, for the per-connection labels
     /// of TLS passthrough.
     upstream_targets: Vec<String>,
+    /// The endpoints' `dst_*` labels, likewise.
+    dst_labels: Vec<Arc<[(String, String)]>>,
     /// The mesh peer identity each endpoint is reached through, if any.
     server_ids: Vec<Option<String>>,
     /// The one every endpoint is reached through, if they share one, as
@@ -58,13 +67,14 @@ impl RouteMetrics {
         metrics: &ShardMetrics,
         direction: Direction,
         listen: SocketAddr,
-        upstreams: &[SocketAddr],
+        endpoints: &[Endpoint],
         server_ids: Vec<Option<String>>,
         meshed: bool,
     ) -> RouteMetrics {
         let targets = Targets {
             listen: listen.to_string(),
-            upstreams: upstreams.iter().map(SocketAddr::to_string).collect(),
+            upstreams: endpoints.iter().map(|e| e.addr.to_string()).collect(),
+            dst_labels: dst_labels(endpoints),
         };
         RouteMetrics::labelled(metrics, direction, targets, server_ids, meshed)
     }
@@ -77,16 +87,17 @@ impl RouteMetrics {
         metrics: &ShardMetrics,
         direction: Direction,
         listen: SocketAddr,
-        upstreams: &[SocketAddr],
+        endpoints: &[Endpoint],
         server_ids: Vec<Option<String>>,
         meshed: bool,
     ) -> RouteMetrics {
         let targets = Targets {
             listen: metrics.destination_label(listen),
-            upstreams: upstreams
+            upstreams: endpoints
                 .iter()
-                .map(|upstream| metrics.destination_label(*upstream))
+                .map(|endpoint| metrics.destination_label(endpoint.addr))
                 .collect(),
+            dst_labels: dst_labels(endpoints),
         };
         RouteMetrics::labelled(metrics, direction, targets, server_ids, meshed)
     }
@@ -99,7 +110,7 @@ impl RouteMetrics {
         meshed: bool,
     ) -> RouteMetrics {
         let target_addr = targets.listen;
-        let labels = |peer, target_addr: String, peer_id: Option<String>| {
+        let labels = |peer, target_addr: String, peer_id: Option<String>, dst_labels| {
             let no_tls = match (peer, direction) {
                 _ if !meshed || peer_id.is_some() => None,
                 (Peer::Src, Direction::Inbound) => Some(NO_TLS_FROM_REMOTE),
@@ -113,6 +124,7 @@ impl RouteMetrics {
                 tls_sni: None,
                 peer_id,
                 no_tls,
+                dst_labels,
             }
         };
         let server_id = match server_ids.split_first() {
@@ -130,17 +142,22 @@ impl RouteMetrics {
         };
         RouteMetrics {
             direction,
-            src: metrics.tcp(labels(Peer::Src, target_addr.clone(), None)),
+            src: metrics.tcp(labels(Peer::Src, target_addr.clone(), None, Arc::from([]))),
             dst: targets
                 .upstreams
                 .iter()
                 .zip(&server_ids)
-                .map(|(upstream, id)| metrics.tcp(labels(Peer::Dst, upstream.clone(), id.clone())))
+                .zip(&targets.dst_labels)
+                .map(|((upstream, id), dst_labels)| {
+                    let dst = labels(Peer::Dst, upstream.clone(), id.clone(), dst_labels.clone());
+                    metrics.tcp(dst)
+                })
                 .collect(),
             server_id,
             no_tls,
             server_ids,
             upstream_targets: targets.upstreams,
+            dst_labels: targets.dst_labels,
             request_target: Arc::from(target_addr.as_str()),
             target_addr,
         }
@@ -160,11 +177,12 @@ impl RouteMetrics {
         endpoint: usize,
         sni: &str,
     ) -> Rc<TcpCounters> {
-        let (target_addr, peer_id) = match peer {
-            Peer::Src => (self.target_addr.clone(), None),
+        let (target_addr, peer_id, dst_labels) = match peer {
+            Peer::Src => (self.target_addr.clone(), None, Arc::from([])),
             Peer::Dst => (
                 self.upstream_targets[endpoint].clone(),
                 self.server_ids[endpoint].clone(),
+                self.dst_labels[endpoint].clone(),
             ),
         };
         metrics.tcp(TcpLabels {
@@ -174,6 +192,7 @@ impl RouteMetrics {
             tls_sni: Some(metrics.sni_label(sni)),
             peer_id,
             no_tls: None,
+            dst_labels,
         })
     }
 
@@ -194,6 +213,7 @@ impl RouteMetrics {
             tls_sni: sni.map(|sni| metrics.sni_label(sni)),
             peer_id: Some(client_id.to_string()),
             no_tls: None,
+            dst_labels: Arc::from([]),
         })
     }
 
@@ -271,7 +291,7 @@ mod tests {
             metrics,
             Direction::Outbound,
             addr(0),
-            &[addr(1)],
+            &[Endpoint::plain(addr(1))],
             vec![None],
             false,
         )
@@ -311,7 +331,7 @@ mod tests {
                 &metrics,
                 Direction::Outbound,
                 listen,
-                &[listen],
+                &[Endpoint::plain(listen)],
                 vec![None],
                 false,
             );

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::conn::Conn;
 use super::meshed;
-use super::transparent::Refusal;
+use super::transparent::{Found, Refusal};
 use super::{RouteSlot, RouteState, TransparentState};
 use crate::config::Direction;
 use crate::io::{
@@ -64,7 +64,10 @@ impl Accepting {
             }
             (Err(refusal), _) => Err(refusal.as_str()),
             // Authorized once detection has said whether it is mTLS.
-            (Ok(route), _) => Ok(Routed::Route(route)),
+            (Ok(Found::Route(route)), _) => Ok(Routed::Route(route)),
+            (Ok(Found::Discover(original)), _) => {
+                Ok(Routed::Discover(transparent.clone(), original))
+            }
         }
     }
 }
@@ -74,6 +77,8 @@ enum Routed {
     Route(Rc<RouteState>),
     /// Straight to the inbound listener: maybe a mesh peer (`meshed`).
     Meshed(Rc<TransparentState>, Rc<MeshTls>),
+    /// An outbound destination discovery has to resolve first.
+    Discover(Rc<TransparentState>, SocketAddr),
 }
 
 /// Accepts until the shard drains, its gate closes or a reload removes
@@ -119,6 +124,20 @@ pub async fn accept_loop(
                 );
                 let serving = meshed::serve(shard.clone(), inbound, mesh, stream, slot);
                 return connections.spawn(serving.instrument(span));
+            }
+            Routed::Discover(transparent, original) => {
+                let span = tracing::debug_span!(
+                    "conn",
+                    shard = shard.metrics.shard(),
+                    client = ?peer,
+                    target = %original,
+                );
+                let shard = shard.clone();
+                let carrying = async move {
+                    let route = transparent.discover(original, &shard).await;
+                    Conn::new(shard, route, slot).run(stream, peer).await
+                };
+                return connections.spawn(carrying.instrument(span));
             }
         };
         let span = tracing::debug_span!(

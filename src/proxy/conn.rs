@@ -329,11 +329,12 @@ impl Conn {
                 break;
             };
             tried.push(index);
-            let addr = balancer.endpoint(index).addr;
+            let endpoint = &self.route.endpoints[index];
+            let addr = endpoint.addr;
             let started = Instant::now();
             match self
                 .shard
-                .connect(addr, self.route.route.direction, None)
+                .connect(endpoint, self.route.route.direction, None)
                 .await
             {
                 Ok(stream) => {

@@ -23,6 +23,7 @@ use std::rc::Rc;
 
 use super::classify::Carry;
 use super::conn::Conn;
+use super::transparent::Found;
 use super::TransparentState;
 use crate::config::{Protocol, MESH_HANDSHAKE_TIMEOUT};
 use crate::io::{refuse, ConnError, Destination, Socket};
@@ -84,7 +85,9 @@ pub async fn serve(
         local,
     };
     let route = match inbound.route_for(destination, &shard) {
-        Ok(route) => route,
+        Ok(Found::Route(route)) => route,
+        // Inbound: discovery resolves outbound destinations only.
+        Ok(Found::Discover(_)) => unreachable!("an inbound listener has no discovery"),
         Err(refusal) => {
             metrics.refused(refusal.as_str());
             tracing::debug!(client = %peer, port, reason = refusal.as_str(), "refused");

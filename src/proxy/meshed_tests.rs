@@ -65,6 +65,7 @@ fn inbound_state(listen: std::net::SocketAddr) -> Rc<TransparentState> {
         listener,
         own,
         Duration::from_secs(60),
+        None,
     ))
 }
 

@@ -30,6 +30,7 @@ mod accept;
 mod authorize;
 mod classify;
 mod conn;
+mod discovered;
 mod dispatch;
 mod meshed;
 mod route_slot;

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use super::RouteState;
 use crate::config::{EndpointSet, Route};
 use crate::io::Shutdown;
-use crate::metrics::ShardMetrics;
+use crate::metrics::{RouteMetrics, ShardMetrics};
 use crate::shard::Shard;
 use crate::tls::mesh::MeshTls;
 
@@ -88,7 +88,7 @@ impl RouteSlot {
         metrics: &ShardMetrics,
         mesh: Option<&MeshTls>,
     ) {
-        let next = current.successor(route, endpoints, metrics, mesh);
+        let next = current.successor(RouteMetrics::new, route, endpoints, metrics, mesh);
         *self.current.borrow_mut() = Rc::new(next);
     }
 

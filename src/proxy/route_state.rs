@@ -44,19 +44,23 @@ impl RouteState {
     /// reload changed the route, or its endpoint set changed): the
     /// balancers and pools keep what they hold of endpoints that stay
     /// (`HttpRoute::successor`), and a client connection on this state
-    /// moves to the new one at its next request.
+    /// moves to the new one at its next request. `make`: as this state's
+    /// metrics were made (`RouteMetrics::new` for a configured route,
+    /// `RouteMetrics::for_destination` for a transparent destination, whose
+    /// labels stay under the shard's bound).
     pub fn successor(
         &self,
+        make: MakeMetrics,
         route: Route,
         endpoints: EndpointSet,
         metrics: &ShardMetrics,
         mesh: Option<&MeshTls>,
     ) -> RouteState {
-        let metrics = route_metrics(RouteMetrics::new, &route, &endpoints, metrics, mesh);
+        let metrics = route_metrics(make, &route, &endpoints, metrics, mesh);
         let addrs = addrs(&endpoints);
         let http = self
             .http
-            .successor(metrics.clone(), &addrs, route.response_timeout);
+            .successor(metrics.clone(), endpoints.clone(), route.response_timeout);
         let http = Rc::new(http);
         self.http.succeed(http.clone());
         RouteState {
@@ -68,20 +72,21 @@ impl RouteState {
         }
     }
 
-    /// A transparent listener's route for one original destination: as
-    /// `new`, with its `target_addr`s under the shard's bound on
-    /// destinations (`metrics::MAX_DESTINATIONS`), since the client chose
-    /// them. One endpoint: the balancers have no choice to make, so no seed.
+    /// A transparent listener's route for one original destination, over
+    /// `endpoints` (its own address, or what discovery found): as `new`,
+    /// with its `target_addr`s under the shard's bound on destinations
+    /// (`metrics::MAX_DESTINATIONS`), since the client chose them.
     pub fn for_destination(
         route: Route,
+        endpoints: EndpointSet,
         metrics: &ShardMetrics,
+        seed: u64,
         pool_idle_timeout: Duration,
         mesh: Option<&MeshTls>,
     ) -> RouteState {
-        let endpoints: EndpointSet = route.static_endpoints().into();
         let make = RouteMetrics::for_destination;
         let metrics = route_metrics(make, &route, &endpoints, metrics, mesh);
-        RouteState::with_metrics(route, endpoints, metrics, 0, pool_idle_timeout)
+        RouteState::with_metrics(route, endpoints, metrics, seed, pool_idle_timeout)
     }
 
     fn with_metrics(
@@ -97,7 +102,7 @@ impl RouteState {
             balancer: ConnectionBalancer::new(&addrs, seed),
             http: Rc::new(HttpRoute::new(
                 metrics.clone(),
-                &addrs,
+                endpoints.clone(),
                 http_seed,
                 pool_idle_timeout,
                 route.response_timeout,
@@ -114,11 +119,11 @@ fn addrs(endpoints: &[Endpoint]) -> Vec<SocketAddr> {
 }
 
 /// How `RouteMetrics` are made: a configured route's or a destination's.
-type MakeMetrics = fn(
+pub type MakeMetrics = fn(
     &ShardMetrics,
     Direction,
     SocketAddr,
-    &[SocketAddr],
+    &[Endpoint],
     Vec<Option<String>>,
     bool,
 ) -> RouteMetrics;
@@ -135,18 +140,14 @@ fn route_metrics(
     let meshed = mesh.is_some();
     let (direction, listen) = (route.direction, route.listen);
     Rc::new(make(
-        metrics,
-        direction,
-        listen,
-        &addrs(endpoints),
-        server_ids,
-        meshed,
+        metrics, direction, listen, endpoints, server_ids, meshed,
     ))
 }
 
-/// The identities of the mesh peers holding `route`'s endpoints, which
-/// label their upstream-side series; none inbound, where the endpoint is
-/// the application beside us (`Shard::connect`).
+/// The identities of the mesh peers holding `route`'s endpoints (the one
+/// their source gave, else their `[[mesh.peer]]`'s), which label their
+/// upstream-side series; none inbound, where the endpoint is the
+/// application beside us (`Shard::connect`).
 fn server_ids(
     route: &Route,
     endpoints: &[Endpoint],
@@ -156,9 +157,9 @@ fn server_ids(
     endpoints
         .iter()
         .map(|endpoint| {
-            mesh?
-                .peer_for(endpoint.addr)
-                .map(|peer| peer.identity.clone())
+            let mesh = mesh?;
+            let peer = || mesh.peer_for(endpoint.addr).map(|p| p.identity.clone());
+            endpoint.identity.clone().or_else(peer)
         })
         .collect()
 }

@@ -11,6 +11,11 @@
 //! `SERIES_RETAIN_IDLE` (bounded too), then go. Two kinds of connection are refused, never proxied:
 //! one that was not redirected (it would be proxied to ringside itself),
 //! and one whose destination is one of ringside's own listeners (a loop).
+//!
+//! With discovery (Linkerd's control plane), an outbound destination's
+//! first connection waits for its answer (`discovered.rs`), and its state
+//! is made again whenever the answer changes: at its next connection, or
+//! at the next sweep for the connections already open.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -18,8 +23,11 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::RouteState;
-use crate::config::{RouteSpec, Transparent};
+use tokio::sync::watch;
+
+use super::{discovered, RouteState};
+use crate::config::{Direction, RouteSpec, Transparent};
+use crate::discovery::{CacheHandle, Snapshot};
 use crate::io::Destination;
 use crate::metrics::ShardMetrics;
 use crate::shard::Shard;
@@ -70,9 +78,36 @@ impl Refusal {
 }
 
 struct Kept {
-    route: Rc<RouteState>,
+    route: RefCell<Rc<RouteState>>,
     /// When a connection last took it, for the idle expiry.
     last_used: Cell<Instant>,
+    /// Its discovery answers, when discovery resolves it.
+    discovery: Option<RefCell<watch::Receiver<Snapshot>>>,
+}
+
+impl Kept {
+    fn route(&self) -> Rc<RouteState> {
+        self.route.borrow().clone()
+    }
+
+    /// Takes a changed discovery answer.
+    fn refresh(&self, shard: &Shard, own: discovered::IsOwn) {
+        let Some(receiver) = &self.discovery else {
+            return;
+        };
+        let current = self.route();
+        let mut receiver = receiver.borrow_mut();
+        if let Some(next) = discovered::refreshed(&current, &mut receiver, shard, own) {
+            *self.route.borrow_mut() = Rc::new(next);
+        }
+    }
+}
+
+/// What a transparent connection's route is.
+pub enum Found {
+    Route(Rc<RouteState>),
+    /// Not known yet: discovery is asked first (`TransparentState::discover`).
+    Discover(SocketAddr),
 }
 
 pub struct TransparentState {
@@ -86,30 +121,33 @@ pub struct TransparentState {
     /// Destinations forgotten while their metric series are kept, and when
     /// each was last used.
     retired: RefCell<HashMap<SocketAddr, Instant>>,
+    /// Where outbound destinations are resolved, under a control plane.
+    discovery: Option<CacheHandle>,
 }
 
 impl TransparentState {
+    /// `discovery`: where outbound destinations are resolved, if anywhere
+    /// (an inbound listener ignores it).
     pub fn new(
         listener: Transparent,
         own: Rc<[SocketAddr]>,
         pool_idle_timeout: Duration,
+        discovery: Option<CacheHandle>,
     ) -> TransparentState {
+        let discovery = discovery.filter(|_| listener.direction == Direction::Outbound);
         TransparentState {
             listener,
             own,
             pool_idle_timeout,
             destinations: RefCell::default(),
             retired: RefCell::default(),
+            discovery,
         }
     }
 
     /// The route state of a connection that reached the listener as
     /// `destination` says, or why it is refused.
-    pub fn route_for(
-        &self,
-        destination: Destination,
-        shard: &Shard,
-    ) -> Result<Rc<RouteState>, Refusal> {
+    pub fn route_for(&self, destination: Destination, shard: &Shard) -> Result<Found, Refusal> {
         let original = match destination.original {
             Some(original) if original != destination.local => original,
             _ => return Err(Refusal::NotRedirected),
@@ -118,29 +156,70 @@ impl TransparentState {
         if self.is_own(original, destination.local) || self.is_own(upstream, destination.local) {
             return Err(Refusal::Loop);
         }
-        let now = Instant::now();
-        let mut destinations = self.destinations.borrow_mut();
-        if let Some(kept) = destinations.get(&original) {
-            kept.last_used.set(now);
-            return Ok(kept.route.clone());
+        if let Some(route) = self.current(original, shard) {
+            return Ok(Found::Route(route));
         }
-        let metrics = &shard.metrics;
+        if self.discovery.is_some() {
+            return Ok(Found::Discover(original));
+        }
         let route = RouteSpec::implied(original, upstream, self.listener.direction)
             .resolve(&shard.detect().opaque_ports, shard.timeouts.response);
-        let mesh = shard.mesh();
+        let (mesh, endpoints) = (shard.mesh(), route.static_endpoints().into());
         let idle = self.pool_idle_timeout;
-        let route = RouteState::for_destination(route, metrics, idle, mesh.as_deref());
+        let metrics = &shard.metrics;
+        let route =
+            RouteState::for_destination(route, endpoints, metrics, 0, idle, mesh.as_deref());
         let route = Rc::new(route);
+        self.keep(original, route.clone(), None, metrics);
+        Ok(Found::Route(route))
+    }
+
+    /// The route of a destination `route_for` found unknown, once discovery
+    /// answered (or did not in time: `discovered::lookup`).
+    pub async fn discover(&self, original: SocketAddr, shard: &Shard) -> Rc<RouteState> {
+        let handle = self.discovery.as_ref().expect("route_for found discovery");
+        let (receiver, snapshot) = discovered::lookup(handle, original, shard).await;
+        // Another connection may have got there first.
+        if let Some(route) = self.current(original, shard) {
+            return route;
+        }
+        let (direction, idle) = (self.listener.direction, self.pool_idle_timeout);
+        let own = |addr| self.is_own(addr, self.listener.listen);
+        let route = discovered::first_state(original, &snapshot, direction, shard, idle, &own);
+        let route = Rc::new(route);
+        self.keep(original, route.clone(), receiver, &shard.metrics);
+        route
+    }
+
+    /// The kept state of `original`, brought up to its discovery answer.
+    fn current(&self, original: SocketAddr, shard: &Shard) -> Option<Rc<RouteState>> {
+        let destinations = self.destinations.borrow();
+        let kept = destinations.get(&original)?;
+        kept.last_used.set(Instant::now());
+        kept.refresh(shard, &|addr| self.is_own(addr, self.listener.listen));
+        Some(kept.route())
+    }
+
+    /// Keeps `route` as `original`'s, within `MAX_DESTINATIONS`.
+    fn keep(
+        &self,
+        original: SocketAddr,
+        route: Rc<RouteState>,
+        discovery: Option<watch::Receiver<Snapshot>>,
+        metrics: &ShardMetrics,
+    ) {
+        let now = Instant::now();
+        let mut destinations = self.destinations.borrow_mut();
         if destinations.len() >= MAX_DESTINATIONS {
             let forgotten = forget_idle(&mut destinations, now, Duration::ZERO);
             self.retire(forgotten, metrics);
         }
         if destinations.len() < MAX_DESTINATIONS {
             self.retired.borrow_mut().remove(&original);
-            let last_used = Cell::new(now);
             let kept = Kept {
-                route: route.clone(),
-                last_used,
+                route: RefCell::new(route),
+                last_used: Cell::new(now),
+                discovery: discovery.map(RefCell::new),
             };
             destinations.insert(original, kept);
         } else {
@@ -151,18 +230,20 @@ impl TransparentState {
             // without bound).
             self.retire(vec![(original, now)], metrics);
         }
-        Ok(route)
     }
 
-    /// Closes idle pooled connections, forgets destinations idle for
-    /// `DESTINATION_IDLE` and the series of those forgotten for
-    /// `SERIES_RETAIN_IDLE`; the shard calls it every second.
-    pub fn sweep(&self, metrics: &ShardMetrics) {
-        let now = Instant::now();
+    /// Closes idle pooled connections, takes changed discovery answers,
+    /// forgets destinations idle for `DESTINATION_IDLE` and the series of
+    /// those forgotten for `SERIES_RETAIN_IDLE`; the shard calls it every
+    /// second.
+    pub fn sweep(&self, shard: &Shard) {
+        let (now, metrics) = (Instant::now(), &shard.metrics);
         let mut destinations = self.destinations.borrow_mut();
         let forgotten = forget_idle(&mut destinations, now, DESTINATION_IDLE);
+        let own = |addr| self.is_own(addr, self.listener.listen);
         for kept in destinations.values() {
-            kept.route.http.sweep();
+            kept.refresh(shard, &own);
+            kept.route().http.sweep();
         }
         drop(destinations);
         self.retire(forgotten, metrics);
@@ -220,7 +301,7 @@ fn forget_idle(
 ) -> Vec<(SocketAddr, Instant)> {
     let mut forgotten = Vec::new();
     destinations.retain(|destination, kept| {
-        let in_use = Rc::strong_count(&kept.route) > 1;
+        let in_use = Rc::strong_count(&kept.route.borrow()) > 1;
         let keep = in_use || now.duration_since(kept.last_used.get()) < idle;
         if !keep {
             forgotten.push((*destination, kept.last_used.get()));
@@ -233,7 +314,7 @@ fn forget_idle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Direction, ForwardTo, Protocol};
+    use crate::config::{ForwardTo, Protocol};
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().unwrap()
@@ -246,7 +327,7 @@ mod tests {
             forward_to: ForwardTo::Original,
         };
         let own: Rc<[SocketAddr]> = [addr("127.0.0.1:4140"), addr("0.0.0.0:4143")].into();
-        TransparentState::new(listener, own, Duration::from_secs(3))
+        TransparentState::new(listener, own, Duration::from_secs(3), None)
     }
 
     fn redirected(original: &str) -> Destination {
@@ -261,7 +342,10 @@ mod tests {
         shard: &Shard,
         to: Destination,
     ) -> Result<Rc<RouteState>, Refusal> {
-        state.route_for(to, shard)
+        match state.route_for(to, shard)? {
+            Found::Route(route) => Ok(route),
+            Found::Discover(_) => unreachable!("no discovery here"),
+        }
     }
 
     #[test]
@@ -315,13 +399,13 @@ mod tests {
         assert!(Rc::ptr_eq(&held, &again));
         drop(again);
         // A sweep forgets only what has been idle for DESTINATION_IDLE.
-        state.sweep(&shard.metrics);
+        state.sweep(&shard);
         assert_eq!(state.kept(), 2);
         let long_ago = Instant::now() - DESTINATION_IDLE;
         for kept in state.destinations.borrow().values() {
             kept.last_used.set(long_ago);
         }
-        state.sweep(&shard.metrics);
+        state.sweep(&shard);
         assert_eq!(state.kept(), 1, "the held destination stays");
     }
 
@@ -340,7 +424,7 @@ mod tests {
         for last_used in state.retired.borrow_mut().values_mut() {
             *last_used = retention_over;
         }
-        state.sweep(&shard.metrics);
+        state.sweep(&shard);
         let targets = series(&shard.metrics);
         assert!(!targets.contains(&"10.0.0.9:1".to_string()), "forgotten");
         assert_eq!(targets.len(), MAX_DESTINATIONS, "the held ones' stay");
@@ -373,7 +457,7 @@ mod tests {
         for kept in state.destinations.borrow().values() {
             kept.last_used.set(long_ago);
         }
-        state.sweep(&shard.metrics);
+        state.sweep(&shard);
         assert_eq!(state.kept(), 1);
         assert_eq!(
             series(&shard.metrics),
@@ -396,12 +480,12 @@ mod tests {
         for kept in state.destinations.borrow().values() {
             kept.last_used.set(long_ago);
         }
-        state.sweep(&shard.metrics);
+        state.sweep(&shard);
         let retention_over = Instant::now() - SERIES_RETAIN_IDLE;
         for last_used in state.retired.borrow_mut().values_mut() {
             *last_used = retention_over;
         }
-        state.sweep(&shard.metrics);
+        state.sweep(&shard);
         assert_eq!(
             series(&shard.metrics),
             ["10.0.0.2:80"],

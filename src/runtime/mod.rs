@@ -34,6 +34,7 @@ pub use placement::{Placement, PlacementError};
 pub use signals::Signals;
 
 use crate::config::{Args, Config};
+use crate::discovery::CacheHandle;
 use crate::dns::{Sink, Update};
 use crate::metrics::{DnsStatus, IdentityStatus};
 use crate::tls::mesh::MeshConfigs;
@@ -103,6 +104,9 @@ pub struct Sidecar {
     /// Linkerd mode's control thread, which keeps the mesh's certificate
     /// current; stopped when the shards have drained.
     control_plane: Option<crate::control::ControlPlane>,
+    /// Where outbound transparent destinations are resolved, under a
+    /// control plane (`with_discovery`).
+    discovery: Option<CacheHandle>,
 }
 
 impl Sidecar {
@@ -171,6 +175,7 @@ impl Sidecar {
             mesh,
             rings,
             control_plane,
+            discovery: None,
         })
     }
 
@@ -178,6 +183,13 @@ impl Sidecar {
     /// (its file under its flags and environment), as at start.
     pub fn reload_from(mut self, args: Args) -> Sidecar {
         self.args = Some(args);
+        self
+    }
+
+    /// Resolves the outbound transparent listeners' destinations through
+    /// `discovery` (Linkerd's destination and policy services).
+    pub fn with_discovery(mut self, discovery: CacheHandle) -> Sidecar {
+        self.discovery = Some(discovery);
         self
     }
 
@@ -227,6 +239,7 @@ impl Sidecar {
             mesh,
             rings,
             control_plane,
+            discovery,
         } = self;
         let configured = config.clone();
         // Shards see the bound addresses, so labels show real ports.
@@ -297,6 +310,7 @@ impl Sidecar {
                 twins,
                 own_addrs: own_addrs.clone(),
                 mesh: mesh.clone(),
+                discovery: discovery.clone(),
                 control,
                 shared: shared.clone(),
             };

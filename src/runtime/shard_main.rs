@@ -12,6 +12,7 @@ use futures_lite::future;
 
 use super::control::{self, ShardControl, Shared};
 use crate::config::Config;
+use crate::discovery::CacheHandle;
 use crate::io::{sleep, spawn, Listener, Shutdown, Tasks};
 use crate::proxy::{accept_loop, Accepting, RouteSlot, Routes, TransparentState};
 use crate::shard::Shard;
@@ -34,6 +35,9 @@ pub struct ShardInit {
     pub own_addrs: Vec<SocketAddr>,
     /// mTLS to and from mesh peers, when an identity is configured.
     pub mesh: Option<MeshConfigs>,
+    /// Where outbound transparent destinations are resolved, under a
+    /// control plane.
+    pub discovery: Option<CacheHandle>,
     pub control: ShardControl,
     pub shared: Shared,
 }
@@ -49,6 +53,7 @@ pub async fn run(init: ShardInit) {
         twins,
         own_addrs,
         mesh,
+        discovery,
         control,
         shared,
     } = init;
@@ -77,6 +82,7 @@ pub async fn run(init: ShardInit) {
                 *listener,
                 own,
                 config.timeouts.pool_idle,
+                discovery.clone(),
             ))
         })
         .collect();
@@ -169,7 +175,7 @@ async fn sweep_pools(
             route.http.sweep();
         }
         for listener in &transparent {
-            listener.sweep(&shard.metrics);
+            listener.sweep(&shard);
         }
         shard.server_first.sweep();
     }

@@ -20,19 +20,18 @@
 mod limit;
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 pub use limit::{ConnectionSlots, Slot};
 
 use crate::config::{
-    Config, DetectConfig, Direction, Http2Config, InboundPolicy, MeshPeer, Timeouts,
+    Config, DetectConfig, Direction, Endpoint, Http2Config, InboundPolicy, MeshPeer, Timeouts,
 };
 use crate::detect::ServerFirstMemory;
 use crate::io::{Deadlines, Shutdown, Socket};
 use crate::metrics::ShardMetrics;
 use crate::tcp::PumpResources;
-use crate::tls::mesh::{MeshConfigs, MeshTls};
+use crate::tls::mesh::{MeshConfigs, MeshTls, Meshed};
 use crate::tls::SessionProtocol;
 
 pub struct Shard {
@@ -120,10 +119,11 @@ impl Shard {
         }
     }
 
-    /// Connects to `addr` within the connect timeout: through its peer
-    /// proxy over mTLS when `addr` is a mesh peer's, directly otherwise.
-    /// `protocol`, when known, is declared to the peer, which then skips
-    /// detection.
+    /// Connects to `endpoint` within the connect timeout: over mTLS naming
+    /// its identity when its source gave one (a control plane), or through
+    /// its peer proxy when its address is a `[[mesh.peer]]`'s, directly
+    /// otherwise. `protocol`, when known, is declared to the peer, which
+    /// then skips detection.
     ///
     /// An inbound connection is for the application beside us, never for a
     /// peer: a `[[mesh.peer]]` network that covers our own address would
@@ -131,21 +131,27 @@ impl Shard {
     /// round, and never to the application.
     pub async fn connect(
         &self,
-        addr: SocketAddr,
+        endpoint: &Endpoint,
         direction: Direction,
         protocol: Option<SessionProtocol>,
     ) -> std::io::Result<Socket> {
-        let timeout = self.timeouts.connect;
-        let mesh = self.mesh().filter(|_| direction == Direction::Outbound);
-        let peer = mesh
-            .as_ref()
-            .and_then(|mesh| Some((mesh, mesh.peer_for(addr)?)));
-        match peer {
-            Some((mesh, peer)) => {
-                mesh.connect(addr, peer, protocol, timeout, &self.deadlines)
-                    .await
-            }
-            None => crate::io::connect(addr, timeout, &self.deadlines).await,
+        let (addr, timeout, deadlines) = (endpoint.addr, self.timeouts.connect, &self.deadlines);
+        let Some(mesh) = self.mesh().filter(|_| direction == Direction::Outbound) else {
+            return crate::io::connect(addr, timeout, deadlines).await;
+        };
+        if let Some(identity) = &endpoint.identity {
+            let tagged_port = endpoint.tagged_port;
+            let target = Meshed {
+                identity,
+                tagged_port,
+            };
+            return mesh
+                .connect_to(addr, target, protocol, timeout, deadlines)
+                .await;
+        }
+        match mesh.peer_for(addr) {
+            Some(peer) => mesh.connect(addr, peer, protocol, timeout, deadlines).await,
+            None => crate::io::connect(addr, timeout, deadlines).await,
         }
     }
 }

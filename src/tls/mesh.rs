@@ -1,7 +1,8 @@
 //! `MeshTls`: mutual TLS between ringside proxies as a shard uses it.
 //!
 //! Outbound, a connection to a mesh peer (`[[mesh.peer]]` holds its
-//! address) goes to the peer proxy's inbound port instead, over mTLS
+//! address, or discovery named its identity and its proxy's port) goes to
+//! the peer proxy's inbound port instead, over mTLS
 //! naming the peer's identity, and starts with the transport header that
 //! says which port of the peer's workload it was for, and the session
 //! protocol when it is known: an HTTP connection made for a request
@@ -10,7 +11,9 @@
 //! nothing, so a server that speaks first is not kept waiting by a promise
 //! of HTTP, and it then carries the client's bytes as they are: a Linkerd
 //! peer forwards such a connection as opaque bytes (`proxy/dispatch.rs`
-//! keeps HTTP/2 streams off it).
+//! keeps HTTP/2 streams off it). A discovered endpoint with an identity
+//! but no proxy port is reached on its own port, over mTLS without the
+//! transport ALPN or header, as Linkerd reaches it.
 //!
 //! Inbound, a connection whose TLS names our own identity is terminated
 //! here (`accept`): a direct one to the inbound listener, or a redirected
@@ -68,9 +71,23 @@ pub struct MeshConfigs {
 /// handshakes in progress.
 pub struct MeshTls {
     pub configs: MeshConfigs,
+    /// `configs.client` without the transport ALPN: for an endpoint reached
+    /// on its own port, which then gets no transport header (Linkerd offers
+    /// the ALPN only with the header, `outbound/src/http/concrete.rs`).
+    untagged_client: Arc<ClientConfig>,
     peers: Vec<MeshPeer>,
     pub policy: InboundPolicy,
     handshakes: Handshakes,
+}
+
+/// How an outbound connection reaches a meshed endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Meshed<'a> {
+    /// The identity its proxy must prove (and the SNI sent).
+    pub identity: &'a str,
+    /// Its proxy's port for connections behind a transport header; `None`:
+    /// the endpoint's own port, without one.
+    pub tagged_port: Option<u16>,
 }
 
 /// Why a meshed connection was not taken, as the `reason` label of
@@ -127,7 +144,10 @@ pub enum Header {
 
 impl MeshTls {
     pub fn new(configs: MeshConfigs, peers: Vec<MeshPeer>, policy: InboundPolicy) -> MeshTls {
+        let mut untagged = (*configs.client).clone();
+        untagged.alpn_protocols.clear();
         MeshTls {
+            untagged_client: Arc::new(untagged),
             configs,
             peers,
             policy,
@@ -154,21 +174,51 @@ impl MeshTls {
         timeout: Duration,
         deadlines: &Deadlines,
     ) -> IoResult<Socket> {
-        let proxy = SocketAddr::new(addr.ip(), peer.port);
-        let server = ServerName::try_from(peer.identity.clone())
+        let target = Meshed {
+            identity: &peer.identity,
+            tagged_port: Some(peer.port),
+        };
+        self.connect_to(addr, target, protocol, timeout, deadlines)
+            .await
+    }
+
+    /// Connects to `addr` over mTLS naming `target.identity`: through its
+    /// proxy's `tagged_port` with the transport header (as Linkerd's
+    /// `tcp/tagged_transport.rs`), or, without one, to `addr` itself with
+    /// neither the transport ALPN nor a header.
+    pub async fn connect_to(
+        &self,
+        addr: SocketAddr,
+        target: Meshed<'_>,
+        protocol: Option<SessionProtocol>,
+        timeout: Duration,
+        deadlines: &Deadlines,
+    ) -> IoResult<Socket> {
+        let server = ServerName::try_from(target.identity.to_string())
             .map_err(|err| Error::new(ErrorKind::InvalidInput, err))?;
-        let header = TransportHeader {
-            port: addr.port(),
-            name: None,
-            protocol,
-        }
-        .encode();
-        let client = self.configs.client.clone();
+        let (proxy, header, client) = match target.tagged_port {
+            Some(port) => {
+                let header = TransportHeader {
+                    port: addr.port(),
+                    name: None,
+                    protocol,
+                };
+                let client = self.configs.client.clone();
+                (
+                    SocketAddr::new(addr.ip(), port),
+                    Some(header.encode()),
+                    client,
+                )
+            }
+            None => (addr, None, self.untagged_client.clone()),
+        };
         let connecting = async {
             let plain = io::connect(proxy, timeout, deadlines).await?;
             let handshaken = plain.connect_tls(client, server).await?;
             let socket = Socket::tls(handshaken.stream)?;
-            socket.write_all(&header).await?;
+            if let Some(header) = header {
+                socket.write_all(&header).await?;
+            }
             Ok(socket)
         };
         match deadlines.timeout(timeout, connecting).await {

@@ -11,9 +11,10 @@
 //! client that sends one (`large_hello`), and a DNS server whose records
 //! a test changes as it runs (`dns_server`), the limits a container
 //! sets, applied to ringside's process (`confined`), a terminal that
-//! tests of `ringside top` type into and read (`tmux`), and a mock of
-//! Linkerd's control plane with the pods it serves (`control_plane`).
-//! Readiness
+//! tests of `ringside top` type into and read (`tmux`), and mocks of
+//! Linkerd's control plane: its identity service with the pods it serves
+//! (`control_plane`), its destination and policy controllers
+//! (`mock_discovery`). Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -30,6 +31,7 @@ pub mod identity;
 pub mod large_hello;
 pub mod launcher;
 pub mod linkerd_inbound;
+pub mod mock_discovery;
 pub mod netns;
 pub mod origins;
 pub mod output;
