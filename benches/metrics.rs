@@ -18,6 +18,7 @@ fn labels(target: usize, peer: Peer) -> TcpLabels {
         tls_sni: None,
         peer_id: None,
         no_tls: None,
+        dst_labels: Default::default(),
     }
 }
 

@@ -24,8 +24,8 @@
 //!   runtime, and the tests that run it against their mock control plane).
 //!
 //! `control`, the control thread of Linkerd mode (Linkerd's identity
-//! service now; its destination and policy services next), is reached
-//! only through the runtime too.
+//! client, and the channels `discovery` runs on it), is reached only
+//! through the runtime and `discovery`.
 //!
 //! Everything else is the crate's own: the connection stage (`proxy`), the
 //! shard's state (`shard`), opaque forwarding (`tcp`), the I/O layer

@@ -189,7 +189,8 @@ fn run(config: Config, args: Args) -> anyhow::Result<()> {
         );
     }
     let mut sidecar = start(config)?.reload_from(args);
-    // A stand-in until Linkerd mode starts discovery on its control thread.
+    // Linkerd mode starts discovery on its control thread; a ringside
+    // configured by its file may take it from a control plane on loopback.
     if let Some(discovery) = ringside::discovery::from_env()? {
         sidecar = sidecar.with_discovery(discovery);
     }

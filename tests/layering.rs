@@ -72,11 +72,21 @@ fn folders_import_only_downwards() {
                 "runtime", "shard", "tcp", "tls",
             ],
         ),
-        // The control thread: Linkerd's clients, feeding tls and metrics.
+        // The control thread: Linkerd's clients, feeding tls and metrics;
+        // discovery runs on it, never the other way.
         (
             "control",
             &[
-                "http", "tcp", "proxy", "runtime", "admin", "detect", "shard", "io", "balance",
+                "http",
+                "tcp",
+                "proxy",
+                "runtime",
+                "admin",
+                "detect",
+                "shard",
+                "io",
+                "balance",
+                "discovery",
             ],
         ),
         // The resolver thread knows only its settings and its counters.

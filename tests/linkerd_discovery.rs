@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use ringside::config::Cidr;
 use ringside::discovery::{Backoff, CacheHandle, Discovered, DiscoveryConfig, Snapshot, Source};
+use support::control_plane::{ControlPlane, IdentityService, LinkerdPod};
 use support::eventually;
 use support::mock_discovery::messages::{self, endpoint, Kind};
 use support::mock_discovery::{Call, MockControlPlane};
@@ -467,4 +468,52 @@ fn with_the_control_plane_down_a_destination_goes_to_its_original_address_until_
         get_twice(original.addr);
         discovered.requests() > 0
     });
+}
+
+/// Linkerd mode: no arguments, only Linkerd's environment. The
+/// certificate comes from the identity service, and the outbound
+/// listener's destinations are resolved by the destination and policy
+/// services the environment names, with its workload, on the control
+/// thread.
+#[test]
+fn linkerd_mode_resolves_destinations_through_the_services_its_environment_names() {
+    let test = "linkerd_mode_resolves_destinations";
+    let Some(pod) = Pod::enter(test) else {
+        return;
+    };
+    let plane = ControlPlane::start(IdentityService::new());
+    let mock = MockControlPlane::start();
+    let web = HttpOrigin::start("plain-web", Duration::ZERO);
+    let target = addr("198.18.0.12:80");
+    mock.set_policy(
+        target,
+        Some(messages::policy(
+            Kind::Http1,
+            messages::balancer("plain:80"),
+        )),
+    );
+    mock.set_endpoints("plain:80", vec![endpoint(web.addr, None, None, false)]);
+    let linkerd = LinkerdPod::new(IDENTITY, &plane)
+        .discovery(mock.addr)
+        .gid(RINGSIDE_GID);
+    let (proxy, _) = linkerd.start();
+    proxy.wait_ready();
+    if pod
+        .redirect(test, proxy.transparent[0].port(), RINGSIDE_GID)
+        .is_none()
+    {
+        return;
+    }
+
+    get_twice(target);
+    assert_eq!(web.requests(), 2, "both to the discovered endpoint");
+    assert_eq!(mock.calls(Call::Watch), 1);
+    let requests = mock.requests();
+    let workload = r#""pod":"web-0""#;
+    assert!(
+        requests
+            .iter()
+            .any(|seen| seen.starts_with("Watch") && seen.contains(workload)),
+        "the policy watch names the workload: {requests:?}"
+    );
 }

@@ -121,6 +121,15 @@ pub fn channel(svc: &ControlAddr, dialer: &Dialer) -> Channel {
     balanced(resolve::spawn(svc, &dialer.names, endpoint))
 }
 
+impl Channel {
+    /// A plaintext channel to one address, for a control plane on
+    /// loopback named by its address (`RINGSIDE_DISCOVERY_ADDR`, tests).
+    /// Must be called within the runtime it will run on.
+    pub fn plaintext(addr: SocketAddr) -> Channel {
+        balanced(resolve::fixed(&[addr], endpoints(addr.to_string(), None)))
+    }
+}
+
 /// One HTTP/2 connection per address, as tonic's channel keeps it (lazy,
 /// reconnecting), its load the count of its requests still waiting for
 /// their response.

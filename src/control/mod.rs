@@ -1,5 +1,5 @@
-//! The control thread: Linkerd's control-plane clients (identity now;
-//! destination and policy next) on one thread with a current-thread tokio
+//! The control thread: Linkerd's control-plane clients (identity here;
+//! destination and policy in `discovery`, started on it) on one thread with a current-thread tokio
 //! runtime, beside the shards and never on them. linkerd2-proxy runs its
 //! identity client on its admin runtime and its discovery on its main one;
 //! ringside's shards are glommio executors, so every control-plane client
@@ -16,7 +16,9 @@
 //! - `identity`: `Certify` against Linkerd's identity service, and the
 //!   mesh configs its certificates go into.
 //!
-//! `start` puts them together for Linkerd mode.
+//! `start` puts them together for Linkerd mode; the runtime then starts
+//! `discovery` on the same thread, with a `ControlPlane::channel` to each
+//! of its services.
 
 mod channel;
 mod identity;
@@ -116,7 +118,6 @@ pub struct ControlPlane {
     /// What every shard terminates and originates mTLS with.
     pub mesh: MeshConfigs,
     /// How `channel` reaches the destination and policy services.
-    #[allow(dead_code)] // until the discovery clients (issue 23) take it
     pub dialer: Dialer,
 }
 
@@ -148,7 +149,6 @@ pub fn start(
 impl ControlPlane {
     /// A channel to `svc` (`LinkerdConfig`'s destination or policy
     /// service), its tasks on the control thread.
-    #[allow(dead_code)] // until the discovery clients (issue 23) take it
     pub fn channel(&self, svc: &ControlAddr) -> Channel {
         let _inside = self.thread.enter();
         channel(svc, &self.dialer)

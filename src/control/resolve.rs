@@ -63,8 +63,8 @@ where
     Discovered { changes: receiver }
 }
 
-/// These addresses for good, for the balancer's tests.
-#[cfg(test)]
+/// These addresses for good: a control plane named by its address alone,
+/// and the balancer's tests.
 pub(super) fn fixed<S>(addrs: &[SocketAddr], endpoint: impl Fn(SocketAddr) -> S) -> Discovered<S> {
     let (changes, receiver) = mpsc::unbounded_channel();
     for addr in addrs {

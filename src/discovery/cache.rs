@@ -172,9 +172,10 @@ mod tests {
         // Never awaited here: the resolvers' tasks never run, so nothing
         // dials the (absent) control plane.
         let _entered = runtime.enter();
-        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+        let channel = crate::control::Channel::plaintext("127.0.0.1:1".parse().unwrap());
         let clients = Clients {
-            channel,
+            destination: channel.clone(),
+            policy: channel,
             config: Arc::default(),
             backoff: Default::default(),
         };

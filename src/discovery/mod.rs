@@ -11,11 +11,12 @@
 //!   keeping their last answer meanwhile;
 //! - `resolver`: one destination's watches combined into its snapshot;
 //! - `cache`: the resolvers by destination, bounded, dropped when idle;
-//! - `thread`: the thread that runs them until the control thread does.
+//! - `thread`: where they run: Linkerd mode's control thread, or a thread
+//!   of their own for a control plane on loopback.
 //!
 //! The clients are tokio tasks on the control thread's current-thread
-//! runtime, over a `tonic::transport::Channel` its caller built (plaintext
-//! on loopback, mTLS otherwise). Shards never run tokio: they await the
+//! runtime, over the control thread's `Channel`s (plaintext on loopback,
+//! mTLS otherwise). Shards never run tokio: they await the
 //! snapshots through `tokio::sync::watch` receivers, which any executor
 //! can poll (`tests/wakeups.rs`).
 
@@ -31,7 +32,7 @@ pub(crate) mod watch;
 pub use cache::{Cache, CacheHandle, Lookup};
 pub use resolver::Snapshot;
 pub use target::{Discovered, Source};
-pub use thread::{from_env, spawn};
+pub use thread::{from_env, spawn, start_on};
 pub use watch::Backoff;
 
 use crate::config::Cidr;

@@ -18,19 +18,21 @@ use linkerd2_proxy_api::destination::GetDestination;
 use linkerd2_proxy_api::outbound::{traffic_spec, TrafficSpec};
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
-use tonic::transport::Channel;
 
 use super::policy::{Backend, Policy};
 use super::target::{self, Discovered, PolicyAnswer, ProfileAnswer};
 use super::watch::{self as streams, Backoff};
 use super::DiscoveryConfig;
 use crate::config::EndpointSet;
+use crate::control::Channel;
 
-/// What every resolver shares: the channel to the control plane and the
-/// settings of its requests.
+/// What every resolver shares: the channels to the control plane's
+/// destination and policy services (one channel for both when they are
+/// one server) and the settings of its requests.
 #[derive(Clone)]
 pub struct Clients {
-    pub channel: Channel,
+    pub destination: Channel,
+    pub policy: Channel,
     pub config: Arc<DiscoveryConfig>,
     pub backoff: Backoff,
 }
@@ -47,13 +49,13 @@ pub async fn resolve(clients: Clients, original: SocketAddr, out: watch::Sender<
         source_workload: clients.config.workload.clone(),
         target: Some(traffic_spec::Target::Addr(original.into())),
     };
-    let channel = clients.channel.clone();
+    let channel = clients.policy.clone();
     tasks.spawn(streams::policy(channel, spec, policy_tx, clients.backoff));
     let profiled = clients.config.profiles(original);
     let (profile_tx, mut profile) = watch::channel(None);
     if profiled {
         let request = get(&clients, original.to_string());
-        let channel = clients.channel.clone();
+        let channel = clients.destination.clone();
         tasks.spawn(streams::profile(
             channel,
             request,
@@ -82,7 +84,7 @@ pub async fn resolve(clients: Clients, original: SocketAddr, out: watch::Sender<
             endpoints_open = path.is_some();
             if let Some(path) = path {
                 let request = get(&clients, path.clone());
-                let channel = clients.channel.clone();
+                let channel = clients.destination.clone();
                 let task = tasks.spawn(streams::endpoints(channel, request, tx, clients.backoff));
                 balancer = Some((path, task));
             }

@@ -22,7 +22,6 @@ use linkerd2_proxy_api::destination::GetDestination;
 use linkerd2_proxy_api::outbound::outbound_policies_client::OutboundPoliciesClient;
 use linkerd2_proxy_api::outbound::TrafficSpec;
 use tokio::sync::watch;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::endpoints::EndpointTable;
@@ -30,6 +29,7 @@ use super::policy;
 use super::target::{PolicyAnswer, ProfileAnswer};
 use super::translate::printable;
 use crate::config::EndpointSet;
+use crate::control::Channel;
 
 /// How a broken stream waits before it is opened again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -129,6 +129,7 @@ impl Sidecar {
             source,
         })?;
         let status = Arc::new(IdentityStatus::default());
+        let mut discovery = None;
         let (mesh, control_plane) = match (&config.identity, &config.linkerd) {
             (Some(identity), _) => {
                 let configs = crate::tls::reload::start(identity, status.clone())?;
@@ -136,6 +137,7 @@ impl Sidecar {
             }
             (None, Some(linkerd)) => {
                 let plane = crate::control::start(linkerd, &config.dns, status.clone())?;
+                discovery = Some(crate::discovery::start_on(&plane, linkerd));
                 (Some((plane.mesh.clone(), status)), Some(plane))
             }
             (None, None) => (None, None),
@@ -175,7 +177,7 @@ impl Sidecar {
             mesh,
             rings,
             control_plane,
-            discovery: None,
+            discovery,
         })
     }
 

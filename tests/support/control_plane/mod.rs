@@ -164,6 +164,8 @@ pub struct LinkerdPod {
     /// `LINKERD2_PROXY_IDENTITY_DIR` (`key.p8`, `csr.der`) and the token.
     pub dir: TempDir,
     vars: Vec<(String, String)>,
+    /// The group ringside runs under, which a pod's redirect exempts.
+    gid: Option<u32>,
 }
 
 impl LinkerdPod {
@@ -211,7 +213,22 @@ impl LinkerdPod {
             name: name.to_string(),
             dir,
             vars,
+            gid: None,
         }
+    }
+
+    /// Runs ringside under group `gid` (`support::Pod::redirect` exempts
+    /// its own connections by it).
+    pub fn gid(mut self, gid: u32) -> LinkerdPod {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// The destination and policy services at `addr`, on loopback.
+    pub fn discovery(self, addr: SocketAddr) -> LinkerdPod {
+        let addr = addr.to_string();
+        self.env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", &addr)
+            .env("LINKERD2_PROXY_POLICY_SVC_ADDR", &addr)
     }
 
     /// Sets (or replaces) a variable.
@@ -245,6 +262,9 @@ impl LinkerdPod {
     pub fn start(&self) -> (Ringside, Vec<String>) {
         let mut command = Command::new(BIN);
         command.env_clear().envs(self.vars.iter().cloned());
+        if let Some(gid) = self.gid {
+            std::os::unix::process::CommandExt::gid(&mut command, gid);
+        }
         Ringside::without_arguments(command)
     }
 
