@@ -188,13 +188,7 @@ fn run(config: Config, args: Args) -> anyhow::Result<()> {
             "no routes: give --route LISTEN=UPSTREAM, a [[route]] in --config, --outbound-listen, or try `ringside demo`"
         );
     }
-    let mut sidecar = start(config)?.reload_from(args);
-    // Linkerd mode starts discovery on its control thread; a ringside
-    // configured by its file may take it from a control plane on loopback.
-    if let Some(discovery) = ringside::discovery::from_env()? {
-        sidecar = sidecar.with_discovery(discovery);
-    }
-    sidecar.run()?;
+    start(config)?.reload_from(args).run()?;
     tracing::info!("drained, exiting");
     Ok(())
 }

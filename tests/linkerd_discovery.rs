@@ -2,7 +2,11 @@
 //! (`support::mock_discovery`): the discovery thread's snapshots follow
 //! the policy, the profile and the endpoints the mock serves; NOT_FOUND
 //! falls back as linkerd2-proxy's `discover.rs` does; a broken stream
-//! keeps its last answer and reconnects.
+//! keeps its last answer and reconnects. Then ringside in network-
+//! namespace pods, started as Linkerd's wrapper starts its proxy (no
+//! arguments, only `LINKERD2_PROXY_*`), certified by the mock identity
+//! service (`support::control_plane`) and carrying its pod's outbound
+//! connections as the mock's destination and policy services say.
 
 mod support;
 
@@ -228,35 +232,45 @@ fn a_policy_taken_away_falls_back_and_a_forward_backend_is_one_endpoint() {
 // behind a double of Linkerd's inbound (`support::linkerd_inbound`) with
 // an identity, some plain.
 
-use support::identity::{identities, SERVER};
+use support::identity::SERVER;
 use support::linkerd_inbound::LinkerdInbound;
 use support::{
-    echo_through, random_bytes, HttpClient, HttpOrigin, KeepAliveLoad, Launch, Origin, Pod,
-    Ringside, POD_ADDR,
+    echo_through, random_bytes, HttpClient, HttpOrigin, KeepAliveLoad, Origin, Pod, Ringside,
+    TempDir, POD_ADDR,
 };
 
 /// The group ringside runs under, which the redirect rule exempts.
 const RINGSIDE_GID: u32 = 4140;
 
-/// ringside with the client identity and discovery from `mock`, its
-/// outbound listener taking this namespace's connections to the services.
+/// Linkerd's identity service, and a folder with the server identity it
+/// issued, for the inbound double of a meshed endpoint.
+fn linkerd_identity() -> (ControlPlane, TempDir) {
+    let plane = ControlPlane::start(IdentityService::new());
+    let dir = plane.identity.issue_into(&[("server", SERVER)]);
+    (plane, dir)
+}
+
+/// ringside as Linkerd's wrapper starts it (no arguments, only Linkerd's
+/// environment): certified by `plane` as the client, its destinations
+/// resolved by `mock`'s destination and policy services, its outbound
+/// listener taking this namespace's connections to the services.
 fn discovering_ringside(
     pod: &Pod,
     test: &str,
     mock: &MockControlPlane,
-    dir: &support::TempDir,
+    plane: &ControlPlane,
 ) -> Option<Ringside> {
-    let launch = Launch::new()
-        .gid(RINGSIDE_GID)
-        .shards(1)
-        .arg("--outbound-listen", "127.0.0.1:0")
-        .env("RINGSIDE_DISCOVERY_ADDR", &mock.addr.to_string())
-        .env("RINGSIDE_DISCOVERY_PROFILE_NETWORKS", "198.18.0.0/24")
-        .env("RINGSIDE_DISCOVERY_CONTEXT", CONTEXT)
-        .env("RINGSIDE_DISCOVERY_WORKLOAD", WORKLOAD);
-    let proxy = launch
-        .identity(dir, "client", support::identity::CLIENT)
-        .start();
+    let linkerd = LinkerdPod::new(IDENTITY, plane)
+        .discovery(mock.addr)
+        .env(
+            "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
+            "198.18.0.0/24",
+        )
+        .env("LINKERD2_PROXY_DESTINATION_CONTEXT", CONTEXT)
+        .env("LINKERD2_PROXY_POLICY_WORKLOAD", WORKLOAD)
+        .gid(RINGSIDE_GID);
+    let (proxy, _) = linkerd.start();
+    proxy.wait_ready();
     pod.redirect(test, proxy.transparent[0].port(), RINGSIDE_GID)?;
     Some(proxy)
 }
@@ -277,7 +291,7 @@ fn ringside_carries_opaque_and_http_to_discovered_endpoints_with_and_without_ide
     let Some(pod) = Pod::enter(test) else {
         return;
     };
-    let dir = identities();
+    let (plane, dir) = linkerd_identity();
     let linkerd = LinkerdInbound::start(&dir, "server");
     let tagged = Some(linkerd.addr.port());
     let (echo, meshed_web, plain_web) = (
@@ -331,7 +345,7 @@ fn ringside_carries_opaque_and_http_to_discovered_endpoints_with_and_without_ide
     );
     // Unknown to both: its original address, in plaintext.
     let egress_origin = Origin::echo_on(&format!("{POD_ADDR}:0"));
-    let Some(proxy) = discovering_ringside(&pod, test, &mock, &dir) else {
+    let Some(proxy) = discovering_ringside(&pod, test, &mock, &plane) else {
         return;
     };
 
@@ -383,14 +397,24 @@ fn ringside_carries_opaque_and_http_to_discovered_endpoints_with_and_without_ide
         data.len() as f64
     );
     let plain_target = plain_web.addr.to_string();
+    // The endpoint's metric labels, as `dst_*` labels.
+    let plain_pod = format!("pod-{}", plain_web.addr.port());
     let no_tls = [
         ("direction", "outbound"),
         ("peer", "dst"),
         ("target_addr", plain_target.as_str()),
+        ("dst_pod", plain_pod.as_str()),
         ("tls", "no_identity"),
         ("no_tls_reason", "not_provided_by_service_discovery"),
     ];
     assert_eq!(metrics.sum("tcp_open_total", &no_tls), 1.0);
+    let requests = mock.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|seen| seen.starts_with("Watch") && seen.contains(WORKLOAD)),
+        "the policy watches name the environment's workload: {requests:?}"
+    );
 }
 
 #[test]
@@ -399,7 +423,7 @@ fn endpoints_churned_under_load_lose_nothing() {
     let Some(pod) = Pod::enter(test) else {
         return;
     };
-    let dir = identities();
+    let (plane, _) = linkerd_identity();
     let origins: Vec<HttpOrigin> = ["a", "b", "c"]
         .into_iter()
         .map(|name| HttpOrigin::start(name, Duration::ZERO))
@@ -419,7 +443,7 @@ fn endpoints_churned_under_load_lose_nothing() {
         mock.set_endpoints(path, endpoints);
     };
     set(&[0, 1]);
-    let Some(proxy) = discovering_ringside(&pod, test, &mock, &dir) else {
+    let Some(proxy) = discovering_ringside(&pod, test, &mock, &plane) else {
         return;
     };
     let load = KeepAliveLoad::start(service, 4);
@@ -449,7 +473,7 @@ fn with_the_control_plane_down_a_destination_goes_to_its_original_address_until_
     let Some(pod) = Pod::enter(test) else {
         return;
     };
-    let dir = identities();
+    let (plane, _) = linkerd_identity();
     let original = HttpOrigin::start_on(&format!("{POD_ADDR}:0"), "original", Duration::ZERO);
     let discovered = HttpOrigin::start("discovered", Duration::ZERO);
     let mock = MockControlPlane::start();
@@ -457,7 +481,7 @@ fn with_the_control_plane_down_a_destination_goes_to_its_original_address_until_
     let to_discovered = endpoint(discovered.addr, None, None, false);
     let policy = messages::policy(Kind::Http1, messages::forward(to_discovered));
     mock.set_policy(original.addr, Some(policy));
-    let Some(_proxy) = discovering_ringside(&pod, test, &mock, &dir) else {
+    let Some(_proxy) = discovering_ringside(&pod, test, &mock, &plane) else {
         return;
     };
     // No answer within the discovery timeout: the original address.
@@ -468,52 +492,12 @@ fn with_the_control_plane_down_a_destination_goes_to_its_original_address_until_
         get_twice(original.addr);
         discovered.requests() > 0
     });
-}
 
-/// Linkerd mode: no arguments, only Linkerd's environment. The
-/// certificate comes from the identity service, and the outbound
-/// listener's destinations are resolved by the destination and policy
-/// services the environment names, with its workload, on the control
-/// thread.
-#[test]
-fn linkerd_mode_resolves_destinations_through_the_services_its_environment_names() {
-    let test = "linkerd_mode_resolves_destinations";
-    let Some(pod) = Pod::enter(test) else {
-        return;
-    };
-    let plane = ControlPlane::start(IdentityService::new());
-    let mock = MockControlPlane::start();
-    let web = HttpOrigin::start("plain-web", Duration::ZERO);
-    let target = addr("198.18.0.12:80");
-    mock.set_policy(
-        target,
-        Some(messages::policy(
-            Kind::Http1,
-            messages::balancer("plain:80"),
-        )),
-    );
-    mock.set_endpoints("plain:80", vec![endpoint(web.addr, None, None, false)]);
-    let linkerd = LinkerdPod::new(IDENTITY, &plane)
-        .discovery(mock.addr)
-        .gid(RINGSIDE_GID);
-    let (proxy, _) = linkerd.start();
-    proxy.wait_ready();
-    if pod
-        .redirect(test, proxy.transparent[0].port(), RINGSIDE_GID)
-        .is_none()
-    {
-        return;
-    }
-
-    get_twice(target);
-    assert_eq!(web.requests(), 2, "both to the discovered endpoint");
-    assert_eq!(mock.calls(Call::Watch), 1);
-    let requests = mock.requests();
-    let workload = r#""pod":"web-0""#;
-    assert!(
-        requests
-            .iter()
-            .any(|seen| seen.starts_with("Watch") && seen.contains(workload)),
-        "the policy watch names the workload: {requests:?}"
-    );
+    // Down mid-run, its streams broken: the last answer is kept.
+    mock.set_down(true);
+    mock.break_streams();
+    let before = (original.requests(), discovered.requests());
+    get_twice(original.addr);
+    let after = (original.requests(), discovered.requests());
+    assert_eq!(after, (before.0, before.1 + 2), "the last answer kept");
 }

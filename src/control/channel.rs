@@ -123,7 +123,7 @@ pub fn channel(svc: &ControlAddr, dialer: &Dialer) -> Channel {
 
 impl Channel {
     /// A plaintext channel to one address, for a control plane on
-    /// loopback named by its address (`RINGSIDE_DISCOVERY_ADDR`, tests).
+    /// loopback named by its address (the tests of `discovery`).
     /// Must be called within the runtime it will run on.
     pub fn plaintext(addr: SocketAddr) -> Channel {
         balanced(resolve::fixed(&[addr], endpoints(addr.to_string(), None)))

@@ -32,7 +32,7 @@ pub(crate) mod watch;
 pub use cache::{Cache, CacheHandle, Lookup};
 pub use resolver::Snapshot;
 pub use target::{Discovered, Source};
-pub use thread::{from_env, spawn, start_on};
+pub use thread::{spawn, start_on};
 pub use watch::Backoff;
 
 use crate::config::Cidr;

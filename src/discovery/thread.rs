@@ -1,9 +1,8 @@
 //! Where the discovery cache runs: `start_on` Linkerd mode's control
 //! thread, beside the identity client, over its channels (plaintext on
-//! loopback, mTLS otherwise); or, for a ringside configured by its file
-//! (`from_env`, `RINGSIDE_DISCOVERY_ADDR`) and the tests, `spawn` on a
-//! thread of its own with a plaintext channel to a control plane on
-//! loopback.
+//! loopback, mTLS otherwise); or, for the tests that drive the cache
+//! alone, `spawn` on a thread of its own with a plaintext channel to a
+//! control plane on loopback.
 
 use std::io;
 use std::net::SocketAddr;
@@ -62,44 +61,4 @@ pub fn start_on(plane: &ControlPlane, linkerd: &LinkerdConfig) -> CacheHandle {
     let (cache, handle, lookups) = Cache::new(clients);
     plane.thread.spawn(cache.run(lookups));
     handle
-}
-
-/// The stand-in's settings, read from the environment until Linkerd mode
-/// reads Linkerd's own: `RINGSIDE_DISCOVERY_ADDR` (a control plane on
-/// loopback; unset: no discovery), `RINGSIDE_DISCOVERY_PROFILE_NETWORKS`
-/// (`NET/PREFIX,...`), `RINGSIDE_DISCOVERY_CONTEXT` and
-/// `RINGSIDE_DISCOVERY_WORKLOAD` (passed as-is).
-pub fn from_env() -> io::Result<Option<CacheHandle>> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let Some(addr) = var("RINGSIDE_DISCOVERY_ADDR") else {
-        return Ok(None);
-    };
-    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
-    let control: SocketAddr = addr
-        .parse()
-        .map_err(|_| invalid(format!("RINGSIDE_DISCOVERY_ADDR: {addr:?} is not IP:PORT")))?;
-    if !control.ip().is_loopback() {
-        let why =
-            "RINGSIDE_DISCOVERY_ADDR: only a control plane on loopback (plaintext) is supported";
-        return Err(invalid(why.to_string()));
-    }
-    let networks = var("RINGSIDE_DISCOVERY_PROFILE_NETWORKS").unwrap_or_default();
-    let profile_networks = networks
-        .split(',')
-        .filter(|net| !net.trim().is_empty())
-        .map(|net| {
-            let bad = || invalid(format!("RINGSIDE_DISCOVERY_PROFILE_NETWORKS: {net:?}"));
-            let (addr, prefix) = net.trim().split_once('/').ok_or_else(bad)?;
-            let addr = addr.parse().map_err(|_| bad())?;
-            let prefix = prefix.parse().map_err(|_| bad())?;
-            Ok(crate::config::Cidr { addr, prefix })
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-    let config = DiscoveryConfig {
-        context: var("RINGSIDE_DISCOVERY_CONTEXT").unwrap_or_default(),
-        profile_networks,
-        workload: var("RINGSIDE_DISCOVERY_WORKLOAD").unwrap_or_default(),
-    };
-    tracing::info!(%control, "outbound discovery from the control plane");
-    spawn(control, config, Backoff::default()).map(Some)
 }

@@ -104,8 +104,8 @@ pub struct Sidecar {
     /// Linkerd mode's control thread, which keeps the mesh's certificate
     /// current; stopped when the shards have drained.
     control_plane: Option<crate::control::ControlPlane>,
-    /// Where outbound transparent destinations are resolved, under a
-    /// control plane (`with_discovery`).
+    /// Where outbound transparent destinations are resolved: Linkerd
+    /// mode's discovery, on the control thread.
     discovery: Option<CacheHandle>,
 }
 
@@ -185,13 +185,6 @@ impl Sidecar {
     /// (its file under its flags and environment), as at start.
     pub fn reload_from(mut self, args: Args) -> Sidecar {
         self.args = Some(args);
-        self
-    }
-
-    /// Resolves the outbound transparent listeners' destinations through
-    /// `discovery` (Linkerd's destination and policy services).
-    pub fn with_discovery(mut self, discovery: CacheHandle) -> Sidecar {
-        self.discovery = Some(discovery);
         self
     }
 

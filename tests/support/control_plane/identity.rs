@@ -53,6 +53,24 @@ impl IdentityService {
         &self.ca.cert_pem
     }
 
+    /// A folder per `(folder, name)`, each with `cert.pem` and `key.pem`
+    /// issued by this CA for a day, and `trust-anchors.pem`, as
+    /// `ringside identity issue` lays them out (for the doubles of meshed
+    /// peers that must trust, and be trusted by, the pods it certifies).
+    pub fn issue_into(&self, identities: &[(&str, &str)]) -> super::TempDir {
+        let dir = super::TempDir::new();
+        for (folder, name) in identities {
+            let leaf = mint::issue(&self.ca, name, None, Validity::days_from_now(1)).unwrap();
+            let out = dir.join(folder);
+            std::fs::create_dir_all(&out).unwrap();
+            let write = |file: &str, text: &str| std::fs::write(format!("{out}/{file}"), text);
+            write("cert.pem", &leaf.cert_pem).unwrap();
+            write("key.pem", &leaf.key_pem).unwrap();
+            write("trust-anchors.pem", &self.ca.cert_pem).unwrap();
+        }
+        dir
+    }
+
     pub fn ca(&self) -> &Minted {
         &self.ca
     }
