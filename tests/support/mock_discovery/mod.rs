@@ -11,6 +11,7 @@
 //! so, as a controller that restarts does; `calls` counts the calls made,
 //! which shows a client reconnected.
 
+pub mod inbound;
 pub mod messages;
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,11 +38,16 @@ pub enum Call {
     Get,
     GetProfile,
     Watch,
+    WatchPort,
+    GetPort,
 }
 
 #[derive(Default)]
 struct State {
     policies: HashMap<SocketAddr, OutboundPolicy>,
+    /// The inbound `Server` of each port (`inbound.rs`), or the status
+    /// its calls fail with.
+    servers: HashMap<u32, Result<linkerd2_proxy_api::inbound::Server, tonic::Code>>,
     profiles: HashMap<String, DestinationProfile>,
     endpoints: HashMap<String, BTreeMap<SocketAddr, WeightedAddr>>,
     /// Bumped by `break_streams`: a stream opened before ends.
@@ -84,7 +90,8 @@ impl MockControlPlane {
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                 tonic::transport::Server::builder()
                     .add_service(DestinationServer::new(service.clone()))
-                    .add_service(OutboundPoliciesServer::new(service))
+                    .add_service(OutboundPoliciesServer::new(service.clone()))
+                    .add_service(inbound::server(service))
                     .serve_with_incoming(incoming)
                     .await
                     .expect("the mock control plane serves");
