@@ -22,6 +22,7 @@
 
 pub(crate) mod cache;
 pub(crate) mod endpoints;
+pub mod inbound;
 pub(crate) mod policy;
 pub(crate) mod resolver;
 pub(crate) mod target;

@@ -48,7 +48,7 @@ impl Default for Backoff {
 }
 
 /// One stream's backoff state: the next wait, doubled each time.
-struct Waits {
+pub(super) struct Waits {
     backoff: Backoff,
     next: Duration,
     /// A xorshift for the jitter: the clients of many proxies must not
@@ -57,7 +57,7 @@ struct Waits {
 }
 
 impl Waits {
-    fn new(backoff: Backoff) -> Waits {
+    pub(super) fn new(backoff: Backoff) -> Waits {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.subsec_nanos());
@@ -72,7 +72,7 @@ impl Waits {
         self.next = self.backoff.min;
     }
 
-    async fn wait(&mut self) {
+    pub(super) async fn wait(&mut self) {
         self.noise ^= self.noise << 13;
         self.noise ^= self.noise >> 7;
         self.noise ^= self.noise << 17;
@@ -84,7 +84,7 @@ impl Waits {
 
 /// Reads an opened stream until it ends, handing each message to `take`
 /// (an answer starts the backoff over); the status it ended with.
-async fn follow<T>(
+pub(super) async fn follow<T>(
     opened: Result<tonic::Response<tonic::Streaming<T>>, Status>,
     waits: &mut Waits,
     mut take: impl FnMut(T),

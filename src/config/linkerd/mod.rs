@@ -142,6 +142,9 @@ pub struct Policy {
     pub svc: ControlAddr,
     /// `LINKERD2_PROXY_POLICY_WORKLOAD`, sent as it is (JSON).
     pub workload: String,
+    /// `LINKERD2_PROXY_INBOUND_DEFAULT_POLICY`'s name (checked), the
+    /// fallback of every inbound port until the policy service answers.
+    pub inbound_default: String,
 }
 
 /// Where a control-plane service is, and how it is reached.
@@ -320,6 +323,10 @@ impl Env {
                 &format!("{PREFIX}POLICY_WORKLOAD"),
                 self.required("POLICY_WORKLOAD")?,
             )?,
+            inbound_default: self
+                .get("INBOUND_DEFAULT_POLICY")
+                .map_or("all-unauthenticated", str::trim)
+                .to_string(),
         };
         self.parsed("CONTROL_LISTEN_ADDR", values::socket_addr)?;
         Ok(LinkerdConfig {

@@ -1,0 +1,412 @@
+//! From the policy controller's `inbound::Server` to a `ServerPolicy`,
+//! every remote value bounded, as linkerd2-proxy's
+//! `proxy/server-policy` translates it (`TryFrom<api::Server>`,
+//! `authz::proto::mk_authorizations`): a server's authorizations get
+//! localhost's appended (always permitted); a route's are its own, then
+//! the server's; a server with no routes gets one that matches every
+//! request (an older controller's answer). And Linkerd's built-in
+//! defaults (`app/inbound/src/policy/defaults.rs`), which have no probe
+//! route.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use linkerd2_proxy_api::inbound as api;
+use linkerd2_proxy_api::meta::{metadata, Metadata};
+
+use super::server::*;
+use crate::config::Cidr;
+use crate::discovery::translate::printable;
+
+/// Authorizations of a server, or of a route, at most.
+pub const MAX_AUTHORIZATIONS: usize = 64;
+/// Routes of a server at most.
+pub const MAX_ROUTES: usize = 64;
+/// Networks (and exceptions of one network), identities and suffixes of
+/// an authorization, matches of a route, headers of a match, at most.
+pub const MAX_ITEMS: usize = 64;
+/// Bytes of a name, a path or a header value.
+pub const MAX_NAME_BYTES: usize = 253;
+/// Bytes of a path or a header value.
+pub const MAX_VALUE_BYTES: usize = 1_024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidServer {
+    #[error("no protocol")]
+    NoProtocol,
+    #[error("a protocol detection without a timeout")]
+    NoDetectTimeout,
+    #[error("an authorization without networks or authentication")]
+    BadAuthorization,
+    #[error("an invalid network")]
+    BadNetwork,
+    #[error("more than {0} {1}")]
+    TooMany(usize, &'static str),
+    #[error("a value longer than {0} bytes")]
+    TooLong(usize),
+}
+
+/// `server`, the policy of `port`.
+pub fn server(server: api::Server, port: u16) -> Result<ServerPolicy, InvalidServer> {
+    let kind = server
+        .protocol
+        .and_then(|p| p.kind)
+        .ok_or(InvalidServer::NoProtocol)?;
+    let (group, kind_label, name) = (
+        label(&server.labels, "group", ""),
+        label(&server.labels, "kind", "server"),
+        label(&server.labels, "name", ""),
+    );
+    let srv = Arc::<str>::from(format!(
+        "srv_group=\"{}\",srv_kind=\"{}\",srv_name=\"{}\",srv_port=\"{port}\"",
+        escape(&group),
+        escape(&kind_label),
+        escape(&name)
+    ));
+    let mut authorizations = authorizations(server.authorizations)?;
+    authorizations.push(localhost());
+    use api::proxy_protocol::Kind;
+    let (protocol, routes) = match kind {
+        Kind::Detect(detect) => {
+            let timeout = detect.timeout.ok_or(InvalidServer::NoDetectTimeout)?;
+            let timeout =
+                Duration::try_from(timeout).map_err(|_| InvalidServer::NoDetectTimeout)?;
+            (InboundProtocol::Detect { timeout }, detect.http_routes)
+        }
+        Kind::Http1(http) => (InboundProtocol::Http1, http.routes),
+        Kind::Http2(http) => (InboundProtocol::Http2, http.routes),
+        // gRPC routes match by service and method: ringside has every
+        // request take one default route, the server's authorizations.
+        Kind::Grpc(_) => (InboundProtocol::Grpc, Vec::new()),
+        Kind::Opaque(_) => (InboundProtocol::Opaque, Vec::new()),
+        Kind::Tls(_) => (InboundProtocol::Tls, Vec::new()),
+    };
+    if routes.len() > MAX_ROUTES {
+        return Err(InvalidServer::TooMany(MAX_ROUTES, "routes"));
+    }
+    let routes = match routes.is_empty() {
+        true => vec![default_route(&srv, &authorizations)],
+        false => routes
+            .into_iter()
+            .map(|route| http_route(route, &srv, &authorizations))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(ServerPolicy {
+        protocol,
+        name: printable(&name).into(),
+        labels: srv,
+        authorizations,
+        routes,
+    })
+}
+
+/// One of Linkerd's built-in default policies (`all-unauthenticated`,
+/// `all-authenticated`, `cluster-unauthenticated`,
+/// `cluster-authenticated`, `deny`, `audit`) for `port`, detecting within
+/// `timeout`; `None` for another name.
+pub fn default_policy(
+    name: &str,
+    cluster_networks: &[Cidr],
+    port: u16,
+    timeout: Duration,
+) -> Option<ServerPolicy> {
+    let all = [cidr("0.0.0.0", 0), cidr("::", 0)];
+    let authenticated = Authentication::TlsAuthenticated {
+        identities: Vec::new(),
+        suffixes: vec![String::new()],
+    };
+    let (networks, authentication): (&[Cidr], _) = match name {
+        "all-unauthenticated" | "audit" => (&all, Some(Authentication::Unauthenticated)),
+        "all-authenticated" => (&all, Some(authenticated)),
+        "cluster-unauthenticated" => (cluster_networks, Some(Authentication::Unauthenticated)),
+        "cluster-authenticated" => (cluster_networks, Some(authenticated)),
+        "deny" => (&[], None),
+        _ => return None,
+    };
+    let srv: Arc<str> =
+        format!("srv_group=\"\",srv_kind=\"default\",srv_name=\"{name}\",srv_port=\"{port}\"")
+            .into();
+    let mut authorizations = Vec::new();
+    if let Some(authentication) = authentication {
+        authorizations.push(Authorization {
+            networks: networks
+                .iter()
+                .map(|net| Network {
+                    net: *net,
+                    except: Vec::new(),
+                })
+                .collect(),
+            authentication,
+            labels: format!("authz_group=\"\",authz_kind=\"default\",authz_name=\"{name}\"").into(),
+            audit: name == "audit",
+        });
+    }
+    authorizations.push(localhost());
+    Some(ServerPolicy {
+        protocol: InboundProtocol::Detect { timeout },
+        name: name.into(),
+        routes: vec![default_route(&srv, &authorizations)],
+        labels: srv,
+        authorizations,
+    })
+}
+
+fn cidr(addr: &str, prefix: u8) -> Cidr {
+    Cidr {
+        addr: addr.parse().expect("a literal address"),
+        prefix,
+    }
+}
+
+/// Always permitted, as in Linkerd.
+fn localhost() -> Authorization {
+    Authorization {
+        networks: [cidr("127.0.0.1", 32), cidr("::1", 128)]
+            .into_iter()
+            .map(|net| Network {
+                net,
+                except: Vec::new(),
+            })
+            .collect(),
+        authentication: Authentication::Unauthenticated,
+        labels: "authz_group=\"\",authz_kind=\"default\",authz_name=\"localhost\"".into(),
+        audit: false,
+    }
+}
+
+/// The route of every request, with the server's authorizations: what a
+/// server without routes gets.
+fn default_route(srv: &str, server_authzs: &[Authorization]) -> HttpRoute {
+    let labels = format!("{srv},route_group=\"\",route_kind=\"default\",route_name=\"default\"");
+    finish_route(labels, vec![RouteMatch::default()], server_authzs.to_vec())
+}
+
+fn finish_route(
+    labels: String,
+    matches: Vec<RouteMatch>,
+    authorizations: Vec<Authorization>,
+) -> HttpRoute {
+    let allow_labels = authorizations
+        .iter()
+        .map(|authz| Arc::from(format!("{labels},{}", authz.labels)))
+        .collect();
+    HttpRoute {
+        matches,
+        authorizations,
+        labels: labels.into(),
+        allow_labels,
+    }
+}
+
+fn http_route(
+    route: api::HttpRoute,
+    srv: &str,
+    server_authzs: &[Authorization],
+) -> Result<HttpRoute, InvalidServer> {
+    let (group, kind, name) = meta(route.metadata.as_ref(), "httproute");
+    let labels = format!(
+        "{srv},route_group=\"{}\",route_kind=\"{}\",route_name=\"{}\"",
+        escape(&group),
+        escape(&kind),
+        escape(&name)
+    );
+    let rules = route.rules.iter();
+    let count: usize = rules.map(|rule| rule.matches.len().max(1)).sum();
+    if count > MAX_ITEMS {
+        return Err(InvalidServer::TooMany(MAX_ITEMS, "route matches"));
+    }
+    let mut matches = Vec::with_capacity(count);
+    for rule in route.rules {
+        if rule.matches.is_empty() {
+            matches.push(RouteMatch::default());
+        }
+        for m in rule.matches {
+            matches.push(route_match(m)?);
+        }
+    }
+    let mut authorizations = authorizations(route.authorizations)?;
+    if authorizations.len() + server_authzs.len() > 2 * MAX_AUTHORIZATIONS + 1 {
+        return Err(InvalidServer::TooMany(MAX_AUTHORIZATIONS, "authorizations"));
+    }
+    authorizations.extend_from_slice(server_authzs);
+    Ok(finish_route(labels, matches, authorizations))
+}
+
+fn route_match(
+    m: linkerd2_proxy_api::http_route::HttpRouteMatch,
+) -> Result<RouteMatch, InvalidServer> {
+    use linkerd2_proxy_api::http_route::{header_match, path_match};
+    let path = match m.path.and_then(|p| p.kind) {
+        None => None,
+        Some(path_match::Kind::Exact(path)) => {
+            Some(PathMatch::Exact(bounded(path, MAX_VALUE_BYTES)?))
+        }
+        Some(path_match::Kind::Prefix(path)) => {
+            Some(PathMatch::Prefix(bounded(path, MAX_VALUE_BYTES)?))
+        }
+        Some(path_match::Kind::Regex(_)) => Some(PathMatch::Unsupported),
+    };
+    let method = match m.method.and_then(|method| method.r#type) {
+        None => None,
+        Some(method) => match http::Method::try_from(method) {
+            Ok(method) => Some(method.as_str().to_string()),
+            Err(_) => return Err(InvalidServer::TooLong(MAX_NAME_BYTES)),
+        },
+    };
+    if m.headers.len() > MAX_ITEMS {
+        return Err(InvalidServer::TooMany(MAX_ITEMS, "headers"));
+    }
+    let mut headers = Vec::with_capacity(m.headers.len());
+    for header in m.headers {
+        match header.value {
+            Some(header_match::Value::Exact(value)) if value.len() <= MAX_VALUE_BYTES => headers
+                .push((
+                    bounded(header.name, MAX_NAME_BYTES)?.to_ascii_lowercase(),
+                    value,
+                )),
+            Some(header_match::Value::Exact(_)) => {
+                return Err(InvalidServer::TooLong(MAX_VALUE_BYTES))
+            }
+            // A regular expression: the match never holds.
+            _ => {
+                return Ok(RouteMatch {
+                    path: Some(PathMatch::Unsupported),
+                    ..RouteMatch::default()
+                })
+            }
+        }
+    }
+    Ok(RouteMatch {
+        path,
+        method,
+        headers,
+    })
+}
+
+fn authorizations(authzs: Vec<api::Authz>) -> Result<Vec<Authorization>, InvalidServer> {
+    if authzs.len() > MAX_AUTHORIZATIONS {
+        return Err(InvalidServer::TooMany(MAX_AUTHORIZATIONS, "authorizations"));
+    }
+    authzs.into_iter().map(authorization).collect()
+}
+
+fn authorization(authz: api::Authz) -> Result<Authorization, InvalidServer> {
+    use api::authn::{permit_mesh_tls::Clients, Permit};
+    if authz.networks.is_empty() {
+        return Err(InvalidServer::BadAuthorization);
+    }
+    if authz.networks.len() > MAX_ITEMS {
+        return Err(InvalidServer::TooMany(MAX_ITEMS, "networks"));
+    }
+    let networks = authz
+        .networks
+        .into_iter()
+        .map(|network| {
+            if network.except.len() > MAX_ITEMS {
+                return Err(InvalidServer::TooMany(MAX_ITEMS, "network exceptions"));
+            }
+            Ok(Network {
+                net: network_of(network.net)?,
+                except: network
+                    .except
+                    .into_iter()
+                    .map(|net| network_of(Some(net)))
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let permit = authz.authentication.and_then(|a| a.permit);
+    let authentication = match permit.ok_or(InvalidServer::BadAuthorization)? {
+        Permit::Unauthenticated(_) => Authentication::Unauthenticated,
+        Permit::MeshTls(mesh) => match mesh.clients.ok_or(InvalidServer::BadAuthorization)? {
+            Clients::Unauthenticated(_) => Authentication::TlsUnauthenticated,
+            Clients::Identities(ids) => {
+                if ids.identities.len() > MAX_ITEMS || ids.suffixes.len() > MAX_ITEMS {
+                    return Err(InvalidServer::TooMany(MAX_ITEMS, "identities"));
+                }
+                let identities = ids
+                    .identities
+                    .into_iter()
+                    .map(|id| bounded(id.name, MAX_NAME_BYTES));
+                let suffixes =
+                    ids.suffixes
+                        .into_iter()
+                        .map(|suffix| match suffix.parts.is_empty() {
+                            true => Ok(String::new()),
+                            false => {
+                                bounded(format!(".{}", suffix.parts.join(".")), MAX_NAME_BYTES)
+                            }
+                        });
+                Authentication::TlsAuthenticated {
+                    identities: identities.collect::<Result<_, _>>()?,
+                    suffixes: suffixes.collect::<Result<_, _>>()?,
+                }
+            }
+        },
+    };
+    let (group, kind, name) = match authz.metadata.as_ref() {
+        Some(metadata) => meta(Some(metadata), "authorizationpolicy"),
+        None => (
+            label(&authz.labels, "group", "policy.linkerd.io"),
+            label(&authz.labels, "kind", "serverauthorization"),
+            label(&authz.labels, "name", ""),
+        ),
+    };
+    Ok(Authorization {
+        networks,
+        authentication,
+        audit: kind == "default" && name == "audit",
+        labels: format!(
+            "authz_group=\"{}\",authz_kind=\"{}\",authz_name=\"{}\"",
+            escape(&group),
+            escape(&kind),
+            escape(&name)
+        )
+        .into(),
+    })
+}
+
+fn network_of(net: Option<linkerd2_proxy_api::net::IpNetwork>) -> Result<Cidr, InvalidServer> {
+    let net = net.ok_or(InvalidServer::BadNetwork)?;
+    let addr = net.ip.ok_or(InvalidServer::BadNetwork)?;
+    let addr = std::net::IpAddr::try_from(addr).map_err(|_| InvalidServer::BadNetwork)?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = u8::try_from(net.prefix_len).ok().filter(|p| *p <= max);
+    let prefix = prefix.ok_or(InvalidServer::BadNetwork)?;
+    Ok(Cidr { addr, prefix })
+}
+
+/// `(group, kind, name)` of a resource or a default (`group` empty,
+/// `kind` `default`).
+fn meta(metadata: Option<&Metadata>, kind: &str) -> (String, String, String) {
+    match metadata.and_then(|m| m.kind.as_ref()) {
+        Some(metadata::Kind::Default(name)) => (String::new(), "default".into(), printable(name)),
+        Some(metadata::Kind::Resource(resource)) => (
+            printable(&resource.group),
+            printable(&resource.kind),
+            printable(&resource.name),
+        ),
+        None => (String::new(), kind.to_string(), String::new()),
+    }
+}
+
+fn label(labels: &HashMap<String, String>, name: &str, default: &str) -> String {
+    printable(labels.get(name).map_or(default, String::as_str))
+}
+
+fn bounded(value: String, max: usize) -> Result<String, InvalidServer> {
+    match value.len() <= max {
+        true => Ok(value),
+        false => Err(InvalidServer::TooLong(max)),
+    }
+}
+
+/// A Prometheus label value's escapes.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+#[path = "translate_tests.rs"]
+mod tests;
