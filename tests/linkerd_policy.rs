@@ -6,13 +6,21 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use ringside::discovery::inbound::{InboundHandle, InboundProtocol, PortAnswer};
 use ringside::discovery::Backoff;
+use support::control_plane::{ControlPlane, IdentityService, LinkerdPod};
 use support::eventually;
-use support::mock_discovery::inbound::{authz, default_routes, server_of, Proto, Who};
+use support::mock_discovery::inbound::{
+    authz, default_routes, matching, route, server_of, Proto, Who,
+};
 use support::mock_discovery::MockControlPlane;
+use support::pods::mtls_client;
+use support::HttpOrigin;
+use support::{Origin, Pod, Ringside};
 use tokio::sync::watch;
 use tonic::Code;
 
@@ -123,4 +131,229 @@ fn with_the_service_down_the_default_is_settled_at_once_and_the_answer_taken_lat
         mock.calls(support::mock_discovery::Call::WatchPort) > calls + 1
     });
     assert_eq!(server_name(&web), "web");
+}
+
+const POD: &str = "web.server-ns.serviceaccount.identity.linkerd.cluster.local";
+const CLIENT: &str = "api.client-ns.serviceaccount.identity.linkerd.cluster.local";
+const RINGSIDE_GID: u32 = 4143;
+const POD_NETWORK: (&str, &[&str]) = ("198.18.0.0/24", &[]);
+
+/// `curl` from this pod to `url` with `args`: the status code, and the
+/// response headers.
+fn curl(url: &str, args: &[&str]) -> (u16, String) {
+    let output = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let status = text.get(text.len().saturating_sub(3)..).unwrap_or("");
+    (status.parse().unwrap_or(0), text)
+}
+
+/// ringside as Linkerd's wrapper starts it, its policy service `mock`,
+/// its inbound listener taking this pod's connections to 198.18.0.0/24.
+fn policed_ringside(
+    pod: &Pod,
+    test: &str,
+    mock: &MockControlPlane,
+    plane: &ControlPlane,
+    default: &str,
+) -> Option<Ringside> {
+    let linkerd = LinkerdPod::new(POD, plane)
+        .discovery(mock.addr)
+        .env("LINKERD2_PROXY_POLICY_WORKLOAD", WORKLOAD)
+        .env("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", default)
+        .gid(RINGSIDE_GID);
+    let (proxy, _) = linkerd.start();
+    proxy.wait_ready();
+    pod.redirect(test, proxy.transparent[1].port(), RINGSIDE_GID)?;
+    Some(proxy)
+}
+
+/// An HTTP/1 GET over mTLS as `CLIENT` to `target`: the status.
+fn meshed_get(dir: &support::TempDir, target: SocketAddr, path: &str) -> u16 {
+    let tcp = TcpStream::connect(target).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = mtls_client(dir, "client", POD, tcp);
+    let request = format!("GET {path} HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn servers_decide_protocol_authorizations_routes_and_refusals() {
+    let test = "servers_decide_protocol_authorizations_routes_and_refusals";
+    let Some(pod) = Pod::enter(test) else {
+        return;
+    };
+    let plane = ControlPlane::start(IdentityService::new());
+    let dir = plane.identity.issue_into(&[("client", CLIENT)]);
+    let mock = MockControlPlane::start();
+    let web = HttpOrigin::start_on("198.18.0.1:0", "web", Duration::ZERO);
+    let api = HttpOrigin::start_on("198.18.0.1:0", "api", Duration::ZERO);
+    let authn = HttpOrigin::start_on("198.18.0.1:0", "authn", Duration::ZERO);
+    let audited = HttpOrigin::start_on("198.18.0.1:0", "audited", Duration::ZERO);
+    let grpc = HttpOrigin::start_on("198.18.0.1:0", "grpc", Duration::ZERO);
+    let db = Origin::echo_on("198.18.0.1:0");
+    // A `deny` default, with the probe route the controller adds.
+    let probes = Proto::Detect(default_routes(&["/ready"]));
+    mock.set_server(
+        web.addr.port(),
+        Some(server_of("deny", true, probes, vec![])),
+    );
+    // An HTTPRoute with its own authorization; nothing else is routed.
+    let from_pods = authz("pods", false, &[POD_NETWORK], Who::Unauthenticated);
+    let routes = vec![route(
+        "api",
+        false,
+        vec![matching("/api*", None, &[])],
+        vec![from_pods],
+    )];
+    mock.set_server(
+        api.addr.port(),
+        Some(server_of("api", false, Proto::Http1(routes), vec![])),
+    );
+    // Meshed clients of the client namespace, by suffix.
+    let suffix: &[&[&str]] = &[&[
+        "client-ns",
+        "serviceaccount",
+        "identity",
+        "linkerd",
+        "cluster",
+        "local",
+    ]];
+    let meshed = authz("meshed", false, &[POD_NETWORK], Who::Mesh(&[], suffix));
+    let detect = Proto::Detect(vec![]);
+    mock.set_server(
+        authn.addr.port(),
+        Some(server_of("authn", false, detect, vec![meshed])),
+    );
+    // gRPC, nobody authorized.
+    mock.set_server(
+        grpc.addr.port(),
+        Some(server_of("grpc", false, Proto::Grpc, vec![])),
+    );
+    // Opaque, from the pod network except this pod's own address.
+    let except: &[(&str, &[&str])] = &[("198.18.0.0/24", &["198.18.0.1/32"])];
+    let others = authz("others", false, except, Who::Unauthenticated);
+    mock.set_server(
+        db.addr.port(),
+        Some(server_of("db", false, Proto::Opaque, vec![others])),
+    );
+    // `audited` has no Server: the environment's default (`audit`).
+    let Some(proxy) = policed_ringside(&pod, test, &mock, &plane, "audit") else {
+        return;
+    };
+
+    let url = |origin: &HttpOrigin, path: &str| format!("http://{}{path}", origin.addr);
+    // deny + probe route: kubelet's GET passes, the rest is refused.
+    assert_eq!(curl(&url(&web, "/ready"), &[]).0, 200);
+    assert_eq!(curl(&url(&web, "/"), &[]).0, 403);
+    assert_eq!(curl(&url(&web, "/ready"), &["-X", "POST"]).0, 403);
+    // The route's own authorization; an unrouted request is 404, not 403.
+    assert_eq!(curl(&url(&api, "/api/users"), &[]).0, 200);
+    assert_eq!(curl(&url(&api, "/other"), &[]).0, 404);
+    // A meshed peer of the suffix is allowed, plaintext refused.
+    assert_eq!(meshed_get(&dir, authn.addr, "/"), 200);
+    assert_eq!(curl(&url(&authn, "/"), &[]).0, 403);
+    // audit: allowed.
+    assert_eq!(curl(&url(&audited, "/"), &[]).0, 200);
+    // gRPC: PERMISSION_DENIED.
+    let (status, headers) = curl(
+        &url(&grpc, "/pkg.Service/Method"),
+        &[
+            "--http2-prior-knowledge",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/grpc",
+        ],
+    );
+    assert_eq!(status, 200, "{headers}");
+    assert!(headers.contains("grpc-status: 7"), "{headers}");
+    // Opaque: this pod's own address is an exception, so the
+    // connection is closed unanswered.
+    let mut refused = TcpStream::connect(db.addr).unwrap();
+    refused
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = refused.write_all(b"hello");
+    let mut buf = [0u8; 8];
+    assert!(matches!(refused.read(&mut buf), Ok(0) | Err(_)), "closed");
+    assert_eq!(
+        web.requests() + authn.requests(),
+        2,
+        "only the allowed reached the application"
+    );
+
+    let metrics = proxy.metrics();
+    let allow = |labels: &[(&str, &str)]| metrics.sum("inbound_http_authz_allow_total", labels);
+    let deny = |labels: &[(&str, &str)]| metrics.sum("inbound_http_authz_deny_total", labels);
+    assert_eq!(
+        allow(&[
+            ("srv_name", "deny"),
+            ("route_name", "probe"),
+            ("authz_name", "probe")
+        ]),
+        1.0
+    );
+    assert_eq!(
+        deny(&[
+            ("srv_kind", "default"),
+            ("srv_name", "deny"),
+            ("route_name", "default"),
+            ("tls", "no_identity")
+        ]),
+        2.0
+    );
+    assert_eq!(
+        allow(&[
+            ("srv_name", "api"),
+            ("route_name", "api"),
+            ("authz_name", "pods")
+        ]),
+        1.0
+    );
+    assert_eq!(
+        allow(&[
+            ("srv_name", "authn"),
+            ("authz_name", "meshed"),
+            ("client_id", CLIENT)
+        ]),
+        1.0
+    );
+    assert_eq!(deny(&[("srv_name", "authn")]), 1.0);
+    assert_eq!(
+        allow(&[("srv_name", "audit"), ("authz_name", "audit")]),
+        1.0
+    );
+    assert_eq!(deny(&[("srv_name", "grpc")]), 1.0);
+    let port = db.addr.port().to_string();
+    let tcp_deny = metrics.sum(
+        "inbound_tcp_authz_deny_total",
+        &[("srv_name", "db"), ("srv_port", &port)],
+    );
+    assert_eq!(tcp_deny, 1.0);
+    assert!(
+        !metrics
+            .0
+            .lines()
+            .any(|l| l.starts_with("inbound_http_authz_deny_total") && l.contains("authz_name")),
+        "denials carry no authz_*"
+    );
 }

@@ -55,6 +55,13 @@ pub enum ProxyError {
     /// client.
     #[error("forbidden by the inbound policy {0}")]
     Forbidden(&'static str),
+    /// The same for a gRPC request: answered with `grpc-status: 7`
+    /// (`PERMISSION_DENIED`), as Linkerd answers it.
+    #[error("forbidden by the inbound policy")]
+    GrpcForbidden,
+    /// No route of the inbound port's policy matches the request.
+    #[error("no route of the inbound policy matches the request")]
+    NoRoute,
 }
 
 impl ProxyError {
@@ -67,6 +74,8 @@ impl ProxyError {
             ProxyError::ResponseTimeout(_) => 504,
             ProxyError::NoEndpoint => 503,
             ProxyError::Forbidden(_) => 403,
+            ProxyError::GrpcForbidden => 200,
+            ProxyError::NoRoute => 404,
             _ => 502,
         }
     }

@@ -20,9 +20,9 @@ use super::answer::{proxy_response, ProxyError};
 use super::head::{parse_request, parse_response, Framing, HeadError, RequestHead, ResponseHead};
 use super::io::{BodyError, HttpIo, ReadHeadError};
 use super::pool::Upstream;
-use super::{ClientId, HttpRoute};
+use super::{target_path, ClientId, HttpRoute, RequestAuthz};
+use crate::discovery::inbound::RequestParts;
 use crate::io::{ConnError, Deadline};
-use crate::metrics::HttpAuthz;
 use crate::metrics::{Expiry, ResponseClass};
 use crate::shard::Shard;
 use upstream::Via;
@@ -88,7 +88,7 @@ pub struct H1Proxy<'a> {
     pub client_id: &'a ClientId,
     /// How an inbound policy judged this client (`None`: no policy
     /// applies): its requests are counted, and answered 403 if refused.
-    pub authz: Option<HttpAuthz>,
+    pub authz: Option<RequestAuthz>,
 }
 
 impl H1Proxy<'_> {
@@ -213,11 +213,14 @@ impl H1Proxy<'_> {
         first: &mut Option<Box<Upstream>>,
         deadline: &Deadline,
     ) -> Result<Option<Served>, ConnError> {
-        if let Some(judged) = &self.authz {
-            judged.request();
-            let authz = judged.authz;
-            if !authz.allowed {
-                let refusal = ProxyError::Forbidden(authz.policy);
+        if let Some(authz) = &self.authz {
+            let header = |name: &str| head.header(name);
+            let request = RequestParts {
+                method: head.method(),
+                path: target_path(head.target()),
+                header: &header,
+            };
+            if let Err(refusal) = authz.judge(&self.shard.metrics, &request) {
                 return self.refuse(client, refusal).await.map(Some);
             }
         }

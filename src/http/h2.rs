@@ -30,10 +30,10 @@ use super::h2_body::{
 };
 use super::h2_streams::{ClientStreams, InFlight};
 use super::h2_upstream::{adopt, sender};
-use super::{ClientId, HttpRoute};
+use super::{ClientId, HttpRoute, RequestAuthz};
 use crate::balance::RequestBalancer;
+use crate::discovery::inbound::RequestParts;
 use crate::io::{ConnError, H2Io, Socket};
-use crate::metrics::HttpAuthz;
 use crate::metrics::{Expiry, RequestLabels, ResponseClass, TcpCounters};
 use crate::shard::Shard;
 
@@ -96,7 +96,7 @@ pub struct H2Proxy {
     pub client_id: ClientId,
     /// How an inbound policy judged this client (`None`: no policy
     /// applies): each stream is counted, and answered 403 if refused.
-    pub authz: Option<HttpAuthz>,
+    pub authz: Option<RequestAuthz>,
 }
 
 impl H2Proxy {
@@ -310,15 +310,21 @@ impl H2Proxy {
             Err(StreamFailure::Answer(error)) => {
                 let status = error.status();
                 tracing::debug!(status, %error, "request failed");
-                let response = Response::builder()
+                let mut response = Response::builder()
                     .status(status)
-                    .header("ringside-proxy-error", error.header_value())
-                    .body(())
-                    .expect("a valid status and header");
+                    .header("ringside-proxy-error", error.header_value());
+                let grpc_status = matches!(error, ProxyError::GrpcForbidden).then_some(7);
+                if let Some(code) = grpc_status {
+                    response = response
+                        .header("content-type", "application/grpc")
+                        .header("grpc-status", code)
+                        .header("grpc-message", "permission denied by the inbound policy");
+                }
+                let response = response.body(()).expect("a valid status and header");
                 let _ = respond.send_response(response, true);
                 ResponseClass {
                     status_code: status,
-                    grpc_status: None,
+                    grpc_status,
                 }
             }
             Err(StreamFailure::Reset(reason)) => {
@@ -342,12 +348,17 @@ impl H2Proxy {
         request: Request<RecvStream>,
         respond: &mut server::SendResponse<Bytes>,
     ) -> Result<Forwarded<'_>, StreamFailure> {
-        if let Some(judged) = &self.authz {
-            judged.request();
-            let authz = judged.authz;
-            if !authz.allowed {
-                return Err(StreamFailure::Answer(ProxyError::Forbidden(authz.policy)));
-            }
+        if let Some(authz) = &self.authz {
+            let headers = request.headers();
+            let header = |name: &str| headers.get(name).map(|value| value.as_bytes());
+            let parts = RequestParts {
+                method: request.method().as_str(),
+                path: request.uri().path(),
+                header: &header,
+            };
+            authz
+                .judge(&self.shard.metrics, &parts)
+                .map_err(StreamFailure::Answer)?;
         }
         if let Some(absolute_form) = self.orig_proto(&request) {
             // HTTP/1 a mesh peer carried: it goes to the application so.

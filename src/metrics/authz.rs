@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// An inbound connection's authorization, for its requests: each is
 /// counted in `inbound_http_authz_{allow,deny}_total`, and a refused
@@ -26,6 +27,10 @@ pub struct AuthzLabels {
     pub allowed: bool,
     /// `deny`, `all-unauthenticated`, `all-authenticated`, `identities`.
     pub authz: &'static str,
+    /// Under Linkerd's policy controller, the decision's `srv_*`,
+    /// `route_*` and `authz_*` labels, made once with the policy
+    /// (`discovery::inbound`); they replace `authz`.
+    pub policy: Option<Arc<str>>,
     pub client_id: String,
     pub target_addr: String,
 }

@@ -259,11 +259,16 @@ fn encode_mesh(snapshot: &Snapshot, out: &mut String) {
                     true => "tls=\"no_identity\"".to_string(),
                     false => format!("tls=\"true\",client_id=\"{}\"", escape(&labels.client_id)),
                 };
-                let labels = format!(
-                    "direction=\"inbound\",target_addr=\"{}\",authz=\"{}\",{tls}",
-                    escape(&labels.target_addr),
-                    labels.authz,
-                );
+                let target = escape(&labels.target_addr);
+                let labels = match &labels.policy {
+                    Some(policy) => {
+                        format!("direction=\"inbound\",target_addr=\"{target}\",{policy},{tls}")
+                    }
+                    None => format!(
+                        "direction=\"inbound\",target_addr=\"{target}\",authz=\"{}\",{tls}",
+                        labels.authz,
+                    ),
+                };
                 (labels, count)
             }),
         );

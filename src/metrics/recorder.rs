@@ -169,7 +169,8 @@ impl ShardMetrics {
         add(&self.authz_counter(labels), 1);
     }
 
-    pub(super) fn authz_counter(&self, labels: AuthzLabels) -> Rc<Cell<u64>> {
+    /// The counter of an authorization decision, for a connection to keep.
+    pub fn authz_counter(&self, labels: AuthzLabels) -> Rc<Cell<u64>> {
         self.authz.borrow_mut().entry(labels).or_default().clone()
     }
 

@@ -267,6 +267,7 @@ impl ShardMetrics {
             http: true,
             allowed: authz.allowed,
             authz: authz.policy,
+            policy: None,
             client_id: client_id.unwrap_or_default().to_string(),
             target_addr: route.target_addr.clone(),
         });

@@ -12,16 +12,19 @@
 //!   plaintext client is judged as one without an identity; a refused HTTP
 //!   client is served 403s request by request, any other is closed.
 
+use std::cell::Cell;
 use std::io::ErrorKind;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
 use super::classify::Carry;
 use super::conn::Conn;
-use crate::config::Direction;
+use crate::config::{Direction, Protocol};
+use crate::discovery::inbound::{permit, ClientTls, InboundProtocol};
+use crate::http::{ClientId, RequestAuthz, RequestPolicy};
 use crate::io::{ConnError, Socket};
 use crate::metrics::{Authz, AuthzLabels};
-use crate::shard::Shard;
+use crate::shard::PortPolicy;
 use crate::tls::mesh::MeshTls;
 
 /// How an authorization decision is counted.
@@ -50,14 +53,17 @@ impl Conn {
             return true;
         };
         let proven = self.proven.borrow();
-        verdict(&mesh, self.route.route.listen, proven.as_deref()).allowed
+        self.verdict(&mesh, self.route.route.listen, proven.as_deref())
+            .authz
+            .allowed
     }
 
     /// Authorizes an inbound connection once detection has said what it
     /// carries: a plaintext one as a client without an identity, a mesh
     /// peer's refused one by the identity it proved (an allowed one was
     /// counted as its TLS ended). A refused HTTP client is served 403s
-    /// (`authz`); any other is closed.
+    /// (`authz`), or under a policy controller has each request judged;
+    /// any other is closed.
     pub(super) fn admit(&self, client: &Socket, carry: &Carry) -> Result<(), ConnError> {
         let Some(mesh) = self.inbound_mesh() else {
             return Ok(());
@@ -67,13 +73,17 @@ impl Conn {
         }
         let target = self.route.route.listen;
         let http = matches!(carry, Carry::Http1 | Carry::Http2);
+        if http && self.policed.get().is_some() {
+            // Each request is judged by its route (`request_authz`).
+            return Ok(());
+        }
         let count = if http {
             Count::Requests
         } else {
             Count::Connection
         };
         let client_id = self.proven.borrow().clone();
-        let authz = judge(&self.shard, &mesh, target, client_id.as_deref(), count);
+        let authz = self.judge(&mesh, target, client_id.as_deref(), count);
         self.judged(authz);
         if authz.allowed || http {
             return Ok(());
@@ -92,51 +102,152 @@ impl Conn {
     /// policy. An allowed one is counted now; a refused one is settled by
     /// `admit` once its protocol is known.
     pub(super) fn judge_peer(&self, mesh: &MeshTls, target: SocketAddr, client_id: Option<&str>) {
-        let authz = verdict(mesh, target, client_id);
-        if authz.allowed {
-            judge(&self.shard, mesh, target, client_id, Count::Connection);
+        if let Some(policed) = self.policed.get() {
+            policed.terminated.set(true);
         }
-        self.judged(authz);
+        let verdict = self.verdict(mesh, target, client_id);
+        if verdict.authz.allowed {
+            self.judge(mesh, target, client_id, Count::Connection);
+        }
+        self.judged(verdict.authz);
     }
-}
 
-/// What the policy of `target`'s port says of `client_id` (`None`: a
-/// client with no identity). The only place a policy is evaluated.
-fn verdict(mesh: &MeshTls, target: SocketAddr, client_id: Option<&str>) -> Authz {
-    let policy = mesh.policy.for_port(target.port());
-    Authz {
-        policy: policy.label(),
-        allowed: policy.allows(client_id),
+    /// What the policy of `target`'s port says of `client_id` (`None`: a
+    /// client with no identity): the port's policy from the policy
+    /// controller when there is one, else `[inbound] authorize`. The only
+    /// place a policy is evaluated for a connection.
+    fn verdict(&self, mesh: &MeshTls, target: SocketAddr, client_id: Option<&str>) -> Verdict {
+        let Some(policed) = self.policed.get() else {
+            let policy = mesh.policy.for_port(target.port());
+            let authz = Authz {
+                policy: policy.label(),
+                allowed: policy.allows(client_id),
+            };
+            return Verdict {
+                authz,
+                labels: None,
+            };
+        };
+        let tls = match policed.terminated.get() {
+            true => ClientTls::Established(client_id),
+            false => ClientTls::None,
+        };
+        policed.port.with(|server| {
+            let found = permit(&server.authorizations, policed.client_ip, tls);
+            if found.is_some_and(|i| server.authorizations[i].audit) {
+                tracing::info!(server = %server.name, "connection allowed (audit)");
+            }
+            let labels = match found {
+                Some(index) => server.allow_labels[index].clone(),
+                None => server.labels.clone(),
+            };
+            let authz = Authz {
+                policy: "server",
+                allowed: found.is_some(),
+            };
+            Verdict {
+                authz,
+                labels: Some(labels),
+            }
+        })
     }
-}
 
-/// `verdict`, counted as `count` says, and logged when refused.
-fn judge(
-    shard: &Shard,
-    mesh: &MeshTls,
-    target: SocketAddr,
-    client_id: Option<&str>,
-    count: Count,
-) -> Authz {
-    let authz = verdict(mesh, target, client_id);
-    if count == Count::Connection {
-        shard.metrics.authorized(AuthzLabels {
-            http: false,
-            allowed: authz.allowed,
-            authz: authz.policy,
-            client_id: client_id.unwrap_or_default().to_string(),
-            target_addr: target.to_string(),
-        });
+    /// `verdict`, counted as `count` says, and logged when refused.
+    fn judge(
+        &self,
+        mesh: &MeshTls,
+        target: SocketAddr,
+        client_id: Option<&str>,
+        count: Count,
+    ) -> Authz {
+        let Verdict { authz, labels } = self.verdict(mesh, target, client_id);
+        if count == Count::Connection {
+            self.shard.metrics.authorized(AuthzLabels {
+                http: false,
+                allowed: authz.allowed,
+                authz: authz.policy,
+                policy: labels,
+                client_id: client_id.unwrap_or_default().to_string(),
+                target_addr: target.to_string(),
+            });
+        }
+        if !authz.allowed {
+            tracing::info!(
+                client_id = client_id.unwrap_or("-"),
+                target = %target,
+                authz = authz.policy,
+                "connection refused by authorization"
+            );
+        }
+        authz
     }
-    if !authz.allowed {
-        tracing::info!(
-            client_id = client_id.unwrap_or("-"),
-            target = %target,
-            authz = authz.policy,
-            "connection refused by authorization"
+
+    /// Looks up the policy of this inbound connection's port, when a
+    /// policy controller decides them (`shard.ports`); `peer` is the
+    /// client, whose address the policy's networks judge.
+    pub(super) async fn police(&self, peer: Option<SocketAddr>) {
+        if self.policed.get().is_some() || self.route.route.direction != Direction::Inbound {
+            return;
+        }
+        let port = self.route.route.listen.port();
+        let Some(policy) = self.shard.ports.get(port, &self.shard.deadlines).await else {
+            return;
+        };
+        let client_ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |peer| peer.ip().to_canonical());
+        let _ = self.policed.set(Box::new(Policed {
+            port: policy,
+            client_ip,
+            terminated: Cell::new(false),
+        }));
+    }
+
+    /// The protocol the port's policy gives, under a policy controller.
+    pub(super) fn policed_protocol(&self) -> Option<Protocol> {
+        let policed = self.policed.get()?;
+        Some(policed.port.with(|server| match server.protocol {
+            InboundProtocol::Detect { .. } => Protocol::Detect,
+            InboundProtocol::Opaque | InboundProtocol::Tls => Protocol::Opaque,
+            InboundProtocol::Http1 => Protocol::Http1,
+            InboundProtocol::Http2 | InboundProtocol::Grpc => Protocol::Http2,
+        }))
+    }
+
+    /// How this connection's HTTP requests are authorized: request by
+    /// request under a policy controller, else as the connection was
+    /// judged; `None` when no policy applies.
+    pub(super) fn request_authz(&self, client_id: &ClientId) -> Option<RequestAuthz> {
+        let Some(policed) = self.policed.get() else {
+            return self.http_authz(client_id).map(RequestAuthz::Judged);
+        };
+        let tls = policed
+            .terminated
+            .get()
+            .then(|| self.proven.borrow().clone());
+        let policy = RequestPolicy::new(
+            policed.port.clone(),
+            policed.client_ip,
+            tls,
+            self.route.route.listen.to_string(),
         );
+        Some(RequestAuthz::Policy(Rc::new(policy)))
     }
-    authz
+}
+
+/// An inbound connection under a policy controller: its port's policy
+/// and what it judges the client by. Boxed in the `Conn` (8 bytes there),
+/// and only for these.
+pub(super) struct Policed {
+    port: Rc<PortPolicy>,
+    client_ip: IpAddr,
+    /// Whether ringside terminated the client's TLS (as a mesh peer's).
+    terminated: Cell<bool>,
+}
+
+/// A verdict and, under a policy controller, the labels it is counted
+/// under.
+struct Verdict {
+    authz: Authz,
+    labels: Option<std::sync::Arc<str>>,
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::io::testing::{self, Loopback};
 use crate::metrics::Authz;
 use crate::proxy::testing::{client_through, conn, meshed_shard, route};
 use crate::proxy::RouteState;
+use crate::shard::Shard;
 
 const GUARDED: u16 = 8080;
 const OPEN: u16 = 9090;

@@ -3,7 +3,7 @@
 //! connection classified, and dispatches it (`dispatch.rs`). Its end is
 //! counted and logged once, with the side that failed.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Instant;
@@ -51,6 +51,9 @@ pub struct Conn {
     /// How the inbound policy judged this client, for its HTTP requests'
     /// counters (and a 403 each when refused); `None`: no policy applies.
     pub(super) authz: Cell<Option<Authz>>,
+    /// Under Linkerd's policy controller, the port's policy and the client
+    /// as it judges it (`authorize.rs`).
+    pub(super) policed: OnceCell<Box<super::authorize::Policed>>,
     /// The connection's place under the shard's connection limit, given
     /// back when the connection (this task) ends.
     _slot: Slot,
@@ -64,6 +67,7 @@ impl Conn {
             proven: RefCell::new(None),
             declared: Cell::new(None),
             authz: Cell::new(None),
+            policed: OnceCell::new(),
             _slot: slot,
         }
     }
@@ -117,7 +121,8 @@ impl Conn {
 
     /// The protocol policy of this connection.
     pub(super) fn protocol(&self) -> Protocol {
-        self.declared.get().unwrap_or(self.route.route.protocol)
+        let declared = self.declared.get();
+        declared.unwrap_or_else(|| self.policed_protocol().unwrap_or(self.route.route.protocol))
     }
 
     /// Carries `client` (from `peer`, taken at accept: a reset socket no
@@ -132,6 +137,7 @@ impl Conn {
     pub fn run(self, client: Socket, peer: Option<SocketAddr>) -> impl Future<Output = ()> {
         async move {
             let started = Instant::now();
+            self.police(peer).await;
             let (src_counters, result) = self.forward(client).await;
             if let Err(err) = &result {
                 let client = peer.map_or_else(|| "?".to_string(), |addr| addr.to_string());

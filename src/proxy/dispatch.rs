@@ -290,7 +290,7 @@ impl Conn {
             let proxy = H1Proxy {
                 shard: &self.shard,
                 route: &self.route.http,
-                authz: self.http_authz(&client_id),
+                authz: self.request_authz(&client_id),
                 client_id: &client_id,
             };
             let result = match proxy.serve(&mut client, &mut first).await {
@@ -363,7 +363,7 @@ impl Conn {
         let proxy = H2Proxy {
             shard: self.shard.clone(),
             route: self.route.http.clone(),
-            authz: self.http_authz(&client_id),
+            authz: self.request_authz(&client_id),
             client_id,
         };
         let result = proxy

@@ -449,6 +449,7 @@ mod tests {
             http: false,
             allowed: true,
             authz: "all-unauthenticated",
+            policy: None,
             client_id: String::new(),
             target_addr: "10.0.0.1:80".to_string(),
         });

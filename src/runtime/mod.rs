@@ -107,6 +107,8 @@ pub struct Sidecar {
     /// Where outbound transparent destinations are resolved: Linkerd
     /// mode's discovery, on the control thread.
     discovery: Option<CacheHandle>,
+    /// Linkerd mode's inbound port policies, on the control thread.
+    inbound_policy: Option<crate::discovery::inbound::InboundHandle>,
 }
 
 impl Sidecar {
@@ -129,7 +131,7 @@ impl Sidecar {
             source,
         })?;
         let status = Arc::new(IdentityStatus::default());
-        let mut discovery = None;
+        let (mut discovery, mut inbound_policy) = (None, None);
         let (mesh, control_plane) = match (&config.identity, &config.linkerd) {
             (Some(identity), _) => {
                 let configs = crate::tls::reload::start(identity, status.clone())?;
@@ -138,6 +140,8 @@ impl Sidecar {
             (None, Some(linkerd)) => {
                 let plane = crate::control::start(linkerd, &config.dns, status.clone())?;
                 discovery = Some(crate::discovery::start_on(&plane, linkerd));
+                let ports = crate::discovery::inbound::start_on(&plane, linkerd, &config);
+                inbound_policy = Some(ports);
                 (Some((plane.mesh.clone(), status)), Some(plane))
             }
             (None, None) => (None, None),
@@ -178,6 +182,7 @@ impl Sidecar {
             rings,
             control_plane,
             discovery,
+            inbound_policy,
         })
     }
 
@@ -235,6 +240,7 @@ impl Sidecar {
             rings,
             control_plane,
             discovery,
+            inbound_policy,
         } = self;
         let configured = config.clone();
         // Shards see the bound addresses, so labels show real ports.
@@ -306,6 +312,7 @@ impl Sidecar {
                 own_addrs: own_addrs.clone(),
                 mesh: mesh.clone(),
                 discovery: discovery.clone(),
+                inbound_policy: inbound_policy.clone(),
                 control,
                 shared: shared.clone(),
             };

@@ -38,6 +38,9 @@ pub struct ShardInit {
     /// Where outbound transparent destinations are resolved, under a
     /// control plane.
     pub discovery: Option<CacheHandle>,
+    /// Where the inbound ports' policies are asked for, under a control
+    /// plane.
+    pub inbound_policy: Option<crate::discovery::inbound::InboundHandle>,
     pub control: ShardControl,
     pub shared: Shared,
 }
@@ -54,17 +57,14 @@ pub async fn run(init: ShardInit) {
         own_addrs,
         mesh,
         discovery,
+        inbound_policy,
         control,
         shared,
     } = init;
     let shutdown = Rc::new(Shutdown::new());
-    let shard = Rc::new(Shard::new(
-        id,
-        &config,
-        max_connections,
-        shutdown.clone(),
-        mesh,
-    ));
+    let mut shard = Shard::new(id, &config, max_connections, shutdown.clone(), mesh);
+    shard.ports = crate::shard::PortPolicies::new(inbound_policy);
+    let shard = Rc::new(shard);
     let connections = Rc::new(Tasks::new());
 
     let routes: Vec<Rc<RouteSlot>> = config

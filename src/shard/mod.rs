@@ -18,11 +18,13 @@
 //! fixed at start.
 
 mod limit;
+mod ports;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 pub use limit::{ConnectionSlots, Slot};
+pub use ports::{PortPolicies, PortPolicy};
 
 use crate::config::{
     Config, DetectConfig, Direction, Endpoint, Http2Config, InboundPolicy, MeshPeer, Timeouts,
@@ -60,6 +62,8 @@ pub struct Shard {
     pub max_speculative: usize,
     /// This shard's share of the process-wide connection limit.
     pub connections: ConnectionSlots,
+    /// The inbound ports' policies, under Linkerd's policy controller.
+    pub ports: PortPolicies,
 }
 
 impl Shard {
@@ -88,6 +92,7 @@ impl Shard {
             pumps: PumpResources::new(config.forward_mode, config.pipe_size_bytes),
             max_speculative: config.max_speculative_connections,
             connections: ConnectionSlots::new(max_connections),
+            ports: PortPolicies::default(),
         }
     }
 

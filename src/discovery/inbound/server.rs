@@ -42,6 +42,9 @@ pub struct ServerPolicy {
     pub labels: Arc<str>,
     /// Who may open a connection carried as TCP (localhost's last).
     pub authorizations: Vec<Authorization>,
+    /// `labels` and each authorization's, in `authorizations`' order:
+    /// what a connection it allows is counted under.
+    pub allow_labels: Vec<Arc<str>>,
     /// The HTTP routes; a request none matches is answered 404.
     pub routes: Vec<HttpRoute>,
 }

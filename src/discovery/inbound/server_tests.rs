@@ -124,6 +124,7 @@ fn the_most_specific_matching_route_is_taken() {
         name: "s".into(),
         labels: "".into(),
         authorizations: vec![],
+        allow_labels: vec![],
         routes: vec![
             route("api", vec![path(PathMatch::Prefix("/api".into()))]),
             route("exact", vec![path(PathMatch::Exact("/api/health".into()))]),

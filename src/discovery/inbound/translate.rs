@@ -94,6 +94,7 @@ pub fn server(server: api::Server, port: u16) -> Result<ServerPolicy, InvalidSer
     };
     Ok(ServerPolicy {
         protocol,
+        allow_labels: allow_labels(&srv, &authorizations),
         name: printable(&name).into(),
         labels: srv,
         authorizations,
@@ -145,6 +146,7 @@ pub fn default_policy(
     authorizations.push(localhost());
     Some(ServerPolicy {
         protocol: InboundProtocol::Detect { timeout },
+        allow_labels: allow_labels(&srv, &authorizations),
         name: name.into(),
         routes: vec![default_route(&srv, &authorizations)],
         labels: srv,
@@ -182,15 +184,20 @@ fn default_route(srv: &str, server_authzs: &[Authorization]) -> HttpRoute {
     finish_route(labels, vec![RouteMatch::default()], server_authzs.to_vec())
 }
 
+/// `labels` joined with each authorization's.
+fn allow_labels(labels: &str, authorizations: &[Authorization]) -> Vec<Arc<str>> {
+    authorizations
+        .iter()
+        .map(|authz| Arc::from(format!("{labels},{}", authz.labels)))
+        .collect()
+}
+
 fn finish_route(
     labels: String,
     matches: Vec<RouteMatch>,
     authorizations: Vec<Authorization>,
 ) -> HttpRoute {
-    let allow_labels = authorizations
-        .iter()
-        .map(|authz| Arc::from(format!("{labels},{}", authz.labels)))
-        .collect();
+    let allow_labels = allow_labels(&labels, &authorizations);
     HttpRoute {
         matches,
         authorizations,

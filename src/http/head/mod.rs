@@ -358,6 +358,11 @@ impl RequestHead {
         text(&self.fields.raw, &self.method)
     }
 
+    /// A field's value by its name (any case), the first if repeated.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        Headers::header(self, name)
+    }
+
     pub fn target(&self) -> &str {
         text(&self.fields.raw, &self.target)
     }
