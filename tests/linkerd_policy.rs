@@ -20,7 +20,7 @@ use support::mock_discovery::inbound::{
 use support::mock_discovery::MockControlPlane;
 use support::pods::mtls_client;
 use support::HttpOrigin;
-use support::{Origin, Pod, Ringside};
+use support::{echo_and_keep_open, echo_over, HttpClient, Origin, Pod, Ringside};
 use tokio::sync::watch;
 use tonic::Code;
 
@@ -162,6 +162,17 @@ fn curl(url: &str, args: &[&str]) -> (u16, String) {
     (status.parse().unwrap_or(0), text)
 }
 
+/// Whether a read saw the connection closed or reset (not a timeout).
+fn closed(read: std::io::Result<usize>) -> bool {
+    match read {
+        Ok(n) => n == 0,
+        Err(err) => !matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
 /// ringside as Linkerd's wrapper starts it, its policy service `mock`,
 /// its inbound listener taking this pod's connections to 198.18.0.0/24.
 fn policed_ringside(
@@ -294,7 +305,7 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
         .unwrap();
     let _ = refused.write_all(b"hello");
     let mut buf = [0u8; 8];
-    assert!(matches!(refused.read(&mut buf), Ok(0) | Err(_)), "closed");
+    assert!(closed(refused.read(&mut buf)), "closed");
     assert_eq!(
         web.requests() + authn.requests(),
         2,
@@ -356,4 +367,68 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
             .any(|l| l.starts_with("inbound_http_authz_deny_total") && l.contains("authz_name")),
         "denials carry no authz_*"
     );
+}
+
+#[test]
+fn a_changed_policy_judges_the_next_request_and_closes_connections_it_no_longer_allows() {
+    let test = "a_changed_policy_judges_the_next_request";
+    let Some(pod) = Pod::enter(test) else {
+        return;
+    };
+    let plane = ControlPlane::start(IdentityService::new());
+    let mock = MockControlPlane::start();
+    let web = HttpOrigin::start_on("198.18.0.1:0", "web", Duration::ZERO);
+    let db = Origin::echo_on("198.18.0.1:0");
+    let open = || authz("pods", false, &[POD_NETWORK], Who::Unauthenticated);
+    let http = |name: &str, authzs| server_of(name, false, Proto::Http1(vec![]), authzs);
+    let opaque = |name: &str, authzs| server_of(name, false, Proto::Opaque, authzs);
+    mock.set_server(web.addr.port(), Some(http("web", vec![open()])));
+    mock.set_server(db.addr.port(), Some(opaque("db", vec![open()])));
+    let Some(proxy) = policed_ringside(&pod, test, &mock, &plane, "deny") else {
+        return;
+    };
+    let mut client = HttpClient::connect(web.addr);
+    assert_eq!(client.get("/").expect("an answer").status, 200);
+    let mut old = TcpStream::connect(db.addr).unwrap();
+    old.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(echo_and_keep_open(&old, b"before"), b"before");
+
+    // Still authorized under another name: the open connection goes on.
+    mock.set_server(db.addr.port(), Some(opaque("db-renamed", vec![open()])));
+    let terminated = |proxy: &Ringside| {
+        let metrics = proxy.metrics();
+        metrics.sum("inbound_tcp_authz_terminate_total", &[])
+    };
+    eventually("the renamed server taken", || {
+        let metrics = proxy.metrics();
+        let fresh = TcpStream::connect(db.addr).unwrap();
+        let _ = echo_over(&fresh, b"x");
+        metrics.sum(
+            "inbound_tcp_authz_allow_total",
+            &[("srv_name", "db-renamed")],
+        ) > 0.0
+    });
+    assert_eq!(echo_and_keep_open(&old, b"still"), b"still");
+    assert_eq!(terminated(&proxy), 0.0);
+
+    // Nobody authorized any more: the open connection is closed, and
+    // the next request on the kept-alive HTTP connection is refused.
+    mock.set_server(db.addr.port(), Some(opaque("db-closed", vec![])));
+    mock.set_server(web.addr.port(), Some(http("web-closed", vec![])));
+    let mut buf = [0u8; 8];
+    assert!(closed(old.read(&mut buf)), "terminated");
+    assert_eq!(terminated(&proxy), 1.0);
+    let metrics = proxy.metrics();
+    let labels = [("srv_name", "db-closed"), ("tls", "no_identity")];
+    assert_eq!(
+        metrics.sum("inbound_tcp_authz_terminate_total", &labels),
+        1.0
+    );
+    eventually("the closed web server taken", || {
+        client.get("/").is_some_and(|answer| answer.status == 403)
+    });
+    assert!(!metrics
+        .0
+        .lines()
+        .any(|l| l.starts_with("inbound_tcp_authz_terminate_total") && l.contains("authz_name")));
 }

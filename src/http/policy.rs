@@ -81,6 +81,7 @@ impl RequestPolicy {
                     allowed,
                     authz: "",
                     policy: Some(labels.clone()),
+                    terminated: false,
                     client_id,
                     target_addr: self.target_addr.clone(),
                 });

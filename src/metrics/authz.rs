@@ -31,6 +31,9 @@ pub struct AuthzLabels {
     /// `route_*` and `authz_*` labels, made once with the policy
     /// (`discovery::inbound`); they replace `authz`.
     pub policy: Option<Arc<str>>,
+    /// An open connection a new policy no longer authorizes, closed
+    /// (`inbound_tcp_authz_terminate_total`).
+    pub terminated: bool,
     pub client_id: String,
     pub target_addr: String,
 }

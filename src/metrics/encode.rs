@@ -212,6 +212,10 @@ const INBOUND_TCP_AUTHZ_DENY_TOTAL: Family = Family::counter(
     "inbound_tcp_authz_deny_total",
     "Inbound connections an authorization policy refused (closed).",
 );
+const INBOUND_TCP_AUTHZ_TERMINATE_TOTAL: Family = Family::counter(
+    "inbound_tcp_authz_terminate_total",
+    "Open inbound connections closed because a new policy no longer authorizes them.",
+);
 const INBOUND_HTTP_AUTHZ_ALLOW_TOTAL: Family = Family::counter(
     "inbound_http_authz_allow_total",
     "Inbound HTTP requests an authorization policy allowed.",
@@ -244,14 +248,17 @@ const MESH_REFUSED_TOTAL: Family = Family::counter(
 /// Inbound authorization and identity, under Linkerd's names where it
 /// has them.
 fn encode_mesh(snapshot: &Snapshot, out: &mut String) {
-    for (family, http, allowed) in [
-        (INBOUND_TCP_AUTHZ_ALLOW_TOTAL, false, true),
-        (INBOUND_TCP_AUTHZ_DENY_TOTAL, false, false),
-        (INBOUND_HTTP_AUTHZ_ALLOW_TOTAL, true, true),
-        (INBOUND_HTTP_AUTHZ_DENY_TOTAL, true, false),
+    for (family, http, allowed, terminated) in [
+        (INBOUND_TCP_AUTHZ_ALLOW_TOTAL, false, true, false),
+        (INBOUND_TCP_AUTHZ_DENY_TOTAL, false, false, false),
+        (INBOUND_TCP_AUTHZ_TERMINATE_TOTAL, false, false, true),
+        (INBOUND_HTTP_AUTHZ_ALLOW_TOTAL, true, true, false),
+        (INBOUND_HTTP_AUTHZ_DENY_TOTAL, true, false, false),
     ] {
-        let series = snapshot.authz.iter();
-        let series = series.filter(|(l, _)| l.allowed == allowed && l.http == http);
+        let series = snapshot
+            .authz
+            .iter()
+            .filter(|(l, _)| l.allowed == allowed && l.http == http && l.terminated == terminated);
         family.write(
             out,
             series.map(|(labels, count)| {
@@ -530,6 +537,7 @@ mod tests {
                 "protocol_detect_duration_seconds histogram",
                 "inbound_tcp_authz_allow_total counter",
                 "inbound_tcp_authz_deny_total counter",
+                "inbound_tcp_authz_terminate_total counter",
                 "inbound_http_authz_allow_total counter",
                 "inbound_http_authz_deny_total counter",
                 "ringside_mesh_refused_total counter",

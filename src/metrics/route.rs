@@ -268,6 +268,7 @@ impl ShardMetrics {
             allowed: authz.allowed,
             authz: authz.policy,
             policy: None,
+            terminated: false,
             client_id: client_id.unwrap_or_default().to_string(),
             target_addr: route.target_addr.clone(),
         });

@@ -167,6 +167,7 @@ impl Conn {
                 allowed: authz.allowed,
                 authz: authz.policy,
                 policy: labels,
+                terminated: false,
                 client_id: client_id.unwrap_or_default().to_string(),
                 target_addr: target.to_string(),
             });
@@ -199,6 +200,44 @@ impl Conn {
             client_ip,
             terminated: Cell::new(false),
         }));
+    }
+
+    /// Whether a policy controller decides this connection's port.
+    pub(super) fn policed(&self) -> bool {
+        self.policed.get().is_some()
+    }
+
+    /// Ends when a new policy of the port no longer authorizes this
+    /// (opaque) connection, as linkerd2-proxy's `inbound/src/policy/tcp.rs`
+    /// does: counted in `inbound_tcp_authz_terminate_total`, and the
+    /// connection closed with the error it ends with. Never ends otherwise.
+    pub(super) async fn revoked<T>(&self) -> Result<T, ConnError> {
+        let (Some(policed), Some(mesh)) = (self.policed.get(), self.inbound_mesh()) else {
+            return std::future::pending().await;
+        };
+        let target = self.route.route.listen;
+        loop {
+            policed.port.next_change().wait().await;
+            let client_id = self.proven.borrow().clone();
+            let Verdict { authz, labels } = self.verdict(&mesh, target, client_id.as_deref());
+            if authz.allowed {
+                continue;
+            }
+            self.shard.metrics.authorized(AuthzLabels {
+                http: false,
+                allowed: false,
+                authz: authz.policy,
+                policy: labels,
+                terminated: true,
+                client_id: client_id.as_deref().unwrap_or_default().to_string(),
+                target_addr: target.to_string(),
+            });
+            tracing::info!(%target, "connection terminated due to policy change");
+            return Err(ConnError::ClientRead(std::io::Error::new(
+                ErrorKind::PermissionDenied,
+                "connection terminated due to policy change",
+            )));
+        }
     }
 
     /// The protocol the port's policy gives, under a policy controller.

@@ -197,8 +197,17 @@ impl Conn {
                     socket: upstream,
                     counters: &dst_counters,
                 };
-                let carried = tunnel(&self.shard.pumps, client_end, upstream_end, self.idle());
-                carried.await.map(|closed| self.closed(closed))
+                let closed = match self.policed() {
+                    false => tunnel(&self.shard.pumps, client_end, upstream_end, self.idle()).await,
+                    // Boxed: a connection under no policy controller keeps
+                    // no room for the race.
+                    true => {
+                        let carried =
+                            tunnel(&self.shard.pumps, client_end, upstream_end, self.idle());
+                        Box::pin(futures_lite::future::or(carried, self.revoked())).await
+                    }
+                };
+                closed.map(|closed| self.closed(closed))
             }
             .await;
             if let Err(err) = &result {

@@ -96,7 +96,10 @@ pub async fn serve(
         }
     };
     let conn = Conn::new(shard.clone(), route, slot);
-    conn.police(Some(peer)).await;
+    if shard.ports.active() {
+        // Boxed, as in `Conn::run`.
+        Box::pin(conn.police(Some(peer))).await;
+    }
     let client_id = accepted.client_id.as_deref();
     conn.peer(&mesh, original, client_id, declared(&header));
     conn.run(accepted.socket, Some(peer)).await;

@@ -450,6 +450,7 @@ mod tests {
             allowed: true,
             authz: "all-unauthenticated",
             policy: None,
+            terminated: false,
             client_id: String::new(),
             target_addr: "10.0.0.1:80".to_string(),
         });

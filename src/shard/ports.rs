@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::discovery::inbound::{InboundHandle, ServerPolicy, MAX_PORTS};
-use crate::io::Deadlines;
+use crate::io::{Deadlines, Shutdown};
 
 /// How long a port's first connection waits for its policy: the control
 /// thread settles a port at its first answer or first failed call, so
@@ -25,9 +25,11 @@ pub const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// One port's current policy on this shard.
 pub struct PortPolicy {
     current: RefCell<Arc<ServerPolicy>>,
-    /// Bumped at each new answer: what an open connection compares to
-    /// know its policy changed.
+    /// Bumped at each new answer.
     generation: Cell<u64>,
+    /// Fired (and replaced) at each new answer: what an open connection
+    /// waits on to be judged again.
+    changed: RefCell<Rc<Shutdown>>,
 }
 
 impl PortPolicy {
@@ -35,7 +37,13 @@ impl PortPolicy {
         PortPolicy {
             current: RefCell::new(policy),
             generation: Cell::new(0),
+            changed: RefCell::new(Rc::new(Shutdown::new())),
         }
+    }
+
+    /// Fires at the next new answer.
+    pub fn next_change(&self) -> Rc<Shutdown> {
+        self.changed.borrow().clone()
     }
 
     /// The policy as now.
@@ -112,6 +120,8 @@ impl PortPolicies {
                 };
                 *port.current.borrow_mut() = receiver.borrow_and_update().policy.clone();
                 port.generation.set(port.generation.get() + 1);
+                let fired = port.changed.replace(Rc::new(Shutdown::new()));
+                fired.trigger();
             }
         });
         Some(policy)
