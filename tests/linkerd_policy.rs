@@ -141,7 +141,20 @@ const POD_NETWORK: (&str, &[&str]) = ("198.18.0.0/24", &[]);
 /// `curl` from this pod to `url` with `args`: the status code, and the
 /// response headers.
 fn curl(url: &str, args: &[&str]) -> (u16, String) {
-    let output = std::process::Command::new("curl")
+    curl_command(std::process::Command::new("curl"), url, args)
+}
+
+/// `curl` run under ringside's group, which the pod's redirect exempts:
+/// a client reaching ringside's own admin port on the pod's address, as
+/// kubelet does.
+fn curl_admin(url: &str) -> u16 {
+    let mut command = std::process::Command::new("curl");
+    std::os::unix::process::CommandExt::gid(&mut command, RINGSIDE_GID);
+    curl_command(command, url, &[]).0
+}
+
+fn curl_command(mut command: std::process::Command, url: &str, args: &[&str]) -> (u16, String) {
+    let output = command
         .args([
             "-s",
             "-o",
@@ -183,6 +196,7 @@ fn policed_ringside(
     default: &str,
 ) -> Option<Ringside> {
     let linkerd = LinkerdPod::new(POD, plane)
+        .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "0.0.0.0:0")
         .discovery(mock.addr)
         .env("LINKERD2_PROXY_POLICY_WORKLOAD", WORKLOAD)
         .env("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", default)
@@ -431,4 +445,29 @@ fn a_changed_policy_judges_the_next_request_and_closes_connections_it_no_longer_
         .0
         .lines()
         .any(|l| l.starts_with("inbound_tcp_authz_terminate_total") && l.contains("authz_name")));
+}
+
+#[test]
+fn the_admin_port_is_under_policy_with_probes_passing_and_loopback_allowed() {
+    let test = "the_admin_port_is_under_policy";
+    let Some(pod) = Pod::enter(test) else {
+        return;
+    };
+    let plane = ControlPlane::start(IdentityService::new());
+    let mock = MockControlPlane::start();
+    let Some(proxy) = policed_ringside(&pod, test, &mock, &plane, "deny") else {
+        return;
+    };
+    let admin = proxy.admin.port();
+    let outside = |path: &str| curl_admin(&format!("http://198.18.0.1:{admin}{path}"));
+    // The environment's `deny` until the controller answers: no probe route.
+    assert_eq!(outside("/ready"), 403);
+    let probes = Proto::Http1(default_routes(&["/live", "/ready"]));
+    mock.set_server(admin, Some(server_of("deny", true, probes, vec![])));
+    eventually("kubelet's probe passes", || outside("/ready") == 200);
+    assert_eq!(outside("/live"), 200);
+    assert_eq!(outside("/metrics"), 403);
+    // Loopback is always allowed.
+    let metrics = curl(&format!("http://127.0.0.1:{admin}/metrics"), &[]).0;
+    assert_eq!(metrics, 200);
 }

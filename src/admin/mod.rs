@@ -3,8 +3,11 @@
 //! snapshots it asks the shards for (through [`Shards`], which the runtime
 //! implements) and merges; it knows nothing else of the proxy.
 
+mod policy;
 mod slots;
 mod wire;
+
+pub use policy::AdminPolicy;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -96,7 +99,14 @@ pub enum Readiness {
 
 /// Serves admin requests on `listener` (bound to `addr`) forever. Must run
 /// on the admin shard's executor.
-pub async fn run<S: Shards + 'static>(listener: socket2::Socket, addr: SocketAddr, shards: Rc<S>) {
+/// `policy`: the admin port's, under Linkerd's policy controller.
+pub async fn run<S: Shards + 'static>(
+    listener: socket2::Socket,
+    addr: SocketAddr,
+    shards: Rc<S>,
+    policy: Option<AdminPolicy>,
+) {
+    let policy = policy.map(Rc::new);
     let listener = Listener::new(listener);
     tracing::info!(%addr, "admin server listening");
     let mut failures = AcceptFailures::new();
@@ -119,6 +129,7 @@ pub async fn run<S: Shards + 'static>(listener: socket2::Socket, addr: SocketAdd
                     peer,
                     shards: shards.clone(),
                     closes: closes.clone(),
+                    policy: policy.clone(),
                 };
                 spawn(exchange.serve(slot));
             }
@@ -137,6 +148,7 @@ struct Exchange<S> {
     peer: Option<SocketAddr>,
     shards: Rc<S>,
     closes: Rc<Closes>,
+    policy: Option<Rc<AdminPolicy>>,
 }
 
 impl<S: Shards + 'static> Exchange<S> {
@@ -162,6 +174,11 @@ impl<S: Shards + 'static> Exchange<S> {
         let Some(request) = timeout(REQUEST_TIMEOUT, read_request(&self.stream)).await else {
             return Some(CutOff::RequestTimeout);
         };
+        if let (Ok(Some(request)), Some(policy)) = (&request, &self.policy) {
+            if let Some(refusal) = policy.refusal(request, self.peer).await {
+                return self.write(refusal).await;
+            }
+        }
         let response = match request {
             Ok(Some(request)) if request.path == "/shutdown" => {
                 let (response, accepted) = shutdown(&request, self.peer);

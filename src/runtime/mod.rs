@@ -33,6 +33,7 @@ pub use listener::ListenError;
 pub use placement::{Placement, PlacementError};
 pub use signals::Signals;
 
+use crate::admin::AdminPolicy;
 use crate::config::{Args, Config};
 use crate::discovery::CacheHandle;
 use crate::dns::{Sink, Update};
@@ -343,7 +344,9 @@ impl Sidecar {
                 crate::io::spawn(control::drain_on_signal(stops, control.clone()));
                 crate::io::spawn(control::reload_on_signal(hangups, control.clone()));
                 crate::io::spawn(feed::follow(feed_receiver, control.clone()));
-                crate::admin::run(admin_listener, admin_addr, control).await;
+                let port = admin_addr.port();
+                let policy = inbound_policy.map(|ports| AdminPolicy::new(ports, port));
+                crate::admin::run(admin_listener, admin_addr, control, policy).await;
             })
             .map_err(|err| RunError::Start {
                 what: "admin shard",
