@@ -21,6 +21,10 @@ use crate::shard::PortPolicy;
 /// Counters a connection keeps, by label text and decision.
 const KEPT_COUNTERS: usize = 8;
 
+/// A kept counter: its labels, whether it counts allowed requests, and
+/// the counter.
+type Kept = (Arc<str>, bool, Rc<Cell<u64>>);
+
 /// How an inbound connection's requests are authorized.
 #[derive(Clone)]
 pub enum RequestAuthz {
@@ -38,7 +42,7 @@ pub struct RequestPolicy {
     /// proved, if any.
     pub tls: Option<Option<Rc<str>>>,
     pub target_addr: String,
-    counters: RefCell<Vec<(Arc<str>, bool, Rc<Cell<u64>>)>>,
+    counters: RefCell<Vec<Kept>>,
 }
 
 impl RequestPolicy {

@@ -203,27 +203,6 @@ const PIPES: Family = Family::gauge("ringside_pipes", "Splice pipes, lent out or
 const SHARDS: Family = Family::gauge("ringside_shards", "Proxy shards that answered this scrape.");
 const BUILD_INFO: Family = Family::gauge("ringside_build_info", "Build of this binary.");
 
-/// One sample per reason, labelled `key="reason"`.
-const INBOUND_TCP_AUTHZ_ALLOW_TOTAL: Family = Family::counter(
-    "inbound_tcp_authz_allow_total",
-    "Inbound connections an authorization policy allowed.",
-);
-const INBOUND_TCP_AUTHZ_DENY_TOTAL: Family = Family::counter(
-    "inbound_tcp_authz_deny_total",
-    "Inbound connections an authorization policy refused (closed).",
-);
-const INBOUND_TCP_AUTHZ_TERMINATE_TOTAL: Family = Family::counter(
-    "inbound_tcp_authz_terminate_total",
-    "Open inbound connections closed because a new policy no longer authorizes them.",
-);
-const INBOUND_HTTP_AUTHZ_ALLOW_TOTAL: Family = Family::counter(
-    "inbound_http_authz_allow_total",
-    "Inbound HTTP requests an authorization policy allowed.",
-);
-const INBOUND_HTTP_AUTHZ_DENY_TOTAL: Family = Family::counter(
-    "inbound_http_authz_deny_total",
-    "Inbound HTTP requests an authorization policy refused (403).",
-);
 const IDENTITY_CERT_EXPIRATION: Family = Family::gauge(
     "identity_cert_expiration_timestamp_seconds",
     "When the identity certificate in use expires, in Unix seconds.",
@@ -248,38 +227,7 @@ const MESH_REFUSED_TOTAL: Family = Family::counter(
 /// Inbound authorization and identity, under Linkerd's names where it
 /// has them.
 fn encode_mesh(snapshot: &Snapshot, out: &mut String) {
-    for (family, http, allowed, terminated) in [
-        (INBOUND_TCP_AUTHZ_ALLOW_TOTAL, false, true, false),
-        (INBOUND_TCP_AUTHZ_DENY_TOTAL, false, false, false),
-        (INBOUND_TCP_AUTHZ_TERMINATE_TOTAL, false, false, true),
-        (INBOUND_HTTP_AUTHZ_ALLOW_TOTAL, true, true, false),
-        (INBOUND_HTTP_AUTHZ_DENY_TOTAL, true, false, false),
-    ] {
-        let series = snapshot
-            .authz
-            .iter()
-            .filter(|(l, _)| l.allowed == allowed && l.http == http && l.terminated == terminated);
-        family.write(
-            out,
-            series.map(|(labels, count)| {
-                let tls = match labels.client_id.is_empty() {
-                    true => "tls=\"no_identity\"".to_string(),
-                    false => format!("tls=\"true\",client_id=\"{}\"", escape(&labels.client_id)),
-                };
-                let target = escape(&labels.target_addr);
-                let labels = match &labels.policy {
-                    Some(policy) => {
-                        format!("direction=\"inbound\",target_addr=\"{target}\",{policy},{tls}")
-                    }
-                    None => format!(
-                        "direction=\"inbound\",target_addr=\"{target}\",authz=\"{}\",{tls}",
-                        labels.authz,
-                    ),
-                };
-                (labels, count)
-            }),
-        );
-    }
+    super::authz_encode::encode(snapshot, out);
     MESH_REFUSED_TOTAL.write(out, by_reason("reason", &snapshot.mesh_refused));
     if let Some(identity) = snapshot.identity {
         IDENTITY_CERT_EXPIRATION.write(out, [("", identity.not_after_unix_seconds)]);

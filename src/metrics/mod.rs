@@ -3,11 +3,13 @@
 //! authorization decisions in `authz`), under the label sets of `labels`
 //! (their count bounded by `bound`), copied out as plain values
 //! (`snapshot`), merged and written as Prometheus text by the admin shard
-//! (`encode`, with the process's own figures from `process` and the
+//! (`encode`, with the authorization decisions from `authz_encode`, the
+//! process's own figures from `process` and the
 //! identity's from `identity` and the DNS resolver's from `dns`, over the
 //! text format in `text`).
 
 mod authz;
+mod authz_encode;
 mod bound;
 mod dns;
 mod encode;

@@ -19,12 +19,12 @@ use std::rc::Rc;
 
 use super::classify::Carry;
 use super::conn::Conn;
+use super::policed::Policed;
 use crate::config::{Direction, Protocol};
 use crate::discovery::inbound::{permit, ClientTls, InboundProtocol};
 use crate::http::{ClientId, RequestAuthz, RequestPolicy};
 use crate::io::{ConnError, Socket};
 use crate::metrics::{Authz, AuthzLabels};
-use crate::shard::PortPolicy;
 use crate::tls::mesh::MeshTls;
 
 /// How an authorization decision is counted.
@@ -270,16 +270,6 @@ impl Conn {
         );
         Some(RequestAuthz::Policy(Rc::new(policy)))
     }
-}
-
-/// An inbound connection under a policy controller: its port's policy
-/// and what it judges the client by. Boxed in the `Conn` (8 bytes there),
-/// and only for these.
-pub(super) struct Policed {
-    port: Rc<PortPolicy>,
-    client_ip: IpAddr,
-    /// Whether ringside terminated the client's TLS (as a mesh peer's).
-    terminated: Cell<bool>,
 }
 
 /// A verdict and, under a policy controller, the labels it is counted

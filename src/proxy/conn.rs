@@ -53,7 +53,7 @@ pub struct Conn {
     pub(super) authz: Cell<Option<Authz>>,
     /// Under Linkerd's policy controller, the port's policy and the client
     /// as it judges it (`authorize.rs`).
-    pub(super) policed: OnceCell<Box<super::authorize::Policed>>,
+    pub(super) policed: OnceCell<Box<super::policed::Policed>>,
     /// The connection's place under the shard's connection limit, given
     /// back when the connection (this task) ends.
     _slot: Slot,

@@ -16,7 +16,10 @@
 //!    carries goes back to 2; a direct connection to the inbound listener
 //!    starts here (`meshed::serve`);
 //! 5. admit (`authorize.rs`): the inbound policy judges the client, by the
-//!    identity it proved or by none;
+//!    identity it proved or by none; under Linkerd's policy controller, by
+//!    its port's policy (`policed.rs`, looked up as `Conn::run` starts),
+//!    which also judges each HTTP request and may end an opaque connection
+//!    when it changes;
 //! 6. carry (`dispatch.rs`): opaque bytes (`tcp`), HTTP/1 (`http::H1Proxy`,
 //!    whose upgrades come back as tunnels) or HTTP/2 (`http::H2Proxy`);
 //! 7. end (`conn.rs`, `Conn::run`): counted and logged once, with the side
@@ -33,6 +36,7 @@ mod conn;
 mod discovered;
 mod dispatch;
 mod meshed;
+mod policed;
 mod route_slot;
 mod route_state;
 #[cfg(test)]
