@@ -251,6 +251,16 @@ impl Conn {
         }))
     }
 
+    /// The detect timeout the port's policy gives, under a policy
+    /// controller.
+    pub(super) fn policed_detect_timeout(&self) -> Option<std::time::Duration> {
+        let policed = self.policed.get()?;
+        policed.port.with(|server| match server.protocol {
+            InboundProtocol::Detect { timeout } => Some(timeout),
+            _ => None,
+        })
+    }
+
     /// How this connection's HTTP requests are authorized: request by
     /// request under a policy controller, else as the connection was
     /// judged; `None` when no policy applies.

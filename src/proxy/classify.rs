@@ -49,10 +49,24 @@ impl Classified {
 /// `protocol`: the route's policy, or what a meshed peer declared.
 /// `upstream` is the connected endpoint, watched for a server that speaks
 /// first (none when no endpoint could be reached).
+#[cfg(test)]
 pub async fn classify(
     shard: &Shard,
     route: &RouteState,
     protocol: Protocol,
+    client: &Socket,
+    upstream: Option<(&Socket, SocketAddr)>,
+) -> Result<Classified, SniffError> {
+    classify_within(shard, route, protocol, None, client, upstream).await
+}
+
+/// `classify`, detecting within `detect_timeout` when the port's policy
+/// gives one (Linkerd's policy controller), else the shard's.
+pub async fn classify_within(
+    shard: &Shard,
+    route: &RouteState,
+    protocol: Protocol,
+    detect_timeout: Option<Duration>,
     client: &Socket,
     upstream: Option<(&Socket, SocketAddr)>,
 ) -> Result<Classified, SniffError> {
@@ -79,12 +93,16 @@ pub async fn classify(
     let upstream = upstream.map(|(socket, _)| socket);
     let detecting = shard.metrics.detecting();
     let direction = route.route.direction;
-    let (detect, timeouts) = (shard.detect(), &shard.timeouts);
+    let mut timeouts = shard.timeouts;
+    if let Some(detect_timeout) = detect_timeout {
+        timeouts.detect = detect_timeout;
+    }
+    let detect = shard.detect();
     let sniffed = sniff(
         client,
         upstream,
         &detect,
-        timeouts,
+        &timeouts,
         &shard.deadlines,
         direction,
     )
@@ -104,7 +122,7 @@ pub async fn classify(
     match (&sniffed.verdict, endpoint) {
         (Verdict::ServerFirst, Some(endpoint)) => shard.server_first.remember(endpoint),
         (Verdict::Timeout, _) => tracing::info!(
-            timeout = ?shard.timeouts.detect,
+            timeout = ?timeouts.detect,
             "no protocol detected in time: forwarding as opaque TCP"
         ),
         (Verdict::Quiet, _) => tracing::debug!(

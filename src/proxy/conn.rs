@@ -8,7 +8,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::classify::{classify, Carry, Classified};
+use super::classify::{classify_within, Carry, Classified};
 use super::RouteState;
 use crate::shard::{Shard, Slot};
 use std::net::SocketAddr;
@@ -221,8 +221,15 @@ impl Conn {
             let protocol = self.protocol();
             // Boxed, as in `dispatch`: inline, the HTTP/1 path kept room for
             // classify's state while idle between requests.
-            let classified =
-                Box::pin(classify(&self.shard, &self.route, protocol, &client, None)).await;
+            let classified = Box::pin(classify_within(
+                &self.shard,
+                &self.route,
+                protocol,
+                self.policed_detect_timeout(),
+                &client,
+                None,
+            ))
+            .await;
             let refused = |err| Unconnected::Ended((opened(self.src_counters()), Err(err)));
             let Classified { carry, prefix } = match classified {
                 Ok(classified) => classified,

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::classify::{classify, Carry, Classified};
+use super::classify::{classify_within, Carry, Classified};
 use super::conn::{opened, Conn, Ended};
 use crate::http::{self, Arrival, H1Proxy, H2Proxy, HttpIo, Served, Upstream};
 use crate::io::{ConnError, Side, Socket};
@@ -39,10 +39,11 @@ impl Conn {
             // made and dropped in expressions: a local (even a moved-from
             // or `Copy` one) keeps its room in the task for the life of
             // the connection, however idle.
-            let classified = Box::pin(classify(
+            let classified = Box::pin(classify_within(
                 &self.shard,
                 &self.route,
                 self.protocol(),
+                self.policed_detect_timeout(),
                 &client,
                 Some((&upstream, self.upstream_connected(index))),
             ))
