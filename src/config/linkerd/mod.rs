@@ -436,10 +436,11 @@ impl Env {
 
     /// `LINKERD2_PROXY_INBOUND_DEFAULT_POLICY`, as linkerd2-proxy's
     /// `parse_default_policy`; the `cluster-*` ones need the cluster's
-    /// networks. ringside's policies do not yet look at a client's
-    /// network: `cluster-authenticated` checks the identity alone, and
-    /// `cluster-unauthenticated` and `audit` let everyone in, as
-    /// `all-unauthenticated` does (said once at start, by `Config`'s user).
+    /// networks. The policy controller's ports take it whole, networks
+    /// included (`discovery::inbound::translate::default_policy`, from
+    /// `Policy::inbound_default`); this `Authorize`, which looks at
+    /// identities only, judges a port only when the control thread cannot
+    /// be asked.
     fn default_policy(&self, cluster_networks: &[Cidr]) -> Result<Authorize, ConfigError> {
         let key = "INBOUND_DEFAULT_POLICY";
         let Some(value) = self.get(key) else {
