@@ -268,6 +268,38 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
         authn.addr.port(),
         Some(server_of("authn", false, detect, vec![meshed])),
     );
+    // Linkerd's `all-authenticated` (any identity), and one exact identity.
+    let any_identity: &[&[&str]] = &[&[]];
+    let everyone: &[(&str, &[&str])] = &[("0.0.0.0/0", &[])];
+    let authenticated = authz(
+        "all-authenticated",
+        true,
+        everyone,
+        Who::Mesh(&[], any_identity),
+    );
+    let all_authn = HttpOrigin::start_on("198.18.0.1:0", "all-authn", Duration::ZERO);
+    let servers = [(all_authn.addr.port(), "all-authenticated", authenticated)];
+    let exact = authz("exact", false, &[POD_NETWORK], Who::Mesh(&[CLIENT], &[]));
+    let other = authz(
+        "other",
+        false,
+        &[POD_NETWORK],
+        Who::Mesh(
+            &["other.ns.serviceaccount.identity.linkerd.cluster.local"],
+            &[],
+        ),
+    );
+    let by_name = HttpOrigin::start_on("198.18.0.1:0", "by-name", Duration::ZERO);
+    let not_ours = HttpOrigin::start_on("198.18.0.1:0", "not-ours", Duration::ZERO);
+    let servers = servers.into_iter().chain([
+        (by_name.addr.port(), "exact", exact),
+        (not_ours.addr.port(), "other", other),
+    ]);
+    for (port, name, authorization) in servers {
+        let default = name == "all-authenticated";
+        let server = server_of(name, default, Proto::Detect(vec![]), vec![authorization]);
+        mock.set_server(port, Some(server));
+    }
     // gRPC, nobody authorized.
     mock.set_server(
         grpc.addr.port(),
@@ -296,6 +328,10 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
     // A meshed peer of the suffix is allowed, plaintext refused.
     assert_eq!(meshed_get(&dir, authn.addr, "/"), 200);
     assert_eq!(curl(&url(&authn, "/"), &[]).0, 403);
+    assert_eq!(meshed_get(&dir, all_authn.addr, "/"), 200);
+    assert_eq!(curl(&url(&all_authn, "/"), &[]).0, 403);
+    assert_eq!(meshed_get(&dir, by_name.addr, "/"), 200);
+    assert_eq!(meshed_get(&dir, not_ours.addr, "/"), 403);
     // audit: allowed.
     assert_eq!(curl(&url(&audited, "/"), &[]).0, 200);
     // gRPC: PERMISSION_DENIED.

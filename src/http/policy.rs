@@ -154,3 +154,17 @@ pub fn target_path(target: &str) -> &str {
     };
     path.split(['?', '#']).next().unwrap_or(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::target_path;
+
+    #[test]
+    fn a_targets_path_is_without_authority_and_query() {
+        assert_eq!(target_path("/ready?verbose=1"), "/ready");
+        assert_eq!(target_path("/a/b#frag"), "/a/b");
+        assert_eq!(target_path("http://web:8080/api/x?q"), "/api/x");
+        assert_eq!(target_path("http://web:8080"), "/");
+        assert_eq!(target_path("*"), "*");
+    }
+}
