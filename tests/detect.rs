@@ -143,6 +143,27 @@ fn clients_with_a_connection_per_request_share_one_upstream_connection() {
     assert_eq!(results(&proxy, "http/1"), 10.0);
 }
 
+/// A request line longer than the peek window (a long URL) is HTTP/1, as a
+/// full read that httparse calls `Partial` is to Linkerd's detector: it is
+/// counted and balanced, and held to the HTTP/1 path's limit (a 414 past
+/// 8 KiB), rather than carried as opaque bytes.
+#[test]
+fn a_request_line_longer_than_the_peek_window_is_http1() {
+    let web = HttpOrigin::start("web", Duration::ZERO);
+    let proxy = Ringside::routing_to([web.addr]);
+    let status = |path_len: usize| {
+        let url = format!("http://{}/{}", proxy.route(), "a".repeat(path_len));
+        curl(&["-o", "/dev/null", "-w", "%{http_code}", &url])
+            .text()
+            .to_string()
+    };
+    assert_eq!(status(2_000), "200");
+    assert_eq!(status(20_000), "414");
+    assert_eq!(web.requests(), 1, "the 414 is the proxy's own answer");
+    assert_eq!(results(&proxy, "http/1"), 2.0);
+    assert_eq!(results(&proxy, "unknown"), 0.0);
+}
+
 /// Pools are per route: one whose pool is warm does not stop a route to a
 /// server that speaks first from connecting while it detects.
 #[test]

@@ -5,7 +5,7 @@
 //!
 //! Public only so that the fuzz crate can reach it; not part of the API.
 
-use super::{detect, detect_final, parse_client_hello, Detection};
+use super::{detect, detect_final, detect_full, parse_client_hello, Detection};
 use crate::config::Direction;
 use std::mem::discriminant;
 
@@ -16,7 +16,9 @@ const MAX_SPLIT_CHECK_BYTES: usize = 2048;
 /// Panics if any detection invariant fails for `input`, in either direction:
 /// 1. `detect` and `parse_client_hello` never panic (reaching the end proves it);
 /// 2. a final verdict on any prefix is the protocol of the whole input;
-/// 3. `detect_final` never answers NeedMore and agrees with a final `detect`;
+/// 3. `detect_final` and `detect_full` never answer NeedMore and agree with
+///    a final `detect`; `detect_full` differs from `detect_final` only by
+///    taking an unfinished request line for HTTP/1;
 /// 4. a ClientHello that parses is detected as TLS;
 /// 5. inbound is only stricter: what outbound decides other than Unknown,
 ///    inbound decides the same way.
@@ -51,11 +53,24 @@ fn check_direction(input: &[u8], direction: Direction) {
     }
 
     let last_word = detect_final(input, direction);
+    let full_window = detect_full(input, direction);
     assert_ne!(last_word, Detection::NeedMore, "detect_final must decide");
+    assert_ne!(full_window, Detection::NeedMore, "detect_full must decide");
     if whole != Detection::NeedMore {
         assert_eq!(
             last_word, whole,
             "{direction:?}: detect_final disagrees with a final detect"
+        );
+        assert_eq!(
+            full_window, whole,
+            "{direction:?}: detect_full disagrees with a final detect"
+        );
+    }
+    if full_window != last_word {
+        assert_eq!(
+            (&full_window, &whole),
+            (&Detection::Http1, &Detection::NeedMore),
+            "{direction:?}: detect_full may differ only on an unfinished request line"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! Protocol detection: decide from the first bytes a client sends whether a
 //! connection speaks HTTP/1, HTTP/2 (prior knowledge), TLS, or something else.
 //!
-//! The detector ([`detect`], [`detect_final`]) is a pure function over a
+//! The detector ([`detect`], [`detect_final`], [`detect_full`]) is a pure function over a
 //! byte slice: no I/O, no async, no state between calls. Around it sit the
 //! async stage that peeks a connection's bytes and races the upstream
 //! (`sniff`) and the shard's memory of servers that speak first
@@ -32,8 +32,9 @@
 //! `detect.peek_bytes` setting, by default
 //! [`DEFAULT_PEEK_BYTES`](crate::config::DEFAULT_PEEK_BYTES), or a timeout),
 //! except that a ClientHello is read whole whatever `peek_bytes` says
-//! ([`decision_bytes`]). At that point it calls [`detect_final`], which
-//! never answers [`Detection::NeedMore`].
+//! ([`decision_bytes`]). At that point it calls [`detect_full`], or
+//! [`detect_final`] when it stopped waiting before the window was full;
+//! neither answers [`Detection::NeedMore`].
 
 mod client_hello;
 #[cfg(test)]
@@ -130,6 +131,27 @@ pub fn detect_final(peeked: &[u8], direction: Direction) -> Detection {
         }
         Detection::NeedMore => Detection::Unknown,
         verdict => verdict,
+    }
+}
+
+/// Classifies a full window: `peeked` holds all of
+/// [`decision_bytes`] and no more will be waited for. As [`detect_final`],
+/// except that outbound, a request line still unfinished after a whole
+/// window (a long URL: the window holds a method, a space and the start
+/// of a target, all valid) is [`Detection::Http1`], not opaque: the HTTP/1
+/// path reads the line on, within its own limit (a 414 past 8 KiB).
+/// Linkerd's detector takes the same view of one full read: httparse's
+/// `Partial` is HTTP/1 (linkerd2-proxy `linkerd/http/detect/src/lib.rs`).
+/// The quiet pause and the timeout stay with [`detect_final`]: a client
+/// that stops mid-line outbound is not taken for HTTP.
+pub fn detect_full(peeked: &[u8], direction: Direction) -> Detection {
+    let unfinished_request_line = peeked.first() != Some(&TLS_HANDSHAKE_RECORD)
+        && http2::detect_http2(peeked).is_none()
+        && http1::detect_http1(peeked) == Detection::NeedMore;
+    if unfinished_request_line {
+        Detection::Http1
+    } else {
+        detect_final(peeked, direction)
     }
 }
 

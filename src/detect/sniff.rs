@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 
 use super::tls::hello_peek_bytes;
-use super::{decision_bytes, detect, detect_final, Detection};
+use super::{decision_bytes, detect, detect_final, detect_full, Detection};
 use crate::config::{DetectConfig, Direction, Timeouts};
 use crate::io::{sleep, Deadline, Deadlines, Socket};
 
@@ -417,7 +417,7 @@ fn is_http2_settings(first: &[u8]) -> bool {
 /// `decision_bytes` are in: `peek_bytes`, or a whole ClientHello's worth.
 fn verdict_for(bytes: &[u8], peek_bytes: usize, direction: Direction) -> Option<Verdict> {
     if bytes.len() >= decision_bytes(bytes, peek_bytes) {
-        Verdict::from_detection(detect_final(bytes, direction))
+        Verdict::from_detection(detect_full(bytes, direction))
     } else {
         Verdict::from_detection(detect(bytes, direction))
     }

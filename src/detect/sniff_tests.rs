@@ -243,11 +243,14 @@ fn a_full_peek_buffer_of_a_longer_hello_waits_for_the_rest() {
 }
 
 #[test]
-fn a_full_peek_buffer_of_anything_else_is_final() {
+fn a_full_peek_buffer_is_final_and_a_long_request_line_in_it_is_http1() {
     let long_line = [b"GET /".as_slice(), &[b'a'; DEFAULT_PEEK_BYTES]].concat();
     let first_kib = &long_line[..DEFAULT_PEEK_BYTES];
-    let outbound = verdict_for(first_kib, DEFAULT_PEEK_BYTES, Direction::Outbound);
+    for direction in [Direction::Outbound, Direction::Inbound] {
+        let verdict = verdict_for(first_kib, DEFAULT_PEEK_BYTES, direction);
+        assert_eq!(verdict, Some(Verdict::Http1), "{direction:?}");
+    }
+    let noise = [b'x'; DEFAULT_PEEK_BYTES];
+    let outbound = verdict_for(&noise, DEFAULT_PEEK_BYTES, Direction::Outbound);
     assert_eq!(outbound, Some(Verdict::Unknown));
-    let inbound = verdict_for(first_kib, DEFAULT_PEEK_BYTES, Direction::Inbound);
-    assert_eq!(inbound, Some(Verdict::Http1));
 }

@@ -122,6 +122,24 @@ fn detect_final_decides_what_detect_left_open() {
 }
 
 #[test]
+fn a_full_window_of_request_line_is_http1_outbound_too() {
+    let long_url = format!("GET /{} HTTP/1.1\r\n", "a".repeat(2_000));
+    let window = &long_url.as_bytes()[..crate::config::DEFAULT_PEEK_BYTES];
+    assert_eq!(detect(window, Outbound), Detection::NeedMore);
+    assert_eq!(detect_final(window, Outbound), Detection::Unknown);
+    assert_eq!(detect_full(window, Outbound), Detection::Http1);
+    check_detect_invariants(window);
+    // What is not a request line stays as it was.
+    let opaque = vec![b'x'; crate::config::DEFAULT_PEEK_BYTES];
+    assert_eq!(detect_full(&opaque, Outbound), Detection::Unknown);
+    let cut_hello = &OPENSSL_CLIENT_HELLO[..200];
+    assert_eq!(
+        detect_full(cut_hello, Outbound),
+        detect_final(cut_hello, Outbound)
+    );
+}
+
+#[test]
 fn invariants_hold_for_the_samples() {
     check_detect_invariants(GET_WITH_HEADERS);
     check_detect_invariants(HTTP2_PREFACE);

@@ -8,8 +8,9 @@
 //! test (`source_reader`), and post-quantum-sized ClientHellos: a real one
 //! as bytes (`pq_client_hello`, shared with the unit tests) and a mesh
 //! client that sends one (`large_hello`), and a DNS server whose records
-//! a test changes as it runs (`dns_server`), and a terminal that tests
-//! of `ringside top` type into and read (`tmux`). Readiness
+//! a test changes as it runs (`dns_server`), the limits a container
+//! sets, applied to ringside's process (`confined`), and a terminal that
+//! tests of `ringside top` type into and read (`tmux`). Readiness
 //! comes from the `listening ...` lines ringside prints once its sockets
 //! are bound, never from sleeping.
 //!
@@ -19,6 +20,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod clients;
+pub mod confined;
 pub mod dns_server;
 pub mod identity;
 pub mod large_hello;

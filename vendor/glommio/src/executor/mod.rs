@@ -523,7 +523,9 @@ impl LocalExecutorBuilder {
     /// will suffer.
     ///
     /// The system will always try to allocate at least 64 kiB for I/O memory,
-    /// and the default is 10 MiB.
+    /// and the default is 10 MiB. Zero is for an executor that does no
+    /// storage I/O: nothing is registered (pinned) and no `IOPOLL` ring is
+    /// made, so the main and latency rings are all its locked memory.
     #[must_use = "The builder must be built to be useful"]
     pub fn io_memory(mut self, io_memory: usize) -> LocalExecutorBuilder {
         self.io_memory = io_memory;

@@ -750,7 +750,10 @@ pub(crate) trait UringCommon {
 }
 
 struct PollRing {
-    ring: iou::IoUring,
+    /// `None` for an executor that does no storage I/O (`io_memory` zero):
+    /// an `IOPOLL` ring serves only reads and writes of files on devices
+    /// that poll, and each ring is locked memory (`RLIMIT_MEMLOCK`).
+    ring: Option<iou::IoUring>,
     size: usize,
     submission_queue: ReactorQueue,
     allocator: Rc<UringBufferAllocator>,
@@ -765,12 +768,16 @@ impl PollRing {
         size: usize,
         allocator: Rc<UringBufferAllocator>,
         source_map: Rc<RefCell<SourceMap>>,
+        storage: bool,
     ) -> io::Result<Self> {
-        let ring = iou::IoUring::new_with_flags(
-            size as _,
-            iou::SetupFlags::IOPOLL,
-            iou::SetupFeatures::empty(),
-        )?;
+        let ring = match storage {
+            true => Some(iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::IOPOLL,
+                iou::SetupFeatures::empty(),
+            )?),
+            false => None,
+        };
         Ok(PollRing {
             size,
             ring,
@@ -802,7 +809,10 @@ impl UringCommon for PollRing {
     }
 
     fn registrar(&self) -> iou::Registrar<'_> {
-        self.ring.registrar()
+        self.ring
+            .as_ref()
+            .expect("buffers are registered only where there is storage I/O")
+            .registrar()
     }
 
     fn needs_kernel_enter(&self) -> bool {
@@ -817,7 +827,7 @@ impl UringCommon for PollRing {
     }
 
     fn waiting_kernel_submission(&self) -> usize {
-        self.ring.sq().ready() as usize
+        self.ring.as_ref().map_or(0, |ring| ring.sq().ready() as usize)
     }
 
     fn in_kernel(&self) -> usize {
@@ -825,7 +835,7 @@ impl UringCommon for PollRing {
     }
 
     fn waiting_kernel_collection(&self) -> usize {
-        self.ring.cq().ready() as usize
+        self.ring.as_ref().map_or(0, |ring| ring.cq().ready() as usize)
     }
 
     fn submission_queue(&mut self) -> ReactorQueue {
@@ -833,7 +843,10 @@ impl UringCommon for PollRing {
     }
 
     fn submit_sqes(&mut self) -> io::Result<usize> {
-        let x = self.ring.submit_sqes()? as usize;
+        let Some(ring) = self.ring.as_mut() else {
+            return Ok(0);
+        };
+        let x = ring.submit_sqes()? as usize;
         self.in_kernel += x;
         Ok(x)
     }
@@ -841,7 +854,7 @@ impl UringCommon for PollRing {
     fn consume_one_event(&mut self) -> Option<bool> {
         let source_map = self.source_map.clone();
         process_one_event(
-            self.ring.peek_for_cqe(),
+            self.ring.as_mut()?.peek_for_cqe(),
             |_| None,
             |mut src, res| {
                 record_stats(self, &mut src, &res);
@@ -859,8 +872,10 @@ impl UringCommon for PollRing {
         let source_map = &mut *self.source_map.borrow_mut();
         let now = Instant::now();
 
+        // Nothing is queued here without a ring (`Reactor::ring_for_source`).
+        let ring = self.ring.as_mut()?;
         while let Some(chain) = peek_one_chain(queue, self.size) {
-            return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
+            return if let Some(sqes) = ring.sq().prepare_sqes(chain.len() as u32) {
                 let ops = extract_one_chain(source_map, queue, chain, now);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
@@ -1327,13 +1342,20 @@ impl Reactor {
         ring_depth: usize,
         blocking_thread: BlockingThreadPool,
     ) -> crate::Result<Reactor, ()> {
-        const MIN_MEMLOCK_LIMIT: u64 = 512 * 1024;
-        let (memlock_limit, _) = Resource::MEMLOCK.get()?;
-        if memlock_limit < MIN_MEMLOCK_LIMIT {
-            return Err(GlommioError::ReactorError(ReactorErrorKind::MemLockLimit(
-                memlock_limit,
-                MIN_MEMLOCK_LIMIT,
-            )));
+        // No storage I/O memory asked for: no slab is registered (pinned) and
+        // no IOPOLL ring is made. The main and latency rings are then all the
+        // locked memory (RLIMIT_MEMLOCK, counted per user without
+        // CAP_IPC_LOCK): 4 pages each at 128 entries, 2 at 64 (Linux 6.18).
+        let storage = io_memory > 0;
+        if storage {
+            const MIN_MEMLOCK_LIMIT: u64 = 512 * 1024;
+            let (memlock_limit, _) = Resource::MEMLOCK.get()?;
+            if memlock_limit < MIN_MEMLOCK_LIMIT {
+                return Err(GlommioError::ReactorError(ReactorErrorKind::MemLockLimit(
+                    memlock_limit,
+                    MIN_MEMLOCK_LIMIT,
+                )));
+            }
         }
 
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
@@ -1345,13 +1367,19 @@ impl Reactor {
 
         let main_ring =
             SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
-        let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
+        let poll_ring = PollRing::new(
+            ring_depth,
+            allocator.clone(),
+            source_map.clone(),
+            storage,
+        )?;
         let mut latency_ring =
             SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
 
-        match main_ring.registrar().register_buffers_by_ref(&registry) {
-            Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
-            Ok(_) => match poll_ring.registrar().register_buffers_by_ref(&registry) {
+        match storage.then(|| main_ring.registrar().register_buffers_by_ref(&registry)) {
+            None => {}
+            Some(Err(x)) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
+            Some(Ok(_)) => match poll_ring.registrar().register_buffers_by_ref(&registry) {
                 Err(x) => {
                     warn!("Error: registering buffers in the poll ring. Skipping{x:#?}");
                     main_ring.registrar().unregister_buffers().unwrap();
@@ -2036,8 +2064,12 @@ impl Reactor {
 
         match &*source.source_type() {
             SourceType::Read(p, _) | SourceType::Write(p, _) => match p {
-                PollableStatus::Pollable => self.poll_ring.borrow_mut(),
-                PollableStatus::NonPollable(_) => self.main_ring.borrow_mut(),
+                PollableStatus::Pollable if self.poll_ring.borrow().ring.is_some() => {
+                    self.poll_ring.borrow_mut()
+                }
+                PollableStatus::Pollable | PollableStatus::NonPollable(_) => {
+                    self.main_ring.borrow_mut()
+                }
             },
             SourceType::SockRecv(_)
             | SourceType::SockRecvMsg(_)
