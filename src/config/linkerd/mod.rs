@@ -173,9 +173,11 @@ impl fmt::Display for ControlAddr {
 }
 
 /// Whether this process runs in Linkerd mode: no argument, and
-/// `MODE_VARIABLE` set.
+/// `MODE_VARIABLE` set. The wrapper execs with an empty argv (Go's
+/// `syscall.Exec(path, []string{}, env)`): no argv[0] at all before Linux
+/// 5.18, one empty string since.
 pub fn selected() -> bool {
-    std::env::args_os().len() == 1 && std::env::var_os(MODE_VARIABLE).is_some()
+    std::env::args_os().len() <= 1 && std::env::var_os(MODE_VARIABLE).is_some()
 }
 
 impl LinkerdConfig {

@@ -270,7 +270,7 @@ impl LinkerdPod {
     }
 
     /// ringside with no argument and only this environment.
-    fn command(&self) -> Command {
+    pub fn command(&self) -> Command {
         let mut command = Command::new(BIN);
         command.env_clear().envs(self.vars.iter().cloned());
         if let Some(gid) = self.gid {
