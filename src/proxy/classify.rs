@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::RouteState;
-use crate::config::Protocol;
+use crate::config::{Protocol, Timeouts};
 use crate::detect::{sniff, SniffError, Verdict};
 use crate::io::Socket;
 use crate::shard::Shard;
@@ -79,7 +79,13 @@ pub async fn classify(
     let upstream = upstream.map(|(socket, _)| socket);
     let detecting = shard.metrics.detecting();
     let direction = route.route.direction;
-    let (detect, timeouts) = (shard.detect(), &shard.timeouts);
+    // A discovered destination's policy may name its own detect timeout.
+    let overridden = route.route.detect_timeout.map(|detect| Timeouts {
+        detect,
+        ..shard.timeouts
+    });
+    let timeouts = overridden.as_ref().unwrap_or(&shard.timeouts);
+    let detect = shard.detect();
     let sniffed = sniff(
         client,
         upstream,
@@ -104,7 +110,7 @@ pub async fn classify(
     match (&sniffed.verdict, endpoint) {
         (Verdict::ServerFirst, Some(endpoint)) => shard.server_first.remember(endpoint),
         (Verdict::Timeout, _) => tracing::info!(
-            timeout = ?shard.timeouts.detect,
+            timeout = ?timeouts.detect,
             "no protocol detected in time: forwarding as opaque TCP"
         ),
         (Verdict::Quiet, _) => tracing::debug!(
