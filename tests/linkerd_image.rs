@@ -7,8 +7,9 @@
 //! (`execv` with an empty argv and Linkerd's environment) runs in Linkerd
 //! mode; and the profile is the runtime's default (moby's
 //! `seccomp/default.json`, vendored) plus io_uring's three calls and
-//! nothing else. Building the image and running it under a real runtime's
-//! seccomp are not tested here (README, "Running under Linkerd").
+//! nothing else (`seccomp_profile.rs` loads it). Building the image and
+//! running it in a container runtime are not tested here (README,
+//! "Running under Linkerd").
 
 mod support;
 
