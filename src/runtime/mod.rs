@@ -237,6 +237,10 @@ impl Sidecar {
             discovery,
         } = self;
         let configured = config.clone();
+        let shutdown_endpoint = match config.admin_shutdown {
+            true => crate::admin::ShutdownEndpoint::Loopback,
+            false => crate::admin::ShutdownEndpoint::Disabled,
+        };
         // Shards see the bound addresses, so labels show real ports.
         let (bound_routes, bound_transparent) = listen_addrs.split_at(config.routes.len());
         for (route, addr) in config.routes.iter_mut().zip(bound_routes) {
@@ -336,7 +340,7 @@ impl Sidecar {
                 crate::io::spawn(control::drain_on_signal(stops, control.clone()));
                 crate::io::spawn(control::reload_on_signal(hangups, control.clone()));
                 crate::io::spawn(feed::follow(feed_receiver, control.clone()));
-                crate::admin::run(admin_listener, admin_addr, control).await;
+                crate::admin::run(admin_listener, admin_addr, control, shutdown_endpoint).await;
             })
             .map_err(|err| RunError::Start {
                 what: "admin shard",

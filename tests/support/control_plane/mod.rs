@@ -271,12 +271,23 @@ impl LinkerdPod {
     /// wrapper starts the proxy; returns once it listens, with what it
     /// printed before its `listening` lines.
     pub fn start(&self) -> (Ringside, Vec<String>) {
+        Ringside::without_arguments(self.command())
+    }
+
+    /// `start`, with ringside's log followed (`support::output`).
+    pub fn start_logged(&self) -> (Ringside, super::output::Output) {
+        let (ringside, _, log) = Ringside::without_arguments_logged(self.command());
+        (ringside, log)
+    }
+
+    /// ringside with no argument and only this environment.
+    pub fn command(&self) -> Command {
         let mut command = Command::new(BIN);
         command.env_clear().envs(self.vars.iter().cloned());
         if let Some(gid) = self.gid {
             std::os::unix::process::CommandExt::gid(&mut command, gid);
         }
-        Ringside::without_arguments(command)
+        command
     }
 
     /// ringside as `start` would run it, when it must refuse to: its exit
