@@ -59,6 +59,7 @@ fn start_ringside(
             direction: Direction::Outbound,
             protocol,
             response_timeout: None,
+            detect_timeout: None,
         })
         .collect();
     let mut config = Config::load(&args).unwrap().with_routes(routes);

@@ -53,6 +53,7 @@ fn start_ringside(upstream: SocketAddr, forward_mode: &str) -> SocketAddr {
         direction: Direction::Outbound,
         protocol: Protocol::Opaque,
         response_timeout: None,
+        detect_timeout: None,
     }]);
     let sidecar = Sidecar::bind(config).unwrap();
     let addr = sidecar.route_addrs()[0];

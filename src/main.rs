@@ -49,7 +49,7 @@ fn linkerd_mode() -> ExitCode {
     };
     let linkerd = config.linkerd.clone().expect("Linkerd mode's config");
     init_logging(config.log_format, linkerd.log_filter.as_deref());
-    println!("{}", linkerd.banner());
+    say(format_args!("{}", linkerd.banner()));
     if !linkerd.ignored.is_empty() {
         let ignored = linkerd.ignored.join(", ");
         tracing::info!("ignoring LINKERD2_PROXY_* variables ringside does not read: {ignored}");
@@ -193,6 +193,22 @@ fn run(config: Config, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line on stdout, for the scripts and supervisors that read the
+/// bound ports. A stdout whose reader is gone (`ringside | head -1`, a
+/// supervisor that closed it) costs the line, never the proxy: `println!`
+/// would panic on EPIPE.
+fn say(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(line)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    if let Err(err) = written {
+        tracing::debug!(error = %err, "stdout is closed: a start-up line was not written");
+    }
+}
+
 /// Raises limits, binds every listener and announces the bound addresses on
 /// stdout (one `listening ...` line each, the admin line last), so that
 /// scripts and tests can use port 0 and learn the real port without polling.
@@ -206,19 +222,23 @@ pub(crate) fn start(config: Config) -> anyhow::Result<ringside::runtime::Sidecar
     let sidecar = ringside::runtime::Sidecar::bind(config)?;
     for (route, addr) in routes.iter().zip(sidecar.route_addrs()) {
         let upstreams: Vec<String> = route.upstreams.iter().map(|u| u.to_string()).collect();
-        println!("listening route {addr} -> {}", upstreams.join(","));
+        say(format_args!(
+            "listening route {addr} -> {}",
+            upstreams.join(",")
+        ));
     }
     for (listener, addr) in transparent.iter().zip(sidecar.transparent_addrs()) {
-        println!("listening {} {addr}", listener.direction.as_str());
+        say(format_args!(
+            "listening {} {addr}",
+            listener.direction.as_str()
+        ));
     }
     for (index, addr) in sidecar.ipv6_twins() {
-        println!(
-            "listening {}-ipv6 {addr}",
-            transparent[index].direction.as_str()
-        );
+        let direction = transparent[index].direction.as_str();
+        say(format_args!("listening {direction}-ipv6 {addr}"));
     }
     // Last, so a reader knows every route line has come.
-    println!("listening admin {}", sidecar.admin_addr());
+    say(format_args!("listening admin {}", sidecar.admin_addr()));
     tracing::info!(shards = sidecar.shards(), admin = %sidecar.admin_addr(), "ringside started");
     Ok(sidecar)
 }
@@ -231,9 +251,27 @@ fn init_logging(format: LogFormat, linkerd_filter: Option<&str>) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(fallback));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LogWriter);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// stderr for the logs, where a line that cannot be written is lost
+/// quietly: tracing-subscriber reports a failed write with `eprintln!`,
+/// which panics when stderr's reader is gone, and a proxy must not stop
+/// because its log pipe did.
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
     }
 }

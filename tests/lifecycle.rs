@@ -214,3 +214,51 @@ fn a_taken_port_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("already in use"), "{stderr}");
 }
+
+#[test]
+fn closed_stdout_and_stderr_do_not_stop_it() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    // No `listening` line will tell the route's port: it is chosen here,
+    // and its upstream is a port nobody listens on.
+    let free = || {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        socket.local_addr().unwrap()
+    };
+    let (route, refused) = (free(), free());
+    let mut child = Command::new(BIN)
+        .args(["--admin-addr", "127.0.0.1:0", "--shards", "1"])
+        .args(["--route", &format!("{route}={refused}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its stdout's reader gone before the `listening` lines are written.
+    drop(child.stdout.take());
+    let logs = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut admin = None;
+    for line in logs.lines() {
+        let line = line.unwrap();
+        if let Some((_, after)) = line.split_once("ringside started") {
+            let (_, port) = after.split_once("127.0.0.1:").expect("the admin address");
+            let port: String = port.chars().take_while(char::is_ascii_digit).collect();
+            admin = Some(format!("127.0.0.1:{port}").parse().unwrap());
+            break;
+        }
+    }
+    // Its stderr's reader gone too (dropped with `lines`): the warnings
+    // of the connections that fail below cannot be written.
+    let admin = admin.expect("ringside started, its stdout closed");
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(route).unwrap();
+        let _ = stream.write_all(b"x");
+        let _ = stream.read(&mut [0; 1]);
+    }
+    let metrics = http_get(admin, "/metrics").1;
+    let failed = "ringside_upstream_connect_failures_total{";
+    assert!(metrics.contains(failed), "the failures counted: {metrics}");
+    assert_eq!(http_get(admin, "/live").0, 200);
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -23,6 +22,13 @@ fn row<'a>(table: &'a StatTable, name: &str) -> &'a Row {
     found.unwrap_or_else(|| panic!("no row {name:?} in {table:#?}"))
 }
 
+/// An HTTP origin, and a ringside with one route to it.
+fn http_route() -> (HttpOrigin, Ringside) {
+    let origin = HttpOrigin::start("origin", Duration::ZERO);
+    let ringside = Ringside::routing_to([origin.addr]);
+    (origin, ringside)
+}
+
 /// `count` requests through `route`, one connection each, a third of
 /// them answered 500 by the origin.
 fn send_requests(route: std::net::SocketAddr, count: usize) {
@@ -35,8 +41,7 @@ fn send_requests(route: std::net::SocketAddr, count: usize) {
 
 #[test]
 fn stat_counts_the_requests_a_client_sent_and_their_success() {
-    let origin = HttpOrigin::start("origin", Duration::ZERO);
-    let ringside = Ringside::routing_to([origin.addr]);
+    let (_origin, ringside) = http_route();
     let before = scrape(ringside.admin).unwrap();
     let start = Instant::now();
     send_requests(ringside.route(), 30);
@@ -134,8 +139,7 @@ fn meshed_rows_show_tls_and_the_peer_identity() {
 
 #[test]
 fn the_binary_prints_json_with_the_route_row() {
-    let origin = HttpOrigin::start("origin", Duration::ZERO);
-    let ringside = Ringside::routing_to([origin.addr]);
+    let (_origin, ringside) = http_route();
     send_requests(ringside.route(), 3);
     let admin = ringside.admin.to_string();
     let output = Command::new(BIN)
@@ -158,9 +162,7 @@ fn the_binary_prints_json_with_the_route_row() {
 
 #[test]
 fn the_binary_says_when_no_admin_answers() {
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = closed.local_addr().unwrap();
-    drop(closed);
+    let addr = closed_port();
     let output = Command::new(BIN)
         .args(["stat", "--admin", &addr.to_string(), "--window", "1s"])
         .output()
@@ -206,8 +208,7 @@ fn assert_exited_and_restored(tmux: &Tmux) {
 
 #[test]
 fn top_draws_the_table_sorts_and_quits_on_q_restoring_the_terminal() {
-    let origin = HttpOrigin::start("origin", Duration::ZERO);
-    let ringside = Ringside::routing_to([origin.addr]);
+    let (_origin, ringside) = http_route();
     send_requests(ringside.route(), 3);
     let tmux = Tmux::start(150, 40);
     start_top(
@@ -231,9 +232,7 @@ fn top_draws_the_table_sorts_and_quits_on_q_restoring_the_terminal() {
 
 #[test]
 fn top_shows_an_unreachable_admin_and_quits_on_ctrl_c() {
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = closed.local_addr().unwrap();
-    drop(closed);
+    let addr = closed_port();
     let tmux = Tmux::start(150, 30);
     start_top(&tmux, &format!("--admin {addr}"));
     let refused = format!("no ringside admin at {addr}: connection refused");

@@ -97,6 +97,17 @@ pub enum Readiness {
     Draining,
 }
 
+/// Who may stop ringside with `POST /shutdown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownEndpoint {
+    /// A client on loopback (a Job's last step in the pod).
+    Loopback,
+    /// Nobody: 404 `shutdown endpoint is not enabled`, loopback included,
+    /// as linkerd2-proxy answers with `LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED`
+    /// false (`linkerd/app/admin/src/server.rs`), which the injector sets.
+    Disabled,
+}
+
 /// Serves admin requests on `listener` (bound to `addr`) forever. Must run
 /// on the admin shard's executor.
 /// `policy`: the admin port's, under Linkerd's policy controller.
@@ -104,6 +115,7 @@ pub async fn run<S: Shards + 'static>(
     listener: socket2::Socket,
     addr: SocketAddr,
     shards: Rc<S>,
+    shutdown_endpoint: ShutdownEndpoint,
     policy: Option<AdminPolicy>,
 ) {
     let policy = policy.map(Rc::new);
@@ -129,6 +141,7 @@ pub async fn run<S: Shards + 'static>(
                     peer,
                     shards: shards.clone(),
                     closes: closes.clone(),
+                    shutdown_endpoint,
                     policy: policy.clone(),
                 };
                 spawn(exchange.serve(slot));
@@ -148,6 +161,7 @@ struct Exchange<S> {
     peer: Option<SocketAddr>,
     shards: Rc<S>,
     closes: Rc<Closes>,
+    shutdown_endpoint: ShutdownEndpoint,
     policy: Option<Rc<AdminPolicy>>,
 }
 
@@ -181,7 +195,7 @@ impl<S: Shards + 'static> Exchange<S> {
         }
         let response = match request {
             Ok(Some(request)) if request.path == "/shutdown" => {
-                let (response, accepted) = shutdown(&request, self.peer);
+                let (response, accepted) = shutdown(&request, self.peer, self.shutdown_endpoint);
                 // The answer goes out before the drain, which may end the
                 // process once no connection is left.
                 let cut_off = self.write(response).await;
@@ -274,11 +288,20 @@ async fn read_request(stream: &Socket) -> std::io::Result<Option<Request>> {
 /// `POST /shutdown`, as Linkerd's proxy has it, so that a Job's last step
 /// can stop its sidecar: from loopback only, since the admin address may be
 /// the pod's own for probes, and a probe from elsewhere must not be able to
-/// stop the proxy. True when the drain should start.
-fn shutdown(request: &Request, peer: Option<SocketAddr>) -> (Response, bool) {
-    match loopback_post(request, peer, "shutdown") {
-        Some(refusal) => (refusal, false),
-        None => (Response::text(200, "shutting down\n"), true),
+/// stop the proxy; unless disabled, checked after those (as Linkerd
+/// does). True when the drain should start.
+fn shutdown(
+    request: &Request,
+    peer: Option<SocketAddr>,
+    endpoint: ShutdownEndpoint,
+) -> (Response, bool) {
+    match (loopback_post(request, peer, "shutdown"), endpoint) {
+        (Some(refusal), _) => (refusal, false),
+        (None, ShutdownEndpoint::Disabled) => (
+            Response::text(404, "shutdown endpoint is not enabled\n"),
+            false,
+        ),
+        (None, ShutdownEndpoint::Loopback) => (Response::text(200, "shutting down\n"), true),
     }
 }
 
@@ -371,21 +394,48 @@ mod tests {
         (answer.0.status, answer.1)
     }
 
+    /// `shutdown` with the endpoint on, from loopback.
+    fn enabled(request: &Request, peer: Option<SocketAddr>) -> (Response, bool) {
+        shutdown(request, peer, ShutdownEndpoint::Loopback)
+    }
+
     #[test]
     fn shutdown_takes_a_post_from_loopback_only() {
         let loopback = "127.0.0.1:5000".parse().ok();
         let pod = "198.18.0.7:5000".parse().ok();
-        assert_eq!(status(shutdown(&request("POST"), loopback)), (200, true));
+        assert_eq!(status(enabled(&request("POST"), loopback)), (200, true));
         assert_eq!(
-            status(shutdown(&request("POST"), "[::1]:1".parse().ok())),
+            status(enabled(&request("POST"), "[::1]:1".parse().ok())),
             (200, true)
         );
         let mapped = "[::ffff:127.0.0.1]:1".parse().ok();
-        assert_eq!(status(shutdown(&request("POST"), mapped)), (200, true));
-        assert_eq!(status(shutdown(&request("POST"), pod)), (403, false));
+        assert_eq!(status(enabled(&request("POST"), mapped)), (200, true));
+        assert_eq!(status(enabled(&request("POST"), pod)), (403, false));
         let mapped_pod = "[::ffff:198.18.0.7]:1".parse().ok();
-        assert_eq!(status(shutdown(&request("POST"), mapped_pod)), (403, false));
-        assert_eq!(status(shutdown(&request("POST"), None)), (403, false));
-        assert_eq!(status(shutdown(&request("GET"), loopback)), (405, false));
+        assert_eq!(status(enabled(&request("POST"), mapped_pod)), (403, false));
+        assert_eq!(status(enabled(&request("POST"), None)), (403, false));
+        assert_eq!(status(enabled(&request("GET"), loopback)), (405, false));
+    }
+
+    #[test]
+    fn a_disabled_shutdown_endpoint_answers_404_even_to_loopback() {
+        let disabled = |method, peer: &str| {
+            let (response, accepted) = shutdown(
+                &request(method),
+                peer.parse().ok(),
+                ShutdownEndpoint::Disabled,
+            );
+            ((response.status, accepted), response.into_bytes())
+        };
+        let ((code, accepted), bytes) = disabled("POST", "127.0.0.1:5000");
+        assert_eq!((code, accepted), (404, false));
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            text.ends_with("shutdown endpoint is not enabled\n"),
+            "{text}"
+        );
+        // Linkerd's order: method, then loopback, then whether it is on.
+        assert_eq!(disabled("POST", "198.18.0.7:5000").0, (403, false));
+        assert_eq!(disabled("GET", "127.0.0.1:5000").0, (405, false));
     }
 }

@@ -65,6 +65,7 @@ impl Config {
         )?;
         Ok(Config {
             admin_addr,
+            admin_shutdown: true,
             shards,
             pin,
             log_format,

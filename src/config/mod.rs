@@ -65,6 +65,9 @@ pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:4191";
 pub struct Config {
     /// Where `/metrics`, `/ready`, `/live` and `/shards` are served.
     pub admin_addr: SocketAddr,
+    /// Whether `POST /shutdown` (from loopback) starts the drain; Linkerd's
+    /// injector turns it off (`LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED`).
+    pub admin_shutdown: bool,
     /// Number of proxy shards, one executor each, when set
     /// (`runtime.shards`). Unset, the runtime derives it from the CPUs the
     /// process may use and its cgroup CPU quota: only it can look.

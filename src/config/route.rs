@@ -21,6 +21,10 @@ pub struct Route {
     /// From a request sent upstream to its response head: the route's own
     /// `response_timeout`, else `proxy.response_timeout`; `None` waits.
     pub response_timeout: Option<Duration>,
+    /// How long detection waits for a client's first bytes, when the
+    /// route's source names it (a Linkerd policy's `Detect` timeout);
+    /// `None`: `timeouts.detect`.
+    pub detect_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,6 +100,7 @@ impl RouteSpec {
                 direction,
                 protocol: Protocol::Detect,
                 response_timeout: None,
+                detect_timeout: None,
             },
             protocol_given: false,
             response_timeout: None,
@@ -187,6 +192,7 @@ pub(super) fn build_route(
             direction,
             protocol: parsed_protocol,
             response_timeout: None,
+            detect_timeout: None,
         },
         protocol_given: protocol.is_some(),
         response_timeout: None,

@@ -12,7 +12,8 @@ use super::Socket;
 /// Where the client of `stream` meant to connect, and the address it
 /// reached (the listener's). Both are the same for a connection that was
 /// not redirected; `None` when conntrack knows nothing of it (no NAT
-/// table loaded), which means the same.
+/// table loaded), which means the same. Both are canonical (an IPv4
+/// connection to a dual-stack `[::]` listener names IPv4 addresses).
 pub struct Destination {
     pub original: Option<SocketAddr>,
     pub local: SocketAddr,
@@ -33,11 +34,13 @@ pub fn original_dst(socket: &Socket) -> io::Result<Destination> {
             socket.original_dst()
         };
         let original = match original {
-            Ok(addr) => addr.as_socket(),
+            Ok(addr) => addr.as_socket().map(super::socket::canonical),
             // No conntrack entry: nothing rewrote this connection.
             Err(err) if err.raw_os_error() == Some(libc::ENOENT) => None,
             Err(err) => return Err(err),
         };
+        // One form for both: the caller compares them.
+        let local = super::socket::canonical(local);
         Ok(Destination { original, local })
     })
 }

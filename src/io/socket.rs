@@ -130,7 +130,10 @@ impl Socket {
     }
 
     /// The client's address; taken before anything can reset the
-    /// connection, since a reset socket no longer has one.
+    /// connection, since a reset socket no longer has one. Both addresses
+    /// are canonical: an IPv4 client of a dual-stack `[::]` listener is
+    /// `198.18.0.1`, not `::ffff:198.18.0.1`, so that metric labels,
+    /// allow-lists and client networks see one form of each address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.with_sock_ref(|socket| socket_addr(socket.peer_addr()?))
     }
@@ -361,7 +364,13 @@ fn already_tls() -> io::Error {
 
 fn socket_addr(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
     let not_ip = || io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket");
-    addr.as_socket().ok_or_else(not_ip)
+    addr.as_socket().map(canonical).ok_or_else(not_ip)
+}
+
+/// `addr` with a v4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4
+/// address it maps.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Connects to `addr`, failing with `TimedOut` after `timeout`. The

@@ -62,6 +62,12 @@ impl Accepting {
             (Err(Refusal::NotRedirected), Some(mesh)) if inbound => {
                 Ok(Routed::Meshed(transparent.clone(), mesh.clone()))
             }
+            (Err(Refusal::IpNotAllowed(ip)), _) => {
+                // linkerd2-proxy's words (`allow_ips.rs`); a line each, as
+                // only a misrouted packet or a wrong INBOUND_IPS gets here.
+                tracing::info!(%ip, "refused: inbound connections are not allowed on this IP address");
+                Err(Refusal::IpNotAllowed(ip).as_str())
+            }
             (Err(refusal), _) => Err(refusal.as_str()),
             // Authorized once detection has said whether it is mTLS.
             (Ok(Found::Route(route)), _) => Ok(Routed::Route(route)),

@@ -93,9 +93,11 @@ pub async fn classify_within(
     let upstream = upstream.map(|(socket, _)| socket);
     let detecting = shard.metrics.detecting();
     let direction = route.route.direction;
+    // An inbound port's policy, or a discovered destination's, may name
+    // its own detect timeout.
     let mut timeouts = shard.timeouts;
-    if let Some(detect_timeout) = detect_timeout {
-        timeouts.detect = detect_timeout;
+    if let Some(detect) = detect_timeout.or(route.route.detect_timeout) {
+        timeouts.detect = detect;
     }
     let detect = shard.detect();
     let sniffed = sniff(

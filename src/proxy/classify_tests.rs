@@ -156,3 +156,25 @@ fn a_silent_client_fails_open_to_opaque_at_the_detect_timeout() {
         assert_eq!(detected(&shard, "timeout"), 1);
     });
 }
+
+#[test]
+fn a_routes_own_detect_timeout_is_the_one_a_silent_client_waits_for() {
+    let shard = Shard::for_tests();
+    assert!(shard.timeouts.detect >= Duration::from_secs(5));
+    testing::run_with(&shard.deadlines, || async {
+        let origin = Loopback::bind();
+        let route = route_to(&shard, &origin, Protocol::Detect);
+        let mut route = Rc::try_unwrap(route).ok().expect("the only holder");
+        // A Linkerd policy's `Detect { timeout }`, through discovery.
+        route.route.detect_timeout = Some(Duration::from_millis(200));
+        let (_client, proxied) = testing::pair().await;
+        let started = std::time::Instant::now();
+        let classified = classify(&shard, &route, Protocol::Detect, &proxied, None)
+            .await
+            .unwrap();
+        assert_eq!(classified.carry, Carry::Opaque { tls_sni: None });
+        assert_eq!(detected(&shard, "timeout"), 1);
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+    });
+}

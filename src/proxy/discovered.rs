@@ -65,8 +65,9 @@ fn fallback(original: SocketAddr) -> Arc<Discovered> {
 pub type IsOwn<'a> = &'a dyn Fn(SocketAddr) -> bool;
 
 /// The route and endpoints `snapshot` makes of `original`: the policy's
-/// protocol when it names one, else the shard's opaque ports decide by the
-/// original port, as for a destination without discovery. An endpoint that
+/// protocol (and detect timeout) when it names one, else the shard's
+/// opaque ports decide by the original port, as for a destination without
+/// discovery. An endpoint that
 /// is one of ringside's own listeners (`own`) is left out: a connection
 /// sent there would come round again, without end.
 pub fn route_of(
@@ -82,6 +83,7 @@ pub fn route_of(
         spec.protocol_given = true;
     }
     let mut route = spec.resolve(&shard.detect().opaque_ports, shard.timeouts.response);
+    route.detect_timeout = snapshot.detect_timeout;
     let looping = |endpoint: &&Endpoint| own(endpoint.addr);
     let endpoints: EndpointSet = match snapshot.endpoints.iter().any(|e| looping(&e)) {
         false => snapshot.endpoints.clone(),

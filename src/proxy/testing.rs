@@ -41,6 +41,7 @@ pub(super) fn route(
         direction,
         protocol,
         response_timeout: None,
+        detect_timeout: None,
     };
     let mesh = shard.mesh();
     let mesh = mesh.as_deref();

@@ -8,9 +8,11 @@
 //! Destinations are unbounded in transparent mode, so the map is bounded
 //! (`MAX_DESTINATIONS`) and forgets a destination idle for
 //! `DESTINATION_IDLE`; its metric series outlive it for
-//! `SERIES_RETAIN_IDLE` (bounded too), then go. Two kinds of connection are refused, never proxied:
+//! `SERIES_RETAIN_IDLE` (bounded too), then go. Three kinds of connection are refused, never proxied:
 //! one that was not redirected (it would be proxied to ringside itself),
-//! and one whose destination is one of ringside's own listeners (a loop).
+//! one whose destination is one of ringside's own listeners (a loop), and
+//! an inbound one to an address that is not the pod's, when the pod's
+//! addresses are known (`LINKERD2_PROXY_INBOUND_IPS`).
 //!
 //! With discovery (Linkerd's control plane), an outbound destination's
 //! first connection waits for its answer (`discovered.rs`), and its state
@@ -19,7 +21,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -66,6 +68,9 @@ pub enum Refusal {
     /// Its destination, or where it would be forwarded, is one of
     /// ringside's own listeners.
     Loop,
+    /// An inbound connection to an address that is not one of the pod's
+    /// own (`allowed_ips`).
+    IpNotAllowed(IpAddr),
 }
 
 impl Refusal {
@@ -73,6 +78,7 @@ impl Refusal {
         match self {
             Refusal::NotRedirected => "not_redirected",
             Refusal::Loop => "loop",
+            Refusal::IpNotAllowed(_) => "ip_not_allowed",
         }
     }
 }
@@ -123,6 +129,9 @@ pub struct TransparentState {
     retired: RefCell<HashMap<SocketAddr, Instant>>,
     /// Where outbound destinations are resolved, under a control plane.
     discovery: Option<CacheHandle>,
+    /// The only addresses inbound connections may target (the pod's own,
+    /// `LINKERD2_PROXY_INBOUND_IPS`); empty, any.
+    allowed_ips: Rc<[IpAddr]>,
 }
 
 impl TransparentState {
@@ -142,12 +151,31 @@ impl TransparentState {
             destinations: RefCell::default(),
             retired: RefCell::default(),
             discovery,
+            allowed_ips: Rc::from([]),
         }
+    }
+
+    /// Refuses inbound connections whose destination is not one of `ips`,
+    /// as linkerd2-proxy's `AllowIps` (`app/core/src/transport/allow_ips.rs`)
+    /// does before anything else, direct connections included: a packet
+    /// routed to the pod for some other address (a node's, a service's)
+    /// must not reach the application as if it were the pod's. Empty:
+    /// every destination, as Linkerd without the variable. Outbound
+    /// listeners ignore it.
+    pub fn allowing_only(mut self, ips: &[IpAddr]) -> TransparentState {
+        if self.listener.direction == Direction::Inbound {
+            self.allowed_ips = ips.iter().map(|ip| ip.to_canonical()).collect();
+        }
+        self
     }
 
     /// The route state of a connection that reached the listener as
     /// `destination` says, or why it is refused.
     pub fn route_for(&self, destination: Destination, shard: &Shard) -> Result<Found, Refusal> {
+        let target = destination.original.unwrap_or(destination.local).ip();
+        if !self.allowed_ips.is_empty() && !self.allowed_ips.contains(&target) {
+            return Err(Refusal::IpNotAllowed(target));
+        }
         let original = match destination.original {
             Some(original) if original != destination.local => original,
             _ => return Err(Refusal::NotRedirected),
@@ -381,6 +409,42 @@ mod tests {
         let refused = route_for(&state, &shard, redirected("127.0.0.1:4143")).err();
         assert_eq!(refused, Some(Refusal::Loop));
         assert!(route_for(&state, &shard, redirected("10.0.0.1:4143")).is_ok());
+    }
+
+    #[test]
+    fn inbound_connections_to_an_address_not_allowed_are_refused() {
+        let shard = Shard::for_tests();
+        let listener = Transparent {
+            listen: addr("0.0.0.0:4143"),
+            direction: Direction::Inbound,
+            forward_to: ForwardTo::Original,
+        };
+        let own: Rc<[SocketAddr]> = [listener.listen].into();
+        let pod = ["10.1.0.5".parse().unwrap()];
+        let state =
+            TransparentState::new(listener, own, Duration::from_secs(3), None).allowing_only(&pod);
+        let to = |original: &str, local: &str| Destination {
+            original: Some(addr(original)),
+            local: addr(local),
+        };
+        assert!(route_for(&state, &shard, to("10.1.0.5:8080", "127.0.0.1:4143")).is_ok());
+        let other = to("10.1.0.6:8080", "127.0.0.1:4143");
+        let refused = route_for(&state, &shard, other).err();
+        assert_eq!(
+            refused,
+            Some(Refusal::IpNotAllowed(addr("10.1.0.6:1").ip()))
+        );
+        // A direct connection is judged by the address it reached.
+        let direct = to("10.1.0.6:4143", "10.1.0.6:4143");
+        let refused = route_for(&state, &shard, direct).err();
+        assert_eq!(refused.map(Refusal::as_str), Some("ip_not_allowed"));
+        let direct = to("10.1.0.5:4143", "10.1.0.5:4143");
+        let refused = route_for(&state, &shard, direct).err();
+        assert_eq!(
+            refused,
+            Some(Refusal::NotRedirected),
+            "then served as meshed"
+        );
     }
 
     #[test]

@@ -125,6 +125,7 @@ mod tests {
             direction: Direction::Outbound,
             protocol: Protocol::Detect,
             response_timeout: None,
+            detect_timeout: None,
         }
     }
 

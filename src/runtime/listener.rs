@@ -134,9 +134,16 @@ fn reuseport_listen(socket: Socket, addr: SocketAddr, backlog: u32) -> io::Resul
     Ok(socket)
 }
 
+/// A TCP socket for `addr`. One for `[::]` takes IPv4 too, whatever
+/// `net.ipv6.bindv6only` says: Linkerd's injector gives the inbound and
+/// admin listeners `[::]` (`_proxy.tpl`, unless `disableIPv6`), and
+/// kubelet probes and peers reach them at the pod's IPv4 address.
 fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_cloexec(true)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
     Ok(socket)
 }
 

@@ -244,6 +244,10 @@ impl Sidecar {
             inbound_policy,
         } = self;
         let configured = config.clone();
+        let shutdown_endpoint = match config.admin_shutdown {
+            true => crate::admin::ShutdownEndpoint::Loopback,
+            false => crate::admin::ShutdownEndpoint::Disabled,
+        };
         // Shards see the bound addresses, so labels show real ports.
         let (bound_routes, bound_transparent) = listen_addrs.split_at(config.routes.len());
         for (route, addr) in config.routes.iter_mut().zip(bound_routes) {
@@ -346,7 +350,8 @@ impl Sidecar {
                 crate::io::spawn(feed::follow(feed_receiver, control.clone()));
                 let port = admin_addr.port();
                 let policy = inbound_policy.map(|ports| AdminPolicy::new(ports, port));
-                crate::admin::run(admin_listener, admin_addr, control, policy).await;
+                let endpoint = shutdown_endpoint;
+                crate::admin::run(admin_listener, admin_addr, control, endpoint, policy).await;
             })
             .map_err(|err| RunError::Start {
                 what: "admin shard",

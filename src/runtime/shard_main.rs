@@ -73,17 +73,16 @@ pub async fn run(init: ShardInit) {
         .map(|route| Rc::new(RouteSlot::configured(&shard, route.clone())))
         .collect();
     let own_addrs: Rc<[SocketAddr]> = own_addrs.into();
+    let inbound_ips = config.linkerd.as_ref().map(|l| &l.inbound_ips[..]);
     let transparent: Vec<Rc<TransparentState>> = config
         .transparent
         .iter()
         .map(|listener| {
             let own = own_addrs.clone();
-            Rc::new(TransparentState::new(
-                *listener,
-                own,
-                config.timeouts.pool_idle,
-                discovery.clone(),
-            ))
+            Rc::new(
+                TransparentState::new(*listener, own, config.timeouts.pool_idle, discovery.clone())
+                    .allowing_only(inbound_ips.unwrap_or_default()),
+            )
         })
         .collect();
     let accepting = routes

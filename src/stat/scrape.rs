@@ -132,13 +132,9 @@ fn body_of(answer: &[u8]) -> anyhow::Result<String> {
         .headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| {
-            std::str::from_utf8(h.value)
-                .ok()?
-                .trim()
-                .parse::<usize>()
-                .ok()
-        });
+        .map(|h| String::from_utf8_lossy(h.value).trim().parse::<usize>())
+        .transpose()
+        .context("its content-length is not a number")?;
     let body = match length {
         Some(length) if body.len() < length => {
             bail!("it closed after {} of {length} bytes", body.len())
@@ -183,6 +179,8 @@ mod tests {
         assert!(body_of(short).unwrap_err().to_string().contains("3 of 10"));
         let missing = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
         assert!(body_of(missing).unwrap_err().to_string().contains("404"));
+        let garbled = b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\nabc";
+        assert!(body_of(garbled).is_err());
         let fine = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc";
         assert_eq!(body_of(fine).unwrap(), "abc");
     }

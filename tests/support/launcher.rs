@@ -10,6 +10,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::output::Output;
 use super::{eventually, http_get, http_request, TempPath, WAIT_STEP};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringside");
@@ -167,11 +168,23 @@ impl Ringside {
     /// Starts `command` as it is (Linkerd mode takes no argument) and
     /// waits for its `listening` lines; also returns the other lines it
     /// printed before them.
-    pub fn without_arguments(mut command: Command) -> (Ringside, Vec<String>) {
+    pub fn without_arguments(command: Command) -> (Ringside, Vec<String>) {
+        Ringside::started(command, Stdio::inherit())
+    }
+
+    /// `without_arguments`, with its log (stderr) followed line by line,
+    /// for the tests of what it logs.
+    pub fn without_arguments_logged(command: Command) -> (Ringside, Vec<String>, Output) {
+        let (mut ringside, printed) = Ringside::started(command, Stdio::piped());
+        let stderr = ringside.child.stderr.take().expect("stderr piped");
+        (ringside, printed, Output::follow(stderr))
+    }
+
+    fn started(mut command: Command, stderr: Stdio) -> (Ringside, Vec<String>) {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("ringside starts");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());

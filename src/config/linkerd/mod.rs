@@ -10,8 +10,9 @@
 //! `LINKERD2_PROXY_*` variables mean nothing.
 //!
 //! The variables map onto the one `Config` every mode makes: the
-//! transparent listeners, the admin address, the opaque ports, the shard
-//! count, the shutdown grace, the inbound default policy. What only the
+//! transparent listeners, the admin address and its `/shutdown`, the
+//! opaque ports, the shard count, the shutdown grace, the inbound default
+//! policy. What only the
 //! control plane uses (its addresses and names, the identity's files and
 //! token, the destination context, the workload) is kept, validated, in
 //! `LinkerdConfig`. `RINGSIDE_*` variables still set what Linkerd has no
@@ -41,7 +42,7 @@ const PREFIX: &str = "LINKERD2_PROXY_";
 
 /// The variables ringside reads in Linkerd mode, without their prefix;
 /// every other `LINKERD2_PROXY_*` one is reported as ignored.
-pub const HONOURED: [&str; 31] = [
+pub const HONOURED: [&str; 32] = [
     "INBOUND_LISTEN_ADDR",
     "OUTBOUND_LISTEN_ADDRS",
     "OUTBOUND_LISTEN_ADDR",
@@ -73,6 +74,7 @@ pub const HONOURED: [&str; 31] = [
     "LOG_FORMAT",
     "CORES",
     "SHUTDOWN_GRACE_PERIOD",
+    "SHUTDOWN_ENDPOINT_ENABLED",
 ];
 
 /// linkerd2-proxy's defaults (`env.rs`), where they differ from ringside's.
@@ -174,9 +176,11 @@ impl fmt::Display for ControlAddr {
 }
 
 /// Whether this process runs in Linkerd mode: no argument, and
-/// `MODE_VARIABLE` set.
+/// `MODE_VARIABLE` set. The wrapper execs with an empty argv (Go's
+/// `syscall.Exec(path, []string{}, env)`): no argv[0] at all before Linux
+/// 5.18, one empty string since.
 pub fn selected() -> bool {
-    std::env::args_os().len() == 1 && std::env::var_os(MODE_VARIABLE).is_some()
+    std::env::args_os().len() <= 1 && std::env::var_os(MODE_VARIABLE).is_some()
 }
 
 impl LinkerdConfig {
@@ -219,6 +223,11 @@ impl Config {
                     ))
                 }
             };
+        }
+        // Unset: ringside's own default (on, from loopback), where
+        // linkerd2-proxy's is off; the injector always sets it.
+        if let Some(enabled) = env.parsed("SHUTDOWN_ENDPOINT_ENABLED", values::boolean)? {
+            config.admin_shutdown = enabled;
         }
         config.timeouts.shutdown_grace = env
             .parsed("SHUTDOWN_GRACE_PERIOD", values::duration)?

@@ -179,6 +179,14 @@ pub(super) fn log_filter(key: &str, text: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// `true` or `false`, as Rust's `bool::from_str` (linkerd2-proxy's
+/// `parse_bool`).
+pub(super) fn boolean(key: &str, text: &str) -> Result<bool, ConfigError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ConfigError::invalid(key, format!("expected true or false, got {text:?}")))
+}
+
 /// A positive count.
 pub(super) fn count(key: &str, text: &str) -> Result<usize, ConfigError> {
     text.trim()

@@ -39,10 +39,17 @@ struct Serving {
 }
 
 impl ControlPlane {
-    /// Serving on a port of its own.
+    /// Serving on a port of its own, bound once: a port given up and bound
+    /// again could be taken in between by a test running beside it.
     pub fn start(identity: IdentityService) -> ControlPlane {
-        let mut plane = ControlPlane::down(identity);
-        plane.resume();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut plane = ControlPlane {
+            addr: listener.local_addr().unwrap(),
+            identity,
+            tls: None,
+            serving: None,
+        };
+        plane.serve(listener);
         plane
     }
 
@@ -64,15 +71,15 @@ impl ControlPlane {
     /// Serving over TLS on `addr` (port 0: a port of its own), presenting
     /// `name` under the identity service's CA.
     pub fn tls(identity: IdentityService, addr: &str, name: &str) -> ControlPlane {
-        let addr = TcpListener::bind(addr).unwrap().local_addr().unwrap();
+        let listener = TcpListener::bind(addr).unwrap();
         let tls = Some(ServerTls::new(identity.ca(), name));
         let mut plane = ControlPlane {
-            addr,
+            addr: listener.local_addr().unwrap(),
             identity,
             tls,
             serving: None,
         };
-        plane.resume();
+        plane.serve(listener);
         plane
     }
 
@@ -84,8 +91,12 @@ impl ControlPlane {
 
     /// Serves (again) on its address.
     pub fn resume(&mut self) {
-        assert!(self.serving.is_none(), "already serving");
         let listener = TcpListener::bind(self.addr).expect("the control plane's port is free");
+        self.serve(listener);
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        assert!(self.serving.is_none(), "already serving");
         listener.set_nonblocking(true).unwrap();
         let identity = self.identity.clone();
         let tls = self.tls.clone();
@@ -260,12 +271,23 @@ impl LinkerdPod {
     /// wrapper starts the proxy; returns once it listens, with what it
     /// printed before its `listening` lines.
     pub fn start(&self) -> (Ringside, Vec<String>) {
+        Ringside::without_arguments(self.command())
+    }
+
+    /// `start`, with ringside's log followed (`support::output`).
+    pub fn start_logged(&self) -> (Ringside, super::output::Output) {
+        let (ringside, _, log) = Ringside::without_arguments_logged(self.command());
+        (ringside, log)
+    }
+
+    /// ringside with no argument and only this environment.
+    pub fn command(&self) -> Command {
         let mut command = Command::new(BIN);
         command.env_clear().envs(self.vars.iter().cloned());
         if let Some(gid) = self.gid {
             std::os::unix::process::CommandExt::gid(&mut command, gid);
         }
-        Ringside::without_arguments(command)
+        command
     }
 
     /// ringside as `start` would run it, when it must refuse to: its exit
