@@ -185,21 +185,31 @@ impl Conn {
 
     /// Looks up the policy of this inbound connection's port, when a
     /// policy controller decides them (`shard.ports`); `peer` is the
-    /// client, whose address the policy's networks judge.
+    /// client, whose address the policy's networks judge. A mesh peer's
+    /// identity, whose judgment waited for this (`meshed.rs`), is judged
+    /// then.
     pub(super) async fn police(&self, peer: Option<SocketAddr>) {
-        if self.policed.get().is_some() || self.route.route.direction != Direction::Inbound {
+        if self.looked_up.replace(true) || self.route.route.direction != Direction::Inbound {
             return;
         }
         let port = self.route.route.listen.port();
-        let Some(policy) = self.shard.ports.get(port, &self.shard.deadlines).await else {
-            return;
-        };
-        let client_ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |peer| peer.ip().to_canonical());
-        let _ = self.policed.set(Box::new(Policed {
-            port: policy,
-            client_ip,
-            terminated: Cell::new(false),
-        }));
+        if let Some(policy) = self.shard.ports.get(port, &self.shard.deadlines).await {
+            let client_ip =
+                peer.map_or(IpAddr::from([0, 0, 0, 0]), |peer| peer.ip().to_canonical());
+            let _ = self.policed.set(Box::new(Policed {
+                port: policy,
+                client_ip,
+                terminated: Cell::new(false),
+            }));
+        }
+        let waiting = self
+            .proven
+            .borrow()
+            .clone()
+            .filter(|_| self.authz.get().is_none());
+        if let (Some(client_id), Some(mesh)) = (waiting, self.inbound_mesh()) {
+            self.judge_peer(&mesh, self.route.route.listen, Some(&client_id));
+        }
     }
 
     /// Whether a policy controller decides this connection's port.
