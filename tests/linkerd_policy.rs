@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ringside::discovery::inbound::{InboundHandle, InboundProtocol, PortAnswer};
 use ringside::discovery::Backoff;
-use support::control_plane::{ControlPlane, IdentityService, LinkerdPod};
+use support::control_plane::{mesh_connect, ControlPlane, IdentityService, LinkerdPod};
 use support::eventually;
 use support::mock_discovery::inbound::{
     authz, default_routes, matching, route, server_of, Proto, Who,
@@ -197,6 +197,7 @@ fn policed_ringside(
 ) -> Option<Ringside> {
     let linkerd = LinkerdPod::new(POD, plane)
         .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "0.0.0.0:0")
+        .env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:0")
         .discovery(mock.addr)
         .env("LINKERD2_PROXY_POLICY_WORKLOAD", WORKLOAD)
         .env("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", default)
@@ -506,4 +507,58 @@ fn the_admin_port_is_under_policy_with_probes_passing_and_loopback_allowed() {
     // Loopback is always allowed.
     let metrics = curl(&format!("http://127.0.0.1:{admin}/metrics"), &[]).0;
     assert_eq!(metrics, 200);
+}
+
+#[test]
+fn a_mesh_peer_on_the_inbound_listener_is_judged_by_the_ports_policy() {
+    let test = "a_mesh_peer_on_the_inbound_listener_is_judged";
+    let Some(pod) = Pod::enter(test) else {
+        return;
+    };
+    let plane = ControlPlane::start(IdentityService::new());
+    let mock = MockControlPlane::start();
+    let (ours, theirs) = (
+        Origin::echo_on("198.18.0.1:0"),
+        Origin::echo_on("198.18.0.1:0"),
+    );
+    let other = "other.ns.serviceaccount.identity.linkerd.cluster.local";
+    for (origin, name, allowed) in [(&ours, "ours", [CLIENT]), (&theirs, "theirs", [other])] {
+        let only = authz(name, false, &[POD_NETWORK], Who::Mesh(&allowed, &[]));
+        let server = server_of(name, false, Proto::Opaque, vec![only]);
+        mock.set_server(origin.addr.port(), Some(server));
+    }
+    let Some(proxy) = policed_ringside(&pod, test, &mock, &plane, "all-unauthenticated") else {
+        return;
+    };
+    // Peers dial the inbound listener at the pod's address directly.
+    let inbound = SocketAddr::from(([198, 18, 0, 1], proxy.transparent[1].port()));
+    let exempt = inbound.port().to_string();
+    let rule = [
+        "-t", "nat", "-I", "OUTPUT", "-p", "tcp", "--dport", &exempt, "-j", "RETURN",
+    ];
+    let added = std::process::Command::new("iptables")
+        .args(rule)
+        .status()
+        .unwrap();
+    assert!(added.success());
+    let echo = |port: u16| {
+        let (mut stream, _) = mesh_connect(inbound, POD, plane.identity.ca(), CLIENT, port);
+        let _ = stream.write_all(b"hello").and_then(|_| stream.flush());
+        let mut back = vec![0; 5];
+        stream
+            .read_exact(&mut back)
+            .map(|_| back)
+            .unwrap_or_default()
+    };
+    assert_eq!(echo(ours.addr.port()), b"hello");
+    assert_eq!(echo(theirs.addr.port()), b"");
+    let metrics = proxy.metrics();
+    let allowed = [
+        ("srv_name", "ours"),
+        ("authz_name", "ours"),
+        ("client_id", CLIENT),
+    ];
+    assert_eq!(metrics.sum("inbound_tcp_authz_allow_total", &allowed), 1.0);
+    let denied = [("srv_name", "theirs"), ("client_id", CLIENT)];
+    assert_eq!(metrics.sum("inbound_tcp_authz_deny_total", &denied), 1.0);
 }
