@@ -196,22 +196,7 @@ fn under(program: Vec<libc::sock_filter>, upstream: std::net::SocketAddr) -> Com
     // calls on `program`, owned by the hook and alive during them (the
     // kernel copies it); nothing is allocated.
     unsafe {
-        command.pre_exec(move || {
-            let filter = libc::sock_fprog {
-                len: program.len() as u16,
-                filter: program.as_ptr() as *mut libc::sock_filter,
-            };
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::prctl(
-                    libc::PR_SET_SECCOMP,
-                    libc::SECCOMP_MODE_FILTER,
-                    &filter as *const libc::sock_fprog,
-                ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        command.pre_exec(move || support::confined::load_seccomp(&program));
     }
     command
 }

@@ -90,6 +90,13 @@ fn refuse_io_uring_setup() -> std::io::Result<()> {
             k: SECCOMP_RET_ALLOW,
         },
     ];
+    load_seccomp(&program)
+}
+
+/// Loads `program` as this process's seccomp filter, after
+/// `PR_SET_NO_NEW_PRIVS` as an unprivileged process must; for the hook a
+/// test runs between fork and exec.
+pub fn load_seccomp(program: &[libc::sock_filter]) -> std::io::Result<()> {
     let filter = libc::sock_fprog {
         len: program.len() as u16,
         filter: program.as_ptr() as *mut libc::sock_filter,
