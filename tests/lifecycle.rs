@@ -226,13 +226,23 @@ fn closed_stdout_and_stderr_do_not_stop_it() {
         socket.local_addr().unwrap()
     };
     let (route, refused) = (free(), free());
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["--admin-addr", "127.0.0.1:0", "--shards", "1"])
         .args(["--route", &format!("{route}={refused}")])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Killed however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Killed(child);
+    let child = &mut child.0;
     // Its stdout's reader gone before the `listening` lines are written.
     drop(child.stdout.take());
     let logs = std::io::BufReader::new(child.stderr.take().unwrap());
@@ -259,6 +269,4 @@ fn closed_stdout_and_stderr_do_not_stop_it() {
     assert!(metrics.contains(failed), "the failures counted: {metrics}");
     assert_eq!(http_get(admin, "/live").0, 200);
     assert!(child.try_wait().unwrap().is_none(), "still running");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
