@@ -145,9 +145,23 @@ fn is_executable(path: &std::path::Path) -> bool {
 }
 
 /// A loopback port nobody listens on right now, for a proxy to bind.
-/// Another process could take it before the proxy does; the proxy then fails
-/// to start and says so, which is acceptable for a benchmark.
+///
+/// It is drawn below the kernel's ephemeral range (32768 and up by
+/// default), where the load clients' own connections take their local
+/// ports: a port from `bind(0)` could be held by one of them when the proxy
+/// binds it (a benchmark run lost a scenario so). Another process could
+/// still take it first; the proxy then fails to start and says so.
 pub(crate) fn free_port() -> std::io::Result<SocketAddr> {
+    use std::hash::{BuildHasher, RandomState};
+    const LOW: u64 = 20_000;
+    const HIGH: u64 = 32_000;
+    let random = RandomState::new();
+    for attempt in 0..64u64 {
+        let port = LOW + random.hash_one(attempt) % (HIGH - LOW);
+        if let Ok(socket) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) {
+            return socket.local_addr();
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
