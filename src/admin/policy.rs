@@ -59,7 +59,8 @@ impl AdminPolicy {
         let no_headers = |_: &str| None;
         let parts = RequestParts {
             method: &request.method,
-            path: request.path.split('?').next().unwrap_or("/"),
+            // `wire::Request::parse` left the query out.
+            path: &request.path,
             header: &no_headers,
         };
         let Some(route) = server.route(&parts) else {

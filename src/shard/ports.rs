@@ -8,7 +8,7 @@
 //! which a task of the shard refreshes on each change. A connection or a
 //! request reads that cell: no lock, no atomic, no allocation.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -25,8 +25,6 @@ pub const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// One port's current policy on this shard.
 pub struct PortPolicy {
     current: RefCell<Arc<ServerPolicy>>,
-    /// Bumped at each new answer.
-    generation: Cell<u64>,
     /// Fired (and replaced) at each new answer: what an open connection
     /// waits on to be judged again.
     changed: RefCell<Rc<Shutdown>>,
@@ -36,7 +34,6 @@ impl PortPolicy {
     fn new(policy: Arc<ServerPolicy>) -> PortPolicy {
         PortPolicy {
             current: RefCell::new(policy),
-            generation: Cell::new(0),
             changed: RefCell::new(Rc::new(Shutdown::new())),
         }
     }
@@ -46,18 +43,9 @@ impl PortPolicy {
         self.changed.borrow().clone()
     }
 
-    /// The policy as now.
-    pub fn current(&self) -> Arc<ServerPolicy> {
-        self.current.borrow().clone()
-    }
-
     /// Runs `judge` on the policy as now, without cloning it.
     pub fn with<T>(&self, judge: impl FnOnce(&ServerPolicy) -> T) -> T {
         judge(&self.current.borrow())
-    }
-
-    pub fn generation(&self) -> u64 {
-        self.generation.get()
     }
 }
 
@@ -84,7 +72,7 @@ impl PortPolicies {
     }
 
     /// The known policy of `port`, without waiting.
-    pub fn known(&self, port: u16) -> Option<Rc<PortPolicy>> {
+    fn known(&self, port: u16) -> Option<Rc<PortPolicy>> {
         self.ports.borrow().get(&port).cloned()
     }
 
@@ -119,7 +107,6 @@ impl PortPolicies {
                     return;
                 };
                 *port.current.borrow_mut() = receiver.borrow_and_update().policy.clone();
-                port.generation.set(port.generation.get() + 1);
                 let fired = port.changed.replace(Rc::new(Shutdown::new()));
                 fired.trigger();
             }
