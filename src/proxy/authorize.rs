@@ -189,7 +189,7 @@ impl Conn {
     /// identity, whose judgment waited for this (`meshed.rs`), is judged
     /// then.
     pub(super) async fn police(&self, peer: Option<SocketAddr>) {
-        if self.looked_up.replace(true) || self.route.route.direction != Direction::Inbound {
+        if self.route.route.direction != Direction::Inbound {
             return;
         }
         let port = self.route.route.listen.port();

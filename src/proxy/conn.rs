@@ -54,9 +54,6 @@ pub struct Conn {
     /// Under Linkerd's policy controller, the port's policy and the client
     /// as it judges it (`authorize.rs`).
     pub(super) policed: OnceCell<Box<super::policed::Policed>>,
-    /// Whether the port's policy was looked up (`police`), which a mesh
-    /// peer's judgment waits for.
-    pub(super) looked_up: Cell<bool>,
     /// The connection's place under the shard's connection limit, given
     /// back when the connection (this task) ends.
     _slot: Slot,
@@ -71,7 +68,6 @@ impl Conn {
             declared: Cell::new(None),
             authz: Cell::new(None),
             policed: OnceCell::new(),
-            looked_up: Cell::new(false),
             _slot: slot,
         }
     }

@@ -97,7 +97,14 @@ pub async fn serve(
     };
     let conn = Conn::new(shard.clone(), route, slot);
     let client_id = accepted.client_id.as_deref();
-    conn.peer(&mesh, original, client_id, declared(&header));
+    conn.meshed(client_id, declared(&header));
+    // Under a policy controller the identity is judged once `Conn::run`
+    // has looked the port's policy up (`police`): awaited here, the lookup
+    // took room in every meshed connection's task (measured: 0.25 KiB per
+    // idle one).
+    if !shard.ports.active() {
+        conn.judge_peer(&mesh, original, client_id);
+    }
     conn.run(accepted.socket, Some(peer)).await;
 }
 
@@ -151,27 +158,10 @@ impl Conn {
             self.declared.set(declared(header));
         }
         let client_id = accepted.client_id.as_deref();
-        self.peer(&mesh, target, client_id, self.declared.get());
+        // Inside `run`: the port's policy, if any, was looked up.
+        self.meshed(client_id, self.declared.get());
+        self.judge_peer(&mesh, target, client_id);
         Ok(accepted.socket)
-    }
-
-    /// Makes this a mesh peer's connection (`meshed`) and has the identity
-    /// it proved judged by `target`'s policy; under a policy controller,
-    /// once `Conn::run` has looked the port's policy up (`police`), when
-    /// it has not yet: awaited here, in `serve`, the lookup took room in
-    /// every meshed connection's task (measured: 0.25 KiB per idle one).
-    fn peer(
-        &self,
-        mesh: &MeshTls,
-        target: SocketAddr,
-        client_id: Option<&str>,
-        protocol: Option<Protocol>,
-    ) {
-        self.meshed(client_id, protocol);
-        if self.shard.ports.active() && !self.looked_up.get() {
-            return;
-        }
-        self.judge_peer(mesh, target, client_id);
     }
 }
 
