@@ -29,6 +29,7 @@ pub use identity::{IdentityReading, IdentityStatus};
 pub use labels::{
     DetectLabels, Expiry, Peer, PeerId, Reasons, RequestLabels, ResponseClass, TcpLabels, OVERFLOW,
 };
+pub(crate) use process::page_size;
 pub use process::ProcessStats;
 pub use recorder::{Detecting, ShardMetrics, Speculating, TcpCounters};
 pub use route::RouteMetrics;

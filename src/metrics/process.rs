@@ -76,7 +76,8 @@ fn clock_ticks_per_second() -> u64 {
     u64::try_from(ticks).ok().filter(|t| *t > 0).unwrap_or(100)
 }
 
-fn page_size() -> u64 {
+/// The kernel page size, in bytes (4096 where it cannot be read).
+pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf only reads a system constant.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)

@@ -85,7 +85,7 @@ pub(crate) fn plan_rings(executors: usize) -> Result<RingPlan, LockedMemoryError
         });
     }
     let limit_bytes = raise_memlock_limit().unwrap_or(u64::MAX);
-    plan_for_limit(executors, limit_bytes, page_bytes())
+    plan_for_limit(executors, limit_bytes, crate::metrics::page_size())
 }
 
 fn plan_for_limit(
@@ -172,15 +172,6 @@ fn holds_ipc_lock() -> bool {
         .find_map(|line| line.strip_prefix("CapEff:"))
         .and_then(|caps| u64::from_str_radix(caps.trim(), 16).ok())
         .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
-}
-
-fn page_bytes() -> u64 {
-    // SAFETY: sysconf reads a configuration value; no pointers involved.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(page)
-        .ok()
-        .filter(|&page| page > 0)
-        .unwrap_or(4096)
 }
 
 #[cfg(test)]
