@@ -102,11 +102,8 @@ impl ControlPlane {
         let tls = self.tls.clone();
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
+            // The test clients' current-thread runtime.
+            super::clients::h2::runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let router = tonic::transport::Server::builder()
                     .add_service(IdentityServer::new(identity));

@@ -81,11 +81,8 @@ impl MockControlPlane {
         };
         let service = mock.clone();
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
+            // The test clients' current-thread runtime.
+            super::clients::h2::runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                 tonic::transport::Server::builder()
