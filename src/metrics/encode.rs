@@ -302,7 +302,7 @@ fn tcp_labels(labels: &TcpLabels) -> String {
         labels.peer.as_str(),
         escape(&labels.target_addr)
     );
-    for (name, value) in labels.dst_labels.iter().flat_map(|labels| labels.iter()) {
+    for (name, value) in labels.dst_labels.iter() {
         text.push_str(&format!(",{name}=\"{}\"", escape(value)));
     }
     // The mesh's own TLS is the `tls` label; TLS the application runs

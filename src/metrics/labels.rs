@@ -48,13 +48,9 @@ pub struct TcpLabels {
     pub no_tls: Option<&'static str>,
     /// The endpoint's labels from its source (a control plane's
     /// `metric_labels`, already `dst_*` named and bounded), on `peer="dst"`
-    /// series as Linkerd's; shared by every series of the endpoint. `None`
-    /// where there are none (no allocation for an empty set).
-    pub dst_labels: Option<DstLabels>,
+    /// series as Linkerd's; shared by every series of the endpoint.
+    pub dst_labels: Arc<[(String, String)]>,
 }
-
-/// An endpoint's `dst_*` labels, names and values.
-pub type DstLabels = Arc<[(String, String)]>;
 
 /// The labels of `protocol_detect_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::authz::{Authz, AuthzLabels, HttpAuthz};
-use super::labels::{
-    DetectLabels, DstLabels, Expiry, ExpiryLabels, Peer, PeerId, RequestLabels, TcpLabels,
-};
+use super::labels::{DetectLabels, Expiry, ExpiryLabels, Peer, PeerId, RequestLabels, TcpLabels};
 use super::recorder::{ShardMetrics, TcpCounters};
 use crate::config::{Direction, Endpoint};
 
@@ -25,15 +23,12 @@ struct Targets {
     listen: String,
     upstreams: Vec<String>,
     /// Each upstream's `dst_*` labels.
-    dst_labels: Vec<Option<DstLabels>>,
+    dst_labels: Vec<Arc<[(String, String)]>>,
 }
 
 /// Each endpoint's labels, as the `dst_*` labels of its series.
-fn dst_labels(endpoints: &[Endpoint]) -> Vec<Option<DstLabels>> {
-    endpoints
-        .iter()
-        .map(|e| (!e.labels.is_empty()).then(|| Arc::from(&e.labels[..])))
-        .collect()
+fn dst_labels(endpoints: &[Endpoint]) -> Vec<Arc<[(String, String)]>> {
+    endpoints.iter().map(|e| Arc::from(&e.labels[..])).collect()
 }
 
 pub struct RouteMetrics {
@@ -49,7 +44,7 @@ pub struct RouteMetrics {
     /// of TLS passthrough.
     upstream_targets: Vec<String>,
     /// The endpoints' `dst_*` labels, likewise.
-    dst_labels: Vec<Option<DstLabels>>,
+    dst_labels: Vec<Arc<[(String, String)]>>,
     /// The mesh peer identity each endpoint is reached through, if any.
     server_ids: Vec<Option<String>>,
     /// The one every endpoint is reached through, if they share one, as
@@ -147,7 +142,7 @@ impl RouteMetrics {
         };
         RouteMetrics {
             direction,
-            src: metrics.tcp(labels(Peer::Src, target_addr.clone(), None, None)),
+            src: metrics.tcp(labels(Peer::Src, target_addr.clone(), None, Arc::from([]))),
             dst: targets
                 .upstreams
                 .iter()
@@ -183,7 +178,7 @@ impl RouteMetrics {
         sni: &str,
     ) -> Rc<TcpCounters> {
         let (target_addr, peer_id, dst_labels) = match peer {
-            Peer::Src => (self.target_addr.clone(), None, None),
+            Peer::Src => (self.target_addr.clone(), None, Arc::from([])),
             Peer::Dst => (
                 self.upstream_targets[endpoint].clone(),
                 self.server_ids[endpoint].clone(),
@@ -218,7 +213,7 @@ impl RouteMetrics {
             tls_sni: sni.map(|sni| metrics.sni_label(sni)),
             peer_id: Some(client_id.to_string()),
             no_tls: None,
-            dst_labels: None,
+            dst_labels: Arc::from([]),
         })
     }
 

@@ -18,7 +18,6 @@ use linkerd2_proxy_api::meta::{metadata, Metadata};
 use super::server::*;
 use crate::config::Cidr;
 use crate::discovery::translate::printable;
-use crate::metrics::escape_label as escape;
 
 /// Authorizations of a server, or of a route, at most.
 pub const MAX_AUTHORIZATIONS: usize = 64;
@@ -408,6 +407,11 @@ fn bounded(value: String, max: usize) -> Result<String, InvalidServer> {
         true => Ok(value),
         false => Err(InvalidServer::TooLong(max)),
     }
+}
+
+/// A Prometheus label value's escapes.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 #[cfg(test)]
