@@ -1040,6 +1040,12 @@ impl<T> PoolThreadHandles<T> {
         &self.handles
     }
 
+    /// The `JoinHandle`s themselves, to join one thread (one that ended
+    /// early) while the others still run.
+    pub fn into_handles(self) -> Vec<JoinHandle<Result<T>>> {
+        self.handles
+    }
+
     /// Calls [`JoinHandle::join`] on all handles.
     pub fn join_all(self) -> Vec<Result<T>> {
         self.handles
