@@ -57,9 +57,10 @@ fn expired_idle_connections_are_not_handed_out_and_are_swept() {
         let pool = Pool::new(1, idle_timeout);
         for _ in 0..2 {
             let (upstream, _origin_side) = connected(&origin, 0).await;
-            let returned = Instant::now();
             pool.checkin(upstream);
-            // Age it past the timeout on the clock itself, not by sleeping.
+            // Age it past the timeout on the clock itself, not by sleeping,
+            // counting from after the pool stamped it.
+            let returned = Instant::now();
             while returned.elapsed() <= idle_timeout {
                 std::hint::spin_loop();
             }
@@ -67,8 +68,8 @@ fn expired_idle_connections_are_not_handed_out_and_are_swept() {
         pool.sweep();
         assert!(!pool.holds_idle(), "the sweep closes expired ones");
         let (upstream, _origin_side) = connected(&origin, 0).await;
-        let returned = Instant::now();
         pool.checkin(upstream);
+        let returned = Instant::now();
         while returned.elapsed() <= idle_timeout {
             std::hint::spin_loop();
         }

@@ -13,6 +13,10 @@
 //! more wait in glommio's own queue for the next one. When even that does
 //! not fit, start fails with the limit to set. (glommio's storage slab, the
 //! other user of locked memory, is not made at all: `NO_STORAGE_IO`.)
+//!
+//! The plan is this process's alone: the kernel counts locked memory per
+//! user, and what the user's other processes hold cannot be seen. Rings
+//! that still fail end the start with the cause (`started`).
 
 use std::io;
 

@@ -19,13 +19,15 @@ mod placement;
 mod reload;
 mod shard_main;
 mod signals;
+mod started;
 mod uring_access;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder};
+use glommio::{ExecutorJoinHandle, GlommioError, LocalExecutorBuilder};
+use glommio::{LocalExecutorPoolBuilder, PoolThreadHandles};
 
 pub use feed::EndpointFeed;
 pub use limits::raise_nofile_limit;
@@ -54,6 +56,11 @@ use uring_access::IoUringRefused;
 /// the rings are then all the locked memory (`locked_memory`).
 const NO_STORAGE_IO: usize = 0;
 
+/// What `ENOMEM` from a ring means when the plan said the limit holds it.
+const OUT_OF_LOCKED_MEMORY: &str = "; RLIMIT_MEMLOCK is counted per user, over all of the \
+     user's processes, and others of this user hold locked memory: run ringside as a user of its \
+     own or raise the limit (README: \"Locked memory\")";
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
@@ -64,6 +71,13 @@ pub enum RunError {
     Start {
         what: &'static str,
         source: std::io::Error,
+    },
+    #[error("the {executor} could not set up its io_uring rings: {error}{}",
+        if *out_of_memory { OUT_OF_LOCKED_MEMORY } else { "" })]
+    Rings {
+        executor: &'static str,
+        error: String,
+        out_of_memory: bool,
     },
     #[error("shard {shard} failed: {message}")]
     Shard { shard: usize, message: String },
@@ -332,26 +346,31 @@ impl Sidecar {
             route: bound.clone(),
         });
         let running: Vec<reload::Running> = running.collect();
-        LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        let (word, words) = started::words();
+        let admin_word = word.clone();
+        let admin = LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .name("ringside-admin")
             .io_memory(NO_STORAGE_IO)
             .ring_depth(rings.depth)
-            .spawn(move || async move {
-                let sink: Sink = Arc::new(move |update: Update| {
-                    feed_sender.resolved(&update.host, update.addresses);
-                });
-                let names = Names::start(&configured, sink, dns_status);
-                let reloading = Reloading::new(args, configured, running);
-                let control = Control::connect(links, shared, reloading, names).await;
-                let control = Rc::new(control);
-                let (stops, hangups) = signals.into_async();
-                crate::io::spawn(control::drain_on_signal(stops, control.clone()));
-                crate::io::spawn(control::reload_on_signal(hangups, control.clone()));
-                crate::io::spawn(feed::follow(feed_receiver, control.clone()));
-                let port = admin_addr.port();
-                let policy = inbound_policy.map(|ports| AdminPolicy::new(ports, port));
-                let endpoint = shutdown_endpoint;
-                crate::admin::run(admin_listener, admin_addr, control, endpoint, policy).await;
+            .spawn(move || {
+                admin_word.made();
+                async move {
+                    let sink: Sink = Arc::new(move |update: Update| {
+                        feed_sender.resolved(&update.host, update.addresses);
+                    });
+                    let names = Names::start(&configured, sink, dns_status);
+                    let reloading = Reloading::new(args, configured, running);
+                    let control = Control::connect(links, shared, reloading, names).await;
+                    let control = Rc::new(control);
+                    let (stops, hangups) = signals.into_async();
+                    crate::io::spawn(control::drain_on_signal(stops, control.clone()));
+                    crate::io::spawn(control::reload_on_signal(hangups, control.clone()));
+                    crate::io::spawn(feed::follow(feed_receiver, control.clone()));
+                    let port = admin_addr.port();
+                    let policy = inbound_policy.map(|ports| AdminPolicy::new(ports, port));
+                    let endpoint = shutdown_endpoint;
+                    crate::admin::run(admin_listener, admin_addr, control, endpoint, policy).await;
+                }
             })
             .map_err(|err| RunError::Start {
                 what: "admin shard",
@@ -367,10 +386,18 @@ impl Sidecar {
             .io_memory(NO_STORAGE_IO)
             .ring_depth(rings.depth)
             .on_all_shards(move || {
+                word.made();
                 let init = init_rx.recv().expect("one init per shard");
                 shard_main::run(init)
             })
             .map_err(start_error)?;
+        let shard_threads = handles.handles().iter().map(|shard| shard.thread().id());
+        let executors: Vec<_> = std::iter::once(admin.thread().id())
+            .chain(shard_threads)
+            .collect();
+        if let Err(failed) = words.wait(&executors) {
+            return Err(rings_failed(failed, admin, handles));
+        }
         for (shard, result) in handles.join_all().into_iter().enumerate() {
             result.map_err(|err| RunError::Shard {
                 shard,
@@ -381,6 +408,42 @@ impl Sidecar {
             plane.thread.shutdown();
         }
         Ok(())
+    }
+}
+
+/// The error of the executor whose thread ended before it made its rings
+/// (`started`); the others are left running, as the process ends.
+fn rings_failed<A: Send, S>(
+    failed: std::thread::ThreadId,
+    admin: ExecutorJoinHandle<A>,
+    shards: PoolThreadHandles<S>,
+) -> RunError {
+    let (executor, result) = if admin.thread().id() == failed {
+        ("admin shard", admin.join().map(drop))
+    } else {
+        let mut shards = shards.into_handles().into_iter();
+        let shard = shards.find(|shard| shard.thread().id() == failed);
+        let joined = shard.expect("the failed thread is a shard's").join();
+        let result = match joined {
+            Ok(result) => result.map(drop),
+            Err(_) => Err(GlommioError::IoError(std::io::Error::other("it panicked"))),
+        };
+        ("proxy shard", result)
+    };
+    let error = match result {
+        Err(error) => error,
+        Ok(()) => GlommioError::IoError(std::io::Error::other("it ended before it started")),
+    };
+    let out_of_memory = match &error {
+        GlommioError::IoError(source) | GlommioError::EnhancedIoError { source, .. } => {
+            source.raw_os_error() == Some(libc::ENOMEM)
+        }
+        _ => false,
+    };
+    RunError::Rings {
+        executor,
+        error: error.to_string(),
+        out_of_memory,
     }
 }
 

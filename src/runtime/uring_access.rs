@@ -22,16 +22,19 @@ pub struct IoUringRefused {
     cause: &'static str,
 }
 
-/// Sets up and closes a one-entry ring; the refusal, if any, with its
-/// likeliest cause. Other failures (`ENOMEM` under a small memlock limit)
-/// are left to the rings' own set-up, which reports them.
+/// Asks for a ring of no entries, which the kernel refuses with `EINVAL`
+/// once io_uring is allowed (`io_uring_fill_params`), after the seccomp
+/// filter and `io_uring_allowed` have had their say: the answer without a
+/// ring, whose locked pages (charged to the user, freed asynchronously
+/// after close) would count against the rings' own `RLIMIT_MEMLOCK`
+/// budget. The refusal, if any, with its likeliest cause.
 pub(crate) fn check() -> Result<(), IoUringRefused> {
     let mut params = [0u8; PARAMS_BYTES];
     // SAFETY: io_uring_setup reads and writes one io_uring_params, which
-    // `params` is sized and zeroed for; the fd it returns is ours to close.
-    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+    // `params` is sized and zeroed for; any fd it returns is ours to close.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 0u32, params.as_mut_ptr()) };
     if fd >= 0 {
-        // SAFETY: `fd` is the ring just set up, owned by nobody else.
+        // SAFETY: `fd` is a ring just set up, owned by nobody else.
         unsafe { libc::close(fd as i32) };
         return Ok(());
     }
