@@ -218,13 +218,12 @@ impl Conn {
         unreachable: Option<ConnError>,
     ) -> impl Future<Output = Unconnected> + '_ {
         async move {
-            let protocol = self.protocol();
             // Boxed, as in `dispatch`: inline, the HTTP/1 path kept room for
             // classify's state while idle between requests.
             let classified = Box::pin(classify_within(
                 &self.shard,
                 &self.route,
-                protocol,
+                self.classified_as(&client),
                 self.policed_detect_timeout(),
                 &client,
                 None,
@@ -238,6 +237,7 @@ impl Conn {
                     return refused(unreachable.unwrap_or(ConnError::ClientRead(err.0)));
                 }
             };
+            let carry = self.as_configured(carry);
             if self.terminates(&carry, &client) {
                 // A mesh peer's TLS: what it carries is classified again, with
                 // its upstream connected meanwhile now that its identity may

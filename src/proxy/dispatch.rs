@@ -42,7 +42,7 @@ impl Conn {
             let classified = Box::pin(classify_within(
                 &self.shard,
                 &self.route,
-                self.protocol(),
+                self.classified_as(&client),
                 self.policed_detect_timeout(),
                 &client,
                 Some((&upstream, self.upstream_connected(index))),
@@ -56,6 +56,7 @@ impl Conn {
                     return (counters, Err(ConnError::ClientRead(err.0)));
                 }
             };
+            let carry = self.as_configured(carry);
             if self.terminates(&carry, &client) {
                 // A mesh peer's TLS: what it carries is classified again.
                 // Bound first, not matched on in place: a scrutinee lives

@@ -13,7 +13,8 @@
 //! - `Conn::terminates` / `terminate`: a redirected connection whose
 //!   detection found TLS for our own name is a peer's too (Linkerd sends
 //!   HTTP to the application's port that way): terminated, authorized by
-//!   its identity, and classified again.
+//!   its identity, and classified again. Ports configured for HTTP look
+//!   for it too (`classified_as`).
 //!
 //! Either way the identity is judged by `authorize.rs`.
 
@@ -117,6 +118,34 @@ fn declared(header: &TransportHeader) -> Option<Protocol> {
 }
 
 impl Conn {
+    /// The protocol `client` is classified by: its port's, except that a
+    /// port configured for HTTP (HTTP/1, HTTP/2, gRPC) still looks for a
+    /// mesh peer's TLS first, as linkerd2-proxy's inbound skips TLS
+    /// detection on opaque ports only (`inbound/src/detect.rs`,
+    /// `push_detect_tls`). `as_configured` then takes back the port's
+    /// protocol for what is not TLS.
+    pub(super) fn classified_as(&self, client: &Socket) -> Protocol {
+        match self.protocol() {
+            Protocol::Http1 | Protocol::Http2
+                if !client.is_tls() && self.inbound_mesh().is_some() =>
+            {
+                Protocol::Detect
+            }
+            protocol => protocol,
+        }
+    }
+
+    /// What a client classified by `classified_as` carries: TLS as found,
+    /// anything else as its port is configured.
+    pub(super) fn as_configured(&self, carry: Carry) -> Carry {
+        match (self.protocol(), carry) {
+            (_, tls @ Carry::Opaque { tls_sni: Some(_) }) => tls,
+            (Protocol::Http1, _) => Carry::Http1,
+            (Protocol::Http2, _) => Carry::Http2,
+            (_, carry) => carry,
+        }
+    }
+
     /// Whether this is a redirected inbound connection whose TLS names our
     /// own identity (`carry` is what detection found): a mesh peer's, to
     /// terminate here rather than pass through to the application.

@@ -6,6 +6,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
+use super::control_plane::LinkerdPod;
 use super::*;
 
 /// The group both sidecars run under, exempted by `--proxy-gid`.
@@ -23,6 +24,9 @@ pub struct Mesh {
     pub pods: LinkedPods,
     pub a: Option<Ringside>,
     pub b: Option<Ringside>,
+    /// Started as Linkerd's wrapper starts its proxy (`Mesh::linkerd`):
+    /// their identity folders, kept while the sidecars run.
+    linkerd: Vec<LinkerdPod>,
 }
 
 /// `addr`'s port (an origin started in pod B) at pod B's address.
@@ -62,19 +66,42 @@ impl Mesh {
                 }
                 extra(launch).start()
             });
-            // The listeners' ports come from the same flags the sidecar
-            // has: the rules and the listeners cannot disagree.
-            let mut args = vec![SIDECAR[0].0, SIDECAR[0].1, SIDECAR[1].0, SIDECAR[1].1];
-            args.extend(["iptables", "install", "--proxy-gid", PROXY_GID]);
-            args.extend(install);
-            pod.run(BIN, &args);
+            install_rules(pod, install);
             proxy
         });
         Some(Mesh {
             a: Some(a),
             b: Some(b),
             pods,
+            linkerd: Vec::new(),
         })
+    }
+
+    /// Both pods' sidecars started as Linkerd's wrapper starts its proxy:
+    /// no arguments, only `linkerd`'s environment (A's first), which is
+    /// given Linkerd's ports (`SIDECAR`'s) and run under `PROXY_GID`.
+    pub fn linkerd(pods: LinkedPods, linkerd: [LinkerdPod; 2]) -> Mesh {
+        let [a, b] = linkerd.map(|linkerd| {
+            linkerd
+                .env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS", SIDECAR[0].1)
+                .env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", SIDECAR[1].1)
+                .gid(PROXY_GID.parse().unwrap())
+        });
+        let [proxy_a, proxy_b] = [(&pods.a, &a), (&pods.b, &b)].map(|(pod, linkerd)| {
+            let proxy = pod.enter(|| {
+                let (proxy, _) = linkerd.start();
+                proxy.wait_ready();
+                proxy
+            });
+            install_rules(pod, &[]);
+            proxy
+        });
+        Mesh {
+            a: Some(proxy_a),
+            b: Some(proxy_b),
+            pods,
+            linkerd: vec![a, b],
+        }
     }
 
     /// Runs `client` inside pod A: its connections are A's application's.
@@ -93,6 +120,16 @@ impl Mesh {
         let b = self.in_b(|| self.b.as_ref().unwrap().wait_idle());
         (a, b)
     }
+}
+
+/// `ringside iptables install` in `pod`, with `install` added. The
+/// listeners' ports come from the flags the sidecars have (`SIDECAR`):
+/// the rules and the listeners cannot disagree.
+fn install_rules(pod: &super::netns::Netns, install: &[&str]) {
+    let mut args = vec![SIDECAR[0].0, SIDECAR[0].1, SIDECAR[1].0, SIDECAR[1].1];
+    args.extend(["iptables", "install", "--proxy-gid", PROXY_GID]);
+    args.extend(install);
+    pod.run(BIN, &args);
 }
 
 /// One request to the application at `app` (an address in pod B) counted
