@@ -405,6 +405,24 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
         1.0
     );
     assert_eq!(deny(&[("srv_name", "grpc")]), 1.0);
+    // The unrouted request, by server only (Linkerd's labels).
+    let api_port = api.addr.port().to_string();
+    let not_found = [
+        ("srv_kind", "server"),
+        ("srv_name", "api"),
+        ("srv_port", api_port.as_str()),
+        ("tls", "no_identity"),
+    ];
+    let route_not_found = "inbound_http_route_not_found_total";
+    assert_eq!(metrics.sum(route_not_found, &not_found), 1.0);
+    assert_eq!(metrics.sum(route_not_found, &[]), 1.0, "{}", metrics.0);
+    assert!(
+        !metrics
+            .0
+            .lines()
+            .any(|l| l.starts_with(route_not_found) && l.contains("route_name")),
+        "a request without a route has no route_*"
+    );
     let port = db.addr.port().to_string();
     let tcp_deny = metrics.sum(
         "inbound_tcp_authz_deny_total",

@@ -4,7 +4,8 @@
 //! now (linkerd2-proxy `inbound/src/policy/http.rs`): the request's route
 //! (none: 404), then the route's authorizations (none admits the client:
 //! 403, or gRPC's `PERMISSION_DENIED`). Each decision is counted in
-//! `inbound_http_authz_{allow,deny}_total` under the labels the policy
+//! `inbound_http_authz_{allow,deny}_total` (a missing route in
+//! `inbound_http_route_not_found_total`) under the labels the policy
 //! made for it; the counters are kept by the connection, so a request
 //! counts without building a label.
 
@@ -15,15 +16,14 @@ use std::sync::Arc;
 
 use super::ProxyError;
 use crate::discovery::inbound::{permit, ClientTls, RequestParts};
-use crate::metrics::{AuthzLabels, HttpAuthz, ShardMetrics};
+use crate::metrics::{AuthzLabels, Decision, HttpAuthz, ShardMetrics};
 use crate::shard::PortPolicy;
 
 /// Counters a connection keeps, by label text and decision.
 const KEPT_COUNTERS: usize = 8;
 
-/// A kept counter: its labels, whether it counts allowed requests, and
-/// the counter.
-type Kept = (Arc<str>, bool, Rc<Cell<u64>>);
+/// A kept counter: its labels, the decision it counts, and the counter.
+type Kept = (Arc<str>, Decision, Rc<Cell<u64>>);
 
 /// How an inbound connection's requests are authorized.
 #[derive(Clone)]
@@ -68,11 +68,11 @@ impl RequestPolicy {
         }
     }
 
-    fn count(&self, metrics: &ShardMetrics, labels: &Arc<str>, allowed: bool) {
+    fn count(&self, metrics: &ShardMetrics, labels: &Arc<str>, decision: Decision) {
         let mut kept = self.counters.borrow_mut();
         let found = kept
             .iter()
-            .find(|(l, a, _)| *a == allowed && Arc::ptr_eq(l, labels));
+            .find(|(l, d, _)| *d == decision && Arc::ptr_eq(l, labels));
         let counter = match found {
             Some((_, _, counter)) => counter.clone(),
             None => {
@@ -82,17 +82,16 @@ impl RequestPolicy {
                 };
                 let counter = metrics.authz_counter(AuthzLabels {
                     http: true,
-                    allowed,
+                    decision,
                     authz: "",
                     policy: Some(labels.clone()),
-                    terminated: false,
                     client_id,
                     target_addr: self.target_addr.clone(),
                 });
                 if kept.len() >= KEPT_COUNTERS {
                     kept.clear();
                 }
-                kept.push((labels.clone(), allowed, counter.clone()));
+                kept.push((labels.clone(), decision, counter.clone()));
                 counter
             }
         };
@@ -118,6 +117,7 @@ impl RequestAuthz {
         policy.port.with(|server| {
             let Some(route) = server.route(request) else {
                 tracing::info!(server = %server.name, path = request.path, "no route for the request");
+                policy.count(metrics, &server.labels, Decision::RouteNotFound);
                 return Err(ProxyError::NoRoute);
             };
             let tls = policy.client_tls();
@@ -126,12 +126,12 @@ impl RequestAuthz {
                     if route.authorizations[index].audit {
                         tracing::info!(server = %server.name, client = %policy.client_ip, "request allowed (audit)");
                     }
-                    policy.count(metrics, &route.allow_labels[index], true);
+                    policy.count(metrics, &route.allow_labels[index], Decision::Allowed);
                     Ok(())
                 }
                 None => {
                     tracing::info!(server = %server.name, client = %policy.client_ip, ?tls, "request denied");
-                    policy.count(metrics, &route.labels, false);
+                    policy.count(metrics, &route.labels, Decision::Denied);
                     Err(match grpc {
                         true => ProxyError::GrpcForbidden,
                         false => ProxyError::Forbidden("server"),

@@ -24,18 +24,37 @@ pub struct AuthzLabels {
     /// Counted per HTTP request (`inbound_http_authz_*`), else per
     /// connection (`inbound_tcp_authz_*`).
     pub http: bool,
-    pub allowed: bool,
+    pub decision: Decision,
     /// `deny`, `all-unauthenticated`, `all-authenticated`, `identities`.
     pub authz: &'static str,
     /// Under Linkerd's policy controller, the decision's `srv_*`,
     /// `route_*` and `authz_*` labels, made once with the policy
     /// (`discovery::inbound`); they replace `authz`.
     pub policy: Option<Arc<str>>,
-    /// An open connection a new policy no longer authorizes, closed
-    /// (`inbound_tcp_authz_terminate_total`).
-    pub terminated: bool,
     pub client_id: String,
     pub target_addr: String,
+}
+
+/// What was decided, each counted in a family of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Decision {
+    Allowed,
+    Denied,
+    /// An open connection a new policy no longer authorizes, closed
+    /// (`inbound_tcp_authz_terminate_total`).
+    Terminated,
+    /// An HTTP request no route of its server matches, answered 404
+    /// (`inbound_http_route_not_found_total`, labelled by server only).
+    RouteNotFound,
+}
+
+impl Decision {
+    pub fn allowed(allowed: bool) -> Decision {
+        match allowed {
+            true => Decision::Allowed,
+            false => Decision::Denied,
+        }
+    }
 }
 
 /// How an inbound policy judged one HTTP client, with the counter its

@@ -1,6 +1,7 @@
 //! The inbound authorization decisions as Prometheus text, under
 //! Linkerd's families (`inbound_{tcp,http}_authz_*`).
 
+use super::authz::Decision;
 use super::snapshot::Snapshot;
 use super::text::{escape, Family};
 
@@ -24,22 +25,35 @@ const INBOUND_HTTP_AUTHZ_DENY_TOTAL: Family = Family::counter(
     "inbound_http_authz_deny_total",
     "Inbound HTTP requests an authorization policy refused (403).",
 );
+const INBOUND_HTTP_ROUTE_NOT_FOUND_TOTAL: Family = Family::counter(
+    "inbound_http_route_not_found_total",
+    "Inbound HTTP requests no route of their server matched (404).",
+);
 
 /// The decisions, under Linkerd's families: with the policy
 /// controller's `srv_*`, `route_*`, `authz_*` labels when it decided,
 /// else with the `authz` policy name.
 pub(super) fn encode(snapshot: &Snapshot, out: &mut String) {
-    for (family, http, allowed, terminated) in [
-        (INBOUND_TCP_AUTHZ_ALLOW_TOTAL, false, true, false),
-        (INBOUND_TCP_AUTHZ_DENY_TOTAL, false, false, false),
-        (INBOUND_TCP_AUTHZ_TERMINATE_TOTAL, false, false, true),
-        (INBOUND_HTTP_AUTHZ_ALLOW_TOTAL, true, true, false),
-        (INBOUND_HTTP_AUTHZ_DENY_TOTAL, true, false, false),
+    for (family, http, decision) in [
+        (INBOUND_TCP_AUTHZ_ALLOW_TOTAL, false, Decision::Allowed),
+        (INBOUND_TCP_AUTHZ_DENY_TOTAL, false, Decision::Denied),
+        (
+            INBOUND_TCP_AUTHZ_TERMINATE_TOTAL,
+            false,
+            Decision::Terminated,
+        ),
+        (INBOUND_HTTP_AUTHZ_ALLOW_TOTAL, true, Decision::Allowed),
+        (INBOUND_HTTP_AUTHZ_DENY_TOTAL, true, Decision::Denied),
+        (
+            INBOUND_HTTP_ROUTE_NOT_FOUND_TOTAL,
+            true,
+            Decision::RouteNotFound,
+        ),
     ] {
         let series = snapshot
             .authz
             .iter()
-            .filter(|(l, _)| l.allowed == allowed && l.http == http && l.terminated == terminated);
+            .filter(|(l, _)| l.decision == decision && l.http == http);
         family.write(
             out,
             series.map(|(labels, count)| {

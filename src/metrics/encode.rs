@@ -488,6 +488,7 @@ mod tests {
                 "inbound_tcp_authz_terminate_total counter",
                 "inbound_http_authz_allow_total counter",
                 "inbound_http_authz_deny_total counter",
+                "inbound_http_route_not_found_total counter",
                 "ringside_mesh_refused_total counter",
                 "ringside_upstream_connect_failures_total counter",
                 "ringside_timeouts_total counter",

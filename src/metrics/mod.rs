@@ -21,7 +21,7 @@ mod route;
 mod snapshot;
 mod text;
 
-pub use authz::{Authz, AuthzLabels, HttpAuthz};
+pub use authz::{Authz, AuthzLabels, Decision, HttpAuthz};
 pub use bound::MAX_SNIS;
 pub use dns::{DnsReading, DnsStatus, LookupResult};
 pub use encode::encode;

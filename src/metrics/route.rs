@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::authz::{Authz, AuthzLabels, HttpAuthz};
+use super::authz::{Authz, AuthzLabels, Decision, HttpAuthz};
 use super::labels::{DetectLabels, Expiry, ExpiryLabels, Peer, PeerId, RequestLabels, TcpLabels};
 use super::recorder::{ShardMetrics, TcpCounters};
 use crate::config::{Direction, Endpoint};
@@ -265,10 +265,9 @@ impl ShardMetrics {
     ) -> HttpAuthz {
         let requests = self.authz_counter(AuthzLabels {
             http: true,
-            allowed: authz.allowed,
+            decision: Decision::allowed(authz.allowed),
             authz: authz.policy,
             policy: None,
-            terminated: false,
             client_id: client_id.unwrap_or_default().to_string(),
             target_addr: route.target_addr.clone(),
         });

@@ -24,7 +24,7 @@ use crate::config::{Direction, Protocol};
 use crate::discovery::inbound::{permit, ClientTls, InboundProtocol};
 use crate::http::{ClientId, RequestAuthz, RequestPolicy};
 use crate::io::{ConnError, Socket};
-use crate::metrics::{Authz, AuthzLabels};
+use crate::metrics::{Authz, AuthzLabels, Decision};
 use crate::tls::mesh::MeshTls;
 
 /// How an authorization decision is counted.
@@ -164,10 +164,9 @@ impl Conn {
         if count == Count::Connection {
             self.shard.metrics.authorized(AuthzLabels {
                 http: false,
-                allowed: authz.allowed,
+                decision: Decision::allowed(authz.allowed),
                 authz: authz.policy,
                 policy: labels,
-                terminated: false,
                 client_id: client_id.unwrap_or_default().to_string(),
                 target_addr: target.to_string(),
             });
@@ -235,10 +234,9 @@ impl Conn {
             }
             self.shard.metrics.authorized(AuthzLabels {
                 http: false,
-                allowed: false,
+                decision: Decision::Terminated,
                 authz: authz.policy,
                 policy: labels,
-                terminated: true,
                 client_id: client_id.as_deref().unwrap_or_default().to_string(),
                 target_addr: target.to_string(),
             });

@@ -45,7 +45,7 @@ fn tcp_authz(shard: &Shard, port: u16) -> (u64, u64) {
         if labels.http || labels.target_addr != target {
             continue;
         }
-        if labels.allowed {
+        if labels.decision == crate::metrics::Decision::Allowed {
             counts.0 += n;
         } else {
             counts.1 += n;

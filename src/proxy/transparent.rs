@@ -511,10 +511,9 @@ mod tests {
         drop(web);
         shard.metrics.authorized(crate::metrics::AuthzLabels {
             http: false,
-            allowed: true,
+            decision: crate::metrics::Decision::Allowed,
             authz: "all-unauthenticated",
             policy: None,
-            terminated: false,
             client_id: String::new(),
             target_addr: "10.0.0.1:80".to_string(),
         });
