@@ -15,12 +15,12 @@ use ringside::discovery::Backoff;
 use support::control_plane::{mesh_connect, ControlPlane, IdentityService, LinkerdPod};
 use support::eventually;
 use support::mock_discovery::inbound::{
-    authz, default_routes, matching, route, server_of, Proto, Who,
+    authz, default_routes, grpc_route, matching, route, server_of, Proto, Who,
 };
 use support::mock_discovery::MockControlPlane;
 use support::pods::mtls_client;
-use support::HttpOrigin;
 use support::{echo_and_keep_open, echo_over, HttpClient, Origin, Pod, Ringside};
+use support::{H2Origin, HttpOrigin};
 use tokio::sync::watch;
 use tonic::Code;
 
@@ -234,7 +234,7 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
     let api = HttpOrigin::start_on("198.18.0.1:0", "api", Duration::ZERO);
     let authn = HttpOrigin::start_on("198.18.0.1:0", "authn", Duration::ZERO);
     let audited = HttpOrigin::start_on("198.18.0.1:0", "audited", Duration::ZERO);
-    let grpc = HttpOrigin::start_on("198.18.0.1:0", "grpc", Duration::ZERO);
+    let grpc = H2Origin::start_on("198.18.0.1:0");
     let db = Origin::echo_on("198.18.0.1:0");
     // A `deny` default, with the probe route the controller adds.
     let probes = Proto::Detect(default_routes(&["/ready"]));
@@ -301,10 +301,16 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
         let server = server_of(name, default, Proto::Detect(vec![]), vec![authorization]);
         mock.set_server(port, Some(server));
     }
-    // gRPC, nobody authorized.
+    // gRPC routes: one method allowed from the pods, one nobody's, no
+    // route for the rest.
+    let from_pods = authz("pods", false, &[POD_NETWORK], Who::Unauthenticated);
+    let calls = vec![
+        grpc_route("allowed", "pkg.Service", "Allowed", vec![from_pods]),
+        grpc_route("method", "pkg.Service", "Method", vec![]),
+    ];
     mock.set_server(
         grpc.addr.port(),
-        Some(server_of("grpc", false, Proto::Grpc, vec![])),
+        Some(server_of("grpc", false, Proto::Grpc(calls), vec![])),
     );
     // Opaque, from the pod network except this pod's own address.
     let except: &[(&str, &[&str])] = &[("198.18.0.0/24", &["198.18.0.1/32"])];
@@ -335,19 +341,33 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
     assert_eq!(meshed_get(&dir, not_ours.addr, "/"), 403);
     // audit: allowed.
     assert_eq!(curl(&url(&audited, "/"), &[]).0, 200);
-    // gRPC: PERMISSION_DENIED.
-    let (status, headers) = curl(
-        &url(&grpc, "/pkg.Service/Method"),
-        &[
-            "--http2-prior-knowledge",
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/grpc",
-        ],
+    // gRPC: by route, PERMISSION_DENIED, and NOT_FOUND without one.
+    let grpc_call = |method: &str| {
+        let url = format!("http://{}/pkg.Service/{method}", grpc.addr);
+        let h2 = ["--http2-prior-knowledge", "-X", "POST"];
+        curl(
+            &url,
+            &[&h2[..], &["-H", "content-type: application/grpc"]].concat(),
+        )
+    };
+    let (status, headers) = grpc_call("Allowed");
+    assert_eq!(status, 200, "{headers}");
+    assert!(
+        headers.contains("grpc-status: 0"),
+        "the application's: {headers}"
     );
+    assert_eq!(
+        grpc.requests(),
+        1,
+        "the allowed call reached the application"
+    );
+    let (status, headers) = grpc_call("Method");
     assert_eq!(status, 200, "{headers}");
     assert!(headers.contains("grpc-status: 7"), "{headers}");
+    let (status, headers) = grpc_call("Unrouted");
+    assert_eq!(status, 200, "{headers}");
+    assert!(headers.contains("grpc-status: 5"), "{headers}");
+    assert_eq!(grpc.requests(), 1);
     // Opaque: this pod's own address is an exception, so the
     // connection is closed unanswered.
     let mut refused = TcpStream::connect(db.addr).unwrap();
@@ -404,7 +424,17 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
         allow(&[("srv_name", "audit"), ("authz_name", "audit")]),
         1.0
     );
-    assert_eq!(deny(&[("srv_name", "grpc")]), 1.0);
+    assert_eq!(
+        allow(&[
+            ("srv_name", "grpc"),
+            ("route_kind", "GRPCRoute"),
+            ("route_name", "allowed"),
+            ("authz_name", "pods")
+        ]),
+        1.0
+    );
+    let denied_call = [("srv_name", "grpc"), ("route_name", "method")];
+    assert_eq!(deny(&denied_call), 1.0);
     // The unrouted request, by server only (Linkerd's labels).
     let api_port = api.addr.port().to_string();
     let not_found = [
@@ -415,7 +445,10 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
     ];
     let route_not_found = "inbound_http_route_not_found_total";
     assert_eq!(metrics.sum(route_not_found, &not_found), 1.0);
-    assert_eq!(metrics.sum(route_not_found, &[]), 1.0, "{}", metrics.0);
+    let grpc_port = grpc.addr.port().to_string();
+    let unrouted_call = [("srv_name", "grpc"), ("srv_port", grpc_port.as_str())];
+    assert_eq!(metrics.sum(route_not_found, &unrouted_call), 1.0);
+    assert_eq!(metrics.sum(route_not_found, &[]), 2.0, "{}", metrics.0);
     assert!(
         !metrics
             .0

@@ -61,6 +61,7 @@ impl AdminPolicy {
             method: &request.method,
             // `wire::Request::parse` left the query out.
             path: &request.path,
+            query: "",
             header: &no_headers,
         };
         let Some(route) = server.route(&parts) else {

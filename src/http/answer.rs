@@ -62,6 +62,10 @@ pub enum ProxyError {
     /// No route of the inbound port's policy matches the request.
     #[error("no route of the inbound policy matches the request")]
     NoRoute,
+    /// The same for a gRPC request: `grpc-status: 5` (`NOT_FOUND`), as
+    /// Linkerd answers it (`SyntheticHttpResponse::not_found`).
+    #[error("no route of the inbound policy matches the call")]
+    GrpcNoRoute,
 }
 
 impl ProxyError {
@@ -74,9 +78,19 @@ impl ProxyError {
             ProxyError::ResponseTimeout(_) => 504,
             ProxyError::NoEndpoint => 503,
             ProxyError::Forbidden(_) => 403,
-            ProxyError::GrpcForbidden => 200,
+            ProxyError::GrpcForbidden | ProxyError::GrpcNoRoute => 200,
             ProxyError::NoRoute => 404,
             _ => 502,
+        }
+    }
+
+    /// The `grpc-status` and `grpc-message` of a refusal answered to a
+    /// gRPC request.
+    pub fn grpc_status(&self) -> Option<(u16, &'static str)> {
+        match self {
+            ProxyError::GrpcForbidden => Some((7, "permission denied by the inbound policy")),
+            ProxyError::GrpcNoRoute => Some((5, "no route of the inbound policy matches the call")),
+            _ => None,
         }
     }
 

@@ -20,7 +20,7 @@ use super::answer::{proxy_response, ProxyError};
 use super::head::{parse_request, parse_response, Framing, HeadError, RequestHead, ResponseHead};
 use super::io::{BodyError, HttpIo, ReadHeadError};
 use super::pool::Upstream;
-use super::{target_path, ClientId, HttpRoute, RequestAuthz};
+use super::{target_path, target_query, ClientId, HttpRoute, RequestAuthz};
 use crate::discovery::inbound::RequestParts;
 use crate::io::{ConnError, Deadline};
 use crate::metrics::{Expiry, ResponseClass};
@@ -218,6 +218,7 @@ impl H1Proxy<'_> {
             let request = RequestParts {
                 method: head.method(),
                 path: target_path(head.target()),
+                query: target_query(head.target()),
                 header: &header,
             };
             if let Err(refusal) = authz.judge(&self.shard.metrics, &request) {

@@ -313,13 +313,14 @@ impl H2Proxy {
                 let mut response = Response::builder()
                     .status(status)
                     .header("ringside-proxy-error", error.header_value());
-                let grpc_status = matches!(error, ProxyError::GrpcForbidden).then_some(7);
-                if let Some(code) = grpc_status {
+                let grpc = error.grpc_status();
+                if let Some((code, message)) = grpc {
                     response = response
                         .header("content-type", "application/grpc")
                         .header("grpc-status", code)
-                        .header("grpc-message", "permission denied by the inbound policy");
+                        .header("grpc-message", message);
                 }
+                let grpc_status = grpc.map(|(code, _)| code);
                 let response = response.body(()).expect("a valid status and header");
                 let _ = respond.send_response(response, true);
                 ResponseClass {
@@ -354,6 +355,7 @@ impl H2Proxy {
             let parts = RequestParts {
                 method: request.method().as_str(),
                 path: request.uri().path(),
+                query: request.uri().query().unwrap_or_default(),
                 header: &header,
             };
             authz

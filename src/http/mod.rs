@@ -44,7 +44,7 @@ pub use h2::H2Proxy;
 /// For the benches: the hot path of every HTTP/1 request.
 pub use head::{parse_request, parse_response};
 pub use io::{Arrival, HttpIo};
-pub use policy::{target_path, RequestAuthz, RequestPolicy};
+pub use policy::{target_path, target_query, RequestAuthz, RequestPolicy};
 pub use pool::{upstream, H2Pool, Pool, Upstream};
 
 use crate::balance::RequestBalancer;

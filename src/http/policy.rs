@@ -118,7 +118,10 @@ impl RequestAuthz {
             let Some(route) = server.route(request) else {
                 tracing::info!(server = %server.name, path = request.path, "no route for the request");
                 policy.count(metrics, &server.labels, Decision::RouteNotFound);
-                return Err(ProxyError::NoRoute);
+                return Err(match grpc {
+                    true => ProxyError::GrpcNoRoute,
+                    false => ProxyError::NoRoute,
+                });
             };
             let tls = policy.client_tls();
             match permit(&route.authorizations, policy.client_ip, tls) {
@@ -155,9 +158,15 @@ pub fn target_path(target: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or(path)
 }
 
+/// The query of a request target, without its `?` (empty when none).
+pub fn target_query(target: &str) -> &str {
+    let query = target.split_once('?').map_or("", |(_, query)| query);
+    query.split('#').next().unwrap_or(query)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::target_path;
+    use super::{target_path, target_query};
 
     #[test]
     fn a_targets_path_is_without_authority_and_query() {
@@ -166,5 +175,12 @@ mod tests {
         assert_eq!(target_path("http://web:8080/api/x?q"), "/api/x");
         assert_eq!(target_path("http://web:8080"), "/");
         assert_eq!(target_path("*"), "*");
+    }
+
+    #[test]
+    fn a_targets_query_is_without_its_mark_and_fragment() {
+        assert_eq!(target_query("/ready?verbose=1"), "verbose=1");
+        assert_eq!(target_query("http://web:8080/x?a=1&b=2#frag"), "a=1&b=2");
+        assert_eq!(target_query("/ready"), "");
     }
 }

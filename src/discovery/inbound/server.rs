@@ -101,17 +101,61 @@ pub struct HttpRoute {
 pub struct RouteMatch {
     pub path: Option<PathMatch>,
     pub method: Option<String>,
-    /// Header name (lower case) and exact value.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Header name (lower case) and value.
+    pub headers: Vec<(String, ValueMatch)>,
+    /// Query parameter name and value.
+    pub query_params: Vec<(String, ValueMatch)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
     Exact(String),
     Prefix(String),
-    /// A regular expression, which ringside does not evaluate: it never
-    /// matches.
-    Unsupported,
+    Regex(Pattern),
+    /// A gRPC route's: `/service/method`, either part any when `None`.
+    Rpc {
+        service: Option<String>,
+        method: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueMatch {
+    Exact(Vec<u8>),
+    Regex(Pattern),
+}
+
+/// A regular expression a route matches by; it holds only where it
+/// matches the whole value (linkerd2-proxy's `http-route`: the first
+/// match must start at 0 and end at the value's end).
+#[derive(Debug, Clone)]
+pub struct Pattern(pub regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern {}
+
+impl Pattern {
+    pub fn matches_whole(&self, value: &str) -> bool {
+        self.0
+            .find(value)
+            .is_some_and(|found| found.start() == 0 && found.end() == value.len())
+    }
+}
+
+impl ValueMatch {
+    fn matches(&self, value: &[u8]) -> bool {
+        match self {
+            ValueMatch::Exact(exact) => exact == value,
+            ValueMatch::Regex(pattern) => {
+                std::str::from_utf8(value).is_ok_and(|value| pattern.matches_whole(value))
+            }
+        }
+    }
 }
 
 /// What TLS a client showed the inbound side.
@@ -127,6 +171,8 @@ pub enum ClientTls<'a> {
 pub struct RequestParts<'a> {
     pub method: &'a str,
     pub path: &'a str,
+    /// The target's query, without its `?` (empty when none).
+    pub query: &'a str,
     /// A header's value by its lower-case name.
     pub header: &'a dyn Fn(&str) -> Option<&'a [u8]>,
 }
@@ -164,9 +210,10 @@ pub fn permit(authorizations: &[Authorization], ip: IpAddr, tls: ClientTls) -> O
 
 impl ServerPolicy {
     /// The route a request takes: of those that match it, the most
-    /// specific (an exact path over a prefix, a longer prefix over a
-    /// shorter one, then a method, then more headers), as Linkerd's
-    /// `http-route` ranks matches.
+    /// specific, as linkerd2-proxy's `http-route` ranks matches: the
+    /// longer path matched (exact, prefix or a regular expression's whole
+    /// path alike), then more headers, more query parameters, a method;
+    /// for gRPC routes, the longer service, then method, matched.
     pub fn route(&self, request: &RequestParts) -> Option<&HttpRoute> {
         let mut best: Option<(RouteRank, &HttpRoute)> = None;
         for route in &self.routes {
@@ -181,41 +228,71 @@ impl ServerPolicy {
     }
 }
 
-/// How specific a match is: compared in field order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// How specific a match is: compared in field order. A server's routes
+/// are all HTTP's or all gRPC's, so the two kinds of path never compete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 struct RouteRank {
-    exact_path: bool,
     path_bytes: usize,
-    method: bool,
+    rpc_service_bytes: usize,
+    rpc_method_bytes: usize,
     headers: usize,
+    query_params: usize,
+    method: bool,
 }
 
 impl RouteMatch {
     fn rank(&self, request: &RequestParts) -> Option<RouteRank> {
-        let (exact_path, path_bytes) = match &self.path {
-            None => (false, 0),
-            Some(PathMatch::Exact(path)) if path == request.path => (true, path.len()),
+        let mut rank = RouteRank::default();
+        match &self.path {
+            None => {}
+            Some(PathMatch::Exact(path)) if path == request.path => rank.path_bytes = path.len(),
             Some(PathMatch::Prefix(prefix)) if prefix_matches(prefix, request.path) => {
-                (false, prefix.len())
+                rank.path_bytes = prefix.trim_end_matches('/').len().max(1);
+            }
+            Some(PathMatch::Regex(pattern)) if pattern.matches_whole(request.path) => {
+                rank.path_bytes = request.path.len();
+            }
+            Some(PathMatch::Rpc { service, method }) => {
+                let mut parts = request.path.split('/');
+                let (Some(""), Some(asked_service), Some(asked_method)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return None;
+                };
+                for (part, asked, bytes) in [
+                    (service, asked_service, &mut rank.rpc_service_bytes),
+                    (method, asked_method, &mut rank.rpc_method_bytes),
+                ] {
+                    if let Some(part) = part {
+                        if part != asked {
+                            return None;
+                        }
+                        *bytes = part.len();
+                    }
+                }
             }
             Some(_) => return None,
-        };
+        }
         if let Some(method) = &self.method {
             if !method.eq_ignore_ascii_case(request.method) {
                 return None;
             }
+            rank.method = true;
         }
         for (name, value) in &self.headers {
-            if (request.header)(name) != Some(value.as_slice()) {
+            if !(request.header)(name).is_some_and(|found| value.matches(found)) {
                 return None;
             }
         }
-        Some(RouteRank {
-            exact_path,
-            path_bytes,
-            method: self.method.is_some(),
-            headers: self.headers.len(),
-        })
+        rank.headers = self.headers.len();
+        for (name, value) in &self.query_params {
+            let mut pairs = form_urlencoded::parse(request.query.as_bytes());
+            if !pairs.any(|(key, found)| key == name.as_str() && value.matches(found.as_bytes())) {
+                return None;
+            }
+        }
+        rank.query_params = self.query_params.len();
+        Some(rank)
     }
 }
 

@@ -109,51 +109,44 @@ fn defaults_admit_whom_their_names_say_and_localhost_always() {
 
 #[test]
 fn the_most_specific_matching_route_is_taken() {
-    let route = |name: &str, matches: Vec<RouteMatch>| HttpRoute {
-        matches,
-        authorizations: vec![],
-        labels: name.into(),
-        allow_labels: vec![],
-    };
+    let regex = |re: &str| Pattern(regex::Regex::new(re).unwrap());
     let path = |p: PathMatch| RouteMatch {
         path: Some(p),
         ..RouteMatch::default()
     };
-    let policy = ServerPolicy {
-        protocol: InboundProtocol::Http1,
-        name: "s".into(),
-        labels: "".into(),
-        authorizations: vec![],
-        allow_labels: vec![],
-        routes: vec![
-            route("api", vec![path(PathMatch::Prefix("/api".into()))]),
-            route("exact", vec![path(PathMatch::Exact("/api/health".into()))]),
-            route(
-                "get-ready",
-                vec![RouteMatch {
-                    path: Some(PathMatch::Exact("/ready".into())),
-                    method: Some("GET".into()),
-                    headers: vec![("x-probe".into(), b"1".to_vec())],
-                }],
-            ),
-        ],
-    };
+    let policy = with_routes(vec![
+        ("api", vec![path(PathMatch::Prefix("/api".into()))]),
+        ("exact", vec![path(PathMatch::Exact("/api/health".into()))]),
+        (
+            "get-ready",
+            vec![RouteMatch {
+                path: Some(PathMatch::Exact("/ready".into())),
+                method: Some("GET".into()),
+                headers: vec![("x-probe".into(), ValueMatch::Exact(b"1".to_vec()))],
+                ..RouteMatch::default()
+            }],
+        ),
+        // A regular expression's match is the whole path, longer than
+        // the prefix of `canary`.
+        (
+            "users-by-id",
+            vec![path(PathMatch::Regex(regex("/v2/users/[0-9]+")))],
+        ),
+        (
+            "canary",
+            vec![RouteMatch {
+                path: Some(PathMatch::Prefix("/v2".into())),
+                headers: vec![("x-track".into(), ValueMatch::Regex(regex("canary-[a-z]+")))],
+                query_params: vec![("debug".into(), ValueMatch::Exact(b"on".to_vec()))],
+                ..RouteMatch::default()
+            }],
+        ),
+    ]);
     let none = |_: &str| None;
     let probe = |name: &str| (name == "x-probe").then_some(&b"1"[..]);
-    fn route_of<'a>(
-        policy: &ServerPolicy,
-        method: &'a str,
-        path: &'a str,
-        header: &'a dyn Fn(&str) -> Option<&'a [u8]>,
-    ) -> Option<String> {
-        let parts = RequestParts {
-            method,
-            path,
-            header,
-        };
-        policy.route(&parts).map(|r| r.labels.to_string())
-    }
-    let find = |method, path, header| route_of(&policy, method, path, header);
+    let canary = |name: &str| (name == "x-track").then_some(&b"canary-blue"[..]);
+    let not_whole = |name: &str| (name == "x-track").then_some(&b"canary-blue!"[..]);
+    let find = |method, target: &str, header| route_of(&policy, method, target, header);
     assert_eq!(find("GET", "/api/x", &none).as_deref(), Some("api"));
     assert_eq!(find("GET", "/api", &none).as_deref(), Some("api"));
     assert_eq!(find("GET", "/apix", &none), None, "whole segments");
@@ -161,4 +154,97 @@ fn the_most_specific_matching_route_is_taken() {
     assert_eq!(find("GET", "/ready", &probe).as_deref(), Some("get-ready"));
     assert_eq!(find("GET", "/ready", &none), None, "its header is missing");
     assert_eq!(find("POST", "/ready", &probe), None, "its method differs");
+    assert_eq!(
+        find("GET", "/v2/users/42", &none).as_deref(),
+        Some("users-by-id")
+    );
+    assert_eq!(find("GET", "/v2/users/42x", &none), None, "the whole path");
+    let canary_target = "/v2/items?x=1&debug=on";
+    assert_eq!(
+        find("GET", canary_target, &canary).as_deref(),
+        Some("canary")
+    );
+    assert_eq!(
+        find("GET", canary_target, &not_whole),
+        None,
+        "the whole value"
+    );
+    assert_eq!(find("GET", "/v2/items?debug=off", &canary), None);
+    assert_eq!(
+        find("GET", "/v2/items?debug=%6Fn", &canary).as_deref(),
+        Some("canary"),
+        "decoded"
+    );
+}
+
+#[test]
+fn grpc_routes_match_posts_by_service_then_method() {
+    let rpc = |service: Option<&str>, method: Option<&str>| RouteMatch {
+        path: Some(PathMatch::Rpc {
+            service: service.map(str::to_string),
+            method: method.map(str::to_string),
+        }),
+        method: Some("POST".into()),
+        ..RouteMatch::default()
+    };
+    let policy = with_routes(vec![
+        ("any", vec![rpc(None, None)]),
+        ("get-anywhere", vec![rpc(None, Some("GetFeature"))]),
+        (
+            "route-guide",
+            vec![rpc(Some("routeguide.RouteGuide"), None)],
+        ),
+        (
+            "get-feature",
+            vec![rpc(Some("routeguide.RouteGuide"), Some("GetFeature"))],
+        ),
+    ]);
+    let none = |_: &str| None;
+    let find = |method, target: &str| route_of(&policy, method, target, &none);
+    let get = "/routeguide.RouteGuide/GetFeature";
+    assert_eq!(find("POST", get).as_deref(), Some("get-feature"));
+    // The service counts before the method.
+    let list = "/routeguide.RouteGuide/ListFeatures";
+    assert_eq!(find("POST", list).as_deref(), Some("route-guide"));
+    assert_eq!(
+        find("POST", "/other.Svc/GetFeature").as_deref(),
+        Some("get-anywhere")
+    );
+    assert_eq!(find("POST", "/other.Svc/Other").as_deref(), Some("any"));
+    assert_eq!(find("GET", get), None, "gRPC is POST");
+    assert_eq!(find("POST", "/no-method"), None);
+}
+
+fn with_routes(routes: Vec<(&str, Vec<RouteMatch>)>) -> ServerPolicy {
+    let routes = routes.into_iter().map(|(name, matches)| HttpRoute {
+        matches,
+        authorizations: vec![],
+        labels: name.into(),
+        allow_labels: vec![],
+    });
+    ServerPolicy {
+        protocol: InboundProtocol::Http1,
+        name: "s".into(),
+        labels: "".into(),
+        authorizations: vec![],
+        allow_labels: vec![],
+        routes: routes.collect(),
+    }
+}
+
+/// The name of the route `method` to `target` takes.
+fn route_of(
+    policy: &ServerPolicy,
+    method: &str,
+    target: &str,
+    header: &dyn Fn(&str) -> Option<&'static [u8]>,
+) -> Option<String> {
+    let header = |name: &str| header(name);
+    let parts = RequestParts {
+        method,
+        path: crate::http::target_path(target),
+        query: crate::http::target_query(target),
+        header: &header,
+    };
+    policy.route(&parts).map(|r| r.labels.to_string())
 }

@@ -45,7 +45,16 @@ pub enum InvalidServer {
     TooMany(usize, &'static str),
     #[error("a value longer than {0} bytes")]
     TooLong(usize),
+    #[error("an invalid or too large regular expression")]
+    BadRegex,
+    #[error("a gRPC route match without an RPC match")]
+    NoRpc,
 }
+
+/// Bytes a compiled regular expression may take (the `regex` crate's
+/// `size_limit`): a pattern of `MAX_VALUE_BYTES` that compiles past it,
+/// such as nested counted repetitions, is refused rather than kept.
+const MAX_REGEX_BYTES: usize = 256 * 1024;
 
 /// `server`, the policy of `port`.
 pub fn server(server: api::Server, port: u16) -> Result<ServerPolicy, InvalidServer> {
@@ -76,30 +85,53 @@ pub fn server(server: api::Server, port: u16) -> Result<ServerPolicy, InvalidSer
         }
         Kind::Http1(http) => (InboundProtocol::Http1, http.routes),
         Kind::Http2(http) => (InboundProtocol::Http2, http.routes),
-        // gRPC routes match by service and method: ringside has every
-        // request take one default route, the server's authorizations.
-        Kind::Grpc(_) => (InboundProtocol::Grpc, Vec::new()),
+        Kind::Grpc(grpc) => {
+            if grpc.routes.len() > MAX_ROUTES {
+                return Err(InvalidServer::TooMany(MAX_ROUTES, "routes"));
+            }
+            let routes = grpc.routes.into_iter();
+            let routes = routes.map(|route| grpc_route(route, &srv, &authorizations));
+            let routes = routes.collect::<Result<Vec<_>, _>>()?;
+            return Ok(finish_server(
+                InboundProtocol::Grpc,
+                name,
+                srv,
+                authorizations,
+                routes,
+            ));
+        }
         Kind::Opaque(_) => (InboundProtocol::Opaque, Vec::new()),
         Kind::Tls(_) => (InboundProtocol::Tls, Vec::new()),
     };
     if routes.len() > MAX_ROUTES {
         return Err(InvalidServer::TooMany(MAX_ROUTES, "routes"));
     }
-    let routes = match routes.is_empty() {
-        true => vec![default_route(&srv, &authorizations)],
-        false => routes
-            .into_iter()
-            .map(|route| http_route(route, &srv, &authorizations))
-            .collect::<Result<_, _>>()?,
-    };
-    Ok(ServerPolicy {
+    let routes = routes.into_iter();
+    let routes = routes.map(|route| http_route(route, &srv, &authorizations));
+    let routes = routes.collect::<Result<Vec<_>, _>>()?;
+    Ok(finish_server(protocol, name, srv, authorizations, routes))
+}
+
+/// The policy of a server with `routes` (none: the route of every
+/// request, with the server's authorizations).
+fn finish_server(
+    protocol: InboundProtocol,
+    name: String,
+    srv: Arc<str>,
+    authorizations: Vec<Authorization>,
+    mut routes: Vec<HttpRoute>,
+) -> ServerPolicy {
+    if routes.is_empty() {
+        routes.push(default_route(&srv, &authorizations));
+    }
+    ServerPolicy {
         protocol,
         allow_labels: allow_labels(&srv, &authorizations),
         name: printable(&name).into(),
         labels: srv,
         authorizations,
         routes,
-    })
+    }
 }
 
 /// One of Linkerd's built-in default policies (`all-unauthenticated`,
@@ -212,38 +244,81 @@ fn http_route(
     server_authzs: &[Authorization],
 ) -> Result<HttpRoute, InvalidServer> {
     let (group, kind, name) = meta(route.metadata.as_ref(), "httproute");
-    let labels = format!(
-        "{srv},route_group=\"{}\",route_kind=\"{}\",route_name=\"{}\"",
-        escape(&group),
-        escape(&kind),
-        escape(&name)
-    );
-    let rules = route.rules.iter();
-    let count: usize = rules.map(|rule| rule.matches.len().max(1)).sum();
+    let rules = route.rules.into_iter().map(|rule| rule.matches);
+    let matches = rule_matches(rules, || Ok(RouteMatch::default()), route_match)?;
+    let labels = route_labels(srv, &group, &kind, &name);
+    let authorizations = route_authorizations(route.authorizations, server_authzs)?;
+    Ok(finish_route(labels, matches, authorizations))
+}
+
+/// A gRPC route: `POST` to `/service/method` (linkerd2-proxy's
+/// `http-route` `grpc::MatchRoute`), its hosts and filters not applied.
+fn grpc_route(
+    route: api::GrpcRoute,
+    srv: &str,
+    server_authzs: &[Authorization],
+) -> Result<HttpRoute, InvalidServer> {
+    let (group, kind, name) = meta(route.metadata.as_ref(), "grpcroute");
+    let any_rpc = || grpc_match(None, Vec::new());
+    let rules = route.rules.into_iter().map(|rule| rule.matches);
+    let matches = rule_matches(rules, any_rpc, |m| {
+        let rpc = m.rpc.ok_or(InvalidServer::NoRpc)?;
+        grpc_match(Some(rpc), m.headers)
+    })?;
+    let labels = route_labels(srv, &group, &kind, &name);
+    let authorizations = route_authorizations(route.authorizations, server_authzs)?;
+    Ok(finish_route(labels, matches, authorizations))
+}
+
+/// Every rule's matches, a rule without any matching every request,
+/// at most `MAX_ITEMS` in all.
+fn rule_matches<M>(
+    rules: impl Iterator<Item = Vec<M>> + Clone,
+    any: impl Fn() -> Result<RouteMatch, InvalidServer>,
+    each: impl Fn(M) -> Result<RouteMatch, InvalidServer>,
+) -> Result<Vec<RouteMatch>, InvalidServer> {
+    let count: usize = rules.clone().map(|matches| matches.len().max(1)).sum();
     if count > MAX_ITEMS {
         return Err(InvalidServer::TooMany(MAX_ITEMS, "route matches"));
     }
-    let mut matches = Vec::with_capacity(count);
-    for rule in route.rules {
-        if rule.matches.is_empty() {
-            matches.push(RouteMatch::default());
+    let mut all = Vec::with_capacity(count);
+    for matches in rules {
+        if matches.is_empty() {
+            all.push(any()?);
         }
-        for m in rule.matches {
-            matches.push(route_match(m)?);
+        for m in matches {
+            all.push(each(m)?);
         }
     }
-    let mut authorizations = authorizations(route.authorizations)?;
+    Ok(all)
+}
+
+fn route_labels(srv: &str, group: &str, kind: &str, name: &str) -> String {
+    format!(
+        "{srv},route_group=\"{}\",route_kind=\"{}\",route_name=\"{}\"",
+        escape(group),
+        escape(kind),
+        escape(name)
+    )
+}
+
+/// A route's own authorizations, then the server's.
+fn route_authorizations(
+    own: Vec<api::Authz>,
+    server_authzs: &[Authorization],
+) -> Result<Vec<Authorization>, InvalidServer> {
+    let mut authorizations = authorizations(own)?;
     if authorizations.len() + server_authzs.len() > 2 * MAX_AUTHORIZATIONS + 1 {
         return Err(InvalidServer::TooMany(MAX_AUTHORIZATIONS, "authorizations"));
     }
     authorizations.extend_from_slice(server_authzs);
-    Ok(finish_route(labels, matches, authorizations))
+    Ok(authorizations)
 }
 
 fn route_match(
     m: linkerd2_proxy_api::http_route::HttpRouteMatch,
 ) -> Result<RouteMatch, InvalidServer> {
-    use linkerd2_proxy_api::http_route::{header_match, path_match};
+    use linkerd2_proxy_api::http_route::{path_match, query_param_match};
     let path = match m.path.and_then(|p| p.kind) {
         None => None,
         Some(path_match::Kind::Exact(path)) => {
@@ -252,7 +327,7 @@ fn route_match(
         Some(path_match::Kind::Prefix(path)) => {
             Some(PathMatch::Prefix(bounded(path, MAX_VALUE_BYTES)?))
         }
-        Some(path_match::Kind::Regex(_)) => Some(PathMatch::Unsupported),
+        Some(path_match::Kind::Regex(regex)) => Some(PathMatch::Regex(pattern(regex)?)),
     };
     let method = match m.method.and_then(|method| method.r#type) {
         None => None,
@@ -261,34 +336,82 @@ fn route_match(
             Err(_) => return Err(InvalidServer::TooLong(MAX_NAME_BYTES)),
         },
     };
-    if m.headers.len() > MAX_ITEMS {
-        return Err(InvalidServer::TooMany(MAX_ITEMS, "headers"));
+    if m.query_params.len() > MAX_ITEMS {
+        return Err(InvalidServer::TooMany(MAX_ITEMS, "query parameters"));
     }
-    let mut headers = Vec::with_capacity(m.headers.len());
-    for header in m.headers {
-        match header.value {
-            Some(header_match::Value::Exact(value)) if value.len() <= MAX_VALUE_BYTES => headers
-                .push((
-                    bounded(header.name, MAX_NAME_BYTES)?.to_ascii_lowercase(),
-                    value,
-                )),
-            Some(header_match::Value::Exact(_)) => {
-                return Err(InvalidServer::TooLong(MAX_VALUE_BYTES))
+    let query_params = m.query_params.into_iter().map(|param| {
+        let value = match param.value {
+            Some(query_param_match::Value::Exact(value)) => {
+                ValueMatch::Exact(bounded(value, MAX_VALUE_BYTES)?.into_bytes())
             }
-            // A regular expression: the match never holds.
-            _ => {
-                return Ok(RouteMatch {
-                    path: Some(PathMatch::Unsupported),
-                    ..RouteMatch::default()
-                })
-            }
-        }
-    }
+            Some(query_param_match::Value::Regex(regex)) => ValueMatch::Regex(pattern(regex)?),
+            None => return Err(InvalidServer::BadRegex),
+        };
+        Ok((bounded(param.name, MAX_NAME_BYTES)?, value))
+    });
     Ok(RouteMatch {
         path,
         method,
-        headers,
+        headers: header_matches(m.headers)?,
+        query_params: query_params.collect::<Result<_, _>>()?,
     })
+}
+
+/// A gRPC route's match: `rpc`'s service and method (empty: any; none:
+/// the rule matches every call).
+fn grpc_match(
+    rpc: Option<linkerd2_proxy_api::grpc_route::GrpcRpcMatch>,
+    headers: Vec<linkerd2_proxy_api::http_route::HeaderMatch>,
+) -> Result<RouteMatch, InvalidServer> {
+    let part = |value: String| match value.is_empty() {
+        true => Ok(None),
+        false => bounded(value, MAX_NAME_BYTES).map(Some),
+    };
+    let (service, method) = match rpc {
+        Some(rpc) => (part(rpc.service)?, part(rpc.method)?),
+        None => (None, None),
+    };
+    Ok(RouteMatch {
+        path: Some(PathMatch::Rpc { service, method }),
+        method: Some("POST".into()),
+        headers: header_matches(headers)?,
+        query_params: Vec::new(),
+    })
+}
+
+fn header_matches(
+    headers: Vec<linkerd2_proxy_api::http_route::HeaderMatch>,
+) -> Result<Vec<(String, ValueMatch)>, InvalidServer> {
+    use linkerd2_proxy_api::http_route::header_match;
+    if headers.len() > MAX_ITEMS {
+        return Err(InvalidServer::TooMany(MAX_ITEMS, "headers"));
+    }
+    let headers = headers.into_iter().map(|header| {
+        let value = match header.value {
+            Some(header_match::Value::Exact(value)) if value.len() <= MAX_VALUE_BYTES => {
+                ValueMatch::Exact(value)
+            }
+            Some(header_match::Value::Exact(_)) => {
+                return Err(InvalidServer::TooLong(MAX_VALUE_BYTES))
+            }
+            Some(header_match::Value::Regex(regex)) => ValueMatch::Regex(pattern(regex)?),
+            None => return Err(InvalidServer::BadRegex),
+        };
+        let name = bounded(header.name, MAX_NAME_BYTES)?.to_ascii_lowercase();
+        Ok((name, value))
+    });
+    headers.collect()
+}
+
+/// A remote regular expression, bounded in length and compiled size.
+fn pattern(regex: String) -> Result<Pattern, InvalidServer> {
+    let regex = bounded(regex, MAX_VALUE_BYTES)?;
+    regex::RegexBuilder::new(&regex)
+        .size_limit(MAX_REGEX_BYTES)
+        .dfa_size_limit(MAX_REGEX_BYTES)
+        .build()
+        .map(Pattern)
+        .map_err(|_| InvalidServer::BadRegex)
 }
 
 fn authorizations(authzs: Vec<api::Authz>) -> Result<Vec<Authorization>, InvalidServer> {

@@ -80,3 +80,103 @@ fn remote_values_are_bounded() {
         policy.labels
     );
 }
+
+fn with_protocol(kind: proxy_protocol::Kind) -> api::Server {
+    let mut server = opaque(vec![unauthenticated(1)]);
+    server.protocol = Some(ProxyProtocol { kind: Some(kind) });
+    server
+}
+
+#[test]
+fn grpc_routes_match_posts_by_rpc_with_their_own_authorizations_first() {
+    use linkerd2_proxy_api::grpc_route::{GrpcRouteMatch, GrpcRpcMatch};
+    let rule = |rpc: Option<GrpcRpcMatch>| api::grpc_route::Rule {
+        matches: vec![GrpcRouteMatch {
+            rpc,
+            headers: vec![],
+        }],
+        filters: vec![],
+    };
+    let route = |rules| api::GrpcRoute {
+        metadata: None,
+        hosts: vec![],
+        authorizations: vec![unauthenticated(2)],
+        rules,
+    };
+    let grpc = |rules| {
+        with_protocol(proxy_protocol::Kind::Grpc(proxy_protocol::Grpc {
+            routes: vec![route(rules)],
+        }))
+    };
+    let service = GrpcRpcMatch {
+        service: "routeguide.RouteGuide".into(),
+        method: String::new(),
+    };
+    let policy = server(grpc(vec![rule(Some(service))]), 50051).unwrap();
+    assert_eq!(policy.protocol, InboundProtocol::Grpc);
+    let route = &policy.routes[0];
+    let expected = RouteMatch {
+        path: Some(PathMatch::Rpc {
+            service: Some("routeguide.RouteGuide".into()),
+            method: None,
+        }),
+        method: Some("POST".into()),
+        ..RouteMatch::default()
+    };
+    assert_eq!(route.matches, vec![expected]);
+    assert_eq!(
+        route.authorizations.len(),
+        3,
+        "its own, the server's, localhost"
+    );
+    assert_eq!(route.authorizations[0].networks.len(), 2, "its own first");
+    assert!(
+        route.labels.contains("route_kind=\"grpcroute\""),
+        "{}",
+        route.labels
+    );
+    assert_eq!(
+        server(grpc(vec![rule(None)]), 50051).unwrap_err(),
+        InvalidServer::NoRpc
+    );
+}
+
+#[test]
+fn regular_expressions_are_compiled_bounded_and_refused_when_invalid() {
+    use linkerd2_proxy_api::http_route::{path_match, HttpRouteMatch, PathMatch as ApiPath};
+    let http = |regex: &str| {
+        let route = api::HttpRoute {
+            metadata: None,
+            hosts: vec![],
+            authorizations: vec![],
+            rules: vec![api::http_route::Rule {
+                matches: vec![HttpRouteMatch {
+                    path: Some(ApiPath {
+                        kind: Some(path_match::Kind::Regex(regex.into())),
+                    }),
+                    ..HttpRouteMatch::default()
+                }],
+                filters: vec![],
+            }],
+        };
+        with_protocol(proxy_protocol::Kind::Http1(proxy_protocol::Http1 {
+            routes: vec![route],
+            local_rate_limit: None,
+        }))
+    };
+    let policy = server(http("/users/[0-9]+"), 80).unwrap();
+    let Some(PathMatch::Regex(pattern)) = &policy.routes[0].matches[0].path else {
+        panic!("{:?}", policy.routes[0].matches);
+    };
+    assert!(pattern.matches_whole("/users/42"));
+    assert!(!pattern.matches_whole("/users/42/x"));
+    assert_eq!(
+        server(http("(unclosed"), 80).unwrap_err(),
+        InvalidServer::BadRegex
+    );
+    // Short, but far past the compiled size allowed.
+    let huge = "((a{100}){100}){100}";
+    assert_eq!(server(http(huge), 80).unwrap_err(), InvalidServer::BadRegex);
+    let long = "a".repeat(MAX_VALUE_BYTES + 1);
+    assert!(server(http(&long), 80).is_err());
+}

@@ -13,7 +13,8 @@ use linkerd2_proxy_api::inbound::inbound_server_policies_server::{
     InboundServerPolicies, InboundServerPoliciesServer,
 };
 use linkerd2_proxy_api::inbound::{
-    authn, proxy_protocol, Authn, Authz, HttpRoute, Network, PortSpec, ProxyProtocol, Server,
+    authn, proxy_protocol, Authn, Authz, GrpcRoute, HttpRoute, Network, PortSpec, ProxyProtocol,
+    Server,
 };
 use linkerd2_proxy_api::meta::{metadata, Metadata};
 use tonic::codegen::BoxStream;
@@ -100,7 +101,7 @@ pub enum Proto {
     Opaque,
     Http1(Vec<HttpRoute>),
     Http2(Vec<HttpRoute>),
-    Grpc,
+    Grpc(Vec<GrpcRoute>),
 }
 
 /// A `Server` named `name` (`kind=server`; a Linkerd built-in default such
@@ -121,7 +122,7 @@ pub fn server_of(name: &str, default: bool, proto: Proto, authorizations: Vec<Au
             routes,
             local_rate_limit: None,
         }),
-        Proto::Grpc => proxy_protocol::Kind::Grpc(proxy_protocol::Grpc { routes: vec![] }),
+        Proto::Grpc(routes) => proxy_protocol::Kind::Grpc(proxy_protocol::Grpc { routes }),
     };
     let (group, kind_label) = match default {
         true => ("", "default"),
@@ -256,6 +257,33 @@ pub fn route(
         authorizations,
         rules: vec![linkerd2_proxy_api::inbound::http_route::Rule {
             matches,
+            filters: vec![],
+        }],
+    }
+}
+
+/// A GRPCRoute `name` matching calls of `service` and `method` (empty:
+/// any), with its own authorizations.
+pub fn grpc_route(
+    name: &str,
+    service: &str,
+    method: &str,
+    authorizations: Vec<Authz>,
+) -> GrpcRoute {
+    use linkerd2_proxy_api::grpc_route::{GrpcRouteMatch, GrpcRpcMatch};
+    let rpc = GrpcRpcMatch {
+        service: service.into(),
+        method: method.into(),
+    };
+    GrpcRoute {
+        metadata: Some(meta(name, false, "GRPCRoute")),
+        hosts: vec![],
+        authorizations,
+        rules: vec![linkerd2_proxy_api::inbound::grpc_route::Rule {
+            matches: vec![GrpcRouteMatch {
+                rpc: Some(rpc),
+                headers: vec![],
+            }],
             filters: vec![],
         }],
     }
