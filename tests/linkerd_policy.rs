@@ -101,6 +101,16 @@ fn a_port_follows_its_server_and_falls_back_to_the_default() {
     );
     wait_for_server(&admin, "admin");
 
+    // A `Server` past a bound: Linkerd's invalid policy, refusing all.
+    let open = || authz("all", false, everyone, Who::Unauthenticated);
+    let too_many = (0..=64).map(|_| open()).collect();
+    mock.set_server(
+        8080,
+        Some(server_of("too-many", false, Proto::Opaque, too_many)),
+    );
+    wait_for_server(&web, "invalid");
+    assert!(web.borrow().policy.authorizations.is_empty());
+
     // INVALID_ARGUMENT: the default, for good.
     mock.fail_port(8080, Code::InvalidArgument);
     mock.break_streams();
@@ -612,4 +622,60 @@ fn a_mesh_peer_on_the_inbound_listener_is_judged_by_the_ports_policy() {
     assert_eq!(metrics.sum("inbound_tcp_authz_allow_total", &allowed), 1.0);
     let denied = [("srv_name", "theirs"), ("client_id", CLIENT)];
     assert_eq!(metrics.sum("inbound_tcp_authz_deny_total", &denied), 1.0);
+}
+
+#[test]
+fn a_slow_client_is_carried_opaque_at_the_detect_timeout_its_ports_policy_gives() {
+    let test = "a_slow_client_is_carried_opaque_at_the_detect_timeout";
+    let Some(pod) = Pod::enter(test) else {
+        return;
+    };
+    let plane = ControlPlane::start(IdentityService::new());
+    let mock = MockControlPlane::start();
+    let echo = Origin::echo_on("198.18.0.1:0");
+    let everyone = authz("all", false, &[("0.0.0.0/0", &[])], Who::Unauthenticated);
+    let quick = Proto::DetectWithin(Duration::from_secs(1));
+    let server = server_of("quick", false, quick, vec![everyone]);
+    mock.set_server(echo.addr.port(), Some(server));
+    let default = "all-unauthenticated";
+    let Some(proxy) = policed_ringside(&pod, test, &mock, &plane, default) else {
+        return;
+    };
+    // A ClientHello sent a byte every 100 ms: never whole, never quiet for
+    // the 300 ms pause, so only the detect timeout (the policy's 1 s, not
+    // the default 10 s) ends detection.
+    let mut trickle = support::tls_client_hello("web.example");
+    trickle.truncate(60);
+    let client = TcpStream::connect(echo.addr).unwrap();
+    let started = std::time::Instant::now();
+    let (sent, echoed) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut sent = 0;
+            for byte in &trickle {
+                if (&client).write_all(&[*byte]).is_err() {
+                    break;
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = client.shutdown(std::net::Shutdown::Write);
+            sent
+        });
+        client
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut first = [0u8; 1];
+        let echoed = (&client).read_exact(&mut first).map(|()| started.elapsed());
+        (writer.join().unwrap(), echoed)
+    });
+    let waited = echoed.expect("the bytes come back once carried opaque");
+    assert!(
+        waited < Duration::from_secs(4),
+        "carried after {waited:?}: the policy's 1 s, not the default 10 s"
+    );
+    assert_eq!(sent, trickle.len());
+    let target = echo.addr.to_string();
+    let timed_out = [("target_addr", target.as_str()), ("result", "timeout")];
+    let metrics = proxy.metrics();
+    assert_eq!(metrics.sum("protocol_detect_total", &timed_out), 1.0);
 }

@@ -167,13 +167,8 @@ async fn watch_port(clients: InboundClients, port: u16, out: watch::Sender<PortA
             let policy = match translate::server(server, port) {
                 Ok(policy) => policy,
                 Err(err) => {
-                    // Linkerd fails such a port's requests (500); ringside
-                    // refuses them all instead, as a `deny` would.
-                    tracing::warn!(port, error = %err, "unusable inbound policy: denying");
-                    let deny = default_policy("deny", &[], port, clients.detect_timeout);
-                    let mut deny = deny.expect("deny is a default");
-                    deny.name = "invalid".into();
-                    deny
+                    tracing::warn!(port, error = %err, "unusable inbound policy: refusing everything");
+                    translate::invalid_policy(port, clients.detect_timeout)
                 }
             };
             tracing::debug!(port, server = %policy.name, "inbound policy");

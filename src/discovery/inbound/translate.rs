@@ -138,6 +138,26 @@ fn finish_server(
 /// `all-authenticated`, `cluster-unauthenticated`,
 /// `cluster-authenticated`, `deny`, `audit`) for `port`, detecting within
 /// `timeout`; `None` for another name.
+/// What a port whose `Server` cannot be used gets, as linkerd2-proxy's
+/// `ServerPolicy::invalid` (`proxy/server-policy/src/lib.rs`): no
+/// authorization at all, localhost's neither, so every connection is
+/// closed and every request answered 403, counted under
+/// `srv_name="invalid"` and `route_name="invalid"`.
+pub fn invalid_policy(port: u16, timeout: Duration) -> ServerPolicy {
+    let srv: Arc<str> =
+        format!("srv_group=\"\",srv_kind=\"default\",srv_name=\"invalid\",srv_port=\"{port}\"")
+            .into();
+    let route = format!("{srv},route_group=\"\",route_kind=\"default\",route_name=\"invalid\"");
+    ServerPolicy {
+        protocol: InboundProtocol::Detect { timeout },
+        name: "invalid".into(),
+        labels: srv,
+        authorizations: Vec::new(),
+        allow_labels: Vec::new(),
+        routes: vec![finish_route(route, vec![RouteMatch::default()], Vec::new())],
+    }
+}
+
 pub fn default_policy(
     name: &str,
     cluster_networks: &[Cidr],

@@ -180,3 +180,28 @@ fn regular_expressions_are_compiled_bounded_and_refused_when_invalid() {
     let long = "a".repeat(MAX_VALUE_BYTES + 1);
     assert!(server(http(&long), 80).is_err());
 }
+
+#[test]
+fn an_unusable_server_refuses_everyone_localhost_too_as_linkerds_invalid_policy() {
+    let policy = invalid_policy(8080, Duration::from_secs(10));
+    let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+    assert_eq!(
+        permit(&policy.authorizations, localhost, ClientTls::None),
+        None
+    );
+    let route = &policy.routes[0];
+    assert_eq!(
+        permit(&route.authorizations, localhost, ClientTls::None),
+        None
+    );
+    assert!(
+        route.labels.contains("srv_name=\"invalid\""),
+        "{}",
+        route.labels
+    );
+    assert!(
+        route.labels.contains("route_name=\"invalid\""),
+        "{}",
+        route.labels
+    );
+}

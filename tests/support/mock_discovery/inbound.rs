@@ -98,6 +98,8 @@ impl InboundServerPolicies for MockControlPlane {
 pub enum Proto {
     /// Detected, with the HTTP routes of what is detected HTTP.
     Detect(Vec<HttpRoute>),
+    /// Detected within this timeout (`Detect`'s is Linkerd's 10 s).
+    DetectWithin(std::time::Duration),
     Opaque,
     Http1(Vec<HttpRoute>),
     Http2(Vec<HttpRoute>),
@@ -111,6 +113,11 @@ pub fn server_of(name: &str, default: bool, proto: Proto, authorizations: Vec<Au
         Proto::Detect(http_routes) => proxy_protocol::Kind::Detect(proxy_protocol::Detect {
             timeout: Some(std::time::Duration::from_secs(10).try_into().unwrap()),
             http_routes,
+            http_local_rate_limit: None,
+        }),
+        Proto::DetectWithin(timeout) => proxy_protocol::Kind::Detect(proxy_protocol::Detect {
+            timeout: Some(timeout.try_into().unwrap()),
+            http_routes: vec![],
             http_local_rate_limit: None,
         }),
         Proto::Opaque => proxy_protocol::Kind::Opaque(proxy_protocol::Opaque {}),
