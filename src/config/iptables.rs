@@ -184,7 +184,7 @@ impl IptablesArgs {
                 "--skip-outbound-ports",
                 &self.skip_outbound_ports,
             )?),
-            skip_outbound_cidrs: parse_cidrs(&self.skip_outbound_cidrs)?,
+            skip_outbound_cidrs: parse_cidrs("--skip-outbound-cidrs", &self.skip_outbound_cidrs)?,
             proxy_uid: self.proxy_uid,
             proxy_gid: self.proxy_gid,
             mode: self.iptables_mode,
@@ -248,11 +248,12 @@ fn merged(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
 }
 
 /// `10.0.0.0/8,fd00::/8,192.0.2.7`; a bare address is a network of one.
-fn parse_cidrs(list: &str) -> Result<Vec<Cidr>, ConfigError> {
+/// Errors under `key`.
+pub(super) fn parse_cidrs(key: &str, list: &str) -> Result<Vec<Cidr>, ConfigError> {
     list.split(',')
         .map(str::trim)
         .filter(|c| !c.is_empty())
-        .map(|c| parse_cidr("--skip-outbound-cidrs", c))
+        .map(|c| parse_cidr(key, c))
         .collect()
 }
 

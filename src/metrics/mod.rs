@@ -34,3 +34,4 @@ pub use process::ProcessStats;
 pub use recorder::{Detecting, ShardMetrics, Speculating, TcpCounters};
 pub use route::RouteMetrics;
 pub use snapshot::{ResponseStats, ShardSummary, Snapshot, TcpSnapshot};
+pub(crate) use text::escape;

@@ -102,7 +102,7 @@ impl HistogramFamily {
 }
 
 /// Label values escape backslash, quote and newline.
-pub(super) fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -231,13 +231,12 @@ impl Conn {
             .await;
             let refused = |err| Unconnected::Ended((opened(self.src_counters()), Err(err)));
             let Classified { carry, prefix } = match classified {
-                Ok(classified) => classified,
+                Ok(classified) => self.as_configured(classified),
                 Err(err) => {
                     client.reset_on_close();
                     return refused(unreachable.unwrap_or(ConnError::ClientRead(err.0)));
                 }
             };
-            let carry = self.as_configured(carry);
             if self.terminates(&carry, &client) {
                 // A mesh peer's TLS: what it carries is classified again, with
                 // its upstream connected meanwhile now that its identity may

@@ -49,14 +49,13 @@ impl Conn {
             ))
             .await;
             let Classified { carry, prefix } = match classified {
-                Ok(classified) => classified,
+                Ok(classified) => self.as_configured(classified),
                 Err(err) => {
                     upstream.reset_on_close();
                     let counters = opened(self.src_counters());
                     return (counters, Err(ConnError::ClientRead(err.0)));
                 }
             };
-            let carry = self.as_configured(carry);
             if self.terminates(&carry, &client) {
                 // A mesh peer's TLS: what it carries is classified again.
                 // Bound first, not matched on in place: a scrutinee lives

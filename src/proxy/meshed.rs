@@ -22,7 +22,7 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use super::classify::Carry;
+use super::classify::{Carry, Classified};
 use super::conn::Conn;
 use super::transparent::Found;
 use super::TransparentState;
@@ -136,13 +136,19 @@ impl Conn {
     }
 
     /// What a client classified by `classified_as` carries: TLS as found,
-    /// anything else as its port is configured.
-    pub(super) fn as_configured(&self, carry: Carry) -> Carry {
-        match (self.protocol(), carry) {
+    /// anything else as its port is configured. (Taking the whole
+    /// `Classified`: a second `carry` local would keep room in every
+    /// connection's task.)
+    pub(super) fn as_configured(&self, classified: Classified) -> Classified {
+        let carry = match (self.protocol(), classified.carry) {
             (_, tls @ Carry::Opaque { tls_sni: Some(_) }) => tls,
             (Protocol::Http1, _) => Carry::Http1,
             (Protocol::Http2, _) => Carry::Http2,
             (_, carry) => carry,
+        };
+        Classified {
+            carry,
+            ..classified
         }
     }
 

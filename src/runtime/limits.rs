@@ -7,24 +7,36 @@ use std::io;
 /// Raises the soft open-files limit to the hard limit; returns the new
 /// soft limit.
 pub fn raise_nofile_limit() -> io::Result<u64> {
-    let mut limit = nofile_limit()?;
+    raise_soft_limit(libc::RLIMIT_NOFILE).map(|limit| limit.rlim_cur)
+}
+
+/// What getrlimit(2) and setrlimit(2) name a resource by.
+#[cfg(target_env = "gnu")]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type Resource = libc::c_int;
+
+/// Raises `resource`'s soft limit to its hard one; the limits as they
+/// are now.
+pub(super) fn raise_soft_limit(resource: Resource) -> io::Result<libc::rlimit> {
+    let mut limit = limit_of(resource)?;
     if limit.rlim_cur < limit.rlim_max {
         limit.rlim_cur = limit.rlim_max;
         // SAFETY: setrlimit reads one rlimit struct, which `limit` is.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
             return Err(io::Error::last_os_error());
         }
     }
-    Ok(limit.rlim_cur)
+    Ok(limit)
 }
 
-fn nofile_limit() -> io::Result<libc::rlimit> {
+fn limit_of(resource: Resource) -> io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes one rlimit struct, which `limit` is.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+    if unsafe { libc::getrlimit(resource, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(limit)
@@ -46,7 +58,7 @@ pub fn connection_limit(configured: Option<usize>, shards: usize) -> usize {
     if let Some(max) = configured {
         return max;
     }
-    let nofile = nofile_limit().map_or(1024, |limit| limit.rlim_cur);
+    let nofile = limit_of(libc::RLIMIT_NOFILE).map_or(1024, |limit| limit.rlim_cur);
     let derived = nofile.saturating_sub(RESERVED_FDS) / FDS_PER_CONNECTION;
     usize::try_from(derived).unwrap_or(usize::MAX).max(shards)
 }

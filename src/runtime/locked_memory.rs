@@ -145,21 +145,7 @@ fn ring_locked_bytes(depth: usize, page_bytes: u64) -> u64 {
 /// Raises the soft `RLIMIT_MEMLOCK` to the hard one; the new soft limit,
 /// `u64::MAX` when unlimited.
 fn raise_memlock_limit() -> io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit struct, which `limit` is.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        limit.rlim_cur = limit.rlim_max;
-        // SAFETY: setrlimit reads one rlimit struct, which `limit` is.
-        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    let limit = super::limits::raise_soft_limit(libc::RLIMIT_MEMLOCK)?;
     Ok(match limit.rlim_cur {
         libc::RLIM_INFINITY => u64::MAX,
         bytes => bytes,
@@ -168,13 +154,8 @@ fn raise_memlock_limit() -> io::Result<u64> {
 
 /// Whether this process's locked memory is exempt from the limit.
 fn holds_ipc_lock() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .and_then(|caps| u64::from_str_radix(caps.trim(), 16).ok())
+    super::status::own("CapEff")
+        .and_then(|caps| u64::from_str_radix(&caps, 16).ok())
         .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
 }
 

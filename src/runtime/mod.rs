@@ -20,6 +20,7 @@ mod reload;
 mod shard_main;
 mod signals;
 mod started;
+mod status;
 mod uring_access;
 
 use std::net::SocketAddr;

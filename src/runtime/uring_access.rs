@@ -68,12 +68,7 @@ fn cause(error: &io::Error) -> &'static str {
 
 /// `Seccomp: 2` in `/proc/self/status`: a filter is installed.
 fn under_seccomp_filter() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .filter_map(|line| line.strip_prefix("Seccomp:"))
-            .any(|mode| mode.trim() == "2")
-    })
+    super::status::own("Seccomp").is_some_and(|mode| mode == "2")
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::super::iptables::{parse_cidr, parse_port_ranges, Cidr, PortRange};
+use super::super::iptables::{parse_cidrs, parse_port_ranges, Cidr, PortRange};
 use super::super::value::check_name;
 use super::super::ConfigError;
 use super::{ControlAddr, ControlHost};
@@ -62,8 +62,7 @@ pub(super) fn socket_addrs(key: &str, text: &str) -> Result<Vec<SocketAddr>, Con
 
 /// `10.0.0.0/8,fd00::/8`: networks; an empty list is none.
 pub(super) fn networks(key: &str, text: &str) -> Result<Vec<Cidr>, ConfigError> {
-    let items = text.split(',').map(str::trim).filter(|n| !n.is_empty());
-    items.map(|network| parse_cidr(key, network)).collect()
+    parse_cidrs(key, text)
 }
 
 /// `10.0.0.7,fd00::7`: the pod's own addresses (`status.podIPs`).

@@ -18,6 +18,7 @@ use linkerd2_proxy_api::meta::{metadata, Metadata};
 use super::server::*;
 use crate::config::Cidr;
 use crate::discovery::translate::printable;
+use crate::metrics::escape;
 
 /// Authorizations of a server, or of a route, at most.
 pub const MAX_AUTHORIZATIONS: usize = 64;
@@ -550,11 +551,6 @@ fn bounded(value: String, max: usize) -> Result<String, InvalidServer> {
         true => Ok(value),
         false => Err(InvalidServer::TooLong(max)),
     }
-}
-
-/// A Prometheus label value's escapes.
-fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::io;
 
+use crate::runtime::status;
+
 /// CPU ids, ascending, each once, never empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuList(Vec<usize>);
@@ -85,16 +87,11 @@ pub(crate) fn allowed() -> Option<CpuList> {
     affinity_mask()
         .ok()
         .and_then(|words| CpuList::from_mask(&words))
-        .or_else(|| status_allowed(&std::fs::read_to_string("/proc/self/status").ok()?))
+        .or_else(|| CpuList::parse(&status::own(STATUS_FIELD)?))
 }
 
-/// `Cpus_allowed_list` from the text of /proc/self/status.
-fn status_allowed(status: &str) -> Option<CpuList> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
-        .and_then(CpuList::parse)
-}
+/// The field of /proc/self/status that lists them.
+const STATUS_FIELD: &str = "Cpus_allowed_list";
 
 /// This thread's affinity mask. It starts at 1024 CPU ids (glibc's
 /// `CPU_SETSIZE`) and doubles while the kernel's mask is wider.
@@ -173,9 +170,10 @@ mod tests {
     #[test]
     fn the_status_file_gives_the_allowed_list() {
         let status = "Name:\tringside\nCpus_allowed:\tf\nCpus_allowed_list:\t0-3\n";
-        assert_eq!(status_allowed(status).unwrap().len(), 4);
-        assert_eq!(status_allowed("Name:\tringside\n"), None);
-        assert_eq!(status_allowed("Cpus_allowed_list:\tgarbage\n"), None);
+        let allowed = |status| status::field(status, STATUS_FIELD).and_then(CpuList::parse);
+        assert_eq!(allowed(status).unwrap().len(), 4);
+        assert_eq!(allowed("Name:\tringside\n"), None);
+        assert_eq!(allowed("Cpus_allowed_list:\tgarbage\n"), None);
     }
 
     #[test]
