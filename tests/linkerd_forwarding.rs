@@ -71,7 +71,7 @@ fn echo_or_nothing(to: SocketAddr, data: &[u8]) -> Vec<u8> {
 /// What came back for `data` over a meshed connection to `inbound`
 /// whose header names `port`; nothing when ringside closed it.
 fn meshed_echo(inbound: SocketAddr, plane: &ControlPlane, port: u16, data: &[u8]) -> Vec<u8> {
-    let (mut stream, _) = mesh_connect(inbound, WEB, plane.identity.ca(), CLIENT, port);
+    let (mut stream, _) = mesh_connect(inbound, WEB, plane.identity.ca(), Some(CLIENT), port);
     let _ = stream.write_all(data).and_then(|_| stream.flush());
     let mut back = vec![0; data.len()];
     match stream.read_exact(&mut back) {

@@ -74,7 +74,7 @@ fn certified_by_linkerds_identity_service_and_ready() {
     let app = Origin::echo();
     let inbound = ringside.transparent[1];
     let ca = plane.identity.ca();
-    let (mut stream, presented) = mesh_connect(inbound, WEB, ca, CLIENT, app.addr.port());
+    let (mut stream, presented) = mesh_connect(inbound, WEB, ca, Some(CLIENT), app.addr.port());
     assert_eq!(presented, issued[0]);
     assert_eq!(echo(&mut stream, OPAQUE), OPAQUE);
 }
@@ -91,14 +91,14 @@ fn renewal_keeps_open_connections_and_new_handshakes_get_the_new_certificate() {
 
     let app = Origin::echo();
     let (inbound, ca) = (ringside.transparent[1], plane.identity.ca());
-    let (mut open, presented) = mesh_connect(inbound, WEB, ca, CLIENT, app.addr.port());
+    let (mut open, presented) = mesh_connect(inbound, WEB, ca, Some(CLIENT), app.addr.port());
     assert_eq!(presented, first);
     assert_eq!(echo(&mut open, OPAQUE), OPAQUE);
 
     plane.identity.validity(Duration::from_secs(3600));
     let mut renewed = None;
     eventually("a new handshake presenting the renewed certificate", || {
-        let (_, presented) = mesh_connect(inbound, WEB, ca, CLIENT, app.addr.port());
+        let (_, presented) = mesh_connect(inbound, WEB, ca, Some(CLIENT), app.addr.port());
         let new = presented != first;
         renewed = new.then_some(presented);
         new

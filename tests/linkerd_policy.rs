@@ -8,6 +8,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ringside::discovery::inbound::{InboundHandle, InboundProtocol, PortAnswer};
@@ -18,7 +19,7 @@ use support::mock_discovery::inbound::{
     authz, default_routes, grpc_route, matching, route, server_of, Proto, Who,
 };
 use support::mock_discovery::MockControlPlane;
-use support::pods::mtls_client;
+use support::pods::{client_config_builder, mtls_client};
 use support::{echo_and_keep_open, echo_over, HttpClient, Origin, Pod, Ringside};
 use support::{H2Origin, HttpOrigin};
 use tokio::sync::watch;
@@ -220,9 +221,26 @@ fn policed_ringside(
 
 /// An HTTP/1 GET over mTLS as `CLIENT` to `target`: the status.
 fn meshed_get(dir: &support::TempDir, target: SocketAddr, path: &str) -> u16 {
+    tls_get(dir, target, path, true)
+}
+
+/// An HTTP/1 GET over TLS naming the pod's identity, as `CLIENT` (mTLS)
+/// when `certificate`, else with no client certificate: the status.
+fn tls_get(dir: &support::TempDir, target: SocketAddr, path: &str, certificate: bool) -> u16 {
     let tcp = TcpStream::connect(target).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut tls = mtls_client(dir, "client", POD, tcp);
+    let mut tls = match certificate {
+        true => mtls_client(dir, "client", POD, tcp),
+        false => {
+            let (roots, _, _) = support::identity::pem_identity(dir, "client");
+            let config = client_config_builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let name = rustls::pki_types::ServerName::try_from(POD).unwrap();
+            let client = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+            rustls::StreamOwned::new(client, tcp)
+        }
+    };
     let request = format!("GET {path} HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n");
     tls.write_all(request.as_bytes()).unwrap();
     let mut answer = Vec::new();
@@ -302,9 +320,13 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
     );
     let by_name = HttpOrigin::start_on("198.18.0.1:0", "by-name", Duration::ZERO);
     let not_ours = HttpOrigin::start_on("198.18.0.1:0", "not-ours", Duration::ZERO);
+    // TLS, with or without a client identity.
+    let tls = authz("tls", false, &[POD_NETWORK], Who::TlsUnauthenticated);
+    let tls_only = HttpOrigin::start_on("198.18.0.1:0", "tls-only", Duration::ZERO);
     let servers = servers.into_iter().chain([
         (by_name.addr.port(), "exact", exact),
         (not_ours.addr.port(), "other", other),
+        (tls_only.addr.port(), "tls", tls),
     ]);
     for (port, name, authorization) in servers {
         let default = name == "all-authenticated";
@@ -349,6 +371,13 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
     assert_eq!(curl(&url(&all_authn, "/"), &[]).0, 403);
     assert_eq!(meshed_get(&dir, by_name.addr, "/"), 200);
     assert_eq!(meshed_get(&dir, not_ours.addr, "/"), 403);
+    // TLS without a client certificate: admitted where TLS is all a port
+    // asks, refused where it asks an identity; plaintext refused.
+    assert_eq!(tls_get(&dir, tls_only.addr, "/", false), 200);
+    assert_eq!(meshed_get(&dir, tls_only.addr, "/"), 200);
+    assert_eq!(curl(&url(&tls_only, "/"), &[]).0, 403);
+    assert_eq!(tls_get(&dir, authn.addr, "/", false), 403);
+    assert_eq!(tls_get(&dir, all_authn.addr, "/", false), 403);
     // audit: allowed.
     assert_eq!(curl(&url(&audited, "/"), &[]).0, 200);
     // gRPC: by route, PERMISSION_DENIED, and NOT_FOUND without one.
@@ -429,7 +458,8 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
         ]),
         1.0
     );
-    assert_eq!(deny(&[("srv_name", "authn")]), 1.0);
+    // Plaintext, and TLS without a client certificate.
+    assert_eq!(deny(&[("srv_name", "authn")]), 2.0);
     assert_eq!(
         allow(&[("srv_name", "audit"), ("authz_name", "audit")]),
         1.0
@@ -602,8 +632,8 @@ fn a_mesh_peer_on_the_inbound_listener_is_judged_by_the_ports_policy() {
         .status()
         .unwrap();
     assert!(added.success());
-    let echo = |port: u16| {
-        let (mut stream, _) = mesh_connect(inbound, POD, plane.identity.ca(), CLIENT, port);
+    let echo_as = |client: Option<&str>, port: u16| {
+        let (mut stream, _) = mesh_connect(inbound, POD, plane.identity.ca(), client, port);
         let _ = stream.write_all(b"hello").and_then(|_| stream.flush());
         let mut back = vec![0; 5];
         stream
@@ -611,9 +641,19 @@ fn a_mesh_peer_on_the_inbound_listener_is_judged_by_the_ports_policy() {
             .map(|_| back)
             .unwrap_or_default()
     };
+    let echo = |port| echo_as(Some(CLIENT), port);
     assert_eq!(echo(ours.addr.port()), b"hello");
     assert_eq!(echo(theirs.addr.port()), b"");
+    // A transport header from a client without a certificate is refused
+    // whatever the port allows (linkerd2-proxy `direct.rs`).
+    assert_eq!(echo_as(None, ours.addr.port()), b"");
+    assert_eq!(ours.accepted(), 1);
     let metrics = proxy.metrics();
+    let no_identity = [("reason", "no_identity")];
+    assert_eq!(
+        metrics.sum("ringside_mesh_refused_total", &no_identity),
+        1.0
+    );
     let allowed = [
         ("srv_name", "ours"),
         ("authz_name", "ours"),

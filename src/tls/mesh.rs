@@ -100,6 +100,8 @@ pub enum MeshError {
     Handshake(Error),
     #[error("no transport header (ALPN transport.l5d.io/v1 not negotiated)")]
     NoHeader,
+    #[error("a transport header from a client without an identity")]
+    NoIdentity,
     #[error("transport header: {0}")]
     Header(HeaderError),
     #[error("reading the transport header: {0}")]
@@ -114,6 +116,7 @@ impl MeshError {
             MeshError::Evicted => "evicted",
             MeshError::Handshake(_) => "handshake",
             MeshError::NoHeader => "no_header",
+            MeshError::NoIdentity => "no_identity",
             MeshError::Header(err) => err.as_str(),
             MeshError::Read(_) => "read",
             MeshError::Timeout(_) => "timeout",
@@ -271,6 +274,11 @@ impl MeshTls {
         let transport = handshaken.alpn.as_deref() == Some(super::rustls_config::TRANSPORT_ALPN);
         if !transport && header == Header::Required {
             return Err(MeshError::NoHeader);
+        }
+        // A header names the port a peer proxy is let through to: only a
+        // proven peer's is taken (linkerd2-proxy `direct.rs`).
+        if transport && client_id.is_none() {
+            return Err(MeshError::NoIdentity);
         }
         let socket = Socket::tls(handshaken.stream).map_err(MeshError::Read)?;
         let header = match transport {

@@ -205,10 +205,21 @@ impl ClientCertVerifier for TrustAnchors {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.current().clients.supported_verify_schemes()
     }
+
+    /// Asked for, verified when presented, but not required: as
+    /// linkerd2-proxy's inbound, which takes TLS without a client identity
+    /// and leaves it to the port's authorizations (`TlsUnauthenticated`
+    /// admits it, an identity authorization does not), and refuses it
+    /// only behind a transport header (`direct.rs`, `RefusedNoIdentity`;
+    /// `tls::mesh`).
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
 }
 
-/// The inbound side: TLS 1.3, a client certificate required and verified
-/// against `anchors`, our certificate from `resolver`.
+/// The inbound side: TLS 1.3, a client certificate asked for and verified
+/// against `anchors` (not required: `client_auth_mandatory`), our
+/// certificate from `resolver`.
 pub fn server_config(
     anchors: Arc<TrustAnchors>,
     resolver: Arc<CertResolver>,

@@ -41,7 +41,7 @@ fn both_sides_verify_each_other_and_agree_on_the_transport_alpn() {
 }
 
 #[test]
-fn a_client_without_a_certificate_is_refused() {
+fn a_client_without_a_certificate_is_served_without_an_identity() {
     let ca = new_ca();
     let web = identity(&ca, WEB);
     let anonymous = ClientConfig::builder_with_provider(provider())
@@ -50,10 +50,8 @@ fn a_client_without_a_certificate_is_refused() {
         .with_root_certificates(web.roots())
         .with_no_client_auth();
     let (mut client, mut server) = connect(Arc::new(anonymous), WEB, server_of(&web));
-    match handshake(&mut client, &mut server) {
-        Err(Refused::Server(rustls::Error::NoCertificatesPresented)) => {}
-        other => panic!("expected the server to refuse: {other:?}"),
-    }
+    // As linkerd2-proxy's inbound: the port's authorizations decide.
+    handshake(&mut client, &mut server).expect("the handshake completes");
     assert_eq!(peer_identity(&server), None);
 }
 

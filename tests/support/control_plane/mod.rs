@@ -304,14 +304,14 @@ impl LinkerdPod {
 
 /// A meshed connection to a pod's inbound listener, as a Linkerd peer
 /// makes one: TLS 1.3 naming the pod's identity, ALPN
-/// `transport.l5d.io/v1`, a client certificate of `ca` for `client`, then
-/// the transport header for `port`. Returns the stream and the leaf the
-/// pod presented (DER).
+/// `transport.l5d.io/v1`, a client certificate of `ca` for `client`
+/// (`None`: none), then the transport header for `port`. Returns the
+/// stream and the leaf the pod presented (DER).
 pub fn mesh_connect(
     inbound: SocketAddr,
     pod: &str,
     ca: &ringside::tls::mint::Minted,
-    client: &str,
+    client: Option<&str>,
     port: u16,
 ) -> (
     rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
@@ -325,22 +325,21 @@ pub fn mesh_connect(
     roots
         .add(CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap())
         .unwrap();
-    let leaf = ringside::tls::mint::issue(
-        ca,
-        client,
-        None,
-        ringside::tls::mint::Validity::days_from_now(1),
-    )
-    .unwrap();
-    let chain = vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap()];
-    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .unwrap();
+        .with_root_certificates(roots);
+    let mut config = match client {
+        Some(client) => {
+            let validity = ringside::tls::mint::Validity::days_from_now(1);
+            let leaf = ringside::tls::mint::issue(ca, client, None, validity).unwrap();
+            let chain = vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap()];
+            let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+            config.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => config.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![ringside::tls::ALPN.to_vec()];
     let name = rustls::pki_types::ServerName::try_from(pod.to_string()).unwrap();
     let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
