@@ -127,9 +127,11 @@ pub enum ValueMatch {
 
 /// A regular expression a route matches by; it holds only where it
 /// matches the whole value (linkerd2-proxy's `http-route`: the first
-/// match must start at 0 and end at the value's end).
+/// match must start at 0 and end at the value's end). Over bytes, with
+/// ASCII classes (`\w`, `\d`, `.` a byte): paths are ASCII on the wire,
+/// and Unicode's tables would cost every process 180 KiB (`Cargo.toml`).
 #[derive(Debug, Clone)]
-pub struct Pattern(pub regex::Regex);
+pub struct Pattern(pub regex::bytes::Regex);
 
 impl PartialEq for Pattern {
     fn eq(&self, other: &Pattern) -> bool {
@@ -140,7 +142,7 @@ impl PartialEq for Pattern {
 impl Eq for Pattern {}
 
 impl Pattern {
-    pub fn matches_whole(&self, value: &str) -> bool {
+    pub fn matches_whole(&self, value: &[u8]) -> bool {
         self.0
             .find(value)
             .is_some_and(|found| found.start() == 0 && found.end() == value.len())
@@ -151,9 +153,7 @@ impl ValueMatch {
     fn matches(&self, value: &[u8]) -> bool {
         match self {
             ValueMatch::Exact(exact) => exact == value,
-            ValueMatch::Regex(pattern) => {
-                std::str::from_utf8(value).is_ok_and(|value| pattern.matches_whole(value))
-            }
+            ValueMatch::Regex(pattern) => pattern.matches_whole(value),
         }
     }
 }
@@ -249,7 +249,7 @@ impl RouteMatch {
             Some(PathMatch::Prefix(prefix)) if prefix_matches(prefix, request.path) => {
                 rank.path_bytes = prefix.trim_end_matches('/').len().max(1);
             }
-            Some(PathMatch::Regex(pattern)) if pattern.matches_whole(request.path) => {
+            Some(PathMatch::Regex(pattern)) if pattern.matches_whole(request.path.as_bytes()) => {
                 rank.path_bytes = request.path.len();
             }
             Some(PathMatch::Rpc { service, method }) => {

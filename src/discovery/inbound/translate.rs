@@ -427,7 +427,8 @@ fn header_matches(
 /// A remote regular expression, bounded in length and compiled size.
 fn pattern(regex: String) -> Result<Pattern, InvalidServer> {
     let regex = bounded(regex, MAX_VALUE_BYTES)?;
-    regex::RegexBuilder::new(&regex)
+    regex::bytes::RegexBuilder::new(&regex)
+        .unicode(false)
         .size_limit(MAX_REGEX_BYTES)
         .dfa_size_limit(MAX_REGEX_BYTES)
         .build()

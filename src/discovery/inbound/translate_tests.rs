@@ -168,8 +168,13 @@ fn regular_expressions_are_compiled_bounded_and_refused_when_invalid() {
     let Some(PathMatch::Regex(pattern)) = &policy.routes[0].matches[0].path else {
         panic!("{:?}", policy.routes[0].matches);
     };
-    assert!(pattern.matches_whole("/users/42"));
-    assert!(!pattern.matches_whole("/users/42/x"));
+    assert!(pattern.matches_whole(b"/users/42"));
+    assert!(!pattern.matches_whole(b"/users/42/x"));
+    let ascii = server(http(r"/\w+/\d+"), 80).unwrap();
+    let Some(PathMatch::Regex(ascii)) = &ascii.routes[0].matches[0].path else {
+        panic!("{:?}", ascii.routes[0].matches);
+    };
+    assert!(ascii.matches_whole(b"/users/42"), "ASCII classes compile");
     assert_eq!(
         server(http("(unclosed"), 80).unwrap_err(),
         InvalidServer::BadRegex
