@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::config::OutputFormat;
 pub use parse::Sample;
-pub use scrape::{scrape, Scrape};
+pub use scrape::{exchange, scrape, Scrape};
 pub use table::{Row, StatTable};
 pub use top::run as top;
 

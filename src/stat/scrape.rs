@@ -1,5 +1,5 @@
 //! One scrape of a ringside's `/metrics`: a plain HTTP/1.1 GET over a std
-//! `TcpStream` (the admin server answers `connection: close` with a
+//! `TcpStream` (`exchange`, which the demo's `POST /shutdown` uses too) (the admin server answers `connection: close` with a
 //! content length, `admin/wire.rs`), then the Prometheus text parsed into
 //! samples. Everything the remote end sends is bounded: the connect, each
 //! read and write, the size of the page, and the length of a line.
@@ -95,11 +95,17 @@ pub fn scrape(admin: SocketAddr) -> anyhow::Result<Scrape> {
 }
 
 fn get_metrics(admin: SocketAddr) -> anyhow::Result<String> {
+    body_of(&exchange(admin, "GET", "/metrics")?)
+}
+
+/// Sends `method path`, without a body, to the admin server at `admin`
+/// and reads its whole answer (`connection: close`), every step bounded.
+pub fn exchange(admin: SocketAddr, method: &str, path: &str) -> anyhow::Result<Vec<u8>> {
     let mut stream = TcpStream::connect_timeout(&admin, CONNECT_TIMEOUT).map_err(plain)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let request = format!(
-        "GET /metrics HTTP/1.1\r\nhost: {admin}\r\naccept: text/plain\r\nconnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nhost: {admin}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).map_err(plain)?;
     let mut answer = Vec::new();
@@ -110,7 +116,7 @@ fn get_metrics(admin: SocketAddr) -> anyhow::Result<String> {
     if answer.len() as u64 > MAX_PAGE_BYTES {
         bail!("its answer is past {} MiB", MAX_PAGE_BYTES >> 20);
     }
-    body_of(&answer)
+    Ok(answer)
 }
 
 /// The body of a whole `connection: close` answer, checked against its
