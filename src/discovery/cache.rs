@@ -16,7 +16,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
+
+use super::ask::{asker, Ask, Asker};
 use tokio::task::AbortHandle;
 
 use super::resolver::{self, Clients, Snapshot};
@@ -30,28 +32,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// the shards of one sidecar mostly share theirs.
 pub const MAX_RESOLVERS: usize = 1_000;
 
-/// A shard's question: the snapshot receiver of `original`.
-pub struct Lookup {
-    pub original: SocketAddr,
-    pub reply: oneshot::Sender<watch::Receiver<Snapshot>>,
-}
+/// How shards ask for a destination's snapshots.
+pub type CacheHandle = Asker<SocketAddr, Snapshot>;
 
-/// How shards ask (`Send`, cheap to clone).
-#[derive(Clone)]
-pub struct CacheHandle {
-    lookups: mpsc::UnboundedSender<Lookup>,
-}
-
-impl CacheHandle {
-    /// Asks for `original`'s snapshot receiver; the answer comes on the
-    /// returned channel (closed if the control thread is gone).
-    pub fn lookup(&self, original: SocketAddr) -> oneshot::Receiver<watch::Receiver<Snapshot>> {
-        let (reply, answer) = oneshot::channel();
-        // A closed channel drops `reply`: the asker sees it closed.
-        let _ = self.lookups.send(Lookup { original, reply });
-        answer
-    }
-}
+/// A shard's question: the snapshot receiver of a destination.
+pub type Lookup = Ask<SocketAddr, Snapshot>;
 
 struct Entry {
     snapshots: watch::Sender<Snapshot>,
@@ -68,12 +53,12 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(clients: Clients) -> (Cache, CacheHandle, mpsc::UnboundedReceiver<Lookup>) {
-        let (lookups, requests) = mpsc::unbounded_channel();
+        let (handle, requests) = asker();
         let cache = Cache {
             clients,
             entries: HashMap::new(),
         };
-        (cache, CacheHandle { lookups }, requests)
+        (cache, handle, requests)
     }
 
     /// Answers lookups until every handle is gone, sweeping idle resolvers
@@ -85,7 +70,7 @@ impl Cache {
             tokio::select! {
                 lookup = requests.recv() => match lookup {
                     Some(lookup) => {
-                        let receiver = self.receiver(lookup.original);
+                        let receiver = self.receiver(lookup.key);
                         let _ = lookup.reply.send(receiver);
                     }
                     None => break,

@@ -11,6 +11,8 @@
 //!   keeping their last answer meanwhile;
 //! - `resolver`: one destination's watches combined into its snapshot;
 //! - `cache`: the resolvers by destination, bounded, dropped when idle;
+//! - `ask`: how a shard asks the control thread for a key's answers
+//!   (a destination's here, an inbound port's in `inbound`);
 //! - `thread`: where they run: Linkerd mode's control thread, or a thread
 //!   of their own for a control plane on loopback.
 //!
@@ -20,13 +22,14 @@
 //! snapshots through `tokio::sync::watch` receivers, which any executor
 //! can poll (`tests/wakeups.rs`).
 
+pub(crate) mod ask;
 pub(crate) mod cache;
 pub(crate) mod endpoints;
 pub mod inbound;
 pub(crate) mod policy;
 pub(crate) mod resolver;
 pub(crate) mod target;
-mod thread;
+pub(crate) mod thread;
 pub(crate) mod translate;
 pub(crate) mod watch;
 

@@ -23,23 +23,39 @@ pub fn spawn(
     config: DiscoveryConfig,
     backoff: Backoff,
 ) -> io::Result<CacheHandle> {
+    on_a_thread_of_its_own("ringside-discovery", control, |channel| {
+        let clients = Clients {
+            destination: channel.clone(),
+            policy: channel,
+            config: Arc::new(config),
+            backoff,
+        };
+        let (cache, handle, lookups) = Cache::new(clients);
+        (cache.run(lookups), handle)
+    })
+}
+
+/// Runs, on a thread named `name` with a current-thread runtime of its
+/// own, the future `start` makes of a plaintext channel to `control`
+/// (which connects on first use, so the thread starts whether or not the
+/// control plane is up yet); what else `start` made is the caller's.
+pub(crate) fn on_a_thread_of_its_own<F, T>(
+    name: &str,
+    control: SocketAddr,
+    start: impl FnOnce(Channel) -> (F, T),
+) -> io::Result<T>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    // The channel connects on first use, so the thread starts whether or
-    // not the control plane is up yet.
     let channel = runtime.block_on(async { Channel::plaintext(control) });
-    let clients = Clients {
-        destination: channel.clone(),
-        policy: channel,
-        config: Arc::new(config),
-        backoff,
-    };
-    let (cache, handle, lookups) = Cache::new(clients);
+    let (run, kept) = start(channel);
     std::thread::Builder::new()
-        .name("ringside-discovery".into())
-        .spawn(move || runtime.block_on(cache.run(lookups)))?;
-    Ok(handle)
+        .name(name.into())
+        .spawn(move || runtime.block_on(run))?;
+    Ok(kept)
 }
 
 /// Starts discovery on Linkerd mode's control thread, against the

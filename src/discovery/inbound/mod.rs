@@ -27,7 +27,7 @@ pub use server::{
 
 use super::Backoff;
 use crate::config::{Config, LinkerdConfig};
-use crate::control::{Channel, ControlPlane};
+use crate::control::ControlPlane;
 
 /// Starts the port watches on Linkerd mode's control thread, against the
 /// policy service `linkerd` names.
@@ -54,21 +54,17 @@ pub fn spawn(
     detect_timeout: Duration,
     backoff: Backoff,
 ) -> io::Result<InboundHandle> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let channel = runtime.block_on(async { Channel::plaintext(control) });
-    let clients = InboundClients {
-        channel,
-        workload: workload.to_string(),
-        default: default.to_string(),
-        cluster_networks: Vec::new(),
-        detect_timeout,
-        backoff,
-    };
-    let (ports, handle, lookups) = ports::Ports::new(clients);
-    std::thread::Builder::new()
-        .name("ringside-inbound-policy".into())
-        .spawn(move || runtime.block_on(ports.run(lookups)))?;
-    Ok(handle)
+    let name = "ringside-inbound-policy";
+    crate::discovery::thread::on_a_thread_of_its_own(name, control, |channel| {
+        let clients = InboundClients {
+            channel,
+            workload: workload.to_string(),
+            default: default.to_string(),
+            cluster_networks: Vec::new(),
+            detect_timeout,
+            backoff,
+        };
+        let (ports, handle, lookups) = ports::Ports::new(clients);
+        (ports.run(lookups), handle)
+    })
 }

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use linkerd2_proxy_api::inbound::inbound_server_policies_client::InboundServerPoliciesClient;
 use linkerd2_proxy_api::inbound::PortSpec;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
+
+use crate::discovery::ask::{asker, Ask, Asker};
 use tonic::Code;
 
 use super::server::ServerPolicy;
@@ -74,26 +76,11 @@ impl InboundClients {
     }
 }
 
-/// A shard's question: port `port`'s answers.
-pub struct PortLookup {
-    pub port: u16,
-    pub reply: oneshot::Sender<watch::Receiver<PortAnswer>>,
-}
+/// How shards ask for an inbound port's answers.
+pub type InboundHandle = Asker<u16, PortAnswer>;
 
-/// How shards ask (`Send`, cheap to clone).
-#[derive(Clone)]
-pub struct InboundHandle {
-    lookups: mpsc::UnboundedSender<PortLookup>,
-}
-
-impl InboundHandle {
-    /// Asks for `port`'s receiver; closed if the control thread is gone.
-    pub fn lookup(&self, port: u16) -> oneshot::Receiver<watch::Receiver<PortAnswer>> {
-        let (reply, answer) = oneshot::channel();
-        let _ = self.lookups.send(PortLookup { port, reply });
-        answer
-    }
-}
+/// A shard's question: a port's answers.
+pub type PortLookup = Ask<u16, PortAnswer>;
 
 /// The watched ports (runs on the control thread).
 pub struct Ports {
@@ -105,19 +92,19 @@ impl Ports {
     pub fn new(
         clients: InboundClients,
     ) -> (Ports, InboundHandle, mpsc::UnboundedReceiver<PortLookup>) {
-        let (lookups, requests) = mpsc::unbounded_channel();
+        let (handle, requests) = asker();
         let ports = Ports {
             clients,
             watched: HashMap::new(),
         };
-        (ports, InboundHandle { lookups }, requests)
+        (ports, handle, requests)
     }
 
     /// Answers lookups until every handle is gone; the streams go with it.
     pub async fn run(mut self, mut requests: mpsc::UnboundedReceiver<PortLookup>) {
         let mut tasks = tokio::task::JoinSet::new();
         while let Some(lookup) = requests.recv().await {
-            let receiver = self.receiver(lookup.port, &mut tasks);
+            let receiver = self.receiver(lookup.key, &mut tasks);
             let _ = lookup.reply.send(receiver);
         }
     }
