@@ -1,8 +1,8 @@
 //! Inbound policy from a mock of Linkerd's policy controller
-//! (`support::mock_discovery::inbound`): the port watches follow the
-//! `Server` the mock serves and fall back to the environment's default;
-//! then ringside started with only Linkerd's environment judges its
-//! inbound connections and requests by it.
+//! (`support::mock_discovery::inbound`): ringside started with only
+//! Linkerd's environment judges its inbound connections and requests by
+//! the `Server` of each port (the watches alone:
+//! `tests/linkerd_policy_watches.rs`).
 
 mod support;
 
@@ -11,8 +11,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringside::discovery::inbound::{InboundHandle, InboundProtocol, PortAnswer};
-use ringside::discovery::Backoff;
 use support::control_plane::{mesh_connect, ControlPlane, IdentityService, LinkerdPod};
 use support::eventually;
 use support::mock_discovery::inbound::{
@@ -22,127 +20,8 @@ use support::mock_discovery::MockControlPlane;
 use support::pods::{client_config_builder, mtls_client};
 use support::{echo_and_keep_open, echo_over, HttpClient, Origin, Pod, Ringside};
 use support::{H2Origin, HttpOrigin};
-use tokio::sync::watch;
-use tonic::Code;
 
 const WORKLOAD: &str = r#"{"ns":"server-ns","pod":"server-0"}"#;
-
-fn watches(mock: &MockControlPlane, default: &str) -> InboundHandle {
-    let backoff = Backoff {
-        min: Duration::from_millis(10),
-        max: Duration::from_millis(200),
-    };
-    let detect = Duration::from_secs(10);
-    ringside::discovery::inbound::spawn(mock.addr, WORKLOAD, default, detect, backoff)
-        .expect("the inbound policy thread")
-}
-
-fn port(handle: &InboundHandle, port: u16) -> watch::Receiver<PortAnswer> {
-    handle
-        .lookup(port)
-        .blocking_recv()
-        .expect("the thread answers")
-}
-
-fn server_name(receiver: &watch::Receiver<PortAnswer>) -> String {
-    receiver.borrow().policy.name.to_string()
-}
-
-fn wait_for_server(receiver: &watch::Receiver<PortAnswer>, name: &str) {
-    eventually(&format!("server {name}"), || server_name(receiver) == name);
-}
-
-#[test]
-fn a_port_follows_its_server_and_falls_back_to_the_default() {
-    let mock = MockControlPlane::start();
-    let everyone: &[(&str, &[&str])] = &[("0.0.0.0/0", &[])];
-    let open = authz("all", false, everyone, Who::Unauthenticated);
-    mock.set_server(
-        8080,
-        Some(server_of(
-            "web",
-            false,
-            Proto::Detect(default_routes(&["/ready"])),
-            vec![open],
-        )),
-    );
-    let handle = watches(&mock, "deny");
-    let web = port(&handle, 8080);
-    wait_for_server(&web, "web");
-    let answer = web.borrow().clone();
-    assert!(answer.settled);
-    assert_eq!(
-        answer.policy.protocol,
-        InboundProtocol::Detect {
-            timeout: Duration::from_secs(10)
-        }
-    );
-    assert_eq!(answer.policy.routes.len(), 2, "default and probe");
-    assert_eq!(mock.watched_ports(), [format!("8080 {WORKLOAD}")]);
-
-    // Changed mid-run: the open stream brings it.
-    mock.set_server(
-        8080,
-        Some(server_of("web-opaque", false, Proto::Opaque, vec![])),
-    );
-    wait_for_server(&web, "web-opaque");
-    assert_eq!(web.borrow().policy.protocol, InboundProtocol::Opaque);
-    // The same port again shares the stream.
-    let again = port(&handle, 8080);
-    assert_eq!(server_name(&again), "web-opaque");
-    assert_eq!(mock.watched_ports().len(), 1);
-
-    // A port the service has nothing for yet: the default until it has.
-    let admin = port(&handle, 4191);
-    eventually("the first call answered", || admin.borrow().settled);
-    assert_eq!(server_name(&admin), "deny");
-    mock.set_server(
-        4191,
-        Some(server_of("admin", false, Proto::Http1(vec![]), vec![])),
-    );
-    wait_for_server(&admin, "admin");
-
-    // A `Server` past a bound: Linkerd's invalid policy, refusing all.
-    let open = || authz("all", false, everyone, Who::Unauthenticated);
-    let too_many = (0..=64).map(|_| open()).collect();
-    mock.set_server(
-        8080,
-        Some(server_of("too-many", false, Proto::Opaque, too_many)),
-    );
-    wait_for_server(&web, "invalid");
-    assert!(web.borrow().policy.authorizations.is_empty());
-
-    // INVALID_ARGUMENT: the default, for good.
-    mock.fail_port(8080, Code::InvalidArgument);
-    mock.break_streams();
-    wait_for_server(&web, "deny");
-}
-
-#[test]
-fn with_the_service_down_the_default_is_settled_at_once_and_the_answer_taken_later() {
-    let mock = MockControlPlane::start();
-    mock.set_down(true);
-    let handle = watches(&mock, "all-authenticated");
-    let web = port(&handle, 8080);
-    eventually("the failed first call settles the port", || {
-        web.borrow().settled
-    });
-    assert_eq!(server_name(&web), "all-authenticated");
-    mock.set_server(
-        8080,
-        Some(server_of("web", false, Proto::Http2(vec![]), vec![])),
-    );
-    mock.set_down(false);
-    wait_for_server(&web, "web");
-    // Down again: the last answer is kept.
-    mock.set_down(true);
-    mock.break_streams();
-    let calls = mock.calls(support::mock_discovery::Call::WatchPort);
-    eventually("a reconnection tried", || {
-        mock.calls(support::mock_discovery::Call::WatchPort) > calls + 1
-    });
-    assert_eq!(server_name(&web), "web");
-}
 
 const POD: &str = "web.server-ns.serviceaccount.identity.linkerd.cluster.local";
 const CLIENT: &str = "api.client-ns.serviceaccount.identity.linkerd.cluster.local";
@@ -217,11 +96,6 @@ fn policed_ringside(
     proxy.wait_ready();
     pod.redirect(test, proxy.transparent[1].port(), RINGSIDE_GID)?;
     Some(proxy)
-}
-
-/// An HTTP/1 GET over mTLS as `CLIENT` to `target`: the status.
-fn meshed_get(dir: &support::TempDir, target: SocketAddr, path: &str) -> u16 {
-    tls_get(dir, target, path, true)
 }
 
 /// An HTTP/1 GET over TLS naming the pod's identity, as `CLIENT` (mTLS)
@@ -365,16 +239,16 @@ fn servers_decide_protocol_authorizations_routes_and_refusals() {
     assert_eq!(curl(&url(&api, "/api/users"), &[]).0, 200);
     assert_eq!(curl(&url(&api, "/other"), &[]).0, 404);
     // A meshed peer of the suffix is allowed, plaintext refused.
-    assert_eq!(meshed_get(&dir, authn.addr, "/"), 200);
+    assert_eq!(tls_get(&dir, authn.addr, "/", true), 200);
     assert_eq!(curl(&url(&authn, "/"), &[]).0, 403);
-    assert_eq!(meshed_get(&dir, all_authn.addr, "/"), 200);
+    assert_eq!(tls_get(&dir, all_authn.addr, "/", true), 200);
     assert_eq!(curl(&url(&all_authn, "/"), &[]).0, 403);
-    assert_eq!(meshed_get(&dir, by_name.addr, "/"), 200);
-    assert_eq!(meshed_get(&dir, not_ours.addr, "/"), 403);
+    assert_eq!(tls_get(&dir, by_name.addr, "/", true), 200);
+    assert_eq!(tls_get(&dir, not_ours.addr, "/", true), 403);
     // TLS without a client certificate: admitted where TLS is all a port
     // asks, refused where it asks an identity; plaintext refused.
     assert_eq!(tls_get(&dir, tls_only.addr, "/", false), 200);
-    assert_eq!(meshed_get(&dir, tls_only.addr, "/"), 200);
+    assert_eq!(tls_get(&dir, tls_only.addr, "/", true), 200);
     assert_eq!(curl(&url(&tls_only, "/"), &[]).0, 403);
     assert_eq!(tls_get(&dir, authn.addr, "/", false), 403);
     assert_eq!(tls_get(&dir, all_authn.addr, "/", false), 403);

@@ -247,10 +247,11 @@ fn route_of(
     header: &dyn Fn(&str) -> Option<&'static [u8]>,
 ) -> Option<String> {
     let header = |name: &str| header(name);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let parts = RequestParts {
         method,
-        path: crate::http::target_path(target),
-        query: crate::http::target_query(target),
+        path,
+        query,
         header: &header,
     };
     policy.route(&parts).map(|r| r.labels.to_string())
