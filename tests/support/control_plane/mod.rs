@@ -31,6 +31,9 @@ pub struct ControlPlane {
     /// The server side of TLS, when served over TLS.
     pub tls: Option<ServerTls>,
     serving: Option<Serving>,
+    /// While down: its port, bound but not listening, so connections are
+    /// refused and no other test can take the port before `resume`.
+    reserved: Option<socket2::Socket>,
 }
 
 struct Serving {
@@ -48,23 +51,26 @@ impl ControlPlane {
             identity,
             tls: None,
             serving: None,
+            reserved: None,
         };
         plane.serve(listener);
         plane
     }
 
-    /// Not serving yet: its port is free, so connections are refused
-    /// until `resume`.
+    /// Not serving yet: its port is bound but not listening, so
+    /// connections are refused until `resume` listens on it.
     pub fn down(identity: IdentityService) -> ControlPlane {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        socket.bind(&any_port.into()).expect("a port");
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
         ControlPlane {
             addr,
             identity,
             tls: None,
             serving: None,
+            reserved: Some(socket),
         }
     }
 
@@ -78,6 +84,7 @@ impl ControlPlane {
             identity,
             tls,
             serving: None,
+            reserved: None,
         };
         plane.serve(listener);
         plane
@@ -89,9 +96,16 @@ impl ControlPlane {
         tls.seen.lock().unwrap().clone()
     }
 
-    /// Serves (again) on its address.
+    /// Serves (again) on its address: on the port `down` kept, else bound
+    /// again.
     pub fn resume(&mut self) {
-        let listener = TcpListener::bind(self.addr).expect("the control plane's port is free");
+        let listener = match self.reserved.take() {
+            Some(socket) => {
+                socket.listen(128).expect("listening on the kept port");
+                socket.into()
+            }
+            None => TcpListener::bind(self.addr).expect("the control plane's port is free"),
+        };
         self.serve(listener);
     }
 
