@@ -214,14 +214,19 @@ impl H1Proxy<'_> {
         deadline: &Deadline,
     ) -> Result<Option<Served>, ConnError> {
         if let Some(authz) = &self.authz {
-            let header = |name: &str| head.header(name);
-            let request = RequestParts {
-                method: head.method(),
-                path: target_path(head.target()),
-                query: target_query(head.target()),
-                header: &header,
+            // Made and dropped in a block: a local the refusal's await
+            // outlived would keep its room in every connection's task.
+            let judged = {
+                let header = |name: &str| head.header(name);
+                let request = RequestParts {
+                    method: head.method(),
+                    path: target_path(head.target()),
+                    query: target_query(head.target()),
+                    header: &header,
+                };
+                authz.judge(&self.shard.metrics, &request)
             };
-            if let Err(refusal) = authz.judge(&self.shard.metrics, &request) {
+            if let Err(refusal) = judged {
                 return self.refuse(client, refusal).await.map(Some);
             }
         }
