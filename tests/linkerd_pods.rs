@@ -156,22 +156,7 @@ fn pod_a_reaches_pod_bs_applications_over_mtls_under_bs_policy() {
 
     // HTTP/2, allowed.
     let url = format!("http://{grpc_app}/echo");
-    let http2 = mesh.pods.a.run(
-        "curl",
-        &[
-            "-sS",
-            "--http2-prior-knowledge",
-            "--max-time",
-            "10",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_version} %{http_code}",
-            "--data-binary",
-            "hello",
-            &url,
-        ],
-    );
+    let http2 = mesh.http2_post_from_a(&url);
     assert_eq!(http2, "2 200");
     assert_eq!(grpc.requests(), 1);
 

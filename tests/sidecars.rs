@@ -42,22 +42,7 @@ fn http1_and_http2_requests_cross_both_sidecars() {
     assert_eq!(web.requests(), 1, "the application saw the request");
     assert_one_request_on_both_sides(&mesh, web_app);
 
-    let http2 = mesh.pods.a.run(
-        "curl",
-        &[
-            "-sS",
-            "--http2-prior-knowledge",
-            "--max-time",
-            "10",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_version} %{http_code}",
-            "--data-binary",
-            "hello",
-            &format!("http://{grpc_app}/echo"),
-        ],
-    );
+    let http2 = mesh.http2_post_from_a(&format!("http://{grpc_app}/echo"));
     assert_eq!(http2, "2 200");
     assert_eq!(grpc.requests(), 1, "the application saw the request");
     assert_one_request_on_both_sides(&mesh, grpc_app);

@@ -42,6 +42,16 @@ impl Mesh {
         self.pods.a.run("curl", &args)
     }
 
+    /// curl in pod A POSTing `hello` over HTTP/2 (prior knowledge) to
+    /// `url`: the HTTP version and status it got (`2 200`).
+    pub fn http2_post_from_a(&self, url: &str) -> String {
+        let format = "%{http_version} %{http_code}";
+        let args = ["-sS", "--http2-prior-knowledge", "--max-time", "10"];
+        let args = [&args[..], &["-o", "/dev/null", "-w", format]].concat();
+        let args = [&args[..], &["--data-binary", "hello", url]].concat();
+        self.pods.a.run("curl", &args)
+    }
+
     /// `None` after a SKIP line when this machine has no namespaces.
     /// `install` adds flags to both pods' `ringside iptables install`.
     pub fn start(test: &str, tag: &str, install: &[&str]) -> Option<Mesh> {
