@@ -437,6 +437,18 @@ impl Reactor {
         source
     }
 
+    /// Arms one accept that takes every connection to come on `raw` (a
+    /// non-blocking listener), each queued on the source.
+    pub(crate) fn accept_multi(&self, raw: RawFd) -> Source {
+        let accepted = sys::Accepted {
+            ready: Default::default(),
+            armed: true,
+        };
+        let source = self.new_source(raw, SourceType::AcceptMulti(accepted), None);
+        self.sys.accept_multi(&source);
+        source
+    }
+
     pub(crate) fn poll_read_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys.poll_ready(&source, common_flags() | read_flags());

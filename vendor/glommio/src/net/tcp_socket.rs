@@ -10,6 +10,7 @@ use crate::{
         yolo_accept,
     },
     reactor::Reactor,
+    sys::Source,
     GlommioError,
 };
 use futures_lite::{
@@ -21,6 +22,7 @@ use nix::sys::socket::SockaddrStorage;
 use pin_project_lite::pin_project;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::{
+    cell::{Cell, RefCell},
     io,
     net::{self, Shutdown, SocketAddr, ToSocketAddrs},
     os::unix::io::{AsRawFd, FromRawFd, IntoRawFd, RawFd},
@@ -75,6 +77,24 @@ type Result<T> = crate::Result<T, ()>;
 pub struct TcpListener {
     reactor: Weak<Reactor>,
     listener: net::TcpListener,
+    /// The multishot accept `accept_multishot` keeps armed, once called.
+    multishot: RefCell<Option<Source>>,
+    /// The kernel refused a multishot accept (before Linux 5.19):
+    /// `accept_multishot` accepts one connection per request instead.
+    multishot_refused: Cell<bool>,
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        // An armed multishot accept holds the socket in the kernel until its
+        // cancellation is submitted and completes, which an executor about
+        // to stop may never do: the port would go on taking connections
+        // after the listener (or the process) is gone. Shutting the reading
+        // side stops the listening at once and ends the accept.
+        if self.multishot.get_mut().is_some() {
+            let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Read);
+        }
+    }
 }
 
 impl FromRawFd for TcpListener {
@@ -86,6 +106,8 @@ impl FromRawFd for TcpListener {
         TcpListener {
             reactor: Rc::downgrade(&crate::executor().reactor()),
             listener,
+            multishot: RefCell::new(None),
+            multishot_refused: Cell::new(false),
         }
     }
 }
@@ -132,6 +154,8 @@ impl TcpListener {
         Ok(TcpListener {
             reactor: Rc::downgrade(&crate::executor().reactor()),
             listener,
+            multishot: RefCell::new(None),
+            multishot_refused: Cell::new(false),
         })
     }
 
@@ -206,6 +230,78 @@ impl TcpListener {
     pub async fn accept(&self) -> Result<TcpStream> {
         let a = self.shared_accept().await?;
         Ok(a.bind_to_executor())
+    }
+
+    /// Accepts a new incoming TCP connection in this executor, from one
+    /// multishot accept (`IORING_ACCEPT_MULTISHOT`) that stays armed on the
+    /// listener between calls: the kernel accepts each connection as it
+    /// comes and queues it here, where [`accept`] tries an `accept(2)` and
+    /// then submits a request per connection. The listener must be
+    /// non-blocking; connections come non-blocking and close-on-exec.
+    /// Connections queued but never asked for are closed with the listener.
+    /// The kernel takes the open-files limit when the accept is armed: a
+    /// limit lowered later (`prlimit`) is seen once the accept has ended
+    /// and been armed anew. A kernel without multishot accept gets
+    /// [`accept`]'s way.
+    ///
+    /// [`accept`]: TcpListener::accept
+    pub async fn accept_multishot(&self) -> Result<TcpStream> {
+        let fd = poll_fn(|cx| self.poll_multishot(cx)).await?;
+        // SAFETY: the kernel accepted this fd for us alone.
+        Ok(unsafe { TcpStream::from_raw_fd(fd) })
+    }
+
+    fn poll_multishot(&self, cx: &mut Context<'_>) -> Poll<io::Result<RawFd>> {
+        if self.multishot_refused.get() {
+            return match yolo_accept(self.listener.as_raw_fd()) {
+                Some(result) => Poll::Ready(result),
+                None => self.poll_one_accept(cx),
+            };
+        }
+        let mut multishot = self.multishot.borrow_mut();
+        let source = multishot.get_or_insert_with(|| {
+            let reactor = self.reactor.upgrade().unwrap();
+            reactor.accept_multi(self.listener.as_raw_fd())
+        });
+        let (accepted, armed) = source.take_accepted(cx.waker());
+        match accepted {
+            Some(Err(err)) if err.raw_os_error() == Some(libc::EINVAL) && !armed => {
+                self.multishot_refused.set(true);
+                *multishot = None;
+                drop(multishot);
+                self.poll_multishot(cx)
+            }
+            // An ended request (an error, a full CQ) keeps its source until
+            // every connection queued on it is taken: dropped, it would
+            // close them.
+            Some(result) => Poll::Ready(result),
+            None if armed => Poll::Pending,
+            None => {
+                // Ended and drained: armed anew.
+                *multishot = None;
+                drop(multishot);
+                self.poll_multishot(cx)
+            }
+        }
+    }
+
+    /// One accept request at a time, for kernels without multishot accept.
+    fn poll_one_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<RawFd>> {
+        let mut pending = self.multishot.borrow_mut();
+        let source = pending.get_or_insert_with(|| {
+            let reactor = self.reactor.upgrade().unwrap();
+            reactor.accept(self.listener.as_raw_fd())
+        });
+        match source.result() {
+            Some(result) => {
+                *pending = None;
+                Poll::Ready(result.map(|fd| fd as RawFd))
+            }
+            None => {
+                source.add_waiter_single(cx.waker());
+                Poll::Pending
+            }
+        }
     }
 
     /// Creates a stream of incoming connections

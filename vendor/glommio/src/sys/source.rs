@@ -69,6 +69,7 @@ pub(crate) enum SourceType {
     Timeout(TimeSpec64, u32),
     Connect(Box<nix::sys::socket::SockaddrStorage>),
     Accept(Box<SockAddrStorage>),
+    AcceptMulti(Accepted),
     Rename(PathBuf, PathBuf),
     CreateDir(PathBuf),
     Remove(PathBuf),
@@ -77,6 +78,27 @@ pub(crate) enum SourceType {
     CopyFileRange(RawFd, u64, usize),
     #[cfg(feature = "bench")]
     Noop,
+}
+
+/// What a multishot accept (`IORING_ACCEPT_MULTISHOT`) has taken from its
+/// listener and nobody has asked for yet. One request stays armed in the
+/// kernel and posts a CQE per connection, so connections can arrive faster
+/// than they are asked for; those never asked for are closed with the source.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) ready: std::collections::VecDeque<io::Result<RawFd>>,
+    /// The request is armed: submitted, and no CQE without
+    /// `IORING_CQE_F_MORE` has ended it.
+    pub(crate) armed: bool,
+}
+
+impl Drop for Accepted {
+    fn drop(&mut self) {
+        for fd in self.ready.drain(..).flatten() {
+            // SAFETY: the kernel gave this fd to us alone and nobody took it.
+            unsafe { libc::close(fd) };
+        }
+    }
 }
 
 impl TryFrom<SourceType> for Statx {
@@ -239,6 +261,22 @@ impl Source {
     /// submission or submitted and not yet completed.
     pub(crate) fn is_in_flight(&self) -> bool {
         self.inner.borrow().enqueued.is_some()
+    }
+
+    /// A multishot accept's next connection, if one has come, and whether
+    /// the request is still armed to take more. With none, `waker` is woken
+    /// when one comes or the request ends.
+    pub(crate) fn take_accepted(&self, waker: &Waker) -> (Option<io::Result<RawFd>>, bool) {
+        let mut inner = self.inner.borrow_mut();
+        let SourceType::AcceptMulti(accepted) = &mut inner.source_type else {
+            unreachable!("not a multishot accept: {:?}", inner.source_type);
+        };
+        let taken = (accepted.ready.pop_front(), accepted.armed);
+        if taken.0.is_none() && taken.1 {
+            drop(inner);
+            self.add_waiter_single(waker);
+        }
+        taken
     }
 
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {

@@ -32,6 +32,7 @@ use std::{
 use crate::{
     free_list::{FreeList, Idx},
     iou,
+    iou::cqe::CompletionFlags,
     iou::sqe::{FsyncFlags, SockAddrStorage, StatxFlags, StatxMode, SubmissionFlags, TimeoutFlags},
     sys::{
         self,
@@ -52,6 +53,8 @@ use nix::sys::{
 use smallvec::SmallVec;
 
 const MSG_ZEROCOPY: i32 = 0x4000000;
+/// `sqe->ioprio` flag of an accept that stays armed (Linux 5.19).
+const IORING_ACCEPT_MULTISHOT: u16 = 1 << 0;
 
 #[allow(dead_code)]
 #[derive(Debug)]
@@ -69,6 +72,7 @@ enum UringOpDescriptor {
     Connect(*const SockaddrStorage),
     LinkTimeout(*const uring_sys::__kernel_timespec),
     Accept(*mut SockAddrStorage),
+    AcceptMulti,
     Fallocate(u64, u64, libc::c_int),
     Statx(*const u8, *mut Statx),
     Timeout(*const uring_sys::__kernel_timespec, u32),
@@ -330,6 +334,15 @@ fn fill_sqe<F>(
                 sqe.prep_accept(op.fd, Some(&mut *addr), SockFlag::SOCK_CLOEXEC);
             }
 
+            UringOpDescriptor::AcceptMulti => {
+                // No address: one buffer could not hold a connection's
+                // address for each CQE. Non-blocking, as sockets driven by
+                // readiness want them.
+                let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+                sqe.prep_accept(op.fd, None, flags);
+                sqe.raw_mut().ioprio |= IORING_ACCEPT_MULTISHOT;
+            }
+
             UringOpDescriptor::Fallocate(offset, size, flags) => {
                 let flags = FallocateFlags::from_bits_truncate(flags);
                 sqe.prep_fallocate(op.fd, offset, size, flags);
@@ -538,7 +551,7 @@ fn process_one_event<F, R>(
     try_process: F,
     post_process: R,
     source_map: Rc<RefCell<SourceMap>>,
-) -> Option<bool>
+) -> Option<Completion>
 where
     F: FnOnce(Ref<'_, InnerSource>) -> Option<()>,
     R: FnOnce(RefMut<'_, InnerSource>, io::Result<usize>) -> io::Result<usize>,
@@ -546,24 +559,60 @@ where
     if let Some(value) = cqe {
         // No user data is `POLL_REMOVE` or `CANCEL`, we won't process.
         if value.user_data() == 0 {
-            return Some(false);
+            return Some(Completion {
+                woke: false,
+                last: true,
+            });
         }
 
-        let src = source_map
-            .borrow_mut()
-            .consume_source(from_user_data(value.user_data()));
+        let id = from_user_data(value.user_data());
+        if value.flags().contains(CompletionFlags::MORE) {
+            // A multishot request that stays armed: its source stays in the
+            // map for the CQEs to come.
+            let woke = source_map.borrow_mut().peek_source_mut(id, |mut src| {
+                let result = transmute_error(value.result());
+                let _not_multishot = multishot_result(&mut src, result, true);
+                src.wakers.wake_waiters()
+            });
+            return Some(Completion { woke, last: false });
+        }
+        let src = source_map.borrow_mut().consume_source(id);
 
         let result = value.result();
 
         let mut woke = false;
         if try_process(src.borrow()).is_none() {
-            let res = Some(post_process(src.borrow_mut(), transmute_error(result)));
+            let res = post_process(src.borrow_mut(), transmute_error(result));
             let mut inner_source = src.borrow_mut();
-            inner_source.wakers.result = res;
+            if let Some(res) = multishot_result(&mut inner_source, res, false) {
+                inner_source.wakers.result = Some(res);
+            }
             woke = inner_source.wakers.wake_waiters();
         }
-        return Some(woke);
+        return Some(Completion { woke, last: true });
     }
+    None
+}
+
+/// What a CQE did: whether it woke a task, and whether it was its request's
+/// last (a multishot request's others leave it in the kernel).
+struct Completion {
+    woke: bool,
+    last: bool,
+}
+
+/// Queues a multishot accept's result on its source (`more`: the request
+/// stays armed). Any other source's result is given back.
+fn multishot_result(
+    src: &mut InnerSource,
+    result: io::Result<usize>,
+    more: bool,
+) -> Option<io::Result<usize>> {
+    let SourceType::AcceptMulti(accepted) = &mut src.source_type else {
+        return Some(result);
+    };
+    accepted.ready.push_back(result.map(|fd| fd as RawFd));
+    accepted.armed = more;
     None
 }
 
@@ -862,9 +911,11 @@ impl UringCommon for PollRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|completion| {
+            if completion.last {
+                self.in_kernel -= 1;
+            }
+            completion.woke
         })
     }
 
@@ -1226,9 +1277,11 @@ impl UringCommon for SleepableRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|completion| {
+            if completion.last {
+                self.in_kernel -= 1;
+            }
+            completion.woke
         })
     }
 
@@ -1590,6 +1643,15 @@ impl Reactor {
             &mut *self.ring_for_source(source),
             source,
             op,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
+    pub(crate) fn accept_multi(&self, source: &Source) {
+        queue_request_into_ring(
+            &mut *self.ring_for_source(source),
+            source,
+            UringOpDescriptor::AcceptMulti,
             &mut self.source_map.borrow_mut(),
         );
     }
@@ -2074,6 +2136,7 @@ impl Reactor {
             SourceType::SockRecv(_)
             | SourceType::SockRecvMsg(_)
             | SourceType::Accept(_)
+            | SourceType::AcceptMulti(_)
             | SourceType::Connect(_) => self.latency_ring.borrow_mut(),
             SourceType::Invalid => {
                 unreachable!("called ring_for_source on invalid source")
