@@ -1,86 +1,54 @@
 //! `Listener`: a shard's listening socket, bound with socket2 by the
-//! runtime and accepted from here. After each io_uring accept, whatever
-//! else waits in the backlog is taken with one accept4(2) each
-//! (`accept_now`) instead of another io_uring round trip per connection.
-//! When accepting fails, `AcceptFailures` says how long to pause.
+//! runtime and accepted from here, through one multishot accept that stays
+//! armed on it (glommio patch 16): the kernel accepts each connection as it
+//! comes, with no request, `accept(2)` or `fcntl(2)` per connection. When
+//! accepting fails, `AcceptFailures` says how long to pause.
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::time::Duration;
 
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpListener;
 
 use super::Socket;
 
 pub struct Listener {
     listener: TcpListener,
-    /// glommio does not expose the listener's fd; it stays valid while
-    /// `listener` lives, which is as long as `self`.
-    fd: RawFd,
 }
 
 impl Listener {
     /// Takes over a bound, listening, non-blocking socket. Must run on
     /// the executor that will accept on it.
     pub fn new(socket: socket2::Socket) -> Listener {
-        let fd = socket.into_raw_fd();
         // SAFETY: the fd comes from a socket2 socket we owned, bound and
         // listening; ownership moves into the glommio listener.
-        let listener = unsafe { TcpListener::from_raw_fd(fd) };
-        Listener { listener, fd }
+        let listener = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
+        Listener { listener }
     }
 
     /// Waits for the next connection. It comes set up as every socket of
-    /// the proxy is (`Socket::new`: no Nagle delay) before its first byte
-    /// is read or written, a TLS handshake's included: a server flight
-    /// held back by Nagle waits for the client's delayed ACK (about 40 ms).
-    /// One that cannot be set up is reported as aborted: its peer is gone.
+    /// the proxy is (`Socket::new`: no Nagle delay, non-blocking) before its
+    /// first byte is read or written, a TLS handshake's included: a server
+    /// flight held back by Nagle waits for the client's delayed ACK (about
+    /// 40 ms). One that cannot be set up is reported as aborted: its peer is
+    /// gone.
     pub async fn accept(&self) -> io::Result<Socket> {
-        let stream = self.listener.accept().await.map_err(io::Error::from)?;
-        Socket::new(stream).map_err(aborted)
+        let stream = self.listener.accept_multishot().await;
+        let stream = stream.map_err(io::Error::from)?;
+        Socket::non_blocking(stream).map_err(aborted)
     }
+}
 
-    /// Accepts a connection already waiting in the backlog, without
-    /// waiting: `Ok(None)` when there is none. The socket comes
-    /// non-blocking, as the proxy wants it.
-    pub fn accept_now(&self) -> io::Result<Option<Socket>> {
-        let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-        loop {
-            // SAFETY: null address pointers are allowed (the peer's
-            // address is not wanted here); `self.fd` is a listening socket
-            // that lives as long as `self`.
-            let fd = unsafe {
-                libc::accept4(self.fd, std::ptr::null_mut(), std::ptr::null_mut(), flags)
-            };
-            if fd >= 0 {
-                // SAFETY: accept4 returned a new fd that nobody else owns;
-                // the glommio stream takes ownership and closes it.
-                let stream = unsafe { TcpStream::from_raw_fd(fd) };
-                match Socket::new(stream) {
-                    Ok(socket) => return Ok(Some(socket)),
-                    // Its peer is gone: take the next one.
-                    Err(_) => continue,
-                }
-            }
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::WouldBlock => return Ok(None),
-                // The peer gave up before we accepted: try the next one.
-                io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted => continue,
-                _ => return Err(err),
-            }
-        }
-    }
+/// A socket that could not be set up: its peer is gone, as an accept the
+/// peer gave up on.
+fn aborted(err: io::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, err)
 }
 
 /// The label an accept error is counted under: the errnos that mean the
 /// process or the kernel ran out of something, by name; anything else is
 /// `other`.
-fn aborted(err: io::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionAborted, err)
-}
-
 pub fn accept_error_reason(err: &io::Error) -> &'static str {
     match err.raw_os_error() {
         Some(libc::EMFILE) => "emfile",
@@ -177,16 +145,93 @@ mod tests {
         socket.listen(8).unwrap();
         socket.set_nonblocking(true).unwrap();
         let addr = socket.local_addr().unwrap().as_socket().unwrap();
-        // Both wait in the backlog: one for the io_uring accept, one for
-        // accept_now.
+        // Both wait in the backlog: the multishot accept takes both.
         let _clients = [(); 2].map(|_| std::net::TcpStream::connect(addr).unwrap());
         glommio::LocalExecutor::default().run(async move {
             let listener = Listener::new(socket);
             let first = listener.accept().await.unwrap();
-            let second = listener.accept_now().unwrap().expect("a second client");
+            let second = listener.accept().await.unwrap();
             for accepted in [first, second] {
                 assert!(accepted.with_sock_ref(|s| s.nodelay()).unwrap());
+                // splice(2) on a blocking socket would block the shard.
+                assert!(accepted.with_sock_ref(|s| s.nonblocking()).unwrap());
             }
+        });
+    }
+
+    /// A backlog deeper than the completion queue ends the multishot accept
+    /// when the queue fills; every connection it took must still be handed
+    /// out, and the accept armed again for the rest.
+    #[test]
+    fn a_backlog_deeper_than_the_completion_queue_is_accepted_whole() {
+        const CLIENTS: usize = 1000;
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        socket.listen(CLIENTS as i32).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        glommio::LocalExecutor::default().run(async move {
+            let listener = Listener::new(socket);
+            let mut accepted = Vec::new();
+            while accepted.len() < CLIENTS {
+                let next = crate::io::timeout(Duration::from_secs(5), listener.accept()).await;
+                let next =
+                    next.unwrap_or_else(|| panic!("{} of {CLIENTS} accepted", accepted.len()));
+                accepted.push(next.unwrap());
+            }
+        });
+        drop(clients);
+    }
+
+    /// The multishot accept takes every connection in the backlog at once,
+    /// so a listener closed after one accept holds the others: they must
+    /// be closed with it (their clients see the end), not leaked. And the
+    /// port stops listening when the listener is dropped, not when the
+    /// kernel gets round to ending the accept.
+    #[test]
+    fn connections_accepted_but_never_asked_for_are_closed_with_the_listener() {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        socket.listen(16).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        let clients = [(); 6].map(|_| std::net::TcpStream::connect(addr).unwrap());
+        glommio::LocalExecutor::default().run(async move {
+            let listener = Listener::new(socket);
+            let first = listener.accept().await.unwrap();
+            drop(listener);
+            // Not listening any more, though the kernel may not have ended
+            // the accept yet.
+            assert!(std::net::TcpStream::connect(addr).is_err());
+            let mut open: Vec<_> = clients.iter().skip(1).collect();
+            for client in &open {
+                client.set_nonblocking(true).unwrap();
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            // The listener's accept ends when the shard next enters the
+            // kernel: let it run until every client has seen its end.
+            while !open.is_empty() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} left open",
+                    open.len()
+                );
+                open.retain(|client| {
+                    let read = std::io::Read::read(&mut &**client, &mut [0u8; 1]);
+                    matches!(read, Err(ref err) if err.kind() == io::ErrorKind::WouldBlock)
+                });
+                crate::io::sleep(Duration::from_millis(1)).await;
+            }
+            drop(first);
         });
     }
 }

@@ -60,9 +60,15 @@ impl Socket {
     /// must not add latency to small writes) and O_NONBLOCK, so that
     /// splice(2) returns `WouldBlock` rather than blocking the shard.
     pub(super) fn new(stream: TcpStream) -> io::Result<Socket> {
+        set_nonblocking(stream.as_raw_fd())?;
+        Socket::non_blocking(stream)
+    }
+
+    /// `new` for a stream that came non-blocking (accepted with
+    /// `SOCK_NONBLOCK`): one system call less.
+    pub(super) fn non_blocking(stream: TcpStream) -> io::Result<Socket> {
         stream.set_nodelay(true)?;
         let fd = stream.as_raw_fd();
-        set_nonblocking(fd)?;
         Ok(Socket {
             stream: RefCell::new(Stream::Plain(Box::new(stream))),
             fd,

@@ -171,20 +171,7 @@ pub async fn accept_loop(
                 if !start(stream) {
                     break;
                 }
-                // Whatever else waits in the backlog is taken right away,
-                // with one accept4(2) each instead of another io_uring
-                // round trip (and glommio's fcntl dance) per connection.
-                loop {
-                    match listener.accept_now() {
-                        Ok(Some(stream)) => {
-                            if !start(stream) {
-                                return;
-                            }
-                        }
-                        Ok(None) => break None,
-                        Err(err) => break Some(err),
-                    }
-                }
+                None
             }
             // The peer gave up before it was accepted: nothing ran out.
             Some(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionAborted => None,

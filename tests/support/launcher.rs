@@ -45,6 +45,8 @@ pub struct Launch {
     /// A cgroup v2 directory ringside starts in (its placement reads the
     /// group's `cpu.max`), for the live quota test.
     cgroup: Option<String>,
+    /// Soft and hard `RLIMIT_NOFILE` to start under.
+    open_files: Option<u64>,
 }
 
 impl Launch {
@@ -85,6 +87,13 @@ impl Launch {
         self
     }
 
+    /// Starts ringside under an open-files limit (soft and hard) of
+    /// `limit`, which it cannot raise.
+    pub fn open_files_limit(mut self, limit: u64) -> Launch {
+        self.open_files = Some(limit);
+        self
+    }
+
     pub fn shards(self, shards: usize) -> Launch {
         self.arg("--shards", shards)
     }
@@ -103,6 +112,21 @@ impl Launch {
         if let Some(gid) = self.gid {
             use std::os::unix::process::CommandExt;
             command.gid(gid);
+        }
+        if let Some(limit) = self.open_files {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: runs in the forked child before exec and makes one
+            // async-signal-safe system call on memory the closure owns.
+            unsafe {
+                command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                });
+            }
         }
         command.envs(self.env.iter().map(|(name, value)| (name, value)));
         // The file is read before the listening lines: it may go after.
@@ -227,10 +251,13 @@ impl Ringside {
         self.routes[0]
     }
 
-    /// File descriptors the process holds now (`/proc/PID/fd`).
-    pub fn open_fds(&self) -> usize {
+    /// The process's fds numbered below `limit`: those an open-files limit
+    /// of `limit` counts against (one inherited above it takes no slot).
+    pub fn fds_below(&self, limit: usize) -> usize {
         let dir = format!("/proc/{}/fd", self.child.id());
-        std::fs::read_dir(dir).expect("ringside runs").count()
+        let fds = std::fs::read_dir(dir).expect("ringside runs");
+        let numbers = fds.filter_map(|fd| fd.ok()?.file_name().to_str()?.parse::<usize>().ok());
+        numbers.filter(|&fd| fd < limit).count()
     }
 
     /// Resident memory of the process in KiB (`VmRSS` in
@@ -241,21 +268,6 @@ impl Ringside {
         let line = status.lines().find(|line| line.starts_with("VmRSS:"));
         let kib = line.and_then(|line| line.split_whitespace().nth(1));
         kib.and_then(|kib| kib.parse().ok()).expect("VmRSS in KiB")
-    }
-
-    /// Sets the process's open-files limit (soft and hard) to `limit`,
-    /// which may be below what it holds: then every new fd fails with
-    /// EMFILE until enough are closed.
-    pub fn limit_open_files(&self, limit: usize) {
-        let limit = libc::rlimit {
-            rlim_cur: limit as libc::rlim_t,
-            rlim_max: limit as libc::rlim_t,
-        };
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: prlimit reads one rlimit struct, which `limit` is, and
-        // writes nothing (null old-limit pointer).
-        let done = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) };
-        assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
     }
 
     /// User plus system CPU time the process has used, from
