@@ -235,8 +235,8 @@ impl TcpListener {
     /// Accepts a new incoming TCP connection in this executor, from one
     /// multishot accept (`IORING_ACCEPT_MULTISHOT`) that stays armed on the
     /// listener between calls: the kernel accepts each connection as it
-    /// comes and queues it here, where [`accept`] tries an `accept(2)` and
-    /// then submits a request per connection. The listener must be
+    /// comes and queues it here. ([`accept`] tries an `accept(2)` first,
+    /// then submits one request per connection.) The listener must be
     /// non-blocking; connections come non-blocking and close-on-exec.
     /// Connections queued but never asked for are closed with the listener.
     /// The kernel takes the open-files limit when the accept is armed: a

@@ -471,7 +471,9 @@ fn record_stats<Ring: UringCommon>(
     src: &mut InnerSource,
     res: &io::Result<usize>,
 ) {
-    src.wakers.fulfilled_at = Some(Instant::now());
+    if let Some(stamps) = src.wakers.stamps.as_mut() {
+        stamps.fulfilled_at = Some(Instant::now());
+    }
     if let Some(fulfilled) = src.stats_collection.and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
         if let Some(handle) = src.task_queue {
@@ -525,7 +527,9 @@ fn extract_one_chain(
             if op.user_data > 0 {
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
-                    x.wakers.submitted_at = Some(now);
+                    if let Some(stamps) = x.wakers.stamps.as_mut() {
+                        stamps.submitted_at = Some(now);
+                    }
                     let current = x.enqueued.as_mut().expect("bug");
                     match current.status {
                         EnqueuedStatus::Enqueued => {
@@ -571,7 +575,8 @@ where
             // map for the CQEs to come.
             let woke = source_map.borrow_mut().peek_source_mut(id, |mut src| {
                 let result = transmute_error(value.result());
-                let _not_multishot = multishot_result(&mut src, result, true);
+                let other = multishot_result(&mut src, result, true);
+                debug_assert!(other.is_none(), "only multishot sources get F_MORE");
                 src.wakers.wake_waiters()
             });
             return Some(Completion { woke, last: false });
@@ -2191,7 +2196,13 @@ fn queue_request_into_ring(
     descriptor: UringOpDescriptor,
     source_map: &mut SourceMap,
 ) {
-    source.inner.borrow_mut().wakers.queued_at = Some(Instant::now());
+    {
+        let mut inner = source.inner.borrow_mut();
+        if inner.stats_collection.is_some_and(|stats| stats.latency.is_some()) {
+            let stamps = inner.wakers.stamps.get_or_insert_with(Default::default);
+            stamps.queued_at = Some(Instant::now());
+        }
+    }
     let q = ring.submission_queue();
     let id = source_map.add_source(source, Rc::clone(&q));
 
