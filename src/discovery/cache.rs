@@ -17,10 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-
-use super::ask::{asker, Ask, Asker};
 use tokio::task::AbortHandle;
 
+use super::ask::{asker, Ask, Asker};
 use super::resolver::{self, Clients, Snapshot};
 use super::target;
 

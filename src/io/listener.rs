@@ -112,7 +112,10 @@ impl AcceptFailures {
 
 #[cfg(test)]
 mod tests {
+    use std::net::TcpStream;
+
     use super::*;
+    use crate::io::testing::{self, Loopback};
 
     fn listen() -> SocketAddr {
         "127.0.0.1:4140".parse().unwrap()
@@ -137,21 +140,12 @@ mod tests {
     /// reach a stage before TCP_NODELAY is on, whichever accept took it.
     #[test]
     fn accepted_sockets_have_no_nagle_delay_before_their_first_byte() {
-        let socket =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        socket
-            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-            .unwrap();
-        socket.listen(8).unwrap();
-        socket.set_nonblocking(true).unwrap();
-        let addr = socket.local_addr().unwrap().as_socket().unwrap();
-        // Both wait in the backlog: the multishot accept takes both.
-        let _clients = [(); 2].map(|_| std::net::TcpStream::connect(addr).unwrap());
-        glommio::LocalExecutor::default().run(async move {
-            let listener = Listener::new(socket);
-            let first = listener.accept().await.unwrap();
-            let second = listener.accept().await.unwrap();
-            for accepted in [first, second] {
+        testing::run(|| async {
+            let loopback = Loopback::bind();
+            // Both wait in the backlog: the multishot accept takes both.
+            let _clients = [(); 2].map(|_| TcpStream::connect(loopback.addr()).unwrap());
+            for _ in 0..2 {
+                let accepted = loopback.accept().await;
                 assert!(accepted.with_sock_ref(|s| s.nodelay()).unwrap());
                 // splice(2) on a blocking socket would block the shard.
                 assert!(accepted.with_sock_ref(|s| s.nonblocking()).unwrap());
@@ -165,28 +159,16 @@ mod tests {
     #[test]
     fn a_backlog_deeper_than_the_completion_queue_is_accepted_whole() {
         const CLIENTS: usize = 1000;
-        let socket =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        socket
-            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-            .unwrap();
-        socket.listen(CLIENTS as i32).unwrap();
-        socket.set_nonblocking(true).unwrap();
-        let addr = socket.local_addr().unwrap().as_socket().unwrap();
-        let clients: Vec<_> = (0..CLIENTS)
-            .map(|_| std::net::TcpStream::connect(addr).unwrap())
-            .collect();
-        glommio::LocalExecutor::default().run(async move {
-            let listener = Listener::new(socket);
-            let mut accepted = Vec::new();
-            while accepted.len() < CLIENTS {
-                let next = crate::io::timeout(Duration::from_secs(5), listener.accept()).await;
-                let next =
-                    next.unwrap_or_else(|| panic!("{} of {CLIENTS} accepted", accepted.len()));
-                accepted.push(next.unwrap());
+        testing::run(|| async {
+            let loopback = Loopback::with_backlog(CLIENTS as i32);
+            let _clients: Vec<_> = (0..CLIENTS)
+                .map(|_| TcpStream::connect(loopback.addr()).unwrap())
+                .collect();
+            for taken in 0..CLIENTS {
+                let next = crate::io::timeout(Duration::from_secs(5), loopback.accept()).await;
+                assert!(next.is_some(), "{taken} of {CLIENTS} accepted");
             }
         });
-        drop(clients);
     }
 
     /// The multishot accept takes every connection in the backlog at once,
@@ -196,22 +178,15 @@ mod tests {
     /// kernel gets round to ending the accept.
     #[test]
     fn connections_accepted_but_never_asked_for_are_closed_with_the_listener() {
-        let socket =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        socket
-            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-            .unwrap();
-        socket.listen(16).unwrap();
-        socket.set_nonblocking(true).unwrap();
-        let addr = socket.local_addr().unwrap().as_socket().unwrap();
-        let clients = [(); 6].map(|_| std::net::TcpStream::connect(addr).unwrap());
-        glommio::LocalExecutor::default().run(async move {
-            let listener = Listener::new(socket);
-            let first = listener.accept().await.unwrap();
-            drop(listener);
+        testing::run(|| async {
+            let loopback = Loopback::bind();
+            let addr = loopback.addr();
+            let clients = [(); 6].map(|_| TcpStream::connect(addr).unwrap());
+            let _first = loopback.accept().await;
+            drop(loopback);
             // Not listening any more, though the kernel may not have ended
             // the accept yet.
-            assert!(std::net::TcpStream::connect(addr).is_err());
+            assert!(TcpStream::connect(addr).is_err());
             let mut open: Vec<_> = clients.iter().skip(1).collect();
             for client in &open {
                 client.set_nonblocking(true).unwrap();
@@ -231,7 +206,6 @@ mod tests {
                 });
                 crate::io::sleep(Duration::from_millis(1)).await;
             }
-            drop(first);
         });
     }
 }

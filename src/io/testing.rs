@@ -46,11 +46,16 @@ pub struct Loopback {
 
 impl Loopback {
     pub fn bind() -> Loopback {
+        Loopback::with_backlog(64)
+    }
+
+    /// One whose backlog holds `backlog` connections not yet accepted.
+    pub fn with_backlog(backlog: i32) -> Loopback {
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
             .expect("a socket");
         let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
         socket.bind(&any_port.into()).expect("binding port 0");
-        socket.listen(64).expect("listening");
+        socket.listen(backlog).expect("listening");
         socket.set_nonblocking(true).expect("non-blocking");
         let addr = socket.local_addr().unwrap().as_socket().unwrap();
         Loopback {

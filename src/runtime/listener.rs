@@ -129,7 +129,8 @@ fn reuseport_listen(socket: Socket, addr: SocketAddr, backlog: u32) -> io::Resul
     socket.set_reuse_port(true)?;
     socket.bind(&SockAddr::from(addr))?;
     socket.listen(backlog.min(i32::MAX as u32) as i32)?;
-    // glommio's accept tries a non-blocking accept(2) first.
+    // Accepted through a multishot accept (glommio patch 16), which
+    // wants the listener non-blocking, as does the fallback's accept(2).
     socket.set_nonblocking(true)?;
     Ok(socket)
 }

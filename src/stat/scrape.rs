@@ -1,7 +1,8 @@
 //! One scrape of a ringside's `/metrics`: a plain HTTP/1.1 GET over a std
-//! `TcpStream` (`exchange`, which the demo's `POST /shutdown` uses too) (the admin server answers `connection: close` with a
-//! content length, `admin/wire.rs`), then the Prometheus text parsed into
-//! samples. Everything the remote end sends is bounded: the connect, each
+//! `TcpStream`, then the Prometheus text parsed into samples. The admin
+//! server answers `connection: close` with a content length
+//! (`admin/wire.rs`); `exchange`, which makes the request, serves the
+//! demo's `POST /shutdown` too. Everything the remote end sends is bounded: the connect, each
 //! read and write, the size of the page, and the length of a line.
 
 use std::collections::HashMap;

@@ -22,14 +22,13 @@ use std::time::Duration;
 use linkerd2_proxy_api::inbound::inbound_server_policies_client::InboundServerPoliciesClient;
 use linkerd2_proxy_api::inbound::PortSpec;
 use tokio::sync::{mpsc, watch};
-
-use crate::discovery::ask::{asker, Ask, Asker};
 use tonic::Code;
 
 use super::server::ServerPolicy;
 use super::translate::{self, default_policy};
 use crate::config::Cidr;
 use crate::control::Channel;
+use crate::discovery::ask::{asker, Ask, Asker};
 use crate::discovery::translate::printable;
 use crate::discovery::watch::{follow, Waits};
 use crate::discovery::Backoff;

@@ -131,7 +131,12 @@ pub enum ValueMatch {
 /// ASCII classes (`\w`, `\d`, `.` a byte): paths are ASCII on the wire,
 /// and Unicode's tables would cost every process 180 KiB (`Cargo.toml`).
 #[derive(Debug, Clone)]
-pub struct Pattern(pub regex::bytes::Regex);
+pub struct Pattern(regex::bytes::Regex);
+
+/// Bytes a compiled regular expression may take (the `regex` crate's
+/// `size_limit`): a remote pattern short enough to be taken that compiles
+/// past it, such as nested counted repetitions, is refused rather than kept.
+const MAX_COMPILED_BYTES: usize = 256 * 1024;
 
 impl PartialEq for Pattern {
     fn eq(&self, other: &Pattern) -> bool {
@@ -142,6 +147,16 @@ impl PartialEq for Pattern {
 impl Eq for Pattern {}
 
 impl Pattern {
+    /// Compiles `regex` as routes match by it, within `MAX_COMPILED_BYTES`.
+    pub fn new(regex: &str) -> Result<Pattern, regex::Error> {
+        regex::bytes::RegexBuilder::new(regex)
+            .unicode(false)
+            .size_limit(MAX_COMPILED_BYTES)
+            .dfa_size_limit(MAX_COMPILED_BYTES)
+            .build()
+            .map(Pattern)
+    }
+
     pub fn matches_whole(&self, value: &[u8]) -> bool {
         self.0
             .find(value)

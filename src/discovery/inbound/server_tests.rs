@@ -109,14 +109,7 @@ fn defaults_admit_whom_their_names_say_and_localhost_always() {
 
 #[test]
 fn the_most_specific_matching_route_is_taken() {
-    let regex = |re: &str| {
-        Pattern(
-            regex::bytes::RegexBuilder::new(re)
-                .unicode(false)
-                .build()
-                .unwrap(),
-        )
-    };
+    let regex = |re: &str| Pattern::new(re).unwrap();
     let path = |p: PathMatch| RouteMatch {
         path: Some(p),
         ..RouteMatch::default()

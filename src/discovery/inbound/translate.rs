@@ -52,11 +52,6 @@ pub enum InvalidServer {
     NoRpc,
 }
 
-/// Bytes a compiled regular expression may take (the `regex` crate's
-/// `size_limit`): a pattern of `MAX_VALUE_BYTES` that compiles past it,
-/// such as nested counted repetitions, is refused rather than kept.
-const MAX_REGEX_BYTES: usize = 256 * 1024;
-
 /// `server`, the policy of `port`.
 pub fn server(server: api::Server, port: u16) -> Result<ServerPolicy, InvalidServer> {
     let kind = server
@@ -427,13 +422,7 @@ fn header_matches(
 /// A remote regular expression, bounded in length and compiled size.
 fn pattern(regex: String) -> Result<Pattern, InvalidServer> {
     let regex = bounded(regex, MAX_VALUE_BYTES)?;
-    regex::bytes::RegexBuilder::new(&regex)
-        .unicode(false)
-        .size_limit(MAX_REGEX_BYTES)
-        .dfa_size_limit(MAX_REGEX_BYTES)
-        .build()
-        .map(Pattern)
-        .map_err(|_| InvalidServer::BadRegex)
+    Pattern::new(&regex).map_err(|_| InvalidServer::BadRegex)
 }
 
 fn authorizations(authzs: Vec<api::Authz>) -> Result<Vec<Authorization>, InvalidServer> {
