@@ -29,4 +29,4 @@ pub use listener::{accept_error_reason, AcceptFailures, Listener};
 pub use original_dst::{original_dst, Destination};
 pub use shutdown::Shutdown;
 pub use socket::{connect, refuse, Received, Socket};
-pub use task::{sleep, spawn, timeout, Tasks};
+pub use task::{sleep, spawn, spawn_queued, timeout, Tasks};

@@ -13,6 +13,16 @@ pub fn spawn(task: impl Future<Output = ()> + 'static) {
     glommio::spawn_local(task).detach();
 }
 
+/// Runs `task` on its own once the tasks already waiting to run on this
+/// shard have had their turn. (`spawn` polls a new task at once, before
+/// the spawning task goes on.)
+pub fn spawn_queued(task: impl Future<Output = ()> + 'static) {
+    let queue = glommio::executor().current_task_queue();
+    glommio::spawn_local_into(task, queue)
+        .expect("the only error is a queue that does not exist, and this one runs")
+        .detach();
+}
+
 pub async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await;
 }
