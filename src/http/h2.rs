@@ -122,10 +122,10 @@ impl H2Proxy {
             } else {
                 // A failed handshake only means the first request connects
                 // anew.
-                let _ = adopt(&self.route, index, socket).await;
+                let _ = adopt(&self.shard, &self.route, index, socket).await;
             }
         }
-        let io = H2Io::new(client, prefix, counters);
+        let io = H2Io::new(client, prefix, counters, self.shard.pumps.scratch.clone());
         let linger = io.linger();
         let limits = self.shard.http2;
         let timeouts = self.shard.timeouts;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::*;
 use crate::config::Direction;
 use crate::io::testing::{self, Loopback};
-use crate::io::{spawn, H2Io};
+use crate::io::{spawn, H2Io, Scratch};
 use crate::metrics::{Peer, RouteMetrics};
 
 /// What the origin saw: connections accepted, request paths.
@@ -27,7 +27,7 @@ fn h2_origin(origin: Loopback, shard: Rc<Shard>, body: &'static str, seen: Rc<Se
             let socket = origin.accept().await;
             seen.connections.set(seen.connections.get() + 1);
             let counters = shard.metrics.tcp(testing::labels(Peer::Dst));
-            let io = H2Io::new(socket, Vec::new(), counters);
+            let io = H2Io::new(socket, Vec::new(), counters, shard.pumps.scratch.clone());
             let seen = seen.clone();
             spawn(async move {
                 let mut connection = h2::server::handshake(io)
@@ -94,7 +94,7 @@ fn streams_reach_an_h2_origin_over_one_pooled_connection() {
         });
 
         let counters = shard.metrics.tcp(testing::labels(Peer::Src));
-        let io = H2Io::new(client, Vec::new(), counters);
+        let io = H2Io::new(client, Vec::new(), counters, Scratch::new());
         let (sender, connection) = h2::client::handshake(io).await.expect("the handshake");
         spawn(async move {
             let _ = connection.await;

@@ -32,7 +32,7 @@ pub(super) async fn sender(
     // this and `pooled_or_new` boxed).
     let connected = async {
         let socket = super::connect(shard, route, index, SessionProtocol::Http2).await?;
-        adopt(route, index, socket).await
+        adopt(shard, route, index, socket).await
     };
     let sender = Box::pin(connected).await?;
     sender.ready().await.map_err(|source| {
@@ -43,13 +43,15 @@ pub(super) async fn sender(
 
 /// Makes `socket` the pooled HTTP/2 connection of endpoint `index`.
 pub(super) async fn adopt(
+    shard: &Shard,
     route: &HttpRoute,
     index: usize,
     socket: Socket,
 ) -> Result<client::SendRequest<Bytes>, ProxyError> {
     let addr = route.balancer.addr(index);
     let counters = route.metrics.dst[index].clone();
-    let io = H2Io::new(socket, Vec::new(), counters.clone());
+    let scratch = shard.pumps.scratch.clone();
+    let io = H2Io::new(socket, Vec::new(), counters.clone(), scratch);
     let (sender, connection) = client::Builder::new()
         .initial_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)

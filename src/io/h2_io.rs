@@ -1,6 +1,12 @@
 //! The adapter h2 needs: tokio's I/O traits over a glommio stream, with the
 //! bytes detection already read served first and every byte counted.
 //!
+//! Reads take what is there. h2 reads into an 8 KiB buffer, and offered
+//! the rest of it (7,350 bytes, typically) a read of a busy upstream
+//! connection took a recv(2) per 7 KiB. When h2 offers less than the
+//! shard's scratch buffer, the read goes there instead, and what h2 had
+//! no room for waits in the connection's `unread` for its next reads.
+//!
 //! Writes are gathered and sent by a task of their own. h2 flushes its
 //! writer whenever its frame buffer is full, and a DATA frame longer than
 //! 256 bytes fills it, so it flushes after every such frame, and then once
@@ -28,7 +34,8 @@ use std::time::Duration;
 
 use tokio::io::ReadBuf;
 
-use super::{spawn, spawn_queued, timeout, Socket};
+use super::scratch::SCRATCH_BYTES;
+use super::{spawn, spawn_queued, timeout, Scratch, Socket};
 use crate::metrics::TcpCounters;
 
 /// Most bytes gathered before h2's writes wait for the flusher.
@@ -45,9 +52,11 @@ pub struct H2Io {
     /// Set (through `Linger`) when the connection ends with a GOAWAY that
     /// the client should get to read.
     linger: Rc<Cell<bool>>,
-    /// Bytes read before h2 took over (detection's), served first.
-    prefix: Vec<u8>,
+    /// Bytes read but not yet taken by h2, served first: detection's, and
+    /// what a read into the scratch buffer got beyond h2's room.
+    unread: Vec<u8>,
     served: usize,
+    scratch: Scratch,
 }
 
 /// The sending half, shared by the adapter and its flusher task.
@@ -90,7 +99,13 @@ impl Failure {
 }
 
 impl H2Io {
-    pub fn new(socket: Socket, prefix: Vec<u8>, counters: Rc<TcpCounters>) -> H2Io {
+    /// `prefix`: what was read from `socket` before h2 took over.
+    pub fn new(
+        socket: Socket,
+        prefix: Vec<u8>,
+        counters: Rc<TcpCounters>,
+        scratch: Scratch,
+    ) -> H2Io {
         H2Io {
             outbox: Rc::new(Outbox {
                 socket,
@@ -103,8 +118,9 @@ impl H2Io {
                 writer: Cell::new(None),
             }),
             linger: Rc::default(),
-            prefix,
+            unread: prefix,
             served: 0,
+            scratch,
         }
     }
 
@@ -180,6 +196,20 @@ impl Outbox {
     }
 }
 
+impl H2Io {
+    /// Serves what was read before, as much as `buf` takes.
+    fn serve_unread(&mut self, buf: &mut ReadBuf<'_>) {
+        let n = buf.remaining().min(self.unread.len() - self.served);
+        buf.put_slice(&self.unread[self.served..self.served + n]);
+        self.served += n;
+        if self.served == self.unread.len() {
+            // Not kept by an idle connection.
+            self.unread = Vec::new();
+            self.served = 0;
+        }
+    }
+}
+
 impl tokio::io::AsyncRead for H2Io {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -187,22 +217,27 @@ impl tokio::io::AsyncRead for H2Io {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.served < this.prefix.len() {
-            let n = buf.remaining().min(this.prefix.len() - this.served);
-            buf.put_slice(&this.prefix[this.served..this.served + n]);
-            this.served += n;
+        if this.served < this.unread.len() {
+            this.serve_unread(buf);
             return Poll::Ready(Ok(()));
         }
-        let unfilled = buf.initialize_unfilled();
-        match this.outbox.socket.poll_read(cx, unfilled) {
-            Poll::Ready(Ok(n)) => {
-                buf.advance(n);
-                this.outbox.counters.read(n);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Pending => Poll::Pending,
+        let outbox = &this.outbox;
+        if buf.remaining() >= SCRATCH_BYTES {
+            let n = std::task::ready!(outbox.socket.poll_read(cx, buf.initialize_unfilled()))?;
+            buf.advance(n);
+            outbox.counters.read(n);
+            return Poll::Ready(Ok(()));
         }
+        let mut scratch = this.scratch.borrow_mut();
+        let n = std::task::ready!(outbox.socket.poll_read(cx, &mut scratch))?;
+        outbox.counters.read(n);
+        let fits = n.min(buf.remaining());
+        buf.put_slice(&scratch[..fits]);
+        if fits < n {
+            this.unread = scratch[fits..n].to_vec();
+            this.served = 0;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 

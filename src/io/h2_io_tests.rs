@@ -5,7 +5,7 @@
 use std::future::poll_fn;
 use std::pin::Pin;
 
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::*;
 use crate::io::testing::{self, payload};
@@ -14,7 +14,7 @@ use crate::metrics::{Peer, ShardMetrics};
 
 fn adapter(socket: Socket) -> H2Io {
     let counters = ShardMetrics::new(0).tcp(testing::labels(Peer::Src));
-    H2Io::new(socket, Vec::new(), counters)
+    H2Io::new(socket, Vec::new(), counters, Scratch::new())
 }
 
 /// One write of `bytes` and a flush, inside the caller's poll.
@@ -117,5 +117,40 @@ fn a_dropped_adapter_stops_its_flusher_though_the_peer_never_reads() {
         // Nobody holds the socket now, though the peer never read.
         assert!(outbox.upgrade().is_none(), "the flusher holds the socket");
         drop(theirs);
+    });
+}
+
+#[test]
+fn a_read_takes_what_is_there_and_keeps_what_h2_had_no_room_for() {
+    testing::run(|| async {
+        let (ours, theirs) = testing::pair().await;
+        let mut io = adapter(ours);
+        let sent = payload(40 * 1024);
+        theirs.write_all(&sent).await.unwrap();
+        let mut got = Vec::new();
+        let mut room = [0u8; 1000];
+        while got.len() < sent.len() {
+            let n = poll_fn(|cx| {
+                let mut buf = ReadBuf::new(&mut room);
+                std::task::ready!(Pin::new(&mut io).poll_read(cx, &mut buf))?;
+                Poll::Ready(io::Result::Ok(buf.filled().len()))
+            })
+            .await
+            .unwrap();
+            assert!(n > 0, "EOF after {} bytes", got.len());
+            got.extend_from_slice(&room[..n]);
+            if got.len() == n {
+                assert_eq!(
+                    io.unread.len(),
+                    sent.len() - n,
+                    "the first read took all that was there"
+                );
+            }
+        }
+        assert_eq!(got, sent);
+        assert!(
+            io.unread.capacity() == 0,
+            "an idle connection keeps no buffer"
+        );
     });
 }

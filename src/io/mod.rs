@@ -4,7 +4,8 @@
 //! original destination of a redirected connection (`original_dst`),
 //! spawning, sleeping and timeouts (`task`), the shard's coarse deadlines that
 //! connection timeouts use (`deadline`), the shard's shutdown signal
-//! (`shutdown`), the tokio-I/O adapter h2 needs (`h2_io`), TLS handshakes
+//! (`shutdown`), the shard's scratch buffer (`scratch`), the tokio-I/O
+//! adapter h2 needs (`h2_io`), TLS handshakes
 //! and the TLS stream a socket may carry (`tls`), and the error a
 //! connection ends with (`error`); for unit tests only, the in-process
 //! harness the stages above run on (`testing`). Keeping glommio behind these few types
@@ -15,6 +16,7 @@ mod error;
 mod h2_io;
 mod listener;
 mod original_dst;
+mod scratch;
 mod shutdown;
 mod socket;
 mod task;
@@ -27,6 +29,7 @@ pub use error::{ConnError, Side};
 pub use h2_io::H2Io;
 pub use listener::{accept_error_reason, AcceptFailures, Listener};
 pub use original_dst::{original_dst, Destination};
+pub use scratch::Scratch;
 pub use shutdown::Shutdown;
 pub use socket::{connect, refuse, Received, Socket};
 pub use task::{sleep, spawn, spawn_queued, timeout, Tasks};

@@ -55,7 +55,8 @@ pub struct Shard {
     detect: RefCell<Rc<DetectConfig>>,
     /// Upstreams that spoke first, so later connections skip detection.
     pub server_first: ServerFirstMemory,
-    /// Pipes and scratch space of the opaque pumps.
+    /// Pipes and scratch space of the opaque pumps (h2's reads borrow the
+    /// scratch buffer too).
     pub pumps: PumpResources,
     /// Most upstream connections held ahead of a verdict or a first head
     /// (`proxy.max_speculative_connections`).

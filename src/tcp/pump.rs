@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use super::pipe::{splice, Pipe, PipePool};
 use crate::config::ForwardMode;
-use crate::io::{Received, Socket};
+use crate::io::{Received, Scratch, Socket};
 use crate::metrics::TcpCounters;
 
 /// Most bytes one splice(2) call asks for; the pipe's capacity bounds it too.
@@ -59,7 +59,7 @@ pub struct PumpResources {
     /// Splice bulk transfers, or copy everything.
     pub mode: ForwardMode,
     pub pipes: PipePool,
-    pub scratch: std::cell::RefCell<Box<[u8]>>,
+    pub scratch: Scratch,
 }
 
 impl PumpResources {
@@ -67,7 +67,7 @@ impl PumpResources {
         PumpResources {
             mode,
             pipes: PipePool::new(pipe_size_bytes),
-            scratch: std::cell::RefCell::new(vec![0u8; 64 * 1024].into_boxed_slice()),
+            scratch: Scratch::new(),
         }
     }
 }
