@@ -363,17 +363,31 @@ impl H2Proxy {
                 .map_err(StreamFailure::Answer)?;
         }
         if let Some(absolute_form) = self.orig_proto(&request) {
-            // HTTP/1 a mesh peer carried: it goes to the application so.
-            let method = request.method().clone();
-            let downgraded = self.downgraded(request, absolute_form);
-            let reset = client_reset(respond);
-            let (upstream, response) = futures_lite::future::or(downgraded, reset).await?;
-            let answered = self.respond_downgraded(respond, upstream, response, &method);
-            return Box::pin(answered).await.map(Forwarded::Answered);
+            // Boxed: inline, this path's futures made every stream's future
+            // 3,392 bytes, moved into `exchanges` and allocated per stream
+            // (2,224 bytes without it).
+            let carried = self.carried_http1(request, absolute_form, respond);
+            return Box::pin(carried).await.map(Forwarded::Answered);
         }
         let reset = client_reset(respond);
         let sent = futures_lite::future::or(self.send(request), reset).await?;
         Ok(Forwarded::Sent(sent))
+    }
+
+    /// HTTP/1 a mesh peer carried: it goes to the application so, and its
+    /// response comes back as the stream's.
+    async fn carried_http1(
+        &self,
+        request: Request<RecvStream>,
+        absolute_form: bool,
+        respond: &mut server::SendResponse<Bytes>,
+    ) -> Result<ResponseClass, StreamFailure> {
+        let method = request.method().clone();
+        let downgraded = self.downgraded(request, absolute_form);
+        let reset = client_reset(respond);
+        let (upstream, response) = futures_lite::future::or(downgraded, reset).await?;
+        self.respond_downgraded(respond, upstream, response, &method)
+            .await
     }
 
     /// Waits for the response head of a request `sent` upstream, then
