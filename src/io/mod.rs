@@ -2,14 +2,14 @@
 //! `runtime/` the only place that names glommio: the socket type and
 //! connect with a timeout (`socket`), listeners (`listener`), the
 //! original destination of a redirected connection (`original_dst`),
-//! spawning, sleeping and timeouts (`task`), the shard's coarse deadlines that
-//! connection timeouts use (`deadline`), the shard's shutdown signal
+//! spawning, sleeping and timeouts (`task`), the shard's coarse deadlines
+//! that connection timeouts use (`deadline`), the shard's shutdown signal
 //! (`shutdown`), the shard's scratch buffer (`scratch`), the tokio-I/O
-//! adapter h2 needs (`h2_io`), TLS handshakes
-//! and the TLS stream a socket may carry (`tls`), and the error a
-//! connection ends with (`error`); for unit tests only, the in-process
-//! harness the stages above run on (`testing`). Keeping glommio behind these few types
-//! keeps the runtime replaceable.
+//! adapter h2 needs (`h2_io`), TLS handshakes and the TLS stream a socket
+//! may carry (`tls`), and the error a connection ends with (`error`); for
+//! unit tests only, the in-process harness the stages above run on
+//! (`testing`). Keeping glommio behind these few types keeps the runtime
+//! replaceable.
 
 mod deadline;
 mod error;
