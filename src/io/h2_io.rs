@@ -3,9 +3,11 @@
 //!
 //! Reads take what is there. h2 reads into an 8 KiB buffer, and offered
 //! the rest of it (7,350 bytes, typically) a read of a busy upstream
-//! connection took a recv(2) per 7 KiB. When h2 offers less than the
-//! shard's scratch buffer, the read goes there instead, and what h2 had
-//! no room for waits in the connection's `unread` for its next reads.
+//! connection took a recv(2) per 7 KiB; filling that room meant zeroing it
+//! first (`ReadBuf::initialize_unfilled`), pages an idle connection never
+//! needed. Reads go to the shard's 64 KiB scratch buffer instead, and
+//! what h2 had no room for waits in the connection's `unread` for its next
+//! reads.
 //!
 //! Writes are gathered and sent by a task of their own. h2 flushes its
 //! writer whenever its frame buffer is full, and a DATA frame longer than
@@ -34,7 +36,6 @@ use std::time::Duration;
 
 use tokio::io::ReadBuf;
 
-use super::scratch::SCRATCH_BYTES;
 use super::{spawn, spawn_queued, timeout, Scratch, Socket};
 use crate::metrics::TcpCounters;
 
@@ -222,12 +223,6 @@ impl tokio::io::AsyncRead for H2Io {
             return Poll::Ready(Ok(()));
         }
         let outbox = &this.outbox;
-        if buf.remaining() >= SCRATCH_BYTES {
-            let n = std::task::ready!(outbox.socket.poll_read(cx, buf.initialize_unfilled()))?;
-            buf.advance(n);
-            outbox.counters.read(n);
-            return Poll::Ready(Ok(()));
-        }
         let mut scratch = this.scratch.borrow_mut();
         let n = std::task::ready!(outbox.socket.poll_read(cx, &mut scratch))?;
         outbox.counters.read(n);
@@ -274,7 +269,6 @@ impl tokio::io::AsyncWrite for H2Io {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let outbox = &self.outbox;
-        outbox.check()?;
         if !outbox.gathered.borrow().is_empty() {
             outbox.flush_later();
         }

@@ -12,9 +12,14 @@ use crate::io::testing::{self, payload};
 use crate::io::Received;
 use crate::metrics::{Peer, ShardMetrics};
 
-fn adapter(socket: Socket) -> H2Io {
+/// An adapter over one end of a loopback pair, and the other end.
+async fn adapter_and_peer() -> (H2Io, Socket) {
+    let (ours, theirs) = testing::pair().await;
     let counters = ShardMetrics::new(0).tcp(testing::labels(Peer::Src));
-    H2Io::new(socket, Vec::new(), counters, Scratch::new())
+    (
+        H2Io::new(ours, Vec::new(), counters, Scratch::new()),
+        theirs,
+    )
 }
 
 /// One write of `bytes` and a flush, inside the caller's poll.
@@ -40,8 +45,7 @@ async fn yield_to_the_shard() {
 #[test]
 fn flushes_within_one_poll_send_nothing_then_everything_leaves_in_order() {
     testing::run(|| async {
-        let (ours, theirs) = testing::pair().await;
-        let mut io = adapter(ours);
+        let (mut io, theirs) = adapter_and_peer().await;
         let frames: Vec<Vec<u8>> = (0..10).map(|i| payload(1033 + i)).collect();
         poll_fn(|cx| {
             for frame in &frames {
@@ -64,8 +68,7 @@ fn flushes_within_one_poll_send_nothing_then_everything_leaves_in_order() {
 #[test]
 fn a_failed_send_fails_h2s_next_write() {
     testing::run(|| async {
-        let (ours, theirs) = testing::pair().await;
-        let mut io = adapter(ours);
+        let (mut io, theirs) = adapter_and_peer().await;
         theirs.reset_on_close();
         drop(theirs);
         let mut failed = None;
@@ -92,8 +95,7 @@ fn a_failed_send_fails_h2s_next_write() {
 #[test]
 fn a_dropped_adapter_stops_its_flusher_though_the_peer_never_reads() {
     testing::run(|| async {
-        let (ours, theirs) = testing::pair().await;
-        let mut io = adapter(ours);
+        let (mut io, theirs) = adapter_and_peer().await;
         // Written until the peer's receive buffer and our send buffer are
         // full and the flusher waits for room that never comes.
         let chunk = payload(16 * 1024);
@@ -123,8 +125,7 @@ fn a_dropped_adapter_stops_its_flusher_though_the_peer_never_reads() {
 #[test]
 fn a_read_takes_what_is_there_and_keeps_what_h2_had_no_room_for() {
     testing::run(|| async {
-        let (ours, theirs) = testing::pair().await;
-        let mut io = adapter(ours);
+        let (mut io, theirs) = adapter_and_peer().await;
         let sent = payload(40 * 1024);
         theirs.write_all(&sent).await.unwrap();
         let mut got = Vec::new();

@@ -1,13 +1,13 @@
 //! A shard's scratch buffer: one 64 KiB buffer that readers lend for the
 //! length of one poll, so that a read can take whatever is there without
 //! each connection keeping a buffer that size. The opaque pumps read into
-//! it, and so does h2's adapter when h2 offers less room than that.
+//! it, and so does h2's adapter.
 
 use std::cell::{RefCell, RefMut};
 use std::rc::Rc;
 
 /// How much one read into the scratch buffer can take.
-pub const SCRATCH_BYTES: usize = 64 * 1024;
+const SCRATCH_BYTES: usize = 64 * 1024;
 
 /// A handle on the shard's scratch buffer; clones share it.
 #[derive(Clone)]
