@@ -10,7 +10,7 @@ use crate::{
 use futures_lite::ready;
 use nix::sys::socket::MsgFlags;
 use std::{
-    cell::Cell,
+    cell::{Cell, OnceCell},
     io,
     net::Shutdown,
     os::unix::io::{AsRawFd, FromRawFd, RawFd},
@@ -215,14 +215,42 @@ impl Timeout {
     }
 }
 
+/// A stream's read and write timeouts, made when one is first set.
+#[derive(Debug)]
+struct Timeouts {
+    read: Timeout,
+    write: Timeout,
+}
+
 #[derive(Debug)]
 pub(crate) struct NonBufferedStream<S> {
     reactor: Weak<Reactor>,
     stream: S,
     source_tx: Option<Source>,
     source_rx: Option<Source>,
-    write_timeout: Timeout,
-    read_timeout: Timeout,
+    /// Boxed and made on first use: two `Timeout`s are 80 bytes, two
+    /// thirds of the stream, paid by every connection that never sets one.
+    timeouts: OnceCell<Box<Timeouts>>,
+}
+
+impl<S> NonBufferedStream<S> {
+    fn timeouts(&self) -> &Timeouts {
+        self.timeouts.get_or_init(|| {
+            let reactor = self.reactor.upgrade().unwrap();
+            Box::new(Timeouts {
+                read: Timeout::new(reactor.register_timer()),
+                write: Timeout::new(reactor.register_timer()),
+            })
+        })
+    }
+
+    fn read_timeout(&self) -> Option<&Timeout> {
+        self.timeouts.get().map(|timeouts| &timeouts.read)
+    }
+
+    fn write_timeout(&self) -> Option<&Timeout> {
+        self.timeouts.get().map(|timeouts| &timeouts.write)
+    }
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
@@ -270,7 +298,9 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         if no_pending_poll {
             if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
                 self.source_rx.take();
-                self.read_timeout.cancel_timer(reactor);
+                if let Some(timeout) = self.read_timeout() {
+                    timeout.cancel_timer(reactor);
+                }
                 let result = poll_err!(result);
                 // Start an early poll if the buffer is not fully filled. So when
                 // the next time `poll_read` is called, it will be known immediately
@@ -285,7 +315,9 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             }
         }
 
-        poll_err!(self.read_timeout.check(reactor));
+        if let Some(timeout) = self.read_timeout() {
+            poll_err!(timeout.check(reactor));
+        }
 
         if no_pending_poll {
             self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
@@ -294,7 +326,9 @@ impl<S: AsRawFd> NonBufferedStream<S> {
 
         let source = self.source_rx.as_ref().unwrap();
         source.add_waiter_single(cx.waker());
-        self.read_timeout.maybe_set_timer(reactor, cx.waker());
+        if let Some(timeout) = self.read_timeout() {
+            timeout.maybe_set_timer(reactor, cx.waker());
+        }
         Poll::Pending
     }
 
@@ -304,15 +338,18 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         // out since the last `poll_write`, but it would not cost much more to
         // give it one last chance in this case.
         if let Some(result) = super::yolo_send(self.stream.as_raw_fd(), buf) {
-            let reactor = self.reactor.upgrade().unwrap();
-            self.write_timeout.cancel_timer(reactor.as_ref());
+            if let Some(timeout) = self.write_timeout() {
+                timeout.cancel_timer(self.reactor.upgrade().unwrap().as_ref());
+            }
             self.source_tx.take();
             return Poll::Ready(result);
         }
 
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
-        poll_err!(self.write_timeout.check(reactor));
+        if let Some(timeout) = self.write_timeout() {
+            poll_err!(timeout.check(reactor));
+        }
 
         let no_pending_poll = self
             .source_tx
@@ -326,7 +363,9 @@ impl<S: AsRawFd> NonBufferedStream<S> {
 
         let source = self.source_tx.as_ref().unwrap();
         source.add_waiter_single(cx.waker());
-        self.write_timeout.maybe_set_timer(reactor, cx.waker());
+        if let Some(timeout) = self.write_timeout() {
+            timeout.maybe_set_timer(reactor, cx.waker());
+        }
         Poll::Pending
     }
 
@@ -366,8 +405,7 @@ where
             stream: socket.into(),
             source_tx: None,
             source_rx: None,
-            write_timeout: Timeout::new(reactor.register_timer()),
-            read_timeout: Timeout::new(reactor.register_timer()),
+            timeouts: OnceCell::new(),
         };
         stream.init();
         GlommioStream {
@@ -478,19 +516,19 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
     }
 
     pub(crate) fn set_write_timeout(&self, dur: Option<Duration>) -> Result<()> {
-        self.stream.write_timeout.set(dur)
+        self.stream.timeouts().write.set(dur)
     }
 
     pub(crate) fn set_read_timeout(&self, dur: Option<Duration>) -> Result<()> {
-        self.stream.read_timeout.set(dur)
+        self.stream.timeouts().read.set(dur)
     }
 
     pub(crate) fn write_timeout(&self) -> Option<Duration> {
-        self.stream.write_timeout.get()
+        self.stream.write_timeout().and_then(Timeout::get)
     }
 
     pub(crate) fn read_timeout(&self) -> Option<Duration> {
-        self.stream.read_timeout.get()
+        self.stream.read_timeout().and_then(Timeout::get)
     }
 
     pub(crate) fn stream(&self) -> &S {
