@@ -506,6 +506,19 @@ fn drive(exchanges: &mut FuturesUnordered<impl Future<Output = ()>>, cx: &mut Co
     while let Poll::Ready(Some(())) = exchanges.poll_next_unpin(cx) {}
 }
 
+/// Lets `serve` poll the connection before a stream future goes on: a
+/// reset drops what h2 still queues for its stream (a response head,
+/// data), so a stream that ends its response with one lets the connection
+/// hand those to the socket first. `serve` polls the connection after the
+/// streams (`drive`), and `FuturesUnordered` ends its pass once a future
+/// has yielded twice, so the second yield comes back after the
+/// connection's poll. (Not if another stream ends within the same pass:
+/// `drive` then starts a new one, and the head may still be dropped.)
+pub(super) async fn let_the_connection_write() {
+    futures_lite::future::yield_now().await;
+    futures_lite::future::yield_now().await;
+}
+
 /// The serve loop's next step. While `max_concurrent_streams` requests are
 /// in flight it takes no new stream but still drives the connection (the
 /// streams in flight need its I/O); new streams wait in h2's queue

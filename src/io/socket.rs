@@ -412,7 +412,7 @@ mod tests {
     use std::io;
     use std::time::Duration;
 
-    use futures_lite::AsyncReadExt;
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
     use glommio::net::{TcpListener, TcpStream};
 
     use crate::io::testing;
@@ -426,15 +426,76 @@ mod tests {
         assert!(size <= 48, "glommio's TcpStream is {size} bytes");
     }
 
-    /// The same patch keeps glommio's timeouts working for who sets them.
+    /// A connected pair of glommio streams (client, server).
+    async fn glommio_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        (client, listener.accept().await.unwrap())
+    }
+
+    /// glommio's reads, which any readiness scheme of theirs must keep: a
+    /// read that filled its buffer left bytes behind, which the next read
+    /// takes without waiting for an event. (A poll left armed across reads,
+    /// as the multishot one in `vendor/glommio/PATCHES.md` row 19, posts no
+    /// event for them.)
+    #[test]
+    fn a_read_that_fills_its_buffer_is_followed_by_one_that_takes_the_rest() {
+        testing::run(|| async {
+            let (mut client, mut server) = glommio_pair().await;
+            server.write_all(b"0123456789").await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4];
+            while got.len() < 10 {
+                let n = client.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, b"0123456789");
+        });
+    }
+
+    /// The same: bytes that come after a short read wake the reader, and an
+    /// end is read as often as asked, though the read that took the last
+    /// bytes before it brought no event of its own.
+    #[test]
+    fn bytes_after_a_short_read_wake_the_reader_and_an_end_reads_again() {
+        testing::run(|| async {
+            let (mut client, mut server) = glommio_pair().await;
+            let mut buf = [0u8; 64];
+            for round in 0..100u32 {
+                let ping = round.to_be_bytes();
+                server.write_all(&ping).await.unwrap();
+                assert_eq!(client.read(&mut buf).await.unwrap(), 4);
+                assert_eq!(buf[..4], ping);
+                client.write_all(&buf[..4]).await.unwrap();
+                let mut pong = [0u8; 4];
+                server.read_exact(&mut pong).await.unwrap();
+                assert_eq!(pong, ping);
+            }
+            server.write_all(b"end").await.unwrap();
+            drop(server);
+            let mut tail = Vec::new();
+            loop {
+                match client.read(&mut buf).await.unwrap() {
+                    0 => break,
+                    n => tail.extend_from_slice(&buf[..n]),
+                }
+            }
+            assert_eq!(tail, b"end");
+            assert_eq!(
+                client.read(&mut buf).await.unwrap(),
+                0,
+                "read after the end"
+            );
+        });
+    }
+
+    /// Patch 18 keeps glommio's timeouts working for who sets them.
     #[test]
     fn a_read_timeout_set_on_glommios_stream_still_ends_the_read() {
         testing::run(|| async {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let mut client = TcpStream::connect(listener.local_addr().unwrap())
-                .await
-                .unwrap();
-            let server = listener.accept().await.unwrap();
+            let (mut client, server) = glommio_pair().await;
             client
                 .set_read_timeout(Some(Duration::from_millis(20)))
                 .unwrap();

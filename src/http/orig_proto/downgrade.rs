@@ -175,7 +175,9 @@ impl H2Proxy {
         if let Err(err) = to_stream(&mut upstream.io, &mut body, &mut to).await {
             upstream.mark_failed();
             if !matches!(err, PumpError::Stream(_)) {
-                // A cut body is never passed off as complete.
+                // A cut body is never passed off as complete; but what
+                // came of it goes out first, head included.
+                super::super::h2::let_the_connection_write().await;
                 to.send_reset(Reason::INTERNAL_ERROR);
             }
         } else if response.keep_alive() && framing != Framing::UntilClose {
