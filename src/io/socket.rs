@@ -44,11 +44,11 @@ pub struct Socket {
 }
 
 /// Both kinds boxed, so that a `Socket` is 32 bytes, not 136 (glommio's
-/// stream was 120 then; 48 since patch 18): a socket handed down through the async levels of a
-/// connection leaves its room in each level's state, moved out or not, and
-/// those rooms are what an idle connection costs (measured, debug build:
-/// 2.78 -> 2.38 KiB per idle opaque connection, 5.24 -> 3.97 per idle
-/// HTTP/1 keep-alive one).
+/// stream was 120 then, 48 since its patch 18): a socket handed down
+/// through the async levels of a connection leaves its room in each
+/// level's state, moved out or not, and those rooms are what an idle
+/// connection costs (measured, debug build: 2.78 -> 2.38 KiB per idle
+/// opaque connection, 5.24 -> 3.97 per idle HTTP/1 keep-alive one).
 enum Stream {
     Plain(Box<TcpStream>),
     /// The session's buffers are large; most sockets are plain.

@@ -22,7 +22,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 
 use super::{header_line, to_http1, to_stream, PumpError, ORIG_PROTO};
 use crate::http::answer::ProxyError;
-use crate::http::h2::{H2Proxy, Pending, StreamFailure};
+use crate::http::h2::{let_the_connection_write, H2Proxy, Pending, StreamFailure};
 use crate::http::head::{parse_response, Framing, HeadError, ResponseHead};
 use crate::http::io::{BodyReader, ReadHeadError};
 use crate::http::pool::{pooled_or_new, Upstream};
@@ -177,7 +177,7 @@ impl H2Proxy {
             if !matches!(err, PumpError::Stream(_)) {
                 // A cut body is never passed off as complete; but what
                 // came of it goes out first, head included.
-                super::super::h2::let_the_connection_write().await;
+                let_the_connection_write().await;
                 to.send_reset(Reason::INTERNAL_ERROR);
             }
         } else if response.keep_alive() && framing != Framing::UntilClose {
