@@ -412,7 +412,7 @@ mod tests {
     use std::io;
     use std::time::Duration;
 
-    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    use futures_lite::AsyncReadExt;
     use glommio::net::{TcpListener, TcpStream};
 
     use crate::io::testing;
@@ -426,15 +426,6 @@ mod tests {
         assert!(size <= 48, "glommio's TcpStream is {size} bytes");
     }
 
-    /// A connected pair of glommio streams (client, server).
-    async fn glommio_pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        (client, listener.accept().await.unwrap())
-    }
-
     /// glommio's reads, which any readiness scheme of theirs must keep: a
     /// read that filled its buffer left bytes behind, which the next read
     /// takes without waiting for an event. (A poll left armed across reads,
@@ -443,7 +434,7 @@ mod tests {
     #[test]
     fn a_read_that_fills_its_buffer_is_followed_by_one_that_takes_the_rest() {
         testing::run(|| async {
-            let (mut client, mut server) = glommio_pair().await;
+            let (client, server) = testing::pair().await;
             // Reads that wait first: a scheme may keep its poll armed only
             // on a stream that has waited a few times in a row.
             let mut buf = [0u8; 4];
@@ -472,7 +463,7 @@ mod tests {
     #[test]
     fn bytes_after_a_short_read_wake_the_reader_and_an_end_reads_again() {
         testing::run(|| async {
-            let (mut client, mut server) = glommio_pair().await;
+            let (client, server) = testing::pair().await;
             let mut buf = [0u8; 64];
             for round in 0..100u32 {
                 let ping = round.to_be_bytes();
@@ -480,25 +471,12 @@ mod tests {
                 assert_eq!(client.read(&mut buf).await.unwrap(), 4);
                 assert_eq!(buf[..4], ping);
                 client.write_all(&buf[..4]).await.unwrap();
-                let mut pong = [0u8; 4];
-                server.read_exact(&mut pong).await.unwrap();
-                assert_eq!(pong, ping);
+                assert_eq!(testing::read_exact(&server, 4).await, ping);
             }
-            server.write_all(b"end").await.unwrap();
-            drop(server);
-            let mut tail = Vec::new();
-            loop {
-                match client.read(&mut buf).await.unwrap() {
-                    0 => break,
-                    n => tail.extend_from_slice(&buf[..n]),
-                }
-            }
-            assert_eq!(tail, b"end");
-            assert_eq!(
-                client.read(&mut buf).await.unwrap(),
-                0,
-                "read after the end"
-            );
+            testing::send_then_fin(&server, b"end").await;
+            assert_eq!(testing::read_to_end(&client).await, b"end");
+            let again = client.read(&mut buf).await.unwrap();
+            assert_eq!(again, 0, "read after the end");
         });
     }
 
@@ -506,7 +484,11 @@ mod tests {
     #[test]
     fn a_read_timeout_set_on_glommios_stream_still_ends_the_read() {
         testing::run(|| async {
-            let (mut client, server) = glommio_pair().await;
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let server = listener.accept().await.unwrap();
             client
                 .set_read_timeout(Some(Duration::from_millis(20)))
                 .unwrap();
