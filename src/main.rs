@@ -251,6 +251,7 @@ fn init_logging(format: LogFormat, linkerd_filter: Option<&str>) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(fallback));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(|| LogWriter);
     match format {
         LogFormat::Text => builder.init(),

@@ -125,10 +125,9 @@ fn route_of(child: &mut Child) -> Option<std::net::SocketAddr> {
     }
 }
 
-/// The lines of `stderr` holding `needle`, without the log's colours.
+/// The lines of `stderr` holding `needle`.
 fn lines_with(stderr: &str, needle: &str) -> Vec<String> {
-    let plain = without_colours(stderr);
-    plain
+    stderr
         .lines()
         .filter(|line| line.contains(needle))
         .map(str::to_string)
@@ -144,20 +143,6 @@ fn printed_error(stderr: &str, start: &str) -> Vec<String> {
         .into_iter()
         .filter(|line| line.starts_with(&printed))
         .collect()
-}
-
-/// `text` without ANSI SGR sequences (`ESC [ … m`).
-fn without_colours(text: &str) -> String {
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|&c| c == 'm');
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
 }
 
 #[test]

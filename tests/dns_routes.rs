@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
@@ -150,10 +149,8 @@ fn a_reload_starts_resolving_new_names_and_takes_a_new_dns_section() {
     first.set_records(NAME, &["127.0.0.1"], 0);
     second.set_records(NAME, &["127.0.0.2"], 0);
     // No name at start: no resolver runs.
-    let listen = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let held = ReservedPort::new();
+    let listen = held.addr;
     let file = TempPath::holding(format!(
         "[runtime]\nshards = 1\n\n[[route]]\nlisten = \"{listen}\"\nupstreams = [\"{}\"]\nprotocol = \"http1\"\n",
         a.addr

@@ -191,7 +191,7 @@ fn errors_come_back_fast_with_their_status_and_reason() {
     // Nothing listens behind this route: 502 first, then 503 while the
     // endpoint is ejected.
     let down = closed_port();
-    let proxy = Ringside::routing_to([down]);
+    let proxy = Ringside::routing_to([down.addr]);
     let mut statuses = Vec::new();
     for _ in 0..20 {
         let mut client = HttpClient::connect(proxy.route());
@@ -252,7 +252,7 @@ fn the_fast_origin_serves_most_requests_and_a_dead_one_costs_nothing() {
 
     let alive = HttpOrigin::start("alive", Duration::ZERO);
     let down = closed_port();
-    let proxy = Ringside::routing_to([alive.addr, down]);
+    let proxy = Ringside::routing_to([alive.addr, down.addr]);
     for i in 0..50 {
         let mut client = HttpClient::connect(proxy.route());
         assert_eq!(client.get("/").unwrap().status, 200, "request {i}");

@@ -251,7 +251,7 @@ fn a_slow_stream_does_not_stall_the_others_on_its_connection() {
 #[test]
 fn an_unreachable_upstream_is_a_502_with_its_reason() {
     let down = closed_port();
-    let proxy = Ringside::routing_to([down]);
+    let proxy = Ringside::routing_to([down.addr]);
     let addr = proxy.route();
     let answer = runtime().block_on(async move {
         let mut sender = connect(addr).await;

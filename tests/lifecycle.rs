@@ -213,6 +213,9 @@ fn a_taken_port_is_a_clear_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("already in use"), "{stderr}");
+    // A log read from a pipe (a file, journald, `kubectl logs`) is plain
+    // text: colour codes are for a terminal.
+    assert!(!stderr.contains('\u{1b}'), "colour codes in: {stderr:?}");
 }
 
 #[test]
@@ -221,11 +224,8 @@ fn closed_stdout_and_stderr_do_not_stop_it() {
     use std::process::Stdio;
     // No `listening` line will tell the route's port: it is chosen here,
     // and its upstream is a port nobody listens on.
-    let free = || {
-        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        socket.local_addr().unwrap()
-    };
-    let (route, refused) = (free(), free());
+    let (held, nobody) = (ReservedPort::new(), closed_port());
+    let (route, refused) = (held.addr, nobody.addr);
     let child = Command::new(BIN)
         .args(["--admin-addr", "127.0.0.1:0", "--shards", "1"])
         .args(["--route", &format!("{route}={refused}")])

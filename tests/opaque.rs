@@ -109,7 +109,7 @@ fn upstream_half_close_reaches_the_client_and_it_can_still_send() {
 fn refused_upstream_resets_the_client_and_is_counted() {
     let down = closed_port();
     // Opaque by port: an HTTP client would get a 502 instead (tests/http1.rs).
-    let proxy = Ringside::route_to([down])
+    let proxy = Ringside::route_to([down.addr])
         .arg("--opaque-ports", down.port())
         .start();
     let mut client = TcpStream::connect(proxy.route()).unwrap();
@@ -118,7 +118,10 @@ fn refused_upstream_resets_the_client_and_is_counted() {
     let metrics = proxy.wait_idle();
     let failure = [("peer", "src"), ("classification", "failure")];
     assert_eq!(metrics.sum("tcp_close_total", &failure), 1.0);
-    let refused = [("target_addr", &*down.to_string()), ("reason", "refused")];
+    let refused = [
+        ("target_addr", &*down.addr.to_string()),
+        ("reason", "refused"),
+    ];
     assert!(metrics.sum("ringside_upstream_connect_failures_total", &refused) >= 1.0);
 }
 
@@ -196,7 +199,9 @@ fn connections_spread_over_two_upstreams_and_avoid_a_dead_one() {
 
     let alive = Origin::echo();
     let down = closed_port();
-    let proxy = Ringside::route_to([alive.addr, down]).shards(2).start();
+    let proxy = Ringside::route_to([alive.addr, down.addr])
+        .shards(2)
+        .start();
     for i in 0..40u64 {
         let data = random_bytes(1000, i + 1);
         assert_eq!(echo_through(proxy.route(), &data), data, "connection {i}");

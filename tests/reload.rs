@@ -5,7 +5,7 @@
 mod support;
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -15,20 +15,13 @@ use ::http::Request;
 use support::clients::h2::{call, connect, runtime};
 use support::*;
 
-/// A port free now, for a route a reload adds or removes by its address.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One `[[route]]` table.
-fn route(port: u16, upstreams: &[SocketAddr], protocol: &str) -> String {
+/// One `[[route]]` table, listening on a port the test holds (a reload
+/// adds or removes a route by its address).
+fn route(listen: &ReservedPort, upstreams: &[SocketAddr], protocol: &str) -> String {
     let upstreams: Vec<String> = upstreams.iter().map(|u| format!("\"{u}\"")).collect();
     format!(
-        "[[route]]\nlisten = \"127.0.0.1:{port}\"\nupstreams = [{}]\nprotocol = \"{protocol}\"\n",
+        "[[route]]\nlisten = \"{}\"\nupstreams = [{}]\nprotocol = \"{protocol}\"\n",
+        listen.addr,
         upstreams.join(", ")
     )
 }
@@ -58,17 +51,16 @@ fn refuses_connections(addr: SocketAddr) -> bool {
 #[test]
 fn a_reload_adds_and_removes_routes_and_a_removed_routes_connection_finishes() {
     let echo = Origin::echo();
-    let (first, second) = (free_port(), free_port());
-    let file = TempPath::holding(config(2, &[route(first, &[echo.addr], "opaque")]));
+    let (first, second) = (ReservedPort::new(), ReservedPort::new());
+    let file = TempPath::holding(config(2, &[route(&first, &[echo.addr], "opaque")]));
     let proxy = start_on(&file);
-    let first_addr: SocketAddr = format!("127.0.0.1:{first}").parse().unwrap();
-    let second_addr: SocketAddr = format!("127.0.0.1:{second}").parse().unwrap();
+    let (first_addr, second_addr) = (first.addr, second.addr);
     let open = TcpStream::connect(first_addr).unwrap();
     assert_eq!(echo_and_keep_open(&open, b"before"), b"before");
 
     let both = [
-        route(first, &[echo.addr], "opaque"),
-        route(second, &[echo.addr], "opaque"),
+        route(&first, &[echo.addr], "opaque"),
+        route(&second, &[echo.addr], "opaque"),
     ];
     rewrite(&file, &config(2, &both));
     let (status, body) = reload(&proxy);
@@ -76,7 +68,7 @@ fn a_reload_adds_and_removes_routes_and_a_removed_routes_connection_finishes() {
     assert!(body.contains(&format!("added [{second_addr}]")), "{body}");
     assert_eq!(echo_through(second_addr, b"added"), b"added");
 
-    rewrite(&file, &config(2, &[route(second, &[echo.addr], "opaque")]));
+    rewrite(&file, &config(2, &[route(&second, &[echo.addr], "opaque")]));
     let (status, body) = reload(&proxy);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&format!("removed [{first_addr}]")), "{body}");
@@ -99,20 +91,20 @@ fn a_reload_adds_and_removes_routes_and_a_removed_routes_connection_finishes() {
 #[test]
 fn an_invalid_file_and_a_new_shard_count_are_refused_naming_the_key() {
     let echo = Origin::echo();
-    let port = free_port();
-    let file = TempPath::holding(config(1, &[route(port, &[echo.addr], "opaque")]));
+    let port = ReservedPort::new();
+    let file = TempPath::holding(config(1, &[route(&port, &[echo.addr], "opaque")]));
     let proxy = start_on(&file);
     let addr = proxy.route();
 
     rewrite(
         &file,
-        &config(1, &[route(port, &[echo.addr], "opaque")]).replace(&echo.addr.to_string(), "nope"),
+        &config(1, &[route(&port, &[echo.addr], "opaque")]).replace(&echo.addr.to_string(), "nope"),
     );
     let (status, body) = reload(&proxy);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("route[0].upstreams[0]: \"nope\""), "{body}");
 
-    rewrite(&file, &config(2, &[route(port, &[echo.addr], "opaque")]));
+    rewrite(&file, &config(2, &[route(&port, &[echo.addr], "opaque")]));
     let (status, body) = reload(&proxy);
     assert_eq!(status, 400, "{body}");
     assert!(
@@ -138,8 +130,8 @@ fn sighup_moves_a_keep_alive_connection_to_the_new_endpoints_without_failing_a_r
         HttpOrigin::start("a", Duration::ZERO),
         HttpOrigin::start("b", Duration::ZERO),
     );
-    let port = free_port();
-    let file = TempPath::holding(config(1, &[route(port, &[a.addr], "http1")]));
+    let port = ReservedPort::new();
+    let file = TempPath::holding(config(1, &[route(&port, &[a.addr], "http1")]));
     let proxy = start_on(&file);
     let addr = proxy.route();
     // Other clients keep requests in flight while the set changes.
@@ -147,7 +139,7 @@ fn sighup_moves_a_keep_alive_connection_to_the_new_endpoints_without_failing_a_r
     let mut client = HttpClient::connect(addr);
     assert_eq!(client.get("/").unwrap().header("x-origin"), Some("a"));
 
-    rewrite(&file, &config(1, &[route(port, &[b.addr], "http1")]));
+    rewrite(&file, &config(1, &[route(&port, &[b.addr], "http1")]));
     proxy.signal("HUP");
     eventually("the same keep-alive connection reaches b", || {
         let response = client.get("/").expect("the connection stays open");
@@ -171,8 +163,8 @@ fn sighup_moves_a_keep_alive_connection_to_the_new_endpoints_without_failing_a_r
 #[test]
 fn an_http2_connections_new_streams_go_to_the_new_endpoints() {
     let (a, b) = (H2Origin::start(), H2Origin::start());
-    let port = free_port();
-    let file = TempPath::holding(config(1, &[route(port, &[a.addr], "http2")]));
+    let port = ReservedPort::new();
+    let file = TempPath::holding(config(1, &[route(&port, &[a.addr], "http2")]));
     let proxy = start_on(&file);
     let target = proxy.route();
     runtime().block_on(async {
@@ -183,7 +175,7 @@ fn an_http2_connections_new_streams_go_to_the_new_endpoints() {
         let answer = answer.expect("an answer from a");
         assert_eq!((answer.status, a.requests()), (200, 1));
 
-        rewrite(&file, &config(1, &[route(port, &[b.addr], "http2")]));
+        rewrite(&file, &config(1, &[route(&port, &[b.addr], "http2")]));
         assert_eq!(reload(&proxy).0, 200);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while b.requests() == 0 {
@@ -209,7 +201,12 @@ fn fifty_reloads_under_http1_http2_and_opaque_load_lose_nothing() {
     );
     let h2_origin = H2Origin::start();
     let echo = Origin::echo();
-    let (http1, http2, opaque, extra) = (free_port(), free_port(), free_port(), free_port());
+    let (http1, http2, opaque, extra) = (
+        ReservedPort::new(),
+        ReservedPort::new(),
+        ReservedPort::new(),
+        ReservedPort::new(),
+    );
     let routes = |round: usize| {
         let http1_set: &[SocketAddr] = if round.is_multiple_of(2) {
             &[a.addr]
@@ -217,25 +214,24 @@ fn fifty_reloads_under_http1_http2_and_opaque_load_lose_nothing() {
             &[a.addr, b.addr]
         };
         let mut routes = vec![
-            route(http1, http1_set, "http1"),
-            route(http2, &[h2_origin.addr], "http2"),
-            route(opaque, &[echo.addr], "opaque"),
+            route(&http1, http1_set, "http1"),
+            route(&http2, &[h2_origin.addr], "http2"),
+            route(&opaque, &[echo.addr], "opaque"),
         ];
         if round % 3 == 1 {
-            routes.push(route(extra, &[echo.addr], "opaque"));
+            routes.push(route(&extra, &[echo.addr], "opaque"));
         }
         config(2, &routes)
     };
     let file = TempPath::holding(routes(0));
     let proxy = start_on(&file);
-    let addr = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
     let stop = Arc::new(AtomicBool::new(false));
     let http1_answers = Arc::new(AtomicUsize::new(0));
     let opaque_bytes = Arc::new(AtomicUsize::new(0));
     let h2_answers = Arc::new(AtomicUsize::new(0));
     let mut load = Vec::new();
     for _ in 0..2 {
-        let (stopped, answers, target) = (stop.clone(), http1_answers.clone(), addr(http1));
+        let (stopped, answers, target) = (stop.clone(), http1_answers.clone(), http1.addr);
         load.push(thread::spawn(move || {
             // One keep-alive connection for the whole test: a reload that
             // closed it would fail the next request.
@@ -248,7 +244,7 @@ fn fifty_reloads_under_http1_http2_and_opaque_load_lose_nothing() {
                 answers.fetch_add(1, Ordering::SeqCst);
             }
         }));
-        let (stopped_too, bytes, target) = (stop.clone(), opaque_bytes.clone(), addr(opaque));
+        let (stopped_too, bytes, target) = (stop.clone(), opaque_bytes.clone(), opaque.addr);
         load.push(thread::spawn(move || {
             let stream = TcpStream::connect(target).unwrap();
             let mut round = 0u64;
@@ -261,7 +257,7 @@ fn fifty_reloads_under_http1_http2_and_opaque_load_lose_nothing() {
         }));
     }
     {
-        let (stop, answers, target) = (stop.clone(), h2_answers.clone(), addr(http2));
+        let (stop, answers, target) = (stop.clone(), h2_answers.clone(), http2.addr);
         load.push(thread::spawn(move || {
             runtime().block_on(async move {
                 let mut sender = connect(target).await;
@@ -280,8 +276,8 @@ fn fifty_reloads_under_http1_http2_and_opaque_load_lose_nothing() {
         assert_eq!(status, 200, "reload {round}: {body}");
         // New connections, each reload: the added route too when it is in.
         let data = random_bytes(1000, round as u64);
-        assert_eq!(echo_through(addr(opaque), &data), data);
-        let (status, _) = http_get(addr(http1), "/size/10");
+        assert_eq!(echo_through(opaque.addr, &data), data);
+        let (status, _) = http_get(http1.addr, "/size/10");
         assert_eq!(status, 200, "reload {round}");
     }
     stop.store(true, Ordering::SeqCst);
@@ -307,15 +303,15 @@ fn fifty_reloads_under_http1_http2_and_opaque_load_lose_nothing() {
 
 #[test]
 fn a_route_whose_names_have_not_resolved_answers_503_or_closes() {
-    let (http_port, opaque_port) = (free_port(), free_port());
+    let (http_port, opaque_port) = (ReservedPort::new(), ReservedPort::new());
     // `.invalid` never resolves (RFC 6761): the name adds no endpoint.
-    let table = |port: u16, protocol: &str| {
-        let upstreams = "\"never-resolved.invalid:80\"";
-        format!("[[route]]\nlisten = \"127.0.0.1:{port}\"\nupstreams = [{upstreams}]\nprotocol = \"{protocol}\"\n")
+    let table = |listen: &ReservedPort, protocol: &str| {
+        let (listen, upstreams) = (listen.addr, "\"never-resolved.invalid:80\"");
+        format!("[[route]]\nlisten = \"{listen}\"\nupstreams = [{upstreams}]\nprotocol = \"{protocol}\"\n")
     };
     let file = TempPath::holding(config(
         1,
-        &[table(http_port, "http1"), table(opaque_port, "opaque")],
+        &[table(&http_port, "http1"), table(&opaque_port, "opaque")],
     ));
     let proxy = start_on(&file);
     let (http, opaque) = (proxy.routes[0], proxy.routes[1]);
@@ -347,11 +343,11 @@ fn a_route_whose_names_have_not_resolved_answers_503_or_closes() {
 #[test]
 fn a_reload_applies_the_opaque_ports_to_routes_that_name_no_protocol() {
     let origin = HttpOrigin::start("a", Duration::ZERO);
-    let port = free_port();
+    let port = ReservedPort::new();
     let table = |opaque_ports: &str| {
         format!(
-            "[runtime]\nshards = 1\n\n[detect]\nopaque_ports = [{opaque_ports}]\n\n[[route]]\nlisten = \"127.0.0.1:{port}\"\nupstreams = [\"{}\"]\n",
-            origin.addr
+            "[runtime]\nshards = 1\n\n[detect]\nopaque_ports = [{opaque_ports}]\n\n[[route]]\nlisten = \"{}\"\nupstreams = [\"{}\"]\n",
+            port.addr, origin.addr
         )
     };
     let file = TempPath::holding(table(""));

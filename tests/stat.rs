@@ -162,7 +162,8 @@ fn the_binary_prints_json_with_the_route_row() {
 
 #[test]
 fn the_binary_says_when_no_admin_answers() {
-    let addr = closed_port();
+    let nobody = closed_port();
+    let addr = nobody.addr;
     let output = Command::new(BIN)
         .args(["stat", "--admin", &addr.to_string(), "--window", "1s"])
         .output()
@@ -232,7 +233,8 @@ fn top_draws_the_table_sorts_and_quits_on_q_restoring_the_terminal() {
 
 #[test]
 fn top_shows_an_unreachable_admin_and_quits_on_ctrl_c() {
-    let addr = closed_port();
+    let nobody = closed_port();
+    let addr = nobody.addr;
     let tmux = Tmux::start(150, 30);
     start_top(&tmux, &format!("--admin {addr}"));
     let refused = format!("no ringside admin at {addr}: connection refused");

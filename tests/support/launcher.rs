@@ -1,16 +1,18 @@
 //! The built `ringside` binary as a child process, and the text of its
 //! `/metrics` as a user would scrape it. A test names its upstreams and the
 //! flags it cares about; the launcher adds port-0 listeners and waits for
-//! the `listening` lines, so no test picks a port or sleeps.
+//! the `listening` lines, so no test sleeps, and a test holds a port of its
+//! own (`ports`) only where it must name the port first.
 
 use std::fmt::Display;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::output::Output;
+use super::output::{read_lines, Output};
 use super::{eventually, http_get, http_request, TempPath, WAIT_STEP};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringside");
@@ -193,24 +195,31 @@ impl Ringside {
     /// waits for its `listening` lines; also returns the other lines it
     /// printed before them.
     pub fn without_arguments(command: Command) -> (Ringside, Vec<String>) {
-        Ringside::started(command, Stdio::inherit())
+        let (ringside, printed, log) = Ringside::started(command);
+        pass_on(log);
+        (ringside, printed)
     }
 
     /// `without_arguments`, with its log (stderr) followed line by line,
     /// for the tests of what it logs.
     pub fn without_arguments_logged(command: Command) -> (Ringside, Vec<String>, Output) {
-        let (mut ringside, printed) = Ringside::started(command, Stdio::piped());
-        let stderr = ringside.child.stderr.take().expect("stderr piped");
-        (ringside, printed, Output::follow(stderr))
+        let (ringside, printed, log) = Ringside::started(command);
+        (ringside, printed, Output::from_lines(log))
     }
 
-    fn started(mut command: Command, stderr: Stdio) -> (Ringside, Vec<String>) {
+    /// Starts `command` and waits for its `listening` lines. Its log (its
+    /// stderr) is read from the start, on a thread of its own (a full pipe
+    /// would stop ringside), so that one that exits before it listens says
+    /// why in the test's panic: CI shows the panic, and may leave out the
+    /// log lines around it.
+    fn started(mut command: Command) -> (Ringside, Vec<String>, Receiver<String>) {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(stderr)
+            .stderr(Stdio::piped())
             .spawn()
             .expect("ringside starts");
+        let log = read_lines(child.stderr.take().unwrap());
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let (mut admin, mut routes) = (None, Vec::new());
         let (mut transparent, mut transparent_v6) = (Vec::new(), Vec::new());
@@ -220,7 +229,11 @@ impl Ringside {
         while admin.is_none() {
             line.clear();
             if stdout.read_line(&mut line).unwrap() == 0 {
-                panic!("ringside exited before listening: {:?}", child.wait());
+                let status = child.wait();
+                panic!(
+                    "ringside exited before listening ({status:?}), logging:\n{}",
+                    log.iter().collect::<Vec<_>>().join("\n")
+                );
             }
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
@@ -244,7 +257,7 @@ impl Ringside {
             transparent_v6,
             _stdout: stdout,
         };
-        (ringside, other)
+        (ringside, other, log)
     }
 
     pub fn route(&self) -> SocketAddr {
@@ -344,6 +357,16 @@ impl Drop for Ringside {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Ringside's log lines into the test's own output, shown with the test
+/// when it fails.
+fn pass_on(log: Receiver<String>) {
+    thread::spawn(move || {
+        for line in log {
+            eprintln!("{line}");
+        }
+    });
 }
 
 /// The text of one scrape.

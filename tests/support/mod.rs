@@ -2,8 +2,9 @@
 //! child process and its scraped metrics (`launcher`), real servers on
 //! 127.0.0.1:0 behind it (`origins`), real clients in front of it
 //! (`clients`), network namespaces for the iptables and transparent tests
-//! (`netns`), files the tests hand to it or to other programs (`temp`),
-//! a child's stdout followed line by line with a bounded wait
+//! (`netns`), ports held for a test before ringside binds them, or so
+//! that nothing does (`ports`), files the tests hand to it or to other
+//! programs (`temp`), a child's stdout followed line by line with a bounded wait
 //! (`output`), the request-smuggling verdicts the `smuggling_*` tests share
 //! (`smuggling`), ringside's own sources read as text for the layering
 //! test (`source_reader`), and post-quantum-sized ClientHellos: a real one
@@ -36,6 +37,7 @@ pub mod netns;
 pub mod origins;
 pub mod output;
 pub mod pods;
+pub mod ports;
 #[path = "../../src/detect/sample_pq_client_hello.rs"]
 pub mod pq_client_hello;
 pub mod smuggling;
@@ -57,7 +59,8 @@ pub use netns::{LinkedPods, Pod, POD_A, POD_ADDR, POD_ADDR_V6, POD_A_V6, POD_B, 
 pub use origins::h2::H2Origin;
 pub use origins::http::{body_byte, upload_answer, HttpOrigin};
 pub use origins::recording::RecordingOrigin;
-pub use origins::{closed_port, websocket_echo, Origin, Report, Unanswered, SMTP_BANNER};
+pub use origins::{websocket_echo, Origin, Report, Unanswered, SMTP_BANNER};
+pub use ports::{closed_port, ReservedPort};
 pub use temp::{TempDir, TempPath};
 
 /// How long a wait for something that should happen may take before the

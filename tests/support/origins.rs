@@ -161,14 +161,6 @@ impl Origin {
     }
 }
 
-/// An address nothing listens on (bound, then closed at once).
-pub fn closed_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// An address that never completes a TCP handshake: a listener that never
 /// accepts, whose accept queue (backlog 0) is already full, so the kernel
 /// drops every further SYN. Connects to it can only time out.

@@ -13,17 +13,28 @@ pub struct Output {
     pub seen: Vec<String>,
 }
 
+/// `read`'s lines as they come, read on a thread of its own; the receiver
+/// ends when `read` does.
+pub fn read_lines(read: impl Read + Send + 'static) -> Receiver<String> {
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(read).lines() {
+            let Ok(line) = line else { return };
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    lines
+}
+
 impl Output {
     pub fn follow(stdout: impl Read + Send + 'static) -> Output {
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if sender.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        Output::from_lines(read_lines(stdout))
+    }
+
+    /// Lines another reader receives.
+    pub fn from_lines(lines: Receiver<String>) -> Output {
         Output {
             lines,
             seen: Vec::new(),
