@@ -7,6 +7,9 @@
 //! them: every exchange (or timer) makes a side park, for a bounded time,
 //! and a watchdog fails the test the moment progress stops.
 //!
+//! Also here: an executor set up as ringside's are hands no work to
+//! io_uring's worker threads (glommio patch 20).
+//!
 //! CI runs the short form (2 s each); `RINGSIDE_WAKEUP_SECONDS=60 cargo
 //! test --release --test wakeups` is the long one.
 
@@ -25,7 +28,8 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 /// takes microseconds, a loaded CI machine a few milliseconds.
 const STALL: Duration = Duration::from_secs(10);
 
-/// An executor thread named `name` running `task` until it returns.
+/// An executor thread named `name` running `task` until it returns, set
+/// up as ringside's shards are: no preemption by I/O completions.
 fn executor<F, T>(name: &str, task: F) -> ExecutorJoinHandle<()>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -33,6 +37,7 @@ where
 {
     LocalExecutorBuilder::new(Placement::Unbound)
         .name(name)
+        .preempt_on_io(false)
         .spawn(task)
         .expect("an executor thread")
 }
@@ -219,4 +224,68 @@ fn a_timer_due_within_microseconds_of_a_park_wakes_the_executor() {
     let sleeps = watch("short timers", &slept, &done);
     sleeper.join().expect("the sleeper ends");
     assert!(sleeps > 100, "only {sleeps} sleeps in {run_for:?}");
+}
+
+/// The io-wq worker threads io_uring made for this thread: it names them
+/// `iou-wrk-` and the tid of the thread whose work they took.
+fn io_workers_of_this_thread() -> usize {
+    let this = std::fs::read_link("/proc/thread-self").expect("procfs");
+    let tid = this.file_name().unwrap().to_string_lossy().into_owned();
+    let threads = std::fs::read_dir("/proc/self/task").expect("procfs");
+    let names =
+        threads.filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok());
+    names
+        .filter(|name| name.trim() == format!("iou-wrk-{tid}"))
+        .count()
+}
+
+/// A thousand one-byte round trips over loopback TCP between two tasks of
+/// one executor, then the io-wq workers made for the executor's thread.
+/// Each round trip completes about two readiness polls on the main ring.
+fn io_workers_after_round_trips(preempt_on_io: bool) -> usize {
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .preempt_on_io(preempt_on_io)
+        .spawn(round_trips_then_io_workers)
+        .expect("an executor thread")
+        .join()
+        .expect("the round trips end")
+}
+
+async fn round_trips_then_io_workers() -> usize {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    use glommio::net::{TcpListener, TcpStream};
+    const ROUND_TRIPS: usize = 1000;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = glommio::spawn_local(async move {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut byte = [0u8];
+        for _ in 0..ROUND_TRIPS {
+            stream.write_all(b"x").await.unwrap();
+            stream.read_exact(&mut byte).await.unwrap();
+        }
+    });
+    let mut stream = listener.accept().await.unwrap();
+    let mut byte = [0u8];
+    for _ in 0..ROUND_TRIPS {
+        stream.read_exact(&mut byte).await.unwrap();
+        stream.write_all(&byte).await.unwrap();
+    }
+    client.await;
+    io_workers_of_this_thread()
+}
+
+/// glommio preempts the running task queue after every `ring_depth` I/O
+/// completions with a write to its eventfd linked to a counting TIMEOUT,
+/// and io_uring hands each such write to an io-wq worker thread: a thread
+/// woken beside the shard every 128 completions. Ringside's executors turn
+/// it off (glommio patch 20); the default, kept for glommio's own users,
+/// shows that the count sees the workers.
+#[test]
+fn an_executor_without_preemption_by_io_hands_no_work_to_io_uring_workers() {
+    assert_eq!(io_workers_after_round_trips(false), 0);
+    assert!(
+        io_workers_after_round_trips(true) > 0,
+        "the default makes one"
+    );
 }

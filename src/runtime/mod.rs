@@ -57,6 +57,17 @@ use uring_access::IoUringRefused;
 /// the rings are then all the locked memory (`locked_memory`).
 const NO_STORAGE_IO: usize = 0;
 
+/// glommio's preemption of the running task queue after every `ring_depth`
+/// I/O completions: off for every executor. Each of ringside's executors
+/// runs one task queue of short tasks, so the preemption only yielded that
+/// queue to itself, and each one cost a write to the executor's eventfd,
+/// which io_uring hands to an io-wq worker thread (a thread woken beside
+/// the shard every 31 connections under conn-rate), and then a wake-up of
+/// the shard. Off, tcp-rr's p99 went from 1.21x HAProxy's to 1.09x and
+/// HTTP/1's CPU per request from 0.97x to 0.89x (medians of 8-10 rounds
+/// in both orders; vendor/glommio/PATCHES.md, patch 20).
+const PREEMPT_ON_IO: bool = false;
+
 /// What `ENOMEM` from a ring means when the plan said the limit holds it.
 const OUT_OF_LOCKED_MEMORY: &str = "; RLIMIT_MEMLOCK is counted per user, over all of the \
      user's processes, and others of this user hold locked memory: run ringside as a user of its \
@@ -353,6 +364,7 @@ impl Sidecar {
             .name("ringside-admin")
             .io_memory(NO_STORAGE_IO)
             .ring_depth(rings.depth)
+            .preempt_on_io(PREEMPT_ON_IO)
             .spawn(move || {
                 admin_word.made();
                 async move {
@@ -386,6 +398,7 @@ impl Sidecar {
             .name("ringside-shard")
             .io_memory(NO_STORAGE_IO)
             .ring_depth(rings.depth)
+            .preempt_on_io(PREEMPT_ON_IO)
             .on_all_shards(move || {
                 word.made();
                 let init = init_rx.recv().expect("one init per shard");

@@ -468,6 +468,9 @@ pub struct LocalExecutorBuilder {
     /// concurrency. A higher ring depth allows a shard to submit a
     /// greater number of IO requests to the kernel at once.
     ring_depth: usize,
+    /// Whether I/O completions preempt the running task queue (see
+    /// `preempt_on_io`).
+    preempt_on_io: bool,
     /// How often to yield to other task queues
     preempt_timer_duration: Duration,
     /// Whether to record the latencies of individual IO requests
@@ -495,6 +498,7 @@ impl LocalExecutorBuilder {
             name: String::from(DEFAULT_EXECUTOR_NAME),
             io_memory: DEFAULT_IO_MEMORY,
             ring_depth: DEFAULT_RING_SUBMISSION_DEPTH,
+            preempt_on_io: true,
             preempt_timer_duration: DEFAULT_PREEMPT_TIMER,
             record_io_latencies: false,
             blocking_thread_pool_placement: PoolPlacement::from(placement),
@@ -541,6 +545,25 @@ impl LocalExecutorBuilder {
     pub fn ring_depth(mut self, ring_depth: usize) -> LocalExecutorBuilder {
         assert!(ring_depth > 0, "ring depth should be strictly positive");
         self.ring_depth = ring_depth;
+        self
+    }
+
+    /// Whether the running task queue is preempted once `ring_depth` I/O
+    /// completions have come in since it was last (a TIMEOUT counting the
+    /// main ring's completions, linked to a write to the executor's
+    /// eventfd, which io_uring hands to an io-wq worker thread each time).
+    ///
+    /// An executor with one task queue of short tasks can go without: the
+    /// queue then runs until nothing in it is runnable or the
+    /// [`preempt_timer`] fires, and the completions are taken after, as an
+    /// event loop does.
+    ///
+    /// Default is true.
+    ///
+    /// [`preempt_timer`]: LocalExecutorBuilder::preempt_timer
+    #[must_use = "The builder must be built to be useful"]
+    pub fn preempt_on_io(mut self, preempt_on_io: bool) -> LocalExecutorBuilder {
+        self.preempt_on_io = preempt_on_io;
         self
     }
 
@@ -621,6 +644,7 @@ impl LocalExecutorBuilder {
             LocalExecutorConfig {
                 io_memory: self.io_memory,
                 ring_depth: self.ring_depth,
+                preempt_on_io: self.preempt_on_io,
                 preempt_timer: self.preempt_timer_duration,
                 record_io_latencies: self.record_io_latencies,
                 spin_before_park: self.spin_before_park,
@@ -687,6 +711,7 @@ impl LocalExecutorBuilder {
         let mut cpu_set_gen = placement::CpuSetGenerator::one(self.placement)?;
         let io_memory = self.io_memory;
         let ring_depth = self.ring_depth;
+        let preempt_on_io = self.preempt_on_io;
         let preempt_timer_duration = self.preempt_timer_duration;
         let spin_before_park = self.spin_before_park;
         let detect_stalls = self.detect_stalls;
@@ -702,6 +727,7 @@ impl LocalExecutorBuilder {
                     LocalExecutorConfig {
                         io_memory,
                         ring_depth,
+                        preempt_on_io,
                         preempt_timer: preempt_timer_duration,
                         record_io_latencies,
                         spin_before_park,
@@ -761,6 +787,9 @@ pub struct LocalExecutorPoolBuilder {
     /// concurrency. A higher ring depth allows a shard to submit a
     /// greater number of IO requests to the kernel at once.
     ring_depth: usize,
+    /// Whether I/O completions preempt the running task queue (see
+    /// `preempt_on_io`).
+    preempt_on_io: bool,
     /// How often to yield to other task queues
     preempt_timer_duration: Duration,
     /// Indicates a policy by which [`LocalExecutor`]s are bound to CPUs.
@@ -784,6 +813,7 @@ impl fmt::Debug for LocalExecutorPoolBuilder {
             .field("name", &self.name)
             .field("io_memory", &self.io_memory)
             .field("ring_depth", &self.ring_depth)
+            .field("preempt_on_io", &self.preempt_on_io)
             .field("preempt_timer_duration", &self.preempt_timer_duration)
             .field("record_io_latencies", &self.record_io_latencies)
             .field(
@@ -806,6 +836,7 @@ impl LocalExecutorPoolBuilder {
             name: String::from(DEFAULT_EXECUTOR_NAME),
             io_memory: DEFAULT_IO_MEMORY,
             ring_depth: DEFAULT_RING_SUBMISSION_DEPTH,
+            preempt_on_io: true,
             preempt_timer_duration: DEFAULT_PREEMPT_TIMER,
             placement: placement.clone(),
             record_io_latencies: false,
@@ -848,6 +879,14 @@ impl LocalExecutorPoolBuilder {
     pub fn ring_depth(mut self, ring_depth: usize) -> Self {
         assert!(ring_depth > 0, "ring depth should be strictly positive");
         self.ring_depth = ring_depth;
+        self
+    }
+
+    /// Please see documentation under
+    /// [`LocalExecutorBuilder::preempt_on_io`] for details.
+    #[must_use = "The builder must be built to be useful"]
+    pub fn preempt_on_io(mut self, preempt_on_io: bool) -> Self {
+        self.preempt_on_io = preempt_on_io;
         self
     }
 
@@ -968,6 +1007,7 @@ impl LocalExecutorPoolBuilder {
         let handle = Builder::new().name(name).spawn({
             let io_memory = self.io_memory;
             let ring_depth = self.ring_depth;
+            let preempt_on_io = self.preempt_on_io;
             let preempt_timer_duration = self.preempt_timer_duration;
             let spin_before_park = self.spin_before_park;
             let record_io_latencies = self.record_io_latencies;
@@ -985,6 +1025,7 @@ impl LocalExecutorPoolBuilder {
                         LocalExecutorConfig {
                             io_memory,
                             ring_depth,
+                            preempt_on_io,
                             preempt_timer: preempt_timer_duration,
                             record_io_latencies,
                             spin_before_park,
@@ -1086,6 +1127,7 @@ pub(crate) fn maybe_activate(tq: Rc<RefCell<TaskQueue>>) {
 pub struct LocalExecutorConfig {
     pub io_memory: usize,
     pub ring_depth: usize,
+    pub preempt_on_io: bool,
     pub preempt_timer: Duration,
     pub record_io_latencies: bool,
     pub spin_before_park: Option<Duration>,
@@ -1176,6 +1218,7 @@ impl LocalExecutor {
                 notifier,
                 config.io_memory,
                 config.ring_depth,
+                config.preempt_on_io,
                 config.record_io_latencies,
                 blocking_thread,
             )?),

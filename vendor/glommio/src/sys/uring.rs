@@ -1330,6 +1330,9 @@ pub(crate) struct Reactor {
     /// user timer, and when it fires.
     latency_preemption_timeout_src: Cell<Option<(Source, Instant)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// Whether `throughput_preemption_timeout_src` is armed at all
+    /// (`LocalExecutorBuilder::preempt_on_io`).
+    preempt_on_io: bool,
 
     link_fd: RawFd,
     /// The `POLL_ADD` on `link_fd` that wakes a sleep on the main ring when
@@ -1398,6 +1401,7 @@ impl Reactor {
         notifier: Arc<sys::SleepNotifier>,
         mut io_memory: usize,
         ring_depth: usize,
+        preempt_on_io: bool,
         blocking_thread: BlockingThreadPool,
     ) -> crate::Result<Reactor, ()> {
         // No storage I/O memory asked for: no slab is registered (pinned) and
@@ -1477,6 +1481,7 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            preempt_on_io,
             blocking_thread,
             link_fd,
             link_rings_src: Cell::new(None),
@@ -1970,15 +1975,17 @@ impl Reactor {
         // completions counted from when it was armed rather than from now, which only
         // preempts a little earlier, and re-arming it on every call cost a cancel and
         // two SQEs (TIMEOUT and the linked eventfd WRITE) per wake-up.
-        let armed = self.throughput_preemption_timeout_src.take();
-        self.throughput_preemption_timeout_src
-            .set(match armed {
-                Some(timer) if timer.is_in_flight() => Some(timer),
-                _ => Some(main_ring.prepare_throughput_preemption_timer(
-                    self.ring_depth() as u32,
-                    self.eventfd_src.raw(),
-                )),
-            });
+        if self.preempt_on_io {
+            let armed = self.throughput_preemption_timeout_src.take();
+            self.throughput_preemption_timeout_src
+                .set(match armed {
+                    Some(timer) if timer.is_in_flight() => Some(timer),
+                    _ => Some(main_ring.prepare_throughput_preemption_timer(
+                        self.ring_depth() as u32,
+                        self.eventfd_src.raw(),
+                    )),
+                });
+        }
 
         // About to sleep: make sure we wake up for the next user timer. A timer
         // already armed for that time or earlier stays armed (see
@@ -2244,7 +2251,7 @@ mod tests {
     fn timeout_smoke_test() {
         let notifier = sys::new_sleep_notifier().unwrap();
         let pool = BlockingThreadPool::new(PoolPlacement::Unbound(1), notifier.clone()).unwrap();
-        let reactor = Reactor::new(notifier, 0, 128, pool).unwrap();
+        let reactor = Reactor::new(notifier, 0, 128, true, pool).unwrap();
 
         fn timeout_source(millis: u64) -> (Source, UringOpDescriptor) {
             let source = Source::new(
