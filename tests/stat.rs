@@ -191,10 +191,12 @@ fn assert_exited_and_restored(tmux: &Tmux) {
     assert!(!screen.contains("LATENCY_P99"), "{screen}");
     let modes = "stty -a | tr ' ' '\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; echo";
     tmux.send_keys(&[modes, "Enter"]);
-    let screen = tmux.wait_for("stty's modes", |screen| {
-        screen
+    // The shell's next prompt comes after stty's line: wait for both.
+    let screen = tmux.wait_for("stty's modes, then the prompt", |screen| {
+        let printed = screen
             .lines()
-            .any(|l| l.trim_end().ends_with("echo") && !l.contains("stty"))
+            .any(|l| l.trim_end().ends_with("echo") && !l.contains("stty"));
+        printed && screen.trim_end().lines().last() == Some(PROMPT.trim_end())
     });
     assert!(
         screen.lines().any(|l| l.trim_end() == "icanon echo"),
