@@ -61,11 +61,8 @@ const NO_STORAGE_IO: usize = 0;
 /// I/O completions: off for every executor. Each of ringside's executors
 /// runs one task queue of short tasks, so the preemption only yielded that
 /// queue to itself, and each one cost a write to the executor's eventfd,
-/// which io_uring hands to an io-wq worker thread (a thread woken beside
-/// the shard every 31 connections under conn-rate), and then a wake-up of
-/// the shard. Off, tcp-rr's p99 went from 1.21x HAProxy's to 1.09x and
-/// HTTP/1's CPU per request from 0.97x to 0.89x (medians of 8-10 rounds
-/// in both orders; vendor/glommio/PATCHES.md, patch 20).
+/// which io_uring hands to an io-wq worker thread woken beside the shard
+/// (vendor/glommio/PATCHES.md, patch 20, has what it cost).
 const PREEMPT_ON_IO: bool = false;
 
 /// What `ENOMEM` from a ring means when the plan said the limit holds it.
