@@ -11,6 +11,7 @@
 //! upstream that fails mid-response closes the client's connection: a cut
 //! body is never passed off as complete.
 
+use std::future::Future;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -104,49 +105,56 @@ impl H1Proxy<'_> {
     /// the head (`head_read`: answered with a 408). Only the first wait is
     /// a state of this future: reading the head and the exchange are
     /// boxed, once per request, so that what an idle connection holds is
-    /// the wait for its next request and nothing that serves one.
-    pub async fn serve(
-        &self,
-        client: &mut HttpIo,
-        first: &mut Option<Box<Upstream>>,
-    ) -> Result<Served, ConnError> {
-        let deadline = self.shard.deadlines.deadline();
-        loop {
-            if client.unread().is_empty() && !self.next_request_begins(client, &deadline).await? {
-                return Ok(Served::Closed);
-            }
-            let served = Box::pin(self.next_request(client, first, &deadline)).await?;
-            if let Some(served) = served {
-                return Ok(served);
+    /// the wait for its next request and nothing that serves one. For the
+    /// same reason neither this nor `next_request_begins` is an `async fn`,
+    /// which keeps its arguments twice.
+    #[allow(clippy::manual_async_fn)]
+    pub fn serve<'a>(
+        &'a self,
+        client: &'a mut HttpIo,
+        first: &'a mut Option<Box<Upstream>>,
+    ) -> impl Future<Output = Result<Served, ConnError>> + 'a {
+        async move {
+            let deadline = self.shard.deadlines.deadline();
+            loop {
+                let begun = !client.unread().is_empty()
+                    || self.next_request_begins(client, &deadline).await?;
+                if !begun {
+                    return Ok(Served::Closed);
+                }
+                if let Some(served) = Box::pin(self.next_request(client, first, &deadline)).await? {
+                    return Ok(served);
+                }
             }
         }
     }
 
     /// Waits, idle, for the first bytes of the next request: false when
     /// the client closed, the idle timeout passed, or the shard drains.
-    async fn next_request_begins(
-        &self,
-        client: &mut HttpIo,
-        deadline: &Deadline,
-    ) -> Result<bool, ConnError> {
-        let client_idle = self.shard.timeouts.client_idle;
-        // A draining shard closes idle keep-alive connections at once
-        // instead of waiting out the grace period.
-        deadline.arm_until_drain(client_idle);
-        let next = async { Some(client.wait_for_message().await) };
-        let idle_over = async {
-            deadline.wait().await;
-            None
-        };
-        match future::or(next, idle_over).await {
-            Some(Ok(0)) => Ok(false),
-            Some(Ok(_)) => Ok(true),
-            Some(Err(err)) => Err(ConnError::ClientRead(err)),
-            None => {
-                if deadline.expired() {
-                    self.expired(Expiry::ClientIdle, client_idle);
+    #[allow(clippy::manual_async_fn)]
+    fn next_request_begins<'a>(
+        &'a self,
+        client: &'a mut HttpIo,
+        deadline: &'a Deadline,
+    ) -> impl Future<Output = Result<bool, ConnError>> + 'a {
+        async move {
+            // A draining shard closes idle keep-alive connections at once
+            // instead of waiting out the grace period.
+            deadline.arm_until_drain(self.shard.timeouts.client_idle);
+            let idle_over = async {
+                deadline.wait().await;
+                None
+            };
+            match future::or(async { Some(client.wait_for_message().await) }, idle_over).await {
+                Some(Ok(0)) => Ok(false),
+                Some(Ok(_)) => Ok(true),
+                Some(Err(err)) => Err(ConnError::ClientRead(err)),
+                None => {
+                    if deadline.expired() {
+                        self.expired(Expiry::ClientIdle, self.shard.timeouts.client_idle);
+                    }
+                    Ok(false)
                 }
-                Ok(false)
             }
         }
     }

@@ -4,8 +4,10 @@
 //! that alone cost a tenth of the proxy's CPU); between messages a grown
 //! buffer is given back, and an idle keep-alive connection holds none.
 
+use std::future::Future;
 use std::io;
 use std::rc::Rc;
+use std::task::Poll;
 
 use bytes::Bytes;
 
@@ -200,54 +202,64 @@ impl HttpIo {
 
     /// Reads more bytes into the buffer; 0 means EOF. Waiting
     /// `between_messages`, it gives a grown buffer back first, and waits
-    /// with none at all (`fill_idle`). The read is glommio's:
+    /// with none at all (`read_idle`). The read is glommio's:
     /// a non-blocking recv that, when it leaves the buffer unfilled, arms an
     /// io_uring poll for the next one, so a read costs one recv(2) whether
     /// the data is already there or still to come. The first read of a new
     /// message may try its own recv first (see `Arrival`).
-    async fn fill(&mut self, between_messages: bool) -> io::Result<usize> {
-        let idle = between_messages && self.end == 0;
-        if idle && self.buf.len() > FIRST_BUFFER_BYTES {
-            // A large buffer is given back while waiting for a new message.
-            self.buf = Vec::new();
+    ///
+    /// Not an `async fn`, and nothing of the try is kept across the wait:
+    /// an idle keep-alive connection holds this future for as long as it
+    /// waits, and an `async fn` keeps its arguments twice.
+    #[allow(clippy::manual_async_fn)]
+    fn fill(&mut self, between_messages: bool) -> impl Future<Output = io::Result<usize>> + '_ {
+        async move {
+            let idle = between_messages && self.end == 0;
+            if idle && self.buf.len() > FIRST_BUFFER_BYTES {
+                // A large buffer is given back while waiting for a new message.
+                self.buf = Vec::new();
+            }
+            let arrival = if between_messages {
+                self.arrival
+            } else {
+                Arrival::Unknown
+            };
+            let tried = if arrival != Arrival::Unknown && self.guesses.worth_trying() {
+                if arrival == Arrival::Soon {
+                    futures_lite::future::yield_now().await;
+                }
+                self.try_read()?
+            } else {
+                None
+            };
+            let n = match tried {
+                Some(n) => n,
+                None if idle => self.read_idle().await?,
+                None => {
+                    self.make_room();
+                    self.socket.read(&mut self.buf[self.end..]).await?
+                }
+            };
+            self.end += n;
+            self.counters.read(n);
+            Ok(n)
         }
-        let arrival = if between_messages {
-            self.arrival
-        } else {
-            Arrival::Unknown
-        };
-        let n = if arrival != Arrival::Unknown && self.guesses.worth_trying() {
-            if arrival == Arrival::Soon {
-                futures_lite::future::yield_now().await;
-            }
-            self.make_room();
-            match self.socket.try_recv(&mut self.buf[self.end..])? {
-                Received::Bytes(n) => {
-                    self.guesses.hit();
-                    n
-                }
-                Received::Eof => 0,
-                Received::WouldBlock => {
-                    self.guesses.missed();
-                    self.wait_and_read(idle).await?
-                }
-            }
-        } else {
-            self.wait_and_read(idle).await?
-        };
-        self.end += n;
-        self.counters.read(n);
-        Ok(n)
     }
 
-    /// glommio's read, parking until bytes come; `idle` when nothing is
-    /// buffered between messages.
-    async fn wait_and_read(&mut self, idle: bool) -> io::Result<usize> {
-        if idle {
-            return self.fill_idle().await;
-        }
+    /// The recv an `Arrival` suggests: `None` when nothing is there yet.
+    fn try_read(&mut self) -> io::Result<Option<usize>> {
         self.make_room();
-        self.socket.read(&mut self.buf[self.end..]).await
+        Ok(match self.socket.try_recv(&mut self.buf[self.end..])? {
+            Received::Bytes(n) => {
+                self.guesses.hit();
+                Some(n)
+            }
+            Received::Eof => Some(0),
+            Received::WouldBlock => {
+                self.guesses.missed();
+                None
+            }
+        })
     }
 
     /// Waits for a new message holding no buffer: an idle keep-alive
@@ -256,15 +268,14 @@ impl HttpIo {
     /// buffer, which glommio writes only when the poll is ready; a poll that
     /// finds nothing gives it back. Under load the bytes are usually there
     /// already and the first poll keeps its buffer.
-    async fn fill_idle(&mut self) -> io::Result<usize> {
+    fn read_idle(&mut self) -> impl Future<Output = io::Result<usize>> + '_ {
         self.buf = Vec::new();
-        let (buf, n) = std::future::poll_fn(|cx| {
+        std::future::poll_fn(move |cx| {
             let mut buf = vec![0; FIRST_BUFFER_BYTES];
-            self.socket.poll_read(cx, &mut buf).map_ok(|n| (buf, n))
+            let n = std::task::ready!(self.socket.poll_read(cx, &mut buf))?;
+            self.buf = buf;
+            Poll::Ready(Ok(n))
         })
-        .await?;
-        self.buf = buf;
-        Ok(n)
     }
 
     /// Reads one head. `Ok(None)`: the peer closed cleanly before a byte of
@@ -295,11 +306,14 @@ impl HttpIo {
 
     /// Waits for the first bytes of a new message (0 at EOF), reading the
     /// way a new message is read (see `Arrival`).
-    pub async fn wait_for_message(&mut self) -> io::Result<usize> {
-        if !self.unread().is_empty() {
-            return Ok(self.unread().len());
+    #[allow(clippy::manual_async_fn)]
+    pub fn wait_for_message(&mut self) -> impl Future<Output = io::Result<usize>> + '_ {
+        async move {
+            if !self.unread().is_empty() {
+                return Ok(self.unread().len());
+            }
+            self.fill(true).await
         }
-        self.fill(true).await
     }
 
     /// Resolves once some unread bytes are buffered (or at EOF).

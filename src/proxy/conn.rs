@@ -165,27 +165,29 @@ impl Conn {
     #[allow(clippy::manual_async_fn)]
     fn forward(&self, client: Socket) -> impl Future<Output = Ended> + '_ {
         async move {
-            let unreachable = if self.may_speculate() {
+            let unreachable = 'speculated: {
+                if !self.may_speculate() {
+                    break 'speculated None;
+                }
                 // Held while detection runs and, for HTTP/1, until the first
                 // head is in (the upstream carries it there).
                 let speculating = self.shard.metrics.speculating();
-                match Box::pin(self.connect()).await {
-                    Ok((index, upstream)) => {
-                        // Boxed: a connection served without an upstream
-                        // connected first (`unconnected`: an HTTP client
-                        // while the pool holds one) must not carry room in
-                        // its task for the one that had (measured: 240
-                        // bytes of each idle HTTP/1 keep-alive connection's
-                        // task; an opaque one holds them in the box instead).
-                        let ended =
-                            Box::pin(self.dispatch(client, upstream, index, speculating)).await;
-                        self.route.balancer.disconnected(index);
-                        return ended;
-                    }
-                    Err(err) => Some(err),
-                }
-            } else {
-                None
+                // Not matched on around the await below: a scrutinee lives
+                // to the end of its match, and every connection's task kept
+                // room for this one (48 bytes) while serving.
+                let (index, upstream) = match Box::pin(self.connect()).await {
+                    Ok(connected) => connected,
+                    Err(err) => break 'speculated Some(err),
+                };
+                // Boxed: a connection served without an upstream connected
+                // first (`unconnected`: an HTTP client while the pool holds
+                // one) must not carry room in its task for the one that had
+                // (measured: 240 bytes of each idle HTTP/1 keep-alive
+                // connection's task; an opaque one holds them in the box
+                // instead).
+                let ended = Box::pin(self.dispatch(client, upstream, index, speculating)).await;
+                self.route.balancer.disconnected(index);
+                return ended;
             };
             // Boxed, like the HTTP paths: an opaque connection's task must
             // not carry the (much larger) state of paths it never takes.

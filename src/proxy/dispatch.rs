@@ -297,25 +297,31 @@ impl Conn {
             HttpIo::new(client, src_counters.clone(), prefix).expecting(Arrival::Waiting);
         let client_id = self.client_id();
         async move {
-            let proxy = H1Proxy {
+            // No arm of this match awaits, and nothing is bound before it:
+            // a scrutinee lives to the end of its match, a binding from
+            // before an await keeps its room beside the awaited future, and
+            // every idle keep-alive connection holds this state (48 bytes
+            // less, measured with `-Zprint-type-sizes`).
+            let upstream = match (H1Proxy {
                 shard: &self.shard,
                 route: &self.route.http,
                 authz: self.request_authz(&client_id),
                 client_id: &client_id,
-            };
-            let result = match proxy.serve(&mut client, &mut first).await {
-                Ok(Served::Closed) => Ok(()),
-                Ok(Served::Tunnel(upstream)) => {
-                    Box::pin(self.upgraded(&mut client, upstream)).await
-                }
+            })
+            .serve(&mut client, &mut first)
+            .await
+            {
+                Ok(Served::Closed) => return (src_counters, Ok(())),
+                Ok(Served::Tunnel(upstream)) => upstream,
                 Err(err) => {
                     if err.side() == Side::Upstream {
                         // A cut response must not look complete to the client.
                         client.socket.reset_on_close();
                     }
-                    Err(err)
+                    return (src_counters, Err(err));
                 }
             };
+            let result = Box::pin(self.upgraded(&mut client, upstream)).await;
             (src_counters, result)
         }
     }
