@@ -200,32 +200,29 @@ impl HttpIo {
         }
     }
 
-    /// Reads more bytes into the buffer; 0 means EOF. Waiting
-    /// `between_messages`, it gives a grown buffer back first, and waits
-    /// with none at all (`read_idle`). The read is glommio's:
-    /// a non-blocking recv that, when it leaves the buffer unfilled, arms an
-    /// io_uring poll for the next one, so a read costs one recv(2) whether
-    /// the data is already there or still to come. The first read of a new
-    /// message may try its own recv first (see `Arrival`).
+    /// Reads more bytes of a message begun into the buffer; 0 means EOF.
+    /// The read is glommio's: a non-blocking recv that, when it leaves the
+    /// buffer unfilled, arms an io_uring poll for the next one, so a read
+    /// costs one recv(2) whether the data is already there or still to
+    /// come.
+    async fn fill(&mut self) -> io::Result<usize> {
+        self.make_room();
+        let n = self.socket.read(&mut self.buf[self.end..]).await?;
+        self.filled(n)
+    }
+
+    /// The first read of a new message, nothing buffered; 0 means EOF. It
+    /// may try its own recv first (see `Arrival`), then waits holding no
+    /// buffer (`read_idle`).
     ///
     /// Not an `async fn`, and nothing of the try is kept across the wait:
     /// an idle keep-alive connection holds this future for as long as it
     /// waits, and an `async fn` keeps its arguments twice.
     #[allow(clippy::manual_async_fn)]
-    fn fill(&mut self, between_messages: bool) -> impl Future<Output = io::Result<usize>> + '_ {
+    fn read_message(&mut self) -> impl Future<Output = io::Result<usize>> + '_ {
         async move {
-            let idle = between_messages && self.end == 0;
-            if idle && self.buf.len() > FIRST_BUFFER_BYTES {
-                // A large buffer is given back while waiting for a new message.
-                self.buf = Vec::new();
-            }
-            let arrival = if between_messages {
-                self.arrival
-            } else {
-                Arrival::Unknown
-            };
-            let tried = if arrival != Arrival::Unknown && self.guesses.worth_trying() {
-                if arrival == Arrival::Soon {
+            let tried = if self.arrival != Arrival::Unknown && self.guesses.worth_trying() {
+                if self.arrival == Arrival::Soon {
                     futures_lite::future::yield_now().await;
                 }
                 self.try_read()?
@@ -234,20 +231,25 @@ impl HttpIo {
             };
             let n = match tried {
                 Some(n) => n,
-                None if idle => self.read_idle().await?,
-                None => {
-                    self.make_room();
-                    self.socket.read(&mut self.buf[self.end..]).await?
-                }
+                None => self.read_idle().await?,
             };
-            self.end += n;
-            self.counters.read(n);
-            Ok(n)
+            self.filled(n)
         }
+    }
+
+    /// Counts `n` bytes just read into the buffer.
+    fn filled(&mut self, n: usize) -> io::Result<usize> {
+        self.end += n;
+        self.counters.read(n);
+        Ok(n)
     }
 
     /// The recv an `Arrival` suggests: `None` when nothing is there yet.
     fn try_read(&mut self) -> io::Result<Option<usize>> {
+        if self.buf.len() > FIRST_BUFFER_BYTES {
+            // A large buffer is given back between messages.
+            self.buf = Vec::new();
+        }
         self.make_room();
         Ok(match self.socket.try_recv(&mut self.buf[self.end..])? {
             Received::Bytes(n) => {
@@ -270,6 +272,7 @@ impl HttpIo {
     /// already and the first poll keeps its buffer.
     fn read_idle(&mut self) -> impl Future<Output = io::Result<usize>> + '_ {
         self.buf = Vec::new();
+        (self.start, self.end) = (0, 0);
         std::future::poll_fn(move |cx| {
             let mut buf = vec![0; FIRST_BUFFER_BYTES];
             let n = std::task::ready!(self.socket.poll_read(cx, &mut buf))?;
@@ -294,7 +297,12 @@ impl HttpIo {
                     return Err(HeadError::TooLarge.into());
                 }
             }
-            if self.fill(self.unread().is_empty()).await? == 0 {
+            let n = if self.unread().is_empty() {
+                self.read_message().await?
+            } else {
+                self.fill().await?
+            };
+            if n == 0 {
                 return if self.unread().is_empty() {
                     Ok(None)
                 } else {
@@ -312,7 +320,7 @@ impl HttpIo {
             if !self.unread().is_empty() {
                 return Ok(self.unread().len());
             }
-            self.fill(true).await
+            self.read_message().await
         }
     }
 
@@ -321,7 +329,7 @@ impl HttpIo {
         if !self.unread().is_empty() {
             return Ok(self.unread().len());
         }
-        self.fill(false).await
+        self.fill().await
     }
 
     pub async fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
@@ -359,7 +367,7 @@ impl HttpIo {
     pub async fn read_data(&mut self, body: &mut BodyReader) -> Result<Option<Bytes>, BodyError> {
         while !body.done {
             if self.unread().is_empty() {
-                let n = self.fill(false).await.map_err(BodyError::Read)?;
+                let n = self.fill().await.map_err(BodyError::Read)?;
                 if n == 0 {
                     // Only a body that lasts until the close may end here.
                     if body.remaining.is_some() || body.chunks.is_some() {
@@ -419,7 +427,7 @@ impl HttpIo {
         });
         loop {
             if self.unread().is_empty() {
-                let n = self.fill(false).await.map_err(BodyError::Read)?;
+                let n = self.fill().await.map_err(BodyError::Read)?;
                 if n == 0 {
                     return match framing {
                         Framing::UntilClose => Ok(()),
@@ -480,7 +488,7 @@ impl HttpIo {
             if scanned >= MAX_TRAILER_BYTES {
                 return Err(ChunkedError.into());
             }
-            if self.fill(false).await.map_err(BodyError::Read)? == 0 {
+            if self.fill().await.map_err(BodyError::Read)? == 0 {
                 return Err(BodyError::Truncated);
             }
         }
