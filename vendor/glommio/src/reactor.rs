@@ -179,6 +179,23 @@ pub(crate) struct Reactor {
     preempt_ptr_sq_flags: *const AtomicU32,
 }
 
+/// Records a file read's latencies: before the reactor, in the kernel, and
+/// before its result was consumed (`StatsCollection::latency`).
+fn collect_latencies(
+    pre_lat: std::time::Duration,
+    io_lat: std::time::Duration,
+    post_lat: std::time::Duration,
+    stats: &mut crate::RingIoStats,
+) {
+    stats
+        .pre_reactor_io_scheduler_latency_us
+        .add(pre_lat.as_micros() as f64);
+    stats.io_latency_us.add(io_lat.as_micros() as f64);
+    stats
+        .post_reactor_io_scheduler_latency_us
+        .add(post_lat.as_micros() as f64)
+}
+
 impl Reactor {
     pub(crate) fn new(
         notifier: Arc<SleepNotifier>,
@@ -238,7 +255,7 @@ impl Reactor {
         &self,
         raw: RawFd,
         stype: SourceType,
-        stats_collection: Option<StatsCollection>,
+        stats_collection: Option<&'static StatsCollection>,
     ) -> Source {
         sys::Source::new(
             self.io_scheduler.requirements(),
@@ -344,7 +361,7 @@ impl Reactor {
         pos: u64,
         pollable: PollableStatus,
     ) -> Source {
-        let stats = StatsCollection {
+        const STATS: StatsCollection = StatsCollection {
             fulfilled: Some(|result, stats, op_count| {
                 if let Ok(result) = result {
                     stats.file_writes += op_count;
@@ -358,7 +375,7 @@ impl Reactor {
         let source = self.new_source(
             raw,
             SourceType::Write(pollable, IoBuffer::DmaSource(buf)),
-            Some(stats),
+            Some(&STATS),
         );
         self.sys.write_dma(&source, pos);
         source
@@ -372,7 +389,7 @@ impl Reactor {
         off_out: u64,
         len: usize,
     ) -> impl Future<Output = Source> {
-        let stats = StatsCollection {
+        const STATS: StatsCollection = StatsCollection {
             fulfilled: Some(|result, stats, op_count| {
                 if let Ok(result) = result {
                     let len = *result as u64 * op_count;
@@ -390,7 +407,7 @@ impl Reactor {
         let source = self.new_source(
             fd_out,
             SourceType::CopyFileRange(fd_in, off_in, len),
-            Some(stats),
+            Some(&STATS),
         );
         let waiter = self.sys.copy_file_range(&source, off_out);
         async move {
@@ -400,7 +417,7 @@ impl Reactor {
     }
 
     pub(crate) fn write_buffered(&self, raw: RawFd, buf: Vec<u8>, pos: u64) -> Source {
-        let stats = StatsCollection {
+        const STATS: StatsCollection = StatsCollection {
             fulfilled: Some(|result, stats, op_count| {
                 if let Ok(result) = result {
                     stats.file_buffered_writes += op_count;
@@ -417,7 +434,7 @@ impl Reactor {
                 PollableStatus::NonPollable(DirectIo::Disabled),
                 IoBuffer::Buffered(buf),
             ),
-            Some(stats),
+            Some(&STATS),
         );
         self.sys.write_buffered(&source, pos);
         source
@@ -573,7 +590,7 @@ impl Reactor {
         pollable: PollableStatus,
         scheduler: Option<&FileScheduler>,
     ) -> ScheduledSource {
-        let stats = StatsCollection {
+        const UNTIMED: StatsCollection = StatsCollection {
             fulfilled: Some(|result, stats, op_count| {
                 if let Ok(result) = result {
                     stats.file_reads += op_count;
@@ -586,19 +603,16 @@ impl Reactor {
                     stats.file_deduped_bytes_read += *result as u64 * op_count;
                 }
             }),
-            latency: if self.record_io_latencies {
-                Some(|pre_lat, io_lat, post_lat, stats| {
-                    stats
-                        .pre_reactor_io_scheduler_latency_us
-                        .add(pre_lat.as_micros() as f64);
-                    stats.io_latency_us.add(io_lat.as_micros() as f64);
-                    stats
-                        .post_reactor_io_scheduler_latency_us
-                        .add(post_lat.as_micros() as f64)
-                })
-            } else {
-                None
-            },
+            latency: None,
+        };
+        const TIMED: StatsCollection = StatsCollection {
+            latency: Some(collect_latencies),
+            ..UNTIMED
+        };
+        let stats = if self.record_io_latencies {
+            &TIMED
+        } else {
+            &UNTIMED
         };
 
         let source = self.new_source(raw, SourceType::Read(pollable, None), Some(stats));
@@ -625,7 +639,7 @@ impl Reactor {
         size: usize,
         scheduler: Option<&FileScheduler>,
     ) -> ScheduledSource {
-        let stats = StatsCollection {
+        const UNTIMED: StatsCollection = StatsCollection {
             fulfilled: Some(|result, stats, op_count| {
                 if let Ok(result) = result {
                     stats.file_buffered_reads += op_count;
@@ -633,19 +647,16 @@ impl Reactor {
                 }
             }),
             reused: None,
-            latency: if self.record_io_latencies {
-                Some(|pre_lat, io_lat, post_lat, stats| {
-                    stats
-                        .pre_reactor_io_scheduler_latency_us
-                        .add(pre_lat.as_micros() as f64);
-                    stats.io_latency_us.add(io_lat.as_micros() as f64);
-                    stats
-                        .post_reactor_io_scheduler_latency_us
-                        .add(post_lat.as_micros() as f64)
-                })
-            } else {
-                None
-            },
+            latency: None,
+        };
+        const TIMED: StatsCollection = StatsCollection {
+            latency: Some(collect_latencies),
+            ..UNTIMED
+        };
+        let stats = if self.record_io_latencies {
+            &TIMED
+        } else {
+            &UNTIMED
         };
 
         let source = self.new_source(
@@ -756,7 +767,7 @@ impl Reactor {
         let source = self.new_source(
             raw,
             SourceType::Close,
-            Some(StatsCollection {
+            Some(&StatsCollection {
                 fulfilled: Some(|result, stats, op_count| {
                     if result.is_ok() {
                         stats.files_closed += op_count
@@ -799,7 +810,7 @@ impl Reactor {
         let source = self.new_source(
             dir,
             SourceType::Open(path),
-            Some(StatsCollection {
+            Some(&StatsCollection {
                 fulfilled: Some(|result, stats, op_count| {
                     if result.is_ok() {
                         stats.files_opened += op_count
