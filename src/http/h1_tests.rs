@@ -44,16 +44,29 @@ async fn serve_while<T>(
     proxied: Socket,
     talk: impl std::future::Future<Output = T>,
 ) -> (Result<Served, ConnError>, T) {
+    let mut io = client_io(shard, proxied);
+    let mut first = None;
+    future::zip(
+        proxy(shard, route, client_id).serve(&mut io, &mut first),
+        talk,
+    )
+    .await
+}
+
+/// The client side of a connection the proxy serves.
+fn client_io(shard: &Shard, proxied: Socket) -> HttpIo {
     let counters = shard.metrics.tcp(testing::labels(Peer::Src));
-    let mut io = HttpIo::new(proxied, counters, Vec::new());
-    let proxy = H1Proxy {
+    HttpIo::new(proxied, counters, Vec::new())
+}
+
+/// The proxy serving `route` to a client under no policy.
+fn proxy<'a>(shard: &'a Shard, route: &'a HttpRoute, client_id: &'a ClientId) -> H1Proxy<'a> {
+    H1Proxy {
         shard,
         route,
         client_id,
         authz: None,
-    };
-    let mut first = None;
-    future::zip(proxy.serve(&mut io, &mut first), talk).await
+    }
 }
 
 #[test]
@@ -143,17 +156,12 @@ fn an_origin_that_cannot_be_reached_is_answered_by_the_proxy() {
 fn the_wait_for_the_next_request_is_all_an_idle_connection_holds() {
     let shard = Shard::for_tests();
     testing::run_with(&shard.deadlines, || async {
-        let route = http_route(&shard, Loopback::bind().addr());
+        // An origin never connected to: nothing is served.
+        let route = http_route(&shard, "127.0.0.1:9".parse().unwrap());
         let (_client, proxied) = testing::pair().await;
-        let counters = shard.metrics.tcp(testing::labels(Peer::Src));
-        let mut io = HttpIo::new(proxied, counters, Vec::new());
-        let proxy = H1Proxy {
-            shard: &shard,
-            route: &route,
-            client_id: &ClientId::Untouched,
-            authz: None,
-        };
+        let mut io = client_io(&shard, proxied);
         let mut first = None;
+        let proxy = proxy(&shard, &route, &ClientId::Untouched);
         let serve = proxy.serve(&mut io, &mut first);
         // 160 bytes (rustc 1.95, debug and release); 304 when an `async fn`
         // chain kept its arguments, a scrutinee and a read of a message

@@ -208,7 +208,8 @@ impl HttpIo {
     async fn fill(&mut self) -> io::Result<usize> {
         self.make_room();
         let n = self.socket.read(&mut self.buf[self.end..]).await?;
-        self.filled(n)
+        self.filled(n);
+        Ok(n)
     }
 
     /// The first read of a new message, nothing buffered; 0 means EOF. It
@@ -233,15 +234,15 @@ impl HttpIo {
                 Some(n) => n,
                 None => self.read_idle().await?,
             };
-            self.filled(n)
+            self.filled(n);
+            Ok(n)
         }
     }
 
     /// Counts `n` bytes just read into the buffer.
-    fn filled(&mut self, n: usize) -> io::Result<usize> {
+    fn filled(&mut self, n: usize) {
         self.end += n;
         self.counters.read(n);
-        Ok(n)
     }
 
     /// The recv an `Arrival` suggests: `None` when nothing is there yet.
